@@ -1,0 +1,83 @@
+package store
+
+import (
+	"fmt"
+	"time"
+)
+
+// MeetingState is where a meeting is in its life. Only the transitions in
+// allowedTransitions may happen; Transition enforces them.
+type MeetingState string
+
+const (
+	// MeetingCreated: the meeting exists, nobody has joined yet.
+	MeetingCreated MeetingState = "created"
+	// MeetingLive: someone joined; the meeting clock has started.
+	MeetingLive MeetingState = "live"
+	// MeetingEnded: no more media; the pipeline is turning recordings into minutes.
+	MeetingEnded MeetingState = "ended"
+	// MeetingReady: minutes are assembled (some pieces may be marked failed).
+	MeetingReady MeetingState = "ready"
+	// MeetingFailed: the pipeline could not produce minutes; see the failure.
+	MeetingFailed MeetingState = "failed"
+)
+
+var allowedTransitions = map[MeetingState][]MeetingState{
+	MeetingCreated: {MeetingLive, MeetingEnded},
+	MeetingLive:    {MeetingEnded},
+	MeetingEnded:   {MeetingReady, MeetingFailed},
+	MeetingReady:   {MeetingEnded}, // a re-run of the pipeline
+	MeetingFailed:  {MeetingEnded}, // a re-run of the pipeline
+}
+
+// Valid reports whether s is a known state.
+func (s MeetingState) Valid() bool {
+	_, ok := allowedTransitions[s]
+	return ok
+}
+
+// CanBecome reports whether a meeting in state s may move to next.
+func (s MeetingState) CanBecome(next MeetingState) bool {
+	for _, n := range allowedTransitions[s] {
+		if n == next {
+			return true
+		}
+	}
+	return false
+}
+
+// TransitionError says a meeting could not move between two states.
+type TransitionError struct {
+	MeetingID string
+	From, To  MeetingState
+}
+
+func (e *TransitionError) Error() string {
+	return fmt.Sprintf("meeting %s is %s and cannot become %s", e.MeetingID, e.From, e.To)
+}
+
+// Meeting is one recorded meeting.
+type Meeting struct {
+	ID    string
+	Title string
+	State MeetingState
+	// CreatedAt is when the meeting was created.
+	CreatedAt time.Time
+	// StartedAt is the zero of the meeting clock: the first join. Zero
+	// until someone joins.
+	StartedAt time.Time
+	EndedAt   time.Time
+	// Language is the spoken language hint for the backends ("" = detect).
+	Language string
+	// Failure says why the pipeline failed, when State is MeetingFailed.
+	Failure string
+}
+
+// Participant is one speaker of a meeting, keyed by the identity in their
+// join token, stable across rejoins.
+type Participant struct {
+	MeetingID   string
+	Identity    string
+	DisplayName string
+	JoinedAt    time.Time
+}

@@ -1,0 +1,42 @@
+package store
+
+import "time"
+
+// TrackState is where a recorded track segment is.
+type TrackState string
+
+const (
+	// TrackRecording: packets are being spooled to local disk.
+	TrackRecording TrackState = "recording"
+	// TrackStored: the WebM is finalized and confirmed in blob storage.
+	TrackStored TrackState = "stored"
+	// TrackRecovered: the process died while recording; the spool was
+	// finalized at start-up and stored. GapMS says how much was lost.
+	TrackRecovered TrackState = "recovered"
+	// TrackFailed: the recording could not be stored; Failure says why.
+	TrackFailed TrackState = "failed"
+)
+
+// Track is one track segment: one WebM of one participant's audio, from a
+// join (or SSRC change) to a leave. A participant may have several.
+type Track struct {
+	ID          string
+	MeetingID   string
+	Identity    string
+	SSRC        uint32
+	State       TrackState
+	// StartMS is where the track's first sample sits on the meeting clock.
+	StartMS int64
+	// DurationMS is the track's length, silence and loss included.
+	DurationMS int64
+	BlobKey    string
+	Size       int64
+	SHA256     string
+	// GapMS is audio known lost at the end of a recovered track.
+	GapMS   int64
+	Failure string
+	// SpeechDetected is set once voice activity detection has cut the
+	// track into speech segments.
+	SpeechDetected bool
+	CreatedAt      time.Time
+}
