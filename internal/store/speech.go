@@ -16,13 +16,16 @@ type SpeechSegment struct {
 	TrackID   string
 	Identity  string
 	// StartMS and EndMS are on the meeting clock.
-	StartMS  int64
-	EndMS    int64
-	AudioKey string
-	Status   SegmentStatus
-	Text     string
-	Words    []Word
-	Language string
+	StartMS int64
+	EndMS   int64
+	// AudioStartMS is where the segment's audio (AudioKey) begins on the
+	// meeting clock: StartMS less the padding kept before the voice.
+	AudioStartMS int64
+	AudioKey     string
+	Status       SegmentStatus
+	Text         string
+	Words        []Word
+	Language     string
 	// Failure says why transcription failed, when Status is SegmentFailed.
 	Failure  string
 	Attempts int

@@ -20,11 +20,11 @@ const (
 // Track is one track segment: one WebM of one participant's audio, from a
 // join (or SSRC change) to a leave. A participant may have several.
 type Track struct {
-	ID          string
-	MeetingID   string
-	Identity    string
-	SSRC        uint32
-	State       TrackState
+	ID        string
+	MeetingID string
+	Identity  string
+	SSRC      uint32
+	State     TrackState
 	// StartMS is where the track's first sample sits on the meeting clock.
 	StartMS int64
 	// DurationMS is the track's length, silence and loss included.

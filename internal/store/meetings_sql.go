@@ -1,0 +1,171 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+const meetingColumns = `id, title, state, language, failure, created_at, started_at, ended_at`
+
+func scanMeeting(row interface{ Scan(...any) error }) (Meeting, error) {
+	var (
+		m              Meeting
+		created        int64
+		started, ended sql.NullInt64
+	)
+	if err := row.Scan(&m.ID, &m.Title, &m.State, &m.Language, &m.Failure, &created, &started, &ended); err != nil {
+		return Meeting{}, err
+	}
+	m.CreatedAt = time.UnixMilli(created).UTC()
+	m.StartedAt, m.EndedAt = fromMS(started), fromMS(ended)
+	return m, nil
+}
+
+// CreateMeeting stores a new meeting in state created and returns it.
+func (q Queries) CreateMeeting(ctx context.Context, title, language string) (Meeting, error) {
+	now := q.now().UTC().Truncate(time.Millisecond)
+	m := Meeting{ID: NewID("mtg"), Title: title, Language: language, State: MeetingCreated, CreatedAt: now}
+	_, err := q.q.ExecContext(ctx, `INSERT INTO meetings (id, title, state, language, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $5)`, m.ID, m.Title, m.State, m.Language, toMS(now))
+	if err != nil {
+		return Meeting{}, fmt.Errorf("create meeting: %w", err)
+	}
+	return m, nil
+}
+
+// Meeting returns one meeting, or ErrNotFound.
+func (q Queries) Meeting(ctx context.Context, id string) (Meeting, error) {
+	m, err := scanMeeting(q.q.QueryRowContext(ctx, `SELECT `+meetingColumns+` FROM meetings WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Meeting{}, fmt.Errorf("meeting %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Meeting{}, fmt.Errorf("read meeting %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// Meetings lists meetings, newest first.
+func (q Queries) Meetings(ctx context.Context, limit int) ([]Meeting, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT `+meetingColumns+` FROM meetings ORDER BY created_at DESC, id LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list meetings: %w", err)
+	}
+	defer rows.Close()
+	var out []Meeting
+	for rows.Next() {
+		m, err := scanMeeting(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list meetings: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// Transition moves a meeting to state to, if its current state allows it,
+// and returns the meeting as it now is. A forbidden move is a
+// *TransitionError. Moving to ended stamps EndedAt; to failed records why.
+func (q Queries) Transition(ctx context.Context, id string, to MeetingState, failure string) (Meeting, error) {
+	m, err := q.Meeting(ctx, id)
+	if err != nil {
+		return Meeting{}, err
+	}
+	if !m.State.CanBecome(to) {
+		return Meeting{}, &TransitionError{MeetingID: id, From: m.State, To: to}
+	}
+	now := q.now()
+	ended := nullMS(m.EndedAt)
+	if to == MeetingEnded {
+		ended = nullMS(now)
+	}
+	res, err := q.q.ExecContext(ctx, `UPDATE meetings SET state = $1, ended_at = $2, failure = $3, updated_at = $4
+		WHERE id = $5 AND state = $6`, to, ended, failure, toMS(now), id, m.State)
+	if err != nil {
+		return Meeting{}, fmt.Errorf("move meeting %s to %s: %w", id, to, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		// Someone else moved it between our read and write: report what
+		// it is now rather than guessing.
+		now, rerr := q.Meeting(ctx, id)
+		if rerr != nil {
+			return Meeting{}, rerr
+		}
+		return Meeting{}, &TransitionError{MeetingID: id, From: now.State, To: to}
+	}
+	return q.Meeting(ctx, id)
+}
+
+// Join records identity as a participant (its display name updated on a
+// rejoin), starts the meeting clock at the first join, and returns the
+// clock's zero. An ended meeting answers ErrMeetingClosed.
+func (q Queries) Join(ctx context.Context, meetingID, identity, displayName string) (time.Time, error) {
+	m, err := q.Meeting(ctx, meetingID)
+	if err != nil {
+		return time.Time{}, err
+	}
+	switch m.State {
+	case MeetingCreated, MeetingLive:
+	default:
+		return time.Time{}, fmt.Errorf("join meeting %s: %w", meetingID, ErrMeetingClosed)
+	}
+	now := toMS(q.now())
+	// The conditional update makes the first join win the clock's zero
+	// even when two participants join at once.
+	if _, err := q.q.ExecContext(ctx, `UPDATE meetings SET state = $1, started_at = $2, updated_at = $2
+		WHERE id = $3 AND state = $4`, MeetingLive, now, meetingID, MeetingCreated); err != nil {
+		return time.Time{}, fmt.Errorf("start meeting %s: %w", meetingID, err)
+	}
+	if _, err := q.q.ExecContext(ctx, `INSERT INTO participants (meeting_id, identity, display_name, joined_at)
+		VALUES ($1, $2, $3, $4)
+		ON CONFLICT (meeting_id, identity) DO UPDATE SET display_name = excluded.display_name`,
+		meetingID, identity, displayName, now); err != nil {
+		return time.Time{}, fmt.Errorf("record participant %s: %w", identity, err)
+	}
+	m, err = q.Meeting(ctx, meetingID)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if m.State != MeetingLive {
+		return time.Time{}, fmt.Errorf("join meeting %s: %w", meetingID, ErrMeetingClosed)
+	}
+	return m.StartedAt, nil
+}
+
+// Participants lists a meeting's participants in order of first join.
+func (q Queries) Participants(ctx context.Context, meetingID string) ([]Participant, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT meeting_id, identity, display_name, joined_at FROM participants
+		WHERE meeting_id = $1 ORDER BY joined_at, identity`, meetingID)
+	if err != nil {
+		return nil, fmt.Errorf("list participants: %w", err)
+	}
+	defer rows.Close()
+	var out []Participant
+	for rows.Next() {
+		var p Participant
+		var joined int64
+		if err := rows.Scan(&p.MeetingID, &p.Identity, &p.DisplayName, &joined); err != nil {
+			return nil, fmt.Errorf("list participants: %w", err)
+		}
+		p.JoinedAt = time.UnixMilli(joined).UTC()
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// LockMeeting takes the meeting's row lock for the rest of the transaction
+// (on Postgres; SQLite serialises writers anyway), so that concurrent
+// stages deciding "is everything done?" decide one after the other.
+func (q Queries) LockMeeting(ctx context.Context, meetingID string) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE meetings SET updated_at = $1 WHERE id = $2`, toMS(q.now()), meetingID)
+	if err != nil {
+		return fmt.Errorf("lock meeting %s: %w", meetingID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("lock meeting %s: %w", meetingID, ErrNotFound)
+	}
+	return nil
+}

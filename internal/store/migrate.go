@@ -1,0 +1,101 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are applied in order, each once. Both dialects run the same
+// text, so it sticks to types and syntax they share.
+var migrations = []string{
+	`CREATE TABLE meetings (
+		id TEXT PRIMARY KEY,
+		title TEXT NOT NULL,
+		state TEXT NOT NULL,
+		language TEXT NOT NULL DEFAULT '',
+		failure TEXT NOT NULL DEFAULT '',
+		created_at BIGINT NOT NULL,
+		started_at BIGINT,
+		ended_at BIGINT,
+		updated_at BIGINT NOT NULL
+	);
+	CREATE TABLE participants (
+		meeting_id TEXT NOT NULL REFERENCES meetings(id),
+		identity TEXT NOT NULL,
+		display_name TEXT NOT NULL,
+		joined_at BIGINT NOT NULL,
+		PRIMARY KEY (meeting_id, identity)
+	);
+	CREATE TABLE tracks (
+		id TEXT PRIMARY KEY,
+		meeting_id TEXT NOT NULL REFERENCES meetings(id),
+		identity TEXT NOT NULL,
+		ssrc BIGINT NOT NULL,
+		state TEXT NOT NULL,
+		start_ms BIGINT NOT NULL,
+		duration_ms BIGINT NOT NULL DEFAULT 0,
+		blob_key TEXT NOT NULL DEFAULT '',
+		size BIGINT NOT NULL DEFAULT 0,
+		sha256 TEXT NOT NULL DEFAULT '',
+		gap_ms BIGINT NOT NULL DEFAULT 0,
+		failure TEXT NOT NULL DEFAULT '',
+		speech_detected INTEGER NOT NULL DEFAULT 0,
+		created_at BIGINT NOT NULL
+	);
+	CREATE INDEX tracks_by_meeting ON tracks (meeting_id, start_ms);
+	CREATE TABLE speech_segments (
+		track_id TEXT NOT NULL REFERENCES tracks(id),
+		start_ms BIGINT NOT NULL,
+		meeting_id TEXT NOT NULL REFERENCES meetings(id),
+		identity TEXT NOT NULL,
+		end_ms BIGINT NOT NULL,
+		audio_start_ms BIGINT NOT NULL,
+		audio_key TEXT NOT NULL,
+		status TEXT NOT NULL,
+		text TEXT NOT NULL DEFAULT '',
+		words TEXT NOT NULL DEFAULT '[]',
+		language TEXT NOT NULL DEFAULT '',
+		failure TEXT NOT NULL DEFAULT '',
+		attempts INTEGER NOT NULL DEFAULT 0,
+		updated_at BIGINT NOT NULL,
+		PRIMARY KEY (track_id, start_ms)
+	);
+	CREATE INDEX speech_by_meeting ON speech_segments (meeting_id, start_ms);
+	CREATE TABLE minutes (
+		meeting_id TEXT NOT NULL REFERENCES meetings(id),
+		version INTEGER NOT NULL,
+		digest TEXT NOT NULL,
+		body TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		PRIMARY KEY (meeting_id, version)
+	);`,
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS greffier_migrations (
+		version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("create migrations table: %w", err)
+	}
+	for i, m := range migrations {
+		version := i + 1
+		err := s.InTx(ctx, func(_ *sql.Tx, q Queries) error {
+			var n int
+			if err := q.q.QueryRowContext(ctx, `SELECT count(*) FROM greffier_migrations WHERE version = $1`, version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := q.q.ExecContext(ctx, m); err != nil {
+				return err
+			}
+			_, err := q.q.ExecContext(ctx, `INSERT INTO greffier_migrations (version, applied_at) VALUES ($1, $2)`, version, q.now().UnixMilli())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migrate schema to version %d: %w", version, err)
+		}
+	}
+	return nil
+}

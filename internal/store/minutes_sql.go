@@ -1,0 +1,145 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// MinutesVersion is one assembled version of a meeting's minutes. Body is
+// the JSON document; Digest identifies its content, so assembling the same
+// pieces twice yields the same version rather than a new one.
+type MinutesVersion struct {
+	MeetingID string
+	Version   int
+	Digest    string
+	Body      []byte
+	CreatedAt time.Time
+}
+
+// SaveMinutes stores body as the meeting's next minutes version, unless the
+// latest version already has this digest, in which case that version is
+// returned with created false.
+func (q Queries) SaveMinutes(ctx context.Context, meetingID, digest string, body []byte) (v MinutesVersion, created bool, err error) {
+	latest, err := q.LatestMinutes(ctx, meetingID)
+	switch {
+	case err == nil && latest.Digest == digest:
+		return latest, false, nil
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return MinutesVersion{}, false, err
+	}
+	v = MinutesVersion{MeetingID: meetingID, Version: latest.Version + 1, Digest: digest, Body: body,
+		CreatedAt: q.now().UTC().Truncate(time.Millisecond)}
+	_, err = q.q.ExecContext(ctx, `INSERT INTO minutes (meeting_id, version, digest, body, created_at)
+		VALUES ($1, $2, $3, $4, $5)`, v.MeetingID, v.Version, v.Digest, string(v.Body), toMS(v.CreatedAt))
+	if err != nil {
+		return MinutesVersion{}, false, fmt.Errorf("save minutes v%d of %s: %w", v.Version, meetingID, err)
+	}
+	return v, true, nil
+}
+
+// LatestMinutes returns the newest minutes version, or ErrNotFound.
+func (q Queries) LatestMinutes(ctx context.Context, meetingID string) (MinutesVersion, error) {
+	return q.minutes(ctx, `SELECT meeting_id, version, digest, body, created_at FROM minutes WHERE meeting_id = $1
+		ORDER BY version DESC LIMIT 1`, meetingID)
+}
+
+// Minutes returns one minutes version, or ErrNotFound.
+func (q Queries) Minutes(ctx context.Context, meetingID string, version int) (MinutesVersion, error) {
+	return q.minutes(ctx, `SELECT meeting_id, version, digest, body, created_at FROM minutes WHERE meeting_id = $1
+		AND version = $2`, meetingID, version)
+}
+
+func (q Queries) minutes(ctx context.Context, query string, args ...any) (MinutesVersion, error) {
+	var (
+		v       MinutesVersion
+		body    string
+		created int64
+	)
+	err := q.q.QueryRowContext(ctx, query, args...).Scan(&v.MeetingID, &v.Version, &v.Digest, &body, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return MinutesVersion{}, fmt.Errorf("minutes of %s: %w", args[0], ErrNotFound)
+	}
+	if err != nil {
+		return MinutesVersion{}, fmt.Errorf("read minutes of %s: %w", args[0], err)
+	}
+	v.Body = []byte(body)
+	v.CreatedAt = time.UnixMilli(created).UTC()
+	return v, nil
+}
+
+// Progress counts where a meeting's pipeline stands.
+type Progress struct {
+	Tracks, TracksRecording, TracksFailed, TracksDetected int
+	Segments, SegmentsTranscribed, SegmentsFailed         int
+	MinutesVersion                                        int
+	// Failures are the reasons of failed tracks and segments, worst first.
+	Failures []Failure
+}
+
+// Failure is one unit of the pipeline that failed, and why.
+type Failure struct {
+	Stage    string `json:"stage"` // "record", "detect_speech", "transcribe"
+	TrackID  string `json:"track_id"`
+	Identity string `json:"identity"`
+	StartMS  int64  `json:"start_ms,omitempty"`
+	EndMS    int64  `json:"end_ms,omitempty"`
+	Reason   string `json:"reason"`
+}
+
+// Done reports whether every track and segment has reached a final state.
+func (p Progress) Done() bool {
+	return p.TracksRecording == 0 && p.TracksDetected+p.TracksFailed >= p.Tracks &&
+		p.SegmentsTranscribed+p.SegmentsFailed == p.Segments
+}
+
+// Progress reads the pipeline's state for one meeting.
+func (q Queries) Progress(ctx context.Context, meetingID string) (Progress, error) {
+	var p Progress
+	tracks, err := q.Tracks(ctx, meetingID)
+	if err != nil {
+		return p, err
+	}
+	p.Tracks = len(tracks)
+	for _, t := range tracks {
+		switch {
+		case t.State == TrackRecording:
+			p.TracksRecording++
+		case t.State == TrackFailed:
+			p.TracksFailed++
+			stage := "record"
+			if t.SpeechDetected {
+				stage = "detect_speech"
+			}
+			p.Failures = append(p.Failures, Failure{Stage: stage, TrackID: t.ID, Identity: t.Identity,
+				StartMS: t.StartMS, EndMS: t.StartMS + t.DurationMS, Reason: t.Failure})
+		case t.SpeechDetected:
+			p.TracksDetected++
+		}
+	}
+	segs, err := q.SpeechSegments(ctx, meetingID)
+	if err != nil {
+		return p, err
+	}
+	p.Segments = len(segs)
+	for _, s := range segs {
+		switch s.Status {
+		case SegmentTranscribed:
+			p.SegmentsTranscribed++
+		case SegmentFailed:
+			p.SegmentsFailed++
+			p.Failures = append(p.Failures, Failure{Stage: "transcribe", TrackID: s.TrackID, Identity: s.Identity,
+				StartMS: s.StartMS, EndMS: s.EndMS, Reason: s.Failure})
+		}
+	}
+	latest, err := q.LatestMinutes(ctx, meetingID)
+	switch {
+	case err == nil:
+		p.MinutesVersion = latest.Version
+	case !errors.Is(err, ErrNotFound):
+		return p, err
+	}
+	return p, nil
+}

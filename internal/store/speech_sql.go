@@ -1,0 +1,107 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+const segmentColumns = `meeting_id, track_id, identity, start_ms, end_ms, audio_start_ms, audio_key, status, text,
+	words, language, failure, attempts`
+
+func scanSegment(row interface{ Scan(...any) error }) (SpeechSegment, error) {
+	var (
+		s     SpeechSegment
+		words string
+	)
+	err := row.Scan(&s.MeetingID, &s.TrackID, &s.Identity, &s.StartMS, &s.EndMS, &s.AudioStartMS, &s.AudioKey,
+		&s.Status, &s.Text, &words, &s.Language, &s.Failure, &s.Attempts)
+	if err != nil {
+		return SpeechSegment{}, err
+	}
+	if err := json.Unmarshal([]byte(words), &s.Words); err != nil {
+		return SpeechSegment{}, fmt.Errorf("words of segment %s@%d: %w", s.TrackID, s.StartMS, err)
+	}
+	return s, nil
+}
+
+// UpsertSpeechSegment records a speech segment found on a track. Running
+// it again for the same (track, start) updates its bounds and audio but
+// keeps any transcript already made.
+func (q Queries) UpsertSpeechSegment(ctx context.Context, s SpeechSegment) error {
+	_, err := q.q.ExecContext(ctx, `INSERT INTO speech_segments (track_id, start_ms, meeting_id, identity, end_ms,
+		audio_start_ms, audio_key, status, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (track_id, start_ms) DO UPDATE SET end_ms = excluded.end_ms,
+		audio_start_ms = excluded.audio_start_ms, audio_key = excluded.audio_key`,
+		s.TrackID, s.StartMS, s.MeetingID, s.Identity, s.EndMS, s.AudioStartMS, s.AudioKey, SegmentPending, toMS(q.now()))
+	if err != nil {
+		return fmt.Errorf("record speech segment %s@%d: %w", s.TrackID, s.StartMS, err)
+	}
+	return nil
+}
+
+// SpeechSegment returns one speech segment by its natural key.
+func (q Queries) SpeechSegment(ctx context.Context, trackID string, startMS int64) (SpeechSegment, error) {
+	s, err := scanSegment(q.q.QueryRowContext(ctx, `SELECT `+segmentColumns+` FROM speech_segments
+		WHERE track_id = $1 AND start_ms = $2`, trackID, startMS))
+	if errors.Is(err, sql.ErrNoRows) {
+		return SpeechSegment{}, fmt.Errorf("speech segment %s@%d: %w", trackID, startMS, ErrNotFound)
+	}
+	if err != nil {
+		return SpeechSegment{}, fmt.Errorf("read speech segment %s@%d: %w", trackID, startMS, err)
+	}
+	return s, nil
+}
+
+// SpeechSegments lists a meeting's speech segments in meeting-clock order.
+func (q Queries) SpeechSegments(ctx context.Context, meetingID string) ([]SpeechSegment, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT `+segmentColumns+` FROM speech_segments WHERE meeting_id = $1
+		ORDER BY start_ms, track_id`, meetingID)
+	if err != nil {
+		return nil, fmt.Errorf("list speech segments: %w", err)
+	}
+	defer rows.Close()
+	var out []SpeechSegment
+	for rows.Next() {
+		s, err := scanSegment(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list speech segments: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// SaveTranscript stores a segment's transcript and marks it transcribed.
+func (q Queries) SaveTranscript(ctx context.Context, trackID string, startMS int64, text, language string, words []Word) error {
+	if words == nil {
+		words = []Word{}
+	}
+	b, err := json.Marshal(words)
+	if err != nil {
+		return fmt.Errorf("encode words: %w", err)
+	}
+	res, err := q.q.ExecContext(ctx, `UPDATE speech_segments SET status = $1, text = $2, words = $3, language = $4,
+		failure = '', attempts = attempts + 1, updated_at = $5 WHERE track_id = $6 AND start_ms = $7`,
+		SegmentTranscribed, text, string(b), language, toMS(q.now()), trackID, startMS)
+	if err != nil {
+		return fmt.Errorf("save transcript of %s@%d: %w", trackID, startMS, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("save transcript of %s@%d: %w", trackID, startMS, ErrNotFound)
+	}
+	return nil
+}
+
+// FailSegment records that a segment could not be transcribed, and why.
+func (q Queries) FailSegment(ctx context.Context, trackID string, startMS int64, reason string) error {
+	_, err := q.q.ExecContext(ctx, `UPDATE speech_segments SET status = $1, failure = $2, attempts = attempts + 1,
+		updated_at = $3 WHERE track_id = $4 AND start_ms = $5`,
+		SegmentFailed, reason, toMS(q.now()), trackID, startMS)
+	if err != nil {
+		return fmt.Errorf("record failure of %s@%d: %w", trackID, startMS, err)
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+const trackColumns = `id, meeting_id, identity, ssrc, state, start_ms, duration_ms, blob_key, size, sha256,
+	gap_ms, failure, speech_detected, created_at`
+
+func scanTrack(row interface{ Scan(...any) error }) (Track, error) {
+	var (
+		t        Track
+		ssrc     int64
+		detected int64
+		created  int64
+	)
+	err := row.Scan(&t.ID, &t.MeetingID, &t.Identity, &ssrc, &t.State, &t.StartMS, &t.DurationMS, &t.BlobKey,
+		&t.Size, &t.SHA256, &t.GapMS, &t.Failure, &detected, &created)
+	if err != nil {
+		return Track{}, err
+	}
+	t.SSRC = uint32(ssrc)
+	t.SpeechDetected = detected != 0
+	t.CreatedAt = time.UnixMilli(created).UTC()
+	return t, nil
+}
+
+// CreateTrack records a track segment that has started recording.
+func (q Queries) CreateTrack(ctx context.Context, t Track) error {
+	if t.ID == "" || t.MeetingID == "" || t.Identity == "" {
+		return errors.New("create track: id, meeting and identity are required")
+	}
+	_, err := q.q.ExecContext(ctx, `INSERT INTO tracks (id, meeting_id, identity, ssrc, state, start_ms, duration_ms,
+		blob_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (id) DO NOTHING`,
+		t.ID, t.MeetingID, t.Identity, int64(t.SSRC), TrackRecording, t.StartMS, t.DurationMS, t.BlobKey, toMS(q.now()))
+	if err != nil {
+		return fmt.Errorf("create track %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// FinishTrack records how a track segment's recording ended: stored,
+// recovered or failed, with its object's size and checksum.
+func (q Queries) FinishTrack(ctx context.Context, t Track) error {
+	switch t.State {
+	case TrackStored, TrackRecovered, TrackFailed:
+	default:
+		return fmt.Errorf("finish track %s: state %q is not final", t.ID, t.State)
+	}
+	res, err := q.q.ExecContext(ctx, `UPDATE tracks SET state = $1, start_ms = $2, duration_ms = $3, blob_key = $4,
+		size = $5, sha256 = $6, gap_ms = $7, failure = $8 WHERE id = $9`,
+		t.State, t.StartMS, t.DurationMS, t.BlobKey, t.Size, t.SHA256, t.GapMS, t.Failure, t.ID)
+	if err != nil {
+		return fmt.Errorf("finish track %s: %w", t.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("finish track %s: %w", t.ID, ErrNotFound)
+	}
+	return nil
+}
+
+// Track returns one track segment.
+func (q Queries) Track(ctx context.Context, id string) (Track, error) {
+	t, err := scanTrack(q.q.QueryRowContext(ctx, `SELECT `+trackColumns+` FROM tracks WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Track{}, fmt.Errorf("track %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Track{}, fmt.Errorf("read track %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// Tracks lists a meeting's track segments in meeting-clock order.
+func (q Queries) Tracks(ctx context.Context, meetingID string) ([]Track, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT `+trackColumns+` FROM tracks WHERE meeting_id = $1
+		ORDER BY start_ms, id`, meetingID)
+	if err != nil {
+		return nil, fmt.Errorf("list tracks: %w", err)
+	}
+	defer rows.Close()
+	var out []Track
+	for rows.Next() {
+		t, err := scanTrack(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list tracks: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// TracksInState lists every track segment in state, across meetings (for
+// start-up recovery).
+func (q Queries) TracksInState(ctx context.Context, state TrackState) ([]Track, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT `+trackColumns+` FROM tracks WHERE state = $1 ORDER BY created_at, id`, state)
+	if err != nil {
+		return nil, fmt.Errorf("list %s tracks: %w", state, err)
+	}
+	defer rows.Close()
+	var out []Track
+	for rows.Next() {
+		t, err := scanTrack(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list %s tracks: %w", state, err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// MarkSpeechDetected records that a track has been cut into speech
+// segments, or, with a non-empty failure, that it could not be.
+func (q Queries) MarkSpeechDetected(ctx context.Context, trackID, failure string) error {
+	var err error
+	if failure == "" {
+		_, err = q.q.ExecContext(ctx, `UPDATE tracks SET speech_detected = 1 WHERE id = $1`, trackID)
+	} else {
+		_, err = q.q.ExecContext(ctx, `UPDATE tracks SET speech_detected = 1, state = $1, failure = $2 WHERE id = $3`,
+			TrackFailed, failure, trackID)
+	}
+	if err != nil {
+		return fmt.Errorf("mark speech detected on %s: %w", trackID, err)
+	}
+	return nil
+}

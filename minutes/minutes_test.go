@@ -1,0 +1,134 @@
+package minutes
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func words(start int64, ws ...string) []PieceWord {
+	out := make([]PieceWord, len(ws))
+	for i, w := range ws {
+		out[i] = PieceWord{Text: w, StartMS: start + int64(i)*400, EndMS: start + int64(i)*400 + 300}
+	}
+	return out
+}
+
+func testInput() Input {
+	return Input{
+		MeetingID: "mtg_1", Title: "Budget <2027> & co", StartedAt: time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC),
+		Speakers: []Speaker{{ID: "alice", Name: "Alice"}, {ID: "bob", Name: "Bob & Sons"}},
+		Pieces: []Piece{
+			{Speaker: "alice", StartMS: 1000, EndMS: 2500, Text: "alpha bravo charlie delta", Words: words(1000, "alpha", "bravo", "charlie", "delta")},
+			{Speaker: "bob", StartMS: 2200, EndMS: 3700, Text: "echo foxtrot golf hotel", Words: words(2200, "echo", "foxtrot", "golf", "hotel")},
+			// Same speaker again after a short pause: one turn; then a long pause: a new turn.
+			{Speaker: "bob", StartMS: 4300, EndMS: 4600, Text: "india", Words: words(4300, "india")},
+			{Speaker: "bob", StartMS: 8000, EndMS: 8300, Text: "juliett", Words: words(8000, "juliett")},
+			{Speaker: "alice", StartMS: 9000, EndMS: 9500, Failure: "backend returned 503 five times"},
+			{Speaker: "alice", StartMS: 10000, EndMS: 10300, Text: "", Words: nil},
+		},
+	}
+}
+
+func TestBuild(t *testing.T) {
+	t.Parallel()
+	d := Build(testInput())
+	require.Len(t, d.Turns, 3)
+
+	require.Equal(t, "alice", d.Turns[0].Speaker)
+	require.Equal(t, "alpha bravo charlie delta", d.Turns[0].Text)
+	require.Equal(t, int64(1000), d.Turns[0].Start.MS())
+	require.Equal(t, int64(2500), d.Turns[0].End.MS())
+	require.True(t, d.Turns[0].Overlap, "bob started before alice finished")
+
+	require.Equal(t, "bob", d.Turns[1].Speaker)
+	require.Equal(t, "echo foxtrot golf hotel india", d.Turns[1].Text)
+	require.Equal(t, int64(4600), d.Turns[1].End.MS())
+	require.Len(t, d.Turns[1].Words, 5)
+	require.True(t, d.Turns[1].Overlap)
+
+	require.Equal(t, "juliett", d.Turns[2].Text)
+	require.False(t, d.Turns[2].Overlap)
+
+	require.False(t, d.Complete)
+	require.Len(t, d.Missing, 1)
+	require.Equal(t, "Alice", d.Missing[0].Name)
+	require.Equal(t, int64(9000), d.Missing[0].Start.MS())
+}
+
+func TestLongPauseSplitsAPiece(t *testing.T) {
+	t.Parallel()
+	p := Piece{Speaker: "a", StartMS: 0, EndMS: 9000, Text: "one two",
+		Words: []PieceWord{{"one", 0, 300}, {"two", 5000, 5300}}}
+	d := Build(Input{Speakers: []Speaker{{"a", "A"}}, Pieces: []Piece{p}})
+	require.Len(t, d.Turns, 2)
+	require.Equal(t, "two", d.Turns[1].Text)
+}
+
+func TestJSONRoundTripAndDigest(t *testing.T) {
+	t.Parallel()
+	d := Build(testInput())
+	b, err := json.Marshal(d)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"start":1.000`)
+	require.Contains(t, string(b), `"end":2.500`)
+	var back Document
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.Equal(t, d.Turns, back.Turns)
+	require.Equal(t, d.Digest(), back.Digest())
+
+	d2 := Build(testInput())
+	d2.Version = 7
+	require.Equal(t, d.Digest(), d2.Digest(), "the version is not content")
+	d2.Turns[0].Text = "changed"
+	require.NotEqual(t, d.Digest(), d2.Digest())
+}
+
+func TestRenderings(t *testing.T) {
+	t.Parallel()
+	d := Build(testInput())
+	d.Rename(map[string]string{"alice": "Alice Martin"})
+
+	var vtt bytes.Buffer
+	require.NoError(t, d.WriteVTT(&vtt))
+	require.True(t, strings.HasPrefix(vtt.String(), "WEBVTT\n\n00:00:01.000 --> 00:00:02.500\n<v Alice Martin>alpha bravo charlie delta</v>\n"), vtt.String())
+	require.Contains(t, vtt.String(), "<v Bob &amp; Sons>echo")
+
+	var srt bytes.Buffer
+	require.NoError(t, d.WriteSRT(&srt))
+	require.True(t, strings.HasPrefix(srt.String(), "1\n00:00:01,000 --> 00:00:02,500\nAlice Martin: alpha bravo charlie delta\n\n2\n"), srt.String())
+
+	var md bytes.Buffer
+	require.NoError(t, d.WriteMarkdown(&md))
+	require.Contains(t, md.String(), "# Budget &lt;2027&gt; & co")
+	require.Contains(t, md.String(), "**[00:00:01] Alice Martin** (overlapping): alpha bravo charlie delta")
+	require.Contains(t, md.String(), "## Missing from this transcript")
+	require.Contains(t, md.String(), "backend returned 503 five times")
+
+	var txt bytes.Buffer
+	require.NoError(t, d.WriteText(&txt))
+	require.Contains(t, txt.String(), "[00:00:08.000] Bob & Sons: juliett\n")
+}
+
+func TestLongTurnBecomesSeveralCues(t *testing.T) {
+	t.Parallel()
+	var ws []string
+	for range 40 {
+		ws = append(ws, "word")
+	}
+	p := Piece{Speaker: "a", StartMS: 0, EndMS: 16000, Text: strings.Join(ws, " "), Words: words(0, ws...)}
+	d := Build(Input{Speakers: []Speaker{{"a", "A"}}, Pieces: []Piece{p}})
+	require.Len(t, d.Turns, 1)
+	cues := d.cues()
+	require.Greater(t, len(cues), 2)
+	for _, c := range cues {
+		require.LessOrEqual(t, int64(c.end-c.start), maxCueDuration.Milliseconds())
+		require.LessOrEqual(t, len(c.text), maxCueChars)
+	}
+	require.Equal(t, int64(0), cues[0].start.MS())
+	require.Equal(t, d.Turns[0].End, cues[len(cues)-1].end)
+}

@@ -1,0 +1,152 @@
+package minutes
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Cue limits keep subtitles readable: a long turn becomes several cues cut
+// between words.
+const (
+	maxCueDuration = 7 * time.Second
+	maxCueChars    = 84
+)
+
+type cue struct {
+	name       string
+	start, end Seconds
+	text       string
+}
+
+// cues cuts each turn into subtitle-sized pieces at word boundaries.
+func (d Document) cues() []cue {
+	var out []cue
+	for _, t := range d.Turns {
+		if len(t.Words) == 0 {
+			out = append(out, cue{t.Name, t.Start, t.End, t.Text})
+			continue
+		}
+		var (
+			words []string
+			start Seconds
+			chars int
+		)
+		for i, w := range t.Words {
+			if len(words) == 0 {
+				start = w.Start
+			}
+			words = append(words, w.Word)
+			chars += len(w.Word) + 1
+			last := i == len(t.Words)-1
+			if last || int64(t.Words[i+1].End-start) > maxCueDuration.Milliseconds() ||
+				chars+len(t.Words[i+1].Word) > maxCueChars {
+				out = append(out, cue{t.Name, start, w.End, joinWords(words)})
+				words, chars = words[:0], 0
+			}
+		}
+	}
+	return out
+}
+
+// clock formats ms as hh:mm:ss plus a fraction separator and milliseconds.
+func clock(ms Seconds, sep byte) string {
+	v := max(int64(ms), 0)
+	return fmt.Sprintf("%02d:%02d:%02d%c%03d", v/3600000, v/60000%60, v/1000%60, sep, v%1000)
+}
+
+// WriteVTT writes WebVTT with one voice tag per cue (MIME text/vtt).
+func (d Document) WriteVTT(w io.Writer) error {
+	var b strings.Builder
+	b.WriteString("WEBVTT\n")
+	for _, c := range d.cues() {
+		fmt.Fprintf(&b, "\n%s --> %s\n<v %s>%s</v>\n", clock(c.start, '.'), clock(c.end, '.'),
+			vttName.Replace(c.name), vttText.Replace(c.text))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+var (
+	vttText = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "\n", " ")
+	vttName = strings.NewReplacer("&", "&amp;", ">", "&gt;", "\n", " ")
+)
+
+// WriteSRT writes SubRip; it has no speaker field, so each cue starts with
+// "Name: ".
+func (d Document) WriteSRT(w io.Writer) error {
+	var b strings.Builder
+	for i, c := range d.cues() {
+		fmt.Fprintf(&b, "%d\n%s --> %s\n%s: %s\n\n", i+1, clock(c.start, ','), clock(c.end, ','),
+			oneLine(c.name), oneLine(c.text))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+// WriteMarkdown writes the minutes for people to read.
+func (d Document) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	title := d.Title
+	if title == "" {
+		title = "Meeting " + d.MeetingID
+	}
+	fmt.Fprintf(&b, "# %s\n\n", mdEscape(title))
+	if !d.StartedAt.IsZero() {
+		fmt.Fprintf(&b, "- Started: %s\n", d.StartedAt.Format(time.RFC3339))
+	}
+	names := make([]string, len(d.Speakers))
+	for i, s := range d.Speakers {
+		names[i] = mdEscape(s.Name)
+	}
+	fmt.Fprintf(&b, "- Speakers: %s\n", strings.Join(names, ", "))
+	fmt.Fprintf(&b, "- Minutes version %d: %s\n", d.Version, contentNote(d))
+	b.WriteString("\n## Transcript\n\n")
+	for _, t := range d.Turns {
+		overlap := ""
+		if t.Overlap {
+			overlap = " (overlapping)"
+		}
+		fmt.Fprintf(&b, "**[%s] %s**%s: %s\n\n", clock(t.Start, '.')[:8], mdEscape(t.Name), overlap, mdEscape(t.Text))
+	}
+	if len(d.Missing) > 0 {
+		b.WriteString("## Missing from this transcript\n\n")
+		for _, g := range d.Missing {
+			fmt.Fprintf(&b, "- %s, %s to %s: %s\n", mdEscape(g.Name), clock(g.Start, '.')[:8], clock(g.End, '.')[:8], mdEscape(g.Reason))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func contentNote(d Document) string {
+	note := "transcript only, no summary"
+	if d.Content != "transcript" {
+		note = d.Content
+	}
+	if !d.Complete {
+		note += "; incomplete, see Missing"
+	}
+	return note
+}
+
+var mdEscaper = strings.NewReplacer("\\", "\\\\", "*", "\\*", "_", "\\_", "`", "\\`", "[", "\\[", "]", "\\]",
+	"<", "&lt;", ">", "&gt;", "#", "\\#", "\n", " ")
+
+func mdEscape(s string) string { return mdEscaper.Replace(s) }
+
+// WriteText writes one line per turn: "[hh:mm:ss.mmm] Name: text".
+func (d Document) WriteText(w io.Writer) error {
+	var b strings.Builder
+	for _, t := range d.Turns {
+		fmt.Fprintf(&b, "[%s] %s: %s\n", clock(t.Start, '.'), oneLine(t.Name), oneLine(t.Text))
+	}
+	for _, g := range d.Missing {
+		fmt.Fprintf(&b, "[%s] %s: (missing: %s)\n", clock(g.Start, '.'), oneLine(g.Name), oneLine(g.Reason))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
