@@ -1,0 +1,81 @@
+package transcribetest
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// EncodeWAV wraps mono PCM16 samples in a canonical 44-byte-header WAV file.
+func EncodeWAV(samples []int16, sampleRate int) []byte {
+	data := 2 * len(samples)
+	b := make([]byte, 44+data)
+	copy(b[0:], "RIFF")
+	binary.LittleEndian.PutUint32(b[4:], uint32(36+data))
+	copy(b[8:], "WAVEfmt ")
+	binary.LittleEndian.PutUint32(b[16:], 16)
+	binary.LittleEndian.PutUint16(b[20:], 1) // PCM
+	binary.LittleEndian.PutUint16(b[22:], 1) // mono
+	binary.LittleEndian.PutUint32(b[24:], uint32(sampleRate))
+	binary.LittleEndian.PutUint32(b[28:], uint32(2*sampleRate))
+	binary.LittleEndian.PutUint16(b[32:], 2)
+	binary.LittleEndian.PutUint16(b[34:], 16)
+	copy(b[36:], "data")
+	binary.LittleEndian.PutUint32(b[40:], uint32(data))
+	for i, s := range samples {
+		binary.LittleEndian.PutUint16(b[44+2*i:], uint16(s))
+	}
+	return b
+}
+
+// errNotWAV is what the double answers 415 for.
+var errNotWAV = errors.New("not a PCM16 WAV file")
+
+// DecodeWAV reads a PCM16 WAV file (plain or WAVE_FORMAT_EXTENSIBLE, as
+// opusdec and ffmpeg write) and returns its first channel and sample rate.
+func DecodeWAV(b []byte) ([]int16, int, error) {
+	if len(b) < 12 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
+		return nil, 0, fmt.Errorf("%w: no RIFF/WAVE header", errNotWAV)
+	}
+	var (
+		rate, channels int
+		haveFmt        bool
+	)
+	for p := 12; p+8 <= len(b); {
+		id, size := string(b[p:p+4]), int(binary.LittleEndian.Uint32(b[p+4:]))
+		body := b[p+8:]
+		switch id {
+		case "fmt ":
+			if size < 16 || len(body) < 16 {
+				return nil, 0, fmt.Errorf("%w: short fmt chunk", errNotWAV)
+			}
+			format := binary.LittleEndian.Uint16(body[0:])
+			if format == 0xFFFE && size >= 40 && len(body) >= 40 {
+				format = binary.LittleEndian.Uint16(body[24:]) // sub-format GUID's first two bytes
+			}
+			channels = int(binary.LittleEndian.Uint16(body[2:]))
+			rate = int(binary.LittleEndian.Uint32(body[4:]))
+			bits := binary.LittleEndian.Uint16(body[14:])
+			if format != 1 || bits != 16 || channels < 1 || rate <= 0 {
+				return nil, 0, fmt.Errorf("%w: format %d, %d bits, %d channels, %d Hz", errNotWAV, format, bits, channels, rate)
+			}
+			haveFmt = true
+		case "data":
+			if !haveFmt {
+				return nil, 0, fmt.Errorf("%w: data before fmt", errNotWAV)
+			}
+			// Streaming writers leave the size at 0 or 0xFFFFFFFF: take what is there.
+			if size > len(body) || size == 0 {
+				size = len(body)
+			}
+			frames := size / (2 * channels)
+			out := make([]int16, frames)
+			for i := range out {
+				out[i] = int16(binary.LittleEndian.Uint16(body[2*channels*i:]))
+			}
+			return out, rate, nil
+		}
+		p += 8 + size + size%2
+	}
+	return nil, 0, fmt.Errorf("%w: no data chunk", errNotWAV)
+}
