@@ -45,7 +45,7 @@ func Frequency(word string) (float64, bool) {
 
 // TimedWord is one word of tone speech, its times from the start of the audio.
 type TimedWord struct {
-	Text  string       
+	Text  string
 	Start time.Duration
 	End   time.Duration
 }
