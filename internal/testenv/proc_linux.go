@@ -1,0 +1,11 @@
+package testenv
+
+import "syscall"
+
+// dieWithParent makes the kernel kill the gateway when the test binary
+// dies, however it dies. Pdeathsig fires when the creating OS thread
+// exits; the Go runtime only retires threads whose goroutine exits while
+// locked to it, which the code starting gateways never does.
+func dieWithParent() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+}
