@@ -1,0 +1,176 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/internal/testenv"
+)
+
+// eachDialect runs fn against a fresh SQLite file and a fresh Postgres
+// database: the store is one code path, and both must behave alike.
+func eachDialect(t *testing.T, fn func(t *testing.T, s *store.Store)) {
+	t.Helper()
+	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			cfg := store.Config{SQLitePath: filepath.Join(t.TempDir(), "g.db")}
+			if d == store.Postgres {
+				cfg = store.Config{PostgresURL: testenv.Postgres(t)}
+			}
+			s, err := store.Open(ctx, cfg)
+			require.NoError(t, err)
+			t.Cleanup(func() { s.Close() })
+			require.Equal(t, d, s.Dialect())
+			fn(t, s)
+		})
+	}
+}
+
+func TestMeetingLifecycle(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		m, err := s.CreateMeeting(ctx, "Conseil", "fr")
+		require.NoError(t, err)
+		require.Equal(t, store.MeetingCreated, m.State)
+
+		got, err := s.Meeting(ctx, m.ID)
+		require.NoError(t, err)
+		require.Equal(t, m, got)
+
+		_, err = s.Meeting(ctx, "mtg_nope")
+		require.ErrorIs(t, err, store.ErrNotFound)
+
+		zero, err := s.Join(ctx, m.ID, "alice", "Alice")
+		require.NoError(t, err)
+		require.False(t, zero.IsZero())
+		zero2, err := s.Join(ctx, m.ID, "bob", "Bob")
+		require.NoError(t, err)
+		require.True(t, zero.Equal(zero2), "the first join sets the clock's zero")
+		_, err = s.Join(ctx, m.ID, "alice", "Alice B.")
+		require.NoError(t, err)
+
+		ps, err := s.Participants(ctx, m.ID)
+		require.NoError(t, err)
+		require.Len(t, ps, 2)
+		require.Equal(t, "Alice B.", ps[0].DisplayName, "a rejoin renames, it does not add")
+
+		ended, err := s.Transition(ctx, m.ID, store.MeetingEnded, "")
+		require.NoError(t, err)
+		require.Equal(t, store.MeetingEnded, ended.State)
+		require.False(t, ended.EndedAt.IsZero())
+
+		_, err = s.Transition(ctx, m.ID, store.MeetingEnded, "")
+		var te *store.TransitionError
+		require.True(t, errors.As(err, &te))
+		require.Equal(t, store.MeetingEnded, te.From)
+
+		_, err = s.Join(ctx, m.ID, "carol", "Carol")
+		require.ErrorIs(t, err, store.ErrMeetingClosed)
+	})
+}
+
+func TestConcurrentFirstJoin(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		m, err := s.CreateMeeting(ctx, "", "")
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		zeros := make([]time.Time, 8)
+		for i := range zeros {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := s.InTx(ctx, func(_ *sql.Tx, q store.Queries) error {
+					z, err := q.Join(ctx, m.ID, string(rune('a'+i)), "P")
+					zeros[i] = z
+					return err
+				})
+				require.NoError(t, err)
+			}()
+		}
+		wg.Wait()
+		for _, z := range zeros {
+			require.True(t, zeros[0].Equal(z))
+		}
+	})
+}
+
+func TestTracksSegmentsMinutes(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		m, err := s.CreateMeeting(ctx, "", "")
+		require.NoError(t, err)
+		_, err = s.Join(ctx, m.ID, "alice", "Alice")
+		require.NoError(t, err)
+
+		tr := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: "alice", SSRC: 0xFFFFFFF0, StartMS: 1200}
+		require.NoError(t, s.CreateTrack(ctx, tr))
+		require.NoError(t, s.CreateTrack(ctx, tr), "creating twice is a no-op")
+		p, err := s.Progress(ctx, m.ID)
+		require.NoError(t, err)
+		require.Equal(t, 1, p.TracksRecording)
+		require.False(t, p.Done())
+
+		tr.State, tr.DurationMS, tr.BlobKey, tr.Size, tr.SHA256 = store.TrackStored, 9000, "k", 10, "ab"
+		require.NoError(t, s.FinishTrack(ctx, tr))
+		got, err := s.Track(ctx, tr.ID)
+		require.NoError(t, err)
+		require.Equal(t, uint32(0xFFFFFFF0), got.SSRC)
+		require.Equal(t, store.TrackStored, got.State)
+		require.Equal(t, int64(9000), got.DurationMS)
+
+		seg := store.SpeechSegment{MeetingID: m.ID, TrackID: tr.ID, Identity: "alice", StartMS: 2200, EndMS: 3000,
+			AudioStartMS: 2050, AudioKey: "a.wav"}
+		require.NoError(t, s.UpsertSpeechSegment(ctx, seg))
+		require.NoError(t, s.MarkSpeechDetected(ctx, tr.ID, ""))
+		words := []store.Word{{Text: "alpha", StartMS: 2210, EndMS: 2500}}
+		require.NoError(t, s.SaveTranscript(ctx, tr.ID, 2200, "alpha", "en", words))
+		// A re-run of speech detection keeps the transcript.
+		seg.EndMS = 3010
+		require.NoError(t, s.UpsertSpeechSegment(ctx, seg))
+		got2, err := s.SpeechSegment(ctx, tr.ID, 2200)
+		require.NoError(t, err)
+		require.Equal(t, store.SegmentTranscribed, got2.Status)
+		require.Equal(t, words, got2.Words)
+		require.Equal(t, int64(3010), got2.EndMS)
+
+		p, err = s.Progress(ctx, m.ID)
+		require.NoError(t, err)
+		require.True(t, p.Done())
+		require.Equal(t, 1, p.SegmentsTranscribed)
+
+		v1, created, err := s.SaveMinutes(ctx, m.ID, "d1", []byte(`{"a":1}`))
+		require.NoError(t, err)
+		require.True(t, created)
+		require.Equal(t, 1, v1.Version)
+		again, created, err := s.SaveMinutes(ctx, m.ID, "d1", []byte(`{"a":1}`))
+		require.NoError(t, err)
+		require.False(t, created, "same content, same version")
+		require.Equal(t, 1, again.Version)
+		v2, _, err := s.SaveMinutes(ctx, m.ID, "d2", []byte(`{"a":2}`))
+		require.NoError(t, err)
+		require.Equal(t, 2, v2.Version)
+		old, err := s.Minutes(ctx, m.ID, 1)
+		require.NoError(t, err)
+		require.JSONEq(t, `{"a":1}`, string(old.Body))
+
+		require.NoError(t, s.FailSegment(ctx, tr.ID, 2200, "backend said no"))
+		p, err = s.Progress(ctx, m.ID)
+		require.NoError(t, err)
+		require.Len(t, p.Failures, 1)
+		require.Equal(t, "transcribe", p.Failures[0].Stage)
+	})
+}
