@@ -1,0 +1,64 @@
+package sfu
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/greffier/greffier/internal/token"
+)
+
+// Verifier checks a join token. Errors wrap token.ErrInvalid.
+type Verifier interface {
+	Verify(raw string) (token.Claims, error)
+}
+
+// Meetings is the SFU's view of the meeting records, implemented over the
+// store by cmd/greffier.
+type Meetings interface {
+	// Join records identity in the meeting and returns the meeting clock's
+	// zero (set at the first join). Errors wrap ErrMeetingNotFound or
+	// ErrMeetingClosed when the meeting cannot be joined.
+	Join(ctx context.Context, meetingID, identity, displayName string) (clockZero time.Time, err error)
+	// Leave records that identity has no connection left in the meeting.
+	Leave(ctx context.Context, meetingID, identity string) error
+}
+
+// Errors a Meetings implementation wraps so the SFU can answer 404 or 409.
+var (
+	ErrMeetingNotFound = errors.New("meeting not found")
+	ErrMeetingClosed   = errors.New("meeting closed")
+)
+
+// Tap receives every published track: it is the recorder's seam.
+type Tap interface {
+	// OpenTrack is called when a track's first packet arrives.
+	OpenTrack(ctx context.Context, t TrackInfo) (TrackTap, error)
+}
+
+// TrackInfo describes one published track segment.
+type TrackInfo struct {
+	MeetingID   string
+	Identity    string
+	DisplayName string
+	SSRC        uint32
+	ClockRate   uint32
+	Channels    int
+	// ClockZero is the meeting clock's zero, as Meetings.Join returned it.
+	ClockZero time.Time
+	// FirstPacketAt is when the track's first packet arrived.
+	FirstPacketAt time.Time
+}
+
+// TrackTap receives one track's packets.
+type TrackTap interface {
+	// WriteRTP gets every received packet, in arrival order, before any
+	// forwarding decision. It must not block long and must not retain p or
+	// its payload: both are reused for the next packet.
+	WriteRTP(p *rtp.Packet)
+	// Close says the track ended; it blocks until the recording is stored.
+	// The SFU calls it exactly once per opened TrackTap.
+	Close(ctx context.Context) error
+}

@@ -1,0 +1,326 @@
+package sfu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/greffier/greffier/internal/token"
+)
+
+// WHIPHandler serves WHIP (RFC 9725): POST an SDP offer to publish, DELETE
+// the returned Location to leave. cmd mounts it at /v1/whip and /v1/whip/.
+func (s *SFU) WHIPHandler() http.Handler { return s.handler(kindPublish) }
+
+// WHEPHandler serves WHEP the same way, to listen. cmd mounts it at
+// /v1/whep and /v1/whep/.
+func (s *SFU) WHEPHandler() http.Handler { return s.handler(kindListen) }
+
+// apiError is an HTTP failure on its way to the client.
+type apiError struct {
+	status        int
+	code, message string
+}
+
+func (s *SFU) handler(kind sessionKind) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var aerr *apiError
+		switch r.Method {
+		case http.MethodPost:
+			aerr = s.serveOffer(w, r, kind)
+		case http.MethodDelete:
+			aerr = s.serveDelete(w, r, kind)
+		default:
+			// PATCH (trickle, ICE restart) is not offered: answers carry every
+			// candidate, and a client that lost its connection posts again.
+			w.Header().Set("Allow", "POST, DELETE")
+			aerr = &apiError{http.StatusMethodNotAllowed, codeMethod, r.Method + " is not supported; POST an offer or DELETE a session"}
+		}
+		if aerr != nil {
+			writeError(w, aerr.status, aerr.code, aerr.message)
+		}
+	})
+}
+
+func rightFor(kind sessionKind) token.Right {
+	if kind == kindPublish {
+		return token.RightPublish
+	}
+	return token.RightListen
+}
+
+func (s *SFU) authorize(r *http.Request, kind sessionKind) (token.Claims, *apiError) {
+	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || strings.TrimSpace(raw) == "" {
+		return token.Claims{}, &apiError{http.StatusUnauthorized, codeUnauthorized, "send the join token as Authorization: Bearer <token>"}
+	}
+	claims, err := s.verifier.Verify(strings.TrimSpace(raw))
+	if err != nil {
+		return token.Claims{}, &apiError{http.StatusUnauthorized, codeUnauthorized, "join token refused: " + err.Error()}
+	}
+	if right := rightFor(kind); !claims.Can(right) {
+		return token.Claims{}, &apiError{http.StatusForbidden, codeForbidden, fmt.Sprintf("this join token lacks the %q right", right)}
+	}
+	return claims, nil
+}
+
+func (s *SFU) serveOffer(w http.ResponseWriter, r *http.Request, kind sessionKind) *apiError {
+	claims, aerr := s.authorize(r, kind)
+	if aerr != nil {
+		return aerr
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/sdp" {
+		return &apiError{http.StatusUnsupportedMediaType, codeMediaType, "send the offer with Content-Type: application/sdp"}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxSDPSize))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return &apiError{http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("the offer exceeds %d bytes", MaxSDPSize)}
+		}
+		return &apiError{http.StatusBadRequest, codeBadSDP, "reading the offer: " + err.Error()}
+	}
+	audioLines, aerr := checkOffer(body)
+	if aerr != nil {
+		return aerr
+	}
+
+	rm, zero, aerr := s.admit(r.Context(), claims)
+	if aerr != nil {
+		return aerr
+	}
+	sess, answer, aerr := s.newSession(r.Context(), kind, claims, rm, zero, string(body), audioLines)
+	if aerr != nil {
+		s.releaseIdentity(rm, claims, true)
+		return aerr
+	}
+	w.Header().Set("Content-Type", "application/sdp")
+	w.Header().Set("Location", "/v1/"+string(kind)+"/"+sess.id)
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, answer)
+	return nil
+}
+
+// checkOffer parses the SDP and counts its Opus audio sections. The 406
+// (not 400) for an offer without Opus says "valid SDP, nothing we accept".
+func checkOffer(body []byte) (int, *apiError) {
+	var desc sdp.SessionDescription
+	if err := desc.UnmarshalString(string(body)); err != nil {
+		return 0, &apiError{http.StatusBadRequest, codeBadSDP, "the offer is not valid SDP: " + err.Error()}
+	}
+	n := 0
+	for _, m := range desc.MediaDescriptions {
+		if m.MediaName.Media != "audio" || m.MediaName.Port.Value == 0 {
+			continue
+		}
+		for _, a := range m.Attributes {
+			if a.Key == "rtpmap" && strings.Contains(strings.ToLower(a.Value), "opus/48000") {
+				n++
+				break
+			}
+		}
+	}
+	if n == 0 {
+		return 0, &apiError{http.StatusNotAcceptable, codeNoOpus, "the offer has no Opus audio; Greffier takes Opus audio only"}
+	}
+	return n, nil
+}
+
+// admit reserves the identity's seat in the meeting and joins it.
+func (s *SFU) admit(ctx context.Context, claims token.Claims) (*room, time.Time, *apiError) {
+	s.mu.Lock()
+	if s.state != stateRunning {
+		s.mu.Unlock()
+		return nil, time.Time{}, &apiError{http.StatusServiceUnavailable, codeUnavailable, "media server is not running; retry later"}
+	}
+	if _, ended := s.ended[claims.MeetingID]; ended {
+		s.mu.Unlock()
+		return nil, time.Time{}, &apiError{http.StatusConflict, codeMeetingEnded, "this meeting has ended"}
+	}
+	rm := s.rooms[claims.MeetingID]
+	if rm == nil {
+		rm = newRoom(claims.MeetingID, s.cfg, s.log)
+		s.rooms[claims.MeetingID] = rm
+		go rm.run()
+	}
+	if rm.identities[claims.Identity] == 0 && len(rm.identities) >= s.cfg.MaxParticipants {
+		s.mu.Unlock()
+		return nil, time.Time{}, &apiError{http.StatusServiceUnavailable, codeMeetingFull,
+			fmt.Sprintf("the meeting already has %d participants, its limit", s.cfg.MaxParticipants)}
+	}
+	rm.identities[claims.Identity]++
+	s.mu.Unlock()
+
+	zero, err := s.meetings.Join(ctx, claims.MeetingID, claims.Identity, claims.DisplayName)
+	if err != nil {
+		s.releaseIdentity(rm, claims, false)
+		switch {
+		case errors.Is(err, ErrMeetingNotFound):
+			return nil, time.Time{}, &apiError{http.StatusNotFound, codeMeetingNotFound, "no meeting " + claims.MeetingID}
+		case errors.Is(err, ErrMeetingClosed):
+			return nil, time.Time{}, &apiError{http.StatusConflict, codeMeetingEnded, "this meeting has ended"}
+		}
+		s.log.Error("joining meeting", "meeting", claims.MeetingID, "err", err)
+		return nil, time.Time{}, &apiError{http.StatusInternalServerError, codeInternal, "could not join the meeting; retry later"}
+	}
+	return rm, zero, nil
+}
+
+// releaseIdentity undoes one admit. The identity's last release leaves the
+// meeting (when it had joined) and the meeting's last one stops its room.
+func (s *SFU) releaseIdentity(rm *room, claims token.Claims, joined bool) {
+	s.mu.Lock()
+	rm.identities[claims.Identity]--
+	last := rm.identities[claims.Identity] <= 0
+	if last {
+		delete(rm.identities, claims.Identity)
+	}
+	empty := len(rm.identities) == 0
+	if empty && s.rooms[rm.id] == rm {
+		delete(s.rooms, rm.id)
+	}
+	ctx := s.baseCtx
+	s.mu.Unlock()
+	if empty {
+		rm.stop()
+	}
+	if last && joined {
+		if err := s.meetings.Leave(ctx, claims.MeetingID, claims.Identity); err != nil {
+			s.log.Error("leaving meeting", "meeting", claims.MeetingID, "identity", claims.Identity, "err", err)
+		}
+	}
+}
+
+// release is a closed session's last step.
+func (s *SFU) release(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess.id)
+	s.mu.Unlock()
+	s.releaseIdentity(sess.room, sess.claims, true)
+}
+
+func (s *SFU) nextTrackSeq() uint64 { return s.trackSeq.Add(1) }
+
+// newSession builds the PeerConnection, applies the offer and returns the
+// answer with every candidate gathered.
+func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Claims, rm *room, zero time.Time,
+	offer string, audioLines int,
+) (*session, string, *apiError) {
+	internal := func(what string, err error) (*session, string, *apiError) {
+		s.log.Error("creating session", "step", what, "err", err)
+		return nil, "", &apiError{http.StatusInternalServerError, codeInternal, "could not set up media: " + what}
+	}
+	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return internal("peer connection", err)
+	}
+	sess := &session{
+		id:        newSessionID(),
+		kind:      kind,
+		claims:    claims,
+		clockZero: zero,
+		sfu:       s,
+		room:      rm,
+		pc:        pc,
+	}
+	sess.log = s.log.With("session", sess.id, "kind", string(kind), "meeting", claims.MeetingID, "identity", claims.Identity)
+	fail := func(aerr *apiError) (*session, string, *apiError) {
+		sess.mu.Lock()
+		sess.closed = true
+		sess.mu.Unlock()
+		_ = pc.Close()
+		sess.wg.Wait()
+		return nil, "", aerr
+	}
+	pc.OnConnectionStateChange(sess.onConnectionState)
+	if kind == kindPublish {
+		pc.OnTrack(sess.onTrack)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return fail(&apiError{http.StatusBadRequest, codeBadSDP, "the offer was refused: " + err.Error()})
+	}
+	if kind == kindListen {
+		l := &listener{identity: claims.Identity}
+		for i := range min(audioLines, s.cfg.Slots) {
+			slot := newSlotTrack(fmt.Sprintf("slot%d", i), "greffier-"+claims.MeetingID)
+			sender, err := pc.AddTrack(slot)
+			if err != nil {
+				_, _, aerr := internal("add slot track", err)
+				return fail(aerr)
+			}
+			sess.spawn(func() { drainRTCP(sender.Read) })
+			l.slots = append(l.slots, slot)
+		}
+		sess.listener = l
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return fail(&apiError{http.StatusBadRequest, codeBadSDP, "no answer fits this offer: " + err.Error()})
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		_, _, aerr := internal("set local description", err)
+		return fail(aerr)
+	}
+	timer := time.NewTimer(s.cfg.GatherTimeout)
+	defer timer.Stop()
+	select {
+	case <-gathered:
+	case <-timer.C:
+		_, _, aerr := internal("ICE gathering timed out", errors.New("gathering timeout"))
+		return fail(aerr)
+	case <-ctx.Done():
+		return fail(&apiError{http.StatusServiceUnavailable, codeUnavailable, "request cancelled"})
+	}
+
+	s.mu.Lock()
+	_, ended := s.ended[claims.MeetingID]
+	running := s.state == stateRunning
+	if running && !ended {
+		s.sessions[sess.id] = sess
+	}
+	s.mu.Unlock()
+	switch {
+	case ended:
+		return fail(&apiError{http.StatusConflict, codeMeetingEnded, "this meeting has ended"})
+	case !running:
+		return fail(&apiError{http.StatusServiceUnavailable, codeUnavailable, "media server is stopping"})
+	}
+	if sess.listener != nil {
+		rm.addListener(sess.listener)
+	}
+	sess.log.Info("session opened")
+	return sess, pc.LocalDescription().SDP, nil
+}
+
+func (s *SFU) serveDelete(w http.ResponseWriter, r *http.Request, kind sessionKind) *apiError {
+	claims, aerr := s.authorize(r, kind)
+	if aerr != nil {
+		return aerr
+	}
+	id := path.Base(r.URL.Path)
+	s.mu.Lock()
+	sess := s.sessions[id]
+	found := sess != nil && !sess.deleted && sess.kind == kind &&
+		sess.claims.MeetingID == claims.MeetingID && sess.claims.Identity == claims.Identity
+	if found {
+		sess.deleted = true
+	}
+	s.mu.Unlock()
+	if !found {
+		return &apiError{http.StatusNotFound, codeSessionNotFound, "no such session for this token"}
+	}
+	// The recording's upload may take a while; Stop and EndMeeting wait
+	// for it, the client need not.
+	go sess.close()
+	w.WriteHeader(http.StatusOK)
+	return nil
+}

@@ -1,0 +1,232 @@
+package sfu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// SFU terminates participants' WebRTC connections for every meeting on one
+// UDP port.
+type SFU struct {
+	cfg      Config
+	meetings Meetings
+	verifier Verifier
+	tap      Tap
+	log      *slog.Logger
+
+	mu       sync.Mutex
+	state    lifecycle
+	conn     net.PacketConn
+	mux      ice.UDPMux
+	api      *webrtc.API
+	baseCtx  context.Context // outlives requests: taps open and close under it
+	cancel   context.CancelFunc
+	rooms    map[string]*room
+	sessions map[string]*session
+	ended    map[string]struct{} // meetings refused for good
+	trackSeq atomic.Uint64
+}
+
+type lifecycle int
+
+const (
+	stateNew lifecycle = iota
+	stateRunning
+	stateStopped
+)
+
+// New checks cfg and returns an SFU that serves nothing until Start.
+func New(cfg Config, meetings Meetings, verifier Verifier, tap Tap, logger *slog.Logger) (*SFU, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if meetings == nil || verifier == nil || tap == nil {
+		return nil, errors.New("sfu: meetings, verifier and tap are required")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &SFU{
+		cfg:      cfg,
+		meetings: meetings,
+		verifier: verifier,
+		tap:      tap,
+		log:      logger,
+		rooms:    make(map[string]*room),
+		sessions: make(map[string]*session),
+		ended:    make(map[string]struct{}),
+	}, nil
+}
+
+// Start binds the media UDP port and builds the WebRTC stack. It does not
+// block. ctx bounds only the start itself; taps live until Stop.
+func (s *SFU) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateNew {
+		return errors.New("sfu: Start called twice or after Stop")
+	}
+	var lc net.ListenConfig
+	conn, err := lc.ListenPacket(ctx, "udp", s.cfg.UDPAddr)
+	if err != nil {
+		return fmt.Errorf("sfu: bind media UDP %s (set UDPAddr to a free port): %w", s.cfg.UDPAddr, err)
+	}
+	api, mux, err := s.newAPI(conn)
+	if err != nil {
+		_ = conn.Close()
+		return err
+	}
+	s.conn, s.mux, s.api = conn, mux, api
+	s.baseCtx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.state = stateRunning
+	s.log.Info("sfu started", "udp", conn.LocalAddr().String())
+	return nil
+}
+
+// newAPI builds the one pion API every PeerConnection shares: Opus only,
+// the audio-level extension, RTCP reports, and one ICE UDP mux.
+func (s *SFU) newAPI(conn net.PacketConn) (*webrtc.API, ice.UDPMux, error) {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, nil, fmt.Errorf("sfu: register opus: %w", err)
+	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI},
+		webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, nil, fmt.Errorf("sfu: register audio level extension: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, nil, fmt.Errorf("sfu: rtcp reports: %w", err)
+	}
+
+	logs := pionLoggers{log: s.log}
+	mux := webrtc.NewICEUDPMux(logs.NewLogger("ice-mux"), conn)
+
+	se := webrtc.SettingEngine{LoggerFactory: logs}
+	se.SetICEUDPMux(mux)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetICETimeouts(s.cfg.ICEDisconnectedTimeout, s.cfg.ICEFailedTimeout, s.cfg.ICEKeepalive)
+	se.SetReceiveMTU(uint(s.cfg.MaxPacketSize))
+	local, _ := conn.LocalAddr().(*net.UDPAddr)
+	if local != nil && local.IP.IsLoopback() {
+		se.SetIncludeLoopbackCandidate(true)
+	}
+	if local != nil && local.IP.To4() == nil && !local.IP.IsUnspecified() {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP6})
+	} else {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
+	if len(s.cfg.PublicIPs) > 0 {
+		// Behind a 1:1 NAT the bound address is useless to peers: announce
+		// the public one instead.
+		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External:        s.cfg.PublicIPs,
+			AsCandidateType: webrtc.ICECandidateTypeHost,
+			Mode:            webrtc.ICEAddressRewriteReplace,
+		}); err != nil {
+			return nil, nil, fmt.Errorf("sfu: PublicIPs %v: %w", s.cfg.PublicIPs, err)
+		}
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir))
+	return api, mux, nil
+}
+
+var opusCodec = webrtc.RTPCodecParameters{
+	RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType:    webrtc.MimeTypeOpus,
+		ClockRate:   48000,
+		Channels:    2,
+		SDPFmtpLine: "minptime=10;useinbandfec=1",
+	},
+	PayloadType: 111,
+}
+
+// UDPAddr is the bound media address, nil before Start.
+func (s *SFU) UDPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return nil
+	}
+	return s.conn.LocalAddr()
+}
+
+// Stop closes every session and waits until every TrackTap.Close returned
+// (or ctx ends). It is idempotent.
+func (s *SFU) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	if s.state != stateRunning {
+		s.state = stateStopped
+		s.mu.Unlock()
+		return nil
+	}
+	s.state = stateStopped
+	all := make([]*session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		all = append(all, sess)
+	}
+	rooms := make([]*room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+
+	err := closeAll(ctx, all)
+	for _, r := range rooms {
+		r.stop()
+	}
+	s.cancel()
+	if cerr := s.mux.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("sfu: close ICE mux: %w", cerr))
+	}
+	// The mux closes the socket; closing again only reports "already closed".
+	_ = s.conn.Close()
+	s.log.Info("sfu stopped")
+	return err
+}
+
+// EndMeeting refuses new joins to meetingID from now on, closes its
+// sessions and returns once every one of its TrackTap.Close returned.
+func (s *SFU) EndMeeting(ctx context.Context, meetingID string) error {
+	s.mu.Lock()
+	s.ended[meetingID] = struct{}{}
+	var all []*session
+	for _, sess := range s.sessions {
+		if sess.claims.MeetingID == meetingID {
+			all = append(all, sess)
+		}
+	}
+	s.mu.Unlock()
+	if err := closeAll(ctx, all); err != nil {
+		return fmt.Errorf("sfu: end meeting %s: %w", meetingID, err)
+	}
+	return nil
+}
+
+// closeAll closes sessions in parallel: each close waits for its taps to
+// store their recordings, which may take a while.
+func closeAll(ctx context.Context, all []*session) error {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, sess := range all {
+		wg.Go(sess.close)
+	}
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for %d sessions to close: %w", len(all), ctx.Err())
+	}
+}

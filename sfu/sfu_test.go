@@ -1,0 +1,351 @@
+package sfu_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/greffier/greffier/internal/token"
+	"github.com/greffier/greffier/sfu"
+	"github.com/greffier/greffier/sfu/sfutest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+var secret = []byte("0123456789abcdef0123456789abcdef")
+
+// memMeetings is an in-memory Meetings: the seam's contract, not a
+// database stand-in (the store's own tests run real databases).
+type memMeetings struct {
+	mu       sync.Mutex
+	meetings map[string]*memMeeting
+	leaves   []string
+}
+
+type memMeeting struct {
+	zero    time.Time
+	closed  bool
+	present map[string]bool
+}
+
+func (m *memMeetings) add(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.meetings[id] = &memMeeting{present: map[string]bool{}}
+}
+
+func (m *memMeetings) Join(_ context.Context, meetingID, identity, _ string) (time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mt := m.meetings[meetingID]
+	if mt == nil {
+		return time.Time{}, fmt.Errorf("join %s: %w", meetingID, sfu.ErrMeetingNotFound)
+	}
+	if mt.closed {
+		return time.Time{}, fmt.Errorf("join %s: %w", meetingID, sfu.ErrMeetingClosed)
+	}
+	if mt.zero.IsZero() {
+		mt.zero = time.Now()
+	}
+	mt.present[identity] = true
+	return mt.zero, nil
+}
+
+func (m *memMeetings) Leave(_ context.Context, meetingID, identity string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mt := m.meetings[meetingID]; mt != nil {
+		delete(mt.present, identity)
+	}
+	m.leaves = append(m.leaves, meetingID+"/"+identity)
+	return nil
+}
+
+func (m *memMeetings) zero(id string) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.meetings[id].zero
+}
+
+func (m *memMeetings) left() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.leaves...)
+}
+
+// recTap is a Tap that keeps copies of every packet it is given.
+type recTap struct {
+	mu     sync.Mutex
+	tracks []*recTrack
+	opened chan *recTrack
+}
+
+type recTrack struct {
+	info    sfu.TrackInfo
+	mu      sync.Mutex
+	packets []rtp.Packet
+	closes  int
+	closed  chan struct{}
+}
+
+func (t *recTap) OpenTrack(_ context.Context, info sfu.TrackInfo) (sfu.TrackTap, error) {
+	tr := &recTrack{info: info, closed: make(chan struct{})}
+	t.mu.Lock()
+	t.tracks = append(t.tracks, tr)
+	t.mu.Unlock()
+	t.opened <- tr
+	return tr, nil
+}
+
+func (t *recTrack) WriteRTP(p *rtp.Packet) {
+	c := *p
+	c.Payload = bytes.Clone(p.Payload)
+	c.Extensions = nil
+	t.mu.Lock()
+	t.packets = append(t.packets, c)
+	t.mu.Unlock()
+}
+
+func (t *recTrack) Close(context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closes++
+	if t.closes == 1 {
+		close(t.closed)
+	}
+	return nil
+}
+
+func (t *recTrack) snapshot() ([]rtp.Packet, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]rtp.Packet(nil), t.packets...), t.closes
+}
+
+type testBundle struct {
+	sfu      *sfu.SFU
+	srv      *httptest.Server
+	signer   *token.Signer
+	meetings *memMeetings
+	tap      *recTap
+	whip     string
+	whep     string
+}
+
+func setup(t *testing.T, cfg sfu.Config) *testBundle {
+	t.Helper()
+	signer, err := token.NewSigner(secret)
+	require.NoError(t, err)
+	mm := &memMeetings{meetings: map[string]*memMeeting{}}
+	mm.add("m1")
+	tap := &recTap{opened: make(chan *recTrack, 16)}
+	cfg.UDPAddr = "127.0.0.1:0"
+	if cfg.ICEDisconnectedTimeout == 0 {
+		cfg.ICEDisconnectedTimeout = time.Second
+		cfg.ICEFailedTimeout = time.Second
+		cfg.ICEKeepalive = 200 * time.Millisecond
+	}
+	s, err := sfu.New(cfg, mm, signer, tap, nil)
+	require.NoError(t, err)
+	require.NoError(t, s.Start(t.Context()))
+	mux := http.NewServeMux()
+	mux.Handle("/v1/whip", s.WHIPHandler())
+	mux.Handle("/v1/whip/", s.WHIPHandler())
+	mux.Handle("/v1/whep", s.WHEPHandler())
+	mux.Handle("/v1/whep/", s.WHEPHandler())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, s.Stop(ctx))
+		srv.Close()
+	})
+	return &testBundle{sfu: s, srv: srv, signer: signer, meetings: mm, tap: tap,
+		whip: srv.URL + "/v1/whip", whep: srv.URL + "/v1/whep"}
+}
+
+func (b *testBundle) token(t *testing.T, meeting, identity string, rights ...token.Right) string {
+	t.Helper()
+	tok, err := b.signer.Sign(token.Claims{MeetingID: meeting, Identity: identity, DisplayName: strings.ToUpper(identity),
+		Rights: rights, ExpiresAt: time.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	return tok
+}
+
+func (b *testBundle) publish(t *testing.T, identity, file string) *sfutest.Publisher {
+	t.Helper()
+	p, err := sfutest.Publish(t.Context(), sfutest.PublishOptions{
+		WHIPURL: b.whip, Token: b.token(t, "m1", identity, token.RightPublish), OggPath: file,
+		HTTPClient: b.srv.Client(),
+	})
+	require.NoError(t, err)
+	return p
+}
+
+func (b *testBundle) listen(t *testing.T, identity string) *sfutest.Listener {
+	t.Helper()
+	l, err := sfutest.ListenWith(t.Context(), sfutest.ListenOptions{
+		WHEPURL: b.whep, Token: b.token(t, "m1", identity, token.RightListen), HTTPClient: b.srv.Client(),
+	})
+	require.NoError(t, err)
+	return l
+}
+
+func (b *testBundle) nextTrack(t *testing.T) *recTrack {
+	t.Helper()
+	select {
+	case tr := <-b.tap.opened:
+		return tr
+	case <-time.After(10 * time.Second):
+		t.Fatal("no track was opened")
+		return nil
+	}
+}
+
+func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// tone makes a small Ogg Opus file of a sine wave in the test's temp dir.
+func tone(t *testing.T, hz int, seconds float64) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("tone%d.opus", hz))
+	out, err := exec.CommandContext(t.Context(), "ffmpeg", "-hide_banner", "-loglevel", "error",
+		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=%d:duration=%g", hz, seconds),
+		"-ac", "1", "-c:a", "libopus", "-b:a", "24k", "-frame_duration", "20", "-y", path).CombinedOutput()
+	require.NoError(t, err, "ffmpeg: %s", out)
+	_, err = os.Stat(path)
+	require.NoError(t, err)
+	return path
+}
+
+func TestPublishTapSeesEveryPacket(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sfu.Config{})
+	pub := b.publish(t, "alice", tone(t, 440, 1))
+	tr := b.nextTrack(t)
+	waitClosed(t, pub.Done(), "the file to be sent")
+	sent := pub.Sent()
+	require.GreaterOrEqual(t, len(sent), 50, "one second of 20 ms packets, plus the encoder's pre-skip")
+
+	require.Eventually(t, func() bool { p, _ := tr.snapshot(); return len(p) == len(sent) }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, pub.Close(t.Context()))
+	waitClosed(t, tr.closed, "the tap to close")
+
+	info := tr.info
+	require.Equal(t, "m1", info.MeetingID)
+	require.Equal(t, "alice", info.Identity)
+	require.Equal(t, "ALICE", info.DisplayName)
+	require.Equal(t, pub.SSRC(), info.SSRC)
+	require.Equal(t, uint32(48000), info.ClockRate)
+	require.Equal(t, 2, info.Channels)
+	require.Equal(t, b.meetings.zero("m1"), info.ClockZero)
+	require.False(t, info.FirstPacketAt.Before(pub.Started()), "first packet cannot arrive before it was sent")
+	require.Less(t, info.FirstPacketAt.Sub(pub.Started()), time.Second)
+
+	got, closes := tr.snapshot()
+	require.Equal(t, 1, closes)
+	for i, p := range got {
+		require.Equal(t, pub.SSRC(), p.SSRC, "packet %d", i)
+		require.Equal(t, sent[i].SequenceNumber, p.SequenceNumber, "packet %d", i)
+		require.Equal(t, sent[i].Timestamp, p.Timestamp, "packet %d", i)
+		require.Equal(t, sent[i].Payload, p.Payload, "packet %d", i)
+	}
+	require.Equal(t, uint32((len(got)-1)*960), got[len(got)-1].Timestamp-got[0].Timestamp)
+	require.Eventually(t, func() bool { return len(b.meetings.left()) == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, []string{"m1/alice"}, b.meetings.left())
+}
+
+func payloadSet(sent []sfutest.SentPacket) map[string]bool {
+	set := make(map[string]bool, len(sent))
+	for _, p := range sent {
+		set[string(p.Payload)] = true
+	}
+	return set
+}
+
+func TestListenerHearsOthersNotItself(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sfu.Config{})
+	// alice listens with the identity she publishes with: she must hear bob only.
+	lis := b.listen(t, "alice")
+	alice := b.publish(t, "alice", tone(t, 440, 1))
+	bob := b.publish(t, "bob", tone(t, 660, 1))
+	waitClosed(t, alice.Done(), "alice's file")
+	waitClosed(t, bob.Done(), "bob's file")
+	require.Eventually(t, func() bool { return lis.Count() >= 30 }, 5*time.Second, 10*time.Millisecond)
+
+	alices, bobs := payloadSet(alice.Sent()), payloadSet(bob.Sent())
+	got := lis.Packets()
+	require.Len(t, got, 1, "bob arrives on one slot")
+	for ssrc, rs := range got {
+		require.NotEqual(t, bob.SSRC(), ssrc, "slots carry their own SSRC")
+		for i, r := range rs {
+			require.False(t, alices[string(r.Payload)], "alice heard herself (packet %d)", i)
+			require.True(t, bobs[string(r.Payload)], "packet %d is not bob's", i)
+			require.True(t, r.HasLevel, "audio level is forwarded with the listener's id")
+			if i > 0 {
+				require.Equal(t, rs[i-1].SequenceNumber+1, r.SequenceNumber, "packet %d", i)
+				require.Equal(t, rs[i-1].Timestamp+960, r.Timestamp, "packet %d", i)
+			}
+		}
+	}
+	require.NoError(t, lis.Close(t.Context()))
+	require.NoError(t, alice.Close(t.Context()))
+	require.NoError(t, bob.Close(t.Context()))
+}
+
+func TestEndMeetingClosesTapsAndRefusesJoins(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sfu.Config{})
+	pub := b.publish(t, "alice", tone(t, 440, 3))
+	tr := b.nextTrack(t)
+	require.NoError(t, b.sfu.EndMeeting(t.Context(), "m1"))
+	_, closes := tr.snapshot()
+	require.Equal(t, 1, closes, "EndMeeting returns after the tap's Close")
+
+	_, err := sfutest.Publish(t.Context(), sfutest.PublishOptions{WHIPURL: b.whip,
+		Token: b.token(t, "m1", "bob", token.RightPublish), OggPath: tone(t, 660, 1), HTTPClient: b.srv.Client()})
+	requireStatus(t, err, http.StatusConflict, "meeting_ended")
+	_ = pub.CloseWithoutDelete()
+}
+
+func TestVanishedPeerClosesTap(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sfu.Config{})
+	pub := b.publish(t, "alice", tone(t, 440, 3))
+	tr := b.nextTrack(t)
+	require.NoError(t, pub.CloseWithoutDelete())
+	waitClosed(t, tr.closed, "the tap of a vanished peer to close")
+	require.Eventually(t, func() bool { return len(b.meetings.left()) == 1 }, 5*time.Second, 10*time.Millisecond)
+}
+
+func requireStatus(t *testing.T, err error, status int, code string) {
+	t.Helper()
+	require.Error(t, err)
+	se, ok := err.(*sfutest.StatusError)
+	require.True(t, ok, "want *sfutest.StatusError, got %T: %v", err, err)
+	require.Equal(t, status, se.StatusCode, "%v", se)
+	require.Equal(t, code, se.Code, "%v", se)
+	require.NotEmpty(t, se.Message)
+}

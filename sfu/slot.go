@@ -1,0 +1,147 @@
+package sfu
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// slotTrack is one of a listener's N outgoing audio tracks. Whoever speaks
+// on it, the listener sees one SSRC with continuous sequence numbers and
+// timestamps: pion on the far side drops an SSRC its SDP did not announce.
+type slotTrack struct {
+	id, streamID string
+
+	// Control plane, guarded by room.mu.
+	holder *publishedTrack
+	since  time.Time
+
+	// Data path. The mutex is contended only at a speaker switch, when the
+	// outgoing and incoming speakers' readers may both be writing.
+	mu      sync.Mutex
+	src     *publishedTrack
+	w       webrtc.TrackLocalWriter
+	ssrc    uint32
+	pt      uint8
+	levelID uint8 // the listener's id for the audio-level extension, 0 if none
+	resync  bool
+	srcSSRC uint32
+	started bool
+	seqOff  uint16
+	tsOff   uint32
+	lastSeq uint16
+	lastTS  uint32
+	lastAt  time.Time
+	hdr     rtp.Header
+	level   [1]byte
+	sent    uint64
+}
+
+func newSlotTrack(id, streamID string) *slotTrack {
+	return &slotTrack{id: id, streamID: streamID}
+}
+
+// Bind is called by pion once the listener's answer is applied.
+func (s *slotTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	var codec *webrtc.RTPCodecParameters
+	for i, c := range ctx.CodecParameters() {
+		if strings.EqualFold(c.MimeType, webrtc.MimeTypeOpus) {
+			codec = &ctx.CodecParameters()[i]
+			break
+		}
+	}
+	if codec == nil {
+		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+	}
+	var levelID uint8
+	for _, e := range ctx.HeaderExtensions() {
+		if e.URI == sdp.AudioLevelURI && e.ID > 0 && e.ID < 15 {
+			levelID = uint8(e.ID)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.w = ctx.WriteStream()
+	s.ssrc = uint32(ctx.SSRC())
+	s.pt = uint8(codec.PayloadType)
+	s.levelID = levelID
+	return *codec, nil
+}
+
+// Unbind stops writes: the listener's connection is gone.
+func (s *slotTrack) Unbind(webrtc.TrackLocalContext) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.w = nil
+	return nil
+}
+
+func (s *slotTrack) ID() string                { return s.id }
+func (s *slotTrack) RID() string               { return "" }
+func (s *slotTrack) StreamID() string          { return s.streamID }
+func (s *slotTrack) Kind() webrtc.RTPCodecType { return webrtc.RTPCodecTypeAudio }
+
+// setSource hands the slot to t (nil: silence). The next packet from t
+// re-bases the rewriting so the listener's stream stays continuous.
+func (s *slotTrack) setSource(t *publishedTrack) {
+	s.mu.Lock()
+	s.src = t
+	s.resync = true
+	s.mu.Unlock()
+}
+
+// write forwards p from src if src holds the slot, rewriting SSRC,
+// sequence number, timestamp, payload type and extensions. It allocates
+// nothing.
+func (s *slotTrack) write(src *publishedTrack, p *rtp.Packet, level byte, hasLevel bool, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.src != src || s.w == nil {
+		return
+	}
+	marker := p.Marker
+	if s.resync || p.SSRC != s.srcSSRC {
+		if s.started {
+			// Continue one packet after what the listener last got, with the
+			// timestamp advanced by the wall time since, so the gap stays a gap.
+			adv := uint32(now.Sub(s.lastAt) * 48 / time.Millisecond)
+			if adv == 0 {
+				adv = 1
+			}
+			s.seqOff = s.lastSeq + 1 - p.SequenceNumber
+			s.tsOff = s.lastTS + adv - p.Timestamp
+		}
+		s.srcSSRC = p.SSRC
+		s.resync = false
+		marker = true // a new talkspurt for the far side's jitter buffer
+	}
+	seq := p.SequenceNumber + s.seqOff
+	ts := p.Timestamp + s.tsOff
+	if !s.started || int16(seq-s.lastSeq) > 0 {
+		s.lastSeq, s.lastTS, s.lastAt = seq, ts, now
+		s.started = true
+	}
+
+	exts := s.hdr.Extensions[:0]
+	s.hdr = rtp.Header{
+		Version:        2,
+		Marker:         marker,
+		PayloadType:    s.pt,
+		SequenceNumber: seq,
+		Timestamp:      ts,
+		SSRC:           s.ssrc,
+		Extensions:     exts,
+	}
+	if hasLevel && s.levelID != 0 {
+		s.level[0] = level
+		// Cannot fail: the id is 1..14 and the payload one byte.
+		_ = s.hdr.SetExtension(s.levelID, s.level[:])
+	}
+	if _, err := s.w.WriteRTP(&s.hdr, p.Payload); err == nil {
+		s.sent++
+	}
+}
