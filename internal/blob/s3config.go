@@ -80,13 +80,13 @@ func (c S3Config) WithDefaults() S3Config {
 func (c S3Config) validate() error {
 	var errs []error
 	if c.Endpoint == "" {
-		errs = append(errs, errors.New("Endpoint is empty: set host:port of the S3 API"))
+		errs = append(errs, errors.New("empty Endpoint: set host:port of the S3 API"))
 	}
 	if c.Bucket == "" {
-		errs = append(errs, errors.New("Bucket is empty: set the bucket name"))
+		errs = append(errs, errors.New("empty Bucket: set the bucket name"))
 	}
 	if c.AccessKey == "" || c.SecretKey == "" {
-		errs = append(errs, errors.New("AccessKey and SecretKey are required"))
+		errs = append(errs, errors.New("missing AccessKey or SecretKey: set both"))
 	}
 	if c.PartSize < MinS3PartSize {
 		errs = append(errs, fmt.Errorf("PartSize %d is below S3's minimum part size %d", c.PartSize, MinS3PartSize))
