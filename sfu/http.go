@@ -233,6 +233,9 @@ func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Cla
 	}
 	sess.log = s.log.With("session", sess.id, "kind", string(kind), "meeting", claims.MeetingID, "identity", claims.Identity)
 	fail := func(aerr *apiError) (*session, string, *apiError) {
+		// The caller releases the seat: use up close's once so the state
+		// callback's close cannot release it a second time.
+		sess.once.Do(func() {})
 		sess.mu.Lock()
 		sess.closed = true
 		sess.mu.Unlock()

@@ -35,6 +35,7 @@ type memMeetings struct {
 	mu       sync.Mutex
 	meetings map[string]*memMeeting
 	leaves   []string
+	joins    []string
 }
 
 type memMeeting struct {
@@ -63,6 +64,7 @@ func (m *memMeetings) Join(_ context.Context, meetingID, identity, _ string) (ti
 		mt.zero = time.Now()
 	}
 	mt.present[identity] = true
+	m.joins = append(m.joins, meetingID+"/"+identity)
 	return mt.zero, nil
 }
 
