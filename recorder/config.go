@@ -1,0 +1,92 @@
+package recorder
+
+import (
+	"errors"
+	"time"
+)
+
+// Defaults for Config's zero fields.
+const (
+	DefaultFlushInterval   = time.Second
+	DefaultUploadTimeout   = 5 * time.Minute
+	DefaultRetryBackoff    = 200 * time.Millisecond
+	DefaultMaxRetryBackoff = 30 * time.Second
+	DefaultTimestampSlack  = 5 * time.Second
+	DefaultFinishTimeout   = 10 * time.Second
+)
+
+// Config configures a Recorder.
+type Config struct {
+	// SpoolDir holds tracks while they are recorded, as
+	// <meeting>/<track>.webm plus a small <track>.json for recovery.
+	// Required; created if missing.
+	SpoolDir string
+	// FlushInterval is how often buffered spool bytes are written to the
+	// file, so a crash loses at most about this much audio. Default 1s.
+	FlushInterval time.Duration
+	// UploadTimeout bounds one attempt to Put a track to blob storage.
+	// Default 5m.
+	UploadTimeout time.Duration
+	// RetryBackoff is the first wait after a failed Put; it doubles up to
+	// MaxRetryBackoff. Defaults 200ms and 30s.
+	RetryBackoff    time.Duration
+	MaxRetryBackoff time.Duration
+	// TimestampSlack is how far a packet's RTP time may run ahead of the
+	// wall clock (or behind the newest packet) before it is treated as
+	// corrupt rather than as a gap. Default 5s.
+	TimestampSlack time.Duration
+	// FinishTimeout bounds marking a track failed after the caller's
+	// context has ended, so the failure is still recorded. Default 10s.
+	FinishTimeout time.Duration
+	// Now is the clock packets' arrival is read from. Default time.Now.
+	Now func() time.Time
+}
+
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.UploadTimeout == 0 {
+		c.UploadTimeout = DefaultUploadTimeout
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = DefaultRetryBackoff
+	}
+	if c.MaxRetryBackoff == 0 {
+		c.MaxRetryBackoff = DefaultMaxRetryBackoff
+	}
+	if c.TimestampSlack == 0 {
+		c.TimestampSlack = DefaultTimestampSlack
+	}
+	if c.FinishTimeout == 0 {
+		c.FinishTimeout = DefaultFinishTimeout
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.SpoolDir == "" {
+		errs = append(errs, errors.New("recorder: SpoolDir is required: set it to a directory on local disk (e.g. <data>/spool)"))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"FlushInterval", c.FlushInterval}, {"UploadTimeout", c.UploadTimeout},
+		{"RetryBackoff", c.RetryBackoff}, {"MaxRetryBackoff", c.MaxRetryBackoff},
+		{"TimestampSlack", c.TimestampSlack}, {"FinishTimeout", c.FinishTimeout},
+	} {
+		if d.v < 0 {
+			errs = append(errs, errors.New("recorder: "+d.name+" must not be negative (0 means the default)"))
+		}
+	}
+	if c.MaxRetryBackoff < c.RetryBackoff {
+		errs = append(errs, errors.New("recorder: MaxRetryBackoff must be at least RetryBackoff"))
+	}
+	return errors.Join(errs...)
+}

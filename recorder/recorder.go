@@ -1,0 +1,433 @@
+// Package recorder turns each speaker's RTP packets into a WebM file (one
+// Opus track, Duration and Cues) spooled on local disk, uploads it to blob
+// storage and records the track in the catalog. Spools survive a crash:
+// Recover finishes them at start-up. It places audio on the meeting clock
+// from RTP timestamps, so silence and loss keep their length.
+//
+// It must not import sfu (the SFU's Tap is adapted to Writer in cmd), nor
+// know about jobs or transcription: it stops at a stored track row.
+package recorder
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/greffier/greffier/internal/blob"
+	"github.com/greffier/greffier/internal/layout"
+	"github.com/greffier/greffier/internal/store"
+)
+
+// Catalog is where track rows live; *store.Store implements it.
+type Catalog interface {
+	// CreateTrack records a track (State TrackRecording) before its first
+	// byte is spooled. Creating an existing track is not an error.
+	CreateTrack(ctx context.Context, t store.Track) error
+	// FinishTrack records the final state: TrackStored, TrackRecovered or
+	// TrackFailed, with size, checksum, duration and blob key.
+	FinishTrack(ctx context.Context, t store.Track) error
+}
+
+// Track describes a track segment to record.
+type Track struct {
+	MeetingID string
+	Identity  string
+	SSRC      uint32
+	// ClockRate is the RTP clock. Default 48000 (Opus).
+	ClockRate uint32
+	// PayloadType is the negotiated Opus payload type; packets of any
+	// other type are dropped. 0 takes the first valid packet's type.
+	PayloadType uint8
+	// Channels goes into the OpusHead. Default 2, as WebRTC negotiates
+	// opus/48000/2 whatever the microphone.
+	Channels uint8
+	// ClockZero is the meeting clock's zero; FirstPacketAt the arrival of
+	// the track's first packet. StartMS is their difference.
+	ClockZero, FirstPacketAt time.Time
+}
+
+// Recorder creates Writers and finishes the spools a crash left behind.
+type Recorder struct {
+	cfg     Config
+	blobs   blob.Store
+	catalog Catalog
+	log     *slog.Logger
+
+	mu   sync.Mutex
+	open map[string]*Writer // by track id: Recover leaves these alone
+}
+
+// New returns a Recorder spooling under cfg.SpoolDir.
+func New(cfg Config, blobs blob.Store, catalog Catalog, logger *slog.Logger) (*Recorder, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if blobs == nil || catalog == nil {
+		return nil, errors.New("recorder: a blob store and a catalog are required")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
+		return nil, fmt.Errorf("recorder: create spool dir: %w", err)
+	}
+	return &Recorder{cfg: cfg, blobs: blobs, catalog: catalog, log: logger, open: map[string]*Writer{}}, nil
+}
+
+// ErrInvalidTrack is returned by Open for a Track that cannot be recorded.
+var ErrInvalidTrack = errors.New("invalid track")
+
+// validID reports whether s is safe as one path element: Greffier's ids are.
+func validID(s string) bool {
+	if s == "" || len(s) > 128 || s == "." || s == ".." {
+		return false
+	}
+	for _, c := range s {
+		ok := c == '-' || c == '_' || c == '.' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func newTrackID() (string, error) {
+	var b [10]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("track id: %w", err)
+	}
+	return "trk_" + hex.EncodeToString(b[:]), nil
+}
+
+func (r *Recorder) paths(meetingID, trackID string) (spool, side string) {
+	dir := filepath.Join(r.cfg.SpoolDir, meetingID)
+	return filepath.Join(dir, trackID+".webm"), filepath.Join(dir, trackID+".json")
+}
+
+// Open starts recording a track: it picks its id, records it in the
+// catalog and starts its spool. The Writer must be closed.
+func (r *Recorder) Open(ctx context.Context, t Track) (*Writer, error) {
+	if !validID(t.MeetingID) {
+		return nil, fmt.Errorf("open track: meeting id %q: %w", t.MeetingID, ErrInvalidTrack)
+	}
+	if t.Identity == "" {
+		return nil, fmt.Errorf("open track: identity is required: %w", ErrInvalidTrack)
+	}
+	if t.ClockRate == 0 {
+		t.ClockRate = 48000
+	}
+	if t.Channels == 0 {
+		t.Channels = 2
+	}
+	if t.Channels > 2 {
+		return nil, fmt.Errorf("open track: %d channels; Opus mapping family 0 has 1 or 2: %w", t.Channels, ErrInvalidTrack)
+	}
+	id, err := newTrackID()
+	if err != nil {
+		return nil, err
+	}
+	spoolPath, sidePath := r.paths(t.MeetingID, id)
+	if err := os.MkdirAll(filepath.Dir(spoolPath), 0o700); err != nil {
+		return nil, fmt.Errorf("open track %s: %w", id, err)
+	}
+	sc := sidecar{
+		TrackID: id, MeetingID: t.MeetingID, Identity: t.Identity, SSRC: t.SSRC, Channels: t.Channels,
+		StartMS: t.FirstPacketAt.Sub(t.ClockZero).Milliseconds(), FirstPacketAt: t.FirstPacketAt,
+	}
+	// The sidecar comes first so that any spool Recover finds has one.
+	if err := writeSidecar(sidePath, sc); err != nil {
+		return nil, fmt.Errorf("open track %s: %w", id, err)
+	}
+	if err := r.catalog.CreateTrack(ctx, sc.row(store.TrackRecording)); err != nil {
+		_ = os.Remove(sidePath)
+		return nil, fmt.Errorf("open track %s: catalog: %w", id, err)
+	}
+	f, err := os.OpenFile(spoolPath, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open track %s: create spool: %w", id, err)
+	}
+	w := newWriter(r, sc, t.ClockRate, t.PayloadType, spoolPath, sidePath, newSpoolFile(f))
+	w.bw, err = newWebM(w.file, t.Channels, &w.webmErr)
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("open track %s: %w", id, err)
+	}
+	r.mu.Lock()
+	r.open[id] = w
+	r.mu.Unlock()
+	go w.run()
+	r.log.Info("recording track", "track", id, "meeting", t.MeetingID, "identity", t.Identity, "ssrc", t.SSRC)
+	return w, nil
+}
+
+func (r *Recorder) forget(id string) {
+	r.mu.Lock()
+	delete(r.open, id)
+	r.mu.Unlock()
+}
+
+func (sc sidecar) row(state store.TrackState) store.Track {
+	return store.Track{
+		ID: sc.TrackID, MeetingID: sc.MeetingID, Identity: sc.Identity, SSRC: sc.SSRC, State: state,
+		StartMS: sc.StartMS, DurationMS: sc.DurationMS, GapMS: sc.GapMS,
+	}
+}
+
+// store uploads a finalized spool, retrying with backoff until ctx ends,
+// then records the final row and deletes the spool. On failure the spool
+// stays for Recover and, when the upload itself failed, the row says so.
+func (r *Recorder) store(ctx context.Context, sc sidecar, spoolPath, sidePath string) error {
+	key := layout.Track(sc.MeetingID, sc.TrackID)
+	info, err := r.upload(ctx, key, spoolPath)
+	state := store.TrackStored
+	if sc.Recovered {
+		state = store.TrackRecovered
+	}
+	row := sc.row(state)
+	if err != nil {
+		row.State, row.Failure = store.TrackFailed, fmt.Sprintf("upload to blob storage failed; the spool is kept for recovery: %v", err)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.FinishTimeout)
+		defer cancel()
+		if ferr := r.catalog.FinishTrack(fctx, row); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("mark failed: %w", ferr))
+		}
+		return fmt.Errorf("store track %s: %w", sc.TrackID, err)
+	}
+	row.BlobKey, row.Size, row.SHA256 = key, info.Size, info.SHA256
+	if err := r.catalog.FinishTrack(ctx, row); err != nil {
+		return fmt.Errorf("store track %s: catalog: %w", sc.TrackID, err)
+	}
+	r.removeSpool(spoolPath, sidePath)
+	return nil
+}
+
+func (r *Recorder) removeSpool(spoolPath, sidePath string) {
+	// The spool goes first: a sidecar without spool is harmless, the
+	// reverse would be a spool Recover cannot name.
+	for _, p := range []string{spoolPath, sidePath} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			r.log.Warn("remove spool", "path", p, "err", err)
+		}
+	}
+	_ = os.Remove(filepath.Dir(spoolPath)) // only succeeds once the meeting's dir is empty
+}
+
+// upload puts the file under key, retrying with backoff until ctx ends.
+func (r *Recorder) upload(ctx context.Context, key, path string) (blob.Info, error) {
+	wait := r.cfg.RetryBackoff
+	for attempt := 1; ; attempt++ {
+		info, err := r.putOnce(ctx, key, path)
+		if err == nil {
+			return info, nil
+		}
+		r.log.Warn("track upload failed", "key", key, "attempt", attempt, "retry_in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return blob.Info{}, fmt.Errorf("after %d attempts: %w (last: %w)", attempt, ctx.Err(), err)
+		case <-t.C:
+		}
+		wait = min(wait*2, r.cfg.MaxRetryBackoff)
+	}
+}
+
+func (r *Recorder) putOnce(ctx context.Context, key, path string) (blob.Info, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return blob.Info{}, fmt.Errorf("open spool: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return blob.Info{}, fmt.Errorf("stat spool: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.UploadTimeout)
+	defer cancel()
+	info, err := r.blobs.Put(ctx, key, io.Reader(f), st.Size())
+	if err != nil {
+		return blob.Info{}, fmt.Errorf("put %s: %w", key, err)
+	}
+	if info.Size != st.Size() {
+		return blob.Info{}, fmt.Errorf("put %s: stored %d bytes of %d", key, info.Size, st.Size())
+	}
+	return info, nil
+}
+
+// Recover finishes every spool left by a previous process: a complete
+// WebM is uploaded as stored; a cut-off one is rebuilt from the blocks
+// that reached the disk and uploaded as recovered. Call it at start-up;
+// tracks open in this process are left alone. It goes on past a failed
+// track and returns all failures joined.
+func (r *Recorder) Recover(ctx context.Context) error {
+	sides, err := filepath.Glob(filepath.Join(r.cfg.SpoolDir, "*", "*.json"))
+	if err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	var errs []error
+	for _, side := range sides {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("recover: %w", err))
+			break
+		}
+		id := strings.TrimSuffix(filepath.Base(side), ".json")
+		r.mu.Lock()
+		_, busy := r.open[id]
+		r.mu.Unlock()
+		if busy {
+			continue
+		}
+		if err := r.recoverOne(ctx, side); err != nil {
+			r.log.Error("recover track", "sidecar", side, "err", err)
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Recorder) recoverOne(ctx context.Context, sidePath string) error {
+	sc, err := readSidecar(sidePath)
+	if err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	spoolPath, _ := r.paths(sc.MeetingID, sc.TrackID)
+	if filepath.Clean(strings.TrimSuffix(sidePath, ".json")+".webm") != filepath.Clean(spoolPath) {
+		return fmt.Errorf("recover %s: sidecar names another track", sidePath)
+	}
+	// The process may have died before CreateTrack; it is idempotent.
+	if err := r.catalog.CreateTrack(ctx, sc.row(store.TrackRecording)); err != nil {
+		return fmt.Errorf("recover track %s: catalog: %w", sc.TrackID, err)
+	}
+	if !sc.Finalized {
+		blocks, err := r.rebuild(spoolPath, &sc)
+		if err != nil {
+			return fmt.Errorf("recover track %s: %w", sc.TrackID, err)
+		}
+		if blocks == 0 {
+			row := sc.row(store.TrackFailed)
+			row.Failure = "the process stopped before any audio of this track reached the disk"
+			if err := r.catalog.FinishTrack(ctx, row); err != nil {
+				return fmt.Errorf("recover track %s: catalog: %w", sc.TrackID, err)
+			}
+			r.removeSpool(spoolPath, sidePath)
+			return nil
+		}
+		if err := writeSidecar(sidePath, sc); err != nil {
+			return fmt.Errorf("recover track %s: %w", sc.TrackID, err)
+		}
+	}
+	r.log.Info("recovering track", "track", sc.TrackID, "meeting", sc.MeetingID,
+		"duration_ms", sc.DurationMS, "recovered", sc.Recovered)
+	return r.store(ctx, sc, spoolPath, sidePath)
+}
+
+// rebuild rewrites a cut-off spool as a complete WebM from the blocks it
+// holds and marks sc finalized and recovered. The new file replaces the
+// old one by rename, so a crash here leaves one or the other.
+func (r *Recorder) rebuild(spoolPath string, sc *sidecar) (int, error) {
+	in, err := os.Open(spoolPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("open spool: %w", err)
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("stat spool: %w", err)
+	}
+	tmp := spoolPath + ".rebuild"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("create rebuilt spool: %w", err)
+	}
+	out := newSpoolFile(f)
+	var errs errBox
+	bw, err := newWebM(out, sc.Channels, &errs)
+	if err != nil {
+		_ = f.Close()
+		_ = os.Remove(tmp)
+		return 0, err
+	}
+	var (
+		blocks int
+		endMS  int64
+		slab   slab
+	)
+	scanErr := scanBlocks(in, func(ms int64, frame []byte) error {
+		samples := opusSamples(frame)
+		if samples == 0 {
+			return fmt.Errorf("block at %d ms is not Opus: %w", ms, errCorrupt)
+		}
+		if _, err := bw.Write(true, ms, slab.copy(frame)); err != nil {
+			return fmt.Errorf("rewrite block: %w", err)
+		}
+		blocks++
+		endMS = ms + int64(samples)/48
+		return nil
+	})
+	if scanErr != nil && !errors.Is(scanErr, errCorrupt) {
+		_ = bw.Close()
+		_ = f.Close()
+		_ = os.Remove(tmp)
+		return 0, fmt.Errorf("read spool: %w", scanErr)
+	}
+	if scanErr != nil {
+		r.log.Warn("spool damaged; keeping the blocks before the damage", "track", sc.TrackID, "blocks", blocks, "err", scanErr)
+	}
+	err = bw.Close()
+	if err == nil {
+		err = errs.get()
+	}
+	if err == nil && blocks > 0 {
+		err = patchDuration(f, endMS)
+	}
+	if ferr := out.finish(); err == nil {
+		err = ferr
+	}
+	if err == nil && blocks > 0 {
+		err = os.Rename(tmp, spoolPath)
+	}
+	if err != nil || blocks == 0 {
+		_ = os.Remove(tmp)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("rebuild spool: %w", err)
+	}
+	sc.Finalized, sc.Recovered, sc.DurationMS = true, true, endMS
+	// The last flush is the latest moment audio is known to have been
+	// received; what came between the last spooled block and it (the
+	// reorder window, the last buffered second) is known lost.
+	lastAudio := sc.FirstPacketAt.Add(time.Duration(endMS) * time.Millisecond)
+	if gap := st.ModTime().Sub(lastAudio).Milliseconds(); gap > 0 && !sc.FirstPacketAt.IsZero() {
+		sc.GapMS = gap
+	}
+	return blocks, nil
+}
+
+// slab hands out copies of frames carved from shared chunks: ebml-go keeps
+// each frame it is given until it has written it, so frames cannot reuse a
+// buffer, but they need not cost one allocation each.
+type slab struct{ buf []byte }
+
+const slabChunk = 16 << 10
+
+func (s *slab) copy(p []byte) []byte {
+	if len(p) > cap(s.buf)-len(s.buf) {
+		s.buf = make([]byte, 0, max(slabChunk, len(p)))
+	}
+	n := len(s.buf)
+	s.buf = append(s.buf, p...)
+	return s.buf[n:len(s.buf):len(s.buf)]
+}

@@ -1,0 +1,266 @@
+package recorder
+
+import (
+	"math"
+
+	"github.com/pion/rtp"
+)
+
+const (
+	// windowSize is how many packets the reorder window holds (a power of
+	// two). 8 Opus packets are 160 ms: enough for the reordering a
+	// single-path UDP stream sees, small enough to hold per track.
+	windowSize = 8
+	// queueSize is how many in-order packets may wait for the spool
+	// goroutine (a power of two): 256 packets are 5 s of 20 ms audio, room
+	// for the burst that follows a network freeze. A disk that stalls
+	// longer costs recorded audio, never the SFU's read loop. Queue slots
+	// get buffers only when a backlog first reaches them, and the queue
+	// restarts at slot 0 whenever it empties, so a track that never
+	// backs up holds buffers for a handful of slots, not 256.
+	queueSize = 256
+	// slotCap is the payload capacity each slot starts with: typical
+	// WebRTC Opus packets are 60-250 bytes; a larger one grows its slot
+	// once and the slot keeps it.
+	slotCap = 256
+	// maxPayload bounds a payload the recorder accepts: nothing larger
+	// fits in one UDP datagram on a normal path.
+	maxPayload = 1500
+	// resyncAfter is how many consecutive, mutually consistent packets
+	// with an impossible timestamp it takes to believe the sender really
+	// restarted its timeline (one bad packet never moves it).
+	resyncAfter = 3
+)
+
+// Stats counts what a Writer did with the packets it was given.
+type Stats struct {
+	Written      int64 // packets handed to the WebM spool
+	Late         int64 // arrived after their place was written (beyond the window)
+	Duplicate    int64 // same sequence number seen twice
+	Garbage      int64 // empty, oversized, not Opus, or another payload type
+	BadTimestamp int64 // timestamp impossible given wall-clock time, or not increasing
+	Overflow     int64 // spool goroutine too far behind: dropped, not blocked
+	Resyncs      int64 // sender timeline restarts accepted
+}
+
+// slot holds one packet's payload in a buffer owned by the sequencer.
+type slot struct {
+	present bool
+	seq     int64 // extended sequence number
+	ts      int64 // media time in clock ticks since the track's first packet
+	samples int   // duration at 48 kHz
+	buf     []byte
+}
+
+// sequencer turns packets in arrival order into packets in media order
+// with 64-bit media times. It does no I/O and is guarded by Writer.mu.
+//
+// Time rule: a packet's media time is its unwrapped RTP timestamp relative
+// to the first packet, so DTX silence and loss keep their place. A packet
+// whose timestamp moves further ahead than the wall clock moved since the
+// newest accepted packet, plus slack, or lies more than slack behind it,
+// cannot be live audio: it is dropped as a bad timestamp. Only when
+// resyncAfter consecutive such packets agree with each other is it taken
+// as a sender restart, and the new timeline continues where the wall clock
+// says, so one corrupt packet never opens a multi-hour gap.
+type sequencer struct {
+	rate    int64 // ticks per second
+	slack   int64 // ticks
+	started bool
+	pt      uint8
+
+	highSeq int64 // unwrap reference for sequence numbers
+	next    int64 // lowest sequence number not yet released
+
+	highRaw     int64 // unwrapped raw timestamp of the newest accepted packet
+	offset      int64 // media = raw + offset
+	highTS      int64 // media time of the newest accepted packet
+	highArrival int64 // its arrival, unix ns
+
+	suspectTS      uint32
+	suspectArrival int64
+	suspectN       int
+
+	released bool  // something was released; lastTS is meaningful
+	lastTS   int64 // media time of the last released packet
+
+	window [windowSize]slot
+	// releasedSeq[i] is the last sequence number released from window
+	// slot i, so a copy arriving after its original tells as a duplicate.
+	releasedSeq [windowSize]int64
+	queue       [queueSize]slot
+	qHead       int // index of the oldest queued packet
+	qLen        int
+
+	stats Stats
+}
+
+// newSequencer returns a sequencer for a clock of clockRate Hz; pt is the
+// payload type to record, or 0 to take the first valid packet's.
+func newSequencer(clockRate uint32, pt uint8, slackTicks int64) *sequencer {
+	s := &sequencer{rate: int64(clockRate), slack: slackTicks, pt: pt}
+	for i := range s.releasedSeq {
+		s.releasedSeq[i] = math.MinInt64
+	}
+	for i := range s.window {
+		s.window[i].buf = make([]byte, 0, slotCap)
+	}
+	return s
+}
+
+// push accepts one packet that arrived at now (unix ns). It copies what it
+// keeps and allocates nothing once slots have grown to the stream's sizes.
+func (s *sequencer) push(p *rtp.Packet, now int64) {
+	samples := opusSamples(p.Payload)
+	if samples == 0 || len(p.Payload) > maxPayload || (s.pt != 0 && p.PayloadType != s.pt) {
+		s.stats.Garbage++
+		return
+	}
+	if !s.started {
+		s.started = true
+		s.pt = p.PayloadType
+		s.highSeq = int64(p.SequenceNumber)
+		s.next = s.highSeq
+		s.highRaw = int64(p.Timestamp)
+		s.offset = -s.highRaw
+		s.highArrival = now
+	}
+
+	raw := s.highRaw + int64(int32(p.Timestamp-uint32(s.highRaw)))
+	media := raw + s.offset
+	delta := media - s.highTS
+	elapsed := (now - s.highArrival) * s.rate / 1e9
+	if elapsed < 0 {
+		elapsed = 0
+	}
+	resync := false
+	if delta > elapsed+s.slack || delta < -s.slack {
+		if !s.consistentSuspect(p.Timestamp, now) {
+			s.suspectN = 0
+		}
+		s.suspectN++
+		s.suspectTS, s.suspectArrival = p.Timestamp, now
+		if s.suspectN < resyncAfter {
+			s.stats.BadTimestamp++
+			return
+		}
+		// The sender restarted its clock: continue its new timeline where
+		// the wall clock says this packet belongs.
+		s.stats.Resyncs++
+		raw = int64(p.Timestamp)
+		s.offset = s.highTS + elapsed - raw
+		media = raw + s.offset
+		resync = true
+	}
+	s.suspectN = 0
+	newest := media > s.highTS
+	if newest || resync {
+		s.highRaw, s.highTS, s.highArrival = raw, media, now
+	}
+
+	seq := s.highSeq + int64(int16(p.SequenceNumber-uint16(s.highSeq)))
+	if resync || (seq < s.next && newest) {
+		// A sequence discontinuity that carries newer audio is a sender
+		// restart, not a late packet: release what is held and restart
+		// the window here.
+		s.releaseAll()
+		s.next = seq
+		s.highSeq = seq
+	}
+	if seq < s.next {
+		if s.releasedSeq[seq&(windowSize-1)] == seq {
+			s.stats.Duplicate++
+		} else {
+			s.stats.Late++
+		}
+		return
+	}
+	if seq >= s.next+windowSize {
+		// Make room: whatever is missing below the new window is lost.
+		for i := 0; i < windowSize && s.next <= seq-windowSize; i++ {
+			s.releaseSlot(&s.window[s.next&(windowSize-1)])
+			s.next++
+		}
+		if s.next <= seq-windowSize {
+			s.next = seq - windowSize + 1
+		}
+	}
+	if seq > s.highSeq {
+		s.highSeq = seq
+	}
+	sl := &s.window[seq&(windowSize-1)]
+	if sl.present {
+		s.stats.Duplicate++
+		return
+	}
+	sl.present, sl.seq, sl.ts, sl.samples = true, seq, media, samples
+	sl.buf = append(sl.buf[:0], p.Payload...)
+	for {
+		head := &s.window[s.next&(windowSize-1)]
+		if !head.present || head.seq != s.next {
+			break
+		}
+		s.releaseSlot(head)
+		s.next++
+	}
+}
+
+// consistentSuspect reports whether a packet with timestamp ts arriving at
+// now continues the previous suspect packet's timeline.
+func (s *sequencer) consistentSuspect(ts uint32, now int64) bool {
+	if s.suspectN == 0 {
+		return false
+	}
+	d := int64(int32(ts - s.suspectTS))
+	e := (now - s.suspectArrival) * s.rate / 1e9
+	return d > 0 && d <= e+s.slack
+}
+
+// releaseAll moves every held packet to the queue in sequence order.
+func (s *sequencer) releaseAll() {
+	for i := 0; i < windowSize; i++ {
+		s.releaseSlot(&s.window[(s.next+int64(i))&(windowSize-1)])
+	}
+	s.next += windowSize
+}
+
+// releaseSlot moves sl's packet, if any, to the queue by swapping buffers,
+// so nothing is copied or allocated.
+func (s *sequencer) releaseSlot(sl *slot) {
+	if !sl.present {
+		return
+	}
+	sl.present = false
+	s.releasedSeq[sl.seq&(windowSize-1)] = sl.seq
+	if s.released && sl.ts <= s.lastTS {
+		s.stats.BadTimestamp++
+		return
+	}
+	if s.qLen == queueSize {
+		s.stats.Overflow++
+		return
+	}
+	q := &s.queue[(s.qHead+s.qLen)&(queueSize-1)]
+	q.present, q.seq, q.ts, q.samples = true, sl.seq, sl.ts, sl.samples
+	q.buf, sl.buf = sl.buf, q.buf
+	s.qLen++
+	s.released = true
+	s.lastTS = sl.ts
+}
+
+// pop returns the oldest queued packet and frees its slot; the slot's
+// contents stay valid only while Writer.mu is held.
+func (s *sequencer) pop() (*slot, bool) {
+	if s.qLen == 0 {
+		return nil, false
+	}
+	q := &s.queue[s.qHead]
+	s.qHead = (s.qHead + 1) & (queueSize - 1)
+	s.qLen--
+	if s.qLen == 0 {
+		s.qHead = 0 // keep reusing the first slots' buffers
+	}
+	q.present = false
+	s.stats.Written++
+	return q, true
+}

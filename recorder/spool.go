@@ -1,0 +1,447 @@
+package recorder
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/at-wat/ebml-go/mkvcore"
+	"github.com/at-wat/ebml-go/webm"
+)
+
+// spoolBufSize is the write buffer per track: about two seconds of
+// 32 kbit/s audio, so the periodic flush, not the buffer, decides when
+// bytes reach the kernel.
+const spoolBufSize = 8 << 10
+
+// cuesReserve is the space kept after the header for Cues. A cue costs
+// about 20 bytes per cluster (one cluster per 32.7 s or per long gap), so
+// 8 KiB index about two meeting-days; beyond that ebml-go thins them.
+const cuesReserve = 8 << 10
+
+// spoolFile is the io.WriteCloser + io.WriterAt ebml-go writes a track to.
+// Writes are buffered and reach the file on flush. A write error is kept
+// and reported by err() instead of being returned to ebml-go, whose writer
+// goroutine stops on the first error and would then block every later
+// frame (and the caller) forever.
+type spoolFile struct {
+	mu   sync.Mutex
+	f    *os.File
+	bw   *bufio.Writer
+	fail error
+}
+
+func newSpoolFile(f *os.File) *spoolFile {
+	return &spoolFile{f: f, bw: bufio.NewWriterSize(f, spoolBufSize)}
+}
+
+func (s *spoolFile) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail == nil {
+		if _, err := s.bw.Write(p); err != nil {
+			s.fail = fmt.Errorf("write spool %s: %w", s.f.Name(), err)
+		}
+	}
+	return len(p), nil
+}
+
+// WriteAt is how ebml-go fills in Cues and Duration when it closes.
+func (s *spoolFile) WriteAt(p []byte, off int64) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.flushLocked(); err != nil {
+		return 0, err
+	}
+	n, err := s.f.WriteAt(p, off)
+	if err != nil && s.fail == nil {
+		s.fail = fmt.Errorf("write spool %s at %d: %w", s.f.Name(), off, err)
+	}
+	return n, err
+}
+
+// Close is called by ebml-go when it has written everything; the file
+// itself stays open for the Duration patch and is closed by finish.
+func (s *spoolFile) Close() error {
+	return s.flush()
+}
+
+func (s *spoolFile) flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flushLocked()
+}
+
+func (s *spoolFile) flushLocked() error {
+	if s.fail != nil {
+		return s.fail
+	}
+	if err := s.bw.Flush(); err != nil {
+		s.fail = fmt.Errorf("flush spool %s: %w", s.f.Name(), err)
+	}
+	return s.fail
+}
+
+func (s *spoolFile) err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fail
+}
+
+// finish flushes, makes the file durable and closes it.
+func (s *spoolFile) finish() error {
+	err := s.flush()
+	if err == nil {
+		if serr := s.f.Sync(); serr != nil {
+			err = fmt.Errorf("sync spool %s: %w", s.f.Name(), serr)
+		}
+	}
+	if cerr := s.f.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close spool %s: %w", s.f.Name(), cerr)
+	}
+	return err
+}
+
+// errBox collects errors ebml-go reports through its handlers, which run
+// on its own goroutine.
+type errBox struct {
+	mu    sync.Mutex
+	first error
+}
+
+func (b *errBox) set(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.first == nil {
+		b.first = err
+	}
+}
+
+func (b *errBox) get() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.first
+}
+
+// newWebM starts a one-track Opus WebM on out. Block times given to the
+// returned writer are milliseconds from the track's first packet.
+func newWebM(out *spoolFile, channels uint8, errs *errBox) (webm.BlockWriteCloser, error) {
+	info := &webm.Info{ // per file: WithCues writes Duration into it
+		TimecodeScale: 1_000_000, // 1 ms
+		MuxingApp:     "greffier",
+		WritingApp:    "greffier",
+	}
+	tracks := []webm.TrackEntry{{
+		Name:         "audio",
+		TrackNumber:  1,
+		TrackUID:     1,
+		CodecID:      "A_OPUS",
+		CodecPrivate: opusHead(channels),
+		CodecDelay:   opusCodecDelay,
+		SeekPreRoll:  opusSeekPreRoll,
+		TrackType:    2, // audio
+		Audio:        &webm.Audio{SamplingFrequency: 48000, Channels: uint64(channels)},
+	}}
+	ws, err := webm.NewSimpleBlockWriter(out, tracks,
+		mkvcore.WithSegmentInfo(info),
+		mkvcore.WithSeekHead(true),
+		mkvcore.WithCues(cuesReserve),
+		// The default interceptor sorts across tracks by holding up to 16
+		// frames back: one track needs no sorting, and held frames would
+		// be lost in a crash.
+		mkvcore.WithBlockInterceptor(nil),
+		mkvcore.WithOnErrorHandler(func(err error) { errs.set(fmt.Errorf("webm: %w", err)) }),
+		mkvcore.WithOnFatalHandler(func(err error) { errs.set(fmt.Errorf("webm (fatal): %w", err)) }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("start webm: %w", err)
+	}
+	return ws[0], nil
+}
+
+// EBML element ids the recorder reads back.
+const (
+	idEBML        = 0x1A45DFA3
+	idSegment     = 0x18538067
+	idInfo        = 0x1549A966
+	idDuration    = 0x4489
+	idCluster     = 0x1F43B675
+	idTimecode    = 0xE7
+	idSimpleBlock = 0xA3
+	unknownSize   = -1
+)
+
+// maxElement bounds any element the recorder skips or reads whole: its
+// own files hold nothing larger than the Cues reserve or one block.
+const maxElement = 1 << 20
+
+// errCorrupt says the bytes stop making sense; what was read before stays.
+var errCorrupt = errors.New("corrupt spool")
+
+// readElementHeader reads an EBML id (marker bits kept) and data size
+// (unknownSize for "unknown"), and how many bytes both took.
+func readElementHeader(r io.ByteReader) (id uint32, size int64, n int, err error) {
+	b, err := r.ReadByte()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	l := 1
+	for mask := byte(0x80); l <= 4 && b&mask == 0; mask >>= 1 {
+		l++
+	}
+	if l > 4 {
+		return 0, 0, 1, errCorrupt
+	}
+	id = uint32(b)
+	for i := 1; i < l; i++ {
+		c, err := r.ReadByte()
+		if err != nil {
+			return 0, 0, i, unexpected(err)
+		}
+		id = id<<8 | uint32(c)
+	}
+	b, err = r.ReadByte()
+	if err != nil {
+		return 0, 0, l, unexpected(err)
+	}
+	sl := 1
+	for mask := byte(0x80); sl <= 8 && b&mask == 0; mask >>= 1 {
+		sl++
+	}
+	if sl > 8 {
+		return 0, 0, l + 1, errCorrupt
+	}
+	v := uint64(b) & (0xFF >> sl)
+	allOnes := v == uint64(0xFF>>sl)
+	for i := 1; i < sl; i++ {
+		c, err := r.ReadByte()
+		if err != nil {
+			return 0, 0, l + i, unexpected(err)
+		}
+		v = v<<8 | uint64(c)
+		allOnes = allOnes && c == 0xFF
+	}
+	if allOnes {
+		return id, unknownSize, l + sl, nil
+	}
+	if v > math.MaxInt64 {
+		return 0, 0, l + sl, errCorrupt
+	}
+	return id, int64(v), l + sl, nil
+}
+
+func unexpected(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// scanBlocks reads the SimpleBlocks of a spooled WebM, complete or cut off
+// by a crash, and calls fn with each block's time in ms and its frame (fn
+// must copy it). It stops without error at a clean or truncated end, and
+// with errCorrupt at bytes that cannot be what the recorder wrote; every
+// block before that point has been delivered.
+func scanBlocks(r io.Reader, fn func(ms int64, frame []byte) error) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var (
+		cluster int64 = -1
+		last    int64 = -1
+		buf     []byte
+	)
+	for {
+		id, size, _, err := readElementHeader(br)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil
+			}
+			return err
+		}
+		switch id {
+		case idSegment, idCluster: // descend: their children follow
+			if id == idCluster {
+				cluster = -1
+			}
+			continue
+		}
+		if size == unknownSize || size > maxElement {
+			return fmt.Errorf("element %#x of size %d: %w", id, size, errCorrupt)
+		}
+		if cap(buf) < int(size) {
+			buf = make([]byte, size)
+		}
+		buf = buf[:size]
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return nil // cut off mid-element by the crash
+		}
+		switch id {
+		case idTimecode:
+			if size > 8 {
+				return fmt.Errorf("cluster timecode of %d bytes: %w", size, errCorrupt)
+			}
+			var v uint64
+			for _, c := range buf {
+				v = v<<8 | uint64(c)
+			}
+			if v > math.MaxInt64/2 {
+				return fmt.Errorf("cluster timecode %d: %w", v, errCorrupt)
+			}
+			cluster = int64(v)
+		case idSimpleBlock:
+			// track number 1 (one-byte vint), int16 time, flags without lacing
+			if cluster < 0 || size < 5 || buf[0] != 0x81 || buf[3]&0x06 != 0 {
+				return fmt.Errorf("simple block: %w", errCorrupt)
+			}
+			ms := cluster + int64(int16(binary.BigEndian.Uint16(buf[1:3])))
+			if ms < last {
+				return fmt.Errorf("block at %d ms after %d ms: %w", ms, last, errCorrupt)
+			}
+			last = ms
+			if err := fn(ms, buf[4:]); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// patchDuration overwrites the Segment's Duration with ms. ebml-go writes
+// the start of the last block there; a player wants its end.
+func patchDuration(f *os.File, ms int64) error {
+	head := make([]byte, 4096)
+	n, err := f.ReadAt(head, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read webm header: %w", err)
+	}
+	head = head[:n]
+	pos, err := findDuration(head)
+	if err != nil {
+		return err
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], math.Float64bits(float64(ms)))
+	if _, err := f.WriteAt(v[:], pos); err != nil {
+		return fmt.Errorf("write webm duration: %w", err)
+	}
+	return nil
+}
+
+// findDuration returns the offset of the 8-byte Duration value in head.
+func findDuration(head []byte) (int64, error) {
+	r := &byteReader{b: head}
+	for {
+		id, size, _, err := readElementHeader(r)
+		if err != nil {
+			return 0, fmt.Errorf("find webm duration: %w", err)
+		}
+		switch {
+		case id == idSegment || id == idInfo:
+			continue
+		case id == idDuration && size == 8:
+			return int64(r.off), nil
+		case id == idCluster || size < 0 || int64(r.off)+size > int64(len(head)):
+			return 0, fmt.Errorf("find webm duration: no Duration before the first cluster: %w", errCorrupt)
+		}
+		r.off += int(size)
+	}
+}
+
+type byteReader struct {
+	b   []byte
+	off int
+}
+
+func (r *byteReader) ReadByte() (byte, error) {
+	if r.off >= len(r.b) {
+		return 0, io.EOF
+	}
+	c := r.b[r.off]
+	r.off++
+	return c, nil
+}
+
+// sidecar is what Recover needs to finish a track whose process died:
+// written next to the spool before its first byte, rewritten when the WebM
+// is final.
+type sidecar struct {
+	TrackID       string    `json:"track_id"`
+	MeetingID     string    `json:"meeting_id"`
+	Identity      string    `json:"identity"`
+	SSRC          uint32    `json:"ssrc"`
+	Channels      uint8     `json:"channels"`
+	StartMS       int64     `json:"start_ms"`
+	FirstPacketAt time.Time `json:"first_packet_at"`
+	// Finalized: the WebM is complete (Duration, Cues); only the upload
+	// and the catalog update may be missing.
+	Finalized  bool  `json:"finalized"`
+	Recovered  bool  `json:"recovered"`
+	DurationMS int64 `json:"duration_ms"`
+	GapMS      int64 `json:"gap_ms"`
+}
+
+// writeSidecar replaces path atomically, so a crash leaves the old or the
+// new version, never half of one.
+func writeSidecar(path string, sc sidecar) error {
+	b, err := json.Marshal(sc)
+	if err != nil {
+		return fmt.Errorf("encode sidecar: %w", err)
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write sidecar: %w", err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write sidecar %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func readSidecar(path string) (sidecar, error) {
+	var sc sidecar
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return sc, fmt.Errorf("read sidecar: %w", err)
+	}
+	if err := json.Unmarshal(b, &sc); err != nil {
+		return sc, fmt.Errorf("decode sidecar %s: %w", path, err)
+	}
+	if sc.TrackID == "" || sc.MeetingID == "" || sc.Identity == "" {
+		return sc, fmt.Errorf("sidecar %s lacks track, meeting or identity", path)
+	}
+	return sc, nil
+}
+
+// syncDir makes a rename or create in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,235 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/at-wat/ebml-go/webm"
+	"github.com/pion/rtp"
+
+	"github.com/greffier/greffier/internal/store"
+)
+
+// ErrNoAudio is returned by Close for a track that received no usable
+// packet; the track is recorded as failed with that reason and no blob.
+var ErrNoAudio = errors.New("track received no audio")
+
+// Writer records one track. WriteRTP may be called from one goroutine (the
+// SFU's read loop) while Close is called from another.
+type Writer struct {
+	r         *Recorder
+	sc        sidecar
+	spoolPath string
+	sidePath  string
+
+	mu     sync.Mutex // guards seq and closed; held briefly, never across I/O
+	seq    *sequencer
+	closed bool
+
+	wake chan struct{} // cap 1: packets are queued
+	stop chan struct{} // closed by Close: drain and finish
+	done chan struct{} // closed when run has finalized the WebM
+
+	// Owned by run.
+	file    *spoolFile
+	bw      webm.BlockWriteCloser
+	webmErr errBox
+	slab    slab
+	batch   []frameRef
+	zeroTS  int64
+	hasZero bool
+	endMS   int64
+	blocks  int64
+	runErr  error // set before done is closed
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type frameRef struct {
+	ms   int64
+	data []byte
+}
+
+func newWriter(r *Recorder, sc sidecar, clockRate uint32, pt uint8, spoolPath, sidePath string, file *spoolFile) *Writer {
+	slack := int64(r.cfg.TimestampSlack) * int64(clockRate) / int64(time.Second)
+	return &Writer{
+		r: r, sc: sc, spoolPath: spoolPath, sidePath: sidePath,
+		seq:   newSequencer(clockRate, pt, slack),
+		wake:  make(chan struct{}, 1),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+		file:  file,
+		batch: make([]frameRef, 0, queueSize),
+	}
+}
+
+// ID is the track's id, as stored in the catalog.
+func (w *Writer) ID() string { return w.sc.TrackID }
+
+// WriteRTP records one packet. It never blocks on disk and does not keep p
+// or p.Payload; packets after Close are ignored. Reordered packets within
+// a small window are put back in order; duplicates, packets too late for
+// the window, malformed payloads and impossible timestamps are dropped and
+// counted in Stats.
+func (w *Writer) WriteRTP(p *rtp.Packet) {
+	now := w.r.cfg.Now().UnixNano()
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	w.seq.push(p, now)
+	queued := w.seq.qLen > 0
+	w.mu.Unlock()
+	if queued {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Stats returns what the Writer has done with its packets so far.
+func (w *Writer) Stats() Stats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.seq.stats
+}
+
+// run moves queued packets into the WebM, flushes the spool every
+// FlushInterval, and finalizes the WebM once Close asks.
+func (w *Writer) run() {
+	defer close(w.done)
+	tick := time.NewTicker(w.r.cfg.FlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.wake:
+			w.drain()
+		case <-tick.C:
+			w.drain()
+			if err := w.file.flush(); err != nil {
+				w.r.log.Error("flush spool", "track", w.sc.TrackID, "err", err)
+			}
+		case <-w.stop:
+			w.drain()
+			w.runErr = w.finalize()
+			return
+		}
+	}
+}
+
+// drain writes every queued packet to the WebM. The queue is copied out
+// under the lock and written after it, so WriteRTP never waits for
+// ebml-go.
+func (w *Writer) drain() {
+	w.batch = w.batch[:0]
+	w.mu.Lock()
+	for {
+		s, ok := w.seq.pop()
+		if !ok {
+			break
+		}
+		if !w.hasZero {
+			w.zeroTS, w.hasZero = s.ts, true
+		}
+		rel := s.ts - w.zeroTS
+		ms := rel * 1000 / w.seq.rate
+		w.endMS = (rel + int64(s.samples)*w.seq.rate/48000) * 1000 / w.seq.rate
+		w.batch = append(w.batch, frameRef{ms: ms, data: w.slab.copy(s.buf)})
+	}
+	w.mu.Unlock()
+	for _, f := range w.batch {
+		// Write only queues the frame for ebml-go's goroutine; errors
+		// arrive through its handlers into webmErr.
+		_, _ = w.bw.Write(true, f.ms, f.data)
+		w.blocks++
+	}
+	clear(w.batch) // drop references to slab chunks
+}
+
+// finalize closes the WebM (ebml-go writes Cues and Duration), sets
+// Duration to the end of the last block and closes the file durably.
+func (w *Writer) finalize() error {
+	err := w.bw.Close()
+	if err == nil {
+		err = w.webmErr.get()
+	}
+	if err == nil {
+		err = w.file.err()
+	}
+	if err == nil && w.blocks > 0 {
+		err = patchDuration(w.file.f, w.endMS)
+	}
+	if ferr := w.file.finish(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// Close finishes the track: it writes what the reorder window still holds,
+// finalizes the WebM, uploads it (retrying until ctx ends), records the
+// final row and deletes the spool. If the upload fails the row is marked
+// failed and the spool stays for Recover. Calling Close again returns the
+// first result.
+func (w *Writer) Close(ctx context.Context) error {
+	w.closeOnce.Do(func() { w.closeErr = w.close(ctx) })
+	return w.closeErr
+}
+
+func (w *Writer) close(ctx context.Context) error {
+	defer w.r.forget(w.sc.TrackID)
+	w.mu.Lock()
+	w.closed = true
+	w.seq.releaseAll()
+	stats := w.seq.stats
+	w.mu.Unlock()
+	close(w.stop)
+	<-w.done // local disk only: bounded, and the file must not be left half-written
+
+	stats.Written = w.blocks
+	log := w.r.log.With("track", w.sc.TrackID, "meeting", w.sc.MeetingID)
+	log.Info("track closed", "blocks", w.blocks, "duration_ms", w.endMS, "late", stats.Late,
+		"duplicate", stats.Duplicate, "garbage", stats.Garbage, "bad_timestamp", stats.BadTimestamp,
+		"overflow", stats.Overflow, "resyncs", stats.Resyncs)
+
+	if w.runErr != nil {
+		// The spool is damaged; Recover can still salvage its blocks.
+		row := w.sc.row(store.TrackFailed)
+		row.Failure = fmt.Sprintf("writing the recording to local disk failed: %v", w.runErr)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.r.cfg.FinishTimeout)
+		defer cancel()
+		err := fmt.Errorf("close track %s: %w", w.sc.TrackID, w.runErr)
+		if ferr := w.r.catalog.FinishTrack(fctx, row); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("mark failed: %w", ferr))
+		}
+		return err
+	}
+	if w.blocks == 0 {
+		row := w.sc.row(store.TrackFailed)
+		row.Failure = "no audio was received for this track"
+		if err := w.r.catalog.FinishTrack(ctx, row); err != nil {
+			return fmt.Errorf("close track %s: catalog: %w", w.sc.TrackID, err)
+		}
+		w.r.removeSpool(w.spoolPath, w.sidePath)
+		return fmt.Errorf("close track %s: %w", w.sc.TrackID, ErrNoAudio)
+	}
+	w.sc.Finalized, w.sc.DurationMS = true, w.endMS
+	if err := writeSidecar(w.sidePath, w.sc); err != nil {
+		return fmt.Errorf("close track %s: %w", w.sc.TrackID, err)
+	}
+	return w.r.store(ctx, w.sc, w.spoolPath, w.sidePath)
+}
+
+// spoolExists is for tests and Recover's callers: whether a track's spool
+// is still on disk.
+func (r *Recorder) spoolExists(meetingID, trackID string) bool {
+	p, _ := r.paths(meetingID, trackID)
+	_, err := os.Stat(p)
+	return err == nil
+}
