@@ -27,7 +27,10 @@ type Store interface {
 	// Put stores r's bytes under key, replacing any object there. size may
 	// be -1 when unknown. The object is visible only once Put returns nil.
 	Put(ctx context.Context, key string, r io.Reader, size int64) (Info, error)
-	// Get opens the object for reading.
+	// Get opens the object for reading. When the object's SHA-256 is
+	// known, the reader returns an error wrapping ErrCorrupt instead of
+	// io.EOF if the bytes read do not match it. Keys failing ValidateKey
+	// are rejected by every method with an error wrapping ErrInvalidKey.
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	// Stat describes the object without reading it.
 	Stat(ctx context.Context, key string) (Info, error)
