@@ -1,0 +1,251 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/internal/token"
+)
+
+// meetingJSON is a meeting as the API shows it.
+type meetingJSON struct {
+	ID        string             `json:"id"`
+	Title     string             `json:"title"`
+	Language  string             `json:"language,omitempty"`
+	State     store.MeetingState `json:"state"`
+	CreatedAt time.Time          `json:"created_at"`
+	StartedAt *time.Time         `json:"started_at,omitempty"`
+	EndedAt   *time.Time         `json:"ended_at,omitempty"`
+	Failure   string             `json:"failure,omitempty"`
+	Pipeline  *pipelineJSON      `json:"pipeline,omitempty"`
+	Join      []joinJSON         `json:"join,omitempty"`
+	WHIPURL   string             `json:"whip_url"`
+	WHEPURL   string             `json:"whep_url"`
+}
+
+type pipelineJSON struct {
+	Tracks              int             `json:"tracks"`
+	TracksRecording     int             `json:"tracks_recording"`
+	TracksProcessed     int             `json:"tracks_processed"`
+	TracksFailed        int             `json:"tracks_failed"`
+	Segments            int             `json:"segments"`
+	SegmentsTranscribed int             `json:"segments_transcribed"`
+	SegmentsFailed      int             `json:"segments_failed"`
+	MinutesVersion      int             `json:"minutes_version"`
+	Failures            []store.Failure `json:"failures"`
+}
+
+type joinJSON struct {
+	Identity    string        `json:"identity"`
+	DisplayName string        `json:"display_name"`
+	Rights      []token.Right `json:"rights"`
+	Token       string        `json:"token"`
+	ExpiresAt   time.Time     `json:"expires_at"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func toJSON(m store.Meeting) meetingJSON {
+	return meetingJSON{ID: m.ID, Title: m.Title, Language: m.Language, State: m.State, CreatedAt: m.CreatedAt,
+		StartedAt: timePtr(m.StartedAt), EndedAt: timePtr(m.EndedAt), Failure: m.Failure,
+		WHIPURL: "/v1/whip", WHEPURL: "/v1/whep"}
+}
+
+type participantRequest struct {
+	Identity    string        `json:"identity"`
+	DisplayName string        `json:"display_name"`
+	Rights      []token.Right `json:"rights"`
+	// TTLSeconds overrides the default token lifetime.
+	TTLSeconds int `json:"ttl_seconds"`
+}
+
+type createMeetingRequest struct {
+	Title        string               `json:"title"`
+	Language     string               `json:"language"`
+	Participants []participantRequest `json:"participants"`
+}
+
+func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
+	var req createMeetingRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	for i := range req.Participants {
+		if msg := a.checkParticipant(&req.Participants[i]); msg != "" {
+			writeError(w, http.StatusBadRequest, "bad_participant", msg)
+			return
+		}
+	}
+	if len(req.Title) > 500 {
+		writeError(w, http.StatusBadRequest, "bad_title", "title is over 500 characters")
+		return
+	}
+	m, err := a.store.CreateMeeting(r.Context(), strings.TrimSpace(req.Title), req.Language)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := toJSON(m)
+	for _, p := range req.Participants {
+		j, err := a.join(m.ID, p)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		out.Join = append(out.Join, j)
+	}
+	w.Header().Set("Location", "/v1/meetings/"+m.ID)
+	writeJSON(w, http.StatusCreated, out)
+}
+
+// checkParticipant validates and fills defaults; it returns what is wrong.
+func (a *API) checkParticipant(p *participantRequest) string {
+	p.Identity = strings.TrimSpace(p.Identity)
+	if p.Identity == "" || len(p.Identity) > 200 {
+		return "every participant needs an identity of 1 to 200 characters"
+	}
+	if p.DisplayName == "" {
+		p.DisplayName = p.Identity
+	}
+	if len(p.Rights) == 0 {
+		p.Rights = []token.Right{token.RightPublish, token.RightListen}
+	}
+	for _, r := range p.Rights {
+		if r != token.RightPublish && r != token.RightListen {
+			return "unknown right " + strconv.Quote(string(r)) + ": use publish and/or listen"
+		}
+	}
+	if p.TTLSeconds < 0 || p.TTLSeconds > 7*24*3600 {
+		return "ttl_seconds must be between 1 and 604800"
+	}
+	return ""
+}
+
+func (a *API) join(meetingID string, p participantRequest) (joinJSON, error) {
+	ttl := a.cfg.TokenTTL
+	if p.TTLSeconds > 0 {
+		ttl = time.Duration(p.TTLSeconds) * time.Second
+	}
+	c := token.Claims{MeetingID: meetingID, Identity: p.Identity, DisplayName: p.DisplayName, Rights: p.Rights,
+		ExpiresAt: a.now().Add(ttl).Truncate(time.Second)}
+	raw, err := a.signer.Sign(c)
+	if err != nil {
+		return joinJSON{}, err
+	}
+	return joinJSON{Identity: p.Identity, DisplayName: p.DisplayName, Rights: p.Rights, Token: raw, ExpiresAt: c.ExpiresAt}, nil
+}
+
+func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
+	m, err := a.store.Meeting(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var req participantRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if msg := a.checkParticipant(&req); msg != "" {
+		writeError(w, http.StatusBadRequest, "bad_participant", msg)
+		return
+	}
+	if m.State != store.MeetingCreated && m.State != store.MeetingLive {
+		writeError(w, http.StatusConflict, "meeting_ended", "meeting "+m.ID+" is "+string(m.State)+": nobody can join it")
+		return
+	}
+	j, err := a.join(m.ID, req)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, j)
+}
+
+func (a *API) listMeetings(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, http.StatusBadRequest, "bad_limit", "limit must be 1 to 1000")
+			return
+		}
+		limit = n
+	}
+	ms, err := a.store.Meetings(r.Context(), limit)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]meetingJSON, len(ms))
+	for i, m := range ms {
+		out[i] = toJSON(m)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"meetings": out})
+}
+
+func (a *API) getMeeting(w http.ResponseWriter, r *http.Request) {
+	m, err := a.store.Meeting(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	p, err := a.store.Progress(r.Context(), m.ID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := toJSON(m)
+	out.Pipeline = &pipelineJSON{Tracks: p.Tracks, TracksRecording: p.TracksRecording, TracksProcessed: p.TracksDetected,
+		TracksFailed: p.TracksFailed, Segments: p.Segments, SegmentsTranscribed: p.SegmentsTranscribed,
+		SegmentsFailed: p.SegmentsFailed, MinutesVersion: p.MinutesVersion, Failures: p.Failures}
+	if out.Pipeline.Failures == nil {
+		out.Pipeline.Failures = []store.Failure{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) endMeeting(w http.ResponseWriter, r *http.Request) {
+	m, err := a.ender.EndMeeting(r.Context(), r.PathValue("id"))
+	var te *store.TransitionError
+	if errors.As(err, &te) && te.From != store.MeetingCreated && te.From != store.MeetingLive {
+		writeError(w, http.StatusConflict, "already_ended", "meeting "+te.MeetingID+" has already ended (it is "+string(te.From)+")")
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, toJSON(m))
+}
+
+func (a *API) listParticipants(w http.ResponseWriter, r *http.Request) {
+	m, err := a.store.Meeting(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ps, err := a.store.Participants(r.Context(), m.ID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	type pj struct {
+		Identity    string    `json:"identity"`
+		DisplayName string    `json:"display_name"`
+		JoinedAt    time.Time `json:"joined_at"`
+	}
+	out := make([]pj, len(ps))
+	for i, p := range ps {
+		out[i] = pj{p.Identity, p.DisplayName, p.JoinedAt}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"participants": out})
+}

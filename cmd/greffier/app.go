@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/greffier/greffier/api"
+	"github.com/greffier/greffier/internal/blob"
+	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/internal/token"
+	"github.com/greffier/greffier/jobs"
+	"github.com/greffier/greffier/recorder"
+	"github.com/greffier/greffier/sfu"
+	"github.com/greffier/greffier/transcribe"
+)
+
+// App is one running Greffier: every part, wired.
+type App struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *store.Store
+	blobs    blob.Store
+	pipeline *jobs.Pipeline
+	recorder *recorder.Recorder
+	sfu      *sfu.SFU
+	http     *http.Server
+	listener net.Listener
+	apiToken string
+	signer   *token.Signer
+}
+
+// NewApp opens the database and storage and builds every part. Start runs them.
+func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
+	a := &App{cfg: cfg, log: logger}
+	ok := false
+	defer func() {
+		if !ok {
+			a.closeStores()
+		}
+	}()
+	var err error
+	if a.apiToken, err = secret(cfg.APIToken, cfg.DataDir, "api-token"); err != nil {
+		return nil, err
+	}
+	joinSecret, err := secret(cfg.JoinSecret, cfg.DataDir, "join-secret")
+	if err != nil {
+		return nil, err
+	}
+	if a.signer, err = token.NewSigner([]byte(joinSecret)); err != nil {
+		return nil, err
+	}
+	if a.store, err = store.Open(ctx, store.Config{PostgresURL: cfg.PostgresURL,
+		SQLitePath: filepath.Join(cfg.DataDir, "greffier.db")}); err != nil {
+		return nil, err
+	}
+	if cfg.S3Endpoint != "" {
+		a.blobs, err = blob.NewS3(ctx, blob.S3Config{Endpoint: cfg.S3Endpoint, Bucket: cfg.S3Bucket,
+			AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey, Region: cfg.S3Region, UseSSL: cfg.S3UseSSL})
+	} else {
+		a.blobs, err = blob.NewDisk(filepath.Join(cfg.DataDir, "blobs"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open blob storage: %w", err)
+	}
+	tr, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{BaseURL: cfg.TranscribeURL, APIKey: cfg.TranscribeKey,
+		Model: cfg.TranscribeModel, Language: cfg.Language, Path: cfg.TranscribePath})
+	if err != nil {
+		return nil, fmt.Errorf("transcription backend: %w", err)
+	}
+	if a.pipeline, err = jobs.New(ctx, jobs.Config{TranscribeWorkers: cfg.TranscribeConcurrency,
+		PollInterval: cfg.JobPollInterval, MaxAttempts: cfg.JobMaxAttempts, RetryBase: cfg.JobRetryBase}, a.store, a.blobs, tr, logger); err != nil {
+		return nil, err
+	}
+	if a.recorder, err = recorder.New(recorder.Config{SpoolDir: filepath.Join(cfg.DataDir, "spool")},
+		a.blobs, a.pipeline, logger); err != nil {
+		return nil, err
+	}
+	if a.sfu, err = sfu.New(sfu.Config{UDPAddr: cfg.MediaAddr, PublicIPs: cfg.PublicIPs},
+		meetings{a.store}, a.signer, tap{a.recorder}, logger); err != nil {
+		return nil, err
+	}
+	apiSrv, err := api.New(api.Config{Token: a.apiToken}, a.store, ender{a}, a.signer, logger)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/meetings", apiSrv.Handler())
+	mux.Handle("/v1/meetings/", apiSrv.Handler())
+	mux.Handle("/v1/whip", a.sfu.WHIPHandler())
+	mux.Handle("/v1/whip/", a.sfu.WHIPHandler())
+	mux.Handle("/v1/whep", a.sfu.WHEPHandler())
+	mux.Handle("/v1/whep/", a.sfu.WHEPHandler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	ok = true
+	return a, nil
+}
+
+// Start binds the listeners, recovers recordings a crash left behind, and
+// starts the pipeline. It does not block.
+func (a *App) Start(ctx context.Context) error {
+	if err := a.pipeline.Start(ctx); err != nil {
+		return err
+	}
+	if err := a.recorder.Recover(ctx); err != nil {
+		return fmt.Errorf("recover unfinished recordings: %w", err)
+	}
+	if err := a.sfu.Start(ctx); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.HTTPAddr, err)
+	}
+	a.listener = ln
+	go func() {
+		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("http server stopped", "err", err)
+		}
+	}()
+	a.log.Info("greffier serving", "http", "http://"+ln.Addr().String(), "media_udp", a.sfu.UDPAddr().String(),
+		"database", a.store.Dialect(), "data", a.cfg.DataDir)
+	return nil
+}
+
+// URL is the API's base URL once started.
+func (a *App) URL() string { return "http://" + a.listener.Addr().String() }
+
+// Stop closes media first (so recordings are finalized and stored), then
+// HTTP, then the pipeline, then the stores.
+func (a *App) Stop(ctx context.Context) error {
+	var errs []error
+	if a.listener != nil {
+		errs = append(errs, a.http.Shutdown(ctx))
+	}
+	errs = append(errs, a.sfu.Stop(ctx), a.pipeline.Stop(ctx))
+	a.closeStores()
+	return errors.Join(errs...)
+}
+
+func (a *App) closeStores() {
+	if a.store != nil {
+		_ = a.store.Close()
+	}
+}
+
+// meetings adapts the store to what the SFU asks of meetings.
+type meetings struct{ st *store.Store }
+
+func (m meetings) Join(ctx context.Context, meetingID, identity, name string) (time.Time, error) {
+	zero, err := m.st.Join(ctx, meetingID, identity, name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return zero, fmt.Errorf("%w: %w", sfu.ErrMeetingNotFound, err)
+	case errors.Is(err, store.ErrMeetingClosed):
+		return zero, fmt.Errorf("%w: %w", sfu.ErrMeetingClosed, err)
+	}
+	return zero, err
+}
+
+func (m meetings) Leave(context.Context, string, string) error { return nil }
+
+// tap hands every published track to the recorder.
+type tap struct{ rec *recorder.Recorder }
+
+func (t tap) OpenTrack(ctx context.Context, info sfu.TrackInfo) (sfu.TrackTap, error) {
+	return t.rec.Open(ctx, recorder.Track{MeetingID: info.MeetingID, Identity: info.Identity, SSRC: info.SSRC,
+		ClockRate: info.ClockRate, ClockZero: info.ClockZero, FirstPacketAt: info.FirstPacketAt})
+}
+
+// ender ends a meeting: media first, so every recording is stored before
+// the pipeline's transaction looks for tracks.
+type ender struct{ a *App }
+
+func (e ender) EndMeeting(ctx context.Context, meetingID string) (store.Meeting, error) {
+	m, err := e.a.store.Meeting(ctx, meetingID)
+	if err != nil {
+		return m, err
+	}
+	if !m.State.CanBecome(store.MeetingEnded) || m.State == store.MeetingReady || m.State == store.MeetingFailed {
+		return m, &store.TransitionError{MeetingID: meetingID, From: m.State, To: store.MeetingEnded}
+	}
+	if err := e.a.sfu.EndMeeting(ctx, meetingID); err != nil {
+		return m, fmt.Errorf("close the meeting's media: %w", err)
+	}
+	return e.a.pipeline.EndMeeting(ctx, meetingID)
+}

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of `greffier serve`, filled from an optional JSON
+// file, then the environment (GREFFIER_*), then flags, each overriding the
+// one before. Every field's default is in DefaultConfig.
+type Config struct {
+	// DataDir holds the SQLite database, local blobs, the spool and the
+	// generated secrets. Default ./greffier-data.
+	DataDir string `json:"data_dir" env:"DATA_DIR" flag:"data" usage:"data directory (database, recordings, spool, secrets)"`
+	// HTTPAddr is the API's listen address. Default 127.0.0.1:8080.
+	HTTPAddr string `json:"http_addr" env:"HTTP_ADDR" flag:"http" usage:"HTTP listen address"`
+	// MediaAddr is the one UDP address for all WebRTC media. Default 127.0.0.1:7882.
+	MediaAddr string `json:"media_addr" env:"MEDIA_ADDR" flag:"media" usage:"UDP address for all WebRTC media"`
+	// PublicIPs are announced to peers when Greffier sits behind a 1:1 NAT.
+	PublicIPs []string `json:"public_ips" env:"PUBLIC_IPS" flag:"public-ip" usage:"comma-separated public IPs announced in ICE candidates"`
+	// PostgresURL switches the database from SQLite to Postgres.
+	PostgresURL string `json:"postgres_url" env:"POSTGRES_URL" flag:"postgres" usage:"Postgres URL (default: SQLite in the data directory)"`
+	// S3* switch recordings from the local disk to S3.
+	S3Endpoint  string `json:"s3_endpoint" env:"S3_ENDPOINT" flag:"s3-endpoint" usage:"S3 endpoint host:port (default: blobs on local disk)"`
+	S3Bucket    string `json:"s3_bucket" env:"S3_BUCKET" flag:"s3-bucket" usage:"S3 bucket"`
+	S3AccessKey string `json:"s3_access_key" env:"S3_ACCESS_KEY" flag:"s3-access-key" usage:"S3 access key"`
+	S3SecretKey string `json:"s3_secret_key" env:"S3_SECRET_KEY" flag:"s3-secret-key" usage:"S3 secret key"`
+	S3Region    string `json:"s3_region" env:"S3_REGION" flag:"s3-region" usage:"S3 region"`
+	S3UseSSL    bool   `json:"s3_use_ssl" env:"S3_USE_SSL" flag:"s3-ssl" usage:"use https for S3"`
+	// APIToken authenticates API callers. Empty: generated once into
+	// <data>/api-token.
+	APIToken string `json:"api_token" env:"API_TOKEN" flag:"api-token" usage:"API bearer token (default: generated into <data>/api-token)"`
+	// JoinSecret signs join tokens. Empty: generated once into <data>/join-secret.
+	JoinSecret string `json:"join_secret" env:"JOIN_SECRET" flag:"join-secret" usage:"secret signing join tokens, 32+ bytes (default: generated)"`
+	// Transcription backend (OpenAI-compatible). Default http://127.0.0.1:8000/v1.
+	TranscribeURL   string `json:"transcribe_url" env:"TRANSCRIBE_URL" flag:"transcribe-url" usage:"OpenAI-compatible transcription base URL"`
+	TranscribeKey   string `json:"transcribe_key" env:"TRANSCRIBE_KEY" flag:"transcribe-key" usage:"transcription API key"`
+	TranscribeModel string `json:"transcribe_model" env:"TRANSCRIBE_MODEL" flag:"transcribe-model" usage:"transcription model"`
+	TranscribePath  string `json:"transcribe_path" env:"TRANSCRIBE_PATH" flag:"transcribe-path" usage:"transcription path (whisper.cpp: /inference)"`
+	// TranscribeConcurrency is how many segments are sent at once. Default 4.
+	TranscribeConcurrency int `json:"transcribe_concurrency" env:"TRANSCRIBE_CONCURRENCY" flag:"transcribe-concurrency" usage:"segments transcribed at once"`
+	// Language is the default spoken language hint ("" = let the backend detect).
+	Language string `json:"language" env:"LANGUAGE" flag:"language" usage:"default spoken language (ISO 639-1), empty to detect"`
+	// JobPollInterval, when set, makes the pipeline poll for work this
+	// often instead of River's default (SQLite has no notifications).
+	JobPollInterval time.Duration `json:"job_poll_interval" env:"JOB_POLL_INTERVAL" flag:"job-poll-interval" usage:"how often the pipeline polls for jobs (default: River's)"`
+	// JobMaxAttempts is how often a pipeline stage is tried before its
+	// unit is recorded as failed. Default 8.
+	JobMaxAttempts int `json:"job_max_attempts" env:"JOB_MAX_ATTEMPTS" flag:"job-max-attempts" usage:"attempts per pipeline stage before it is marked failed"`
+	// JobRetryBase is the first wait before a retry; it doubles, jittered,
+	// up to five minutes. Default 2s.
+	JobRetryBase time.Duration `json:"job_retry_base" env:"JOB_RETRY_BASE" flag:"job-retry-base" usage:"first wait before a pipeline stage is retried"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `json:"log_level" env:"LOG_LEVEL" flag:"log-level" usage:"debug, info, warn or error"`
+	// ShutdownTimeout bounds a graceful stop. Default 30s.
+	ShutdownTimeout time.Duration `json:"shutdown_timeout" env:"SHUTDOWN_TIMEOUT" flag:"shutdown-timeout" usage:"how long a graceful stop may take"`
+}
+
+// DefaultConfig is what zero configuration means.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:               "greffier-data",
+		HTTPAddr:              "127.0.0.1:8080",
+		MediaAddr:             "127.0.0.1:7882",
+		TranscribeURL:         "http://127.0.0.1:8000/v1",
+		TranscribeModel:       "whisper-1",
+		TranscribeConcurrency: 4,
+		JobMaxAttempts:        8,
+		JobRetryBase:          2 * time.Second,
+		LogLevel:              "info",
+		ShutdownTimeout:       30 * time.Second,
+	}
+}
+
+// LoadConfig reads the file named by --config or GREFFIER_CONFIG, then the
+// environment, then the flags in args.
+func LoadConfig(args []string, getenv func(string) string) (Config, error) {
+	cfg := DefaultConfig()
+	fs := flag.NewFlagSet("greffier serve", flag.ContinueOnError)
+	configFile := fs.String("config", getenv("GREFFIER_CONFIG"), "JSON configuration file (env GREFFIER_CONFIG)")
+	flagValues := map[string]*string{}
+	v := reflect.ValueOf(&cfg).Elem()
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		name := f.Tag.Get("flag")
+		flagValues[name] = fs.String(name, "", f.Tag.Get("usage")+" (env GREFFIER_"+f.Tag.Get("env")+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if *configFile != "" {
+		b, err := os.ReadFile(*configFile)
+		if err != nil {
+			return cfg, fmt.Errorf("read config file: %w", err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			return cfg, fmt.Errorf("config file %s: %w", *configFile, err)
+		}
+	}
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if s := getenv("GREFFIER_" + f.Tag.Get("env")); s != "" {
+			if err := setField(v.Field(i), s); err != nil {
+				return cfg, fmt.Errorf("GREFFIER_%s: %w", f.Tag.Get("env"), err)
+			}
+		}
+	}
+	var ferr error
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "config" {
+			return
+		}
+		for i := range v.NumField() {
+			if v.Type().Field(i).Tag.Get("flag") == fl.Name {
+				if err := setField(v.Field(i), *flagValues[fl.Name]); err != nil && ferr == nil {
+					ferr = fmt.Errorf("--%s: %w", fl.Name, err)
+				}
+			}
+		}
+	})
+	if ferr != nil {
+		return cfg, ferr
+	}
+	return cfg, cfg.validate()
+}
+
+func setField(f reflect.Value, s string) error {
+	switch f.Interface().(type) {
+	case string:
+		f.SetString(s)
+	case bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", s)
+		}
+		f.SetBool(b)
+	case int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("want a whole number, got %q", s)
+		}
+		f.SetInt(int64(n))
+	case time.Duration:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("want a duration such as 30s, got %q", s)
+		}
+		f.SetInt(int64(d))
+	case []string:
+		var parts []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		f.Set(reflect.ValueOf(parts))
+	default:
+		return fmt.Errorf("unsupported setting type %s", f.Type())
+	}
+	return nil
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data directory is empty: set --data or GREFFIER_DATA_DIR"))
+	}
+	s3 := []string{c.S3Endpoint, c.S3Bucket, c.S3AccessKey, c.S3SecretKey}
+	set := 0
+	for _, v := range s3 {
+		if v != "" {
+			set++
+		}
+	}
+	if set != 0 && set != len(s3) {
+		errs = append(errs, errors.New("S3 needs all of GREFFIER_S3_ENDPOINT, GREFFIER_S3_BUCKET, GREFFIER_S3_ACCESS_KEY and GREFFIER_S3_SECRET_KEY"))
+	}
+	if c.JoinSecret != "" && len(c.JoinSecret) < 32 {
+		errs = append(errs, errors.New("GREFFIER_JOIN_SECRET must be at least 32 characters"))
+	}
+	if c.TranscribeConcurrency < 1 {
+		errs = append(errs, errors.New("GREFFIER_TRANSCRIBE_CONCURRENCY must be at least 1"))
+	}
+	if c.JobMaxAttempts < 1 || c.JobRetryBase <= 0 {
+		errs = append(errs, errors.New("GREFFIER_JOB_MAX_ATTEMPTS must be at least 1 and GREFFIER_JOB_RETRY_BASE positive"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log level %q: use debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+// secret returns the configured value, or the one generated into
+// <data>/<name> on first start (created 0600), so a restart keeps tokens valid.
+func secret(configured, dataDir, name string) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	path := filepath.Join(dataDir, name)
+	if b, err := os.ReadFile(path); err == nil {
+		if s := strings.TrimSpace(string(b)); s != "" {
+			return s, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	s := hex.EncodeToString(b[:])
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return "", fmt.Errorf("create data directory: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return s, nil
+}

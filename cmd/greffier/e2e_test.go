@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/greffier/greffier/internal/testenv"
+	"github.com/greffier/greffier/minutes"
+	"github.com/greffier/greffier/sfu/sfutest"
+	"github.com/greffier/greffier/transcribe/transcribetest"
+)
+
+const fixtures = "../../testdata/meeting"
+
+type testBundle struct {
+	app    *App
+	url    string
+	token  string
+	double *transcribetest.Server
+	cfg    Config
+}
+
+type setupOptions struct {
+	scaleOut    bool // Postgres and S3 instead of the embedded defaults
+	backend     transcribetest.Options
+	maxAttempts int
+}
+
+// setup starts a whole Greffier in-process on loopback.
+func setup(t *testing.T, opts setupOptions) *testBundle {
+	t.Helper()
+	double := transcribetest.NewServer(opts.backend)
+	t.Cleanup(double.Close)
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.HTTPAddr, cfg.MediaAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.TranscribeURL = double.BaseURL()
+	cfg.JobPollInterval = 50 * time.Millisecond
+	cfg.JobRetryBase = 50 * time.Millisecond
+	if opts.maxAttempts > 0 {
+		cfg.JobMaxAttempts = opts.maxAttempts
+	}
+	if opts.scaleOut {
+		cfg.PostgresURL = testenv.Postgres(t)
+		s3 := testenv.S3(t)
+		cfg.S3Endpoint, cfg.S3Bucket, cfg.S3AccessKey, cfg.S3SecretKey = s3.Endpoint, s3.Bucket, s3.AccessKey, s3.SecretKey
+	}
+	require.NoError(t, cfg.validate())
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	ctx := context.Background()
+	app, err := NewApp(ctx, cfg, logger)
+	require.NoError(t, err)
+	require.NoError(t, app.Start(ctx))
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		require.NoError(t, app.Stop(sctx))
+	})
+	return &testBundle{app: app, url: app.URL(), token: app.apiToken, double: double, cfg: cfg}
+}
+
+// call sends a JSON request with the API token and decodes the answer into out.
+func (b *testBundle) call(t *testing.T, method, path string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		j, err := json.Marshal(body)
+		require.NoError(t, err)
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, b.url+path, rd)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	if out != nil {
+		if s, ok := out.(*string); ok {
+			*s = string(raw)
+		} else {
+			require.NoError(t, json.Unmarshal(raw, out), string(raw))
+		}
+	}
+	return resp.StatusCode
+}
+
+type meetingAnswer struct {
+	ID        string     `json:"id"`
+	State     string     `json:"state"`
+	StartedAt *time.Time `json:"started_at"`
+	Join      []struct {
+		Identity string `json:"identity"`
+		Token    string `json:"token"`
+	} `json:"join"`
+	Pipeline *struct {
+		Tracks              int `json:"tracks"`
+		SegmentsTranscribed int `json:"segments_transcribed"`
+		SegmentsFailed      int `json:"segments_failed"`
+		Failures            []struct {
+			Stage, Reason string
+		} `json:"failures"`
+	} `json:"pipeline"`
+}
+
+func TestMeetingBecomesMinutes(t *testing.T) {
+	t.Parallel()
+	for name, scaleOut := range map[string]bool{"sqlite+disk": false, "postgres+s3": true} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testMeetingBecomesMinutes(t, setup(t, setupOptions{scaleOut: scaleOut}))
+		})
+	}
+}
+
+// meeting is a meeting held through the whole service.
+type meeting struct {
+	id        string
+	startedAt time.Time
+	pubs      map[string]*sfutest.Publisher
+}
+
+// holdMeeting creates a meeting, has alice and bob publish their fixtures
+// at real pace at the same time, ends it and waits for the pipeline.
+func (b *testBundle) holdMeeting(t *testing.T, names map[string]string) (meeting, meetingAnswer) {
+	t.Helper()
+	ctx := context.Background()
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"title": "Conseil municipal",
+		"participants": []map[string]any{
+			{"identity": "alice", "display_name": names["alice"]},
+			{"identity": "bob", "display_name": names["bob"]},
+		},
+	}, &m))
+	require.Equal(t, "created", m.State)
+	require.Len(t, m.Join, 2)
+
+	pubs := map[string]*sfutest.Publisher{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, j := range m.Join {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := sfutest.Publish(ctx, sfutest.PublishOptions{WHIPURL: b.url + "/v1/whip", Token: j.Token,
+				OggPath: filepath.Join(fixtures, j.Identity+".opus")})
+			require.NoError(t, err)
+			mu.Lock()
+			pubs[j.Identity] = p
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	require.Len(t, pubs, 2)
+	for _, p := range pubs {
+		select {
+		case <-p.Done():
+		case <-time.After(30 * time.Second):
+			t.Fatal("publisher did not finish sending its file")
+		}
+	}
+	for _, p := range pubs {
+		require.NoError(t, p.Close(ctx))
+	}
+
+	var ended meetingAnswer
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, &ended))
+	require.Equal(t, "ended", ended.State)
+	require.NotNil(t, ended.StartedAt)
+
+	var now meetingAnswer
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
+		return now.State == "ready" || now.State == "failed"
+	}, 60*time.Second, 100*time.Millisecond)
+	return meeting{id: m.ID, startedAt: *ended.StartedAt, pubs: pubs}, now
+}
+
+func testMeetingBecomesMinutes(t *testing.T, b *testBundle) {
+	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
+	require.NoError(t, err)
+	names := map[string]string{"alice": "Alice Martin", "bob": "Bob Durand"}
+	mt, now := b.holdMeeting(t, names)
+	m := meetingAnswer{ID: mt.id}
+	pubs := mt.pubs
+	require.Equal(t, "ready", now.State, "pipeline: %+v", now.Pipeline)
+	require.Equal(t, 2, now.Pipeline.Tracks)
+	require.Zero(t, now.Pipeline.SegmentsFailed, "failures: %+v", now.Pipeline.Failures)
+
+	var doc minutes.Document
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
+	require.True(t, doc.Complete)
+	require.Equal(t, 1, doc.Version)
+	require.Equal(t, len(script.Utterances), now.Pipeline.SegmentsTranscribed)
+
+	// Where each speaker's fixture second 0 sits on the meeting clock.
+	offset := map[string]float64{}
+	for who, p := range pubs {
+		offset[who] = p.Started().Sub(mt.startedAt).Seconds()
+	}
+	require.Len(t, doc.Turns, len(script.Utterances), "turns: %+v", doc.Turns)
+	for i, u := range script.Utterances {
+		turn := doc.Turns[i]
+		require.Equal(t, u.Speaker, turn.Speaker, "turn %d", i)
+		require.Equal(t, names[u.Speaker], turn.Name, "turn %d", i)
+		require.Equal(t, u.Text, turn.Text, "turn %d", i)
+		require.InDelta(t, offset[u.Speaker]+u.Start, float64(turn.Start.MS())/1000, 0.3, "turn %d start", i)
+		require.InDelta(t, offset[u.Speaker]+u.End, float64(turn.End.MS())/1000, 0.3, "turn %d end", i)
+		require.Len(t, turn.Words, len(u.Words))
+		for k, w := range u.Words {
+			require.InDelta(t, offset[u.Speaker]+w.Start, float64(turn.Words[k].Start.MS())/1000, 0.3, "turn %d word %d", i, k)
+		}
+	}
+	require.True(t, doc.Turns[0].Overlap && doc.Turns[1].Overlap, "alice and bob talk over each other")
+
+	var vtt, srt, md string
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes.vtt", nil, &vtt))
+	require.True(t, strings.HasPrefix(vtt, "WEBVTT\n"))
+	require.Contains(t, vtt, "<v Alice Martin>alpha bravo charlie delta</v>")
+	require.Contains(t, vtt, "<v Bob Durand>echo foxtrot golf hotel</v>")
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes.srt", nil, &srt))
+	require.Contains(t, srt, "Bob Durand: lima mike november")
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes.md", nil, &md))
+	require.Contains(t, md, "# Conseil municipal")
+	require.Contains(t, md, "Alice Martin** (overlapping): alpha bravo charlie delta")
+
+	if b.cfg.S3Endpoint == "" {
+		requireWebMsClean(t, filepath.Join(b.cfg.DataDir, "blobs", "meetings", m.ID, "tracks"), 2)
+	}
+}
+
+// requireWebMsClean checks that ffprobe reads every recorded track without
+// complaint.
+func requireWebMsClean(t *testing.T, dir string, want int) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.webm"))
+	require.NoError(t, err)
+	require.Len(t, files, want)
+	if _, err := exec.LookPath("ffprobe"); err != nil {
+		t.Fatalf("ffprobe is needed to check recordings: run scripts/test.sh, which installs ffmpeg")
+	}
+	for _, f := range files {
+		out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", f).CombinedOutput()
+		require.NoError(t, err, string(out))
+		require.NotContains(t, string(out), "rror")
+		require.Regexp(t, `^\d+\.\d+\s*$`, string(out))
+	}
+}
+
+func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"net/http"
+
+	"github.com/pion/webrtc/v4"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/greffier/greffier/minutes"
+	"github.com/greffier/greffier/transcribe/transcribetest"
+)
+
+// A backend that fails a few times and then recovers costs retries, not text.
+func TestBackendRecovers(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{backend: transcribetest.Options{FailFirst: 3, FailStatus: http.StatusServiceUnavailable}})
+	mt, now := b.holdMeeting(t, map[string]string{"alice": "Alice", "bob": "Bob"})
+	require.Equal(t, "ready", now.State)
+	require.Zero(t, now.Pipeline.SegmentsFailed)
+	var doc minutes.Document
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+mt.id+"/minutes", nil, &doc))
+	require.True(t, doc.Complete)
+	require.Len(t, doc.Turns, 4)
+	require.Greater(t, b.double.Requests(), 4, "the failed requests were retried")
+}
+
+// A backend that never answers leaves minutes that say, stretch by stretch,
+// what is missing and why: never quietly incomplete.
+func TestBackendDownMarksMinutesIncomplete(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{maxAttempts: 2,
+		backend: transcribetest.Options{FailFirst: 1 << 30, FailStatus: http.StatusInternalServerError}})
+	mt, now := b.holdMeeting(t, map[string]string{"alice": "Alice", "bob": "Bob"})
+	require.Equal(t, "ready", now.State)
+	require.Equal(t, 4, now.Pipeline.SegmentsFailed)
+	require.Len(t, now.Pipeline.Failures, 4)
+	for _, f := range now.Pipeline.Failures {
+		require.Equal(t, "transcribe", f.Stage)
+		require.Contains(t, f.Reason, "500")
+	}
+	var doc minutes.Document
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+mt.id+"/minutes", nil, &doc))
+	require.False(t, doc.Complete)
+	require.Empty(t, doc.Turns)
+	require.Len(t, doc.Missing, 4)
+	require.Equal(t, "Alice", doc.Missing[0].Name)
+	var md string
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+mt.id+"/minutes.md", nil, &md))
+	require.Contains(t, md, "## Missing from this transcript")
+	require.Contains(t, md, "incomplete")
+}
+
+func TestBadInputAnswersClearly(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{})
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"participants": []map[string]any{{"identity": "alice"}}}, &m))
+
+	type errBody struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	post := func(path, auth, contentType, body string) (int, errBody) {
+		req, err := http.NewRequest("POST", b.url+path, strings.NewReader(body))
+		require.NoError(t, err)
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		req.Header.Set("Content-Type", contentType)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var e errBody
+		_ = jsonDecode(resp.Body, &e)
+		return resp.StatusCode, e
+	}
+
+	t.Run("api without token", func(t *testing.T) {
+		code, e := post("/v1/meetings", "", "application/json", `{}`)
+		require.Equal(t, http.StatusUnauthorized, code)
+		require.Equal(t, "unauthorized", e.Error.Code)
+		code, _ = post("/v1/meetings", "wrong", "application/json", `{}`)
+		require.Equal(t, http.StatusUnauthorized, code)
+	})
+	t.Run("malformed json", func(t *testing.T) {
+		code, e := post("/v1/meetings", b.token, "application/json", `{"title":`)
+		require.Equal(t, http.StatusBadRequest, code)
+		require.Equal(t, "bad_json", e.Error.Code)
+	})
+	t.Run("unknown meeting", func(t *testing.T) {
+		var e errBody
+		require.Equal(t, http.StatusNotFound, b.call(t, "GET", "/v1/meetings/mtg_nope", nil, &e))
+		require.Equal(t, "not_found", e.Error.Code)
+		require.Equal(t, http.StatusNotFound, b.call(t, "POST", "/v1/meetings/mtg_nope/end", nil, &e))
+		require.Equal(t, http.StatusNotFound, b.call(t, "GET", "/v1/meetings/mtg_nope/minutes.vtt", nil, &e))
+	})
+	t.Run("forged join token", func(t *testing.T) {
+		tok := m.Join[0].Token
+		forged := tok[:len(tok)-4] + "AAAA"
+		code, e := post("/v1/whip", forged, "application/sdp", "v=0\r\n")
+		require.Equal(t, http.StatusUnauthorized, code)
+		require.NotEmpty(t, e.Error.Message)
+	})
+	t.Run("malformed sdp", func(t *testing.T) {
+		code, e := post("/v1/whip", m.Join[0].Token, "application/sdp", "this is not sdp")
+		require.Equal(t, http.StatusBadRequest, code, "%+v", e)
+	})
+	t.Run("minutes before the meeting ends", func(t *testing.T) {
+		var e errBody
+		require.Equal(t, http.StatusNotFound, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &e))
+		require.Equal(t, "no_minutes", e.Error.Code)
+	})
+	t.Run("ending twice", func(t *testing.T) {
+		var e errBody
+		require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, nil))
+		require.Equal(t, http.StatusConflict, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, &e))
+		require.Equal(t, "already_ended", e.Error.Code)
+		code, _ := post("/v1/whip", m.Join[0].Token, "application/sdp", opusOffer(t))
+		require.Equal(t, http.StatusConflict, code, "nobody joins an ended meeting")
+	})
+}
+
+// opusOffer is a browser-like offer to send Opus audio.
+func opusOffer(t *testing.T) string {
+	t.Helper()
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	require.NoError(t, err)
+	defer pc.Close()
+	_, err = pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	require.NoError(t, err)
+	offer, err := pc.CreateOffer(nil)
+	require.NoError(t, err)
+	return offer.SDP
+}

@@ -1,0 +1,139 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/greffier/greffier/diarize"
+	"github.com/greffier/greffier/internal/audio"
+	"github.com/greffier/greffier/internal/layout"
+	"github.com/greffier/greffier/internal/store"
+)
+
+// DetectSpeechArgs asks for one track to be cut into speech segments.
+type DetectSpeechArgs struct {
+	MeetingID string `json:"meeting_id"`
+	TrackID   string `json:"track_id"`
+	// DurationMS sizes the job's timeout; it is metadata, not audio.
+	DurationMS int64 `json:"duration_ms"`
+}
+
+func (DetectSpeechArgs) Kind() string { return "detect_speech" }
+
+// InsertOpts makes the track's detection unique: the recorder and the end
+// of the meeting may both ask for it.
+func (DetectSpeechArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+func detectArgs(t store.Track) DetectSpeechArgs {
+	return DetectSpeechArgs{MeetingID: t.MeetingID, TrackID: t.ID, DurationMS: t.DurationMS}
+}
+
+type detectWorker struct {
+	river.WorkerDefaults[DetectSpeechArgs]
+	p *Pipeline
+}
+
+// Timeout allows for decoding at a tenth of real time on a loaded core.
+func (w *detectWorker) Timeout(job *river.Job[DetectSpeechArgs]) time.Duration {
+	return 2*time.Minute + time.Duration(job.Args.DurationMS)*time.Millisecond/10
+}
+
+func (w *detectWorker) Work(ctx context.Context, job *river.Job[DetectSpeechArgs]) error {
+	p, a := w.p, job.Args
+	t, err := p.store.Track(ctx, a.TrackID)
+	if err != nil {
+		return fmt.Errorf("detect speech: %w", err)
+	}
+	if t.SpeechDetected || !needsDetection(t) {
+		return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error { return p.maybeAssemble(ctx, tx, q, t.MeetingID) })
+	}
+	segs, err := p.cutSpeech(ctx, t)
+	if err != nil {
+		if !lastAttempt(job.JobRow) {
+			return err
+		}
+		dctx, cancel := detached(ctx)
+		defer cancel()
+		p.log.Error("speech detection failed for good", "track", t.ID, "err", err)
+		return p.store.InTx(dctx, func(tx *sql.Tx, q store.Queries) error {
+			if err := q.MarkSpeechDetected(dctx, t.ID, "speech detection: "+err.Error()); err != nil {
+				return err
+			}
+			return p.maybeAssemble(dctx, tx, q, t.MeetingID)
+		})
+	}
+	return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
+		var jobs []river.InsertManyParams
+		for _, s := range segs {
+			if err := q.UpsertSpeechSegment(ctx, s); err != nil {
+				return err
+			}
+			cur, err := q.SpeechSegment(ctx, s.TrackID, s.StartMS)
+			if err != nil {
+				return err
+			}
+			if cur.Status == store.SegmentPending {
+				jobs = append(jobs, river.InsertManyParams{Args: TranscribeArgs{MeetingID: s.MeetingID,
+					TrackID: s.TrackID, StartMS: s.StartMS, DurationMS: s.EndMS - s.AudioStartMS}})
+			}
+		}
+		if err := q.MarkSpeechDetected(ctx, t.ID, ""); err != nil {
+			return err
+		}
+		if len(jobs) > 0 {
+			if _, err := p.client.InsertManyTx(ctx, tx, jobs); err != nil {
+				return fmt.Errorf("enqueue transcription: %w", err)
+			}
+		}
+		return p.maybeAssemble(ctx, tx, q, t.MeetingID)
+	})
+}
+
+// cutSpeech streams the track through voice activity detection and stores
+// each speech segment's audio as a WAV. Keys are deterministic, so a retry
+// overwrites rather than duplicates.
+func (p *Pipeline) cutSpeech(ctx context.Context, t store.Track) ([]store.SpeechSegment, error) {
+	rc, err := p.blobs.Get(ctx, t.BlobKey)
+	if err != nil {
+		return nil, fmt.Errorf("open recording %s: %w", t.BlobKey, err)
+	}
+	defer rc.Close()
+
+	var (
+		out []store.SpeechSegment
+		seg = diarize.NewSegmenter(diarize.SegmenterConfig{})
+		wav bytes.Buffer
+	)
+	emit := func(speech []diarize.Speech) error {
+		for _, sp := range speech {
+			s := store.SpeechSegment{
+				MeetingID: t.MeetingID, TrackID: t.ID, Identity: t.Identity,
+				StartMS: t.StartMS + sp.StartMS, EndMS: t.StartMS + sp.EndMS, AudioStartMS: t.StartMS + sp.AudioStartMS,
+			}
+			s.AudioKey = layout.SpeechAudio(t.MeetingID, t.ID, s.StartMS)
+			wav.Reset()
+			if err := audio.WriteWAV(&wav, sp.PCM); err != nil {
+				return fmt.Errorf("encode speech at %d ms: %w", s.StartMS, err)
+			}
+			if _, err := p.blobs.Put(ctx, s.AudioKey, bytes.NewReader(wav.Bytes()), int64(wav.Len())); err != nil {
+				return fmt.Errorf("store speech audio %s: %w", s.AudioKey, err)
+			}
+			out = append(out, s)
+		}
+		return nil
+	}
+	if _, err := audio.DecodeWebM(ctx, rc, func(frame []int16) error { return emit(seg.Write(frame)) }); err != nil {
+		return nil, fmt.Errorf("decode recording %s: %w", t.BlobKey, err)
+	}
+	if err := emit(seg.Flush()); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

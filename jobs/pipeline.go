@@ -1,0 +1,272 @@
+// Package jobs is the only package that knows the pipeline's order. It runs
+// the stages as River jobs, each idempotent and enqueued in the same
+// transaction as the state change that calls for it:
+//
+//	track stored ─▶ detect_speech ─▶ transcribe_segment (one per speech segment)
+//	meeting ended + every unit final ─▶ assemble_minutes ─▶ meeting ready
+//
+// Job arguments carry keys, never audio: each stage reads its input from
+// blob storage and the store.
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/greffier/greffier/internal/blob"
+	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/transcribe"
+)
+
+// Transcriber is what the pipeline needs of a speech backend.
+type Transcriber interface {
+	Transcribe(ctx context.Context, req transcribe.Request) (transcribe.Result, error)
+}
+
+// Defaults for Config.
+const (
+	DefaultWorkers           = 4
+	DefaultTranscribeWorkers = 4
+	DefaultMaxAttempts       = 8
+	DefaultRetryBase         = 2 * time.Second
+	DefaultRetryMax          = 5 * time.Minute
+)
+
+// Config tunes the pipeline. Zero values take the defaults.
+type Config struct {
+	// Workers is how many non-transcription jobs run at once (default 4).
+	Workers int
+	// TranscribeWorkers is how many segments are sent to the backend at
+	// once (default 4): match it to the backend's slots.
+	TranscribeWorkers int
+	// MaxAttempts is how often a stage is tried before its unit is marked
+	// failed (default 8).
+	MaxAttempts int
+	// RetryBase and RetryMax bound the jittered exponential backoff
+	// between attempts (defaults 2 s and 5 min).
+	RetryBase, RetryMax time.Duration
+	// PollInterval, when set, makes River poll for jobs at this interval
+	// (tests use it to react fast on SQLite).
+	PollInterval time.Duration
+}
+
+// WithDefaults returns a copy of c with every zero field set.
+func (c Config) WithDefaults() Config {
+	if c.Workers <= 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.TranscribeWorkers <= 0 {
+		c.TranscribeWorkers = DefaultTranscribeWorkers
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = DefaultRetryBase
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = DefaultRetryMax
+	}
+	return c
+}
+
+const transcribeQueue = "transcribe"
+
+// Pipeline runs the stages.
+type Pipeline struct {
+	cfg    Config
+	store  *store.Store
+	blobs  blob.Store
+	tr     Transcriber
+	log    *slog.Logger
+	client *river.Client[*sql.Tx]
+}
+
+// New migrates River's tables in st and builds the pipeline. Start runs it.
+func New(ctx context.Context, cfg Config, st *store.Store, blobs blob.Store, tr Transcriber, logger *slog.Logger) (*Pipeline, error) {
+	cfg = cfg.WithDefaults()
+	var driver riverdriver.Driver[*sql.Tx]
+	switch st.Dialect() {
+	case store.Postgres:
+		driver = riverdatabasesql.NewWithPgxListener(st.DB(), st.PgxPool())
+	default:
+		driver = riversqlite.New(st.DB())
+	}
+	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("river migrator: %w", err)
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return nil, fmt.Errorf("migrate river tables: %w", err)
+	}
+
+	p := &Pipeline{cfg: cfg, store: st, blobs: blobs, tr: tr, log: logger}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &detectWorker{p: p})
+	river.AddWorker(workers, &transcribeWorker{p: p})
+	river.AddWorker(workers, &assembleWorker{p: p})
+	rcfg := &river.Config{
+		Logger:      logger,
+		Workers:     workers,
+		MaxAttempts: cfg.MaxAttempts,
+		RetryPolicy: backoff{base: cfg.RetryBase, max: cfg.RetryMax},
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: cfg.Workers},
+			transcribeQueue:    {MaxWorkers: cfg.TranscribeWorkers},
+		},
+		// Each worker sets its own timeout from the audio's length; a
+		// job is rescued as stuck only well past the longest of them.
+		RescueStuckJobsAfter: 3 * time.Hour,
+		FetchPollInterval:    cfg.PollInterval,
+		FetchCooldown:        min(cfg.PollInterval, 100*time.Millisecond),
+	}
+	if cfg.PollInterval <= 0 {
+		rcfg.FetchPollInterval, rcfg.FetchCooldown = 0, 0
+	}
+	client, err := river.NewClient(driver, rcfg)
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	p.client = client
+	return p, nil
+}
+
+// Start begins working jobs. It does not block.
+func (p *Pipeline) Start(ctx context.Context) error {
+	if err := p.client.Start(ctx); err != nil {
+		return fmt.Errorf("start job workers: %w", err)
+	}
+	return nil
+}
+
+// Stop lets running jobs finish (until ctx ends) and stops.
+func (p *Pipeline) Stop(ctx context.Context) error {
+	if err := p.client.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("stop job workers: %w", err)
+	}
+	return nil
+}
+
+// Client exposes the River client (for River UI and tests).
+func (p *Pipeline) Client() *river.Client[*sql.Tx] { return p.client }
+
+// EndMeeting marks the meeting ended and, in the same transaction, enqueues
+// speech detection for every stored track not yet processed (and assembly
+// right away when there is nothing left to wait for).
+func (p *Pipeline) EndMeeting(ctx context.Context, meetingID string) (store.Meeting, error) {
+	var m store.Meeting
+	err := p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
+		var err error
+		if m, err = q.Transition(ctx, meetingID, store.MeetingEnded, ""); err != nil {
+			return err
+		}
+		tracks, err := q.Tracks(ctx, meetingID)
+		if err != nil {
+			return err
+		}
+		var jobs []river.InsertManyParams
+		for _, t := range tracks {
+			if needsDetection(t) {
+				jobs = append(jobs, river.InsertManyParams{Args: detectArgs(t)})
+			}
+		}
+		if len(jobs) > 0 {
+			if _, err := p.client.InsertManyTx(ctx, tx, jobs); err != nil {
+				return fmt.Errorf("enqueue speech detection: %w", err)
+			}
+		}
+		return p.maybeAssemble(ctx, tx, q, meetingID)
+	})
+	return m, err
+}
+
+// CreateTrack records a track that started recording (recorder.Catalog).
+func (p *Pipeline) CreateTrack(ctx context.Context, t store.Track) error {
+	return p.store.CreateTrack(ctx, t)
+}
+
+// FinishTrack records a track's final state (recorder.Catalog) and, in the
+// same transaction, starts its processing: the pipeline works while the
+// meeting goes on, so the minutes are ready soon after it ends.
+func (p *Pipeline) FinishTrack(ctx context.Context, t store.Track) error {
+	return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
+		if err := q.FinishTrack(ctx, t); err != nil {
+			return err
+		}
+		if needsDetection(t) {
+			if _, err := p.client.InsertTx(ctx, tx, detectArgs(t), nil); err != nil {
+				return fmt.Errorf("enqueue speech detection of %s: %w", t.ID, err)
+			}
+		}
+		return p.maybeAssemble(ctx, tx, q, t.MeetingID)
+	})
+}
+
+func needsDetection(t store.Track) bool {
+	return (t.State == store.TrackStored || t.State == store.TrackRecovered) && !t.SpeechDetected
+}
+
+// maybeAssemble enqueues the minutes' assembly once the meeting has ended
+// and every track and segment is final. The meeting's row lock makes two
+// stages finishing at once decide in turn, so one of them sees everything.
+func (p *Pipeline) maybeAssemble(ctx context.Context, tx *sql.Tx, q store.Queries, meetingID string) error {
+	if err := q.LockMeeting(ctx, meetingID); err != nil {
+		return err
+	}
+	m, err := q.Meeting(ctx, meetingID)
+	if err != nil {
+		return err
+	}
+	if m.State != store.MeetingEnded {
+		return nil
+	}
+	prog, err := q.Progress(ctx, meetingID)
+	if err != nil {
+		return err
+	}
+	if !prog.Done() {
+		return nil
+	}
+	if _, err := p.client.InsertTx(ctx, tx, AssembleArgs{MeetingID: meetingID}, nil); err != nil {
+		return fmt.Errorf("enqueue minutes assembly: %w", err)
+	}
+	return nil
+}
+
+// lastAttempt reports whether a failing job will not be tried again, so
+// its unit must be recorded as failed rather than left pending.
+func lastAttempt(job *rivertype.JobRow) bool {
+	return job.Attempt >= job.MaxAttempts
+}
+
+// backoff is jittered exponential backoff, bounded, for every stage.
+type backoff struct{ base, max time.Duration }
+
+func (b backoff) NextRetry(job *rivertype.JobRow) time.Time {
+	d := b.base << min(max(job.Attempt-1, 0), 20)
+	if d <= 0 || d > b.max {
+		d = b.max
+	}
+	// Full jitter in [d/2, d): retries of many segments spread out
+	// instead of hitting a recovering backend together.
+	d = d/2 + rand.N(d/2+1)
+	return time.Now().Add(d)
+}
+
+// detached gives a context for recording why a unit failed that outlives the
+// job's own (which may have timed out).
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+}

@@ -1,0 +1,108 @@
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/transcribe"
+)
+
+// TranscribeArgs asks for one speech segment to be transcribed.
+type TranscribeArgs struct {
+	MeetingID string `json:"meeting_id"`
+	TrackID   string `json:"track_id"`
+	StartMS   int64  `json:"start_ms"`
+	// DurationMS is the segment audio's length, for the timeout.
+	DurationMS int64 `json:"duration_ms"`
+}
+
+func (TranscribeArgs) Kind() string { return "transcribe_segment" }
+
+// InsertOpts puts transcription on its own queue, whose worker count is the
+// backend's concurrency.
+func (TranscribeArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: transcribeQueue, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+type transcribeWorker struct {
+	river.WorkerDefaults[TranscribeArgs]
+	p *Pipeline
+}
+
+// Timeout leaves room for a slow backend: a minute plus four times the audio.
+func (w *transcribeWorker) Timeout(job *river.Job[TranscribeArgs]) time.Duration {
+	return time.Minute + 4*time.Duration(job.Args.DurationMS)*time.Millisecond
+}
+
+func (w *transcribeWorker) Work(ctx context.Context, job *river.Job[TranscribeArgs]) error {
+	p, a := w.p, job.Args
+	seg, err := p.store.SpeechSegment(ctx, a.TrackID, a.StartMS)
+	if err != nil {
+		return fmt.Errorf("transcribe: %w", err)
+	}
+	if seg.Status != store.SegmentPending {
+		return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error { return p.maybeAssemble(ctx, tx, q, seg.MeetingID) })
+	}
+	m, err := p.store.Meeting(ctx, seg.MeetingID)
+	if err != nil {
+		return fmt.Errorf("transcribe: %w", err)
+	}
+	text, lang, words, err := p.transcribe(ctx, seg, m.Language)
+	if err != nil {
+		if !lastAttempt(job.JobRow) {
+			return err
+		}
+		dctx, cancel := detached(ctx)
+		defer cancel()
+		p.log.Error("transcription failed for good", "track", seg.TrackID, "start_ms", seg.StartMS, "err", err)
+		return p.store.InTx(dctx, func(tx *sql.Tx, q store.Queries) error {
+			reason := fmt.Sprintf("transcription failed after %d attempts: %v", job.Attempt, err)
+			if err := q.FailSegment(dctx, seg.TrackID, seg.StartMS, reason); err != nil {
+				return err
+			}
+			return p.maybeAssemble(dctx, tx, q, seg.MeetingID)
+		})
+	}
+	return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
+		if err := q.SaveTranscript(ctx, seg.TrackID, seg.StartMS, text, lang, words); err != nil {
+			return err
+		}
+		return p.maybeAssemble(ctx, tx, q, seg.MeetingID)
+	})
+}
+
+func (p *Pipeline) transcribe(ctx context.Context, seg store.SpeechSegment, language string) (string, string, []store.Word, error) {
+	rc, err := p.blobs.Get(ctx, seg.AudioKey)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("open speech audio %s: %w", seg.AudioKey, err)
+	}
+	wav, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return "", "", nil, fmt.Errorf("read speech audio %s: %w", seg.AudioKey, err)
+	}
+	res, err := p.tr.Transcribe(ctx, transcribe.Request{
+		Audio:    wav,
+		Duration: time.Duration(seg.EndMS-seg.AudioStartMS) * time.Millisecond,
+		Language: language,
+	})
+	if err != nil {
+		return "", "", nil, fmt.Errorf("transcribe %s@%d: %w", seg.TrackID, seg.StartMS, err)
+	}
+	words := make([]store.Word, 0, len(res.Words))
+	for _, w := range res.Words {
+		words = append(words, store.Word{
+			Text:    strings.TrimSpace(w.Text),
+			StartMS: onMeetingClock(seg.AudioStartMS, w.Start),
+			EndMS:   onMeetingClock(seg.AudioStartMS, w.End),
+		})
+	}
+	return strings.TrimSpace(res.Text), res.Language, words, nil
+}
