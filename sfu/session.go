@@ -70,6 +70,8 @@ func (s *session) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) 
 		identity: s.claims.Identity,
 		seq:      s.sfu.nextTrackSeq(),
 		remote:   remote,
+		rate:     remote.Codec().ClockRate,
+		channels: int(remote.Codec().Channels),
 		levelID:  audioLevelID(recv),
 		log:      s.log.With("track", remote.ID()),
 	}

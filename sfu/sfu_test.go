@@ -351,3 +351,82 @@ func requireStatus(t *testing.T, err error, status int, code string) {
 	require.Equal(t, code, se.Code, "%v", se)
 	require.NotEmpty(t, se.Message)
 }
+
+func TestListenerHearsTheLoudest(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sfu.Config{SwitchHold: 500 * time.Millisecond})
+	one, err := sfutest.ListenWith(t.Context(), sfutest.ListenOptions{WHEPURL: b.whep, Slots: 1,
+		Token: b.token(t, "m1", "x", token.RightListen), HTTPClient: b.srv.Client()})
+	require.NoError(t, err)
+	two, err := sfutest.ListenWith(t.Context(), sfutest.ListenOptions{WHEPURL: b.whep, Slots: 2,
+		Token: b.token(t, "m1", "y", token.RightListen), HTTPClient: b.srv.Client()})
+	require.NoError(t, err)
+	pubs := map[string]*sfutest.Publisher{}
+	// Loud comes last and medium lasts, so both speak through the judged
+	// second even when a loaded machine connects them slowly.
+	for i, sp := range []struct {
+		identity string
+		level    uint8
+		seconds  float64
+	}{{"quiet", 70, 3}, {"medium", 40, 5}, {"loud", 10, 4}} {
+		p, err := sfutest.Publish(t.Context(), sfutest.PublishOptions{
+			WHIPURL: b.whip, Token: b.token(t, "m1", sp.identity, token.RightPublish),
+			OggPath: tone(t, 300+100*i, sp.seconds), Level: sfutest.LevelFixed, FixedLevel: sp.level,
+			HTTPClient: b.srv.Client(),
+		})
+		require.NoError(t, err)
+		pubs[sp.identity] = p
+	}
+	var lastStart time.Time
+	for _, p := range pubs {
+		waitClosed(t, p.Done(), "a publisher's file")
+		if p.Started().After(lastStart) {
+			lastStart = p.Started()
+		}
+	}
+	// Judge a second in which all three were speaking and the first
+	// holders' hold time had passed.
+	from, to := lastStart.Add(time.Second), lastStart.Add(2*time.Second)
+
+	whose := func(payload []byte) string {
+		for id, p := range pubs {
+			if payloadSet(p.Sent())[string(payload)] {
+				return id
+			}
+		}
+		return "nobody"
+	}
+	heard := func(l *sfutest.Listener) map[string]int {
+		out := map[string]int{}
+		for _, rs := range l.Packets() {
+			for _, r := range rs {
+				if r.At.After(from) && r.At.Before(to) {
+					out[whose(r.Payload)]++
+				}
+			}
+		}
+		return out
+	}
+	h1, h2 := heard(one), heard(two)
+	require.Equal(t, []string{"loud"}, keys(h1), "one slot carries the loudest: %v", h1)
+	require.Greater(t, h1["loud"], 20, "%v", h1)
+	require.ElementsMatch(t, []string{"loud", "medium"}, keys(h2), "two slots carry the two loudest: %v", h2)
+	for _, rs := range one.Packets() {
+		for i := 1; i < len(rs); i++ {
+			require.Equal(t, rs[i-1].SequenceNumber+1, rs[i].SequenceNumber, "one stream across speaker switches")
+		}
+	}
+	require.NoError(t, one.Close(t.Context()))
+	require.NoError(t, two.Close(t.Context()))
+	for _, p := range pubs {
+		require.NoError(t, p.Close(t.Context()))
+	}
+}
+
+func keys(m map[string]int) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

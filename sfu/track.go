@@ -23,6 +23,8 @@ type publishedTrack struct {
 	identity string
 	seq      uint64 // creation order, a stable tie-break between equals
 	remote   *webrtc.TrackRemote
+	rate     uint32 // negotiated clock rate
+	channels int
 	levelID  uint8
 	log      *slog.Logger
 
@@ -128,14 +130,13 @@ func (t *publishedTrack) openTap(ctx context.Context, ssrc uint32, now time.Time
 		return
 	}
 	t.tapSSRC = ssrc
-	codec := t.remote.Codec()
 	info := TrackInfo{
 		MeetingID:     t.sess.claims.MeetingID,
 		Identity:      t.identity,
 		DisplayName:   t.sess.claims.DisplayName,
 		SSRC:          ssrc,
-		ClockRate:     codec.ClockRate,
-		Channels:      int(codec.Channels),
+		ClockRate:     t.rate,
+		Channels:      t.channels,
 		ClockZero:     t.sess.clockZero,
 		FirstPacketAt: now,
 	}

@@ -1,0 +1,72 @@
+package sfutest
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func encode(t *testing.T, frameMS int, seconds float64) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "a.opus")
+	out, err := exec.CommandContext(t.Context(), "ffmpeg", "-hide_banner", "-loglevel", "error",
+		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=500:duration=%g", seconds),
+		"-c:a", "libopus", "-frame_duration", fmt.Sprint(frameMS), "-y", path).CombinedOutput()
+	require.NoError(t, err, "ffmpeg: %s", out)
+	return path
+}
+
+func TestReadOggOpusTimestamps(t *testing.T) {
+	t.Parallel()
+	for _, frameMS := range []int{20, 40, 60} {
+		t.Run(fmt.Sprint(frameMS), func(t *testing.T) {
+			t.Parallel()
+			f, err := readOggOpus(encode(t, frameMS, 2))
+			require.NoError(t, err)
+			step := uint32(frameMS * 48)
+			require.GreaterOrEqual(t, len(f.packets), 2000/frameMS)
+			require.Equal(t, uint32(0), f.packets[0].ts)
+			for i, p := range f.packets {
+				require.Equal(t, step, p.samples, "packet %d", i)
+				require.Equal(t, uint32(i)*step, p.ts, "packet %d", i)
+			}
+			require.Equal(t, 1, f.channels)
+			require.NotZero(t, f.preSkip)
+		})
+	}
+}
+
+func TestReadOggOpusRefusesOtherFiles(t *testing.T) {
+	t.Parallel()
+	_, err := readOggOpus(filepath.Join(t.TempDir(), "missing.opus"))
+	require.Error(t, err)
+	path := filepath.Join(t.TempDir(), "a.wav")
+	out, err := exec.CommandContext(t.Context(), "ffmpeg", "-hide_banner", "-loglevel", "error",
+		"-f", "lavfi", "-i", "sine=duration=0.1", "-c:a", "libvorbis", "-f", "ogg", "-y", path).CombinedOutput()
+	require.NoError(t, err, "ffmpeg: %s", out)
+	_, err = readOggOpus(path)
+	require.ErrorContains(t, err, "OpusHead")
+}
+
+func TestOpusSamples(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		packet []byte
+		want   uint32
+	}{
+		{[]byte{1 << 3}, 960},        // SILK 20 ms, one frame
+		{[]byte{3 << 3}, 2880},       // SILK 60 ms
+		{[]byte{13<<3 | 1}, 1920},    // hybrid 20 ms, two frames
+		{[]byte{31<<3 | 3, 3}, 2880}, // CELT 20 ms, three frames
+		{[]byte{16 << 3}, 120},       // CELT 2.5 ms
+	} {
+		got, err := opusSamples(tc.packet)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, got, "toc %08b", tc.packet[0])
+	}
+	_, err := opusSamples(nil)
+	require.Error(t, err)
+}
