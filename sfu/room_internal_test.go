@@ -244,3 +244,21 @@ func TestHandleAllocatesNothing(t *testing.T) {
 	res := testing.Benchmark(BenchmarkHandle)
 	require.Zero(t, res.AllocsPerOp(), "per-packet path allocates")
 }
+
+// BenchmarkSelect150 is one selection tick of a full meeting: 150
+// participants all publishing and listening on three slots.
+func BenchmarkSelect150(b *testing.B) {
+	r := testRoom()
+	now := time.Now()
+	for i := range 150 {
+		id := string(rune('A'+i/26)) + string(rune('a'+i%26))
+		t := speaker(r, id, uint64(i))
+		speak(t, byte(i%100), now)
+		listenerWith(r, id, 3)
+	}
+	r.selectOnce(now)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.selectOnce(now)
+	}
+}

@@ -3,6 +3,7 @@ package sfu_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -149,13 +150,13 @@ type testBundle struct {
 	whep     string
 }
 
-func setup(t *testing.T, cfg sfu.Config) *testBundle {
+func setup(t testing.TB, cfg sfu.Config) *testBundle {
 	t.Helper()
 	signer, err := token.NewSigner(secret)
 	require.NoError(t, err)
 	mm := &memMeetings{meetings: map[string]*memMeeting{}}
 	mm.add("m1")
-	tap := &recTap{opened: make(chan *recTrack, 16)}
+	tap := &recTap{opened: make(chan *recTrack, 256)}
 	cfg.UDPAddr = "127.0.0.1:0"
 	if cfg.ICEDisconnectedTimeout == 0 {
 		cfg.ICEDisconnectedTimeout = time.Second
@@ -181,7 +182,7 @@ func setup(t *testing.T, cfg sfu.Config) *testBundle {
 		whip: srv.URL + "/v1/whip", whep: srv.URL + "/v1/whep"}
 }
 
-func (b *testBundle) token(t *testing.T, meeting, identity string, rights ...token.Right) string {
+func (b *testBundle) token(t testing.TB, meeting, identity string, rights ...token.Right) string {
 	t.Helper()
 	tok, err := b.signer.Sign(token.Claims{MeetingID: meeting, Identity: identity, DisplayName: strings.ToUpper(identity),
 		Rights: rights, ExpiresAt: time.Now().Add(time.Hour)})
@@ -229,7 +230,7 @@ func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 }
 
 // tone makes a small Ogg Opus file of a sine wave in the test's temp dir.
-func tone(t *testing.T, hz int, seconds float64) string {
+func tone(t testing.TB, hz int, seconds float64) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), fmt.Sprintf("tone%d.opus", hz))
 	out, err := exec.CommandContext(t.Context(), "ffmpeg", "-hide_banner", "-loglevel", "error",
@@ -345,8 +346,8 @@ func TestVanishedPeerClosesTap(t *testing.T) {
 func requireStatus(t *testing.T, err error, status int, code string) {
 	t.Helper()
 	require.Error(t, err)
-	se, ok := err.(*sfutest.StatusError)
-	require.True(t, ok, "want *sfutest.StatusError, got %T: %v", err, err)
+	se, ok := errors.AsType[*sfutest.StatusError](err)
+	require.True(t, ok, "want a *sfutest.StatusError, got %T: %v", err, err)
 	require.Equal(t, status, se.StatusCode, "%v", se)
 	require.Equal(t, code, se.Code, "%v", se)
 	require.NotEmpty(t, se.Message)
