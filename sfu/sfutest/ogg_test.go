@@ -70,3 +70,23 @@ func TestOpusSamples(t *testing.T) {
 	_, err := opusSamples(nil)
 	require.Error(t, err)
 }
+
+func TestPacketLevelsFollowLoudness(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "a.opus")
+	// ffmpeg's sine has amplitude 1/8: RMS 0.088, about -21 dBov.
+	out, err := exec.CommandContext(t.Context(), "ffmpeg", "-hide_banner", "-loglevel", "error",
+		"-f", "lavfi", "-i", "sine=frequency=500:duration=0.5", "-f", "lavfi", "-i", "anullsrc=r=48000:cl=mono:d=0.5",
+		"-filter_complex", "[0][1]concat=n=2:v=0:a=1", "-c:a", "libopus", "-y", path).CombinedOutput()
+	require.NoError(t, err, "ffmpeg: %s", out)
+	f, err := readOggOpus(path)
+	require.NoError(t, err)
+	levels, err := packetLevels(f, PublishOptions{})
+	require.NoError(t, err)
+	require.InDelta(t, 21, int(levels[10]), 2, "tone")
+	require.Equal(t, uint8(127), levels[len(levels)-5], "silence")
+
+	fixed, err := packetLevels(f, PublishOptions{Level: LevelFixed, FixedLevel: 200})
+	require.NoError(t, err)
+	require.Equal(t, uint8(200&0x7f), fixed[0])
+}
