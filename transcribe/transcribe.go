@@ -1,0 +1,71 @@
+// Package transcribe turns a stretch of speech into words with times, by
+// asking a speech backend over the network. Its one job is the backends'
+// wire protocols, their quirks, and checking what they answer; it knows
+// nothing of meetings, storage, jobs or the meeting clock (callers add the
+// segment's offset), and must not import any other Greffier package.
+package transcribe
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Request is one stretch of audio to transcribe.
+type Request struct {
+	// Audio is a 16 kHz mono PCM16 WAV file.
+	Audio []byte
+	// Duration is the audio's length. Zero means: read it from the WAV header.
+	Duration time.Duration
+	// Language is an ISO-639-1 code ("en", "fr"); empty means the
+	// backend's default (for OpenAIConfig, its Language).
+	Language string
+	// Prompt is text the model should continue from: the previous
+	// sentence, or names it should spell right.
+	Prompt string
+}
+
+// Word is one recognised word, its times from the start of the audio sent.
+type Word struct {
+	Text       string
+	Start, End time.Duration
+}
+
+// Segment is a stretch of text the backend grouped, times as for Word.
+type Segment struct {
+	Text       string
+	Start, End time.Duration
+}
+
+// Result is a checked transcript: every time is finite, inside the audio,
+// and in order.
+type Result struct {
+	// Language is what the backend reports (a code or a name such as
+	// "english", depending on the server), else the one asked for.
+	Language string
+	Text     string
+	// Duration is the audio's length as the backend measured it.
+	Duration time.Duration
+	Segments []Segment
+	Words    []Word
+	// WordsEstimated is true when the backend gave no word times (vLLM,
+	// OpenAI's gpt-4o models) and Words were spread over their segments'
+	// times in proportion to their length: good to a few hundred
+	// milliseconds, enough to place words in minutes, not to cut audio.
+	WordsEstimated bool
+}
+
+// Transcriber is a speech-to-text backend.
+type Transcriber interface {
+	Transcribe(ctx context.Context, req Request) (Result, error)
+}
+
+var (
+	// ErrBadAnswer means the backend answered 2xx with something that is
+	// not a usable transcript: malformed JSON, or times that are not
+	// finite, outside the audio, or out of order. Retrying rarely helps.
+	ErrBadAnswer = errors.New("transcription backend gave an unusable answer")
+	// ErrInvalidRequest means the request was refused before it was sent
+	// (empty audio, too large, unreadable WAV header). Retrying cannot help.
+	ErrInvalidRequest = errors.New("invalid transcription request")
+)
