@@ -14,14 +14,17 @@ import (
 	"github.com/greffier/greffier/sfu/sfutest"
 )
 
-// BenchmarkMeeting20 runs a 20-person meeting on loopback (20 publishers,
-// 20 listeners on 3 slots, clients in the same process) for three seconds
+// BenchmarkMeeting runs an n-person meeting on loopback (n publishers and
+// n listeners on 3 slots, clients in the same process) for three seconds
 // of audio and reports goroutines per connection and CPU per participant.
-// Run it alone: go test -run x -bench Meeting20 -benchtime 1x ./sfu/
-func BenchmarkMeeting20(b *testing.B) {
-	const n = 20
-	for b.Loop() {
-		runMeeting(b, n)
+// Run it alone: go test -run x -bench Meeting -benchtime 1x ./sfu/
+func BenchmarkMeeting(b *testing.B) {
+	for _, n := range []int{10, 40} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			for b.Loop() {
+				runMeeting(b, n)
+			}
+		})
 	}
 }
 
