@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/token"
 )
@@ -51,6 +52,7 @@ type Signer interface {
 type API struct {
 	cfg    Config
 	store  *store.Store
+	blobs  blob.Store
 	ender  Ender
 	signer Signer
 	log    *slog.Logger
@@ -58,14 +60,14 @@ type API struct {
 }
 
 // New builds the API.
-func New(cfg Config, st *store.Store, ender Ender, signer Signer, logger *slog.Logger) (*API, error) {
+func New(cfg Config, st *store.Store, blobs blob.Store, ender Ender, signer Signer, logger *slog.Logger) (*API, error) {
 	if cfg.Token == "" {
 		return nil, errors.New("api: Token is required: set an API token (GREFFIER_API_TOKEN)")
 	}
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = DefaultTokenTTL
 	}
-	return &API{cfg: cfg, store: st, ender: ender, signer: signer, log: logger, now: time.Now}, nil
+	return &API{cfg: cfg, store: st, blobs: blobs, ender: ender, signer: signer, log: logger, now: time.Now}, nil
 }
 
 // Handler routes /v1/meetings and its sub-resources.
@@ -77,6 +79,8 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/meetings/{id}/end", a.endMeeting)
 	mux.HandleFunc("POST /v1/meetings/{id}/tokens", a.createToken)
 	mux.HandleFunc("GET /v1/meetings/{id}/participants", a.listParticipants)
+	mux.HandleFunc("GET /v1/meetings/{id}/tracks", a.listTracks)
+	mux.HandleFunc("GET /v1/meetings/{id}/tracks/{file}", a.getTrack)
 	mux.HandleFunc("GET /v1/meetings/{id}/minutes", a.getMinutes(""))
 	for ext := range renderings {
 		mux.HandleFunc("GET /v1/meetings/{id}/minutes."+ext, a.getMinutes(ext))

@@ -3,7 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -243,26 +247,50 @@ func testMeetingBecomesMinutes(t *testing.T, b *testBundle) {
 	require.Contains(t, md, "# Conseil municipal")
 	require.Contains(t, md, "Alice Martin** (overlapping): alpha bravo charlie delta")
 
-	if b.cfg.S3Endpoint == "" {
-		requireWebMsClean(t, filepath.Join(b.cfg.DataDir, "blobs", "meetings", m.ID, "tracks"), 2)
-	}
+	b.requireTracksDownloadClean(t, m.ID, 2)
 }
 
-// requireWebMsClean checks that ffprobe reads every recorded track without
-// complaint.
-func requireWebMsClean(t *testing.T, dir string, want int) {
+// requireTracksDownloadClean downloads every track through the API, checks
+// its SHA-256 against the listing and the Repr-Digest header, and checks
+// that ffprobe reads it without complaint and with the right duration.
+func (b *testBundle) requireTracksDownloadClean(t *testing.T, meetingID string, want int) {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*.webm"))
-	require.NoError(t, err)
-	require.Len(t, files, want)
 	if _, err := exec.LookPath("ffprobe"); err != nil {
 		t.Fatalf("ffprobe is needed to check recordings: run scripts/test.sh, which installs ffmpeg")
 	}
-	for _, f := range files {
+	var list struct {
+		Tracks []struct {
+			ID, Identity, URL, SHA256, State string
+			DurationMS                       int64 `json:"duration_ms"`
+		} `json:"tracks"`
+	}
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+meetingID+"/tracks", nil, &list))
+	require.Len(t, list.Tracks, want)
+	dir := t.TempDir()
+	for _, tr := range list.Tracks {
+		require.Equal(t, "stored", tr.State)
+		req, err := http.NewRequest("GET", b.url+tr.URL, nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+b.token)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		sum := sha256.Sum256(body)
+		require.Equal(t, tr.SHA256, hex.EncodeToString(sum[:]))
+		require.Equal(t, "sha-256=:"+base64.StdEncoding.EncodeToString(sum[:])+":", resp.Header.Get("Repr-Digest"))
+		f := filepath.Join(dir, tr.ID+".webm")
+		require.NoError(t, os.WriteFile(f, body, 0o600))
 		out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", f).CombinedOutput()
 		require.NoError(t, err, string(out))
-		require.NotContains(t, string(out), "rror")
-		require.Regexp(t, `^\d+\.\d+\s*$`, string(out))
+		require.Regexp(t, `^\d+\.\d+\s*$`, string(out), "ffprobe printed more than the duration")
+		var dur float64
+		_, err = fmt.Sscanf(string(out), "%g", &dur)
+		require.NoError(t, err)
+		require.InDelta(t, float64(tr.DurationMS)/1000, dur, 0.1)
+		require.InDelta(t, 9.0, dur, 0.3, "the fixture lasts 9 s")
 	}
 }
 
