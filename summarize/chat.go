@@ -1,0 +1,106 @@
+package summarize
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	openai "github.com/sashabaranov/go-openai"
+)
+
+// call sends one chat completion and returns the reply's text and the
+// model that wrote it.
+//
+// go-openai builds and sends the request, and decodes the answer; it is
+// handed an exchange as its HTTPDoer, which keeps the raw status, headers
+// and body, because go-openai's errors drop Retry-After and the body of
+// non-JSON error pages.
+func (s *Summarizer) call(ctx context.Context, system, user string) (content, model string, err error) {
+	callCtx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	req := openai.ChatCompletionRequest{
+		Model: s.cfg.Model,
+		Messages: []openai.ChatCompletionMessage{
+			{Role: openai.ChatMessageRoleSystem, Content: system},
+			{Role: openai.ChatMessageRoleUser, Content: user},
+		},
+		// max_tokens, not max_completion_tokens: every OpenAI-compatible
+		// server takes it; only OpenAI's reasoning models refuse it.
+		MaxTokens: s.cfg.MaxAnswerTokens,
+	}
+	if s.cfg.ResponseFormat == ResponseFormatJSONObject {
+		req.ResponseFormat = &openai.ChatCompletionResponseFormat{Type: openai.ChatCompletionResponseFormatTypeJSONObject}
+	}
+	ex := &exchange{client: s.cfg.HTTPClient}
+	cc := s.base
+	cc.HTTPClient = ex
+	began := s.now()
+	resp, sendErr := openai.NewClientWithConfig(cc).CreateChatCompletion(callCtx, req)
+	s.cfg.Logger.DebugContext(ctx, "chat call", "model", s.cfg.Model, "prompt_tokens_estimate",
+		EstimateTokens(system)+EstimateTokens(user), "status", ex.status, "bytes", len(ex.body), "took", s.now().Sub(began))
+
+	switch {
+	case errors.Is(ex.err, ErrBadAnswer):
+		return "", "", ex.err
+	case ex.err != nil:
+		if ctx.Err() != nil {
+			return "", "", context.Cause(ctx)
+		}
+		return "", "", newTransportError(ex.err, errors.Is(callCtx.Err(), context.DeadlineExceeded))
+	case !ex.sent:
+		return "", "", fmt.Errorf("build request: %w", sendErr)
+	case ex.status < 200 || ex.status > 299:
+		return "", "", newStatusError(ex.status, ex.header, ex.body, s.now())
+	case sendErr != nil:
+		return "", "", fmt.Errorf("%w: not a chat completion: %w (body starts %q)", ErrBadAnswer, sendErr, excerpt(string(ex.body)))
+	case len(resp.Choices) == 0:
+		return "", "", fmt.Errorf("%w: the answer has no choices", ErrBadAnswer)
+	}
+	choice := resp.Choices[0]
+	if choice.FinishReason == openai.FinishReasonLength {
+		return "", "", fmt.Errorf("%w: the reply was cut off at %d tokens; raise MaxAnswerTokens", ErrBadAnswer, s.cfg.MaxAnswerTokens)
+	}
+	model = resp.Model
+	if model == "" {
+		model = s.cfg.Model
+	}
+	return choice.Message.Content, model, nil
+}
+
+// exchange is the HTTPDoer of one go-openai call (see call).
+type exchange struct {
+	client *http.Client
+
+	sent   bool
+	status int
+	header http.Header
+	body   []byte
+	err    error
+}
+
+func (e *exchange) Do(req *http.Request) (*http.Response, error) {
+	e.sent = true
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.err = err
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		e.err = fmt.Errorf("read answer: %w", err)
+		return nil, e.err
+	}
+	if len(body) > maxAnswer {
+		e.err = fmt.Errorf("%w: answer larger than %d bytes", ErrBadAnswer, maxAnswer)
+		return nil, e.err
+	}
+	e.status, e.header, e.body = resp.StatusCode, resp.Header, body
+	return &http.Response{
+		Status: resp.Status, StatusCode: resp.StatusCode, Header: resp.Header,
+		Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)), Request: req,
+	}, nil
+}
