@@ -1,0 +1,221 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/greffier/greffier/internal/blob"
+	"github.com/greffier/greffier/internal/layout"
+	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/internal/testenv"
+	"github.com/greffier/greffier/minutes"
+	"github.com/greffier/greffier/transcribe"
+	"github.com/greffier/greffier/transcribe/transcribetest"
+)
+
+const fixtures = "../testdata/meeting"
+
+type testBundle struct {
+	p      *Pipeline
+	store  *store.Store
+	blobs  blob.Store
+	double *transcribetest.Server
+}
+
+func setup(t *testing.T, d store.Dialect) *testBundle {
+	t.Helper()
+	ctx := context.Background()
+	cfg := store.Config{SQLitePath: filepath.Join(t.TempDir(), "g.db")}
+	if d == store.Postgres {
+		cfg = store.Config{PostgresURL: testenv.Postgres(t)}
+	}
+	st, err := store.Open(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	blobs, err := blob.NewDisk(t.TempDir())
+	require.NoError(t, err)
+	double := transcribetest.NewServer(transcribetest.Options{})
+	t.Cleanup(double.Close)
+	tr, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{BaseURL: double.BaseURL()})
+	require.NoError(t, err)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	p, err := New(ctx, Config{PollInterval: 50 * time.Millisecond, RetryBase: 50 * time.Millisecond}, st, blobs, tr, logger)
+	require.NoError(t, err)
+	require.NoError(t, p.Start(ctx))
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, p.Stop(sctx))
+	})
+	return &testBundle{p: p, store: st, blobs: blobs, double: double}
+}
+
+// storeFixtureTrack remuxes a fixture to WebM (as the recorder would have
+// written it) and records it as a stored track starting at startMS.
+func (b *testBundle) storeFixtureTrack(t *testing.T, meetingID, identity string, startMS int64) store.Track {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Fatal("ffmpeg is needed: run scripts/test.sh, which installs it")
+	}
+	webm := filepath.Join(t.TempDir(), identity+".webm")
+	out, err := exec.Command("ffmpeg", "-v", "error", "-i", filepath.Join(fixtures, identity+".opus"), "-c", "copy", webm).CombinedOutput()
+	require.NoError(t, err, string(out))
+	f, err := os.Open(webm)
+	require.NoError(t, err)
+	defer f.Close()
+	ctx := context.Background()
+	tr := store.Track{ID: store.NewID("trk"), MeetingID: meetingID, Identity: identity, SSRC: 1, StartMS: startMS}
+	tr.BlobKey = layout.Track(meetingID, tr.ID)
+	info, err := b.blobs.Put(ctx, tr.BlobKey, f, -1)
+	require.NoError(t, err)
+	require.NoError(t, b.p.CreateTrack(ctx, tr))
+	tr.State, tr.DurationMS, tr.Size, tr.SHA256 = store.TrackStored, 9000, info.Size, info.SHA256
+	require.NoError(t, b.p.FinishTrack(ctx, tr))
+	return tr
+}
+
+func TestPipelineWorksWhileTheMeetingRunsAndIsIdempotent(t *testing.T) {
+	t.Parallel()
+	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, d)
+			ctx := context.Background()
+			script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
+			require.NoError(t, err)
+
+			m, err := b.store.CreateMeeting(ctx, "t", "en")
+			require.NoError(t, err)
+			_, err = b.store.Join(ctx, m.ID, "alice", "Alice")
+			require.NoError(t, err)
+			track := b.storeFixtureTrack(t, m.ID, "alice", 700)
+
+			// Alice left early: her speech is transcribed while the meeting goes on.
+			require.Eventually(t, func() bool {
+				p, err := b.store.Progress(ctx, m.ID)
+				require.NoError(t, err)
+				return p.Segments == 2 && p.SegmentsTranscribed == 2
+			}, 30*time.Second, 50*time.Millisecond)
+			live, err := b.store.Meeting(ctx, m.ID)
+			require.NoError(t, err)
+			require.Equal(t, store.MeetingLive, live.State, "no minutes before the end")
+
+			_, err = b.p.EndMeeting(ctx, m.ID)
+			require.NoError(t, err)
+			require.Eventually(t, func() bool {
+				cur, err := b.store.Meeting(ctx, m.ID)
+				require.NoError(t, err)
+				return cur.State == store.MeetingReady
+			}, 30*time.Second, 50*time.Millisecond)
+
+			doc := latestMinutes(t, b, m.ID)
+			require.Len(t, doc.Turns, 2)
+			var want []transcribetest.Utterance
+			for _, u := range script.Utterances {
+				if u.Speaker == "alice" {
+					want = append(want, u)
+				}
+			}
+			for i, u := range want {
+				require.Equal(t, u.Text, doc.Turns[i].Text)
+				require.InDelta(t, 0.7+u.Start, float64(doc.Turns[i].Start.MS())/1000, 0.1)
+				require.InDelta(t, 0.7+u.End, float64(doc.Turns[i].End.MS())/1000, 0.1)
+			}
+
+			// Every stage again, as River's at-least-once delivery may do:
+			// nothing changes, nothing is sent to the backend twice.
+			requests := b.double.Requests()
+			segs, err := b.store.SpeechSegments(ctx, m.ID)
+			require.NoError(t, err)
+			job := func() *rivertype.JobRow { return &rivertype.JobRow{Attempt: 1, MaxAttempts: 8} }
+			require.NoError(t, (&detectWorker{p: b.p}).Work(ctx, &river.Job[DetectSpeechArgs]{JobRow: job(), Args: detectArgs(track)}))
+			for _, s := range segs {
+				require.NoError(t, (&transcribeWorker{p: b.p}).Work(ctx, &river.Job[TranscribeArgs]{JobRow: job(),
+					Args: TranscribeArgs{MeetingID: m.ID, TrackID: s.TrackID, StartMS: s.StartMS}}))
+			}
+			require.NoError(t, (&assembleWorker{p: b.p}).Work(ctx, &river.Job[AssembleArgs]{JobRow: job(), Args: AssembleArgs{MeetingID: m.ID}}))
+			// Forcing detection itself to run again (as a re-run of the batch
+			// path would) cuts the same segments and keeps their transcripts.
+			again, err := b.p.cutSpeech(ctx, track)
+			require.NoError(t, err)
+			require.Len(t, again, len(segs))
+			for i := range again {
+				require.Equal(t, segs[i].StartMS, again[i].StartMS)
+				require.Equal(t, segs[i].EndMS, again[i].EndMS)
+			}
+			after, err := b.store.SpeechSegments(ctx, m.ID)
+			require.NoError(t, err)
+			require.Equal(t, segs, after)
+			require.Equal(t, requests, b.double.Requests())
+			latest, err := b.store.LatestMinutes(ctx, m.ID)
+			require.NoError(t, err)
+			require.Equal(t, 1, latest.Version)
+			archived, err := b.blobs.Get(ctx, layout.Minutes(m.ID, 1))
+			require.NoError(t, err)
+			body, err := io.ReadAll(archived)
+			archived.Close()
+			require.NoError(t, err)
+			require.JSONEq(t, string(latest.Body), string(body))
+		})
+	}
+}
+
+func TestCorruptRecordingIsMarkedFailedNotLost(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.SQLite)
+	ctx := context.Background()
+	m, err := b.store.CreateMeeting(ctx, "", "")
+	require.NoError(t, err)
+	_, err = b.store.Join(ctx, m.ID, "bob", "Bob")
+	require.NoError(t, err)
+	good := b.storeFixtureTrack(t, m.ID, "alice", 0)
+	_ = good
+	bad := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: "bob", StartMS: 100}
+	bad.BlobKey = layout.Track(m.ID, bad.ID)
+	info, err := b.blobs.Put(ctx, bad.BlobKey, stringsReader("this is not a webm file at all"), -1)
+	require.NoError(t, err)
+	require.NoError(t, b.p.CreateTrack(ctx, bad))
+	bad.State, bad.DurationMS, bad.Size, bad.SHA256 = store.TrackStored, 4000, info.Size, info.SHA256
+	require.NoError(t, b.p.FinishTrack(ctx, bad))
+	_, err = b.p.EndMeeting(ctx, m.ID)
+	require.NoError(t, err)
+
+	// The bad track fails for good after its attempts (8, 50 ms apart at
+	// first); the minutes still come, and say what is missing.
+	require.Eventually(t, func() bool {
+		cur, err := b.store.Meeting(ctx, m.ID)
+		require.NoError(t, err)
+		return cur.State == store.MeetingReady
+	}, 60*time.Second, 100*time.Millisecond)
+	doc := latestMinutes(t, b, m.ID)
+	require.False(t, doc.Complete)
+	require.Len(t, doc.Missing, 1)
+	require.Equal(t, "bob", doc.Missing[0].Speaker)
+	require.Contains(t, doc.Missing[0].Reason, "speech detection")
+	require.Len(t, doc.Turns, 2, "alice's speech is all there")
+}
+
+func latestMinutes(t *testing.T, b *testBundle, meetingID string) minutes.Document {
+	t.Helper()
+	v, err := b.store.LatestMinutes(context.Background(), meetingID)
+	require.NoError(t, err)
+	var doc minutes.Document
+	require.NoError(t, jsonUnmarshal(v.Body, &doc))
+	return doc
+}
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
