@@ -53,7 +53,7 @@ func FuzzWriter(f *testing.F) {
 			b.clock.Advance(time.Duration(c[3]) * time.Millisecond)
 			var payload []byte
 			if c[4]&1 == 0 {
-				payload = []byte{c[4]&0xF8 | 0x00, c[5], c[4]} // code 0: one frame, always valid
+				payload = []byte{c[4] &^ 3, c[5], c[4]} // TOC code 0: one frame, always valid
 			} else {
 				payload = c[4:6]
 			}

@@ -421,7 +421,7 @@ func (r *Recorder) rebuild(spoolPath string, sc *sidecar) (int, error) {
 // buffer, but they need not cost one allocation each.
 type slab struct{ buf []byte }
 
-const slabChunk = 16 << 10
+const slabChunk = 4 << 10
 
 func (s *slab) copy(p []byte) []byte {
 	if len(p) > cap(s.buf)-len(s.buf) {

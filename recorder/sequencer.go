@@ -45,11 +45,11 @@ type Stats struct {
 
 // slot holds one packet's payload in a buffer owned by the sequencer.
 type slot struct {
-	present bool
+	buf     []byte
 	seq     int64 // extended sequence number
 	ts      int64 // media time in clock ticks since the track's first packet
-	samples int   // duration at 48 kHz
-	buf     []byte
+	samples int32 // duration at 48 kHz
+	present bool
 }
 
 // sequencer turns packets in arrival order into packets in media order
@@ -193,7 +193,7 @@ func (s *sequencer) push(p *rtp.Packet, now int64) {
 		s.stats.Duplicate++
 		return
 	}
-	sl.present, sl.seq, sl.ts, sl.samples = true, seq, media, samples
+	sl.present, sl.seq, sl.ts, sl.samples = true, seq, media, int32(samples)
 	sl.buf = append(sl.buf[:0], p.Payload...)
 	for {
 		head := &s.window[s.next&(windowSize-1)]

@@ -17,10 +17,9 @@ import (
 	"github.com/at-wat/ebml-go/webm"
 )
 
-// spoolBufSize is the write buffer per track: about two seconds of
-// 32 kbit/s audio, so the periodic flush, not the buffer, decides when
-// bytes reach the kernel.
-const spoolBufSize = 8 << 10
+// spoolBufSize is the write buffer per track: about a second of
+// 32 kbit/s audio, so it rarely fills between two periodic flushes.
+const spoolBufSize = 4 << 10
 
 // cuesReserve is the space kept after the header for Cues. A cue costs
 // about 20 bytes per cluster (one cluster per 32.7 s or per long gap), so

@@ -64,7 +64,7 @@ func newWriter(r *Recorder, sc sidecar, clockRate uint32, pt uint8, spoolPath, s
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 		file:  file,
-		batch: make([]frameRef, 0, queueSize),
+		batch: make([]frameRef, 0, 8), // grows only if a backlog ever builds up
 	}
 }
 

@@ -1,0 +1,170 @@
+package recorder
+
+import (
+	"context"
+	"go/build"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/greffier/greffier/internal/blob"
+	"github.com/greffier/greffier/internal/store"
+)
+
+// benchPayload is a typical 32 kbit/s 20 ms Opus packet: 80 bytes.
+func benchPayload() []byte {
+	p := make([]byte, 80)
+	p[0] = 31 << 3 // CELT 20 ms, one frame
+	return p
+}
+
+// TestHotPathAllocatesNothing proves WriteRTP's work per packet allocates
+// nothing, in order, reordered, duplicated, late or garbage. Not parallel:
+// AllocsPerRun counts every goroutine's allocations.
+func TestHotPathAllocatesNothing(t *testing.T) {
+	s := newSequencer(48000, 111, 5*48000)
+	p := &rtp.Packet{Header: rtp.Header{PayloadType: 111}, Payload: benchPayload()}
+	var seq uint16
+	var ts uint32
+	var now int64
+	step := func(dseq int, dts int) {
+		seq += uint16(dseq)
+		ts += uint32(dts)
+		now += int64(20 * time.Millisecond)
+		p.SequenceNumber, p.Timestamp = seq, ts
+		s.push(p, now)
+		for {
+			if _, ok := s.pop(); !ok {
+				break
+			}
+		}
+	}
+	for range 100 { // let slots grow to the stream's packet size
+		step(1, 960)
+	}
+	allocs := testing.AllocsPerRun(1000, func() {
+		step(1, 960)  // in order
+		step(2, 1920) // one lost ...
+		step(-1, -960)
+		step(0, 0) // ... arrives late-ish, then a duplicate
+		step(20, 960*20)
+		step(-15, -960*15) // never received, now beyond the window: late
+		step(15, 960*15)
+		p.Payload = p.Payload[:0]
+		step(1, 960) // garbage
+		p.Payload = p.Payload[:80]
+	})
+	require.Zero(t, allocs)
+	require.Positive(t, s.stats.Late)
+	require.Positive(t, s.stats.Duplicate)
+	require.Positive(t, s.stats.Garbage)
+}
+
+// BenchmarkSequencer is the SFU read loop's share of recording a packet.
+func BenchmarkSequencer(b *testing.B) {
+	s := newSequencer(48000, 111, 5*48000)
+	p := &rtp.Packet{Header: rtp.Header{PayloadType: 111}, Payload: benchPayload()}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		p.SequenceNumber, p.Timestamp = uint16(i), uint32(i*960)
+		s.push(p, int64(i)*int64(20*time.Millisecond))
+		s.pop()
+	}
+}
+
+// BenchmarkWriter is a packet's whole cost: WriteRTP, the spool goroutine,
+// ebml-go and the file. allocs/op are ebml-go's (a frame and its
+// marshalling per block); the recorder's own are amortized slab chunks.
+func BenchmarkWriter(b *testing.B) {
+	bb := benchSetup(b)
+	w, err := bb.rec.Open(context.Background(), Track{MeetingID: "m", Identity: "a", PayloadType: 111})
+	require.NoError(b, err)
+	p := &rtp.Packet{Header: rtp.Header{PayloadType: 111}, Payload: benchPayload()}
+	b.ReportAllocs()
+	start := time.Now()
+	for i := 0; b.Loop(); i++ {
+		p.SequenceNumber, p.Timestamp = uint16(i), uint32(i*960)
+		w.WriteRTP(p)
+		if i%128 == 127 { // stay within the queue: measure writing, not dropping
+			waitDrained(w)
+		}
+	}
+	waitDrained(w)
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "packets/s")
+	require.Zero(b, w.Stats().Overflow)
+	require.NoError(b, w.Close(context.Background()))
+}
+
+func waitDrained(w *Writer) {
+	for {
+		w.mu.Lock()
+		n := w.seq.qLen
+		w.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+// BenchmarkTrackMemory reports what one open track costs: heap and
+// goroutine stacks, after a few seconds of audio so its buffers exist.
+func BenchmarkTrackMemory(b *testing.B) {
+	const tracks = 200
+	for b.Loop() {
+		bb := benchSetup(b)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		ws := make([]*Writer, tracks)
+		p := &rtp.Packet{Header: rtp.Header{PayloadType: 111}, Payload: benchPayload()}
+		for i := range ws {
+			w, err := bb.rec.Open(context.Background(), Track{MeetingID: "m", Identity: "a", PayloadType: 111})
+			require.NoError(b, err)
+			for j := range 150 {
+				p.SequenceNumber, p.Timestamp = uint16(j), uint32(j*960)
+				w.WriteRTP(p)
+			}
+			waitDrained(w)
+			ws[i] = w
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		heap := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / tracks
+		stack := (int64(after.StackInuse) - int64(before.StackInuse)) / tracks
+		b.ReportMetric(float64(heap+stack), "bytes/track")
+		b.ReportMetric(float64(heap), "heap-bytes/track")
+		b.ReportMetric(float64(stack), "stack-bytes/track")
+		for _, w := range ws {
+			require.NoError(b, w.Close(context.Background()))
+		}
+	}
+}
+
+func benchSetup(b *testing.B) *testBundle {
+	b.Helper()
+	d, err := blob.NewDisk(b.TempDir())
+	require.NoError(b, err)
+	disk := &flakyStore{Store: d}
+	cat := &fakeCatalog{t: b, spoolDir: b.TempDir(), rows: map[string]store.Track{}}
+	rec, err := New(Config{SpoolDir: cat.spoolDir}, disk, cat, nil)
+	require.NoError(b, err)
+	return &testBundle{rec: rec, catalog: cat}
+}
+
+// TestImports keeps the data flow one way: the recorder knows nothing of
+// the packages upstream or downstream of it.
+func TestImports(t *testing.T) {
+	t.Parallel()
+	pkg, err := build.ImportDir(".", 0)
+	require.NoError(t, err)
+	for _, imp := range pkg.Imports {
+		for _, banned := range []string{"/sfu", "/api", "/jobs", "/transcribe", "/diarize", "/minutes", "river"} {
+			require.False(t, strings.Contains(imp, banned), "recorder imports %s", imp)
+		}
+	}
+}
