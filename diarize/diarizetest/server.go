@@ -102,7 +102,10 @@ type Options struct {
 	// RateLimitFirst makes the first RateLimitFirst API requests (the
 	// presigned PUT excluded) answer 429.
 	RateLimitFirst int
-	// RetryAfter is sent with those 429s, in whole seconds rounded up.
+	// RateLimitPolls makes the first RateLimitPolls GET /v1/jobs/{id}
+	// answer 429, after RateLimitFirst is spent.
+	RateLimitPolls int
+	// RetryAfter is sent with every 429, in whole seconds rounded up.
 	// Default: DefaultRetryAfter.
 	RetryAfter time.Duration
 }
@@ -167,6 +170,7 @@ type Server struct {
 
 	requests atomic.Int64 // API requests, rate-limited ones included
 	polls    atomic.Int64
+	pollHits atomic.Int64 // GET /v1/jobs/{id}, rate-limited ones included
 
 	mu         sync.Mutex
 	jobs       map[string]*job
@@ -186,7 +190,7 @@ func NewServer(opts Options) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/test", s.api(s.test))
 	mux.HandleFunc("POST /v1/diarize", s.api(s.diarize))
-	mux.HandleFunc("GET /v1/jobs/{id}", s.api(s.getJob))
+	mux.HandleFunc("GET /v1/jobs/{id}", s.api(s.limitPolls(s.getJob)))
 	mux.HandleFunc("POST /v1/media/input", s.api(s.mediaInput))
 	mux.HandleFunc("PUT /presigned/{token}", s.put)
 	s.srv = httptest.NewServer(mux)
@@ -198,6 +202,8 @@ func (s *Server) Close() {
 	s.cancel()
 	s.srv.Close()
 	s.wg.Wait()
+	s.opts.FetchClient.CloseIdleConnections()
+	s.opts.WebhookClient.CloseIdleConnections()
 }
 
 // URL is the server's root, e.g. "http://127.0.0.1:41234": a client's
@@ -246,12 +252,7 @@ func (s *Server) api(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		n := s.requests.Add(1)
 		if n <= int64(s.opts.RateLimitFirst) {
-			secs := int64(math.Ceil(s.opts.RetryAfter.Seconds()))
-			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-			w.Header().Set("X-RateLimit-Limit", "100")
-			w.Header().Set("X-RateLimit-Remaining", "0")
-			w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Unix()+secs, 10))
-			writeError(w, http.StatusTooManyRequests, "Too many requests, retry later")
+			s.rateLimited(w)
 			return
 		}
 		if s.opts.APIKey != "" && r.Header.Get("Authorization") != "Bearer "+s.opts.APIKey {
@@ -260,6 +261,26 @@ func (s *Server) api(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+// limitPolls applies RateLimitPolls.
+func (s *Server) limitPolls(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.pollHits.Add(1) <= int64(s.opts.RateLimitPolls) {
+			s.rateLimited(w)
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) rateLimited(w http.ResponseWriter) {
+	secs := int64(math.Ceil(s.opts.RetryAfter.Seconds()))
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	w.Header().Set("X-RateLimit-Limit", "100")
+	w.Header().Set("X-RateLimit-Remaining", "0")
+	w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Unix()+secs, 10))
+	writeError(w, http.StatusTooManyRequests, "Too many requests, retry later")
 }
 
 // writeError answers in the NestJS shape pyannoteAI uses.
