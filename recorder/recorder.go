@@ -51,7 +51,9 @@ type Track struct {
 	// opus/48000/2 whatever the microphone.
 	Channels uint8
 	// ClockZero is the meeting clock's zero; FirstPacketAt the arrival of
-	// the track's first packet. StartMS is their difference.
+	// the track's first packet. StartMS is their difference. If
+	// FirstPacketAt is zero, the arrival of the first recorded packet is
+	// used.
 	ClockZero, FirstPacketAt time.Time
 }
 
@@ -137,12 +139,26 @@ func (r *Recorder) Open(ctx context.Context, t Track) (*Writer, error) {
 		return nil, err
 	}
 	spoolPath, sidePath := r.paths(t.MeetingID, id)
+	// Reserve the id before its sidecar exists, so a concurrent Recover
+	// never takes this live track for a crashed one.
+	r.mu.Lock()
+	r.open[id] = nil
+	r.mu.Unlock()
+	opened := false
+	defer func() {
+		if !opened {
+			r.forget(id)
+		}
+	}()
 	if err := os.MkdirAll(filepath.Dir(spoolPath), 0o700); err != nil {
 		return nil, fmt.Errorf("open track %s: %w", id, err)
 	}
 	sc := sidecar{
 		TrackID: id, MeetingID: t.MeetingID, Identity: t.Identity, SSRC: t.SSRC, Channels: t.Channels,
-		StartMS: t.FirstPacketAt.Sub(t.ClockZero).Milliseconds(), FirstPacketAt: t.FirstPacketAt,
+		ClockZero: t.ClockZero, FirstPacketAt: t.FirstPacketAt,
+	}
+	if !t.FirstPacketAt.IsZero() {
+		sc.StartMS = t.FirstPacketAt.Sub(t.ClockZero).Milliseconds()
 	}
 	// The sidecar comes first so that any spool Recover finds has one.
 	if err := writeSidecar(sidePath, sc); err != nil {
@@ -165,6 +181,7 @@ func (r *Recorder) Open(ctx context.Context, t Track) (*Writer, error) {
 	r.mu.Lock()
 	r.open[id] = w
 	r.mu.Unlock()
+	opened = true
 	go w.run()
 	r.log.Info("recording track", "track", id, "meeting", t.MeetingID, "identity", t.Identity, "ssrc", t.SSRC)
 	return w, nil

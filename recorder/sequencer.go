@@ -76,6 +76,8 @@ type sequencer struct {
 	offset      int64 // media = raw + offset
 	highTS      int64 // media time of the newest accepted packet
 	highArrival int64 // its arrival, unix ns
+	// firstArrival is when the packet at media time 0 arrived, unix ns.
+	firstArrival int64
 
 	suspectTS      uint32
 	suspectArrival int64
@@ -120,10 +122,13 @@ func (s *sequencer) push(p *rtp.Packet, now int64) {
 		s.started = true
 		s.pt = p.PayloadType
 		s.highSeq = int64(p.SequenceNumber)
-		s.next = s.highSeq
+		// Leave room in the window for packets sent before this one that
+		// arrive after it: the start waits a few packets, nothing is lost.
+		s.next = s.highSeq - windowSize/2
 		s.highRaw = int64(p.Timestamp)
 		s.offset = -s.highRaw
 		s.highArrival = now
+		s.firstArrival = now
 	}
 
 	raw := s.highRaw + int64(int32(p.Timestamp-uint32(s.highRaw)))

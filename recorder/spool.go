@@ -376,6 +376,7 @@ type sidecar struct {
 	SSRC          uint32    `json:"ssrc"`
 	Channels      uint8     `json:"channels"`
 	StartMS       int64     `json:"start_ms"`
+	ClockZero     time.Time `json:"clock_zero"`
 	FirstPacketAt time.Time `json:"first_packet_at"`
 	// Finalized: the WebM is complete (Duration, Cues); only the upload
 	// and the catalog update may be missing.

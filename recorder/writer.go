@@ -129,6 +129,7 @@ func (w *Writer) run() {
 // ebml-go.
 func (w *Writer) drain() {
 	w.batch = w.batch[:0]
+	placed := false
 	w.mu.Lock()
 	for {
 		s, ok := w.seq.pop()
@@ -137,6 +138,13 @@ func (w *Writer) drain() {
 		}
 		if !w.hasZero {
 			w.zeroTS, w.hasZero = s.ts, true
+			if w.sc.FirstPacketAt.IsZero() {
+				// Block 0 sits zeroTS ticks from the first packet's arrival.
+				first := w.seq.firstArrival + s.ts*int64(time.Second)/w.seq.rate
+				w.sc.FirstPacketAt = time.Unix(0, first)
+				w.sc.StartMS = w.sc.FirstPacketAt.Sub(w.sc.ClockZero).Milliseconds()
+				placed = true
+			}
 		}
 		rel := s.ts - w.zeroTS
 		ms := rel * 1000 / w.seq.rate
@@ -144,6 +152,12 @@ func (w *Writer) drain() {
 		w.batch = append(w.batch, frameRef{ms: ms, data: w.slab.copy(s.buf)})
 	}
 	w.mu.Unlock()
+	if placed {
+		// Recover must know where the track starts.
+		if err := writeSidecar(w.sidePath, w.sc); err != nil {
+			w.r.log.Error("record track start", "track", w.sc.TrackID, "err", err)
+		}
+	}
 	for _, f := range w.batch {
 		// Write only queues the frame for ebml-go's goroutine; errors
 		// arrive through its handlers into webmErr.

@@ -328,3 +328,21 @@ func TestOpusSamples(t *testing.T) {
 		require.Equal(t, c.want, opusSamples(c.p), c.name)
 	}
 }
+
+func TestWriterStartFromFirstArrival(t *testing.T) {
+	t.Parallel()
+	fx := loadOpus(t)
+	b := setup(t)
+	w, err := b.rec.Open(context.Background(), Track{MeetingID: "mtg_1", Identity: "carol",
+		ClockZero: b.clock.Now().Add(-time.Second)})
+	require.NoError(t, err)
+	clean := cleanStream(fx, 1, 1)
+	clean[0], clean[1] = clean[1], clean[0] // the second packet arrives first
+	feed(b, w, clean)
+	require.NoError(t, w.Close(context.Background()))
+	row := b.catalog.row(w.ID())
+	require.Equal(t, store.TrackStored, row.State)
+	// Packet 1 arrived 20 ms after the zero + 1 s; packet 0 belongs 20 ms before it.
+	require.Equal(t, int64(1000), row.StartMS)
+	require.Equal(t, int64(len(fx.packets)*20), row.DurationMS)
+}
