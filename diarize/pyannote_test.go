@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/greffier/greffier/diarize"
 	"github.com/greffier/greffier/diarize/diarizetest"
@@ -44,6 +45,10 @@ var twoVoicesTurns = []diarize.Turn{
 	{Label: "SPEAKER_00", StartMS: 4600, EndMS: 6000},
 	{Label: "SPEAKER_01", StartMS: 6000, EndMS: 7000},
 }
+
+// The double and the loopback servers start goroutines; all must be gone
+// once their tests are.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type testBundle struct {
 	double   *diarizetest.Server
