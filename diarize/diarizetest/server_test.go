@@ -54,10 +54,10 @@ func TestServerValidates(t *testing.T) {
 	require.Equal(t, "Invalid API key", body["message"])
 
 	for req, msg := range map[string]string{
-		`{}`:                                                        "url must be",
-		`{"url":"http://a/b.wav"}`:                                  "https or media",
-		`{"url":"media://nope"}`:                                    "not found",
-		`{"url":"https://a/b.wav","model":"x"}`:                     "model must be",
+		`{}`:                                    "url must be",
+		`{"url":"http://a/b.wav"}`:              "https or media",
+		`{"url":"media://nope"}`:                "not found",
+		`{"url":"https://a/b.wav","model":"x"}`: "model must be",
 		`{"url":"https://a/b.wav","numSpeakers":2,"minSpeakers":1}`: "cannot be combined",
 		`{"url":"https://a/b.wav","minSpeakers":3,"maxSpeakers":2}`: "must not exceed",
 		`{"url":"https://a/b.wav","numSpeakers":0}`:                 "at least 1",
