@@ -43,9 +43,24 @@ type Ender interface {
 	EndMeeting(ctx context.Context, meetingID string) (store.Meeting, error)
 }
 
+// Rerunner runs the pipeline again over an ended meeting.
+type Rerunner interface {
+	Rerun(ctx context.Context, meetingID string) (store.Meeting, error)
+}
+
 // Signer signs join tokens.
 type Signer interface {
 	Sign(c token.Claims) (string, error)
+}
+
+// Deps are the parts the API calls. All are required.
+type Deps struct {
+	Store    *store.Store
+	Blobs    blob.Store
+	Ender    Ender
+	Rerunner Rerunner
+	Signer   Signer
+	Logger   *slog.Logger
 }
 
 // API serves the REST interface.
@@ -54,20 +69,25 @@ type API struct {
 	store  *store.Store
 	blobs  blob.Store
 	ender  Ender
+	rerun  Rerunner
 	signer Signer
 	log    *slog.Logger
 	now    func() time.Time
 }
 
 // New builds the API.
-func New(cfg Config, st *store.Store, blobs blob.Store, ender Ender, signer Signer, logger *slog.Logger) (*API, error) {
+func New(cfg Config, d Deps) (*API, error) {
 	if cfg.Token == "" {
 		return nil, errors.New("api: Token is required: set an API token (GREFFIER_API_TOKEN)")
 	}
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = DefaultTokenTTL
 	}
-	return &API{cfg: cfg, store: st, blobs: blobs, ender: ender, signer: signer, log: logger, now: time.Now}, nil
+	if d.Store == nil || d.Blobs == nil || d.Ender == nil || d.Rerunner == nil || d.Signer == nil || d.Logger == nil {
+		return nil, errors.New("api: every field of Deps is required")
+	}
+	return &API{cfg: cfg, store: d.Store, blobs: d.Blobs, ender: d.Ender, rerun: d.Rerunner, signer: d.Signer,
+		log: d.Logger, now: time.Now}, nil
 }
 
 // Handler routes /v1/meetings and its sub-resources.
@@ -79,6 +99,8 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/meetings/{id}/end", a.endMeeting)
 	mux.HandleFunc("POST /v1/meetings/{id}/tokens", a.createToken)
 	mux.HandleFunc("GET /v1/meetings/{id}/participants", a.listParticipants)
+	mux.HandleFunc("PATCH /v1/meetings/{id}/participants/{identity}", a.renameParticipant)
+	mux.HandleFunc("POST /v1/meetings/{id}/rerun", a.rerunMeeting)
 	mux.HandleFunc("GET /v1/meetings/{id}/tracks", a.listTracks)
 	mux.HandleFunc("GET /v1/meetings/{id}/tracks/{file}", a.getTrack)
 	mux.HandleFunc("GET /v1/meetings/{id}/minutes", a.getMinutes(""))

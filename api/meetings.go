@@ -249,3 +249,39 @@ func (a *API) listParticipants(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"participants": out})
 }
+
+// renameParticipant changes a display name: renderings show it at once;
+// a re-run writes it into a new minutes version.
+func (a *API) renameParticipant(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		DisplayName string `json:"display_name"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	req.DisplayName = strings.TrimSpace(req.DisplayName)
+	if req.DisplayName == "" || len(req.DisplayName) > 200 {
+		writeError(w, http.StatusBadRequest, "bad_name", "display_name must be 1 to 200 characters")
+		return
+	}
+	if err := a.store.Rename(r.Context(), r.PathValue("id"), r.PathValue("identity"), req.DisplayName); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"identity": r.PathValue("identity"), "display_name": req.DisplayName})
+}
+
+func (a *API) rerunMeeting(w http.ResponseWriter, r *http.Request) {
+	m, err := a.rerun.Rerun(r.Context(), r.PathValue("id"))
+	var te *store.TransitionError
+	if errors.As(err, &te) {
+		writeError(w, http.StatusConflict, "not_finished", "meeting "+te.MeetingID+" is "+string(te.From)+
+			": only a meeting whose minutes are ready (or failed) can be re-run")
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, toJSON(m))
+}

@@ -119,9 +119,13 @@ func (p *Pipeline) minutesInput(ctx context.Context, m store.Meeting) (minutes.I
 		return in, err
 	}
 	for _, t := range tracks {
-		if t.State == store.TrackFailed {
+		switch {
+		case t.State == store.TrackFailed:
 			in.Pieces = append(in.Pieces, minutes.Piece{Speaker: t.Identity, StartMS: t.StartMS,
-				EndMS: t.StartMS + t.DurationMS, Failure: t.Failure})
+				EndMS: t.StartMS + t.DurationMS, Failure: "recording: " + t.Failure})
+		case t.DetectFailure != "":
+			in.Pieces = append(in.Pieces, minutes.Piece{Speaker: t.Identity, StartMS: t.StartMS,
+				EndMS: t.StartMS + t.DurationMS, Failure: t.DetectFailure})
 		}
 	}
 	segs, err := p.store.SpeechSegments(ctx, m.ID)

@@ -21,6 +21,8 @@ type DetectSpeechArgs struct {
 	TrackID   string `json:"track_id"`
 	// DurationMS sizes the job's timeout; it is metadata, not audio.
 	DurationMS int64 `json:"duration_ms"`
+	// Run is the meeting's pipeline run this job belongs to.
+	Run int `json:"run"`
 }
 
 func (DetectSpeechArgs) Kind() string { return "detect_speech" }
@@ -31,8 +33,8 @@ func (DetectSpeechArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
-func detectArgs(t store.Track) DetectSpeechArgs {
-	return DetectSpeechArgs{MeetingID: t.MeetingID, TrackID: t.ID, DurationMS: t.DurationMS}
+func detectArgs(t store.Track, run int) DetectSpeechArgs {
+	return DetectSpeechArgs{MeetingID: t.MeetingID, TrackID: t.ID, DurationMS: t.DurationMS, Run: run}
 }
 
 type detectWorker struct {
@@ -50,6 +52,9 @@ func (w *detectWorker) Work(ctx context.Context, job *river.Job[DetectSpeechArgs
 	t, err := p.store.Track(ctx, a.TrackID)
 	if err != nil {
 		return fmt.Errorf("detect speech: %w", err)
+	}
+	if stale, err := p.stale(ctx, a.MeetingID, a.Run); stale || err != nil {
+		return err
 	}
 	if t.SpeechDetected || !needsDetection(t) {
 		return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error { return p.maybeAssemble(ctx, tx, q, t.MeetingID) })
@@ -81,7 +86,7 @@ func (w *detectWorker) Work(ctx context.Context, job *river.Job[DetectSpeechArgs
 			}
 			if cur.Status == store.SegmentPending {
 				jobs = append(jobs, river.InsertManyParams{Args: TranscribeArgs{MeetingID: s.MeetingID,
-					TrackID: s.TrackID, StartMS: s.StartMS, DurationMS: s.EndMS - s.AudioStartMS}})
+					TrackID: s.TrackID, StartMS: s.StartMS, DurationMS: s.EndMS - s.AudioStartMS, Run: a.Run}})
 			}
 		}
 		if err := q.MarkSpeechDetected(ctx, t.ID, ""); err != nil {

@@ -172,24 +172,64 @@ func (p *Pipeline) EndMeeting(ctx context.Context, meetingID string) (store.Meet
 		if m, err = q.Transition(ctx, meetingID, store.MeetingEnded, ""); err != nil {
 			return err
 		}
-		tracks, err := q.Tracks(ctx, meetingID)
+		return p.detectAll(ctx, tx, q, m)
+	})
+	return m, err
+}
+
+// Rerun runs the whole pipeline again over an ended meeting's stored
+// recordings (say, with a better model, or after renaming someone): a new
+// run whose minutes become a new version; older versions stay readable.
+func (p *Pipeline) Rerun(ctx context.Context, meetingID string) (store.Meeting, error) {
+	var m store.Meeting
+	err := p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
+		cur, err := q.Meeting(ctx, meetingID)
 		if err != nil {
 			return err
 		}
-		var jobs []river.InsertManyParams
-		for _, t := range tracks {
-			if needsDetection(t) {
-				jobs = append(jobs, river.InsertManyParams{Args: detectArgs(t)})
-			}
+		if cur.State != store.MeetingReady && cur.State != store.MeetingFailed {
+			return &store.TransitionError{MeetingID: meetingID, From: cur.State, To: store.MeetingEnded}
 		}
-		if len(jobs) > 0 {
-			if _, err := p.client.InsertManyTx(ctx, tx, jobs); err != nil {
-				return fmt.Errorf("enqueue speech detection: %w", err)
-			}
+		if m, err = q.Transition(ctx, meetingID, store.MeetingEnded, ""); err != nil {
+			return err
 		}
-		return p.maybeAssemble(ctx, tx, q, meetingID)
+		if m.Run, err = q.StartRerun(ctx, meetingID); err != nil {
+			return err
+		}
+		return p.detectAll(ctx, tx, q, m)
 	})
 	return m, err
+}
+
+// detectAll enqueues speech detection for every stored track of m not yet
+// processed, and assembly if nothing is left to wait for.
+func (p *Pipeline) detectAll(ctx context.Context, tx *sql.Tx, q store.Queries, m store.Meeting) error {
+	tracks, err := q.Tracks(ctx, m.ID)
+	if err != nil {
+		return err
+	}
+	var jobs []river.InsertManyParams
+	for _, t := range tracks {
+		if needsDetection(t) {
+			jobs = append(jobs, river.InsertManyParams{Args: detectArgs(t, m.Run)})
+		}
+	}
+	if len(jobs) > 0 {
+		if _, err := p.client.InsertManyTx(ctx, tx, jobs); err != nil {
+			return fmt.Errorf("enqueue speech detection: %w", err)
+		}
+	}
+	return p.maybeAssemble(ctx, tx, q, m.ID)
+}
+
+// stale reports whether a job belongs to an earlier run of the meeting's
+// pipeline, which a re-run has replaced.
+func (p *Pipeline) stale(ctx context.Context, meetingID string, run int) (bool, error) {
+	m, err := p.store.Meeting(ctx, meetingID)
+	if err != nil {
+		return false, fmt.Errorf("check run of %s: %w", meetingID, err)
+	}
+	return m.Run != run, nil
 }
 
 // CreateTrack records a track that started recording (recorder.Catalog).
@@ -205,8 +245,12 @@ func (p *Pipeline) FinishTrack(ctx context.Context, t store.Track) error {
 		if err := q.FinishTrack(ctx, t); err != nil {
 			return err
 		}
+		m, err := q.Meeting(ctx, t.MeetingID)
+		if err != nil {
+			return err
+		}
 		if needsDetection(t) {
-			if _, err := p.client.InsertTx(ctx, tx, detectArgs(t), nil); err != nil {
+			if _, err := p.client.InsertTx(ctx, tx, detectArgs(t, m.Run), nil); err != nil {
 				return fmt.Errorf("enqueue speech detection of %s: %w", t.ID, err)
 			}
 		}

@@ -140,7 +140,7 @@ func TestPipelineWorksWhileTheMeetingRunsAndIsIdempotent(t *testing.T) {
 			segs, err := b.store.SpeechSegments(ctx, m.ID)
 			require.NoError(t, err)
 			job := func() *rivertype.JobRow { return &rivertype.JobRow{Attempt: 1, MaxAttempts: 8} }
-			require.NoError(t, (&detectWorker{p: b.p}).Work(ctx, &river.Job[DetectSpeechArgs]{JobRow: job(), Args: detectArgs(track)}))
+			require.NoError(t, (&detectWorker{p: b.p}).Work(ctx, &river.Job[DetectSpeechArgs]{JobRow: job(), Args: detectArgs(track, 0)}))
 			for _, s := range segs {
 				require.NoError(t, (&transcribeWorker{p: b.p}).Work(ctx, &river.Job[TranscribeArgs]{JobRow: job(),
 					Args: TranscribeArgs{MeetingID: m.ID, TrackID: s.TrackID, StartMS: s.StartMS}}))

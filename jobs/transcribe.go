@@ -21,6 +21,8 @@ type TranscribeArgs struct {
 	StartMS   int64  `json:"start_ms"`
 	// DurationMS is the segment audio's length, for the timeout.
 	DurationMS int64 `json:"duration_ms"`
+	// Run is the meeting's pipeline run this job belongs to.
+	Run int `json:"run"`
 }
 
 func (TranscribeArgs) Kind() string { return "transcribe_segment" }
@@ -43,6 +45,9 @@ func (w *transcribeWorker) Timeout(job *river.Job[TranscribeArgs]) time.Duration
 
 func (w *transcribeWorker) Work(ctx context.Context, job *river.Job[TranscribeArgs]) error {
 	p, a := w.p, job.Args
+	if stale, err := p.stale(ctx, a.MeetingID, a.Run); stale || err != nil {
+		return err
+	}
 	seg, err := p.store.SpeechSegment(ctx, a.TrackID, a.StartMS)
 	if err != nil {
 		return fmt.Errorf("transcribe: %w", err)

@@ -54,8 +54,10 @@ type Turn struct {
 	Name    string  `json:"name"`
 	Start   Seconds `json:"start"`
 	End     Seconds `json:"end"`
-	Text    string  `json:"text"`
-	Words   []Word  `json:"words"`
+	// StartAt is Start as wall-clock time (UTC).
+	StartAt time.Time `json:"start_at"`
+	Text    string    `json:"text"`
+	Words   []Word    `json:"words"`
 	// Overlap is true when another speaker talked during this turn.
 	Overlap bool `json:"overlap,omitempty"`
 }
@@ -179,6 +181,9 @@ func Build(in Input) Document {
 		doc.Turns = append(doc.Turns, ph)
 	}
 	markOverlaps(doc.Turns)
+	for i := range doc.Turns {
+		doc.Turns[i].StartAt = doc.WallClock(doc.Turns[i].Start)
+	}
 	sort.SliceStable(doc.Missing, func(i, j int) bool { return doc.Missing[i].Start < doc.Missing[j].Start })
 	doc.Complete = len(doc.Missing) == 0
 	return doc
@@ -239,6 +244,15 @@ func markOverlaps(turns []Turn) {
 			}
 		}
 	}
+}
+
+// WallClock converts a meeting-clock time to wall-clock time (UTC); zero
+// when the meeting never started.
+func (d Document) WallClock(s Seconds) time.Time {
+	if d.StartedAt.IsZero() {
+		return time.Time{}
+	}
+	return d.StartedAt.Add(time.Duration(s) * time.Millisecond).UTC()
 }
 
 // Digest identifies the minutes' content, version aside.

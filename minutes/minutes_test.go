@@ -42,6 +42,7 @@ func TestBuild(t *testing.T) {
 	require.Equal(t, "alice", d.Turns[0].Speaker)
 	require.Equal(t, "alpha bravo charlie delta", d.Turns[0].Text)
 	require.Equal(t, int64(1000), d.Turns[0].Start.MS())
+	require.Equal(t, time.Date(2026, 11, 28, 9, 0, 1, 0, time.UTC), d.Turns[0].StartAt)
 	require.Equal(t, int64(2500), d.Turns[0].End.MS())
 	require.True(t, d.Turns[0].Overlap, "bob started before alice finished")
 
@@ -105,13 +106,13 @@ func TestRenderings(t *testing.T) {
 	var md bytes.Buffer
 	require.NoError(t, d.WriteMarkdown(&md))
 	require.Contains(t, md.String(), "# Budget &lt;2027&gt; & co")
-	require.Contains(t, md.String(), "**[00:00:01] Alice Martin** (overlapping): alpha bravo charlie delta")
+	require.Contains(t, md.String(), "**[00:00:01 · 09:00:01Z] Alice Martin** (overlapping): alpha bravo charlie delta")
 	require.Contains(t, md.String(), "## Missing from this transcript")
 	require.Contains(t, md.String(), "backend returned 503 five times")
 
 	var txt bytes.Buffer
 	require.NoError(t, d.WriteText(&txt))
-	require.Contains(t, txt.String(), "[00:00:08.000] Bob & Sons: juliett\n")
+	require.Contains(t, txt.String(), "[00:00:08.000 · 09:00:08Z] Bob & Sons: juliett\n")
 }
 
 func TestLongTurnBecomesSeveralCues(t *testing.T) {

@@ -110,7 +110,7 @@ func (d Document) WriteMarkdown(w io.Writer) error {
 		if t.Overlap {
 			overlap = " (overlapping)"
 		}
-		fmt.Fprintf(&b, "**[%s] %s**%s: %s\n\n", clock(t.Start, '.')[:8], mdEscape(t.Name), overlap, mdEscape(t.Text))
+		fmt.Fprintf(&b, "**[%s] %s**%s: %s\n\n", clock(t.Start, '.')[:8]+wall(d, t.Start), mdEscape(t.Name), overlap, mdEscape(t.Text))
 	}
 	if len(d.Missing) > 0 {
 		b.WriteString("## Missing from this transcript\n\n")
@@ -142,11 +142,20 @@ func mdEscape(s string) string { return mdEscaper.Replace(s) }
 func (d Document) WriteText(w io.Writer) error {
 	var b strings.Builder
 	for _, t := range d.Turns {
-		fmt.Fprintf(&b, "[%s] %s: %s\n", clock(t.Start, '.'), oneLine(t.Name), oneLine(t.Text))
+		fmt.Fprintf(&b, "[%s%s] %s: %s\n", clock(t.Start, '.'), wall(d, t.Start), oneLine(t.Name), oneLine(t.Text))
 	}
 	for _, g := range d.Missing {
 		fmt.Fprintf(&b, "[%s] %s: (missing: %s)\n", clock(g.Start, '.'), oneLine(g.Name), oneLine(g.Reason))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// wall is " · hh:mm:ssZ", the wall-clock time of s, when known.
+func wall(d Document, s Seconds) string {
+	at := d.WallClock(s)
+	if at.IsZero() {
+		return ""
+	}
+	return " · " + at.Format("15:04:05Z")
 }

@@ -85,7 +85,8 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		meetings{a.store}, a.signer, tap{a.recorder}, logger); err != nil {
 		return nil, err
 	}
-	apiSrv, err := api.New(api.Config{Token: a.apiToken}, a.store, a.blobs, ender{a}, a.signer, logger)
+	apiSrv, err := api.New(api.Config{Token: a.apiToken}, api.Deps{Store: a.store, Blobs: a.blobs,
+		Ender: ender{a}, Rerunner: a.pipeline, Signer: a.signer, Logger: logger})
 	if err != nil {
 		return nil, err
 	}

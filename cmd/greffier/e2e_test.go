@@ -246,8 +246,46 @@ func testMeetingBecomesMinutes(t *testing.T, b *testBundle) {
 	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes.md", nil, &md))
 	require.Contains(t, md, "# Conseil municipal")
 	require.Contains(t, md, "Alice Martin** (overlapping): alpha bravo charlie delta")
+	require.WithinDuration(t, mt.startedAt.Add(time.Duration(doc.Turns[0].Start)*time.Millisecond), doc.Turns[0].StartAt, time.Millisecond)
 
 	b.requireTracksDownloadClean(t, m.ID, 2)
+	b.requireRenameAndRerun(t, m.ID, len(script.Utterances))
+}
+
+// requireRenameAndRerun renames a speaker (shown at once in renderings),
+// then re-runs the pipeline from the stored recordings: a new minutes
+// version, the old one still readable.
+func (b *testBundle) requireRenameAndRerun(t *testing.T, meetingID string, segments int) {
+	t.Helper()
+	require.Equal(t, http.StatusOK, b.call(t, "PATCH", "/v1/meetings/"+meetingID+"/participants/bob",
+		map[string]string{"display_name": "Robert Durand"}, nil))
+	var vtt string
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+meetingID+"/minutes.vtt", nil, &vtt))
+	require.Contains(t, vtt, "<v Robert Durand>echo foxtrot golf hotel</v>")
+
+	requests := b.double.Requests()
+	var rerun meetingAnswer
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+meetingID+"/rerun", nil, &rerun))
+	require.Equal(t, "ended", rerun.State)
+	var now meetingAnswer
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+meetingID, nil, &now)
+		return now.State == "ready" || now.State == "failed"
+	}, 60*time.Second, 100*time.Millisecond)
+	require.Equal(t, "ready", now.State)
+	require.Equal(t, requests+segments, b.double.Requests(), "every segment transcribed again, once")
+
+	var v1, v2 minutes.Document
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+meetingID+"/minutes?version=1", nil, &v1))
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+meetingID+"/minutes", nil, &v2))
+	require.Equal(t, 1, v1.Version)
+	require.Equal(t, 2, v2.Version)
+	require.Equal(t, v1.Turns[1].Text, v2.Turns[1].Text)
+	require.Equal(t, "Robert Durand", v2.Turns[1].Name)
+
+	var e struct{ Error struct{ Code string } }
+	require.Equal(t, http.StatusNotFound, b.call(t, "GET", "/v1/meetings/"+meetingID+"/minutes?version=3", nil, &e))
+	require.Equal(t, http.StatusConflict, b.call(t, "POST", "/v1/meetings/"+meetingID+"/end", nil, &e))
 }
 
 // requireTracksDownloadClean downloads every track through the API, checks

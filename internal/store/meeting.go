@@ -71,6 +71,8 @@ type Meeting struct {
 	Language string
 	// Failure says why the pipeline failed, when State is MeetingFailed.
 	Failure string
+	// Run counts re-runs of the pipeline; jobs of an older run are stale.
+	Run int
 }
 
 // Participant is one speaker of a meeting, keyed by the identity in their

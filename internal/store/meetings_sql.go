@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-const meetingColumns = `id, title, state, language, failure, created_at, started_at, ended_at`
+const meetingColumns = `id, title, state, language, failure, created_at, started_at, ended_at, run`
 
 func scanMeeting(row interface{ Scan(...any) error }) (Meeting, error) {
 	var (
@@ -16,7 +16,7 @@ func scanMeeting(row interface{ Scan(...any) error }) (Meeting, error) {
 		created        int64
 		started, ended sql.NullInt64
 	)
-	if err := row.Scan(&m.ID, &m.Title, &m.State, &m.Language, &m.Failure, &created, &started, &ended); err != nil {
+	if err := row.Scan(&m.ID, &m.Title, &m.State, &m.Language, &m.Failure, &created, &started, &ended, &m.Run); err != nil {
 		return Meeting{}, err
 	}
 	m.CreatedAt = time.UnixMilli(created).UTC()
@@ -168,4 +168,37 @@ func (q Queries) LockMeeting(ctx context.Context, meetingID string) error {
 		return fmt.Errorf("lock meeting %s: %w", meetingID, ErrNotFound)
 	}
 	return nil
+}
+
+// Rename changes a participant's display name; minutes rendered from now on
+// show it.
+func (q Queries) Rename(ctx context.Context, meetingID, identity, displayName string) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE participants SET display_name = $1 WHERE meeting_id = $2 AND identity = $3`,
+		displayName, meetingID, identity)
+	if err != nil {
+		return fmt.Errorf("rename %s: %w", identity, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("participant %s of meeting %s: %w", identity, meetingID, ErrNotFound)
+	}
+	return nil
+}
+
+// StartRerun begins a new run of the pipeline over a meeting's stored
+// recordings: the run number goes up, speech detection is to be done again
+// on every stored track, and the old speech segments go (their transcripts
+// live on in the minutes versions already saved). It returns the new run.
+func (q Queries) StartRerun(ctx context.Context, meetingID string) (int, error) {
+	if _, err := q.q.ExecContext(ctx, `UPDATE meetings SET run = run + 1 WHERE id = $1`, meetingID); err != nil {
+		return 0, fmt.Errorf("start re-run of %s: %w", meetingID, err)
+	}
+	if _, err := q.q.ExecContext(ctx, `UPDATE tracks SET speech_detected = 0, detect_failure = ''
+		WHERE meeting_id = $1 AND state IN ($2, $3)`, meetingID, TrackStored, TrackRecovered); err != nil {
+		return 0, fmt.Errorf("start re-run of %s: %w", meetingID, err)
+	}
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM speech_segments WHERE meeting_id = $1`, meetingID); err != nil {
+		return 0, fmt.Errorf("start re-run of %s: %w", meetingID, err)
+	}
+	m, err := q.Meeting(ctx, meetingID)
+	return m.Run, err
 }

@@ -70,6 +70,18 @@ var migrations = []string{
 		created_at BIGINT NOT NULL,
 		PRIMARY KEY (meeting_id, version)
 	);`,
+	// Re-runs of the pipeline, and detection failures kept apart from the
+	// recording's own state so a re-run can try the stored file again.
+	`ALTER TABLE meetings ADD COLUMN run INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE tracks ADD COLUMN detect_failure TEXT NOT NULL DEFAULT '';
+	CREATE TABLE events (
+		meeting_id TEXT NOT NULL REFERENCES meetings(id),
+		at_ms BIGINT NOT NULL,
+		kind TEXT NOT NULL,
+		identity TEXT NOT NULL,
+		seq BIGINT NOT NULL,
+		PRIMARY KEY (meeting_id, seq)
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

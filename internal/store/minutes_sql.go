@@ -109,12 +109,12 @@ func (q Queries) Progress(ctx context.Context, meetingID string) (Progress, erro
 			p.TracksRecording++
 		case t.State == TrackFailed:
 			p.TracksFailed++
-			stage := "record"
-			if t.SpeechDetected {
-				stage = "detect_speech"
-			}
-			p.Failures = append(p.Failures, Failure{Stage: stage, TrackID: t.ID, Identity: t.Identity,
+			p.Failures = append(p.Failures, Failure{Stage: "record", TrackID: t.ID, Identity: t.Identity,
 				StartMS: t.StartMS, EndMS: t.StartMS + t.DurationMS, Reason: t.Failure})
+		case t.DetectFailure != "":
+			p.TracksFailed++
+			p.Failures = append(p.Failures, Failure{Stage: "detect_speech", TrackID: t.ID, Identity: t.Identity,
+				StartMS: t.StartMS, EndMS: t.StartMS + t.DurationMS, Reason: t.DetectFailure})
 		case t.SpeechDetected:
 			p.TracksDetected++
 		}

@@ -36,7 +36,8 @@ type Track struct {
 	GapMS   int64
 	Failure string
 	// SpeechDetected is set once voice activity detection has cut the
-	// track into speech segments.
+	// track into speech segments, or given up: then DetectFailure says why.
 	SpeechDetected bool
+	DetectFailure  string
 	CreatedAt      time.Time
 }

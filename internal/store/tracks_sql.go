@@ -9,7 +9,7 @@ import (
 )
 
 const trackColumns = `id, meeting_id, identity, ssrc, state, start_ms, duration_ms, blob_key, size, sha256,
-	gap_ms, failure, speech_detected, created_at`
+	gap_ms, failure, speech_detected, detect_failure, created_at`
 
 func scanTrack(row interface{ Scan(...any) error }) (Track, error) {
 	var (
@@ -19,7 +19,7 @@ func scanTrack(row interface{ Scan(...any) error }) (Track, error) {
 		created  int64
 	)
 	err := row.Scan(&t.ID, &t.MeetingID, &t.Identity, &ssrc, &t.State, &t.StartMS, &t.DurationMS, &t.BlobKey,
-		&t.Size, &t.SHA256, &t.GapMS, &t.Failure, &detected, &created)
+		&t.Size, &t.SHA256, &t.GapMS, &t.Failure, &detected, &t.DetectFailure, &created)
 	if err != nil {
 		return Track{}, err
 	}
@@ -117,13 +117,7 @@ func (q Queries) TracksInState(ctx context.Context, state TrackState) ([]Track, 
 // MarkSpeechDetected records that a track has been cut into speech
 // segments, or, with a non-empty failure, that it could not be.
 func (q Queries) MarkSpeechDetected(ctx context.Context, trackID, failure string) error {
-	var err error
-	if failure == "" {
-		_, err = q.q.ExecContext(ctx, `UPDATE tracks SET speech_detected = 1 WHERE id = $1`, trackID)
-	} else {
-		_, err = q.q.ExecContext(ctx, `UPDATE tracks SET speech_detected = 1, state = $1, failure = $2 WHERE id = $3`,
-			TrackFailed, failure, trackID)
-	}
+	_, err := q.q.ExecContext(ctx, `UPDATE tracks SET speech_detected = 1, detect_failure = $1 WHERE id = $2`, failure, trackID)
 	if err != nil {
 		return fmt.Errorf("mark speech detected on %s: %w", trackID, err)
 	}
