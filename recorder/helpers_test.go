@@ -126,6 +126,8 @@ type fakeCatalog struct {
 	mu       sync.Mutex
 	rows     map[string]store.Track
 	finishes int
+	// failCreate and failFinish make that many calls fail.
+	failCreate, failFinish int
 }
 
 func (c *fakeCatalog) CreateTrack(_ context.Context, tr store.Track) error {
@@ -133,6 +135,10 @@ func (c *fakeCatalog) CreateTrack(_ context.Context, tr store.Track) error {
 	defer c.mu.Unlock()
 	if tr.State != store.TrackRecording {
 		return fmt.Errorf("create track in state %s", tr.State)
+	}
+	if c.failCreate > 0 {
+		c.failCreate--
+		return errors.New("injected create failure")
 	}
 	if st, err := os.Stat(filepath.Join(c.spoolDir, tr.MeetingID, tr.ID+".webm")); err == nil && st.Size() > 0 {
 		if _, ok := c.rows[tr.ID]; !ok {
@@ -155,6 +161,10 @@ func (c *fakeCatalog) FinishTrack(_ context.Context, tr store.Track) error {
 	}
 	if _, ok := c.rows[tr.ID]; !ok {
 		return fmt.Errorf("finish track %s: %w", tr.ID, store.ErrNotFound)
+	}
+	if c.failFinish > 0 {
+		c.failFinish--
+		return errors.New("injected finish failure")
 	}
 	c.rows[tr.ID] = tr
 	c.finishes++
