@@ -362,6 +362,9 @@ func (p *Pyannote) wait(ctx context.Context, jobID string, done <-chan wireJob) 
 		case <-timer.C:
 		}
 		job, err := p.poll(ctx, jobID)
+		if err != nil && ctx.Err() != nil {
+			return wireJob{}, "", fmt.Errorf("diarization job %s not finished in time: %w", jobID, context.Cause(ctx))
+		}
 		next := interval
 		var he *HTTPError
 		switch {
@@ -372,7 +375,7 @@ func (p *Pyannote) wait(ctx context.Context, jobID string, done <-chan wireJob) 
 		case errors.As(err, &he) && he.StatusCode == http.StatusTooManyRequests:
 			// A rate limit is the server working as designed: wait, do not count it.
 			next = max(next, cmp.Or(he.RetryAfter, defaultRateLimitWait))
-		case errors.As(err, &he) && he.Temporary() && ctx.Err() == nil:
+		case errors.As(err, &he) && he.Temporary():
 			failures++
 			if failures >= p.cfg.MaxPollErrors {
 				return wireJob{}, "", fmt.Errorf("diarization job %s: %d polls failed in a row: %w", jobID, failures, err)

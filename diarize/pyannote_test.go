@@ -405,6 +405,25 @@ func TestDiarizeRefusedByServer(t *testing.T) {
 	})
 }
 
+func TestDiarizeGivesUpWhenPollsKeepFailing(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{double: diarizetest.Options{JobDelay: time.Minute}})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.p.Diarize(t.Context(), b.audioURL, b.length)
+		errc <- err
+	}()
+	require.Eventually(t, func() bool { return len(b.double.Received()) == 1 }, 5*time.Second, 5*time.Millisecond)
+	b.double.Close() // the job was accepted; now every poll goes unanswered
+
+	err := <-errc
+	require.ErrorContains(t, err, "5 polls failed in a row")
+	var he *diarize.HTTPError
+	require.ErrorAs(t, err, &he)
+	require.Zero(t, he.StatusCode)
+	require.True(t, he.Temporary(), "the job layer may retry later")
+}
+
 func TestDiarizeRefusesBadRequests(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})

@@ -2,6 +2,8 @@ package diarize
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,3 +97,25 @@ func TestRetryAfterAndMessages(t *testing.T) {
 }
 
 const http1123 = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+// BenchmarkParseOutput checks an hour of a lively room: 2,000 turns.
+func BenchmarkParseOutput(b *testing.B) {
+	var out strings.Builder
+	out.WriteString(`{"diarization":[`)
+	for i := range 2000 {
+		if i > 0 {
+			out.WriteByte(',')
+		}
+		fmt.Fprintf(&out, `{"speaker":"SPEAKER_%02d","start":%.3f,"end":%.3f}`, i%7, float64(i)*1.8, float64(i)*1.8+1.5)
+	}
+	out.WriteString(`]}`)
+	raw := []byte(out.String())
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		turns, _, err := parseOutput(raw, time.Hour, false)
+		if err != nil || len(turns) != 2000 {
+			b.Fatal(err, len(turns))
+		}
+	}
+}
