@@ -21,6 +21,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/testenv"
 	"github.com/greffier/greffier/minutes"
 	"github.com/greffier/greffier/sfu/sfutest"
@@ -38,7 +39,8 @@ type testBundle struct {
 }
 
 type setupOptions struct {
-	scaleOut    bool // Postgres and S3 instead of the embedded defaults
+	scaleOut    bool              // Postgres and S3 instead of the embedded defaults
+	s3          *testenv.S3Server // with scaleOut: this S3 server instead of the shared one
 	backend     transcribetest.Options
 	maxAttempts int
 }
@@ -59,7 +61,12 @@ func setup(t *testing.T, opts setupOptions) *testBundle {
 	}
 	if opts.scaleOut {
 		cfg.PostgresURL = testenv.Postgres(t)
-		s3 := testenv.S3(t)
+		var s3 blob.S3Config
+		if opts.s3 != nil {
+			s3 = opts.s3.NewBucket(t)
+		} else {
+			s3 = testenv.S3(t)
+		}
 		cfg.S3Endpoint, cfg.S3Bucket, cfg.S3AccessKey, cfg.S3SecretKey = s3.Endpoint, s3.Bucket, s3.AccessKey, s3.SecretKey
 	}
 	require.NoError(t, cfg.validate())

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"net/http"
+	"path/filepath"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 	"strings"
@@ -9,7 +12,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/greffier/greffier/internal/testenv"
 	"github.com/greffier/greffier/minutes"
+	"github.com/greffier/greffier/sfu/sfutest"
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
 
@@ -134,4 +139,43 @@ func opusOffer(t *testing.T) string {
 	offer, err := pc.CreateOffer(nil)
 	require.NoError(t, err)
 	return offer.SDP
+}
+
+// An S3 outage when the meeting ends loses nothing: the recordings wait in
+// the spool, the upload completes once S3 is back, and the minutes are whole.
+func TestS3OutageLosesNothing(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartS3Server(t)
+	b := setup(t, setupOptions{scaleOut: true, s3: srv})
+	ctx := context.Background()
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice"}}}, &m))
+	pub, err := sfutest.Publish(ctx, sfutest.PublishOptions{WHIPURL: b.url + "/v1/whip", Token: m.Join[0].Token,
+		OggPath: filepath.Join(fixtures, "alice.opus")})
+	require.NoError(t, err)
+	<-pub.Done()
+	require.NoError(t, pub.Close(ctx))
+
+	require.NoError(t, srv.Stop())
+	outage := 3 * time.Second
+	restarted := make(chan error, 1)
+	time.AfterFunc(outage, func() { restarted <- srv.Start() })
+	start := time.Now()
+	var ended meetingAnswer
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, &ended))
+	require.NoError(t, <-restarted)
+	require.GreaterOrEqual(t, time.Since(start), outage, "ending waited for the recording to reach S3")
+
+	var now meetingAnswer
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
+		return now.State == "ready" || now.State == "failed"
+	}, 60*time.Second, 100*time.Millisecond)
+	require.Equal(t, "ready", now.State)
+	var doc minutes.Document
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
+	require.True(t, doc.Complete)
+	require.Len(t, doc.Turns, 2)
+	b.requireTracksDownloadClean(t, m.ID, 1)
 }
