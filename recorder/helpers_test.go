@@ -311,3 +311,10 @@ func ffprobe(t *testing.T, data []byte) (durationMS int64, packets int) {
 	require.NoError(t, err)
 	return int64(d*1000 + 0.5), n
 }
+
+// spoolExists reports whether a track's spool is still on disk.
+func (r *Recorder) spoolExists(meetingID, trackID string) bool {
+	p, _ := r.paths(meetingID, trackID)
+	_, err := os.Stat(p)
+	return err == nil
+}

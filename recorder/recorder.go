@@ -14,7 +14,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -271,7 +270,7 @@ func (r *Recorder) putOnce(ctx context.Context, key, path string) (blob.Info, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.UploadTimeout)
 	defer cancel()
-	info, err := r.blobs.Put(ctx, key, io.Reader(f), st.Size())
+	info, err := r.blobs.Put(ctx, key, f, st.Size())
 	if err != nil {
 		return blob.Info{}, fmt.Errorf("put %s: %w", key, err)
 	}
@@ -408,7 +407,7 @@ func (r *Recorder) rebuild(spoolPath string, sc *sidecar) (int, error) {
 		err = errs.get()
 	}
 	if err == nil && blocks > 0 {
-		err = patchDuration(f, endMS)
+		err = finishHeader(f, endMS)
 	}
 	if ferr := out.finish(); err == nil {
 		err = ferr

@@ -311,16 +311,17 @@ func scanBlocks(r io.Reader, fn func(ms int64, frame []byte) error) error {
 	}
 }
 
-// patchDuration overwrites the Segment's Duration with ms. ebml-go writes
-// the start of the last block there; a player wants its end.
-func patchDuration(f *os.File, ms int64) error {
+// finishHeader overwrites the Segment's Duration with ms: ebml-go writes
+// the start of the last block there; a player wants its end. (Segment and
+// Clusters keep their "unknown" sizes: Matroska forbids an unknown-size
+// Cluster inside a Segment of known size.)
+func finishHeader(f *os.File, ms int64) error {
 	head := make([]byte, 4096)
 	n, err := f.ReadAt(head, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("read webm header: %w", err)
 	}
-	head = head[:n]
-	pos, err := findDuration(head)
+	pos, err := findDuration(head[:n])
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -178,7 +177,7 @@ func (w *Writer) finalize() error {
 		err = w.file.err()
 	}
 	if err == nil && w.blocks > 0 {
-		err = patchDuration(w.file.f, w.endMS)
+		err = finishHeader(w.file.f, w.endMS)
 	}
 	if ferr := w.file.finish(); err == nil {
 		err = ferr
@@ -238,12 +237,4 @@ func (w *Writer) close(ctx context.Context) error {
 		return fmt.Errorf("close track %s: %w", w.sc.TrackID, err)
 	}
 	return w.r.store(ctx, w.sc, w.spoolPath, w.sidePath)
-}
-
-// spoolExists is for tests and Recover's callers: whether a track's spool
-// is still on disk.
-func (r *Recorder) spoolExists(meetingID, trackID string) bool {
-	p, _ := r.paths(meetingID, trackID)
-	_, err := os.Stat(p)
-	return err == nil
 }
