@@ -23,6 +23,21 @@ type Request struct {
 	// Prompt is text the model should continue from: the previous
 	// sentence, or names it should spell right.
 	Prompt string
+	// ExpectSpeech says a voice detector found speech in Audio. Guard then
+	// takes an empty transcript for a bad answer (retried once, then
+	// ErrEmptyTranscript) instead of silence.
+	ExpectSpeech bool
+	// KnownSpeakers names the voices a diarizing backend should label
+	// with names instead of A, B, ...; other backends ignore it.
+	KnownSpeakers []KnownSpeaker
+}
+
+// KnownSpeaker is a voice a diarizing backend may recognise.
+type KnownSpeaker struct {
+	// Name is the label the backend gives that voice's segments.
+	Name string
+	// Audio is a 2 to 10 s WAV of that voice alone.
+	Audio []byte
 }
 
 // Word is one recognised word, its times from the start of the audio sent.
@@ -35,6 +50,9 @@ type Word struct {
 type Segment struct {
 	Text       string
 	Start, End time.Duration
+	// Speaker is the voice's label from a diarizing backend ("A", "B",
+	// or a KnownSpeaker's Name); empty from the others.
+	Speaker string
 }
 
 // Result is a checked transcript: every time is finite, inside the audio,

@@ -1,0 +1,529 @@
+package transcribe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults of GuardConfig.
+const (
+	DefaultGuardName        = "transcription backend"
+	DefaultGuardConcurrency = 4
+	DefaultGuardMaxAttempts = 4
+	DefaultBackoffBase      = 500 * time.Millisecond
+	DefaultBackoffMax       = 30 * time.Second
+	// DefaultMaxRetryAfter is the longest Retry-After a call waits out
+	// itself; a longer one is returned to the caller to reschedule.
+	DefaultMaxRetryAfter    = time.Minute
+	DefaultBreakerThreshold = 5
+	DefaultBreakerCoolDown  = 30 * time.Second
+)
+
+var (
+	// ErrBackendDown means Guard's circuit breaker is open: the backend
+	// failed BreakerThreshold times in a row and is not called until its
+	// cool-down ends. The error is a *BackendDownError, which also wraps
+	// the last failure. Reschedule the work for BackendDownError.Until
+	// instead of spending an attempt on it.
+	ErrBackendDown = errors.New("transcription backend is down")
+	// ErrEmptyTranscript means the backend heard nothing in audio the
+	// caller said holds speech (Request.ExpectSpeech), twice. It wraps
+	// ErrBadAnswer.
+	ErrEmptyTranscript = fmt.Errorf("%w: empty transcript of audio that holds speech", ErrBadAnswer)
+)
+
+// BackendDownError is what Guard returns while its breaker is open.
+type BackendDownError struct {
+	// Backend is GuardConfig.Name.
+	Backend string
+	// Until is when the breaker lets a probe call through; it may have
+	// passed while another call is that probe.
+	Until time.Time
+	// Cause is the last failure before the breaker opened.
+	Cause error
+}
+
+func (e *BackendDownError) Error() string {
+	return fmt.Sprintf("%s is down, not called until %s; last failure: %v",
+		e.Backend, e.Until.Format(time.RFC3339), e.Cause)
+}
+
+// Unwrap makes errors.Is(err, ErrBackendDown) true and keeps the cause
+// (often an *HTTPError) reachable with errors.As.
+func (e *BackendDownError) Unwrap() []error {
+	if e.Cause == nil {
+		return []error{ErrBackendDown}
+	}
+	return []error{ErrBackendDown, e.Cause}
+}
+
+// Clock is the time Guard waits on; tests give it a fake one.
+type Clock interface {
+	Now() time.Time
+	// Sleep returns after d, or earlier with ctx's error.
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// GuardConfig configures a Guard. The zero value is usable.
+type GuardConfig struct {
+	// Name names the backend in errors and logs. Default: DefaultGuardName.
+	Name string
+	// Concurrency is how many calls may be in flight at once; more wait
+	// for a slot (or for their context). Default: DefaultGuardConcurrency.
+	Concurrency int
+	// TimeoutBase and TimeoutFactor bound each attempt: base + factor x
+	// the audio's duration. Defaults: DefaultTimeoutBase and
+	// DefaultTimeoutFactor.
+	TimeoutBase   time.Duration
+	TimeoutFactor float64
+	// MaxAttempts bounds the calls to the backend for one Transcribe,
+	// the first included. Only temporary failures (see HTTPError.Temporary)
+	// are retried, and a bad answer once. Default: DefaultGuardMaxAttempts.
+	MaxAttempts int
+	// BackoffBase is the wait before the first retry, doubled for each
+	// further one up to BackoffMax, then jittered down by up to half.
+	// Defaults: DefaultBackoffBase, DefaultBackoffMax.
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+	// MaxRetryAfter is the longest Retry-After waited out inside a call;
+	// beyond it the error is returned for the caller to reschedule.
+	// Default: DefaultMaxRetryAfter.
+	MaxRetryAfter time.Duration
+	// BreakerThreshold is how many failed attempts in a row open the
+	// breaker. Default: DefaultBreakerThreshold.
+	BreakerThreshold int
+	// BreakerCoolDown is how long the breaker stays open before one probe
+	// call may test the backend. Default: DefaultBreakerCoolDown.
+	BreakerCoolDown time.Duration
+	// Clock is the clock for backoff, Retry-After and the breaker (not for
+	// attempt timeouts, which are context deadlines). Default: real time.
+	Clock Clock
+	// Logger gets breaker changes and retries. Default: discards.
+	Logger *slog.Logger
+}
+
+// WithDefaults returns a copy of c with every unset field at its default.
+// Zero or negative numbers count as unset, and BackoffMax below
+// BackoffBase is raised to it, so that NewGuard can never be handed a
+// guard that does not work; Validate reports such values instead.
+func (c GuardConfig) WithDefaults() GuardConfig {
+	if c.Name == "" {
+		c.Name = DefaultGuardName
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultGuardConcurrency
+	}
+	if c.TimeoutBase <= 0 {
+		c.TimeoutBase = DefaultTimeoutBase
+	}
+	if c.TimeoutFactor <= 0 || math.IsNaN(c.TimeoutFactor) || math.IsInf(c.TimeoutFactor, 0) {
+		c.TimeoutFactor = DefaultTimeoutFactor
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = DefaultGuardMaxAttempts
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = DefaultBackoffBase
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = DefaultBackoffMax
+	}
+	c.BackoffMax = max(c.BackoffMax, c.BackoffBase)
+	if c.MaxRetryAfter <= 0 {
+		c.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+	if c.BreakerThreshold <= 0 {
+		c.BreakerThreshold = DefaultBreakerThreshold
+	}
+	if c.BreakerCoolDown <= 0 {
+		c.BreakerCoolDown = DefaultBreakerCoolDown
+	}
+	if c.Clock == nil {
+		c.Clock = realClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports the values of a user-supplied config that
+// WithDefaults would replace rather than use, naming each field.
+func (c GuardConfig) Validate() error {
+	var errs []string
+	for _, f := range []struct {
+		name string
+		bad  bool
+	}{
+		{"Concurrency", c.Concurrency < 0},
+		{"TimeoutBase", c.TimeoutBase < 0},
+		{"TimeoutFactor", c.TimeoutFactor < 0 || math.IsNaN(c.TimeoutFactor) || math.IsInf(c.TimeoutFactor, 0)},
+		{"MaxAttempts", c.MaxAttempts < 0},
+		{"BackoffBase", c.BackoffBase < 0},
+		{"BackoffMax", c.BackoffMax < 0 || (c.BackoffMax > 0 && c.BackoffMax < c.BackoffBase)},
+		{"MaxRetryAfter", c.MaxRetryAfter < 0},
+		{"BreakerThreshold", c.BreakerThreshold < 0},
+		{"BreakerCoolDown", c.BreakerCoolDown < 0},
+	} {
+		if f.bad {
+			errs = append(errs, f.name)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("transcribe: GuardConfig: %s must be positive (or 0 for the default), and BackoffMax at least BackoffBase", strings.Join(errs, ", "))
+	}
+	return nil
+}
+
+// BreakerState is the state of Guard's circuit breaker.
+type BreakerState int
+
+const (
+	// BreakerClosed lets every call through.
+	BreakerClosed BreakerState = iota
+	// BreakerOpen fails every call with ErrBackendDown until the cool-down ends.
+	BreakerOpen
+	// BreakerHalfOpen lets one probe call through; its outcome closes or
+	// reopens the breaker.
+	BreakerHalfOpen
+)
+
+func (s BreakerState) String() string {
+	switch s {
+	case BreakerClosed:
+		return "closed"
+	case BreakerOpen:
+		return "open"
+	case BreakerHalfOpen:
+		return "half-open"
+	}
+	return fmt.Sprintf("BreakerState(%d)", int(s))
+}
+
+// GuardStats is a snapshot of a Guard, for metrics and status pages.
+type GuardStats struct {
+	State BreakerState
+	// OpenUntil is when an open breaker lets a probe through.
+	OpenUntil time.Time
+	// ConsecutiveFailures is the count of failed attempts in a row.
+	ConsecutiveFailures int
+	// InFlight are attempts running; Waiting are calls waiting for a slot.
+	InFlight, Waiting int
+	// Calls are Transcribe calls; Attempts are calls to the backend;
+	// Retries are attempts after a call's first; Successes and Failures
+	// are calls that returned a result or an error other than
+	// ErrBackendDown; Rejected are calls failed fast by the breaker;
+	// Opened is how often the breaker opened.
+	Calls, Attempts, Retries, Successes, Failures, Rejected, Opened int64
+	// LastFailure is the last failed attempt's error, nil if none yet.
+	LastFailure error
+}
+
+// Guard wraps any Transcriber with what every backend needs to survive
+// real servers: a concurrency limit, attempt timeouts scaled to the
+// audio, retries with jittered backoff that honour Retry-After, answer
+// checks, and a circuit breaker so that a dead backend fails calls fast
+// (ErrBackendDown) instead of using up every job's attempts. It is safe
+// for concurrent use; use one Guard per backend.
+//
+// An attempt counts as a failure for the breaker when its error is
+// temporary (an error with a Temporary method saying true, such as
+// *HTTPError, or an attempt timeout); any answer from the backend, even
+// a refusal or a bad transcript, shows it is up. A cancelled caller
+// counts as neither.
+type Guard struct {
+	inner Transcriber
+	cfg   GuardConfig
+	slots chan struct{}
+
+	mu          sync.Mutex
+	state       BreakerState
+	openUntil   time.Time
+	probing     bool
+	consecutive int
+	lastFailure error
+	stats       GuardStats
+}
+
+var _ Transcriber = (*Guard)(nil)
+
+// NewGuard wraps inner with cfg.WithDefaults(); check user-supplied
+// configuration with cfg.Validate first.
+func NewGuard(inner Transcriber, cfg GuardConfig) *Guard {
+	cfg = cfg.WithDefaults()
+	return &Guard{inner: inner, cfg: cfg, slots: make(chan struct{}, cfg.Concurrency)}
+}
+
+// Stats returns a snapshot of the guard's state and counters.
+func (g *Guard) Stats() GuardStats {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.stats
+	s.State, s.OpenUntil, s.ConsecutiveFailures, s.LastFailure = g.state, g.openUntil, g.consecutive, g.lastFailure
+	return s
+}
+
+// Transcribe calls the backend as described on Guard. Besides the inner
+// backend's errors it returns a *BackendDownError (ErrBackendDown) while
+// the breaker is open, ErrEmptyTranscript, and ErrBadAnswer for answers
+// whose times are out of the audio or out of order. After the last
+// attempt the last error is returned, wrapped with the attempt count; an
+// *HTTPError in it keeps its RetryAfter for the caller to reschedule.
+func (g *Guard) Transcribe(ctx context.Context, req Request) (Result, error) {
+	g.count(func(s *GuardStats) { s.Calls++ })
+	audio := req.Duration
+	if audio <= 0 {
+		if d, err := wavDuration(req.Audio); err == nil {
+			audio = d
+		}
+	}
+	badAnswers := 0
+	for attempt := 1; ; attempt++ {
+		res, err := g.attempt(ctx, req, audio, attempt)
+		if err == nil {
+			g.count(func(s *GuardStats) { s.Successes++ })
+			return res, nil
+		}
+		if errors.Is(err, ErrBackendDown) {
+			g.count(func(s *GuardStats) { s.Rejected++ })
+			return Result{}, fmt.Errorf("transcribe: %w", err)
+		}
+		retry := false
+		switch {
+		case ctx.Err() != nil:
+		case errors.Is(err, ErrBadAnswer):
+			badAnswers++
+			retry = badAnswers == 1
+		default:
+			retry = temporary(err)
+		}
+		if !retry || attempt >= g.cfg.MaxAttempts {
+			g.count(func(s *GuardStats) { s.Failures++ })
+			if retry || badAnswers > 1 {
+				return Result{}, fmt.Errorf("transcribe: %s: gave up after %d attempts: %w", g.cfg.Name, attempt, err)
+			}
+			return Result{}, fmt.Errorf("transcribe: %s: %w", g.cfg.Name, err)
+		}
+		if _, down := g.admit(false); down != nil {
+			// This failure opened the breaker: waiting to retry would
+			// only meet it again.
+			g.count(func(s *GuardStats) { s.Rejected++ })
+			return Result{}, fmt.Errorf("transcribe: %w", down)
+		}
+		wait, ok := g.backoff(ctx, attempt, err)
+		if !ok {
+			g.count(func(s *GuardStats) { s.Failures++ })
+			return Result{}, fmt.Errorf("transcribe: %s: not waiting %v to retry: %w", g.cfg.Name, wait, err)
+		}
+		g.cfg.Logger.InfoContext(ctx, "retrying transcription", "backend", g.cfg.Name, "attempt", attempt, "wait", wait, "err", err)
+		if err := g.cfg.Clock.Sleep(ctx, wait); err != nil {
+			g.count(func(s *GuardStats) { s.Failures++ })
+			return Result{}, fmt.Errorf("transcribe: %s: waiting to retry: %w", g.cfg.Name, err)
+		}
+	}
+}
+
+// attempt makes one call to the backend, holding a slot for just that
+// call so that calls waiting to retry leave the backend to others.
+func (g *Guard) attempt(ctx context.Context, req Request, audio time.Duration, n int) (Result, error) {
+	if _, err := g.admit(false); err != nil {
+		return Result{}, err // fail fast rather than queue behind a dead backend
+	}
+	g.count(func(s *GuardStats) { s.Waiting++ })
+	select {
+	case g.slots <- struct{}{}:
+		g.count(func(s *GuardStats) { s.Waiting-- })
+	case <-ctx.Done():
+		g.count(func(s *GuardStats) { s.Waiting-- })
+		return Result{}, fmt.Errorf("waiting for a free slot: %w", context.Cause(ctx))
+	}
+	defer func() { <-g.slots }()
+	// Admit again: the breaker may have opened while this call waited,
+	// and only now does it claim the half-open probe.
+	probe, err := g.admit(true)
+	if err != nil {
+		return Result{}, err
+	}
+	g.count(func(s *GuardStats) {
+		s.Attempts++
+		s.InFlight++
+		if n > 1 {
+			s.Retries++
+		}
+	})
+	timeout := g.cfg.TimeoutBase + time.Duration(g.cfg.TimeoutFactor*float64(audio))
+	callCtx, cancel := context.WithTimeout(ctx, timeout)
+	res, err := g.inner.Transcribe(callCtx, req)
+	if err != nil && ctx.Err() == nil && callCtx.Err() != nil && !temporary(err) {
+		// The backend did not answer within the attempt's deadline; to
+		// the caller that is a slow backend, not its own cancellation.
+		err = &HTTPError{Timeout: true, Err: fmt.Errorf("attempt deadline of %v passed: %w", timeout, err)}
+	}
+	cancel()
+	if err == nil {
+		err = checkResult(res, audio, req.ExpectSpeech)
+	}
+	g.record(ctx, probe, err)
+	return res, err
+}
+
+// admit applies the breaker. Only a call holding a slot (claim) may
+// become the half-open probe; probe says it did.
+func (g *Guard) admit(claim bool) (probe bool, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.cfg.Clock.Now()
+	switch g.state {
+	case BreakerOpen:
+		if now.Before(g.openUntil) {
+			return false, g.downLocked(g.openUntil)
+		}
+		if !claim {
+			return false, nil
+		}
+		g.state = BreakerHalfOpen
+		fallthrough
+	case BreakerHalfOpen:
+		if g.probing {
+			return false, g.downLocked(now.Add(g.cfg.BackoffBase))
+		}
+		if claim {
+			g.probing = true
+			g.cfg.Logger.Info("probing transcription backend", "backend", g.cfg.Name)
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (g *Guard) downLocked(until time.Time) error {
+	return &BackendDownError{Backend: g.cfg.Name, Until: until, Cause: g.lastFailure}
+}
+
+// record feeds an attempt's outcome to the breaker.
+func (g *Guard) record(ctx context.Context, probe bool, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.stats.InFlight--
+	if probe {
+		g.probing = false
+	}
+	switch {
+	case err != nil && (ctx.Err() != nil || errors.Is(err, ErrInvalidRequest)):
+		// Says nothing of the backend; a half-open breaker waits for the
+		// next probe.
+	case err != nil && temporary(err):
+		g.consecutive++
+		g.lastFailure = err
+		if probe || (g.state == BreakerClosed && g.consecutive >= g.cfg.BreakerThreshold) {
+			g.state = BreakerOpen
+			g.openUntil = g.cfg.Clock.Now().Add(g.cfg.BreakerCoolDown)
+			g.stats.Opened++
+			g.cfg.Logger.Warn("transcription backend down: breaker open", "backend", g.cfg.Name,
+				"failures", g.consecutive, "until", g.openUntil, "err", err)
+		}
+	default:
+		g.consecutive = 0
+		if g.state != BreakerClosed {
+			g.state = BreakerClosed
+			g.cfg.Logger.Info("transcription backend back: breaker closed", "backend", g.cfg.Name)
+		}
+	}
+}
+
+// backoff is the wait before retry number attempt: the server's
+// Retry-After when it sent one (never less), else exponential backoff
+// with jitter so that failed calls do not come back all at once. ok is
+// false when the wait is longer than this call should stay: past
+// MaxRetryAfter or ctx's deadline.
+func (g *Guard) backoff(ctx context.Context, attempt int, err error) (time.Duration, bool) {
+	d := g.cfg.BackoffBase << min(attempt-1, 30)
+	if d <= 0 || d > g.cfg.BackoffMax {
+		d = g.cfg.BackoffMax
+	}
+	d -= time.Duration(rand.Int64N(int64(d/2) + 1))
+	if he, ok := errors.AsType[*HTTPError](err); ok && he.RetryAfter > 0 {
+		if he.RetryAfter > g.cfg.MaxRetryAfter {
+			return he.RetryAfter, false
+		}
+		d = he.RetryAfter + time.Duration(rand.Int64N(int64(he.RetryAfter/10)+1))
+	}
+	// Deadlines are on the real clock, whatever Clock is.
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d {
+		return d, false
+	}
+	return d, true
+}
+
+func (g *Guard) count(f func(*GuardStats)) {
+	g.mu.Lock()
+	f(&g.stats)
+	g.mu.Unlock()
+}
+
+// temporary reports whether err says the same request may succeed later.
+func temporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// checkResult applies to every backend the checks the OpenAI decoder
+// makes of its own answers, so that a backend without them cannot hand
+// the pipeline words out of the audio or out of order.
+func checkResult(res Result, audio time.Duration, expectSpeech bool) error {
+	if expectSpeech && strings.TrimSpace(res.Text) == "" && len(res.Words) == 0 {
+		return ErrEmptyTranscript
+	}
+	limit := audio
+	if limit <= 0 {
+		limit = res.Duration
+	}
+	check := func(what string, i int, text string, start, end, last time.Duration) error {
+		switch {
+		case start < 0 || end < start:
+			return fmt.Errorf("%w: %s %d %q spans %v-%v", ErrBadAnswer, what, i, text, start, end)
+		case limit > 0 && end > limit+timeSlack:
+			return fmt.Errorf("%w: %s %d %q ends at %v, after the audio's %v", ErrBadAnswer, what, i, text, end, limit)
+		case start < last:
+			return fmt.Errorf("%w: %s %d %q starts at %v, before the previous one at %v", ErrBadAnswer, what, i, text, start, last)
+		}
+		return nil
+	}
+	var last time.Duration
+	for i, s := range res.Segments {
+		if err := check("segment", i, s.Text, s.Start, s.End, last); err != nil {
+			return err
+		}
+		last = s.Start
+	}
+	last = 0
+	for i, w := range res.Words {
+		if err := check("word", i, w.Text, w.Start, w.End, last); err != nil {
+			return err
+		}
+		last = w.Start
+	}
+	return nil
+}

@@ -1,0 +1,537 @@
+package transcribe_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/greffier/greffier/transcribe"
+	"github.com/greffier/greffier/transcribe/transcribetest"
+)
+
+// fakeClock makes Guard's waits instant and records them.
+type fakeClock struct {
+	mu    sync.Mutex
+	now   time.Time
+	slept []time.Duration
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.slept = append(c.slept, d)
+	c.now = c.now.Add(d)
+	return nil
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func (c *fakeClock) Slept() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Duration(nil), c.slept...)
+}
+
+type guardBundle struct {
+	srv   *transcribetest.Server
+	clock *fakeClock
+	guard *transcribe.Guard
+}
+
+// setupGuard runs a Guard with a fake clock over an OpenAI backend over
+// the double; cfg's Clock and openai's BaseURL are filled in.
+func setupGuard(t *testing.T, opts transcribetest.Options, openai transcribe.OpenAIConfig, cfg transcribe.GuardConfig) *guardBundle {
+	t.Helper()
+	srv := transcribetest.NewServer(opts)
+	t.Cleanup(srv.Close)
+	if openai.BaseURL == "" {
+		openai.BaseURL = srv.BaseURL()
+		if opts.Path != "" {
+			openai.BaseURL, openai.Path = srv.URL(), opts.Path
+		}
+	}
+	tr, err := transcribe.NewOpenAI(openai)
+	require.NoError(t, err)
+	clock := newFakeClock()
+	cfg.Clock = clock
+	return &guardBundle{srv: srv, clock: clock, guard: transcribe.NewGuard(tr, cfg)}
+}
+
+// transcriberFunc is a backend whose behaviour a test scripts directly,
+// for what a network double cannot make exact (slots, probes, deadlines).
+type transcriberFunc func(ctx context.Context, req transcribe.Request) (transcribe.Result, error)
+
+func (f transcriberFunc) Transcribe(ctx context.Context, req transcribe.Request) (transcribe.Result, error) {
+	return f(ctx, req)
+}
+
+func TestGuardRecoversFromEveryMisbehaviour(t *testing.T) {
+	t.Parallel()
+	want, audio := speech(t)
+	for name, tc := range map[string]struct {
+		opts     transcribetest.Options
+		openai   transcribe.OpenAIConfig
+		guard    transcribe.GuardConfig
+		requests int
+		tol      time.Duration
+	}{
+		"503 while the model loads": {opts: transcribetest.Options{FailFirst: 2}, requests: 3},
+		"500 once":                  {opts: transcribetest.Options{FailFirst: 1, FailStatus: 500}, requests: 2},
+		"429 with Retry-After":      {opts: transcribetest.Options{FailFirst: 2, FailStatus: 429, RetryAfter: 2 * time.Second}, requests: 3},
+		"slow first answer": {
+			opts: transcribetest.Options{Delay: time.Minute, DelayFirst: 1},
+			// 4 s of audio: the attempt's deadline is 100 ms + 4 s/100.
+			guard:    transcribe.GuardConfig{TimeoutBase: 100 * time.Millisecond, TimeoutFactor: 0.01},
+			requests: 2,
+		},
+		"truncated JSON once":     {opts: transcribetest.Options{Lie: transcribetest.LieTruncated, LieFirst: 1}, requests: 2},
+		"times outside the audio": {opts: transcribetest.Options{Lie: transcribetest.LieOutsideAudio, LieFirst: 1}, requests: 2},
+		"times going backwards":   {opts: transcribetest.Options{Lie: transcribetest.LieBackwards, LieFirst: 1}, requests: 2},
+		"empty text for speech":   {opts: transcribetest.Options{Lie: transcribetest.LieEmpty, LieFirst: 1}, requests: 2},
+		"whisper.cpp nested words after a 503": {
+			opts:     transcribetest.Options{Quirk: transcribetest.QuirkWhisperCpp, Path: "/inference", FailFirst: 1},
+			requests: 2,
+		},
+		"vLLM string duration after a truncated answer": {
+			opts:     transcribetest.Options{Quirk: transcribetest.QuirkVLLM, Lie: transcribetest.LieTruncated, LieFirst: 1},
+			requests: 2,
+			tol:      150 * time.Millisecond, // words estimated
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setupGuard(t, tc.opts, tc.openai, tc.guard)
+			res, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio, Language: "en", ExpectSpeech: true})
+			require.NoError(t, err)
+			require.Equal(t, "alpha bravo charlie november xray", res.Text)
+			tol := tc.tol
+			if tol == 0 {
+				tol = 20 * time.Millisecond
+			}
+			requireWords(t, want, res.Words, tol)
+			require.Equal(t, tc.requests, b.srv.Requests())
+			s := b.guard.Stats()
+			require.EqualValues(t, tc.requests, s.Attempts)
+			require.EqualValues(t, tc.requests-1, s.Retries)
+			require.EqualValues(t, 1, s.Successes)
+			require.Zero(t, s.Failures)
+			require.Zero(t, s.ConsecutiveFailures)
+			require.Equal(t, transcribe.BreakerClosed, s.State)
+			require.Len(t, b.clock.Slept(), tc.requests-1, "one wait before each retry")
+			if tc.opts.RetryAfter > 0 {
+				for _, d := range b.clock.Slept() {
+					require.GreaterOrEqual(t, d, tc.opts.RetryAfter, "Retry-After honoured")
+				}
+			}
+		})
+	}
+}
+
+func TestGuardBadAnswersRetriedOnceThenReported(t *testing.T) {
+	t.Parallel()
+	_, audio := speech(t)
+	for name, tc := range map[string]struct {
+		lie    transcribetest.Lie
+		expect bool
+		err    error
+	}{
+		"truncated":           {lie: transcribetest.LieTruncated, err: transcribe.ErrBadAnswer},
+		"outside":             {lie: transcribetest.LieOutsideAudio, err: transcribe.ErrBadAnswer},
+		"backwards":           {lie: transcribetest.LieBackwards, err: transcribe.ErrBadAnswer},
+		"empty for speech":    {lie: transcribetest.LieEmpty, expect: true, err: transcribe.ErrEmptyTranscript},
+		"empty, maybe silent": {lie: transcribetest.LieEmpty},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setupGuard(t, transcribetest.Options{Lie: tc.lie}, transcribe.OpenAIConfig{}, transcribe.GuardConfig{})
+			res, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio, ExpectSpeech: tc.expect})
+			if tc.err == nil {
+				require.NoError(t, err)
+				require.Empty(t, res.Text)
+				require.Equal(t, 1, b.srv.Requests())
+				return
+			}
+			require.ErrorIs(t, err, tc.err)
+			require.ErrorIs(t, err, transcribe.ErrBadAnswer)
+			require.Contains(t, err.Error(), "gave up after 2 attempts")
+			require.Equal(t, 2, b.srv.Requests(), "a bad answer is retried once")
+			s := b.guard.Stats()
+			require.EqualValues(t, 1, s.Failures)
+			require.Zero(t, s.ConsecutiveFailures, "a backend that answers is up")
+		})
+	}
+}
+
+func TestGuardRetryAfter(t *testing.T) {
+	t.Parallel()
+	_, audio := speech(t)
+
+	t.Run("waited out, never shorter", func(t *testing.T) {
+		t.Parallel()
+		b := setupGuard(t, transcribetest.Options{FailFirst: 3, FailStatus: 429, RetryAfter: 7 * time.Second},
+			transcribe.OpenAIConfig{}, transcribe.GuardConfig{BackoffBase: time.Millisecond})
+		began := b.clock.Now()
+		_, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio})
+		require.NoError(t, err)
+		slept := b.clock.Slept()
+		require.Len(t, slept, 3)
+		for _, d := range slept {
+			require.GreaterOrEqual(t, d, 7*time.Second)
+			require.LessOrEqual(t, d, 7700*time.Millisecond, "jitter of at most a tenth")
+		}
+		require.GreaterOrEqual(t, b.clock.Now().Sub(began), 21*time.Second)
+	})
+	t.Run("longer than MaxRetryAfter goes back to the caller", func(t *testing.T) {
+		t.Parallel()
+		b := setupGuard(t, transcribetest.Options{FailFirst: 1, FailStatus: 429, RetryAfter: 5 * time.Minute},
+			transcribe.OpenAIConfig{}, transcribe.GuardConfig{})
+		_, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio})
+		he, ok := errors.AsType[*transcribe.HTTPError](err)
+		require.True(t, ok, "%v", err)
+		require.Equal(t, 5*time.Minute, he.RetryAfter, "kept for the caller to reschedule")
+		require.Empty(t, b.clock.Slept())
+		require.Equal(t, 1, b.srv.Requests())
+	})
+	t.Run("past the caller's deadline goes back to the caller", func(t *testing.T) {
+		t.Parallel()
+		b := setupGuard(t, transcribetest.Options{FailFirst: 1, FailStatus: 429, RetryAfter: 30 * time.Second},
+			transcribe.OpenAIConfig{}, transcribe.GuardConfig{})
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		_, err := b.guard.Transcribe(ctx, transcribe.Request{Audio: audio})
+		he, ok := errors.AsType[*transcribe.HTTPError](err)
+		require.True(t, ok, "%v", err)
+		require.Equal(t, 429, he.StatusCode)
+		require.Empty(t, b.clock.Slept())
+	})
+}
+
+func TestGuardBackoffIsJitteredAndBounded(t *testing.T) {
+	t.Parallel()
+	_, audio := speech(t)
+	b := setupGuard(t, transcribetest.Options{FailFirst: 5}, transcribe.OpenAIConfig{},
+		transcribe.GuardConfig{MaxAttempts: 6, BackoffBase: time.Second, BackoffMax: 4 * time.Second, BreakerThreshold: 10})
+	_, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio})
+	require.NoError(t, err)
+	slept := b.clock.Slept()
+	require.Len(t, slept, 5)
+	for i, ceiling := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second, 4 * time.Second} {
+		require.GreaterOrEqual(t, slept[i], ceiling/2, "wait %d", i)
+		require.LessOrEqual(t, slept[i], ceiling, "wait %d", i)
+	}
+}
+
+func TestGuardGivesUpAfterMaxAttempts(t *testing.T) {
+	t.Parallel()
+	_, audio := speech(t)
+	b := setupGuard(t, transcribetest.Options{FailFirst: 100}, transcribe.OpenAIConfig{},
+		transcribe.GuardConfig{MaxAttempts: 3, BreakerThreshold: 100})
+	_, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio})
+	he, ok := errors.AsType[*transcribe.HTTPError](err)
+	require.True(t, ok, "%v", err)
+	require.Equal(t, 503, he.StatusCode)
+	require.Contains(t, err.Error(), "gave up after 3 attempts")
+	require.Equal(t, 3, b.srv.Requests())
+	require.NotErrorIs(t, err, transcribe.ErrBackendDown)
+}
+
+func TestGuardDoesNotRetryWhatCannotSucceed(t *testing.T) {
+	t.Parallel()
+	_, audio := speech(t)
+	b := setupGuard(t, transcribetest.Options{APIKey: "right"}, transcribe.OpenAIConfig{APIKey: "wrong"}, transcribe.GuardConfig{})
+	_, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio})
+	he, ok := errors.AsType[*transcribe.HTTPError](err)
+	require.True(t, ok, "%v", err)
+	require.Equal(t, http.StatusUnauthorized, he.StatusCode)
+	require.Equal(t, 1, b.srv.Requests())
+
+	_, err = b.guard.Transcribe(t.Context(), transcribe.Request{Audio: []byte("not a wav")})
+	require.ErrorIs(t, err, transcribe.ErrInvalidRequest)
+	require.Equal(t, 1, b.srv.Requests(), "nothing sent")
+	require.Empty(t, b.clock.Slept())
+	require.Zero(t, b.guard.Stats().ConsecutiveFailures)
+}
+
+func TestGuardBreaker(t *testing.T) {
+	t.Parallel()
+	_, audio := speech(t)
+	req := transcribe.Request{Audio: audio}
+	// The backend fails three times, then works again.
+	b := setupGuard(t, transcribetest.Options{FailFirst: 3}, transcribe.OpenAIConfig{},
+		transcribe.GuardConfig{MaxAttempts: 2, BreakerThreshold: 3, BreakerCoolDown: 30 * time.Second})
+
+	_, err := b.guard.Transcribe(t.Context(), req)
+	require.Error(t, err)
+	require.NotErrorIs(t, err, transcribe.ErrBackendDown, "two failures: still closed")
+	require.Equal(t, transcribe.BreakerClosed, b.guard.Stats().State)
+
+	// The third failure opens the breaker; the call's retry is refused.
+	_, err = b.guard.Transcribe(t.Context(), req)
+	require.ErrorIs(t, err, transcribe.ErrBackendDown)
+	down, ok := errors.AsType[*transcribe.BackendDownError](err)
+	require.True(t, ok)
+	require.Equal(t, b.clock.Now().Add(30*time.Second), down.Until)
+	he, ok := errors.AsType[*transcribe.HTTPError](err)
+	require.True(t, ok, "the last failure stays reachable: %v", err)
+	require.Equal(t, 503, he.StatusCode)
+	require.Equal(t, 3, b.srv.Requests())
+
+	// While open: fail fast, without a request.
+	began := time.Now()
+	for range 10 {
+		_, err = b.guard.Transcribe(t.Context(), req)
+		require.ErrorIs(t, err, transcribe.ErrBackendDown)
+	}
+	require.Less(t, time.Since(began), 100*time.Millisecond)
+	require.Equal(t, 3, b.srv.Requests())
+	s := b.guard.Stats()
+	require.Equal(t, transcribe.BreakerOpen, s.State)
+	require.EqualValues(t, 11, s.Rejected)
+	require.EqualValues(t, 1, s.Opened)
+	require.Equal(t, 3, s.ConsecutiveFailures)
+	require.Error(t, s.LastFailure)
+
+	// After the cool-down one probe goes through; the backend is back.
+	b.clock.Advance(30 * time.Second)
+	res, err := b.guard.Transcribe(t.Context(), req)
+	require.NoError(t, err)
+	require.NotEmpty(t, res.Words)
+	require.Equal(t, 4, b.srv.Requests())
+	s = b.guard.Stats()
+	require.Equal(t, transcribe.BreakerClosed, s.State)
+	require.Zero(t, s.ConsecutiveFailures)
+}
+
+func TestGuardFailedProbeReopens(t *testing.T) {
+	t.Parallel()
+	_, audio := speech(t)
+	b := setupGuard(t, transcribetest.Options{FailFirst: 1000}, transcribe.OpenAIConfig{},
+		transcribe.GuardConfig{MaxAttempts: 3, BreakerThreshold: 2, BreakerCoolDown: time.Minute})
+	_, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio})
+	require.ErrorIs(t, err, transcribe.ErrBackendDown)
+	require.Equal(t, 2, b.srv.Requests())
+
+	b.clock.Advance(time.Minute)
+	_, err = b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio})
+	require.ErrorIs(t, err, transcribe.ErrBackendDown)
+	require.Equal(t, 3, b.srv.Requests(), "one probe, no retry past the reopened breaker")
+	s := b.guard.Stats()
+	require.Equal(t, transcribe.BreakerOpen, s.State)
+	require.EqualValues(t, 2, s.Opened)
+	require.True(t, s.OpenUntil.After(b.clock.Now()))
+}
+
+func TestGuardLetsOneProbeThrough(t *testing.T) {
+	t.Parallel()
+	var (
+		failing  atomic.Bool
+		calls    atomic.Int64
+		entered  = make(chan struct{}, 1)
+		release  = make(chan struct{})
+		blocking atomic.Bool
+	)
+	failing.Store(true)
+	inner := transcriberFunc(func(ctx context.Context, req transcribe.Request) (transcribe.Result, error) {
+		calls.Add(1)
+		if failing.Load() {
+			return transcribe.Result{}, &transcribe.HTTPError{StatusCode: 502}
+		}
+		if blocking.Load() {
+			entered <- struct{}{}
+			<-release
+		}
+		return transcribe.Result{Text: "ok"}, nil
+	})
+	clock := newFakeClock()
+	g := transcribe.NewGuard(inner, transcribe.GuardConfig{MaxAttempts: 1, BreakerThreshold: 1, BreakerCoolDown: time.Second, Clock: clock})
+	req := transcribe.Request{Audio: []byte("x"), Duration: time.Second}
+	_, err := g.Transcribe(t.Context(), req)
+	require.NotErrorIs(t, err, transcribe.ErrBackendDown)
+	require.Equal(t, transcribe.BreakerOpen, g.Stats().State)
+
+	failing.Store(false)
+	blocking.Store(true)
+	clock.Advance(time.Second)
+	probe := make(chan error, 1)
+	go func() {
+		_, err := g.Transcribe(t.Context(), req)
+		probe <- err
+	}()
+	<-entered
+	require.Equal(t, transcribe.BreakerHalfOpen, g.Stats().State)
+	_, err = g.Transcribe(t.Context(), req)
+	require.ErrorIs(t, err, transcribe.ErrBackendDown, "a second call while the probe runs")
+	close(release)
+	require.NoError(t, <-probe)
+	require.Equal(t, transcribe.BreakerClosed, g.Stats().State)
+	blocking.Store(false)
+	_, err = g.Transcribe(t.Context(), req)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, calls.Load())
+}
+
+func TestGuardConcurrencyLimit(t *testing.T) {
+	t.Parallel()
+	var (
+		running, peak atomic.Int64
+		release       = make(chan struct{})
+	)
+	inner := transcriberFunc(func(ctx context.Context, req transcribe.Request) (transcribe.Result, error) {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		select {
+		case <-release:
+			return transcribe.Result{Text: "ok"}, nil
+		case <-ctx.Done():
+			return transcribe.Result{}, ctx.Err()
+		}
+	})
+	g := transcribe.NewGuard(inner, transcribe.GuardConfig{Concurrency: 2, Clock: newFakeClock()})
+	req := transcribe.Request{Audio: []byte("x"), Duration: time.Second}
+	errs := make(chan error, 5)
+	for range 5 {
+		go func() {
+			_, err := g.Transcribe(t.Context(), req)
+			errs <- err
+		}()
+	}
+	require.Eventually(t, func() bool {
+		s := g.Stats()
+		return s.InFlight == 2 && s.Waiting == 3
+	}, 5*time.Second, time.Millisecond)
+
+	// A caller that gives up while waiting for a slot leaves at once, and
+	// says nothing about the backend.
+	ctx, cancel := context.WithCancel(t.Context())
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := g.Transcribe(ctx, req)
+		waiting <- err
+	}()
+	require.Eventually(t, func() bool { return g.Stats().Waiting == 4 }, 5*time.Second, time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-waiting, context.Canceled)
+
+	close(release)
+	for range 5 {
+		require.NoError(t, <-errs)
+	}
+	require.EqualValues(t, 2, peak.Load())
+	s := g.Stats()
+	require.EqualValues(t, 5, s.Successes)
+	require.EqualValues(t, 5, s.Attempts)
+	require.Zero(t, s.ConsecutiveFailures)
+	require.Zero(t, s.Waiting)
+	require.Zero(t, s.InFlight)
+}
+
+func TestGuardTimeoutScalesWithAudio(t *testing.T) {
+	t.Parallel()
+	deadlines := make(chan time.Duration, 2)
+	inner := transcriberFunc(func(ctx context.Context, req transcribe.Request) (transcribe.Result, error) {
+		d, ok := ctx.Deadline()
+		if !ok {
+			return transcribe.Result{}, errors.New("no deadline")
+		}
+		deadlines <- time.Until(d)
+		return transcribe.Result{}, nil
+	})
+	g := transcribe.NewGuard(inner, transcribe.GuardConfig{TimeoutBase: 10 * time.Second, TimeoutFactor: 3})
+	_, err := g.Transcribe(t.Context(), transcribe.Request{Audio: []byte("x"), Duration: 20 * time.Second})
+	require.NoError(t, err)
+	require.InDelta(t, 70*time.Second, <-deadlines, float64(time.Second))
+	// The duration read from the WAV header when the request has none.
+	_, audio := speech(t) // 4 s
+	_, err = g.Transcribe(t.Context(), transcribe.Request{Audio: audio})
+	require.NoError(t, err)
+	require.InDelta(t, 22*time.Second, <-deadlines, float64(time.Second))
+}
+
+func TestGuardChecksEveryBackendsAnswer(t *testing.T) {
+	t.Parallel()
+	for name, res := range map[string]transcribe.Result{
+		"word past the end": {Text: "a", Words: []transcribe.Word{{Text: "a", Start: 900 * time.Millisecond, End: 2 * time.Second}}},
+		"words backwards": {Text: "a b", Words: []transcribe.Word{
+			{Text: "a", Start: 500 * time.Millisecond, End: 600 * time.Millisecond},
+			{Text: "b", Start: 100 * time.Millisecond, End: 200 * time.Millisecond}}},
+		"segment ends before it starts": {Text: "a", Segments: []transcribe.Segment{{Text: "a", Start: 500 * time.Millisecond, End: 100 * time.Millisecond}}},
+		"negative start":                {Text: "a", Words: []transcribe.Word{{Text: "a", Start: -time.Second, End: 0}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var calls atomic.Int64
+			g := transcribe.NewGuard(transcriberFunc(func(context.Context, transcribe.Request) (transcribe.Result, error) {
+				calls.Add(1)
+				return res, nil
+			}), transcribe.GuardConfig{Clock: newFakeClock()})
+			_, err := g.Transcribe(t.Context(), transcribe.Request{Audio: []byte("x"), Duration: time.Second})
+			require.ErrorIs(t, err, transcribe.ErrBadAnswer)
+			require.EqualValues(t, 2, calls.Load())
+		})
+	}
+}
+
+func TestGuardConfig(t *testing.T) {
+	t.Parallel()
+	def := transcribe.GuardConfig{}.WithDefaults()
+	require.Equal(t, transcribe.DefaultGuardConcurrency, def.Concurrency)
+	require.Equal(t, transcribe.DefaultGuardMaxAttempts, def.MaxAttempts)
+	require.Equal(t, transcribe.DefaultTimeoutBase, def.TimeoutBase)
+	require.InDelta(t, float64(transcribe.DefaultTimeoutFactor), def.TimeoutFactor, 0)
+	require.Equal(t, transcribe.DefaultBreakerThreshold, def.BreakerThreshold)
+	require.Equal(t, transcribe.DefaultBreakerCoolDown, def.BreakerCoolDown)
+	require.NotNil(t, def.Clock)
+	require.NotNil(t, def.Logger)
+	require.NoError(t, transcribe.GuardConfig{}.Validate())
+
+	err := transcribe.GuardConfig{Concurrency: -1, BackoffBase: time.Second, BackoffMax: time.Millisecond}.Validate()
+	require.ErrorContains(t, err, "Concurrency")
+	require.ErrorContains(t, err, "BackoffMax")
+	require.Equal(t, time.Second, transcribe.GuardConfig{BackoffBase: time.Second, BackoffMax: time.Millisecond}.WithDefaults().BackoffMax)
+}
+
+// BenchmarkGuardOverhead is what Guard adds to a call: slot, breaker,
+// deadline, answer check.
+func BenchmarkGuardOverhead(b *testing.B) {
+	res := transcribe.Result{Text: "a b", Words: []transcribe.Word{{Text: "a", End: time.Millisecond}, {Text: "b", Start: time.Millisecond, End: 2 * time.Millisecond}}}
+	g := transcribe.NewGuard(transcriberFunc(func(context.Context, transcribe.Request) (transcribe.Result, error) {
+		return res, nil
+	}), transcribe.GuardConfig{})
+	req := transcribe.Request{Audio: []byte("x"), Duration: time.Second}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := g.Transcribe(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
