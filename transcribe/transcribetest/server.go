@@ -8,6 +8,14 @@
 // with Goertzel filters, so a test that sends the wrong audio, or loses
 // time on the way, gets a wrong transcript. Synthesize makes such audio.
 //
+// Options make it misbehave as real servers do: fail the first requests
+// (503 while loading, 429 with Retry-After, 5xx), answer slowly (Delay),
+// or answer 200 with a lie (truncated JSON, times outside the audio or
+// going backwards, no text for speech). With response_format
+// diarized_json it answers as gpt-4o-transcribe-diarize, telling speakers
+// apart by Voice (the tone band), and names them after known speakers'
+// reference clips.
+//
 // It is for tests and fixture generation only: no production package may
 // import it, and it imports nothing of Greffier.
 package transcribetest
@@ -74,7 +82,41 @@ type Options struct {
 	// Language is reported when a request names none. Default: "english",
 	// as whisper reports a detected language.
 	Language string
+	// Delay slows answers down: the double waits this long after reading
+	// a request (or until the client gives up) before answering it.
+	// Default: none.
+	Delay time.Duration
+	// DelayFirst limits Delay to the first DelayFirst requests that get
+	// past FailFirst. Default: 0, every request.
+	DelayFirst int
+	// Lie makes successful answers wrong in the way it names. Default:
+	// LieNone.
+	Lie Lie
+	// LieFirst limits Lie to the first LieFirst successful answers.
+	// Default: 0, every answer.
+	LieFirst int
 }
+
+// Lie is a way a server answers 200 with something unusable, as real
+// ones do when overloaded, cut off by a proxy, or hallucinating.
+type Lie int
+
+const (
+	// LieNone answers truthfully.
+	LieNone Lie = iota
+	// LieTruncated cuts the JSON body in half, as a proxy dropping the
+	// connection mid-answer does.
+	LieTruncated
+	// LieOutsideAudio moves the last segment and word past the end of
+	// the audio.
+	LieOutsideAudio
+	// LieBackwards lists segments and words in reverse order, so their
+	// times go back (needs at least two of them to show).
+	LieBackwards
+	// LieEmpty answers no text, no segments and no words, although the
+	// audio holds speech.
+	LieEmpty
+)
 
 // WithDefaults returns a copy of o with every unset field at its default.
 func (o Options) WithDefaults() Options {
@@ -97,6 +139,11 @@ type Received struct {
 	// Filename and ContentType are the file part's.
 	Filename, ContentType string
 	Size                  int
+	// ChunkingStrategy and KnownSpeakerNames are diarized_json's fields;
+	// KnownSpeakerReferences counts the data URLs sent.
+	ChunkingStrategy       string
+	KnownSpeakerNames      []string
+	KnownSpeakerReferences int
 }
 
 // Server is a running double. Close it when done.
@@ -104,6 +151,8 @@ type Server struct {
 	opts     Options
 	srv      *httptest.Server
 	requests atomic.Int64
+	delayed  atomic.Int64
+	answers  atomic.Int64
 
 	mu       sync.Mutex
 	received []Received
@@ -185,6 +234,10 @@ func (s *Server) transcribe(w http.ResponseWriter, r *http.Request) {
 		Filename:       header.Filename,
 		ContentType:    header.Header.Get("Content-Type"),
 		Size:           len(audio),
+
+		ChunkingStrategy:       r.FormValue("chunking_strategy"),
+		KnownSpeakerNames:      r.MultipartForm.Value["known_speaker_names[]"],
+		KnownSpeakerReferences: len(r.MultipartForm.Value["known_speaker_references[]"]),
 	}
 	s.mu.Lock()
 	s.received = append(s.received, rec)
@@ -206,7 +259,7 @@ func (s *Server) transcribe(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "timestamp_granularities requires response_format=verbose_json")
 		return
 	}
-	if format != "json" && format != "text" && format != "verbose_json" {
+	if format != "json" && format != "text" && format != "verbose_json" && format != "diarized_json" {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("response_format %q is not supported by the test double", format))
 		return
 	}
@@ -221,6 +274,21 @@ func (s *Server) transcribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	words := det.Detect(pcm)
+	var voices map[int]string
+	if format == "diarized_json" {
+		duration := time.Duration(len(pcm)) * time.Second / time.Duration(rate)
+		if voices, err = diarizeRequest(r, rec, duration); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	if !s.slowDown(w, r) {
+		return
+	}
+	lie := s.opts.Lie
+	if n := s.answers.Add(1); s.opts.LieFirst > 0 && n > int64(s.opts.LieFirst) {
+		lie = LieNone
+	}
 	language := rec.Language
 	if language == "" {
 		language = s.opts.Language
@@ -232,14 +300,69 @@ func (s *Server) transcribe(w http.ResponseWriter, r *http.Request) {
 		words:         words,
 		granularities: rec.Granularities,
 	}
+	if lie == LieEmpty {
+		ans.words = nil
+	}
+	var body any
 	switch format {
 	case "text":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, ans.text()+"\n")
+		return
 	case "json":
-		writeJSON(w, http.StatusOK, map[string]string{"text": ans.text()})
+		body = map[string]string{"text": ans.text()}
+	case "diarized_json":
+		d := ans.diarized(voices)
+		lieAbout(lie, ans.duration+1, d.Segments, func(i int, by float64) { d.Segments[i].Start += by; d.Segments[i].End += by })
+		body = d
 	default:
-		writeJSON(w, http.StatusOK, ans.verbose())
+		v := ans.verbose()
+		lieAbout(lie, ans.duration+1, v.Segments, func(i int, by float64) { v.Segments[i].Start += by; v.Segments[i].End += by })
+		lieAbout(lie, ans.duration+1, v.Words, func(i int, by float64) { v.Words[i].Start += by; v.Words[i].End += by })
+		body = v
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "encode answer: "+err.Error())
+		return
+	}
+	if lie == LieTruncated {
+		raw = raw[:len(raw)/2]
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(raw)
+}
+
+// slowDown applies Options.Delay, and reports false when the client left
+// before the delay was over.
+func (s *Server) slowDown(w http.ResponseWriter, r *http.Request) bool {
+	if s.opts.Delay <= 0 {
+		return true
+	}
+	if n := s.delayed.Add(1); s.opts.DelayFirst > 0 && n > int64(s.opts.DelayFirst) {
+		return true
+	}
+	t := time.NewTimer(s.opts.Delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		writeError(w, http.StatusServiceUnavailable, "client left before the answer was ready")
+		return false
+	}
+}
+
+// lieAbout applies the time lies to a list of segments or words; shift
+// moves element i by so many seconds. outside is a shift that takes any
+// time in the audio past its end.
+func lieAbout[E any](lie Lie, outside float64, list []E, shift func(i int, by float64)) {
+	switch {
+	case len(list) == 0:
+	case lie == LieOutsideAudio:
+		shift(len(list)-1, outside)
+	case lie == LieBackwards:
+		slices.Reverse(list)
 	}
 }
 

@@ -36,6 +36,8 @@ type form struct {
 	format        string
 	granularities []string
 	key           string
+	// extra fields, in order (repeated names allowed).
+	extra [][2]string
 }
 
 // post sends a hand-built multipart request, so these tests pin the wire
@@ -60,6 +62,9 @@ func (b *testBundle) post(t *testing.T, path string, f form) (*http.Response, []
 	}
 	for _, g := range f.granularities {
 		require.NoError(t, mw.WriteField("timestamp_granularities[]", g))
+	}
+	for _, e := range f.extra {
+		require.NoError(t, mw.WriteField(e[0], e[1]))
 	}
 	require.NoError(t, mw.Close())
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, b.srv.URL()+path, &body)
