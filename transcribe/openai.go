@@ -53,6 +53,12 @@ type OpenAIConfig struct {
 	// MaxUpload is the largest audio file sent; larger requests fail with
 	// ErrInvalidRequest. Default: DefaultMaxUpload.
 	MaxUpload int
+	// Diarized asks for response_format=diarized_json, for models that
+	// label speakers (OpenAI's gpt-4o-transcribe-diarize): Segments get a
+	// Speaker, Words are estimated from them, Prompt is not sent, and
+	// Request.KnownSpeakers are sent as named reference clips. Default:
+	// false, verbose_json with word times.
+	Diarized bool
 	// HTTPClient sends the requests. Default: a client without an overall
 	// timeout (Timeout bounds each call through its context).
 	HTTPClient *http.Client
@@ -163,6 +169,9 @@ func (o *OpenAI) Transcribe(ctx context.Context, req Request) (Result, error) {
 	}
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if o.cfg.Diarized {
+		return o.transcribeDiarized(ctx, callCtx, req, audio, language)
+	}
 
 	began := o.now()
 	ex := &exchange{client: o.cfg.HTTPClient, endpoint: o.endpoint}
@@ -183,24 +192,34 @@ func (o *OpenAI) Transcribe(ctx context.Context, req Request) (Result, error) {
 	o.cfg.Logger.DebugContext(ctx, "transcription call", "endpoint", o.endpoint.String(), "audio", audio,
 		"status", ex.status, "bytes", len(ex.body), "took", o.now().Sub(began))
 
-	switch {
-	case errors.Is(ex.err, ErrBadAnswer):
-		return Result{}, fmt.Errorf("transcribe: %w", ex.err)
-	case ex.err != nil:
-		if ctx.Err() != nil {
-			return Result{}, fmt.Errorf("transcribe: %w", context.Cause(ctx))
-		}
-		return Result{}, newTransportError(ex.err, errors.Is(callCtx.Err(), context.DeadlineExceeded))
-	case !ex.sent:
+	if !ex.sent && ex.err == nil {
 		return Result{}, fmt.Errorf("transcribe: build request: %w", sendErr)
-	case ex.status < 200 || ex.status > 299:
-		return Result{}, newStatusError(ex.status, ex.header, ex.body, o.now())
+	}
+	if err := o.exchangeError(ctx, callCtx, ex); err != nil {
+		return Result{}, err
 	}
 	res, err := parseAnswer(ex.body, audio, language)
 	if err != nil {
 		return Result{}, fmt.Errorf("transcribe: %w", err)
 	}
 	return res, nil
+}
+
+// exchangeError turns a failed exchange into the error Transcribe
+// returns, nil when the backend answered 2xx.
+func (o *OpenAI) exchangeError(ctx, callCtx context.Context, ex *exchange) error {
+	switch {
+	case errors.Is(ex.err, ErrBadAnswer):
+		return fmt.Errorf("transcribe: %w", ex.err)
+	case ex.err != nil:
+		if ctx.Err() != nil {
+			return fmt.Errorf("transcribe: %w", context.Cause(ctx))
+		}
+		return newTransportError(ex.err, errors.Is(callCtx.Err(), context.DeadlineExceeded))
+	case ex.status < 200 || ex.status > 299:
+		return newStatusError(ex.status, ex.header, ex.body, o.now())
+	}
+	return nil
 }
 
 // exchange is the HTTPDoer of one go-openai call: it sends the request to
