@@ -11,7 +11,6 @@ import (
 
 	"github.com/greffier/greffier/diarize"
 	"github.com/greffier/greffier/internal/audio"
-	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
 )
 
@@ -75,19 +74,9 @@ func (w *detectWorker) Work(ctx context.Context, job *river.Job[DetectSpeechArgs
 		})
 	}
 	return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
-		var jobs []river.InsertManyParams
-		for _, s := range segs {
-			if err := q.UpsertSpeechSegment(ctx, s); err != nil {
-				return err
-			}
-			cur, err := q.SpeechSegment(ctx, s.TrackID, s.StartMS)
-			if err != nil {
-				return err
-			}
-			if cur.Status == store.SegmentPending {
-				jobs = append(jobs, river.InsertManyParams{Args: TranscribeArgs{MeetingID: s.MeetingID,
-					TrackID: s.TrackID, StartMS: s.StartMS, DurationMS: s.EndMS - s.AudioStartMS, Run: a.Run}})
-			}
+		jobs, err := p.recordSegments(ctx, q, segs, a.Run)
+		if err != nil {
+			return err
 		}
 		if err := q.MarkSpeechDetected(ctx, t.ID, ""); err != nil {
 			return err
@@ -118,11 +107,7 @@ func (p *Pipeline) cutSpeech(ctx context.Context, t store.Track) ([]store.Speech
 	)
 	emit := func(speech []diarize.Speech) error {
 		for _, sp := range speech {
-			s := store.SpeechSegment{
-				MeetingID: t.MeetingID, TrackID: t.ID, Identity: t.Identity,
-				StartMS: t.StartMS + sp.StartMS, EndMS: t.StartMS + sp.EndMS, AudioStartMS: t.StartMS + sp.AudioStartMS,
-			}
-			s.AudioKey = layout.SpeechAudio(t.MeetingID, t.ID, s.StartMS)
+			s := speechSegment(t, sp)
 			wav.Reset()
 			if err := audio.WriteWAV(&wav, sp.PCM); err != nil {
 				return fmt.Errorf("encode speech at %d ms: %w", s.StartMS, err)

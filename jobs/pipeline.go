@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -92,6 +93,10 @@ type Pipeline struct {
 	tr     Transcriber
 	log    *slog.Logger
 	client *river.Client[*sql.Tx]
+
+	live     chan liveSpeech
+	stopLive context.CancelFunc
+	liveDone sync.WaitGroup
 }
 
 // New migrates River's tables in st and builds the pipeline. Start runs it.
@@ -112,7 +117,7 @@ func New(ctx context.Context, cfg Config, st *store.Store, blobs blob.Store, tr 
 		return nil, fmt.Errorf("migrate river tables: %w", err)
 	}
 
-	p := &Pipeline{cfg: cfg, store: st, blobs: blobs, tr: tr, log: logger}
+	p := &Pipeline{cfg: cfg, store: st, blobs: blobs, tr: tr, log: logger, live: make(chan liveSpeech, liveQueue)}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &detectWorker{p: p})
 	river.AddWorker(workers, &transcribeWorker{p: p})
@@ -148,11 +153,28 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	if err := p.client.Start(ctx); err != nil {
 		return fmt.Errorf("start job workers: %w", err)
 	}
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.stopLive = cancel
+	for range liveWorkers {
+		p.liveDone.Add(1)
+		go func() {
+			defer p.liveDone.Done()
+			p.runLive(lctx)
+		}()
+	}
 	return nil
 }
 
+// liveWorkers store live speech segments: blob and database writes, a few
+// milliseconds each, so two keep up with a large meeting.
+const liveWorkers = 2
+
 // Stop lets running jobs finish (until ctx ends) and stops.
 func (p *Pipeline) Stop(ctx context.Context) error {
+	if p.stopLive != nil {
+		p.stopLive()
+		p.liveDone.Wait()
+	}
 	if err := p.client.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("stop job workers: %w", err)
 	}
@@ -247,6 +269,10 @@ func (p *Pipeline) FinishTrack(ctx context.Context, t store.Track) error {
 		}
 		m, err := q.Meeting(ctx, t.MeetingID)
 		if err != nil {
+			return err
+		}
+		// The live path may have found the speech already.
+		if t, err = q.Track(ctx, t.ID); err != nil {
 			return err
 		}
 		if needsDetection(t) {

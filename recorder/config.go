@@ -3,6 +3,8 @@ package recorder
 import (
 	"errors"
 	"time"
+
+	"github.com/greffier/greffier/internal/store"
 )
 
 // Defaults for Config's zero fields.
@@ -40,6 +42,11 @@ type Config struct {
 	FinishTimeout time.Duration
 	// Now is the clock packets' arrival is read from. Default time.Now.
 	Now func() time.Time
+	// Listen, when set, is asked for a Listener for each track once the
+	// track's place on the meeting clock is known (its first block); the
+	// Listener then hears every block as it is written, and codecDelay is
+	// the Opus pre-skip written in the file. Default none.
+	Listen func(t store.Track, codecDelay time.Duration) Listener
 }
 
 // WithDefaults returns a copy of c with every zero field set to its default.

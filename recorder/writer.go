@@ -17,6 +17,20 @@ import (
 // packet; the track is recorded as failed with that reason and no blob.
 var ErrNoAudio = errors.New("track received no audio")
 
+// Listener hears a track's audio while it is recorded: the pipeline's live
+// path finds speech in it before the meeting ends. It gets exactly the
+// blocks written to the WebM, at the times written, so what it finds
+// matches a later decode of the file.
+type Listener interface {
+	// Block is one Opus packet at ms on the track's clock. It is called
+	// from the track's writer goroutine: it must be quick, must not block
+	// on the network, and must not retain opus.
+	Block(ms int64, opus []byte)
+	// Close says the track ended; complete is false when writing failed
+	// and the file may hold less than the Listener heard.
+	Close(complete bool)
+}
+
 // Writer records one track. WriteRTP may be called from one goroutine (the
 // SFU's read loop) while Close is called from another.
 type Writer struct {
@@ -44,6 +58,7 @@ type Writer struct {
 	endMS   int64
 	blocks  int64
 	runErr  error // set before done is closed
+	live    Listener
 
 	closeOnce sync.Once
 	closeErr  error
@@ -118,6 +133,9 @@ func (w *Writer) run() {
 		case <-w.stop:
 			w.drain()
 			w.runErr = w.finalize()
+			if w.live != nil {
+				w.live.Close(w.runErr == nil)
+			}
 			return
 		}
 	}
@@ -157,7 +175,13 @@ func (w *Writer) drain() {
 			w.r.log.Error("record track start", "track", w.sc.TrackID, "err", err)
 		}
 	}
+	if w.live == nil && w.hasZero && w.r.cfg.Listen != nil {
+		w.live = w.r.cfg.Listen(w.sc.row(store.TrackRecording), opusCodecDelay)
+	}
 	for _, f := range w.batch {
+		if w.live != nil {
+			w.live.Block(f.ms, f.data)
+		}
 		// Write only queues the frame for ebml-go's goroutine; errors
 		// arrive through its handlers into webmErr.
 		_, _ = w.bw.Write(true, f.ms, f.data)

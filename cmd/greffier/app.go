@@ -77,7 +77,10 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		PollInterval: cfg.JobPollInterval, MaxAttempts: cfg.JobMaxAttempts, RetryBase: cfg.JobRetryBase}, a.store, a.blobs, tr, logger); err != nil {
 		return nil, err
 	}
-	if a.recorder, err = recorder.New(recorder.Config{SpoolDir: filepath.Join(cfg.DataDir, "spool")},
+	if a.recorder, err = recorder.New(recorder.Config{SpoolDir: filepath.Join(cfg.DataDir, "spool"),
+		Listen: func(t store.Track, codecDelay time.Duration) recorder.Listener {
+			return a.pipeline.Listen(t, codecDelay)
+		}},
 		a.blobs, a.pipeline, logger); err != nil {
 		return nil, err
 	}

@@ -142,6 +142,12 @@ func TestMeetingBecomesMinutes(t *testing.T) {
 	}
 }
 
+type holdOptions struct {
+	// whileLive, when set, is how many segments must be transcribed
+	// before the meeting is ended.
+	whileLive int
+}
+
 // meeting is a meeting held through the whole service.
 type meeting struct {
 	id        string
@@ -151,7 +157,7 @@ type meeting struct {
 
 // holdMeeting creates a meeting, has alice and bob publish their fixtures
 // at real pace at the same time, ends it and waits for the pipeline.
-func (b *testBundle) holdMeeting(t *testing.T, names map[string]string) (meeting, meetingAnswer) {
+func (b *testBundle) holdMeeting(t *testing.T, names map[string]string, opts holdOptions) (meeting, meetingAnswer) {
 	t.Helper()
 	ctx := context.Background()
 	var m meetingAnswer
@@ -189,6 +195,15 @@ func (b *testBundle) holdMeeting(t *testing.T, names map[string]string) (meeting
 			t.Fatal("publisher did not finish sending its file")
 		}
 	}
+	if opts.whileLive > 0 {
+		// Speech is transcribed while the meeting runs, not after it.
+		var live meetingAnswer
+		require.Eventually(t, func() bool {
+			b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &live)
+			return live.Pipeline.SegmentsTranscribed >= opts.whileLive
+		}, 20*time.Second, 50*time.Millisecond)
+		require.Equal(t, "live", live.State)
+	}
 	for _, p := range pubs {
 		require.NoError(t, p.Close(ctx))
 	}
@@ -210,7 +225,10 @@ func testMeetingBecomesMinutes(t *testing.T, b *testBundle) {
 	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
 	require.NoError(t, err)
 	names := map[string]string{"alice": "Alice Martin", "bob": "Bob Durand"}
-	mt, now := b.holdMeeting(t, names)
+	// The last sentence ends 0.9 s before the files do: too soon for the
+	// voice activity detector to have closed it; the three before it are
+	// transcribed during the meeting.
+	mt, now := b.holdMeeting(t, names, holdOptions{whileLive: len(script.Utterances) - 1})
 	m := meetingAnswer{ID: mt.id}
 	pubs := mt.pubs
 	require.Equal(t, "ready", now.State, "pipeline: %+v", now.Pipeline)
@@ -287,8 +305,16 @@ func (b *testBundle) requireRenameAndRerun(t *testing.T, meetingID string, segme
 	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+meetingID+"/minutes", nil, &v2))
 	require.Equal(t, 1, v1.Version)
 	require.Equal(t, 2, v2.Version)
-	require.Equal(t, v1.Turns[1].Text, v2.Turns[1].Text)
 	require.Equal(t, "Robert Durand", v2.Turns[1].Name)
+	// The live path (v1) and the batch path over the stored files (v2)
+	// hear the same thing.
+	require.Equal(t, len(v1.Turns), len(v2.Turns))
+	for i := range v1.Turns {
+		require.Equal(t, v1.Turns[i].Text, v2.Turns[i].Text)
+		require.Equal(t, v1.Turns[i].Start, v2.Turns[i].Start)
+		require.Equal(t, v1.Turns[i].End, v2.Turns[i].End)
+		require.Equal(t, v1.Turns[i].Words, v2.Turns[i].Words)
+	}
 
 	var e struct{ Error struct{ Code string } }
 	require.Equal(t, http.StatusNotFound, b.call(t, "GET", "/v1/meetings/"+meetingID+"/minutes?version=3", nil, &e))

@@ -22,7 +22,7 @@ import (
 func TestBackendRecovers(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOptions{backend: transcribetest.Options{FailFirst: 3, FailStatus: http.StatusServiceUnavailable}})
-	mt, now := b.holdMeeting(t, map[string]string{"alice": "Alice", "bob": "Bob"})
+	mt, now := b.holdMeeting(t, map[string]string{"alice": "Alice", "bob": "Bob"}, holdOptions{})
 	require.Equal(t, "ready", now.State)
 	require.Zero(t, now.Pipeline.SegmentsFailed)
 	var doc minutes.Document
@@ -38,7 +38,7 @@ func TestBackendDownMarksMinutesIncomplete(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOptions{maxAttempts: 2,
 		backend: transcribetest.Options{FailFirst: 1 << 30, FailStatus: http.StatusInternalServerError}})
-	mt, now := b.holdMeeting(t, map[string]string{"alice": "Alice", "bob": "Bob"})
+	mt, now := b.holdMeeting(t, map[string]string{"alice": "Alice", "bob": "Bob"}, holdOptions{})
 	require.Equal(t, "ready", now.State)
 	require.Equal(t, 4, now.Pipeline.SegmentsFailed)
 	require.Len(t, now.Pipeline.Failures, 4)

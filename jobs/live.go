@@ -1,0 +1,194 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/greffier/greffier/diarize"
+	"github.com/greffier/greffier/internal/audio"
+	"github.com/greffier/greffier/internal/layout"
+	"github.com/greffier/greffier/internal/store"
+)
+
+// liveQueue bounds the speech segments waiting to be stored: past it, a
+// track falls back to the batch path rather than hold up the recorder.
+const liveQueue = 256
+
+// Listen returns the live path for one track being recorded (whose Opus
+// pre-skip is codecDelay): its blocks are
+// decoded and cut into speech segments as they arrive, and each segment is
+// stored and queued for transcription while the meeting goes on. When the
+// track ends whole, speech detection is already done; otherwise the batch
+// path (detect_speech on the stored file) does it, finding the same
+// segments under the same keys.
+func (p *Pipeline) Listen(t store.Track, codecDelay time.Duration) *LiveTrack {
+	lt := &LiveTrack{p: p, t: t, seg: diarize.NewSegmenter(diarize.SegmenterConfig{})}
+	dec, err := audio.NewPacketDecoder(codecDelay, func(frame []int16) error {
+		lt.emit(lt.seg.Write(frame))
+		return nil
+	})
+	if err != nil {
+		lt.fail(err)
+	}
+	lt.dec = dec
+	return lt
+}
+
+// LiveTrack is one track's live path. Block and Close are called from the
+// recorder's writer goroutine for that track.
+type LiveTrack struct {
+	p       *Pipeline
+	t       store.Track
+	dec     *audio.PacketDecoder
+	seg     *diarize.Segmenter
+	pending sync.WaitGroup
+
+	mu  sync.Mutex
+	err error // first failure: the batch path takes over
+}
+
+func (lt *LiveTrack) fail(err error) {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if lt.err == nil {
+		lt.err = err
+		lt.p.log.Warn("live speech detection falls back to the batch path", "track", lt.t.ID, "err", err)
+	}
+}
+
+func (lt *LiveTrack) failed() bool {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	return lt.err != nil
+}
+
+// Block decodes one packet and feeds the segmenter.
+func (lt *LiveTrack) Block(ms int64, opus []byte) {
+	if lt.failed() {
+		return
+	}
+	if err := lt.dec.Decode(time.Duration(ms)*time.Millisecond, opus); err != nil {
+		lt.fail(fmt.Errorf("decode: %w", err))
+	}
+}
+
+// Close flushes the last speech, waits until every segment of the track is
+// stored, and marks the track's speech detected when nothing was missed.
+func (lt *LiveTrack) Close(complete bool) {
+	if !lt.failed() {
+		if err := lt.dec.Flush(); err != nil {
+			lt.fail(fmt.Errorf("decode: %w", err))
+		}
+		lt.emit(lt.seg.Flush())
+	}
+	lt.pending.Wait()
+	if !complete {
+		lt.fail(errors.New("the recording could not be written whole"))
+	}
+	if lt.failed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := lt.p.store.MarkSpeechDetected(ctx, lt.t.ID, ""); err != nil {
+		lt.p.log.Error("mark live speech detection done", "track", lt.t.ID, "err", err)
+	}
+}
+
+// emit hands closed segments to the pipeline's live workers.
+func (lt *LiveTrack) emit(speech []diarize.Speech) {
+	for _, sp := range speech {
+		lt.pending.Add(1)
+		select {
+		case lt.p.live <- liveSpeech{track: lt, speech: sp}:
+		default:
+			lt.pending.Done()
+			lt.fail(errors.New("too many speech segments waiting to be stored"))
+			return
+		}
+	}
+}
+
+type liveSpeech struct {
+	track  *LiveTrack
+	speech diarize.Speech
+}
+
+// runLive stores live speech segments until ctx ends.
+func (p *Pipeline) runLive(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ls := <-p.live:
+			if !ls.track.failed() {
+				if err := p.storeLiveSpeech(ctx, ls.track.t, ls.speech); err != nil {
+					ls.track.fail(err)
+				}
+			}
+			ls.track.pending.Done()
+		}
+	}
+}
+
+// storeLiveSpeech stores one segment's audio and row, and queues its
+// transcription, exactly as the batch path would.
+func (p *Pipeline) storeLiveSpeech(ctx context.Context, t store.Track, sp diarize.Speech) error {
+	s := speechSegment(t, sp)
+	var wav bytes.Buffer
+	if err := audio.WriteWAV(&wav, sp.PCM); err != nil {
+		return fmt.Errorf("encode speech at %d ms: %w", s.StartMS, err)
+	}
+	if _, err := p.blobs.Put(ctx, s.AudioKey, bytes.NewReader(wav.Bytes()), int64(wav.Len())); err != nil {
+		return fmt.Errorf("store speech audio %s: %w", s.AudioKey, err)
+	}
+	return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
+		m, err := q.Meeting(ctx, t.MeetingID)
+		if err != nil {
+			return err
+		}
+		jobs, err := p.recordSegments(ctx, q, []store.SpeechSegment{s}, m.Run)
+		if err != nil || len(jobs) == 0 {
+			return err
+		}
+		_, err = p.client.InsertManyTx(ctx, tx, jobs)
+		return err
+	})
+}
+
+// speechSegment places a segment found on track t on the meeting clock.
+func speechSegment(t store.Track, sp diarize.Speech) store.SpeechSegment {
+	s := store.SpeechSegment{
+		MeetingID: t.MeetingID, TrackID: t.ID, Identity: t.Identity,
+		StartMS: t.StartMS + sp.StartMS, EndMS: t.StartMS + sp.EndMS, AudioStartMS: t.StartMS + sp.AudioStartMS,
+	}
+	s.AudioKey = layout.SpeechAudio(t.MeetingID, t.ID, s.StartMS)
+	return s
+}
+
+// recordSegments upserts segments and returns the transcription jobs of
+// those still waiting for a transcript.
+func (p *Pipeline) recordSegments(ctx context.Context, q store.Queries, segs []store.SpeechSegment, run int) ([]river.InsertManyParams, error) {
+	var jobs []river.InsertManyParams
+	for _, s := range segs {
+		if err := q.UpsertSpeechSegment(ctx, s); err != nil {
+			return nil, err
+		}
+		cur, err := q.SpeechSegment(ctx, s.TrackID, s.StartMS)
+		if err != nil {
+			return nil, err
+		}
+		if cur.Status == store.SegmentPending {
+			jobs = append(jobs, river.InsertManyParams{Args: TranscribeArgs{MeetingID: s.MeetingID,
+				TrackID: s.TrackID, StartMS: s.StartMS, DurationMS: s.EndMS - s.AudioStartMS, Run: run}})
+		}
+	}
+	return jobs, nil
+}
