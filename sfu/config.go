@@ -20,6 +20,12 @@ const (
 	DefaultSwitchHold             = 1 * time.Second
 	DefaultSwitchMargin           = 6
 	DefaultGatherTimeout          = 5 * time.Second
+	DefaultMaxPacketRate          = 150
+	DefaultSpeakingLevel          = 50
+	DefaultEndedMeetingTTL        = 24 * time.Hour
+	// MaxEndedMeetings bounds the list of ended meetings kept to refuse
+	// late joins; the oldest are forgotten first.
+	MaxEndedMeetings = 10000
 	// MaxSDPSize caps an offer's body; a real audio offer is a few KiB.
 	MaxSDPSize = 64 << 10
 )
@@ -39,9 +45,29 @@ type Config struct {
 	// Slots is how many speakers a listener hears at once (the loudest
 	// ones). Default DefaultSlots.
 	Slots int
-	// MaxPacketSize is the size of each read buffer. Default
-	// DefaultMaxPacketSize.
+	// MaxPacketSize is the largest RTP packet (header and payload, after
+	// SRTP) a publisher may send; larger ones are dropped before the Tap,
+	// counted in Stats.DroppedTooLarge and logged (sampled). Opus at its
+	// highest bitrate stays under 1,300 bytes. Default DefaultMaxPacketSize.
 	MaxPacketSize int
+	// MaxPacketRate caps the packets per second one published track may
+	// send, with a one-second burst allowance (a network stall delivers a
+	// backlog at once). Packets beyond it are dropped before the Tap and
+	// counted in Stats.DroppedRate. Opus at our minptime of 10 ms needs at
+	// most 100. Default DefaultMaxPacketRate.
+	MaxPacketRate int
+	// SpeakingLevel is the RFC 6464 level (dB below full scale, 0 loudest,
+	// 127 silence) at or above which (louder) a track counts as speaking
+	// for the Observer's speaking events. Default DefaultSpeakingLevel.
+	SpeakingLevel int
+	// Observer, when set, is told of joins, leaves and speaking turns.
+	// Default none.
+	Observer Observer
+	// EndedMeetingTTL is how long an ended meeting stays in the SFU's own
+	// refusal list (at most MaxEndedMeetings entries). Meetings.Join still
+	// refuses it after that; the list only closes the race between
+	// EndMeeting and a join in flight. Default DefaultEndedMeetingTTL.
+	EndedMeetingTTL time.Duration
 	// ICEDisconnectedTimeout, ICEFailedTimeout and ICEKeepalive decide how
 	// fast a vanished peer is noticed and its recording closed. Defaults
 	// DefaultICEDisconnectedTimeout, DefaultICEFailedTimeout,
@@ -98,6 +124,15 @@ func (c Config) WithDefaults() Config {
 	if c.GatherTimeout == 0 {
 		c.GatherTimeout = DefaultGatherTimeout
 	}
+	if c.MaxPacketRate == 0 {
+		c.MaxPacketRate = DefaultMaxPacketRate
+	}
+	if c.SpeakingLevel == 0 {
+		c.SpeakingLevel = DefaultSpeakingLevel
+	}
+	if c.EndedMeetingTTL == 0 {
+		c.EndedMeetingTTL = DefaultEndedMeetingTTL
+	}
 	return c
 }
 
@@ -123,7 +158,7 @@ func (c Config) validate() error {
 	for name, d := range map[string]time.Duration{
 		"ICEDisconnectedTimeout": c.ICEDisconnectedTimeout, "ICEFailedTimeout": c.ICEFailedTimeout,
 		"ICEKeepalive": c.ICEKeepalive, "SelectInterval": c.SelectInterval,
-		"SwitchHold": c.SwitchHold, "GatherTimeout": c.GatherTimeout,
+		"SwitchHold": c.SwitchHold, "GatherTimeout": c.GatherTimeout, "EndedMeetingTTL": c.EndedMeetingTTL,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("sfu: %s is %s; set a positive duration", name, d))
@@ -131,6 +166,12 @@ func (c Config) validate() error {
 	}
 	if c.SwitchMargin < 0 || c.SwitchMargin > 127 {
 		errs = append(errs, fmt.Errorf("sfu: SwitchMargin is %d; set 0 to 127 dB", c.SwitchMargin))
+	}
+	if c.MaxPacketRate < 1 || c.MaxPacketRate > 10000 {
+		errs = append(errs, fmt.Errorf("sfu: MaxPacketRate is %d; set 1 to 10000 packets per second", c.MaxPacketRate))
+	}
+	if c.SpeakingLevel < 1 || c.SpeakingLevel > 127 {
+		errs = append(errs, fmt.Errorf("sfu: SpeakingLevel is %d; set 1 to 127 dB below full scale", c.SpeakingLevel))
 	}
 	return errors.Join(errs...)
 }

@@ -62,3 +62,48 @@ type TrackTap interface {
 	// The SFU calls it exactly once per opened TrackTap.
 	Close(ctx context.Context) error
 }
+
+// SenderReportTap is what a TrackTap may also implement to get the
+// publisher's RTCP sender reports, which pin an RTP timestamp to the
+// sender's wall clock (NTP): the recorder uses them to refine where the
+// track sits on the meeting clock. The SFU calls it from the same
+// goroutine as WriteRTP, never concurrently with it, just before the
+// first packet that follows the report's arrival.
+type SenderReportTap interface {
+	WriteSenderReport(ntp time.Time, rtpTime uint32)
+}
+
+// Observer is told what happens in meetings, for the owner to store as
+// meeting events. Calls come from the SFU's control goroutines (never per
+// packet), possibly concurrently: return quickly and do not call back into
+// the SFU.
+type Observer interface {
+	Observe(Event)
+}
+
+// EventKind names what happened.
+type EventKind string
+
+// Event kinds. Joined and Left are per identity (a participant with a
+// publishing and a listening session joins once and leaves once).
+// SpeakingStarted and SpeakingStopped are per published track, from its
+// RFC 6464 audio levels: started when its smoothed level reaches
+// Config.SpeakingLevel, stopped once it has stayed below for
+// Config.SwitchHold or the track ended. Tracks without levels have none.
+const (
+	EventJoined          EventKind = "joined"
+	EventLeft            EventKind = "left"
+	EventSpeakingStarted EventKind = "speaking_started"
+	EventSpeakingStopped EventKind = "speaking_stopped"
+)
+
+// Event is one thing that happened in a meeting.
+type Event struct {
+	Kind      EventKind
+	MeetingID string
+	Identity  string
+	// At is the wall-clock instant; At.Sub(ClockZero) places it on the
+	// meeting clock.
+	At        time.Time
+	ClockZero time.Time
+}

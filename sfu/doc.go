@@ -8,4 +8,37 @@
 // reached through the small Meetings interface and recordings through Tap,
 // both implemented elsewhere and adapted in cmd/greffier. It must not import
 // recorder, internal/store, internal/blob, jobs or api.
+//
+// # Optional seams
+//
+// A TrackTap that also implements SenderReportTap gets the publisher's RTCP
+// sender reports (NTP time ↔ RTP timestamp). Config.Observer, when set, is
+// told of joins, leaves and speaking turns (Event); the SFU stores nothing.
+//
+// # RTCP
+//
+// pion's report interceptors send receiver reports to every publisher and
+// sender reports on every slot, from what was actually received and sent.
+// Listeners' reports are about the SFU's own slot streams and stop here:
+// a publisher's bitrate is the browser's business, and forwarding one
+// listener's loss to a speaker heard by 149 others would only mislead it.
+//
+// There is no NACK for audio, by choice: browsers do not offer it for
+// Opus, a 20 ms packet retransmitted a round trip later misses its jitter
+// buffer's deadline, and Opus has in-band FEC (useinbandfec=1, offered
+// here) that recovers a lost packet from the next one. Forwarding keeps
+// upstream gaps as sequence-number gaps so the listener's FEC and
+// concealment can do their work.
+//
+// # Limits
+//
+// Participants per meeting (Config.MaxParticipants, HTTP 503
+// meeting_full), offers without Opus (406 no_opus_audio), packet size
+// (Config.MaxPacketSize) and packet rate per publisher
+// (Config.MaxPacketRate): oversized and excess packets are dropped before
+// the Tap, counted in Stats and logged at the 1st, 2nd, 4th, 8th... drop.
+//
+// ICE restarts are not offered (no PATCH): a client that loses its path
+// DELETEs (or is timed out after ICEFailedTimeout) and POSTs a new offer,
+// which the meeting records as the same speaker rejoining.
 package sfu

@@ -141,7 +141,7 @@ func (s *SFU) admit(ctx context.Context, claims token.Claims) (*room, time.Time,
 		s.mu.Unlock()
 		return nil, time.Time{}, &apiError{http.StatusServiceUnavailable, codeUnavailable, "media server is not running; retry later"}
 	}
-	if _, ended := s.ended[claims.MeetingID]; ended {
+	if s.isEnded(claims.MeetingID) {
 		s.mu.Unlock()
 		return nil, time.Time{}, &apiError{http.StatusConflict, codeMeetingEnded, "this meeting has ended"}
 	}
@@ -171,6 +171,14 @@ func (s *SFU) admit(ctx context.Context, claims token.Claims) (*room, time.Time,
 		s.log.Error("joining meeting", "meeting", claims.MeetingID, "err", err)
 		return nil, time.Time{}, &apiError{http.StatusInternalServerError, codeInternal, "could not join the meeting; retry later"}
 	}
+	s.mu.Lock()
+	first := !rm.joined[claims.Identity]
+	rm.joined[claims.Identity] = true
+	rm.zero = zero
+	s.mu.Unlock()
+	if first {
+		s.observe(Event{Kind: EventJoined, MeetingID: claims.MeetingID, Identity: claims.Identity, At: time.Now(), ClockZero: zero})
+	}
 	return rm, zero, nil
 }
 
@@ -180,9 +188,13 @@ func (s *SFU) releaseIdentity(rm *room, claims token.Claims, joined bool) {
 	s.mu.Lock()
 	rm.identities[claims.Identity]--
 	last := rm.identities[claims.Identity] <= 0
+	left := false
 	if last {
 		delete(rm.identities, claims.Identity)
+		left = rm.joined[claims.Identity]
+		delete(rm.joined, claims.Identity)
 	}
+	zero := rm.zero
 	empty := len(rm.identities) == 0
 	if empty && s.rooms[rm.id] == rm {
 		delete(s.rooms, rm.id)
@@ -191,6 +203,9 @@ func (s *SFU) releaseIdentity(rm *room, claims token.Claims, joined bool) {
 	s.mu.Unlock()
 	if empty {
 		rm.stop()
+	}
+	if left {
+		s.observe(Event{Kind: EventLeft, MeetingID: claims.MeetingID, Identity: claims.Identity, At: time.Now(), ClockZero: zero})
 	}
 	if last && joined {
 		if err := s.meetings.Leave(ctx, claims.MeetingID, claims.Identity); err != nil {
@@ -285,7 +300,7 @@ func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Cla
 	}
 
 	s.mu.Lock()
-	_, ended := s.ended[claims.MeetingID]
+	ended := s.isEnded(claims.MeetingID)
 	running := s.state == stateRunning
 	if running && !ended {
 		s.sessions[sess.id] = sess

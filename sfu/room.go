@@ -19,11 +19,16 @@ type room struct {
 	// identities counts each identity's sessions, for the participant cap
 	// and for calling Leave once. Guarded by SFU.mu, not room.mu.
 	identities map[string]int
+	// joined holds the identities Meetings.Join accepted and the Observer
+	// was told of; zero is the meeting clock's zero. Guarded by SFU.mu.
+	joined map[string]bool
+	zero   time.Time
 
 	mu        sync.Mutex
 	tracks    map[*publishedTrack]struct{}
 	listeners map[*listener]struct{}
 	cands     []candidate // reused by each selection
+	events    []Event     // speaking changes found by a selection, reused
 
 	kickc    chan struct{}
 	quit     chan struct{}
@@ -48,6 +53,7 @@ func newRoom(id string, cfg Config, log *slog.Logger) *room {
 		cfg:        cfg,
 		log:        log.With("meeting", id),
 		identities: make(map[string]int),
+		joined:     make(map[string]bool),
 		tracks:     make(map[*publishedTrack]struct{}),
 		listeners:  make(map[*listener]struct{}),
 		kickc:      make(chan struct{}, 1),
@@ -94,7 +100,18 @@ func (r *room) addTrack(t *publishedTrack) {
 // removeTrack frees the slots t held, so other speakers can take them.
 func (r *room) removeTrack(t *publishedTrack) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	var stopped *Event
+	if t.speaking {
+		t.speaking = false
+		ev := t.event(EventSpeakingStopped, time.Now())
+		stopped = &ev
+	}
+	defer func() {
+		r.mu.Unlock()
+		if stopped != nil {
+			r.observe(*stopped)
+		}
+	}()
 	delete(r.tracks, t)
 	for l := range r.listeners {
 		for _, s := range l.slots {
@@ -130,15 +147,65 @@ func (r *room) removeListener(l *listener) {
 // listener's slots with the loudest others.
 func (r *room) selectOnce(now time.Time) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.cands = r.cands[:0]
+	r.cands, r.events = r.cands[:0], r.events[:0]
 	for t := range r.tracks {
 		sc := t.score(now)
 		t.tickScore = sc
 		if sc > 0 {
 			r.cands = append(r.cands, candidate{t: t, score: sc})
 		}
+		r.updateSpeaking(t, now)
 	}
+	r.assignAll(now)
+	// The Observer is called without the lock: it may be slow-ish, and
+	// packets of speakers changing slots wait on nothing but slot locks.
+	events := r.events
+	r.mu.Unlock()
+	for _, ev := range events {
+		r.observe(ev)
+	}
+}
+
+func (r *room) observe(ev Event) {
+	if r.cfg.Observer != nil {
+		r.cfg.Observer.Observe(ev)
+	}
+}
+
+// updateSpeaking turns t's smoothed level into speaking turns: a turn
+// starts as soon as the level reaches SpeakingLevel and stops once it has
+// stayed below for SwitchHold, so a breath between words is no new turn.
+// Called with r.mu held.
+func (r *room) updateSpeaking(t *publishedTrack, now time.Time) {
+	last := t.lastAt.Load()
+	active := last != 0 && now.UnixNano()-last <= int64(activeWindow)
+	loud := active && t.hasLevel.Load() && t.loudness.Load()/16 >= int32(127-r.cfg.SpeakingLevel)
+	switch {
+	case loud:
+		t.quietSince = time.Time{}
+		if !t.speaking {
+			t.speaking = true
+			r.events = append(r.events, t.event(EventSpeakingStarted, now))
+		}
+	case t.speaking:
+		if t.quietSince.IsZero() {
+			t.quietSince = now
+			if !active {
+				// Packets stopped (the sender muted or left): the turn
+				// ended with the last one, not a window later.
+				t.quietSince = time.Unix(0, last)
+			}
+		}
+		if now.Sub(t.quietSince) >= r.cfg.SwitchHold {
+			t.speaking = false
+			r.events = append(r.events, t.event(EventSpeakingStopped, t.quietSince))
+		}
+	}
+}
+
+// assignAll ranks the candidates and fills every listener's slots. Called
+// with r.mu held.
+func (r *room) assignAll(now time.Time) {
 	slices.SortFunc(r.cands, func(a, b candidate) int {
 		if c := cmp.Compare(b.score, a.score); c != 0 {
 			return c

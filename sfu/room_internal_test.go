@@ -198,6 +198,7 @@ func benchTrack(b *testing.B, slots int) (*publishedTrack, []byte, []*countWrite
 	r := testRoom()
 	t := speaker(r, "a", 1)
 	t.levelID = 1
+	t.stats = &counters{}
 	t.tap, t.tapSSRC = &nopTap{}, 42
 	var dests []*slotTrack
 	var ws []*countWriter

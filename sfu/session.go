@@ -65,27 +65,34 @@ func (s *session) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) 
 		return
 	}
 	t := &publishedTrack{
-		sess:     s,
-		room:     s.room,
-		identity: s.claims.Identity,
-		seq:      s.sfu.nextTrackSeq(),
-		remote:   remote,
-		rate:     remote.Codec().ClockRate,
-		channels: int(remote.Codec().Channels),
-		levelID:  audioLevelID(recv),
-		log:      s.log.With("track", remote.ID()),
+		sess:      s,
+		room:      s.room,
+		identity:  s.claims.Identity,
+		stats:     &s.sfu.stats,
+		maxSize:   s.sfu.cfg.MaxPacketSize,
+		meetingID: s.claims.MeetingID,
+		zero:      s.clockZero,
+		seq:       s.sfu.nextTrackSeq(),
+		remote:    remote,
+		rate:      remote.Codec().ClockRate,
+		channels:  int(remote.Codec().Channels),
+		levelID:   audioLevelID(recv),
+		log:       s.log.With("track", remote.ID()),
 	}
+	t.setRate(s.sfu.cfg.MaxPacketRate)
 	ctx := s.sfu.baseCtx
 	s.spawn(func() {
 		s.room.addTrack(t)
 		defer s.room.removeTrack(t)
-		t.run(ctx, s.sfu.cfg.MaxPacketSize)
+		t.run(ctx, s.sfu.cfg.receiveMTU())
 	})
-	s.spawn(func() { drainRTCP(recv.Read) })
+	s.spawn(func() { t.readRTCP(recv.Read) })
 }
 
-// drainRTCP reads RTCP until the connection closes: pion's interceptors
-// stall if nobody reads it. Reports are not needed beyond that today.
+// drainRTCP reads a listener's RTCP until the connection closes: pion's
+// interceptors stall if nobody reads it. What listeners report is about
+// the SFU's own slot streams; nothing in it is worth passing to
+// publishers (see doc.go on NACK).
 func drainRTCP(read func([]byte) (int, interceptor.Attributes, error)) {
 	buf := make([]byte, 1500)
 	for {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -33,8 +34,11 @@ type SFU struct {
 	cancel   context.CancelFunc
 	rooms    map[string]*room
 	sessions map[string]*session
-	ended    map[string]struct{} // meetings refused for good
+	ended    map[string]time.Time // meetings refused, with when they ended
 	trackSeq atomic.Uint64
+	stats    counters
+	maxEnded int              // MaxEndedMeetings; tests lower it
+	now      func() time.Time // the clock of the ended list; tests set it
 }
 
 type lifecycle int
@@ -65,7 +69,9 @@ func New(cfg Config, meetings Meetings, verifier Verifier, tap Tap, logger *slog
 		log:      logger,
 		rooms:    make(map[string]*room),
 		sessions: make(map[string]*session),
-		ended:    make(map[string]struct{}),
+		ended:    make(map[string]time.Time),
+		now:      time.Now,
+		maxEnded: MaxEndedMeetings,
 	}, nil
 }
 
@@ -117,7 +123,7 @@ func (s *SFU) newAPI(conn net.PacketConn) (*webrtc.API, ice.UDPMux, error) {
 	se.SetICEUDPMux(mux)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetICETimeouts(s.cfg.ICEDisconnectedTimeout, s.cfg.ICEFailedTimeout, s.cfg.ICEKeepalive)
-	se.SetReceiveMTU(uint(s.cfg.MaxPacketSize))
+	se.SetReceiveMTU(uint(s.cfg.receiveMTU()))
 	local, _ := conn.LocalAddr().(*net.UDPAddr)
 	if local != nil && local.IP.IsLoopback() {
 		se.SetIncludeLoopbackCandidate(true)
@@ -141,6 +147,12 @@ func (s *SFU) newAPI(conn net.PacketConn) (*webrtc.API, ice.UDPMux, error) {
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir))
 	return api, mux, nil
 }
+
+// receiveMTU is pion's read buffer size: never below the usual 1500 (DTLS
+// and SRTP read with it too), and above MaxPacketSize so that the SFU sees
+// oversized packets and drops them with a count rather than pion
+// truncating them into decryption failures.
+func (c Config) receiveMTU() int { return max(1500, c.MaxPacketSize+64) }
 
 var opusCodec = webrtc.RTPCodecParameters{
 	RTPCodecCapability: webrtc.RTPCodecCapability{
@@ -200,7 +212,7 @@ func (s *SFU) Stop(ctx context.Context) error {
 // sessions and returns once every one of its TrackTap.Close returned.
 func (s *SFU) EndMeeting(ctx context.Context, meetingID string) error {
 	s.mu.Lock()
-	s.ended[meetingID] = struct{}{}
+	s.markEnded(meetingID)
 	var all []*session
 	for _, sess := range s.sessions {
 		if sess.claims.MeetingID == meetingID {
@@ -212,6 +224,51 @@ func (s *SFU) EndMeeting(ctx context.Context, meetingID string) error {
 		return fmt.Errorf("sfu: end meeting %s: %w", meetingID, err)
 	}
 	return nil
+}
+
+// markEnded adds meetingID to the ended list and keeps the list bounded:
+// entries older than EndedMeetingTTL go, then the oldest beyond
+// MaxEndedMeetings. EndMeeting is rare, so a scan is fine. Called with
+// s.mu held.
+func (s *SFU) markEnded(meetingID string) {
+	now := s.now()
+	s.ended[meetingID] = now
+	var oldest string
+	for id, at := range s.ended {
+		if now.Sub(at) > s.cfg.EndedMeetingTTL {
+			delete(s.ended, id)
+		} else if oldest == "" || at.Before(s.ended[oldest]) {
+			oldest = id
+		}
+	}
+	if len(s.ended) > s.maxEnded {
+		delete(s.ended, oldest)
+	}
+}
+
+// isEnded reports whether meetingID is in the ended list. Called with
+// s.mu held.
+func (s *SFU) isEnded(meetingID string) bool {
+	at, ok := s.ended[meetingID]
+	if ok && s.now().Sub(at) > s.cfg.EndedMeetingTTL {
+		delete(s.ended, meetingID)
+		return false
+	}
+	return ok
+}
+
+// endedCount is the ended list's length, for tests.
+func (s *SFU) endedCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ended)
+}
+
+// observe tells the Observer, if any.
+func (s *SFU) observe(ev Event) {
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.Observe(ev)
+	}
 }
 
 // closeAll closes sessions in parallel: each close waits for its taps to

@@ -152,11 +152,24 @@ type testBundle struct {
 
 func setup(t testing.TB, cfg sfu.Config) *testBundle {
 	t.Helper()
+	return setupTap(t, cfg, nil)
+}
+
+// setupTap is setup with a Tap that wraps a recTap (nil: a plain recTap).
+func setupTap(t testing.TB, cfg sfu.Config, wrapper interface {
+	sfu.Tap
+	rec() *recTap
+},
+) *testBundle {
+	t.Helper()
 	signer, err := token.NewSigner(secret)
 	require.NoError(t, err)
 	mm := &memMeetings{meetings: map[string]*memMeeting{}}
 	mm.add("m1")
-	tap := &recTap{opened: make(chan *recTrack, 256)}
+	var tap sfu.Tap = &recTap{opened: make(chan *recTrack, 256)}
+	if wrapper != nil {
+		tap = wrapper
+	}
 	cfg.UDPAddr = "127.0.0.1:0"
 	if cfg.ICEDisconnectedTimeout == 0 {
 		cfg.ICEDisconnectedTimeout = time.Second
@@ -178,7 +191,11 @@ func setup(t testing.TB, cfg sfu.Config) *testBundle {
 		require.NoError(t, s.Stop(ctx))
 		srv.Close()
 	})
-	return &testBundle{sfu: s, srv: srv, signer: signer, meetings: mm, tap: tap,
+	rt, _ := tap.(*recTap)
+	if wrapper != nil {
+		rt = wrapper.rec()
+	}
+	return &testBundle{sfu: s, srv: srv, signer: signer, meetings: mm, tap: rt,
 		whip: srv.URL + "/v1/whip", whep: srv.URL + "/v1/whep"}
 }
 
@@ -230,12 +247,14 @@ func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 }
 
 // tone makes a small Ogg Opus file of a sine wave in the test's temp dir.
-func tone(t testing.TB, hz int, seconds float64) string {
+// Extra ffmpeg output options (e.g. "-b:a", "256k") override the defaults.
+func tone(t testing.TB, hz int, seconds float64, extra ...string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), fmt.Sprintf("tone%d.opus", hz))
-	out, err := exec.CommandContext(t.Context(), "ffmpeg", "-hide_banner", "-loglevel", "error",
+	args := append([]string{"-hide_banner", "-loglevel", "error",
 		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=%d:duration=%g", hz, seconds),
-		"-ac", "1", "-c:a", "libopus", "-b:a", "24k", "-frame_duration", "20", "-y", path).CombinedOutput()
+		"-ac", "1", "-c:a", "libopus", "-b:a", "24k", "-frame_duration", "20"}, extra...)
+	out, err := exec.CommandContext(t.Context(), "ffmpeg", append(args, "-y", path)...).CombinedOutput()
 	require.NoError(t, err, "ffmpeg: %s", out)
 	_, err = os.Stat(path)
 	require.NoError(t, err)

@@ -95,13 +95,13 @@ func (s *slotTrack) setSource(t *publishedTrack) {
 }
 
 // write forwards p from src if src holds the slot, rewriting SSRC,
-// sequence number, timestamp, payload type and extensions. It allocates
-// nothing.
-func (s *slotTrack) write(src *publishedTrack, p *rtp.Packet, level byte, hasLevel bool, now time.Time) {
+// sequence number, timestamp, payload type and extensions, and reports
+// whether it was sent. It allocates nothing.
+func (s *slotTrack) write(src *publishedTrack, p *rtp.Packet, level byte, hasLevel bool, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.src != src || s.w == nil {
-		return
+		return false
 	}
 	marker := p.Marker
 	if s.resync || p.SSRC != s.srcSSRC {
@@ -141,7 +141,9 @@ func (s *slotTrack) write(src *publishedTrack, p *rtp.Packet, level byte, hasLev
 		// Cannot fail: the id is 1..14 and the payload one byte.
 		_ = s.hdr.SetExtension(s.levelID, s.level[:])
 	}
-	if _, err := s.w.WriteRTP(&s.hdr, p.Payload); err == nil {
-		s.sent++
+	if _, err := s.w.WriteRTP(&s.hdr, p.Payload); err != nil {
+		return false
 	}
+	s.sent++
+	return true
 }

@@ -2,10 +2,14 @@ package sfu
 
 import (
 	"context"
+	"errors"
+	"io"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -27,19 +31,67 @@ type publishedTrack struct {
 	channels int
 	levelID  uint8
 	log      *slog.Logger
+	stats    *counters // the SFU's
+	maxSize  int       // Config.MaxPacketSize; 0 (internal tests) is no limit
+	// meetingID and zero label the track's events.
+	meetingID string
+	zero      time.Time
 
 	lastAt   atomic.Int64 // unix nanoseconds of the last packet
 	loudness atomic.Int32 // smoothed (127 - RFC 6464 level) × 16
 	hasLevel atomic.Bool
 	dests    atomic.Pointer[[]*slotTrack]
+	// pendingSR is the latest sender report not yet given to the tap; the
+	// RTCP reader stores it, the packet reader takes it.
+	pendingSR atomic.Pointer[senderReport]
 
-	tickScore int32 // guarded by room.mu
+	// Guarded by room.mu: selection and speaking state.
+	tickScore  int32
+	speaking   bool
+	quietSince time.Time
 
-	tap     TrackTap
-	tapSSRC uint32
-	tapFail bool
-	packets uint64
-	badPkts uint64
+	// Reader goroutine only.
+	tap       TrackTap
+	tapSSRC   uint32
+	tapFail   bool
+	packets   uint64
+	badPkts   uint64
+	tooLarge  uint64
+	rateDrops uint64
+	// Rate limit as a GCRA: tat is the theoretical arrival time of the
+	// next packet in unix ns; a packet earlier than tat-burst is dropped.
+	tat      int64
+	interval int64
+	burst    int64
+}
+
+type senderReport struct {
+	ssrc    uint32
+	ntp     time.Time
+	rtpTime uint32
+}
+
+func (t *publishedTrack) event(kind EventKind, at time.Time) Event {
+	return Event{Kind: kind, MeetingID: t.meetingID, Identity: t.identity, At: at, ClockZero: t.zero}
+}
+
+// setRate sets the packet rate limit; called before the reader starts.
+func (t *publishedTrack) setRate(perSecond int) {
+	t.interval = int64(time.Second) / int64(perSecond)
+	t.burst = int64(time.Second)
+}
+
+// allow reports whether a packet arriving at now fits the rate limit. A
+// zero interval means no limit (internal tests).
+func (t *publishedTrack) allow(now int64) bool {
+	if t.interval == 0 {
+		return true
+	}
+	if now < t.tat-t.burst {
+		return false
+	}
+	t.tat = max(t.tat, now) + t.interval
+	return true
 }
 
 // score ranks the track for slot selection: 0 when silent for
@@ -73,12 +125,20 @@ func (t *publishedTrack) observe(level byte, hasLevel bool, now time.Time) {
 }
 
 // run reads the track until its connection closes, then closes the tap.
-func (t *publishedTrack) run(ctx context.Context, maxPacket int) {
-	buf := make([]byte, maxPacket)
+// The buffer is pion's receive MTU, larger than maxSize, so that an
+// oversized packet is seen, counted and dropped here.
+func (t *publishedTrack) run(ctx context.Context, bufSize int) {
+	buf := make([]byte, bufSize)
 	var pkt rtp.Packet
 	defer t.closeTap(ctx)
 	for {
 		n, _, err := t.remote.Read(buf)
+		if errors.Is(err, io.ErrShortBuffer) {
+			// pion consumed the oversized packet: drop it, keep the track.
+			t.stats.received.Add(1)
+			t.dropTooLarge(len(buf) + 1)
+			continue
+		}
 		if err != nil {
 			return
 		}
@@ -86,12 +146,73 @@ func (t *publishedTrack) run(ctx context.Context, maxPacket int) {
 	}
 }
 
+func (t *publishedTrack) dropTooLarge(size int) {
+	t.tooLarge++
+	t.stats.tooLarge.Add(1)
+	if t.tooLarge&(t.tooLarge-1) == 0 { // log the 1st, 2nd, 4th, 8th...
+		t.log.Warn("dropping RTP packet larger than MaxPacketSize", "count", t.tooLarge, "size", size, "max", t.maxSize)
+	}
+}
+
+// readRTCP reads the publisher's RTCP until the connection closes (pion's
+// interceptors stall if nobody reads it; its receiver-report interceptor
+// has already seen every packet) and hands sender reports to the packet
+// reader, which gives them to the tap between two WriteRTP calls.
+func (t *publishedTrack) readRTCP(read func([]byte) (int, interceptor.Attributes, error)) {
+	buf := make([]byte, 1500)
+	for {
+		n, attr, err := read(buf)
+		if errors.Is(err, io.ErrShortBuffer) {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		pkts, err := attr.GetRTCPPackets(buf[:n])
+		if err != nil {
+			continue // a malformed report is not worth ending the track for
+		}
+		for _, p := range pkts {
+			if sr, ok := p.(*rtcp.SenderReport); ok {
+				t.pendingSR.Store(&senderReport{ssrc: sr.SSRC, ntp: ntpTime(sr.NTPTime), rtpTime: sr.RTPTime})
+			}
+		}
+	}
+}
+
+// ntpEpochOffset is the seconds from 1900 (NTP's epoch) to 1970 (Unix's).
+const ntpEpochOffset = 2208988800
+
+// ntpTime converts a 64-bit NTP timestamp (32.32 fixed point seconds since
+// 1900) to a time.Time.
+func ntpTime(ntp uint64) time.Time {
+	sec := int64(ntp>>32) - ntpEpochOffset
+	frac := (ntp & 0xffffffff) * uint64(time.Second) >> 32
+	return time.Unix(sec, int64(frac))
+}
+
 // handle processes one received datagram. It is the per-packet hot path.
 func (t *publishedTrack) handle(ctx context.Context, pkt *rtp.Packet, b []byte, now time.Time) {
+	st := t.stats
+	st.received.Add(1)
 	if err := pkt.Unmarshal(b); err != nil {
 		t.badPkts++
+		st.malformed.Add(1)
 		if t.badPkts&(t.badPkts-1) == 0 { // log the 1st, 2nd, 4th, 8th...
 			t.log.Warn("dropping unparsable RTP packet", "count", t.badPkts, "err", err)
+		}
+		return
+	}
+	if t.maxSize > 0 && len(b) > t.maxSize {
+		t.dropTooLarge(len(b))
+		return
+	}
+	if !t.allow(now.UnixNano()) {
+		// A flood must fill neither the recording nor listeners' links.
+		t.rateDrops++
+		st.rate.Add(1)
+		if t.rateDrops&(t.rateDrops-1) == 0 {
+			t.log.Warn("dropping RTP packet over MaxPacketRate", "count", t.rateDrops, "per_second", int64(time.Second)/t.interval)
 		}
 		return
 	}
@@ -100,6 +221,9 @@ func (t *publishedTrack) handle(ctx context.Context, pkt *rtp.Packet, b []byte, 
 		t.openTap(ctx, pkt.SSRC, now)
 	}
 	if t.tap != nil {
+		if sr := t.pendingSR.Load(); sr != nil {
+			t.giveSenderReport(sr)
+		}
 		t.tap.WriteRTP(pkt)
 	}
 	var level byte
@@ -115,9 +239,25 @@ func (t *publishedTrack) handle(ctx context.Context, pkt *rtp.Packet, b []byte, 
 		t.room.kick()
 	}
 	if d := t.dests.Load(); d != nil {
+		var n uint64
 		for _, s := range *d {
-			s.write(t, pkt, level, hasLevel, now)
+			if s.write(t, pkt, level, hasLevel, now) {
+				n++
+			}
 		}
+		st.forwarded.Add(n)
+	}
+}
+
+// giveSenderReport passes sr to the tap if it is about the tap's SSRC and
+// the tap wants reports.
+func (t *publishedTrack) giveSenderReport(sr *senderReport) {
+	t.pendingSR.CompareAndSwap(sr, nil)
+	if sr.ssrc != t.tapSSRC {
+		return
+	}
+	if srt, ok := t.tap.(SenderReportTap); ok {
+		srt.WriteSenderReport(sr.ntp, sr.rtpTime)
 	}
 }
 

@@ -56,7 +56,8 @@ func tapTrack(tap Tap) *publishedTrack {
 		clockZero: time.Unix(1000, 0),
 		sfu:       &SFU{tap: tap},
 	}
-	return &publishedTrack{sess: sess, room: r, identity: "a", rate: 48000, channels: 2, log: slog.New(slog.DiscardHandler)}
+	return &publishedTrack{sess: sess, room: r, identity: "a", rate: 48000, channels: 2, log: slog.New(slog.DiscardHandler),
+		stats: &sess.sfu.stats}
 }
 
 func raw(t *testing.T, ssrc uint32, seq uint16) []byte {

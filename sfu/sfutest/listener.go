@@ -60,7 +60,7 @@ func ListenWith(ctx context.Context, opts ListenOptions) (*Listener, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = http.DefaultClient
 	}
-	api, err := newAPI(opts.WHEPURL)
+	api, err := newAPI(opts.WHEPURL, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"sync"
 	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/opus"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
@@ -27,6 +29,9 @@ type PublishOptions struct {
 	FixedLevel uint8 // 0 loudest .. 127 silence; with LevelFixed
 	// HTTPClient signals; default http.DefaultClient.
 	HTTPClient *http.Client
+	// Vanishable sends all media through one socket of the Publisher's own
+	// so that Vanish can silence it. Default off (pion's own sockets).
+	Vanishable bool
 }
 
 // LevelMode chooses how a Publisher fills the audio-level extension.
@@ -49,6 +54,8 @@ type SentPacket struct {
 // Publisher is a real WebRTC peer publishing one Ogg Opus file.
 type Publisher struct {
 	pc       *webrtc.PeerConnection
+	mute     *muteConn // with Vanishable
+	closeMux func()
 	client   *http.Client
 	token    string
 	location string
@@ -79,16 +86,34 @@ func Publish(ctx context.Context, opts PublishOptions) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	api, err := newAPI(opts.WHIPURL)
+	var mute *muteConn
+	var mux ice.UDPMux
+	if opts.Vanishable {
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("client socket: %w", err)
+		}
+		mute = &muteConn{PacketConn: conn}
+		mux = webrtc.NewICEUDPMux(nil, mute)
+	}
+	closeMux := func() {
+		if mux != nil {
+			_ = mux.Close()
+		}
+	}
+	api, err := newAPI(opts.WHIPURL, mux)
 	if err != nil {
+		closeMux()
 		return nil, err
 	}
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
+		closeMux()
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
 	p := &Publisher{
-		pc: pc, client: opts.HTTPClient, token: opts.Token, file: file, levels: levels, opts: opts,
+		pc: pc, mute: mute, closeMux: closeMux,
+		client: opts.HTTPClient, token: opts.Token, file: file, levels: levels, opts: opts,
 		track: &sendTrack{bound: make(chan struct{})},
 		stop:  make(chan struct{}), done: make(chan struct{}), sendEnd: make(chan struct{}),
 	}
@@ -99,6 +124,7 @@ func Publish(ctx context.Context, opts PublishOptions) (*Publisher, error) {
 	sender, err := pc.AddTransceiverFromTrack(p.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	if err != nil {
 		_ = pc.Close()
+		closeMux()
 		return nil, fmt.Errorf("add track: %w", err)
 	}
 	go drain(sender.Sender().Read)
@@ -108,12 +134,14 @@ func Publish(ctx context.Context, opts PublishOptions) (*Publisher, error) {
 	}
 	if err != nil {
 		_ = pc.Close()
+		closeMux()
 		return nil, err
 	}
 	select {
 	case <-p.track.bound:
 	case <-ctx.Done():
 		_ = pc.Close()
+		closeMux()
 		return nil, fmt.Errorf("waiting for the track to bind: %w", ctx.Err())
 	}
 	go p.send()
@@ -187,8 +215,21 @@ func (p *Publisher) Close(ctx context.Context) error {
 		<-p.sendEnd
 		err = Delete(ctx, p.client, p.location, p.token)
 		err = errors.Join(err, p.pc.Close())
+		p.closeMux()
 	})
 	return err
+}
+
+// Vanish silences the Publisher's network at once, as a client whose
+// laptop lid closed: the server hears nothing more, not even a goodbye,
+// and must notice by its ICE timeouts. It needs Vanishable; call
+// CloseWithoutDelete afterwards to free the client.
+func (p *Publisher) Vanish() error {
+	if p.mute == nil {
+		return errors.New("sfutest: Vanish needs PublishOptions.Vanishable")
+	}
+	p.mute.muted.Store(true)
+	return nil
 }
 
 // CloseWithoutDelete drops the connection as a crashed client would,
@@ -199,6 +240,7 @@ func (p *Publisher) CloseWithoutDelete() error {
 		close(p.stop)
 		<-p.sendEnd
 		err = p.pc.Close()
+		p.closeMux()
 	})
 	return err
 }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -36,7 +37,8 @@ func (e *StatusError) Error() string {
 
 // newAPI builds a client stack like a browser's: Opus with the audio-level
 // extension, RTCP reports, no mDNS; on loopback only when the server is.
-func newAPI(serverURL string) (*webrtc.API, error) {
+// With mux set, all its media goes through that one socket.
+func newAPI(serverURL string, mux ice.UDPMux) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
 		RTPCodecCapability: webrtc.RTPCodecCapability{
@@ -55,6 +57,9 @@ func newAPI(serverURL string) (*webrtc.API, error) {
 		return nil, fmt.Errorf("rtcp reports: %w", err)
 	}
 	var se webrtc.SettingEngine
+	if mux != nil {
+		se.SetICEUDPMux(mux)
+	}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
@@ -182,4 +187,28 @@ func stateSignals(pc *webrtc.PeerConnection) (connected, failed <-chan struct{})
 		}
 	})
 	return c, f
+}
+
+// muteConn is a UDP socket that can go silent at once, both ways, as a
+// client whose network vanished: nothing it sends leaves, nothing sent to
+// it arrives, and no goodbye (DTLS close, DELETE) is ever sent.
+type muteConn struct {
+	net.PacketConn
+	muted atomic.Bool
+}
+
+func (c *muteConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if c.muted.Load() {
+		return len(b), nil
+	}
+	return c.PacketConn.WriteTo(b, addr)
+}
+
+func (c *muteConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(b)
+		if err != nil || !c.muted.Load() {
+			return n, addr, err
+		}
+	}
 }

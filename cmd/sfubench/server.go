@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/greffier/greffier/internal/token"
+	"github.com/greffier/greffier/sfu"
+)
+
+// benchMeetings admits everyone to any meeting.
+type benchMeetings struct{ zero time.Time }
+
+func (m benchMeetings) Join(context.Context, string, string, string) (time.Time, error) {
+	return m.zero, nil
+}
+func (benchMeetings) Leave(context.Context, string, string) error { return nil }
+
+// countTap stands in for the recorder: it counts, so the measurement is
+// the SFU's cost and not the disk's.
+type countTap struct{ packets, reports, tracks atomic.Uint64 }
+
+func (c *countTap) OpenTrack(context.Context, sfu.TrackInfo) (sfu.TrackTap, error) {
+	c.tracks.Add(1)
+	return countTrack{c}, nil
+}
+
+type countTrack struct{ c *countTap }
+
+func (t countTrack) WriteRTP(*rtp.Packet)                { t.c.packets.Add(1) }
+func (t countTrack) WriteSenderReport(time.Time, uint32) { t.c.reports.Add(1) }
+func (countTrack) Close(context.Context) error           { return nil }
+
+func (c *countTap) snapshot() (packets, reports, tracks uint64) {
+	return c.packets.Load(), c.reports.Load(), c.tracks.Load()
+}
+
+// sample is the server's resources at one instant.
+type sample struct {
+	at        time.Time
+	cpu       time.Duration // user + system of this process
+	heap      uint64        // live heap after a GC
+	rss       uint64
+	stats     sfu.Stats
+	goroutine int
+}
+
+func takeSample(s *sfu.SFU, gc bool) sample {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	out := sample{at: time.Now(), cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		rss: rss(), goroutine: runtime.NumGoroutine()}
+	if s != nil {
+		out.stats = s.Stats()
+	}
+	if gc {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		out.heap = ms.HeapAlloc
+	}
+	return out
+}
+
+// rss reads VmRSS from /proc; 0 where there is no /proc.
+func rss() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// runServer runs the SFU, starts the clients' process and reports.
+func runServer(ctx context.Context, o options, logger *slog.Logger) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	secret := newSecret()
+	signer, err := token.NewSigner([]byte(secret))
+	if err != nil {
+		return err
+	}
+	tap := &countTap{}
+	base := takeSample(nil, true)
+	s, err := sfu.New(sfu.Config{UDPAddr: "127.0.0.1:0", MaxParticipants: o.participants, Slots: o.slots},
+		benchMeetings{zero: time.Now()}, signer, tap, logger)
+	if err != nil {
+		return err
+	}
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/whip", s.WHIPHandler())
+	mux.Handle("/v1/whip/", s.WHIPHandler())
+	mux.Handle("/v1/whep", s.WHEPHandler())
+	mux.Handle("/v1/whep/", s.WHEPHandler())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		if err := s.Stop(sctx); err != nil {
+			logger.Error("stopping the SFU", "err", err)
+		}
+	}()
+	empty := takeSample(s, true)
+
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own binary to start the clients: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, self, "-role=clients", "-url=http://"+ln.Addr().String(),
+		"-participants="+strconv.Itoa(o.participants), "-duration="+o.duration.String(), "-warmup="+o.warmup.String(),
+		"-slots="+strconv.Itoa(o.slots), "-rotate="+o.rotate.String(), "-payload="+strconv.Itoa(o.payload),
+		"-senders="+strconv.Itoa(o.senders), "-connect-parallel="+strconv.Itoa(o.connectPar))
+	cmd.Env = append(os.Environ(), secretEnv+"="+secret)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("clients' stdout: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start the clients' process: %w", err)
+	}
+	rep := report{Participants: o.participants, Slots: o.slots, PayloadBytes: o.payload,
+		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), BaseRSS: base.rss}
+	var connected, start, stop sample
+	var prof *os.File
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "connected":
+			connected = takeSample(s, true)
+			fmt.Fprintf(os.Stderr, "sfubench: %d participants connected\n", o.participants)
+		case line == "start":
+			if o.cpuProfile != "" {
+				if prof, err = os.Create(o.cpuProfile); err == nil {
+					err = pprof.StartCPUProfile(prof)
+				}
+				if err != nil {
+					return fmt.Errorf("-cpuprofile: %w", err)
+				}
+			}
+			start = takeSample(s, false)
+			fmt.Fprintf(os.Stderr, "sfubench: measuring for %s\n", o.duration)
+		case line == "stop":
+			stop = takeSample(s, false)
+			if prof != nil {
+				pprof.StopCPUProfile()
+				_ = prof.Close()
+			}
+		case strings.HasPrefix(line, "result "):
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "result ")), &rep.Clients); err != nil {
+				return fmt.Errorf("clients' result: %w", err)
+			}
+		}
+	}
+	_, _ = io.Copy(io.Discard, out)
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("clients' process: %w", err)
+	}
+	if rep.Clients == nil || stop.at.IsZero() {
+		return errors.New("the clients' process ended without a result")
+	}
+	rep.fill(empty, connected, start, stop)
+	pk, srs, tracks := tap.snapshot()
+	rep.TapPackets, rep.TapSenderReports, rep.TapTracks = pk, srs, tracks
+	return rep.print(os.Stdout, o.jsonOut)
+}
