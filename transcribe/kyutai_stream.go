@@ -99,6 +99,7 @@ type kyutaiSession struct {
 	sent       int64 // 24 kHz samples sent
 	buffered   int64 // the last Step's buffered_pcm
 	sentAtStep int64 // sent when that Step arrived
+	processed  int64 // samples that Step's step_idx says were processed
 	stepsSeen  bool
 	marker     bool  // the end Marker came back
 	readErr    error // why the reader stopped; nil after a clean close
@@ -143,6 +144,9 @@ func (k *Kyutai) connect(ctx context.Context) (*websocket.Conn, error) {
 	wait := k.cfg.BusyRetry
 	for attempt := 1; ; attempt++ {
 		conn, busy, err := k.dial(ctx)
+		if err != nil && attempt > 1 && ctx.Err() != nil {
+			return nil, fmt.Errorf("transcribe: kyutai: %w after %d attempts: %w", ErrKyutaiBusy, attempt, context.Cause(ctx))
+		}
 		if err != nil || !busy {
 			return conn, err
 		}
@@ -279,6 +283,7 @@ func (s *kyutaiSession) handle(m *kyutaiMsg) error {
 	case kyutaiStep:
 		s.mu.Lock()
 		s.buffered, s.sentAtStep, s.stepsSeen = m.buffered, s.sent, true
+		s.processed = (m.stepIdx + 1) * kyutaiFrame
 		s.mu.Unlock()
 		s.signal()
 	case kyutaiMarker:
@@ -387,16 +392,19 @@ func (s *kyutaiSession) sendSilence(ctx context.Context, n int64) error {
 }
 
 // waitRoom blocks until n more samples fit under MaxBuffered. What waits on
-// the server is its last buffered_pcm plus everything sent since that Step.
-// Before any Step (or from a server that never sends one), audio goes at
-// real time once MaxBuffered is spent.
+// the server is at least its last buffered_pcm plus everything sent since
+// that Step arrived, and at most everything sent minus what the Step's
+// step_idx says was processed (moshi-server counts steps per stream); the
+// latter also counts audio still on the wire, so the larger of the two is
+// taken. Before any Step (or from a server that never sends one), audio
+// goes at real time once MaxBuffered is spent.
 func (s *kyutaiSession) waitRoom(ctx context.Context, n int64) error {
 	limit := int64(s.k.cfg.MaxBuffered)
 	for {
 		s.mu.Lock()
 		var room int64
 		if s.stepsSeen {
-			queued := s.buffered + s.sent - s.sentAtStep
+			queued := max(s.buffered+s.sent-s.sentAtStep, s.sent-s.processed)
 			room = limit - queued
 			if queued <= 0 {
 				room = max(room, n) // a chunk larger than the limit still goes alone

@@ -314,9 +314,6 @@ func (s *Server) emit(e Emission) {
 	s.mu.Unlock()
 }
 
-// errStreamEnded tells process the client has gone.
-var errStreamEnded = errors.New("stream ended")
-
 // marker is a Marker received after pos samples of audio.
 type marker struct {
 	id  int64
@@ -442,25 +439,25 @@ func (ss *session) ping(ctx context.Context) {
 
 // next waits for a full frame of audio and takes it; false once the client
 // has gone and no full frame is left.
-func (ss *session) next(ctx context.Context, frame []float32) (bool, []marker, int64) {
+func (ss *session) next(ctx context.Context, frame []float32) (bool, []marker) {
 	for {
 		ss.mu.Lock()
 		if len(ss.queue) >= FrameSize {
 			copy(frame, ss.queue[:FrameSize])
 			ss.queue = ss.queue[:copy(ss.queue, ss.queue[FrameSize:])]
-			markers, buffered := slices.Clone(ss.markers), int64(len(ss.queue))
+			markers := slices.Clone(ss.markers)
 			ss.mu.Unlock()
-			return true, markers, buffered
+			return true, markers
 		}
 		ended := ss.ended
 		ss.mu.Unlock()
 		if ended {
-			return false, nil, 0
+			return false, nil
 		}
 		select {
 		case <-ss.more:
 		case <-ctx.Done():
-			return false, nil, 0
+			return false, nil
 		}
 	}
 }
@@ -486,7 +483,7 @@ func (ss *session) process(ctx context.Context) error {
 		stepDur = time.Duration(float64(80*time.Millisecond) / o.Speed)
 	}
 	for {
-		ok, markers, buffered := ss.next(ctx, frame)
+		ok, markers := ss.next(ctx, frame)
 		if !ok {
 			return nil
 		}
@@ -515,6 +512,11 @@ func (ss *session) process(ctx context.Context) error {
 				return nil
 			}
 		}
+		// buffered_pcm is the queue as the Step leaves, not as the frame was
+		// taken: audio keeps arriving while the model works.
+		ss.mu.Lock()
+		buffered := int64(len(ss.queue))
+		ss.mu.Unlock()
 		if err := ss.conn.Write(ctx, websocket.MessageBinary, stepFrame(step, rec.pause, buffered)); err != nil {
 			return nil
 		}
