@@ -1,0 +1,324 @@
+package transcribe_test
+
+// The conformance suite: what every speech backend must answer, run
+// against each test double always and against a real server when its URL
+// is in the environment:
+//
+//	GREFFIER_CONFORMANCE_OPENAI_URL   base URL, e.g. http://127.0.0.1:8000/v1
+//	GREFFIER_CONFORMANCE_OPENAI_KEY   API key (optional)
+//	GREFFIER_CONFORMANCE_OPENAI_MODEL model (optional, default whisper-1)
+//	GREFFIER_CONFORMANCE_OPENAI_PATH  endpoint path (optional; /inference for whisper.cpp)
+//	GREFFIER_CONFORMANCE_KYUTAI_URL   reserved for the Kyutai backend's run
+//
+//	GREFFIER_CONFORMANCE_OPENAI_URL=http://127.0.0.1:8000/v1 go test -run Conformance -v ./transcribe/
+//
+// Real servers are sent real speech made by espeak-ng when it is
+// installed (else tone speech, which only shape checks can judge).
+// Another backend's test in this package runs the same suite by calling
+// runConformance with its Transcriber.
+
+import (
+	"errors"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/greffier/greffier/transcribe"
+	"github.com/greffier/greffier/transcribe/transcribetest"
+)
+
+// conformanceSpeech is audio whose words are known.
+type conformanceSpeech struct {
+	// what says where the audio came from, for messages.
+	what  string
+	wav   []byte
+	words []string
+	// exact: the backend must hear every word, in order (a double hearing
+	// tone speech); else at least half of them (a real model).
+	exact bool
+	// heard: false when the backend cannot be expected to hear the words
+	// at all (tone speech sent to a real model): shape checks only.
+	heard bool
+}
+
+// conformanceTones is two utterances of tone speech in 6 s of 16 kHz audio.
+func conformanceTones(t *testing.T) conformanceSpeech {
+	t.Helper()
+	words := append(transcribetest.Layout(700*time.Millisecond, "hotel", "echo", "lima", "lima", "oscar"),
+		transcribetest.Layout(3500*time.Millisecond, "whiskey", "oscar", "romeo", "lima", "delta")...)
+	pcm, err := transcribetest.Synthesize(words, 16000)
+	require.NoError(t, err)
+	pcm = append(pcm, make([]int16, 6*16000-len(pcm))...)
+	texts := make([]string, len(words))
+	for i, w := range words {
+		texts[i] = w.Text
+	}
+	return conformanceSpeech{what: "tone speech", wav: transcribetest.EncodeWAV(pcm, 16000), words: texts, exact: true, heard: true}
+}
+
+const conformanceText = "Good morning everyone. The meeting starts at nine. Alice presents the budget, then Bob asks about the schedule for next week."
+
+// conformanceEspeak speaks conformanceText with espeak-ng, as 16 kHz mono WAV with
+// half a second of silence around it, or reports why it cannot.
+func conformanceEspeak(t *testing.T) (conformanceSpeech, error) {
+	t.Helper()
+	bin, err := exec.LookPath("espeak-ng")
+	if err != nil {
+		return conformanceSpeech{}, errors.New("espeak-ng is not installed (apt-get install espeak-ng)")
+	}
+	out := filepath.Join(t.TempDir(), "speech.wav")
+	if msg, err := exec.CommandContext(t.Context(), bin, "-v", "en-us", "-s", "140", "-w", out, conformanceText).CombinedOutput(); err != nil {
+		return conformanceSpeech{}, errors.New("espeak-ng failed: " + err.Error() + ": " + string(msg))
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		return conformanceSpeech{}, err
+	}
+	pcm, rate, err := transcribetest.DecodeWAV(raw)
+	if err != nil {
+		return conformanceSpeech{}, err
+	}
+	pcm = conformanceResample(pcm, rate, 16000)
+	pad := make([]int16, 8000)
+	pcm = append(append(pad, pcm...), pad...)
+	return conformanceSpeech{what: "espeak-ng speech", wav: transcribetest.EncodeWAV(pcm, 16000), words: conformanceWords(conformanceText), heard: true}, nil
+}
+
+// conformanceResample converts by linear interpolation: plenty for speech models,
+// which filter far below 8 kHz.
+func conformanceResample(in []int16, from, to int) []int16 {
+	if from == to || len(in) == 0 {
+		return in
+	}
+	out := make([]int16, int(int64(len(in))*int64(to)/int64(from)))
+	step := float64(from) / float64(to)
+	for i := range out {
+		x := float64(i) * step
+		j := int(x)
+		if j+1 >= len(in) {
+			out[i] = in[len(in)-1]
+			continue
+		}
+		f := x - float64(j)
+		out[i] = int16(math.Round(float64(in[j])*(1-f) + float64(in[j+1])*f))
+	}
+	return out
+}
+
+// conformanceWords lowercases text and splits it into words without punctuation.
+func conformanceWords(text string) []string {
+	return strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '\''
+	})
+}
+
+// runConformance checks what the pipeline relies on from any backend:
+// speech gives text, words with times inside the audio and in order, and
+// a language; silence is no error; concurrent calls all answer.
+func runConformance(t *testing.T, tr transcribe.Transcriber, speech conformanceSpeech) {
+	t.Helper()
+	audioLen := func(wav []byte) time.Duration {
+		pcm, rate, err := transcribetest.DecodeWAV(wav)
+		require.NoError(t, err)
+		return time.Duration(len(pcm)) * time.Second / time.Duration(rate)
+	}
+	checkShape := func(t *testing.T, res transcribe.Result, audio time.Duration) {
+		t.Helper()
+		var last time.Duration
+		for i, w := range res.Words {
+			require.NotEmpty(t, strings.TrimSpace(w.Text), "word %d", i)
+			require.GreaterOrEqual(t, w.Start, last, "word %d %q starts before the previous one", i, w.Text)
+			require.LessOrEqual(t, w.Start, w.End, "word %d %q", i, w.Text)
+			require.LessOrEqual(t, w.End, audio, "word %d %q ends after the audio", i, w.Text)
+			last = w.Start
+		}
+		last = 0
+		for i, s := range res.Segments {
+			require.GreaterOrEqual(t, s.Start, last, "segment %d", i)
+			require.LessOrEqual(t, s.Start, s.End, "segment %d", i)
+			require.LessOrEqual(t, s.End, audio, "segment %d", i)
+			last = s.Start
+		}
+		require.InDelta(t, audio, res.Duration, float64(500*time.Millisecond), "duration")
+	}
+
+	t.Run("speech", func(t *testing.T) {
+		audio := audioLen(speech.wav)
+		res, err := tr.Transcribe(t.Context(), transcribe.Request{Audio: speech.wav, Language: "en", ExpectSpeech: speech.heard})
+		require.NoError(t, err)
+		checkShape(t, res, audio)
+		t.Logf("%s (%v): %q, language %q, %d words (estimated: %v), %d segments",
+			speech.what, audio, res.Text, res.Language, len(res.Words), res.WordsEstimated, len(res.Segments))
+		if !speech.heard {
+			t.Logf("%s cannot be understood by a real model: only the answer's shape was checked", speech.what)
+			return
+		}
+		require.NotEmpty(t, res.Text)
+		require.NotEmpty(t, res.Words)
+		require.NotEmpty(t, res.Language)
+		var heard []string
+		for _, w := range res.Words {
+			heard = append(heard, conformanceWords(w.Text)...)
+		}
+		if speech.exact {
+			require.Equal(t, speech.words, heard)
+			return
+		}
+		found := 0
+		for _, w := range speech.words {
+			if strings.Contains(" "+strings.Join(heard, " ")+" ", " "+w+" ") {
+				found++
+			}
+		}
+		require.GreaterOrEqual(t, 2*found, len(speech.words), "heard %v, said %v", heard, speech.words)
+		// The words are spread over the speech, not piled at one end.
+		require.Less(t, res.Words[0].Start, audio/4)
+		require.Greater(t, res.Words[len(res.Words)-1].End, audio/2)
+	})
+
+	t.Run("silence", func(t *testing.T) {
+		wav := transcribetest.EncodeWAV(make([]int16, 2*16000), 16000)
+		res, err := tr.Transcribe(t.Context(), transcribe.Request{Audio: wav, Language: "en"})
+		require.NoError(t, err)
+		checkShape(t, res, 2*time.Second)
+		t.Logf("silence heard as %q", res.Text)
+	})
+
+	t.Run("concurrent", func(t *testing.T) {
+		var wg sync.WaitGroup
+		texts := make([]string, 3)
+		errs := make([]error, 3)
+		for i := range texts {
+			wg.Go(func() {
+				res, err := tr.Transcribe(t.Context(), transcribe.Request{Audio: speech.wav, Language: "en"})
+				texts[i], errs[i] = res.Text, err
+			})
+		}
+		wg.Wait()
+		for i := range texts {
+			require.NoError(t, errs[i], "call %d", i)
+			if speech.heard {
+				require.NotEmpty(t, texts[i], "call %d", i)
+			}
+		}
+	})
+}
+
+// TestConformanceDoubles runs the suite against every shape of the
+// OpenAI-compatible double, well-behaved and misbehaving, through Guard
+// as the pipeline uses it.
+func TestConformanceDoubles(t *testing.T) {
+	t.Parallel()
+	speech := conformanceTones(t)
+	fast := transcribe.GuardConfig{BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond}
+	for name, tc := range map[string]struct {
+		opts   transcribetest.Options
+		openai transcribe.OpenAIConfig
+	}{
+		"openai":          {},
+		"vLLM":            {opts: transcribetest.Options{Quirk: transcribetest.QuirkVLLM}},
+		"whisper.cpp":     {opts: transcribetest.Options{Quirk: transcribetest.QuirkWhisperCpp, Path: "/inference"}},
+		"diarized_json":   {openai: transcribe.OpenAIConfig{Diarized: true}},
+		"flaky and lying": {opts: transcribetest.Options{FailFirst: 2, FailStatus: 429, RetryAfter: time.Millisecond, Lie: transcribetest.LieBackwards, LieFirst: 1}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			srv := transcribetest.NewServer(tc.opts)
+			t.Cleanup(srv.Close)
+			cfg := tc.openai
+			cfg.BaseURL = srv.BaseURL()
+			if tc.opts.Path != "" {
+				cfg.BaseURL, cfg.Path = srv.URL(), tc.opts.Path
+			}
+			tr, err := transcribe.NewOpenAI(cfg)
+			require.NoError(t, err)
+			runConformance(t, transcribe.NewGuard(tr, fast), speech)
+		})
+	}
+}
+
+// TestConformanceOpenAIServer runs the suite against a real
+// OpenAI-compatible server named by the environment.
+func TestConformanceOpenAIServer(t *testing.T) {
+	t.Parallel()
+	url := os.Getenv("GREFFIER_CONFORMANCE_OPENAI_URL")
+	if url == "" {
+		t.Skip("no real OpenAI-compatible server to check: set GREFFIER_CONFORMANCE_OPENAI_URL (e.g. http://127.0.0.1:8000/v1), " +
+			"and optionally GREFFIER_CONFORMANCE_OPENAI_KEY, _MODEL, _PATH, to run the conformance suite against it")
+	}
+	tr, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{
+		BaseURL: url,
+		APIKey:  os.Getenv("GREFFIER_CONFORMANCE_OPENAI_KEY"),
+		Model:   os.Getenv("GREFFIER_CONFORMANCE_OPENAI_MODEL"),
+		Path:    os.Getenv("GREFFIER_CONFORMANCE_OPENAI_PATH"),
+	})
+	require.NoError(t, err)
+	speech, err := conformanceEspeak(t)
+	if err != nil {
+		t.Logf("sending tone speech instead of real speech: %v", err)
+		speech = conformanceTones(t)
+		speech.exact, speech.heard = false, false
+	}
+	runConformance(t, transcribe.NewGuard(tr, transcribe.GuardConfig{Concurrency: 2, Name: url}), speech)
+
+	t.Run("not audio", func(t *testing.T) {
+		_, err := tr.Transcribe(t.Context(), transcribe.Request{Audio: []byte("this is not audio, only text"), Duration: time.Second})
+		he, ok := errors.AsType[*transcribe.HTTPError](err)
+		require.True(t, ok, "want an HTTP error status, got %v", err)
+		require.GreaterOrEqual(t, he.StatusCode, 400)
+		t.Logf("not audio: %v (temporary: %v)", err, he.Temporary())
+	})
+}
+
+// TestConformanceEspeakSpeech checks the real-speech fixture itself: 16 kHz, the
+// silence around it, a plausible length for the text.
+func TestConformanceEspeakSpeech(t *testing.T) {
+	t.Parallel()
+	speech, err := conformanceEspeak(t)
+	if err != nil {
+		t.Skipf("cannot make real speech here (%v): real servers get tone speech", err)
+	}
+	pcm, rate, err := transcribetest.DecodeWAV(speech.wav)
+	require.NoError(t, err)
+	require.Equal(t, 16000, rate)
+	length := time.Duration(len(pcm)) * time.Second / 16000
+	require.Greater(t, length, 5*time.Second)
+	require.Less(t, length, 20*time.Second)
+	for _, s := range pcm[:8000] {
+		require.Zero(t, s)
+	}
+	var energy float64
+	for _, s := range pcm[8000 : len(pcm)-8000] {
+		energy += float64(s) * float64(s)
+	}
+	require.Greater(t, math.Sqrt(energy/float64(len(pcm)-16000)), 300.0, "speech is audible")
+	require.Equal(t, "good", speech.words[0])
+	require.Contains(t, speech.words, "budget")
+}
+
+func TestConformanceResample(t *testing.T) {
+	t.Parallel()
+	// A 440 Hz tone at 22050 Hz keeps its frequency at 16000 Hz: count
+	// zero crossings over one second.
+	in := make([]int16, 22050)
+	for i := range in {
+		in[i] = int16(10000 * math.Sin(2*math.Pi*440*float64(i)/22050))
+	}
+	out := conformanceResample(in, 22050, 16000)
+	require.Len(t, out, 16000)
+	crossings := 0
+	for i := 1; i < len(out); i++ {
+		if (out[i-1] < 0) != (out[i] < 0) {
+			crossings++
+		}
+	}
+	require.InDelta(t, 880, crossings, 2)
+}
