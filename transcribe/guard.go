@@ -527,3 +527,22 @@ func checkResult(res Result, audio time.Duration, expectSpeech bool) error {
 	}
 	return nil
 }
+
+// minSnooze keeps SnoozeFor from asking for a busy loop while another
+// call is the breaker's probe.
+const minSnooze = time.Second
+
+// SnoozeFor tells a job layer how long to put err's work aside without
+// counting it as a failed attempt: until the breaker lets a probe through
+// (ErrBackendDown), or the server's Retry-After (a temporary *HTTPError
+// that sent one). ok is false for every other error, which deserves an
+// attempt.
+func SnoozeFor(err error, now time.Time) (d time.Duration, ok bool) {
+	if down, isDown := errors.AsType[*BackendDownError](err); isDown {
+		return max(down.Until.Sub(now), minSnooze), true
+	}
+	if he, isHTTP := errors.AsType[*HTTPError](err); isHTTP && he.Temporary() && he.RetryAfter > 0 {
+		return he.RetryAfter, true
+	}
+	return 0, false
+}

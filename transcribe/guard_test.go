@@ -3,6 +3,7 @@ package transcribe_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -533,5 +534,26 @@ func BenchmarkGuardOverhead(b *testing.B) {
 		if _, err := g.Transcribe(ctx, req); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestSnoozeFor(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	for name, tc := range map[string]struct {
+		err  error
+		want time.Duration
+		ok   bool
+	}{
+		"breaker open":            {fmt.Errorf("job: %w", &transcribe.BackendDownError{Until: now.Add(20 * time.Second), Cause: &transcribe.HTTPError{StatusCode: 503}}), 20 * time.Second, true},
+		"probe running":           {&transcribe.BackendDownError{Until: now.Add(-time.Second)}, time.Second, true},
+		"rate limited":            {fmt.Errorf("x: %w", &transcribe.HTTPError{StatusCode: 429, RetryAfter: 5 * time.Minute}), 5 * time.Minute, true},
+		"503 without Retry-After": {&transcribe.HTTPError{StatusCode: 503}, 0, false},
+		"401 with Retry-After":    {&transcribe.HTTPError{StatusCode: 401, RetryAfter: time.Second}, 0, false},
+		"bad answer":              {transcribe.ErrBadAnswer, 0, false},
+	} {
+		d, ok := transcribe.SnoozeFor(tc.err, now)
+		require.Equal(t, tc.ok, ok, name)
+		require.Equal(t, tc.want, d, name)
 	}
 }
