@@ -29,6 +29,7 @@ func (s *Summarizer) call(ctx context.Context, system, user string) (content, mo
 		},
 		// max_tokens, not max_completion_tokens: every OpenAI-compatible
 		// server takes it; only OpenAI's reasoning models refuse it.
+		//lint:ignore SA1019 the deprecated field is the one self-hosted servers read
 		MaxTokens: s.cfg.MaxAnswerTokens,
 	}
 	if s.cfg.ResponseFormat == ResponseFormatJSONObject {

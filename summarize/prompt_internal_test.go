@@ -16,8 +16,8 @@ func TestEstimateTokens(t *testing.T) {
 		{"", 0},
 		{"abcd", 1},
 		{"abcde", 2},
-		{"été", 3},      // t: 1 ASCII byte → 1; é, é: 1 each
-		{"会议纪要", 4},     // one per CJK character
+		{"été", 3},       // t: 1 ASCII byte → 1; é, é: 1 each
+		{"会议纪要", 4},      // one per CJK character
 		{"a\nb\tc d", 2}, // 7 bytes
 	} {
 		require.Equal(t, tc.want, EstimateTokens(tc.in), "%q", tc.in)

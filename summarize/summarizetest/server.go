@@ -13,10 +13,10 @@
 //     "décid") becomes a decision citing it;
 //   - "<Name> will <do X> by <date>" becomes an action item with owner and
 //     due date ("by <date>" is optional);
-//   - the three most frequent long words become topics, citing every turn
-//     they occur in;
+//   - the three most frequent long words become topics, citing the first
+//     four turns they occur in;
 //   - combining merges the parts: topics with the same text join their
-//     citations and the three most cited stay, decisions and action items
+//     citations (four at most) and the three most cited stay, decisions and action items
 //     are kept, the abstract cites the first part's first citation and the
 //     last part's last.
 //
@@ -53,6 +53,11 @@ const Path = "/v1/chat/completions"
 
 // DefaultFailStatus is the status of the failures Options.FailFirst asks for.
 const DefaultFailStatus = http.StatusServiceUnavailable
+
+// maxTopicCitations is how many turns a topic cites at most, the first
+// ones it occurs in, as a model cites a few examples rather than every
+// mention.
+const maxTopicCitations = 4
 
 // BogusTurnOffset is added to the highest turn id shown to make the ids
 // Options.UnknownCitations cites.
@@ -129,21 +134,28 @@ type Server struct {
 	requests atomic.Int64
 	replies  atomic.Int64
 
+	closing   chan struct{}
+	closeOnce sync.Once
+
 	mu       sync.Mutex
 	received []Received
 }
 
 // NewServer starts a double on a loopback port.
 func NewServer(opts Options) *Server {
-	s := &Server{opts: opts.WithDefaults()}
+	s := &Server{opts: opts.WithDefaults(), closing: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc(Path, s.complete)
 	s.srv = httptest.NewServer(mux)
 	return s
 }
 
-// Close stops the server and waits for its requests to finish.
-func (s *Server) Close() { s.srv.Close() }
+// Close stops the server and waits for its requests to finish; stalled
+// requests are dropped unanswered.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.srv.Close()
+}
 
 // URL is the server's root, e.g. "http://127.0.0.1:41234".
 func (s *Server) URL() string { return s.srv.URL }
@@ -201,13 +213,18 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.opts.FailStatus, fmt.Sprintf("failure %d of %d asked of the test double", n, s.opts.FailFirst))
 		return
 	}
-	if s.opts.Stall {
-		<-r.Context().Done()
-		return
-	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 8<<20))
 	if err != nil {
 		writeError(w, http.StatusRequestEntityTooLarge, "request too large")
+		return
+	}
+	if s.opts.Stall {
+		// The request's context ends when the client hangs up, which the
+		// server notices only once the body has been read.
+		select {
+		case <-r.Context().Done():
+		case <-s.closing:
+		}
 		return
 	}
 	var req chatRequest
@@ -334,9 +351,6 @@ func (s *Server) parse(req chatRequest) (rec Received, status int, msg string) {
 	if len(rec.Turns) == 0 {
 		return rec, http.StatusBadRequest, "the prompt holds no transcript lines ([T<id> hh:mm:ss–hh:mm:ss] Name: text) and no partial summaries"
 	}
-	if rec.Language == "" {
-		rec.Language = detectLanguage(rec.Turns)
-	}
 	return rec, 0, ""
 }
 
@@ -418,6 +432,10 @@ func tid(id int) string { return "T" + strconv.Itoa(id) }
 // summarise derives a part's summary from its transcript lines.
 func summarise(rec Received) answer {
 	turns := rec.Turns
+	lang := rec.Language
+	if lang == "" {
+		lang = detectLanguage(turns)
+	}
 	first, last := turns[0], turns[len(turns)-1]
 	var names []string
 	for _, t := range turns {
@@ -426,9 +444,9 @@ func summarise(rec Received) answer {
 		}
 	}
 	a := answer{
-		Language: rec.Language,
+		Language: lang,
 		Abstract: point{
-			Text: fmt.Sprintf("(%s) %d turns by %s, from %v to %v.", rec.Language, len(turns),
+			Text: fmt.Sprintf("(%s) %d turns by %s, from %v to %v.", lang, len(turns),
 				strings.Join(names, ", "), first.Start, last.End),
 			Turns: []string{tid(first.ID), tid(last.ID)},
 		},
@@ -452,7 +470,7 @@ func summarise(rec Received) answer {
 				continue
 			}
 			counts[w]++
-			if !seen[w] {
+			if !seen[w] && len(where[w]) < maxTopicCitations {
 				seen[w] = true
 				where[w] = append(where[w], tid(t.ID))
 			}
@@ -488,16 +506,22 @@ func combine(rec Received) (answer, error) {
 		return answer{}, fmt.Errorf("a partial summary's abstract cites no turn")
 	}
 	from, to := firstAbs[0], lastAbs[len(lastAbs)-1]
+	lang := rec.Language
+	if lang == "" {
+		lang = in.Parts[0].Language
+	}
 	out := answer{
-		Language: rec.Language,
-		Abstract: point{Text: fmt.Sprintf("(%s) %d partial summaries merged, from %s to %s.", rec.Language, len(in.Parts), from, to),
+		Language: lang,
+		Abstract: point{Text: fmt.Sprintf("(%s) %d partial summaries merged, from %s to %s.", lang, len(in.Parts), from, to),
 			Turns: []string{from, to}},
 		Topics: []point{}, Decisions: []point{}, ActionItems: []item{},
 	}
 	for _, p := range in.Parts {
 		for _, t := range p.Topics {
 			if i := slices.IndexFunc(out.Topics, func(o point) bool { return o.Text == t.Text }); i >= 0 {
-				out.Topics[i].Turns = append(out.Topics[i].Turns, t.Turns...)
+				o := &out.Topics[i]
+				o.Turns = append(o.Turns, t.Turns...)
+				o.Turns = o.Turns[:min(len(o.Turns), maxTopicCitations)]
 				continue
 			}
 			out.Topics = append(out.Topics, point{Text: t.Text, Turns: slices.Clone(t.Turns)})
