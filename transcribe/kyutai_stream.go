@@ -366,15 +366,26 @@ func (s *kyutaiSession) send(ctx context.Context, pcm16k []int16) error {
 	s.sent += int64(len(s.pcm))
 	s.mu.Unlock()
 	if err := s.conn.Write(ctx, websocket.MessageBinary, s.out); err != nil {
-		if ferr := s.failed(); ferr != nil {
-			return ferr
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("transcribe: kyutai: %w", context.Cause(ctx))
-		}
-		return newTransportError(fmt.Errorf("kyutai send: %w", err), false)
+		return s.writeFailed(ctx, "audio", err)
 	}
 	return nil
+}
+
+// writeFailed explains a failed write. The reader usually knows better (an
+// Error frame it just read is why the server closed), so wait for it.
+func (s *kyutaiSession) writeFailed(ctx context.Context, what string, err error) error {
+	_ = s.conn.CloseNow()
+	<-s.done
+	s.mu.Lock()
+	rerr := s.readErr
+	s.mu.Unlock()
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("transcribe: kyutai: %w", context.Cause(ctx))
+	case rerr != nil:
+		return rerr
+	}
+	return newTransportError(fmt.Errorf("kyutai send %s: %w", what, err), false)
 }
 
 // sendSilence sends n 16 kHz samples of silence, a chunk at a time.
@@ -420,17 +431,24 @@ func (s *kyutaiSession) waitRoom(ctx context.Context, n int64) error {
 		if room >= n {
 			return nil
 		}
-		var tick <-chan time.Time
+		var (
+			timer *time.Timer
+			tick  <-chan time.Time
+		)
 		if !steps {
-			t := time.NewTimer(time.Duration((n - room) * int64(time.Second) / kyutaiRate))
-			defer t.Stop()
-			tick = t.C
+			timer = time.NewTimer(time.Duration((n - room) * int64(time.Second) / kyutaiRate))
+			tick = timer.C
 		}
 		select {
 		case <-s.progress:
 		case <-s.done:
 		case <-tick:
 		case <-ctx.Done():
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
 			return fmt.Errorf("transcribe: kyutai: %w", context.Cause(ctx))
 		}
 	}
@@ -476,10 +494,7 @@ func (s *kyutaiSession) flush(ctx context.Context) error {
 	}
 	s.out = appendKyutaiMarker(s.out[:0], kyutaiMarkerID)
 	if err := s.conn.Write(ctx, websocket.MessageBinary, s.out); err != nil {
-		if ferr := s.failed(); ferr != nil {
-			return ferr
-		}
-		return newTransportError(fmt.Errorf("kyutai send marker: %w", err), ctx.Err() != nil)
+		return s.writeFailed(ctx, "marker", err)
 	}
 	chunk := int64(s.k.cfg.ChunkDuration * inputRate / time.Second)
 	tail := int64(s.k.cfg.MaxTailPadding * inputRate / time.Second)

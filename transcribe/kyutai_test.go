@@ -107,6 +107,7 @@ func TestKyutaiTranscribeWordsAndTimes(t *testing.T) {
 			require.Equal(t, "alpha bravo charlie delta echo zulu", res.Text)
 			require.Equal(t, "en", res.Language)
 			require.Equal(t, words[len(words)-1].End+300*time.Millisecond, res.Duration)
+			require.Eventually(t, func() bool { return b.srv.InUse() == 0 }, 5*time.Second, 5*time.Millisecond)
 			sessions := b.srv.Sessions()
 			require.Len(t, sessions, 1)
 			require.True(t, sessions[0].Clean, "client closes normally: %+v", sessions[0])
