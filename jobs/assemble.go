@@ -64,24 +64,37 @@ func (p *Pipeline) assemble(ctx context.Context, meetingID string) error {
 	}
 	doc := minutes.Build(in)
 	digest := doc.Digest()
+	latest, err := p.store.LatestMinutes(ctx, meetingID)
+	switch {
+	case err == nil && latest.Digest == digest:
+		// Assembled before (a retried job, or a re-run that heard the
+		// same): keep that version and its summary.
+	case err == nil || errors.Is(err, store.ErrNotFound):
+		if p.sum != nil && len(doc.Turns) > 0 {
+			doc.SetSummary(p.sum.Summarize(ctx, doc.Transcript()))
+			if doc.SummaryError != "" {
+				p.log.Warn("minutes without summary", "meeting", meetingID, "err", doc.SummaryError)
+			}
+		}
+	default:
+		return err
+	}
 	var saved store.MinutesVersion
 	err = p.store.InTx(ctx, func(_ *sql.Tx, q store.Queries) error {
 		latest, err := q.LatestMinutes(ctx, meetingID)
 		switch {
 		case err == nil && latest.Digest == digest:
-			doc.Version = latest.Version
-		case err == nil:
+			saved = latest
+		case err == nil || errors.Is(err, store.ErrNotFound):
 			doc.Version = latest.Version + 1
-		case errors.Is(err, store.ErrNotFound):
-			doc.Version = 1
+			body, err := json.Marshal(doc)
+			if err != nil {
+				return fmt.Errorf("encode minutes: %w", err)
+			}
+			if saved, _, err = q.SaveMinutes(ctx, meetingID, digest, body); err != nil {
+				return err
+			}
 		default:
-			return err
-		}
-		body, err := json.Marshal(doc)
-		if err != nil {
-			return fmt.Errorf("encode minutes: %w", err)
-		}
-		if saved, _, err = q.SaveMinutes(ctx, meetingID, digest, body); err != nil {
 			return err
 		}
 		cur, err := q.Meeting(ctx, meetingID)

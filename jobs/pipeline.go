@@ -28,12 +28,28 @@ import (
 
 	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/summarize"
 	"github.com/greffier/greffier/transcribe"
 )
 
 // Transcriber is what the pipeline needs of a speech backend.
 type Transcriber interface {
 	Transcribe(ctx context.Context, req transcribe.Request) (transcribe.Result, error)
+}
+
+// Summarizer writes a summary of a transcript.
+type Summarizer interface {
+	Summarize(ctx context.Context, tr summarize.Transcript) (*summarize.Summary, error)
+}
+
+// Deps are the parts the pipeline drives.
+type Deps struct {
+	Store       *store.Store // required
+	Blobs       blob.Store   // required
+	Transcriber Transcriber  // required
+	// Summarizer is optional: without one, minutes are the transcript alone.
+	Summarizer Summarizer
+	Logger     *slog.Logger // required
 }
 
 // Defaults for Config.
@@ -91,6 +107,7 @@ type Pipeline struct {
 	store  *store.Store
 	blobs  blob.Store
 	tr     Transcriber
+	sum    Summarizer
 	log    *slog.Logger
 	client *river.Client[*sql.Tx]
 
@@ -100,8 +117,12 @@ type Pipeline struct {
 }
 
 // New migrates River's tables in st and builds the pipeline. Start runs it.
-func New(ctx context.Context, cfg Config, st *store.Store, blobs blob.Store, tr Transcriber, logger *slog.Logger) (*Pipeline, error) {
+func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 	cfg = cfg.WithDefaults()
+	if d.Store == nil || d.Blobs == nil || d.Transcriber == nil || d.Logger == nil {
+		return nil, errors.New("jobs: Store, Blobs, Transcriber and Logger are required")
+	}
+	st, logger := d.Store, d.Logger
 	var driver riverdriver.Driver[*sql.Tx]
 	switch st.Dialect() {
 	case store.Postgres:
@@ -117,7 +138,8 @@ func New(ctx context.Context, cfg Config, st *store.Store, blobs blob.Store, tr 
 		return nil, fmt.Errorf("migrate river tables: %w", err)
 	}
 
-	p := &Pipeline{cfg: cfg, store: st, blobs: blobs, tr: tr, log: logger, live: make(chan liveSpeech, liveQueue)}
+	p := &Pipeline{cfg: cfg, store: st, blobs: d.Blobs, tr: d.Transcriber, sum: d.Summarizer, log: logger,
+		live: make(chan liveSpeech, liveQueue)}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &detectWorker{p: p})
 	river.AddWorker(workers, &transcribeWorker{p: p})

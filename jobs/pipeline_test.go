@@ -51,7 +51,8 @@ func setup(t *testing.T, d store.Dialect) *testBundle {
 	tr, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{BaseURL: double.BaseURL()})
 	require.NoError(t, err)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p, err := New(ctx, Config{PollInterval: 50 * time.Millisecond, RetryBase: 50 * time.Millisecond}, st, blobs, tr, logger)
+	p, err := New(ctx, Config{PollInterval: 50 * time.Millisecond, RetryBase: 50 * time.Millisecond},
+		Deps{Store: st, Blobs: blobs, Transcriber: tr, Logger: logger})
 	require.NoError(t, err)
 	require.NoError(t, p.Start(ctx))
 	t.Cleanup(func() {

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/greffier/greffier/summarize"
 )
 
 // Schema names the JSON document's version.
@@ -37,8 +39,34 @@ type Document struct {
 	Missing  []Gap `json:"missing"`
 	Complete bool  `json:"complete"`
 	// Content says what the minutes hold: "transcript" alone, or
-	// "transcript+summary" once a summary backend is configured.
+	// "transcript+summary" when a chat backend summarised them.
 	Content string `json:"content"`
+	// Summary, with a chat backend configured: abstract, topics,
+	// decisions and action items, each citing the turns it came from.
+	Summary *summarize.Summary `json:"summary,omitempty"`
+	// SummaryError says why there is no summary although one was asked for.
+	SummaryError string `json:"summary_error,omitempty"`
+}
+
+// Transcript is what the summary is made from: the turns, in order.
+func (d Document) Transcript() summarize.Transcript {
+	tr := summarize.Transcript{Language: d.Language, Title: d.Title}
+	for _, t := range d.Turns {
+		tr.Turns = append(tr.Turns, summarize.Turn{Speaker: t.Speaker, Name: t.Name,
+			Start: summarize.Seconds(t.Start), End: summarize.Seconds(t.End), Text: t.Text})
+	}
+	return tr
+}
+
+// SetSummary attaches a summary, or the reason there is none.
+func (d *Document) SetSummary(s *summarize.Summary, err error) {
+	d.Summary, d.SummaryError, d.Content = nil, "", "transcript"
+	switch {
+	case err != nil:
+		d.SummaryError = err.Error()
+	case s != nil:
+		d.Summary, d.Content = s, "transcript+summary"
+	}
 }
 
 // Speaker is one person in the minutes, keyed by the identity of their
@@ -255,9 +283,12 @@ func (d Document) WallClock(s Seconds) time.Time {
 	return d.StartedAt.Add(time.Duration(s) * time.Millisecond).UTC()
 }
 
-// Digest identifies the minutes' content, version aside.
+// Digest identifies the minutes' transcript, version and summary aside: a
+// summary is written from the transcript, so the same transcript need not
+// be summarised (or versioned) again.
 func (d Document) Digest() string {
 	d.Version = 0
+	d.SetSummary(nil, nil)
 	b, _ := json.Marshal(d) // a Document always marshals
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/greffier/greffier/summarize"
 )
 
 // Cue limits keep subtitles readable: a long turn becomes several cues cut
@@ -104,6 +106,7 @@ func (d Document) WriteMarkdown(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "- Speakers: %s\n", strings.Join(names, ", "))
 	fmt.Fprintf(&b, "- Minutes version %d: %s\n", d.Version, contentNote(d))
+	writeSummary(&b, d)
 	b.WriteString("\n## Transcript\n\n")
 	for _, t := range d.Turns {
 		overlap := ""
@@ -120,6 +123,54 @@ func (d Document) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeSummary writes the summary, each point followed by the times of the
+// turns it came from.
+func writeSummary(b *strings.Builder, d Document) {
+	s := d.Summary
+	if s == nil {
+		if d.SummaryError != "" {
+			fmt.Fprintf(b, "\n_No summary: %s_\n", mdEscape(d.SummaryError))
+		}
+		return
+	}
+	cites := func(cs []summarize.Citation) string {
+		if len(cs) == 0 {
+			return ""
+		}
+		parts := make([]string, len(cs))
+		for i, c := range cs {
+			parts[i] = clock(Seconds(c.Start), '.')[:8]
+		}
+		return " (" + strings.Join(parts, ", ") + ")"
+	}
+	b.WriteString("\n## Summary\n\n")
+	fmt.Fprintf(b, "%s%s\n", mdEscape(s.Abstract.Text), cites(s.Abstract.Citations))
+	section := func(title string, ps []summarize.Point) {
+		if len(ps) == 0 {
+			return
+		}
+		fmt.Fprintf(b, "\n### %s\n\n", title)
+		for _, p := range ps {
+			fmt.Fprintf(b, "- %s%s\n", mdEscape(p.Text), cites(p.Citations))
+		}
+	}
+	section("Topics", s.Topics)
+	section("Decisions", s.Decisions)
+	if len(s.ActionItems) > 0 {
+		b.WriteString("\n### Action items\n\n")
+		for _, a := range s.ActionItems {
+			who := ""
+			if a.Owner != "" {
+				who = " — " + mdEscape(a.Owner)
+			}
+			if a.Due != "" {
+				who += ", due " + mdEscape(a.Due)
+			}
+			fmt.Fprintf(b, "- %s%s%s\n", mdEscape(a.Text), who, cites(a.Citations))
+		}
+	}
 }
 
 func contentNote(d Document) string {

@@ -17,6 +17,7 @@ import (
 	"github.com/greffier/greffier/jobs"
 	"github.com/greffier/greffier/recorder"
 	"github.com/greffier/greffier/sfu"
+	"github.com/greffier/greffier/summarize"
 	"github.com/greffier/greffier/transcribe"
 )
 
@@ -73,8 +74,17 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if err != nil {
 		return nil, fmt.Errorf("transcription backend: %w", err)
 	}
+	deps := jobs.Deps{Store: a.store, Blobs: a.blobs, Transcriber: tr, Logger: logger}
+	if cfg.SummaryURL != "" {
+		sum, err := summarize.New(summarize.Config{BaseURL: cfg.SummaryURL, APIKey: cfg.SummaryKey,
+			Model: cfg.SummaryModel, MaxContextTokens: cfg.SummaryMaxContextTokens, Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("summary backend: %w", err)
+		}
+		deps.Summarizer = sum
+	}
 	if a.pipeline, err = jobs.New(ctx, jobs.Config{TranscribeWorkers: cfg.TranscribeConcurrency,
-		PollInterval: cfg.JobPollInterval, MaxAttempts: cfg.JobMaxAttempts, RetryBase: cfg.JobRetryBase}, a.store, a.blobs, tr, logger); err != nil {
+		PollInterval: cfg.JobPollInterval, MaxAttempts: cfg.JobMaxAttempts, RetryBase: cfg.JobRetryBase}, deps); err != nil {
 		return nil, err
 	}
 	if a.recorder, err = recorder.New(recorder.Config{SpoolDir: filepath.Join(cfg.DataDir, "spool"),

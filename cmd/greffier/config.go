@@ -49,6 +49,12 @@ type Config struct {
 	TranscribePath  string `json:"transcribe_path" env:"TRANSCRIBE_PATH" flag:"transcribe-path" usage:"transcription path (whisper.cpp: /inference)"`
 	// TranscribeConcurrency is how many segments are sent at once. Default 4.
 	TranscribeConcurrency int `json:"transcribe_concurrency" env:"TRANSCRIBE_CONCURRENCY" flag:"transcribe-concurrency" usage:"segments transcribed at once"`
+	// Summary backend (OpenAI-compatible chat completions). Empty URL: the
+	// minutes are the transcript alone.
+	SummaryURL              string `json:"summary_url" env:"SUMMARY_URL" flag:"summary-url" usage:"OpenAI-compatible chat base URL for summaries (default: no summary)"`
+	SummaryKey              string `json:"summary_key" env:"SUMMARY_KEY" flag:"summary-key" usage:"chat API key"`
+	SummaryModel            string `json:"summary_model" env:"SUMMARY_MODEL" flag:"summary-model" usage:"chat model for summaries"`
+	SummaryMaxContextTokens int    `json:"summary_max_context_tokens" env:"SUMMARY_MAX_CONTEXT_TOKENS" flag:"summary-max-context-tokens" usage:"the chat model's context window, in tokens"`
 	// Language is the default spoken language hint ("" = let the backend detect).
 	Language string `json:"language" env:"LANGUAGE" flag:"language" usage:"default spoken language (ISO 639-1), empty to detect"`
 	// JobPollInterval, when set, makes the pipeline poll for work this

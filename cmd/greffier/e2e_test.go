@@ -25,6 +25,7 @@ import (
 	"github.com/greffier/greffier/internal/testenv"
 	"github.com/greffier/greffier/minutes"
 	"github.com/greffier/greffier/sfu/sfutest"
+	"github.com/greffier/greffier/summarize/summarizetest"
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
 
@@ -35,6 +36,7 @@ type testBundle struct {
 	url    string
 	token  string
 	double *transcribetest.Server
+	chat   *summarizetest.Server
 	cfg    Config
 }
 
@@ -43,6 +45,8 @@ type setupOptions struct {
 	s3          *testenv.S3Server // with scaleOut: this S3 server instead of the shared one
 	backend     transcribetest.Options
 	maxAttempts int
+	// summary starts a chat double and configures summaries.
+	summary *summarizetest.Options
 }
 
 // setup starts a whole Greffier in-process on loopback.
@@ -69,6 +73,12 @@ func setup(t *testing.T, opts setupOptions) *testBundle {
 		}
 		cfg.S3Endpoint, cfg.S3Bucket, cfg.S3AccessKey, cfg.S3SecretKey = s3.Endpoint, s3.Bucket, s3.AccessKey, s3.SecretKey
 	}
+	var chat *summarizetest.Server
+	if opts.summary != nil {
+		chat = summarizetest.NewServer(*opts.summary)
+		t.Cleanup(chat.Close)
+		cfg.SummaryURL, cfg.SummaryModel = chat.BaseURL(), "test-chat"
+	}
 	require.NoError(t, cfg.validate())
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -83,7 +93,7 @@ func setup(t *testing.T, opts setupOptions) *testBundle {
 		defer cancel()
 		require.NoError(t, app.Stop(sctx))
 	})
-	return &testBundle{app: app, url: app.URL(), token: app.apiToken, double: double, cfg: cfg}
+	return &testBundle{app: app, url: app.URL(), token: app.apiToken, double: double, chat: chat, cfg: cfg}
 }
 
 // call sends a JSON request with the API token and decodes the answer into out.
@@ -124,6 +134,7 @@ type meetingAnswer struct {
 	} `json:"join"`
 	Pipeline *struct {
 		Tracks              int `json:"tracks"`
+		Segments            int `json:"segments"`
 		SegmentsTranscribed int `json:"segments_transcribed"`
 		SegmentsFailed      int `json:"segments_failed"`
 		Failures            []struct {

@@ -30,6 +30,12 @@ func TestBackendRecovers(t *testing.T) {
 	require.True(t, doc.Complete)
 	require.Len(t, doc.Turns, 4)
 	require.Greater(t, b.double.Requests(), 4, "the failed requests were retried")
+	// Without a chat backend the minutes say they are the transcript alone.
+	require.Equal(t, "transcript", doc.Content)
+	require.Nil(t, doc.Summary)
+	var md string
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+mt.id+"/minutes.md", nil, &md))
+	require.Contains(t, md, "transcript only, no summary")
 }
 
 // A backend that never answers leaves minutes that say, stretch by stretch,
