@@ -484,7 +484,15 @@ func (g *Guard) count(f func(*GuardStats)) {
 }
 
 // temporary reports whether err says the same request may succeed later.
+// Context errors are not: context.DeadlineExceeded says Temporary, but
+// whose deadline passed is for the caller to tell.
 func temporary(err error) bool {
+	if he, ok := errors.AsType[*HTTPError](err); ok {
+		return he.Temporary()
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
 	var t interface{ Temporary() bool }
 	return errors.As(err, &t) && t.Temporary()
 }

@@ -102,16 +102,10 @@ func TestGuardRecoversFromEveryMisbehaviour(t *testing.T) {
 		"503 while the model loads": {opts: transcribetest.Options{FailFirst: 2}, requests: 3},
 		"500 once":                  {opts: transcribetest.Options{FailFirst: 1, FailStatus: 500}, requests: 2},
 		"429 with Retry-After":      {opts: transcribetest.Options{FailFirst: 2, FailStatus: 429, RetryAfter: 2 * time.Second}, requests: 3},
-		"slow first answer": {
-			opts: transcribetest.Options{Delay: time.Minute, DelayFirst: 1},
-			// 4 s of audio: the attempt's deadline is 100 ms + 4 s/100.
-			guard:    transcribe.GuardConfig{TimeoutBase: 100 * time.Millisecond, TimeoutFactor: 0.01},
-			requests: 2,
-		},
-		"truncated JSON once":     {opts: transcribetest.Options{Lie: transcribetest.LieTruncated, LieFirst: 1}, requests: 2},
-		"times outside the audio": {opts: transcribetest.Options{Lie: transcribetest.LieOutsideAudio, LieFirst: 1}, requests: 2},
-		"times going backwards":   {opts: transcribetest.Options{Lie: transcribetest.LieBackwards, LieFirst: 1}, requests: 2},
-		"empty text for speech":   {opts: transcribetest.Options{Lie: transcribetest.LieEmpty, LieFirst: 1}, requests: 2},
+		"truncated JSON once":       {opts: transcribetest.Options{Lie: transcribetest.LieTruncated, LieFirst: 1}, requests: 2},
+		"times outside the audio":   {opts: transcribetest.Options{Lie: transcribetest.LieOutsideAudio, LieFirst: 1}, requests: 2},
+		"times going backwards":     {opts: transcribetest.Options{Lie: transcribetest.LieBackwards, LieFirst: 1}, requests: 2},
+		"empty text for speech":     {opts: transcribetest.Options{Lie: transcribetest.LieEmpty, LieFirst: 1}, requests: 2},
 		"whisper.cpp nested words after a 503": {
 			opts:     transcribetest.Options{Quirk: transcribetest.QuirkWhisperCpp, Path: "/inference", FailFirst: 1},
 			requests: 2,
@@ -149,6 +143,29 @@ func TestGuardRecoversFromEveryMisbehaviour(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestGuardTimesOutASlowAnswer(t *testing.T) {
+	t.Parallel()
+	want, audio := speech(t)
+	// 4 s of audio: each attempt's deadline is 800 ms + 4 s/20, long
+	// enough for a healthy answer on a loaded machine, far short of the
+	// first answer's minute.
+	b := setupGuard(t, transcribetest.Options{Delay: time.Minute, DelayFirst: 1}, transcribe.OpenAIConfig{},
+		transcribe.GuardConfig{TimeoutBase: 800 * time.Millisecond, TimeoutFactor: 0.05})
+	began := time.Now()
+	res, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio})
+	require.NoError(t, err)
+	requireWords(t, want, res.Words, 20*time.Millisecond)
+	require.GreaterOrEqual(t, time.Since(began), time.Second)
+	require.Equal(t, 2, b.srv.Requests())
+	s := b.guard.Stats()
+	he, ok := errors.AsType[*transcribe.HTTPError](s.LastFailure)
+	require.True(t, ok, "%v", s.LastFailure)
+	require.True(t, he.Timeout)
+	require.Zero(t, he.StatusCode)
+	require.ErrorContains(t, he, "deadline")
+	t.Log(he)
 }
 
 func TestGuardBadAnswersRetriedOnceThenReported(t *testing.T) {
