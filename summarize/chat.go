@@ -3,6 +3,7 @@ package summarize
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,8 +33,16 @@ func (s *Summarizer) call(ctx context.Context, system, user string) (content, mo
 		//lint:ignore SA1019 the deprecated field is the one self-hosted servers read
 		MaxTokens: s.cfg.MaxAnswerTokens,
 	}
-	if s.cfg.ResponseFormat == ResponseFormatJSONObject {
+	switch s.cfg.ResponseFormat {
+	case ResponseFormatJSONObject:
 		req.ResponseFormat = &openai.ChatCompletionResponseFormat{Type: openai.ChatCompletionResponseFormatTypeJSONObject}
+	case ResponseFormatJSONSchema:
+		req.ResponseFormat = &openai.ChatCompletionResponseFormat{
+			Type: openai.ChatCompletionResponseFormatTypeJSONSchema,
+			JSONSchema: &openai.ChatCompletionResponseFormatJSONSchema{
+				Name: "meeting_summary", Schema: json.RawMessage(answerSchema), Strict: true,
+			},
+		}
 	}
 	ex := &exchange{client: s.cfg.HTTPClient}
 	cc := s.base
@@ -62,7 +71,7 @@ func (s *Summarizer) call(ctx context.Context, system, user string) (content, mo
 	}
 	choice := resp.Choices[0]
 	if choice.FinishReason == openai.FinishReasonLength {
-		return "", "", fmt.Errorf("%w: the reply was cut off at %d tokens; raise MaxAnswerTokens", ErrBadAnswer, s.cfg.MaxAnswerTokens)
+		return "", "", fmt.Errorf("%w: the reply was cut off at %d tokens; raise MaxAnswerTokens", errCutOff, s.cfg.MaxAnswerTokens)
 	}
 	model = resp.Model
 	if model == "" {
@@ -105,3 +114,23 @@ func (e *exchange) Do(req *http.Request) (*http.Response, error) {
 		Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)), Request: req,
 	}, nil
 }
+
+// errCutOff is an answer cut off at max_tokens: unusable, and not worth
+// the same request again.
+var errCutOff = fmt.Errorf("%w: cut off", ErrBadAnswer)
+
+// answerSchema is answerShape as a JSON schema, inlined (no $ref) and
+// strict (every property required, no others), as OpenAI's strict mode and
+// vLLM's guided decoding both accept.
+const answerSchema = `{"type":"object","additionalProperties":false,
+"required":["language","abstract","topics","decisions","action_items"],
+"properties":{
+ "language":{"type":"string"},
+ "abstract":{"type":"object","additionalProperties":false,"required":["text","turns"],
+  "properties":{"text":{"type":"string"},"turns":{"type":"array","items":{"type":"string"}}}},
+ "topics":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["text","turns"],
+  "properties":{"text":{"type":"string"},"turns":{"type":"array","items":{"type":"string"}}}}},
+ "decisions":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["text","turns"],
+  "properties":{"text":{"type":"string"},"turns":{"type":"array","items":{"type":"string"}}}}},
+ "action_items":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["text","owner","due","turns"],
+  "properties":{"text":{"type":"string"},"owner":{"type":"string"},"due":{"type":"string"},"turns":{"type":"array","items":{"type":"string"}}}}}}}`

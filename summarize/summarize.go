@@ -58,6 +58,10 @@ const (
 	// ResponseFormatJSONObject sends response_format json_object: OpenAI,
 	// vLLM, llama.cpp's server and Ollama honour it.
 	ResponseFormatJSONObject ResponseFormat = "json_object"
+	// ResponseFormatJSONSchema sends response_format json_schema with the
+	// summary's schema (strict): OpenAI and vLLM then constrain the reply
+	// to it. Servers without schema support reject it.
+	ResponseFormatJSONSchema ResponseFormat = "json_schema"
 	// ResponseFormatNone sends no response_format, for servers that reject
 	// it; the prompt alone asks for JSON.
 	ResponseFormatNone ResponseFormat = "none"
@@ -171,9 +175,10 @@ func (c Config) validate() error {
 			c.MaxContextTokens, c.MaxAnswerTokens, need)
 	}
 	switch c.ResponseFormat {
-	case ResponseFormatJSONObject, ResponseFormatNone:
+	case ResponseFormatJSONObject, ResponseFormatJSONSchema, ResponseFormatNone:
 	default:
-		return fmt.Errorf("summarize: ResponseFormat %q must be %q or %q", c.ResponseFormat, ResponseFormatJSONObject, ResponseFormatNone)
+		return fmt.Errorf("summarize: ResponseFormat %q must be %q, %q or %q", c.ResponseFormat,
+			ResponseFormatJSONObject, ResponseFormatJSONSchema, ResponseFormatNone)
 	}
 	if c.Timeout < 0 || c.RetryBackoff < 0 || c.MaxRetryWait < 0 {
 		return errors.New("summarize: Timeout, RetryBackoff and MaxRetryWait must be positive")
@@ -325,13 +330,9 @@ func firstCause(ctx context.Context, errs []error) error {
 	return nil
 }
 
-func clipTitle(t string) string {
-	t = t[:maxTitle]
-	for len(t) > 0 && !strings.HasSuffix(t, " ") && t[len(t)-1]&0xC0 == 0x80 {
-		t = t[:len(t)-1]
-	}
-	return strings.ToValidUTF8(t, "")
-}
+// clipTitle cuts a title to maxTitle bytes, dropping a character cut in
+// two.
+func clipTitle(t string) string { return strings.ToValidUTF8(t[:maxTitle], "") }
 
 // combine merges drafts into one, in rounds of as many drafts as fit one
 // call.
@@ -433,6 +434,9 @@ func (s *Summarizer) retryWait(err error, attempt int) (time.Duration, bool) {
 			}
 			wait = he.RetryAfter
 		}
+	case errors.Is(err, errCutOff):
+		// The same request would be cut off again.
+		return 0, false
 	case errors.Is(err, ErrBadAnswer):
 	default:
 		return 0, false

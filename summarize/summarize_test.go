@@ -356,12 +356,11 @@ func TestSummarizeUnusableAnswers(t *testing.T) {
 	t.Run("cut off at max tokens", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, summarizetest.Options{})
-		b.cfg.Retries = summarize.NoRetries
 		b.cfg.MaxAnswerTokens, b.cfg.MaxContextTokens = 40, 2000
 		_, err := b.summarize(t, budgetMeeting())
 		require.ErrorIs(t, err, summarize.ErrBadAnswer)
 		require.ErrorContains(t, err, "raise MaxAnswerTokens")
-		require.Equal(t, 1, b.srv.Requests())
+		require.Equal(t, 1, b.srv.Requests(), "the same request would be cut off again: not retried")
 	})
 	t.Run("JSON in prose from a server without response_format", func(t *testing.T) {
 		t.Parallel()
@@ -372,6 +371,15 @@ func TestSummarizeUnusableAnswers(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, b.srv.Received()[0].ResponseFormat)
 		require.Len(t, s.Decisions, 1)
+	})
+	t.Run("JSON schema", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, summarizetest.Options{})
+		b.cfg.ResponseFormat = summarize.ResponseFormatJSONSchema
+		s, err := b.summarize(t, budgetMeeting())
+		require.NoError(t, err)
+		require.Equal(t, "json_schema", b.srv.Received()[0].ResponseFormat)
+		require.Len(t, s.ActionItems, 2)
 	})
 }
 
@@ -442,4 +450,18 @@ func TestNewChecksConfig(t *testing.T) {
 	require.Equal(t, summarize.DefaultMaxContextTokens, d.MaxContextTokens)
 	require.Equal(t, summarize.DefaultMaxAnswerTokens, d.MaxAnswerTokens)
 	require.Equal(t, summarize.DefaultResponseFormat, d.ResponseFormat)
+}
+
+func TestSummarizeStopsAtTheFirstFailedPart(t *testing.T) {
+	t.Parallel()
+	b := setup(t, summarizetest.Options{FailFirst: 1000, FailStatus: http.StatusBadGateway})
+	b.cfg.MaxContextTokens, b.cfg.MaxAnswerTokens = 1600, 300
+	b.cfg.Retries = summarize.NoRetries
+	tr, _, _ := longMeeting(300)
+	_, err := b.summarize(t, tr)
+	var he *summarize.HTTPError
+	require.ErrorAs(t, err, &he, "the part's own failure, not the cancellation of the others")
+	require.Equal(t, http.StatusBadGateway, he.StatusCode)
+	require.ErrorContains(t, err, "part ")
+	require.LessOrEqual(t, b.srv.Requests(), summarize.DefaultConcurrency, "no part starts after one failed")
 }

@@ -182,7 +182,11 @@ type chatRequest struct {
 	MaxTokens           int `json:"max_tokens"`
 	MaxCompletionTokens int `json:"max_completion_tokens"`
 	ResponseFormat      *struct {
-		Type string `json:"type"`
+		Type       string `json:"type"`
+		JSONSchema *struct {
+			Name   string          `json:"name"`
+			Schema json.RawMessage `json:"schema"`
+		} `json:"json_schema"`
 	} `json:"response_format"`
 	Stream bool `json:"stream"`
 }
@@ -297,7 +301,13 @@ func (s *Server) parse(req chatRequest) (rec Received, status int, msg string) {
 	if req.ResponseFormat != nil {
 		rec.ResponseFormat = req.ResponseFormat.Type
 		switch rec.ResponseFormat {
-		case "json_object", "json_schema", "text":
+		case "json_object", "text":
+		case "json_schema":
+			js := req.ResponseFormat.JSONSchema
+			var schema map[string]any
+			if js == nil || js.Name == "" || json.Unmarshal(js.Schema, &schema) != nil || schema["type"] != "object" {
+				return rec, http.StatusBadRequest, "response_format json_schema needs a name and an object schema"
+			}
 		default:
 			return rec, http.StatusBadRequest, fmt.Sprintf("invalid response_format type %q", rec.ResponseFormat)
 		}
@@ -501,11 +511,19 @@ func combine(rec Received) (answer, error) {
 	if err := json.Unmarshal([]byte(js), &in); err != nil {
 		return answer{}, fmt.Errorf("partial summaries: %w", err)
 	}
-	firstAbs, lastAbs := in.Parts[0].Abstract.Turns, in.Parts[len(in.Parts)-1].Abstract.Turns
-	if len(firstAbs) == 0 || len(lastAbs) == 0 {
-		return answer{}, fmt.Errorf("a partial summary's abstract cites no turn")
+	// The abstract cites the first and last turn any part's abstract cites.
+	var from, to string
+	for _, p := range in.Parts {
+		if t := p.Abstract.Turns; len(t) > 0 {
+			if from == "" {
+				from = t[0]
+			}
+			to = t[len(t)-1]
+		}
 	}
-	from, to := firstAbs[0], lastAbs[len(lastAbs)-1]
+	if from == "" {
+		return answer{}, fmt.Errorf("no partial summary's abstract cites a turn")
+	}
 	lang := rec.Language
 	if lang == "" {
 		lang = in.Parts[0].Language
