@@ -59,6 +59,7 @@ const (
 	DefaultMaxAttempts       = 8
 	DefaultRetryBase         = 2 * time.Second
 	DefaultRetryMax          = 5 * time.Minute
+	DefaultSnoozeBudget      = time.Hour
 )
 
 // Config tunes the pipeline. Zero values take the defaults.
@@ -77,6 +78,9 @@ type Config struct {
 	// PollInterval, when set, makes River poll for jobs at this interval
 	// (tests use it to react fast on SQLite).
 	PollInterval time.Duration
+	// SnoozeBudget is how long a segment may wait for a backend that is
+	// down or rate-limiting before it is marked failed (default 1 h).
+	SnoozeBudget time.Duration
 }
 
 // WithDefaults returns a copy of c with every zero field set.
@@ -95,6 +99,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RetryMax <= 0 {
 		c.RetryMax = DefaultRetryMax
+	}
+	if c.SnoozeBudget <= 0 {
+		c.SnoozeBudget = DefaultSnoozeBudget
 	}
 	return c
 }

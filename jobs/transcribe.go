@@ -38,9 +38,10 @@ type transcribeWorker struct {
 	p *Pipeline
 }
 
-// Timeout leaves room for a slow backend: a minute plus four times the audio.
+// Timeout leaves room for a slow backend retried by its guard: ten
+// minutes plus ten times the audio.
 func (w *transcribeWorker) Timeout(job *river.Job[TranscribeArgs]) time.Duration {
-	return time.Minute + 4*time.Duration(job.Args.DurationMS)*time.Millisecond
+	return 10*time.Minute + 10*time.Duration(job.Args.DurationMS)*time.Millisecond
 }
 
 func (w *transcribeWorker) Work(ctx context.Context, job *river.Job[TranscribeArgs]) error {
@@ -61,6 +62,13 @@ func (w *transcribeWorker) Work(ctx context.Context, job *river.Job[TranscribeAr
 	}
 	text, lang, words, err := p.transcribe(ctx, seg, m.Language)
 	if err != nil {
+		// A backend that is down, or asked us to come back later, gets
+		// waited for without using up the segment's attempts, within
+		// the snooze budget: past it the stretch is marked failed.
+		if d, ok := transcribe.SnoozeFor(err, time.Now()); ok && time.Since(job.CreatedAt)+d < p.cfg.SnoozeBudget {
+			p.log.Info("transcription waits for its backend", "track", seg.TrackID, "start_ms", seg.StartMS, "for", d, "err", err)
+			return river.JobSnooze(d)
+		}
 		if !lastAttempt(job.JobRow) {
 			return err
 		}
@@ -94,9 +102,10 @@ func (p *Pipeline) transcribe(ctx context.Context, seg store.SpeechSegment, lang
 		return "", "", nil, fmt.Errorf("read speech audio %s: %w", seg.AudioKey, err)
 	}
 	res, err := p.tr.Transcribe(ctx, transcribe.Request{
-		Audio:    wav,
-		Duration: time.Duration(seg.EndMS-seg.AudioStartMS) * time.Millisecond,
-		Language: language,
+		Audio:        wav,
+		Duration:     time.Duration(seg.EndMS-seg.AudioStartMS) * time.Millisecond,
+		Language:     language,
+		ExpectSpeech: true, // voice activity found speech here: an empty answer is a bad one
 	})
 	if err != nil {
 		return "", "", nil, fmt.Errorf("transcribe %s@%d: %w", seg.TrackID, seg.StartMS, err)

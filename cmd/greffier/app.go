@@ -69,11 +69,17 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open blob storage: %w", err)
 	}
-	tr, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{BaseURL: cfg.TranscribeURL, APIKey: cfg.TranscribeKey,
-		Model: cfg.TranscribeModel, Language: cfg.Language, Path: cfg.TranscribePath})
+	openai, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{BaseURL: cfg.TranscribeURL, APIKey: cfg.TranscribeKey,
+		Model: cfg.TranscribeModel, Language: cfg.Language, Path: cfg.TranscribePath, Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("transcription backend: %w", err)
 	}
+	guard := transcribe.GuardConfig{Name: "transcribe", Concurrency: cfg.TranscribeConcurrency,
+		MaxAttempts: cfg.TranscribeAttempts, BreakerCoolDown: cfg.TranscribeBreakerCoolDown, Logger: logger}
+	if err := guard.Validate(); err != nil {
+		return nil, fmt.Errorf("transcription backend: %w", err)
+	}
+	tr := transcribe.NewGuard(openai, guard)
 	deps := jobs.Deps{Store: a.store, Blobs: a.blobs, Transcriber: tr, Logger: logger}
 	if cfg.SummaryURL != "" {
 		sum, err := summarize.New(summarize.Config{BaseURL: cfg.SummaryURL, APIKey: cfg.SummaryKey,
@@ -84,7 +90,8 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		deps.Summarizer = sum
 	}
 	if a.pipeline, err = jobs.New(ctx, jobs.Config{TranscribeWorkers: cfg.TranscribeConcurrency,
-		PollInterval: cfg.JobPollInterval, MaxAttempts: cfg.JobMaxAttempts, RetryBase: cfg.JobRetryBase}, deps); err != nil {
+		PollInterval: cfg.JobPollInterval, MaxAttempts: cfg.JobMaxAttempts, RetryBase: cfg.JobRetryBase,
+		SnoozeBudget: cfg.JobSnoozeBudget}, deps); err != nil {
 		return nil, err
 	}
 	if a.recorder, err = recorder.New(recorder.Config{SpoolDir: filepath.Join(cfg.DataDir, "spool"),

@@ -47,6 +47,20 @@ type Config struct {
 	TranscribeKey   string `json:"transcribe_key" env:"TRANSCRIBE_KEY" flag:"transcribe-key" usage:"transcription API key"`
 	TranscribeModel string `json:"transcribe_model" env:"TRANSCRIBE_MODEL" flag:"transcribe-model" usage:"transcription model"`
 	TranscribePath  string `json:"transcribe_path" env:"TRANSCRIBE_PATH" flag:"transcribe-path" usage:"transcription path (whisper.cpp: /inference)"`
+	// TranscribeAttempts is how often one request is tried (retries with
+	// jittered backoff honouring Retry-After) before the job layer sees
+	// the failure. Default 4.
+	TranscribeAttempts int `json:"transcribe_attempts" env:"TRANSCRIBE_ATTEMPTS" flag:"transcribe-attempts" usage:"tries per transcription request"`
+	// TranscribeBreakerCoolDown is how long a backend that failed
+	// repeatedly is left alone before one probe. Default 30s.
+	TranscribeBreakerCoolDown time.Duration `json:"transcribe_breaker_cool_down" env:"TRANSCRIBE_BREAKER_COOL_DOWN" flag:"transcribe-breaker-cool-down" usage:"pause before probing a failing backend again"`
+	// JobSnoozeBudget is how long a segment waits for a down backend before
+	// it is marked failed. Default 1h.
+	JobSnoozeBudget time.Duration `json:"job_snooze_budget" env:"JOB_SNOOZE_BUDGET" flag:"job-snooze-budget" usage:"how long segments wait for a down backend"`
+	// CaptionsURL is a Kyutai-style streaming speech server
+	// (ws://host:port/api/asr-streaming) for live captions. Empty: none.
+	CaptionsURL string `json:"captions_url" env:"CAPTIONS_URL" flag:"captions-url" usage:"streaming speech server for live captions (default: no captions)"`
+	CaptionsKey string `json:"captions_key" env:"CAPTIONS_KEY" flag:"captions-key" usage:"streaming speech server API key"`
 	// TranscribeConcurrency is how many segments are sent at once. Default 4.
 	TranscribeConcurrency int `json:"transcribe_concurrency" env:"TRANSCRIBE_CONCURRENCY" flag:"transcribe-concurrency" usage:"segments transcribed at once"`
 	// Summary backend (OpenAI-compatible chat completions). Empty URL: the
@@ -75,16 +89,19 @@ type Config struct {
 // DefaultConfig is what zero configuration means.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:               "greffier-data",
-		HTTPAddr:              "127.0.0.1:8080",
-		MediaAddr:             "127.0.0.1:7882",
-		TranscribeURL:         "http://127.0.0.1:8000/v1",
-		TranscribeModel:       "whisper-1",
-		TranscribeConcurrency: 4,
-		JobMaxAttempts:        8,
-		JobRetryBase:          2 * time.Second,
-		LogLevel:              "info",
-		ShutdownTimeout:       30 * time.Second,
+		DataDir:                   "greffier-data",
+		HTTPAddr:                  "127.0.0.1:8080",
+		MediaAddr:                 "127.0.0.1:7882",
+		TranscribeURL:             "http://127.0.0.1:8000/v1",
+		TranscribeModel:           "whisper-1",
+		TranscribeConcurrency:     4,
+		JobMaxAttempts:            8,
+		JobSnoozeBudget:           time.Hour,
+		TranscribeAttempts:        4,
+		TranscribeBreakerCoolDown: 30 * time.Second,
+		JobRetryBase:              2 * time.Second,
+		LogLevel:                  "info",
+		ShutdownTimeout:           30 * time.Second,
 	}
 }
 

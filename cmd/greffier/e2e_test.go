@@ -45,6 +45,8 @@ type setupOptions struct {
 	s3          *testenv.S3Server // with scaleOut: this S3 server instead of the shared one
 	backend     transcribetest.Options
 	maxAttempts int
+	// snoozeBudget overrides how long segments wait for a down backend.
+	snoozeBudget time.Duration
 	// summary starts a chat double and configures summaries.
 	summary *summarizetest.Options
 }
@@ -60,8 +62,12 @@ func setup(t *testing.T, opts setupOptions) *testBundle {
 	cfg.TranscribeURL = double.BaseURL()
 	cfg.JobPollInterval = 50 * time.Millisecond
 	cfg.JobRetryBase = 50 * time.Millisecond
+	cfg.TranscribeBreakerCoolDown = 200 * time.Millisecond
 	if opts.maxAttempts > 0 {
 		cfg.JobMaxAttempts = opts.maxAttempts
+	}
+	if opts.snoozeBudget > 0 {
+		cfg.JobSnoozeBudget = opts.snoozeBudget
 	}
 	if opts.scaleOut {
 		cfg.PostgresURL = testenv.Postgres(t)

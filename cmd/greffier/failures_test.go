@@ -42,7 +42,7 @@ func TestBackendRecovers(t *testing.T) {
 // what is missing and why: never quietly incomplete.
 func TestBackendDownMarksMinutesIncomplete(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOptions{maxAttempts: 2,
+	b := setup(t, setupOptions{maxAttempts: 2, snoozeBudget: 2 * time.Second,
 		backend: transcribetest.Options{FailFirst: 1 << 30, FailStatus: http.StatusInternalServerError}})
 	mt, now := b.holdMeeting(t, map[string]string{"alice": "Alice", "bob": "Bob"}, holdOptions{})
 	require.Equal(t, "ready", now.State)

@@ -73,6 +73,8 @@ type Meeting struct {
 	Failure string
 	// Run counts re-runs of the pipeline; jobs of an older run are stale.
 	Run int
+	// Captions is set when live captions are wanted.
+	Captions bool
 }
 
 // Participant is one speaker of a meeting, keyed by the identity in their

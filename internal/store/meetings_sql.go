@@ -8,19 +8,20 @@ import (
 	"time"
 )
 
-const meetingColumns = `id, title, state, language, failure, created_at, started_at, ended_at, run`
+const meetingColumns = `id, title, state, language, failure, created_at, started_at, ended_at, run, captions`
 
 func scanMeeting(row interface{ Scan(...any) error }) (Meeting, error) {
 	var (
-		m              Meeting
-		created        int64
-		started, ended sql.NullInt64
+		m                 Meeting
+		created, captions int64
+		started, ended    sql.NullInt64
 	)
-	if err := row.Scan(&m.ID, &m.Title, &m.State, &m.Language, &m.Failure, &created, &started, &ended, &m.Run); err != nil {
+	if err := row.Scan(&m.ID, &m.Title, &m.State, &m.Language, &m.Failure, &created, &started, &ended, &m.Run, &captions); err != nil {
 		return Meeting{}, err
 	}
 	m.CreatedAt = time.UnixMilli(created).UTC()
 	m.StartedAt, m.EndedAt = fromMS(started), fromMS(ended)
+	m.Captions = captions != 0
 	return m, nil
 }
 
@@ -201,4 +202,20 @@ func (q Queries) StartRerun(ctx context.Context, meetingID string) (int, error) 
 	}
 	m, err := q.Meeting(ctx, meetingID)
 	return m.Run, err
+}
+
+// SetCaptions turns live captions on or off for a meeting.
+func (q Queries) SetCaptions(ctx context.Context, meetingID string, on bool) error {
+	v := 0
+	if on {
+		v = 1
+	}
+	res, err := q.q.ExecContext(ctx, `UPDATE meetings SET captions = $1 WHERE id = $2`, v, meetingID)
+	if err != nil {
+		return fmt.Errorf("set captions of %s: %w", meetingID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("meeting %s: %w", meetingID, ErrNotFound)
+	}
+	return nil
 }

@@ -82,6 +82,7 @@ var migrations = []string{
 		seq BIGINT NOT NULL,
 		PRIMARY KEY (meeting_id, seq)
 	);`,
+	`ALTER TABLE meetings ADD COLUMN captions INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
