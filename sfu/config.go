@@ -23,6 +23,7 @@ const (
 	DefaultMaxPacketRate          = 150
 	DefaultSpeakingLevel          = 50
 	DefaultEndedMeetingTTL        = 24 * time.Hour
+	DefaultUDPBufferSize          = 4 << 20
 	// MaxEndedMeetings bounds the list of ended meetings kept to refuse
 	// late joins; the oldest are forgotten first.
 	MaxEndedMeetings = 10000
@@ -36,6 +37,12 @@ type Config struct {
 	// UDPAddr is the one UDP address every PeerConnection's media uses.
 	// Default DefaultUDPAddr; "127.0.0.1:0" picks a free port (tests).
 	UDPAddr string
+	// UDPBufferSize is the media socket's kernel receive and send buffer.
+	// All participants share that one socket: at 150 publishers a stall of
+	// 30 ms overflows Linux's 208 KiB default and drops packets. Linux caps
+	// it at net.core.rmem_max and wmem_max: raise those to match. Default
+	// DefaultUDPBufferSize.
+	UDPBufferSize int
 	// PublicIPs are announced instead of the bound address when Greffier is
 	// behind a 1:1 NAT. Default none.
 	PublicIPs []string
@@ -124,6 +131,9 @@ func (c Config) WithDefaults() Config {
 	if c.GatherTimeout == 0 {
 		c.GatherTimeout = DefaultGatherTimeout
 	}
+	if c.UDPBufferSize == 0 {
+		c.UDPBufferSize = DefaultUDPBufferSize
+	}
 	if c.MaxPacketRate == 0 {
 		c.MaxPacketRate = DefaultMaxPacketRate
 	}
@@ -166,6 +176,9 @@ func (c Config) validate() error {
 	}
 	if c.SwitchMargin < 0 || c.SwitchMargin > 127 {
 		errs = append(errs, fmt.Errorf("sfu: SwitchMargin is %d; set 0 to 127 dB", c.SwitchMargin))
+	}
+	if c.UDPBufferSize < 0 {
+		errs = append(errs, fmt.Errorf("sfu: UDPBufferSize is %d; set a size in bytes, or 0 for the default", c.UDPBufferSize))
 	}
 	if c.MaxPacketRate < 1 || c.MaxPacketRate > 10000 {
 		errs = append(errs, fmt.Errorf("sfu: MaxPacketRate is %d; set 1 to 10000 packets per second", c.MaxPacketRate))

@@ -88,6 +88,12 @@ func (s *SFU) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sfu: bind media UDP %s (set UDPAddr to a free port): %w", s.cfg.UDPAddr, err)
 	}
+	if uc, ok := conn.(*net.UDPConn); ok {
+		// Best effort: the kernel caps both at its maxima, silently.
+		if err := errors.Join(uc.SetReadBuffer(s.cfg.UDPBufferSize), uc.SetWriteBuffer(s.cfg.UDPBufferSize)); err != nil {
+			s.log.Warn("sizing the media socket's buffers", "bytes", s.cfg.UDPBufferSize, "err", err)
+		}
+	}
 	api, mux, err := s.newAPI(conn)
 	if err != nil {
 		_ = conn.Close()

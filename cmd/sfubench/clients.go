@@ -401,41 +401,51 @@ func (g *loadGen) publish(ctx context.Context, i int) (*benchPublisher, error) {
 }
 
 // send writes every 20 ms a packet for each publisher i with i%senders ==
-// k. Levels rotate: one group of `slots` publishers is loud at a time, the
-// others quieter by more than the SFU's switch margin.
+// k. When the goroutine was starved it catches up, as a browser's send
+// queue does, so the load offered stays 50 packets a second each. Levels
+// rotate: one group of `slots` publishers is loud at a time, the others
+// quieter by more than the SFU's switch margin.
 func (g *loadGen) send(k int, start time.Time, stop <-chan struct{}) {
 	tick := time.NewTicker(packetInterval)
 	defer tick.Stop()
 	groups := (g.o.participants + g.o.slots - 1) / g.o.slots
+	done := 0 // packets each of this goroutine's publishers has sent
 	for {
 		select {
 		case <-stop:
 			return
 		case <-tick.C:
 		}
+		elapsed := time.Since(start)
 		loud := 0
 		if g.o.rotate > 0 {
-			loud = int(time.Since(start)/g.o.rotate) % groups
+			loud = int(elapsed/g.o.rotate) % groups
 		}
-		measuring := g.phase.Load() == phaseMeasure
-		for i := k; i < len(g.pubs); i += g.o.senders {
-			p := g.pubs[i]
-			level := byte(40 + i%50)
-			if i/g.o.slots == loud {
-				level = 10
-			}
-			p.hdr.SequenceNumber++
-			p.hdr.Timestamp += 960
-			p.hdr.Extensions = p.hdr.Extensions[:0]
-			p.hdr.Extension = false
-			if p.track.levelID != 0 {
-				p.level[0] = level
-				_ = p.hdr.SetExtension(p.track.levelID, p.level[:])
-			}
-			binary.BigEndian.PutUint64(p.payload[1:9], uint64(time.Now().UnixNano()))
-			if _, err := p.track.w.WriteRTP(&p.hdr, p.payload); err == nil && measuring {
-				p.sent++
-			}
+		for due := int(elapsed / packetInterval); done < due; done++ {
+			g.sendRound(k, loud)
+		}
+	}
+}
+
+func (g *loadGen) sendRound(k, loud int) {
+	measuring := g.phase.Load() == phaseMeasure
+	for i := k; i < len(g.pubs); i += g.o.senders {
+		p := g.pubs[i]
+		level := byte(40 + i%50)
+		if i/g.o.slots == loud {
+			level = 10
+		}
+		p.hdr.SequenceNumber++
+		p.hdr.Timestamp += 960
+		p.hdr.Extensions = p.hdr.Extensions[:0]
+		p.hdr.Extension = false
+		if p.track.levelID != 0 {
+			p.level[0] = level
+			_ = p.hdr.SetExtension(p.track.levelID, p.level[:])
+		}
+		binary.BigEndian.PutUint64(p.payload[1:9], uint64(time.Now().UnixNano()))
+		if _, err := p.track.w.WriteRTP(&p.hdr, p.payload); err == nil && measuring {
+			p.sent++
 		}
 	}
 }

@@ -36,6 +36,7 @@ type options struct {
 	senders      int
 	connectPar   int
 	cpuProfile   string
+	memProfile   string
 	jsonOut      bool
 	// Child only.
 	url string
@@ -53,6 +54,7 @@ func main() {
 	flag.IntVar(&o.senders, "senders", 4, "goroutines writing all publishers' packets")
 	flag.IntVar(&o.connectPar, "connect-parallel", 8, "connections negotiated at once")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the server's CPU profile of the measured window here")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write the server's heap profile, once everyone is connected, here")
 	flag.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
 	flag.StringVar(&o.url, "url", "", "internal: the server's base URL (clients role)")
 	flag.Parse()

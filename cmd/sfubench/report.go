@@ -44,6 +44,8 @@ type report struct {
 	CPUPerForwardedUS   float64 `json:"cpu_us_per_forwarded"`
 	ForwardedPerCoreSec float64 `json:"forwarded_per_core_second"`
 	Dropped             uint64  `json:"dropped"`
+	SentPerSecond       float64 `json:"sent_per_second"`
+	UDPBufferDrops      uint64  `json:"udp_rcvbuf_drops_machine_wide"`
 
 	HeapPerParticipantKiB float64 `json:"heap_per_participant_kib"`
 	RSSPerParticipantKiB  float64 `json:"rss_per_participant_kib"`
@@ -72,6 +74,10 @@ func (r *report) fill(empty, connected, start, stop sample) {
 		r.ForwardedPerCoreSec = fwd / cpu.Seconds()
 	}
 	r.Dropped = stop.stats.DroppedTooLarge + stop.stats.DroppedRate + stop.stats.DroppedMalformed
+	r.UDPBufferDrops = stop.udpDrops - start.udpDrops
+	if r.Clients != nil {
+		r.SentPerSecond = float64(r.Clients.Sent) / wall.Seconds()
+	}
 	n := float64(r.Participants)
 	r.HeapPerParticipantKiB = (float64(connected.heap) - float64(empty.heap)) / n / 1024
 	r.RSSPerParticipantKiB = (float64(connected.rss) - float64(empty.rss)) / n / 1024
@@ -88,11 +94,13 @@ func (r *report) print(w io.Writer, asJSON bool) error {
 	_, err := fmt.Fprintf(w, `participants           %d (each publishing and listening on %d slots), payload %d B, GOMAXPROCS %d
 window                 %.1f s
 server CPU             %.2f s = %.2f cores
+sent by publishers     %.0f packets/s
 received               %.0f packets/s
 forwarded              %.0f packets/s
 CPU per forwarded      %.2f µs (all server work ÷ forwarded packets)
 forwarded per core     %.0f packets/s
 dropped by limits      %d
+UDP buffer overflows   %d (machine-wide, in the window)
 loss                   %d packets in all, worst listener %d, duplicates %d (expected %d per listener, got min %d, avg %.1f)
 latency client→client  p50 %.2f ms, p99 %.2f ms, max %.2f ms
 memory per participant heap %.1f KiB, RSS %.1f KiB (base RSS %.1f MiB)
@@ -100,8 +108,8 @@ server goroutines      %.1f per connection
 tap                    %d tracks, %d packets, %d sender reports
 clients                %.2f s CPU in the window, connected in %.1f s
 `, r.Participants, r.Slots, r.PayloadBytes, r.GOMAXPROCS,
-		r.WindowSeconds, r.ServerCPUSeconds, r.ServerCores, r.ReceivedPerSecond, r.ForwardedPerSecond,
-		r.CPUPerForwardedUS, r.ForwardedPerCoreSec, r.Dropped,
+		r.WindowSeconds, r.ServerCPUSeconds, r.ServerCores, r.SentPerSecond, r.ReceivedPerSecond, r.ForwardedPerSecond,
+		r.CPUPerForwardedUS, r.ForwardedPerCoreSec, r.Dropped, r.UDPBufferDrops,
 		c.Lost, c.LostMaxListener, c.Duplicates, c.ExpectedPerListener, c.ReceivedMin, c.ReceivedAvg,
 		float64(c.LatencyP50us)/1000, float64(c.LatencyP99us)/1000, float64(c.LatencyMaxus)/1000,
 		r.HeapPerParticipantKiB, r.RSSPerParticipantKiB, float64(r.BaseRSS)/(1<<20), r.GoroutinesPerConn,

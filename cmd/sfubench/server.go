@@ -61,13 +61,14 @@ type sample struct {
 	rss       uint64
 	stats     sfu.Stats
 	goroutine int
+	udpDrops  uint64 // the whole machine's, from /proc/net/snmp
 }
 
 func takeSample(s *sfu.SFU, gc bool) sample {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	out := sample{at: time.Now(), cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
-		rss: rss(), goroutine: runtime.NumGoroutine()}
+		rss: rss(), goroutine: runtime.NumGoroutine(), udpDrops: udpRcvbufErrors()}
 	if s != nil {
 		out.stats = s.Stats()
 	}
@@ -90,6 +91,33 @@ func rss() uint64 {
 		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
 			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return kb << 10
+		}
+	}
+	return 0
+}
+
+// udpRcvbufErrors is the kernel's count of UDP datagrams dropped because
+// a socket's receive buffer was full, machine-wide; 0 without /proc.
+func udpRcvbufErrors() uint64 {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0
+	}
+	var names []string
+	for line := range strings.Lines(string(b)) {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || fields[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = fields
+			continue
+		}
+		for i, name := range names {
+			if name == "RcvbufErrors" && i < len(fields) {
+				n, _ := strconv.ParseUint(fields[i], 10, 64)
+				return n
+			}
 		}
 	}
 	return 0
@@ -164,6 +192,11 @@ func runServer(ctx context.Context, o options, logger *slog.Logger) error {
 		switch {
 		case line == "connected":
 			connected = takeSample(s, true)
+			if o.memProfile != "" {
+				if err := writeHeapProfile(o.memProfile); err != nil {
+					return err
+				}
+			}
 			fmt.Fprintf(os.Stderr, "sfubench: %d participants connected\n", o.participants)
 		case line == "start":
 			if o.cpuProfile != "" {
@@ -199,4 +232,19 @@ func runServer(ctx context.Context, o options, logger *slog.Logger) error {
 	pk, srs, tracks := tap.snapshot()
 	rep.TapPackets, rep.TapSenderReports, rep.TapTracks = pk, srs, tracks
 	return rep.print(os.Stdout, o.jsonOut)
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("-memprofile: %w", err)
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("-memprofile: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("-memprofile: %w", err)
+	}
+	return nil
 }
