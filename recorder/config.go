@@ -15,6 +15,15 @@ const (
 	DefaultMaxRetryBackoff = 30 * time.Second
 	DefaultTimestampSlack  = 5 * time.Second
 	DefaultFinishTimeout   = 10 * time.Second
+	// DefaultCheckpointInterval bounds what losing the spool disk costs.
+	DefaultCheckpointInterval = 2 * time.Minute
+	// DefaultMinFreeBytes is about 17 hours of one 32 kbit/s track, or
+	// 7 minutes of 150 of them: enough to finish what is open.
+	DefaultMinFreeBytes = 256 << 20
+	// DefaultSenderClockSkew is the most a sender's wall clock may
+	// disagree with ours (network delay included) for its RTCP sender
+	// reports to place the track.
+	DefaultSenderClockSkew = time.Second
 )
 
 // Config configures a Recorder.
@@ -40,6 +49,22 @@ type Config struct {
 	// FinishTimeout bounds marking a track failed after the caller's
 	// context has ended, so the failure is still recorded. Default 10s.
 	FinishTimeout time.Duration
+	// CheckpointInterval is how often the audio spooled since the last
+	// checkpoint is uploaded as a small standalone WebM chunk, so that
+	// losing the machine's disk mid-meeting loses at most about this
+	// much; Recover rebuilds such a track from its chunks. Default 2m;
+	// negative disables checkpoints.
+	CheckpointInterval time.Duration
+	// MinFreeBytes is the free space SpoolDir's file system must have for
+	// Open to start a track (a full disk fails loudly before a meeting,
+	// not silently in its middle). Default 256 MiB; negative disables
+	// the check.
+	MinFreeBytes int64
+	// SenderClockSkew is how far the track start given by RTCP sender
+	// reports may lie from the one given by the first packet's arrival
+	// before the sender's wall clock is distrusted and arrival kept.
+	// Default 1s.
+	SenderClockSkew time.Duration
 	// Now is the clock packets' arrival is read from. Default time.Now.
 	Now func() time.Time
 	// Listen, when set, is asked for a Listener for each track once the
@@ -69,6 +94,15 @@ func (c Config) WithDefaults() Config {
 	if c.FinishTimeout == 0 {
 		c.FinishTimeout = DefaultFinishTimeout
 	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = DefaultMinFreeBytes
+	}
+	if c.SenderClockSkew == 0 {
+		c.SenderClockSkew = DefaultSenderClockSkew
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -87,6 +121,7 @@ func (c Config) validate() error {
 		{"FlushInterval", c.FlushInterval}, {"UploadTimeout", c.UploadTimeout},
 		{"RetryBackoff", c.RetryBackoff}, {"MaxRetryBackoff", c.MaxRetryBackoff},
 		{"TimestampSlack", c.TimestampSlack}, {"FinishTimeout", c.FinishTimeout},
+		{"SenderClockSkew", c.SenderClockSkew},
 	} {
 		if d.v < 0 {
 			errs = append(errs, errors.New("recorder: "+d.name+" must not be negative (0 means the default)"))

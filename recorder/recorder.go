@@ -82,6 +82,10 @@ func New(cfg Config, blobs blob.Store, catalog Catalog, logger *slog.Logger) (*R
 	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
 		return nil, fmt.Errorf("recorder: create spool dir: %w", err)
 	}
+	if err := checkSpace(cfg.SpoolDir, cfg.MinFreeBytes); err != nil {
+		// Not fatal here: Recover must still be able to empty the spool.
+		logger.Error("recorder: tracks will be refused", "err", err)
+	}
 	return &Recorder{cfg: cfg, blobs: blobs, catalog: catalog, log: logger, open: map[string]*Writer{}}, nil
 }
 
@@ -133,6 +137,10 @@ func (r *Recorder) Open(ctx context.Context, t Track) (*Writer, error) {
 	if t.Channels > 2 {
 		return nil, fmt.Errorf("open track: %d channels; Opus mapping family 0 has 1 or 2: %w", t.Channels, ErrInvalidTrack)
 	}
+	if err := checkSpace(r.cfg.SpoolDir, r.cfg.MinFreeBytes); err != nil {
+		r.log.Error("track refused", "meeting", t.MeetingID, "identity", t.Identity, "err", err)
+		return nil, fmt.Errorf("open track: %w", err)
+	}
 	id, err := newTrackID()
 	if err != nil {
 		return nil, err
@@ -182,6 +190,14 @@ func (r *Recorder) Open(ctx context.Context, t Track) (*Writer, error) {
 	r.mu.Unlock()
 	opened = true
 	go w.run()
+	if every := r.cfg.CheckpointInterval; every > 0 {
+		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		w.ckptStop, w.ckptDone = cancel, make(chan struct{})
+		go func() {
+			defer close(w.ckptDone)
+			newCheckpointer(w).run(ctx, every)
+		}()
+	}
 	r.log.Info("recording track", "track", id, "meeting", t.MeetingID, "identity", t.Identity, "ssrc", t.SSRC)
 	return w, nil
 }
@@ -222,6 +238,12 @@ func (r *Recorder) store(ctx context.Context, sc sidecar, spoolPath, sidePath st
 	row.BlobKey, row.Size, row.SHA256 = key, info.Size, info.SHA256
 	if err := r.catalog.FinishTrack(ctx, row); err != nil {
 		return fmt.Errorf("store track %s: catalog: %w", sc.TrackID, err)
+	}
+	if err := r.dropCheckpoints(ctx, sc.MeetingID, sc.TrackID); err != nil {
+		// The track is stored; keeping the spool lets Recover finish the
+		// cleanup, so a lost disk cannot later revive the journal.
+		r.log.Error("track stored but its checkpoints remain; Recover will retry", "track", sc.TrackID, "err", err)
+		return nil
 	}
 	r.removeSpool(spoolPath, sidePath)
 	return nil
@@ -308,6 +330,9 @@ func (r *Recorder) Recover(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if ctx.Err() == nil {
+		errs = append(errs, r.recoverJournals(ctx)...)
+	}
 	return errors.Join(errs...)
 }
 
@@ -328,6 +353,18 @@ func (r *Recorder) recoverOne(ctx context.Context, sidePath string) error {
 		blocks, err := r.rebuild(spoolPath, &sc)
 		if err != nil {
 			return fmt.Errorf("recover track %s: %w", sc.TrackID, err)
+		}
+		// The spool holds everything its checkpoints do, unless it was
+		// lost or damaged: then the checkpoints hold more.
+		j, ok, jerr := r.readJournal(ctx, sc.MeetingID, sc.TrackID)
+		if jerr != nil {
+			r.log.Warn("recover: journal unreadable; using the spool alone", "track", sc.TrackID, "err", jerr)
+		}
+		if ok && len(j.Chunks) > 0 && j.Chunks[len(j.Chunks)-1].ToMS > sc.DurationMS {
+			r.log.Warn("recover: checkpoints hold more than the spool; rebuilding from them", "track", sc.TrackID,
+				"spool_ms", sc.DurationMS, "checkpoints_ms", j.Chunks[len(j.Chunks)-1].ToMS)
+			r.removeSpool(spoolPath, sidePath)
+			return r.recoverFromChunks(ctx, sc.MeetingID, sc.TrackID)
 		}
 		if blocks == 0 {
 			row := sc.row(store.TrackFailed)
@@ -369,42 +406,26 @@ func (r *Recorder) rebuild(spoolPath string, sc *sidecar) (int, error) {
 		return 0, fmt.Errorf("create rebuilt spool: %w", err)
 	}
 	out := newSpoolFile(f)
-	var errs errBox
-	bw, err := newWebM(out, sc.Channels, &errs)
+	m, err := newRemuxer(out, sc.Channels)
 	if err != nil {
 		_ = f.Close()
 		_ = os.Remove(tmp)
 		return 0, err
 	}
-	var (
-		blocks int
-		endMS  int64
-		slab   slab
-	)
-	scanErr := scanBlocks(in, func(ms int64, frame []byte) error {
-		samples := opusSamples(frame)
-		if samples == 0 {
-			return fmt.Errorf("block at %d ms is not Opus: %w", ms, errCorrupt)
-		}
-		if _, err := bw.Write(true, ms, slab.copy(frame)); err != nil {
-			return fmt.Errorf("rewrite block: %w", err)
-		}
-		blocks++
-		endMS = ms + int64(samples)/48
-		return nil
-	})
+	scanErr := scanBlocks(in, m.add)
 	if scanErr != nil && !errors.Is(scanErr, errCorrupt) {
-		_ = bw.Close()
+		_ = m.close()
 		_ = f.Close()
 		_ = os.Remove(tmp)
 		return 0, fmt.Errorf("read spool: %w", scanErr)
 	}
 	if scanErr != nil {
-		r.log.Warn("spool damaged; keeping the blocks before the damage", "track", sc.TrackID, "blocks", blocks, "err", scanErr)
+		r.log.Warn("spool damaged; keeping the blocks before the damage", "track", sc.TrackID, "blocks", m.blocks, "err", scanErr)
 	}
-	err = bw.Close()
+	blocks, endMS := m.blocks, m.endMS
+	err = m.close()
 	if err == nil {
-		err = errs.get()
+		err = out.err()
 	}
 	if err == nil && blocks > 0 {
 		err = finishHeader(f, endMS)

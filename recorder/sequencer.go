@@ -210,6 +210,12 @@ func (s *sequencer) push(p *rtp.Packet, now int64) {
 	}
 }
 
+// mediaOf is the media time of RTP timestamp ts on the current timeline;
+// s must have started.
+func (s *sequencer) mediaOf(ts uint32) int64 {
+	return s.highRaw + int64(int32(ts-uint32(s.highRaw))) + s.offset
+}
+
 // consistentSuspect reports whether a packet with timestamp ts arriving at
 // now continues the previous suspect packet's timeline.
 func (s *sequencer) consistentSuspect(ts uint32, now int64) bool {

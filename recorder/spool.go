@@ -132,7 +132,7 @@ func (b *errBox) get() error {
 
 // newWebM starts a one-track Opus WebM on out. Block times given to the
 // returned writer are milliseconds from the track's first packet.
-func newWebM(out *spoolFile, channels uint8, errs *errBox) (webm.BlockWriteCloser, error) {
+func newWebM(out webmSink, channels uint8, errs *errBox) (webm.BlockWriteCloser, error) {
 	info := &webm.Info{ // per file: WithCues writes Duration into it
 		TimecodeScale: 1_000_000, // 1 ms
 		MuxingApp:     "greffier",
@@ -250,14 +250,28 @@ func unexpected(err error) error {
 // with errCorrupt at bytes that cannot be what the recorder wrote; every
 // block before that point has been delivered.
 func scanBlocks(r io.Reader, fn func(ms int64, frame []byte) error) error {
+	return newBlockScanner().scan(r, fn)
+}
+
+// blockScanner is scanBlocks that can stop at the end of what a growing
+// spool holds and later go on from there: the checkpointer reads each
+// stretch of a live spool once.
+type blockScanner struct {
+	off     int64 // file offset just after the last whole element read
+	cluster int64 // current cluster's timecode, -1 before its Timecode
+	last    int64 // time of the last block delivered
+	buf     []byte
+}
+
+func newBlockScanner() *blockScanner { return &blockScanner{cluster: -1, last: -1} }
+
+// scan reads elements from r, which must start at s.off, and delivers
+// their blocks. State advances only past whole elements, so an element cut
+// off at the end of r is read again, whole, by the next scan.
+func (s *blockScanner) scan(r io.Reader, fn func(ms int64, frame []byte) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
-	var (
-		cluster int64 = -1
-		last    int64 = -1
-		buf     []byte
-	)
 	for {
-		id, size, _, err := readElementHeader(br)
+		id, size, n, err := readElementHeader(br)
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				return nil
@@ -267,19 +281,20 @@ func scanBlocks(r io.Reader, fn func(ms int64, frame []byte) error) error {
 		switch id {
 		case idSegment, idCluster: // descend: their children follow
 			if id == idCluster {
-				cluster = -1
+				s.cluster = -1
 			}
+			s.off += int64(n)
 			continue
 		}
 		if size == unknownSize || size > maxElement {
 			return fmt.Errorf("element %#x of size %d: %w", id, size, errCorrupt)
 		}
-		if cap(buf) < int(size) {
-			buf = make([]byte, size)
+		if cap(s.buf) < int(size) {
+			s.buf = make([]byte, size)
 		}
-		buf = buf[:size]
+		buf := s.buf[:size]
 		if _, err := io.ReadFull(br, buf); err != nil {
-			return nil // cut off mid-element by the crash
+			return nil // cut off mid-element: by a crash, or not flushed yet
 		}
 		switch id {
 		case idTimecode:
@@ -293,29 +308,126 @@ func scanBlocks(r io.Reader, fn func(ms int64, frame []byte) error) error {
 			if v > math.MaxInt64/2 {
 				return fmt.Errorf("cluster timecode %d: %w", v, errCorrupt)
 			}
-			cluster = int64(v)
+			s.cluster = int64(v)
 		case idSimpleBlock:
 			// track number 1 (one-byte vint), int16 time, flags without lacing
-			if cluster < 0 || size < 5 || buf[0] != 0x81 || buf[3]&0x06 != 0 {
+			if s.cluster < 0 || size < 5 || buf[0] != 0x81 || buf[3]&0x06 != 0 {
 				return fmt.Errorf("simple block: %w", errCorrupt)
 			}
-			ms := cluster + int64(int16(binary.BigEndian.Uint16(buf[1:3])))
-			if ms < last {
-				return fmt.Errorf("block at %d ms after %d ms: %w", ms, last, errCorrupt)
+			ms := s.cluster + int64(int16(binary.BigEndian.Uint16(buf[1:3])))
+			if ms < s.last {
+				return fmt.Errorf("block at %d ms after %d ms: %w", ms, s.last, errCorrupt)
 			}
-			last = ms
 			if err := fn(ms, buf[4:]); err != nil {
 				return err
 			}
+			s.last = ms
 		}
+		s.off += int64(n) + size
 	}
+}
+
+// webmSink is what ebml-go writes a file to: it patches Cues and Duration
+// in place when it closes.
+type webmSink interface {
+	io.WriteCloser
+	io.WriterAt
+}
+
+// memFile is a WebM built in memory: checkpoint chunks are small (a few
+// minutes of one voice), and building them on the spool disk would fail
+// exactly when that disk is full.
+type memFile struct{ b []byte }
+
+func (m *memFile) Write(p []byte) (int, error) {
+	m.b = append(m.b, p...)
+	return len(p), nil
+}
+
+func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("memfile: negative offset")
+	}
+	if end := off + int64(len(p)); end > int64(len(m.b)) {
+		m.b = append(m.b, make([]byte, end-int64(len(m.b)))...)
+	}
+	return copy(m.b[off:], p), nil
+}
+
+func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(m.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m.b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (m *memFile) Close() error { return nil }
+
+// remuxer writes blocks read from somewhere else (a cut-off spool,
+// checkpoint chunks, a stretch of a live spool) into a new WebM.
+type remuxer struct {
+	bw     webm.BlockWriteCloser
+	errs   errBox
+	slab   slab
+	blocks int
+	first  int64 // time of the first block; ebml-go writes it as 0
+	last   int64
+	endMS  int64 // end of the last block, on the input's clock
+}
+
+func newRemuxer(out webmSink, channels uint8) (*remuxer, error) {
+	m := &remuxer{last: -1}
+	bw, err := newWebM(out, channels, &m.errs)
+	if err != nil {
+		return nil, err
+	}
+	m.bw = bw
+	return m, nil
+}
+
+// add writes one block; blocks must come in increasing time.
+func (m *remuxer) add(ms int64, frame []byte) error {
+	samples := opusSamples(frame)
+	if samples == 0 {
+		return fmt.Errorf("block at %d ms is not Opus: %w", ms, errCorrupt)
+	}
+	if ms <= m.last {
+		return fmt.Errorf("block at %d ms after %d ms: %w", ms, m.last, errCorrupt)
+	}
+	if m.blocks == 0 {
+		m.first = ms
+	}
+	if _, err := m.bw.Write(true, ms, m.slab.copy(frame)); err != nil {
+		return fmt.Errorf("rewrite block: %w", err)
+	}
+	m.blocks++
+	m.last = ms
+	m.endMS = ms + int64(samples)/48
+	return nil
+}
+
+// close finishes the WebM (ebml-go writes Cues) and returns the first
+// error met writing it.
+func (m *remuxer) close() error {
+	err := m.bw.Close()
+	if err == nil {
+		err = m.errs.get()
+	}
+	return err
 }
 
 // finishHeader overwrites the Segment's Duration with ms: ebml-go writes
 // the start of the last block there; a player wants its end. (Segment and
 // Clusters keep their "unknown" sizes: Matroska forbids an unknown-size
 // Cluster inside a Segment of known size.)
-func finishHeader(f *os.File, ms int64) error {
+func finishHeader(f interface {
+	io.ReaderAt
+	io.WriterAt
+}, ms int64) error {
 	head := make([]byte, 4096)
 	n, err := f.ReadAt(head, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -385,6 +497,8 @@ type sidecar struct {
 	Recovered  bool  `json:"recovered"`
 	DurationMS int64 `json:"duration_ms"`
 	GapMS      int64 `json:"gap_ms"`
+	// DriftPPM is the sender's RTP clock drift (see Timing), once known.
+	DriftPPM float64 `json:"drift_ppm,omitempty"`
 }
 
 // writeSidecar replaces path atomically, so a crash leaves the old or the

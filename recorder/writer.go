@@ -39,9 +39,12 @@ type Writer struct {
 	spoolPath string
 	sidePath  string
 
-	mu     sync.Mutex // guards seq and closed; held briefly, never across I/O
+	mu     sync.Mutex // guards seq, sr, timing and closed; held briefly, never across I/O
 	seq    *sequencer
+	sr     srClock
 	closed bool
+	timing Timing // final, once timed
+	timed  bool
 
 	wake chan struct{} // cap 1: packets are queued
 	stop chan struct{} // closed by Close: drain and finish
@@ -59,6 +62,11 @@ type Writer struct {
 	blocks  int64
 	runErr  error // set before done is closed
 	live    Listener
+	failed  bool // the spool failed and it has been reported
+
+	// The checkpointer's goroutine, when checkpoints are on.
+	ckptStop context.CancelFunc
+	ckptDone chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -127,8 +135,8 @@ func (w *Writer) run() {
 			w.drain()
 		case <-tick.C:
 			w.drain()
-			if err := w.file.flush(); err != nil {
-				w.r.log.Error("flush spool", "track", w.sc.TrackID, "err", err)
+			if err := w.file.flush(); err != nil && !w.failed {
+				w.spoolFailed(err)
 			}
 		case <-w.stop:
 			w.drain()
@@ -190,6 +198,29 @@ func (w *Writer) drain() {
 	clear(w.batch) // drop references to slab chunks
 }
 
+// spoolFailed reports, once, that the spool can no longer be written:
+// loudly in the log and at once in the catalog, rather than when the
+// track ends hours later. Packets still flow (the Listener hears them);
+// Close marks the track failed again with the same reason and Recover
+// later salvages what reached the disk.
+func (w *Writer) spoolFailed(err error) {
+	w.failed = true
+	reason := spoolFailure(err, w.r.cfg.SpoolDir)
+	w.r.log.Error("recording track failed: spool not writable", "track", w.sc.TrackID,
+		"meeting", w.sc.MeetingID, "reason", reason)
+	w.mu.Lock()
+	row := w.sc.row(store.TrackFailed)
+	w.mu.Unlock()
+	row.Failure = reason
+	// The spool goroutine has no caller's context; FinishTimeout bounds
+	// the wait while packets queue (and overflow) behind it.
+	ctx, cancel := context.WithTimeout(context.Background(), w.r.cfg.FinishTimeout)
+	defer cancel()
+	if ferr := w.r.catalog.FinishTrack(ctx, row); ferr != nil {
+		w.r.log.Error("mark track failed", "track", w.sc.TrackID, "err", ferr)
+	}
+}
+
 // finalize closes the WebM (ebml-go writes Cues and Duration), sets
 // Duration to the end of the last block and closes the file durably.
 func (w *Writer) finalize() error {
@@ -226,19 +257,39 @@ func (w *Writer) close(ctx context.Context) error {
 	w.seq.releaseAll()
 	stats := w.seq.stats
 	w.mu.Unlock()
+	if w.ckptStop != nil {
+		// An upload in flight is abandoned: the whole file follows.
+		w.ckptStop()
+		<-w.ckptDone
+	}
 	close(w.stop)
 	<-w.done // local disk only: bounded, and the file must not be left half-written
+
+	w.mu.Lock()
+	w.timing, w.timed = w.timingLocked(), true
+	w.sc.StartMS, w.sc.DriftPPM = w.timing.StartMS, w.timing.DriftPPM
+	timing := w.timing
+	w.mu.Unlock()
 
 	stats.Written = w.blocks
 	log := w.r.log.With("track", w.sc.TrackID, "meeting", w.sc.MeetingID)
 	log.Info("track closed", "blocks", w.blocks, "duration_ms", w.endMS, "late", stats.Late,
 		"duplicate", stats.Duplicate, "garbage", stats.Garbage, "bad_timestamp", stats.BadTimestamp,
 		"overflow", stats.Overflow, "resyncs", stats.Resyncs)
+	if timing.SenderReports > 0 {
+		log.Info("track clock", "start_ms", timing.StartMS, "arrival_start_ms", timing.ArrivalStartMS,
+			"from_sender_reports", timing.FromSenderReports, "sender_reports", timing.SenderReports,
+			"report_span", timing.ReportSpan, "drift_ppm", timing.DriftPPM)
+		if !timing.FromSenderReports {
+			log.Warn("sender's wall clock disagrees with ours; track placed by packet arrival",
+				"limit", w.r.cfg.SenderClockSkew)
+		}
+	}
 
 	if w.runErr != nil {
 		// The spool is damaged; Recover can still salvage its blocks.
 		row := w.sc.row(store.TrackFailed)
-		row.Failure = fmt.Sprintf("writing the recording to local disk failed: %v", w.runErr)
+		row.Failure = spoolFailure(w.runErr, w.r.cfg.SpoolDir)
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.r.cfg.FinishTimeout)
 		defer cancel()
 		err := fmt.Errorf("close track %s: %w", w.sc.TrackID, w.runErr)

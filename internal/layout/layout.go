@@ -24,3 +24,26 @@ func Minutes(meetingID string, version int) string {
 func MeetingPrefix(meetingID string) string {
 	return fmt.Sprintf("meetings/%s/", meetingID)
 }
+
+// TrackChunk is checkpoint n of a track still being recorded: a standalone
+// WebM of the audio spooled since checkpoint n-1. Chunks exist only while
+// the track is open (or was cut off by a lost disk) and are deleted once
+// the whole track is stored under Track.
+func TrackChunk(meetingID, trackID string, n int) string {
+	return fmt.Sprintf("meetings/%s/tracks/%s/chunks/%06d.webm", meetingID, trackID, n)
+}
+
+// TrackChunks holds every chunk of one track.
+func TrackChunks(meetingID, trackID string) string {
+	return fmt.Sprintf("meetings/%s/tracks/%s/chunks/", meetingID, trackID)
+}
+
+// RecordingJournal lists a checkpointed track's confirmed chunks. It sits
+// outside the meeting's tree so that start-up recovery finds every track
+// cut off by a lost disk by listing RecordingJournals alone.
+func RecordingJournal(meetingID, trackID string) string {
+	return fmt.Sprintf("recordings/%s/%s.json", meetingID, trackID)
+}
+
+// RecordingJournals holds every RecordingJournal.
+const RecordingJournals = "recordings/"
