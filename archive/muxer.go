@@ -1,0 +1,326 @@
+package archive
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"time"
+)
+
+const (
+	// maxClusterMS closes a cluster after 5 s of meeting time: short enough
+	// for quick seeks through Cues, long enough that Cues stay small (720
+	// points an hour). Matroska's own limit is 32.767 s of int16 block time.
+	maxClusterMS = 5000
+	// maxClusterBytes bounds the one cluster held in memory: 5 s of 150
+	// speakers at 32 kbit/s is about 3 MiB.
+	maxClusterBytes = 8 << 20
+	// seekHeadReserve is the space after the Segment header kept for the
+	// SeekHead, written last when every position is known (four entries
+	// take under 100 bytes).
+	seekHeadReserve = 128
+	// segmentSizeLen is the fixed vint length of the Segment size, patched
+	// when the file is complete.
+	segmentSizeLen = 8
+	writeBufferSize = 64 << 10
+	muxingApp       = "greffier archive"
+)
+
+// muxTrack is one output track.
+type muxTrack struct {
+	number uint64
+	name   string
+	opus   opusTrack
+	lastMS int64 // start of the last block written; -1 before any
+	endMS  int64 // end of the last block's audio
+	inCue  int   // index of the last cue point that lists this track; -1 before any
+}
+
+// cuePoint indexes one cluster: its time, position and the tracks with a
+// block in it (cueTracks[first:first+n]).
+type cuePoint struct {
+	ms       int64
+	pos      int64 // relative to the Segment's data, as Matroska wants
+	first, n int
+}
+
+// muxer writes a multi-track Opus WebM on the meeting clock: EBML header,
+// a Segment of known size holding SeekHead, Info (with Duration), Tracks,
+// Clusters (each of known size, built in memory), Cues and per-track Tags
+// (DURATION, as ffmpeg and mkvmerge write it). ebml-go's block writer does
+// not fit: it rebases time on the first block (the meeting clock would be
+// lost), cannot write Language or Tags, runs a goroutine and allocates
+// per frame.
+type muxer struct {
+	w       io.WriteSeeker
+	bw      *bufio.Writer
+	off     int64 // bytes written so far, from the file's start
+	segData int64 // file offset of the Segment's data
+	pos     struct{ seekHead, info, tracks, cues, tags, duration int64 }
+
+	tracks    []muxTrack
+	open      bool   // a cluster is being built
+	cluster   []byte // the open cluster's data, reused from one to the next
+	clusterMS int64
+	cues      []cuePoint
+	cueTracks []uint64
+	scratch   []byte
+	endMS     int64
+}
+
+func newMuxer(w io.WriteSeeker, tracks []muxTrack) *muxer {
+	return &muxer{w: w, bw: bufio.NewWriterSize(w, writeBufferSize), tracks: tracks, endMS: 0}
+}
+
+func (m *muxer) write(b []byte) error {
+	n, err := m.bw.Write(b)
+	m.off += int64(n)
+	if err != nil {
+		return fmt.Errorf("write webm: %w", err)
+	}
+	return nil
+}
+
+// start writes everything before the first cluster.
+func (m *muxer) start() error {
+	var hdr []byte
+	hdr = appendUint(hdr, idEBMLVersion, 1)
+	hdr = appendUint(hdr, idEBMLReadVersion, 1)
+	hdr = appendUint(hdr, idEBMLMaxIDLength, 4)
+	hdr = appendUint(hdr, idEBMLMaxSizeLength, 8)
+	hdr = appendString(hdr, idDocType, "webm")
+	hdr = appendUint(hdr, idDocTypeVersion, 4)
+	hdr = appendUint(hdr, idDocTypeReadVersion, 2)
+	b := appendMaster(nil, idEBML, hdr)
+	b = appendID(b, idSegment)
+	b = appendSizeN(b, 0, segmentSizeLen) // patched by finish
+	m.segData = int64(len(b))
+
+	m.pos.seekHead = int64(len(b))
+	b = appendVoid(b, seekHeadReserve)
+
+	var info []byte
+	info = appendUint(info, idTimecodeScale, 1_000_000) // 1 ms, as the recorder writes
+	info = appendString(info, idMuxingApp, muxingApp)
+	info = appendString(info, idWritingApp, muxingApp)
+	info = appendFloat(info, idDuration, 0) // patched by finish
+	m.pos.info = int64(len(b))
+	b = appendMaster(b, idInfo, info)
+	m.pos.duration = int64(len(b)) - 8
+
+	var tracks []byte
+	for _, t := range m.tracks {
+		var e []byte
+		e = appendUint(e, idTrackNumber, t.number)
+		e = appendUint(e, idTrackUID, t.number)
+		e = appendUint(e, idTrackType, 2) // audio
+		e = appendString(e, idName, t.name)
+		e = appendString(e, idLanguage, "und") // Matroska's default is "eng"
+		e = appendString(e, idCodecID, "A_OPUS")
+		if len(t.opus.codecPrivate) > 0 {
+			e = appendBytes(e, idCodecPrivate, t.opus.codecPrivate)
+		}
+		e = appendUint(e, idCodecDelay, uint64(t.opus.codecDelayNS))
+		e = appendUint(e, idSeekPreRoll, uint64(t.opus.seekPreRoll))
+		var a []byte
+		a = appendFloat(a, idSampling, 48000)
+		a = appendUint(a, idChannels, t.opus.channels)
+		e = appendMaster(e, idAudio, a)
+		tracks = appendMaster(tracks, idTrackEntry, e)
+	}
+	m.pos.tracks = int64(len(b))
+	b = appendMaster(b, idTracks, tracks)
+	return m.write(b)
+}
+
+// block adds one block of track k (0-based) at ms on the meeting clock.
+// Blocks must come in time order across all tracks.
+func (m *muxer) block(k int, ms int64, blk *block) error {
+	t := &m.tracks[k]
+	if m.open && (ms-m.clusterMS > maxClusterMS || len(m.cluster) > maxClusterBytes) {
+		if err := m.flushCluster(); err != nil {
+			return err
+		}
+	}
+	if !m.open {
+		m.open = true
+		m.clusterMS = ms
+		m.cluster = appendUint(m.cluster[:0], idTimecode, uint64(ms))
+		m.cues = append(m.cues, cuePoint{ms: ms, pos: m.off - m.segData, first: len(m.cueTracks)})
+	}
+	if c := len(m.cues) - 1; t.inCue != c {
+		t.inCue = c
+		m.cueTracks = append(m.cueTracks, t.number)
+		m.cues[c].n++
+	}
+	rel := ms - m.clusterMS
+	data := blk.data()
+	// Opus packets are all keyframes; lacing is kept so laced input is
+	// copied byte for byte.
+	lacing := blk.flags & 0x06
+	hdrLen := vintLen(t.number) + 3
+	if blk.discardNS > 0 {
+		// A trimmed last packet keeps its DiscardPadding, which only a
+		// BlockGroup can carry.
+		var dp []byte
+		dp = appendInt(m.scratch[:0], idDiscardPadding, blk.discardNS)
+		blockLen := hdrLen + len(data)
+		m.cluster = appendID(m.cluster, idBlockGroup)
+		m.cluster = appendSize(m.cluster, uint64(1+sizeLen(uint64(blockLen))+blockLen+len(dp)))
+		m.cluster = appendID(m.cluster, idBlock)
+		m.cluster = appendSize(m.cluster, uint64(blockLen))
+		m.cluster = appendVint(m.cluster, t.number)
+		m.cluster = binary.BigEndian.AppendUint16(m.cluster, uint16(int16(rel)))
+		m.cluster = append(m.cluster, lacing)
+		m.cluster = append(m.cluster, data...)
+		m.cluster = append(m.cluster, dp...)
+		m.scratch = dp
+	} else {
+		m.cluster = appendID(m.cluster, idSimpleBlock)
+		m.cluster = appendSize(m.cluster, uint64(hdrLen+len(data)))
+		m.cluster = appendVint(m.cluster, t.number)
+		m.cluster = binary.BigEndian.AppendUint16(m.cluster, uint16(int16(rel)))
+		m.cluster = append(m.cluster, 0x80|lacing)
+		m.cluster = append(m.cluster, data...)
+	}
+	t.lastMS = ms
+	end := ms + (blk.samples48()+47)/48
+	t.endMS = max(t.endMS, end)
+	m.endMS = max(m.endMS, end)
+	return nil
+}
+
+func (m *muxer) flushCluster() error {
+	if !m.open {
+		return nil
+	}
+	var hdr [12]byte
+	h := appendID(hdr[:0], idCluster)
+	h = appendSize(h, uint64(len(m.cluster)))
+	if err := m.write(h); err != nil {
+		return err
+	}
+	if err := m.write(m.cluster); err != nil {
+		return err
+	}
+	m.cluster = m.cluster[:0]
+	m.open = false
+	return nil
+}
+
+// finish writes the last cluster, Cues and Tags, then fills in the sizes
+// and positions reserved at the start. It leaves w at the end of the file.
+func (m *muxer) finish() error {
+	if err := m.flushCluster(); err != nil {
+		return err
+	}
+
+	if len(m.cues) > 0 {
+		var cues []byte
+		for _, c := range m.cues {
+			var p []byte
+			p = appendUint(m.scratch[:0], idCueTime, uint64(c.ms))
+			for _, num := range m.cueTracks[c.first : c.first+c.n] {
+				var tp []byte
+				tp = appendUint(tp, idCueTrack, num)
+				tp = appendUint(tp, idCueClusterPosition, uint64(c.pos))
+				p = appendMaster(p, idCueTrackPositions, tp)
+			}
+			cues = appendMaster(cues, idCuePoint, p)
+			m.scratch = p
+		}
+		m.pos.cues = m.off
+		if err := m.write(appendMaster(nil, idCues, cues)); err != nil {
+			return err
+		}
+	}
+
+	var tags []byte
+	for _, t := range m.tracks {
+		var tg, tgt, st []byte
+		tgt = appendUint(tgt, idTagTrackUID, t.number)
+		st = appendString(st, idTagName, "DURATION")
+		st = appendString(st, idTagString, tagDuration(time.Duration(t.endMS)*time.Millisecond))
+		tg = appendMaster(tg, idTargets, tgt)
+		tg = appendMaster(tg, idSimpleTag, st)
+		tags = appendMaster(tags, idTag, tg)
+	}
+	m.pos.tags = m.off
+	if err := m.write(appendMaster(nil, idTags, tags)); err != nil {
+		return err
+	}
+	if err := m.bw.Flush(); err != nil {
+		return fmt.Errorf("write webm: %w", err)
+	}
+	return m.patch()
+}
+
+// patch fills in the Segment size, Duration and SeekHead.
+func (m *muxer) patch() error {
+	size := appendSizeN(nil, uint64(m.off-m.segData), segmentSizeLen)
+	if err := m.writeAt(size, m.segData-segmentSizeLen); err != nil {
+		return err
+	}
+	var d [8]byte
+	binary.BigEndian.PutUint64(d[:], math.Float64bits(float64(m.endMS)))
+	if err := m.writeAt(d[:], m.pos.duration); err != nil {
+		return err
+	}
+	var seeks []byte
+	for _, s := range []struct {
+		id  uint32
+		pos int64
+	}{{idInfo, m.pos.info}, {idTracks, m.pos.tracks}, {idCues, m.pos.cues}, {idTags, m.pos.tags}} {
+		if s.pos == 0 {
+			continue
+		}
+		var e []byte
+		e = appendBytes(e, idSeekID, appendID(nil, s.id))
+		e = appendUint(e, idSeekPosition, uint64(s.pos-m.segData))
+		seeks = appendMaster(seeks, idSeek, e)
+	}
+	sh := appendMaster(nil, idSeekHead, seeks)
+	sh = appendVoid(sh, seekHeadReserve-len(sh))
+	if err := m.writeAt(sh, m.pos.seekHead); err != nil {
+		return err
+	}
+	if _, err := m.w.Seek(m.off, io.SeekStart); err != nil {
+		return fmt.Errorf("seek to the end of the webm: %w", err)
+	}
+	return nil
+}
+
+func (m *muxer) writeAt(b []byte, off int64) error {
+	if _, err := m.w.Seek(off, io.SeekStart); err != nil {
+		return fmt.Errorf("seek webm to %d: %w", off, err)
+	}
+	if _, err := m.w.Write(b); err != nil {
+		return fmt.Errorf("patch webm at %d: %w", off, err)
+	}
+	return nil
+}
+
+// tagDuration formats d as Matroska's DURATION tag: HH:MM:SS.nnnnnnnnn.
+func tagDuration(d time.Duration) string {
+	h := d / time.Hour
+	d -= h * time.Hour
+	mi := d / time.Minute
+	d -= mi * time.Minute
+	s := d / time.Second
+	d -= s * time.Second
+	return fmt.Sprintf("%02d:%02d:%02d.%09d", h, mi, s, d)
+}
+
+// vintLen is how many bytes appendVint uses for n.
+func vintLen(n uint64) int { return sizeLen(n) }
+
+// sizeLen is how many bytes appendSize uses for n.
+func sizeLen(n uint64) int {
+	l := 1
+	for l < 8 && n >= (1<<(7*l))-1 {
+		l++
+	}
+	return l
+}
