@@ -23,7 +23,7 @@ const (
 	seekHeadReserve = 128
 	// segmentSizeLen is the fixed vint length of the Segment size, patched
 	// when the file is complete.
-	segmentSizeLen = 8
+	segmentSizeLen  = 8
 	writeBufferSize = 64 << 10
 	muxingApp       = "greffier archive"
 )
