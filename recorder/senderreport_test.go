@@ -1,0 +1,188 @@
+package recorder
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/greffier/greffier/internal/store"
+)
+
+// TestSenderReportsPlaceTrack simulates a 3-hour track whose sender's RTP
+// clock runs 100 ppm fast: one second of speech a minute (DTX silence in
+// between), a sender report at each burst, and a first packet delayed
+// 150 ms. The reports place the track within 20 ms of where its audio
+// began and measure the drift; a sender whose wall clock is an hour off is
+// not believed, and arrival places the track.
+func TestSenderReportsPlaceTrack(t *testing.T) {
+	t.Parallel()
+	fx := loadOpus(t)
+	const ppm = 100
+	for _, c := range []struct {
+		name      string
+		ntpOffset time.Duration
+		fromSR    bool
+	}{
+		{"sender clock in sync", 0, true},
+		{"sender clock an hour off", time.Hour, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			zero := b.clock.Now()
+			w, err := b.rec.Open(context.Background(), Track{MeetingID: "mtg_1", Identity: "dan", ClockZero: zero})
+			require.NoError(t, err)
+
+			start := zero.Add(2 * time.Second) // the first sample's capture
+			const rtp0 = 4_000_000_000         // wraps during the track
+			rtpAt := func(at time.Time) uint32 {
+				ticks := float64(at.Sub(start).Nanoseconds()) * 48000 * (1 + ppm*1e-6) / 1e9
+				return uint32(rtp0 + int64(ticks))
+			}
+			var (
+				seq     uint16 = 7
+				arrival time.Time
+				sent    int
+			)
+			p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111}}
+			for burst := range 180 {
+				for k := range 50 {
+					capture := start.Add(time.Duration(burst)*time.Minute + time.Duration(k)*20*time.Millisecond)
+					delay := 40 * time.Millisecond
+					if sent == 0 {
+						delay = 150 * time.Millisecond
+					}
+					if a := capture.Add(delay); a.After(arrival) {
+						arrival = a // packets held behind a slow one arrive together
+					}
+					b.clock.ns.Store(arrival.UnixNano())
+					if k == 1 {
+						sr := capture.Add(-10 * time.Millisecond)
+						w.WriteSenderReport(sr.Add(c.ntpOffset), rtpAt(sr))
+					}
+					p.SequenceNumber, p.Timestamp, p.Payload = seq, rtpAt(capture), fx.packets[sent%len(fx.packets)]
+					w.WriteRTP(p)
+					seq++
+					sent++
+				}
+				waitDrained(w) // a real sender takes a minute per burst
+			}
+			require.NoError(t, w.Close(context.Background()))
+
+			tm := w.Timing()
+			require.Equal(t, int64(2150), tm.ArrivalStartMS, "arrival includes the first packet's delay")
+			require.Equal(t, 180, tm.SenderReports)
+			require.InDelta(t, 3*time.Hour-time.Minute, tm.ReportSpan, float64(2*time.Second))
+			require.InDelta(t, ppm, tm.DriftPPM, 0.5)
+			require.Equal(t, c.fromSR, tm.FromSenderReports)
+			if c.fromSR {
+				require.InDelta(t, 2000, tm.StartMS, 20)
+			} else {
+				require.Equal(t, tm.ArrivalStartMS, tm.StartMS)
+			}
+
+			row := b.catalog.row(w.ID())
+			require.Equal(t, store.TrackStored, row.State, row.Failure)
+			require.Equal(t, tm.StartMS, row.StartMS)
+			st := w.Stats()
+			require.Equal(t, int64(sent), st.Written, "%+v", st)
+			// Block times follow the sender's RTP clock: 3 hours of its
+			// audio are about a second longer than 3 hours.
+			wantMS := (179*time.Minute + time.Second).Seconds() * 1000 * (1 + ppm*1e-6)
+			require.InDelta(t, wantMS, float64(row.DurationMS), 2)
+			_, packets := ffprobe(t, readBlob(t, b, row.BlobKey))
+			require.Equal(t, sent, packets)
+		})
+	}
+}
+
+func TestSenderReportClockFit(t *testing.T) {
+	t.Parallel()
+	var c srClock
+	require.Equal(t, 1e9/48000, c.slope(48000))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	require.True(t, c.add(1000, base))
+	require.Equal(t, base, c.wall(1000, 48000))
+	require.Equal(t, base+int64(time.Second), c.wall(49000, 48000), "one report: nominal rate")
+	require.False(t, c.add(1000, base+1), "no forward move of the RTP clock")
+	require.False(t, c.add(2000, base), "no forward move of the wall clock")
+	// 50 ppm slow: 47997.6 ticks a second.
+	for i := 1; i <= 600; i++ {
+		require.True(t, c.add(1000+int64(float64(i)*47997.6), base+int64(i)*int64(time.Second)))
+	}
+	require.InDelta(t, -50, c.driftPPM(48000), 0.01)
+	require.InDelta(t, base+int64(300*time.Second), c.wall(1000+int64(300*47997.6), 48000), float64(50*time.Microsecond))
+	require.Equal(t, 0.0, (&srClock{}).driftPPM(48000))
+}
+
+// stallListener blocks the writer goroutine in its first Block until
+// released, as a stalled disk would.
+type stallListener struct {
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+	heard   atomic.Int64
+}
+
+func (l *stallListener) Block(int64, []byte) {
+	l.once.Do(func() {
+		close(l.entered)
+		<-l.release
+	})
+	l.heard.Add(1)
+}
+
+func (l *stallListener) Close(bool) {}
+
+// TestOverflow: the writer goroutine stalls; WriteRTP keeps returning at
+// once, the queue fills, and the packets that do not fit are counted as
+// Overflow, not waited for. Once it resumes, what was queued is written.
+func TestOverflow(t *testing.T) {
+	t.Parallel()
+	fx := loadOpus(t)
+	l := &stallListener{entered: make(chan struct{}), release: make(chan struct{})}
+	b := setup(t, func(c *Config) { c.Listen = func(store.Track, time.Duration) Listener { return l } })
+	w := b.open(t)
+	const total = 3 * queueSize
+	pkts := make([]pkt, total)
+	for i := range pkts {
+		pkts[i] = pkt{seq: uint16(i), ts: uint32(i * 960), pt: 111, payload: fx.packets[i%len(fx.packets)], advance: 20 * time.Millisecond}
+	}
+	feed(b, w, pkts[:20])
+	select {
+	case <-l.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the writer goroutine never wrote a block")
+	}
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		feed(b, w, pkts[20:])
+	}()
+	select {
+	case <-fed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("WriteRTP blocked behind the stalled writer")
+	}
+	st := w.Stats()
+	require.Equal(t, int64(total)-st.Written-queueSize, st.Overflow, "%+v", st)
+	require.GreaterOrEqual(t, st.Overflow, int64(total-queueSize-20))
+
+	close(l.release)
+	require.NoError(t, w.Close(context.Background()))
+	st = w.Stats()
+	require.Equal(t, int64(total), st.Written+st.Overflow, "%+v", st)
+	row := b.catalog.row(w.ID())
+	require.Equal(t, store.TrackStored, row.State)
+	times := parseWebM(t, readBlob(t, b, row.BlobKey)).blockTimes()
+	require.Len(t, times, int(st.Written))
+	require.Equal(t, st.Written, l.heard.Load())
+	for i, ms := range times {
+		require.Equal(t, int64(i)*20, ms, "the queued packets keep their places")
+	}
+}
