@@ -2,6 +2,7 @@ package sfu_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -50,4 +51,22 @@ func Example() {
 	_ = bob.Close(ctx)
 	// Ending the meeting closes what is left and refuses new joins.
 	_ = s.EndMeeting(ctx, "m1")
+}
+
+// printObserver shows events on the meeting clock, as the owner stores them.
+type printObserver struct{}
+
+func (printObserver) Observe(ev sfu.Event) {
+	fmt.Printf("%s %s at %d ms\n", ev.Identity, ev.Kind, ev.At.Sub(ev.ClockZero).Milliseconds())
+}
+
+// An Observer is set in Config; it gets joins, leaves and speaking turns
+// with the meeting clock's zero, so each event is placed on that clock.
+func ExampleObserver() {
+	cfg := sfu.Config{Observer: printObserver{}}
+	zero := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	// What the SFU calls when alice's level first reaches SpeakingLevel:
+	cfg.Observer.Observe(sfu.Event{Kind: sfu.EventSpeakingStarted, MeetingID: "m1", Identity: "alice",
+		At: zero.Add(1500 * time.Millisecond), ClockZero: zero})
+	// Output: alice speaking_started at 1500 ms
 }

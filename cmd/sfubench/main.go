@@ -64,7 +64,10 @@ func main() {
 	var err error
 	switch o.role {
 	case "server":
-		err = runServer(ctx, o, logger)
+		var rep *report
+		if rep, err = runServer(ctx, o, logger); err == nil {
+			err = rep.print(os.Stdout, o.jsonOut)
+		}
 	case "clients":
 		err = runClients(ctx, o, os.Getenv(secretEnv), os.Stdout)
 	default:

@@ -124,24 +124,24 @@ func udpRcvbufErrors() uint64 {
 }
 
 // runServer runs the SFU, starts the clients' process and reports.
-func runServer(ctx context.Context, o options, logger *slog.Logger) error {
+func runServer(ctx context.Context, o options, logger *slog.Logger) (*report, error) {
 	if err := o.validate(); err != nil {
-		return err
+		return nil, err
 	}
 	secret := newSecret()
 	signer, err := token.NewSigner([]byte(secret))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tap := &countTap{}
 	base := takeSample(nil, true)
 	s, err := sfu.New(sfu.Config{UDPAddr: "127.0.0.1:0", MaxParticipants: o.participants, Slots: o.slots},
 		benchMeetings{zero: time.Now()}, signer, tap, logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.Start(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/whip", s.WHIPHandler())
@@ -150,7 +150,7 @@ func runServer(ctx context.Context, o options, logger *slog.Logger) error {
 	mux.Handle("/v1/whep/", s.WHEPHandler())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return nil, fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
@@ -166,7 +166,7 @@ func runServer(ctx context.Context, o options, logger *slog.Logger) error {
 
 	self, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("find own binary to start the clients: %w", err)
+		return nil, fmt.Errorf("find own binary to start the clients: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, self, "-role=clients", "-url=http://"+ln.Addr().String(),
 		"-participants="+strconv.Itoa(o.participants), "-duration="+o.duration.String(), "-warmup="+o.warmup.String(),
@@ -176,10 +176,10 @@ func runServer(ctx context.Context, o options, logger *slog.Logger) error {
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return fmt.Errorf("clients' stdout: %w", err)
+		return nil, fmt.Errorf("clients' stdout: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start the clients' process: %w", err)
+		return nil, fmt.Errorf("start the clients' process: %w", err)
 	}
 	rep := report{Participants: o.participants, Slots: o.slots, PayloadBytes: o.payload,
 		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), BaseRSS: base.rss}
@@ -194,7 +194,7 @@ func runServer(ctx context.Context, o options, logger *slog.Logger) error {
 			connected = takeSample(s, true)
 			if o.memProfile != "" {
 				if err := writeHeapProfile(o.memProfile); err != nil {
-					return err
+					return nil, err
 				}
 			}
 			fmt.Fprintf(os.Stderr, "sfubench: %d participants connected\n", o.participants)
@@ -204,7 +204,7 @@ func runServer(ctx context.Context, o options, logger *slog.Logger) error {
 					err = pprof.StartCPUProfile(prof)
 				}
 				if err != nil {
-					return fmt.Errorf("-cpuprofile: %w", err)
+					return nil, fmt.Errorf("-cpuprofile: %w", err)
 				}
 			}
 			start = takeSample(s, false)
@@ -217,21 +217,21 @@ func runServer(ctx context.Context, o options, logger *slog.Logger) error {
 			}
 		case strings.HasPrefix(line, "result "):
 			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "result ")), &rep.Clients); err != nil {
-				return fmt.Errorf("clients' result: %w", err)
+				return nil, fmt.Errorf("clients' result: %w", err)
 			}
 		}
 	}
 	_, _ = io.Copy(io.Discard, out)
 	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("clients' process: %w", err)
+		return nil, fmt.Errorf("clients' process: %w", err)
 	}
 	if rep.Clients == nil || stop.at.IsZero() {
-		return errors.New("the clients' process ended without a result")
+		return nil, errors.New("the clients' process ended without a result")
 	}
 	rep.fill(empty, connected, start, stop)
 	pk, srs, tracks := tap.snapshot()
 	rep.TapPackets, rep.TapSenderReports, rep.TapTracks = pk, srs, tracks
-	return rep.print(os.Stdout, o.jsonOut)
+	return &rep, nil
 }
 
 func writeHeapProfile(path string) error {
