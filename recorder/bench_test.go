@@ -168,3 +168,37 @@ func TestImports(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheckpoint is one checkpoint of two minutes of one voice: read
+// back from the spool, remuxed in memory, put to (disk) blob storage with
+// its journal. Checkpoints run off the packet path, one per track per
+// CheckpointInterval.
+func BenchmarkCheckpoint(b *testing.B) {
+	bb := benchSetup(b)
+	bb.rec.cfg.CheckpointInterval = -1
+	w, err := bb.rec.Open(context.Background(), Track{MeetingID: "m", Identity: "a", PayloadType: 111})
+	require.NoError(b, err)
+	p := &rtp.Packet{Header: rtp.Header{PayloadType: 111}, Payload: benchPayload()}
+	const blocks = 6000 // 2 minutes of 20 ms packets
+	for i := range blocks {
+		p.SequenceNumber, p.Timestamp = uint16(i), uint32(i*960)
+		w.WriteRTP(p)
+		if i%128 == 127 {
+			waitDrained(w)
+		}
+	}
+	waitDrained(w)
+	require.NoError(b, w.file.flush())
+	var chunk int
+	b.ReportAllocs()
+	for b.Loop() {
+		c := newCheckpointer(w)
+		made, err := c.runOnce(context.Background())
+		c.close()
+		require.NoError(b, err)
+		require.True(b, made)
+		chunk = c.journal.Chunks[0].Blocks
+	}
+	require.GreaterOrEqual(b, chunk, blocks-200, "ebml-go may still hold the last few")
+	require.NoError(b, w.Close(context.Background()))
+}

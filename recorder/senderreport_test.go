@@ -186,3 +186,27 @@ func TestOverflow(t *testing.T) {
 		require.Equal(t, int64(i)*20, ms, "the queued packets keep their places")
 	}
 }
+
+// The SFU finds this method by asserting its own SenderReportTap; the
+// recorder cannot import sfu, so the shape is pinned here.
+var _ interface {
+	WriteSenderReport(ntp time.Time, rtpTime uint32)
+} = (*Writer)(nil)
+
+// TestSenderReportAllocatesNothing: reports arrive on the SFU's read loop.
+// Not parallel: AllocsPerRun counts every goroutine's allocations.
+func TestSenderReportAllocatesNothing(t *testing.T) {
+	b := setup(t, func(c *Config) { c.CheckpointInterval = -1; c.FlushInterval = time.Hour })
+	w := b.open(t)
+	w.WriteRTP(&rtp.Packet{Header: rtp.Header{PayloadType: 111, SequenceNumber: 1, Timestamp: 1}, Payload: benchPayload()})
+	ntp := b.clock.Now()
+	var ts uint32
+	allocs := testing.AllocsPerRun(1000, func() {
+		ntp = ntp.Add(time.Second)
+		ts += 48000
+		w.WriteSenderReport(ntp, ts)
+	})
+	require.Zero(t, allocs)
+	require.Equal(t, 1001, w.Timing().SenderReports)
+	require.NoError(t, w.Close(context.Background()))
+}
