@@ -217,7 +217,11 @@ func (r *Recorder) dropCheckpoints(ctx context.Context, meetingID, trackID strin
 func (r *Recorder) recoverJournals(ctx context.Context) []error {
 	infos, err := r.blobs.List(ctx, layout.RecordingJournals)
 	if err != nil {
-		return []error{fmt.Errorf("recover: list journals: %w", err)}
+		// Not fatal: storage being down must not stop Greffier from
+		// starting; the journals stay for the next Recover.
+		r.log.Error("recover: cannot list checkpointed tracks; any whose spool disk was lost wait for the next start",
+			"err", err)
+		return nil
 	}
 	var errs []error
 	for _, info := range infos {

@@ -1,8 +1,13 @@
 // Package recorder turns each speaker's RTP packets into a WebM file (one
 // Opus track, Duration and Cues) spooled on local disk, uploads it to blob
 // storage and records the track in the catalog. Spools survive a crash:
-// Recover finishes them at start-up. It places audio on the meeting clock
-// from RTP timestamps, so silence and loss keep their length.
+// Recover finishes them at start-up. Long tracks are checkpointed to blob
+// storage as they go (checkpoint.go), so losing the spool disk loses at
+// most about a CheckpointInterval: Recover rebuilds such tracks from their
+// chunks. It places audio on the meeting clock from RTP timestamps, so
+// silence and loss keep their length, and from RTCP sender reports when
+// the SFU passes them on (WriteSenderReport). Open refuses to start a track
+// on a spool disk that is nearly full.
 //
 // It must not import sfu (the SFU's Tap is adapted to Writer in cmd), nor
 // know about jobs or transcription: it stops at a stored track row.
@@ -304,9 +309,12 @@ func (r *Recorder) putOnce(ctx context.Context, key, path string) (blob.Info, er
 
 // Recover finishes every spool left by a previous process: a complete
 // WebM is uploaded as stored; a cut-off one is rebuilt from the blocks
-// that reached the disk and uploaded as recovered. Call it at start-up;
-// tracks open in this process are left alone. It goes on past a failed
-// track and returns all failures joined.
+// that reached the disk and uploaded as recovered. Then it rebuilds, from
+// their checkpoint chunks, the tracks whose spool is gone (the disk was
+// lost), stored as recovered with the known gap. Call it at start-up;
+// tracks open in this process are left alone. It assumes it is the only
+// recorder writing under its blob store's recordings/ prefix. It goes on
+// past a failed track and returns all failures joined.
 func (r *Recorder) Recover(ctx context.Context) error {
 	sides, err := filepath.Glob(filepath.Join(r.cfg.SpoolDir, "*", "*.json"))
 	if err != nil {
