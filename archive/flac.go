@@ -17,7 +17,7 @@ const (
 	flacBlockSize = 4096
 	// flacMaxPartOrder splits a frame's residuals into up to 16 Rice
 	// partitions, each with its own parameter.
-	flacMaxPartOrder = 4
+	flacMaxPartOrder  = 4
 	flacBitsPerSample = 16
 )
 

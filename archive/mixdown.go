@@ -225,9 +225,10 @@ type lane struct {
 	started bool
 
 	pcm       [maxPacketSamples48]float32
-	packets   [][]byte // the current block's packets not yet decoded
-	at        int64    // where packets[0] starts, if not contiguous
-	follows   bool     // packets[0] follows the last packet whatever at says
+	packets   [][]byte // the current block's packets; packets[next:] not yet decoded
+	next      int
+	at        int64 // where packets[next] starts, if not contiguous
+	follows   bool  // packets[next] follows the last packet whatever at says
 	discard   int64    // samples cut from the block's last packet
 	exhausted bool
 }
@@ -236,7 +237,7 @@ type lane struct {
 // starts at or after b.
 func (l *lane) fill(b int64, st *Stats) error {
 	for l.end < b {
-		if len(l.packets) == 0 {
+		if l.next == len(l.packets) {
 			ok, err := l.loadBlock()
 			if err != nil {
 				return err
@@ -252,14 +253,14 @@ func (l *lane) fill(b int64, st *Stats) error {
 		if start >= b {
 			return nil // a gap: the packet is for a later frame
 		}
-		p := l.packets[0]
-		l.packets = l.packets[1:]
+		p := l.packets[l.next]
+		l.next++
 		l.follows = true // laced packets follow each other
 		pcm, err := l.decode(p, st)
 		if err != nil {
 			return err
 		}
-		if len(l.packets) == 0 && l.discard > 0 {
+		if l.next == len(l.packets) && l.discard > 0 {
 			pcm = pcm[:len(pcm)-int(min(l.discard, int64(len(pcm))))]
 		}
 		l.place(start, pcm)
@@ -275,6 +276,7 @@ func (l *lane) loadBlock() (bool, error) {
 	}
 	blk := &l.r.blk
 	l.packets, err = blk.packets(l.packets[:0])
+	l.next = 0
 	if err != nil {
 		return false, err
 	}

@@ -13,6 +13,11 @@ import (
 // often enough to stop within milliseconds, rare enough to cost nothing.
 const ctxCheckEvery = 256
 
+// blockTimeSlackMS is how far a segment's first block may start before the
+// previous segment's audio ends and still count as following it: block
+// times are rounded to 1 ms on both sides.
+const blockTimeSlackMS = 2
+
 // WriteMultitrack writes one WebM holding every speaker as their own Opus
 // audio track, named by Name with language "und", in order of each
 // Identity's first appearance in tracks. A speaker's segments are placed at
@@ -218,11 +223,15 @@ func (mg *merge) write(c *cursor) error {
 	// A block before what its track already holds (an overlapping segment
 	// of the same speaker), before the meeting's start, or too far behind
 	// the open cluster for a block's int16 time cannot be placed.
-	if c.ms < t.lastMS || c.ms < 0 || (mg.mux.open && c.ms < mg.mux.clusterMS-maxClusterMS) {
+	// Another segment's block may not start before the audio already on
+	// the track ends (less the rounding of block times to 1 ms).
+	takeover := c.seq != t.lastSeq && c.ms < t.endMS-blockTimeSlackMS
+	if takeover || c.ms < t.lastMS || c.ms < 0 || (mg.mux.open && c.ms < mg.mux.clusterMS-maxClusterMS) {
 		mg.st.Overlapped += int64(packetCount(blk))
 		return nil
 	}
 	mg.st.Packets += int64(packetCount(blk))
+	t.lastSeq = c.seq
 	return mg.mux.block(c.out, c.ms, blk)
 }
 

@@ -30,12 +30,13 @@ const (
 
 // muxTrack is one output track.
 type muxTrack struct {
-	number uint64
-	name   string
-	opus   opusTrack
-	lastMS int64 // start of the last block written; -1 before any
-	endMS  int64 // end of the last block's audio
-	inCue  int   // index of the last cue point that lists this track; -1 before any
+	number  uint64
+	name    string
+	opus    opusTrack
+	lastMS  int64 // start of the last block written; -1 before any
+	lastSeq int   // the cursor that wrote it
+	endMS   int64 // end of the last block's audio
+	inCue   int   // index of the last cue point that lists this track; -1 before any
 }
 
 // cuePoint indexes one cluster: its time, position and the tracks with a
