@@ -195,19 +195,6 @@ func readInt(b []byte) (int64, error) {
 	return v, nil
 }
 
-// readFloat decodes an EBML float (4 or 8 bytes, or empty for 0).
-func readFloat(b []byte) (float64, error) {
-	switch len(b) {
-	case 0:
-		return 0, nil
-	case 4:
-		return float64(math.Float32frombits(binary.BigEndian.Uint32(b))), nil
-	case 8:
-		return math.Float64frombits(binary.BigEndian.Uint64(b)), nil
-	}
-	return 0, fmt.Errorf("float of %d bytes: %w", len(b), errCorrupt)
-}
-
 // readVint decodes a variable-size integer with its length marker removed,
 // as a block header stores its track number.
 func readVint(b []byte) (v uint64, n int, err error) {

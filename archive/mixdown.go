@@ -229,7 +229,7 @@ type lane struct {
 	next      int
 	at        int64 // where packets[next] starts, if not contiguous
 	follows   bool  // packets[next] follows the last packet whatever at says
-	discard   int64    // samples cut from the block's last packet
+	discard   int64 // samples cut from the block's last packet
 	exhausted bool
 }
 

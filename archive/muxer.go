@@ -165,8 +165,7 @@ func (m *muxer) block(k int, ms int64, blk *block) error {
 	if blk.discardNS > 0 {
 		// A trimmed last packet keeps its DiscardPadding, which only a
 		// BlockGroup can carry.
-		var dp []byte
-		dp = appendInt(m.scratch[:0], idDiscardPadding, blk.discardNS)
+		dp := appendInt(m.scratch[:0], idDiscardPadding, blk.discardNS)
 		blockLen := hdrLen + len(data)
 		m.cluster = appendID(m.cluster, idBlockGroup)
 		m.cluster = appendSize(m.cluster, uint64(1+sizeLen(uint64(blockLen))+blockLen+len(dp)))
@@ -221,8 +220,7 @@ func (m *muxer) finish() error {
 	if len(m.cues) > 0 {
 		var cues []byte
 		for _, c := range m.cues {
-			var p []byte
-			p = appendUint(m.scratch[:0], idCueTime, uint64(c.ms))
+			p := appendUint(m.scratch[:0], idCueTime, uint64(c.ms))
 			for _, num := range m.cueTracks[c.first : c.first+c.n] {
 				var tp []byte
 				tp = appendUint(tp, idCueTrack, num)
