@@ -38,7 +38,14 @@
 // (Config.MaxPacketRate): oversized and excess packets are dropped before
 // the Tap, counted in Stats and logged at the 1st, 2nd, 4th, 8th... drop.
 //
-// ICE restarts are not offered (no PATCH): a client that loses its path
-// DELETEs (or is timed out after ICEFailedTimeout) and POSTs a new offer,
-// which the meeting records as the same speaker rejoining.
+// # ICE restarts and trickle
+//
+// PATCH on a session URL (RFC 9725, body application/trickle-ice-sdpfrag)
+// with new ICE credentials and If-Match: "*" restarts ICE: the answer
+// fragment carries the SFU's new credentials and candidates (and a new
+// ETag), while DTLS, the tracks and the recording carry on. A fragment with
+// the current credentials adds trickled candidates (204). Answers to POST
+// carry every SFU candidate, so the SFU never trickles itself. A client
+// that cannot restart DELETEs (or is timed out after ICEFailedTimeout) and
+// POSTs a new offer: the meeting records the same speaker rejoining.
 package sfu

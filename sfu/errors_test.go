@@ -72,7 +72,8 @@ func TestHTTPErrors(t *testing.T) {
 		{"unusable offer", "POST", "/v1/whip", pub, "application/sdp", opusOfferNoICE, 400, "bad_sdp"},
 		{"too big", "POST", "/v1/whip", pub, "application/sdp", pcmuOffer + strings.Repeat("a=x\r\n", 14000), 413, "sdp_too_large"},
 		{"unknown session", "DELETE", "/v1/whip/0123456789abcdef", pub, "", "", 404, "session_not_found"},
-		{"patch", "PATCH", "/v1/whip/0123456789abcdef", pub, "application/trickle-ice-sdpfrag", "", 405, "method_not_allowed"},
+		{"patch unknown session", "PATCH", "/v1/whip/0123456789abcdef", pub, "application/trickle-ice-sdpfrag", "", 404, "session_not_found"},
+		{"put", "PUT", "/v1/whip/0123456789abcdef", pub, "application/sdp", "", 405, "method_not_allowed"},
 	}
 	t.Run("cases", func(t *testing.T) {
 		for _, tc := range cases {

@@ -39,11 +39,11 @@ func (s *SFU) handler(kind sessionKind) http.Handler {
 			aerr = s.serveOffer(w, r, kind)
 		case http.MethodDelete:
 			aerr = s.serveDelete(w, r, kind)
+		case http.MethodPatch:
+			aerr = s.servePatch(w, r, kind)
 		default:
-			// PATCH (trickle, ICE restart) is not offered: answers carry every
-			// candidate, and a client that lost its connection posts again.
-			w.Header().Set("Allow", "POST, DELETE")
-			aerr = &apiError{http.StatusMethodNotAllowed, codeMethod, r.Method + " is not supported; POST an offer or DELETE a session"}
+			w.Header().Set("Allow", "POST, PATCH, DELETE")
+			aerr = &apiError{http.StatusMethodNotAllowed, codeMethod, r.Method + " is not supported; POST an offer, PATCH ICE or DELETE a session"}
 		}
 		if aerr != nil {
 			writeError(w, aerr.status, aerr.code, aerr.message)
@@ -104,6 +104,9 @@ func (s *SFU) serveOffer(w http.ResponseWriter, r *http.Request, kind sessionKin
 	}
 	w.Header().Set("Content-Type", "application/sdp")
 	w.Header().Set("Location", "/v1/"+string(kind)+"/"+sess.id)
+	if ldesc, err := parseSDP(sess.pc.LocalDescription()); err == nil {
+		w.Header().Set("ETag", etag(iceOf(ldesc).ufrag))
+	}
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
 	return nil

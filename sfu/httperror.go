@@ -20,6 +20,8 @@ const (
 	codeMediaType       = "unsupported_media_type"
 	codeUnavailable     = "unavailable"
 	codeInternal        = "internal"
+	codeStale           = "stale_etag"
+	codePrecondition    = "precondition_required"
 )
 
 type errorBody struct {

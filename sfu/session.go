@@ -32,6 +32,9 @@ type session struct {
 	log       *slog.Logger
 	listener  *listener // WHEP only
 
+	// negMu serialises renegotiations (PATCH) of the PeerConnection.
+	negMu sync.Mutex
+
 	mu     sync.Mutex
 	closed bool
 	wg     sync.WaitGroup // readers of media and RTCP

@@ -138,14 +138,18 @@ func do(ctx context.Context, client *http.Client, method, target, token string, 
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return doReq(client, req)
+}
+
+func doReq(client *http.Client, req *http.Request) (int, []byte, http.Header, error) {
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, nil, nil, fmt.Errorf("%s %s: %w", method, target, err)
+		return 0, nil, nil, fmt.Errorf("%s %s: %w", req.Method, req.URL, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return 0, nil, nil, fmt.Errorf("%s %s: read body: %w", method, target, err)
+		return 0, nil, nil, fmt.Errorf("%s %s: read body: %w", req.Method, req.URL, err)
 	}
 	return resp.StatusCode, b, resp.Header, nil
 }

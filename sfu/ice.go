@@ -1,0 +1,260 @@
+package sfu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// sdpFragType is the body of WHIP/WHEP PATCH requests (RFC 8840).
+const sdpFragType = "application/trickle-ice-sdpfrag"
+
+// sdpFrag is the part of an SDP fragment the SFU reads or writes: ICE
+// credentials and candidates.
+type sdpFrag struct {
+	ufrag, pwd string
+	mid        string
+	candidates []string // "candidate:..." without "a="
+}
+
+func parseFrag(body string) sdpFrag {
+	var f sdpFrag
+	for line := range strings.Lines(body) {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "a=ice-ufrag:"):
+			f.ufrag = strings.TrimPrefix(line, "a=ice-ufrag:")
+		case strings.HasPrefix(line, "a=ice-pwd:"):
+			f.pwd = strings.TrimPrefix(line, "a=ice-pwd:")
+		case strings.HasPrefix(line, "a=mid:") && f.mid == "":
+			f.mid = strings.TrimPrefix(line, "a=mid:")
+		case strings.HasPrefix(line, "a=candidate:"):
+			f.candidates = append(f.candidates, strings.TrimPrefix(line, "a="))
+		}
+	}
+	return f
+}
+
+func (f sdpFrag) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\n", f.ufrag, f.pwd)
+	if f.mid != "" {
+		fmt.Fprintf(&b, "a=mid:%s\r\n", f.mid)
+	}
+	for _, c := range f.candidates {
+		fmt.Fprintf(&b, "a=%s\r\n", c)
+	}
+	b.WriteString("a=end-of-candidates\r\n")
+	return b.String()
+}
+
+// iceOf reads the ICE credentials and candidates of a description; with
+// BUNDLE, the first media section's are everyone's.
+func iceOf(desc *sdp.SessionDescription) sdpFrag {
+	var f sdpFrag
+	f.ufrag, _ = desc.Attribute("ice-ufrag")
+	f.pwd, _ = desc.Attribute("ice-pwd")
+	if len(desc.MediaDescriptions) > 0 {
+		m := desc.MediaDescriptions[0]
+		f.mid, _ = m.Attribute("mid")
+		if v, ok := m.Attribute("ice-ufrag"); ok {
+			f.ufrag = v
+		}
+		if v, ok := m.Attribute("ice-pwd"); ok {
+			f.pwd = v
+		}
+		for _, a := range m.Attributes {
+			if a.Key == "candidate" {
+				f.candidates = append(f.candidates, "candidate:"+a.Value)
+			}
+		}
+	}
+	return f
+}
+
+// withICE returns desc's SDP with f's credentials and candidates in place
+// of its own, and the next session version: the offer (or answer) an ICE
+// restart amounts to.
+func withICE(desc *sdp.SessionDescription, f sdpFrag) (string, error) {
+	replace := func(attrs []sdp.Attribute, first bool) []sdp.Attribute {
+		out := attrs[:0:0]
+		for _, a := range attrs {
+			switch a.Key {
+			case "ice-ufrag":
+				a.Value = f.ufrag
+			case "ice-pwd":
+				a.Value = f.pwd
+			case "candidate", "end-of-candidates":
+				continue
+			}
+			out = append(out, a)
+		}
+		if first {
+			for _, c := range f.candidates {
+				out = append(out, sdp.NewAttribute("candidate", strings.TrimPrefix(c, "candidate:")))
+			}
+			out = append(out, sdp.NewPropertyAttribute("end-of-candidates"))
+		}
+		return out
+	}
+	d := *desc
+	d.Attributes = replace(desc.Attributes, false)
+	d.MediaDescriptions = make([]*sdp.MediaDescription, len(desc.MediaDescriptions))
+	for i, m := range desc.MediaDescriptions {
+		mc := *m
+		mc.Attributes = replace(m.Attributes, i == 0)
+		d.MediaDescriptions[i] = &mc
+	}
+	d.Origin.SessionVersion++
+	b, err := d.Marshal()
+	if err != nil {
+		return "", fmt.Errorf("marshal SDP: %w", err)
+	}
+	return string(b), nil
+}
+
+// etag names a session's ICE generation: its current local ufrag.
+func etag(ufrag string) string { return strconv.Quote(ufrag) }
+
+// servePatch serves RFC 9725 PATCH: new credentials restart ICE (the
+// answer carries the SFU's new credentials and candidates), the same
+// credentials with candidates are trickle.
+func (s *SFU) servePatch(w http.ResponseWriter, r *http.Request, kind sessionKind) *apiError {
+	sess, aerr := s.sessionFor(r, kind)
+	if aerr != nil {
+		return aerr
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != sdpFragType {
+		return &apiError{http.StatusUnsupportedMediaType, codeMediaType, "send ICE changes with Content-Type: " + sdpFragType}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxSDPSize))
+	if err != nil {
+		return &apiError{http.StatusBadRequest, codeBadSDP, "reading the fragment: " + err.Error()}
+	}
+	frag := parseFrag(string(body))
+	if frag.ufrag == "" || frag.pwd == "" {
+		return &apiError{http.StatusBadRequest, codeBadSDP, "the fragment needs a=ice-ufrag and a=ice-pwd"}
+	}
+	sess.negMu.Lock()
+	defer sess.negMu.Unlock()
+	remote, local := sess.pc.RemoteDescription(), sess.pc.LocalDescription()
+	if remote == nil || local == nil {
+		return &apiError{http.StatusConflict, codeBadSDP, "the session is not negotiated"}
+	}
+	rdesc, err := parseSDP(remote)
+	if err != nil {
+		return &apiError{http.StatusInternalServerError, codeInternal, "reading the session's offer"}
+	}
+	ldesc, err := parseSDP(local)
+	if err != nil {
+		return &apiError{http.StatusInternalServerError, codeInternal, "reading the session's answer"}
+	}
+	cur := iceOf(rdesc)
+	ifMatch := r.Header.Get("If-Match")
+	if frag.ufrag == cur.ufrag && frag.pwd == cur.pwd {
+		if ifMatch != "" && ifMatch != "*" && ifMatch != etag(iceOf(ldesc).ufrag) {
+			return &apiError{http.StatusPreconditionFailed, codeStale, "the session's ICE was restarted since; use its new ETag"}
+		}
+		for _, c := range frag.candidates {
+			mid := cur.mid
+			if err := sess.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c, SDPMid: &mid}); err != nil {
+				return &apiError{http.StatusBadRequest, codeBadSDP, "candidate refused: " + err.Error()}
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	if ifMatch != "*" {
+		return &apiError{http.StatusPreconditionRequired, codePrecondition, `an ICE restart needs If-Match: "*"`}
+	}
+	answer, aerr := s.restartICE(r.Context(), sess, rdesc, frag)
+	if aerr != nil {
+		return aerr
+	}
+	w.Header().Set("Content-Type", sdpFragType)
+	w.Header().Set("ETag", etag(answer.ufrag))
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, answer.String())
+	return nil
+}
+
+// restartICE applies the client's new credentials as a new offer and
+// returns the SFU's new credentials and candidates. The DTLS association,
+// the tracks and the recording carry on.
+func (s *SFU) restartICE(ctx context.Context, sess *session, offer *sdp.SessionDescription, frag sdpFrag) (sdpFrag, *apiError) {
+	internal := func(what string, err error) (sdpFrag, *apiError) {
+		sess.log.Error("ICE restart", "step", what, "err", err)
+		return sdpFrag{}, &apiError{http.StatusInternalServerError, codeInternal, "ICE restart failed: " + what}
+	}
+	newOffer, err := withICE(offer, frag)
+	if err != nil {
+		return internal("build offer", err)
+	}
+	if err := sess.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: newOffer}); err != nil {
+		return sdpFrag{}, &apiError{http.StatusBadRequest, codeBadSDP, "ICE restart refused: " + err.Error()}
+	}
+	answer, err := sess.pc.CreateAnswer(nil)
+	if err != nil {
+		return internal("create answer", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(sess.pc)
+	if err := sess.pc.SetLocalDescription(answer); err != nil {
+		return internal("set answer", err)
+	}
+	timer := time.NewTimer(s.cfg.GatherTimeout)
+	defer timer.Stop()
+	select {
+	case <-gathered:
+	case <-timer.C:
+		return internal("gathering", errors.New("gathering timeout"))
+	case <-ctx.Done():
+		return sdpFrag{}, &apiError{http.StatusServiceUnavailable, codeUnavailable, "request cancelled"}
+	}
+	ldesc, err := parseSDP(sess.pc.LocalDescription())
+	if err != nil {
+		return internal("read answer", err)
+	}
+	sess.log.Info("ICE restarted")
+	return iceOf(ldesc), nil
+}
+
+// sessionFor finds the session a PATCH or DELETE names, for its own token.
+func (s *SFU) sessionFor(r *http.Request, kind sessionKind) (*session, *apiError) {
+	claims, aerr := s.authorize(r, kind)
+	if aerr != nil {
+		return nil, aerr
+	}
+	id := path.Base(r.URL.Path)
+	s.mu.Lock()
+	sess := s.sessions[id]
+	found := sess != nil && !sess.deleted && sess.kind == kind &&
+		sess.claims.MeetingID == claims.MeetingID && sess.claims.Identity == claims.Identity
+	s.mu.Unlock()
+	if !found {
+		return nil, &apiError{http.StatusNotFound, codeSessionNotFound, "no such session for this token"}
+	}
+	return sess, nil
+}
+
+// parseSDP parses a description pion owns. Its Unmarshal method caches
+// into the shared struct, racing with pion's own readers: parse a copy.
+func parseSDP(desc *webrtc.SessionDescription) (*sdp.SessionDescription, error) {
+	if desc == nil {
+		return nil, errors.New("no description")
+	}
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(desc.SDP); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
