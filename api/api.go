@@ -48,9 +48,10 @@ type Rerunner interface {
 	Rerun(ctx context.Context, meetingID string) (store.Meeting, error)
 }
 
-// Signer signs join tokens.
+// Signer signs and verifies join tokens.
 type Signer interface {
 	Sign(c token.Claims) (string, error)
+	Verify(raw string) (token.Claims, error)
 }
 
 // Deps are the parts the API calls. All are required.
@@ -61,18 +62,21 @@ type Deps struct {
 	Rerunner Rerunner
 	Signer   Signer
 	Logger   *slog.Logger
+	// Captions is optional: without it there are no live captions.
+	Captions CaptionHub
 }
 
 // API serves the REST interface.
 type API struct {
-	cfg    Config
-	store  *store.Store
-	blobs  blob.Store
-	ender  Ender
-	rerun  Rerunner
-	signer Signer
-	log    *slog.Logger
-	now    func() time.Time
+	cfg      Config
+	store    *store.Store
+	blobs    blob.Store
+	ender    Ender
+	rerun    Rerunner
+	signer   Signer
+	captions CaptionHub
+	log      *slog.Logger
+	now      func() time.Time
 }
 
 // New builds the API.
@@ -87,7 +91,7 @@ func New(cfg Config, d Deps) (*API, error) {
 		return nil, errors.New("api: every field of Deps is required")
 	}
 	return &API{cfg: cfg, store: d.Store, blobs: d.Blobs, ender: d.Ender, rerun: d.Rerunner, signer: d.Signer,
-		log: d.Logger, now: time.Now}, nil
+		captions: d.Captions, log: d.Logger, now: time.Now}, nil
 }
 
 // Handler routes /v1/meetings and its sub-resources.
@@ -96,6 +100,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/meetings", a.createMeeting)
 	mux.HandleFunc("GET /v1/meetings", a.listMeetings)
 	mux.HandleFunc("GET /v1/meetings/{id}", a.getMeeting)
+	mux.HandleFunc("PATCH /v1/meetings/{id}", a.patchMeeting)
 	mux.HandleFunc("POST /v1/meetings/{id}/end", a.endMeeting)
 	mux.HandleFunc("POST /v1/meetings/{id}/tokens", a.createToken)
 	mux.HandleFunc("GET /v1/meetings/{id}/participants", a.listParticipants)
@@ -107,14 +112,22 @@ func (a *API) Handler() http.Handler {
 	for ext := range renderings {
 		mux.HandleFunc("GET /v1/meetings/{id}/minutes."+ext, a.getMinutes(ext))
 	}
-	return a.authenticate(mux)
+	top := http.NewServeMux()
+	// Captions check their callers themselves: participants follow them
+	// with a join token.
+	top.HandleFunc("GET /v1/meetings/{id}/captions", a.getCaptions)
+	top.Handle("/", a.authenticate(mux))
+	return top
+}
+
+func (a *API) checkAPIToken(raw string) bool {
+	return subtle.ConstantTimeCompare([]byte(raw), []byte(a.cfg.Token)) == 1
 }
 
 func (a *API) authenticate(next http.Handler) http.Handler {
-	want := []byte("Bearer " + a.cfg.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || !a.checkAPIToken(raw) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="greffier"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong API token: send Authorization: Bearer <token>")
 			return

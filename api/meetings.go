@@ -17,6 +17,7 @@ type meetingJSON struct {
 	Title     string             `json:"title"`
 	Language  string             `json:"language,omitempty"`
 	State     store.MeetingState `json:"state"`
+	Captions  bool               `json:"captions"`
 	CreatedAt time.Time          `json:"created_at"`
 	StartedAt *time.Time         `json:"started_at,omitempty"`
 	EndedAt   *time.Time         `json:"ended_at,omitempty"`
@@ -55,7 +56,7 @@ func timePtr(t time.Time) *time.Time {
 }
 
 func toJSON(m store.Meeting) meetingJSON {
-	return meetingJSON{ID: m.ID, Title: m.Title, Language: m.Language, State: m.State, CreatedAt: m.CreatedAt,
+	return meetingJSON{ID: m.ID, Title: m.Title, Language: m.Language, State: m.State, Captions: m.Captions, CreatedAt: m.CreatedAt,
 		StartedAt: timePtr(m.StartedAt), EndedAt: timePtr(m.EndedAt), Failure: m.Failure,
 		WHIPURL: "/v1/whip", WHEPURL: "/v1/whep"}
 }
@@ -71,6 +72,7 @@ type participantRequest struct {
 type createMeetingRequest struct {
 	Title        string               `json:"title"`
 	Language     string               `json:"language"`
+	Captions     bool                 `json:"captions"`
 	Participants []participantRequest `json:"participants"`
 }
 
@@ -89,10 +91,21 @@ func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_title", "title is over 500 characters")
 		return
 	}
+	if req.Captions && a.captions == nil {
+		writeError(w, http.StatusBadRequest, "captions_unavailable", "no streaming speech backend is configured: set GREFFIER_CAPTIONS_URL")
+		return
+	}
 	m, err := a.store.CreateMeeting(r.Context(), strings.TrimSpace(req.Title), req.Language)
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	if req.Captions {
+		if err := a.setCaptions(r, m.ID, true); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		m.Captions = true
 	}
 	out := toJSON(m)
 	for _, p := range req.Participants {

@@ -30,8 +30,16 @@ const liveQueue = 256
 // segments under the same keys.
 func (p *Pipeline) Listen(t store.Track, codecDelay time.Duration) *LiveTrack {
 	lt := &LiveTrack{p: p, t: t, seg: diarize.NewSegmenter(diarize.SegmenterConfig{})}
+	if p.audio != nil {
+		lt.sink = p.audio(t)
+	}
 	dec, err := audio.NewPacketDecoder(codecDelay, func(frame []int16) error {
-		lt.emit(lt.seg.Write(frame))
+		if lt.sink != nil {
+			lt.sink.Frame(frame)
+		}
+		if !lt.failed() {
+			lt.emit(lt.seg.Write(frame))
+		}
 		return nil
 	})
 	if err != nil {
@@ -48,6 +56,7 @@ type LiveTrack struct {
 	t       store.Track
 	dec     *audio.PacketDecoder
 	seg     *diarize.Segmenter
+	sink    FrameSink // nil without live audio consumers
 	pending sync.WaitGroup
 
 	mu  sync.Mutex
@@ -71,7 +80,7 @@ func (lt *LiveTrack) failed() bool {
 
 // Block decodes one packet and feeds the segmenter.
 func (lt *LiveTrack) Block(ms int64, opus []byte) {
-	if lt.failed() {
+	if lt.dec == nil || (lt.sink == nil && lt.failed()) {
 		return
 	}
 	if err := lt.dec.Decode(time.Duration(ms)*time.Millisecond, opus); err != nil {
@@ -82,11 +91,16 @@ func (lt *LiveTrack) Block(ms int64, opus []byte) {
 // Close flushes the last speech, waits until every segment of the track is
 // stored, and marks the track's speech detected when nothing was missed.
 func (lt *LiveTrack) Close(complete bool) {
-	if !lt.failed() {
+	if lt.dec != nil {
 		if err := lt.dec.Flush(); err != nil {
 			lt.fail(fmt.Errorf("decode: %w", err))
 		}
+	}
+	if !lt.failed() {
 		lt.emit(lt.seg.Flush())
+	}
+	if lt.sink != nil {
+		lt.sink.Close()
 	}
 	lt.pending.Wait()
 	if !complete {

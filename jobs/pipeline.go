@@ -42,6 +42,13 @@ type Summarizer interface {
 	Summarize(ctx context.Context, tr summarize.Transcript) (*summarize.Summary, error)
 }
 
+// FrameSink takes a track's audio while it is recorded: consecutive 20 ms
+// frames of 16 kHz mono PCM (not to be retained), from one goroutine.
+type FrameSink interface {
+	Frame(pcm []int16)
+	Close()
+}
+
 // Deps are the parts the pipeline drives.
 type Deps struct {
 	Store       *store.Store // required
@@ -49,7 +56,10 @@ type Deps struct {
 	Transcriber Transcriber  // required
 	// Summarizer is optional: without one, minutes are the transcript alone.
 	Summarizer Summarizer
-	Logger     *slog.Logger // required
+	// LiveAudio, optional, is handed each recorded track's decoded audio
+	// as the live path hears it (live captions use it).
+	LiveAudio func(t store.Track) FrameSink
+	Logger    *slog.Logger // required
 }
 
 // Defaults for Config.
@@ -115,6 +125,7 @@ type Pipeline struct {
 	blobs  blob.Store
 	tr     Transcriber
 	sum    Summarizer
+	audio  func(store.Track) FrameSink
 	log    *slog.Logger
 	client *river.Client[*sql.Tx]
 
@@ -145,7 +156,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 		return nil, fmt.Errorf("migrate river tables: %w", err)
 	}
 
-	p := &Pipeline{cfg: cfg, store: st, blobs: d.Blobs, tr: d.Transcriber, sum: d.Summarizer, log: logger,
+	p := &Pipeline{cfg: cfg, store: st, blobs: d.Blobs, tr: d.Transcriber, sum: d.Summarizer, audio: d.LiveAudio, log: logger,
 		live: make(chan liveSpeech, liveQueue)}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &detectWorker{p: p})

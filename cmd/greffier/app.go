@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/greffier/greffier/api"
+	"github.com/greffier/greffier/captions"
 	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/token"
@@ -34,6 +35,7 @@ type App struct {
 	listener net.Listener
 	apiToken string
 	signer   *token.Signer
+	captions *captions.Hub // nil without a streaming backend
 }
 
 // NewApp opens the database and storage and builds every part. Start runs them.
@@ -89,6 +91,16 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		}
 		deps.Summarizer = sum
 	}
+	var captioner *captions.Captioner
+	if cfg.CaptionsURL != "" {
+		k, err := transcribe.NewKyutai(transcribe.KyutaiConfig{URL: cfg.CaptionsURL, APIKey: cfg.CaptionsKey, Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("captions backend: %w", err)
+		}
+		a.captions = captions.NewHub()
+		captioner = captions.NewCaptioner(a.captions, kyutaiStreamer{k}, logger)
+		deps.LiveAudio = func(t store.Track) jobs.FrameSink { return a.openCaptions(captioner, t) }
+	}
 	if a.pipeline, err = jobs.New(ctx, jobs.Config{TranscribeWorkers: cfg.TranscribeConcurrency,
 		PollInterval: cfg.JobPollInterval, MaxAttempts: cfg.JobMaxAttempts, RetryBase: cfg.JobRetryBase,
 		SnoozeBudget: cfg.JobSnoozeBudget}, deps); err != nil {
@@ -105,8 +117,11 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		meetings{a.store}, a.signer, tap{a.recorder}, logger); err != nil {
 		return nil, err
 	}
-	apiSrv, err := api.New(api.Config{Token: a.apiToken}, api.Deps{Store: a.store, Blobs: a.blobs,
-		Ender: ender{a}, Rerunner: a.pipeline, Signer: a.signer, Logger: logger})
+	apiDeps := api.Deps{Store: a.store, Blobs: a.blobs, Ender: ender{a}, Rerunner: a.pipeline, Signer: a.signer, Logger: logger}
+	if a.captions != nil { // a nil *Hub in the interface would look configured
+		apiDeps.Captions = a.captions
+	}
+	apiSrv, err := api.New(api.Config{Token: a.apiToken}, apiDeps)
 	if err != nil {
 		return nil, err
 	}
@@ -211,5 +226,40 @@ func (e ender) EndMeeting(ctx context.Context, meetingID string) (store.Meeting,
 	if err := e.a.sfu.EndMeeting(ctx, meetingID); err != nil {
 		return m, fmt.Errorf("close the meeting's media: %w", err)
 	}
-	return e.a.pipeline.EndMeeting(ctx, meetingID)
+	m, err = e.a.pipeline.EndMeeting(ctx, meetingID)
+	if err == nil && e.a.captions != nil {
+		e.a.captions.Forget(meetingID)
+	}
+	return m, err
+}
+
+// openCaptions starts live captions for a track being recorded, with the
+// speaker's name and the meeting clock's zero.
+func (a *App) openCaptions(c *captions.Captioner, t store.Track) jobs.FrameSink {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tr := captions.Track{MeetingID: t.MeetingID, Speaker: t.Identity, Name: t.Identity, StartMS: t.StartMS}
+	if m, err := a.store.Meeting(ctx, t.MeetingID); err == nil {
+		tr.ClockZero = m.StartedAt
+		a.captions.SetEnabled(m.ID, m.Captions)
+	}
+	if ps, err := a.store.Participants(ctx, t.MeetingID); err == nil {
+		for _, p := range ps {
+			if p.Identity == t.Identity {
+				tr.Name = p.DisplayName
+			}
+		}
+	}
+	return c.Open(tr)
+}
+
+// kyutaiStreamer lets the captioner open Kyutai streams.
+type kyutaiStreamer struct{ k *transcribe.Kyutai }
+
+func (s kyutaiStreamer) Stream(ctx context.Context, onWord func(transcribe.Word, bool)) (captions.Stream, error) {
+	st, err := s.k.Stream(ctx, onWord)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/greffier/greffier/minutes"
 	"github.com/greffier/greffier/sfu/sfutest"
 	"github.com/greffier/greffier/summarize/summarizetest"
+	"github.com/greffier/greffier/transcribe/kyutaitest"
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
 
@@ -37,6 +38,7 @@ type testBundle struct {
 	token  string
 	double *transcribetest.Server
 	chat   *summarizetest.Server
+	kyutai *kyutaitest.Server
 	cfg    Config
 }
 
@@ -49,6 +51,8 @@ type setupOptions struct {
 	snoozeBudget time.Duration
 	// summary starts a chat double and configures summaries.
 	summary *summarizetest.Options
+	// captions starts a streaming speech double and configures captions.
+	captions *kyutaitest.Options
 }
 
 // setup starts a whole Greffier in-process on loopback.
@@ -85,6 +89,12 @@ func setup(t *testing.T, opts setupOptions) *testBundle {
 		t.Cleanup(chat.Close)
 		cfg.SummaryURL, cfg.SummaryModel = chat.BaseURL(), "test-chat"
 	}
+	var kyutai *kyutaitest.Server
+	if opts.captions != nil {
+		kyutai = kyutaitest.NewServer(*opts.captions)
+		t.Cleanup(kyutai.Close)
+		cfg.CaptionsURL = kyutai.URL()
+	}
 	require.NoError(t, cfg.validate())
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -99,7 +109,7 @@ func setup(t *testing.T, opts setupOptions) *testBundle {
 		defer cancel()
 		require.NoError(t, app.Stop(sctx))
 	})
-	return &testBundle{app: app, url: app.URL(), token: app.apiToken, double: double, chat: chat, cfg: cfg}
+	return &testBundle{app: app, url: app.URL(), token: app.apiToken, double: double, chat: chat, kyutai: kyutai, cfg: cfg}
 }
 
 // call sends a JSON request with the API token and decodes the answer into out.

@@ -1,0 +1,152 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/greffier/greffier/captions"
+	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/internal/token"
+)
+
+// CaptionHub is where live captions are published and followed.
+type CaptionHub interface {
+	Subscribe(meetingID string) *captions.Subscription
+	SetEnabled(meetingID string, on bool)
+}
+
+// heartbeat keeps idle SSE connections open through proxies.
+const heartbeat = 15 * time.Second
+
+// getCaptions streams a meeting's live captions as Server-Sent Events
+// (event "caption", JSON data, id = the caption's sequence number). Hosts
+// use the API token; participants their join token (listen right).
+func (a *API) getCaptions(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !a.mayFollow(r, id) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="greffier"`)
+		writeError(w, http.StatusUnauthorized, "unauthorized",
+			"send Authorization: Bearer <API token>, or a join token of this meeting with the listen right")
+		return
+	}
+	m, err := a.store.Meeting(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if a.captions == nil {
+		writeError(w, http.StatusNotFound, "captions_unavailable", "no streaming speech backend is configured (GREFFIER_CAPTIONS_URL)")
+		return
+	}
+	if m.State != store.MeetingCreated && m.State != store.MeetingLive {
+		writeError(w, http.StatusConflict, "meeting_ended", "meeting "+m.ID+" is "+string(m.State)+": its captions are in the minutes")
+		return
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "no_streaming", "this connection cannot stream")
+		return
+	}
+	sub := a.captions.Subscribe(m.ID)
+	defer sub.Close()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, ": captions of %s, enabled=%t\n\n", m.ID, m.Captions)
+	flusher.Flush()
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-sub.Done():
+			fmt.Fprint(w, "event: end\ndata: {}\n\n")
+			flusher.Flush()
+			return
+		case <-tick.C:
+			fmt.Fprint(w, ": keep-alive\n\n")
+			flusher.Flush()
+		case c := <-sub.C:
+			b, _ := json.Marshal(c) // a Caption always marshals
+			fmt.Fprintf(w, "id: %d\nevent: caption\ndata: %s\n\n", c.Seq, b)
+			flusher.Flush()
+		}
+	}
+}
+
+// mayFollow accepts the API token, or a join token for this meeting that
+// may listen.
+func (a *API) mayFollow(r *http.Request, meetingID string) bool {
+	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		// EventSource cannot set headers: browsers pass the join token
+		// as a query parameter.
+		raw = r.URL.Query().Get("token")
+	}
+	if a.checkAPIToken(raw) {
+		return true
+	}
+	c, err := a.signer.Verify(raw)
+	return err == nil && c.MeetingID == meetingID && c.Can(token.RightListen)
+}
+
+type patchMeetingRequest struct {
+	Captions *bool `json:"captions"`
+}
+
+// patchMeeting changes a meeting's settings: for now, live captions on/off.
+func (a *API) patchMeeting(w http.ResponseWriter, r *http.Request) {
+	var req patchMeetingRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	m, err := a.store.Meeting(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if req.Captions != nil {
+		if err := a.setCaptions(r, m.ID, *req.Captions); err != nil {
+			var ae *answerError
+			if errors.As(err, &ae) {
+				writeError(w, ae.status, ae.code, ae.msg)
+				return
+			}
+			a.fail(w, r, err)
+			return
+		}
+	}
+	if m, err = a.store.Meeting(r.Context(), m.ID); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toJSON(m))
+}
+
+type answerError struct {
+	status    int
+	code, msg string
+}
+
+func (e *answerError) Error() string { return e.msg }
+
+func (a *API) setCaptions(r *http.Request, meetingID string, on bool) error {
+	if on && a.captions == nil {
+		return &answerError{http.StatusConflict, "captions_unavailable",
+			"no streaming speech backend is configured: set GREFFIER_CAPTIONS_URL"}
+	}
+	if err := a.store.SetCaptions(r.Context(), meetingID, on); err != nil {
+		return err
+	}
+	if a.captions != nil {
+		a.captions.SetEnabled(meetingID, on)
+	}
+	return nil
+}
