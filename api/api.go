@@ -104,6 +104,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/meetings/{id}/end", a.endMeeting)
 	mux.HandleFunc("POST /v1/meetings/{id}/tokens", a.createToken)
 	mux.HandleFunc("GET /v1/meetings/{id}/participants", a.listParticipants)
+	mux.HandleFunc("GET /v1/meetings/{id}/events", a.listEvents)
 	mux.HandleFunc("PATCH /v1/meetings/{id}/participants/{identity}", a.renameParticipant)
 	mux.HandleFunc("POST /v1/meetings/{id}/rerun", a.rerunMeeting)
 	mux.HandleFunc("GET /v1/meetings/{id}/tracks", a.listTracks)

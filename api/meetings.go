@@ -298,3 +298,31 @@ func (a *API) rerunMeeting(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusAccepted, toJSON(m))
 }
+
+// listEvents lists a meeting's events (joined, left, speaking_started,
+// speaking_stopped) on the meeting clock.
+func (a *API) listEvents(w http.ResponseWriter, r *http.Request) {
+	m, err := a.store.Meeting(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	es, err := a.store.Events(r.Context(), m.ID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	type ej struct {
+		Seq      int64     `json:"seq"`
+		Kind     string    `json:"kind"`
+		Identity string    `json:"identity"`
+		AtMS     int64     `json:"at_ms"`
+		At       time.Time `json:"at"`
+	}
+	out := make([]ej, len(es))
+	for i, e := range es {
+		out[i] = ej{Seq: e.Seq, Kind: e.Kind, Identity: e.Identity, AtMS: e.AtMS,
+			At: m.StartedAt.Add(time.Duration(e.AtMS) * time.Millisecond)}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": out})
+}

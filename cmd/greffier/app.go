@@ -20,6 +20,7 @@ import (
 	"github.com/greffier/greffier/sfu"
 	"github.com/greffier/greffier/summarize"
 	"github.com/greffier/greffier/transcribe"
+	"github.com/greffier/greffier/web"
 )
 
 // App is one running Greffier: every part, wired.
@@ -36,6 +37,8 @@ type App struct {
 	apiToken string
 	signer   *token.Signer
 	captions *captions.Hub // nil without a streaming backend
+	events   *eventLog
+	s3       *blob.S3 // nil on disk
 }
 
 // NewApp opens the database and storage and builds every part. Start runs them.
@@ -63,8 +66,10 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		return nil, err
 	}
 	if cfg.S3Endpoint != "" {
-		a.blobs, err = blob.NewS3(ctx, blob.S3Config{Endpoint: cfg.S3Endpoint, Bucket: cfg.S3Bucket,
-			AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey, Region: cfg.S3Region, UseSSL: cfg.S3UseSSL})
+		a.s3, err = blob.NewS3(ctx, blob.S3Config{Endpoint: cfg.S3Endpoint, Bucket: cfg.S3Bucket,
+			AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey, Region: cfg.S3Region, UseSSL: cfg.S3UseSSL,
+			SpoolDir: filepath.Join(cfg.DataDir, "spool", "uploads"), Logger: logger})
+		a.blobs = a.s3
 	} else {
 		a.blobs, err = blob.NewDisk(filepath.Join(cfg.DataDir, "blobs"))
 	}
@@ -113,7 +118,8 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		a.blobs, a.pipeline, logger); err != nil {
 		return nil, err
 	}
-	if a.sfu, err = sfu.New(sfu.Config{UDPAddr: cfg.MediaAddr, PublicIPs: cfg.PublicIPs},
+	a.events = newEventLog(a.store, logger)
+	if a.sfu, err = sfu.New(sfu.Config{UDPAddr: cfg.MediaAddr, PublicIPs: cfg.PublicIPs, Observer: a.events},
 		meetings{a.store}, a.signer, tap{a.recorder}, logger); err != nil {
 		return nil, err
 	}
@@ -132,6 +138,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	mux.Handle("/v1/whip/", a.sfu.WHIPHandler())
 	mux.Handle("/v1/whep", a.sfu.WHEPHandler())
 	mux.Handle("/v1/whep/", a.sfu.WHEPHandler())
+	mux.Handle("/join/", web.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
@@ -142,6 +149,16 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 // Start binds the listeners, recovers recordings a crash left behind, and
 // starts the pipeline. It does not block.
 func (a *App) Start(ctx context.Context) error {
+	if a.s3 != nil {
+		// Uploads a crash cut short would otherwise cost storage forever.
+		n, err := a.s3.AbortIncompleteUploads(ctx, "")
+		if err != nil {
+			a.log.Warn("could not clean up incomplete uploads", "err", err)
+		} else if n > 0 {
+			a.log.Info("aborted uploads a crash left incomplete", "uploads", n)
+		}
+	}
+	a.events.Start()
 	if err := a.pipeline.Start(ctx); err != nil {
 		return err
 	}
@@ -176,7 +193,9 @@ func (a *App) Stop(ctx context.Context) error {
 	if a.listener != nil {
 		errs = append(errs, a.http.Shutdown(ctx))
 	}
-	errs = append(errs, a.sfu.Stop(ctx), a.pipeline.Stop(ctx))
+	errs = append(errs, a.sfu.Stop(ctx))
+	a.events.Stop()
+	errs = append(errs, a.pipeline.Stop(ctx))
 	a.closeStores()
 	return errors.Join(errs...)
 }

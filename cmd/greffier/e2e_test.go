@@ -301,7 +301,36 @@ func testMeetingBecomesMinutes(t *testing.T, b *testBundle) {
 	require.WithinDuration(t, mt.startedAt.Add(time.Duration(doc.Turns[0].Start)*time.Millisecond), doc.Turns[0].StartAt, time.Millisecond)
 
 	b.requireTracksDownloadClean(t, m.ID, 2)
+	b.requireEvents(t, m.ID, script)
 	b.requireRenameAndRerun(t, m.ID, len(script.Utterances))
+}
+
+// requireEvents checks the meeting's event log: both joined and left, and
+// each spoke, on the meeting clock.
+func (b *testBundle) requireEvents(t *testing.T, meetingID string, script transcribetest.Script) {
+	t.Helper()
+	var got struct {
+		Events []struct {
+			Kind, Identity string
+			AtMS           int64 `json:"at_ms"`
+		} `json:"events"`
+	}
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+meetingID+"/events", nil, &got))
+	seen := map[string]int64{}
+	for _, e := range got.Events {
+		if _, ok := seen[e.Identity+" "+e.Kind]; !ok {
+			seen[e.Identity+" "+e.Kind] = e.AtMS
+		}
+	}
+	for _, who := range []string{"alice", "bob"} {
+		for _, kind := range []string{"joined", "speaking_started", "speaking_stopped", "left"} {
+			_, ok := seen[who+" "+kind]
+			require.True(t, ok, "no %s event for %s in %+v", kind, who, got.Events)
+		}
+		require.Less(t, seen[who+" joined"], seen[who+" speaking_started"])
+	}
+	// Alice speaks first, a second into her file.
+	require.Less(t, seen["alice speaking_started"], seen["bob speaking_started"])
 }
 
 // requireRenameAndRerun renames a speaker (shown at once in renderings),

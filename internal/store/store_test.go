@@ -174,3 +174,21 @@ func TestTracksSegmentsMinutes(t *testing.T) {
 		require.Equal(t, "transcribe", p.Failures[0].Stage)
 	})
 }
+
+func TestEvents(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		m, err := s.CreateMeeting(ctx, "", "")
+		require.NoError(t, err)
+		require.NoError(t, s.AddEvent(ctx, store.Event{MeetingID: m.ID, AtMS: 0, Kind: "joined", Identity: "alice"}))
+		require.NoError(t, s.AddEvent(ctx, store.Event{MeetingID: m.ID, AtMS: 1200, Kind: "speaking_started", Identity: "alice"}))
+		es, err := s.Events(ctx, m.ID)
+		require.NoError(t, err)
+		require.Len(t, es, 2)
+		require.Equal(t, int64(1), es[0].Seq)
+		require.Equal(t, int64(2), es[1].Seq)
+		require.Equal(t, "speaking_started", es[1].Kind)
+		require.Equal(t, int64(1200), es[1].AtMS)
+	})
+}

@@ -1,0 +1,47 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// Event is something that happened in a meeting, on its clock: a
+// participant joined or left, started or stopped speaking.
+type Event struct {
+	MeetingID string
+	Seq       int64
+	AtMS      int64 // meeting clock
+	Kind      string
+	Identity  string
+}
+
+// AddEvent appends an event to its meeting's log. Callers serialise their
+// appends (one writer per process): the sequence number is the next free one.
+func (q Queries) AddEvent(ctx context.Context, e Event) error {
+	_, err := q.q.ExecContext(ctx, `INSERT INTO events (meeting_id, seq, at_ms, kind, identity)
+		SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4 FROM events WHERE meeting_id = $1`,
+		e.MeetingID, e.AtMS, e.Kind, e.Identity)
+	if err != nil {
+		return fmt.Errorf("record %s event of %s: %w", e.Kind, e.Identity, err)
+	}
+	return nil
+}
+
+// Events lists a meeting's events in order.
+func (q Queries) Events(ctx context.Context, meetingID string) ([]Event, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT meeting_id, seq, at_ms, kind, identity FROM events
+		WHERE meeting_id = $1 ORDER BY seq`, meetingID)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		if err := rows.Scan(&e.MeetingID, &e.Seq, &e.AtMS, &e.Kind, &e.Identity); err != nil {
+			return nil, fmt.Errorf("list events: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
