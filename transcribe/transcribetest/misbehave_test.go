@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"testing"
@@ -202,4 +204,66 @@ func TestServerDiarizedJSONRefusals(t *testing.T) {
 	}
 	resp, raw := b.post(t, "/v1/audio/transcriptions", diarizedForm(long, [2]string{"chunking_strategy", "auto"}))
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(raw))
+}
+
+func TestServerSpeed(t *testing.T) {
+	t.Parallel()
+	audio := toneWAV(t, 16000, twoUtterances(), 4*time.Second)
+	// 4 s of audio at 4× real time: each answer takes a second, and two
+	// requests at once are served side by side, not one after the other.
+	b := setup(t, transcribetest.Options{Speed: 4})
+	const each = time.Second
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, err := mw.CreateFormFile("file", "audio.wav")
+	require.NoError(t, err)
+	_, err = fw.Write(audio)
+	require.NoError(t, err)
+	require.NoError(t, mw.WriteField("model", "whisper-1"))
+	require.NoError(t, mw.Close())
+	// The goroutines only report: require must run on the test's own.
+	send := func() (time.Duration, error) {
+		start := time.Now()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, b.srv.BaseURL()+"/audio/transcriptions",
+			bytes.NewReader(body.Bytes()))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		raw, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || !bytes.Contains(raw, []byte("alpha bravo xray five")) {
+			return 0, fmt.Errorf("status %d, %s, %v", resp.StatusCode, raw, err)
+		}
+		return time.Since(start), nil
+	}
+	began := time.Now()
+	type result struct {
+		took time.Duration
+		err  error
+	}
+	took := make(chan result, 2)
+	for range 2 {
+		go func() {
+			d, err := send()
+			took <- result{d, err}
+		}()
+	}
+	for range 2 {
+		r := <-took
+		require.NoError(t, r.err)
+		require.GreaterOrEqual(t, r.took, each, "an answer came before audio/Speed")
+	}
+	require.Less(t, time.Since(began), 2*each-100*time.Millisecond, "the two requests were served one after the other")
+
+	// Without Speed the same audio is answered at once.
+	b = setup(t, transcribetest.Options{})
+	began = time.Now()
+	resp, _ := b.post(t, "/v1/audio/transcriptions", verboseForm(audio))
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Less(t, time.Since(began), each)
 }

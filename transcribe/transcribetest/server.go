@@ -89,6 +89,15 @@ type Options struct {
 	// DelayFirst limits Delay to the first DelayFirst requests that get
 	// past FailFirst. Default: 0, every request.
 	DelayFirst int
+	// Speed makes the double a backend of fixed speed, as a real one
+	// busy with the audio would be: each answer is sent Speed times faster
+	// than real time, audio length / Speed after the request was read
+	// (Speed 20 answers a 10 s segment after 500 ms), however long the
+	// double itself took to find the words. Requests are served in
+	// parallel, each at this speed: a server with several slots. With
+	// Delay as well, the answer waits for both. Default: 0, answer as
+	// soon as the words are found.
+	Speed float64
 	// Lie makes successful answers wrong in the way it names. Default:
 	// LieNone.
 	Lie Lie
@@ -221,6 +230,7 @@ func (s *Server) transcribe(w http.ResponseWriter, r *http.Request) {
 	}
 	audio, err := io.ReadAll(file)
 	_ = file.Close()
+	read := time.Now()
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "could not read 'file': "+err.Error())
 		return
@@ -285,6 +295,9 @@ func (s *Server) transcribe(w http.ResponseWriter, r *http.Request) {
 	if !s.slowDown(w, r) {
 		return
 	}
+	if !s.atSpeed(w, r, read, time.Duration(len(pcm))*time.Second/time.Duration(rate)) {
+		return
+	}
 	lie := s.opts.Lie
 	if n := s.answers.Add(1); s.opts.LieFirst > 0 && n > int64(s.opts.LieFirst) {
 		lie = LieNone
@@ -343,6 +356,28 @@ func (s *Server) slowDown(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	t := time.NewTimer(s.opts.Delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		writeError(w, http.StatusServiceUnavailable, "client left before the answer was ready")
+		return false
+	}
+}
+
+// atSpeed holds the answer to audio of length d, read at read, until
+// Options.Speed says it is ready, and reports false when the client left
+// before that.
+func (s *Server) atSpeed(w http.ResponseWriter, r *http.Request, read time.Time, d time.Duration) bool {
+	if s.opts.Speed <= 0 {
+		return true
+	}
+	wait := time.Until(read.Add(time.Duration(float64(d) / s.opts.Speed)))
+	if wait <= 0 {
+		return true
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-t.C:
