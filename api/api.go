@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/greffier/greffier/internal/blob"
+	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/token"
 )
@@ -109,6 +110,8 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/meetings/{id}/rerun", a.rerunMeeting)
 	mux.HandleFunc("GET /v1/meetings/{id}/tracks", a.listTracks)
 	mux.HandleFunc("GET /v1/meetings/{id}/tracks/{file}", a.getTrack)
+	mux.HandleFunc("GET /v1/meetings/{id}/archive.webm", a.getArchive(layout.ArchiveWebM, "audio/webm", "meeting.webm"))
+	mux.HandleFunc("GET /v1/meetings/{id}/mix.flac", a.getArchive(layout.ArchiveMix, "audio/flac", "mix.flac"))
 	mux.HandleFunc("GET /v1/meetings/{id}/minutes", a.getMinutes(""))
 	for ext := range renderings {
 		mux.HandleFunc("GET /v1/meetings/{id}/minutes."+ext, a.getMinutes(ext))

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -54,9 +55,7 @@ func downloadable(t store.Track) bool {
 	return t.State == store.TrackStored || t.State == store.TrackRecovered
 }
 
-// getTrack streams one track's WebM. The checksum goes out first in
-// Repr-Digest (RFC 9530) so the client can verify; the server verifies as
-// it reads, and cuts the connection rather than finish a corrupt body.
+// getTrack streams one track's WebM.
 func (a *API) getTrack(w http.ResponseWriter, r *http.Request) {
 	m, err := a.store.Meeting(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -77,20 +76,50 @@ func (a *API) getTrack(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "not_stored", "track "+t.ID+" is "+string(t.State)+": nothing to download yet")
 		return
 	}
-	rc, err := a.blobs.Get(r.Context(), t.BlobKey)
+	a.serveBlob(w, r, t.BlobKey, "audio/webm", t.ID+".webm")
+}
+
+// getArchive serves a meeting's whole-meeting files once the pipeline has
+// built them: every speaker aligned in one WebM, or mixed down to FLAC.
+func (a *API) getArchive(key func(string) string, contentType, filename string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		m, err := a.store.Meeting(r.Context(), r.PathValue("id"))
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if _, err := a.blobs.Stat(r.Context(), key(m.ID)); errors.Is(err, blob.ErrNotFound) {
+			writeError(w, http.StatusNotFound, "no_archive", fmt.Sprintf(
+				"meeting %s has no %s yet (it is %s): it is built after the minutes are ready", m.ID, filename, m.State))
+			return
+		}
+		a.serveBlob(w, r, key(m.ID), contentType, m.ID+"-"+filename)
+	}
+}
+
+// serveBlob streams one stored object. Its checksum goes out first in
+// Repr-Digest (RFC 9530) so the client can verify; the server verifies as
+// it reads, and cuts the connection rather than finish a corrupt body.
+func (a *API) serveBlob(w http.ResponseWriter, r *http.Request, key, contentType, filename string) {
+	info, err := a.blobs.Stat(r.Context(), key)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	rc, err := a.blobs.Get(r.Context(), key)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	defer rc.Close()
-	w.Header().Set("Content-Type", "audio/webm")
-	w.Header().Set("Content-Length", strconv.FormatInt(t.Size, 10))
-	w.Header().Set("Content-Disposition", `attachment; filename="`+t.ID+`.webm"`)
-	if sum, err := hex.DecodeString(t.SHA256); err == nil && len(sum) == 32 {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.FormatInt(info.Size, 10))
+	w.Header().Set("Content-Disposition", `attachment; filename="`+filename+`"`)
+	if sum, err := hex.DecodeString(info.SHA256); err == nil && len(sum) == 32 {
 		w.Header().Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
 	}
 	if _, err := io.Copy(w, rc); err != nil {
-		a.log.Error("track download cut short", "track", t.ID, "err", err, "corrupt", errors.Is(err, blob.ErrCorrupt))
+		a.log.Error("download cut short", "key", key, "err", err, "corrupt", errors.Is(err, blob.ErrCorrupt))
 		// Headers are gone: abort the response so the client sees a
 		// broken transfer, never a complete-looking damaged file.
 		panic(http.ErrAbortHandler)

@@ -80,7 +80,7 @@ func (p *Pipeline) assemble(ctx context.Context, meetingID string) error {
 		return err
 	}
 	var saved store.MinutesVersion
-	err = p.store.InTx(ctx, func(_ *sql.Tx, q store.Queries) error {
+	err = p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
 		latest, err := q.LatestMinutes(ctx, meetingID)
 		switch {
 		case err == nil && latest.Digest == digest:
@@ -101,9 +101,23 @@ func (p *Pipeline) assemble(ctx context.Context, meetingID string) error {
 		if err != nil {
 			return err
 		}
-		if cur.State == store.MeetingEnded {
-			_, err = q.Transition(ctx, meetingID, store.MeetingReady, "")
+		if cur.State != store.MeetingEnded {
+			return nil
 		}
+		if _, err = q.Transition(ctx, meetingID, store.MeetingReady, ""); err != nil {
+			return err
+		}
+		// The whole-meeting files come after the minutes: they take
+		// longer and nobody waits for them to read the minutes.
+		tracks, err := q.Tracks(ctx, meetingID)
+		if err != nil {
+			return err
+		}
+		var total int64
+		for _, t := range tracks {
+			total += t.DurationMS
+		}
+		_, err = p.client.InsertTx(ctx, tx, ArchiveArgs{MeetingID: meetingID, Run: cur.Run, DurationMS: total}, nil)
 		return err
 	})
 	if err != nil {

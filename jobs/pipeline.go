@@ -88,6 +88,9 @@ type Config struct {
 	// PollInterval, when set, makes River poll for jobs at this interval
 	// (tests use it to react fast on SQLite).
 	PollInterval time.Duration
+	// TempDir holds archive files while they are written (default the
+	// system's temporary directory).
+	TempDir string
 	// SnoozeBudget is how long a segment may wait for a backend that is
 	// down or rate-limiting before it is marked failed (default 1 h).
 	SnoozeBudget time.Duration
@@ -162,6 +165,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &detectWorker{p: p})
 	river.AddWorker(workers, &transcribeWorker{p: p})
 	river.AddWorker(workers, &assembleWorker{p: p})
+	river.AddWorker(workers, &archiveWorker{p: p})
 	rcfg := &river.Config{
 		Logger:      logger,
 		Workers:     workers,

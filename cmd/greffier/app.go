@@ -112,6 +112,11 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		return nil, err
 	}
 	if a.recorder, err = recorder.New(recorder.Config{SpoolDir: filepath.Join(cfg.DataDir, "spool"),
+		// Tracks are placed by arrival on our clock, never by a
+		// participant's own wall clock (browsers' are not synchronised,
+		// and the live path has already placed the track's speech by
+		// arrival): sender reports are trusted for no offset at all.
+		SenderClockSkew: time.Nanosecond,
 		Listen: func(t store.Track, codecDelay time.Duration) recorder.Listener {
 			return a.pipeline.Listen(t, codecDelay)
 		}},

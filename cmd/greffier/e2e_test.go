@@ -302,7 +302,52 @@ func testMeetingBecomesMinutes(t *testing.T, b *testBundle) {
 
 	b.requireTracksDownloadClean(t, m.ID, 2)
 	b.requireEvents(t, m.ID, script)
+	b.requireArchive(t, m.ID)
 	b.requireRenameAndRerun(t, m.ID, len(script.Utterances))
+}
+
+// requireArchive waits for the whole-meeting files and checks them: one
+// WebM with both speakers as tracks, one FLAC mix, checksums verified.
+func (b *testBundle) requireArchive(t *testing.T, meetingID string) {
+	t.Helper()
+	dir := t.TempDir()
+	get := func(path string) (int, []byte, string) {
+		req, err := http.NewRequest("GET", b.url+path, nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+b.token)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, body, resp.Header.Get("Repr-Digest")
+	}
+	for _, f := range []struct{ path, probe string }{
+		{"/v1/meetings/" + meetingID + "/archive.webm", "stream=codec_name,index:stream_tags=title"},
+		{"/v1/meetings/" + meetingID + "/mix.flac", "stream=codec_name,index"},
+	} {
+		var body []byte
+		var digest string
+		require.Eventually(t, func() bool {
+			var code int
+			code, body, digest = get(f.path)
+			return code == http.StatusOK
+		}, 60*time.Second, 100*time.Millisecond, "%s never came", f.path)
+		sum := sha256.Sum256(body)
+		require.Equal(t, "sha-256=:"+base64.StdEncoding.EncodeToString(sum[:])+":", digest)
+		file := filepath.Join(dir, filepath.Base(f.path))
+		require.NoError(t, os.WriteFile(file, body, 0o600))
+		out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", f.probe, "-of", "csv=p=0", file).CombinedOutput()
+		require.NoError(t, err, string(out))
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if strings.HasSuffix(f.path, ".webm") {
+			require.Len(t, lines, 2, "one track per speaker: %s", out)
+			require.Contains(t, string(out), "opus")
+		} else {
+			require.Len(t, lines, 1, "%s", out)
+			require.Contains(t, string(out), "flac")
+		}
+	}
 }
 
 // requireEvents checks the meeting's event log: both joined and left, and

@@ -47,3 +47,14 @@ func RecordingJournal(meetingID, trackID string) string {
 
 // RecordingJournals holds every RecordingJournal.
 const RecordingJournals = "recordings/"
+
+// ArchiveWebM is a meeting's whole-meeting file: every speaker as an Opus
+// track of one WebM, aligned on the meeting clock.
+func ArchiveWebM(meetingID string) string {
+	return fmt.Sprintf("meetings/%s/archive/meeting.webm", meetingID)
+}
+
+// ArchiveMix is a meeting's mixed-down audio, lossless after decoding (FLAC).
+func ArchiveMix(meetingID string) string {
+	return fmt.Sprintf("meetings/%s/archive/mix.flac", meetingID)
+}
