@@ -13,24 +13,32 @@ const minDriftSpan = time.Minute
 // RTCP sender reports said about its clock.
 type Timing struct {
 	// StartMS is where the track's first block sits on the meeting clock:
-	// from the sender reports when there are any and they agree with the
-	// arrival within Config.SenderClockSkew, else ArrivalStartMS.
+	// the arrival of its first packet. It is fixed once that block is
+	// written (the Listener is told it then); the sender reports correct
+	// the times of the blocks that follow instead (see timeline.go).
 	StartMS int64
-	// ArrivalStartMS is the start given by the first packet's arrival,
-	// which includes that packet's network and queueing delay.
-	ArrivalStartMS int64
-	// FromSenderReports says StartMS came from the sender reports.
+	// FromSenderReports says the sender reports place the blocks, offset
+	// and rate: there are reports and the sender's wall clock agrees with
+	// ours within Config.SenderClockSkew. When it does not, only the
+	// reports' rate (the drift) is corrected.
 	FromSenderReports bool
-	// SenderReports counts the reports received after the first packet.
+	// SenderReports counts the reports received after the first packet
+	// (since the sender last restarted its RTP timeline).
 	SenderReports int
 	// ReportSpan is the RTP time between the first and the last report.
 	ReportSpan time.Duration
 	// DriftPPM is how much faster the sender's RTP clock runs than its
 	// wall clock, in parts per million: at +100, an hour of wall time
-	// fills 360 ms more than an hour of the file. Block times in the
-	// file follow the RTP clock; this says by how much to stretch them.
+	// holds 360 ms more RTP time. Block times are corrected for it.
 	// 0 until ReportSpan reaches a minute.
 	DriftPPM float64
+	// SenderSkew is the first packet's arrival minus the sender's wall
+	// time of its capture: network delay plus the offset between the two
+	// wall clocks. 0 without reports.
+	SenderSkew time.Duration
+	// CorrectionMS is how far the last block written sits from where raw
+	// RTP ticks at the nominal rate would have put it.
+	CorrectionMS int64
 }
 
 // srClock fits wall time (the reports' NTP) as a straight line of media
@@ -97,9 +105,9 @@ func (c *srClock) driftPPM(rate int64) float64 {
 
 // WriteSenderReport takes an RTCP sender report of the track's sender: at
 // wall-clock time ntp (the sender's clock) its RTP clock read rtpTime.
-// Reports map RTP time to wall time, so the track's start on the meeting
-// clock does not depend on how late its first packet arrived, and measure
-// the sender's clock drift (see Timing). It must not be called
+// Reports map RTP time to wall time: the blocks that follow are placed
+// by it, so the sender's clock drift and its first packet's delay are
+// corrected (see timeline.go and Timing). It must not be called
 // concurrently with WriteRTP; reports before the first packet are ignored
 // (the next one will do). It allocates nothing.
 func (w *Writer) WriteSenderReport(ntp time.Time, rtpTime uint32) {
@@ -122,23 +130,42 @@ func (w *Writer) Timing() Timing {
 	return w.timingLocked()
 }
 
-// timingLocked works out the track's start; w.mu must be held.
+// timingLocked reports the track's timing; w.mu must be held.
 func (w *Writer) timingLocked() Timing {
 	rate := w.seq.rate
 	t := Timing{
-		StartMS: w.sc.StartMS, ArrivalStartMS: w.sc.StartMS,
-		SenderReports: w.sr.n, ReportSpan: w.sr.span(rate), DriftPPM: w.sr.driftPPM(rate),
+		StartMS: w.sc.StartMS, SenderReports: w.sr.n, ReportSpan: w.sr.span(rate),
+		DriftPPM: w.sr.driftPPM(rate), CorrectionMS: w.tl.correctionMS(),
 	}
-	if w.sr.n == 0 || !w.hasZero || w.sc.FirstPacketAt.IsZero() || w.sc.ClockZero.IsZero() {
+	if w.sr.n == 0 || !w.hasZero {
 		return t
 	}
-	first := time.Unix(0, w.sr.wall(w.zeroTS, rate))
-	skew := w.sc.FirstPacketAt.Sub(first)
-	if skew.Abs() > w.r.cfg.SenderClockSkew {
-		return t
-	}
-	t.StartMS, t.FromSenderReports = first.Sub(w.sc.ClockZero).Milliseconds(), true
+	t.SenderSkew = w.senderSkewLocked()
+	t.FromSenderReports = t.SenderSkew.Abs() <= w.r.cfg.SenderClockSkew
 	return t
+}
+
+// senderSkewLocked is the first packet's arrival minus the sender's wall
+// time of the first block; w.mu must be held, reports and a first block
+// must exist.
+func (w *Writer) senderSkewLocked() time.Duration {
+	return time.Duration(w.sc.FirstPacketAt.UnixNano() - w.sr.wall(w.zeroTS, w.seq.rate))
+}
+
+// targetLocked is where the sender reports put the block at media time
+// ts: µs on the track clock, false without reports. w.mu must be held and
+// the first block placed. It allocates nothing.
+func (w *Writer) targetLocked(ts int64) (int64, bool) {
+	if w.sr.n == 0 {
+		return 0, false
+	}
+	wall := w.sr.wall(ts, w.seq.rate)
+	if w.senderSkewLocked().Abs() <= w.r.cfg.SenderClockSkew {
+		return floorDiv(wall-w.wallStart, 1000), true
+	}
+	// The sender's wall clock is not ours: keep the first block's place
+	// and take only the rate of the reports.
+	return floorDiv(wall-w.sr.wall(w.zeroTS, w.seq.rate), 1000), true
 }
 
 // snapshot is the track's record with its best start so far.

@@ -16,9 +16,10 @@ import (
 // TestSenderReportsPlaceTrack simulates a 3-hour track whose sender's RTP
 // clock runs 100 ppm fast: one second of speech a minute (DTX silence in
 // between), a sender report at each burst, and a first packet delayed
-// 150 ms. The reports place the track within 20 ms of where its audio
-// began and measure the drift; a sender whose wall clock is an hour off is
-// not believed, and arrival places the track.
+// 150 ms. The track starts at the first packet's arrival; the reports
+// then move its blocks to their capture time on the meeting clock and
+// take the drift out. A sender whose wall clock is an hour off is trusted
+// for its rate only.
 func TestSenderReportsPlaceTrack(t *testing.T) {
 	t.Parallel()
 	fx := loadOpus(t)
@@ -75,26 +76,35 @@ func TestSenderReportsPlaceTrack(t *testing.T) {
 			require.NoError(t, w.Close(context.Background()))
 
 			tm := w.Timing()
-			require.Equal(t, int64(2150), tm.ArrivalStartMS, "arrival includes the first packet's delay")
+			require.Equal(t, int64(2150), tm.StartMS, "the first block sits at its arrival, delay included")
 			require.Equal(t, 180, tm.SenderReports)
 			require.InDelta(t, 3*time.Hour-time.Minute, tm.ReportSpan, float64(2*time.Second))
 			require.InDelta(t, ppm, tm.DriftPPM, 0.5)
 			require.Equal(t, c.fromSR, tm.FromSenderReports)
-			if c.fromSR {
-				require.InDelta(t, 2000, tm.StartMS, 20)
-			} else {
-				require.Equal(t, tm.ArrivalStartMS, tm.StartMS)
-			}
+			require.InDelta(t, 150*time.Millisecond-c.ntpOffset, tm.SenderSkew, float64(time.Millisecond))
 
 			row := b.catalog.row(w.ID())
 			require.Equal(t, store.TrackStored, row.State, row.Failure)
 			require.Equal(t, tm.StartMS, row.StartMS)
 			st := w.Stats()
 			require.Equal(t, int64(sent), st.Written, "%+v", st)
-			// Block times follow the sender's RTP clock: 3 hours of its
-			// audio are about a second longer than 3 hours.
-			wantMS := (179*time.Minute + time.Second).Seconds() * 1000 * (1 + ppm*1e-6)
-			require.InDelta(t, wantMS, float64(row.DurationMS), 2)
+			times := parseWebM(t, readBlob(t, b, row.BlobKey)).blockTimes()
+			require.Len(t, times, sent)
+			// Where each burst's first block lands on the meeting clock: on
+			// the sender's wall clock when it is trusted (2 s, the capture),
+			// else at the first block's arrival with the drift taken out.
+			// Raw RTP ticks would be 1.07 s late by the last burst.
+			origin := int64(2000)
+			if !c.fromSR {
+				origin = 2150
+			}
+			for _, burst := range []int{1, 90, 179} {
+				want := origin + int64(burst)*60_000
+				require.InDelta(t, want, row.StartMS+times[burst*50], 2, "burst %d", burst)
+			}
+			nominal := float64(179*60_000+980) * (1 + ppm*1e-6) // the last block by RTP ticks
+			require.InDelta(t, float64(times[sent-1])-nominal, float64(tm.CorrectionMS), 1.5)
+			require.InDelta(t, origin+179*60_000+1000, row.StartMS+row.DurationMS, 2, "the last block's end")
 			_, packets := ffprobe(t, readBlob(t, b, row.BlobKey))
 			require.Equal(t, sent, packets)
 		})

@@ -39,10 +39,17 @@ type Writer struct {
 	spoolPath string
 	sidePath  string
 
-	mu     sync.Mutex // guards seq, sr, timing and closed; held briefly, never across I/O
+	mu     sync.Mutex // guards seq, sr, tl, timing and closed; held briefly, never across I/O
 	seq    *sequencer
 	sr     srClock
-	closed bool
+	// srResyncs is seq's Resyncs count the fit in sr belongs to: a sender
+	// restart starts a new RTP timeline, and the fit with it.
+	srResyncs int64
+	tl        timeline
+	// wallStart is the track's start on our wall clock (ClockZero +
+	// StartMS), unix ns, once the first block is placed.
+	wallStart int64
+	closed    bool
 	timing Timing // final, once timed
 	timed  bool
 
@@ -82,6 +89,7 @@ func newWriter(r *Recorder, sc sidecar, clockRate uint32, pt uint8, spoolPath, s
 	return &Writer{
 		r: r, sc: sc, spoolPath: spoolPath, sidePath: sidePath,
 		seq:   newSequencer(clockRate, pt, slack),
+		tl:    timeline{rate: int64(clockRate)},
 		wake:  make(chan struct{}, 1),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
@@ -106,6 +114,9 @@ func (w *Writer) WriteRTP(p *rtp.Packet) {
 		return
 	}
 	w.seq.push(p, now)
+	if w.seq.stats.Resyncs != w.srResyncs {
+		w.sr, w.srResyncs = srClock{}, w.seq.stats.Resyncs
+	}
 	queued := w.seq.qLen > 0
 	w.mu.Unlock()
 	if queued {
@@ -170,10 +181,14 @@ func (w *Writer) drain() {
 				w.sc.StartMS = w.sc.FirstPacketAt.Sub(w.sc.ClockZero).Milliseconds()
 				placed = true
 			}
+			w.wallStart = w.sc.FirstPacketAt.UnixNano()
+			if !w.sc.ClockZero.IsZero() {
+				w.wallStart = w.sc.ClockZero.UnixNano() + w.sc.StartMS*int64(time.Millisecond)
+			}
 		}
-		rel := s.ts - w.zeroTS
-		ms := rel * 1000 / w.seq.rate
-		w.endMS = (rel + int64(s.samples)*w.seq.rate/48000) * 1000 / w.seq.rate
+		target, ok := w.targetLocked(s.ts)
+		ms := w.tl.place(s.ts, s.samples, target, ok)
+		w.endMS = w.tl.endMS()
 		w.batch = append(w.batch, frameRef{ms: ms, data: w.slab.copy(s.buf)})
 	}
 	w.mu.Unlock()
@@ -277,12 +292,12 @@ func (w *Writer) close(ctx context.Context) error {
 		"duplicate", stats.Duplicate, "garbage", stats.Garbage, "bad_timestamp", stats.BadTimestamp,
 		"overflow", stats.Overflow, "resyncs", stats.Resyncs)
 	if timing.SenderReports > 0 {
-		log.Info("track clock", "start_ms", timing.StartMS, "arrival_start_ms", timing.ArrivalStartMS,
+		log.Info("track clock", "start_ms", timing.StartMS, "sender_skew", timing.SenderSkew,
 			"from_sender_reports", timing.FromSenderReports, "sender_reports", timing.SenderReports,
-			"report_span", timing.ReportSpan, "drift_ppm", timing.DriftPPM)
+			"report_span", timing.ReportSpan, "drift_ppm", timing.DriftPPM, "correction_ms", timing.CorrectionMS)
 		if !timing.FromSenderReports {
-			log.Warn("sender's wall clock disagrees with ours; track placed by packet arrival",
-				"limit", w.r.cfg.SenderClockSkew)
+			log.Warn("sender's wall clock disagrees with ours; only its clock rate corrects the track",
+				"skew", timing.SenderSkew, "limit", w.r.cfg.SenderClockSkew)
 		}
 	}
 
