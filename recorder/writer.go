@@ -39,9 +39,9 @@ type Writer struct {
 	spoolPath string
 	sidePath  string
 
-	mu     sync.Mutex // guards seq, sr, tl, timing and closed; held briefly, never across I/O
-	seq    *sequencer
-	sr     srClock
+	mu  sync.Mutex // guards seq, sr, tl, timing and closed; held briefly, never across I/O
+	seq *sequencer
+	sr  srClock
 	// srResyncs is seq's Resyncs count the fit in sr belongs to: a sender
 	// restart starts a new RTP timeline, and the fit with it.
 	srResyncs int64
@@ -50,8 +50,8 @@ type Writer struct {
 	// StartMS), unix ns, once the first block is placed.
 	wallStart int64
 	closed    bool
-	timing Timing // final, once timed
-	timed  bool
+	timing    Timing // final, once timed
+	timed     bool
 
 	wake chan struct{} // cap 1: packets are queued
 	stop chan struct{} // closed by Close: drain and finish
