@@ -67,6 +67,9 @@ type participantRequest struct {
 	Rights      []token.Right `json:"rights"`
 	// TTLSeconds overrides the default token lifetime.
 	TTLSeconds int `json:"ttl_seconds"`
+	// SharedMicrophone says several people speak into this participant's
+	// microphone (a room): their voices are told apart.
+	SharedMicrophone bool `json:"shared_microphone"`
 }
 
 type createMeetingRequest struct {
@@ -109,6 +112,12 @@ func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
 	}
 	out := toJSON(m)
 	for _, p := range req.Participants {
+		if p.SharedMicrophone {
+			if err := a.store.SetSharedMic(r.Context(), m.ID, p.Identity, true); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		}
 		j, err := a.join(m.ID, p)
 		if err != nil {
 			a.fail(w, r, err)
@@ -174,6 +183,12 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 	if m.State != store.MeetingCreated && m.State != store.MeetingLive {
 		writeError(w, http.StatusConflict, "meeting_ended", "meeting "+m.ID+" is "+string(m.State)+": nobody can join it")
 		return
+	}
+	if req.SharedMicrophone {
+		if err := a.store.SetSharedMic(r.Context(), m.ID, req.Identity, true); err != nil {
+			a.fail(w, r, err)
+			return
+		}
 	}
 	j, err := a.join(m.ID, req)
 	if err != nil {

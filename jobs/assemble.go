@@ -7,11 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/greffier/greffier/diarize"
 	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/minutes"
@@ -145,7 +149,22 @@ func (p *Pipeline) minutesInput(ctx context.Context, m store.Meeting) (minutes.I
 	if err != nil {
 		return in, err
 	}
+	names := map[string]string{}
+	for _, s := range in.Speakers {
+		names[s.ID] = s.Name
+	}
+	voiced := map[string]store.Track{} // shared-microphone tracks told apart
 	for _, t := range tracks {
+		if t.VoicesState == store.VoicesDone && len(t.Voices) > 0 {
+			voiced[t.ID] = t
+			vn := voiceNames(t, names[t.Identity])
+			for _, label := range slices.Sorted(maps.Keys(vn)) {
+				id := voiceID(t.Identity, label)
+				if !slices.ContainsFunc(in.Speakers, func(s minutes.Speaker) bool { return s.ID == id }) {
+					in.Speakers = append(in.Speakers, minutes.Speaker{ID: id, Name: vn[label]})
+				}
+			}
+		}
 		switch {
 		case t.State == store.TrackFailed:
 			in.Pieces = append(in.Pieces, minutes.Piece{Speaker: t.Identity, StartMS: t.StartMS,
@@ -170,7 +189,68 @@ func (p *Pipeline) minutesInput(ctx context.Context, m store.Meeting) (minutes.I
 		for _, w := range s.Words {
 			piece.Words = append(piece.Words, minutes.PieceWord{Text: w.Text, StartMS: w.StartMS, EndMS: w.EndMS})
 		}
+		if t, ok := voiced[s.TrackID]; ok && piece.Failure == "" {
+			in.Pieces = append(in.Pieces, splitByVoice(piece, t)...)
+			continue
+		}
 		in.Pieces = append(in.Pieces, piece)
 	}
 	return in, nil
+}
+
+// voiceID is the speaker key of one voice on a participant's track.
+func voiceID(identity, label string) string { return identity + "#" + label }
+
+// voiceNames names a track's voices: the main one after the participant,
+// the others "Name (2)"...
+func voiceNames(t store.Track, participant string) map[string]string {
+	turns := make([]diarize.Turn, len(t.Voices))
+	for i, v := range t.Voices {
+		turns[i] = diarize.Turn{Label: v.Label, StartMS: v.StartMS, EndMS: v.EndMS}
+	}
+	return diarize.Names(turns, participant)
+}
+
+// splitByVoice gives each word of a piece the voice that overlaps it most
+// (or the nearest one), and cuts the piece where the voice changes.
+func splitByVoice(piece minutes.Piece, t store.Track) []minutes.Piece {
+	if len(piece.Words) == 0 {
+		piece.Speaker = voiceID(t.Identity, voiceAt(t, piece.StartMS, piece.EndMS))
+		return []minutes.Piece{piece}
+	}
+	var out []minutes.Piece
+	for _, w := range piece.Words {
+		who := voiceID(t.Identity, voiceAt(t, w.StartMS, w.EndMS))
+		if n := len(out); n == 0 || out[n-1].Speaker != who {
+			out = append(out, minutes.Piece{Speaker: who, StartMS: w.StartMS})
+		}
+		cur := &out[len(out)-1]
+		cur.Words = append(cur.Words, w)
+		cur.EndMS = w.EndMS
+		if cur.Text != "" {
+			cur.Text += " "
+		}
+		cur.Text += w.Text
+	}
+	return out
+}
+
+// voiceAt is the label of the voice that overlaps [start, end) (meeting
+// clock) the most, or the nearest one when none does.
+func voiceAt(t store.Track, start, end int64) string {
+	best, bestOverlap, nearest, nearestGap := "", int64(0), "", int64(math.MaxInt64)
+	for _, v := range t.Voices {
+		vs, ve := t.StartMS+v.StartMS, t.StartMS+v.EndMS
+		if o := min(end, ve) - max(start, vs); o > bestOverlap {
+			best, bestOverlap = v.Label, o
+		}
+		gap := max(vs-end, start-ve, 0)
+		if gap < nearestGap {
+			nearest, nearestGap = v.Label, gap
+		}
+	}
+	if best != "" {
+		return best
+	}
+	return nearest
 }

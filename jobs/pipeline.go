@@ -56,6 +56,9 @@ type Deps struct {
 	Transcriber Transcriber  // required
 	// Summarizer is optional: without one, minutes are the transcript alone.
 	Summarizer Summarizer
+	// Voices, optional, tells apart the voices on shared-microphone
+	// tracks; without it their speech stays with the participant.
+	Voices Voices
 	// LiveAudio, optional, is handed each recorded track's decoded audio
 	// as the live path hears it (live captions use it).
 	LiveAudio func(t store.Track) FrameSink
@@ -129,6 +132,7 @@ type Pipeline struct {
 	tr     Transcriber
 	sum    Summarizer
 	audio  func(store.Track) FrameSink
+	voices Voices
 	log    *slog.Logger
 	client *river.Client[*sql.Tx]
 
@@ -159,13 +163,14 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 		return nil, fmt.Errorf("migrate river tables: %w", err)
 	}
 
-	p := &Pipeline{cfg: cfg, store: st, blobs: d.Blobs, tr: d.Transcriber, sum: d.Summarizer, audio: d.LiveAudio, log: logger,
+	p := &Pipeline{cfg: cfg, store: st, blobs: d.Blobs, tr: d.Transcriber, sum: d.Summarizer, audio: d.LiveAudio, voices: d.Voices, log: logger,
 		live: make(chan liveSpeech, liveQueue)}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &detectWorker{p: p})
 	river.AddWorker(workers, &transcribeWorker{p: p})
 	river.AddWorker(workers, &assembleWorker{p: p})
 	river.AddWorker(workers, &archiveWorker{p: p})
+	river.AddWorker(workers, &voicesWorker{p: p})
 	rcfg := &river.Config{
 		Logger:      logger,
 		Workers:     workers,
@@ -279,6 +284,9 @@ func (p *Pipeline) detectAll(ctx context.Context, tx *sql.Tx, q store.Queries, m
 		if needsDetection(t) {
 			jobs = append(jobs, river.InsertManyParams{Args: detectArgs(t, m.Run)})
 		}
+		if needsVoices(t) {
+			jobs = append(jobs, river.InsertManyParams{Args: voicesArgs(t, m.Run)})
+		}
 	}
 	if len(jobs) > 0 {
 		if _, err := p.client.InsertManyTx(ctx, tx, jobs); err != nil {
@@ -322,6 +330,11 @@ func (p *Pipeline) FinishTrack(ctx context.Context, t store.Track) error {
 		if needsDetection(t) {
 			if _, err := p.client.InsertTx(ctx, tx, detectArgs(t, m.Run), nil); err != nil {
 				return fmt.Errorf("enqueue speech detection of %s: %w", t.ID, err)
+			}
+		}
+		if needsVoices(t) {
+			if _, err := p.client.InsertTx(ctx, tx, voicesArgs(t, m.Run), nil); err != nil {
+				return fmt.Errorf("enqueue diarization of %s: %w", t.ID, err)
 			}
 		}
 		return p.maybeAssemble(ctx, tx, q, t.MeetingID)

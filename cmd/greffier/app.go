@@ -12,6 +12,7 @@ import (
 
 	"github.com/greffier/greffier/api"
 	"github.com/greffier/greffier/captions"
+	"github.com/greffier/greffier/diarize"
 	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/token"
@@ -96,6 +97,15 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		}
 		deps.Summarizer = sum
 	}
+	var pyannote *diarize.Pyannote
+	if cfg.DiarizeURL != "" {
+		if pyannote, err = diarize.NewPyannote(diarize.PyannoteConfig{BaseURL: cfg.DiarizeURL, APIKey: cfg.DiarizeKey,
+			WebhookURL: cfg.DiarizeWebhookURL, WebhookSecret: cfg.DiarizeWebhookSecret,
+			PollInterval: cfg.DiarizePollInterval, Logger: logger}); err != nil {
+			return nil, fmt.Errorf("diarization backend: %w", err)
+		}
+		deps.Voices = pyannote
+	}
 	var captioner *captions.Captioner
 	if cfg.CaptionsURL != "" {
 		k, err := transcribe.NewKyutai(transcribe.KyutaiConfig{URL: cfg.CaptionsURL, APIKey: cfg.CaptionsKey, Logger: logger})
@@ -144,6 +154,9 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	mux.Handle("/v1/whep", a.sfu.WHEPHandler())
 	mux.Handle("/v1/whep/", a.sfu.WHEPHandler())
 	mux.Handle("/join/", web.Handler())
+	if pyannote != nil && cfg.DiarizeWebhookURL != "" {
+		mux.Handle("POST /v1/hooks/diarize", pyannote.WebhookHandler())
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}

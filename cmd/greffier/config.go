@@ -57,6 +57,15 @@ type Config struct {
 	// JobSnoozeBudget is how long a segment waits for a down backend before
 	// it is marked failed. Default 1h.
 	JobSnoozeBudget time.Duration `json:"job_snooze_budget" env:"JOB_SNOOZE_BUDGET" flag:"job-snooze-budget" usage:"how long segments wait for a down backend"`
+	// DiarizeURL is a pyannote-style diarization server, to tell apart the
+	// voices of participants who share a microphone. Empty: none.
+	DiarizeURL string `json:"diarize_url" env:"DIARIZE_URL" flag:"diarize-url" usage:"pyannote-style diarization server (default: none)"`
+	DiarizeKey string `json:"diarize_key" env:"DIARIZE_KEY" flag:"diarize-key" usage:"diarization API key"`
+	// DiarizeWebhookURL is this server's public URL of /v1/hooks/diarize,
+	// with DiarizeWebhookSecret; without it Greffier polls for results.
+	DiarizeWebhookURL    string        `json:"diarize_webhook_url" env:"DIARIZE_WEBHOOK_URL" flag:"diarize-webhook-url" usage:"public URL of /v1/hooks/diarize (default: poll)"`
+	DiarizeWebhookSecret string        `json:"diarize_webhook_secret" env:"DIARIZE_WEBHOOK_SECRET" flag:"diarize-webhook-secret" usage:"secret signing diarization webhooks"`
+	DiarizePollInterval  time.Duration `json:"diarize_poll_interval" env:"DIARIZE_POLL_INTERVAL" flag:"diarize-poll-interval" usage:"how often to poll a diarization job (default 5s)"`
 	// CaptionsURL is a Kyutai-style streaming speech server
 	// (ws://host:port/api/asr-streaming) for live captions. Empty: none.
 	CaptionsURL string `json:"captions_url" env:"CAPTIONS_URL" flag:"captions-url" usage:"streaming speech server for live captions (default: no captions)"`

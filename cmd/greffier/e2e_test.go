@@ -21,6 +21,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/greffier/greffier/diarize/diarizetest"
 	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/testenv"
 	"github.com/greffier/greffier/minutes"
@@ -53,6 +54,8 @@ type setupOptions struct {
 	summary *summarizetest.Options
 	// captions starts a streaming speech double and configures captions.
 	captions *kyutaitest.Options
+	// diarize starts a pyannote-style double and configures diarization.
+	diarize *diarizetest.Options
 }
 
 // setup starts a whole Greffier in-process on loopback.
@@ -88,6 +91,11 @@ func setup(t *testing.T, opts setupOptions) *testBundle {
 		chat = summarizetest.NewServer(*opts.summary)
 		t.Cleanup(chat.Close)
 		cfg.SummaryURL, cfg.SummaryModel = chat.BaseURL(), "test-chat"
+	}
+	if opts.diarize != nil {
+		dd := diarizetest.NewServer(*opts.diarize)
+		t.Cleanup(dd.Close)
+		cfg.DiarizeURL, cfg.DiarizePollInterval = dd.URL(), 50*time.Millisecond
 	}
 	var kyutai *kyutaitest.Server
 	if opts.captions != nil {

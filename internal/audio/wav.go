@@ -15,24 +15,11 @@ const wavHeaderSize = 44
 
 // WriteWAV writes samples as a RIFF WAV: mono, 16-bit, SampleRate.
 func WriteWAV(w io.Writer, samples []int16) error {
-	dataSize := 2 * len(samples)
-	if dataSize > math.MaxUint32-wavHeaderSize {
-		return fmt.Errorf("write wav: %d samples do not fit in a RIFF file", len(samples))
+	h, err := WAVHeader(len(samples))
+	if err != nil {
+		return err
 	}
-	var h [wavHeaderSize]byte
-	copy(h[0:], "RIFF")
-	binary.LittleEndian.PutUint32(h[4:], uint32(wavHeaderSize-8+dataSize))
-	copy(h[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(h[16:], 16)           // fmt chunk size
-	binary.LittleEndian.PutUint16(h[20:], 1)            // PCM
-	binary.LittleEndian.PutUint16(h[22:], 1)            // mono
-	binary.LittleEndian.PutUint32(h[24:], SampleRate)   // sample rate
-	binary.LittleEndian.PutUint32(h[28:], SampleRate*2) // byte rate
-	binary.LittleEndian.PutUint16(h[32:], 2)            // block align
-	binary.LittleEndian.PutUint16(h[34:], 16)           // bits per sample
-	copy(h[36:], "data")
-	binary.LittleEndian.PutUint32(h[40:], uint32(dataSize))
-	if _, err := w.Write(h[:]); err != nil {
+	if _, err := w.Write(h); err != nil {
 		return fmt.Errorf("write wav header: %w", err)
 	}
 	var buf [4096]byte
@@ -47,6 +34,29 @@ func WriteWAV(w io.Writer, samples []int16) error {
 		samples = samples[n:]
 	}
 	return nil
+}
+
+// WAVHeader is the 44-byte header of a WAV of n samples (mono, 16-bit,
+// SampleRate), for writers that stream the samples after it.
+func WAVHeader(n int) ([]byte, error) {
+	dataSize := 2 * n
+	if dataSize > math.MaxUint32-wavHeaderSize {
+		return nil, fmt.Errorf("write wav: %d samples do not fit in a RIFF file", n)
+	}
+	h := make([]byte, wavHeaderSize)
+	copy(h[0:], "RIFF")
+	binary.LittleEndian.PutUint32(h[4:], uint32(wavHeaderSize-8+dataSize))
+	copy(h[8:], "WAVEfmt ")
+	binary.LittleEndian.PutUint32(h[16:], 16)           // fmt chunk size
+	binary.LittleEndian.PutUint16(h[20:], 1)            // PCM
+	binary.LittleEndian.PutUint16(h[22:], 1)            // mono
+	binary.LittleEndian.PutUint32(h[24:], SampleRate)   // sample rate
+	binary.LittleEndian.PutUint32(h[28:], SampleRate*2) // byte rate
+	binary.LittleEndian.PutUint16(h[32:], 2)            // block align
+	binary.LittleEndian.PutUint16(h[34:], 16)           // bits per sample
+	copy(h[36:], "data")
+	binary.LittleEndian.PutUint32(h[40:], uint32(dataSize))
+	return h, nil
 }
 
 // ReadWAV reads a mono 16-bit PCM WAV and returns its samples and rate. It

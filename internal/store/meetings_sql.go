@@ -193,8 +193,9 @@ func (q Queries) StartRerun(ctx context.Context, meetingID string) (int, error) 
 	if _, err := q.q.ExecContext(ctx, `UPDATE meetings SET run = run + 1 WHERE id = $1`, meetingID); err != nil {
 		return 0, fmt.Errorf("start re-run of %s: %w", meetingID, err)
 	}
-	if _, err := q.q.ExecContext(ctx, `UPDATE tracks SET speech_detected = 0, detect_failure = ''
-		WHERE meeting_id = $1 AND state IN ($2, $3)`, meetingID, TrackStored, TrackRecovered); err != nil {
+	if _, err := q.q.ExecContext(ctx, `UPDATE tracks SET speech_detected = 0, detect_failure = '',
+		voices_state = CASE WHEN voices_state = '' THEN '' ELSE $4 END, voices = '', voices_failure = ''
+		WHERE meeting_id = $1 AND state IN ($2, $3)`, meetingID, TrackStored, TrackRecovered, VoicesPending); err != nil {
 		return 0, fmt.Errorf("start re-run of %s: %w", meetingID, err)
 	}
 	if _, err := q.q.ExecContext(ctx, `DELETE FROM speech_segments WHERE meeting_id = $1`, meetingID); err != nil {

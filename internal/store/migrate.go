@@ -83,6 +83,17 @@ var migrations = []string{
 		PRIMARY KEY (meeting_id, seq)
 	);`,
 	`ALTER TABLE meetings ADD COLUMN captions INTEGER NOT NULL DEFAULT 0;`,
+	// Tracks of a microphone shared by several people are diarized: who
+	// of them spoke when.
+	`CREATE TABLE participant_settings (
+		meeting_id TEXT NOT NULL REFERENCES meetings(id),
+		identity TEXT NOT NULL,
+		shared_mic INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY (meeting_id, identity)
+	);
+	ALTER TABLE tracks ADD COLUMN voices_state TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tracks ADD COLUMN voices TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tracks ADD COLUMN voices_failure TEXT NOT NULL DEFAULT '';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -73,8 +73,11 @@ func (q Queries) minutes(ctx context.Context, query string, args ...any) (Minute
 // Progress counts where a meeting's pipeline stands.
 type Progress struct {
 	Tracks, TracksRecording, TracksFailed, TracksDetected int
-	Segments, SegmentsTranscribed, SegmentsFailed         int
-	MinutesVersion                                        int
+	// TracksDiarizing counts stored shared-microphone tracks whose voices
+	// are not told apart yet.
+	TracksDiarizing                               int
+	Segments, SegmentsTranscribed, SegmentsFailed int
+	MinutesVersion                                int
 	// Failures are the reasons of failed tracks and segments, worst first.
 	Failures []Failure
 }
@@ -91,7 +94,7 @@ type Failure struct {
 
 // Done reports whether every track and segment has reached a final state.
 func (p Progress) Done() bool {
-	return p.TracksRecording == 0 && p.TracksDetected+p.TracksFailed >= p.Tracks &&
+	return p.TracksRecording == 0 && p.TracksDiarizing == 0 && p.TracksDetected+p.TracksFailed >= p.Tracks &&
 		p.SegmentsTranscribed+p.SegmentsFailed == p.Segments
 }
 
@@ -104,6 +107,14 @@ func (q Queries) Progress(ctx context.Context, meetingID string) (Progress, erro
 	}
 	p.Tracks = len(tracks)
 	for _, t := range tracks {
+		stored := t.State == TrackStored || t.State == TrackRecovered
+		switch {
+		case stored && t.VoicesState == VoicesPending:
+			p.TracksDiarizing++
+		case t.VoicesState == VoicesFailed:
+			p.Failures = append(p.Failures, Failure{Stage: "diarize", TrackID: t.ID, Identity: t.Identity,
+				StartMS: t.StartMS, EndMS: t.StartMS + t.DurationMS, Reason: t.VoicesFailure})
+		}
 		switch {
 		case t.State == TrackRecording:
 			p.TracksRecording++

@@ -40,4 +40,26 @@ type Track struct {
 	SpeechDetected bool
 	DetectFailure  string
 	CreatedAt      time.Time
+	// VoicesState says whether the track holds several voices to tell
+	// apart ("" no; VoicesPending, VoicesDone, VoicesFailed), Voices who
+	// spoke when once done, VoicesFailure why not.
+	VoicesState   VoicesState
+	Voices        []VoiceTurn
+	VoicesFailure string
+}
+
+// VoicesState is where a shared-microphone track's diarization is.
+type VoicesState string
+
+const (
+	VoicesPending VoicesState = "pending"
+	VoicesDone    VoicesState = "done"
+	VoicesFailed  VoicesState = "failed"
+)
+
+// VoiceTurn is one voice speaking on a track, in ms from the track's start.
+type VoiceTurn struct {
+	Label   string `json:"label"`
+	StartMS int64  `json:"start_ms"`
+	EndMS   int64  `json:"end_ms"`
 }

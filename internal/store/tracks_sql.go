@@ -3,13 +3,14 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 )
 
 const trackColumns = `id, meeting_id, identity, ssrc, state, start_ms, duration_ms, blob_key, size, sha256,
-	gap_ms, failure, speech_detected, detect_failure, created_at`
+	gap_ms, failure, speech_detected, detect_failure, created_at, voices_state, voices, voices_failure`
 
 func scanTrack(row interface{ Scan(...any) error }) (Track, error) {
 	var (
@@ -17,11 +18,17 @@ func scanTrack(row interface{ Scan(...any) error }) (Track, error) {
 		ssrc     int64
 		detected int64
 		created  int64
+		voices   string
 	)
 	err := row.Scan(&t.ID, &t.MeetingID, &t.Identity, &ssrc, &t.State, &t.StartMS, &t.DurationMS, &t.BlobKey,
-		&t.Size, &t.SHA256, &t.GapMS, &t.Failure, &detected, &t.DetectFailure, &created)
+		&t.Size, &t.SHA256, &t.GapMS, &t.Failure, &detected, &t.DetectFailure, &created, &t.VoicesState, &voices, &t.VoicesFailure)
 	if err != nil {
 		return Track{}, err
+	}
+	if voices != "" {
+		if err := json.Unmarshal([]byte(voices), &t.Voices); err != nil {
+			return Track{}, fmt.Errorf("voices of track %s: %w", t.ID, err)
+		}
 	}
 	t.SSRC = uint32(ssrc)
 	t.SpeechDetected = detected != 0
@@ -34,10 +41,14 @@ func (q Queries) CreateTrack(ctx context.Context, t Track) error {
 	if t.ID == "" || t.MeetingID == "" || t.Identity == "" {
 		return errors.New("create track: id, meeting and identity are required")
 	}
+	// A participant known to share a microphone gets diarized.
 	_, err := q.q.ExecContext(ctx, `INSERT INTO tracks (id, meeting_id, identity, ssrc, state, start_ms, duration_ms,
-		blob_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		blob_key, created_at, voices_state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+		CASE WHEN EXISTS (SELECT 1 FROM participant_settings WHERE meeting_id = $2 AND identity = $3 AND shared_mic = 1)
+		THEN $10 ELSE '' END)
 		ON CONFLICT (id) DO NOTHING`,
-		t.ID, t.MeetingID, t.Identity, int64(t.SSRC), TrackRecording, t.StartMS, t.DurationMS, t.BlobKey, toMS(q.now()))
+		t.ID, t.MeetingID, t.Identity, int64(t.SSRC), TrackRecording, t.StartMS, t.DurationMS, t.BlobKey, toMS(q.now()),
+		VoicesPending)
 	if err != nil {
 		return fmt.Errorf("create track %s: %w", t.ID, err)
 	}
@@ -120,6 +131,44 @@ func (q Queries) MarkSpeechDetected(ctx context.Context, trackID, failure string
 	_, err := q.q.ExecContext(ctx, `UPDATE tracks SET speech_detected = 1, detect_failure = $1 WHERE id = $2`, failure, trackID)
 	if err != nil {
 		return fmt.Errorf("mark speech detected on %s: %w", trackID, err)
+	}
+	return nil
+}
+
+// SetVoices records a track's diarization: who spoke when, or why not.
+func (q Queries) SetVoices(ctx context.Context, trackID string, turns []VoiceTurn, failure string) error {
+	state, body := VoicesDone, ""
+	if failure != "" {
+		state = VoicesFailed
+	} else {
+		if turns == nil {
+			turns = []VoiceTurn{}
+		}
+		b, err := json.Marshal(turns)
+		if err != nil {
+			return fmt.Errorf("encode voices: %w", err)
+		}
+		body = string(b)
+	}
+	_, err := q.q.ExecContext(ctx, `UPDATE tracks SET voices_state = $1, voices = $2, voices_failure = $3 WHERE id = $4`,
+		state, body, failure, trackID)
+	if err != nil {
+		return fmt.Errorf("record voices of %s: %w", trackID, err)
+	}
+	return nil
+}
+
+// SetSharedMic says whether a participant shares their microphone with
+// others (a room), so their tracks get diarized.
+func (q Queries) SetSharedMic(ctx context.Context, meetingID, identity string, shared bool) error {
+	v := 0
+	if shared {
+		v = 1
+	}
+	_, err := q.q.ExecContext(ctx, `INSERT INTO participant_settings (meeting_id, identity, shared_mic) VALUES ($1, $2, $3)
+		ON CONFLICT (meeting_id, identity) DO UPDATE SET shared_mic = excluded.shared_mic`, meetingID, identity, v)
+	if err != nil {
+		return fmt.Errorf("set shared microphone of %s: %w", identity, err)
 	}
 	return nil
 }
