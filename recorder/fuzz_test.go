@@ -14,7 +14,8 @@ import (
 	"github.com/greffier/greffier/internal/store"
 )
 
-// FuzzWriter feeds arbitrary packet sequences and checks that every packet
+// FuzzWriter feeds arbitrary packet sequences, with a sender report every
+// 8 packets, and checks that every packet
 // is accounted for exactly once, the track always closes, and the file
 // holds exactly the written blocks in strictly increasing time.
 //
@@ -59,6 +60,11 @@ func FuzzWriter(f *testing.F) {
 			}
 			w.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: ts}, Payload: payload})
 			fed++
+			if fed%8 == 0 {
+				// A sender report that says the last packet was captured
+				// up to 255 ms before its arrival: targets that jitter.
+				w.WriteSenderReport(b.clock.Now().Add(-time.Duration(c[5])*time.Millisecond), ts)
+			}
 		}
 		err := w.Close(context.Background())
 		st := w.Stats()

@@ -89,7 +89,7 @@ func (tl *timeline) place(ts int64, samples int32, target int64, ok bool) int64 
 
 // endMS is where the last block's audio ends, ms on the track clock.
 func (tl *timeline) endMS() int64 {
-	return max(tl.lastMS, floorDiv(tl.lastUS+tl.lastDur, 1000))
+	return max(tl.lastMS+tl.lastDur/1000, floorDiv(tl.lastUS+tl.lastDur, 1000))
 }
 
 // correctionMS is how far the last block sits from its place at the
