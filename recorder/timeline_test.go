@@ -212,6 +212,7 @@ func TestTracksAlignOverThreeHours(t *testing.T) {
 		_, packets := ffprobe(t, data)
 		require.Equal(t, p.sent, packets)
 	}
+	t.Logf("bursts on the meeting clock: fast %d ms, slow %d ms, true instant %d ms", landed["fast"], landed["slow"], burst.Sub(zero).Milliseconds())
 	require.InDelta(t, landed["fast"], landed["slow"], 20, "the two bursts align on the meeting clock")
 
 	// The slow publisher's last stretch is continuous: its blocks follow
