@@ -49,6 +49,13 @@ func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet && r.URL.Path == "/stats" {
 		c.mu.Lock()
 		st := c.st
+		if r.URL.Query().Has("reset") {
+			// A new phase: counts start over.
+			c.st = backendStats{MaxInFlight: c.inFlight}
+			if c.inFlight > 0 {
+				c.st.BusySeconds -= time.Since(c.busySince).Seconds()
+			}
+		}
 		c.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(st)
@@ -139,9 +146,10 @@ func startBackend(ctx context.Context, speed float64) (*backendProc, error) {
 	return nil, fmt.Errorf("the backend's process did not say where it listens (got %q): %w", line, errors.Join(err, errors.New("no url line")))
 }
 
+// stats returns the counts since the last reset, and resets them.
 func (b *backendProc) stats(ctx context.Context) (backendStats, error) {
 	var st backendStats
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.url+"/stats", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.url+"/stats?reset", nil)
 	if err != nil {
 		return st, err
 	}

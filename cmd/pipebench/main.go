@@ -44,6 +44,7 @@ type options struct {
 	fixtures   string
 	dataDir    string
 	baseline   bool
+	rerun      bool
 	timeout    time.Duration
 	cpuProfile string
 	jsonOut    bool
@@ -104,6 +105,7 @@ func main() {
 	flag.StringVar(&o.fixtures, "fixtures", "testdata/meeting", "directory of script.json and <speaker>.opus")
 	flag.StringVar(&o.dataDir, "data", "", "data directory (default: a temporary one, removed)")
 	flag.BoolVar(&o.baseline, "baseline", true, "first run the meeting through the recorder alone, to subtract its CPU")
+	flag.BoolVar(&o.rerun, "rerun", true, "then re-run the pipeline over the stored tracks (the batch path), to load every slot")
 	flag.DurationVar(&o.timeout, "timeout", defaultTimeout, "longest wait for the minutes after the end")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the full pass here")
 	flag.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")

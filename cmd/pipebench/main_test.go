@@ -23,14 +23,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestShortMeetingBecomesMinutes runs the whole benchmark, both passes and
-// both processes, on a 30-second meeting of three speakers: every word
+// TestShortMeetingBecomesMinutes runs the whole benchmark, every pass and
+// both processes, on a 20-second meeting of two speakers: every word
 // said must reach the minutes, through every backend slot it needed, and
 // the report must add up.
 func TestShortMeetingBecomesMinutes(t *testing.T) {
 	t.Setenv(childEnv, "1")
-	o := options{duration: 30 * time.Second, speakers: 3, turn: 5 * time.Second, speed: 20, slots: 2, pace: 0,
-		fixtures: "../../testdata/meeting", baseline: true, timeout: time.Minute, poll: 50 * time.Millisecond}
+	o := options{duration: 20 * time.Second, speakers: 2, turn: 4 * time.Second, speed: 4, slots: 2, pace: 0,
+		fixtures: "../../testdata/meeting", baseline: true, rerun: true, timeout: time.Minute, poll: 50 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep, err := run(ctx, o, slog.New(slog.DiscardHandler))
@@ -43,7 +43,7 @@ func TestShortMeetingBecomesMinutes(t *testing.T) {
 	require.Zero(t, rep.Failed)
 	require.Zero(t, rep.Full.Dropped)
 	// Every speaker sends a packet every 20 ms without DTX.
-	require.Equal(t, int64(3*30*50), rep.Full.Packets)
+	require.Equal(t, int64(2*20*50), rep.Full.Packets)
 	require.Equal(t, rep.Full.Packets, rep.Baseline.Packets)
 	require.Equal(t, rep.Segments, rep.Backend.Requests, "one request per segment, none retried")
 	require.LessOrEqual(t, rep.Backend.MaxInFlight, o.slots)
@@ -54,6 +54,16 @@ func TestShortMeetingBecomesMinutes(t *testing.T) {
 	require.InDelta(t, 100*rep.PipelineCPU.Seconds()/rep.Backend.ServiceSeconds, rep.OverheadPct, 1e-9)
 	require.LessOrEqual(t, rep.CloseTracks, rep.EndCall)
 	require.LessOrEqual(t, rep.EndCall, rep.Full.EndWall)
+
+	// The batch re-run finds the same speech and words, and loads both
+	// slots at once.
+	rr := rep.Rerun
+	require.NotNil(t, rr)
+	require.Equal(t, rep.Segments, rr.Segments)
+	require.Equal(t, rr.Segments, rr.Transcribed)
+	require.Equal(t, rep.Words, rr.Words)
+	require.Equal(t, rr.Segments, rr.Backend.Requests)
+	require.Equal(t, o.slots, rr.Backend.MaxInFlight)
 
 	var out bytes.Buffer
 	require.NoError(t, rep.print(&out, false))

@@ -63,6 +63,9 @@ type report struct {
 
 	Backend backendStats `json:"backend"`
 
+	// The batch path afterwards, when asked for.
+	Rerun *rerunResult `json:"rerun,omitempty"`
+
 	// Derived (issue #5).
 	GreffierCPU time.Duration `json:"greffier_cpu"` // full pass, meeting and end
 	PipelineCPU time.Duration `json:"pipeline_cpu"` // less the baseline's (recorder alone)
@@ -73,6 +76,16 @@ type report struct {
 	// SpeedFor2Pct is the backend speed at which the pipeline's overhead
 	// would be 2% of its time (the overhead per audio second being fixed).
 	SpeedFor2Pct float64 `json:"speed_for_2pct"`
+}
+
+// rerunResult is the batch re-run of the whole meeting.
+type rerunResult struct {
+	Wall        time.Duration `json:"wall"` // Rerun call to minutes ready
+	CPU         time.Duration `json:"cpu"`
+	Segments    int           `json:"segments"`
+	Transcribed int           `json:"transcribed"`
+	Words       int           `json:"words"`
+	Backend     backendStats  `json:"backend"`
 }
 
 func (r *report) fill(o options) {
@@ -123,6 +136,14 @@ func (r *report) print(w io.Writer, asJSON bool) error {
 		row("speed where that is 2%", "%.1f× real time", r.SpeedFor2Pct)
 	}
 	row("all Greffier CPU / backend time", "%.2f%%", r.TotalPct)
+	if rr := r.Rerun; rr != nil {
+		row("re-run (batch path)", "%v to minutes ready; %d segments, %d transcribed, %d words", rr.Wall.Round(time.Millisecond),
+			rr.Segments, rr.Transcribed, rr.Words)
+		row("re-run backend", "%d requests, at most %d at once (slots %d); %.1f slot-s in %.1f s busy (%.2f slots used on average)",
+			rr.Backend.Requests, rr.Backend.MaxInFlight, o.Slots, rr.Backend.ServiceSeconds, rr.Backend.BusySeconds,
+			rr.Backend.ServiceSeconds/max(rr.Backend.BusySeconds, 1e-9))
+		row("re-run CPU", "%.2f s = %.2f%% of its backend time", rr.CPU.Seconds(), 100*rr.CPU.Seconds()/max(rr.Backend.ServiceSeconds, 1e-9))
+	}
 	return tw.Flush()
 }
 

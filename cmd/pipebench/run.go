@@ -253,7 +253,43 @@ func runFull(ctx context.Context, o options, m *meeting, dir string, backend *ba
 	if rep.Backend, err = backend.stats(ctx); err != nil {
 		return err
 	}
+	if o.rerun {
+		if rep.Rerun, err = rerun(ctx, o, e.st, p, backend, e.meeting.ID); err != nil {
+			return fmt.Errorf("re-run: %w", err)
+		}
+	}
 	return nil
+}
+
+// rerun runs the batch path over the stored recordings (Pipeline.Rerun):
+// every segment becomes transcription work at about the same time, which
+// shows whether it spreads over every backend slot.
+func rerun(ctx context.Context, o options, st *store.Store, p *jobs.Pipeline, backend *backendProc, meetingID string) (*rerunResult, error) {
+	fmt.Fprintln(os.Stderr, "pipebench: re-run (batch path over the stored tracks)")
+	runtime.GC()
+	cpu0, wall0 := cpuTime(), time.Now()
+	if _, err := p.Rerun(ctx, meetingID); err != nil {
+		return nil, err
+	}
+	if _, err := waitReady(ctx, st, meetingID, o.timeout); err != nil {
+		return nil, err
+	}
+	r := &rerunResult{Wall: time.Since(wall0), CPU: cpuTime() - cpu0}
+	segs, err := st.SpeechSegments(ctx, meetingID)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range segs {
+		r.Segments++
+		if s.Status == store.SegmentTranscribed {
+			r.Transcribed++
+		}
+		r.Words += len(s.Words)
+	}
+	if r.Backend, err = backend.stats(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // drive sends the meeting's packets to one writer per speaker, moving the
