@@ -95,9 +95,10 @@ func New(cfg Config, d Deps) (*API, error) {
 		captions: d.Captions, log: d.Logger, now: time.Now}, nil
 }
 
-// Handler routes /v1/meetings and its sub-resources.
+// Handler routes /v1/meetings and its sub-resources, and /v1/search.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/search", a.search)
 	mux.HandleFunc("POST /v1/meetings", a.createMeeting)
 	mux.HandleFunc("GET /v1/meetings", a.listMeetings)
 	mux.HandleFunc("GET /v1/meetings/{id}", a.getMeeting)

@@ -313,6 +313,7 @@ func testMeetingBecomesMinutes(t *testing.T, b *testBundle) {
 	require.WithinDuration(t, mt.startedAt.Add(time.Duration(doc.Turns[0].Start)*time.Millisecond), doc.Turns[0].StartAt, time.Millisecond)
 
 	b.requireTracksDownloadClean(t, m.ID, 2)
+	b.requireSearch(t, m.ID, doc)
 	b.requireEvents(t, m.ID, script)
 	b.requireArchive(t, m.ID)
 	b.requireRenameAndRerun(t, m.ID, len(script.Utterances))
@@ -360,6 +361,29 @@ func (b *testBundle) requireArchive(t *testing.T, meetingID string) {
 			require.Contains(t, string(out), "flac")
 		}
 	}
+}
+
+// requireSearch finds what bob said, with who said it and when.
+func (b *testBundle) requireSearch(t *testing.T, meetingID string, doc minutes.Document) {
+	t.Helper()
+	var got struct {
+		Hits []struct {
+			MeetingID     string `json:"meeting_id"`
+			Speaker, Name string
+			Text          string
+			Start         minutes.Seconds
+		} `json:"hits"`
+	}
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/search?q=FOXTROT+golf&meeting="+meetingID, nil, &got))
+	require.Len(t, got.Hits, 1)
+	require.Equal(t, "bob", got.Hits[0].Speaker)
+	require.Equal(t, "Bob Durand", got.Hits[0].Name)
+	require.Equal(t, "echo foxtrot golf hotel", got.Hits[0].Text)
+	require.InDelta(t, doc.Turns[1].Start.MS(), got.Hits[0].Start.MS(), 200)
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/search?q=foxtrot+kilo&meeting="+meetingID, nil, &got))
+	require.Empty(t, got.Hits, "every word must match")
+	var e struct{ Error struct{ Code string } }
+	require.Equal(t, http.StatusBadRequest, b.call(t, "GET", "/v1/search?q=", nil, &e))
 }
 
 // requireEvents checks the meeting's event log: both joined and left, and

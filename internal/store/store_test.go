@@ -192,3 +192,36 @@ func TestEvents(t *testing.T) {
 		require.Equal(t, int64(1200), es[1].AtMS)
 	})
 }
+
+func TestSearch(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		m, err := s.CreateMeeting(ctx, "Budget", "")
+		require.NoError(t, err)
+		_, err = s.Join(ctx, m.ID, "alice", "Alice")
+		require.NoError(t, err)
+		tr := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: "alice"}
+		require.NoError(t, s.CreateTrack(ctx, tr))
+		for i, text := range []string{"Le budget 2027 est voté", "100% d'accord_", "rien à voir"} {
+			start := int64(i * 1000)
+			require.NoError(t, s.UpsertSpeechSegment(ctx, store.SpeechSegment{MeetingID: m.ID, TrackID: tr.ID,
+				Identity: "alice", StartMS: start, EndMS: start + 500, AudioKey: "k"}))
+			require.NoError(t, s.SaveTranscript(ctx, tr.ID, start, text, "fr", nil))
+		}
+		hits, err := s.Search(ctx, store.SearchQuery{Terms: []string{"BUDGET", "voté"}, Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, hits, 1)
+		require.Equal(t, "Budget", hits[0].Title)
+		require.Equal(t, int64(0), hits[0].StartMS)
+		hits, err = s.Search(ctx, store.SearchQuery{Terms: []string{"100%"}, Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, hits, 1, "%% is a character, not a wildcard")
+		hits, err = s.Search(ctx, store.SearchQuery{Terms: []string{"_"}, Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, hits, 1)
+		hits, err = s.Search(ctx, store.SearchQuery{Terms: []string{"budget"}, Identity: "bob", Limit: 10})
+		require.NoError(t, err)
+		require.Empty(t, hits)
+	})
+}
