@@ -98,10 +98,11 @@ func (a *API) mayFollow(r *http.Request, meetingID string) bool {
 }
 
 type patchMeetingRequest struct {
-	Captions *bool `json:"captions"`
+	Captions   *bool   `json:"captions"`
+	WebhookURL *string `json:"webhook_url"`
 }
 
-// patchMeeting changes a meeting's settings: for now, live captions on/off.
+// patchMeeting changes a meeting's settings: live captions on/off, webhook.
 func (a *API) patchMeeting(w http.ResponseWriter, r *http.Request) {
 	var req patchMeetingRequest
 	if !decodeBody(w, r, &req) {
@@ -111,6 +112,16 @@ func (a *API) patchMeeting(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	if req.WebhookURL != nil {
+		if msg := checkWebhook(*req.WebhookURL); msg != "" {
+			writeError(w, http.StatusBadRequest, "bad_webhook", msg)
+			return
+		}
+		if err := a.store.SetWebhook(r.Context(), m.ID, *req.WebhookURL); err != nil {
+			a.fail(w, r, err)
+			return
+		}
 	}
 	if req.Captions != nil {
 		if err := a.setCaptions(r, m.ID, *req.Captions); err != nil {

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ type meetingJSON struct {
 	Language  string             `json:"language,omitempty"`
 	State     store.MeetingState `json:"state"`
 	Captions  bool               `json:"captions"`
+	Webhook   string             `json:"webhook_url,omitempty"`
 	CreatedAt time.Time          `json:"created_at"`
 	StartedAt *time.Time         `json:"started_at,omitempty"`
 	EndedAt   *time.Time         `json:"ended_at,omitempty"`
@@ -56,7 +58,7 @@ func timePtr(t time.Time) *time.Time {
 }
 
 func toJSON(m store.Meeting) meetingJSON {
-	return meetingJSON{ID: m.ID, Title: m.Title, Language: m.Language, State: m.State, Captions: m.Captions, CreatedAt: m.CreatedAt,
+	return meetingJSON{ID: m.ID, Title: m.Title, Language: m.Language, State: m.State, Captions: m.Captions, Webhook: m.WebhookURL, CreatedAt: m.CreatedAt,
 		StartedAt: timePtr(m.StartedAt), EndedAt: timePtr(m.EndedAt), Failure: m.Failure,
 		WHIPURL: "/v1/whip", WHEPURL: "/v1/whep"}
 }
@@ -77,6 +79,21 @@ type createMeetingRequest struct {
 	Language     string               `json:"language"`
 	Captions     bool                 `json:"captions"`
 	Participants []participantRequest `json:"participants"`
+	// WebhookURL is told (POST, signed) when minutes are ready, the
+	// pipeline failed, or the archive is ready.
+	WebhookURL string `json:"webhook_url"`
+}
+
+// checkWebhook says what is wrong with a webhook URL, if anything.
+func checkWebhook(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(raw) > 2000 {
+		return "webhook_url must be an absolute http(s) URL of at most 2000 characters"
+	}
+	return ""
 }
 
 func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
@@ -90,6 +107,10 @@ func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if msg := checkWebhook(req.WebhookURL); msg != "" {
+		writeError(w, http.StatusBadRequest, "bad_webhook", msg)
+		return
+	}
 	if len(req.Title) > 500 {
 		writeError(w, http.StatusBadRequest, "bad_title", "title is over 500 characters")
 		return
@@ -102,6 +123,13 @@ func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	if req.WebhookURL != "" {
+		if err := a.store.SetWebhook(r.Context(), m.ID, req.WebhookURL); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		m.WebhookURL = req.WebhookURL
 	}
 	if req.Captions {
 		if err := a.setCaptions(r, m.ID, true); err != nil {

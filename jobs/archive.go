@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"os"
@@ -55,9 +56,18 @@ func (w *archiveWorker) Work(ctx context.Context, job *river.Job[ArchiveArgs]) e
 	}); err != nil {
 		return err
 	}
-	return p.archiveFile(ctx, layout.ArchiveMix(a.MeetingID), func(f *os.File) error {
+	if err := p.archiveFile(ctx, layout.ArchiveMix(a.MeetingID), func(f *os.File) error {
 		_, err := archive.Mixdown(ctx, f, tracks)
 		return err
+	}); err != nil {
+		return err
+	}
+	return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
+		m, err := q.Meeting(ctx, a.MeetingID)
+		if err != nil {
+			return err
+		}
+		return p.notify(ctx, tx, m, EventArchiveReady, 0)
 	})
 }
 

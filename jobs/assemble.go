@@ -53,7 +53,13 @@ func (w *assembleWorker) Work(ctx context.Context, job *river.Job[AssembleArgs])
 	}
 	dctx, cancel := detached(ctx)
 	defer cancel()
-	_, terr := p.store.Transition(dctx, job.Args.MeetingID, store.MeetingFailed, "assembling minutes: "+err.Error())
+	terr := p.store.InTx(dctx, func(tx *sql.Tx, q store.Queries) error {
+		m, terr := q.Transition(dctx, job.Args.MeetingID, store.MeetingFailed, "assembling minutes: "+err.Error())
+		if terr != nil {
+			return terr
+		}
+		return p.notify(dctx, tx, m, EventMeetingFailed, 0)
+	})
 	return errors.Join(err, terr)
 }
 
@@ -108,7 +114,11 @@ func (p *Pipeline) assemble(ctx context.Context, meetingID string) error {
 		if cur.State != store.MeetingEnded {
 			return nil
 		}
-		if _, err = q.Transition(ctx, meetingID, store.MeetingReady, ""); err != nil {
+		ready, err := q.Transition(ctx, meetingID, store.MeetingReady, "")
+		if err != nil {
+			return err
+		}
+		if err := p.notify(ctx, tx, ready, EventMinutesReady, saved.Version); err != nil {
 			return err
 		}
 		// The whole-meeting files come after the minutes: they take

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"time"
 
@@ -91,6 +92,8 @@ type Config struct {
 	// PollInterval, when set, makes River poll for jobs at this interval
 	// (tests use it to react fast on SQLite).
 	PollInterval time.Duration
+	// WebhookSecret signs webhook deliveries; without it none are sent.
+	WebhookSecret []byte
 	// TempDir holds archive files while they are written (default the
 	// system's temporary directory).
 	TempDir string
@@ -133,6 +136,7 @@ type Pipeline struct {
 	sum    Summarizer
 	audio  func(store.Track) FrameSink
 	voices Voices
+	http   *http.Client
 	log    *slog.Logger
 	client *river.Client[*sql.Tx]
 
@@ -164,6 +168,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 	}
 
 	p := &Pipeline{cfg: cfg, store: st, blobs: d.Blobs, tr: d.Transcriber, sum: d.Summarizer, audio: d.LiveAudio, voices: d.Voices, log: logger,
+		http: &http.Client{Timeout: 20 * time.Second},
 		live: make(chan liveSpeech, liveQueue)}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &detectWorker{p: p})
@@ -171,6 +176,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &assembleWorker{p: p})
 	river.AddWorker(workers, &archiveWorker{p: p})
 	river.AddWorker(workers, &voicesWorker{p: p})
+	river.AddWorker(workers, &webhookWorker{p: p})
 	rcfg := &river.Config{
 		Logger:      logger,
 		Workers:     workers,

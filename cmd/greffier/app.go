@@ -37,9 +37,11 @@ type App struct {
 	listener net.Listener
 	apiToken string
 	signer   *token.Signer
-	captions *captions.Hub // nil without a streaming backend
-	events   *eventLog
-	s3       *blob.S3 // nil on disk
+	// webhookSecret signs webhooks (tests read it).
+	webhookSecret string
+	captions      *captions.Hub // nil without a streaming backend
+	events        *eventLog
+	s3            *blob.S3 // nil on disk
 }
 
 // NewApp opens the database and storage and builds every part. Start runs them.
@@ -60,6 +62,9 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		return nil, err
 	}
 	if a.signer, err = token.NewSigner([]byte(joinSecret)); err != nil {
+		return nil, err
+	}
+	if a.webhookSecret, err = secret(cfg.WebhookSecret, cfg.DataDir, "webhook-secret"); err != nil {
 		return nil, err
 	}
 	if a.store, err = store.Open(ctx, store.Config{PostgresURL: cfg.PostgresURL,
@@ -118,7 +123,8 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	}
 	if a.pipeline, err = jobs.New(ctx, jobs.Config{TranscribeWorkers: cfg.TranscribeConcurrency,
 		PollInterval: cfg.JobPollInterval, MaxAttempts: cfg.JobMaxAttempts, RetryBase: cfg.JobRetryBase,
-		SnoozeBudget: cfg.JobSnoozeBudget}, deps); err != nil {
+		SnoozeBudget: cfg.JobSnoozeBudget, WebhookSecret: []byte(a.webhookSecret),
+		TempDir: filepath.Join(cfg.DataDir, "spool")}, deps); err != nil {
 		return nil, err
 	}
 	if a.recorder, err = recorder.New(recorder.Config{SpoolDir: filepath.Join(cfg.DataDir, "spool"),

@@ -42,6 +42,9 @@ type Config struct {
 	APIToken string `json:"api_token" env:"API_TOKEN" flag:"api-token" usage:"API bearer token (default: generated into <data>/api-token)"`
 	// JoinSecret signs join tokens. Empty: generated once into <data>/join-secret.
 	JoinSecret string `json:"join_secret" env:"JOIN_SECRET" flag:"join-secret" usage:"secret signing join tokens, 32+ bytes (default: generated)"`
+	// WebhookSecret signs webhook deliveries. Empty: generated once into
+	// <data>/webhook-secret.
+	WebhookSecret string `json:"webhook_secret" env:"WEBHOOK_SECRET" flag:"webhook-secret" usage:"secret signing webhooks (default: generated into <data>/webhook-secret)"`
 	// Transcription backend (OpenAI-compatible). Default http://127.0.0.1:8000/v1.
 	TranscribeURL   string `json:"transcribe_url" env:"TRANSCRIBE_URL" flag:"transcribe-url" usage:"OpenAI-compatible transcription base URL"`
 	TranscribeKey   string `json:"transcribe_key" env:"TRANSCRIBE_KEY" flag:"transcribe-key" usage:"transcription API key"`

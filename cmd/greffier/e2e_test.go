@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"github.com/greffier/greffier/diarize/diarizetest"
 	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/testenv"
+	"github.com/greffier/greffier/jobs"
 	"github.com/greffier/greffier/minutes"
 	"github.com/greffier/greffier/sfu/sfutest"
 	"github.com/greffier/greffier/summarize/summarizetest"
@@ -181,6 +183,55 @@ type holdOptions struct {
 	// whileLive, when set, is how many segments must be transcribed
 	// before the meeting is ended.
 	whileLive int
+	// webhook, when set, is the meeting's webhook URL.
+	webhook string
+}
+
+// hookReceiver is a webhook receiver that checks every delivery's
+// signature with the service's secret.
+type hookReceiver struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	got    []jobs.Payload
+	failed []string
+}
+
+func newHookReceiver(t *testing.T, secret string) *hookReceiver {
+	h := &hookReceiver{}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		sig := r.Header.Get(jobs.SignatureHeader)
+		var ts int64
+		_, err := fmt.Sscanf(sig, "t=%d,", &ts)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if err != nil || sig != jobs.Sign([]byte(secret), time.Unix(ts, 0), body) || time.Since(time.Unix(ts, 0)) > time.Minute {
+			h.failed = append(h.failed, "bad signature: "+sig)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var p jobs.Payload
+		if err := json.Unmarshal(body, &p); err != nil {
+			h.failed = append(h.failed, "bad body: "+string(body))
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		h.got = append(h.got, p)
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+// has reports whether event (with minutes version v, if v > 0) arrived.
+func (h *hookReceiver) has(event string, v int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range h.got {
+		if p.Event == event && (v == 0 || p.MinutesVersion == v) {
+			return true
+		}
+	}
+	return false
 }
 
 // meeting is a meeting held through the whole service.
@@ -197,7 +248,8 @@ func (b *testBundle) holdMeeting(t *testing.T, names map[string]string, opts hol
 	ctx := context.Background()
 	var m meetingAnswer
 	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
-		"title": "Conseil municipal",
+		"title":       "Conseil municipal",
+		"webhook_url": opts.webhook,
 		"participants": []map[string]any{
 			{"identity": "alice", "display_name": names["alice"]},
 			{"identity": "bob", "display_name": names["bob"]},
@@ -260,10 +312,11 @@ func testMeetingBecomesMinutes(t *testing.T, b *testBundle) {
 	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
 	require.NoError(t, err)
 	names := map[string]string{"alice": "Alice Martin", "bob": "Bob Durand"}
+	hooks := newHookReceiver(t, b.app.webhookSecret)
 	// The last sentence ends 0.9 s before the files do: too soon for the
 	// voice activity detector to have closed it; the three before it are
 	// transcribed during the meeting.
-	mt, now := b.holdMeeting(t, names, holdOptions{whileLive: len(script.Utterances) - 1})
+	mt, now := b.holdMeeting(t, names, holdOptions{whileLive: len(script.Utterances) - 1, webhook: hooks.srv.URL})
 	m := meetingAnswer{ID: mt.id}
 	pubs := mt.pubs
 	require.Equal(t, "ready", now.State, "pipeline: %+v", now.Pipeline)
@@ -316,7 +369,13 @@ func testMeetingBecomesMinutes(t *testing.T, b *testBundle) {
 	b.requireSearch(t, m.ID, doc)
 	b.requireEvents(t, m.ID, script)
 	b.requireArchive(t, m.ID)
+	require.Eventually(t, func() bool { return hooks.has(jobs.EventMinutesReady, 1) && hooks.has(jobs.EventArchiveReady, 0) },
+		30*time.Second, 50*time.Millisecond, "webhooks: %+v", hooks.got)
 	b.requireRenameAndRerun(t, m.ID, len(script.Utterances))
+	require.Eventually(t, func() bool { return hooks.has(jobs.EventMinutesReady, 2) }, 30*time.Second, 50*time.Millisecond)
+	hooks.mu.Lock()
+	require.Empty(t, hooks.failed)
+	hooks.mu.Unlock()
 }
 
 // requireArchive waits for the whole-meeting files and checks them: one

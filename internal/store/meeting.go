@@ -75,6 +75,8 @@ type Meeting struct {
 	Run int
 	// Captions is set when live captions are wanted.
 	Captions bool
+	// WebhookURL, when set, is told of the meeting's progress.
+	WebhookURL string
 }
 
 // Participant is one speaker of a meeting, keyed by the identity in their

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-const meetingColumns = `id, title, state, language, failure, created_at, started_at, ended_at, run, captions`
+const meetingColumns = `id, title, state, language, failure, created_at, started_at, ended_at, run, captions, webhook_url`
 
 func scanMeeting(row interface{ Scan(...any) error }) (Meeting, error) {
 	var (
@@ -16,7 +16,7 @@ func scanMeeting(row interface{ Scan(...any) error }) (Meeting, error) {
 		created, captions int64
 		started, ended    sql.NullInt64
 	)
-	if err := row.Scan(&m.ID, &m.Title, &m.State, &m.Language, &m.Failure, &created, &started, &ended, &m.Run, &captions); err != nil {
+	if err := row.Scan(&m.ID, &m.Title, &m.State, &m.Language, &m.Failure, &created, &started, &ended, &m.Run, &captions, &m.WebhookURL); err != nil {
 		return Meeting{}, err
 	}
 	m.CreatedAt = time.UnixMilli(created).UTC()
@@ -214,6 +214,18 @@ func (q Queries) SetCaptions(ctx context.Context, meetingID string, on bool) err
 	res, err := q.q.ExecContext(ctx, `UPDATE meetings SET captions = $1 WHERE id = $2`, v, meetingID)
 	if err != nil {
 		return fmt.Errorf("set captions of %s: %w", meetingID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("meeting %s: %w", meetingID, ErrNotFound)
+	}
+	return nil
+}
+
+// SetWebhook sets (or, with "", clears) the URL told of a meeting's progress.
+func (q Queries) SetWebhook(ctx context.Context, meetingID, url string) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE meetings SET webhook_url = $1 WHERE id = $2`, url, meetingID)
+	if err != nil {
+		return fmt.Errorf("set webhook of %s: %w", meetingID, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("meeting %s: %w", meetingID, ErrNotFound)

@@ -94,6 +94,7 @@ var migrations = []string{
 	ALTER TABLE tracks ADD COLUMN voices_state TEXT NOT NULL DEFAULT '';
 	ALTER TABLE tracks ADD COLUMN voices TEXT NOT NULL DEFAULT '';
 	ALTER TABLE tracks ADD COLUMN voices_failure TEXT NOT NULL DEFAULT '';`,
+	`ALTER TABLE meetings ADD COLUMN webhook_url TEXT NOT NULL DEFAULT '';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -1,0 +1,128 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/greffier/greffier/internal/store"
+)
+
+// Webhook events.
+const (
+	EventMinutesReady  = "minutes.ready"
+	EventMeetingFailed = "meeting.failed"
+	EventArchiveReady  = "archive.ready"
+)
+
+// SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256 of
+// "<t>.<body>" with the webhook secret>", so a receiver can check both the
+// sender and the freshness.
+const SignatureHeader = "Greffier-Signature"
+
+// Sign returns the signature header value for body sent at t.
+func Sign(secret []byte, t time.Time, body []byte) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(ts + "."))
+	mac.Write(body)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// WebhookArgs asks for one event to be delivered to a meeting's webhook.
+type WebhookArgs struct {
+	MeetingID string `json:"meeting_id"`
+	Event     string `json:"event"`
+	Version   int    `json:"version,omitempty"`
+	Run       int    `json:"run"`
+}
+
+func (WebhookArgs) Kind() string { return "deliver_webhook" }
+
+// InsertOpts: one delivery of an event per run and version.
+func (WebhookArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// Payload is what a webhook receives.
+type Payload struct {
+	Event          string             `json:"event"`
+	MeetingID      string             `json:"meeting_id"`
+	State          store.MeetingState `json:"state"`
+	Failure        string             `json:"failure,omitempty"`
+	MinutesVersion int                `json:"minutes_version,omitempty"`
+	// Links are API paths; fetch them with the API token.
+	Links map[string]string `json:"links"`
+	At    time.Time         `json:"at"`
+}
+
+type webhookWorker struct {
+	river.WorkerDefaults[WebhookArgs]
+	p *Pipeline
+}
+
+func (w *webhookWorker) Timeout(*river.Job[WebhookArgs]) time.Duration { return 30 * time.Second }
+
+func (w *webhookWorker) Work(ctx context.Context, job *river.Job[WebhookArgs]) error {
+	p, a := w.p, job.Args
+	m, err := p.store.Meeting(ctx, a.MeetingID)
+	if err != nil {
+		return fmt.Errorf("webhook: %w", err)
+	}
+	if m.WebhookURL == "" || len(p.cfg.WebhookSecret) == 0 {
+		return nil
+	}
+	base := "/v1/meetings/" + m.ID
+	pl := Payload{Event: a.Event, MeetingID: m.ID, State: m.State, Failure: m.Failure, MinutesVersion: a.Version,
+		Links: map[string]string{"meeting": base}, At: time.Now().UTC()}
+	switch a.Event {
+	case EventMinutesReady:
+		pl.Links["minutes"] = base + "/minutes?version=" + strconv.Itoa(a.Version)
+	case EventArchiveReady:
+		pl.Links["archive"], pl.Links["mix"] = base+"/archive.webm", base+"/mix.flac"
+	}
+	body, err := json.Marshal(pl)
+	if err != nil {
+		return fmt.Errorf("webhook: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.WebhookURL, bytes.NewReader(body))
+	if err != nil {
+		return river.JobCancel(fmt.Errorf("webhook URL %q: %w", m.WebhookURL, err))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(SignatureHeader, Sign(p.cfg.WebhookSecret, time.Now(), body))
+	req.Header.Set("Greffier-Delivery", strconv.FormatInt(job.ID, 10))
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("deliver %s to %s: %w", a.Event, m.WebhookURL, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("deliver %s to %s: answered %s", a.Event, m.WebhookURL, resp.Status)
+	}
+	return nil
+}
+
+// notify enqueues a webhook delivery in tx when the meeting has a webhook.
+func (p *Pipeline) notify(ctx context.Context, tx *sql.Tx, m store.Meeting, event string, version int) error {
+	if m.WebhookURL == "" {
+		return nil
+	}
+	_, err := p.client.InsertTx(ctx, tx, WebhookArgs{MeetingID: m.ID, Event: event, Version: version, Run: m.Run}, nil)
+	if err != nil {
+		return fmt.Errorf("enqueue %s webhook: %w", event, err)
+	}
+	return nil
+}
