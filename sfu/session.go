@@ -72,6 +72,7 @@ func (s *session) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) 
 		room:      s.room,
 		identity:  s.claims.Identity,
 		stats:     &s.sfu.stats,
+		out:       s.sfu.media,
 		maxSize:   s.sfu.cfg.MaxPacketSize,
 		meetingID: s.claims.MeetingID,
 		zero:      s.clockZero,

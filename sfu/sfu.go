@@ -28,6 +28,7 @@ type SFU struct {
 	mu       sync.Mutex
 	state    lifecycle
 	conn     net.PacketConn
+	media    *mediaConn // conn with batched writes, under mux
 	mux      ice.UDPMux
 	api      *webrtc.API
 	baseCtx  context.Context // outlives requests: taps open and close under it
@@ -88,18 +89,26 @@ func (s *SFU) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sfu: bind media UDP %s (set UDPAddr to a free port): %w", s.cfg.UDPAddr, err)
 	}
-	if uc, ok := conn.(*net.UDPConn); ok {
-		// Best effort: the kernel caps both at its maxima, silently.
-		if err := errors.Join(uc.SetReadBuffer(s.cfg.UDPBufferSize), uc.SetWriteBuffer(s.cfg.UDPBufferSize)); err != nil {
-			s.log.Warn("sizing the media socket's buffers", "bytes", s.cfg.UDPBufferSize, "err", err)
-		}
+	uc, ok := conn.(*net.UDPConn)
+	if !ok {
+		_ = conn.Close()
+		return fmt.Errorf("sfu: media socket is a %T, not UDP", conn)
 	}
-	api, mux, err := s.newAPI(conn)
+	// Best effort: the kernel caps both at its maxima, silently.
+	if err := errors.Join(uc.SetReadBuffer(s.cfg.UDPBufferSize), uc.SetWriteBuffer(s.cfg.UDPBufferSize)); err != nil {
+		s.log.Warn("sizing the media socket's buffers", "bytes", s.cfg.UDPBufferSize, "err", err)
+	}
+	media, err := newMediaConn(uc, s.log)
 	if err != nil {
 		_ = conn.Close()
 		return err
 	}
-	s.conn, s.mux, s.api = conn, mux, api
+	api, mux, err := s.newAPI(media)
+	if err != nil {
+		_ = conn.Close()
+		return err
+	}
+	s.conn, s.media, s.mux, s.api = conn, media, mux, api
 	s.baseCtx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.state = stateRunning
 	s.log.Info("sfu started", "udp", conn.LocalAddr().String())

@@ -31,8 +31,9 @@ type publishedTrack struct {
 	channels int
 	levelID  uint8
 	log      *slog.Logger
-	stats    *counters // the SFU's
-	maxSize  int       // Config.MaxPacketSize; 0 (internal tests) is no limit
+	stats    *counters  // the SFU's
+	out      *mediaConn // corked around a fan-out; nil in internal tests
+	maxSize  int        // Config.MaxPacketSize; 0 (internal tests) is no limit
 	// meetingID and zero label the track's events.
 	meetingID string
 	zero      time.Time
@@ -238,13 +239,18 @@ func (t *publishedTrack) handle(ctx context.Context, pkt *rtp.Packet, b []byte, 
 	if first {
 		t.room.kick()
 	}
-	if d := t.dests.Load(); d != nil {
+	if d := t.dests.Load(); d != nil && len(*d) > 0 {
+		// One packet fans out to every listener of this speaker: cork the
+		// socket so the copies leave in a few sendmmsg calls, not one
+		// sendto each.
+		t.out.cork()
 		var n uint64
 		for _, s := range *d {
 			if s.write(t, pkt, level, hasLevel, now) {
 				n++
 			}
 		}
+		t.out.uncork()
 		st.forwarded.Add(n)
 	}
 }
