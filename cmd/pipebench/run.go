@@ -136,7 +136,7 @@ func runBaseline(ctx context.Context, o options, m *meeting, dir string, logger 
 		return ph, err
 	}
 	defer e.st.Close()
-	rec, err := recorder.New(recorder.Config{SpoolDir: filepath.Join(dir, "spool"), Now: e.clock.Now}, e.blobs, e.st, logger)
+	rec, err := recorder.New(recorderConfig(o, dir, e.clock, nil), e.blobs, e.st, logger)
 	if err != nil {
 		return ph, err
 	}
@@ -183,8 +183,8 @@ func runFull(ctx context.Context, o options, m *meeting, dir string, backend *ba
 			logger.Error("stop the pipeline", "err", err)
 		}
 	}()
-	rec, err := recorder.New(recorder.Config{SpoolDir: filepath.Join(dir, "spool"), Now: e.clock.Now,
-		Listen: func(t store.Track, codecDelay time.Duration) recorder.Listener { return p.Listen(t, codecDelay) }},
+	rec, err := recorder.New(recorderConfig(o, dir, e.clock,
+		func(t store.Track, codecDelay time.Duration) recorder.Listener { return p.Listen(t, codecDelay) }),
 		e.blobs, p, logger)
 	if err != nil {
 		return err
@@ -290,6 +290,21 @@ func rerun(ctx context.Context, o options, st *store.Store, p *jobs.Pipeline, ba
 		return nil, err
 	}
 	return r, nil
+}
+
+// recorderConfig is the recorder's default configuration on the simulated
+// clock. Its periodic work runs on real-time tickers, so at -pace P the
+// intervals are divided by P: each checkpoint then covers the same meeting
+// time (2 minutes of audio) and each flush the same second as in a real
+// meeting. Left alone, one checkpoint would remux P times more audio, and
+// one of them in flight when the meeting ends delays Close by as much.
+func recorderConfig(o options, dir string, clock *simClock, listen func(store.Track, time.Duration) recorder.Listener) recorder.Config {
+	cfg := recorder.Config{SpoolDir: filepath.Join(dir, "spool"), Now: clock.Now, Listen: listen}
+	if o.pace > 0 {
+		cfg.CheckpointInterval = time.Duration(float64(recorder.DefaultCheckpointInterval) / o.pace)
+		cfg.FlushInterval = time.Duration(float64(recorder.DefaultFlushInterval) / o.pace)
+	}
+	return cfg
 }
 
 // drive sends the meeting's packets to one writer per speaker, moving the
