@@ -36,23 +36,33 @@ type testBundle struct {
 
 func setup(t *testing.T, d store.Dialect) *testBundle {
 	t.Helper()
+	return setupWith(t, d, transcribetest.Options{}, func(double *transcribetest.Server) Transcriber {
+		tr, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{BaseURL: double.BaseURL()})
+		require.NoError(t, err)
+		return tr
+	}, Config{})
+}
+
+// setupWith runs a pipeline on a fresh database and disk store, against a
+// transcription double with opts, reached through the Transcriber that
+// backend builds; cfg's zero fields get fast test defaults.
+func setupWith(t *testing.T, d store.Dialect, opts transcribetest.Options, backend func(*transcribetest.Server) Transcriber, cfg Config) *testBundle {
+	t.Helper()
 	ctx := context.Background()
-	cfg := store.Config{SQLitePath: filepath.Join(t.TempDir(), "g.db")}
+	scfg := store.Config{SQLitePath: filepath.Join(t.TempDir(), "g.db")}
 	if d == store.Postgres {
-		cfg = store.Config{PostgresURL: testenv.Postgres(t)}
+		scfg = store.Config{PostgresURL: testenv.Postgres(t)}
 	}
-	st, err := store.Open(ctx, cfg)
+	st, err := store.Open(ctx, scfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	blobs, err := blob.NewDisk(t.TempDir())
 	require.NoError(t, err)
-	double := transcribetest.NewServer(transcribetest.Options{})
+	double := transcribetest.NewServer(opts)
 	t.Cleanup(double.Close)
-	tr, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{BaseURL: double.BaseURL()})
-	require.NoError(t, err)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p, err := New(ctx, Config{PollInterval: 50 * time.Millisecond, RetryBase: 50 * time.Millisecond},
-		Deps{Store: st, Blobs: blobs, Transcriber: tr, Logger: logger})
+	cfg.PollInterval, cfg.RetryBase = 50*time.Millisecond, 50*time.Millisecond
+	p, err := New(ctx, cfg, Deps{Store: st, Blobs: blobs, Transcriber: backend(double), Logger: logger})
 	require.NoError(t, err)
 	require.NoError(t, p.Start(ctx))
 	t.Cleanup(func() {
