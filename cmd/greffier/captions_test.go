@@ -7,14 +7,12 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/greffier/greffier/captions"
-	"github.com/greffier/greffier/sfu/sfutest"
 	"github.com/greffier/greffier/transcribe/kyutaitest"
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
@@ -77,25 +75,7 @@ func TestLiveCaptions(t *testing.T) {
 	caps, ended := follow(t, b.url+"/v1/meetings/"+m.ID+"/captions?token="+m.Join[1].Token)
 
 	ctx := context.Background()
-	pubs := map[string]*sfutest.Publisher{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, j := range m.Join {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p, err := sfutest.Publish(ctx, sfutest.PublishOptions{WHIPURL: b.url + "/v1/whip", Token: j.Token,
-				OggPath: filepath.Join(fixtures, j.Identity+".opus")})
-			require.NoError(t, err)
-			mu.Lock()
-			pubs[j.Identity] = p
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	for _, p := range pubs {
-		<-p.Done()
-	}
+	pubs := b.publishAll(t, m)
 	for _, p := range pubs {
 		require.NoError(t, p.Close(ctx))
 	}

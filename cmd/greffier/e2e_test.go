@@ -234,6 +234,37 @@ func (h *hookReceiver) has(event string, v int) bool {
 	return false
 }
 
+// publishAll has every participant of m publish their fixture at real pace,
+// all at once, and waits until every file is sent.
+func (b *testBundle) publishAll(t *testing.T, m meetingAnswer) map[string]*sfutest.Publisher {
+	t.Helper()
+	pubs := map[string]*sfutest.Publisher{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, j := range m.Join {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := sfutest.Publish(context.Background(), sfutest.PublishOptions{WHIPURL: b.url + "/v1/whip",
+				Token: j.Token, OggPath: filepath.Join(fixtures, j.Identity+".opus")})
+			require.NoError(t, err)
+			mu.Lock()
+			pubs[j.Identity] = p
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	require.Len(t, pubs, len(m.Join))
+	for _, p := range pubs {
+		select {
+		case <-p.Done():
+		case <-time.After(30 * time.Second):
+			t.Fatal("publisher did not finish sending its file")
+		}
+	}
+	return pubs
+}
+
 // meeting is a meeting held through the whole service.
 type meeting struct {
 	id        string
@@ -258,30 +289,7 @@ func (b *testBundle) holdMeeting(t *testing.T, names map[string]string, opts hol
 	require.Equal(t, "created", m.State)
 	require.Len(t, m.Join, 2)
 
-	pubs := map[string]*sfutest.Publisher{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, j := range m.Join {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p, err := sfutest.Publish(ctx, sfutest.PublishOptions{WHIPURL: b.url + "/v1/whip", Token: j.Token,
-				OggPath: filepath.Join(fixtures, j.Identity+".opus")})
-			require.NoError(t, err)
-			mu.Lock()
-			pubs[j.Identity] = p
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	require.Len(t, pubs, 2)
-	for _, p := range pubs {
-		select {
-		case <-p.Done():
-		case <-time.After(30 * time.Second):
-			t.Fatal("publisher did not finish sending its file")
-		}
-	}
+	pubs := b.publishAll(t, m)
 	if opts.whileLive > 0 {
 		// Speech is transcribed while the meeting runs, not after it.
 		var live meetingAnswer
