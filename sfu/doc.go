@@ -30,6 +30,15 @@
 // upstream gaps as sequence-number gaps so the listener's FEC and
 // concealment can do their work.
 //
+// # Sending
+//
+// Every datagram leaves through one socket under pion's ICE UDP mux. A
+// speaker's packet fans out to up to every listener at once, so the
+// publisher's reader corks that socket for the fan-out and the copies
+// leave in sendmmsg calls of up to 64 (Linux; elsewhere one write each).
+// Other writes (ICE, DTLS, RTCP) leave at once, or with the fan-out in
+// progress, never later than its end.
+//
 // # Limits
 //
 // Participants per meeting (Config.MaxParticipants, HTTP 503

@@ -229,6 +229,9 @@ func (r *room) assignAll(now time.Time) {
 // least margin quieter: the hysteresis that stops slots from flapping.
 // It never gives a listener its own identity's voice.
 func (l *listener) assign(cands []candidate, now time.Time, hold time.Duration, margin int32) bool {
+	if len(l.slots) == 0 {
+		return false
+	}
 	changed := false
 	for _, c := range cands {
 		if c.t.identity == l.identity || l.holds(c.t) {
@@ -242,6 +245,16 @@ func (l *listener) assign(cands []candidate, now time.Time, hold time.Duration, 
 			}
 		}
 		if target == nil {
+			// Candidates come loudest first and no slot is free: once one
+			// cannot beat the quietest holder by margin, none after it can,
+			// so a settled meeting costs each listener a few comparisons.
+			weakest := l.slots[0].holder.tickScore
+			for _, s := range l.slots[1:] {
+				weakest = min(weakest, s.holder.tickScore)
+			}
+			if c.score < weakest+margin {
+				break
+			}
 			for _, s := range l.slots {
 				if now.Sub(s.since) < hold || c.score < s.holder.tickScore+margin {
 					continue
