@@ -1,162 +1,40 @@
 package diarize
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
-)
 
-// maxErrorExcerpt bounds the body kept in an HTTPError: enough for any
-// server's message, not a whole HTML error page.
-const maxErrorExcerpt = 512
+	"github.com/greffier/greffier/internal/backend"
+)
 
 // HTTPError is a failed exchange with the diarization backend: an error
 // status, or no answer at all (StatusCode 0: refused connection, reset,
-// timeout). It has the same shape as transcribe.HTTPError so the job layer
-// can treat both backends alike; it is not shared because the two packages
-// must not import each other.
-type HTTPError struct {
-	// Op names the call: "submit", "poll", "upload", "test".
-	Op string
-	// StatusCode is the HTTP status, 0 when no answer came.
-	StatusCode int
-	// Message is the server's own message ({"message":...},
-	// {"error":...} or {"detail":...}), empty when the body had none.
-	Message string
-	// Body is the start of the answer's body, at most 512 bytes.
-	Body string
-	// RetryAfter is the server's Retry-After, 0 when absent.
-	RetryAfter time.Duration
-	// Timeout is true when the call's deadline passed before an answer.
-	Timeout bool
-	// Err is the transport error when StatusCode is 0.
-	Err error
-}
+// timeout). Op names the call ("submit", "poll", "upload", "test"). It is
+// the type transcribe and summarize use too, so the job layer treats every
+// backend alike.
+type HTTPError = backend.HTTPError
 
-func (e *HTTPError) Error() string {
-	var b strings.Builder
-	b.WriteString("diarization backend")
-	if e.Op != "" {
-		fmt.Fprintf(&b, " %s", e.Op)
-	}
-	b.WriteString(": ")
-	switch {
-	case e.StatusCode == 0 && e.Timeout:
-		fmt.Fprintf(&b, "no answer before the deadline: %v", e.Err)
-	case e.StatusCode == 0:
-		fmt.Fprintf(&b, "no answer: %v", e.Err)
-	default:
-		fmt.Fprintf(&b, "HTTP %d %s", e.StatusCode, http.StatusText(e.StatusCode))
-		if e.Message != "" {
-			fmt.Fprintf(&b, ": %s", e.Message)
-		} else if e.Body != "" {
-			fmt.Fprintf(&b, ": %q", e.Body)
-		}
-	}
-	if e.RetryAfter > 0 {
-		fmt.Fprintf(&b, " (retry after %v)", e.RetryAfter)
-	}
-	return b.String()
-}
+// backendName starts every HTTPError message of this package
+// ("diarization backend submit: ...").
+const backendName = "diarization"
 
-func (e *HTTPError) Unwrap() error { return e.Err }
-
-// Temporary reports whether the same request may succeed later: no answer
-// (server down, restarting, or slow), 408, 425, 429 (rate limit) and 5xx
-// but 501.
-func (e *HTTPError) Temporary() bool {
-	switch {
-	case e.StatusCode == 0:
-		return true
-	case e.StatusCode == http.StatusNotImplemented:
-		return false
-	case e.StatusCode >= 500:
-		return true
-	}
-	switch e.StatusCode {
-	case http.StatusRequestTimeout, http.StatusTooEarly, http.StatusTooManyRequests:
-		return true
-	}
-	return false
-}
-
-// newStatusError describes an error status from its answer.
+// newStatusError describes an error status of the call op from its answer.
 func newStatusError(op string, status int, header http.Header, body []byte, now time.Time) *HTTPError {
-	excerpt := body
-	if len(excerpt) > maxErrorExcerpt {
-		excerpt = excerpt[:maxErrorExcerpt]
-	}
-	return &HTTPError{
-		Op:         op,
-		StatusCode: status,
-		Message:    errorMessage(body),
-		Body:       strings.ToValidUTF8(string(excerpt), "?"),
-		RetryAfter: parseRetryAfter(header.Get("Retry-After"), now),
-	}
+	// The same keys as errorMessage.
+	he := backend.NewStatusError(status, header, body, now, "message", "error", "detail")
+	he.Backend, he.Op = backendName, op
+	return he
 }
 
-// newTransportError describes an exchange that got no answer.
+// newTransportError describes a call op that got no answer.
 func newTransportError(op string, err error, deadlinePassed bool) *HTTPError {
-	var ne net.Error
-	timeout := deadlinePassed || (errors.As(err, &ne) && ne.Timeout())
-	return &HTTPError{Op: op, Err: err, Timeout: timeout}
+	he := backend.NewTransportError(err, deadlinePassed)
+	he.Backend, he.Op = backendName, op
+	return he
 }
 
 // errorMessage finds the message in the shapes pyannoteAI and the servers
 // copying it use (NestJS {"message"}, {"error"}, FastAPI {"detail"}).
 func errorMessage(body []byte) string {
-	var e struct {
-		Message any `json:"message"`
-		Error   any `json:"error"`
-		Detail  any `json:"detail"`
-	}
-	if err := json.Unmarshal(body, &e); err != nil {
-		return ""
-	}
-	for _, v := range []any{e.Message, e.Error, e.Detail} {
-		switch m := v.(type) {
-		case string:
-			if m != "" {
-				return m
-			}
-		case []any: // NestJS validation: a list of messages
-			parts := make([]string, 0, len(m))
-			for _, p := range m {
-				if s, ok := p.(string); ok {
-					parts = append(parts, s)
-				}
-			}
-			if len(parts) > 0 {
-				return strings.Join(parts, "; ")
-			}
-		case map[string]any:
-			if s, ok := m["message"].(string); ok {
-				return s
-			}
-		}
-	}
-	return ""
-}
-
-// parseRetryAfter reads delay-seconds or an HTTP date (RFC 9110 10.2.3).
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		if s <= 0 || s > 86400 {
-			return 0
-		}
-		return time.Duration(s * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
+	return backend.ErrorMessage(body, "message", "error", "detail")
 }

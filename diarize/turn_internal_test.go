@@ -84,20 +84,6 @@ func TestJobFailureMessage(t *testing.T) {
 	require.Equal(t, "diarization job j canceled without a reason", err.Error())
 }
 
-func TestRetryAfterAndMessages(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	require.Equal(t, 3*time.Second, parseRetryAfter("3", now))
-	require.Equal(t, 90*time.Second, parseRetryAfter(now.Add(90*time.Second).Format(http1123), now))
-	require.Zero(t, parseRetryAfter("soon", now))
-	require.Zero(t, parseRetryAfter("-1", now))
-	require.Equal(t, "a; b", errorMessage([]byte(`{"statusCode":400,"message":["a","b"],"error":"Bad Request"}`)))
-	require.Equal(t, "loading", errorMessage([]byte(`{"detail":"loading"}`)))
-	require.Empty(t, errorMessage([]byte(`<html>`)))
-}
-
-const http1123 = "Mon, 02 Jan 2006 15:04:05 GMT"
-
 // BenchmarkParseOutput checks an hour of a lively room: 2,000 turns.
 func BenchmarkParseOutput(b *testing.B) {
 	var out strings.Builder

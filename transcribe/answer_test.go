@@ -1,7 +1,6 @@
 package transcribe
 
 import (
-	"net/http"
 	"testing"
 	"time"
 
@@ -88,29 +87,6 @@ func TestParseAnswerRejects(t *testing.T) {
 		_, err := parseAnswer([]byte(body), 4*time.Second, "")
 		require.ErrorIs(t, err, ErrBadAnswer, name)
 	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	require.Equal(t, 7*time.Second, parseRetryAfter("7", now))
-	require.Equal(t, 1500*time.Millisecond, parseRetryAfter("1.5", now))
-	require.Equal(t, 90*time.Second, parseRetryAfter(now.Add(90*time.Second).Format(http.TimeFormat), now))
-	require.Zero(t, parseRetryAfter(now.Add(-time.Minute).Format(http.TimeFormat), now))
-	require.Zero(t, parseRetryAfter("", now))
-	require.Zero(t, parseRetryAfter("-3", now))
-	require.Zero(t, parseRetryAfter("whenever", now))
-}
-
-func TestErrorMessageShapes(t *testing.T) {
-	t.Parallel()
-	require.Equal(t, "bad key", errorMessage([]byte(`{"error":{"message":"bad key","type":"x"}}`)))
-	require.Equal(t, "Failed to read audio", errorMessage([]byte(`{"error":"Failed to read audio"}`)))
-	require.Equal(t, "model loading", errorMessage([]byte(`{"detail":"model loading"}`)))
-	require.Empty(t, errorMessage([]byte(`upstream connect error`)))
-	he := newStatusError(http.StatusBadGateway, http.Header{}, make([]byte, 4000), time.Now())
-	require.Len(t, he.Body, maxErrorExcerpt)
-	require.True(t, he.Temporary())
 }
 
 func TestWAVDuration(t *testing.T) {

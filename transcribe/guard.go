@@ -379,7 +379,7 @@ func (g *Guard) attempt(ctx context.Context, req Request, audio time.Duration, n
 	if err != nil && ctx.Err() == nil && callCtx.Err() != nil && !temporary(err) {
 		// The backend did not answer within the attempt's deadline; to
 		// the caller that is a slow backend, not its own cancellation.
-		err = &HTTPError{Timeout: true, Err: fmt.Errorf("attempt deadline of %v passed: %w", timeout, err)}
+		err = &HTTPError{Backend: backendName, Timeout: true, Err: fmt.Errorf("attempt deadline of %v passed: %w", timeout, err)}
 	}
 	cancel()
 	if err == nil {

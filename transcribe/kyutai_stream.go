@@ -213,7 +213,7 @@ func (k *Kyutai) dial(ctx context.Context) (conn *websocket.Conn, busy bool, err
 		if strings.Contains(strings.ToLower(m.message), "no free channel") {
 			return nil, true, nil
 		}
-		return nil, false, &HTTPError{Message: m.message, Err: &KyutaiError{Message: m.message}}
+		return nil, false, &HTTPError{Backend: backendName, Message: m.message, Err: &KyutaiError{Message: m.message}}
 	}
 	_ = conn.CloseNow()
 	return nil, false, fmt.Errorf("transcribe: kyutai: %w: first frame is not Ready", ErrBadAnswer)
@@ -294,7 +294,7 @@ func (s *kyutaiSession) handle(m *kyutaiMsg) error {
 			s.signal()
 		}
 	case kyutaiError:
-		return &HTTPError{Message: m.message, Err: &KyutaiError{Message: m.message}}
+		return &HTTPError{Backend: backendName, Message: m.message, Err: &KyutaiError{Message: m.message}}
 	}
 	return nil
 }
