@@ -25,6 +25,9 @@ import (
 // transcript pieces.
 type AssembleArgs struct {
 	MeetingID string `json:"meeting_id"`
+	// Run keeps a re-run's assembly apart from the previous run's, which
+	// River may still count as running for a moment after it finished.
+	Run int `json:"run"`
 }
 
 func (AssembleArgs) Kind() string { return "assemble_minutes" }
@@ -47,6 +50,9 @@ func (w *assembleWorker) Timeout(*river.Job[AssembleArgs]) time.Duration { retur
 
 func (w *assembleWorker) Work(ctx context.Context, job *river.Job[AssembleArgs]) error {
 	p := w.p
+	if stale, err := p.stale(ctx, job.Args.MeetingID, job.Args.Run); stale || err != nil {
+		return err
+	}
 	err := p.assemble(ctx, job.Args.MeetingID)
 	if err == nil || !lastAttempt(job.JobRow) {
 		return err

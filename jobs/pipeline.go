@@ -372,7 +372,7 @@ func (p *Pipeline) maybeAssemble(ctx context.Context, tx *sql.Tx, q store.Querie
 	if !prog.Done() {
 		return nil
 	}
-	if _, err := p.client.InsertTx(ctx, tx, AssembleArgs{MeetingID: meetingID}, nil); err != nil {
+	if _, err := p.client.InsertTx(ctx, tx, AssembleArgs{MeetingID: meetingID, Run: m.Run}, nil); err != nil {
 		return fmt.Errorf("enqueue minutes assembly: %w", err)
 	}
 	return nil

@@ -156,7 +156,7 @@ func TestPipelineWorksWhileTheMeetingRunsAndIsIdempotent(t *testing.T) {
 				require.NoError(t, (&transcribeWorker{p: b.p}).Work(ctx, &river.Job[TranscribeArgs]{JobRow: job(),
 					Args: TranscribeArgs{MeetingID: m.ID, TrackID: s.TrackID, StartMS: s.StartMS}}))
 			}
-			require.NoError(t, (&assembleWorker{p: b.p}).Work(ctx, &river.Job[AssembleArgs]{JobRow: job(), Args: AssembleArgs{MeetingID: m.ID}}))
+			require.NoError(t, (&assembleWorker{p: b.p}).Work(ctx, &river.Job[AssembleArgs]{JobRow: job(), Args: AssembleArgs{MeetingID: m.ID, Run: 0}}))
 			// Forcing detection itself to run again (as a re-run of the batch
 			// path would) cuts the same segments and keeps their transcripts.
 			again, err := b.p.cutSpeech(ctx, track)
