@@ -46,6 +46,17 @@ func (w *archiveWorker) Work(ctx context.Context, job *river.Job[ArchiveArgs]) e
 	if stale, err := p.stale(ctx, a.MeetingID, a.Run); stale || err != nil {
 		return err
 	}
+	// The minutes may be ready before every recording is stored (the live
+	// path heard them already): the archive waits for the last upload.
+	all, err := p.store.Tracks(ctx, a.MeetingID)
+	if err != nil {
+		return err
+	}
+	for _, t := range all {
+		if t.State == store.TrackRecording {
+			return river.JobSnooze(2 * time.Second)
+		}
+	}
 	tracks, err := p.archiveTracks(ctx, a.MeetingID)
 	if err != nil || len(tracks) == 0 {
 		return err

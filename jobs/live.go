@@ -111,7 +111,15 @@ func (lt *LiveTrack) Close(complete bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := lt.p.store.MarkSpeechDetected(ctx, lt.t.ID, ""); err != nil {
+	// Once the meeting has ended this may be all the minutes waited for:
+	// they need not wait for the track's upload, which goes on after.
+	err := lt.p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
+		if err := q.MarkSpeechDetected(ctx, lt.t.ID, ""); err != nil {
+			return err
+		}
+		return lt.p.maybeAssemble(ctx, tx, q, lt.t.MeetingID)
+	})
+	if err != nil {
 		lt.p.log.Error("mark live speech detection done", "track", lt.t.ID, "err", err)
 	}
 }

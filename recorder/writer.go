@@ -296,7 +296,9 @@ func (w *Writer) close(ctx context.Context) error {
 			"from_sender_reports", timing.FromSenderReports, "sender_reports", timing.SenderReports,
 			"report_span", timing.ReportSpan, "drift_ppm", timing.DriftPPM, "correction_ms", timing.CorrectionMS)
 		if !timing.FromSenderReports {
-			log.Warn("sender's wall clock disagrees with ours; only its clock rate corrects the track",
+			// Routine where Greffier trusts no sender's wall clock (its
+			// default): the rate is what matters.
+			log.Debug("sender's wall clock disagrees with ours; only its clock rate corrects the track",
 				"skew", timing.SenderSkew, "limit", w.r.cfg.SenderClockSkew)
 		}
 	}

@@ -267,14 +267,20 @@ func (e ender) EndMeeting(ctx context.Context, meetingID string) (store.Meeting,
 	if !m.State.CanBecome(store.MeetingEnded) || m.State == store.MeetingReady || m.State == store.MeetingFailed {
 		return m, &store.TransitionError{MeetingID: meetingID, From: m.State, To: store.MeetingEnded}
 	}
+	// The meeting ends first, so that its minutes can be assembled as soon
+	// as the last words are transcribed, while the recordings upload;
+	// closing the media then stores every recording, and the call returns
+	// once they all are.
+	if m, err = e.a.pipeline.EndMeeting(ctx, meetingID); err != nil {
+		return m, err
+	}
+	if e.a.captions != nil {
+		e.a.captions.Forget(meetingID)
+	}
 	if err := e.a.sfu.EndMeeting(ctx, meetingID); err != nil {
 		return m, fmt.Errorf("close the meeting's media: %w", err)
 	}
-	m, err = e.a.pipeline.EndMeeting(ctx, meetingID)
-	if err == nil && e.a.captions != nil {
-		e.a.captions.Forget(meetingID)
-	}
-	return m, err
+	return m, nil
 }
 
 // openCaptions starts live captions for a track being recorded, with the

@@ -216,17 +216,20 @@ func runFull(ctx context.Context, o options, m *meeting, dir string, backend *ba
 	}
 	rep.BacklogAtEnd = before.Segments - before.SegmentsTranscribed - before.SegmentsFailed
 
-	// The end of the meeting as cmd/greffier does it: media first (the
-	// SFU closes every track's writer), then the pipeline's EndMeeting.
-	if err := closeAll(ctx, writers); err != nil {
-		return err
-	}
-	rep.CloseTracks = time.Since(wall1)
+	// The end of the meeting as cmd/greffier does it: the pipeline's
+	// EndMeeting, then media (the SFU closes every track's writer, which
+	// stores the recordings; the minutes do not wait for that).
 	if _, err := p.EndMeeting(ctx, e.meeting.ID); err != nil {
 		return fmt.Errorf("end meeting: %w", err)
 	}
 	rep.EndCall = time.Since(wall1)
+	closed := make(chan error, 1)
+	go func() { closed <- closeAll(ctx, writers) }()
 	final, err := waitReady(ctx, e.st, e.meeting.ID, o.timeout)
+	if cerr := <-closed; cerr != nil {
+		return cerr
+	}
+	rep.CloseTracks = time.Since(wall1)
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,13 @@ type Progress struct {
 	Tracks, TracksRecording, TracksFailed, TracksDetected int
 	// TracksDiarizing counts stored shared-microphone tracks whose voices
 	// are not told apart yet.
-	TracksDiarizing                               int
+	TracksDiarizing int
+	// tracksAwaited counts tracks still recording whose speech the live
+	// path has not found whole, or whose voices are still to be told
+	// apart: the minutes wait for their upload. A track whose speech the
+	// live path found need not: its upload goes on beside the minutes.
+	tracksAwaited int
+
 	Segments, SegmentsTranscribed, SegmentsFailed int
 	MinutesVersion                                int
 	// Failures are the reasons of failed tracks and segments, worst first.
@@ -94,7 +100,7 @@ type Failure struct {
 
 // Done reports whether every track and segment has reached a final state.
 func (p Progress) Done() bool {
-	return p.TracksRecording == 0 && p.TracksDiarizing == 0 && p.TracksDetected+p.TracksFailed >= p.Tracks &&
+	return p.tracksAwaited == 0 && p.TracksDiarizing == 0 && p.TracksDetected+p.TracksFailed >= p.Tracks &&
 		p.SegmentsTranscribed+p.SegmentsFailed == p.Segments
 }
 
@@ -115,9 +121,14 @@ func (q Queries) Progress(ctx context.Context, meetingID string) (Progress, erro
 			p.Failures = append(p.Failures, Failure{Stage: "diarize", TrackID: t.ID, Identity: t.Identity,
 				StartMS: t.StartMS, EndMS: t.StartMS + t.DurationMS, Reason: t.VoicesFailure})
 		}
-		switch {
-		case t.State == TrackRecording:
+		if t.State == TrackRecording {
 			p.TracksRecording++
+			if !t.SpeechDetected || t.VoicesState == VoicesPending {
+				p.tracksAwaited++
+			}
+		}
+		switch {
+		case t.State == TrackRecording && !t.SpeechDetected:
 		case t.State == TrackFailed:
 			p.TracksFailed++
 			p.Failures = append(p.Failures, Failure{Stage: "record", TrackID: t.ID, Identity: t.Identity,
