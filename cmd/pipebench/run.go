@@ -226,6 +226,7 @@ func runFull(ctx context.Context, o options, m *meeting, dir string, backend *ba
 	closed := make(chan error, 1)
 	go func() { closed <- closeAll(ctx, writers) }()
 	final, err := waitReady(ctx, e.st, e.meeting.ID, o.timeout)
+	readyWall, readyCPU := time.Since(wall1), cpuTime()-cpu1
 	if cerr := <-closed; cerr != nil {
 		return cerr
 	}
@@ -234,7 +235,7 @@ func runFull(ctx context.Context, o options, m *meeting, dir string, backend *ba
 		return err
 	}
 	ph.MeetingWall, ph.MeetingCPU = wall1.Sub(wall0), cpu1-cpu0
-	ph.EndWall, ph.EndCPU = time.Since(wall1), cpuTime()-cpu1
+	ph.EndWall, ph.EndCPU = readyWall, readyCPU
 	rep.Full = ph
 	rep.State = string(final.State)
 

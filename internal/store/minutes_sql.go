@@ -141,19 +141,51 @@ func (q Queries) Progress(ctx context.Context, meetingID string) (Progress, erro
 			p.TracksDetected++
 		}
 	}
-	segs, err := q.SpeechSegments(ctx, meetingID)
+	// Counted in SQL: this runs each time a stage finishes, and a long
+	// meeting has thousands of segments.
+	rows, err := q.q.QueryContext(ctx, `SELECT status, COUNT(*) FROM speech_segments WHERE meeting_id = $1
+		GROUP BY status`, meetingID)
 	if err != nil {
-		return p, err
+		return p, fmt.Errorf("count speech segments: %w", err)
 	}
-	p.Segments = len(segs)
-	for _, s := range segs {
-		switch s.Status {
+	for rows.Next() {
+		var (
+			status SegmentStatus
+			n      int
+		)
+		if err := rows.Scan(&status, &n); err != nil {
+			rows.Close()
+			return p, fmt.Errorf("count speech segments: %w", err)
+		}
+		p.Segments += n
+		switch status {
 		case SegmentTranscribed:
-			p.SegmentsTranscribed++
+			p.SegmentsTranscribed = n
 		case SegmentFailed:
-			p.SegmentsFailed++
-			p.Failures = append(p.Failures, Failure{Stage: "transcribe", TrackID: s.TrackID, Identity: s.Identity,
-				StartMS: s.StartMS, EndMS: s.EndMS, Reason: s.Failure})
+			p.SegmentsFailed = n
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return p, fmt.Errorf("count speech segments: %w", err)
+	}
+	if p.SegmentsFailed > 0 {
+		failed, err := q.q.QueryContext(ctx, `SELECT track_id, identity, start_ms, end_ms, failure FROM speech_segments
+			WHERE meeting_id = $1 AND status = $2 ORDER BY start_ms, track_id`, meetingID, SegmentFailed)
+		if err != nil {
+			return p, fmt.Errorf("list failed segments: %w", err)
+		}
+		for failed.Next() {
+			f := Failure{Stage: "transcribe"}
+			if err := failed.Scan(&f.TrackID, &f.Identity, &f.StartMS, &f.EndMS, &f.Reason); err != nil {
+				failed.Close()
+				return p, fmt.Errorf("list failed segments: %w", err)
+			}
+			p.Failures = append(p.Failures, f)
+		}
+		failed.Close()
+		if err := failed.Err(); err != nil {
+			return p, fmt.Errorf("list failed segments: %w", err)
 		}
 	}
 	latest, err := q.LatestMinutes(ctx, meetingID)
