@@ -51,7 +51,7 @@ type report struct {
 	// The end (issue #6).
 	BacklogAtEnd int           `json:"backlog_at_end"` // segments not yet transcribed at the end call
 	CloseTracks  time.Duration `json:"close_tracks"`   // end call to every track stored
-	EndCall      time.Duration `json:"end_call"`       // ... and Pipeline.EndMeeting returned
+	EndCall      time.Duration `json:"end_call"`       // end call to Pipeline.EndMeeting returned
 	State        string        `json:"state"`
 
 	// What the pipeline made.
