@@ -357,9 +357,13 @@ func testMeetingBecomesMinutes(t *testing.T, b *testBundle) {
 	}
 	// In the fixtures alice's first sentence overlaps bob's by 0.3 s; how
 	// much it does in the meeting depends on when each started sending.
-	talkOver := offset["alice"]+script.Utterances[0].End > offset["bob"]+script.Utterances[1].Start
-	require.Equal(t, talkOver, doc.Turns[0].Overlap && doc.Turns[1].Overlap,
-		"overlap flag (alice at %+.3f s, bob at %+.3f s)", offset["alice"], offset["bob"])
+	// Within 150 ms either way the measured times may honestly go either
+	// way, so only a clear overlap or a clear gap is asserted.
+	margin := offset["alice"] + script.Utterances[0].End - (offset["bob"] + script.Utterances[1].Start)
+	overlap := doc.Turns[0].Overlap && doc.Turns[1].Overlap
+	if margin > 0.15 || margin < -0.15 {
+		require.Equal(t, margin > 0, overlap, "overlap flag (alice at %+.3f s, bob at %+.3f s)", offset["alice"], offset["bob"])
+	}
 
 	var vtt, srt, md string
 	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes.vtt", nil, &vtt))
@@ -370,7 +374,11 @@ func testMeetingBecomesMinutes(t *testing.T, b *testBundle) {
 	require.Contains(t, srt, "Bob Durand: lima mike november")
 	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes.md", nil, &md))
 	require.Contains(t, md, "# Conseil municipal")
-	require.Contains(t, md, "Alice Martin** (overlapping): alpha bravo charlie delta")
+	if overlap {
+		require.Contains(t, md, "Alice Martin** (overlapping): alpha bravo charlie delta")
+	} else {
+		require.Contains(t, md, "Alice Martin**: alpha bravo charlie delta")
+	}
 	require.WithinDuration(t, mt.startedAt.Add(time.Duration(doc.Turns[0].Start)*time.Millisecond), doc.Turns[0].StartAt, time.Millisecond)
 
 	b.requireTracksDownloadClean(t, m.ID, 2)
