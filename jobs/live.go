@@ -21,13 +21,13 @@ import (
 // track falls back to the batch path rather than hold up the recorder.
 const liveQueue = 256
 
-// Listen returns the live path for one track being recorded (whose Opus
-// pre-skip is codecDelay): its blocks are
-// decoded and cut into speech segments as they arrive, and each segment is
-// stored and queued for transcription while the meeting goes on. When the
-// track ends whole, speech detection is already done; otherwise the batch
-// path (detect_speech on the stored file) does it, finding the same
-// segments under the same keys.
+// Listen returns the live path for one track being recorded, whose Opus
+// pre-skip is codecDelay: its blocks are decoded and cut into speech
+// segments as they arrive, and each segment is stored and queued for
+// transcription while the meeting goes on. When the track ends whole,
+// speech detection is already done; otherwise the batch path
+// (detect_speech on the stored file) does it, finding the same segments
+// under the same keys.
 func (p *Pipeline) Listen(t store.Track, codecDelay time.Duration) *LiveTrack {
 	lt := &LiveTrack{p: p, t: t, seg: diarize.NewSegmenter(diarize.SegmenterConfig{})}
 	if p.audio != nil {
