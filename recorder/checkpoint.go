@@ -299,22 +299,7 @@ func (r *Recorder) recoverFromChunks(ctx context.Context, meetingID, trackID str
 		}
 	}
 	blocks, endMS := m.blocks, m.endMS
-	err = m.close()
-	if err == nil {
-		err = out.err()
-	}
-	if err == nil && blocks > 0 {
-		err = finishHeader(f, endMS)
-	}
-	if ferr := out.finish(); err == nil {
-		err = ferr
-	}
-	if err == nil && blocks > 0 {
-		err = os.Rename(tmp, spoolPath)
-	}
-	if err != nil || blocks == 0 {
-		_ = os.Remove(tmp)
-	}
+	err = commitRebuilt(m, out, f, tmp, spoolPath)
 	if err != nil {
 		return fmt.Errorf("recover track %s from checkpoints: %w", trackID, err)
 	}

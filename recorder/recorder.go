@@ -442,22 +442,7 @@ func (r *Recorder) rebuild(spoolPath string, sc *sidecar) (int, error) {
 		r.log.Warn("spool damaged; keeping the blocks before the damage", "track", sc.TrackID, "blocks", m.blocks, "err", scanErr)
 	}
 	blocks, endMS := m.blocks, m.endMS
-	err = m.close()
-	if err == nil {
-		err = out.err()
-	}
-	if err == nil && blocks > 0 {
-		err = finishHeader(f, endMS)
-	}
-	if ferr := out.finish(); err == nil {
-		err = ferr
-	}
-	if err == nil && blocks > 0 {
-		err = os.Rename(tmp, spoolPath)
-	}
-	if err != nil || blocks == 0 {
-		_ = os.Remove(tmp)
-	}
+	err = commitRebuilt(m, out, f, tmp, spoolPath)
 	if err != nil {
 		return 0, fmt.Errorf("rebuild spool: %w", err)
 	}
@@ -470,6 +455,30 @@ func (r *Recorder) rebuild(spoolPath string, sc *sidecar) (int, error) {
 		sc.GapMS = gap
 	}
 	return blocks, nil
+}
+
+// commitRebuilt finishes a WebM remuxed into tmp (Duration written, file
+// durably closed) and puts it in place of spoolPath by rename, so a crash
+// leaves the old file or the new one. An empty remux, or any error, leaves
+// no tmp behind.
+func commitRebuilt(m *remuxer, out *spoolFile, f *os.File, tmp, spoolPath string) error {
+	err := m.close()
+	if err == nil {
+		err = out.err()
+	}
+	if err == nil && m.blocks > 0 {
+		err = finishHeader(f, m.endMS)
+	}
+	if ferr := out.finish(); err == nil {
+		err = ferr
+	}
+	if err == nil && m.blocks > 0 {
+		err = os.Rename(tmp, spoolPath)
+	}
+	if err != nil || m.blocks == 0 {
+		_ = os.Remove(tmp)
+	}
+	return err
 }
 
 // slab hands out copies of frames carved from shared chunks: ebml-go keeps
