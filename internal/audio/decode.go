@@ -142,16 +142,19 @@ type trackEntry struct {
 
 // trackDecoder places each Opus packet of one track on the track's clock.
 type trackDecoder struct {
-	ctx       context.Context
-	doc       webmDoc
-	dec       opus.Decoder
-	pcm       [maxPacketSamples]int16
-	out       frameWriter
-	err       error
-	track     uint64 // the Opus track's number; 0 until Tracks is read
-	scaleNS   int64  // nanoseconds per timecode tick
-	preSkip   int64  // samples at SampleRate dropped from the decoder's start
-	started   bool
+	ctx     context.Context
+	doc     webmDoc
+	dec     opus.Decoder
+	pcm     [maxPacketSamples]int16
+	out     frameWriter
+	err     error
+	track   uint64 // the Opus track's number; 0 until Tracks is read
+	scaleNS int64  // nanoseconds per timecode tick
+	preSkip int64  // samples at SampleRate dropped from the decoder's start
+	started bool
+	// silent counts the CELT silence frames decoded in a row; once the
+	// decoder has settled, more of them are zeros without decoding.
+	silent    int
 	packets   int
 	gaps      int
 	bad       int
@@ -303,11 +306,22 @@ func (d *trackDecoder) packet(start int64, contiguous bool, p []byte, discard in
 // decode returns the packet's PCM, or silence of its length when the
 // decoder rejects it (v0.1.0 has no loss concealment).
 func (d *trackDecoder) decode(p []byte) ([]int16, error) {
+	if celtSilence(p) {
+		if d.silent >= settleFrames {
+			n := frameSamples48[p[0]>>3] * SampleRate / 48000
+			clear(d.pcm[:n])
+			return d.pcm[:n], nil
+		}
+		d.silent++
+	} else {
+		d.silent = 0
+	}
 	n, err := d.dec.DecodeToInt16(p, d.pcm[:])
 	if err == nil {
 		return d.pcm[:n], nil
 	}
 	d.bad++
+	d.silent = 0
 	// The decoder's state after a rejected packet is unknown: start over.
 	if ierr := d.dec.Init(SampleRate, 1); ierr != nil {
 		return nil, fmt.Errorf("reset opus decoder: %w", ierr)
@@ -320,6 +334,14 @@ func (d *trackDecoder) decode(p []byte) ([]int16, error) {
 	clear(d.pcm[:n])
 	return d.pcm[:n], nil
 }
+
+// settleFrames is how many CELT silence frames in a row bring the decoder
+// to rest: by then the overlap, the post-filter, the de-emphasis memory
+// and the energy prediction hold nothing of the sound before, each further
+// silence frame decodes to zeros and leaves the state as it found it. A
+// muted participant's packets are then skipped, not decoded, with the
+// same output sample for sample (TestSilenceSkipIsExact).
+const settleFrames = 8
 
 // nsToSamples converts nanoseconds to samples at SampleRate, rounding to
 // the nearest sample.

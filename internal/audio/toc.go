@@ -39,3 +39,40 @@ func packetSamples48(p []byte) (int, error) {
 		return n * per, nil
 	}
 }
+
+// celtSilence reports whether p is a one-frame CELT-only packet whose
+// silence flag is set: the encoder saw digital silence (a muted
+// microphone) and the frame carries nothing else. The flag is the first
+// symbol of the frame's range-coded data (RFC 6716 section 4.3, table 56,
+// probability 1/32768), so deciding it takes one byte or two of the
+// range decoder's start-up, not a decode.
+func celtSilence(p []byte) bool {
+	if len(p) < 1 || p[0]>>3 < 16 || p[0]&3 != 0 {
+		return false // not CELT-only, or several frames
+	}
+	data := p[1:]
+	if len(data) == 0 {
+		return false // no frame at all: loss concealment, not silence
+	}
+	// The range decoder's initialisation (RFC 6716 section 4.1.1) and
+	// normalisation to rng > 2^23, reading zeros past the end.
+	byteAt := func(i int) uint32 {
+		if i < len(data) {
+			return uint32(data[i])
+		}
+		return 0
+	}
+	rng := uint32(128)
+	rem := byteAt(0)
+	val := 127 - rem>>1
+	for i := 1; rng <= 1<<23; i++ {
+		rng <<= 8
+		sym := rem
+		rem = byteAt(i)
+		sym = (sym<<8 | rem) >> 1
+		val = (val<<8 + (255 &^ sym)) & (1<<31 - 1)
+	}
+	// ec_dec_bit_logp(15): the symbol is 1 when val falls in the bottom
+	// 1/32768 of the range.
+	return val < rng>>15
+}
