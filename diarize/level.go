@@ -28,6 +28,13 @@ type levelMeter struct {
 // level returns the frame's RMS level in dBFS (silenceDB for zeros) and
 // whether the frame is all zeros, as gaps in a recording are.
 func (m *levelMeter) level(frame []int16) (db float64, zero bool) {
+	// A gap or a muted microphone after the filter has died down: the
+	// filter would only decay further, well under the -100 dB a frame of
+	// zeros reports anyway, so skip it.
+	if m.prevIn == 0 && math.Abs(m.prevOut) < 0.5 && allZero(frame) {
+		m.prevOut = 0
+		return silenceDB, true
+	}
 	var sum float64
 	zero = true
 	x1, y1 := m.prevIn, m.prevOut
@@ -49,6 +56,15 @@ func (m *levelMeter) level(frame []int16) (db float64, zero bool) {
 		return silenceDB, zero
 	}
 	return max(10*math.Log10(ms), silenceDB), zero
+}
+
+func allZero(frame []int16) bool {
+	for _, s := range frame {
+		if s != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // noiseFloor estimates background level as the minimum frame level over a

@@ -26,6 +26,7 @@ const (
 	DefaultNoiseWindow  = 5 * time.Second
 	DefaultMarginDB     = 10.0
 	DefaultMinLevelDBFS = -50.0
+	DefaultJoinPause    = 2 * time.Second
 )
 
 // SegmenterConfig tunes voice activity. Durations are rounded up to whole
@@ -60,6 +61,14 @@ type SegmenterConfig struct {
 	// MinLevelDBFS is a level below which no frame is voiced, whatever
 	// the floor: a near-silent track has no speech. Default -50 dBFS.
 	MinLevelDBFS float64
+	// MinSegment, when set, keeps a segment holding less audio than this
+	// open across pauses shorter than JoinPause: a transcription backend
+	// then gets fewer, longer requests, each with more context. Default 0:
+	// every pause of Hangover ends a segment.
+	MinSegment time.Duration
+	// JoinPause is the pause that ends a segment shorter than MinSegment.
+	// At least Hangover. Default 2 s; unused without MinSegment.
+	JoinPause time.Duration
 }
 
 // WithDefaults returns a copy with every zero field set to its default.
@@ -75,6 +84,7 @@ func (c SegmenterConfig) WithDefaults() SegmenterConfig {
 	set(&c.MaxSegment, DefaultMaxSegment)
 	set(&c.CutSearch, DefaultCutSearch)
 	set(&c.NoiseWindow, DefaultNoiseWindow)
+	set(&c.JoinPause, DefaultJoinPause)
 	if c.MarginDB == 0 {
 		c.MarginDB = DefaultMarginDB
 	}
@@ -95,6 +105,7 @@ func (c SegmenterConfig) Validate() error {
 	}{
 		{"Hangover", c.Hangover}, {"MinSpeech", c.MinSpeech}, {"Padding", c.Padding},
 		{"MaxSegment", c.MaxSegment}, {"CutSearch", c.CutSearch}, {"NoiseWindow", c.NoiseWindow},
+		{"MinSegment", c.MinSegment}, {"JoinPause", c.JoinPause},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("segmenter: %s is %v; set it to a positive duration or 0 for the default", d.name, d.v))
@@ -102,6 +113,12 @@ func (c SegmenterConfig) Validate() error {
 	}
 	if c.Padding > c.Hangover {
 		errs = append(errs, fmt.Errorf("segmenter: Padding (%v) exceeds Hangover (%v); lower Padding", c.Padding, c.Hangover))
+	}
+	if c.MinSegment > 0 && c.JoinPause < c.Hangover {
+		errs = append(errs, fmt.Errorf("segmenter: JoinPause (%v) is shorter than Hangover (%v)", c.JoinPause, c.Hangover))
+	}
+	if c.MinSegment > c.MaxSegment {
+		errs = append(errs, fmt.Errorf("segmenter: MinSegment (%v) exceeds MaxSegment (%v)", c.MinSegment, c.MaxSegment))
 	}
 	if c.CutSearch > c.MaxSegment/2 {
 		errs = append(errs, fmt.Errorf("segmenter: CutSearch (%v) exceeds half of MaxSegment (%v)", c.CutSearch, c.MaxSegment))
@@ -139,10 +156,10 @@ const lookahead = framesPerSecond
 // is allocated per frame except the audio of a segment that closes. A
 // Segmenter is not safe for concurrent use.
 type Segmenter struct {
-	hang, minSpeech, padFrames, search int // in frames
-	padSamples, maxSamples             int64
-	marginDB, minLevelDB               float64
-	windowFrames                       int
+	hang, join, minSpeech, padFrames, search int // in frames
+	padSamples, maxSamples, minSamples       int64
+	marginDB, minLevelDB                     float64
+	windowFrames                             int
 
 	meter levelMeter
 	floor noiseFloor
@@ -150,12 +167,14 @@ type Segmenter struct {
 	pend  [frameSamples]int16 // a partial frame waiting for the rest
 	npend int
 
-	n       int       // frames seen
-	decided int       // frames judged voiced or not; lags n by lookahead
-	samples int64     // samples seen
-	buf     []int16   // audio of frames [bufAt, n)
-	levels  []float64 // level of each buffered frame; -Inf for digital silence
-	bufAt   int       // frame index of buf[0]
+	n        int       // frames seen
+	decided  int       // frames judged voiced or not; lags n by lookahead
+	samples  int64     // samples seen
+	buf      []int16   // audio of frames [bufAt, n), a window into bufMem
+	levels   []float64 // level of each buffered frame (-Inf for digital silence), a window into levelMem
+	bufMem   []int16
+	levelMem []float64
+	bufAt    int // frame index of buf[0]
 
 	active     bool
 	start      int   // first voiced frame of the open stretch
@@ -173,20 +192,26 @@ func NewSegmenter(cfg SegmenterConfig) *Segmenter {
 	cfg = cfg.WithDefaults()
 	s := &Segmenter{
 		hang:         frames(cfg.Hangover),
+		join:         frames(cfg.Hangover),
 		minSpeech:    frames(cfg.MinSpeech),
 		padFrames:    frames(cfg.Padding),
 		search:       frames(cfg.CutSearch),
 		padSamples:   int64(cfg.Padding * sampleRate / time.Second),
 		maxSamples:   int64(cfg.MaxSegment * sampleRate / time.Second),
+		minSamples:   int64(cfg.MinSegment * sampleRate / time.Second),
 		marginDB:     cfg.MarginDB,
 		minLevelDB:   cfg.MinLevelDBFS,
 		windowFrames: frames(cfg.NoiseWindow),
 	}
-	// The longest the buffer gets: a stretch at the limit, its hangover
-	// and the lookahead.
-	maxFrames := frames(cfg.MaxSegment) + s.hang + s.padFrames + lookahead + 2
-	s.buf = make([]int16, 0, maxFrames*frameSamples)
-	s.levels = make([]float64, 0, maxFrames)
+	if cfg.MinSegment > 0 {
+		s.join = frames(cfg.JoinPause)
+	}
+	// The longest the buffer gets: a stretch at the limit, the longest
+	// pause that may follow it inside the segment, and the lookahead.
+	maxFrames := frames(cfg.MaxSegment) + s.join + s.padFrames + lookahead + 2
+	s.bufMem = make([]int16, maxFrames*frameSamples)
+	s.levelMem = make([]float64, maxFrames)
+	s.buf, s.levels = s.bufMem[:0], s.levelMem[:0]
 	s.reset()
 	return s
 }
@@ -195,7 +220,7 @@ func (s *Segmenter) reset() {
 	s.meter = levelMeter{}
 	s.floor = newNoiseFloor(s.windowFrames, s.minLevelDB-s.marginDB)
 	s.npend, s.n, s.decided, s.samples, s.bufAt = 0, 0, 0, 0, 0
-	s.buf, s.levels = s.buf[:0], s.levels[:0]
+	s.buf, s.levels = s.bufMem[:0], s.levelMem[:0]
 	s.active, s.continued = false, false
 }
 
@@ -259,8 +284,8 @@ func (s *Segmenter) frame(out []Speech, f []int16) []Speech {
 	}
 	s.n++
 	s.samples += int64(len(f))
-	s.buf = append(s.buf, f...)
-	s.levels = append(s.levels, db)
+	s.buf = appendWindow(&s.bufMem, s.buf, f...)
+	s.levels = appendWindow(&s.levelMem, s.levels, db)
 	if s.n-s.decided > lookahead {
 		out = appendSpeech(out, s.decide())
 	}
@@ -286,13 +311,19 @@ func (s *Segmenter) decide() *Speech {
 	case voiced:
 		s.last = i
 		return s.maybeCut(i)
-	case i-s.last >= s.hang:
+	case i-s.last >= s.join || i-s.last >= s.hang && s.long():
 		sp := s.close()
 		s.active = false
 		s.keepPadding(i)
 		return sp
 	}
 	return nil
+}
+
+// long reports whether the open stretch holds MinSegment of audio, so a
+// pause of Hangover may end it.
+func (s *Segmenter) long() bool {
+	return int64(s.last+1)*frameSamples-s.audioStart >= s.minSamples
 }
 
 // keepPadding forgets buffered frames before what the next onset after
@@ -354,7 +385,21 @@ func (s *Segmenter) emit(start, end int, audioEnd int64) *Speech {
 // dropFrames forgets the k oldest buffered frames.
 func (s *Segmenter) dropFrames(k int) {
 	k = min(k, len(s.levels))
-	s.buf = s.buf[:copy(s.buf, s.buf[min(k*frameSamples, len(s.buf)):])]
-	s.levels = s.levels[:copy(s.levels, s.levels[k:])]
+	s.buf = s.buf[min(k*frameSamples, len(s.buf)):]
+	s.levels = s.levels[k:]
 	s.bufAt += k
+}
+
+// appendWindow appends to window, a view into *mem that dropFrames moves
+// forward. Only when the view reaches the end of mem is it moved back to
+// the start: forgetting a frame must not cost a copy of the whole
+// lookahead, as it would at every frame of silence.
+func appendWindow[T any](mem *[]T, window []T, add ...T) []T {
+	if cap(window)-len(window) < len(add) {
+		if len(window)+len(add) > len(*mem) {
+			*mem = make([]T, 2*(len(window)+len(add)))
+		}
+		window = (*mem)[:copy(*mem, window)]
+	}
+	return append(window, add...)
 }

@@ -301,3 +301,27 @@ func BenchmarkSegmenterWrite(b *testing.B) {
 	}
 	b.ReportMetric(20e6*float64(b.N)/float64(b.Elapsed().Nanoseconds()), "x_realtime")
 }
+
+func TestSegmenterJoinsShortSegmentsUpToMinSegment(t *testing.T) {
+	t.Parallel()
+	// Utterances of 2 s with pauses of 1 s (longer than the hangover),
+	// a pause of 3 s (longer than JoinPause), then more utterances.
+	sig := newSignal(40_000).noise(0, 40_000, -65)
+	for _, u := range []int{1000, 4000, 7000, 10_000, 13_000, 19_000, 22_000} {
+		sig.tone(u, u+2000, 440, -25)
+	}
+	cfg := SegmenterConfig{MinSegment: 8 * time.Second, JoinPause: 2 * time.Second}
+
+	// Without MinSegment every 1 s pause ends a segment.
+	requireSpans(t, []span{{1000, 3000}, {4000, 6000}, {7000, 9000}, {10_000, 12_000}, {13_000, 15_000}, {19_000, 21_000}, {22_000, 24_000}},
+		segment(t, SegmenterConfig{}, sig.pcm, frameSamples), 60)
+
+	// With it, pauses shorter than JoinPause are kept inside until the
+	// segment holds 8 s; the 3 s pause always ends one.
+	segs := segment(t, cfg, sig.pcm, frameSamples)
+	requireSpans(t, []span{{1000, 9000}, {10_000, 15_000}, {19_000, 24_000}}, segs, 60)
+	requireAudioMatches(t, sig.pcm, segs, DefaultPadding)
+
+	require.ErrorContains(t, SegmenterConfig{MinSegment: time.Minute}.Validate(), "MinSegment")
+	require.ErrorContains(t, SegmenterConfig{MinSegment: time.Second, JoinPause: 100 * time.Millisecond}.Validate(), "JoinPause")
+}
