@@ -102,7 +102,7 @@ func (p *Pipeline) cutSpeech(ctx context.Context, t store.Track) ([]store.Speech
 
 	var (
 		out []store.SpeechSegment
-		seg = diarize.NewSegmenter(diarize.SegmenterConfig{})
+		seg = diarize.NewSegmenter(voiceActivity)
 		wav bytes.Buffer
 	)
 	emit := func(speech []diarize.Speech) error {

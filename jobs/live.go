@@ -17,6 +17,14 @@ import (
 	"github.com/greffier/greffier/internal/store"
 )
 
+// voiceActivity is how both paths cut a track into speech segments; they
+// must agree for a re-run or a fallback to find the same segments. Pauses
+// under 2 s stay inside a segment until it holds 20 s of audio: a Whisper-
+// style model hears a whole stretch of a turn at once (its window is 30 s)
+// and the pipeline's cost per segment (a blob, a row, a job, a request)
+// is paid about once per 20 s of speech rather than once per phrase.
+var voiceActivity = diarize.SegmenterConfig{MinSegment: 20 * time.Second, JoinPause: 2 * time.Second}
+
 // liveQueue bounds the speech segments waiting to be stored: past it, a
 // track falls back to the batch path rather than hold up the recorder.
 const liveQueue = 256
@@ -29,7 +37,7 @@ const liveQueue = 256
 // (detect_speech on the stored file) does it, finding the same segments
 // under the same keys.
 func (p *Pipeline) Listen(t store.Track, codecDelay time.Duration) *LiveTrack {
-	lt := &LiveTrack{p: p, t: t, seg: diarize.NewSegmenter(diarize.SegmenterConfig{})}
+	lt := &LiveTrack{p: p, t: t, seg: diarize.NewSegmenter(voiceActivity)}
 	if p.audio != nil {
 		lt.sink = p.audio(t)
 	}
