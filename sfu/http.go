@@ -302,6 +302,12 @@ func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Cla
 		return fail(&apiError{http.StatusServiceUnavailable, codeUnavailable, "request cancelled"})
 	}
 
+	answerSDP, err := askForDTX(pc.LocalDescription().SDP)
+	if err != nil {
+		_, _, aerr := internal("answer", err)
+		return fail(aerr)
+	}
+
 	s.mu.Lock()
 	ended := s.isEnded(claims.MeetingID)
 	running := s.state == stateRunning
@@ -319,7 +325,7 @@ func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Cla
 		rm.addListener(sess.listener)
 	}
 	sess.log.Info("session opened")
-	return sess, pc.LocalDescription().SDP, nil
+	return sess, answerSDP, nil
 }
 
 func (s *SFU) serveDelete(w http.ResponseWriter, r *http.Request, kind sessionKind) *apiError {
