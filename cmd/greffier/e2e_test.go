@@ -321,10 +321,12 @@ func testMeetingBecomesMinutes(t *testing.T, b *testBundle) {
 	require.NoError(t, err)
 	names := map[string]string{"alice": "Alice Martin", "bob": "Bob Durand"}
 	hooks := newHookReceiver(t, b.app.webhookSecret)
-	// The last sentence ends 0.9 s before the files do: too soon for the
-	// voice activity detector to have closed it; the three before it are
-	// transcribed during the meeting.
-	mt, now := b.holdMeeting(t, names, holdOptions{whileLive: len(script.Utterances) - 1, webhook: hooks.srv.URL})
+	// Each speaker's two sentences are 3 s apart, more than the pause
+	// that ends a segment (2 s), so they are four segments. The first
+	// sentence of each is transcribed during the meeting; the second ones
+	// end 0.9 and 2.4 s before the files do, too soon for that pause and
+	// the detector's lookahead to close them.
+	mt, now := b.holdMeeting(t, names, holdOptions{whileLive: len(script.Utterances) - 2, webhook: hooks.srv.URL})
 	m := meetingAnswer{ID: mt.id}
 	pubs := mt.pubs
 	require.Equal(t, "ready", now.State, "pipeline: %+v", now.Pipeline)
