@@ -8,14 +8,22 @@ package transcribe_test
 //	GREFFIER_CONFORMANCE_OPENAI_KEY   API key (optional)
 //	GREFFIER_CONFORMANCE_OPENAI_MODEL model (optional, default whisper-1)
 //	GREFFIER_CONFORMANCE_OPENAI_PATH  endpoint path (optional; /inference for whisper.cpp)
-//	GREFFIER_CONFORMANCE_KYUTAI_URL   reserved for the Kyutai backend's run
+//	GREFFIER_CONFORMANCE_KYUTAI_URL   WebSocket URL, e.g. ws://127.0.0.1:8080/api/asr-streaming
+//	GREFFIER_CONFORMANCE_KYUTAI_KEY   API key, sent as kyutai-api-key (optional; also
+//	                                  checks that a wrong key gets 401)
+//	GREFFIER_CONFORMANCE_KYUTAI_DELAY model delay (optional, default 500ms for stt-1b; 2.5s for stt-2.6b)
 //
 //	GREFFIER_CONFORMANCE_OPENAI_URL=http://127.0.0.1:8000/v1 go test -run Conformance -v ./transcribe/
+//	GREFFIER_CONFORMANCE_KYUTAI_URL=ws://127.0.0.1:8080/api/asr-streaming go test -run Conformance -v ./transcribe/
 //
-// Real servers are sent real speech made by espeak-ng when it is
-// installed (else tone speech, which only shape checks can judge).
-// Another backend's test in this package runs the same suite by calling
-// runConformance with its Transcriber.
+// A test whose URL is unset skips, saying which variables to set. Real
+// servers are sent real speech made by espeak-ng when it is installed
+// (else tone speech, which only shape checks can judge). Each backend's
+// tests in this package run the same suite by calling runConformance
+// with its Transcriber: TestConformanceDoubles and
+// TestConformanceOpenAIServer here, TestConformanceKyutaiDoubles and
+// TestConformanceKyutaiServer in kyutai_conformance_test.go. The
+// diarization backend has its own suite in diarize/conformance_test.go.
 
 import (
 	"errors"
