@@ -284,8 +284,8 @@ func (s *Segmenter) frame(out []Speech, f []int16) []Speech {
 	}
 	s.n++
 	s.samples += int64(len(f))
-	s.buf = appendWindow(&s.bufMem, s.buf, f...)
-	s.levels = appendWindow(&s.levelMem, s.levels, db)
+	s.buf = appendWindow(&s.bufMem, s.buf, lookahead*frameSamples, f...)
+	s.levels = appendWindow(&s.levelMem, s.levels, lookahead, db)
 	if s.n-s.decided > lookahead {
 		out = appendSpeech(out, s.decide())
 	}
@@ -391,11 +391,13 @@ func (s *Segmenter) dropFrames(k int) {
 }
 
 // appendWindow appends to window, a view into *mem that dropFrames moves
-// forward. Only when the view reaches the end of mem is it moved back to
-// the start: forgetting a frame must not cost a copy of the whole
-// lookahead, as it would at every frame of silence.
-func appendWindow[T any](mem *[]T, window []T, add ...T) []T {
-	if cap(window)-len(window) < len(add) {
+// forward. The view goes back to the start of mem only once it has moved
+// further than its own length and slack (or reached the end): forgetting a
+// frame must not cost a copy of the whole lookahead, as it would at every
+// frame of silence, and a silent track must not touch all of mem either.
+func appendWindow[T any](mem *[]T, window []T, slack int, add ...T) []T {
+	moved := len(*mem) - cap(window)
+	if cap(window)-len(window) < len(add) || moved > max(len(window), slack) {
 		if len(window)+len(add) > len(*mem) {
 			*mem = make([]T, 2*(len(window)+len(add)))
 		}

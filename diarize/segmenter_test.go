@@ -287,19 +287,26 @@ func TestSegmenterWriteDoesNotAllocate(t *testing.T) {
 }
 
 func BenchmarkSegmenterWrite(b *testing.B) {
-	sig := newSignal(120_000).noise(0, 120_000, -50).syllables(1000, 119_000, 220, 80, -25)
-	s := NewSegmenter(SegmenterConfig{})
-	nframes := len(sig.pcm) / frameSamples
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		s.Write(sig.pcm[i*frameSamples : (i+1)*frameSamples])
-		if i++; i == nframes {
-			s.Flush()
-			i = 0
-		}
+	for name, sig := range map[string]*signal{
+		"speech":  newSignal(120_000).noise(0, 120_000, -50).syllables(1000, 119_000, 220, 80, -25),
+		"noise":   newSignal(120_000).noise(0, 120_000, -50),
+		"silence": newSignal(120_000), // a muted participant
+	} {
+		b.Run(name, func(b *testing.B) {
+			s := NewSegmenter(SegmenterConfig{})
+			nframes := len(sig.pcm) / frameSamples
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				s.Write(sig.pcm[i*frameSamples : (i+1)*frameSamples])
+				if i++; i == nframes {
+					s.Flush()
+					i = 0
+				}
+			}
+			b.ReportMetric(20e6*float64(b.N)/float64(b.Elapsed().Nanoseconds()), "x_realtime")
+		})
 	}
-	b.ReportMetric(20e6*float64(b.N)/float64(b.Elapsed().Nanoseconds()), "x_realtime")
 }
 
 func TestSegmenterJoinsShortSegmentsUpToMinSegment(t *testing.T) {
