@@ -2,6 +2,7 @@ package transcribe
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -68,11 +69,14 @@ type wireSegment struct {
 // that vary in type are numbers, words may sit at the top or in segments,
 // and fields nobody needs (no_speech_prob, tokens) are not decoded.
 type wireAnswer struct {
-	Language string        `json:"language"`
-	Duration number        `json:"duration"`
-	Text     string        `json:"text"`
-	Segments []wireSegment `json:"segments"`
-	Words    []wireWord    `json:"words"`
+	// Error is whisper.cpp's way to fail: status 200 and
+	// {"error":"failed to read audio data"}.
+	Error    json.RawMessage `json:"error"`
+	Language string          `json:"language"`
+	Duration number          `json:"duration"`
+	Text     string          `json:"text"`
+	Segments []wireSegment   `json:"segments"`
+	Words    []wireWord      `json:"words"`
 }
 
 // parseAnswer decodes and checks a 2xx body. audio is the length of the
@@ -81,6 +85,9 @@ func parseAnswer(body []byte, audio time.Duration, language string) (Result, err
 	var a wireAnswer
 	if err := json.Unmarshal(body, &a); err != nil {
 		return Result{}, fmt.Errorf("%w: decode verbose_json: %w", ErrBadAnswer, err)
+	}
+	if msg := answerError(a.Error); msg != "" {
+		return Result{}, fmt.Errorf("%w: the backend answered success with an error: %s", ErrBadAnswer, msg)
 	}
 	res := Result{Language: a.Language, Text: strings.TrimSpace(a.Text), Duration: audio}
 	if res.Language == "" {
@@ -138,6 +145,27 @@ func parseAnswer(body []byte, audio time.Duration, language string) (Result, err
 		res.Words = append(res.Words, Word{Text: text, Start: start, End: end})
 	}
 	return res, nil
+}
+
+// answerError is the message of an "error" member of a 2xx answer, a
+// string (whisper.cpp) or an object with a message; empty when there is
+// none.
+func answerError(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var msg string
+	if json.Unmarshal(raw, &msg) == nil {
+		return cmp.Or(strings.TrimSpace(msg), "(empty)")
+	}
+	var obj struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(raw, &obj) == nil && strings.TrimSpace(obj.Message) != "" {
+		return strings.TrimSpace(obj.Message)
+	}
+	return string(raw)
 }
 
 // checker checks a sequence of spans: finite, within [0, limit] give or take

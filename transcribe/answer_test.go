@@ -83,10 +83,16 @@ func TestParseAnswerRejects(t *testing.T) {
 		"missing end":        `{"segments":[{"start":1,"text":"a"}]}`,
 		"segments backwards": `{"segments":[{"start":2,"end":3,"text":"a"},{"start":1,"end":1.5,"text":"b"}]}`,
 		"far past the end":   `{"words":[{"word":"a","start":4.5,"end":4.6}]}`,
+		"whisper.cpp error":  `{"error":"failed to read audio data"}`,
+		"error object":       `{"error":{"message":"model overloaded"},"text":""}`,
 	} {
 		_, err := parseAnswer([]byte(body), 4*time.Second, "")
 		require.ErrorIs(t, err, ErrBadAnswer, name)
 	}
+	_, err := parseAnswer([]byte(`{"error":"failed to read audio data"}`), time.Second, "")
+	require.ErrorContains(t, err, "answered success with an error: failed to read audio data")
+	_, err = parseAnswer([]byte(`{"error":null,"text":"a"}`), time.Second, "")
+	require.NoError(t, err, "a null error is none")
 }
 
 func TestWAVDuration(t *testing.T) {

@@ -18,7 +18,9 @@ package transcribe_test
 //
 // A test whose URL is unset skips, saying which variables to set. Real
 // servers are sent real speech made by espeak-ng when it is installed
-// (else tone speech, which only shape checks can judge). Each backend's
+// (else tone speech, which only shape checks can judge), as WAV and, when
+// opusenc is installed, as Ogg Opus. The doubles get tone speech as WAV
+// and alice's meeting fixture as Greffier writes Ogg Opus. Each backend's
 // tests in this package run the same suite by calling runConformance
 // with its Transcriber: TestConformanceDoubles and
 // TestConformanceOpenAIServer here, TestConformanceKyutaiDoubles and
@@ -46,9 +48,11 @@ import (
 // conformanceSpeech is audio whose words are known.
 type conformanceSpeech struct {
 	// what says where the audio came from, for messages.
-	what  string
-	wav   []byte
-	words []string
+	what string
+	// audio is a WAV or an Ogg Opus file; silence is two seconds of
+	// silence in the same format (nil: a WAV of it).
+	audio, silence []byte
+	words          []string
 	// exact: the backend must hear every word, in order (a double hearing
 	// tone speech); else at least half of them (a real model).
 	exact bool
@@ -69,7 +73,27 @@ func conformanceTones(t *testing.T) conformanceSpeech {
 	for i, w := range words {
 		texts[i] = w.Text
 	}
-	return conformanceSpeech{what: "tone speech", wav: transcribetest.EncodeWAV(pcm, 16000), words: texts, exact: true, heard: true}
+	return conformanceSpeech{what: "tone speech", audio: transcribetest.EncodeWAV(pcm, 16000), words: texts, exact: true, heard: true}
+}
+
+// conformanceOggOpus is alice's meeting fixture as Greffier writes Ogg
+// Opus (pion's oggwriter, pre-skip 3840), and a silent stretch of it.
+func conformanceOggOpus(t *testing.T) conformanceSpeech {
+	t.Helper()
+	dir := filepath.Join("..", "testdata", "meeting")
+	raw, err := os.ReadFile(filepath.Join(dir, "alice.opus"))
+	require.NoError(t, err)
+	script, err := transcribetest.ReadScript(filepath.Join(dir, "script.json"))
+	require.NoError(t, err)
+	var texts []string
+	for _, w := range script.Words("alice") {
+		texts = append(texts, w.Text)
+	}
+	speech, _, err := transcribetest.CutOggOpus(raw, 0, 0)
+	require.NoError(t, err)
+	silence, _, err := transcribetest.CutOggOpus(raw, 3*time.Second, 5*time.Second) // between her utterances
+	require.NoError(t, err)
+	return conformanceSpeech{what: "tone speech as Ogg Opus", audio: speech, silence: silence, words: texts, exact: true, heard: true}
 }
 
 const conformanceText = "Good morning everyone. The meeting starts at nine. Alice presents the budget, then Bob asks about the schedule for next week."
@@ -97,7 +121,41 @@ func conformanceEspeak(t *testing.T) (conformanceSpeech, error) {
 	pcm = conformanceResample(pcm, rate, 16000)
 	pad := make([]int16, 8000)
 	pcm = append(append(pad, pcm...), pad...)
-	return conformanceSpeech{what: "espeak-ng speech", wav: transcribetest.EncodeWAV(pcm, 16000), words: conformanceWords(conformanceText), heard: true}, nil
+	return conformanceSpeech{what: "espeak-ng speech", audio: transcribetest.EncodeWAV(pcm, 16000), words: conformanceWords(conformanceText), heard: true}, nil
+}
+
+// conformanceAsOggOpus encodes speech with opusenc as Ogg Opus like
+// Greffier's recordings (48 kHz mono, 32 kbit/s, 20 ms packets), or
+// reports why it cannot.
+func conformanceAsOggOpus(t *testing.T, speech conformanceSpeech) (conformanceSpeech, error) {
+	t.Helper()
+	bin, err := exec.LookPath("opusenc")
+	if err != nil {
+		return conformanceSpeech{}, errors.New("opusenc is not installed (apt-get install opus-tools)")
+	}
+	encode := func(wav []byte) ([]byte, error) {
+		dir := t.TempDir()
+		in, out := filepath.Join(dir, "in.wav"), filepath.Join(dir, "out.opus")
+		if err := os.WriteFile(in, wav, 0o600); err != nil {
+			return nil, err
+		}
+		if msg, err := exec.CommandContext(t.Context(), bin, "--quiet", "--bitrate", "32", "--framesize", "20", in, out).CombinedOutput(); err != nil {
+			return nil, errors.New("opusenc failed: " + err.Error() + ": " + string(msg))
+		}
+		return os.ReadFile(out)
+	}
+	silence := speech.silence
+	if silence == nil {
+		silence = transcribetest.EncodeWAV(make([]int16, 2*16000), 16000)
+	}
+	if speech.audio, err = encode(speech.audio); err != nil {
+		return conformanceSpeech{}, err
+	}
+	if speech.silence, err = encode(silence); err != nil {
+		return conformanceSpeech{}, err
+	}
+	speech.what += " as Ogg Opus"
+	return speech, nil
 }
 
 // conformanceResample converts by linear interpolation: plenty for speech models,
@@ -133,8 +191,8 @@ func conformanceWords(text string) []string {
 // a language; silence is no error; concurrent calls all answer.
 func runConformance(t *testing.T, tr transcribe.Transcriber, speech conformanceSpeech) {
 	t.Helper()
-	audioLen := func(wav []byte) time.Duration {
-		pcm, rate, err := transcribetest.DecodeWAV(wav)
+	audioLen := func(audio []byte) time.Duration {
+		pcm, rate, err := transcribetest.DecodeAudio(audio)
 		require.NoError(t, err)
 		return time.Duration(len(pcm)) * time.Second / time.Duration(rate)
 	}
@@ -159,8 +217,8 @@ func runConformance(t *testing.T, tr transcribe.Transcriber, speech conformanceS
 	}
 
 	t.Run("speech", func(t *testing.T) {
-		audio := audioLen(speech.wav)
-		res, err := tr.Transcribe(t.Context(), transcribe.Request{Audio: speech.wav, Language: "en", ExpectSpeech: speech.heard})
+		audio := audioLen(speech.audio)
+		res, err := tr.Transcribe(t.Context(), transcribe.Request{Audio: speech.audio, Language: "en", ExpectSpeech: speech.heard})
 		require.NoError(t, err)
 		checkShape(t, res, audio)
 		t.Logf("%s (%v): %q, language %q, %d words (estimated: %v), %d segments",
@@ -193,10 +251,13 @@ func runConformance(t *testing.T, tr transcribe.Transcriber, speech conformanceS
 	})
 
 	t.Run("silence", func(t *testing.T) {
-		wav := transcribetest.EncodeWAV(make([]int16, 2*16000), 16000)
-		res, err := tr.Transcribe(t.Context(), transcribe.Request{Audio: wav, Language: "en"})
+		silence := speech.silence
+		if silence == nil {
+			silence = transcribetest.EncodeWAV(make([]int16, 2*16000), 16000)
+		}
+		res, err := tr.Transcribe(t.Context(), transcribe.Request{Audio: silence, Language: "en"})
 		require.NoError(t, err)
-		checkShape(t, res, 2*time.Second)
+		checkShape(t, res, audioLen(silence))
 		t.Logf("silence heard as %q", res.Text)
 	})
 
@@ -206,7 +267,7 @@ func runConformance(t *testing.T, tr transcribe.Transcriber, speech conformanceS
 		errs := make([]error, 3)
 		for i := range texts {
 			wg.Go(func() {
-				res, err := tr.Transcribe(t.Context(), transcribe.Request{Audio: speech.wav, Language: "en"})
+				res, err := tr.Transcribe(t.Context(), transcribe.Request{Audio: speech.audio, Language: "en"})
 				texts[i], errs[i] = res.Text, err
 			})
 		}
@@ -222,34 +283,43 @@ func runConformance(t *testing.T, tr transcribe.Transcriber, speech conformanceS
 
 // TestConformanceDoubles runs the suite against every shape of the
 // OpenAI-compatible double, well-behaved and misbehaving, through Guard
-// as the pipeline uses it.
+// as the pipeline uses it, with speech as WAV, and as Ogg Opus where the
+// audio takes another way (sent as it is, decoded for whisper.cpp, in the
+// diarized form).
 func TestConformanceDoubles(t *testing.T) {
 	t.Parallel()
-	speech := conformanceTones(t)
+	tones, ogg := conformanceTones(t), conformanceOggOpus(t)
 	fast := transcribe.GuardConfig{BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond}
 	for name, tc := range map[string]struct {
 		opts   transcribetest.Options
 		openai transcribe.OpenAIConfig
+		ogg    bool // run with Ogg Opus too
 	}{
-		"openai":          {},
+		"openai":          {ogg: true},
 		"vLLM":            {opts: transcribetest.Options{Quirk: transcribetest.QuirkVLLM}},
-		"whisper.cpp":     {opts: transcribetest.Options{Quirk: transcribetest.QuirkWhisperCpp, Path: "/inference"}},
-		"diarized_json":   {openai: transcribe.OpenAIConfig{Diarized: true}},
+		"whisper.cpp":     {opts: transcribetest.Options{Quirk: transcribetest.QuirkWhisperCpp, Path: "/inference"}, ogg: true},
+		"diarized_json":   {openai: transcribe.OpenAIConfig{Diarized: true}, ogg: true},
 		"flaky and lying": {opts: transcribetest.Options{FailFirst: 2, FailStatus: 429, RetryAfter: time.Millisecond, Lie: transcribetest.LieBackwards, LieFirst: 1}},
 	} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			srv := transcribetest.NewServer(tc.opts)
-			t.Cleanup(srv.Close)
-			cfg := tc.openai
-			cfg.BaseURL = srv.BaseURL()
-			if tc.opts.Path != "" {
-				cfg.BaseURL, cfg.Path = srv.URL(), tc.opts.Path
-			}
-			tr, err := transcribe.NewOpenAI(cfg)
-			require.NoError(t, err)
-			runConformance(t, transcribe.NewGuard(tr, fast), speech)
-		})
+		speeches := []conformanceSpeech{tones}
+		if tc.ogg {
+			speeches = append(speeches, ogg)
+		}
+		for _, speech := range speeches {
+			t.Run(name+", "+speech.what, func(t *testing.T) {
+				t.Parallel()
+				srv := transcribetest.NewServer(tc.opts)
+				t.Cleanup(srv.Close)
+				cfg := tc.openai
+				cfg.BaseURL = srv.BaseURL()
+				if tc.opts.Path != "" {
+					cfg.BaseURL, cfg.Path = srv.URL(), tc.opts.Path
+				}
+				tr, err := transcribe.NewOpenAI(cfg)
+				require.NoError(t, err)
+				runConformance(t, transcribe.NewGuard(tr, fast), speech)
+			})
+		}
 	}
 }
 
@@ -275,7 +345,16 @@ func TestConformanceOpenAIServer(t *testing.T) {
 		speech = conformanceTones(t)
 		speech.exact, speech.heard = false, false
 	}
-	runConformance(t, transcribe.NewGuard(tr, transcribe.GuardConfig{Concurrency: 2, Name: url}), speech)
+	guard := transcribe.NewGuard(tr, transcribe.GuardConfig{Concurrency: 2, Name: url})
+	runConformance(t, guard, speech)
+
+	t.Run("Ogg Opus", func(t *testing.T) {
+		ogg, err := conformanceAsOggOpus(t, speech)
+		if err != nil {
+			t.Skipf("the suite was not run with Ogg Opus: %v", err)
+		}
+		runConformance(t, guard, ogg)
+	})
 
 	t.Run("not audio", func(t *testing.T) {
 		_, err := tr.Transcribe(t.Context(), transcribe.Request{Audio: []byte("this is not audio, only text"), Duration: time.Second})
@@ -294,7 +373,7 @@ func TestConformanceEspeakSpeech(t *testing.T) {
 	if err != nil {
 		t.Skipf("cannot make real speech here (%v): real servers get tone speech", err)
 	}
-	pcm, rate, err := transcribetest.DecodeWAV(speech.wav)
+	pcm, rate, err := transcribetest.DecodeWAV(speech.audio)
 	require.NoError(t, err)
 	require.Equal(t, 16000, rate)
 	length := time.Duration(len(pcm)) * time.Second / 16000

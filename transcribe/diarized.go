@@ -26,8 +26,9 @@ const (
 // it (chunking_strategy, known speakers, the answer's speaker), so the
 // multipart request is built here and sent through the same exchange as
 // every other call: same endpoint, client, auth and error handling.
-func (o *OpenAI) transcribeDiarized(ctx, callCtx context.Context, req Request, audio time.Duration, language string) (Result, error) {
-	body, contentType, err := diarizedForm(o.cfg.Model, req, audio, language)
+func (o *OpenAI) transcribeDiarized(ctx, callCtx context.Context, req Request, up upload, language string) (Result, error) {
+	audio := up.duration
+	body, contentType, err := diarizedForm(o.cfg.Model, req, up, language, o.cfg.SendWAV)
 	if err != nil {
 		return Result{}, fmt.Errorf("transcribe: %w", err)
 	}
@@ -55,21 +56,24 @@ func (o *OpenAI) transcribeDiarized(ctx, callCtx context.Context, req Request, a
 	return res, nil
 }
 
-// diarizedForm builds the multipart body of a diarized_json request.
-func diarizedForm(model string, req Request, audio time.Duration, language string) ([]byte, string, error) {
+// diarizedForm builds the multipart body of a diarized_json request. The
+// known speakers' clips go as data URLs of their own format, or of WAV
+// when the server reads nothing else.
+func diarizedForm(model string, req Request, up upload, language string, sendWAV bool) ([]byte, string, error) {
 	if len(req.KnownSpeakers) > MaxKnownSpeakers {
 		return nil, "", fmt.Errorf("%w: %d known speakers, the backend takes at most %d", ErrInvalidRequest, len(req.KnownSpeakers), MaxKnownSpeakers)
 	}
+	audio := up.duration
 	var b bytes.Buffer
 	mw := multipart.NewWriter(&b)
 	h := make(textproto.MIMEHeader)
-	h.Set("Content-Disposition", `form-data; name="file"; filename="audio.wav"`)
-	h.Set("Content-Type", "audio/wav")
+	h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="file"; filename=%q`, up.name))
+	h.Set("Content-Type", mimeType(up.audio))
 	fw, err := mw.CreatePart(h)
 	if err != nil {
 		return nil, "", fmt.Errorf("build form: %w", err)
 	}
-	if _, err := fw.Write(req.Audio); err != nil {
+	if _, err := fw.Write(up.audio); err != nil {
 		return nil, "", fmt.Errorf("build form: %w", err)
 	}
 	fields := [][2]string{{"model", model}, {"response_format", "diarized_json"}}
@@ -79,14 +83,25 @@ func diarizedForm(model string, req Request, audio time.Duration, language strin
 	if audio > ChunkingOver {
 		fields = append(fields, [2]string{"chunking_strategy", "auto"})
 	}
+	refs := make([]string, len(req.KnownSpeakers))
 	for i, k := range req.KnownSpeakers {
 		if strings.TrimSpace(k.Name) == "" || len(k.Audio) == 0 {
 			return nil, "", fmt.Errorf("%w: known speaker %d needs a name and a clip", ErrInvalidRequest, i)
 		}
+		clip := k.Audio
+		if detectFormat(clip) == formatUnknown {
+			return nil, "", fmt.Errorf("%w: known speaker %d (%s): %w", ErrInvalidRequest, i, k.Name, errUnknownFormat(clip))
+		}
+		if sendWAV {
+			if clip, err = audioAsWAV(clip); err != nil {
+				return nil, "", fmt.Errorf("%w: known speaker %d (%s): %w", ErrInvalidRequest, i, k.Name, err)
+			}
+		}
 		fields = append(fields, [2]string{"known_speaker_names[]", k.Name})
+		refs[i] = "data:" + mimeType(clip) + ";base64," + base64.StdEncoding.EncodeToString(clip)
 	}
-	for _, k := range req.KnownSpeakers {
-		fields = append(fields, [2]string{"known_speaker_references[]", "data:audio/wav;base64," + base64.StdEncoding.EncodeToString(k.Audio)})
+	for _, ref := range refs {
+		fields = append(fields, [2]string{"known_speaker_references[]", ref})
 	}
 	for _, f := range fields {
 		if err := mw.WriteField(f[0], f[1]); err != nil {
@@ -97,6 +112,14 @@ func diarizedForm(model string, req Request, audio time.Duration, language strin
 		return nil, "", fmt.Errorf("build form: %w", err)
 	}
 	return b.Bytes(), mw.FormDataContentType(), nil
+}
+
+// mimeType is the media type of a WAV or Ogg Opus file.
+func mimeType(b []byte) string {
+	if detectFormat(b) == formatOggOpus {
+		return "audio/ogg"
+	}
+	return "audio/wav"
 }
 
 type wireDiarizedSegment struct {

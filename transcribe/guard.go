@@ -295,7 +295,7 @@ func (g *Guard) Transcribe(ctx context.Context, req Request) (Result, error) {
 	g.count(func(s *GuardStats) { s.Calls++ })
 	audio := req.Duration
 	if audio <= 0 {
-		if d, err := wavDuration(req.Audio); err == nil {
+		if d, err := audioDuration(req.Audio); err == nil {
 			audio = d
 		}
 	}

@@ -2,7 +2,6 @@ package transcribe
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/greffier/greffier/transcribe/internal/oggopus"
 )
 
 // Defaults of KyutaiConfig.
@@ -184,23 +185,24 @@ func NewKyutai(cfg KyutaiConfig) (*Kyutai, error) {
 	return &Kyutai{cfg: cfg, taps: newResampleTaps(), now: time.Now}, nil
 }
 
-// Transcribe streams req's audio (a 16 kHz mono PCM16 WAV) to the server
-// faster than real time, as fast as the server's back-pressure allows,
-// and returns the checked words. Segments stay empty: the server groups
+// Transcribe streams req's audio to the server faster than real time, as
+// fast as the server's back-pressure allows, and returns the checked
+// words. A WAV is resampled from 16 to 24 kHz on the way; Ogg Opus is
+// decoded straight to 24 kHz. Segments stay empty: the server groups
 // nothing. Errors are *HTTPError when the server refused the handshake
 // (401: not Temporary), broke the stream (a *KyutaiError inside) or did
 // not answer; wrap ErrKyutaiBusy when no channel came free before the
 // deadline; wrap ErrBadAnswer when its words are unusable or its Marker
 // never came back; wrap ErrInvalidRequest when req cannot be sent.
 func (k *Kyutai) Transcribe(ctx context.Context, req Request) (Result, error) {
-	pcm, err := decodePCM16WAV(req.Audio)
+	in, err := kyutaiInput(req.Audio)
 	if err != nil {
 		return Result{}, fmt.Errorf("transcribe: %w: %w", ErrInvalidRequest, err)
 	}
-	if len(pcm) == 0 {
+	audio := in.duration()
+	if audio <= 0 {
 		return Result{}, fmt.Errorf("transcribe: %w: no audio", ErrInvalidRequest)
 	}
-	audio := time.Duration(int64(len(pcm)) * int64(time.Second) / inputRate)
 	timeout := k.cfg.Timeout
 	if timeout == 0 {
 		timeout = DefaultTimeoutBase + DefaultTimeoutFactor*audio + k.cfg.EndPadding + k.cfg.MaxTailPadding
@@ -210,7 +212,7 @@ func (k *Kyutai) Transcribe(ctx context.Context, req Request) (Result, error) {
 
 	began := k.now()
 	var words []Word
-	s, err := k.open(callCtx, func(w Word, final bool) {
+	s, err := k.open(callCtx, in.pcm24k != nil, func(w Word, final bool) {
 		if final {
 			words = append(words, w)
 		}
@@ -218,12 +220,9 @@ func (k *Kyutai) Transcribe(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, k.callError(ctx, err)
 	}
-	chunk := int(k.cfg.ChunkDuration * inputRate / time.Second)
-	for from := 0; from < len(pcm); from += chunk {
-		if err := s.send(callCtx, pcm[from:min(from+chunk, len(pcm))]); err != nil {
-			s.abort()
-			return Result{}, k.callError(ctx, err)
-		}
+	if err := k.sendAll(callCtx, s, in); err != nil {
+		s.abort()
+		return Result{}, k.callError(ctx, err)
 	}
 	// words is appended to by the reader goroutine; finish returns after it
 	// has stopped, so reading it afterwards is safe.
@@ -234,6 +233,59 @@ func (k *Kyutai) Transcribe(ctx context.Context, req Request) (Result, error) {
 		return Result{}, k.callError(ctx, err)
 	}
 	return checkKyutaiWords(words, audio, req.Language)
+}
+
+// kyutaiAudio is a request's audio as a session takes it: 16 kHz PCM16
+// from a WAV, resampled on the way, or 24 kHz samples decoded from Ogg
+// Opus, sent as they are.
+type kyutaiAudio struct {
+	pcm16k []int16
+	pcm24k []float32
+}
+
+func kyutaiInput(b []byte) (kyutaiAudio, error) {
+	if len(b) == 0 {
+		return kyutaiAudio{}, errors.New("no audio")
+	}
+	switch detectFormat(b) {
+	case formatWAV:
+		pcm, err := decodePCM16WAV(b)
+		return kyutaiAudio{pcm16k: pcm}, err
+	case formatOggOpus:
+		pcm, err := oggopus.Decode(b, kyutaiRate)
+		if err != nil {
+			return kyutaiAudio{}, fmt.Errorf("audio starts with OggS but is %w", err)
+		}
+		return kyutaiAudio{pcm24k: pcm}, nil
+	}
+	return kyutaiAudio{}, errUnknownFormat(b)
+}
+
+func (a kyutaiAudio) duration() time.Duration {
+	if a.pcm24k != nil {
+		return time.Duration(int64(len(a.pcm24k)) * int64(time.Second) / kyutaiRate)
+	}
+	return time.Duration(int64(len(a.pcm16k)) * int64(time.Second) / inputRate)
+}
+
+// sendAll sends the audio a chunk at a time.
+func (k *Kyutai) sendAll(ctx context.Context, s *kyutaiSession, in kyutaiAudio) error {
+	if in.pcm24k != nil {
+		chunk := int(k.cfg.ChunkDuration * kyutaiRate / time.Second)
+		for from := 0; from < len(in.pcm24k); from += chunk {
+			if err := s.send24k(ctx, in.pcm24k[from:min(from+chunk, len(in.pcm24k))]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	chunk := int(k.cfg.ChunkDuration * inputRate / time.Second)
+	for from := 0; from < len(in.pcm16k); from += chunk {
+		if err := s.send(ctx, in.pcm16k[from:min(from+chunk, len(in.pcm16k))]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // callError prefers the caller's own context error over what its
@@ -265,47 +317,4 @@ func checkKyutaiWords(words []Word, audio time.Duration, language string) (Resul
 	}
 	res.Text = strings.Join(texts, " ")
 	return res, nil
-}
-
-// decodePCM16WAV reads a 16 kHz PCM16 WAV file's first channel.
-func decodePCM16WAV(b []byte) ([]int16, error) {
-	if len(b) < 12 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
-		return nil, errors.New("audio is not a WAV file")
-	}
-	channels := 0
-	for p := 12; p+8 <= len(b); {
-		id, size := string(b[p:p+4]), int(binary.LittleEndian.Uint32(b[p+4:]))
-		body := b[p+8:]
-		switch id {
-		case "fmt ":
-			if size < 16 || len(body) < 16 {
-				return nil, errors.New("WAV fmt chunk is short")
-			}
-			format := binary.LittleEndian.Uint16(body[0:])
-			if format == 0xFFFE && size >= 40 && len(body) >= 40 {
-				format = binary.LittleEndian.Uint16(body[24:]) // WAVE_FORMAT_EXTENSIBLE's sub-format
-			}
-			channels = int(binary.LittleEndian.Uint16(body[2:]))
-			rate := binary.LittleEndian.Uint32(body[4:])
-			bits := binary.LittleEndian.Uint16(body[14:])
-			if format != 1 || bits != 16 || channels < 1 || rate != inputRate {
-				return nil, fmt.Errorf("WAV is format %d, %d bits, %d channels at %d Hz; want PCM16 at %d Hz", format, bits, channels, rate, inputRate)
-			}
-		case "data":
-			if channels == 0 {
-				return nil, errors.New("WAV has no fmt chunk before its data")
-			}
-			// Streaming writers leave the size at 0 or 0xFFFFFFFF.
-			if size == 0 || size > len(body) {
-				size = len(body)
-			}
-			out := make([]int16, size/(2*channels))
-			for i := range out {
-				out[i] = int16(binary.LittleEndian.Uint16(body[2*channels*i:]))
-			}
-			return out, nil
-		}
-		p += 8 + size + size%2
-	}
-	return nil, errors.New("WAV has no data chunk")
 }

@@ -14,34 +14,41 @@ import (
 
 // TestConformanceKyutaiDoubles runs the conformance suite against the
 // Kyutai double, well-behaved and awkward, through Guard as the pipeline
-// uses it.
+// uses it, with speech as WAV, and well-behaved as Ogg Opus too.
 func TestConformanceKyutaiDoubles(t *testing.T) {
 	t.Parallel()
-	speech := conformanceTones(t)
+	tones, ogg := conformanceTones(t), conformanceOggOpus(t)
 	fast := transcribe.GuardConfig{BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond}
 	for name, tc := range map[string]struct {
 		opts  kyutaiest
 		delay time.Duration // the model's delay, client and server; 0 = stt-1b's
+		ogg   bool          // run with Ogg Opus too
 	}{
-		"stt-1b": {},
+		"stt-1b": {ogg: true},
 		// Two channels for three concurrent calls: one waits through "no free channels".
 		"stt-2.6b, two busy channels": {opts: kyutaiest{Channels: 2, BusyFirst: 2}, delay: 2500 * time.Millisecond},
 		"no EndWord, late Marker":     {opts: kyutaiest{NoEndWord: true, MarkerLate: time.Second}},
 	} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			if tc.delay > 0 {
-				tc.opts.ModelDelay = tc.delay
-			}
-			b := setupKyutai(t, tc.opts)
-			if tc.delay > 0 {
-				b.cfg.ModelDelay, b.cfg.EndPadding = tc.delay, tc.delay+time.Second
-			}
-			runConformance(t, transcribe.NewGuard(b.client(t), fast), speech)
-			if tc.opts.BusyFirst > 0 {
-				require.GreaterOrEqual(t, b.srv.Busy(), tc.opts.BusyFirst, "busy channels were waited out")
-			}
-		})
+		speeches := []conformanceSpeech{tones}
+		if tc.ogg {
+			speeches = append(speeches, ogg)
+		}
+		for _, speech := range speeches {
+			t.Run(name+", "+speech.what, func(t *testing.T) {
+				t.Parallel()
+				if tc.delay > 0 {
+					tc.opts.ModelDelay = tc.delay
+				}
+				b := setupKyutai(t, tc.opts)
+				if tc.delay > 0 {
+					b.cfg.ModelDelay, b.cfg.EndPadding = tc.delay, tc.delay+time.Second
+				}
+				runConformance(t, transcribe.NewGuard(b.client(t), fast), speech)
+				if tc.opts.BusyFirst > 0 {
+					require.GreaterOrEqual(t, b.srv.Busy(), tc.opts.BusyFirst, "busy channels were waited out")
+				}
+			})
+		}
 	}
 }
 
@@ -73,7 +80,16 @@ func TestConformanceKyutaiServer(t *testing.T) {
 		speech = conformanceTones(t)
 		speech.exact, speech.heard = false, false
 	}
-	runConformance(t, transcribe.NewGuard(tr, transcribe.GuardConfig{Concurrency: 2, Name: url}), speech)
+	guard := transcribe.NewGuard(tr, transcribe.GuardConfig{Concurrency: 2, Name: url})
+	runConformance(t, guard, speech)
+
+	t.Run("Ogg Opus", func(t *testing.T) {
+		ogg, err := conformanceAsOggOpus(t, speech)
+		if err != nil {
+			t.Skipf("the suite was not run with Ogg Opus: %v", err)
+		}
+		runConformance(t, guard, ogg)
+	})
 
 	t.Run("wrong key", func(t *testing.T) {
 		if cfg.APIKey == "" {
@@ -83,7 +99,7 @@ func TestConformanceKyutaiServer(t *testing.T) {
 		bad.APIKey = "greffier-conformance-wrong-key"
 		k, err := transcribe.NewKyutai(bad)
 		require.NoError(t, err)
-		_, err = k.Transcribe(t.Context(), transcribe.Request{Audio: speech.wav, Language: "en"})
+		_, err = k.Transcribe(t.Context(), transcribe.Request{Audio: speech.audio, Language: "en"})
 		he, ok := errors.AsType[*transcribe.HTTPError](err)
 		require.True(t, ok, "want HTTP 401 before the upgrade, got %v", err)
 		require.Equal(t, http.StatusUnauthorized, he.StatusCode)

@@ -2,7 +2,11 @@ package transcribe
 
 import (
 	"math"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -114,4 +118,28 @@ func BenchmarkKyutaiDecodeStep(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestKyutaiInputOggOpus checks that Ogg Opus goes to the session decoded
+// straight to 24 kHz, its pre-skip dropped and its end trimmed: alice's
+// "alpha" starts at 1.0 s of her 9 s file.
+func TestKyutaiInputOggOpus(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "meeting", "alice.opus"))
+	require.NoError(t, err)
+	in, err := kyutaiInput(b)
+	require.NoError(t, err)
+	require.Nil(t, in.pcm16k)
+	require.Len(t, in.pcm24k, 9*kyutaiRate)
+	require.Equal(t, 9*time.Second, in.duration())
+	onset := slices.IndexFunc(in.pcm24k, func(v float32) bool { return math.Abs(float64(v)) > 0.05 })
+	require.InDelta(t, kyutaiRate, onset, kyutaiRate/200, "within 5 ms of 1 s")
+
+	wav, err := audioAsWAV(b)
+	require.NoError(t, err)
+	in, err = kyutaiInput(wav)
+	require.NoError(t, err)
+	require.Nil(t, in.pcm24k)
+	require.Len(t, in.pcm16k, 9*inputRate)
+	require.Equal(t, 9*time.Second, in.duration())
 }

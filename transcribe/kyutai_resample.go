@@ -11,7 +11,7 @@ const (
 	resampleHalf   = 16    // taps on each side: ~1 ms of look-ahead at 16 kHz
 	resampleCutoff = 0.95  // of the 8 kHz input Nyquist: keeps speech, drops images
 	kyutaiRate     = 24000 // Hz, what Kyutai models take
-	inputRate      = 16000 // Hz, Request.Audio and KyutaiStream.Write
+	inputRate      = 16000 // Hz, a Request's WAV and KyutaiStream.Write
 	kyutaiFrame    = 1920  // samples at 24 kHz: one 80 ms model step
 	int16Scale     = 1.0 / 32768
 )

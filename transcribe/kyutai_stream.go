@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,7 +40,7 @@ func (k *Kyutai) Stream(ctx context.Context, onWord func(w Word, final bool)) (*
 	if onWord == nil {
 		onWord = func(Word, bool) {}
 	}
-	s, err := k.open(ctx, onWord)
+	s, err := k.open(ctx, false, onWord)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +90,7 @@ type kyutaiSession struct {
 	// lead is the client's own leading silence, at 24 kHz.
 	lead int64
 
-	// Writer's state.
+	// Writer's state. rs is nil when the audio comes at 24 kHz.
 	rs      *resampler
 	pcm     []float32
 	out     []byte
@@ -113,18 +114,21 @@ type kyutaiSession struct {
 }
 
 // open takes a channel on the server (waiting while it is busy), starts the
-// reader and sends the leading silence.
-func (k *Kyutai) open(ctx context.Context, onWord func(Word, bool)) (*kyutaiSession, error) {
+// reader and sends the leading silence. The audio will come through send
+// (16 kHz, resampled) or, with at24k, through send24k.
+func (k *Kyutai) open(ctx context.Context, at24k bool, onWord func(Word, bool)) (*kyutaiSession, error) {
 	conn, err := k.connect(ctx)
 	if err != nil {
 		return nil, err
 	}
 	s := &kyutaiSession{
 		k: k, conn: conn, onWord: onWord,
-		rs:       newResampler(k.taps),
 		started:  k.now(),
 		progress: make(chan struct{}, 1),
 		done:     make(chan struct{}),
+	}
+	if !at24k {
+		s.rs = newResampler(k.taps)
 	}
 	go s.read(ctx)
 	if n := int64(k.cfg.LeadingSilence * inputRate / time.Second); n > 0 {
@@ -355,15 +359,20 @@ func (s *kyutaiSession) failed() error {
 // send resamples 16 kHz audio and sends it once back-pressure allows.
 func (s *kyutaiSession) send(ctx context.Context, pcm16k []int16) error {
 	s.pcm = s.rs.process(s.pcm[:0], pcm16k)
-	if len(s.pcm) == 0 {
+	return s.send24k(ctx, s.pcm)
+}
+
+// send24k sends 24 kHz audio once back-pressure allows.
+func (s *kyutaiSession) send24k(ctx context.Context, pcm []float32) error {
+	if len(pcm) == 0 {
 		return nil
 	}
-	if err := s.waitRoom(ctx, int64(len(s.pcm))); err != nil {
+	if err := s.waitRoom(ctx, int64(len(pcm))); err != nil {
 		return err
 	}
-	s.out = appendKyutaiAudio(s.out[:0], s.pcm)
+	s.out = appendKyutaiAudio(s.out[:0], pcm)
 	s.mu.Lock()
-	s.sent += int64(len(s.pcm))
+	s.sent += int64(len(pcm))
 	s.mu.Unlock()
 	if err := s.conn.Write(ctx, websocket.MessageBinary, s.out); err != nil {
 		return s.writeFailed(ctx, "audio", err)
@@ -388,8 +397,23 @@ func (s *kyutaiSession) writeFailed(ctx context.Context, what string, err error)
 	return newTransportError(fmt.Errorf("kyutai send %s: %w", what, err), false)
 }
 
-// sendSilence sends n 16 kHz samples of silence, a chunk at a time.
+// sendSilence sends n 16 kHz samples of silence, a chunk at a time: as
+// many 24 kHz samples as the resampler makes of them, and as many again
+// when the audio comes at 24 kHz.
 func (s *kyutaiSession) sendSilence(ctx context.Context, n int64) error {
+	if s.rs == nil {
+		n, chunk := outputFor(n), outputFor(int64(s.k.cfg.ChunkDuration*inputRate/time.Second))
+		for n > 0 {
+			c := int(min(n, chunk))
+			s.pcm = slices.Grow(s.pcm[:0], c)[:c]
+			clear(s.pcm)
+			if err := s.send24k(ctx, s.pcm); err != nil {
+				return err
+			}
+			n -= int64(c)
+		}
+		return nil
+	}
 	var zeros [1280]int16 // 80 ms at 16 kHz: never allocated per call
 	chunk := min(int64(s.k.cfg.ChunkDuration*inputRate/time.Second), int64(len(zeros)))
 	for n > 0 {

@@ -3,7 +3,6 @@ package transcribe
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +19,9 @@ import (
 const (
 	DefaultModel = openai.Whisper1
 	DefaultPath  = "/audio/transcriptions"
+	// whisperCppPath is whisper.cpp's server's endpoint (under any
+	// --request-path): a server that reads WAV, not Ogg Opus.
+	whisperCppPath = "/inference"
 	// DefaultMaxUpload is OpenAI's and vLLM's default upload limit.
 	DefaultMaxUpload = 25 << 20
 	// DefaultTimeoutBase and DefaultTimeoutFactor make the default
@@ -45,8 +47,15 @@ type OpenAIConfig struct {
 	// Default: none (the backend detects it).
 	Language string
 	// Path is the endpoint under BaseURL. Default: DefaultPath;
-	// whisper.cpp's server uses "/inference" under its root.
+	// whisper.cpp's server uses "/inference" under its root, and a Path
+	// ending in "/inference" implies SendWAV.
 	Path string
+	// SendWAV decodes Ogg Opus audio to a 16 kHz mono WAV before sending
+	// it, for servers that read nothing else (whisper.cpp's, unless started
+	// with --convert). MaxUpload then bounds the WAV. Default: false, audio
+	// is sent as it comes (OpenAI, speaches and vLLM read Ogg Opus); true
+	// when Path ends in "/inference".
+	SendWAV bool
 	// Timeout bounds each call. Default: 0, meaning DefaultTimeoutBase +
 	// DefaultTimeoutFactor x the audio's duration.
 	Timeout time.Duration
@@ -73,6 +82,9 @@ func (c OpenAIConfig) WithDefaults() OpenAIConfig {
 	}
 	if c.Path == "" {
 		c.Path = DefaultPath
+	}
+	if strings.HasSuffix(c.Path, whisperCppPath) {
+		c.SendWAV = true
 	}
 	if c.MaxUpload == 0 {
 		c.MaxUpload = DefaultMaxUpload
@@ -145,20 +157,11 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 // Temporary), wrap ErrBadAnswer when its answer is unusable, wrap
 // ErrInvalidRequest when req cannot be sent, or wrap ctx's error.
 func (o *OpenAI) Transcribe(ctx context.Context, req Request) (Result, error) {
-	if len(req.Audio) == 0 {
-		return Result{}, fmt.Errorf("transcribe: %w: no audio", ErrInvalidRequest)
+	up, err := o.upload(req)
+	if err != nil {
+		return Result{}, fmt.Errorf("transcribe: %w: %w", ErrInvalidRequest, err)
 	}
-	if len(req.Audio) > o.cfg.MaxUpload {
-		return Result{}, fmt.Errorf("transcribe: %w: %d bytes of audio, more than the %d the backend takes; cut it shorter", ErrInvalidRequest, len(req.Audio), o.cfg.MaxUpload)
-	}
-	audio := req.Duration
-	if audio <= 0 {
-		d, err := wavDuration(req.Audio)
-		if err != nil {
-			return Result{}, fmt.Errorf("transcribe: %w: no Duration given and %w", ErrInvalidRequest, err)
-		}
-		audio = d
-	}
+	audio := up.duration
 	language := req.Language
 	if language == "" {
 		language = o.cfg.Language
@@ -170,7 +173,7 @@ func (o *OpenAI) Transcribe(ctx context.Context, req Request) (Result, error) {
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if o.cfg.Diarized {
-		return o.transcribeDiarized(ctx, callCtx, req, audio, language)
+		return o.transcribeDiarized(ctx, callCtx, req, up, language)
 	}
 
 	began := o.now()
@@ -179,8 +182,8 @@ func (o *OpenAI) Transcribe(ctx context.Context, req Request) (Result, error) {
 	cc.HTTPClient = ex
 	_, sendErr := openai.NewClientWithConfig(cc).CreateTranscription(callCtx, openai.AudioRequest{
 		Model:    o.cfg.Model,
-		FilePath: "audio.wav", // names the part, and so its content type
-		Reader:   bytes.NewReader(req.Audio),
+		FilePath: up.name, // names the part, and so its content type
+		Reader:   bytes.NewReader(up.audio),
 		Prompt:   req.Prompt,
 		Language: language,
 		Format:   openai.AudioResponseFormatVerboseJSON,
@@ -203,6 +206,61 @@ func (o *OpenAI) Transcribe(ctx context.Context, req Request) (Result, error) {
 		return Result{}, fmt.Errorf("transcribe: %w", err)
 	}
 	return res, nil
+}
+
+// upload is a request's audio as it is sent.
+type upload struct {
+	audio []byte
+	// name is the file part's name, whose extension sets its content type.
+	name     string
+	duration time.Duration
+}
+
+// upload checks req's audio and makes what is sent of it: Ogg Opus as it
+// is, unless the server reads only WAV, and WAV as it is.
+func (o *OpenAI) upload(req Request) (upload, error) {
+	if len(req.Audio) == 0 {
+		return upload{}, errors.New("no audio")
+	}
+	if len(req.Audio) > o.cfg.MaxUpload {
+		return upload{}, fmt.Errorf("%d bytes of audio, more than the %d the backend takes; cut it shorter", len(req.Audio), o.cfg.MaxUpload)
+	}
+	format := detectFormat(req.Audio)
+	up := upload{audio: req.Audio, name: "audio.wav", duration: req.Duration}
+	switch {
+	case format == formatOggOpus:
+		// Read through even when Duration is given: a damaged file is
+		// refused here, with a clearer reason than a server gives.
+		d, err := audioDuration(req.Audio)
+		if err != nil {
+			return upload{}, err
+		}
+		if up.duration <= 0 {
+			up.duration = d
+		}
+	case up.duration <= 0:
+		d, err := audioDuration(req.Audio)
+		if err != nil {
+			return upload{}, fmt.Errorf("no Duration given and %w", err)
+		}
+		up.duration = d
+	}
+	if format != formatOggOpus {
+		return up, nil
+	}
+	if !o.cfg.SendWAV {
+		up.name = "audio.ogg"
+		return up, nil
+	}
+	if size := wavSize(up.duration); size > int64(o.cfg.MaxUpload) {
+		return upload{}, fmt.Errorf("%v of audio decoded to WAV would be %d bytes, more than the %d the backend takes; cut it shorter", up.duration, size, o.cfg.MaxUpload)
+	}
+	wav, err := audioAsWAV(req.Audio)
+	if err != nil {
+		return upload{}, err
+	}
+	up.audio = wav
+	return up, nil
 }
 
 // exchangeError turns a failed exchange into the error Transcribe
@@ -266,32 +324,4 @@ func (e *exchange) Do(req *http.Request) (*http.Response, error) {
 		Status: resp.Status, StatusCode: resp.StatusCode, Header: resp.Header,
 		Body: io.NopCloser(bytes.NewReader(handed)), ContentLength: int64(len(handed)), Request: out,
 	}, nil
-}
-
-// wavDuration reads a PCM WAV header for the length of its data.
-func wavDuration(b []byte) (time.Duration, error) {
-	if len(b) < 12 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
-		return 0, errors.New("audio is not a WAV file")
-	}
-	var bytesPerSecond int64
-	for p := 12; p+8 <= len(b); {
-		id, size := string(b[p:p+4]), int64(binary.LittleEndian.Uint32(b[p+4:]))
-		switch id {
-		case "fmt ":
-			if p+8+16 > len(b) {
-				return 0, errors.New("WAV fmt chunk is short")
-			}
-			bytesPerSecond = int64(binary.LittleEndian.Uint32(b[p+8+8:]))
-		case "data":
-			if bytesPerSecond <= 0 {
-				return 0, errors.New("WAV has no usable fmt chunk before its data")
-			}
-			if avail := int64(len(b) - p - 8); size == 0 || size > avail {
-				size = avail
-			}
-			return time.Duration(size * int64(time.Second) / bytesPerSecond), nil
-		}
-		p += 8 + int(size) + int(size%2)
-	}
-	return 0, errors.New("WAV has no data chunk")
 }

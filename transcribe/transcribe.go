@@ -13,9 +13,18 @@ import (
 
 // Request is one stretch of audio to transcribe.
 type Request struct {
-	// Audio is a 16 kHz mono PCM16 WAV file.
+	// Audio is a WAV (16 kHz mono PCM16) or an Ogg Opus file (RFC 7845:
+	// one logical stream, mono or stereo, any packet length; Greffier
+	// writes 48 kHz mono in 20 ms packets, with pion's oggwriter's
+	// pre-skip of 3840), told apart by their first bytes ("RIFF....WAVE",
+	// "OggS"). Times in the Result count from the first sample a player
+	// plays: for Ogg Opus, the first after the pre-skip. Backends send
+	// Ogg Opus as it is to servers that read it and decode it for those
+	// that do not.
 	Audio []byte
-	// Duration is the audio's length. Zero means: read it from the WAV header.
+	// Duration is the audio's length. Zero means: read it from the file
+	// (a WAV's header; an Ogg Opus file's last granule position less its
+	// first and the pre-skip, at 48 kHz).
 	Duration time.Duration
 	// Language is an ISO-639-1 code ("en", "fr"); empty means the
 	// backend's default (for OpenAIConfig, its Language).
@@ -36,7 +45,7 @@ type Request struct {
 type KnownSpeaker struct {
 	// Name is the label the backend gives that voice's segments.
 	Name string
-	// Audio is a 2 to 10 s WAV of that voice alone.
+	// Audio is a 2 to 10 s WAV or Ogg Opus file of that voice alone.
 	Audio []byte
 }
 
@@ -84,6 +93,7 @@ var (
 	// finite, outside the audio, or out of order. Retrying rarely helps.
 	ErrBadAnswer = errors.New("transcription backend gave an unusable answer")
 	// ErrInvalidRequest means the request was refused before it was sent
-	// (empty audio, too large, unreadable WAV header). Retrying cannot help.
+	// (empty audio, too large, neither WAV nor Ogg Opus, an unreadable WAV
+	// header or Ogg Opus file). Retrying cannot help.
 	ErrInvalidRequest = errors.New("invalid transcription request")
 )

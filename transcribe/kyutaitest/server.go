@@ -6,16 +6,19 @@
 // EndWord, Step with buffered_pcm, Marker echoes, Error), auth by the
 // kyutai-api-key header or ?auth_id (401 before the upgrade), a fixed
 // number of channels ("no free channels" then close), pings, idle drops and
-// GET /api/modules_info. Its words are derived from the audio it receives:
-// it decodes the 24 kHz float PCM as tone speech with transcribetest's
-// Detector, so audio lost, mangled or misplaced on the way gives wrong
-// words or wrong times. It processes audio in 80 ms steps at a chosen
+// GET /api/modules_info. It takes audio as the real server does, 24 kHz
+// float PCM in Audio frames or an Ogg Opus stream in OggOpus frames (cut
+// anywhere, decoded to 24 kHz with its pre-skip dropped). Its words are
+// derived from that audio: it decodes it as tone speech with
+// transcribetest's Detector, so audio lost, mangled or misplaced on the
+// way gives wrong words or wrong times. It processes audio in 80 ms steps at a chosen
 // speed and reports times delayed by a model delay, as the real models do,
 // and it can be told to misbehave (busy, late Marker, error mid-stream,
 // slow processing, no EndWord).
 //
 // It is for tests only: no production package may import it, and it
-// imports nothing of Greffier but transcribetest.
+// imports nothing of Greffier but transcribetest and the Ogg Opus reader
+// the transcribe package uses itself (transcribe/internal/oggopus).
 package kyutaitest
 
 import (
@@ -35,6 +38,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/tinylib/msgp/msgp"
+
+	"github.com/greffier/greffier/transcribe/internal/oggopus"
 )
 
 // Defaults of Options.
@@ -327,7 +332,8 @@ type session struct {
 	conn  *websocket.Conn
 	id    int
 	stats *SessionStats
-	more  chan struct{} // cap 1: audio, a Marker or the end arrived
+	more  chan struct{}    // cap 1: audio, a Marker or the end arrived
+	ogg   *oggopus.Decoder // the OggOpus frames' stream, once one came
 
 	mu       sync.Mutex
 	queue    []float32 // received, not yet processed
@@ -379,39 +385,54 @@ func (ss *session) read(ctx context.Context, cancel context.CancelFunc) {
 			ss.refuse(ctx, cancel, "text frames are not accepted, send MessagePack")
 			return
 		}
-		kind, pcm, id, err := decodeClientFrame(b)
+		f, err := decodeClientFrame(b)
 		switch {
 		case err != nil:
 			ss.refuse(ctx, cancel, "bad frame: "+err.Error())
 			return
-		case kind == "Audio":
-			ss.mu.Lock()
-			ss.queue = append(ss.queue, pcm...)
-			ss.received += int64(len(pcm))
-			buffered := int64(len(ss.queue))
-			ss.mu.Unlock()
-			for {
-				m := ss.srv.maxBuffered.Load()
-				if buffered <= m || ss.srv.maxBuffered.CompareAndSwap(m, buffered) {
-					break
+		case f.kind == "Audio":
+			ss.queueAudio(f.pcm)
+		case f.kind == "OggOpus":
+			if ss.ogg == nil {
+				if ss.ogg, err = oggopus.NewDecoder(SampleRate); err != nil {
+					ss.refuse(ctx, cancel, err.Error())
+					return
 				}
 			}
-			ss.srv.mu.Lock()
-			ss.stats.Received += int64(len(pcm))
-			ss.srv.mu.Unlock()
-		case kind == "Marker":
+			pcm, err := ss.ogg.Decode(nil, f.data)
+			if err != nil {
+				ss.refuse(ctx, cancel, "OggOpus: "+err.Error())
+				return
+			}
+			ss.queueAudio(pcm)
+		case f.kind == "Marker":
 			ss.mu.Lock()
-			ss.markers = append(ss.markers, marker{id: id, pos: ss.received})
+			ss.markers = append(ss.markers, marker{id: f.id, pos: ss.received})
 			ss.mu.Unlock()
-		case kind == "OggOpus":
-			ss.refuse(ctx, cancel, "OggOpus input is not supported by this test double")
-			return
 		default:
-			ss.refuse(ctx, cancel, fmt.Sprintf("unknown message type %q", kind))
+			ss.refuse(ctx, cancel, fmt.Sprintf("unknown message type %q", f.kind))
 			return
 		}
 		ss.notify()
 	}
+}
+
+// queueAudio adds received samples to what the model has to process.
+func (ss *session) queueAudio(pcm []float32) {
+	ss.mu.Lock()
+	ss.queue = append(ss.queue, pcm...)
+	ss.received += int64(len(pcm))
+	buffered := int64(len(ss.queue))
+	ss.mu.Unlock()
+	for {
+		m := ss.srv.maxBuffered.Load()
+		if buffered <= m || ss.srv.maxBuffered.CompareAndSwap(m, buffered) {
+			break
+		}
+	}
+	ss.srv.mu.Lock()
+	ss.stats.Received += int64(len(pcm))
+	ss.srv.mu.Unlock()
 }
 
 func (ss *session) refuse(ctx context.Context, cancel context.CancelFunc, msg string) {
@@ -557,51 +578,63 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 	}
 }
 
-// decodeClientFrame reads an Audio, Marker or OggOpus frame. Samples may be
-// float32 (compact clients) or float64 (Python's msgpack).
-func decodeClientFrame(b []byte) (kind string, pcm []float32, id int64, err error) {
+// clientFrame is an Audio, Marker or OggOpus frame.
+type clientFrame struct {
+	kind string
+	pcm  []float32
+	id   int64
+	data []byte
+}
+
+// decodeClientFrame reads a client's frame. Samples may be float32
+// (compact clients) or float64 (Python's msgpack); OggOpus data is
+// MessagePack bin.
+func decodeClientFrame(b []byte) (clientFrame, error) {
+	var f clientFrame
 	n, b, err := msgp.ReadMapHeaderBytes(b)
 	if err != nil {
-		return "", nil, 0, fmt.Errorf("not a MessagePack map: %w", err)
+		return f, fmt.Errorf("not a MessagePack map: %w", err)
 	}
 	for range n {
 		var key string
 		if key, b, err = msgp.ReadStringBytes(b); err != nil {
-			return "", nil, 0, fmt.Errorf("key: %w", err)
+			return f, fmt.Errorf("key: %w", err)
 		}
 		switch key {
 		case "type":
-			kind, b, err = msgp.ReadStringBytes(b)
+			f.kind, b, err = msgp.ReadStringBytes(b)
 		case "pcm":
 			var sz uint32
 			if sz, b, err = msgp.ReadArrayHeaderBytes(b); err != nil {
 				break
 			}
-			pcm = make([]float32, sz)
-			for i := range pcm {
-				var f float64
-				if f, b, err = msgp.ReadFloat64Bytes(b); err != nil {
+			f.pcm = make([]float32, sz)
+			for i := range f.pcm {
+				var v float64
+				if v, b, err = msgp.ReadFloat64Bytes(b); err != nil {
 					break
 				}
-				if math.IsNaN(f) || math.IsInf(f, 0) {
-					err = fmt.Errorf("sample %d is %v", i, f)
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					err = fmt.Errorf("sample %d is %v", i, v)
 					break
 				}
-				pcm[i] = float32(f)
+				f.pcm[i] = float32(v)
 			}
 		case "id":
-			id, b, err = msgp.ReadInt64Bytes(b)
+			f.id, b, err = msgp.ReadInt64Bytes(b)
+		case "data":
+			f.data, b, err = msgp.ReadBytesBytes(b, nil)
 		default:
 			b, err = msgp.Skip(b)
 		}
 		if err != nil {
-			return "", nil, 0, fmt.Errorf("field %q: %w", key, err)
+			return f, fmt.Errorf("field %q: %w", key, err)
 		}
 	}
-	if kind == "" {
-		return "", nil, 0, errors.New(`no "type"`)
+	if f.kind == "" {
+		return f, errors.New(`no "type"`)
 	}
-	return kind, pcm, id, nil
+	return f, nil
 }
 
 func typeOnly(kind string) []byte {

@@ -97,7 +97,8 @@ func diarizeRequest(r *http.Request, rec Received, duration time.Duration) (map[
 	return voices, nil
 }
 
-// decodeDataURL reads "data:audio/wav;base64,...".
+// decodeDataURL reads "data:audio/wav;base64,..." or an Ogg Opus clip's
+// "data:audio/ogg;base64,...".
 func decodeDataURL(ref string) ([]int16, int, error) {
 	meta, data, ok := strings.Cut(ref, ",")
 	if !ok || !strings.HasPrefix(meta, "data:audio/") || !strings.HasSuffix(meta, ";base64") {
@@ -107,7 +108,7 @@ func decodeDataURL(ref string) ([]int16, int, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("base64: %w", err)
 	}
-	return DecodeWAV(b)
+	return DecodeAudio(b)
 }
 
 type wireDiarizedSegment struct {

@@ -3,8 +3,12 @@
 //
 // The double is a real HTTP server on loopback that speaks the wire format
 // of backends.md (multipart request, verbose_json answer, errors, and the
-// quirks of vLLM and whisper.cpp). Its answers are derived from the audio it
-// receives: every word of Vocabulary is a pure tone, which the server finds
+// quirks of vLLM and whisper.cpp). It reads WAV and Ogg Opus files, as
+// OpenAI, speaches and vLLM do; as whisper.cpp's server (without
+// --convert), QuirkWhisperCpp reads only WAV and answers anything else
+// with 200 and {"error":"failed to read audio data"}. Its answers are
+// derived from the audio it receives (Ogg Opus decoded at 16 kHz, pre-skip
+// dropped): every word of Vocabulary is a pure tone, which the server finds
 // with Goertzel filters, so a test that sends the wrong audio, or loses
 // time on the way, gets a wrong transcript. Synthesize makes such audio.
 //
@@ -17,7 +21,8 @@
 // reference clips.
 //
 // It is for tests and fixture generation only: no production package may
-// import it, and it imports nothing of Greffier.
+// import it, and it imports nothing of Greffier but the Ogg Opus reader
+// the transcribe package uses itself (transcribe/internal/oggopus).
 package transcribetest
 
 import (
@@ -48,9 +53,15 @@ const (
 	// words, segments always, no_speech_prob null.
 	QuirkVLLM
 	// QuirkWhisperCpp answers as whisper.cpp's server does: words nested in
-	// each segment as token pieces (" al", "pha"), no top-level words.
+	// each segment as token pieces (" al", "pha"), no top-level words; a
+	// file that is not WAV (Ogg Opus among them) gets status 200 and
+	// WhisperCppReadError.
 	QuirkWhisperCpp
 )
+
+// WhisperCppReadError is the body whisper.cpp's server answers, with
+// status 200, to audio it cannot read.
+const WhisperCppReadError = `{"error":"failed to read audio data"}`
 
 // DefaultPath is where the double listens unless Options.Path says otherwise.
 const DefaultPath = "/v1/audio/transcriptions"
@@ -273,7 +284,16 @@ func (s *Server) transcribe(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("response_format %q is not supported by the test double", format))
 		return
 	}
-	pcm, rate, err := DecodeWAV(audio)
+	decode := DecodeAudio
+	if s.opts.Quirk == QuirkWhisperCpp {
+		decode = DecodeWAV
+	}
+	pcm, rate, err := decode(audio)
+	if err != nil && s.opts.Quirk == QuirkWhisperCpp {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, WhisperCppReadError)
+		return
+	}
 	if err != nil {
 		writeError(w, http.StatusUnsupportedMediaType, "could not decode audio: "+err.Error())
 		return

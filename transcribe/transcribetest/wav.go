@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/greffier/greffier/transcribe/internal/oggopus"
 )
 
 // EncodeWAV wraps mono PCM16 samples in a canonical 44-byte-header WAV file.
@@ -30,6 +32,25 @@ func EncodeWAV(samples []int16, sampleRate int) []byte {
 
 // errNotWAV is what the double answers 415 for.
 var errNotWAV = errors.New("not a PCM16 WAV file")
+
+// OggOpusRate is the rate DecodeAudio decodes Ogg Opus to: what the tone
+// speech Detector and whisper models work at.
+const OggOpusRate = 16000
+
+// DecodeAudio reads the audio files real servers read: a PCM16 WAV (as
+// DecodeWAV does) or an Ogg Opus file, decoded at OggOpusRate to mono
+// with its pre-skip dropped (as opusdec and ffmpeg do). It returns the
+// samples and their rate.
+func DecodeAudio(b []byte) ([]int16, int, error) {
+	if !oggopus.IsOgg(b) {
+		return DecodeWAV(b)
+	}
+	pcm, err := oggopus.DecodeInt16(b, OggOpusRate)
+	if err != nil {
+		return nil, 0, err
+	}
+	return pcm, OggOpusRate, nil
+}
 
 // DecodeWAV reads a PCM16 WAV file (plain or WAVE_FORMAT_EXTENSIBLE, as
 // opusdec and ffmpeg write) and returns its first channel and sample rate.

@@ -1,0 +1,171 @@
+package transcribe
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/greffier/greffier/transcribe/internal/oggopus"
+)
+
+// Request.Audio comes in two formats, told apart by their first bytes: a
+// 16 kHz mono PCM16 WAV ("RIFF....WAVE") or an Ogg Opus file ("OggS").
+// Each backend sends what its server reads, decoding Ogg Opus here when
+// the server reads nothing else.
+
+// audioFormat is what a Request's Audio holds.
+type audioFormat int
+
+const (
+	formatUnknown audioFormat = iota
+	formatWAV
+	formatOggOpus
+)
+
+func detectFormat(b []byte) audioFormat {
+	switch {
+	case len(b) >= 12 && string(b[0:4]) == "RIFF" && string(b[8:12]) == "WAVE":
+		return formatWAV
+	case oggopus.IsOgg(b):
+		return formatOggOpus
+	}
+	return formatUnknown
+}
+
+// errUnknownFormat says what the audio should have been.
+func errUnknownFormat(b []byte) error {
+	return fmt.Errorf("audio is neither a WAV nor an Ogg Opus file (it starts with %.4q)", b)
+}
+
+// audioDuration reads the audio's length from the file: a WAV's header,
+// or an Ogg Opus file's granule positions.
+func audioDuration(b []byte) (time.Duration, error) {
+	switch detectFormat(b) {
+	case formatWAV:
+		return wavDuration(b)
+	case formatOggOpus:
+		d, err := oggopus.Duration(b)
+		if err != nil {
+			return 0, fmt.Errorf("audio starts with OggS but is %w", err)
+		}
+		return d, nil
+	}
+	return 0, errUnknownFormat(b)
+}
+
+// audioAsWAV returns the audio as a 16 kHz mono PCM16 WAV: a WAV as it
+// is, Ogg Opus decoded.
+func audioAsWAV(b []byte) ([]byte, error) {
+	switch detectFormat(b) {
+	case formatWAV:
+		return b, nil
+	case formatOggOpus:
+		pcm, err := oggopus.DecodeInt16(b, inputRate)
+		if err != nil {
+			return nil, fmt.Errorf("audio starts with OggS but is %w", err)
+		}
+		return encodeWAV(pcm, inputRate), nil
+	}
+	return nil, errUnknownFormat(b)
+}
+
+// wavSize is the size of the WAV audioAsWAV makes of audio of length d.
+func wavSize(d time.Duration) int64 {
+	return wavHeaderLen + 2*int64(d)*inputRate/int64(time.Second)
+}
+
+const wavHeaderLen = 44
+
+// encodeWAV wraps mono PCM16 samples in a canonical 44-byte-header WAV.
+func encodeWAV(pcm []int16, rate int) []byte {
+	data := 2 * len(pcm)
+	b := make([]byte, wavHeaderLen+data)
+	copy(b[0:], "RIFF")
+	binary.LittleEndian.PutUint32(b[4:], uint32(36+data))
+	copy(b[8:], "WAVEfmt ")
+	binary.LittleEndian.PutUint32(b[16:], 16)
+	binary.LittleEndian.PutUint16(b[20:], 1) // PCM
+	binary.LittleEndian.PutUint16(b[22:], 1) // mono
+	binary.LittleEndian.PutUint32(b[24:], uint32(rate))
+	binary.LittleEndian.PutUint32(b[28:], uint32(2*rate))
+	binary.LittleEndian.PutUint16(b[32:], 2)
+	binary.LittleEndian.PutUint16(b[34:], 16)
+	copy(b[36:], "data")
+	binary.LittleEndian.PutUint32(b[40:], uint32(data))
+	for i, s := range pcm {
+		binary.LittleEndian.PutUint16(b[wavHeaderLen+2*i:], uint16(s))
+	}
+	return b
+}
+
+// wavDuration reads a PCM WAV header for the length of its data.
+func wavDuration(b []byte) (time.Duration, error) {
+	if len(b) < 12 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
+		return 0, errors.New("audio is not a WAV file")
+	}
+	var bytesPerSecond int64
+	for p := 12; p+8 <= len(b); {
+		id, size := string(b[p:p+4]), int64(binary.LittleEndian.Uint32(b[p+4:]))
+		switch id {
+		case "fmt ":
+			if p+8+16 > len(b) {
+				return 0, errors.New("WAV fmt chunk is short")
+			}
+			bytesPerSecond = int64(binary.LittleEndian.Uint32(b[p+8+8:]))
+		case "data":
+			if bytesPerSecond <= 0 {
+				return 0, errors.New("WAV has no usable fmt chunk before its data")
+			}
+			if avail := int64(len(b) - p - 8); size == 0 || size > avail {
+				size = avail
+			}
+			return time.Duration(size * int64(time.Second) / bytesPerSecond), nil
+		}
+		p += 8 + int(size) + int(size%2)
+	}
+	return 0, errors.New("WAV has no data chunk")
+}
+
+// decodePCM16WAV reads a 16 kHz PCM16 WAV file's first channel.
+func decodePCM16WAV(b []byte) ([]int16, error) {
+	if len(b) < 12 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
+		return nil, errors.New("audio is not a WAV file")
+	}
+	channels := 0
+	for p := 12; p+8 <= len(b); {
+		id, size := string(b[p:p+4]), int(binary.LittleEndian.Uint32(b[p+4:]))
+		body := b[p+8:]
+		switch id {
+		case "fmt ":
+			if size < 16 || len(body) < 16 {
+				return nil, errors.New("WAV fmt chunk is short")
+			}
+			format := binary.LittleEndian.Uint16(body[0:])
+			if format == 0xFFFE && size >= 40 && len(body) >= 40 {
+				format = binary.LittleEndian.Uint16(body[24:]) // WAVE_FORMAT_EXTENSIBLE's sub-format
+			}
+			channels = int(binary.LittleEndian.Uint16(body[2:]))
+			rate := binary.LittleEndian.Uint32(body[4:])
+			bits := binary.LittleEndian.Uint16(body[14:])
+			if format != 1 || bits != 16 || channels < 1 || rate != inputRate {
+				return nil, fmt.Errorf("WAV is format %d, %d bits, %d channels at %d Hz; want PCM16 at %d Hz", format, bits, channels, rate, inputRate)
+			}
+		case "data":
+			if channels == 0 {
+				return nil, errors.New("WAV has no fmt chunk before its data")
+			}
+			// Streaming writers leave the size at 0 or 0xFFFFFFFF.
+			if size == 0 || size > len(body) {
+				size = len(body)
+			}
+			out := make([]int16, size/(2*channels))
+			for i := range out {
+				out[i] = int16(binary.LittleEndian.Uint16(body[2*channels*i:]))
+			}
+			return out, nil
+		}
+		p += 8 + size + size%2
+	}
+	return nil, errors.New("WAV has no data chunk")
+}

@@ -1,0 +1,441 @@
+package oggopus_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/greffier/greffier/transcribe/internal/oggopus"
+	"github.com/greffier/greffier/transcribe/transcribetest"
+)
+
+// aliceFile is testdata/meeting/alice.opus: 9 s of tone speech, mono,
+// opusenc's pre-skip of 312, fifty 20 ms packets a page, the last page
+// trimming its last packet.
+const aliceFile = "../../../testdata/meeting/alice.opus"
+
+func alice(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile(aliceFile)
+	require.NoError(t, err)
+	return b
+}
+
+// opusdec decodes path with the reference decoder, as 16-bit mono at rate.
+func opusdec(t *testing.T, path string, rate int) []int16 {
+	t.Helper()
+	bin, err := exec.LookPath("opusdec")
+	require.NoError(t, err, "install opus-tools (apt-get install opus-tools)")
+	out := filepath.Join(t.TempDir(), "ref.wav")
+	msg, err := exec.CommandContext(t.Context(), bin, "--quiet", "--rate", strconv.Itoa(rate), path, out).CombinedOutput()
+	require.NoError(t, err, string(msg))
+	raw, err := os.ReadFile(out)
+	require.NoError(t, err)
+	pcm, got, err := transcribetest.DecodeWAV(raw)
+	require.NoError(t, err)
+	require.Equal(t, rate, got)
+	return pcm
+}
+
+func TestDecodeMatchesTheReferenceDecoder(t *testing.T) {
+	t.Parallel()
+	b := alice(t)
+	d, err := oggopus.Duration(b)
+	require.NoError(t, err)
+	require.Equal(t, 9*time.Second, d, "432312 granules less 312 of pre-skip")
+	for _, rate := range []int{16000, 24000, 48000} {
+		pcm, err := oggopus.DecodeInt16(b, rate)
+		require.NoError(t, err)
+		ref := opusdec(t, aliceFile, rate)
+		require.Len(t, pcm, 9*rate, "end trimmed to the last granule position")
+		require.Len(t, ref, len(pcm))
+		var worst, peak int
+		for i := range pcm {
+			worst = max(worst, abs(int(pcm[i])-int(ref[i])))
+			peak = max(peak, abs(int(ref[i])))
+		}
+		// Same samples, same place: pre-skip and trimming as opusdec does.
+		require.Greater(t, peak, 8000, "%d Hz: the tones are there", rate)
+		require.Less(t, worst, 64, "%d Hz: largest difference from opusdec", rate)
+	}
+}
+
+func TestDecodeInPieces(t *testing.T) {
+	t.Parallel()
+	b := alice(t)
+	whole, err := oggopus.Decode(b, 24000)
+	require.NoError(t, err)
+	for _, piece := range []int{1, 27, 1000, 4096} {
+		d, err := oggopus.NewDecoder(24000)
+		require.NoError(t, err)
+		var got []float32
+		for from := 0; from < len(b); from += piece {
+			got, err = d.Decode(got, b[from:min(from+piece, len(b))])
+			require.NoError(t, err)
+		}
+		require.Equal(t, whole, got, "pieces of %d bytes", piece)
+	}
+}
+
+func TestNewDecoderRates(t *testing.T) {
+	t.Parallel()
+	for _, rate := range []int{8000, 12000, 16000, 24000, 48000} {
+		_, err := oggopus.NewDecoder(rate)
+		require.NoError(t, err, rate)
+	}
+	_, err := oggopus.NewDecoder(44100)
+	require.Error(t, err)
+}
+
+// The streams below are built page by page from alice's packets: 20 ms
+// each, so n packets hold n*960 samples at 48 kHz.
+
+func TestGranulePositions(t *testing.T) {
+	t.Parallel()
+	_, packets, err := oggopus.Packets(alice(t))
+	require.NoError(t, err)
+	require.Len(t, packets, 451)
+	p := packets[50:150] // 2 s of audio, alice's first words in it
+
+	for name, tc := range map[string]struct {
+		build func(t *testing.T, o *ogg)
+		// samples: the audio's length at 48 kHz, pre-skip excluded.
+		samples int
+	}{
+		"one packet a page, as pion's oggwriter writes": {
+			build: func(t *testing.T, o *ogg) {
+				o.headers(3840, 0)
+				for i := range p {
+					o.page(0, int64(960*(i+1)), p[i])
+				}
+			},
+			samples: 100*960 - 3840,
+		},
+		"holes filled with CELT silence frames, as Greffier's cutter does": {
+			build: func(t *testing.T, o *ogg) {
+				o.headers(3840, 0)
+				for i := range p {
+					packet := p[i]
+					if i%7 == 3 {
+						packet = []byte{0xf8, 0xff, 0xfe}
+					}
+					o.page(0, int64(960*(i+1)), packet)
+				}
+			},
+			samples: 100*960 - 3840,
+		},
+		"a stream cut from a longer one starts past 0": {
+			build: func(t *testing.T, o *ogg) {
+				o.headers(312, 0)
+				o.page(0, 1_000_000+50*960, p[:50]...)
+				o.page(0, 1_000_000+100*960, p[50:]...)
+			},
+			samples: 100*960 - 312,
+		},
+		"the last page trims the last packet": {
+			build: func(t *testing.T, o *ogg) {
+				o.headers(312, 0)
+				o.page(0, 50*960, p[:50]...)
+				o.page(4, 100*960-700, p[50:]...)
+			},
+			samples: 100*960 - 700 - 312,
+		},
+		"a packet across two pages, and no granule on the first": {
+			build: func(t *testing.T, o *ogg) {
+				o.headers(312, 0)
+				o.page(0, 40*960, p[:40]...)
+				o.split(padded(t, p[40], 600), p[41:]...)
+			},
+			samples: 100*960 - 312,
+		},
+		"tags across pages": {
+			build: func(t *testing.T, o *ogg) {
+				o.page(2, 0, opusHead(1, 312, 0))
+				o.split(append([]byte("OpusTags\x00\x00\x00\x00\x00\x00\x00\x00"), make([]byte, 70000)...))
+				o.page(0, 100*960, p...)
+			},
+			samples: 100*960 - 312,
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			o := &ogg{serial: 7}
+			tc.build(t, o)
+			d, err := oggopus.Duration(o.buf.Bytes())
+			require.NoError(t, err)
+			require.Equal(t, time.Duration(tc.samples)*time.Second/48000, d)
+			for _, rate := range []int{16000, 48000} {
+				pcm, err := oggopus.Decode(o.buf.Bytes(), rate)
+				require.NoError(t, err)
+				require.Len(t, pcm, tc.samples*rate/48000, "%d Hz", rate)
+			}
+		})
+	}
+}
+
+// TestPreSkipAndGain checks where the audio starts and how loud it is:
+// the pre-skip is dropped at every rate, and the output gain applied.
+func TestPreSkipAndGain(t *testing.T) {
+	t.Parallel()
+	_, packets, err := oggopus.Packets(alice(t))
+	require.NoError(t, err)
+	p := packets[:150] // alice's "alpha" starts at 1.0 s
+	decode := func(preSkip int, gain int16) []float32 {
+		o := &ogg{serial: 1}
+		o.headers(preSkip, gain)
+		o.page(0, 150*960, p...)
+		pcm, err := oggopus.Decode(o.buf.Bytes(), 24000)
+		require.NoError(t, err)
+		return pcm
+	}
+	onset := func(pcm []float32, level float32) int {
+		for i, v := range pcm {
+			if v > level || v < -level {
+				return i
+			}
+		}
+		return -1
+	}
+	plain := decode(312, 0)
+	at := onset(plain, 0.05)
+	require.InDelta(t, 24000, at, 240, "alpha at 1 s, within 10 ms")
+	skipped := decode(312+3*4800, 0) // 300 ms more
+	require.Equal(t, at-3*2400, onset(skipped, 0.05))
+	require.Equal(t, plain[3*2400:], skipped)
+
+	quiet := decode(312, -6*256) // -6 dB in Q7.8
+	var peak, quietPeak float64
+	for i := range plain {
+		peak = max(peak, math.Abs(float64(plain[i])))
+		quietPeak = max(quietPeak, math.Abs(float64(quiet[i])))
+	}
+	require.InDelta(t, math.Pow(10, -6.0/20), quietPeak/peak, 0.01)
+}
+
+// TestStereoIsMixedDown decodes a stereo file with the tone in the left
+// channel only: the mono mix holds it at half the level.
+func TestStereoIsMixedDown(t *testing.T) {
+	t.Parallel()
+	bin, err := exec.LookPath("opusenc")
+	require.NoError(t, err, "install opus-tools (apt-get install opus-tools)")
+	words := transcribetest.Layout(500*time.Millisecond, "alpha", "kilo")
+	mono, err := transcribetest.Synthesize(words, 48000)
+	require.NoError(t, err)
+	mono = append(mono, make([]int16, 48000/2)...)
+	raw := make([]byte, 4*len(mono))
+	for i, v := range mono {
+		binary.LittleEndian.PutUint16(raw[4*i:], uint16(v)) // left; right stays silent
+	}
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "stereo.raw"), filepath.Join(dir, "stereo.opus")
+	require.NoError(t, os.WriteFile(in, raw, 0o600))
+	msg, err := exec.CommandContext(t.Context(), bin, "--quiet", "--raw", "--raw-chan", "2", "--raw-rate", "48000", "--bitrate", "96", in, out).CombinedOutput()
+	require.NoError(t, err, string(msg))
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+
+	pcm, err := oggopus.DecodeInt16(b, 16000)
+	require.NoError(t, err)
+	require.Len(t, pcm, len(mono)/3)
+	det, err := transcribetest.NewDetector(16000)
+	require.NoError(t, err)
+	heard := det.Detect(pcm)
+	require.Len(t, heard, 2)
+	for i, w := range heard {
+		require.Equal(t, words[i].Text, w.Text)
+		require.InDelta(t, words[i].Start, w.Start, float64(20*time.Millisecond))
+	}
+	var peak int
+	for _, v := range pcm {
+		peak = max(peak, abs(int(v)))
+	}
+	require.InDelta(t, 0.3*32767/2, peak, 0.3*32767/8, "half the left channel's level")
+}
+
+func TestRefusals(t *testing.T) {
+	t.Parallel()
+	b := alice(t)
+	_, packets, err := oggopus.Packets(b)
+	require.NoError(t, err)
+	for name, data := range map[string][]byte{
+		"garbage after OggS": append([]byte("OggS"), bytes.Repeat([]byte{0}, 200)...),
+		"damaged page":       flip(b, 2000),
+		"cut short":          b[:len(b)-100],
+		"not a page":         append(bytes.Clone(b[:len(b)-3]), []byte("xyzOggS")...),
+		"not Opus": func() []byte {
+			o := &ogg{serial: 1}
+			o.page(2, 0, []byte("OpusHeaX\x01\x01\x00\x00\x80\xbb\x00\x00\x00\x00\x00"))
+			return o.buf.Bytes()
+		}(),
+		"two streams": func() []byte {
+			o := &ogg{serial: 1}
+			o.headers(312, 0)
+			o.page(0, 960, packets[0])
+			o.serial = 2
+			o.page(0, 2*960, packets[1])
+			return o.buf.Bytes()
+		}(),
+		"six channels": func() []byte {
+			o := &ogg{serial: 1}
+			o.page(2, 0, append(opusHead(6, 312, 0)[:18], 1, 4, 2, 0, 4, 1, 2, 3, 5))
+			return o.buf.Bytes()
+		}(),
+		"empty packet": func() []byte {
+			o := &ogg{serial: 1}
+			o.headers(312, 0)
+			o.page(0, 960, []byte{})
+			return o.buf.Bytes()
+		}(),
+	} {
+		_, err := oggopus.Decode(data, 16000)
+		require.ErrorIs(t, err, oggopus.ErrNotOggOpus, name)
+		_, err = oggopus.Duration(data)
+		require.ErrorIs(t, err, oggopus.ErrNotOggOpus, name)
+		t.Logf("%s: %v", name, err)
+	}
+	require.True(t, oggopus.IsOgg(b))
+	require.False(t, oggopus.IsOgg([]byte("RIFF....WAVE")))
+}
+
+func TestPacketSamples(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		packet []byte
+		want   int
+	}{
+		{[]byte{0 << 3}, 480},         // SILK NB 10 ms
+		{[]byte{11<<3 | 1}, 2 * 2880}, // SILK WB 60 ms, two frames
+		{[]byte{13 << 3}, 960},        // hybrid 20 ms
+		{[]byte{16<<3 | 3, 4}, 480},   // CELT 2.5 ms, four frames
+		{[]byte{31 << 3, 1, 2}, 960},
+	} {
+		n, err := oggopus.PacketSamples(tc.packet)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, n, "%x", tc.packet)
+	}
+	for _, bad := range [][]byte{{}, {31<<3 | 3}, {31<<3 | 3, 0}, {31<<3 | 3, 7}} {
+		_, err := oggopus.PacketSamples(bad)
+		require.Error(t, err, "%x", bad)
+	}
+}
+
+// ogg writes Ogg pages by hand, so that tests can lay packets out as no
+// writer at hand does.
+type ogg struct {
+	buf    bytes.Buffer
+	serial uint32
+	seq    uint32
+}
+
+func opusHead(channels byte, preSkip int, gain int16) []byte {
+	h := []byte("OpusHead\x01")
+	h = append(h, channels)
+	h = binary.LittleEndian.AppendUint16(h, uint16(preSkip))
+	h = binary.LittleEndian.AppendUint32(h, 48000)
+	h = binary.LittleEndian.AppendUint16(h, uint16(gain))
+	return append(h, 0)
+}
+
+func (o *ogg) headers(preSkip int, gain int16) {
+	o.page(2, 0, opusHead(1, preSkip, gain))
+	o.page(0, 0, []byte("OpusTags\x04\x00\x00\x00test\x00\x00\x00\x00"))
+}
+
+// page writes complete packets on one page.
+func (o *ogg) page(flags byte, granule int64, packets ...[]byte) {
+	var lacing, payload []byte
+	for _, p := range packets {
+		n := len(p)
+		for ; n >= 255; n -= 255 {
+			lacing = append(lacing, 255)
+		}
+		lacing = append(lacing, byte(n))
+		payload = append(payload, p...)
+	}
+	o.raw(flags, granule, lacing, payload)
+}
+
+// split writes p across two pages, the first without a granule position,
+// then rest after it on the second.
+func (o *ogg) split(p []byte, rest ...[]byte) {
+	half := len(p) / 2 / 255 * 255
+	o.raw(0, -1, bytes.Repeat([]byte{255}, half/255), p[:half])
+	var lacing []byte
+	n := len(p) - half
+	for ; n >= 255; n -= 255 {
+		lacing = append(lacing, 255)
+	}
+	lacing = append(lacing, byte(n))
+	payload := bytes.Clone(p[half:])
+	granule := int64(-1)
+	if len(rest) > 0 {
+		granule = 100 * 960
+	}
+	for _, r := range rest {
+		lacing = append(lacing, byte(len(r))) // audio packets are under 255 bytes
+		payload = append(payload, r...)
+	}
+	o.raw(1, granule, lacing, payload)
+}
+
+func (o *ogg) raw(flags byte, granule int64, lacing, payload []byte) {
+	h := []byte("OggS\x00")
+	h = append(h, flags)
+	h = binary.LittleEndian.AppendUint64(h, uint64(granule))
+	h = binary.LittleEndian.AppendUint32(h, o.serial)
+	h = binary.LittleEndian.AppendUint32(h, o.seq)
+	h = append(h, 0, 0, 0, 0, byte(len(lacing)))
+	page := append(append(h, lacing...), payload...)
+	binary.LittleEndian.PutUint32(page[22:], crc(page))
+	o.buf.Write(page)
+	o.seq++
+}
+
+// crc is Ogg's CRC-32: polynomial 0x04c11db7, unreflected, no final xor.
+func crc(b []byte) uint32 {
+	var c uint32
+	for _, v := range b {
+		c ^= uint32(v) << 24
+		for range 8 {
+			if c&0x80000000 != 0 {
+				c = c<<1 ^ 0x04c11db7
+			} else {
+				c <<= 1
+			}
+		}
+	}
+	return c
+}
+
+// padded makes a one-frame packet n bytes longer, as code 3 packets with
+// padding are (RFC 6716 3.2.5), so that it needs more than one page.
+func padded(t *testing.T, p []byte, n int) []byte {
+	t.Helper()
+	require.Zero(t, p[0]&3, "a code 0 packet")
+	out := []byte{p[0] | 3, 0x40 | 1} // padding, one frame
+	for pad := n; ; pad -= 254 {
+		if pad < 255 {
+			out = append(out, byte(pad))
+			break
+		}
+		out = append(out, 255)
+	}
+	out = append(out, p[1:]...)
+	return append(out, make([]byte, n)...)
+}
+
+func flip(b []byte, at int) []byte {
+	out := bytes.Clone(b)
+	out[at] ^= 0x55
+	return out
+}
+
+func abs(v int) int { return max(v, -v) }
