@@ -65,6 +65,10 @@ type Track struct {
 	// Channels goes into the OpusHead. Default 2, as WebRTC negotiates
 	// opus/48000/2 whatever the microphone.
 	Channels uint8
+	// AudioLevelID is the id the sender negotiated for the RFC 6464
+	// audio-level header extension, 0 if none: the Listener then hears
+	// each packet's level without decoding it.
+	AudioLevelID uint8
 	// ClockZero is the meeting clock's zero; FirstPacketAt the arrival of
 	// the track's first packet. StartMS is their difference. If
 	// FirstPacketAt is zero, the arrival of the first recorded packet is
@@ -196,6 +200,7 @@ func (r *Recorder) Open(ctx context.Context, t Track) (*Writer, error) {
 		return nil, fmt.Errorf("open track %s: create spool: %w", id, err)
 	}
 	w := newWriter(r, sc, t.ClockRate, t.PayloadType, spoolPath, sidePath, newSpoolFile(f))
+	w.seq.levelID = t.AudioLevelID
 	w.bw, err = newWebM(w.file, t.Channels, &w.webmErr)
 	if err != nil {
 		_ = f.Close()

@@ -139,7 +139,7 @@ type stallListener struct {
 	heard   atomic.Int64
 }
 
-func (l *stallListener) Block(int64, []byte) {
+func (l *stallListener) Block(int64, []byte, int) {
 	l.once.Do(func() {
 		close(l.entered)
 		<-l.release

@@ -46,6 +46,7 @@ type Stats struct {
 // slot holds one packet's payload in a buffer owned by the sequencer.
 type slot struct {
 	buf     []byte
+	level   int16 // RFC 6464 level, 0 (loudest) to 127; -1 when the packet has none
 	seq     int64 // extended sequence number
 	ts      int64 // media time in clock ticks since the track's first packet
 	samples int32 // duration at 48 kHz
@@ -64,6 +65,7 @@ type slot struct {
 // as a sender restart, and the new timeline continues where the wall clock
 // says, so one corrupt packet never opens a multi-hour gap.
 type sequencer struct {
+	levelID uint8 // the RFC 6464 header extension's id; 0 when not negotiated
 	rate    int64 // ticks per second
 	slack   int64 // ticks
 	started bool
@@ -199,6 +201,12 @@ func (s *sequencer) push(p *rtp.Packet, now int64) {
 		return
 	}
 	sl.present, sl.seq, sl.ts, sl.samples = true, seq, media, int32(samples)
+	sl.level = -1
+	if s.levelID != 0 {
+		if ext := p.GetExtension(s.levelID); len(ext) > 0 {
+			sl.level = int16(ext[0] & 0x7f)
+		}
+	}
 	sl.buf = append(sl.buf[:0], p.Payload...)
 	for {
 		head := &s.window[s.next&(windowSize-1)]
@@ -252,7 +260,7 @@ func (s *sequencer) releaseSlot(sl *slot) {
 		return
 	}
 	q := &s.queue[(s.qHead+s.qLen)&(queueSize-1)]
-	q.present, q.seq, q.ts, q.samples = true, sl.seq, sl.ts, sl.samples
+	q.present, q.seq, q.ts, q.samples, q.level = true, sl.seq, sl.ts, sl.samples, sl.level
 	q.buf, sl.buf = sl.buf, q.buf
 	s.qLen++
 	s.released = true

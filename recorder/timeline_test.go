@@ -96,7 +96,7 @@ type blockLog struct {
 	closed bool
 }
 
-func (l *blockLog) Block(ms int64, _ []byte) {
+func (l *blockLog) Block(ms int64, _ []byte, _ int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.times = append(l.times, ms)
@@ -345,7 +345,7 @@ func newPCMLog(t *testing.T, codecDelay time.Duration) *pcmLog {
 	return l
 }
 
-func (l *pcmLog) Block(ms int64, opus []byte) {
+func (l *pcmLog) Block(ms int64, opus []byte, _ int) {
 	if err := l.dec.Decode(time.Duration(ms)*time.Millisecond, opus); err != nil && l.err == nil {
 		l.err = err
 	}

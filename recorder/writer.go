@@ -22,10 +22,12 @@ var ErrNoAudio = errors.New("track received no audio")
 // blocks written to the WebM, at the times written, so what it finds
 // matches a later decode of the file.
 type Listener interface {
-	// Block is one Opus packet at ms on the track's clock. It is called
-	// from the track's writer goroutine: it must be quick, must not block
-	// on the network, and must not retain opus.
-	Block(ms int64, opus []byte)
+	// Block is one Opus packet at ms on the track's clock, with the RFC
+	// 6464 audio level its sender measured (0 loudest to 127 silence, -dBov),
+	// or -1 when the packet carried none. It is called from the track's
+	// writer goroutine: it must be quick, must not block on the network,
+	// and must not retain opus.
+	Block(ms int64, opus []byte, level int)
 	// Close says the track ended; complete is false when writing failed
 	// and the file may hold less than the Listener heard.
 	Close(complete bool)
@@ -80,8 +82,9 @@ type Writer struct {
 }
 
 type frameRef struct {
-	ms   int64
-	data []byte
+	ms    int64
+	data  []byte
+	level int16
 }
 
 func newWriter(r *Recorder, sc sidecar, clockRate uint32, pt uint8, spoolPath, sidePath string, file *spoolFile) *Writer {
@@ -189,7 +192,7 @@ func (w *Writer) drain() {
 		target, ok := w.targetLocked(s.ts)
 		ms := w.tl.place(s.ts, s.samples, target, ok)
 		w.endMS = w.tl.endMS()
-		w.batch = append(w.batch, frameRef{ms: ms, data: w.slab.copy(s.buf)})
+		w.batch = append(w.batch, frameRef{ms: ms, data: w.slab.copy(s.buf), level: s.level})
 	}
 	w.mu.Unlock()
 	if placed {
@@ -203,7 +206,7 @@ func (w *Writer) drain() {
 	}
 	for _, f := range w.batch {
 		if w.live != nil {
-			w.live.Block(f.ms, f.data)
+			w.live.Block(f.ms, f.data, int(f.level))
 		}
 		// Write only queues the frame for ebml-go's goroutine; errors
 		// arrive through its handlers into webmErr.

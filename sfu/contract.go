@@ -46,6 +46,10 @@ type TrackInfo struct {
 	SSRC        uint32
 	ClockRate   uint32
 	Channels    int
+	// AudioLevelID is the id the publisher negotiated for the RFC 6464
+	// audio-level extension, 0 if none: the tap can read each packet's
+	// level from its header instead of decoding it.
+	AudioLevelID uint8
 	// ClockZero is the meeting clock's zero, as Meetings.Join returned it.
 	ClockZero time.Time
 	// FirstPacketAt is when the track's first packet arrived.

@@ -283,6 +283,7 @@ func (t *publishedTrack) openTap(ctx context.Context, ssrc uint32, now time.Time
 		SSRC:          ssrc,
 		ClockRate:     t.rate,
 		Channels:      t.channels,
+		AudioLevelID:  t.levelID,
 		ClockZero:     t.sess.clockZero,
 		FirstPacketAt: now,
 	}

@@ -252,7 +252,7 @@ type tap struct{ rec *recorder.Recorder }
 
 func (t tap) OpenTrack(ctx context.Context, info sfu.TrackInfo) (sfu.TrackTap, error) {
 	return t.rec.Open(ctx, recorder.Track{MeetingID: info.MeetingID, Identity: info.Identity, SSRC: info.SSRC,
-		ClockRate: info.ClockRate, ClockZero: info.ClockZero, FirstPacketAt: info.FirstPacketAt})
+		ClockRate: info.ClockRate, AudioLevelID: info.AudioLevelID, ClockZero: info.ClockZero, FirstPacketAt: info.FirstPacketAt})
 }
 
 // ender ends a meeting: media first, so every recording is stored before
