@@ -72,6 +72,20 @@ func DecodeWebM(ctx context.Context, r io.Reader, fn func(frame []int16) error) 
 	if err != nil {
 		return Stats{}, err
 	}
+	return d.read(r)
+}
+
+// ReadWebMPackets streams a WebM Opus track's packets, undecoded, with the
+// time of each on the track's clock in milliseconds as written (the
+// pre-skip not removed), as a recorder.Listener heard them. fn must not
+// retain the packet. It returns the track's channel count.
+func ReadWebMPackets(ctx context.Context, r io.Reader, fn func(ms int64, packet []byte) error) (channels int, err error) {
+	d := &trackDecoder{ctx: ctx, onPacket: fn}
+	_, err = d.read(r)
+	return d.channels, err
+}
+
+func (d *trackDecoder) read(r io.Reader) (Stats, error) {
 	// ebml-go reports no error from a hook; a failing hook parks its error
 	// here and the reader returns it, which unwinds Unmarshal at once.
 	sr := &stopReader{r: bufio.NewReaderSize(r, readBufferSize), err: &d.err}
@@ -152,6 +166,10 @@ type trackDecoder struct {
 	scaleNS int64  // nanoseconds per timecode tick
 	preSkip int64  // samples at SampleRate dropped from the decoder's start
 	started bool
+	// channels is the OpusHead's channel count.
+	channels int
+	// onPacket, when set, gets each packet undecoded instead.
+	onPacket func(ms int64, p []byte) error
 	// silent counts the CELT silence frames decoded in a row; once the
 	// decoder has settled, more of them are zeros without decoding.
 	silent    int
@@ -238,6 +256,10 @@ func (d *trackDecoder) selectTrack() error {
 		}
 		d.track = t.TrackNumber
 		d.preSkip = nsToSamples(delayNS)
+		d.channels = 2
+		if p := t.CodecPrivate; len(p) >= 10 && string(p[:8]) == "OpusHead" && p[9] > 0 {
+			d.channels = int(p[9])
+		}
 		return nil
 	}
 	return fmt.Errorf("read webm: %w", ErrNoOpusTrack)
@@ -251,6 +273,19 @@ func (d *trackDecoder) block(b *ebml.Block, discardNS int64) error {
 		return nil
 	}
 	c := &d.doc.Segment.Cluster
+	if d.onPacket != nil {
+		ns := (int64(c.Timecode) + int64(b.Timecode)) * d.scaleNS
+		for _, p := range b.Data {
+			if err := d.onPacket(ns/1e6, p); err != nil {
+				return fmt.Errorf("decode webm: packet handler: %w", err)
+			}
+			// Laced packets follow each other without times of their own.
+			if s48, err := PacketSamples48(p); err == nil {
+				ns += int64(s48) * 1e9 / 48000
+			}
+		}
+		return nil
+	}
 	at := nsToSamples((int64(c.Timecode) + int64(b.Timecode)) * d.scaleNS)
 	for i, p := range b.Data {
 		var discard int64
@@ -326,7 +361,7 @@ func (d *trackDecoder) decode(p []byte) ([]int16, error) {
 	if ierr := d.dec.Init(SampleRate, 1); ierr != nil {
 		return nil, fmt.Errorf("reset opus decoder: %w", ierr)
 	}
-	s48, terr := packetSamples48(p)
+	s48, terr := PacketSamples48(p)
 	if terr != nil {
 		return nil, nil // no length to honour; the next block's time fills the hole
 	}

@@ -14,10 +14,10 @@ var frameSamples48 = [32]int{
 	120, 240, 480, 960, 120, 240, 480, 960, 120, 240, 480, 960, 120, 240, 480, 960,
 }
 
-// packetSamples48 reads an Opus packet's duration, at 48 kHz, from its TOC
+// PacketSamples48 reads an Opus packet's duration, at 48 kHz, from its TOC
 // byte alone. A packet the decoder rejects still occupied this much time,
 // and that time must become silence rather than vanish.
-func packetSamples48(p []byte) (int, error) {
+func PacketSamples48(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, errNoTOC
 	}
