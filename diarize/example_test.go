@@ -56,7 +56,7 @@ func ExampleSegmenter() {
 	found = append(found, seg.Flush()...)
 	for _, sp := range found {
 		fmt.Printf("speech %d-%d ms, audio from %d ms, %d ms long\n",
-			sp.StartMS, sp.EndMS, sp.AudioStartMS, sp.AudioEndMS()-sp.AudioStartMS)
+			sp.StartMS, sp.EndMS, sp.AudioStartMS, sp.AudioEndMS-sp.AudioStartMS)
 	}
 	// Output:
 	// speech 2000-3000 ms, audio from 1850 ms, 1300 ms long

@@ -269,10 +269,28 @@ func appendSpeech(out []Speech, sp *Speech) []Speech {
 	return append(out, *sp)
 }
 
+// WriteLevel feeds the next 20 ms frame known only by its level in dBFS,
+// as a sender's RFC 6464 audio level gives it (-127 dBov and below, or
+// -Inf, is silence): voice activity without the audio. Segments found
+// this way carry no PCM, only the times of the audio they cover. A
+// Segmenter is fed either by Write or by WriteLevel, not both.
+func (s *Segmenter) WriteLevel(db float64) []Speech {
+	zero := db <= -127
+	if zero {
+		db = math.Inf(-1)
+	}
+	return s.push(nil, db, zero, nil, frameSamples)
+}
+
 // frame takes one frame (short only at the very end), and judges the frame
 // that has now had its lookahead.
 func (s *Segmenter) frame(out []Speech, f []int16) []Speech {
 	db, zero := s.meter.level(f)
+	return s.push(out, db, zero, f, len(f))
+}
+
+// push adds one frame of n samples at level db (its audio f, if known).
+func (s *Segmenter) push(out []Speech, db float64, zero bool, f []int16, n int) []Speech {
 	if zero {
 		// Gaps in a recording are digital silence: they say the background
 		// is quiet, but no quieter than the floor that puts the threshold
@@ -283,8 +301,10 @@ func (s *Segmenter) frame(out []Speech, f []int16) []Speech {
 		s.floor.push(db)
 	}
 	s.n++
-	s.samples += int64(len(f))
-	s.buf = appendWindow(&s.bufMem, s.buf, lookahead*frameSamples, f...)
+	s.samples += int64(n)
+	if f != nil {
+		s.buf = appendWindow(&s.bufMem, s.buf, lookahead*frameSamples, f...)
+	}
 	s.levels = appendWindow(&s.levelMem, s.levels, lookahead, db)
 	if s.n-s.decided > lookahead {
 		out = appendSpeech(out, s.decide())
@@ -371,15 +391,18 @@ func (s *Segmenter) close() *Speech {
 // emit copies the open stretch's audio up to sample audioEnd (or the end
 // of the audio) into a segment for the voiced frames [start, end).
 func (s *Segmenter) emit(start, end int, audioEnd int64) *Speech {
-	base := int64(s.bufAt) * frameSamples
-	from := s.audioStart - base
-	to := min(audioEnd-base, int64(len(s.buf)))
-	return &Speech{
+	audioEnd = min(audioEnd, s.samples)
+	sp := &Speech{
 		StartMS:      int64(start * frameMS),
 		EndMS:        min(int64(end*frameMS), s.samples*1000/sampleRate),
 		AudioStartMS: s.audioStart * 1000 / sampleRate,
-		PCM:          append([]int16(nil), s.buf[from:to]...),
+		AudioEndMS:   audioEnd * 1000 / sampleRate,
 	}
+	if len(s.buf) > 0 {
+		base := int64(s.bufAt) * frameSamples
+		sp.PCM = append([]int16(nil), s.buf[s.audioStart-base:min(audioEnd-base, int64(len(s.buf)))]...)
+	}
+	return sp
 }
 
 // dropFrames forgets the k oldest buffered frames.

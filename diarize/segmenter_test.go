@@ -74,7 +74,7 @@ func requireAudioMatches(t *testing.T, src []int16, segs []Speech, pad time.Dura
 	totalMS := int64(len(src)) * 1000 / sampleRate
 	for _, sp := range segs {
 		require.Equal(t, max(0, sp.StartMS-pad.Milliseconds()), sp.AudioStartMS, "leading padding of %+v", sp.StartMS)
-		require.Equal(t, min(totalMS, sp.EndMS+pad.Milliseconds()), sp.AudioEndMS(), "trailing padding of %d", sp.StartMS)
+		require.Equal(t, min(totalMS, sp.EndMS+pad.Milliseconds()), sp.AudioEndMS, "trailing padding of %d", sp.StartMS)
 		off := at(int(sp.AudioStartMS))
 		require.True(t, slices.Equal(src[off:off+len(sp.PCM)], sp.PCM), "audio of segment at %d ms is not the source", sp.StartMS)
 	}
@@ -174,24 +174,24 @@ func TestSegmenterCutsLongSpeechUnderMaxSegment(t *testing.T) {
 	require.GreaterOrEqual(t, len(segs), 3)
 	require.InDelta(t, 27_020, segs[0].EndMS, 60, "first cut at %d ms", segs[0].EndMS)
 	for i, sp := range segs {
-		require.LessOrEqual(t, len(sp.PCM), at(30_000), "segment %d holds %d ms", i, sp.AudioEndMS()-sp.AudioStartMS)
+		require.LessOrEqual(t, len(sp.PCM), at(30_000), "segment %d holds %d ms", i, sp.AudioEndMS-sp.AudioStartMS)
 		if i > 0 {
 			// Cut pieces join exactly: nothing lost, nothing twice.
 			require.Equal(t, segs[i-1].EndMS, sp.StartMS)
-			require.Equal(t, segs[i-1].AudioEndMS(), sp.AudioStartMS)
+			require.Equal(t, segs[i-1].AudioEndMS, sp.AudioStartMS)
 		}
 	}
 	require.InDelta(t, 2000, segs[0].StartMS, 40)
 	require.Equal(t, int64(2000-150), segs[0].AudioStartMS)
 	last := segs[len(segs)-1]
 	require.InDelta(t, 72_000, last.EndMS, 120) // the last syllable may end in a dip
-	require.Equal(t, last.EndMS+150, last.AudioEndMS())
+	require.Equal(t, last.EndMS+150, last.AudioEndMS)
 
 	var joined []int16
 	for _, sp := range segs {
 		joined = append(joined, sp.PCM...)
 	}
-	require.True(t, slices.Equal(sig.pcm[at(1850):at(int(last.AudioEndMS()))], joined), "joined segments differ from the source")
+	require.True(t, slices.Equal(sig.pcm[at(1850):at(int(last.AudioEndMS))], joined), "joined segments differ from the source")
 }
 
 func TestSegmenterFlushClosesOpenSpeech(t *testing.T) {
@@ -203,7 +203,7 @@ func TestSegmenterFlushClosesOpenSpeech(t *testing.T) {
 	}
 	segs := s.Flush()
 	requireSpans(t, []span{{500, 3000}}, segs, 40)
-	require.Equal(t, int64(3000), segs[0].AudioEndMS(), "padding clamped at the end")
+	require.Equal(t, int64(3000), segs[0].AudioEndMS, "padding clamped at the end")
 	requireAudioMatches(t, sig.pcm, segs, DefaultPadding)
 
 	// Flush leaves the Segmenter ready for the next track.

@@ -5,16 +5,12 @@ type Speech struct {
 	// StartMS and EndMS bound the voiced stretch, without padding, in
 	// milliseconds from the start of the audio fed to the Segmenter.
 	StartMS, EndMS int64
-	// AudioStartMS is where PCM[0] sits: StartMS minus the padding,
-	// clamped at 0, or StartMS itself when this segment continues one cut
-	// at MaxSegment.
-	AudioStartMS int64
-	// PCM is the segment's audio, 16 kHz mono, padding included. It is
-	// the caller's to keep.
+	// AudioStartMS and AudioEndMS bound the segment's audio, padding
+	// included: AudioStartMS is StartMS minus the padding, clamped at 0,
+	// or StartMS itself when this segment continues one cut at
+	// MaxSegment.
+	AudioStartMS, AudioEndMS int64
+	// PCM is that audio, 16 kHz mono, from Write; nil from WriteLevel. It
+	// is the caller's to keep.
 	PCM []int16
-}
-
-// AudioEndMS is where the segment's audio ends.
-func (s Speech) AudioEndMS() int64 {
-	return s.AudioStartMS + int64(len(s.PCM))*1000/sampleRate
 }
