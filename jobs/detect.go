@@ -9,7 +9,6 @@ import (
 
 	"github.com/riverqueue/river"
 
-	"github.com/greffier/greffier/diarize"
 	"github.com/greffier/greffier/internal/audio"
 	"github.com/greffier/greffier/internal/store"
 )
@@ -74,6 +73,13 @@ func (w *detectWorker) Work(ctx context.Context, job *river.Job[DetectSpeechArgs
 		})
 	}
 	return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
+		// Whatever the live path stored before it failed goes: its
+		// segments were cut by the sender's levels, these by levels
+		// measured here, and their edges may differ by a frame; two
+		// overlapping sets would say the same words twice.
+		if err := q.DeleteTrackSegments(ctx, t.ID); err != nil {
+			return err
+		}
 		jobs, err := p.recordSegments(ctx, q, segs, a.Run)
 		if err != nil {
 			return err
@@ -90,9 +96,10 @@ func (w *detectWorker) Work(ctx context.Context, job *river.Job[DetectSpeechArgs
 	})
 }
 
-// cutSpeech streams the track through voice activity detection and stores
-// each speech segment's audio as a WAV. Keys are deterministic, so a retry
-// overwrites rather than duplicates.
+// cutSpeech streams the track's packets through voice activity detection
+// (measuring each packet's level) and stores each speech segment's audio,
+// the packets as Ogg Opus. Keys are deterministic, so a retry overwrites
+// rather than duplicates.
 func (p *Pipeline) cutSpeech(ctx context.Context, t store.Track) ([]store.SpeechSegment, error) {
 	rc, err := p.blobs.Get(ctx, t.BlobKey)
 	if err != nil {
@@ -102,27 +109,27 @@ func (p *Pipeline) cutSpeech(ctx context.Context, t store.Track) ([]store.Speech
 
 	var (
 		out []store.SpeechSegment
-		seg = diarize.NewSegmenter(voiceActivity)
-		wav bytes.Buffer
+		c   = newCutter(1)
 	)
-	emit := func(speech []diarize.Speech) error {
-		for _, sp := range speech {
-			s := speechSegment(t, sp)
-			wav.Reset()
-			if err := audio.WriteWAV(&wav, sp.PCM); err != nil {
-				return fmt.Errorf("encode speech at %d ms: %w", s.StartMS, err)
-			}
-			if _, err := p.blobs.Put(ctx, s.AudioKey, bytes.NewReader(wav.Bytes()), int64(wav.Len())); err != nil {
+	emit := func(cuts []cut, err error) error {
+		if err != nil {
+			return err
+		}
+		for _, cu := range cuts {
+			s := speechSegment(t, cu.speech)
+			if _, err := p.blobs.Put(ctx, s.AudioKey, bytes.NewReader(cu.ogg), int64(len(cu.ogg))); err != nil {
 				return fmt.Errorf("store speech audio %s: %w", s.AudioKey, err)
 			}
 			out = append(out, s)
 		}
 		return nil
 	}
-	if _, err := audio.DecodeWebM(ctx, rc, func(frame []int16) error { return emit(seg.Write(frame)) }); err != nil {
-		return nil, fmt.Errorf("decode recording %s: %w", t.BlobKey, err)
+	if _, err := audio.ReadWebMPackets(ctx, rc, func(ms int64, packet []byte) error {
+		return emit(c.packet(ms, packet, -1))
+	}); err != nil {
+		return nil, fmt.Errorf("read recording %s: %w", t.BlobKey, err)
 	}
-	if err := emit(seg.Flush()); err != nil {
+	if err := emit(c.flush()); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -30,30 +30,30 @@ var voiceActivity = diarize.SegmenterConfig{MinSegment: 20 * time.Second, JoinPa
 const liveQueue = 256
 
 // Listen returns the live path for one track being recorded, whose Opus
-// pre-skip is codecDelay: its blocks are decoded and cut into speech
-// segments as they arrive, and each segment is stored and queued for
-// transcription while the meeting goes on. When the track ends whole,
-// speech detection is already done; otherwise the batch path
-// (detect_speech on the stored file) does it, finding the same segments
-// under the same keys.
+// pre-skip is codecDelay: its packets are cut into speech segments as they
+// arrive, by the audio levels their sender measured, and each segment is
+// stored and queued for transcription while the meeting goes on. Nothing
+// is decoded for that (only for live audio consumers, if any, or for
+// packets without a level). When the track ends whole, speech detection is
+// already done; otherwise the batch path (detect_speech on the stored
+// file) does it.
 func (p *Pipeline) Listen(t store.Track, codecDelay time.Duration) *LiveTrack {
-	lt := &LiveTrack{p: p, t: t, seg: diarize.NewSegmenter(voiceActivity)}
+	lt := &LiveTrack{p: p, t: t, cut: newCutter(1)}
 	if p.audio != nil {
 		lt.sink = p.audio(t)
 	}
-	dec, err := audio.NewPacketDecoder(codecDelay, func(frame []int16) error {
-		if lt.sink != nil {
+	if lt.sink != nil {
+		dec, err := audio.NewPacketDecoder(codecDelay, func(frame []int16) error {
 			lt.sink.Frame(frame)
+			return nil
+		})
+		if err != nil {
+			lt.p.log.Warn("live audio unavailable", "track", t.ID, "err", err)
+			lt.sink.Close()
+			lt.sink = nil
 		}
-		if !lt.failed() {
-			lt.emit(lt.seg.Write(frame))
-		}
-		return nil
-	})
-	if err != nil {
-		lt.fail(err)
+		lt.dec = dec
 	}
-	lt.dec = dec
 	return lt
 }
 
@@ -62,9 +62,9 @@ func (p *Pipeline) Listen(t store.Track, codecDelay time.Duration) *LiveTrack {
 type LiveTrack struct {
 	p       *Pipeline
 	t       store.Track
-	dec     *audio.PacketDecoder
-	seg     *diarize.Segmenter
-	sink    FrameSink // nil without live audio consumers
+	cut     *cutter
+	dec     *audio.PacketDecoder // for sink only
+	sink    FrameSink            // nil without live audio consumers
 	pending sync.WaitGroup
 
 	mu  sync.Mutex
@@ -86,29 +86,39 @@ func (lt *LiveTrack) failed() bool {
 	return lt.err != nil
 }
 
-// Block decodes one packet and feeds the segmenter.
-func (lt *LiveTrack) Block(ms int64, opus []byte) {
-	if lt.dec == nil || (lt.sink == nil && lt.failed()) {
+// Block takes one packet with its RFC 6464 level (-1 if none).
+func (lt *LiveTrack) Block(ms int64, opus []byte, level int) {
+	if lt.sink != nil {
+		if err := lt.dec.Decode(time.Duration(ms)*time.Millisecond, opus); err != nil {
+			lt.p.log.Warn("live audio stops", "track", lt.t.ID, "err", err)
+			lt.sink.Close()
+			lt.sink = nil
+		}
+	}
+	if lt.failed() {
 		return
 	}
-	if err := lt.dec.Decode(time.Duration(ms)*time.Millisecond, opus); err != nil {
-		lt.fail(fmt.Errorf("decode: %w", err))
+	cuts, err := lt.cut.packet(ms, opus, level)
+	if err != nil {
+		lt.fail(fmt.Errorf("find speech: %w", err))
+		return
 	}
+	lt.emit(cuts)
 }
 
 // Close flushes the last speech, waits until every segment of the track is
 // stored, and marks the track's speech detected when nothing was missed.
 func (lt *LiveTrack) Close(complete bool) {
-	if lt.dec != nil {
-		if err := lt.dec.Flush(); err != nil {
-			lt.fail(fmt.Errorf("decode: %w", err))
-		}
+	if lt.sink != nil {
+		_ = lt.dec.Flush() // the last, partial frame for the sink
+		lt.sink.Close()
 	}
 	if !lt.failed() {
-		lt.emit(lt.seg.Flush())
-	}
-	if lt.sink != nil {
-		lt.sink.Close()
+		cuts, err := lt.cut.flush()
+		if err != nil {
+			lt.fail(fmt.Errorf("find speech: %w", err))
+		}
+		lt.emit(cuts)
 	}
 	lt.pending.Wait()
 	if !complete {
@@ -133,11 +143,11 @@ func (lt *LiveTrack) Close(complete bool) {
 }
 
 // emit hands closed segments to the pipeline's live workers.
-func (lt *LiveTrack) emit(speech []diarize.Speech) {
-	for _, sp := range speech {
+func (lt *LiveTrack) emit(cuts []cut) {
+	for _, c := range cuts {
 		lt.pending.Add(1)
 		select {
-		case lt.p.live <- liveSpeech{track: lt, speech: sp}:
+		case lt.p.live <- liveSpeech{track: lt, cut: c}:
 		default:
 			lt.pending.Done()
 			lt.fail(errors.New("too many speech segments waiting to be stored"))
@@ -147,8 +157,8 @@ func (lt *LiveTrack) emit(speech []diarize.Speech) {
 }
 
 type liveSpeech struct {
-	track  *LiveTrack
-	speech diarize.Speech
+	track *LiveTrack
+	cut   cut
 }
 
 // runLive stores live speech segments until ctx ends.
@@ -159,7 +169,7 @@ func (p *Pipeline) runLive(ctx context.Context) {
 			return
 		case ls := <-p.live:
 			if !ls.track.failed() {
-				if err := p.storeLiveSpeech(ctx, ls.track.t, ls.speech); err != nil {
+				if err := p.storeLiveSpeech(ctx, ls.track.t, ls.cut); err != nil {
 					ls.track.fail(err)
 				}
 			}
@@ -170,13 +180,9 @@ func (p *Pipeline) runLive(ctx context.Context) {
 
 // storeLiveSpeech stores one segment's audio and row, and queues its
 // transcription, exactly as the batch path would.
-func (p *Pipeline) storeLiveSpeech(ctx context.Context, t store.Track, sp diarize.Speech) error {
-	s := speechSegment(t, sp)
-	var wav bytes.Buffer
-	if err := audio.WriteWAV(&wav, sp.PCM); err != nil {
-		return fmt.Errorf("encode speech at %d ms: %w", s.StartMS, err)
-	}
-	if _, err := p.blobs.Put(ctx, s.AudioKey, bytes.NewReader(wav.Bytes()), int64(wav.Len())); err != nil {
+func (p *Pipeline) storeLiveSpeech(ctx context.Context, t store.Track, c cut) error {
+	s := speechSegment(t, c.speech)
+	if _, err := p.blobs.Put(ctx, s.AudioKey, bytes.NewReader(c.ogg), int64(len(c.ogg))); err != nil {
 		return fmt.Errorf("store speech audio %s: %w", s.AudioKey, err)
 	}
 	return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -50,6 +51,9 @@ func (w *transcribeWorker) Work(ctx context.Context, job *river.Job[TranscribeAr
 		return err
 	}
 	seg, err := p.store.SpeechSegment(ctx, a.TrackID, a.StartMS)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // replaced by speech detection over the whole recording
+	}
 	if err != nil {
 		return fmt.Errorf("transcribe: %w", err)
 	}
@@ -96,13 +100,13 @@ func (p *Pipeline) transcribe(ctx context.Context, seg store.SpeechSegment, lang
 	if err != nil {
 		return "", "", nil, fmt.Errorf("open speech audio %s: %w", seg.AudioKey, err)
 	}
-	wav, err := io.ReadAll(rc)
+	file, err := io.ReadAll(rc)
 	rc.Close()
 	if err != nil {
 		return "", "", nil, fmt.Errorf("read speech audio %s: %w", seg.AudioKey, err)
 	}
 	res, err := p.tr.Transcribe(ctx, transcribe.Request{
-		Audio:        wav,
+		Audio:        file,
 		Duration:     time.Duration(seg.EndMS-seg.AudioStartMS) * time.Millisecond,
 		Language:     language,
 		ExpectSpeech: true, // voice activity found speech here: an empty answer is a bad one

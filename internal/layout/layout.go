@@ -10,9 +10,10 @@ func Track(meetingID, trackID string) string {
 }
 
 // SpeechAudio is the audio of one speech segment, cut from its track and
-// sent to the transcription backend (16 kHz mono WAV).
+// sent to the transcription backend: an Ogg Opus file of the track's own
+// packets, not re-encoded.
 func SpeechAudio(meetingID, trackID string, startMS int64) string {
-	return fmt.Sprintf("meetings/%s/speech/%s/%012d.wav", meetingID, trackID, startMS)
+	return fmt.Sprintf("meetings/%s/speech/%s/%012d.ogg", meetingID, trackID, startMS)
 }
 
 // Minutes is one version of a meeting's minutes, as JSON.

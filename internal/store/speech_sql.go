@@ -42,6 +42,15 @@ func (q Queries) UpsertSpeechSegment(ctx context.Context, s SpeechSegment) error
 	return nil
 }
 
+// DeleteTrackSegments forgets a track's speech segments, transcripts
+// included: speech detection over the whole recording replaces them.
+func (q Queries) DeleteTrackSegments(ctx context.Context, trackID string) error {
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM speech_segments WHERE track_id = $1`, trackID); err != nil {
+		return fmt.Errorf("delete speech segments of %s: %w", trackID, err)
+	}
+	return nil
+}
+
 // SpeechSegment returns one speech segment by its natural key.
 func (q Queries) SpeechSegment(ctx context.Context, trackID string, startMS int64) (SpeechSegment, error) {
 	s, err := scanSegment(q.q.QueryRowContext(ctx, `SELECT `+segmentColumns+` FROM speech_segments

@@ -172,6 +172,17 @@ func TestTracksSegmentsMinutes(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, p.Failures, 1)
 		require.Equal(t, "transcribe", p.Failures[0].Stage)
+
+		// Detection over a whole recording replaces that track's segments.
+		other := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: "bob", SSRC: 7, StartMS: 0}
+		require.NoError(t, s.CreateTrack(ctx, other))
+		require.NoError(t, s.UpsertSpeechSegment(ctx, store.SpeechSegment{MeetingID: m.ID, TrackID: other.ID, Identity: "bob",
+			StartMS: 100, EndMS: 900, AudioStartMS: 0, AudioKey: "b.ogg"}))
+		require.NoError(t, s.DeleteTrackSegments(ctx, tr.ID))
+		_, err = s.SpeechSegment(ctx, tr.ID, 2200)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		_, err = s.SpeechSegment(ctx, other.ID, 100)
+		require.NoError(t, err)
 	})
 }
 

@@ -1,0 +1,116 @@
+package jobs
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/greffier/greffier/internal/audio"
+)
+
+// fixturePackets returns a fixture's packets as the recorder stores them.
+func fixturePackets(t *testing.T, identity string) []audio.TimedPacket {
+	t.Helper()
+	webm := filepath.Join(t.TempDir(), identity+".webm")
+	out, err := exec.Command("ffmpeg", "-v", "error", "-i", filepath.Join(fixtures, identity+".opus"), "-c", "copy", webm).CombinedOutput()
+	require.NoError(t, err, string(out))
+	f, err := os.Open(webm)
+	require.NoError(t, err)
+	defer f.Close()
+	var ps []audio.TimedPacket
+	_, err = audio.ReadWebMPackets(context.Background(), f, func(ms int64, p []byte) error {
+		ps = append(ps, audio.TimedPacket{MS: ms, Data: append([]byte(nil), p...)})
+		return nil
+	})
+	require.NoError(t, err)
+	return ps
+}
+
+func cutAll(t *testing.T, ps []audio.TimedPacket, levels []int) []cut {
+	t.Helper()
+	c := newCutter(1)
+	var out []cut
+	for i, p := range ps {
+		cuts, err := c.packet(p.MS, p.Data, levels[i])
+		require.NoError(t, err)
+		out = append(out, cuts...)
+	}
+	cuts, err := c.flush()
+	require.NoError(t, err)
+	return append(out, cuts...)
+}
+
+// TestCutterFindsTheFixtureSentences cuts Alice's fixture (two sentences,
+// 1.0-2.5 s and 5.5-6.6 s) three ways: with the levels a sender measured,
+// measuring them itself, and with DTX (no packets while she is silent).
+// Each finds the same two segments, and each segment's Ogg Opus file
+// decodes to audio that starts at the segment's AudioStartMS.
+func TestCutterFindsTheFixtureSentences(t *testing.T) {
+	t.Parallel()
+	ps := fixturePackets(t, "alice")
+	sender := make([]int, len(ps))
+	measure := make([]int, len(ps))
+	l, err := audio.NewPacketLeveler()
+	require.NoError(t, err)
+	var dtx []audio.TimedPacket
+	var dtxLevels []int
+	for i, p := range ps {
+		sender[i], err = l.Level(p.Data)
+		require.NoError(t, err)
+		measure[i] = -1
+		if sender[i] < audio.SilenceLevel {
+			dtx, dtxLevels = append(dtx, p), append(dtxLevels, sender[i])
+		}
+	}
+	require.Less(t, len(dtx), len(ps)*2/3, "the fixture is mostly silence")
+
+	want := cutAll(t, ps, sender)
+	require.Len(t, want, 2)
+	for i, u := range [][2]int64{{1000, 2500}, {5500, 6600}} {
+		sp := want[i].speech
+		require.InDelta(t, u[0], sp.StartMS, 60, "segment %d start", i)
+		require.InDelta(t, u[1], sp.EndMS, 60, "segment %d end", i)
+		require.Nil(t, sp.PCM)
+
+		// The audio: ffmpeg decodes it; the voice starts StartMS -
+		// AudioStartMS into it, and it lasts the segment's audio.
+		path := filepath.Join(t.TempDir(), "seg.ogg")
+		require.NoError(t, os.WriteFile(path, want[i].ogg, 0o644))
+		raw, err := exec.Command("ffmpeg", "-v", "error", "-i", path, "-f", "s16le", "-ac", "1", "-ar", "16000", "-").Output()
+		require.NoError(t, err)
+		pcm := make([]int16, len(raw)/2)
+		for j := range pcm {
+			pcm[j] = int16(raw[2*j]) | int16(raw[2*j+1])<<8
+		}
+		require.InDelta(t, sp.AudioEndMS-sp.AudioStartMS, int64(len(pcm))/16, 20, "segment %d length", i)
+		onset := -1
+		for j := 0; j+320 <= len(pcm); j += 160 {
+			if audio.Level(pcm[j:j+320]) < 40 {
+				onset = j / 16
+				break
+			}
+		}
+		require.InDelta(t, sp.StartMS-sp.AudioStartMS, onset, 40, "segment %d: voice at %d ms into its audio", i, onset)
+	}
+
+	got := cutAll(t, ps, measure)
+	require.Len(t, got, len(want))
+	for i := range want {
+		require.Equal(t, want[i].speech, got[i].speech)
+		// The same packets (the files differ only in their random serial).
+		require.Equal(t, len(want[i].ogg), len(got[i].ogg), "segment %d audio", i)
+	}
+	got = cutAll(t, dtx, dtxLevels)
+	require.Len(t, got, len(want))
+	for i := range want {
+		w, g := want[i].speech, got[i].speech
+		require.Equal(t, [3]int64{w.StartMS, w.EndMS, w.AudioStartMS}, [3]int64{g.StartMS, g.EndMS, g.AudioStartMS}, "with DTX")
+		// The stream stops with the last packet: no trailing padding past it.
+		require.LessOrEqual(t, g.AudioEndMS, w.AudioEndMS)
+		require.GreaterOrEqual(t, g.AudioEndMS, g.EndMS)
+	}
+}
