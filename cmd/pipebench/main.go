@@ -39,6 +39,7 @@ type options struct {
 	slots      int
 	pace       float64
 	dtx        bool
+	levels     bool
 	poll       time.Duration
 	postgres   string
 	fixtures   string
@@ -100,6 +101,7 @@ func main() {
 	flag.IntVar(&o.slots, "slots", defaultSlots, "backend slots: the pipeline's TranscribeWorkers and the Guard's concurrency")
 	flag.Float64Var(&o.pace, "pace", defaultPace, "meeting time per wall time (0: as fast as the recorder takes packets)")
 	flag.BoolVar(&o.dtx, "dtx", false, "silent participants send Opus DTX (a packet per 400 ms) instead of silence every 20 ms")
+	flag.BoolVar(&o.levels, "levels", true, "packets carry RFC 6464 audio levels, as browsers send them (false: Greffier decodes to measure them)")
 	flag.DurationVar(&o.poll, "poll", 0, "River's job poll interval (0: River's default, as cmd/greffier)")
 	flag.StringVar(&o.postgres, "postgres", "", "Postgres URL; empty: SQLite in the data directory")
 	flag.StringVar(&o.fixtures, "fixtures", "testdata/meeting", "directory of script.json and <speaker>.opus")

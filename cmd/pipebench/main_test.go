@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 // the report must add up.
 func TestShortMeetingBecomesMinutes(t *testing.T) {
 	t.Setenv(childEnv, "1")
-	o := options{duration: 20 * time.Second, speakers: 2, turn: 4 * time.Second, speed: 4, slots: 2, pace: 0,
+	o := options{levels: true, duration: 20 * time.Second, speakers: 2, turn: 4 * time.Second, speed: 4, slots: 2, pace: 0,
 		fixtures: "../../testdata/meeting", baseline: true, rerun: true, timeout: time.Minute, poll: 50 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -17,6 +17,7 @@ type optionSummary struct {
 	Slots    int           `json:"slots"`
 	Pace     float64       `json:"pace"`
 	DTX      bool          `json:"dtx"`
+	Levels   bool          `json:"levels"`
 	Database string        `json:"database"`
 	Poll     time.Duration `json:"poll"`
 }
@@ -27,7 +28,7 @@ func (o options) summary() optionSummary {
 		db = "postgres"
 	}
 	return optionSummary{Duration: o.duration, Speakers: o.speakers, Turn: o.turn, Speed: o.speed, Slots: o.slots,
-		Pace: o.pace, DTX: o.dtx, Database: db, Poll: o.poll}
+		Pace: o.pace, DTX: o.dtx, Levels: o.levels, Database: db, Poll: o.poll}
 }
 
 // meetingSummary is what the script holds.
@@ -112,8 +113,8 @@ func (r *report) print(w io.Writer, asJSON bool) error {
 	o := r.Options
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k string, f string, a ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(f, a...)) }
-	row("meeting", "%v, %d speakers in %d turns of ~%v, %v said, %d words; dtx=%v", o.Duration, o.Speakers,
-		r.Meeting.Turns, o.Turn, r.Meeting.Said.Round(time.Second), r.Meeting.Words, o.DTX)
+	row("meeting", "%v, %d speakers in %d turns of ~%v, %v said, %d words; dtx=%v, levels=%v", o.Duration, o.Speakers,
+		r.Meeting.Turns, o.Turn, r.Meeting.Said.Round(time.Second), r.Meeting.Words, o.DTX, o.Levels)
 	row("backend", "speed %g× real time, %d slots; database %s; River poll %v", o.Speed, o.Slots, o.Database, pollText(o.Poll))
 	row("packets", "%d sent, %d dropped by the recorder", r.Full.Packets, r.Full.Dropped)
 	row("meeting wall time", "%v (%.1f× real time; -pace %g)", r.Full.MeetingWall.Round(time.Millisecond),

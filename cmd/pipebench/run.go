@@ -315,11 +315,18 @@ func recorderConfig(o options, dir string, clock *simClock, listen func(store.Tr
 // clock a tick per round. It keeps each writer's queue short (the
 // recorder drops rather than block when its spool goroutine falls 256
 // packets behind) and, with -pace, no faster than pace × real time.
+// levelExtID is the audio-level header extension's id in the packets.
+const levelExtID = 1
+
 func drive(ctx context.Context, o options, m *meeting, e *env, rec *recorder.Recorder, ph *phase) ([]*recorder.Writer, error) {
 	writers := make([]*recorder.Writer, m.speakers)
 	for s := range writers {
-		w, err := rec.Open(ctx, recorder.Track{MeetingID: e.meeting.ID, Identity: identity(s), SSRC: uint32(1000 + s),
-			PayloadType: 111, ClockZero: e.zero, FirstPacketAt: e.zero})
+		tr := recorder.Track{MeetingID: e.meeting.ID, Identity: identity(s), SSRC: uint32(1000 + s),
+			PayloadType: 111, ClockZero: e.zero, FirstPacketAt: e.zero}
+		if o.levels {
+			tr.AudioLevelID = levelExtID
+		}
+		w, err := rec.Open(ctx, tr)
 		if err != nil {
 			closeAll(ctx, writers[:s]) //nolint:errcheck // already failing
 			return nil, err
@@ -345,6 +352,11 @@ func drive(ctx context.Context, o options, m *meeting, e *env, rec *recorder.Rec
 				continue
 			}
 			pkt.SSRC, pkt.SequenceNumber, pkt.Timestamp, pkt.Payload = uint32(1000+s), seq[s], uint32(t*960), p
+			if o.levels {
+				if err := pkt.SetExtension(levelExtID, []byte{m.level(s, p)}); err != nil {
+					return writers, err
+				}
+			}
 			seq[s]++
 			sent[s]++
 			w.WriteRTP(&pkt)

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/greffier/greffier/internal/audio"
 )
 
 // tick is one Opus packet's worth of meeting time: every participant sends
@@ -32,6 +34,9 @@ type voice struct {
 	name    string
 	clips   []clip
 	silence [][]byte
+	// levels is each packet's RFC 6464 level, by its first byte's address
+	// (packets are slices of one read), as a browser would send it.
+	levels map[*byte]uint8
 }
 
 // Pauses between a turn's utterances: alternately shorter than the voice
@@ -76,9 +81,13 @@ func loadVoices(dir string) ([]voice, error) {
 			if err != nil {
 				return nil, fmt.Errorf("fixture %s: %w", u.Speaker, err)
 			}
+			levels, err := measure(packets)
+			if err != nil {
+				return nil, fmt.Errorf("fixture %s: %w", u.Speaker, err)
+			}
 			i = len(voices)
 			byName[u.Speaker] = i
-			voices = append(voices, voice{name: u.Speaker, silence: packets})
+			voices = append(voices, voice{name: u.Speaker, silence: packets, levels: levels})
 		}
 		v := &voices[i]
 		from := ticksOf(time.Duration(u.Start*float64(time.Second)) - margin)
@@ -205,6 +214,28 @@ func (m *meeting) packet(s, t, ti int, dtx bool) []byte {
 	}
 	sil := m.voices[s%len(m.voices)].silence
 	return sil[t%len(sil)]
+}
+
+// level is the RFC 6464 level of packet p sent by speaker s.
+func (m *meeting) level(s int, p []byte) uint8 {
+	return m.voices[s%len(m.voices)].levels[&p[0]]
+}
+
+// measure decodes a fixture's packets in order and returns their levels.
+func measure(packets [][]byte) (map[*byte]uint8, error) {
+	l, err := audio.NewPacketLeveler()
+	if err != nil {
+		return nil, err
+	}
+	levels := make(map[*byte]uint8, len(packets))
+	for i, p := range packets {
+		lv, err := l.Level(p)
+		if err != nil {
+			return nil, fmt.Errorf("packet %d: %w", i, err)
+		}
+		levels[&p[0]] = uint8(lv)
+	}
+	return levels, nil
 }
 
 // readOggOpus returns the audio packets of an Ogg Opus file (RFC 7845), in
