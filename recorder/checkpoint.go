@@ -120,8 +120,19 @@ func (c *checkpointer) runOnce(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	scanErr := next.scan(io.NewSectionReader(c.spool, next.off, st.Size()-next.off), m.add)
+	// A checkpoint of a long stretch (after failed uploads) must not hold
+	// up Close: it stops between blocks once ctx ends, and the stretch is
+	// read again by the next checkpoint, since c.scan only moves on success.
+	scanErr := next.scan(io.NewSectionReader(c.spool, next.off, st.Size()-next.off), func(ms int64, frame []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return m.add(ms, frame)
+	})
 	closeErr := m.close()
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("checkpoint abandoned: %w", err)
+	}
 	if scanErr != nil {
 		// The spool goroutine only writes what ebml-go made of valid
 		// Opus: this spool is damaged, and reading on would be guessing.

@@ -170,6 +170,14 @@ func TestCheckpointRunOnce(t *testing.T) {
 
 	feed(b, w, clean[40:80])
 	waitSpooled(t, b, w, 80)
+	// A checkpoint whose context ends (Close is waiting) stops reading and
+	// leaves the stretch to the next one, the spool not taken for damaged.
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	made, err = c.runOnce(cancelled)
+	require.ErrorIs(t, err, context.Canceled)
+	require.False(t, made)
+	require.False(t, c.broken)
 	made, err = c.runOnce(ctx)
 	require.NoError(t, err)
 	require.True(t, made)
