@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/greffier/greffier/transcribe/internal/oggopus"
+	"github.com/greffier/greffier/transcribe/internal/wavfile"
 )
 
 // Request.Audio comes in two formats, told apart by their first bytes: a
@@ -65,38 +66,14 @@ func audioAsWAV(b []byte) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("audio starts with OggS but is %w", err)
 		}
-		return encodeWAV(pcm, inputRate), nil
+		return wavfile.Encode(pcm, inputRate), nil
 	}
 	return nil, errUnknownFormat(b)
 }
 
 // wavSize is the size of the WAV audioAsWAV makes of audio of length d.
 func wavSize(d time.Duration) int64 {
-	return wavHeaderLen + 2*int64(d)*inputRate/int64(time.Second)
-}
-
-const wavHeaderLen = 44
-
-// encodeWAV wraps mono PCM16 samples in a canonical 44-byte-header WAV.
-func encodeWAV(pcm []int16, rate int) []byte {
-	data := 2 * len(pcm)
-	b := make([]byte, wavHeaderLen+data)
-	copy(b[0:], "RIFF")
-	binary.LittleEndian.PutUint32(b[4:], uint32(36+data))
-	copy(b[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(b[16:], 16)
-	binary.LittleEndian.PutUint16(b[20:], 1) // PCM
-	binary.LittleEndian.PutUint16(b[22:], 1) // mono
-	binary.LittleEndian.PutUint32(b[24:], uint32(rate))
-	binary.LittleEndian.PutUint32(b[28:], uint32(2*rate))
-	binary.LittleEndian.PutUint16(b[32:], 2)
-	binary.LittleEndian.PutUint16(b[34:], 16)
-	copy(b[36:], "data")
-	binary.LittleEndian.PutUint32(b[40:], uint32(data))
-	for i, s := range pcm {
-		binary.LittleEndian.PutUint16(b[wavHeaderLen+2*i:], uint16(s))
-	}
-	return b
+	return wavfile.HeaderLen + 2*int64(d)*inputRate/int64(time.Second)
 }
 
 // wavDuration reads a PCM WAV header for the length of its data.

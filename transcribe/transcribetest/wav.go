@@ -6,28 +6,12 @@ import (
 	"fmt"
 
 	"github.com/greffier/greffier/transcribe/internal/oggopus"
+	"github.com/greffier/greffier/transcribe/internal/wavfile"
 )
 
 // EncodeWAV wraps mono PCM16 samples in a canonical 44-byte-header WAV file.
 func EncodeWAV(samples []int16, sampleRate int) []byte {
-	data := 2 * len(samples)
-	b := make([]byte, 44+data)
-	copy(b[0:], "RIFF")
-	binary.LittleEndian.PutUint32(b[4:], uint32(36+data))
-	copy(b[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(b[16:], 16)
-	binary.LittleEndian.PutUint16(b[20:], 1) // PCM
-	binary.LittleEndian.PutUint16(b[22:], 1) // mono
-	binary.LittleEndian.PutUint32(b[24:], uint32(sampleRate))
-	binary.LittleEndian.PutUint32(b[28:], uint32(2*sampleRate))
-	binary.LittleEndian.PutUint16(b[32:], 2)
-	binary.LittleEndian.PutUint16(b[34:], 16)
-	copy(b[36:], "data")
-	binary.LittleEndian.PutUint32(b[40:], uint32(data))
-	for i, s := range samples {
-		binary.LittleEndian.PutUint16(b[44+2*i:], uint16(s))
-	}
-	return b
+	return wavfile.Encode(samples, sampleRate)
 }
 
 // errNotWAV is what the double answers 415 for.
