@@ -27,8 +27,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +37,7 @@ import (
 	"github.com/greffier/greffier/diarize"
 	"github.com/greffier/greffier/diarize/diarizetest"
 	"github.com/greffier/greffier/internal/audio"
+	"github.com/greffier/greffier/internal/speechtest"
 )
 
 // conformanceAudio is 16 kHz mono audio whose voices are known.
@@ -92,36 +91,23 @@ var conformanceLines = []struct {
 	{"female", "en-us+f3", "I do. Can we move the review to Thursday afternoon?"},
 }
 
-const (
-	espeakGap     = time.Second // silence before each line, and after the last
-	espeakSilence = 200         // |sample| under which espeak's own edges count as silence
-)
+const espeakGap = time.Second // silence before each line, and after the last
 
 // conformanceEspeak speaks conformanceLines with espeak-ng, as 16 kHz
 // mono WAV, or reports why it cannot.
 func conformanceEspeak(t *testing.T) (conformanceAudio, error) {
 	t.Helper()
-	bin, err := exec.LookPath("espeak-ng")
-	if err != nil {
-		return conformanceAudio{}, errors.New("espeak-ng is not installed (apt-get install espeak-ng)")
-	}
 	gap := make([]int16, int(espeakGap.Seconds()*diarizetest.SampleRate))
 	samples := gap
 	var voices []diarize.Turn
-	for i, line := range conformanceLines {
-		out := filepath.Join(t.TempDir(), fmt.Sprintf("line%d.wav", i))
-		if msg, err := exec.CommandContext(t.Context(), bin, "-v", line.espeak, "-s", "150", "-w", out, line.text).CombinedOutput(); err != nil {
-			return conformanceAudio{}, fmt.Errorf("espeak-ng failed: %w: %s", err, msg)
-		}
-		raw, err := os.ReadFile(out)
+	for _, line := range conformanceLines {
+		pcm, err := speechtest.Espeak(t.Context(), line.espeak, line.text, 150, diarizetest.SampleRate)
 		if err != nil {
 			return conformanceAudio{}, err
 		}
-		pcm, rate, err := audio.ReadWAV(bytes.NewReader(raw))
-		if err != nil {
-			return conformanceAudio{}, fmt.Errorf("espeak-ng's WAV: %w", err)
-		}
-		pcm = trimSilence(resample(pcm, rate, diarizetest.SampleRate))
+		// Cut espeak-ng's own silence, so that the stretches of voices are
+		// where the speech is.
+		pcm = speechtest.TrimSilence(pcm)
 		if len(pcm) == 0 {
 			return conformanceAudio{}, fmt.Errorf("espeak-ng said nothing for %q", line.text)
 		}
@@ -131,41 +117,6 @@ func conformanceEspeak(t *testing.T) (conformanceAudio, error) {
 		samples = append(samples, gap...)
 	}
 	return conformanceAudio{what: "espeak-ng voices", wav: encodeWAV(t, samples), length: samplesLength(samples), voices: voices, heard: true}, nil
-}
-
-// resample converts by linear interpolation: plenty for speech models,
-// which filter far below 8 kHz.
-func resample(in []int16, from, to int) []int16 {
-	if from == to || len(in) == 0 {
-		return in
-	}
-	out := make([]int16, int(int64(len(in))*int64(to)/int64(from)))
-	step := float64(from) / float64(to)
-	for i := range out {
-		x := float64(i) * step
-		j := min(int(x), len(in)-2)
-		f := min(x-float64(j), 1)
-		if j < 0 { // a single sample
-			out[i] = in[0]
-			continue
-		}
-		out[i] = int16(math.Round(float64(in[j])*(1-f) + float64(in[j+1])*f))
-	}
-	return out
-}
-
-// trimSilence cuts what espeak-ng puts around its speech, so that the
-// stretches of voices are where the speech is.
-func trimSilence(pcm []int16) []int16 {
-	loud := func(s int16) bool { return s > espeakSilence || s < -espeakSilence }
-	from, to := 0, len(pcm)
-	for from < to && !loud(pcm[from]) {
-		from++
-	}
-	for to > from && !loud(pcm[to-1]) {
-		to--
-	}
-	return pcm[from:to]
 }
 
 // upload puts wav in the server's media store under a key of its own and
@@ -430,21 +381,6 @@ func TestConformanceEspeakVoices(t *testing.T) {
 
 func TestConformanceHelpers(t *testing.T) {
 	t.Parallel()
-	t.Run("resample keeps a tone's pitch", func(t *testing.T) {
-		in := make([]int16, 22050)
-		for i := range in {
-			in[i] = int16(10000 * math.Sin(2*math.Pi*440*float64(i)/22050))
-		}
-		out := resample(in, 22050, 16000)
-		require.Len(t, out, 16000)
-		crossings := 0
-		for i := 1; i < len(out); i++ {
-			if (out[i-1] < 0) != (out[i] < 0) {
-				crossings++
-			}
-		}
-		require.InDelta(t, 880, crossings, 2)
-	})
 	t.Run("overlaps counts each ms once", func(t *testing.T) {
 		span := diarize.Turn{StartMS: 1000, EndMS: 3000}
 		covered, label := overlaps(span, []diarize.Turn{

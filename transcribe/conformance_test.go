@@ -41,6 +41,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/greffier/greffier/internal/speechtest"
 	"github.com/greffier/greffier/transcribe"
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
@@ -102,23 +103,10 @@ const conformanceText = "Good morning everyone. The meeting starts at nine. Alic
 // half a second of silence around it, or reports why it cannot.
 func conformanceEspeak(t *testing.T) (conformanceSpeech, error) {
 	t.Helper()
-	bin, err := exec.LookPath("espeak-ng")
-	if err != nil {
-		return conformanceSpeech{}, errors.New("espeak-ng is not installed (apt-get install espeak-ng)")
-	}
-	out := filepath.Join(t.TempDir(), "speech.wav")
-	if msg, err := exec.CommandContext(t.Context(), bin, "-v", "en-us", "-s", "140", "-w", out, conformanceText).CombinedOutput(); err != nil {
-		return conformanceSpeech{}, errors.New("espeak-ng failed: " + err.Error() + ": " + string(msg))
-	}
-	raw, err := os.ReadFile(out)
+	pcm, err := speechtest.Espeak(t.Context(), "en-us", conformanceText, 140, 16000)
 	if err != nil {
 		return conformanceSpeech{}, err
 	}
-	pcm, rate, err := transcribetest.DecodeWAV(raw)
-	if err != nil {
-		return conformanceSpeech{}, err
-	}
-	pcm = conformanceResample(pcm, rate, 16000)
 	pad := make([]int16, 8000)
 	pcm = append(append(pad, pcm...), pad...)
 	return conformanceSpeech{what: "espeak-ng speech", audio: transcribetest.EncodeWAV(pcm, 16000), words: conformanceWords(conformanceText), heard: true}, nil
@@ -156,27 +144,6 @@ func conformanceAsOggOpus(t *testing.T, speech conformanceSpeech) (conformanceSp
 	}
 	speech.what += " as Ogg Opus"
 	return speech, nil
-}
-
-// conformanceResample converts by linear interpolation: plenty for speech models,
-// which filter far below 8 kHz.
-func conformanceResample(in []int16, from, to int) []int16 {
-	if from == to || len(in) == 0 {
-		return in
-	}
-	out := make([]int16, int(int64(len(in))*int64(to)/int64(from)))
-	step := float64(from) / float64(to)
-	for i := range out {
-		x := float64(i) * step
-		j := int(x)
-		if j+1 >= len(in) {
-			out[i] = in[len(in)-1]
-			continue
-		}
-		f := x - float64(j)
-		out[i] = int16(math.Round(float64(in[j])*(1-f) + float64(in[j+1])*f))
-	}
-	return out
 }
 
 // conformanceWords lowercases text and splits it into words without punctuation.
@@ -281,6 +248,59 @@ func runConformance(t *testing.T, tr transcribe.Transcriber, speech conformanceS
 	})
 }
 
+// conformanceDoubles is what the doubles are sent: tone speech as WAV,
+// and alice's meeting fixture as Ogg Opus.
+type conformanceDoubles struct{ tones, ogg conformanceSpeech }
+
+func newConformanceDoubles(t *testing.T) conformanceDoubles {
+	t.Helper()
+	return conformanceDoubles{tones: conformanceTones(t), ogg: conformanceOggOpus(t)}
+}
+
+// each runs run in a parallel subtest "name, what" with tone speech, and
+// in another with the Ogg Opus fixture when ogg.
+func (d conformanceDoubles) each(t *testing.T, name string, ogg bool, run func(t *testing.T, speech conformanceSpeech)) {
+	t.Helper()
+	speeches := []conformanceSpeech{d.tones}
+	if ogg {
+		speeches = append(speeches, d.ogg)
+	}
+	for _, speech := range speeches {
+		t.Run(name+", "+speech.what, func(t *testing.T) {
+			t.Parallel()
+			run(t, speech)
+		})
+	}
+}
+
+// conformanceFast is Guard's config for the doubles: retries come at once.
+var conformanceFast = transcribe.GuardConfig{BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond}
+
+// runConformanceServer runs the suite against tr, a real server at url,
+// through Guard: with espeak-ng's speech, else tone speech (saying why),
+// as WAV and, when opusenc is installed, as Ogg Opus. It returns the
+// speech sent, for a backend's own checks.
+func runConformanceServer(t *testing.T, tr transcribe.Transcriber, url string) conformanceSpeech {
+	t.Helper()
+	speech, err := conformanceEspeak(t)
+	if err != nil {
+		t.Logf("sending tone speech instead of real speech: %v", err)
+		speech = conformanceTones(t)
+		speech.exact, speech.heard = false, false
+	}
+	guard := transcribe.NewGuard(tr, transcribe.GuardConfig{Concurrency: 2, Name: url})
+	runConformance(t, guard, speech)
+
+	t.Run("Ogg Opus", func(t *testing.T) {
+		ogg, err := conformanceAsOggOpus(t, speech)
+		if err != nil {
+			t.Skipf("the suite was not run with Ogg Opus: %v", err)
+		}
+		runConformance(t, guard, ogg)
+	})
+	return speech
+}
+
 // TestConformanceDoubles runs the suite against every shape of the
 // OpenAI-compatible double, well-behaved and misbehaving, through Guard
 // as the pipeline uses it, with speech as WAV, and as Ogg Opus where the
@@ -288,8 +308,7 @@ func runConformance(t *testing.T, tr transcribe.Transcriber, speech conformanceS
 // diarized form).
 func TestConformanceDoubles(t *testing.T) {
 	t.Parallel()
-	tones, ogg := conformanceTones(t), conformanceOggOpus(t)
-	fast := transcribe.GuardConfig{BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond}
+	doubles := newConformanceDoubles(t)
 	for name, tc := range map[string]struct {
 		opts   transcribetest.Options
 		openai transcribe.OpenAIConfig
@@ -301,25 +320,18 @@ func TestConformanceDoubles(t *testing.T) {
 		"diarized_json":   {openai: transcribe.OpenAIConfig{Diarized: true}, ogg: true},
 		"flaky and lying": {opts: transcribetest.Options{FailFirst: 2, FailStatus: 429, RetryAfter: time.Millisecond, Lie: transcribetest.LieBackwards, LieFirst: 1}},
 	} {
-		speeches := []conformanceSpeech{tones}
-		if tc.ogg {
-			speeches = append(speeches, ogg)
-		}
-		for _, speech := range speeches {
-			t.Run(name+", "+speech.what, func(t *testing.T) {
-				t.Parallel()
-				srv := transcribetest.NewServer(tc.opts)
-				t.Cleanup(srv.Close)
-				cfg := tc.openai
-				cfg.BaseURL = srv.BaseURL()
-				if tc.opts.Path != "" {
-					cfg.BaseURL, cfg.Path = srv.URL(), tc.opts.Path
-				}
-				tr, err := transcribe.NewOpenAI(cfg)
-				require.NoError(t, err)
-				runConformance(t, transcribe.NewGuard(tr, fast), speech)
-			})
-		}
+		doubles.each(t, name, tc.ogg, func(t *testing.T, speech conformanceSpeech) {
+			srv := transcribetest.NewServer(tc.opts)
+			t.Cleanup(srv.Close)
+			cfg := tc.openai
+			cfg.BaseURL = srv.BaseURL()
+			if tc.opts.Path != "" {
+				cfg.BaseURL, cfg.Path = srv.URL(), tc.opts.Path
+			}
+			tr, err := transcribe.NewOpenAI(cfg)
+			require.NoError(t, err)
+			runConformance(t, transcribe.NewGuard(tr, conformanceFast), speech)
+		})
 	}
 }
 
@@ -339,22 +351,7 @@ func TestConformanceOpenAIServer(t *testing.T) {
 		Path:    os.Getenv("GREFFIER_CONFORMANCE_OPENAI_PATH"),
 	})
 	require.NoError(t, err)
-	speech, err := conformanceEspeak(t)
-	if err != nil {
-		t.Logf("sending tone speech instead of real speech: %v", err)
-		speech = conformanceTones(t)
-		speech.exact, speech.heard = false, false
-	}
-	guard := transcribe.NewGuard(tr, transcribe.GuardConfig{Concurrency: 2, Name: url})
-	runConformance(t, guard, speech)
-
-	t.Run("Ogg Opus", func(t *testing.T) {
-		ogg, err := conformanceAsOggOpus(t, speech)
-		if err != nil {
-			t.Skipf("the suite was not run with Ogg Opus: %v", err)
-		}
-		runConformance(t, guard, ogg)
-	})
+	runConformanceServer(t, tr, url)
 
 	t.Run("not audio", func(t *testing.T) {
 		_, err := tr.Transcribe(t.Context(), transcribe.Request{Audio: []byte("this is not audio, only text"), Duration: time.Second})
@@ -389,23 +386,4 @@ func TestConformanceEspeakSpeech(t *testing.T) {
 	require.Greater(t, math.Sqrt(energy/float64(len(pcm)-16000)), 300.0, "speech is audible")
 	require.Equal(t, "good", speech.words[0])
 	require.Contains(t, speech.words, "budget")
-}
-
-func TestConformanceResample(t *testing.T) {
-	t.Parallel()
-	// A 440 Hz tone at 22050 Hz keeps its frequency at 16000 Hz: count
-	// zero crossings over one second.
-	in := make([]int16, 22050)
-	for i := range in {
-		in[i] = int16(10000 * math.Sin(2*math.Pi*440*float64(i)/22050))
-	}
-	out := conformanceResample(in, 22050, 16000)
-	require.Len(t, out, 16000)
-	crossings := 0
-	for i := 1; i < len(out); i++ {
-		if (out[i-1] < 0) != (out[i] < 0) {
-			crossings++
-		}
-	}
-	require.InDelta(t, 880, crossings, 2)
 }

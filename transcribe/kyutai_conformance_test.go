@@ -17,8 +17,7 @@ import (
 // uses it, with speech as WAV, and well-behaved as Ogg Opus too.
 func TestConformanceKyutaiDoubles(t *testing.T) {
 	t.Parallel()
-	tones, ogg := conformanceTones(t), conformanceOggOpus(t)
-	fast := transcribe.GuardConfig{BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond}
+	doubles := newConformanceDoubles(t)
 	for name, tc := range map[string]struct {
 		opts  kyutaiest
 		delay time.Duration // the model's delay, client and server; 0 = stt-1b's
@@ -29,26 +28,19 @@ func TestConformanceKyutaiDoubles(t *testing.T) {
 		"stt-2.6b, two busy channels": {opts: kyutaiest{Channels: 2, BusyFirst: 2}, delay: 2500 * time.Millisecond},
 		"no EndWord, late Marker":     {opts: kyutaiest{NoEndWord: true, MarkerLate: time.Second}},
 	} {
-		speeches := []conformanceSpeech{tones}
-		if tc.ogg {
-			speeches = append(speeches, ogg)
-		}
-		for _, speech := range speeches {
-			t.Run(name+", "+speech.what, func(t *testing.T) {
-				t.Parallel()
-				if tc.delay > 0 {
-					tc.opts.ModelDelay = tc.delay
-				}
-				b := setupKyutai(t, tc.opts)
-				if tc.delay > 0 {
-					b.cfg.ModelDelay, b.cfg.EndPadding = tc.delay, tc.delay+time.Second
-				}
-				runConformance(t, transcribe.NewGuard(b.client(t), fast), speech)
-				if tc.opts.BusyFirst > 0 {
-					require.GreaterOrEqual(t, b.srv.Busy(), tc.opts.BusyFirst, "busy channels were waited out")
-				}
-			})
-		}
+		doubles.each(t, name, tc.ogg, func(t *testing.T, speech conformanceSpeech) {
+			if tc.delay > 0 {
+				tc.opts.ModelDelay = tc.delay
+			}
+			b := setupKyutai(t, tc.opts)
+			if tc.delay > 0 {
+				b.cfg.ModelDelay, b.cfg.EndPadding = tc.delay, tc.delay+time.Second
+			}
+			runConformance(t, transcribe.NewGuard(b.client(t), conformanceFast), speech)
+			if tc.opts.BusyFirst > 0 {
+				require.GreaterOrEqual(t, b.srv.Busy(), tc.opts.BusyFirst, "busy channels were waited out")
+			}
+		})
 	}
 }
 
@@ -74,22 +66,7 @@ func TestConformanceKyutaiServer(t *testing.T) {
 	}
 	tr, err := transcribe.NewKyutai(cfg)
 	require.NoError(t, err)
-	speech, err := conformanceEspeak(t)
-	if err != nil {
-		t.Logf("sending tone speech instead of real speech: %v", err)
-		speech = conformanceTones(t)
-		speech.exact, speech.heard = false, false
-	}
-	guard := transcribe.NewGuard(tr, transcribe.GuardConfig{Concurrency: 2, Name: url})
-	runConformance(t, guard, speech)
-
-	t.Run("Ogg Opus", func(t *testing.T) {
-		ogg, err := conformanceAsOggOpus(t, speech)
-		if err != nil {
-			t.Skipf("the suite was not run with Ogg Opus: %v", err)
-		}
-		runConformance(t, guard, ogg)
-	})
+	speech := runConformanceServer(t, tr, url)
 
 	t.Run("wrong key", func(t *testing.T) {
 		if cfg.APIKey == "" {
