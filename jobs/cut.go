@@ -20,16 +20,19 @@ type cutter struct {
 	channels int
 	leveler  *audio.PacketLeveler // made at the first packet without a level
 	next     int64                // index of the next 20 ms frame to judge
-	ring     [ringSize]timedPacket
-	head, n  int // the oldest packet and how many are kept
+	ring     []timedPacket        // recent packets, oldest at head
+	head, n  int                  // the oldest packet and how many are kept
 	scratch  []audio.TimedPacket
 }
 
-// ringSize packets are kept for the segments still open: 41 s of 10 ms
-// packets, more than a segment (30 s), the pause joined to it and the
-// detector's lookahead. Each slot's buffer is reused, so keeping a packet
-// allocates nothing once the ring has gone round.
-const ringSize = 4096
+// keepFor is how far back a segment still open may reach: a whole segment
+// (30 s), the pause joined to it (2 s), the detector's lookahead (1 s), its
+// padding and the Ogg pre-skip, with a margin. The ring keeps at least
+// that, growing only while its oldest packet is that recent: 2,048 slots
+// for 20 ms packets, a few dozen for a silent participant in DTX. Each
+// slot's buffer is reused, so keeping a packet allocates nothing once the
+// ring has gone round.
+const keepFor = 35_000 // ms
 
 type timedPacket struct {
 	ms   int64
@@ -90,9 +93,16 @@ func (c *cutter) flush() ([]cut, error) {
 const frameMS = 20
 
 func (c *cutter) keep(ms int64, data []byte) {
-	i := (c.head + c.n) % ringSize
-	if c.n == ringSize {
-		c.head = (c.head + 1) % ringSize
+	if c.n == len(c.ring) && (c.n == 0 || c.ring[c.head].ms >= ms-keepFor) {
+		grown := make([]timedPacket, max(64, 2*len(c.ring)))
+		for i := range c.n {
+			grown[i] = c.ring[(c.head+i)%len(c.ring)]
+		}
+		c.ring, c.head = grown, 0
+	}
+	i := (c.head + c.n) % len(c.ring)
+	if c.n == len(c.ring) {
+		c.head = (c.head + 1) % len(c.ring) // the oldest is older than keepFor
 	} else {
 		c.n++
 	}
@@ -100,25 +110,33 @@ func (c *cutter) keep(ms int64, data []byte) {
 }
 
 // cut writes each segment's packets as Ogg Opus, starting OggPreSkip
-// early so that the decoded audio starts where the segment's does.
+// early so that the decoded audio starts where the segment's does. Ogg
+// counts time in whole packets, so the file starts on the packets' own
+// 20 ms grid, at most a frame before the segment's audio would: the
+// segment's AudioStartMS moves there, and every word keeps its time.
 func (c *cutter) cut(speech []diarize.Speech) ([]cut, error) {
 	var out []cut
 	for _, sp := range speech {
 		from := sp.AudioStartMS - audio.OggPreSkip.Milliseconds()
 		c.scratch = c.scratch[:0]
 		for i := range c.n {
-			p := &c.ring[(c.head+i)%ringSize]
-			if p.ms >= from && p.ms < sp.AudioEndMS {
+			p := &c.ring[(c.head+i)%len(c.ring)]
+			if p.ms > from-frameMS && p.ms < sp.AudioEndMS {
 				c.scratch = append(c.scratch, audio.TimedPacket{MS: p.ms, Data: p.data})
 			}
 		}
 		if len(c.scratch) == 0 {
 			return out, fmt.Errorf("speech at %d ms: no packets kept for it", sp.StartMS)
 		}
+		start := c.scratch[0].MS
+		if start > from { // a hole (DTX) before the first packet: silence frames on its grid
+			start -= (start - from + frameMS - 1) / frameMS * frameMS
+		}
 		var b bytes.Buffer
-		if err := audio.WriteOggOpus(&b, c.channels, from, c.scratch); err != nil {
+		if err := audio.WriteOggOpus(&b, c.channels, start, c.scratch); err != nil {
 			return out, fmt.Errorf("speech at %d ms: %w", sp.StartMS, err)
 		}
+		sp.AudioStartMS = start + audio.OggPreSkip.Milliseconds()
 		out = append(out, cut{speech: sp, ogg: b.Bytes()})
 	}
 	return out, nil

@@ -114,3 +114,59 @@ func TestCutterFindsTheFixtureSentences(t *testing.T) {
 		require.GreaterOrEqual(t, g.AudioEndMS, g.EndMS)
 	}
 }
+
+// TestCutterKeepsWhatOpenSegmentsNeed: after minutes of silence, 27.9 s of
+// speech in 20 ms packets and in 10 ms packets each come out whole (every
+// packet from the segment's audio start on), and the ring stays the size
+// of what a segment may need, not of the track.
+func TestCutterKeepsWhatOpenSegmentsNeed(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		packet  []byte // a CELT silence frame of the duration: valid Opus, levels given apart
+		ms      int64
+		maxRing int
+	}{
+		{"20 ms packets", []byte{0xf8, 0xff, 0xfe}, 20, 2048},
+		{"10 ms packets", []byte{0xf0, 0xff, 0xfe}, 10, 4096},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCutter(1)
+			var cuts []cut
+			feed := func(from, to int64, level int) {
+				for ms := from; ms < to; ms += tc.ms {
+					got, err := c.packet(ms, tc.packet, level)
+					require.NoError(t, err)
+					cuts = append(cuts, got...)
+				}
+			}
+			feed(0, 300_000, audio.SilenceLevel)
+			// Syllables: 200 ms loud, 100 ms softer, as speech rises
+			// and falls (a steady level would become background).
+			for ms := int64(300_000); ms < 327_900; ms += 300 {
+				feed(ms, ms+200, 25)
+				feed(ms+200, ms+300, 45)
+			}
+			feed(327_900, 335_000, audio.SilenceLevel)
+			got, err := c.flush()
+			require.NoError(t, err)
+			cuts = append(cuts, got...)
+			spans := make([][2]int64, len(cuts))
+			for i, cu := range cuts {
+				spans[i] = [2]int64{cu.speech.StartMS, cu.speech.EndMS}
+			}
+			require.Len(t, spans, 1)
+			sp := cuts[0].speech
+			require.InDelta(t, 300_000, sp.StartMS, 20)
+			// The last syllable's end: next to the silence that follows, its
+			// softer part is far above the floor too.
+			require.InDelta(t, 327_900, sp.EndMS, 30)
+			first := sp.AudioStartMS - audio.OggPreSkip.Milliseconds()
+			require.InDelta(t, 300_000-150-80, first, 20, "padding and pre-skip, on the packets' grid")
+			require.Zero(t, first%tc.ms)
+			require.Equal(t, first, c.scratch[0].MS)
+			require.Equal(t, int((sp.AudioEndMS-first+tc.ms-1)/tc.ms), len(c.scratch), "every packet of the segment's audio")
+			require.LessOrEqual(t, len(c.ring), tc.maxRing)
+		})
+	}
+}
