@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/greffier/greffier/internal/testenv"
@@ -174,10 +175,11 @@ func TestS3OutageLosesNothing(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(start), outage, "ending waited for the recording to reach S3")
 
 	var now meetingAnswer
-	require.Eventually(t, func() bool {
+	ok := assert.Eventually(t, func() bool {
 		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
 		return now.State == "ready" || now.State == "failed"
 	}, 60*time.Second, 100*time.Millisecond)
+	require.True(t, ok, "state %s, pipeline %+v", now.State, now.Pipeline)
 	require.Equal(t, "ready", now.State)
 	var doc minutes.Document
 	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
