@@ -83,7 +83,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		return nil, fmt.Errorf("open blob storage: %w", err)
 	}
 	openai, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{BaseURL: cfg.TranscribeURL, APIKey: cfg.TranscribeKey,
-		Model: cfg.TranscribeModel, Language: cfg.Language, Path: cfg.TranscribePath, Logger: logger})
+		Model: cfg.TranscribeModel, Language: cfg.Language, Path: cfg.TranscribePath, SendWAV: cfg.TranscribeSendWAV, Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("transcription backend: %w", err)
 	}

@@ -50,6 +50,10 @@ type Config struct {
 	TranscribeKey   string `json:"transcribe_key" env:"TRANSCRIBE_KEY" flag:"transcribe-key" usage:"transcription API key"`
 	TranscribeModel string `json:"transcribe_model" env:"TRANSCRIBE_MODEL" flag:"transcribe-model" usage:"transcription model"`
 	TranscribePath  string `json:"transcribe_path" env:"TRANSCRIBE_PATH" flag:"transcribe-path" usage:"transcription path (whisper.cpp: /inference)"`
+	// TranscribeSendWAV sends speech as 16 kHz WAV, decoded here, to a
+	// server that cannot read Ogg Opus (whisper.cpp's /inference path
+	// implies it); by default speech goes as Ogg Opus, undecoded.
+	TranscribeSendWAV bool `json:"transcribe_send_wav" env:"TRANSCRIBE_SEND_WAV" flag:"transcribe-send-wav" usage:"send speech as WAV, for servers that read no Ogg Opus"`
 	// TranscribeAttempts is how often one request is tried (retries with
 	// jittered backoff honouring Retry-After) before the job layer sees
 	// the failure. Default 4.

@@ -49,6 +49,7 @@ type setupOptions struct {
 	scaleOut    bool              // Postgres and S3 instead of the embedded defaults
 	s3          *testenv.S3Server // with scaleOut: this S3 server instead of the shared one
 	backend     transcribetest.Options
+	sendWAV     bool // the transcription backend reads WAV only
 	maxAttempts int
 	// snoozeBudget overrides how long segments wait for a down backend.
 	snoozeBudget time.Duration
@@ -69,6 +70,7 @@ func setup(t *testing.T, opts setupOptions) *testBundle {
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr, cfg.MediaAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.TranscribeURL = double.BaseURL()
+	cfg.TranscribeSendWAV = opts.sendWAV
 	cfg.JobPollInterval = 50 * time.Millisecond
 	cfg.JobRetryBase = 50 * time.Millisecond
 	cfg.TranscribeBreakerCoolDown = 200 * time.Millisecond
@@ -580,3 +582,35 @@ func (b *testBundle) requireTracksDownloadClean(t *testing.T, meetingID string, 
 }
 
 func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
+
+// TestSpeechGoesAsOggOpusOrAsWAV: by default the backend gets each
+// segment as the Ogg Opus cut from the recording; configured for a server
+// that reads only WAV, it gets a WAV, and the minutes are the same.
+func TestSpeechGoesAsOggOpusOrAsWAV(t *testing.T) {
+	t.Parallel()
+	names := map[string]string{"alice": "Alice Martin", "bob": "Bob Durand"}
+	var texts [2][]string
+	t.Run("meetings", func(t *testing.T) {
+		for i, sendWAV := range []bool{false, true} {
+			t.Run(fmt.Sprintf("sendWAV=%v", sendWAV), func(t *testing.T) {
+				t.Parallel()
+				b := setup(t, setupOptions{sendWAV: sendWAV})
+				mt, now := b.holdMeeting(t, names, holdOptions{})
+				require.Equal(t, "ready", now.State, "pipeline: %+v", now.Pipeline)
+				got := b.double.Received()
+				require.NotEmpty(t, got)
+				want := map[bool]string{false: "audio.ogg", true: "audio.wav"}[sendWAV]
+				for _, r := range got {
+					require.Equal(t, want, r.Filename)
+				}
+				var doc minutes.Document
+				require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+mt.id+"/minutes", nil, &doc))
+				for _, tr := range doc.Turns {
+					texts[i] = append(texts[i], tr.Text)
+				}
+			})
+		}
+	})
+	require.NotEmpty(t, texts[0])
+	require.Equal(t, texts[0], texts[1])
+}
