@@ -106,43 +106,12 @@ func wavDuration(b []byte) (time.Duration, error) {
 
 // decodePCM16WAV reads a 16 kHz PCM16 WAV file's first channel.
 func decodePCM16WAV(b []byte) ([]int16, error) {
-	if len(b) < 12 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
-		return nil, errors.New("audio is not a WAV file")
+	pcm, rate, err := wavfile.Decode(b)
+	if err != nil {
+		return nil, err
 	}
-	channels := 0
-	for p := 12; p+8 <= len(b); {
-		id, size := string(b[p:p+4]), int(binary.LittleEndian.Uint32(b[p+4:]))
-		body := b[p+8:]
-		switch id {
-		case "fmt ":
-			if size < 16 || len(body) < 16 {
-				return nil, errors.New("WAV fmt chunk is short")
-			}
-			format := binary.LittleEndian.Uint16(body[0:])
-			if format == 0xFFFE && size >= 40 && len(body) >= 40 {
-				format = binary.LittleEndian.Uint16(body[24:]) // WAVE_FORMAT_EXTENSIBLE's sub-format
-			}
-			channels = int(binary.LittleEndian.Uint16(body[2:]))
-			rate := binary.LittleEndian.Uint32(body[4:])
-			bits := binary.LittleEndian.Uint16(body[14:])
-			if format != 1 || bits != 16 || channels < 1 || rate != inputRate {
-				return nil, fmt.Errorf("WAV is format %d, %d bits, %d channels at %d Hz; want PCM16 at %d Hz", format, bits, channels, rate, inputRate)
-			}
-		case "data":
-			if channels == 0 {
-				return nil, errors.New("WAV has no fmt chunk before its data")
-			}
-			// Streaming writers leave the size at 0 or 0xFFFFFFFF.
-			if size == 0 || size > len(body) {
-				size = len(body)
-			}
-			out := make([]int16, size/(2*channels))
-			for i := range out {
-				out[i] = int16(binary.LittleEndian.Uint16(body[2*channels*i:]))
-			}
-			return out, nil
-		}
-		p += 8 + size + size%2
+	if rate != inputRate {
+		return nil, fmt.Errorf("WAV is at %d Hz; want %d Hz", rate, inputRate)
 	}
-	return nil, errors.New("WAV has no data chunk")
+	return pcm, nil
 }

@@ -1,7 +1,6 @@
 package transcribetest
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -39,48 +38,9 @@ func DecodeAudio(b []byte) ([]int16, int, error) {
 // DecodeWAV reads a PCM16 WAV file (plain or WAVE_FORMAT_EXTENSIBLE, as
 // opusdec and ffmpeg write) and returns its first channel and sample rate.
 func DecodeWAV(b []byte) ([]int16, int, error) {
-	if len(b) < 12 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
-		return nil, 0, fmt.Errorf("%w: no RIFF/WAVE header", errNotWAV)
+	pcm, rate, err := wavfile.Decode(b)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", errNotWAV, err)
 	}
-	var (
-		rate, channels int
-		haveFmt        bool
-	)
-	for p := 12; p+8 <= len(b); {
-		id, size := string(b[p:p+4]), int(binary.LittleEndian.Uint32(b[p+4:]))
-		body := b[p+8:]
-		switch id {
-		case "fmt ":
-			if size < 16 || len(body) < 16 {
-				return nil, 0, fmt.Errorf("%w: short fmt chunk", errNotWAV)
-			}
-			format := binary.LittleEndian.Uint16(body[0:])
-			if format == 0xFFFE && size >= 40 && len(body) >= 40 {
-				format = binary.LittleEndian.Uint16(body[24:]) // sub-format GUID's first two bytes
-			}
-			channels = int(binary.LittleEndian.Uint16(body[2:]))
-			rate = int(binary.LittleEndian.Uint32(body[4:]))
-			bits := binary.LittleEndian.Uint16(body[14:])
-			if format != 1 || bits != 16 || channels < 1 || rate <= 0 {
-				return nil, 0, fmt.Errorf("%w: format %d, %d bits, %d channels, %d Hz", errNotWAV, format, bits, channels, rate)
-			}
-			haveFmt = true
-		case "data":
-			if !haveFmt {
-				return nil, 0, fmt.Errorf("%w: data before fmt", errNotWAV)
-			}
-			// Streaming writers leave the size at 0 or 0xFFFFFFFF: take what is there.
-			if size > len(body) || size == 0 {
-				size = len(body)
-			}
-			frames := size / (2 * channels)
-			out := make([]int16, frames)
-			for i := range out {
-				out[i] = int16(binary.LittleEndian.Uint16(body[2*channels*i:]))
-			}
-			return out, rate, nil
-		}
-		p += 8 + size + size%2
-	}
-	return nil, 0, fmt.Errorf("%w: no data chunk", errNotWAV)
+	return pcm, rate, nil
 }
