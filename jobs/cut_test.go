@@ -15,10 +15,7 @@ import (
 // fixturePackets returns a fixture's packets as the recorder stores them.
 func fixturePackets(t *testing.T, identity string) []audio.TimedPacket {
 	t.Helper()
-	webm := filepath.Join(t.TempDir(), identity+".webm")
-	out, err := exec.Command("ffmpeg", "-v", "error", "-i", filepath.Join(fixtures, identity+".opus"), "-c", "copy", webm).CombinedOutput()
-	require.NoError(t, err, string(out))
-	f, err := os.Open(webm)
+	f, err := os.Open(fixtureWebM(t, identity))
 	require.NoError(t, err)
 	defer f.Close()
 	var ps []audio.TimedPacket

@@ -77,13 +77,7 @@ func setupWith(t *testing.T, d store.Dialect, opts transcribetest.Options, backe
 // written it) and records it as a stored track starting at startMS.
 func (b *testBundle) storeFixtureTrack(t *testing.T, meetingID, identity string, startMS int64) store.Track {
 	t.Helper()
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Fatal("ffmpeg is needed: run scripts/test.sh, which installs it")
-	}
-	webm := filepath.Join(t.TempDir(), identity+".webm")
-	out, err := exec.Command("ffmpeg", "-v", "error", "-i", filepath.Join(fixtures, identity+".opus"), "-c", "copy", webm).CombinedOutput()
-	require.NoError(t, err, string(out))
-	f, err := os.Open(webm)
+	f, err := os.Open(fixtureWebM(t, identity))
 	require.NoError(t, err)
 	defer f.Close()
 	ctx := context.Background()
@@ -95,6 +89,19 @@ func (b *testBundle) storeFixtureTrack(t *testing.T, meetingID, identity string,
 	tr.State, tr.DurationMS, tr.Size, tr.SHA256 = store.TrackStored, 9000, info.Size, info.SHA256
 	require.NoError(t, b.p.FinishTrack(ctx, tr))
 	return tr
+}
+
+// fixtureWebM remuxes a fixture speaker's Ogg Opus into a WebM, as the
+// recorder would have stored it, and returns its path.
+func fixtureWebM(t *testing.T, identity string) string {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Fatal("ffmpeg is needed: run scripts/test.sh, which installs it")
+	}
+	webm := filepath.Join(t.TempDir(), identity+".webm")
+	out, err := exec.Command("ffmpeg", "-v", "error", "-i", filepath.Join(fixtures, identity+".opus"), "-c", "copy", webm).CombinedOutput()
+	require.NoError(t, err, string(out))
+	return webm
 }
 
 func TestPipelineWorksWhileTheMeetingRunsAndIsIdempotent(t *testing.T) {
