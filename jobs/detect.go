@@ -73,11 +73,7 @@ func (w *detectWorker) Work(ctx context.Context, job *river.Job[DetectSpeechArgs
 		})
 	}
 	return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
-		// Whatever the live path stored before it failed goes: its
-		// segments were cut by the sender's levels, these by levels
-		// measured here, and their edges may differ by a frame; two
-		// overlapping sets would say the same words twice.
-		if err := q.DeleteTrackSegments(ctx, t.ID); err != nil {
+		if err := p.dropOtherSegments(ctx, q, t, segs); err != nil {
 			return err
 		}
 		jobs, err := p.recordSegments(ctx, q, segs, a.Run)
@@ -94,6 +90,32 @@ func (w *detectWorker) Work(ctx context.Context, job *river.Job[DetectSpeechArgs
 		}
 		return p.maybeAssemble(ctx, tx, q, t.MeetingID)
 	})
+}
+
+// dropOtherSegments forgets what the live path stored for track t before it
+// failed, where detection over the whole file found no segment starting at
+// the same time: the live path cut by the sender's levels, this by levels
+// measured here, an edge may have moved by a frame, and two overlapping
+// segments would say the same words twice. A segment found again keeps
+// its transcript (its transcription job is done and, being unique, would
+// not run again).
+func (p *Pipeline) dropOtherSegments(ctx context.Context, q store.Queries, t store.Track, segs []store.SpeechSegment) error {
+	found := make(map[int64]bool, len(segs))
+	for _, s := range segs {
+		found[s.StartMS] = true
+	}
+	stored, err := q.SpeechSegments(ctx, t.MeetingID)
+	if err != nil {
+		return err
+	}
+	for _, s := range stored {
+		if s.TrackID == t.ID && !found[s.StartMS] {
+			if err := q.DeleteSpeechSegment(ctx, t.ID, s.StartMS); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // cutSpeech streams the track's packets through voice activity detection

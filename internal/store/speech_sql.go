@@ -42,11 +42,11 @@ func (q Queries) UpsertSpeechSegment(ctx context.Context, s SpeechSegment) error
 	return nil
 }
 
-// DeleteTrackSegments forgets a track's speech segments, transcripts
-// included: speech detection over the whole recording replaces them.
-func (q Queries) DeleteTrackSegments(ctx context.Context, trackID string) error {
-	if _, err := q.q.ExecContext(ctx, `DELETE FROM speech_segments WHERE track_id = $1`, trackID); err != nil {
-		return fmt.Errorf("delete speech segments of %s: %w", trackID, err)
+// DeleteSpeechSegment forgets one speech segment, its transcript
+// included: speech detection over the whole recording found none there.
+func (q Queries) DeleteSpeechSegment(ctx context.Context, trackID string, startMS int64) error {
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM speech_segments WHERE track_id = $1 AND start_ms = $2`, trackID, startMS); err != nil {
+		return fmt.Errorf("delete speech segment %s@%d: %w", trackID, startMS, err)
 	}
 	return nil
 }

@@ -178,7 +178,7 @@ func TestTracksSegmentsMinutes(t *testing.T) {
 		require.NoError(t, s.CreateTrack(ctx, other))
 		require.NoError(t, s.UpsertSpeechSegment(ctx, store.SpeechSegment{MeetingID: m.ID, TrackID: other.ID, Identity: "bob",
 			StartMS: 100, EndMS: 900, AudioStartMS: 0, AudioKey: "b.ogg"}))
-		require.NoError(t, s.DeleteTrackSegments(ctx, tr.ID))
+		require.NoError(t, s.DeleteSpeechSegment(ctx, tr.ID, 2200))
 		_, err = s.SpeechSegment(ctx, tr.ID, 2200)
 		require.ErrorIs(t, err, store.ErrNotFound)
 		_, err = s.SpeechSegment(ctx, other.ID, 100)
