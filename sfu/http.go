@@ -2,6 +2,8 @@ package sfu
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -88,7 +90,7 @@ func (s *SFU) serveOffer(w http.ResponseWriter, r *http.Request, kind sessionKin
 		}
 		return &apiError{http.StatusBadRequest, codeBadSDP, "reading the offer: " + err.Error()}
 	}
-	audioLines, aerr := checkOffer(body)
+	offer, audioLines, aerr := checkOffer(body)
 	if aerr != nil {
 		return aerr
 	}
@@ -97,7 +99,7 @@ func (s *SFU) serveOffer(w http.ResponseWriter, r *http.Request, kind sessionKin
 	if aerr != nil {
 		return aerr
 	}
-	sess, answer, aerr := s.newSession(r.Context(), kind, claims, rm, zero, string(body), audioLines)
+	sess, answer, aerr := s.newSession(r.Context(), kind, claims, rm, zero, string(body), offer, audioLines)
 	if aerr != nil {
 		s.releaseIdentity(rm, claims, true)
 		return aerr
@@ -114,15 +116,21 @@ func (s *SFU) serveOffer(w http.ResponseWriter, r *http.Request, kind sessionKin
 
 // checkOffer parses the SDP and counts its Opus audio sections. The 406
 // (not 400) for an offer without Opus says "valid SDP, nothing we accept".
-func checkOffer(body []byte) (int, *apiError) {
+func checkOffer(body []byte) (*sdp.SessionDescription, int, *apiError) {
 	var desc sdp.SessionDescription
 	if err := desc.UnmarshalString(string(body)); err != nil {
-		return 0, &apiError{http.StatusBadRequest, codeBadSDP, "the offer is not valid SDP: " + err.Error()}
+		return nil, 0, &apiError{http.StatusBadRequest, codeBadSDP, "the offer is not valid SDP: " + err.Error()}
 	}
 	n := 0
 	for _, m := range desc.MediaDescriptions {
 		if m.MediaName.Media != "audio" || m.MediaName.Port.Value == 0 {
 			continue
+		}
+		if setup, _ := m.Attribute("setup"); setup == "passive" {
+			// The SFU must be the DTLS server to key its media path
+			// (dtlskeys.go); JSEP offers say actpass.
+			return nil, 0, &apiError{http.StatusBadRequest, codeBadSDP,
+				"the offer has a=setup:passive; offer a=setup:actpass (or active): Greffier is the DTLS server"}
 		}
 		for _, a := range m.Attributes {
 			if a.Key == "rtpmap" && strings.Contains(strings.ToLower(a.Value), "opus/48000") {
@@ -132,9 +140,9 @@ func checkOffer(body []byte) (int, *apiError) {
 		}
 	}
 	if n == 0 {
-		return 0, &apiError{http.StatusNotAcceptable, codeNoOpus, "the offer has no Opus audio; Greffier takes Opus audio only"}
+		return nil, 0, &apiError{http.StatusNotAcceptable, codeNoOpus, "the offer has no Opus audio; Greffier takes Opus audio only"}
 	}
-	return n, nil
+	return &desc, n, nil
 }
 
 // admit reserves the identity's seat in the meeting and joins it.
@@ -230,30 +238,57 @@ func (s *SFU) nextTrackSeq() uint64 { return s.trackSeq.Add(1) }
 // newSession builds the PeerConnection, applies the offer and returns the
 // answer with every candidate gathered.
 func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Claims, rm *room, zero time.Time,
-	offer string, audioLines int,
+	offer string, parsed *sdp.SessionDescription, audioLines int,
 ) (*session, string, *apiError) {
 	internal := func(what string, err error) (*session, string, *apiError) {
 		s.log.Error("creating session", "step", what, "err", err)
 		return nil, "", &apiError{http.StatusInternalServerError, codeInternal, "could not set up media: " + what}
 	}
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	var reporter [4]byte
+	_, _ = rand.Read(reporter[:])
+	sess := &session{
+		id:           newSessionID(),
+		kind:         kind,
+		claims:       claims,
+		clockZero:    zero,
+		sfu:          s,
+		room:         rm,
+		link:         &link{router: &s.router},
+		reporterSSRC: binary.BigEndian.Uint32(reporter[:]),
+	}
+	sess.log = s.log.With("session", sess.id, "kind", string(kind), "meeting", claims.MeetingID, "identity", claims.Identity)
+	keys := &dtlsKeys{cryptex: offersCryptex(parsed), fail: func(err error) {
+		sess.log.Error("no SRTP keys from the DTLS handshake: no media will flow", "err", err)
+	}}
+	if kind == kindPublish {
+		sess.in = &inbound{stats: &s.stats, onBad: func(n uint64, err error) {
+			sess.log.Warn("dropping RTP packet that fails SRTP", "count", n, "err", err)
+		}}
+		sess.link.in = sess.in
+		keys.receive = true
+	} else {
+		sess.link.out = &outbound{conn: s.media}
+		keys.send = true
+	}
+	api, err := s.newAPI(keys, sess.sink)
+	if err != nil {
+		return internal("webrtc api", err)
+	}
+	cert, err := s.certificate()
+	if err != nil {
+		return internal("certificate", err)
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{Certificates: []webrtc.Certificate{cert}})
 	if err != nil {
 		return internal("peer connection", err)
 	}
-	sess := &session{
-		id:        newSessionID(),
-		kind:      kind,
-		claims:    claims,
-		clockZero: zero,
-		sfu:       s,
-		room:      rm,
-		pc:        pc,
-	}
-	sess.log = s.log.With("session", sess.id, "kind", string(kind), "meeting", claims.MeetingID, "identity", claims.Identity)
+	sess.pc = pc
+	sess.follow(keys)
 	fail := func(aerr *apiError) (*session, string, *apiError) {
 		// The caller releases the seat: use up close's once so the state
 		// callback's close cannot release it a second time.
 		sess.once.Do(func() {})
+		sess.link.close()
 		sess.mu.Lock()
 		sess.closed = true
 		sess.mu.Unlock()
@@ -262,22 +297,17 @@ func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Cla
 		return nil, "", aerr
 	}
 	pc.OnConnectionStateChange(sess.onConnectionState)
-	if kind == kindPublish {
-		pc.OnTrack(sess.onTrack)
-	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return fail(&apiError{http.StatusBadRequest, codeBadSDP, "the offer was refused: " + err.Error()})
 	}
 	if kind == kindListen {
 		l := &listener{identity: claims.Identity}
 		for i := range min(audioLines, s.cfg.Slots) {
-			slot := newSlotTrack(fmt.Sprintf("slot%d", i), "greffier-"+claims.MeetingID)
-			sender, err := pc.AddTrack(slot)
-			if err != nil {
+			slot := newSlotTrack(fmt.Sprintf("slot%d", i), "greffier-"+claims.MeetingID, sess.link.out)
+			if _, err := pc.AddTrack(slot); err != nil {
 				_, _, aerr := internal("add slot track", err)
 				return fail(aerr)
 			}
-			sess.spawn(func() { drainRTCP(sender.Read) })
 			l.slots = append(l.slots, slot)
 		}
 		sess.listener = l
@@ -290,6 +320,11 @@ func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Cla
 	if err := pc.SetLocalDescription(answer); err != nil {
 		_, _, aerr := internal("set local description", err)
 		return fail(aerr)
+	}
+	if kind == kindPublish {
+		if err := sess.publish(parsed); err != nil {
+			return fail(&apiError{http.StatusNotAcceptable, codeNoOpus, "no Opus audio could be received: " + err.Error()})
+		}
 	}
 	timer := time.NewTimer(s.cfg.GatherTimeout)
 	defer timer.Stop()
@@ -323,6 +358,11 @@ func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Cla
 	}
 	if sess.listener != nil {
 		rm.addListener(sess.listener)
+	}
+	if sess.in != nil {
+		for _, t := range sess.in.tracks {
+			rm.addTrack(t)
+		}
 	}
 	sess.log.Info("session opened")
 	return sess, answerSDP, nil

@@ -34,6 +34,9 @@ type mediaConn struct {
 	sys  sysConn // platform part: the socket's family
 	log  *slog.Logger
 	errs atomic.Uint64 // datagrams the kernel refused
+	// take, if set, is offered every datagram read first; those it takes
+	// never reach the mux (see media.go).
+	take func(b []byte, from netip.AddrPort) bool
 
 	mu     sync.Mutex
 	corks  int
@@ -164,9 +167,14 @@ func (c *mediaConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	return c.WriteToAddrPort(b, ua.AddrPort())
 }
 
-// ReadFromAddrPort reads one datagram.
+// ReadFromAddrPort reads the next datagram that take does not take.
 func (c *mediaConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	return c.ReadFromUDPAddrPort(b)
+	for {
+		n, from, err := c.ReadFromUDPAddrPort(b)
+		if err != nil || c.take == nil || !c.take(b[:n], from) {
+			return n, from, err
+		}
+	}
 }
 
 // Close sends what is queued and closes the socket.

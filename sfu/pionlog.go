@@ -4,16 +4,26 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/pion/logging"
 )
 
 // pionLoggers routes pion's logs into our slog logger. pion's Info level is
-// per-connection chatter, so it lands at Debug; Trace is dropped.
-type pionLoggers struct{ log *slog.Logger }
+// per-connection chatter, so it lands at Debug; Trace is dropped. pion
+// asks for a dozen loggers per connection, one per scope: they are made
+// once per scope and shared, a handler clone each otherwise.
+type pionLoggers struct {
+	log    *slog.Logger
+	scopes sync.Map // scope → pionLogger
+}
 
-func (f pionLoggers) NewLogger(scope string) logging.LeveledLogger {
-	return pionLogger{log: f.log.With("pion", scope)}
+func (f *pionLoggers) NewLogger(scope string) logging.LeveledLogger {
+	if l, ok := f.scopes.Load(scope); ok {
+		return l.(pionLogger)
+	}
+	l, _ := f.scopes.LoadOrStore(scope, pionLogger{log: f.log.With("pion", scope)})
+	return l.(pionLogger)
 }
 
 type pionLogger struct{ log *slog.Logger }

@@ -46,7 +46,7 @@ func speak(t *publishedTrack, level byte, now time.Time) {
 func listenerWith(r *room, identity string, slots int) *listener {
 	l := &listener{identity: identity}
 	for range slots {
-		l.slots = append(l.slots, newSlotTrack("s", "m"))
+		l.slots = append(l.slots, newSlotTrack("s", "m", nil))
 	}
 	r.addListener(l)
 	return l
@@ -151,7 +151,7 @@ func TestSlotRewriteContinuesAcrossSwitch(t *testing.T) {
 	t.Parallel()
 	r := testRoom()
 	a, b := speaker(r, "a", 1), speaker(r, "b", 2)
-	s := newSlotTrack("s", "m")
+	s := newSlotTrack("s", "m", nil)
 	w := &countWriter{}
 	s.w, s.ssrc, s.pt, s.levelID = w, 777, 96, 3
 	s.setSource(a)
@@ -199,11 +199,11 @@ func benchTrack(b *testing.B, slots int) (*publishedTrack, []byte, []*countWrite
 	t := speaker(r, "a", 1)
 	t.levelID = 1
 	t.stats = &counters{}
-	t.tap, t.tapSSRC = &nopTap{}, 42
+	t.seg = &segment{ssrc: 42, tap: &nopTap{}}
 	var dests []*slotTrack
 	var ws []*countWriter
 	for range slots {
-		s := newSlotTrack("s", "m")
+		s := newSlotTrack("s", "m", nil)
 		w := &countWriter{}
 		s.w, s.ssrc, s.pt, s.levelID = w, 9, 111, 1
 		s.setSource(t)
@@ -229,13 +229,12 @@ func benchTrack(b *testing.B, slots int) (*publishedTrack, []byte, []*countWrite
 func BenchmarkHandle(b *testing.B) {
 	t, raw, ws := benchTrack(b, 3)
 	var pkt rtp.Packet
-	ctx := context.Background()
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
-		t.handle(ctx, &pkt, raw, now)
+		t.receive(&pkt, raw, now)
 	}
-	if ws[2].n == 0 || t.tap.(*nopTap).n == 0 {
+	if ws[2].n == 0 || t.seg.tap.(*nopTap).n == 0 {
 		b.Fatal("nothing forwarded")
 	}
 }

@@ -1,7 +1,6 @@
 package sfu
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -23,7 +22,7 @@ func TestRotatingSpeakersCostAtMostAPacketPerSwitch(t *testing.T) {
 		tracks[i] = speaker(r, string(rune('a'+i)), uint64(i))
 		tracks[i].levelID = 1
 		tracks[i].stats = &counters{}
-		tracks[i].tap, tracks[i].tapSSRC = &nopTap{}, uint32(i+1)
+		tracks[i].seg = &segment{ssrc: uint32(i + 1), tap: &nopTap{}}
 	}
 	l := listenerWith(r, "listener", slots)
 	ws := make([]*countWriter, slots)
@@ -32,7 +31,6 @@ func TestRotatingSpeakersCostAtMostAPacketPerSwitch(t *testing.T) {
 		s.w, s.ssrc, s.pt, s.levelID = ws[i], uint32(100+i), 111, 1
 	}
 	var pkt rtp.Packet
-	ctx := context.Background()
 	t0 := time.Unix(10000, 0)
 	const ticks = 50 * 20 // 20 s of 20 ms packets
 	switches := 0
@@ -51,7 +49,7 @@ func TestRotatingSpeakersCostAtMostAPacketPerSwitch(t *testing.T) {
 			b, err := p.Marshal()
 			require.NoError(t, err)
 			raws[i] = b
-			tr.handle(ctx, &pkt, raws[i], now)
+			tr.receive(&pkt, raws[i], now)
 		}
 		if k%5 == 4 { // a selection every 100 ms
 			r.selectOnce(now)

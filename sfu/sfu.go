@@ -2,8 +2,12 @@ package sfu
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -13,6 +17,8 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/sdp/v3"
+	"github.com/pion/transport/v5/packetio"
+	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -30,7 +36,11 @@ type SFU struct {
 	conn     net.PacketConn
 	media    *mediaConn // conn with batched writes, under mux
 	mux      ice.UDPMux
-	api      *webrtc.API
+	net      *stdnet.Net
+	pionLogs *pionLoggers
+	cert     *webrtc.Certificate // shared by every connection; see certificate
+	certAt   time.Time
+	router   router
 	baseCtx  context.Context // outlives requests: taps open and close under it
 	cancel   context.CancelFunc
 	rooms    map[string]*room
@@ -73,6 +83,7 @@ func New(cfg Config, meetings Meetings, verifier Verifier, tap Tap, logger *slog
 		ended:    make(map[string]time.Time),
 		now:      time.Now,
 		maxEnded: MaxEndedMeetings,
+		pionLogs: &pionLoggers{log: logger},
 	}, nil
 }
 
@@ -103,43 +114,56 @@ func (s *SFU) Start(ctx context.Context) error {
 		_ = conn.Close()
 		return err
 	}
-	api, mux, err := s.newAPI(media)
+	// One view of the host's interfaces for every connection: pion reads
+	// them again for each one otherwise, a few kB each.
+	n, err := stdnet.NewNet()
 	if err != nil {
 		_ = conn.Close()
-		return err
+		return fmt.Errorf("sfu: network interfaces: %w", err)
 	}
-	s.conn, s.media, s.mux, s.api = conn, media, mux, api
+	media.take = s.router.take
+	s.conn, s.media, s.net = conn, media, n
+	s.mux = webrtc.NewICEUDPMux(s.pionLogs.NewLogger("ice-mux"), media)
 	s.baseCtx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	go s.runReports(s.baseCtx.Done())
 	s.state = stateRunning
 	s.log.Info("sfu started", "udp", conn.LocalAddr().String())
 	return nil
 }
 
-// newAPI builds the one pion API every PeerConnection shares: Opus only,
-// the audio-level extension, RTCP reports, and one ICE UDP mux.
-func (s *SFU) newAPI(conn net.PacketConn) (*webrtc.API, ice.UDPMux, error) {
+// newAPI builds the pion API of one PeerConnection: Opus only, the
+// audio-level extension, the shared ICE UDP mux, and the SFU as DTLS
+// server with keys's hooks, through which the media path gets the
+// connection's SRTP keys (dtlskeys.go). No interceptors: the media path
+// bypasses them and sends its own RTCP reports (rtcp.go).
+func (s *SFU) newAPI(keys *dtlsKeys, buffers func(packetio.BufferPacketType, uint32) io.ReadWriteCloser) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, nil, fmt.Errorf("sfu: register opus: %w", err)
+		return nil, fmt.Errorf("sfu: register opus: %w", err)
 	}
 	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI},
 		webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, nil, fmt.Errorf("sfu: register audio level extension: %w", err)
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		return nil, nil, fmt.Errorf("sfu: rtcp reports: %w", err)
+		return nil, fmt.Errorf("sfu: register audio level extension: %w", err)
 	}
 
-	logs := pionLoggers{log: s.log}
-	mux := webrtc.NewICEUDPMux(logs.NewLogger("ice-mux"), conn)
-
-	se := webrtc.SettingEngine{LoggerFactory: logs}
-	se.SetICEUDPMux(mux)
+	se := webrtc.SettingEngine{LoggerFactory: s.pionLogs, BufferFactory: buffers}
+	se.SetNet(s.net)
+	se.SetICEUDPMux(s.mux)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetICETimeouts(s.cfg.ICEDisconnectedTimeout, s.cfg.ICEFailedTimeout, s.cfg.ICEKeepalive)
-	se.SetReceiveMTU(uint(s.cfg.receiveMTU()))
-	local, _ := conn.LocalAddr().(*net.UDPAddr)
+	// pion reads only DTLS, RTCP and STUN now (RTP takes the media path,
+	// which reads whole datagrams and judges their size itself).
+	se.SetReceiveMTU(1500)
+	// No goroutine per track waiting for a first packet that pion will
+	// never see: the media path reads RTP.
+	se.SetFireOnTrackBeforeFirstRTP(true)
+	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+		return nil, fmt.Errorf("sfu: DTLS role: %w", err)
+	}
+	se.SetDTLSCipherSuites(dtlsCipherSuite)
+	se.SetDTLSServerHelloMessageHook(keys.serverHello)
+	se.SetDTLSKeyLogWriter(keys)
+	local, _ := s.conn.LocalAddr().(*net.UDPAddr)
 	if local != nil && local.IP.IsLoopback() {
 		se.SetIncludeLoopbackCandidate(true)
 	}
@@ -156,18 +180,12 @@ func (s *SFU) newAPI(conn net.PacketConn) (*webrtc.API, ice.UDPMux, error) {
 			AsCandidateType: webrtc.ICECandidateTypeHost,
 			Mode:            webrtc.ICEAddressRewriteReplace,
 		}); err != nil {
-			return nil, nil, fmt.Errorf("sfu: PublicIPs %v: %w", s.cfg.PublicIPs, err)
+			return nil, fmt.Errorf("sfu: PublicIPs %v: %w", s.cfg.PublicIPs, err)
 		}
 	}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir))
-	return api, mux, nil
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se),
+		webrtc.WithInterceptorRegistry(&interceptor.Registry{})), nil
 }
-
-// receiveMTU is pion's read buffer size: never below the usual 1500 (DTLS
-// and SRTP read with it too), and above MaxPacketSize so that the SFU sees
-// oversized packets and drops them with a count rather than pion
-// truncating them into decryption failures.
-func (c Config) receiveMTU() int { return max(1500, c.MaxPacketSize+64) }
 
 var opusCodec = webrtc.RTPCodecParameters{
 	RTPCodecCapability: webrtc.RTPCodecCapability{
@@ -177,6 +195,31 @@ var opusCodec = webrtc.RTPCodecParameters{
 		SDPFmtpLine: "minptime=10;useinbandfec=1",
 	},
 	PayloadType: 111,
+}
+
+// certRenewal is how old the shared DTLS certificate may get before new
+// connections get a new one: pion's certificates are valid for a month.
+const certRenewal = 7 * 24 * time.Hour
+
+// certificate is the DTLS certificate for a new connection. pion makes a
+// key pair and a certificate for every connection unless given one; one
+// for all saves the CPU and a few kB per connection, and peers pin it by
+// its fingerprint in each answer anyway.
+func (s *SFU) certificate() (webrtc.Certificate, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cert == nil || s.now().Sub(s.certAt) > certRenewal {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return webrtc.Certificate{}, fmt.Errorf("sfu: DTLS key: %w", err)
+		}
+		cert, err := webrtc.GenerateCertificate(key)
+		if err != nil {
+			return webrtc.Certificate{}, fmt.Errorf("sfu: DTLS certificate: %w", err)
+		}
+		s.cert, s.certAt = cert, s.now()
+	}
+	return *s.cert, nil
 }
 
 // UDPAddr is the bound media address, nil before Start.

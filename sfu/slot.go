@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -15,6 +16,7 @@ import (
 // timestamps: pion on the far side drops an SSRC its SDP did not announce.
 type slotTrack struct {
 	id, streamID string
+	out          webrtc.TrackLocalWriter
 
 	// Control plane, guarded by room.mu.
 	holder *publishedTrack
@@ -39,10 +41,13 @@ type slotTrack struct {
 	hdr     rtp.Header
 	level   [1]byte
 	sent    uint64
+	octets  uint64
 }
 
-func newSlotTrack(id, streamID string) *slotTrack {
-	return &slotTrack{id: id, streamID: streamID}
+// newSlotTrack makes a slot that sends through out, the listener's
+// session's media path, not through pion's.
+func newSlotTrack(id, streamID string, out webrtc.TrackLocalWriter) *slotTrack {
+	return &slotTrack{id: id, streamID: streamID, out: out}
 }
 
 // Bind is called by pion once the listener's answer is applied.
@@ -65,7 +70,7 @@ func (s *slotTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.w = ctx.WriteStream()
+	s.w = s.out
 	s.ssrc = uint32(ctx.SSRC())
 	s.pt = uint8(codec.PayloadType)
 	s.levelID = levelID
@@ -145,5 +150,24 @@ func (s *slotTrack) write(src *publishedTrack, p *rtp.Packet, level byte, hasLev
 		return false
 	}
 	s.sent++
+	s.octets += uint64(len(p.Payload))
 	return true
+}
+
+// senderReport is the slot's RTCP sender report for now, if it has sent
+// anything: the listener's receiver maps its RTP clock to wall time with
+// it and measures the round trip.
+func (s *slotTrack) senderReport(now time.Time) (*rtcp.SenderReport, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sent == 0 {
+		return nil, false
+	}
+	return &rtcp.SenderReport{
+		SSRC:        s.ssrc,
+		NTPTime:     ntpOf(now),
+		RTPTime:     s.lastTS + uint32(now.Sub(s.lastAt)*48/time.Millisecond),
+		PacketCount: uint32(s.sent),
+		OctetCount:  uint32(s.octets),
+	}, true
 }

@@ -17,13 +17,17 @@ type Stats struct {
 	DroppedTooLarge  uint64
 	DroppedRate      uint64
 	DroppedMalformed uint64
+	// DroppedSRTP counts packets that failed SRTP authentication or its
+	// replay check, or came on an SSRC none of the offer's several audio
+	// sections announced.
+	DroppedSRTP uint64
 }
 
 // counters are Stats being counted. Each publisher's reader adds to them
 // once per packet: one cache line shared by a few cores is cheap next to
 // the SRTP work around it.
 type counters struct {
-	received, forwarded, tooLarge, rate, malformed atomic.Uint64
+	received, forwarded, tooLarge, rate, malformed, srtp atomic.Uint64
 }
 
 // Stats returns the counters so far.
@@ -35,5 +39,6 @@ func (s *SFU) Stats() Stats {
 		DroppedTooLarge:  c.tooLarge.Load(),
 		DroppedRate:      c.rate.Load(),
 		DroppedMalformed: c.malformed.Load(),
+		DroppedSRTP:      c.srtp.Load(),
 	}
 }

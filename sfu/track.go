@@ -1,14 +1,11 @@
 package sfu
 
 import (
-	"context"
-	"errors"
-	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
@@ -19,21 +16,22 @@ import (
 // speaking; Opus DTX sends a packet at least every 400 ms.
 const activeWindow = time.Second
 
-// publishedTrack is one audio track a WHIP session sends. One goroutine
-// reads it: it feeds the Tap, measures loudness and forwards to slots.
+// publishedTrack is one audio track a WHIP session sends. The media path
+// hands it each packet (see media.go): it feeds the Tap, measures
+// loudness and forwards to slots.
 type publishedTrack struct {
-	sess     *session
-	room     *room
-	identity string
-	seq      uint64 // creation order, a stable tie-break between equals
-	remote   *webrtc.TrackRemote
-	rate     uint32 // negotiated clock rate
-	channels int
-	levelID  uint8
-	log      *slog.Logger
-	stats    *counters  // the SFU's
-	out      *mediaConn // corked around a fan-out; nil in internal tests
-	maxSize  int        // Config.MaxPacketSize; 0 (internal tests) is no limit
+	sess        *session
+	room        *room
+	identity    string
+	seq         uint64 // creation order, a stable tie-break between equals
+	offeredSSRC uint32 // what the offer announced for this track, 0 if nothing
+	rate        uint32 // negotiated clock rate
+	channels    int
+	levelID     uint8
+	log         *slog.Logger
+	stats       *counters  // the SFU's
+	out         *mediaConn // corked around a fan-out; nil in internal tests
+	maxSize     int        // Config.MaxPacketSize; 0 (internal tests) is no limit
 	// meetingID and zero label the track's events.
 	meetingID string
 	zero      time.Time
@@ -43,7 +41,7 @@ type publishedTrack struct {
 	hasLevel atomic.Bool
 	dests    atomic.Pointer[[]*slotTrack]
 	// pendingSR is the latest sender report not yet given to the tap; the
-	// RTCP reader stores it, the packet reader takes it.
+	// RTCP reader stores it, the packet path takes it.
 	pendingSR atomic.Pointer[senderReport]
 
 	// Guarded by room.mu: selection and speaking state.
@@ -51,10 +49,12 @@ type publishedTrack struct {
 	speaking   bool
 	quietSince time.Time
 
-	// Reader goroutine only.
-	tap       TrackTap
-	tapSSRC   uint32
-	tapFail   bool
+	// mu guards the rest: the packet path holds it for each packet, tap
+	// openers and the RTCP reporter take it too.
+	mu        sync.Mutex
+	seg       *segment // the recorded segment in progress
+	rx        reception
+	lastSR    lastSR
 	packets   uint64
 	badPkts   uint64
 	tooLarge  uint64
@@ -125,28 +125,6 @@ func (t *publishedTrack) observe(level byte, hasLevel bool, now time.Time) {
 	t.loudness.Store(old + (loud-old)/8)
 }
 
-// run reads the track until its connection closes, then closes the tap.
-// The buffer is pion's receive MTU, larger than maxSize, so that an
-// oversized packet is seen, counted and dropped here.
-func (t *publishedTrack) run(ctx context.Context, bufSize int) {
-	buf := make([]byte, bufSize)
-	var pkt rtp.Packet
-	defer t.closeTap(ctx)
-	for {
-		n, _, err := t.remote.Read(buf)
-		if errors.Is(err, io.ErrShortBuffer) {
-			// pion consumed the oversized packet: drop it, keep the track.
-			t.stats.received.Add(1)
-			t.dropTooLarge(len(buf) + 1)
-			continue
-		}
-		if err != nil {
-			return
-		}
-		t.handle(ctx, &pkt, buf[:n], time.Now())
-	}
-}
-
 func (t *publishedTrack) dropTooLarge(size int) {
 	t.tooLarge++
 	t.stats.tooLarge.Add(1)
@@ -155,30 +133,14 @@ func (t *publishedTrack) dropTooLarge(size int) {
 	}
 }
 
-// readRTCP reads the publisher's RTCP until the connection closes (pion's
-// interceptors stall if nobody reads it; its receiver-report interceptor
-// has already seen every packet) and hands sender reports to the packet
-// reader, which gives them to the tap between two WriteRTP calls.
-func (t *publishedTrack) readRTCP(read func([]byte) (int, interceptor.Attributes, error)) {
-	buf := make([]byte, 1500)
-	for {
-		n, attr, err := read(buf)
-		if errors.Is(err, io.ErrShortBuffer) {
-			continue
-		}
-		if err != nil {
-			return
-		}
-		pkts, err := attr.GetRTCPPackets(buf[:n])
-		if err != nil {
-			continue // a malformed report is not worth ending the track for
-		}
-		for _, p := range pkts {
-			if sr, ok := p.(*rtcp.SenderReport); ok {
-				t.pendingSR.Store(&senderReport{ssrc: sr.SSRC, ntp: ntpTime(sr.NTPTime), rtpTime: sr.RTPTime})
-			}
-		}
-	}
+// senderReport takes a sender report the publisher sent for this track:
+// the packet path gives it to the tap between two WriteRTP calls, and the
+// SFU's receiver reports echo it (their LSR and DLSR fields).
+func (t *publishedTrack) senderReport(sr *rtcp.SenderReport, now time.Time) {
+	t.pendingSR.Store(&senderReport{ssrc: sr.SSRC, ntp: ntpTime(sr.NTPTime), rtpTime: sr.RTPTime})
+	t.mu.Lock()
+	t.lastSR = lastSR{ssrc: sr.SSRC, middle: uint32(sr.NTPTime >> 16), at: now}
+	t.mu.Unlock()
 }
 
 // ntpEpochOffset is the seconds from 1900 (NTP's epoch) to 1970 (Unix's).
@@ -192,8 +154,16 @@ func ntpTime(ntp uint64) time.Time {
 	return time.Unix(sec, int64(frac))
 }
 
-// handle processes one received datagram. It is the per-packet hot path.
-func (t *publishedTrack) handle(ctx context.Context, pkt *rtp.Packet, b []byte, now time.Time) {
+// receive handles one decrypted packet under the track's lock.
+func (t *publishedTrack) receive(pkt *rtp.Packet, b []byte, now time.Time) {
+	t.mu.Lock()
+	t.handle(pkt, b, now)
+	t.mu.Unlock()
+}
+
+// handle processes one received packet. It is the per-packet hot path.
+// Called with t.mu held.
+func (t *publishedTrack) handle(pkt *rtp.Packet, b []byte, now time.Time) {
 	st := t.stats
 	st.received.Add(1)
 	if err := pkt.Unmarshal(b); err != nil {
@@ -218,15 +188,8 @@ func (t *publishedTrack) handle(ctx context.Context, pkt *rtp.Packet, b []byte, 
 		return
 	}
 	t.packets++
-	if t.tap == nil || pkt.SSRC != t.tapSSRC {
-		t.openTap(ctx, pkt.SSRC, now)
-	}
-	if t.tap != nil {
-		if sr := t.pendingSR.Load(); sr != nil {
-			t.giveSenderReport(sr)
-		}
-		t.tap.WriteRTP(pkt)
-	}
+	t.rx.update(pkt.SSRC, pkt.SequenceNumber, pkt.Timestamp, t.rate, now)
+	t.record(pkt, b, now)
 	var level byte
 	hasLevel := false
 	if t.levelID != 0 {
@@ -255,65 +218,21 @@ func (t *publishedTrack) handle(ctx context.Context, pkt *rtp.Packet, b []byte, 
 	}
 }
 
-// giveSenderReport passes sr to the tap if it is about the tap's SSRC and
+// giveSenderReport passes sr to tap if it is about the segment's SSRC and
 // the tap wants reports.
-func (t *publishedTrack) giveSenderReport(sr *senderReport) {
+func (t *publishedTrack) giveSenderReport(seg *segment, sr *senderReport) {
 	t.pendingSR.CompareAndSwap(sr, nil)
-	if sr.ssrc != t.tapSSRC {
+	if sr.ssrc != seg.ssrc {
 		return
 	}
-	if srt, ok := t.tap.(SenderReportTap); ok {
+	if srt, ok := seg.tap.(SenderReportTap); ok {
 		srt.WriteSenderReport(sr.ntp, sr.rtpTime)
 	}
 }
 
-// openTap starts a new recorded track segment: at the first packet, or
-// when the SSRC changes mid-session (the old segment is closed first).
-func (t *publishedTrack) openTap(ctx context.Context, ssrc uint32, now time.Time) {
-	if t.tap != nil {
-		t.closeTap(ctx)
-	} else if t.tapFail && ssrc == t.tapSSRC {
-		return
-	}
-	t.tapSSRC = ssrc
-	info := TrackInfo{
-		MeetingID:     t.sess.claims.MeetingID,
-		Identity:      t.identity,
-		DisplayName:   t.sess.claims.DisplayName,
-		SSRC:          ssrc,
-		ClockRate:     t.rate,
-		Channels:      t.channels,
-		AudioLevelID:  t.levelID,
-		ClockZero:     t.sess.clockZero,
-		FirstPacketAt: now,
-	}
-	tap, err := t.sess.sfu.tap.OpenTrack(ctx, info)
-	if err != nil {
-		// Keep forwarding: the meeting goes on even if recording fails.
-		t.tapFail = true
-		t.log.Error("recorder refused track; it will not be recorded", "ssrc", ssrc, "err", err)
-		return
-	}
-	t.tap, t.tapFail = tap, false
-	t.log.Info("track opened", "ssrc", ssrc)
-}
-
-func (t *publishedTrack) closeTap(ctx context.Context) {
-	if t.tap == nil {
-		return
-	}
-	tap := t.tap
-	t.tap = nil
-	if err := tap.Close(ctx); err != nil {
-		t.log.Error("closing recorded track", "ssrc", t.tapSSRC, "err", err)
-		return
-	}
-	t.log.Info("track closed", "ssrc", t.tapSSRC, "packets", t.packets)
-}
-
 // audioLevelID finds the id the publisher negotiated for RFC 6464.
-func audioLevelID(r *webrtc.RTPReceiver) uint8 {
-	for _, e := range r.GetParameters().HeaderExtensions {
+func audioLevelID(exts []webrtc.RTPHeaderExtensionParameter) uint8 {
+	for _, e := range exts {
 		if e.URI == sdp.AudioLevelURI && e.ID > 0 && e.ID < 256 {
 			return uint8(e.ID)
 		}

@@ -16,8 +16,7 @@ import (
 
 type logTap struct {
 	mu     sync.Mutex
-	events []string
-	infos  []TrackInfo
+	tracks []*logTrack
 	fail   error
 	opens  int
 }
@@ -29,23 +28,29 @@ func (l *logTap) OpenTrack(_ context.Context, info TrackInfo) (TrackTap, error) 
 	if l.fail != nil {
 		return nil, l.fail
 	}
-	l.infos = append(l.infos, info)
-	l.events = append(l.events, "open")
-	return &logTrack{l: l}, nil
+	tr := &logTrack{l: l, info: info}
+	l.tracks = append(l.tracks, tr)
+	return tr, nil
 }
 
-type logTrack struct{ l *logTap }
+// logTrack is one opened TrackTap: what it got, in order.
+type logTrack struct {
+	l      *logTap
+	info   TrackInfo
+	seqs   []uint16
+	closed int
+}
 
 func (t *logTrack) WriteRTP(p *rtp.Packet) {
 	t.l.mu.Lock()
 	defer t.l.mu.Unlock()
-	t.l.events = append(t.l.events, "pkt")
+	t.seqs = append(t.seqs, p.SequenceNumber)
 }
 
 func (t *logTrack) Close(context.Context) error {
 	t.l.mu.Lock()
 	defer t.l.mu.Unlock()
-	t.l.events = append(t.l.events, "close")
+	t.closed++
 	return nil
 }
 
@@ -68,40 +73,76 @@ func raw(t *testing.T, ssrc uint32, seq uint16) []byte {
 	return b
 }
 
+// slowTap opens tracks only when told to, as a recorder busy with its
+// disk would.
+type slowTap struct {
+	logTap
+	release chan struct{}
+}
+
+func (s *slowTap) OpenTrack(ctx context.Context, info TrackInfo) (TrackTap, error) {
+	<-s.release
+	return s.logTap.OpenTrack(ctx, info)
+}
+
 func TestSSRCChangeStartsNewTapSegment(t *testing.T) {
+	t.Parallel()
+	tap := &slowTap{release: make(chan struct{})}
+	tr := tapTrack(tap)
+	var pkt rtp.Packet
+	t0 := time.Unix(2000, 0)
+	for i := range 3 {
+		tr.receive(&pkt, raw(t, 1, uint16(i)), t0.Add(time.Duration(i)*20*time.Millisecond))
+	}
+	t1 := t0.Add(time.Second)
+	tr.receive(&pkt, raw(t, 2, 500), t1)
+	tr.receive(&pkt, raw(t, 2, 501), t1.Add(20*time.Millisecond))
+	tr.receive(&pkt, []byte{1, 2}, t1.Add(30*time.Millisecond)) // garbage is dropped
+	// Neither tap has opened yet: the packet path did not wait for them.
+	close(tap.release)
+	tr.finish()
+	tr.sess.wg.Wait() // openers and closers
+
+	require.Len(t, tap.tracks, 2)
+	bySSRC := map[uint32]*logTrack{}
+	for _, lt := range tap.tracks {
+		bySSRC[lt.info.SSRC] = lt
+		require.Equal(t, 1, lt.closed, "Close exactly once")
+		require.Equal(t, TrackInfo{MeetingID: "m", Identity: "a", DisplayName: "A", SSRC: lt.info.SSRC, ClockRate: 48000,
+			Channels: 2, ClockZero: time.Unix(1000, 0), FirstPacketAt: lt.info.FirstPacketAt}, lt.info)
+	}
+	require.Equal(t, []uint16{0, 1, 2}, bySSRC[1].seqs, "held while the tap opened, then given in order")
+	require.Equal(t, t0, bySSRC[1].info.FirstPacketAt)
+	require.Equal(t, []uint16{500, 501}, bySSRC[2].seqs)
+	require.Equal(t, t1, bySSRC[2].info.FirstPacketAt)
+	require.Equal(t, uint64(1), tr.badPkts)
+}
+
+func TestOpenTapTakesPacketsDirectly(t *testing.T) {
 	t.Parallel()
 	tap := &logTap{}
 	tr := tapTrack(tap)
 	var pkt rtp.Packet
-	ctx := t.Context()
-	t0 := time.Unix(2000, 0)
-	for i := range 3 {
-		tr.handle(ctx, &pkt, raw(t, 1, uint16(i)), t0.Add(time.Duration(i)*20*time.Millisecond))
-	}
-	t1 := t0.Add(time.Second)
-	tr.handle(ctx, &pkt, raw(t, 2, 500), t1)
-	tr.handle(ctx, &pkt, raw(t, 2, 501), t1.Add(20*time.Millisecond))
-	tr.handle(ctx, &pkt, []byte{1, 2}, t1.Add(30*time.Millisecond)) // garbage is dropped
-	tr.closeTap(ctx)
-	tr.closeTap(ctx) // idempotent: Close exactly once
-
-	require.Equal(t, []string{"open", "pkt", "pkt", "pkt", "close", "open", "pkt", "pkt", "close"}, tap.events)
-	require.Equal(t, uint32(1), tap.infos[0].SSRC)
-	require.Equal(t, t0, tap.infos[0].FirstPacketAt)
-	require.Equal(t, uint32(2), tap.infos[1].SSRC)
-	require.Equal(t, t1, tap.infos[1].FirstPacketAt)
-	for _, info := range tap.infos {
-		require.Equal(t, TrackInfo{MeetingID: "m", Identity: "a", DisplayName: "A", SSRC: info.SSRC, ClockRate: 48000,
-			Channels: 2, ClockZero: time.Unix(1000, 0), FirstPacketAt: info.FirstPacketAt}, info)
-	}
-	require.Equal(t, uint64(1), tr.badPkts)
+	now := time.Unix(3000, 0)
+	tr.receive(&pkt, raw(t, 7, 1), now)
+	require.Eventually(t, func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return tr.seg.tap != nil
+	}, 5*time.Second, time.Millisecond)
+	tr.receive(&pkt, raw(t, 7, 2), now.Add(20*time.Millisecond))
+	tap.mu.Lock()
+	require.Equal(t, []uint16{1, 2}, tap.tracks[0].seqs, "once open, a packet reaches the tap before receive returns")
+	tap.mu.Unlock()
+	tr.finish()
+	require.Equal(t, 1, tap.tracks[0].closed, "finish closes an open tap before it returns")
 }
 
 func TestRefusedTapStillForwards(t *testing.T) {
 	t.Parallel()
 	tap := &logTap{fail: errors.New("disk full")}
 	tr := tapTrack(tap)
-	s := newSlotTrack("s", "m")
+	s := newSlotTrack("s", "m", nil)
 	w := &countWriter{}
 	s.w, s.ssrc = w, 5
 	s.setSource(tr)
@@ -109,8 +150,14 @@ func TestRefusedTapStillForwards(t *testing.T) {
 	var pkt rtp.Packet
 	now := time.Now()
 	for i := range 5 {
-		tr.handle(t.Context(), &pkt, raw(t, 1, uint16(i)), now)
+		tr.receive(&pkt, raw(t, 1, uint16(i)), now)
 	}
-	require.Equal(t, 5, w.n, "the meeting goes on without its recording")
+	tr.sess.wg.Wait() // the refusal has come back
+	for i := range 5 {
+		tr.receive(&pkt, raw(t, 1, uint16(5+i)), now)
+	}
+	require.Equal(t, 10, w.n, "the meeting goes on without its recording")
+	tap.mu.Lock()
 	require.Equal(t, 1, tap.opens, "a refused track is not retried on every packet")
+	tap.mu.Unlock()
 }

@@ -162,6 +162,9 @@ func runServer(ctx context.Context, o options, logger *slog.Logger) (*report, er
 			logger.Error("stopping the SFU", "err", err)
 		}
 	}()
+	// The harness's own buffer exists before the empty sample, so that
+	// the difference is the SFU's alone.
+	scanBuf := make([]byte, 1<<20)
 	empty := takeSample(s, true)
 
 	self, err := os.Executable()
@@ -186,7 +189,7 @@ func runServer(ctx context.Context, o options, logger *slog.Logger) (*report, er
 	var connected, start, stop sample
 	var prof *os.File
 	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	sc.Buffer(scanBuf, 64<<20)
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
