@@ -153,6 +153,10 @@ func (in *inbound) close() {
 	in.mu.Unlock()
 }
 
+// srtpOverhead is the most SRTP adds to a packet: a 16-byte AEAD tag
+// (the HMAC profiles add 10).
+const srtpOverhead = 16
+
 // errNotConnected is a write to a listener whose DTLS handshake has not
 // made its keys yet, or whose connection closed.
 var errNotConnected = errors.New("sfu: listener not connected")
@@ -182,7 +186,8 @@ func (o *outbound) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	}
 	n := h.MarshalSize()
 	if cap(o.plain) < n+len(payload) {
-		o.plain = make([]byte, 0, max(1500, n+len(payload)))
+		// Sized to the packets seen, not to an MTU: one per listener.
+		o.plain = make([]byte, 0, n+len(payload)+64)
 	}
 	plain := o.plain[:n+len(payload)]
 	if _, err := h.MarshalTo(plain); err != nil {
@@ -204,6 +209,9 @@ func (o *outbound) Write(b []byte) (int, error) {
 
 // send encrypts plain and queues it. Called with o.mu held.
 func (o *outbound) send(plain []byte) (int, error) {
+	if cap(o.enc) < len(plain)+srtpOverhead {
+		o.enc = make([]byte, 0, len(plain)+srtpOverhead+64)
+	}
 	enc, err := o.keys.EncryptRTP(o.enc[:0], plain, &o.hdr)
 	if err != nil {
 		return 0, err
