@@ -15,10 +15,23 @@
 // sender reports (NTP time ↔ RTP timestamp). Config.Observer, when set, is
 // told of joins, leaves and speaking turns (Event); the SFU stores nothing.
 //
+// # Media path
+//
+// pion terminates ICE, DTLS and RTCP; RTP does not go through it. The
+// goroutine that reads the one media socket recognises a publisher's RTP
+// by its source address, decrypts it with that connection's SRTP keys,
+// hands it to the Tap and fans it out, encrypting each copy with its
+// listener's keys, all without a hand-off or an allocation (media.go).
+// The keys come from pion's public DTLS hooks, the SFU being the DTLS
+// server (dtlskeys.go): offers must say a=setup:actpass or active, as
+// every browser's do. TrackTap.OpenTrack and Close run on the session's
+// goroutines; packets wait in order while a tap opens (segment.go).
+//
 // # RTCP
 //
-// pion's report interceptors send receiver reports to every publisher and
-// sender reports on every slot, from what was actually received and sent.
+// The SFU sends its own reports every second (rtcp.go): receiver reports
+// to every publisher (loss, jitter, LSR/DLSR from its sender reports) and
+// sender reports on every slot, from what it actually received and sent.
 // Listeners' reports are about the SFU's own slot streams and stop here:
 // a publisher's bitrate is the browser's business, and forwarding one
 // listener's loss to a speaker heard by 149 others would only mislead it.
@@ -32,12 +45,11 @@
 //
 // # Sending
 //
-// Every datagram leaves through one socket under pion's ICE UDP mux. A
-// speaker's packet fans out to up to every listener at once, so the
-// publisher's reader corks that socket for the fan-out and the copies
-// leave in sendmmsg calls of up to 64 (Linux; elsewhere one write each).
-// Other writes (ICE, DTLS, RTCP) leave at once, or with the fan-out in
-// progress, never later than its end.
+// Every datagram leaves through the one socket. A speaker's packet fans
+// out to up to every listener at once, so the reader corks the socket for
+// the fan-out and the copies leave in sendmmsg calls of up to 64 (Linux;
+// elsewhere one write each). Other writes (ICE, DTLS, RTCP) leave at
+// once, or with the fan-out in progress, never later than its end.
 //
 // # Limits
 //
