@@ -23,7 +23,9 @@ import (
 // pion's public hooks show of the handshake, with the SFU as DTLS server:
 // the ServerHello it sends gives the server random and the SRTP profile,
 // and the key log line (NSS format) gives the client random and the master
-// secret. Both stay in memory, as they do in pion.
+// secret. Both stay in memory, as they do in pion. pion/webrtc resumes no
+// DTLS sessions (it sets no session store); a resumed handshake would log
+// its secret before any ServerHello and get no keys here.
 
 // dtlsCipherSuite is the one suite offered: the SFU's certificate is ECDSA
 // (pion's default), every browser has this suite, and its PRF hash
@@ -100,8 +102,11 @@ func (k *dtlsKeys) derive(line []byte) (srtpKeys, error) {
 	}
 	clientRandom, err1 := hex.DecodeString(string(fields[1]))
 	master, err2 := hex.DecodeString(string(fields[2]))
-	if err := errors.Join(err1, err2); err != nil || len(clientRandom) != handshake.RandomLength {
-		return srtpKeys{}, fmt.Errorf("sfu: DTLS key log line does not parse: %v", err)
+	if err := errors.Join(err1, err2); err != nil {
+		return srtpKeys{}, fmt.Errorf("sfu: DTLS key log line does not parse: %w", err)
+	}
+	if len(clientRandom) != handshake.RandomLength {
+		return srtpKeys{}, fmt.Errorf("sfu: DTLS key log line has a %d-byte client random, not %d", len(clientRandom), handshake.RandomLength)
 	}
 	k.mu.Lock()
 	hello, suite, profile, serverRandom := k.hello, k.suite, k.profile, k.serverRandom
