@@ -399,7 +399,7 @@ func TestDTLSKeysErrors(t *testing.T) {
 		{
 			name: "short client random",
 			line: []byte("CLIENT_RANDOM " + fields[1][:10] + " " + fields[2] + "\n"),
-			want: "DTLS key log line does not parse",
+			want: "5-byte client random, not 32",
 		},
 		{
 			name: "no ServerHello first",
