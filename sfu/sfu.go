@@ -38,6 +38,7 @@ type SFU struct {
 	mux      ice.UDPMux
 	net      *stdnet.Net
 	pionLogs *pionLoggers
+	codecs   *webrtc.MediaEngine // Opus and the audio level; each connection copies it
 	cert     *webrtc.Certificate // shared by every connection; see certificate
 	certAt   time.Time
 	router   router
@@ -121,8 +122,18 @@ func (s *SFU) Start(ctx context.Context) error {
 		_ = conn.Close()
 		return fmt.Errorf("sfu: network interfaces: %w", err)
 	}
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
+		_ = conn.Close()
+		return fmt.Errorf("sfu: register opus: %w", err)
+	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI},
+		webrtc.RTPCodecTypeAudio); err != nil {
+		_ = conn.Close()
+		return fmt.Errorf("sfu: register audio level extension: %w", err)
+	}
 	media.take = s.router.take
-	s.conn, s.media, s.net = conn, media, n
+	s.conn, s.media, s.net, s.codecs = conn, media, n, me
 	s.mux = webrtc.NewICEUDPMux(s.pionLogs.NewLogger("ice-mux"), media)
 	s.baseCtx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	go s.runReports(s.baseCtx.Done())
@@ -131,21 +142,12 @@ func (s *SFU) Start(ctx context.Context) error {
 	return nil
 }
 
-// newAPI builds the pion API of one PeerConnection: Opus only, the
-// audio-level extension, the shared ICE UDP mux, and the SFU as DTLS
+// newAPI builds the pion API of one PeerConnection: Opus only with the
+// audio-level extension (s.codecs), the shared ICE UDP mux, and the SFU as DTLS
 // server with keys's hooks, through which the media path gets the
 // connection's SRTP keys (dtlskeys.go). No interceptors: the media path
 // bypasses them and sends its own RTCP reports (rtcp.go).
 func (s *SFU) newAPI(keys *dtlsKeys, buffers func(packetio.BufferPacketType, uint32) io.ReadWriteCloser) (*webrtc.API, error) {
-	me := &webrtc.MediaEngine{}
-	if err := me.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, fmt.Errorf("sfu: register opus: %w", err)
-	}
-	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI},
-		webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, fmt.Errorf("sfu: register audio level extension: %w", err)
-	}
-
 	se := webrtc.SettingEngine{LoggerFactory: s.pionLogs, BufferFactory: buffers}
 	se.SetNet(s.net)
 	se.SetICEUDPMux(s.mux)
@@ -183,7 +185,7 @@ func (s *SFU) newAPI(keys *dtlsKeys, buffers func(packetio.BufferPacketType, uin
 			return nil, fmt.Errorf("sfu: PublicIPs %v: %w", s.cfg.PublicIPs, err)
 		}
 	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se),
+	return webrtc.NewAPI(webrtc.WithMediaEngine(s.codecs), webrtc.WithSettingEngine(se),
 		webrtc.WithInterceptorRegistry(&interceptor.Registry{})), nil
 }
 
