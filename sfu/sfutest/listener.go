@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
@@ -33,7 +34,7 @@ type Received struct {
 }
 
 // Listener is a real WebRTC peer receiving a meeting over WHEP. It records
-// every packet per SSRC.
+// every packet per SSRC, and the server's sender reports.
 type Listener struct {
 	pc       *webrtc.PeerConnection
 	client   *http.Client
@@ -44,6 +45,7 @@ type Listener struct {
 
 	mu      sync.Mutex
 	byS     map[uint32][]Received
+	srs     []rtcp.SenderReport
 	changed chan struct{} // closed and replaced on every packet
 }
 
@@ -78,7 +80,7 @@ func ListenWith(ctx context.Context, opts ListenOptions) (*Listener, error) {
 	}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 		l.wg.Add(2)
-		go func() { defer l.wg.Done(); drain(recv.Read) }()
+		go func() { defer l.wg.Done(); readRTCP(recv.Read, l.keepRTCP) }()
 		go func() { defer l.wg.Done(); l.read(tr, recv) }()
 	})
 	connected, failed := stateSignals(pc)
@@ -132,6 +134,26 @@ func (l *Listener) Packets() map[uint32][]Received {
 		out[s] = append([]Received(nil), rs...)
 	}
 	return out
+}
+
+// SenderReports returns, in arrival order, the RTCP sender reports the
+// server sent on the slots (usually one a second per slot that carried
+// something): per slot SSRC, the packets and payload octets sent so far
+// and the slot's RTP time at the report's NTP time.
+func (l *Listener) SenderReports() []rtcp.SenderReport {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]rtcp.SenderReport(nil), l.srs...)
+}
+
+func (l *Listener) keepRTCP(pkts []rtcp.Packet) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, pkt := range pkts {
+		if sr, ok := pkt.(*rtcp.SenderReport); ok {
+			l.srs = append(l.srs, *sr)
+		}
+	}
 }
 
 // Count is how many packets arrived in all.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/opus"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -72,6 +73,7 @@ type Publisher struct {
 	mu      sync.Mutex
 	started time.Time
 	sent    []SentPacket
+	reports []rtcp.ReceptionReport // every block the server sent, any SSRC
 }
 
 // Publish connects to the WHIP endpoint and starts sending the file in real
@@ -127,7 +129,7 @@ func Publish(ctx context.Context, opts PublishOptions) (*Publisher, error) {
 		closeMux()
 		return nil, fmt.Errorf("add track: %w", err)
 	}
-	go drain(sender.Sender().Read)
+	go readRTCP(sender.Sender().Read, p.keepRTCP)
 	p.location, err = negotiate(ctx, p.client, pc, opts.WHIPURL, opts.Token)
 	if err == nil {
 		err = waitConnected(ctx, pc, connected, failed)
@@ -204,6 +206,36 @@ func (p *Publisher) Sent() []SentPacket {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]SentPacket(nil), p.sent...)
+}
+
+// ReceiverReports returns, in arrival order, the reception reports the
+// server sent about the Publisher's stream (blocks of its RTCP receiver
+// reports, usually one a second): what it received, lost and saw of the
+// Publisher's own sender reports.
+func (p *Publisher) ReceiverReports() []rtcp.ReceptionReport {
+	ssrc := p.SSRC()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []rtcp.ReceptionReport
+	for _, r := range p.reports {
+		if r.SSRC == ssrc {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (p *Publisher) keepRTCP(pkts []rtcp.Packet) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pkt := range pkts {
+		switch r := pkt.(type) {
+		case *rtcp.ReceiverReport:
+			p.reports = append(p.reports, r.Reports...)
+		case *rtcp.SenderReport:
+			p.reports = append(p.reports, r.Reports...)
+		}
+	}
 }
 
 // Close stops sending, DELETEs the session and closes the connection. The
@@ -345,12 +377,19 @@ func (t *sendTrack) write(seq uint16, ts uint32, payload []byte, level uint8, wi
 	return err
 }
 
-// drain reads RTCP so pion's interceptors do not stall.
-func drain[A any](read func([]byte) (int, A, error)) {
+// readRTCP reads a sender's or receiver's RTCP until the connection
+// closes and hands each compound packet to keep; reading also keeps
+// pion's interceptors from stalling. Packets that do not parse are
+// skipped.
+func readRTCP[A any](read func([]byte) (int, A, error), keep func([]rtcp.Packet)) {
 	buf := make([]byte, 1500)
 	for {
-		if _, _, err := read(buf); err != nil {
+		n, _, err := read(buf)
+		if err != nil {
 			return
+		}
+		if pkts, err := rtcp.Unmarshal(buf[:n]); err == nil {
+			keep(pkts)
 		}
 	}
 }
