@@ -38,6 +38,7 @@ type mediaConn struct {
 	// never reach the mux (see media.go).
 	take func(b []byte, from netip.AddrPort) bool
 
+	sendMu sync.Mutex // held while a batch is sent; see flushUnlock
 	mu     sync.Mutex
 	corks  int
 	cur    *sendBatch
@@ -46,8 +47,8 @@ type mediaConn struct {
 }
 
 // sendBatch is datagrams waiting for one send call. A batch is filled
-// under mediaConn.mu and sent outside it, so one reader's flush does not
-// hold up another's writes.
+// under mediaConn.mu and sent outside it, so writers queue into the next
+// batch while one is sent.
 type sendBatch struct {
 	n     int
 	bufs  [maxBatch][]byte // grown to the largest datagram, then reused
@@ -90,9 +91,7 @@ func (c *mediaConn) uncork() {
 		c.mu.Unlock()
 		return
 	}
-	b := c.swap()
-	c.mu.Unlock()
-	_ = c.flush(b)
+	_ = c.flushUnlock()
 }
 
 // swap takes the current batch for sending and installs an empty one.
@@ -110,10 +109,17 @@ func (c *mediaConn) swap() *sendBatch {
 	return b
 }
 
-// flush sends b and returns it to the spares. It returns the error of
-// the first datagram the kernel refused.
-func (c *mediaConn) flush(b *sendBatch) error {
+// flushUnlock sends the current batch and returns it to the spares; it is
+// called with c.mu held and releases it. Batches leave in the order they
+// were taken (sendMu is taken before c.mu is released), so one writer's
+// datagrams never overtake each other. It returns the error of the first
+// datagram the kernel refused.
+func (c *mediaConn) flushUnlock() error {
+	b := c.swap()
+	c.sendMu.Lock()
+	c.mu.Unlock()
 	err := c.send(b)
+	c.sendMu.Unlock()
 	if err != nil {
 		n := c.errs.Add(1)
 		if n&(n-1) == 0 && !errors.Is(err, net.ErrClosed) { // the 1st, 2nd, 4th, 8th...
@@ -150,9 +156,7 @@ func (c *mediaConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) 
 		c.mu.Unlock()
 		return len(b), nil
 	}
-	c.swap()
-	c.mu.Unlock()
-	if err := c.flush(cur); err != nil && i == 0 {
+	if err := c.flushUnlock(); err != nil && i == 0 {
 		return 0, err
 	}
 	return len(b), nil
@@ -180,14 +184,12 @@ func (c *mediaConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 // Close sends what is queued and closes the socket.
 func (c *mediaConn) Close() error {
 	c.mu.Lock()
-	var b *sendBatch
-	if !c.closed && c.cur.n > 0 {
-		b = c.swap()
-	}
+	pending := !c.closed && c.cur.n > 0
 	c.closed = true
-	c.mu.Unlock()
-	if b != nil {
-		_ = c.flush(b)
+	if pending {
+		_ = c.flushUnlock()
+	} else {
+		c.mu.Unlock()
 	}
 	return c.UDPConn.Close()
 }

@@ -10,6 +10,10 @@ import (
 // report interceptors and browsers do.
 const reportInterval = time.Second
 
+// maxMisorder is how far back a packet may come and still count as late
+// rather than as the sender jumping (RFC 3550 appendix A.1).
+const maxMisorder = 100
+
 // reception is what a publisher's receiver reports say about one SSRC
 // (RFC 3550 section 6.4.1 and appendix A.1, A.3, A.8): packets expected
 // and lost, the highest sequence number, interarrival jitter. The packet
@@ -27,6 +31,7 @@ type reception struct {
 	t0                           time.Time // arrival of the first packet: the arrival clock's zero
 	transit                      uint32
 	jitter                       uint32 // scaled by 16 (appendix A.8)
+	badSeq                       uint16 // after a jump: the packet that would confirm it
 }
 
 // update counts one packet. A new SSRC starts over.
@@ -36,11 +41,21 @@ func (r *reception) update(ssrc uint32, seq uint16, ts, rate uint32, now time.Ti
 		return
 	}
 	arrival := uint32(int64(now.Sub(r.t0)/time.Microsecond) * int64(rate) / 1e6)
-	if d := seq - r.maxSeq; d < 0x8000 {
+	switch d := seq - r.maxSeq; {
+	case d < 0x8000:
 		if seq < r.maxSeq {
 			r.cycles += 1 << 16
 		}
 		r.maxSeq = seq
+	case r.maxSeq-seq > maxMisorder:
+		// Too far back to be late: the sender jumped. Two packets in a row
+		// from the new place start the count over (appendix A.1).
+		if seq != r.badSeq {
+			r.badSeq = seq + 1
+			return
+		}
+		*r = reception{ssrc: ssrc, started: true, base: uint32(seq), maxSeq: seq, received: 1, t0: now, transit: -ts}
+		return
 	}
 	r.received++
 	transit := arrival - ts

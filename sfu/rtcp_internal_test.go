@@ -320,3 +320,23 @@ func TestNTPRoundTrip(t *testing.T) {
 		require.InDelta(t, 0, int64(back-ntp), 6, "%#x came back as %#x", ntp, back)
 	}
 }
+
+func TestReceptionStartsOverWhenTheSenderJumps(t *testing.T) {
+	t.Parallel()
+	var r reception
+	t0 := time.Unix(5000, 0)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * 20 * time.Millisecond) }
+	for i := range 10 {
+		r.update(1, uint16(100+i), uint32(i)*960, 48000, at(i))
+	}
+	// The sender restarts its numbering 40,000 back: not a late packet.
+	r.update(1, 60000, 0, 48000, at(10))
+	rep, ok := r.report(at(10), lastSR{})
+	require.True(t, ok)
+	require.Equal(t, uint32(109), rep.LastSequenceNumber, "one packet from afar is not yet believed")
+	r.update(1, 60001, 960, 48000, at(11))
+	r.update(1, 60002, 1920, 48000, at(12))
+	rep, _ = r.report(at(12), lastSR{})
+	require.Equal(t, uint32(60002), rep.LastSequenceNumber, "two in a row start the count over")
+	require.Zero(t, rep.TotalLost)
+}
