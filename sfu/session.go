@@ -166,8 +166,17 @@ func (s *session) rtcp(b []byte) {
 
 // follow wires the connection's keys and peer address to the media path.
 func (s *session) follow(keys *dtlsKeys) {
-	keys.ready = s.link.setKeys
 	ice := s.pc.SCTP().Transport().ICETransport()
+	keys.ready = func(k srtpKeys) {
+		// ICE selected a pair before DTLS began; its callback may not
+		// have run yet, and the peer may send as soon as DTLS is done.
+		if p, err := ice.GetSelectedCandidatePair(); err == nil {
+			if addr, ok := addrOf(p); ok {
+				s.link.setAddr(addr)
+			}
+		}
+		s.link.setKeys(k)
+	}
 	ice.OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
 		if addr, ok := addrOf(p); ok {
 			s.link.setAddr(addr)

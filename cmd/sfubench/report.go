@@ -73,7 +73,7 @@ func (r *report) fill(empty, connected, start, stop sample) {
 	if cpu > 0 {
 		r.ForwardedPerCoreSec = fwd / cpu.Seconds()
 	}
-	r.Dropped = stop.stats.DroppedTooLarge + stop.stats.DroppedRate + stop.stats.DroppedMalformed
+	r.Dropped = stop.stats.DroppedTooLarge + stop.stats.DroppedRate + stop.stats.DroppedMalformed + stop.stats.DroppedSRTP
 	r.UDPBufferDrops = stop.udpDrops - start.udpDrops
 	if r.Clients != nil {
 		r.SentPerSecond = float64(r.Clients.Sent) / wall.Seconds()
@@ -99,7 +99,7 @@ received               %.0f packets/s
 forwarded              %.0f packets/s
 CPU per forwarded      %.2f µs (all server work ÷ forwarded packets)
 forwarded per core     %.0f packets/s
-dropped by limits      %d
+dropped by the SFU     %d (limits, malformed, failing SRTP)
 UDP buffer overflows   %d (machine-wide, in the window)
 loss                   %d packets in all, worst listener %d, duplicates %d (expected %d per listener, got min %d, avg %.1f)
 latency client→client  p50 %.2f ms, p99 %.2f ms, max %.2f ms
