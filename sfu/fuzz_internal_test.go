@@ -97,4 +97,3 @@ func (w *captureWriter) Write(b []byte) (int, error) {
 	w.pkts = append(w.pkts, bytes.Clone(b))
 	return len(b), nil
 }
-
