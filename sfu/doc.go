@@ -27,7 +27,11 @@
 // every browser's do. TrackTap.OpenTrack and Close run on the session's
 // goroutines; packets wait in order while a tap opens (segment.go).
 // One goroutine handles every packet: about 130,000 forwarded packets a
-// second per process (docs/benchmarks.md).
+// second per process (docs/benchmarks.md). As RTP never reaches pion's ICE
+// agent, a peer's liveness rests on STUN: the agent checks the selected
+// pair every ICEKeepalive, well inside ICEDisconnectedTimeout. A track
+// moves to a new SSRC only once its current one has been silent a second;
+// until then another SSRC is dropped and counted (Stats.DroppedSRTP).
 //
 // # RTCP
 //

@@ -12,7 +12,6 @@ import (
 	"github.com/pion/dtls/v3/pkg/crypto/prf"
 	"github.com/pion/dtls/v3/pkg/protocol/extension"
 	"github.com/pion/dtls/v3/pkg/protocol/handshake"
-	"github.com/pion/sdp/v3"
 	"github.com/pion/srtp/v3"
 )
 
@@ -49,9 +48,6 @@ type srtpKeys struct {
 type dtlsKeys struct {
 	ready func(srtpKeys)
 	fail  func(error)
-	// cryptex: the offer asked for encrypted header extensions (RFC
-	// 9335), which pion's answer then grants for both directions.
-	cryptex bool
 	// send and receive say which contexts the session needs: a WHIP
 	// session only receives, a WHEP session only sends.
 	send, receive bool
@@ -61,6 +57,17 @@ type dtlsKeys struct {
 	profile      srtp.ProtectionProfile
 	suite        uint16
 	hello        bool
+	// cryptex: the answer granted encrypted header extensions (RFC 9335),
+	// for both directions.
+	cryptex bool
+}
+
+// setCryptex says whether the answer granted RFC 9335 header encryption;
+// it is called once the answer is made, before any handshake.
+func (k *dtlsKeys) setCryptex(on bool) {
+	k.mu.Lock()
+	k.cryptex = on
+	k.mu.Unlock()
 }
 
 // serverHello is pion's ServerHello hook: it records the message and
@@ -109,7 +116,7 @@ func (k *dtlsKeys) derive(line []byte) (srtpKeys, error) {
 		return srtpKeys{}, fmt.Errorf("sfu: DTLS key log line has a %d-byte client random, not %d", len(clientRandom), handshake.RandomLength)
 	}
 	k.mu.Lock()
-	hello, suite, profile, serverRandom := k.hello, k.suite, k.profile, k.serverRandom
+	hello, suite, profile, serverRandom, cryptex := k.hello, k.suite, k.profile, k.serverRandom, k.cryptex
 	k.mu.Unlock()
 	switch {
 	case !hello:
@@ -125,7 +132,7 @@ func (k *dtlsKeys) derive(line []byte) (srtpKeys, error) {
 		return srtpKeys{}, fmt.Errorf("sfu: SRTP keys: %w", err)
 	}
 	var opts []srtp.ContextOption
-	if k.cryptex {
+	if cryptex {
 		opts = append(opts, srtp.Cryptex(srtp.CryptexModeEnabled))
 	}
 	var keys srtpKeys
@@ -157,19 +164,4 @@ func (e exporter) ExportKeyingMaterial(label string, context []byte, length int)
 	seed := make([]byte, 0, len(label)+len(e.clientRandom)+len(e.serverRandom))
 	seed = append(append(append(seed, label...), e.clientRandom...), e.serverRandom...)
 	return prf.PHash(e.master, seed, length, sha256.New)
-}
-
-// offersCryptex reports whether an offer asks for RFC 9335 header
-// encryption, at session level or in a media section; pion refuses
-// offers that mix both kinds of sections.
-func offersCryptex(offer *sdp.SessionDescription) bool {
-	if _, ok := offer.Attribute(sdp.AttrKeyCryptex); ok {
-		return true
-	}
-	for _, m := range offer.MediaDescriptions {
-		if _, ok := m.Attribute(sdp.AttrKeyCryptex); ok {
-			return true
-		}
-	}
-	return false
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/pion/dtls/v3/pkg/protocol/extension"
 	"github.com/pion/dtls/v3/pkg/protocol/handshake"
 	"github.com/pion/rtp"
-	"github.com/pion/sdp/v3"
 	"github.com/pion/srtp/v3"
 	"github.com/stretchr/testify/require"
 )
@@ -38,13 +37,14 @@ type dtlsKeysOutcome struct {
 // call shows up instead of blocking the handshake.
 func dtlsKeysWatched(send, receive, cryptex bool) (*dtlsKeys, dtlsKeysOutcome) {
 	out := dtlsKeysOutcome{ready: make(chan srtpKeys, 4), fail: make(chan error, 4)}
-	return &dtlsKeys{
+	k := &dtlsKeys{
 		ready:   func(k srtpKeys) { out.ready <- k },
 		fail:    func(err error) { out.fail <- err },
 		send:    send,
 		receive: receive,
-		cryptex: cryptex,
-	}, out
+	}
+	k.setCryptex(cryptex)
+	return k, out
 }
 
 // keys waits for ready and checks that fail was not called.
@@ -530,36 +530,4 @@ func TestDTLSKeysBuildsOnlyTheContextsAskedFor(t *testing.T) {
 		clientLocal, _ := dtlsKeysClient(t, state, srtp.ProtectionProfileAes128CmHmacSha1_80, false)
 		dtlsKeysCheckCrypt(t, clientLocal, got.remote, dtlsKeysRTP(t, 42, 1), false)
 	})
-}
-
-func TestOffersCryptex(t *testing.T) {
-	t.Parallel()
-	const session = "v=0\r\n" +
-		"o=- 4215775240449105457 2 IN IP4 127.0.0.1\r\n" +
-		"s=-\r\n" +
-		"t=0 0\r\n"
-	const audio = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" +
-		"c=IN IP4 0.0.0.0\r\n" +
-		"a=mid:%d\r\n" +
-		"a=sendrecv\r\n" +
-		"a=rtpmap:111 opus/48000/2\r\n"
-	cases := []struct {
-		name string
-		sdp  string
-		want bool
-	}{
-		{"session level", session + "a=cryptex\r\n" + fmt.Sprintf(audio, 0), true},
-		{"media level", session + fmt.Sprintf(audio, 0) + "a=cryptex\r\n", true},
-		{"second media section", session + fmt.Sprintf(audio, 0) + fmt.Sprintf(audio, 1) + "a=cryptex\r\n", true},
-		{"absent", session + "a=group:BUNDLE 0\r\n" + fmt.Sprintf(audio, 0) + "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n", false},
-		{"no media", session, false},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			var d sdp.SessionDescription
-			require.NoError(t, d.Unmarshal([]byte(c.sdp)))
-			require.Equal(t, c.want, offersCryptex(&d))
-		})
-	}
 }

@@ -24,6 +24,18 @@ const pcmuOffer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 
 const opusOfferNoICE = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" +
 	"c=IN IP4 0.0.0.0\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\na=sendonly\r\n"
 
+// passiveOffer asks the SFU to be the DTLS client, in its audio section;
+// passiveFirstOffer does so in a data section before it, which is where
+// pion reads the role from.
+const (
+	passiveOffer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" +
+		"c=IN IP4 0.0.0.0\r\na=mid:0\r\na=setup:passive\r\na=rtpmap:111 opus/48000/2\r\na=sendonly\r\n"
+	passiveFirstOffer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" +
+		"m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=setup:passive\r\n" +
+		"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=setup:actpass\r\n" +
+		"a=rtpmap:111 opus/48000/2\r\na=sendonly\r\n"
+)
+
 func expiredToken(t *testing.T) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
@@ -70,6 +82,8 @@ func TestHTTPErrors(t *testing.T) {
 		{"no opus", "POST", "/v1/whip", pub, "application/sdp", pcmuOffer, 406, "no_opus_audio"},
 		{"no opus whep", "POST", "/v1/whep", lis, "application/sdp", pcmuOffer, 406, "no_opus_audio"},
 		{"unusable offer", "POST", "/v1/whip", pub, "application/sdp", opusOfferNoICE, 400, "bad_sdp"},
+		{"sfu as dtls client", "POST", "/v1/whip", pub, "application/sdp", passiveOffer, 400, "bad_sdp"},
+		{"sfu as dtls client, said first", "POST", "/v1/whep", lis, "application/sdp", passiveFirstOffer, 400, "bad_sdp"},
 		{"too big", "POST", "/v1/whip", pub, "application/sdp", pcmuOffer + strings.Repeat("a=x\r\n", 14000), 413, "sdp_too_large"},
 		{"unknown session", "DELETE", "/v1/whip/0123456789abcdef", pub, "", "", 404, "session_not_found"},
 		{"patch unknown session", "PATCH", "/v1/whip/0123456789abcdef", pub, "application/trickle-ice-sdpfrag", "", 404, "session_not_found"},

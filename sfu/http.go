@@ -126,12 +126,6 @@ func checkOffer(body []byte) (*sdp.SessionDescription, int, *apiError) {
 		if m.MediaName.Media != "audio" || m.MediaName.Port.Value == 0 {
 			continue
 		}
-		if setup, _ := m.Attribute("setup"); setup == "passive" {
-			// The SFU must be the DTLS server to key its media path
-			// (dtlskeys.go); JSEP offers say actpass.
-			return nil, 0, &apiError{http.StatusBadRequest, codeBadSDP,
-				"the offer has a=setup:passive; offer a=setup:actpass (or active): Greffier is the DTLS server"}
-		}
 		for _, a := range m.Attributes {
 			if a.Key == "rtpmap" && strings.Contains(strings.ToLower(a.Value), "opus/48000") {
 				n++
@@ -142,7 +136,45 @@ func checkOffer(body []byte) (*sdp.SessionDescription, int, *apiError) {
 	if n == 0 {
 		return nil, 0, &apiError{http.StatusNotAcceptable, codeNoOpus, "the offer has no Opus audio; Greffier takes Opus audio only"}
 	}
+	if offerSetup(&desc) == "passive" {
+		// The SFU must be the DTLS server to key its media path
+		// (dtlskeys.go); JSEP offers say actpass.
+		return nil, 0, &apiError{http.StatusBadRequest, codeBadSDP,
+			"the offer has a=setup:passive; offer a=setup:actpass (or active): Greffier is the DTLS server"}
+	}
 	return &desc, n, nil
+}
+
+// offerSetup is the offer's DTLS setup role as pion reads it: the first
+// a=setup of any media section.
+func offerSetup(desc *sdp.SessionDescription) string {
+	for _, m := range desc.MediaDescriptions {
+		if v, ok := m.Attribute("setup"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// headerEncryption reports whether pion's answer grants RFC 9335 header
+// encryption: pion grants it to every RTP section or none, only when the
+// offer asked for it in its RTP sections, and keys its own SRTP from the
+// same answer. (RTPTransceiver.RTPHeaderEncryptionNegotiated says so only
+// once DTLS has started.)
+func headerEncryption(pc *webrtc.PeerConnection) bool {
+	answer, err := parseSDP(pc.LocalDescription())
+	if err != nil {
+		return false
+	}
+	if _, ok := answer.Attribute(sdp.AttrKeyCryptex); ok {
+		return true
+	}
+	for _, m := range answer.MediaDescriptions {
+		if _, ok := m.Attribute(sdp.AttrKeyCryptex); ok && m.MediaName.Media == "audio" && m.MediaName.Port.Value != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // admit reserves the identity's seat in the meeting and joins it.
@@ -257,8 +289,10 @@ func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Cla
 		reporterSSRC: binary.BigEndian.Uint32(reporter[:]),
 	}
 	sess.log = s.log.With("session", sess.id, "kind", string(kind), "meeting", claims.MeetingID, "identity", claims.Identity)
-	keys := &dtlsKeys{cryptex: offersCryptex(parsed), fail: func(err error) {
-		sess.log.Error("no SRTP keys from the DTLS handshake: no media will flow", "err", err)
+	keys := &dtlsKeys{fail: func(err error) {
+		sess.log.Error("no SRTP keys from the DTLS handshake: closing the session", "err", err)
+		// Called from pion's handshake, which close waits for.
+		go sess.close()
 	}}
 	if kind == kindPublish {
 		sess.in = &inbound{stats: &s.stats, onBad: func(n uint64, err error) {
@@ -289,6 +323,7 @@ func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Cla
 		// callback's close cannot release it a second time.
 		sess.once.Do(func() {})
 		sess.link.close()
+		sess.leaveRoom()
 		sess.mu.Lock()
 		sess.closed = true
 		sess.mu.Unlock()
@@ -321,6 +356,7 @@ func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Cla
 		_, _, aerr := internal("set local description", err)
 		return fail(aerr)
 	}
+	keys.setCryptex(headerEncryption(pc))
 	if kind == kindPublish {
 		if err := sess.publish(parsed); err != nil {
 			return fail(&apiError{http.StatusNotAcceptable, codeNoOpus, "no Opus audio could be received: " + err.Error()})
@@ -343,6 +379,9 @@ func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Cla
 		return fail(aerr)
 	}
 
+	// In the room before it can be closed (once registered), so that a
+	// close always finds what it must take out.
+	sess.joinRoom()
 	s.mu.Lock()
 	ended := s.isEnded(claims.MeetingID)
 	running := s.state == stateRunning
@@ -355,14 +394,6 @@ func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Cla
 		return fail(&apiError{http.StatusConflict, codeMeetingEnded, "this meeting has ended"})
 	case !running:
 		return fail(&apiError{http.StatusServiceUnavailable, codeUnavailable, "media server is stopping"})
-	}
-	if sess.listener != nil {
-		rm.addListener(sess.listener)
-	}
-	if sess.in != nil {
-		for _, t := range sess.in.tracks {
-			rm.addTrack(t)
-		}
 	}
 	sess.log.Info("session opened")
 	return sess, answerSDP, nil

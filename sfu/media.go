@@ -117,7 +117,7 @@ func (in *inbound) receive(b []byte, now time.Time) {
 		return
 	}
 	t := in.trackFor(in.hdr.SSRC)
-	if t == nil {
+	if t == nil || !in.takes(t, in.hdr.SSRC, now) {
 		in.stats.received.Add(1)
 		in.stats.srtp.Add(1)
 		return
@@ -126,8 +126,7 @@ func (in *inbound) receive(b []byte, now time.Time) {
 }
 
 // trackFor finds the track an SSRC belongs to: the one the offer gave it
-// to, or the only one (a sender may change its SSRC: the track records a
-// new segment).
+// to, or the only one.
 func (in *inbound) trackFor(ssrc uint32) *publishedTrack {
 	if len(in.tracks) == 1 {
 		return in.tracks[0]
@@ -138,6 +137,23 @@ func (in *inbound) trackFor(ssrc uint32) *publishedTrack {
 		}
 	}
 	return nil
+}
+
+// takes reports whether t takes a packet of ssrc now. A sender may move
+// its track to a new SSRC (the track then records a new segment), but
+// only once the current one has fallen silent: two SSRCs interleaved
+// would open a recording and restart every listener's stream at each
+// packet. Called with in.mu held.
+func (in *inbound) takes(t *publishedTrack, ssrc uint32, now time.Time) bool {
+	cur := t.curSSRC
+	if cur == ssrc {
+		return true
+	}
+	if t.curSet && now.UnixNano()-t.lastAt.Load() <= int64(activeWindow) {
+		return false
+	}
+	t.curSSRC, t.curSet = ssrc, true
+	return true
 }
 
 func (in *inbound) setKeys(k *srtp.Context) {

@@ -222,3 +222,33 @@ func TestMediaPathAllocatesNothing(t *testing.T) {
 		require.NoError(t, err, "listener %d got its copy", j)
 	}
 }
+
+func TestInboundMovesToANewSSRCOnlyOnceTheOldIsSilent(t *testing.T) {
+	t.Parallel()
+	enc, dec := srtpPair(t)
+	tap := &logTap{}
+	tr := tapTrack(tap)
+	in := &inbound{stats: tr.stats, keys: dec, tracks: []*publishedTrack{tr}}
+	t0 := time.Unix(7000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	for i := range 10 {
+		in.receive(encrypt(t, enc, 1, uint16(i), []byte{0xfc}), at(20*i))
+		// A stray SSRC interleaved with the live one is not the track's.
+		in.receive(encrypt(t, enc, 2, uint16(100+i), []byte{0xfc}), at(20*i+10))
+	}
+	require.Equal(t, uint64(10), tr.stats.srtp.Load())
+	// SSRC 1 fell silent at 180 ms; a second later the sender may move.
+	in.receive(encrypt(t, enc, 2, 110, []byte{0xfc}), at(180+1100))
+	in.receive(encrypt(t, enc, 2, 111, []byte{0xfc}), at(180+1120))
+	in.receive(encrypt(t, enc, 1, 10, []byte{0xfc}), at(180+1130))
+	require.Equal(t, uint64(11), tr.stats.srtp.Load(), "now the old SSRC is the stray one")
+	tr.finish()
+	tr.sess.wg.Wait()
+	require.Len(t, tap.tracks, 2, "one recorded segment per SSRC, not one per packet")
+	bySSRC := map[uint32][]uint16{}
+	for _, lt := range tap.tracks {
+		bySSRC[lt.info.SSRC] = lt.seqs
+	}
+	require.Len(t, bySSRC[1], 10)
+	require.Equal(t, []uint16{110, 111}, bySSRC[2])
+}

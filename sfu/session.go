@@ -138,6 +138,30 @@ func offeredSSRCs(offer *sdp.SessionDescription) map[string]uint32 {
 	return m
 }
 
+// joinRoom puts the session's tracks or slots in its room.
+func (s *session) joinRoom() {
+	if s.listener != nil {
+		s.room.addListener(s.listener)
+	}
+	if s.in != nil {
+		for _, t := range s.in.tracks {
+			s.room.addTrack(t)
+		}
+	}
+}
+
+// leaveRoom takes them out; a speaker's slots go to others.
+func (s *session) leaveRoom() {
+	if s.listener != nil {
+		s.room.removeListener(s.listener)
+	}
+	if s.in != nil {
+		for _, t := range s.in.tracks {
+			s.room.removeTrack(t)
+		}
+	}
+}
+
 // sink is pion's BufferFactory for the session's SRTP read streams. A
 // publisher's RTCP carries sender reports for its tracks; everything else
 // (listeners' reports on slots, stray RTP) is dropped.
@@ -222,14 +246,11 @@ func (s *session) close() {
 			s.log.Warn("closing peer connection", "err", err)
 		}
 		s.wg.Wait()
+		s.leaveRoom()
 		if s.in != nil {
 			for _, t := range s.in.tracks {
-				s.room.removeTrack(t)
 				t.finish()
 			}
-		}
-		if s.listener != nil {
-			s.room.removeListener(s.listener)
 		}
 		s.sfu.release(s)
 		s.log.Info("session closed")

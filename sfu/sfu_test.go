@@ -450,3 +450,36 @@ func keys(m map[string]int) []string {
 	}
 	return out
 }
+
+// TestHeaderEncryptionEitherWay crosses publishers and listeners that do
+// and do not offer RFC 9335 header encryption: the SFU keys each
+// connection the way its answer said, and the audio level, inside the
+// encrypted header or not, reaches every listener.
+func TestHeaderEncryptionEitherWay(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ pubNoCryptex, lisNoCryptex bool }{{false, true}, {true, false}, {true, true}} {
+		t.Run(fmt.Sprintf("publisher without %v, listener without %v", c.pubNoCryptex, c.lisNoCryptex), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, sfu.Config{})
+			lis, err := sfutest.ListenWith(t.Context(), sfutest.ListenOptions{WHEPURL: b.whep,
+				Token: b.token(t, "m1", "listener", token.RightListen), NoCryptex: c.lisNoCryptex})
+			require.NoError(t, err)
+			pub, err := sfutest.Publish(t.Context(), sfutest.PublishOptions{WHIPURL: b.whip,
+				Token: b.token(t, "m1", "speaker", token.RightPublish), OggPath: tone(t, 440, 1), NoCryptex: c.pubNoCryptex})
+			require.NoError(t, err)
+			waitClosed(t, pub.Done(), "the speaker's file")
+			require.Eventually(t, func() bool { return lis.Count() >= 30 }, 5*time.Second, 10*time.Millisecond)
+			sent := payloadSet(pub.Sent())
+			for _, rs := range lis.Packets() {
+				for i, r := range rs {
+					require.True(t, sent[string(r.Payload)], "packet %d is the speaker's", i)
+					require.True(t, r.HasLevel, "packet %d has its audio level", i)
+				}
+			}
+			rec := b.nextTrack(t)
+			require.Eventually(t, func() bool { pkts, _ := rec.snapshot(); return len(pkts) >= 30 }, 5*time.Second, 10*time.Millisecond)
+			require.NoError(t, lis.Close(t.Context()))
+			require.NoError(t, pub.Close(t.Context()))
+		})
+	}
+}

@@ -25,13 +25,17 @@ type publishedTrack struct {
 	identity    string
 	seq         uint64 // creation order, a stable tie-break between equals
 	offeredSSRC uint32 // what the offer announced for this track, 0 if nothing
-	rate        uint32 // negotiated clock rate
-	channels    int
-	levelID     uint8
-	log         *slog.Logger
-	stats       *counters  // the SFU's
-	out         *mediaConn // corked around a fan-out; nil in internal tests
-	maxSize     int        // Config.MaxPacketSize; 0 (internal tests) is no limit
+	// curSSRC is the SSRC the media path takes for the track (curSet: one
+	// was taken); guarded by the inbound's mu.
+	curSSRC  uint32
+	curSet   bool
+	rate     uint32 // negotiated clock rate
+	channels int
+	levelID  uint8
+	log      *slog.Logger
+	stats    *counters  // the SFU's
+	out      *mediaConn // corked around a fan-out; nil in internal tests
+	maxSize  int        // Config.MaxPacketSize; 0 (internal tests) is no limit
 	// meetingID and zero label the track's events.
 	meetingID string
 	zero      time.Time

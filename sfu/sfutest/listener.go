@@ -20,6 +20,9 @@ type ListenOptions struct {
 	// Slots is how many recvonly audio sections to offer. Default 3.
 	Slots      int
 	HTTPClient *http.Client
+	// NoCryptex offers no RFC 9335 header encryption, as browsers without
+	// it do; pion offers it by default.
+	NoCryptex bool
 }
 
 // Received is one packet a Listener got.
@@ -66,7 +69,7 @@ func ListenWith(ctx context.Context, opts ListenOptions) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := api.NewPeerConnection(configuration(opts.NoCryptex))
 	if err != nil {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}

@@ -33,6 +33,9 @@ type PublishOptions struct {
 	// Vanishable sends all media through one socket of the Publisher's own
 	// so that Vanish can silence it. Default off (pion's own sockets).
 	Vanishable bool
+	// NoCryptex offers no RFC 9335 header encryption, as browsers without
+	// it do; pion offers it by default.
+	NoCryptex bool
 }
 
 // LevelMode chooses how a Publisher fills the audio-level extension.
@@ -108,7 +111,7 @@ func Publish(ctx context.Context, opts PublishOptions) (*Publisher, error) {
 		closeMux()
 		return nil, err
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := api.NewPeerConnection(configuration(opts.NoCryptex))
 	if err != nil {
 		closeMux()
 		return nil, fmt.Errorf("new peer connection: %w", err)

@@ -35,6 +35,14 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("HTTP %d %s: %s", e.StatusCode, e.Code, e.Message)
 }
 
+// configuration is a client's PeerConnection configuration.
+func configuration(noCryptex bool) webrtc.Configuration {
+	if noCryptex {
+		return webrtc.Configuration{RTPHeaderEncryptionPolicy: webrtc.RTPHeaderEncryptionPolicyDisable}
+	}
+	return webrtc.Configuration{}
+}
+
 // newAPI builds a client stack like a browser's: Opus with the audio-level
 // extension, RTCP reports, no mDNS; on loopback only when the server is.
 // With mux set, all its media goes through that one socket.
