@@ -18,8 +18,9 @@ type Stats struct {
 	DroppedRate      uint64
 	DroppedMalformed uint64
 	// DroppedSRTP counts packets that failed SRTP authentication or its
-	// replay check, or came on an SSRC none of the offer's several audio
-	// sections announced.
+	// replay check, came on an SSRC none of the offer's several audio
+	// sections announced, or on another SSRC than the track's while that
+	// one is live.
 	DroppedSRTP uint64
 }
 
