@@ -18,16 +18,19 @@
 // # Media path
 //
 // pion terminates ICE, DTLS and RTCP; RTP does not go through it. The
-// goroutine that reads the one media socket recognises a publisher's RTP
-// by its source address, decrypts it with that connection's SRTP keys,
-// hands it to the Tap and fans it out, encrypting each copy with its
-// listener's keys, all without a hand-off or an allocation (media.go).
+// media port is one UDP socket per core (SO_REUSEPORT on Linux; the
+// kernel keeps each peer on one of them), each read by its own goroutine
+// (mediaconn.go). That goroutine recognises a publisher's RTP by its
+// source address, decrypts it with that connection's SRTP keys, hands it
+// to the Tap and fans it out, encrypting each copy with its listener's
+// keys into its socket's send batch, all without a hand-off or an
+// allocation (media.go); the rest of what it reads goes to pion.
 // The keys come from pion's public DTLS hooks, the SFU being the DTLS
 // server (dtlskeys.go): offers must say a=setup:actpass or active, as
 // every browser's do. TrackTap.OpenTrack and Close run on the session's
 // goroutines; packets wait in order while a tap opens (segment.go).
-// One goroutine handles every packet: about 130,000 forwarded packets a
-// second per process (docs/benchmarks.md). As RTP never reaches pion's ICE
+// About 130,000 forwarded packets a second per core (docs/benchmarks.md).
+// As RTP never reaches pion's ICE
 // agent, a peer's liveness rests on STUN: the agent checks the selected
 // pair every ICEKeepalive, well inside ICEDisconnectedTimeout. A track
 // moves to a new SSRC only once its current one has been silent a second;
@@ -51,11 +54,11 @@
 //
 // # Sending
 //
-// Every datagram leaves through the one socket. A speaker's packet fans
-// out to up to every listener at once, so the reader corks the socket for
-// the fan-out and the copies leave in sendmmsg calls of up to 64 (Linux;
-// elsewhere one write each). Other writes (ICE, DTLS, RTCP) leave at
-// once, or with the fan-out in progress, never later than its end.
+// A speaker's packet fans out to up to every listener at once, so the
+// reader corks its socket's sender for the fan-out and the copies leave in
+// sendmmsg calls of up to 64 (Linux; elsewhere one write each). pion's
+// writes (ICE, DTLS, RTCP) leave at once through the first socket: every
+// socket has the same address and port.
 //
 // # Limits
 //

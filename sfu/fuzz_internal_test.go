@@ -44,7 +44,7 @@ func FuzzMediaPath(f *testing.F) {
 		if err != nil {
 			return // pion's SRTP refuses it at the sender already
 		}
-		rt.take(bytes.Clone(ciphertext), from)
+		rt.take(bytes.Clone(ciphertext), from, nil)
 		tr.finish()
 		tr.sess.wg.Wait()
 
@@ -84,16 +84,11 @@ func mustMarshal(f *testing.F, p rtp.Packet) []byte {
 // captureWriter keeps what a slot writes, marshalled.
 type captureWriter struct{ pkts [][]byte }
 
-func (w *captureWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+func (w *captureWriter) writeRTP(_ *sender, h *rtp.Header, payload []byte) error {
 	b, err := (&rtp.Packet{Header: *h, Payload: payload}).Marshal()
 	if err != nil {
-		return 0, err
+		return err
 	}
 	w.pkts = append(w.pkts, b)
-	return len(b), nil
-}
-
-func (w *captureWriter) Write(b []byte) (int, error) {
-	w.pkts = append(w.pkts, bytes.Clone(b))
-	return len(b), nil
+	return nil
 }

@@ -301,7 +301,7 @@ func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Cla
 		sess.link.in = sess.in
 		keys.receive = true
 	} else {
-		sess.link.out = &outbound{conn: s.media}
+		sess.link.out = &outbound{}
 		keys.send = true
 	}
 	api, err := s.newAPI(keys, sess.sink)

@@ -17,11 +17,11 @@ import (
 // (the ICE mux, the candidate, the DTLS/SRTP demultiplexer, the SRTP
 // session) and each sent one through its interceptor and ICE bookkeeping,
 // which cost most of the SFU's CPU (docs/benchmarks.md). Here the
-// goroutine that reads the media socket decrypts a publisher's packet,
-// hands it to the Tap and fans it out, encrypting each copy for its
-// listener and queueing it on the socket's batched writer, without a
-// hand-off or an allocation. Non-RTP datagrams (STUN, DTLS, RTCP) and RTP
-// from addresses without a route still go to pion.
+// goroutine that read a publisher's packet from the media port decrypts
+// it, hands it to the Tap and fans it out, encrypting each copy for its
+// listener and queueing it on its socket's sender, without a hand-off or
+// an allocation. Non-RTP datagrams (STUN, DTLS, RTCP) and RTP from
+// addresses without a route go to pion.
 
 // router finds the publishing session an RTP datagram comes from. The
 // route table is read on every packet without a lock and copied on every
@@ -32,8 +32,8 @@ type router struct {
 }
 
 // take handles b if it is RTP from a routed address and reports whether
-// it did; pion gets the rest. The socket's read goroutine calls it.
-func (r *router) take(b []byte, from netip.AddrPort) bool {
+// it did; pion gets the rest. A socket's reader calls it, with its sender.
+func (r *router) take(b []byte, from netip.AddrPort, out *sender) bool {
 	if !isRTP(b) {
 		return false
 	}
@@ -46,7 +46,7 @@ func (r *router) take(b []byte, from netip.AddrPort) bool {
 	if in == nil {
 		return false
 	}
-	in.receive(b, time.Now())
+	in.receive(b, time.Now(), out)
 	return true
 }
 
@@ -99,8 +99,9 @@ type inbound struct {
 	onBad  func(count uint64, err error)
 }
 
-// receive decrypts b in place and hands it to its track.
-func (in *inbound) receive(b []byte, now time.Time) {
+// receive decrypts b in place and hands it to its track; copies leave
+// through out.
+func (in *inbound) receive(b []byte, now time.Time, out *sender) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.closed || in.keys == nil {
@@ -122,7 +123,7 @@ func (in *inbound) receive(b []byte, now time.Time) {
 		in.stats.srtp.Add(1)
 		return
 	}
-	t.receive(&in.pkt, plain, now)
+	t.receive(&in.pkt, plain, now, out)
 }
 
 // trackFor finds the track an SSRC belongs to: the one the offer gave it
@@ -178,11 +179,9 @@ const srtpOverhead = 16
 var errNotConnected = errors.New("sfu: listener not connected")
 
 // outbound is a listening session's sending half: its slots write RTP
-// here, and it leaves encrypted on the media socket, batched with the
-// rest of the fan-out in progress.
+// here, and it leaves encrypted through the sender of the reader doing
+// the fan-out.
 type outbound struct {
-	conn *mediaConn
-
 	mu    sync.Mutex
 	keys  *srtp.Context
 	addr  netip.AddrPort
@@ -191,14 +190,14 @@ type outbound struct {
 	hdr   rtp.Header
 }
 
-// WriteRTP encrypts one packet and queues it for the listener. Slots call
+// writeRTP encrypts one packet and queues it for the listener. Slots call
 // it under their own lock, so it locks too: a listener's slots are fed by
-// different speakers.
-func (o *outbound) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+// different speakers, whose packets different readers handle.
+func (o *outbound) writeRTP(out *sender, h *rtp.Header, payload []byte) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.keys == nil || !o.addr.IsValid() {
-		return 0, errNotConnected
+		return errNotConnected
 	}
 	n := h.MarshalSize()
 	if cap(o.plain) < n+len(payload) {
@@ -207,36 +206,19 @@ func (o *outbound) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	}
 	plain := o.plain[:n+len(payload)]
 	if _, err := h.MarshalTo(plain); err != nil {
-		return 0, err
+		return err
 	}
 	copy(plain[n:], payload)
-	return o.send(plain)
-}
-
-// Write sends a whole RTP packet (pion's TrackLocalWriter has both).
-func (o *outbound) Write(b []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.keys == nil || !o.addr.IsValid() {
-		return 0, errNotConnected
-	}
-	return o.send(b)
-}
-
-// send encrypts plain and queues it. Called with o.mu held.
-func (o *outbound) send(plain []byte) (int, error) {
 	if cap(o.enc) < len(plain)+srtpOverhead {
 		o.enc = make([]byte, 0, len(plain)+srtpOverhead+64)
 	}
 	enc, err := o.keys.EncryptRTP(o.enc[:0], plain, &o.hdr)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	o.enc = enc
-	if _, err := o.conn.WriteToAddrPort(enc, o.addr); err != nil {
-		return 0, err
-	}
-	return len(plain), nil
+	out.write(enc, o.addr)
+	return nil
 }
 
 func (o *outbound) set(keys *srtp.Context, addr netip.AddrPort) {

@@ -71,19 +71,19 @@ func TestRouterFollowsMovesAndTakesOnlyRoutedRTP(t *testing.T) {
 	b := netip.MustParseAddrPort("192.0.2.1:6000")
 
 	pkt := encrypt(t, enc, 1, 1, []byte{0xfc, 1})
-	require.False(t, r.take(bytes.Clone(pkt), a), "nothing routed yet: pion gets it")
+	require.False(t, r.take(bytes.Clone(pkt), a, nil), "nothing routed yet: pion gets it")
 	r.move(netip.AddrPort{}, a, in)
 	mapped := netip.AddrPortFrom(netip.AddrFrom16(a.Addr().As16()), a.Port())
-	require.True(t, r.take(pkt, mapped), "an IPv4-mapped source is the same peer")
-	require.False(t, r.take(encrypt(t, enc, 1, 2, []byte{0xfc, 1}), b))
+	require.True(t, r.take(pkt, mapped, nil), "an IPv4-mapped source is the same peer")
+	require.False(t, r.take(encrypt(t, enc, 1, 2, []byte{0xfc, 1}), b, nil))
 	r.move(a, b, in) // ICE moved the peer
-	require.False(t, r.take(encrypt(t, enc, 1, 3, []byte{0xfc, 1}), a))
-	require.True(t, r.take(encrypt(t, enc, 1, 4, []byte{0xfc, 1}), b))
+	require.False(t, r.take(encrypt(t, enc, 1, 3, []byte{0xfc, 1}), a, nil))
+	require.True(t, r.take(encrypt(t, enc, 1, 4, []byte{0xfc, 1}), b, nil))
 	rtcpLike := encrypt(t, enc, 1, 5, []byte{0xfc, 1})
 	rtcpLike[1] = 201
-	require.False(t, r.take(rtcpLike, b), "RTCP stays with pion")
+	require.False(t, r.take(rtcpLike, b, nil), "RTCP stays with pion")
 	r.move(b, netip.AddrPort{}, in)
-	require.False(t, r.take(encrypt(t, enc, 1, 6, []byte{0xfc, 1}), b))
+	require.False(t, r.take(encrypt(t, enc, 1, 6, []byte{0xfc, 1}), b, nil))
 
 	tr.finish()
 	tr.sess.wg.Wait()
@@ -101,18 +101,18 @@ func TestInboundDropsWhatFailsSRTPAndCountsIt(t *testing.T) {
 		onBad: func(n uint64, err error) { bad = append(bad, n) }}
 	now := time.Now()
 	good := encrypt(t, enc, 1, 1, []byte{0xfc, 1, 2})
-	in.receive(bytes.Clone(good), now)
-	in.receive(good, now) // a replay
+	in.receive(bytes.Clone(good), now, nil)
+	in.receive(good, now, nil) // a replay
 	tampered := encrypt(t, enc, 1, 2, []byte{0xfc, 1, 2})
 	tampered[len(tampered)-1] ^= 1
-	in.receive(tampered, now)
-	in.receive([]byte{0x80, 111, 0}, now) // not even a header
+	in.receive(tampered, now, nil)
+	in.receive([]byte{0x80, 111, 0}, now, nil) // not even a header
 	require.Equal(t, uint64(3), tr.stats.srtp.Load())
 	require.Equal(t, uint64(4), tr.stats.received.Load())
 	require.Equal(t, []uint64{1, 2}, bad, "logged at the 1st, 2nd, 4th... failure")
 
 	in.close()
-	in.receive(encrypt(t, enc, 1, 3, []byte{0xfc, 1, 2}), now)
+	in.receive(encrypt(t, enc, 1, 3, []byte{0xfc, 1, 2}), now, nil)
 	require.Equal(t, uint64(4), tr.stats.received.Load(), "a closed session takes no packet")
 	tr.finish()
 	tr.sess.wg.Wait()
@@ -128,9 +128,9 @@ func TestInboundRoutesBySSRCWithSeveralTracks(t *testing.T) {
 	b.sess, b.stats = a.sess, a.stats
 	in := &inbound{stats: a.stats, keys: dec, tracks: []*publishedTrack{a, b}}
 	now := time.Now()
-	in.receive(encrypt(t, enc, 20, 1, []byte{0xfc}), now)
-	in.receive(encrypt(t, enc, 10, 1, []byte{0xfc}), now)
-	in.receive(encrypt(t, enc, 30, 1, []byte{0xfc}), now)
+	in.receive(encrypt(t, enc, 20, 1, []byte{0xfc}), now, nil)
+	in.receive(encrypt(t, enc, 10, 1, []byte{0xfc}), now, nil)
+	in.receive(encrypt(t, enc, 30, 1, []byte{0xfc}), now, nil)
 	require.Equal(t, uint64(1), a.packets)
 	require.Equal(t, uint64(1), b.packets)
 	require.Equal(t, uint64(1), a.stats.srtp.Load(), "an SSRC no section announced is dropped")
@@ -143,14 +143,12 @@ func TestOutboundEncryptsForItsPeer(t *testing.T) {
 	t.Parallel()
 	b := setupMediaConn(t, "127.0.0.1:0", 1)
 	enc, dec := srtpPair(t)
-	o := &outbound{conn: b.conn}
+	o := &outbound{}
 	h := &rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: 7, Timestamp: 960, SSRC: 99}
-	_, err := o.WriteRTP(h, []byte{1, 2, 3})
-	require.ErrorIs(t, err, errNotConnected, "no keys yet")
+	require.ErrorIs(t, o.writeRTP(b.out, h, []byte{1, 2, 3}), errNotConnected, "no keys yet")
 
 	o.set(enc, b.addr(0))
-	_, err = o.WriteRTP(h, []byte{1, 2, 3})
-	require.NoError(t, err)
+	require.NoError(t, o.writeRTP(b.out, h, []byte{1, 2, 3}))
 	buf := make([]byte, 1500)
 	require.NoError(t, b.peers[0].SetReadDeadline(time.Now().Add(5*time.Second)))
 	n, err := b.peers[0].Read(buf)
@@ -165,23 +163,22 @@ func TestOutboundEncryptsForItsPeer(t *testing.T) {
 	require.Equal(t, []byte{1, 2, 3}, p.Payload)
 
 	o.set(nil, netip.AddrPort{})
-	_, err = o.WriteRTP(h, []byte{1, 2, 3})
-	require.ErrorIs(t, err, errNotConnected, "closed")
+	require.ErrorIs(t, o.writeRTP(b.out, h, []byte{1, 2, 3}), errNotConnected, "closed")
 }
 
-// TestMediaPathAllocatesNothing follows one packet through everything the
-// socket's read goroutine does with it: route, decrypt, tap, loudness,
-// fan-out to three listeners, encryption and queueing on the socket.
+// TestMediaPathAllocatesNothing follows one packet through everything a
+// socket's reader does with it: route, decrypt, tap, loudness, fan-out to
+// three listeners, encryption and sendmmsg.
 func TestMediaPathAllocatesNothing(t *testing.T) {
 	b := setupMediaConn(t, "127.0.0.1:0", 3)
 	enc, dec := srtpPair(t)
 	r := testRoom()
 	tr := speaker(r, "a", 1)
-	tr.stats, tr.out, tr.levelID = &counters{}, b.conn, 1
+	tr.stats, tr.levelID = &counters{}, 1
 	tr.seg = &segment{ssrc: 1, tap: &nopTap{}}
 	var dests []*slotTrack
 	for i := range 3 {
-		out := &outbound{conn: b.conn}
+		out := &outbound{}
 		lenc, _ := srtpPair(t)
 		out.set(lenc, b.addr(i))
 		s := newSlotTrack("s", "m", out)
@@ -210,7 +207,7 @@ func TestMediaPathAllocatesNothing(t *testing.T) {
 	}
 	i := 0
 	allocs := testing.AllocsPerRun(runs, func() {
-		rt.take(pkts[i], from)
+		rt.take(pkts[i], from, b.out)
 		i++
 	})
 	require.Zero(t, allocs, "the per-packet path allocates")
@@ -232,15 +229,15 @@ func TestInboundMovesToANewSSRCOnlyOnceTheOldIsSilent(t *testing.T) {
 	t0 := time.Unix(7000, 0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	for i := range 10 {
-		in.receive(encrypt(t, enc, 1, uint16(i), []byte{0xfc}), at(20*i))
+		in.receive(encrypt(t, enc, 1, uint16(i), []byte{0xfc}), at(20*i), nil)
 		// A stray SSRC interleaved with the live one is not the track's.
-		in.receive(encrypt(t, enc, 2, uint16(100+i), []byte{0xfc}), at(20*i+10))
+		in.receive(encrypt(t, enc, 2, uint16(100+i), []byte{0xfc}), at(20*i+10), nil)
 	}
 	require.Equal(t, uint64(10), tr.stats.srtp.Load())
 	// SSRC 1 fell silent at 180 ms; a second later the sender may move.
-	in.receive(encrypt(t, enc, 2, 110, []byte{0xfc}), at(180+1100))
-	in.receive(encrypt(t, enc, 2, 111, []byte{0xfc}), at(180+1120))
-	in.receive(encrypt(t, enc, 1, 10, []byte{0xfc}), at(180+1130))
+	in.receive(encrypt(t, enc, 2, 110, []byte{0xfc}), at(180+1100), nil)
+	in.receive(encrypt(t, enc, 2, 111, []byte{0xfc}), at(180+1120), nil)
+	in.receive(encrypt(t, enc, 1, 10, []byte{0xfc}), at(180+1130), nil)
 	require.Equal(t, uint64(11), tr.stats.srtp.Load(), "now the old SSRC is the stray one")
 	tr.finish()
 	tr.sess.wg.Wait()

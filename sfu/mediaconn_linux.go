@@ -3,9 +3,12 @@
 package sfu
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -30,12 +33,12 @@ type sysBatch struct {
 	do             func(fd uintptr) bool
 }
 
-func (c *mediaConn) initSys() error {
+func (s *mediaSock) initSys() error {
 	var serr error
-	err := c.raw.Control(func(fd uintptr) {
+	err := s.raw.Control(func(fd uintptr) {
 		var sa unix.Sockaddr
 		sa, serr = unix.Getsockname(int(fd))
-		_, c.sys.inet6 = sa.(*unix.SockaddrInet6)
+		_, s.sys.inet6 = sa.(*unix.SockaddrInet6)
 	})
 	if err == nil {
 		err = serr
@@ -48,7 +51,7 @@ func (c *mediaConn) initSys() error {
 
 // send writes b's datagrams with as few sendmmsg calls as the kernel
 // allows. A datagram the kernel refuses is skipped, and the rest sent.
-func (c *mediaConn) send(b *sendBatch) error {
+func (s *mediaSock) send(b *sendBatch) error {
 	sb := &b.sys
 	if sb.do == nil {
 		sb.do = sb.sendmmsg
@@ -61,14 +64,14 @@ func (c *mediaConn) send(b *sendBatch) error {
 		h.Iov = &sb.iovs[i]
 		h.SetIovlen(1)
 		h.Name = (*byte)(unsafe.Pointer(&sb.names[i]))
-		h.Namelen = c.sys.putAddr(&sb.names[i], b.addrs[i])
+		h.Namelen = s.sys.putAddr(&sb.names[i], b.addrs[i])
 	}
 	var first error
 	sb.off, sb.end = 0, b.n
 	for sb.off < sb.end {
 		// Write waits for socket space when the kernel says EAGAIN, and
 		// obeys the write deadline pion's mux sets to abort at close.
-		if err := c.raw.Write(sb.do); err != nil {
+		if err := s.raw.Write(sb.do); err != nil {
 			return fmt.Errorf("sendmmsg: %w", err)
 		}
 		if sb.errno != 0 {
@@ -124,4 +127,54 @@ func (s sysConn) putAddr(sa *unix.RawSockaddrInet6, ap netip.AddrPort) uint32 {
 func putPort(dst *uint16, port uint16) {
 	p := (*[2]byte)(unsafe.Pointer(dst))
 	p[0], p[1] = byte(port>>8), byte(port)
+}
+
+// listenMedia binds n UDP sockets to addr with SO_REUSEPORT: the kernel
+// spreads peers over them by address, each peer staying on one. The
+// first socket picks the port when addr's is 0; the others take it.
+//
+// SO_REUSEPORT would also let another process of the same user join the
+// group and silently take a share of the peers, so a given port is first
+// bound plainly: that fails if anyone holds it, as without SO_REUSEPORT.
+func listenMedia(ctx context.Context, addr string, n int) ([]*net.UDPConn, error) {
+	if ua, err := net.ResolveUDPAddr("udp", addr); err == nil && ua.Port != 0 {
+		var plain net.ListenConfig
+		probe, err := plain.ListenPacket(ctx, "udp", addr)
+		if err != nil {
+			return nil, err
+		}
+		_ = probe.Close()
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	var conns []*net.UDPConn
+	fail := func(err error) ([]*net.UDPConn, error) {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		return nil, err
+	}
+	for i := range max(n, 1) {
+		if i == 1 {
+			addr = conns[0].LocalAddr().String()
+		}
+		pc, err := lc.ListenPacket(ctx, "udp", addr)
+		if err != nil {
+			return fail(err)
+		}
+		uc, ok := pc.(*net.UDPConn)
+		if !ok {
+			_ = pc.Close()
+			return fail(fmt.Errorf("media socket is a %T, not UDP", pc))
+		}
+		conns = append(conns, uc)
+	}
+	return conns, nil
 }

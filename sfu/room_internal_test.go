@@ -17,14 +17,12 @@ type countWriter struct {
 	pay  int
 }
 
-func (w *countWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+func (w *countWriter) writeRTP(_ *sender, h *rtp.Header, payload []byte) error {
 	w.n++
 	w.last = *h
 	w.pay = len(payload)
-	return len(payload), nil
+	return nil
 }
-
-func (w *countWriter) Write(b []byte) (int, error) { return len(b), nil }
 
 func testRoom() *room {
 	return newRoom("m", Config{}.WithDefaults(), slog.New(slog.DiscardHandler))
@@ -157,34 +155,34 @@ func TestSlotRewriteContinuesAcrossSwitch(t *testing.T) {
 	s.setSource(a)
 	now := time.Now()
 	pa := &rtp.Packet{Header: rtp.Header{SSRC: 1, SequenceNumber: 100, Timestamp: 1000}, Payload: []byte{1}}
-	s.write(a, pa, 20, true, now)
+	s.write(nil, a, pa, 20, true, now)
 	require.Equal(t, uint32(777), w.last.SSRC)
 	require.Equal(t, uint8(96), w.last.PayloadType)
 	require.Equal(t, []byte{20}, w.last.GetExtension(3))
 	first := w.last
 	pa.SequenceNumber, pa.Timestamp = 101, 1960
-	s.write(a, pa, 20, true, now.Add(20*time.Millisecond))
+	s.write(nil, a, pa, 20, true, now.Add(20*time.Millisecond))
 	require.Equal(t, first.SequenceNumber+1, w.last.SequenceNumber)
 	require.Equal(t, first.Timestamp+960, w.last.Timestamp)
 
 	// b's packets are ignored until b holds the slot.
 	pb := &rtp.Packet{Header: rtp.Header{SSRC: 2, SequenceNumber: 60000, Timestamp: 9_000_000}, Payload: []byte{2}}
-	s.write(b, pb, 10, false, now.Add(30*time.Millisecond))
+	s.write(nil, b, pb, 10, false, now.Add(30*time.Millisecond))
 	require.Equal(t, 2, w.n)
 
 	s.setSource(b)
-	s.write(b, pb, 10, false, now.Add(120*time.Millisecond))
+	s.write(nil, b, pb, 10, false, now.Add(120*time.Millisecond))
 	require.Equal(t, 3, w.n)
 	require.Equal(t, first.SequenceNumber+2, w.last.SequenceNumber, "sequence continues")
 	require.Equal(t, first.Timestamp+960+100*48, w.last.Timestamp, "timestamp advances by wall time: the gap stays")
 	require.True(t, w.last.Marker)
 	require.Nil(t, w.last.GetExtension(3))
 	pb.SequenceNumber, pb.Timestamp = 60001, 9_000_960
-	s.write(b, pb, 10, false, now.Add(140*time.Millisecond))
+	s.write(nil, b, pb, 10, false, now.Add(140*time.Millisecond))
 	require.Equal(t, first.SequenceNumber+3, w.last.SequenceNumber)
 	require.Equal(t, first.Timestamp+960+100*48+960, w.last.Timestamp)
 	// a no longer writes.
-	s.write(a, pa, 20, true, now.Add(150*time.Millisecond))
+	s.write(nil, a, pa, 20, true, now.Add(150*time.Millisecond))
 	require.Equal(t, 4, w.n)
 }
 
@@ -232,7 +230,7 @@ func BenchmarkHandle(b *testing.B) {
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
-		t.receive(&pkt, raw, now)
+		t.receive(&pkt, raw, now, nil)
 	}
 	if ws[2].n == 0 || t.seg.tap.(*nopTap).n == 0 {
 		b.Fatal("nothing forwarded")

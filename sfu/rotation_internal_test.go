@@ -49,7 +49,7 @@ func TestRotatingSpeakersCostAtMostAPacketPerSwitch(t *testing.T) {
 			b, err := p.Marshal()
 			require.NoError(t, err)
 			raws[i] = b
-			tr.receive(&pkt, raws[i], now)
+			tr.receive(&pkt, raws[i], now, nil)
 		}
 		if k%5 == 4 { // a selection every 100 ms
 			r.selectOnce(now)

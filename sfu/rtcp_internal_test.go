@@ -250,14 +250,14 @@ func TestSlotSenderReport(t *testing.T) {
 	require.False(t, ok, "nothing sent, nothing to report")
 
 	s.setSource(src)
-	require.False(t, s.write(other, &rtp.Packet{Header: rtp.Header{SSRC: 9}, Payload: make([]byte, 99)}, 0, false, now))
+	require.False(t, s.write(nil, other, &rtp.Packet{Header: rtp.Header{SSRC: 9}, Payload: make([]byte, 99)}, 0, false, now))
 	_, ok = s.senderReport(now)
 	require.False(t, ok, "a packet not sent is not counted")
 
 	for i, size := range []int{10, 20, 30} {
 		p := &rtp.Packet{Header: rtp.Header{SSRC: 1, SequenceNumber: uint16(100 + i), Timestamp: uint32(1000 + 960*i)},
 			Payload: make([]byte, size)}
-		require.True(t, s.write(src, p, 0, false, now.Add(time.Duration(i)*20*time.Millisecond)))
+		require.True(t, s.write(nil, src, p, 0, false, now.Add(time.Duration(i)*20*time.Millisecond)))
 	}
 	last := w.last.Timestamp
 	at := now.Add(40*time.Millisecond + 25*time.Millisecond)
@@ -292,7 +292,7 @@ func TestSessionReports(t *testing.T) {
 	sent.w, sent.ssrc = &countWriter{}, 31
 	idle.w, idle.ssrc = &countWriter{}, 32
 	sent.setSource(tr)
-	require.True(t, sent.write(tr, &rtp.Packet{Header: rtp.Header{SSRC: 42}, Payload: []byte{1}}, 0, false, now))
+	require.True(t, sent.write(nil, tr, &rtp.Packet{Header: rtp.Header{SSRC: 42}, Payload: []byte{1}}, 0, false, now))
 	lis := &session{listener: &listener{slots: []*slotTrack{idle, sent}}}
 	pkts = lis.reports(now)
 	require.Len(t, pkts, 1, "a sender report for the slot that sent, none for the idle one")

@@ -99,7 +99,6 @@ func (s *session) publish(offer *sdp.SessionDescription) error {
 			identity:    s.claims.Identity,
 			offeredSSRC: offered[tr.Mid()],
 			stats:       &s.sfu.stats,
-			out:         s.sfu.media,
 			maxSize:     s.sfu.cfg.MaxPacketSize,
 			meetingID:   s.claims.MeetingID,
 			zero:        s.clockZero,

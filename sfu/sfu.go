@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,8 +34,7 @@ type SFU struct {
 
 	mu       sync.Mutex
 	state    lifecycle
-	conn     net.PacketConn
-	media    *mediaConn // conn with batched writes, under mux
+	media    *mediaConn // the media port, under mux
 	mux      ice.UDPMux
 	net      *stdnet.Net
 	pionLogs *pionLoggers
@@ -96,49 +96,53 @@ func (s *SFU) Start(ctx context.Context) error {
 	if s.state != stateNew {
 		return errors.New("sfu: Start called twice or after Stop")
 	}
-	var lc net.ListenConfig
-	conn, err := lc.ListenPacket(ctx, "udp", s.cfg.UDPAddr)
+	// One socket per core on the media port (Linux): each is read by its
+	// own goroutine, which handles its peers' packets (mediaconn.go).
+	conns, err := listenMedia(ctx, s.cfg.UDPAddr, runtime.GOMAXPROCS(0))
 	if err != nil {
 		return fmt.Errorf("sfu: bind media UDP %s (set UDPAddr to a free port): %w", s.cfg.UDPAddr, err)
 	}
-	uc, ok := conn.(*net.UDPConn)
-	if !ok {
-		_ = conn.Close()
-		return fmt.Errorf("sfu: media socket is a %T, not UDP", conn)
+	closeConns := func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
 	}
-	// Best effort: the kernel caps both at its maxima, silently.
-	if err := errors.Join(uc.SetReadBuffer(s.cfg.UDPBufferSize), uc.SetWriteBuffer(s.cfg.UDPBufferSize)); err != nil {
-		s.log.Warn("sizing the media socket's buffers", "bytes", s.cfg.UDPBufferSize, "err", err)
+	for _, uc := range conns {
+		// Best effort: the kernel caps both at its maxima, silently.
+		if err := errors.Join(uc.SetReadBuffer(s.cfg.UDPBufferSize), uc.SetWriteBuffer(s.cfg.UDPBufferSize)); err != nil {
+			s.log.Warn("sizing the media socket's buffers", "bytes", s.cfg.UDPBufferSize, "err", err)
+		}
 	}
-	media, err := newMediaConn(uc, s.log)
+	media, err := newMediaConn(conns, s.log)
 	if err != nil {
-		_ = conn.Close()
+		closeConns()
 		return err
 	}
 	// One view of the host's interfaces for every connection: pion reads
 	// them again for each one otherwise, a few kB each.
 	n, err := stdnet.NewNet()
 	if err != nil {
-		_ = conn.Close()
+		closeConns()
 		return fmt.Errorf("sfu: network interfaces: %w", err)
 	}
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
-		_ = conn.Close()
+		closeConns()
 		return fmt.Errorf("sfu: register opus: %w", err)
 	}
 	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI},
 		webrtc.RTPCodecTypeAudio); err != nil {
-		_ = conn.Close()
+		closeConns()
 		return fmt.Errorf("sfu: register audio level extension: %w", err)
 	}
 	media.take = s.router.take
-	s.conn, s.media, s.net, s.codecs = conn, media, n, me
+	media.run()
+	s.media, s.net, s.codecs = media, n, me
 	s.mux = webrtc.NewICEUDPMux(s.pionLogs.NewLogger("ice-mux"), media)
 	s.baseCtx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	go s.runReports(s.baseCtx.Done())
 	s.state = stateRunning
-	s.log.Info("sfu started", "udp", conn.LocalAddr().String())
+	s.log.Info("sfu started", "udp", media.LocalAddr().String(), "sockets", len(conns))
 	return nil
 }
 
@@ -165,7 +169,7 @@ func (s *SFU) newAPI(keys *dtlsKeys, buffers func(packetio.BufferPacketType, uin
 	se.SetDTLSCipherSuites(dtlsCipherSuite)
 	se.SetDTLSServerHelloMessageHook(keys.serverHello)
 	se.SetDTLSKeyLogWriter(keys)
-	local, _ := s.conn.LocalAddr().(*net.UDPAddr)
+	local, _ := s.media.LocalAddr().(*net.UDPAddr)
 	if local != nil && local.IP.IsLoopback() {
 		se.SetIncludeLoopbackCandidate(true)
 	}
@@ -228,10 +232,10 @@ func (s *SFU) certificate() (webrtc.Certificate, error) {
 func (s *SFU) UDPAddr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.conn == nil {
+	if s.media == nil {
 		return nil
 	}
-	return s.conn.LocalAddr()
+	return s.media.LocalAddr()
 }
 
 // Stop closes every session and waits until every TrackTap.Close returned
@@ -262,8 +266,8 @@ func (s *SFU) Stop(ctx context.Context) error {
 	if cerr := s.mux.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("sfu: close ICE mux: %w", cerr))
 	}
-	// The mux closes the socket; closing again only reports "already closed".
-	_ = s.conn.Close()
+	// The mux closes the port; closing again does nothing.
+	_ = s.media.Close()
 	s.log.Info("sfu stopped")
 	return err
 }

@@ -16,7 +16,7 @@ import (
 // timestamps: pion on the far side drops an SSRC its SDP did not announce.
 type slotTrack struct {
 	id, streamID string
-	out          webrtc.TrackLocalWriter
+	out          rtpWriter
 
 	// Control plane, guarded by room.mu.
 	holder *publishedTrack
@@ -26,7 +26,7 @@ type slotTrack struct {
 	// outgoing and incoming speakers' readers may both be writing.
 	mu      sync.Mutex
 	src     *publishedTrack
-	w       webrtc.TrackLocalWriter
+	w       rtpWriter
 	ssrc    uint32
 	pt      uint8
 	levelID uint8 // the listener's id for the audio-level extension, 0 if none
@@ -44,9 +44,15 @@ type slotTrack struct {
 	octets  uint64
 }
 
+// rtpWriter is where a slot's packets go: the listener's outbound (tests
+// record them), through the sender of the reader doing the fan-out.
+type rtpWriter interface {
+	writeRTP(out *sender, h *rtp.Header, payload []byte) error
+}
+
 // newSlotTrack makes a slot that sends through out, the listener's
 // session's media path, not through pion's.
-func newSlotTrack(id, streamID string, out webrtc.TrackLocalWriter) *slotTrack {
+func newSlotTrack(id, streamID string, out rtpWriter) *slotTrack {
 	return &slotTrack{id: id, streamID: streamID, out: out}
 }
 
@@ -102,7 +108,7 @@ func (s *slotTrack) setSource(t *publishedTrack) {
 // write forwards p from src if src holds the slot, rewriting SSRC,
 // sequence number, timestamp, payload type and extensions, and reports
 // whether it was sent. It allocates nothing.
-func (s *slotTrack) write(src *publishedTrack, p *rtp.Packet, level byte, hasLevel bool, now time.Time) bool {
+func (s *slotTrack) write(out *sender, src *publishedTrack, p *rtp.Packet, level byte, hasLevel bool, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.src != src || s.w == nil {
@@ -146,7 +152,7 @@ func (s *slotTrack) write(src *publishedTrack, p *rtp.Packet, level byte, hasLev
 		// Cannot fail: the id is 1..14 and the payload one byte.
 		_ = s.hdr.SetExtension(s.levelID, s.level[:])
 	}
-	if _, err := s.w.WriteRTP(&s.hdr, p.Payload); err != nil {
+	if err := s.w.writeRTP(out, &s.hdr, p.Payload); err != nil {
 		return false
 	}
 	s.sent++

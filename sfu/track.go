@@ -33,9 +33,8 @@ type publishedTrack struct {
 	channels int
 	levelID  uint8
 	log      *slog.Logger
-	stats    *counters  // the SFU's
-	out      *mediaConn // corked around a fan-out; nil in internal tests
-	maxSize  int        // Config.MaxPacketSize; 0 (internal tests) is no limit
+	stats    *counters // the SFU's
+	maxSize  int       // Config.MaxPacketSize; 0 (internal tests) is no limit
 	// meetingID and zero label the track's events.
 	meetingID string
 	zero      time.Time
@@ -158,16 +157,17 @@ func ntpTime(ntp uint64) time.Time {
 	return time.Unix(sec, int64(frac))
 }
 
-// receive handles one decrypted packet under the track's lock.
-func (t *publishedTrack) receive(pkt *rtp.Packet, b []byte, now time.Time) {
+// receive handles one decrypted packet under the track's lock; its copies
+// leave through out (nil: tests without a socket).
+func (t *publishedTrack) receive(pkt *rtp.Packet, b []byte, now time.Time, out *sender) {
 	t.mu.Lock()
-	t.handle(pkt, b, now)
+	t.handle(pkt, b, now, out)
 	t.mu.Unlock()
 }
 
 // handle processes one received packet. It is the per-packet hot path.
 // Called with t.mu held.
-func (t *publishedTrack) handle(pkt *rtp.Packet, b []byte, now time.Time) {
+func (t *publishedTrack) handle(pkt *rtp.Packet, b []byte, now time.Time, out *sender) {
 	st := t.stats
 	st.received.Add(1)
 	if err := pkt.Unmarshal(b); err != nil {
@@ -208,16 +208,16 @@ func (t *publishedTrack) handle(pkt *rtp.Packet, b []byte, now time.Time) {
 	}
 	if d := t.dests.Load(); d != nil && len(*d) > 0 {
 		// One packet fans out to every listener of this speaker: cork the
-		// socket so the copies leave in a few sendmmsg calls, not one
+		// sender so the copies leave in a few sendmmsg calls, not one
 		// sendto each.
-		t.out.cork()
+		out.cork()
 		var n uint64
 		for _, s := range *d {
-			if s.write(t, pkt, level, hasLevel, now) {
+			if s.write(out, t, pkt, level, hasLevel, now) {
 				n++
 			}
 		}
-		t.out.uncork()
+		out.uncork()
 		st.forwarded.Add(n)
 	}
 }

@@ -92,12 +92,12 @@ func TestSSRCChangeStartsNewTapSegment(t *testing.T) {
 	var pkt rtp.Packet
 	t0 := time.Unix(2000, 0)
 	for i := range 3 {
-		tr.receive(&pkt, raw(t, 1, uint16(i)), t0.Add(time.Duration(i)*20*time.Millisecond))
+		tr.receive(&pkt, raw(t, 1, uint16(i)), t0.Add(time.Duration(i)*20*time.Millisecond), nil)
 	}
 	t1 := t0.Add(time.Second)
-	tr.receive(&pkt, raw(t, 2, 500), t1)
-	tr.receive(&pkt, raw(t, 2, 501), t1.Add(20*time.Millisecond))
-	tr.receive(&pkt, []byte{1, 2}, t1.Add(30*time.Millisecond)) // garbage is dropped
+	tr.receive(&pkt, raw(t, 2, 500), t1, nil)
+	tr.receive(&pkt, raw(t, 2, 501), t1.Add(20*time.Millisecond), nil)
+	tr.receive(&pkt, []byte{1, 2}, t1.Add(30*time.Millisecond), nil) // garbage is dropped
 	// Neither tap has opened yet: the packet path did not wait for them.
 	close(tap.release)
 	tr.finish()
@@ -124,13 +124,13 @@ func TestOpenTapTakesPacketsDirectly(t *testing.T) {
 	tr := tapTrack(tap)
 	var pkt rtp.Packet
 	now := time.Unix(3000, 0)
-	tr.receive(&pkt, raw(t, 7, 1), now)
+	tr.receive(&pkt, raw(t, 7, 1), now, nil)
 	require.Eventually(t, func() bool {
 		tr.mu.Lock()
 		defer tr.mu.Unlock()
 		return tr.seg.tap != nil
 	}, 5*time.Second, time.Millisecond)
-	tr.receive(&pkt, raw(t, 7, 2), now.Add(20*time.Millisecond))
+	tr.receive(&pkt, raw(t, 7, 2), now.Add(20*time.Millisecond), nil)
 	tap.mu.Lock()
 	require.Equal(t, []uint16{1, 2}, tap.tracks[0].seqs, "once open, a packet reaches the tap before receive returns")
 	tap.mu.Unlock()
@@ -150,11 +150,11 @@ func TestRefusedTapStillForwards(t *testing.T) {
 	var pkt rtp.Packet
 	now := time.Now()
 	for i := range 5 {
-		tr.receive(&pkt, raw(t, 1, uint16(i)), now)
+		tr.receive(&pkt, raw(t, 1, uint16(i)), now, nil)
 	}
 	tr.sess.wg.Wait() // the refusal has come back
 	for i := range 5 {
-		tr.receive(&pkt, raw(t, 1, uint16(5+i)), now)
+		tr.receive(&pkt, raw(t, 1, uint16(5+i)), now, nil)
 	}
 	require.Equal(t, 10, w.n, "the meeting goes on without its recording")
 	tap.mu.Lock()
