@@ -186,7 +186,6 @@ type outbound struct {
 	keys  *srtp.Context
 	addr  netip.AddrPort
 	plain []byte
-	enc   []byte
 	hdr   rtp.Header
 }
 
@@ -209,15 +208,17 @@ func (o *outbound) writeRTP(out *sender, h *rtp.Header, payload []byte) error {
 		return err
 	}
 	copy(plain[n:], payload)
-	if cap(o.enc) < len(plain)+srtpOverhead {
-		o.enc = make([]byte, 0, len(plain)+srtpOverhead+64)
+	// Encrypted straight into the sender's batch; the slot grows once to
+	// the largest datagram it carries.
+	buf := out.buffer()
+	if cap(buf) < len(plain)+srtpOverhead {
+		buf = make([]byte, 0, len(plain)+srtpOverhead+64)
 	}
-	enc, err := o.keys.EncryptRTP(o.enc[:0], plain, &o.hdr)
+	enc, err := o.keys.EncryptRTP(buf, plain, &o.hdr)
 	if err != nil {
 		return err
 	}
-	o.enc = enc
-	out.write(enc, o.addr)
+	out.queue(enc, o.addr)
 	return nil
 }
 

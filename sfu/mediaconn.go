@@ -228,18 +228,30 @@ func (s *sender) uncork() {
 	}
 }
 
-// write queues b for addr; it leaves at once unless corked.
+// write queues a copy of b for addr; it leaves at once unless corked.
 func (s *sender) write(b []byte, addr netip.AddrPort) {
+	s.queue(append(s.buffer(), b...), addr)
+}
+
+// buffer is an empty slice over the batch's next slot, for a datagram to
+// be built in place and given to queue: the encrypted copies of a
+// fan-out are written straight into the batch.
+func (s *sender) buffer() []byte { return s.batch.bufs[s.batch.n][:0] }
+
+// queue adds d, built in buffer's slice (or, if it outgrew it, in memory
+// nobody else holds), to the batch for addr; it leaves at once unless
+// corked.
+func (s *sender) queue(d []byte, addr netip.AddrPort) {
 	if addr.Addr().Zone() != "" {
 		// A scoped IPv6 address needs an interface lookup: rare enough
 		// to take the standard library's path.
-		if _, err := s.sock.WriteToUDPAddrPort(b, addr); err != nil {
+		if _, err := s.sock.WriteToUDPAddrPort(d, addr); err != nil {
 			s.failed(err)
 		}
 		return
 	}
 	bt := &s.batch
-	bt.bufs[bt.n] = append(bt.bufs[bt.n][:0], b...)
+	bt.bufs[bt.n] = d
 	bt.addrs[bt.n] = addr
 	bt.n++
 	if s.corks == 0 || bt.n == maxBatch {

@@ -105,7 +105,7 @@ type lastSR struct {
 	at     time.Time
 }
 
-// runReports sends, every reportInterval until ctx ends, the receiver
+// runReports sends, every reportInterval until done closes, the receiver
 // reports publishers get and the sender reports on listeners' slots. The
 // media path bypasses pion's report interceptors, so the SFU writes them
 // from its own counts.

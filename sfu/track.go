@@ -44,7 +44,7 @@ type publishedTrack struct {
 	hasLevel atomic.Bool
 	dests    atomic.Pointer[[]*slotTrack]
 	// pendingSR is the latest sender report not yet given to the tap; the
-	// RTCP reader stores it, the packet path takes it.
+	// publisher's RTCP (session.rtcp) stores it, the packet path takes it.
 	pendingSR atomic.Pointer[senderReport]
 
 	// Guarded by room.mu: selection and speaking state.
@@ -111,7 +111,8 @@ func (t *publishedTrack) score(now time.Time) int32 {
 	return 1 + t.loudness.Load()/16
 }
 
-// observe records arrival and loudness. Only the reader goroutine calls it.
+// observe records arrival and loudness. Only the packet path calls it,
+// under t.mu.
 func (t *publishedTrack) observe(level byte, hasLevel bool, now time.Time) {
 	t.lastAt.Store(now.UnixNano())
 	if !hasLevel {
