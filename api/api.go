@@ -14,13 +14,16 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/greffier/greffier/internal/blob"
+	"github.com/greffier/greffier/internal/httperr"
 	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/token"
+	"github.com/greffier/greffier/internal/usertext"
 )
 
 // Defaults for Config.
@@ -96,33 +99,68 @@ func New(cfg Config, d Deps) (*API, error) {
 }
 
 // Handler routes /v1/meetings and its sub-resources, and /v1/search.
+// Every route but the captions stream asks for the API token; every path
+// and query value is checked before a handler sees it; unknown routes and
+// methods are answered in the JSON error format.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/search", a.search)
-	mux.HandleFunc("POST /v1/meetings", a.createMeeting)
-	mux.HandleFunc("GET /v1/meetings", a.listMeetings)
-	mux.HandleFunc("GET /v1/meetings/{id}", a.getMeeting)
-	mux.HandleFunc("PATCH /v1/meetings/{id}", a.patchMeeting)
-	mux.HandleFunc("POST /v1/meetings/{id}/end", a.endMeeting)
-	mux.HandleFunc("POST /v1/meetings/{id}/tokens", a.createToken)
-	mux.HandleFunc("GET /v1/meetings/{id}/participants", a.listParticipants)
-	mux.HandleFunc("GET /v1/meetings/{id}/events", a.listEvents)
-	mux.HandleFunc("PATCH /v1/meetings/{id}/participants/{identity}", a.renameParticipant)
-	mux.HandleFunc("POST /v1/meetings/{id}/rerun", a.rerunMeeting)
-	mux.HandleFunc("GET /v1/meetings/{id}/tracks", a.listTracks)
-	mux.HandleFunc("GET /v1/meetings/{id}/tracks/{file}", a.getTrack)
-	mux.HandleFunc("GET /v1/meetings/{id}/archive.webm", a.getArchive(layout.ArchiveWebM, "audio/webm", "meeting.webm"))
-	mux.HandleFunc("GET /v1/meetings/{id}/mix.flac", a.getArchive(layout.ArchiveMix, "audio/flac", "mix.flac"))
-	mux.HandleFunc("GET /v1/meetings/{id}/minutes", a.getMinutes(""))
-	for ext := range renderings {
-		mux.HandleFunc("GET /v1/meetings/{id}/minutes."+ext, a.getMinutes(ext))
+	route := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, a.authenticate(checkInput(h)))
 	}
-	top := http.NewServeMux()
+	route("GET /v1/search", a.search)
+	route("POST /v1/meetings", a.createMeeting)
+	route("GET /v1/meetings", a.listMeetings)
+	route("GET /v1/meetings/{id}", a.getMeeting)
+	route("PATCH /v1/meetings/{id}", a.patchMeeting)
+	route("POST /v1/meetings/{id}/end", a.endMeeting)
+	route("POST /v1/meetings/{id}/tokens", a.createToken)
+	route("GET /v1/meetings/{id}/participants", a.listParticipants)
+	route("GET /v1/meetings/{id}/events", a.listEvents)
+	route("PATCH /v1/meetings/{id}/participants/{identity}", a.renameParticipant)
+	route("POST /v1/meetings/{id}/rerun", a.rerunMeeting)
+	route("GET /v1/meetings/{id}/tracks", a.listTracks)
+	route("GET /v1/meetings/{id}/tracks/{file}", a.getTrack)
+	route("GET /v1/meetings/{id}/archive.webm", a.getArchive(layout.ArchiveWebM, "audio/webm", "meeting.webm"))
+	route("GET /v1/meetings/{id}/mix.flac", a.getArchive(layout.ArchiveMix, "audio/flac", "mix.flac"))
+	route("GET /v1/meetings/{id}/minutes", a.getMinutes(""))
+	for ext := range renderings {
+		route("GET /v1/meetings/{id}/minutes."+ext, a.getMinutes(ext))
+	}
 	// Captions check their callers themselves: participants follow them
 	// with a join token.
-	top.HandleFunc("GET /v1/meetings/{id}/captions", a.getCaptions)
-	top.Handle("/", a.authenticate(mux))
-	return top
+	mux.Handle("GET /v1/meetings/{id}/captions", checkInput(a.getCaptions))
+	return httperr.Routes(mux)
+}
+
+// Bounds on what a request's path and query may hold.
+const (
+	maxIDLen         = 200
+	maxQueryValueLen = 1000
+)
+
+// checkInput refuses, with a 400, a path segment or query value that no
+// stored row can hold: invalid UTF-8, control characters (Postgres refuses
+// NUL outright) or overlong values. Handlers then only meet text the
+// database can compare.
+func checkInput(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		for _, name := range []string{"id", "identity", "file"} {
+			v := r.PathValue(name)
+			if err := usertext.CheckLine(v, maxIDLen); err != nil {
+				writeError(w, http.StatusBadRequest, "bad_"+name, "the "+name+" in the path "+err.Error())
+				return
+			}
+		}
+		for name, vs := range r.URL.Query() {
+			for _, v := range vs {
+				if err := usertext.CheckLine(v, maxQueryValueLen); err != nil {
+					writeError(w, http.StatusBadRequest, "bad_query", "query parameter "+strconv.Quote(name)+" "+err.Error())
+					return
+				}
+			}
+		}
+		next(w, r)
+	}
 }
 
 func (a *API) checkAPIToken(raw string) bool {
@@ -131,7 +169,7 @@ func (a *API) checkAPIToken(raw string) bool {
 
 func (a *API) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		raw, ok := token.FromAuthorization(r.Header.Get("Authorization"))
 		if !ok || !a.checkAPIToken(raw) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="greffier"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong API token: send Authorization: Bearer <token>")
@@ -141,14 +179,8 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 	})
 }
 
-// Error is the body of every error answer.
-type Error struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, map[string]Error{"error": {Code: code, Message: msg}})
+	httperr.Write(w, status, code, msg)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -192,6 +224,13 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 			return true // an empty body stands for "all defaults"
 		}
 		writeError(w, http.StatusBadRequest, "bad_json", "malformed JSON body: "+err.Error())
+		return false
+	}
+	// One JSON value is the whole body: anything after it is a client
+	// bug (two requests glued together, a truncated edit) to report, not
+	// to ignore.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		writeError(w, http.StatusBadRequest, "bad_json", "the body holds data after its JSON object: send exactly one object")
 		return false
 	}
 	return true

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/greffier/greffier/captions"
@@ -30,7 +29,7 @@ func (a *API) getCaptions(w http.ResponseWriter, r *http.Request) {
 	if !a.mayFollow(r, id) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="greffier"`)
 		writeError(w, http.StatusUnauthorized, "unauthorized",
-			"send Authorization: Bearer <API token>, or a join token of this meeting with the listen right")
+			"send Authorization: Bearer <API token or join token>, or ?token=<join token> of this meeting with the listen right")
 		return
 	}
 	m, err := a.store.Meeting(r.Context(), id)
@@ -81,17 +80,17 @@ func (a *API) getCaptions(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// mayFollow accepts the API token, or a join token for this meeting that
-// may listen.
+// mayFollow accepts, in the Authorization header, the API token or a join
+// token of this meeting that may listen. EventSource cannot set headers,
+// so browsers pass a join token in ?token=; the API token is never taken
+// from a URL, where logs, proxies and browser history would keep it.
 func (a *API) mayFollow(r *http.Request, meetingID string) bool {
-	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		// EventSource cannot set headers: browsers pass the join token
-		// as a query parameter.
-		raw = r.URL.Query().Get("token")
-	}
-	if a.checkAPIToken(raw) {
+	raw, ok := token.FromAuthorization(r.Header.Get("Authorization"))
+	if ok && a.checkAPIToken(raw) {
 		return true
+	}
+	if !ok {
+		raw = r.URL.Query().Get("token")
 	}
 	c, err := a.signer.Verify(raw)
 	return err == nil && c.MeetingID == meetingID && c.Can(token.RightListen)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/token"
+	"github.com/greffier/greffier/internal/usertext"
 )
 
 // meetingJSON is a meeting as the API shows it.
@@ -63,6 +64,12 @@ func toJSON(m store.Meeting) meetingJSON {
 		WHIPURL: "/v1/whip", WHEPURL: "/v1/whep"}
 }
 
+// Bounds on the text of a request, in characters.
+const (
+	maxTitleLen = 500
+	maxNameLen  = 200
+)
+
 type participantRequest struct {
 	Identity    string        `json:"identity"`
 	DisplayName string        `json:"display_name"`
@@ -111,15 +118,21 @@ func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_webhook", msg)
 		return
 	}
-	if len(req.Title) > 500 {
-		writeError(w, http.StatusBadRequest, "bad_title", "title is over 500 characters")
+	req.Title = strings.TrimSpace(req.Title)
+	if err := usertext.CheckLine(req.Title, maxTitleLen); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_title", "title "+err.Error())
+		return
+	}
+	if !usertext.ValidLanguage(req.Language) {
+		writeError(w, http.StatusBadRequest, "bad_language", "language "+strconv.Quote(req.Language)+
+			" is not a language tag: use one such as fr, en or fr-FR, or leave it empty to let the backend detect it")
 		return
 	}
 	if req.Captions && a.captions == nil {
 		writeError(w, http.StatusBadRequest, "captions_unavailable", "no streaming speech backend is configured: set GREFFIER_CAPTIONS_URL")
 		return
 	}
-	m, err := a.store.CreateMeeting(r.Context(), strings.TrimSpace(req.Title), req.Language)
+	m, err := a.store.CreateMeeting(r.Context(), req.Title, req.Language)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -160,11 +173,18 @@ func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
 // checkParticipant validates and fills defaults; it returns what is wrong.
 func (a *API) checkParticipant(p *participantRequest) string {
 	p.Identity = strings.TrimSpace(p.Identity)
-	if p.Identity == "" || len(p.Identity) > 200 {
+	if p.Identity == "" {
 		return "every participant needs an identity of 1 to 200 characters"
 	}
+	if err := usertext.CheckLine(p.Identity, maxNameLen); err != nil {
+		return "identity " + strconv.Quote(p.Identity) + " " + err.Error()
+	}
+	p.DisplayName = strings.TrimSpace(p.DisplayName)
 	if p.DisplayName == "" {
 		p.DisplayName = p.Identity
+	}
+	if err := usertext.CheckLine(p.DisplayName, maxNameLen); err != nil {
+		return "display_name of " + strconv.Quote(p.Identity) + " " + err.Error()
 	}
 	if len(p.Rights) == 0 {
 		p.Rights = []token.Right{token.RightPublish, token.RightListen}
@@ -316,8 +336,12 @@ func (a *API) renameParticipant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.DisplayName = strings.TrimSpace(req.DisplayName)
-	if req.DisplayName == "" || len(req.DisplayName) > 200 {
+	if req.DisplayName == "" {
 		writeError(w, http.StatusBadRequest, "bad_name", "display_name must be 1 to 200 characters")
+		return
+	}
+	if err := usertext.CheckLine(req.DisplayName, maxNameLen); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_name", "display_name "+err.Error())
 		return
 	}
 	if err := a.store.Rename(r.Context(), r.PathValue("id"), r.PathValue("identity"), req.DisplayName); err != nil {

@@ -1,14 +1,20 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/minutes"
 )
+
+// maxSearchLen bounds q: a few words to find, not a document (SQLite
+// refuses LIKE patterns past 50,000 bytes, and no one types that).
+const maxSearchLen = 500
 
 type hitJSON struct {
 	MeetingID string          `json:"meeting_id"`
@@ -27,6 +33,10 @@ type hitJSON struct {
 // appear in a stretch of speech. ?meeting= and ?speaker= narrow it.
 func (a *API) search(w http.ResponseWriter, r *http.Request) {
 	qs := r.URL.Query()
+	if n := utf8.RuneCountInString(qs.Get("q")); n > maxSearchLen {
+		writeError(w, http.StatusBadRequest, "bad_query", fmt.Sprintf("q is %d characters long: search for at most %d", n, maxSearchLen))
+		return
+	}
 	terms := strings.Fields(qs.Get("q"))
 	if len(terms) == 0 || len(terms) > 20 {
 		writeError(w, http.StatusBadRequest, "bad_query", "give q: 1 to 20 words to find")

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/greffier/greffier/internal/httperr"
 )
 
 // maxWebhookBody bounds a webhook read into memory, as for answers.
@@ -29,34 +31,34 @@ func (p *Pyannote) WebhookHandler() http.Handler {
 
 func (p *Pyannote) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	if p.cfg.WebhookSecret == "" {
-		http.Error(w, "no webhook configured", http.StatusNotFound)
+		httperr.Write(w, http.StatusNotFound, "not_found", "no diarization webhook is configured here")
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		httperr.Write(w, http.StatusMethodNotAllowed, "method_not_allowed", "POST the job")
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxWebhookBody+1))
 	if err != nil {
-		http.Error(w, "cannot read body", http.StatusBadRequest)
+		httperr.Write(w, http.StatusBadRequest, "bad_body", "cannot read body")
 		return
 	}
 	if len(body) > maxWebhookBody {
-		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		httperr.Write(w, http.StatusRequestEntityTooLarge, "too_large", "body too large")
 		return
 	}
 	ts := r.Header.Get("X-Request-Timestamp")
 	retry := r.Header.Get("X-Retry-Num")
 	if reason := p.checkSignature(ts, r.Header.Get("X-Signature"), body); reason != "" {
 		p.log.WarnContext(r.Context(), "diarization webhook refused", "reason", reason, "retry", retry, "remote", r.RemoteAddr)
-		http.Error(w, reason, http.StatusUnauthorized)
+		httperr.Write(w, http.StatusUnauthorized, "unauthorized", reason)
 		return
 	}
 	var job wireJob
 	if err := json.Unmarshal(body, &job); err != nil || job.JobID == "" {
 		p.log.WarnContext(r.Context(), "diarization webhook unreadable", "error", err, "body", excerpt(body))
-		http.Error(w, "body is not a job", http.StatusBadRequest)
+		httperr.Write(w, http.StatusBadRequest, "bad_body", "body is not a job")
 		return
 	}
 	p.log.DebugContext(r.Context(), "diarization webhook", "job", job.JobID, "status", job.Status, "retry", retry)

@@ -6,8 +6,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/greffier/greffier/internal/faulttest"
 )
 
 func words(start int64, ws ...string) []PieceWord {
@@ -132,4 +135,40 @@ func TestLongTurnBecomesSeveralCues(t *testing.T) {
 	}
 	require.Equal(t, int64(0), cues[0].start.MS())
 	require.Equal(t, d.Turns[0].End, cues[len(cues)-1].end)
+}
+
+// Control characters a speech backend or a caller slipped into text (NUL,
+// ESC sequences that rewrite a terminal, C1 controls, stray line breaks)
+// never reach the files people open: each rendering keeps only its own
+// line structure.
+func TestFaultControlCharactersNeverReachRenderings(t *testing.T) {
+	t.Parallel()
+	const evil = "\x00\x1b[2J\x1b]0;owned\x07\u009b31m\r\n\u2028\x7f"
+	in := Input{
+		MeetingID: "mtg_1", Title: "Conseil" + evil, StartedAt: time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC),
+		Speakers: []Speaker{{ID: "alice", Name: "Alice" + evil}},
+		Pieces: []Piece{
+			{Speaker: "alice", StartMS: 1000, EndMS: 2500, Text: "bonjour" + evil + "à tous", Words: words(1000, "bonjour"+evil, "à", "tous")},
+			{Speaker: "alice", StartMS: 9000, EndMS: 9500, Failure: "backend said" + evil},
+		},
+	}
+	d := Build(in)
+	injected := utf8.RuneCountInString(evil)
+	for name, write := range map[string]func(Document, *bytes.Buffer) error{
+		"vtt": func(d Document, b *bytes.Buffer) error { return d.WriteVTT(b) },
+		"srt": func(d Document, b *bytes.Buffer) error { return d.WriteSRT(b) },
+		"md":  func(d Document, b *bytes.Buffer) error { return d.WriteMarkdown(b) },
+		"txt": func(d Document, b *bytes.Buffer) error { return d.WriteText(b) },
+	} {
+		var b bytes.Buffer
+		require.NoError(t, write(d, &b), name)
+		out := b.String()
+		for _, r := range out {
+			require.False(t, r != '\n' && (r < 0x20 || r >= 0x7f && r < 0xa0 || r == '\u2028'),
+				"%s rendering holds control character %U:\n%q", name, r, out)
+		}
+		require.Contains(t, out, "bonjour", name)
+		require.Contains(t, out, "Alice", name)
+	}
+	faulttest.Report(t, faulttest.FaultsInjected, float64(4*injected))
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/greffier/greffier/internal/usertext"
 	"github.com/greffier/greffier/summarize"
 )
 
@@ -64,7 +65,7 @@ func (d Document) WriteVTT(w io.Writer) error {
 	b.WriteString("WEBVTT\n")
 	for _, c := range d.cues() {
 		fmt.Fprintf(&b, "\n%s --> %s\n<v %s>%s</v>\n", clock(c.start, '.'), clock(c.end, '.'),
-			vttName.Replace(c.name), vttText.Replace(c.text))
+			vttName.Replace(usertext.Clean(c.name)), vttText.Replace(usertext.Clean(c.text)))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -87,7 +88,9 @@ func (d Document) WriteSRT(w io.Writer) error {
 	return err
 }
 
-func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+// oneLine keeps s on its line, and keeps control characters (NUL, ESC)
+// out of files that terminals and players show.
+func oneLine(s string) string { return usertext.Clean(s) }
 
 // WriteMarkdown writes the minutes for people to read.
 func (d Document) WriteMarkdown(w io.Writer) error {
@@ -187,7 +190,7 @@ func contentNote(d Document) string {
 var mdEscaper = strings.NewReplacer("\\", "\\\\", "*", "\\*", "_", "\\_", "`", "\\`", "[", "\\[", "]", "\\]",
 	"<", "&lt;", ">", "&gt;", "#", "\\#", "\n", " ")
 
-func mdEscape(s string) string { return mdEscaper.Replace(s) }
+func mdEscape(s string) string { return mdEscaper.Replace(usertext.Clean(s)) }
 
 // WriteText writes one line per turn: "[hh:mm:ss.mmm] Name: text".
 func (d Document) WriteText(w io.Writer) error {

@@ -61,11 +61,11 @@ func rightFor(kind sessionKind) token.Right {
 }
 
 func (s *SFU) authorize(r *http.Request, kind sessionKind) (token.Claims, *apiError) {
-	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || strings.TrimSpace(raw) == "" {
+	raw, ok := token.FromAuthorization(r.Header.Get("Authorization"))
+	if !ok {
 		return token.Claims{}, &apiError{http.StatusUnauthorized, codeUnauthorized, "send the join token as Authorization: Bearer <token>"}
 	}
-	claims, err := s.verifier.Verify(strings.TrimSpace(raw))
+	claims, err := s.verifier.Verify(raw)
 	if err != nil {
 		return token.Claims{}, &apiError{http.StatusUnauthorized, codeUnauthorized, "join token refused: " + err.Error()}
 	}

@@ -11,6 +11,8 @@ package web
 import (
 	"embed"
 	"net/http"
+
+	"github.com/greffier/greffier/internal/httperr"
 )
 
 //go:embed join.html join.js
@@ -35,7 +37,7 @@ func Handler() http.Handler {
 	mux.HandleFunc("GET /join/join.js", func(w http.ResponseWriter, r *http.Request) {
 		serve(w, r, "join.js", "text/javascript; charset=utf-8")
 	})
-	return mux
+	return httperr.Routes(mux)
 }
 
 func serve(w http.ResponseWriter, _ *http.Request, name, contentType string) {

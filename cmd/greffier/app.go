@@ -165,8 +165,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		mux.Handle("POST /v1/hooks/diarize", pyannote.WebhookHandler())
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	a.http = newHTTPServer(cfg, mux, logger)
 	ok = true
 	return a, nil
 }

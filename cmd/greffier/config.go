@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/greffier/greffier/internal/usertext"
 )
 
 // Config is every setting of `greffier serve`, filled from an optional JSON
@@ -24,6 +26,18 @@ type Config struct {
 	DataDir string `json:"data_dir" env:"DATA_DIR" flag:"data" usage:"data directory (database, recordings, spool, secrets)"`
 	// HTTPAddr is the API's listen address. Default 127.0.0.1:8080.
 	HTTPAddr string `json:"http_addr" env:"HTTP_ADDR" flag:"http" usage:"HTTP listen address"`
+	// HTTPReadHeaderTimeout bounds reading a request's headers. Default 10s.
+	HTTPReadHeaderTimeout time.Duration `json:"http_read_header_timeout" env:"HTTP_READ_HEADER_TIMEOUT" flag:"http-read-header-timeout" usage:"how long a client may take to send a request's headers"`
+	// HTTPReadTimeout bounds reading a whole request, body included, so a
+	// client trickling a body cannot hold a connection. Default 30s.
+	HTTPReadTimeout time.Duration `json:"http_read_timeout" env:"HTTP_READ_TIMEOUT" flag:"http-read-timeout" usage:"how long a client may take to send a whole request"`
+	// HTTPWriteTimeout is how long one write of a response may wait for
+	// the client to take it. It is renewed at every write, so downloads
+	// and caption streams last as long as they progress. Default 60s.
+	HTTPWriteTimeout time.Duration `json:"http_write_timeout" env:"HTTP_WRITE_TIMEOUT" flag:"http-write-timeout" usage:"how long a response may wait for a client that reads nothing"`
+	// HTTPIdleTimeout is how long a kept-alive connection may wait for its
+	// next request. Default 2m.
+	HTTPIdleTimeout time.Duration `json:"http_idle_timeout" env:"HTTP_IDLE_TIMEOUT" flag:"http-idle-timeout" usage:"how long an idle keep-alive connection stays open"`
 	// MediaAddr is the one UDP address for all WebRTC media. Default 127.0.0.1:7882.
 	MediaAddr string `json:"media_addr" env:"MEDIA_ADDR" flag:"media" usage:"UDP address for all WebRTC media"`
 	// PublicIPs are announced to peers when Greffier sits behind a 1:1 NAT.
@@ -108,6 +122,10 @@ func DefaultConfig() Config {
 		DataDir:                   "greffier-data",
 		HTTPAddr:                  "127.0.0.1:8080",
 		MediaAddr:                 "127.0.0.1:7882",
+		HTTPReadHeaderTimeout:     10 * time.Second,
+		HTTPReadTimeout:           30 * time.Second,
+		HTTPWriteTimeout:          time.Minute,
+		HTTPIdleTimeout:           2 * time.Minute,
 		TranscribeURL:             "http://127.0.0.1:8000/v1",
 		TranscribeModel:           "whisper-1",
 		TranscribeConcurrency:     4,
@@ -237,6 +255,12 @@ func (c Config) validate() error {
 	}
 	if c.JobMaxAttempts < 1 || c.JobRetryBase <= 0 {
 		errs = append(errs, errors.New("GREFFIER_JOB_MAX_ATTEMPTS must be at least 1 and GREFFIER_JOB_RETRY_BASE positive"))
+	}
+	if c.HTTPReadHeaderTimeout <= 0 || c.HTTPReadTimeout <= 0 || c.HTTPWriteTimeout <= 0 || c.HTTPIdleTimeout <= 0 {
+		errs = append(errs, errors.New("GREFFIER_HTTP_READ_HEADER_TIMEOUT, GREFFIER_HTTP_READ_TIMEOUT, GREFFIER_HTTP_WRITE_TIMEOUT and GREFFIER_HTTP_IDLE_TIMEOUT must be positive durations: an unbounded one lets slow clients hold connections"))
+	}
+	if !usertext.ValidLanguage(c.Language) {
+		errs = append(errs, fmt.Errorf("GREFFIER_LANGUAGE %q is not a language tag: use one such as fr, en or fr-FR, or leave it empty to detect", c.Language))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

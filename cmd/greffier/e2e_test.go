@@ -59,6 +59,8 @@ type setupOptions struct {
 	captions *kyutaitest.Options
 	// diarize starts a pyannote-style double and configures diarization.
 	diarize *diarizetest.Options
+	// configure changes the configuration last, before it is validated.
+	configure func(*Config)
 }
 
 // setup starts a whole Greffier in-process on loopback.
@@ -106,6 +108,9 @@ func setup(t *testing.T, opts setupOptions) *testBundle {
 		kyutai = kyutaitest.NewServer(*opts.captions)
 		t.Cleanup(kyutai.Close)
 		cfg.CaptionsURL = kyutai.URL()
+	}
+	if opts.configure != nil {
+		opts.configure(&cfg)
 	}
 	require.NoError(t, cfg.validate())
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -95,6 +95,10 @@ var migrations = []string{
 	ALTER TABLE tracks ADD COLUMN voices TEXT NOT NULL DEFAULT '';
 	ALTER TABLE tracks ADD COLUMN voices_failure TEXT NOT NULL DEFAULT '';`,
 	`ALTER TABLE meetings ADD COLUMN webhook_url TEXT NOT NULL DEFAULT '';`,
+	// Search compares a folded copy of each transcript (fold.go), filled
+	// for older rows by backfillSearchText, which the partial index serves.
+	`ALTER TABLE speech_segments ADD COLUMN search_text TEXT NOT NULL DEFAULT '';
+	CREATE INDEX speech_unfolded ON speech_segments (track_id, start_ms) WHERE search_text = '' AND text <> '';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

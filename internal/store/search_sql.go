@@ -22,17 +22,18 @@ type Hit struct {
 }
 
 // Search returns matching speech segments, newest meetings first, then in
-// meeting-clock order. Terms match case-insensitively anywhere in the text
-// (LIKE, which both dialects share; no index serves it, which is fine for
-// thousands of meetings and is the place for full-text search later).
+// meeting-clock order. Terms match anywhere in the text whatever their case
+// and accents: both sides are folded in Go (fold), then compared with LIKE,
+// which both dialects share; no index serves it, which is fine for
+// thousands of meetings and is the place for full-text search later.
 func (q Queries) Search(ctx context.Context, s SearchQuery) ([]Hit, error) {
 	var (
 		where = []string{"s.status = $1"}
 		args  = []any{SegmentTranscribed}
 	)
 	for _, t := range s.Terms {
-		args = append(args, "%"+escapeLike(strings.ToLower(t))+"%")
-		where = append(where, fmt.Sprintf(`LOWER(s.text) LIKE $%d ESCAPE '\'`, len(args)))
+		args = append(args, "%"+escapeLike(fold(t))+"%")
+		where = append(where, fmt.Sprintf(`s.search_text LIKE $%d ESCAPE '\'`, len(args)))
 	}
 	if s.MeetingID != "" {
 		args = append(args, s.MeetingID)

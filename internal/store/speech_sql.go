@@ -93,8 +93,8 @@ func (q Queries) SaveTranscript(ctx context.Context, trackID string, startMS int
 		return fmt.Errorf("encode words: %w", err)
 	}
 	res, err := q.q.ExecContext(ctx, `UPDATE speech_segments SET status = $1, text = $2, words = $3, language = $4,
-		failure = '', attempts = attempts + 1, updated_at = $5 WHERE track_id = $6 AND start_ms = $7`,
-		SegmentTranscribed, text, string(b), language, toMS(q.now()), trackID, startMS)
+		failure = '', attempts = attempts + 1, updated_at = $5, search_text = $8 WHERE track_id = $6 AND start_ms = $7`,
+		SegmentTranscribed, text, string(b), language, toMS(q.now()), trackID, startMS, fold(text))
 	if err != nil {
 		return fmt.Errorf("save transcript of %s@%d: %w", trackID, startMS, err)
 	}

@@ -6,6 +6,7 @@ package token
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -113,4 +114,17 @@ func (s *Signer) Verify(raw string) (Claims, error) {
 		Rights:      jc.Rights,
 		ExpiresAt:   jc.ExpiresAt.Time,
 	}, nil
+}
+
+// FromAuthorization returns the credentials of an Authorization header
+// value of the Bearer scheme. The scheme's name is case-insensitive (RFC
+// 9110 §11.1), so "bearer x" and "BEARER x" are "Bearer x"; the token
+// itself is returned as sent, without surrounding spaces.
+func FromAuthorization(header string) (string, bool) {
+	scheme, rest, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	raw := strings.TrimSpace(rest)
+	return raw, raw != ""
 }

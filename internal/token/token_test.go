@@ -50,3 +50,16 @@ func TestVerifyRefuses(t *testing.T) {
 	_, err = NewSigner([]byte("short"))
 	require.Error(t, err)
 }
+
+func TestFromAuthorizationIgnoresTheSchemesCase(t *testing.T) {
+	t.Parallel()
+	for _, h := range []string{"Bearer abc", "bearer abc", "BEARER abc", "  Bearer   abc  "} {
+		raw, ok := FromAuthorization(h)
+		require.True(t, ok, "%q", h)
+		require.Equal(t, "abc", raw)
+	}
+	for _, h := range []string{"", "Bearer", "Bearer ", "Basic abc", "Bearerabc", "Token abc"} {
+		_, ok := FromAuthorization(h)
+		require.False(t, ok, "%q", h)
+	}
+}
