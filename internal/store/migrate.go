@@ -95,6 +95,15 @@ var migrations = []string{
 	ALTER TABLE tracks ADD COLUMN voices TEXT NOT NULL DEFAULT '';
 	ALTER TABLE tracks ADD COLUMN voices_failure TEXT NOT NULL DEFAULT '';`,
 	`ALTER TABLE meetings ADD COLUMN webhook_url TEXT NOT NULL DEFAULT '';`,
+	// Stored objects found damaged (their bytes no longer hash to the
+	// SHA-256 recorded when they were stored), until they verify again.
+	`CREATE TABLE damaged_blobs (
+		blob_key TEXT PRIMARY KEY,
+		meeting_id TEXT NOT NULL REFERENCES meetings(id),
+		detail TEXT NOT NULL,
+		found_at BIGINT NOT NULL
+	);
+	CREATE INDEX damaged_blobs_meeting ON damaged_blobs (meeting_id);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
