@@ -113,6 +113,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/meetings/{id}/tracks/{file}", a.getTrack)
 	mux.HandleFunc("GET /v1/meetings/{id}/archive.webm", a.getArchive(layout.ArchiveWebM, "audio/webm", "meeting.webm"))
 	mux.HandleFunc("GET /v1/meetings/{id}/mix.flac", a.getArchive(layout.ArchiveMix, "audio/flac", "mix.flac"))
+	mux.HandleFunc("GET /v1/meetings/{id}/speakers/{file}", a.getSpeaker)
 	mux.HandleFunc("GET /v1/meetings/{id}/minutes", a.getMinutes(""))
 	for ext := range renderings {
 		mux.HandleFunc("GET /v1/meetings/{id}/minutes."+ext, a.getMinutes(ext))
