@@ -122,6 +122,7 @@ func (a *API) Handler() http.Handler {
 	route("GET /v1/meetings/{id}/tracks/{file}", a.getTrack)
 	route("GET /v1/meetings/{id}/archive.webm", a.getArchive(layout.ArchiveWebM, "audio/webm", "meeting.webm"))
 	route("GET /v1/meetings/{id}/mix.flac", a.getArchive(layout.ArchiveMix, "audio/flac", "mix.flac"))
+	route("GET /v1/meetings/{id}/speakers/{file}", a.getSpeaker)
 	route("GET /v1/meetings/{id}/minutes", a.getMinutes(""))
 	for ext := range renderings {
 		route("GET /v1/meetings/{id}/minutes."+ext, a.getMinutes(ext))

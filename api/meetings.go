@@ -29,6 +29,7 @@ type meetingJSON struct {
 	Join      []joinJSON         `json:"join,omitempty"`
 	WHIPURL   string             `json:"whip_url"`
 	WHEPURL   string             `json:"whep_url"`
+	Damaged   []damageJSON       `json:"damaged,omitempty"` // stored objects found damaged
 }
 
 type pipelineJSON struct {
@@ -285,6 +286,14 @@ func (a *API) getMeeting(w http.ResponseWriter, r *http.Request) {
 		SegmentsFailed: p.SegmentsFailed, MinutesVersion: p.MinutesVersion, Failures: p.Failures}
 	if out.Pipeline.Failures == nil {
 		out.Pipeline.Failures = []store.Failure{}
+	}
+	damaged, err := a.store.Damaged(r.Context(), m.ID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	for _, d := range damaged {
+		out.Damaged = append(out.Damaged, damageJSON{Key: d.BlobKey, Detail: d.Detail, FoundAt: d.FoundAt})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

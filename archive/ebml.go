@@ -36,6 +36,7 @@ const (
 	idTrackNumber  = 0xD7
 	idTrackUID     = 0x73C5
 	idTrackType    = 0x83
+	idFlagDefault  = 0x88
 	idName         = 0x536E
 	idLanguage     = 0x22B59C
 	idCodecID      = 0x86

@@ -45,8 +45,21 @@ const (
 // then left at the end); otherwise they stay "unknown", which decoders
 // accept. w is not closed.
 func Mixdown(ctx context.Context, w io.Writer, tracks []Track) (Stats, error) {
+	return MixdownTo(ctx, w, tracks, 0)
+}
+
+// MixdownTo is Mixdown whose file lasts at least length: silence fills the
+// end, after the last audio, up to length. Given one speaker's segments and
+// the meeting's length, it gives that speaker's audio on the meeting's
+// timing: sample 0 at meeting time 0, silences and absences as silence,
+// as long as the meeting, so it lines up sample for sample with the other
+// speakers' files and the mix. Audio past length is kept, never cut.
+func MixdownTo(ctx context.Context, w io.Writer, tracks []Track, length time.Duration) (Stats, error) {
 	if err := validateTracks(tracks); err != nil {
 		return Stats{}, err
+	}
+	if length < 0 {
+		return Stats{}, fmt.Errorf("mixdown: length %s is negative", length)
 	}
 	sink, err := newFLACSink(w)
 	if err != nil {
@@ -56,6 +69,12 @@ func Mixdown(ctx context.Context, w io.Writer, tracks []Track) (Stats, error) {
 	defer mx.closeAll()
 	if err := mx.run(); err != nil {
 		return mx.stats(), fmt.Errorf("mixdown: %w", err)
+	}
+	if until := int64(length) * mixRate / int64(time.Second); mx.written < until {
+		if err := sink.silence(until - mx.written); err != nil {
+			return mx.stats(), fmt.Errorf("mixdown: %w", err)
+		}
+		mx.written, mx.padded = until, until
 	}
 	if err := sink.close(); err != nil {
 		return mx.stats(), fmt.Errorf("mixdown: %w", err)
@@ -73,12 +92,13 @@ type mixer struct {
 	out     [mixFrame]int16
 	written int64 // samples handed to the sink
 	maxEnd  int64 // end of the last real sample of any lane
+	padded  int64 // where the silence after the last audio ends, if any
 	st      Stats
 }
 
 func (mx *mixer) stats() Stats {
 	st := mx.st
-	st.Duration = time.Duration(mx.maxEnd) * time.Second / mixRate
+	st.Duration = time.Duration(max(mx.maxEnd, mx.padded)) * time.Second / mixRate
 	st.Bytes = mx.sink.out.size
 	return st
 }

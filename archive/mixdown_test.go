@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -109,4 +110,43 @@ func goertzel(samples []int16, freq float64) float64 {
 	}
 	n := float64(len(samples))
 	return (s1*s1 + s2*s2 - c*s1*s2) / (n * n)
+}
+
+// One speaker's segments mixed to the meeting's length give a file that
+// lines up with the meeting: silence before, between and after their
+// speech, and the words where they were said on the meeting clock.
+func TestMixdownToKeepsOneSpeakersTimingOverTheWholeMeeting(t *testing.T) {
+	t.Parallel()
+	m := newMeeting(t)
+	var alice []Track
+	for _, tr := range m.tracks {
+		if tr.Identity == "alice" {
+			alice = append(alice, tr)
+		}
+	}
+	const meetingLength = 20 * time.Second
+	path := filepath.Join(t.TempDir(), "alice.flac")
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	st, err := MixdownTo(context.Background(), f, alice, meetingLength)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	require.Equal(t, 1, st.Speakers)
+	require.Equal(t, meetingLength, st.Duration)
+
+	p := ffprobe(t, path)
+	dur, err := strconv.ParseFloat(p.Format.Duration, 64)
+	require.NoError(t, err)
+	require.InDelta(t, meetingLength.Seconds(), dur, 0.001, "ffprobe: as long as the meeting")
+
+	pcm := decodeFLAC(t, path)
+	require.Len(t, pcm, int(meetingLength.Seconds()*16000))
+	det, err := transcribetest.NewDetector(16000)
+	require.NoError(t, err)
+	requireWordsAt(t, m.want["alice"], det.Detect(pcm), 20*time.Millisecond)
+	// Nothing sounds after her last segment ends.
+	aliceEnd := time.Duration(aliceRejoinMS)*time.Millisecond + 9*time.Second - aliceSplit*20*time.Millisecond
+	for _, v := range pcm[int(aliceEnd.Seconds()*16000)+160:] {
+		require.Zero(t, v)
+	}
 }

@@ -97,3 +97,29 @@ func TestWriteMultitrackAlignsSpeakersOnTheMeetingClock(t *testing.T) {
 	requireWordsAt(t, m.want["alice"], hear(t, extractTrack(t, path, 1)), 20*time.Millisecond)
 	requireWordsAt(t, m.want["bob"], hear(t, extractTrack(t, path, 2)), 20*time.Millisecond)
 }
+
+// Only the first speaker is the default track: with every track marked
+// default (Matroska's default when FlagDefault is left out), players that
+// honour it play the first speaker alone.
+func TestWriteMultitrackMarksOnlyTheFirstSpeakerDefault(t *testing.T) {
+	t.Parallel()
+	m := newMeeting(t)
+	path, _ := writeMultitrackFile(t, m.tracks)
+
+	out := runTool(t, "ffprobe", "-v", "error", "-show_entries", "stream=index:stream_disposition=default",
+		"-of", "json", path)
+	var p struct {
+		Streams []struct {
+			Index       int            `json:"index"`
+			Disposition map[string]int `json:"disposition"`
+		} `json:"streams"`
+	}
+	require.NoError(t, json.Unmarshal(out, &p), "%s", out)
+	require.Len(t, p.Streams, 2)
+	require.Equal(t, 1, p.Streams[0].Disposition["default"], "the first speaker is the default track: %s", out)
+	require.Equal(t, 0, p.Streams[1].Disposition["default"], "the second speaker is not: %s", out)
+
+	info := string(runTool(t, "mkvinfo", "--all", path))
+	require.Contains(t, info, `"Default track" flag: 1`)
+	require.Contains(t, info, `"Default track" flag: 0`)
+}

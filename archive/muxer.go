@@ -117,6 +117,11 @@ func (m *muxer) start() error {
 		e = appendUint(e, idTrackNumber, t.number)
 		e = appendUint(e, idTrackUID, t.number)
 		e = appendUint(e, idTrackType, 2) // audio
+		// Matroska's FlagDefault defaults to 1: left out, every speaker is
+		// "the" default track, and players that honour it pick the first
+		// and never play the others. Only the first is marked default,
+		// so a player has one track to start with and offers the rest.
+		e = appendUint(e, idFlagDefault, boolUint(t.number == 1))
 		e = appendString(e, idName, t.name)
 		e = appendString(e, idLanguage, "und") // Matroska's default is "eng"
 		e = appendString(e, idCodecID, "A_OPUS")
@@ -322,4 +327,11 @@ func sizeLen(n uint64) int {
 		l++
 	}
 	return l
+}
+
+func boolUint(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }

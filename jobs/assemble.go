@@ -124,21 +124,7 @@ func (p *Pipeline) assemble(ctx context.Context, meetingID string) error {
 		if err != nil {
 			return err
 		}
-		if err := p.notify(ctx, tx, ready, EventMinutesReady, saved.Version); err != nil {
-			return err
-		}
-		// The whole-meeting files come after the minutes: they take
-		// longer and nobody waits for them to read the minutes.
-		tracks, err := q.Tracks(ctx, meetingID)
-		if err != nil {
-			return err
-		}
-		var total int64
-		for _, t := range tracks {
-			total += t.DurationMS
-		}
-		_, err = p.client.InsertTx(ctx, tx, ArchiveArgs{MeetingID: meetingID, Run: cur.Run, DurationMS: total}, nil)
-		return err
+		return p.notify(ctx, tx, ready, EventMinutesReady, saved.Version)
 	})
 	if err != nil {
 		return fmt.Errorf("save minutes of %s: %w", meetingID, err)

@@ -4,6 +4,7 @@
 //
 //	track stored ─▶ detect_speech ─▶ transcribe_segment (one per speech segment)
 //	meeting ended + every unit final ─▶ assemble_minutes ─▶ meeting ready
+//	meeting ended + every track final ─▶ archive_meeting (recordings only)
 //
 // Job arguments carry keys, never audio: each stage reads its input from
 // blob storage and the store.
@@ -262,7 +263,10 @@ func (p *Pipeline) EndMeeting(ctx context.Context, meetingID string) (store.Meet
 		if m, err = q.Transition(ctx, meetingID, store.MeetingEnded, ""); err != nil {
 			return err
 		}
-		return p.detectAll(ctx, tx, q, m)
+		if err := p.detectAll(ctx, tx, q, m); err != nil {
+			return err
+		}
+		return p.maybeArchive(ctx, tx, q, meetingID)
 	})
 	return m, err
 }
@@ -286,7 +290,11 @@ func (p *Pipeline) Rerun(ctx context.Context, meetingID string) (store.Meeting, 
 		if m.Run, err = q.StartRerun(ctx, meetingID); err != nil {
 			return err
 		}
-		return p.detectAll(ctx, tx, q, m)
+		if err := p.detectAll(ctx, tx, q, m); err != nil {
+			return err
+		}
+		// The files stay; what is missing or damaged is built again.
+		return p.maybeArchive(ctx, tx, q, meetingID)
 	})
 	return m, err
 }
@@ -356,7 +364,10 @@ func (p *Pipeline) FinishTrack(ctx context.Context, t store.Track) error {
 				return fmt.Errorf("enqueue diarization of %s: %w", t.ID, err)
 			}
 		}
-		return p.maybeAssemble(ctx, tx, q, t.MeetingID)
+		if err := p.maybeAssemble(ctx, tx, q, t.MeetingID); err != nil {
+			return err
+		}
+		return p.maybeArchive(ctx, tx, q, t.MeetingID)
 	})
 }
 

@@ -445,6 +445,33 @@ func (b *testBundle) requireArchive(t *testing.T, meetingID string) {
 			require.Contains(t, string(out), "flac")
 		}
 	}
+
+	// Each speaker's audio on the meeting's timing: as long as the meeting.
+	var mt struct {
+		StartedAt time.Time `json:"started_at"`
+		EndedAt   time.Time `json:"ended_at"`
+	}
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+meetingID, nil, &mt))
+	var list struct {
+		Tracks []struct {
+			SpeakerURL string `json:"speaker_url"`
+		} `json:"tracks"`
+		Timing string `json:"timing"`
+	}
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+meetingID+"/tracks", nil, &list))
+	require.NotEmpty(t, list.Timing)
+	for _, tr := range list.Tracks {
+		code, body, _ := get(tr.SpeakerURL)
+		require.Equal(t, http.StatusOK, code, "%s", body)
+		file := filepath.Join(dir, "speaker.flac")
+		require.NoError(t, os.WriteFile(file, body, 0o600))
+		out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", file).CombinedOutput()
+		require.NoError(t, err, string(out))
+		var dur float64
+		_, err = fmt.Sscanf(string(out), "%g", &dur)
+		require.NoError(t, err)
+		require.InDelta(t, mt.EndedAt.Sub(mt.StartedAt).Seconds(), dur, 0.05, "%s lasts as long as the meeting", tr.SpeakerURL)
+	}
 }
 
 // requireSearch finds what bob said, with who said it and when.

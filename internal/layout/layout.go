@@ -59,3 +59,11 @@ func ArchiveWebM(meetingID string) string {
 func ArchiveMix(meetingID string) string {
 	return fmt.Sprintf("meetings/%s/archive/mix.flac", meetingID)
 }
+
+// SpeakerAudio is one speaker's audio on the meeting's timing (FLAC, as
+// long as the meeting). A speaker is named by the id of their first stored
+// track (the earliest on the meeting clock, then the smallest id), since
+// identities are user text.
+func SpeakerAudio(meetingID, firstTrackID string) string {
+	return fmt.Sprintf("meetings/%s/archive/speakers/%s.flac", meetingID, firstTrackID)
+}

@@ -99,6 +99,15 @@ var migrations = []string{
 	// for older rows by backfillSearchText, which the partial index serves.
 	`ALTER TABLE speech_segments ADD COLUMN search_text TEXT NOT NULL DEFAULT '';
 	CREATE INDEX speech_unfolded ON speech_segments (track_id, start_ms) WHERE search_text = '' AND text <> '';`,
+	// Stored objects found damaged (their bytes no longer hash to the
+	// SHA-256 recorded when they were stored), until they verify again.
+	`CREATE TABLE damaged_blobs (
+		blob_key TEXT PRIMARY KEY,
+		meeting_id TEXT NOT NULL REFERENCES meetings(id),
+		detail TEXT NOT NULL,
+		found_at BIGINT NOT NULL
+	);
+	CREATE INDEX damaged_blobs_meeting ON damaged_blobs (meeting_id);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -294,3 +294,40 @@ func TestFaultSearchFindsAccentedCapitalsOnBothDatabases(t *testing.T) {
 		})
 	}
 }
+
+func TestDamagedObjectsAreRememberedUntilCleared(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		m, err := s.CreateMeeting(ctx, "Conseil", "fr")
+		require.NoError(t, err)
+		other, err := s.CreateMeeting(ctx, "Autre", "fr")
+		require.NoError(t, err)
+		none, err := s.Damaged(ctx, m.ID)
+		require.NoError(t, err)
+		require.Empty(t, none)
+
+		require.NoError(t, s.MarkDamaged(ctx, m.ID, "meetings/m/tracks/b.webm", "first finding"))
+		require.NoError(t, s.MarkDamaged(ctx, m.ID, "meetings/m/tracks/a.webm", "hashes to x"))
+		require.NoError(t, s.MarkDamaged(ctx, other.ID, "meetings/o/tracks/c.webm", "elsewhere"))
+		first, err := s.Damaged(ctx, m.ID)
+		require.NoError(t, err)
+		require.NoError(t, s.MarkDamaged(ctx, m.ID, "meetings/m/tracks/b.webm", "found again"))
+		got, err := s.Damaged(ctx, m.ID)
+		require.NoError(t, err)
+		require.Len(t, got, 2)
+		require.Equal(t, "meetings/m/tracks/a.webm", got[0].BlobKey)
+		require.Equal(t, "hashes to x", got[0].Detail)
+		require.Equal(t, m.ID, got[0].MeetingID)
+		require.Equal(t, "found again", got[1].Detail)
+		require.Equal(t, first[1].FoundAt, got[1].FoundAt, "marking again keeps the first finding's time")
+		require.False(t, got[1].FoundAt.IsZero())
+
+		require.NoError(t, s.ClearDamage(ctx, "meetings/m/tracks/a.webm"))
+		require.NoError(t, s.ClearDamage(ctx, "meetings/m/tracks/never.webm"))
+		got, err = s.Damaged(ctx, m.ID)
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		require.Equal(t, "meetings/m/tracks/b.webm", got[0].BlobKey)
+	})
+}
