@@ -95,6 +95,17 @@ var migrations = []string{
 	ALTER TABLE tracks ADD COLUMN voices TEXT NOT NULL DEFAULT '';
 	ALTER TABLE tracks ADD COLUMN voices_failure TEXT NOT NULL DEFAULT '';`,
 	`ALTER TABLE meetings ADD COLUMN webhook_url TEXT NOT NULL DEFAULT '';`,
+	// Join tokens issued, so that a host can revoke one, or all of an
+	// identity's.
+	`CREATE TABLE join_tokens (
+		id TEXT PRIMARY KEY,
+		meeting_id TEXT NOT NULL REFERENCES meetings(id),
+		identity TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		expires_at BIGINT NOT NULL,
+		revoked_at BIGINT
+	);
+	CREATE INDEX join_tokens_by_identity ON join_tokens (meeting_id, identity);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
