@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/greffier/greffier/internal/blob"
+	"github.com/greffier/greffier/internal/egress"
 	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/token"
@@ -37,6 +38,9 @@ type Config struct {
 	// TokenTTL is how long join tokens last unless a request says
 	// otherwise (default 24 h).
 	TokenTTL time.Duration
+	// WebhookAllowPrivate accepts webhook URLs whose host is a private,
+	// loopback or link-local address (default false: refused).
+	WebhookAllowPrivate bool
 }
 
 // Ender ends a meeting: media first, then the pipeline's transaction.
@@ -47,6 +51,14 @@ type Ender interface {
 // Rerunner runs the pipeline again over an ended meeting.
 type Rerunner interface {
 	Rerun(ctx context.Context, meetingID string) (store.Meeting, error)
+}
+
+// Sessions closes participants' live media sessions.
+type Sessions interface {
+	// Disconnect closes identity's sessions in a meeting (only those
+	// opened with token tokenID, unless it is "") once their recordings
+	// are stored, and says how many it closed.
+	Disconnect(ctx context.Context, meetingID, identity, tokenID string) (int, error)
 }
 
 // Signer signs and verifies join tokens.
@@ -62,6 +74,7 @@ type Deps struct {
 	Ender    Ender
 	Rerunner Rerunner
 	Signer   Signer
+	Sessions Sessions
 	Logger   *slog.Logger
 	// Captions is optional: without it there are no live captions.
 	Captions CaptionHub
@@ -75,6 +88,8 @@ type API struct {
 	ender    Ender
 	rerun    Rerunner
 	signer   Signer
+	sessions Sessions
+	webhooks egress.Guard
 	captions CaptionHub
 	log      *slog.Logger
 	now      func() time.Time
@@ -88,10 +103,11 @@ func New(cfg Config, d Deps) (*API, error) {
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = DefaultTokenTTL
 	}
-	if d.Store == nil || d.Blobs == nil || d.Ender == nil || d.Rerunner == nil || d.Signer == nil || d.Logger == nil {
+	if d.Store == nil || d.Blobs == nil || d.Ender == nil || d.Rerunner == nil || d.Signer == nil || d.Sessions == nil || d.Logger == nil {
 		return nil, errors.New("api: every field of Deps is required")
 	}
 	return &API{cfg: cfg, store: d.Store, blobs: d.Blobs, ender: d.Ender, rerun: d.Rerunner, signer: d.Signer,
+		sessions: d.Sessions, webhooks: egress.Guard{AllowPrivate: cfg.WebhookAllowPrivate},
 		captions: d.Captions, log: d.Logger, now: time.Now}, nil
 }
 
@@ -105,6 +121,8 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("PATCH /v1/meetings/{id}", a.patchMeeting)
 	mux.HandleFunc("POST /v1/meetings/{id}/end", a.endMeeting)
 	mux.HandleFunc("POST /v1/meetings/{id}/tokens", a.createToken)
+	mux.HandleFunc("DELETE /v1/meetings/{id}/tokens/{token}", a.revokeToken)
+	mux.HandleFunc("POST /v1/meetings/{id}/participants/{identity}/revoke", a.revokeParticipant)
 	mux.HandleFunc("GET /v1/meetings/{id}/participants", a.listParticipants)
 	mux.HandleFunc("GET /v1/meetings/{id}/events", a.listEvents)
 	mux.HandleFunc("PATCH /v1/meetings/{id}/participants/{identity}", a.renameParticipant)

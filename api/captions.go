@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,7 +28,7 @@ const heartbeat = 15 * time.Second
 // use the API token; participants their join token (listen right).
 func (a *API) getCaptions(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !a.mayFollow(r, id) {
+	if !a.mayFollow(r.Context(), r, id) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="greffier"`)
 		writeError(w, http.StatusUnauthorized, "unauthorized",
 			"send Authorization: Bearer <API token>, or a join token of this meeting with the listen right")
@@ -82,8 +83,8 @@ func (a *API) getCaptions(w http.ResponseWriter, r *http.Request) {
 }
 
 // mayFollow accepts the API token, or a join token for this meeting that
-// may listen.
-func (a *API) mayFollow(r *http.Request, meetingID string) bool {
+// may listen and was not revoked.
+func (a *API) mayFollow(ctx context.Context, r *http.Request, meetingID string) bool {
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		// EventSource cannot set headers: browsers pass the join token
@@ -94,7 +95,15 @@ func (a *API) mayFollow(r *http.Request, meetingID string) bool {
 		return true
 	}
 	c, err := a.signer.Verify(raw)
-	return err == nil && c.MeetingID == meetingID && c.Can(token.RightListen)
+	if err != nil || c.MeetingID != meetingID || !c.Can(token.RightListen) {
+		return false
+	}
+	revoked, err := a.store.JoinTokenRevoked(ctx, meetingID, c.Identity, c.ID)
+	if err != nil {
+		a.log.Error("checking a join token's revocation", "meeting", meetingID, "err", err)
+		return false
+	}
+	return !revoked
 }
 
 type patchMeetingRequest struct {
@@ -114,7 +123,7 @@ func (a *API) patchMeeting(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.WebhookURL != nil {
-		if msg := checkWebhook(*req.WebhookURL); msg != "" {
+		if msg := a.checkWebhook(r.Context(), *req.WebhookURL); msg != "" {
 			writeError(w, http.StatusBadRequest, "bad_webhook", msg)
 			return
 		}
