@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/greffier/greffier/internal/blob"
+	"github.com/greffier/greffier/internal/egress"
 	"github.com/greffier/greffier/internal/httperr"
 	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
@@ -40,6 +41,9 @@ type Config struct {
 	// TokenTTL is how long join tokens last unless a request says
 	// otherwise (default 24 h).
 	TokenTTL time.Duration
+	// WebhookAllowPrivate accepts webhook URLs whose host is a private,
+	// loopback or link-local address (default false: refused).
+	WebhookAllowPrivate bool
 }
 
 // Ender ends a meeting: media first, then the pipeline's transaction.
@@ -50,6 +54,14 @@ type Ender interface {
 // Rerunner runs the pipeline again over an ended meeting.
 type Rerunner interface {
 	Rerun(ctx context.Context, meetingID string) (store.Meeting, error)
+}
+
+// Sessions closes participants' live media sessions.
+type Sessions interface {
+	// Disconnect closes identity's sessions in a meeting (only those
+	// opened with token tokenID, unless it is "") once their recordings
+	// are stored, and says how many it closed.
+	Disconnect(ctx context.Context, meetingID, identity, tokenID string) (int, error)
 }
 
 // Signer signs and verifies join tokens.
@@ -65,6 +77,7 @@ type Deps struct {
 	Ender    Ender
 	Rerunner Rerunner
 	Signer   Signer
+	Sessions Sessions
 	Logger   *slog.Logger
 	// Captions is optional: without it there are no live captions.
 	Captions CaptionHub
@@ -78,6 +91,8 @@ type API struct {
 	ender    Ender
 	rerun    Rerunner
 	signer   Signer
+	sessions Sessions
+	webhooks egress.Guard
 	captions CaptionHub
 	log      *slog.Logger
 	now      func() time.Time
@@ -91,10 +106,11 @@ func New(cfg Config, d Deps) (*API, error) {
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = DefaultTokenTTL
 	}
-	if d.Store == nil || d.Blobs == nil || d.Ender == nil || d.Rerunner == nil || d.Signer == nil || d.Logger == nil {
+	if d.Store == nil || d.Blobs == nil || d.Ender == nil || d.Rerunner == nil || d.Signer == nil || d.Sessions == nil || d.Logger == nil {
 		return nil, errors.New("api: every field of Deps is required")
 	}
 	return &API{cfg: cfg, store: d.Store, blobs: d.Blobs, ender: d.Ender, rerun: d.Rerunner, signer: d.Signer,
+		sessions: d.Sessions, webhooks: egress.Guard{AllowPrivate: cfg.WebhookAllowPrivate},
 		captions: d.Captions, log: d.Logger, now: time.Now}, nil
 }
 
@@ -114,6 +130,8 @@ func (a *API) Handler() http.Handler {
 	route("PATCH /v1/meetings/{id}", a.patchMeeting)
 	route("POST /v1/meetings/{id}/end", a.endMeeting)
 	route("POST /v1/meetings/{id}/tokens", a.createToken)
+	route("DELETE /v1/meetings/{id}/tokens/{token}", a.revokeToken)
+	route("POST /v1/meetings/{id}/participants/{identity}/revoke", a.revokeParticipant)
 	route("GET /v1/meetings/{id}/participants", a.listParticipants)
 	route("GET /v1/meetings/{id}/events", a.listEvents)
 	route("PATCH /v1/meetings/{id}/participants/{identity}", a.renameParticipant)
@@ -145,7 +163,7 @@ const (
 // database can compare.
 func checkInput(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		for _, name := range []string{"id", "identity", "file"} {
+		for _, name := range []string{"id", "identity", "file", "token"} {
 			v := r.PathValue(name)
 			if err := usertext.CheckLine(v, maxIDLen); err != nil {
 				writeError(w, http.StatusBadRequest, "bad_"+name, "the "+name+" in the path "+err.Error())

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,7 +27,7 @@ const heartbeat = 15 * time.Second
 // use the API token; participants their join token (listen right).
 func (a *API) getCaptions(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !a.mayFollow(r, id) {
+	if !a.mayFollow(r.Context(), r, id) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="greffier"`)
 		writeError(w, http.StatusUnauthorized, "unauthorized",
 			"send Authorization: Bearer <API token or join token>, or ?token=<join token> of this meeting with the listen right")
@@ -81,10 +82,11 @@ func (a *API) getCaptions(w http.ResponseWriter, r *http.Request) {
 }
 
 // mayFollow accepts, in the Authorization header, the API token or a join
-// token of this meeting that may listen. EventSource cannot set headers,
-// so browsers pass a join token in ?token=; the API token is never taken
-// from a URL, where logs, proxies and browser history would keep it.
-func (a *API) mayFollow(r *http.Request, meetingID string) bool {
+// token of this meeting that may listen and was not revoked. EventSource
+// cannot set headers, so browsers pass a join token in ?token=; the API
+// token is never taken from a URL, where logs, proxies and browser history
+// would keep it.
+func (a *API) mayFollow(ctx context.Context, r *http.Request, meetingID string) bool {
 	raw, ok := token.FromAuthorization(r.Header.Get("Authorization"))
 	if ok && a.checkAPIToken(raw) {
 		return true
@@ -93,7 +95,15 @@ func (a *API) mayFollow(r *http.Request, meetingID string) bool {
 		raw = r.URL.Query().Get("token")
 	}
 	c, err := a.signer.Verify(raw)
-	return err == nil && c.MeetingID == meetingID && c.Can(token.RightListen)
+	if err != nil || c.MeetingID != meetingID || !c.Can(token.RightListen) {
+		return false
+	}
+	revoked, err := a.store.JoinTokenRevoked(ctx, meetingID, c.Identity, c.ID)
+	if err != nil {
+		a.log.Error("checking a join token's revocation", "meeting", meetingID, "err", err)
+		return false
+	}
+	return !revoked
 }
 
 type patchMeetingRequest struct {
@@ -113,7 +123,7 @@ func (a *API) patchMeeting(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.WebhookURL != nil {
-		if msg := checkWebhook(*req.WebhookURL); msg != "" {
+		if msg := a.checkWebhook(r.Context(), *req.WebhookURL); msg != "" {
 			writeError(w, http.StatusBadRequest, "bad_webhook", msg)
 			return
 		}

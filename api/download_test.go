@@ -126,7 +126,7 @@ func setup(t *testing.T, onS3 bool) *bundle {
 	signer, err := token.NewSigner([]byte("0123456789abcdef0123456789abcdef"))
 	require.NoError(t, err)
 	a, err := api.New(api.Config{Token: apiToken}, api.Deps{Store: st, Blobs: blobs, Ender: noPipeline{}, Rerunner: noPipeline{},
-		Signer: signer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Sessions: noPipeline{}, Signer: signer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
@@ -135,7 +135,7 @@ func setup(t *testing.T, onS3 bool) *bundle {
 	return &bundle{srv: srv, store: st, blobs: blobs, dmg: dmg, m: m}
 }
 
-// noPipeline stands for the pipeline, which downloads never call.
+// noPipeline stands for the pipeline and the media, which downloads never call.
 type noPipeline struct{}
 
 func (noPipeline) EndMeeting(context.Context, string) (store.Meeting, error) {
@@ -144,6 +144,10 @@ func (noPipeline) EndMeeting(context.Context, string) (store.Meeting, error) {
 
 func (noPipeline) Rerun(context.Context, string) (store.Meeting, error) {
 	return store.Meeting{}, errors.New("no pipeline in this test")
+}
+
+func (noPipeline) Disconnect(context.Context, string, string, string) (int, error) {
+	return 0, errors.New("no media in this test")
 }
 
 // storeTrack stores data as a finished track of the bundle's meeting.

@@ -1,13 +1,14 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/greffier/greffier/internal/egress"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/token"
 	"github.com/greffier/greffier/internal/usertext"
@@ -45,7 +46,10 @@ type pipelineJSON struct {
 }
 
 type joinJSON struct {
-	Identity    string        `json:"identity"`
+	Identity string `json:"identity"`
+	// TokenID names the token, to revoke it alone
+	// (DELETE /v1/meetings/{id}/tokens/{token_id}).
+	TokenID     string        `json:"token_id"`
 	DisplayName string        `json:"display_name"`
 	Rights      []token.Right `json:"rights"`
 	Token       string        `json:"token"`
@@ -92,14 +96,24 @@ type createMeetingRequest struct {
 	WebhookURL string `json:"webhook_url"`
 }
 
-// checkWebhook says what is wrong with a webhook URL, if anything.
-func checkWebhook(raw string) string {
+// checkWebhook says what is wrong with a webhook URL, if anything: it must
+// be http(s) and, unless the operator allows it, reach no internal address
+// (the deliveries check again as they connect).
+func (a *API) checkWebhook(ctx context.Context, raw string) string {
 	if raw == "" {
 		return ""
 	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(raw) > 2000 {
-		return "webhook_url must be an absolute http(s) URL of at most 2000 characters"
+	const form = "webhook_url must be an absolute http(s) URL of at most 2000 characters"
+	if len(raw) > 2000 {
+		return form
+	}
+	err := a.webhooks.CheckURL(ctx, raw)
+	if _, ok := errors.AsType[*egress.DeniedError](err); ok {
+		return "webhook_url is refused: " + err.Error() + "; webhooks reach public addresses only, " +
+			"unless the operator sets GREFFIER_WEBHOOK_ALLOW_PRIVATE"
+	}
+	if err != nil {
+		return form + ": " + err.Error()
 	}
 	return ""
 }
@@ -115,7 +129,7 @@ func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if msg := checkWebhook(req.WebhookURL); msg != "" {
+	if msg := a.checkWebhook(r.Context(), req.WebhookURL); msg != "" {
 		writeError(w, http.StatusBadRequest, "bad_webhook", msg)
 		return
 	}
@@ -160,7 +174,7 @@ func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		j, err := a.join(m.ID, p)
+		j, err := a.join(r.Context(), m.ID, p)
 		if err != nil {
 			a.fail(w, r, err)
 			return
@@ -201,18 +215,22 @@ func (a *API) checkParticipant(p *participantRequest) string {
 	return ""
 }
 
-func (a *API) join(meetingID string, p participantRequest) (joinJSON, error) {
+// join issues a token, recorded so that the host can revoke it.
+func (a *API) join(ctx context.Context, meetingID string, p participantRequest) (joinJSON, error) {
 	ttl := a.cfg.TokenTTL
 	if p.TTLSeconds > 0 {
 		ttl = time.Duration(p.TTLSeconds) * time.Second
 	}
-	c := token.Claims{MeetingID: meetingID, Identity: p.Identity, DisplayName: p.DisplayName, Rights: p.Rights,
+	c := token.Claims{ID: token.NewID(), MeetingID: meetingID, Identity: p.Identity, DisplayName: p.DisplayName, Rights: p.Rights,
 		ExpiresAt: a.now().Add(ttl).Truncate(time.Second)}
 	raw, err := a.signer.Sign(c)
 	if err != nil {
 		return joinJSON{}, err
 	}
-	return joinJSON{Identity: p.Identity, DisplayName: p.DisplayName, Rights: p.Rights, Token: raw, ExpiresAt: c.ExpiresAt}, nil
+	if err := a.store.AddJoinToken(ctx, store.JoinToken{ID: c.ID, MeetingID: meetingID, Identity: p.Identity, ExpiresAt: c.ExpiresAt}); err != nil {
+		return joinJSON{}, err
+	}
+	return joinJSON{Identity: p.Identity, TokenID: c.ID, DisplayName: p.DisplayName, Rights: p.Rights, Token: raw, ExpiresAt: c.ExpiresAt}, nil
 }
 
 func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
@@ -239,7 +257,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	j, err := a.join(m.ID, req)
+	j, err := a.join(r.Context(), m.ID, req)
 	if err != nil {
 		a.fail(w, r, err)
 		return

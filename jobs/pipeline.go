@@ -29,6 +29,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/greffier/greffier/internal/blob"
+	"github.com/greffier/greffier/internal/egress"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/summarize"
 	"github.com/greffier/greffier/transcribe"
@@ -95,6 +96,10 @@ type Config struct {
 	PollInterval time.Duration
 	// WebhookSecret signs webhook deliveries; without it none are sent.
 	WebhookSecret []byte
+	// WebhookAllowPrivate lets webhooks reach private, loopback and
+	// link-local addresses (default false: such a delivery is refused as
+	// it connects, whatever the name resolved to when the URL was set).
+	WebhookAllowPrivate bool
 	// TempDir holds archive files while they are written (default the
 	// system's temporary directory).
 	TempDir string
@@ -182,7 +187,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 	}
 
 	p := &Pipeline{cfg: cfg, store: st, blobs: d.Blobs, tr: d.Transcriber, sum: d.Summarizer, audio: d.LiveAudio, voices: d.Voices, log: logger,
-		http: &http.Client{Timeout: 20 * time.Second},
+		http: egress.Guard{AllowPrivate: cfg.WebhookAllowPrivate}.Client(20 * time.Second),
 		live: make(chan liveSpeech, liveQueue)}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &detectWorker{p: p})

@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/greffier/greffier/internal/egress"
 	"github.com/greffier/greffier/internal/store"
 )
 
@@ -104,11 +106,22 @@ func (w *webhookWorker) Work(ctx context.Context, job *river.Job[WebhookArgs]) e
 	req.Header.Set(SignatureHeader, Sign(p.cfg.WebhookSecret, time.Now(), body))
 	req.Header.Set("Greffier-Delivery", strconv.FormatInt(job.ID, 10))
 	resp, err := p.http.Do(req)
+	if _, ok := errors.AsType[*egress.DeniedError](err); ok {
+		// Retrying would not change the address: stop here, with why.
+		return river.JobCancel(fmt.Errorf("deliver %s to %s: refused, %w: webhooks reach public addresses only, "+
+			"unless the operator sets GREFFIER_WEBHOOK_ALLOW_PRIVATE", a.Event, m.WebhookURL, err))
+	}
 	if err != nil {
 		return fmt.Errorf("deliver %s to %s: %w", a.Event, m.WebhookURL, err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if err := egress.Redirect(resp); err != nil {
+		// A redirect could point anywhere, an internal address included:
+		// it is never followed, and a receiver that moved needs its
+		// new URL set.
+		return river.JobCancel(fmt.Errorf("deliver %s to %s: %w", a.Event, m.WebhookURL, err))
+	}
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("deliver %s to %s: answered %s", a.Event, m.WebhookURL, resp.Status)
 	}

@@ -29,6 +29,16 @@ const (
 	MaxEndedMeetings = 10000
 	// MaxSDPSize caps an offer's body; a real audio offer is a few KiB.
 	MaxSDPSize = 64 << 10
+	// MaxPublishSections caps the audio sections of a WHIP offer: one
+	// microphone per session. Each section would be a track to set up,
+	// forward and record.
+	MaxPublishSections = 1
+	// MaxListenSections caps the audio sections of a WHEP offer: a
+	// listener is given at most Slots (at most 16) of them; more only
+	// cost the SFU work.
+	MaxListenSections = 16
+	// MaxOfferSections caps an offer's media sections of any kind.
+	MaxOfferSections = 32
 )
 
 // Config configures an SFU. The zero value is usable: WithDefaults fills

@@ -18,18 +18,21 @@ type Verifier interface {
 // Meetings is the SFU's view of the meeting records, implemented over the
 // store by cmd/greffier.
 type Meetings interface {
-	// Join records identity in the meeting and returns the meeting clock's
-	// zero (set at the first join). Errors wrap ErrMeetingNotFound or
-	// ErrMeetingClosed when the meeting cannot be joined.
-	Join(ctx context.Context, meetingID, identity, displayName string) (clockZero time.Time, err error)
+	// Join records the token's identity in its meeting and returns the
+	// meeting clock's zero (set at the first join). Errors wrap
+	// ErrMeetingNotFound or ErrMeetingClosed when the meeting cannot be
+	// joined, ErrTokenRevoked when the host revoked the token.
+	Join(ctx context.Context, c token.Claims) (clockZero time.Time, err error)
 	// Leave records that identity has no connection left in the meeting.
 	Leave(ctx context.Context, meetingID, identity string) error
 }
 
-// Errors a Meetings implementation wraps so the SFU can answer 404 or 409.
+// Errors a Meetings implementation wraps so the SFU can answer 404, 409 or
+// 401.
 var (
 	ErrMeetingNotFound = errors.New("meeting not found")
 	ErrMeetingClosed   = errors.New("meeting closed")
+	ErrTokenRevoked    = errors.New("join token revoked")
 )
 
 // Tap receives every published track: it is the recorder's seam.

@@ -60,10 +60,27 @@
 // writes (ICE, DTLS, RTCP) leave at once through the first socket: every
 // socket has the same address and port.
 //
+// # One session per identity and kind
+//
+// A new WHIP session of an identity in a meeting replaces (closes) the
+// identity's older WHIP session, and a new WHEP session its older WHEP
+// session, as LiveKit replaces a participant who connects again: a leaked
+// join link cannot publish or listen beside its owner unnoticed, and a
+// client that reconnects without DELETE leaves nothing behind. The older
+// session's tracks end like any other (TrackTap.Close: the recording is
+// stored). A participant's one WHIP and one WHEP session live side by
+// side. Listening is replaced too, not allowed twice: two listeners of one
+// identity are the owner and whoever has the link, and replacing shows
+// the owner (whose audio stops) that someone else used it. Disconnect
+// closes an identity's sessions, or those of one token, when the owner
+// revokes it; Meetings.Join refuses revoked tokens (401 token_revoked).
+//
 // # Limits
 //
 // Participants per meeting (Config.MaxParticipants, HTTP 503
-// meeting_full), offers without Opus (406 no_opus_audio), packet size
+// meeting_full), audio sections per offer (MaxPublishSections for WHIP,
+// MaxListenSections for WHEP, MaxOfferSections of any kind: 400
+// too_many_sections), offers without Opus (406 no_opus_audio), packet size
 // (Config.MaxPacketSize) and packet rate per publisher
 // (Config.MaxPacketRate): oversized and excess packets are dropped before
 // the Tap, counted in Stats and logged at the 1st, 2nd, 4th, 8th... drop.

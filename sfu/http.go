@@ -90,7 +90,7 @@ func (s *SFU) serveOffer(w http.ResponseWriter, r *http.Request, kind sessionKin
 		}
 		return &apiError{http.StatusBadRequest, codeBadSDP, "reading the offer: " + err.Error()}
 	}
-	offer, audioLines, aerr := checkOffer(body)
+	offer, audioLines, aerr := checkOffer(body, kind)
 	if aerr != nil {
 		return aerr
 	}
@@ -114,12 +114,32 @@ func (s *SFU) serveOffer(w http.ResponseWriter, r *http.Request, kind sessionKin
 	return nil
 }
 
-// checkOffer parses the SDP and counts its Opus audio sections. The 406
-// (not 400) for an offer without Opus says "valid SDP, nothing we accept".
-func checkOffer(body []byte) (*sdp.SessionDescription, int, *apiError) {
+// checkOffer parses the SDP, caps its sections and counts its Opus audio
+// sections. The 406 (not 400) for an offer without Opus says "valid SDP,
+// nothing we accept".
+func checkOffer(body []byte, kind sessionKind) (*sdp.SessionDescription, int, *apiError) {
 	var desc sdp.SessionDescription
 	if err := desc.UnmarshalString(string(body)); err != nil {
 		return nil, 0, &apiError{http.StatusBadRequest, codeBadSDP, "the offer is not valid SDP: " + err.Error()}
+	}
+	audio := 0
+	for _, m := range desc.MediaDescriptions {
+		if m.MediaName.Media == "audio" && m.MediaName.Port.Value != 0 {
+			audio++
+		}
+	}
+	maxAudio := MaxListenSections
+	if kind == kindPublish {
+		maxAudio = MaxPublishSections
+	}
+	switch {
+	case audio > maxAudio:
+		return nil, 0, &apiError{http.StatusBadRequest, codeTooManySections, fmt.Sprintf(
+			"the offer has %d audio sections; %s takes at most %d: offer one section per microphone (WHIP) or per speaker heard at once (WHEP)",
+			audio, strings.ToUpper(string(kind)), maxAudio)}
+	case len(desc.MediaDescriptions) > MaxOfferSections:
+		return nil, 0, &apiError{http.StatusBadRequest, codeTooManySections, fmt.Sprintf(
+			"the offer has %d media sections; Greffier takes at most %d", len(desc.MediaDescriptions), MaxOfferSections)}
 	}
 	n := 0
 	for _, m := range desc.MediaDescriptions {
@@ -202,10 +222,13 @@ func (s *SFU) admit(ctx context.Context, claims token.Claims) (*room, time.Time,
 	rm.identities[claims.Identity]++
 	s.mu.Unlock()
 
-	zero, err := s.meetings.Join(ctx, claims.MeetingID, claims.Identity, claims.DisplayName)
+	zero, err := s.meetings.Join(ctx, claims)
 	if err != nil {
 		s.releaseIdentity(rm, claims, false)
 		switch {
+		case errors.Is(err, ErrTokenRevoked):
+			return nil, time.Time{}, &apiError{http.StatusUnauthorized, codeTokenRevoked,
+				"this join token was revoked by the meeting's host; ask them for a new one"}
 		case errors.Is(err, ErrMeetingNotFound):
 			return nil, time.Time{}, &apiError{http.StatusNotFound, codeMeetingNotFound, "no meeting " + claims.MeetingID}
 		case errors.Is(err, ErrMeetingClosed):
@@ -385,8 +408,10 @@ func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Cla
 	s.mu.Lock()
 	ended := s.isEnded(claims.MeetingID)
 	running := s.state == stateRunning
+	var replaced []*session
 	if running && !ended {
 		s.sessions[sess.id] = sess
+		replaced = s.takeSessions(claims.MeetingID, claims.Identity, "", kind, sess)
 	}
 	s.mu.Unlock()
 	switch {
@@ -395,8 +420,33 @@ func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Cla
 	case !running:
 		return fail(&apiError{http.StatusServiceUnavailable, codeUnavailable, "media server is stopping"})
 	}
+	// One session of each kind per identity, the newest, as other SFUs
+	// do: someone with a leaked link cannot speak or listen as that
+	// person beside them, and a client that reconnects without DELETE
+	// does not leave its old session behind. The old recording ends and
+	// is stored like any other; Stop and EndMeeting wait for it.
+	for _, old := range replaced {
+		old.log.Info("session replaced by a newer one of the same identity", "by", sess.id)
+		go old.close()
+	}
 	sess.log.Info("session opened")
 	return sess, answerSDP, nil
+}
+
+// takeSessions marks as deleted and returns the sessions of identity in
+// meetingID (of kind, unless kind is ""; opened with tokenID, unless it is
+// ""), but not except. Called with s.mu held.
+func (s *SFU) takeSessions(meetingID, identity, tokenID string, kind sessionKind, except *session) []*session {
+	var out []*session
+	for _, o := range s.sessions {
+		if o == except || o.deleted || o.claims.MeetingID != meetingID || o.claims.Identity != identity ||
+			(kind != "" && o.kind != kind) || (tokenID != "" && o.claims.ID != tokenID) {
+			continue
+		}
+		o.deleted = true
+		out = append(out, o)
+	}
+	return out
 }
 
 func (s *SFU) serveDelete(w http.ResponseWriter, r *http.Request, kind sessionKind) *apiError {

@@ -22,6 +22,8 @@ const (
 	codeInternal        = "internal"
 	codeStale           = "stale_etag"
 	codePrecondition    = "precondition_required"
+	codeTokenRevoked    = "token_revoked"
+	codeTooManySections = "too_many_sections"
 )
 
 type errorBody struct {

@@ -290,6 +290,29 @@ func (s *SFU) EndMeeting(ctx context.Context, meetingID string) error {
 	return nil
 }
 
+// Disconnect closes the sessions of identity in meetingID (only those
+// opened with token tokenID, unless it is "") and returns once every one
+// of their TrackTap.Close returned: a revoked participant's recordings are
+// stored, and they hear and say nothing more. It returns how many
+// sessions it closed.
+func (s *SFU) Disconnect(ctx context.Context, meetingID, identity, tokenID string) (int, error) {
+	s.mu.Lock()
+	all := s.takeSessions(meetingID, identity, tokenID, "", nil)
+	s.mu.Unlock()
+	if err := closeAll(ctx, all); err != nil {
+		return len(all), fmt.Errorf("sfu: disconnect %s from %s: %w", identity, meetingID, err)
+	}
+	return len(all), nil
+}
+
+// Connected reports whether anyone is connected to meetingID, or joining
+// it, on this SFU.
+func (s *SFU) Connected(meetingID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rooms[meetingID] != nil
+}
+
 // markEnded adds meetingID to the ended list and keeps the list bounded:
 // entries older than EndedMeetingTTL go, then the oldest beyond
 // MaxEndedMeetings. EndMeeting is rare, so a scan is fine. Called with

@@ -51,7 +51,8 @@ func (m *memMeetings) add(id string) {
 	m.meetings[id] = &memMeeting{present: map[string]bool{}}
 }
 
-func (m *memMeetings) Join(_ context.Context, meetingID, identity, _ string) (time.Time, error) {
+func (m *memMeetings) Join(_ context.Context, c token.Claims) (time.Time, error) {
+	meetingID, identity := c.MeetingID, c.Identity
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mt := m.meetings[meetingID]

@@ -14,6 +14,7 @@ import (
 	"github.com/greffier/greffier/captions"
 	"github.com/greffier/greffier/diarize"
 	"github.com/greffier/greffier/internal/blob"
+	"github.com/greffier/greffier/internal/idle"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/token"
 	"github.com/greffier/greffier/jobs"
@@ -41,7 +42,8 @@ type App struct {
 	webhookSecret string
 	captions      *captions.Hub // nil without a streaming backend
 	events        *eventLog
-	s3            *blob.S3 // nil on disk
+	s3            *blob.S3     // nil on disk
+	idle          *idle.Reaper // nil when IdleEndAfter is 0
 }
 
 // NewApp opens the database and storage and builds every part. Start runs them.
@@ -123,7 +125,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	}
 	if a.pipeline, err = jobs.New(ctx, jobs.Config{TranscribeWorkers: cfg.TranscribeConcurrency,
 		PollInterval: cfg.JobPollInterval, MaxAttempts: cfg.JobMaxAttempts, RetryBase: cfg.JobRetryBase,
-		SnoozeBudget: cfg.JobSnoozeBudget, WebhookSecret: []byte(a.webhookSecret),
+		SnoozeBudget: cfg.JobSnoozeBudget, WebhookSecret: []byte(a.webhookSecret), WebhookAllowPrivate: cfg.WebhookAllowPrivate,
 		TempDir: filepath.Join(cfg.DataDir, "spool")}, deps); err != nil {
 		return nil, err
 	}
@@ -144,11 +146,17 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		meetings{a.store}, a.signer, tap{a.recorder}, logger); err != nil {
 		return nil, err
 	}
-	apiDeps := api.Deps{Store: a.store, Blobs: a.blobs, Ender: ender{a}, Rerunner: a.pipeline, Signer: a.signer, Logger: logger}
+	if cfg.IdleEndAfter > 0 {
+		if a.idle, err = idle.New(idle.Config{After: cfg.IdleEndAfter, Logger: logger}, a.store, a.sfu, ender{a}); err != nil {
+			return nil, err
+		}
+	}
+	apiDeps := api.Deps{Store: a.store, Blobs: a.blobs, Ender: ender{a}, Rerunner: a.pipeline, Signer: a.signer,
+		Sessions: a.sfu, Logger: logger}
 	if a.captions != nil { // a nil *Hub in the interface would look configured
 		apiDeps.Captions = a.captions
 	}
-	apiSrv, err := api.New(api.Config{Token: a.apiToken}, apiDeps)
+	apiSrv, err := api.New(api.Config{Token: a.apiToken, WebhookAllowPrivate: cfg.WebhookAllowPrivate}, apiDeps)
 	if err != nil {
 		return nil, err
 	}
@@ -197,6 +205,13 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", a.cfg.HTTPAddr, err)
 	}
 	a.listener = ln
+	if a.idle != nil {
+		// After recovery: a meeting a crash left live is ended if
+		// nobody comes back to it.
+		if err := a.idle.Start(ctx); err != nil {
+			return err
+		}
+	}
 	go func() {
 		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("http server stopped", "err", err)
@@ -214,6 +229,11 @@ func (a *App) URL() string { return "http://" + a.listener.Addr().String() }
 // HTTP, then the pipeline, then the stores.
 func (a *App) Stop(ctx context.Context) error {
 	var errs []error
+	if a.idle != nil {
+		// Before the media closes: a stopping server leaves its meetings
+		// live, for its next start to find.
+		a.idle.Stop()
+	}
 	if a.listener != nil {
 		errs = append(errs, a.http.Shutdown(ctx))
 	}
@@ -233,8 +253,15 @@ func (a *App) closeStores() {
 // meetings adapts the store to what the SFU asks of meetings.
 type meetings struct{ st *store.Store }
 
-func (m meetings) Join(ctx context.Context, meetingID, identity, name string) (time.Time, error) {
-	zero, err := m.st.Join(ctx, meetingID, identity, name)
+func (m meetings) Join(ctx context.Context, c token.Claims) (time.Time, error) {
+	revoked, err := m.st.JoinTokenRevoked(ctx, c.MeetingID, c.Identity, c.ID)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if revoked {
+		return time.Time{}, fmt.Errorf("join %s as %s: %w", c.MeetingID, c.Identity, sfu.ErrTokenRevoked)
+	}
+	zero, err := m.st.Join(ctx, c.MeetingID, c.Identity, c.DisplayName)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return zero, fmt.Errorf("%w: %w", sfu.ErrMeetingNotFound, err)

@@ -59,6 +59,15 @@ type Config struct {
 	// WebhookSecret signs webhook deliveries. Empty: generated once into
 	// <data>/webhook-secret.
 	WebhookSecret string `json:"webhook_secret" env:"WEBHOOK_SECRET" flag:"webhook-secret" usage:"secret signing webhooks (default: generated into <data>/webhook-secret)"`
+	// WebhookAllowPrivate lets webhooks reach private, loopback,
+	// link-local and other internal addresses. Default false: a webhook
+	// URL is chosen by whoever holds the API token, and must not make the
+	// server call what only it can reach (cloud metadata, admin ports).
+	WebhookAllowPrivate bool `json:"webhook_allow_private" env:"WEBHOOK_ALLOW_PRIVATE" flag:"webhook-allow-private" usage:"let webhooks reach private, loopback and link-local addresses"`
+	// IdleEndAfter ends a live meeting once nobody has been connected to
+	// it for this long, as POST /end would (recordings stored, minutes
+	// made); 0 never ends one by itself. Default 5m.
+	IdleEndAfter time.Duration `json:"idle_end_after" env:"IDLE_END_AFTER" flag:"idle-end-after" usage:"end a live meeting nobody is connected to after this long (0: never)"`
 	// Transcription backend (OpenAI-compatible). Default http://127.0.0.1:8000/v1.
 	TranscribeURL   string `json:"transcribe_url" env:"TRANSCRIBE_URL" flag:"transcribe-url" usage:"OpenAI-compatible transcription base URL"`
 	TranscribeKey   string `json:"transcribe_key" env:"TRANSCRIBE_KEY" flag:"transcribe-key" usage:"transcription API key"`
@@ -116,6 +125,11 @@ type Config struct {
 	ShutdownTimeout time.Duration `json:"shutdown_timeout" env:"SHUTDOWN_TIMEOUT" flag:"shutdown-timeout" usage:"how long a graceful stop may take"`
 }
 
+// DefaultIdleEndAfter is how long a live meeting may have nobody connected
+// before it ends by itself: long enough for everyone to reconnect after a
+// network change or a server restart.
+const DefaultIdleEndAfter = 5 * time.Minute
+
 // DefaultConfig is what zero configuration means.
 func DefaultConfig() Config {
 	return Config{
@@ -136,6 +150,7 @@ func DefaultConfig() Config {
 		JobRetryBase:              2 * time.Second,
 		LogLevel:                  "info",
 		ShutdownTimeout:           30 * time.Second,
+		IdleEndAfter:              DefaultIdleEndAfter,
 	}
 }
 
@@ -261,6 +276,9 @@ func (c Config) validate() error {
 	}
 	if !usertext.ValidLanguage(c.Language) {
 		errs = append(errs, fmt.Errorf("GREFFIER_LANGUAGE %q is not a language tag: use one such as fr, en or fr-FR, or leave it empty to detect", c.Language))
+	}
+	if c.IdleEndAfter < 0 {
+		errs = append(errs, errors.New("GREFFIER_IDLE_END_AFTER must be a positive duration such as 5m, or 0 to never end meetings by themselves"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

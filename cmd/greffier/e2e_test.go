@@ -43,6 +43,8 @@ type testBundle struct {
 	chat   *summarizetest.Server
 	kyutai *kyutaitest.Server
 	cfg    Config
+	// stopped is set once stop ran, so that cleanup does not stop again.
+	stopped bool
 }
 
 type setupOptions struct {
@@ -61,6 +63,14 @@ type setupOptions struct {
 	diarize *diarizetest.Options
 	// configure changes the configuration last, before it is validated.
 	configure func(*Config)
+	// strictWebhooks refuses webhooks to private addresses, as in
+	// production; by default tests allow them (their receivers listen on
+	// loopback).
+	strictWebhooks bool
+	// idleEndAfter, when set, ends meetings nobody is connected to.
+	idleEndAfter time.Duration
+	// dataDir, when set, is the data directory (a restart reuses one).
+	dataDir string
 }
 
 // setup starts a whole Greffier in-process on loopback.
@@ -70,6 +80,13 @@ func setup(t *testing.T, opts setupOptions) *testBundle {
 	t.Cleanup(double.Close)
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
+	if opts.dataDir != "" {
+		cfg.DataDir = opts.dataDir
+	}
+	cfg.WebhookAllowPrivate = !opts.strictWebhooks
+	if opts.idleEndAfter > 0 {
+		cfg.IdleEndAfter = opts.idleEndAfter
+	}
 	cfg.HTTPAddr, cfg.MediaAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.TranscribeURL = double.BaseURL()
 	cfg.TranscribeSendWAV = opts.sendWAV
@@ -121,12 +138,22 @@ func setup(t *testing.T, opts setupOptions) *testBundle {
 	app, err := NewApp(ctx, cfg, logger)
 	require.NoError(t, err)
 	require.NoError(t, app.Start(ctx))
+	b := &testBundle{app: app, url: app.URL(), token: app.apiToken, double: double, chat: chat, kyutai: kyutai, cfg: cfg}
 	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		require.NoError(t, app.Stop(sctx))
+		if !b.stopped {
+			b.stop(t)
+		}
 	})
-	return &testBundle{app: app, url: app.URL(), token: app.apiToken, double: double, chat: chat, kyutai: kyutai, cfg: cfg}
+	return b
+}
+
+// stop stops the App as a shutdown does.
+func (b *testBundle) stop(t *testing.T) {
+	t.Helper()
+	b.stopped = true
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, b.app.Stop(sctx))
 }
 
 // call sends a JSON request with the API token and decodes the answer into out.

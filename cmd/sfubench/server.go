@@ -29,7 +29,7 @@ import (
 // benchMeetings admits everyone to any meeting.
 type benchMeetings struct{ zero time.Time }
 
-func (m benchMeetings) Join(context.Context, string, string, string) (time.Time, error) {
+func (m benchMeetings) Join(context.Context, token.Claims) (time.Time, error) {
 	return m.zero, nil
 }
 func (benchMeetings) Leave(context.Context, string, string) error { return nil }

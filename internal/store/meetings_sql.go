@@ -67,6 +67,24 @@ func (q Queries) Meetings(ctx context.Context, limit int) ([]Meeting, error) {
 	return out, rows.Err()
 }
 
+// MeetingsInState lists the meetings in state, oldest first.
+func (q Queries) MeetingsInState(ctx context.Context, state MeetingState) ([]Meeting, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT `+meetingColumns+` FROM meetings WHERE state = $1 ORDER BY created_at, id`, state)
+	if err != nil {
+		return nil, fmt.Errorf("list %s meetings: %w", state, err)
+	}
+	defer rows.Close()
+	var out []Meeting
+	for rows.Next() {
+		m, err := scanMeeting(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list %s meetings: %w", state, err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
 // Transition moves a meeting to state to, if its current state allows it,
 // and returns the meeting as it now is. A forbidden move is a
 // *TransitionError. Moving to ended stamps EndedAt; to failed records why.

@@ -108,6 +108,17 @@ var migrations = []string{
 		found_at BIGINT NOT NULL
 	);
 	CREATE INDEX damaged_blobs_meeting ON damaged_blobs (meeting_id);`,
+	// Join tokens issued, so that a host can revoke one, or all of an
+	// identity's.
+	`CREATE TABLE join_tokens (
+		id TEXT PRIMARY KEY,
+		meeting_id TEXT NOT NULL REFERENCES meetings(id),
+		identity TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		expires_at BIGINT NOT NULL,
+		revoked_at BIGINT
+	);
+	CREATE INDEX join_tokens_by_identity ON join_tokens (meeting_id, identity);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

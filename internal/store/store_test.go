@@ -331,3 +331,64 @@ func TestDamagedObjectsAreRememberedUntilCleared(t *testing.T) {
 		require.Equal(t, "meetings/m/tracks/b.webm", got[0].BlobKey)
 	})
 }
+
+func TestJoinTokenRevocation(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		m, err := s.CreateMeeting(ctx, "", "")
+		require.NoError(t, err)
+		other, err := s.CreateMeeting(ctx, "", "")
+		require.NoError(t, err)
+		exp := time.Now().Add(time.Hour)
+		for _, tk := range []store.JoinToken{{ID: "a1", Identity: "alice"}, {ID: "a2", Identity: "alice"}, {ID: "b1", Identity: "bob"}} {
+			tk.MeetingID, tk.ExpiresAt = m.ID, exp
+			require.NoError(t, s.AddJoinToken(ctx, tk))
+		}
+		revoked := func(identity, id string) bool {
+			r, err := s.JoinTokenRevoked(ctx, m.ID, identity, id)
+			require.NoError(t, err)
+			return r
+		}
+		require.False(t, revoked("alice", "a1"))
+		require.False(t, revoked("alice", ""))
+		require.False(t, revoked("carol", "unknown"), "a token issued elsewhere is not refused here")
+
+		_, err = s.RevokeJoinToken(ctx, other.ID, "b1")
+		require.ErrorIs(t, err, store.ErrNotFound, "a token is revoked through its own meeting only")
+		tk, err := s.RevokeJoinToken(ctx, m.ID, "b1")
+		require.NoError(t, err)
+		require.Equal(t, "bob", tk.Identity)
+		require.False(t, tk.RevokedAt.IsZero())
+		again, err := s.RevokeJoinToken(ctx, m.ID, "b1")
+		require.NoError(t, err)
+		require.True(t, tk.RevokedAt.Equal(again.RevokedAt), "revoking twice keeps the first time")
+		require.True(t, revoked("bob", "b1"))
+		require.False(t, revoked("alice", "a1"))
+
+		_, err = s.RevokeIdentity(ctx, m.ID, "nobody")
+		require.ErrorIs(t, err, store.ErrNotFound)
+		n, err := s.RevokeIdentity(ctx, m.ID, "alice")
+		require.NoError(t, err)
+		require.Equal(t, 2, n)
+		require.True(t, revoked("alice", "a1"))
+		require.True(t, revoked("alice", "a2"))
+		require.True(t, revoked("alice", ""), "a token without an id goes with its identity")
+		require.NoError(t, s.AddJoinToken(ctx, store.JoinToken{ID: "a3", MeetingID: m.ID, Identity: "alice", ExpiresAt: exp}))
+		require.False(t, revoked("alice", "a3"), "a token issued after the revocation is valid")
+
+		// A participant whose tokens were never recorded (issued before
+		// tokens were) can be revoked too.
+		_, err = s.Join(ctx, m.ID, "dave", "Dave")
+		require.NoError(t, err)
+		n, err = s.RevokeIdentity(ctx, m.ID, "dave")
+		require.NoError(t, err)
+		require.Zero(t, n)
+		require.True(t, revoked("dave", ""))
+
+		live, err := s.MeetingsInState(ctx, store.MeetingLive)
+		require.NoError(t, err)
+		require.Len(t, live, 1)
+		require.Equal(t, m.ID, live[0].ID)
+	})
+}

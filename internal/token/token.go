@@ -4,6 +4,8 @@
 package token
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -22,6 +24,10 @@ const (
 
 // Claims is what a join token says about its bearer.
 type Claims struct {
+	// ID names this one token (JWT "jti"), so that it can be revoked
+	// alone. Sign makes one when it is empty; tokens signed before ids
+	// existed verify with an empty ID.
+	ID          string
 	MeetingID   string
 	Identity    string // stable speaker key, the same across rejoins
 	DisplayName string
@@ -37,6 +43,13 @@ func (c Claims) Can(r Right) bool {
 		}
 	}
 	return false
+}
+
+// NewID returns a fresh random token id.
+func NewID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
 }
 
 // ErrInvalid is returned for any token that must be refused: forged, expired,
@@ -73,10 +86,14 @@ func (s *Signer) Sign(c Claims) (string, error) {
 	if !c.ExpiresAt.After(s.now()) {
 		return "", fmt.Errorf("sign join token: expiry %s is not in the future", c.ExpiresAt.Format(time.RFC3339))
 	}
+	if c.ID == "" {
+		c.ID = NewID()
+	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwtClaims{
 		Name:   c.DisplayName,
 		Rights: c.Rights,
 		RegisteredClaims: jwt.RegisteredClaims{
+			ID:        c.ID,
 			Issuer:    issuer,
 			Subject:   c.Identity,
 			Audience:  jwt.ClaimStrings{c.MeetingID},
@@ -108,6 +125,7 @@ func (s *Signer) Verify(raw string) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: token names no meeting or identity", ErrInvalid)
 	}
 	return Claims{
+		ID:          jc.ID,
 		MeetingID:   jc.Audience[0],
 		Identity:    jc.Subject,
 		DisplayName: jc.Name,

@@ -25,6 +25,18 @@ func TestSignVerify(t *testing.T) {
 	require.True(t, c.Can(RightPublish))
 	require.False(t, c.Can(RightListen))
 	require.True(t, exp.Equal(c.ExpiresAt))
+	require.NotEmpty(t, c.ID, "every token gets an id to revoke it by")
+
+	raw2, err := s.Sign(Claims{ID: "chosen", MeetingID: "m1", Identity: "alice", ExpiresAt: exp})
+	require.NoError(t, err)
+	c2, err := s.Verify(raw2)
+	require.NoError(t, err)
+	require.Equal(t, "chosen", c2.ID)
+	raw3, err := s.Sign(Claims{MeetingID: "m1", Identity: "alice", ExpiresAt: exp})
+	require.NoError(t, err)
+	c3, err := s.Verify(raw3)
+	require.NoError(t, err)
+	require.NotEqual(t, c.ID, c3.ID)
 }
 
 func TestVerifyRefuses(t *testing.T) {
