@@ -95,6 +95,18 @@ var migrations = []string{
 	ALTER TABLE tracks ADD COLUMN voices TEXT NOT NULL DEFAULT '';
 	ALTER TABLE tracks ADD COLUMN voices_failure TEXT NOT NULL DEFAULT '';`,
 	`ALTER TABLE meetings ADD COLUMN webhook_url TEXT NOT NULL DEFAULT '';`,
+	// Stretches of a track that were not recorded (a full spool disk, a
+	// refused publisher, lost packets), so the minutes can say so.
+	`CREATE TABLE track_gaps (
+		track_id TEXT NOT NULL REFERENCES tracks(id),
+		start_ms BIGINT NOT NULL,
+		meeting_id TEXT NOT NULL REFERENCES meetings(id),
+		identity TEXT NOT NULL,
+		end_ms BIGINT NOT NULL,
+		reason TEXT NOT NULL,
+		PRIMARY KEY (track_id, start_ms)
+	);
+	CREATE INDEX track_gaps_by_meeting ON track_gaps (meeting_id, start_ms);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
