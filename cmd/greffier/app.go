@@ -219,6 +219,9 @@ func (a *App) Stop(ctx context.Context) error {
 		errs = append(errs, a.http.Shutdown(ctx))
 	}
 	errs = append(errs, a.sfu.Stop(ctx))
+	// Every track is closed: what a full disk or database left unfinished
+	// waits for Recover at the next start.
+	a.recorder.Close()
 	a.events.Stop()
 	errs = append(errs, a.pipeline.Stop(ctx))
 	a.closeStores()
