@@ -22,6 +22,7 @@ const (
 	codeInternal        = "internal"
 	codeStale           = "stale_etag"
 	codePrecondition    = "precondition_required"
+	codeNotRecordable   = "insufficient_storage"
 )
 
 type errorBody struct {

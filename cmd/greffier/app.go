@@ -127,7 +127,12 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		TempDir: filepath.Join(cfg.DataDir, "spool")}, deps); err != nil {
 		return nil, err
 	}
+	minFree := int64(cfg.SpoolMinFree)
+	if minFree == 0 {
+		minFree = -1 // the recorder's "no check"; its zero means its default
+	}
 	if a.recorder, err = recorder.New(recorder.Config{SpoolDir: filepath.Join(cfg.DataDir, "spool"),
+		MinFreeBytes: minFree,
 		// Tracks are placed by arrival on our clock, never by a
 		// participant's own wall clock (browsers' are not synchronised,
 		// and the live path has already placed the track's speech by
@@ -256,6 +261,13 @@ type tap struct{ rec *recorder.Recorder }
 func (t tap) OpenTrack(ctx context.Context, info sfu.TrackInfo) (sfu.TrackTap, error) {
 	return t.rec.Open(ctx, recorder.Track{MeetingID: info.MeetingID, Identity: info.Identity, SSRC: info.SSRC,
 		ClockRate: info.ClockRate, AudioLevelID: info.AudioLevelID, ClockZero: info.ClockZero, FirstPacketAt: info.FirstPacketAt})
+}
+
+// CanRecord refuses a publisher the recorder could not record (its spool
+// disk is nearly full); the recorder lists them as not recorded.
+func (t tap) CanRecord(ctx context.Context, info sfu.TrackInfo) error {
+	return t.rec.Check(ctx, recorder.Track{MeetingID: info.MeetingID, Identity: info.Identity,
+		ClockZero: info.ClockZero, FirstPacketAt: info.FirstPacketAt})
 }
 
 // ender ends a meeting: media first, so every recording is stored before

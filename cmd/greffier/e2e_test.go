@@ -59,6 +59,10 @@ type setupOptions struct {
 	captions *kyutaitest.Options
 	// diarize starts a pyannote-style double and configures diarization.
 	diarize *diarizetest.Options
+	// dataDir replaces the test's temporary data directory (a small disk).
+	dataDir string
+	// spoolMinFree replaces the free space the spool disk needs.
+	spoolMinFree ByteSize
 }
 
 // setup starts a whole Greffier in-process on loopback.
@@ -68,6 +72,12 @@ func setup(t *testing.T, opts setupOptions) *testBundle {
 	t.Cleanup(double.Close)
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
+	if opts.dataDir != "" {
+		cfg.DataDir = opts.dataDir
+	}
+	if opts.spoolMinFree != 0 {
+		cfg.SpoolMinFree = opts.spoolMinFree
+	}
 	cfg.HTTPAddr, cfg.MediaAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.TranscribeURL = double.BaseURL()
 	cfg.TranscribeSendWAV = opts.sendWAV
