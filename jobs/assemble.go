@@ -156,7 +156,9 @@ func (p *Pipeline) minutesInput(ctx context.Context, m store.Meeting) (minutes.I
 		names[s.ID] = s.Name
 	}
 	voiced := map[string]store.Track{} // shared-microphone tracks told apart
+	byID := make(map[string]store.Track, len(tracks))
 	for _, t := range tracks {
+		byID[t.ID] = t
 		if t.VoicesState == store.VoicesDone && len(t.Voices) > 0 {
 			voiced[t.ID] = t
 			vn := voiceNames(t, names[t.Identity])
@@ -169,12 +171,38 @@ func (p *Pipeline) minutesInput(ctx context.Context, m store.Meeting) (minutes.I
 		}
 		switch {
 		case t.State == store.TrackFailed:
+			end := t.StartMS + t.DurationMS
+			if t.DurationMS == 0 && !m.EndedAt.IsZero() && !m.StartedAt.IsZero() {
+				// Refused before a packet was kept: nothing of this
+				// participant was recorded from then on.
+				end = max(end, m.EndedAt.Sub(m.StartedAt).Milliseconds())
+			}
 			in.Pieces = append(in.Pieces, minutes.Piece{Speaker: t.Identity, StartMS: t.StartMS,
-				EndMS: t.StartMS + t.DurationMS, Failure: "recording: " + t.Failure})
+				EndMS: end, Failure: "recording: " + t.Failure})
+		case t.GapMS > 0:
+			// A crash cut the track: what it heard after its last spooled
+			// second (or checkpoint) was lost.
+			in.Pieces = append(in.Pieces, minutes.Piece{Speaker: t.Identity, StartMS: t.StartMS + t.DurationMS,
+				EndMS:   t.StartMS + t.DurationMS + t.GapMS,
+				Failure: "recording: the server stopped while recording; this stretch was not saved"})
+		}
+		switch {
+		case t.State == store.TrackFailed:
 		case t.DetectFailure != "":
 			in.Pieces = append(in.Pieces, minutes.Piece{Speaker: t.Identity, StartMS: t.StartMS,
 				EndMS: t.StartMS + t.DurationMS, Failure: t.DetectFailure})
 		}
+	}
+	gaps, err := p.store.Gaps(ctx, m.ID)
+	if err != nil {
+		return in, err
+	}
+	for _, g := range gaps {
+		if t, ok := byID[g.TrackID]; ok && t.State == store.TrackFailed {
+			continue // the whole track is listed as missing already
+		}
+		in.Pieces = append(in.Pieces, minutes.Piece{Speaker: g.Identity, StartMS: g.StartMS, EndMS: g.EndMS,
+			Failure: "recording: " + g.Reason})
 	}
 	segs, err := p.store.SpeechSegments(ctx, m.ID)
 	if err != nil {

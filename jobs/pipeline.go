@@ -343,6 +343,27 @@ func (p *Pipeline) CreateTrack(ctx context.Context, t store.Track) error {
 	return p.store.CreateTrack(ctx, t)
 }
 
+// RecordGap records a stretch of a track that is not being recorded
+// (recorder.Catalog), so the meeting's progress says so at once.
+func (p *Pipeline) RecordGap(ctx context.Context, g store.TrackGap) error {
+	return p.store.RecordGap(ctx, g)
+}
+
+// FailTrack marks a track failed keeping its row's times (recorder.Catalog)
+// and, the track being final, lets the minutes go on without it.
+func (p *Pipeline) FailTrack(ctx context.Context, trackID, failure string) error {
+	return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
+		t, err := q.Track(ctx, trackID)
+		if err != nil {
+			return err
+		}
+		if err := q.FailTrack(ctx, trackID, failure); err != nil {
+			return err
+		}
+		return p.maybeAssemble(ctx, tx, q, t.MeetingID)
+	})
+}
+
 // FinishTrack records a track's final state (recorder.Catalog) and, in the
 // same transaction, starts its processing: the pipeline works while the
 // meeting goes on, so the minutes are ready soon after it ends.

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/greffier/greffier/internal/blob"
+	"github.com/greffier/greffier/internal/faulttest"
 	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/testenv"
@@ -237,3 +238,57 @@ func latestMinutes(t *testing.T, b *testBundle, meetingID string) minutes.Docume
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// TestFaultRecordingGapsReachTheMinutes: a track recovered after a crash
+// (its lost end in GapMS) and a track with a stretch the recorder could
+// not write (a stated gap) make minutes that list both stretches, with
+// their speaker, interval and reason, and do not claim to be complete.
+func TestFaultRecordingGapsReachTheMinutes(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.SQLite)
+	ctx := context.Background()
+	m, err := b.store.CreateMeeting(ctx, "", "")
+	require.NoError(t, err)
+	for _, who := range []string{"alice", "bob"} {
+		_, err = b.store.Join(ctx, m.ID, who, who)
+		require.NoError(t, err)
+	}
+	alice := b.storeFixtureTrack(t, m.ID, "alice", 0)
+	alice.State, alice.GapMS = store.TrackRecovered, 1500 // the crash lost 1.5 s after the spool's end
+	require.NoError(t, b.p.FinishTrack(ctx, alice))
+	bob := b.storeFixtureTrack(t, m.ID, "bob", 200)
+	bob.Gaps = []store.TrackGap{{StartMS: 9200, EndMS: 12000, Reason: "the local disk holding the spool is full"}}
+	require.NoError(t, b.p.FinishTrack(ctx, bob))
+	_, err = b.p.EndMeeting(ctx, m.ID)
+	require.NoError(t, err)
+
+	require.Eventually(t, func() bool {
+		cur, err := b.store.Meeting(ctx, m.ID)
+		require.NoError(t, err)
+		return cur.State == store.MeetingReady
+	}, 60*time.Second, 50*time.Millisecond)
+	doc := latestMinutes(t, b, m.ID)
+	require.False(t, doc.Complete)
+	require.Len(t, doc.Missing, 2, "%+v", doc.Missing)
+	require.Equal(t, "alice", doc.Missing[0].Speaker)
+	require.Equal(t, minutes.Seconds(9000), doc.Missing[0].Start)
+	require.Equal(t, minutes.Seconds(10500), doc.Missing[0].End)
+	require.Contains(t, doc.Missing[0].Reason, "server stopped")
+	require.Equal(t, "bob", doc.Missing[1].Speaker)
+	require.Equal(t, minutes.Seconds(9200), doc.Missing[1].Start)
+	require.Equal(t, minutes.Seconds(12000), doc.Missing[1].End)
+	require.Contains(t, doc.Missing[1].Reason, "disk holding the spool is full")
+	require.NotEmpty(t, doc.Turns, "what was recorded is all there")
+
+	faulttest.Report(t, faulttest.FaultsInjected, 2)
+	tracks, err := b.store.Tracks(ctx, m.ID)
+	require.NoError(t, err)
+	lost := 0 // neither stored nor stated failed
+	for _, tr := range tracks {
+		if tr.State == store.TrackRecording {
+			lost++
+		}
+	}
+	faulttest.Report(t, faulttest.RecordingsLost, float64(lost))
+	require.Zero(t, lost)
+}

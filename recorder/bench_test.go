@@ -150,9 +150,10 @@ func benchSetup(b *testing.B) *testBundle {
 	d, err := blob.NewDisk(b.TempDir())
 	require.NoError(b, err)
 	disk := &flakyStore{Store: d}
-	cat := &fakeCatalog{t: b, spoolDir: b.TempDir(), rows: map[string]store.Track{}}
+	cat := &fakeCatalog{t: b, spoolDir: b.TempDir(), rows: map[string]store.Track{}, gaps: map[string][]store.TrackGap{}}
 	rec, err := New(Config{SpoolDir: cat.spoolDir}, disk, cat, nil)
 	require.NoError(b, err)
+	b.Cleanup(rec.Close)
 	return &testBundle{rec: rec, catalog: cat}
 }
 

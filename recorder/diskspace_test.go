@@ -51,7 +51,13 @@ func TestOpenRefusesLowDisk(t *testing.T) {
 	left, err := filepath.Glob(filepath.Join(b.cfg.SpoolDir, "*"))
 	require.NoError(t, err)
 	require.Empty(t, left)
-	require.Empty(t, b.catalog.rows)
+	// The refusal is recorded: the participant shows as not recorded.
+	require.Len(t, b.catalog.rows, 1)
+	for _, row := range b.catalog.rows {
+		require.Equal(t, store.TrackFailed, row.State)
+		require.Equal(t, "a", row.Identity)
+		require.Contains(t, row.Failure, "not recorded: spool disk nearly full")
+	}
 
 	b = setup(t, func(c *Config) { c.MinFreeBytes = -1 })
 	w, err := b.rec.Open(context.Background(), Track{MeetingID: "mtg_1", Identity: "a"})
@@ -111,6 +117,7 @@ func TestSpoolDiskFull(t *testing.T) {
 	})
 	rec, err := New(b.cfg, b.blobs, b.catalog, slog.New(slog.NewTextHandler(logs, nil)))
 	require.NoError(t, err)
+	t.Cleanup(rec.Close)
 	b.rec = rec
 	w := b.open(t)
 	clean := cleanStream(fx, 1, 1)
@@ -129,11 +136,12 @@ func TestSpoolDiskFull(t *testing.T) {
 	}
 	feed(b, w, clean[20:])
 
-	require.Eventually(t, func() bool { return b.catalog.row(w.ID()).State == store.TrackFailed },
-		5*time.Second, time.Millisecond, "marked failed while the track is still open")
-	row := b.catalog.row(w.ID())
-	require.Contains(t, row.Failure, "disk holding the spool is full")
-	require.Contains(t, row.Failure, "no space left on device")
+	require.Eventually(t, func() bool { return len(b.catalog.trackGaps(w.ID())) == 1 },
+		5*time.Second, time.Millisecond, "a gap is stated while the track is still open")
+	gap := b.catalog.trackGaps(w.ID())[0]
+	require.Contains(t, gap.Reason, "disk holding the spool is full")
+	require.Contains(t, gap.Reason, "no space left on device")
+	require.Equal(t, store.TrackRecording, b.catalog.row(w.ID()).State, "the track goes on until it ends")
 	require.Contains(t, logs.String(), "level=ERROR")
 	require.Contains(t, logs.String(), "spool not writable")
 
@@ -144,9 +152,18 @@ func TestSpoolDiskFull(t *testing.T) {
 		require.Less(t, dse.Free, int64(256<<10))
 	}
 
+	// What reached the disk is stored at once (built in memory: the disk
+	// is still full), the rest is a stated gap up to the track's end.
 	err = w.Close(context.Background())
 	require.True(t, errors.Is(err, syscall.ENOSPC), "%v", err)
-	row = b.catalog.row(w.ID())
-	require.Equal(t, store.TrackFailed, row.State)
-	require.Contains(t, row.Failure, "is full")
+	row := b.catalog.row(w.ID())
+	require.Equal(t, store.TrackRecovered, row.State, row.Failure)
+	require.Positive(t, row.DurationMS)
+	gaps := b.catalog.trackGaps(w.ID())
+	require.Len(t, gaps, 1)
+	require.Equal(t, row.StartMS+row.DurationMS, gaps[0].StartMS)
+	require.Equal(t, row.StartMS+int64(len(clean))*20, gaps[0].EndMS, "the gap runs to the end of what was heard")
+	require.Contains(t, gaps[0].Reason, "is full")
+	p := parseWebM(t, readBlob(t, b, row.BlobKey))
+	require.Len(t, p.blockTimes(), int(row.DurationMS/20))
 }

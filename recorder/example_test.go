@@ -27,6 +27,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
+	defer rec.Close() // stops retrying what a full disk or database left unfinished
 	ctx := context.Background()
 	if err := rec.Recover(ctx); err != nil { // finish what a crash left behind
 		fmt.Println(err)

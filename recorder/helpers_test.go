@@ -125,9 +125,50 @@ type fakeCatalog struct {
 	spoolDir string
 	mu       sync.Mutex
 	rows     map[string]store.Track
+	gaps     map[string][]store.TrackGap // by track, as FinishTrack and RecordGap left them
 	finishes int
 	// failCreate and failFinish make that many calls fail.
 	failCreate, failFinish int
+}
+
+func (c *fakeCatalog) RecordGap(_ context.Context, g store.TrackGap) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.rows[g.TrackID]; !ok {
+		return fmt.Errorf("record gap of %s: %w", g.TrackID, store.ErrNotFound)
+	}
+	if g.EndMS < g.StartMS || g.Reason == "" {
+		return fmt.Errorf("record gap: bad gap %+v", g)
+	}
+	for i, old := range c.gaps[g.TrackID] {
+		if old.StartMS == g.StartMS {
+			c.gaps[g.TrackID][i] = g
+			return nil
+		}
+	}
+	if c.gaps == nil {
+		c.gaps = map[string][]store.TrackGap{}
+	}
+	c.gaps[g.TrackID] = append(c.gaps[g.TrackID], g)
+	return nil
+}
+
+func (c *fakeCatalog) FailTrack(_ context.Context, id, failure string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	row, ok := c.rows[id]
+	if !ok {
+		return fmt.Errorf("fail track %s: %w", id, store.ErrNotFound)
+	}
+	row.State, row.Failure = store.TrackFailed, failure
+	c.rows[id] = row
+	return nil
+}
+
+func (c *fakeCatalog) trackGaps(id string) []store.TrackGap {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]store.TrackGap(nil), c.gaps[id]...)
 }
 
 func (c *fakeCatalog) CreateTrack(_ context.Context, tr store.Track) error {
@@ -166,7 +207,16 @@ func (c *fakeCatalog) FinishTrack(_ context.Context, tr store.Track) error {
 		c.failFinish--
 		return errors.New("injected finish failure")
 	}
+	gaps := tr.Gaps
+	for i := range gaps {
+		gaps[i].TrackID, gaps[i].MeetingID, gaps[i].Identity = tr.ID, tr.MeetingID, tr.Identity
+	}
+	tr.Gaps = nil
 	c.rows[tr.ID] = tr
+	if c.gaps == nil {
+		c.gaps = map[string][]store.TrackGap{}
+	}
+	c.gaps[tr.ID] = gaps
 	c.finishes++
 	return nil
 }
@@ -215,9 +265,10 @@ func setupWith(t *testing.T, blobs *flakyStore, spoolDir string, tweak ...func(*
 	for _, f := range tweak {
 		f(&cfg)
 	}
-	cat := &fakeCatalog{t: t, spoolDir: spoolDir, rows: map[string]store.Track{}}
+	cat := &fakeCatalog{t: t, spoolDir: spoolDir, rows: map[string]store.Track{}, gaps: map[string][]store.TrackGap{}}
 	rec, err := New(cfg, blobs, cat, nil)
 	require.NoError(t, err)
+	t.Cleanup(rec.Close)
 	return &testBundle{rec: rec, blobs: blobs, catalog: cat, clock: clock, cfg: cfg}
 }
 

@@ -50,6 +50,12 @@ type Catalog interface {
 	// FinishTrack records the final state: TrackStored, TrackRecovered or
 	// TrackFailed, with size, checksum, duration and blob key.
 	FinishTrack(ctx context.Context, t store.Track) error
+	// RecordGap records, while a track records, that from some point on
+	// it is not being recorded (FinishTrack later gives the final gaps).
+	RecordGap(ctx context.Context, g store.TrackGap) error
+	// FailTrack marks a track failed keeping its row's times; it wraps
+	// store.ErrNotFound for a track the catalog never had.
+	FailTrack(ctx context.Context, trackID, failure string) error
 }
 
 // Track describes a track segment to record.
@@ -83,8 +89,17 @@ type Recorder struct {
 	catalog Catalog
 	log     *slog.Logger
 
-	mu   sync.Mutex
-	open map[string]*Writer // by track id: Recover leaves these alone
+	// ctx ends with Close: it bounds the background retries.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	open     map[string]*Writer // by track id: Recover leaves these alone
+	pending  map[string]pendingOp
+	gen      int
+	retrying bool
+	closed   bool
 }
 
 // New returns a Recorder spooling under cfg.SpoolDir.
@@ -106,7 +121,9 @@ func New(cfg Config, blobs blob.Store, catalog Catalog, logger *slog.Logger) (*R
 		// Not fatal here: Recover must still be able to empty the spool.
 		logger.Error("recorder: tracks will be refused", "err", err)
 	}
-	return &Recorder{cfg: cfg, blobs: blobs, catalog: catalog, log: logger, open: map[string]*Writer{}}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Recorder{cfg: cfg, blobs: blobs, catalog: catalog, log: logger, ctx: ctx, cancel: cancel,
+		open: map[string]*Writer{}, pending: map[string]pendingOp{}}, nil
 }
 
 // ErrInvalidTrack is returned by Open for a Track that cannot be recorded.
@@ -157,8 +174,7 @@ func (r *Recorder) Open(ctx context.Context, t Track) (*Writer, error) {
 	if t.Channels > 2 {
 		return nil, fmt.Errorf("open track: %d channels; Opus mapping family 0 has 1 or 2: %w", t.Channels, ErrInvalidTrack)
 	}
-	if err := checkSpace(r.cfg.SpoolDir, r.cfg.MinFreeBytes); err != nil {
-		r.log.Error("track refused", "meeting", t.MeetingID, "identity", t.Identity, "err", err)
+	if err := r.Check(ctx, t); err != nil {
 		return nil, fmt.Errorf("open track: %w", err)
 	}
 	id, err := newTrackID()
@@ -221,6 +237,53 @@ func (r *Recorder) Open(ctx context.Context, t Track) (*Writer, error) {
 	}
 	r.log.Info("recording track", "track", id, "meeting", t.MeetingID, "identity", t.Identity, "ssrc", t.SSRC)
 	return w, nil
+}
+
+// Check reports whether a track of t could be recorded now: an error
+// wrapping ErrDiskFull (a *DiskSpaceError) when the spool disk is nearly
+// full. A refusal is recorded in the catalog as a failed track of
+// t.Identity starting now, so the meeting's progress and minutes say who
+// was not recorded and why. The SFU asks before it answers a publisher.
+func (r *Recorder) Check(ctx context.Context, t Track) error {
+	err := checkSpace(r.cfg.SpoolDir, r.cfg.MinFreeBytes)
+	if err == nil {
+		return nil
+	}
+	r.log.Error("track refused: not recorded", "meeting", t.MeetingID, "identity", t.Identity, "err", err)
+	if !validID(t.MeetingID) || t.Identity == "" {
+		return err
+	}
+	id, ierr := newTrackID()
+	if ierr != nil {
+		return errors.Join(err, ierr)
+	}
+	at := t.FirstPacketAt
+	if at.IsZero() {
+		at = r.cfg.Now()
+	}
+	row := store.Track{ID: id, MeetingID: t.MeetingID, Identity: t.Identity, SSRC: t.SSRC, State: store.TrackRecording}
+	if !t.ClockZero.IsZero() {
+		row.StartMS = max(at.Sub(t.ClockZero).Milliseconds(), 0)
+	}
+	reason := "not recorded: " + err.Error()
+	op := func(ctx context.Context) error {
+		if err := r.catalog.CreateTrack(ctx, row); err != nil {
+			return fmt.Errorf("record refused track: %w", err)
+		}
+		failed := row
+		failed.State, failed.Failure = store.TrackFailed, reason
+		if err := r.catalog.FinishTrack(ctx, failed); err != nil {
+			return fmt.Errorf("record refused track: %w", err)
+		}
+		return nil
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.FinishTimeout)
+	defer cancel()
+	if oerr := op(fctx); oerr != nil {
+		r.log.Error("recording the refusal failed; retrying", "track", id, "err", oerr)
+		r.later(id, op)
+	}
+	return err
 }
 
 func (r *Recorder) forget(id string) {
@@ -329,8 +392,13 @@ func (r *Recorder) putOnce(ctx context.Context, key, path string) (blob.Info, er
 // their checkpoint chunks, the tracks whose spool is gone (the disk was
 // lost), stored as recovered with the known gap. Call it at start-up;
 // tracks open in this process are left alone. It assumes it is the only
-// recorder writing under its blob store's recordings/ prefix. It goes on
-// past a failed track and returns all failures joined.
+// recorder writing under its blob store's recordings/ prefix.
+//
+// Nothing in the spool stops a start: a sidecar that cannot be read is
+// quarantined (moved with its spool under SpoolDir/quarantine, with a
+// reason file) and its track marked failed; a track that cannot be
+// finished now (storage or database down) is retried in the background.
+// It returns an error only when the spool cannot be listed or ctx ends.
 func (r *Recorder) Recover(ctx context.Context) error {
 	sides, err := filepath.Glob(filepath.Join(r.cfg.SpoolDir, "*", "*.json"))
 	if err != nil {
@@ -350,8 +418,13 @@ func (r *Recorder) Recover(ctx context.Context) error {
 			continue
 		}
 		if err := r.recoverOne(ctx, side); err != nil {
-			r.log.Error("recover track", "sidecar", side, "err", err)
-			errs = append(errs, err)
+			var bad *badSidecarError
+			if errors.As(err, &bad) {
+				r.quarantine(ctx, side, bad)
+				continue
+			}
+			r.log.Error("recover track; retrying in the background", "sidecar", side, "err", err)
+			r.later(id, func(ctx context.Context) error { return r.recoverOne(ctx, side) })
 		}
 	}
 	if ctx.Err() == nil {
@@ -362,16 +435,24 @@ func (r *Recorder) Recover(ctx context.Context) error {
 
 func (r *Recorder) recoverOne(ctx context.Context, sidePath string) error {
 	sc, err := readSidecar(sidePath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // finished meanwhile (a retry)
+	}
 	if err != nil {
-		return fmt.Errorf("recover: %w", err)
+		return &badSidecarError{err}
 	}
 	spoolPath, _ := r.paths(sc.MeetingID, sc.TrackID)
 	if filepath.Clean(strings.TrimSuffix(sidePath, ".json")+".webm") != filepath.Clean(spoolPath) {
-		return fmt.Errorf("recover %s: sidecar names another track", sidePath)
+		return &badSidecarError{fmt.Errorf("sidecar %s names another track (%s of %s)", sidePath, sc.TrackID, sc.MeetingID)}
 	}
 	// The process may have died before CreateTrack; it is idempotent.
 	if err := r.catalog.CreateTrack(ctx, sc.row(store.TrackRecording)); err != nil {
 		return fmt.Errorf("recover track %s: catalog: %w", sc.TrackID, err)
+	}
+	if sc.LostReason != "" && !sc.Finalized {
+		// The spool stopped taking the track before it ended (a full
+		// disk): store what it holds, the rest as a stated gap.
+		return r.salvage(ctx, sc, spoolPath, sidePath)
 	}
 	if !sc.Finalized {
 		blocks, err := r.rebuild(spoolPath, &sc)

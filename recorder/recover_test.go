@@ -182,15 +182,6 @@ func TestRecoverLeavesOpenTracksAlone(t *testing.T) {
 	require.Equal(t, store.TrackStored, b.catalog.row(w.ID()).State)
 }
 
-func TestRecoverBadSidecar(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "m"), 0o700))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "m", "trk_x.json"), []byte("{not json"), 0o600))
-	b := setupWith(t, newDisk(t), dir)
-	require.ErrorContains(t, b.rec.Recover(context.Background()), "decode sidecar")
-}
-
 // TestFlushEveryInterval: far less than the write buffer reaches the disk
 // because of the periodic flush alone.
 func TestFlushEveryInterval(t *testing.T) {

@@ -499,6 +499,11 @@ type sidecar struct {
 	GapMS      int64 `json:"gap_ms"`
 	// DriftPPM is the sender's RTP clock drift (see Timing), once known.
 	DriftPPM float64 `json:"drift_ppm,omitempty"`
+	// LostReason, when set, says why the spool stopped taking the track
+	// before it ended (a full disk), and HeardMS how long the track was
+	// heard: what the spool lacks of it is a stated gap (salvage).
+	LostReason string `json:"lost_reason,omitempty"`
+	HeardMS    int64  `json:"heard_ms,omitempty"`
 }
 
 // writeSidecar replaces path atomically, so a crash leaves the old or the

@@ -217,25 +217,27 @@ func (w *Writer) drain() {
 }
 
 // spoolFailed reports, once, that the spool can no longer be written:
-// loudly in the log and at once in the catalog, rather than when the
-// track ends hours later. Packets still flow (the Listener hears them);
-// Close marks the track failed again with the same reason and Recover
-// later salvages what reached the disk.
+// loudly in the log and at once in the catalog, as a gap open from about
+// now, rather than when the track ends hours later. The track stays
+// recording (packets still flow; the Listener hears them) until Close
+// salvages what reached the disk and states the rest as a gap.
 func (w *Writer) spoolFailed(err error) {
 	w.failed = true
 	reason := spoolFailure(err, w.r.cfg.SpoolDir)
 	w.r.log.Error("recording track failed: spool not writable", "track", w.sc.TrackID,
 		"meeting", w.sc.MeetingID, "reason", reason)
 	w.mu.Lock()
-	row := w.sc.row(store.TrackFailed)
+	at := w.sc.StartMS + w.endMS
 	w.mu.Unlock()
-	row.Failure = reason
+	gap := store.TrackGap{TrackID: w.sc.TrackID, MeetingID: w.sc.MeetingID, Identity: w.sc.Identity,
+		StartMS: at, EndMS: at, Reason: reason}
 	// The spool goroutine has no caller's context; FinishTimeout bounds
-	// the wait while packets queue (and overflow) behind it.
+	// the wait while packets queue (and overflow) behind it. The database
+	// may be on the full disk too: Close states the gap again.
 	ctx, cancel := context.WithTimeout(context.Background(), w.r.cfg.FinishTimeout)
 	defer cancel()
-	if ferr := w.r.catalog.FinishTrack(ctx, row); ferr != nil {
-		w.r.log.Error("mark track failed", "track", w.sc.TrackID, "err", ferr)
+	if gerr := w.r.catalog.RecordGap(ctx, gap); gerr != nil {
+		w.r.log.Error("record recording gap", "track", w.sc.TrackID, "err", gerr)
 	}
 }
 
@@ -307,14 +309,28 @@ func (w *Writer) close(ctx context.Context) error {
 	}
 
 	if w.runErr != nil {
-		// The spool is damaged; Recover can still salvage its blocks.
-		row := w.sc.row(store.TrackFailed)
-		row.Failure = spoolFailure(w.runErr, w.r.cfg.SpoolDir)
+		// The spool stopped taking the track: what reached it is stored
+		// now and the rest stated as a gap; if that cannot be done yet
+		// (storage or the database on the full disk), it is retried until
+		// it can, so the meeting moves on without a restart.
+		w.sc.LostReason, w.sc.HeardMS = spoolFailure(w.runErr, w.r.cfg.SpoolDir), w.endMS
+		if err := writeSidecar(w.sidePath, w.sc); err != nil {
+			w.r.log.Warn("cannot note the lost stretch beside the spool (a restart would forget it)",
+				"track", w.sc.TrackID, "err", err)
+		}
+		sc := w.sc
+		op := func(ctx context.Context) error {
+			// Once the disk has room again, a restart must remember.
+			_ = writeSidecar(w.sidePath, sc)
+			return w.r.salvage(ctx, sc, w.spoolPath, w.sidePath)
+		}
+		err := fmt.Errorf("close track %s: %w", w.sc.TrackID, w.runErr)
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.r.cfg.FinishTimeout)
 		defer cancel()
-		err := fmt.Errorf("close track %s: %w", w.sc.TrackID, w.runErr)
-		if ferr := w.r.catalog.FinishTrack(fctx, row); ferr != nil {
-			err = errors.Join(err, fmt.Errorf("mark failed: %w", ferr))
+		if serr := w.r.salvage(fctx, sc, w.spoolPath, w.sidePath); serr != nil {
+			w.r.log.Error("salvaging track failed; retrying", "track", w.sc.TrackID, "err", serr)
+			w.r.later(w.sc.TrackID, op)
+			err = errors.Join(err, serr)
 		}
 		return err
 	}
@@ -322,6 +338,13 @@ func (w *Writer) close(ctx context.Context) error {
 		row := w.sc.row(store.TrackFailed)
 		row.Failure = "no audio was received for this track"
 		if err := w.r.catalog.FinishTrack(ctx, row); err != nil {
+			w.r.later(row.ID, func(ctx context.Context) error {
+				if err := w.r.catalog.FinishTrack(ctx, row); err != nil {
+					return err
+				}
+				w.r.removeSpool(w.spoolPath, w.sidePath)
+				return nil
+			})
 			return fmt.Errorf("close track %s: catalog: %w", w.sc.TrackID, err)
 		}
 		w.r.removeSpool(w.spoolPath, w.sidePath)
@@ -329,7 +352,14 @@ func (w *Writer) close(ctx context.Context) error {
 	}
 	w.sc.Finalized, w.sc.DurationMS = true, w.endMS
 	if err := writeSidecar(w.sidePath, w.sc); err != nil {
-		return fmt.Errorf("close track %s: %w", w.sc.TrackID, err)
+		// The spool is whole; only a crash before it is stored would need
+		// the note, and Recover rebuilds an unfinalized spool anyway.
+		w.r.log.Warn("cannot mark the spool finalized; storing it anyway", "track", w.sc.TrackID, "err", err)
 	}
-	return w.r.store(ctx, w.sc, w.spoolPath, w.sidePath)
+	sc := w.sc
+	if err := w.r.store(ctx, sc, w.spoolPath, w.sidePath); err != nil {
+		w.r.later(sc.TrackID, func(ctx context.Context) error { return w.r.store(ctx, sc, w.spoolPath, w.sidePath) })
+		return err
+	}
+	return nil
 }

@@ -41,6 +41,18 @@ type Tap interface {
 	OpenTrack(ctx context.Context, t TrackInfo) (TrackTap, error)
 }
 
+// AdmissionTap is what a Tap may also implement to refuse a publisher
+// before the WHIP answer when it could not record them (its disk is
+// full): the publisher then gets 507 Insufficient Storage with the reason,
+// instead of a session whose media nobody keeps. t has no SSRC, clock
+// rate or first packet yet. The Tap records the refusal where the
+// meeting's users look; the SFU only answers.
+type AdmissionTap interface {
+	// CanRecord returns nil, or an error saying why t's publisher could
+	// not be recorded and what to do.
+	CanRecord(ctx context.Context, t TrackInfo) error
+}
+
 // TrackInfo describes one published track segment.
 type TrackInfo struct {
 	MeetingID   string

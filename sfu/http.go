@@ -99,6 +99,15 @@ func (s *SFU) serveOffer(w http.ResponseWriter, r *http.Request, kind sessionKin
 	if aerr != nil {
 		return aerr
 	}
+	if at, ok := s.tap.(AdmissionTap); ok && kind == kindPublish {
+		info := TrackInfo{MeetingID: claims.MeetingID, Identity: claims.Identity, DisplayName: claims.DisplayName,
+			ClockZero: zero, FirstPacketAt: time.Now()}
+		if err := at.CanRecord(r.Context(), info); err != nil {
+			s.releaseIdentity(rm, claims, true)
+			return &apiError{http.StatusInsufficientStorage, codeNotRecordable,
+				"this participant cannot be recorded now, so publishing is refused: " + err.Error()}
+		}
+	}
 	sess, answer, aerr := s.newSession(r.Context(), kind, claims, rm, zero, string(body), offer, audioLines)
 	if aerr != nil {
 		s.releaseIdentity(rm, claims, true)

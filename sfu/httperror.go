@@ -24,6 +24,7 @@ const (
 	codePrecondition    = "precondition_required"
 	codeTokenRevoked    = "token_revoked"
 	codeTooManySections = "too_many_sections"
+	codeNotRecordable   = "insufficient_storage"
 )
 
 type errorBody struct {

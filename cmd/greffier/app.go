@@ -129,7 +129,12 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		TempDir: filepath.Join(cfg.DataDir, "spool")}, deps); err != nil {
 		return nil, err
 	}
+	minFree := int64(cfg.SpoolMinFree)
+	if minFree == 0 {
+		minFree = -1 // the recorder's "no check"; its zero means its default
+	}
 	if a.recorder, err = recorder.New(recorder.Config{SpoolDir: filepath.Join(cfg.DataDir, "spool"),
+		MinFreeBytes: minFree,
 		// Tracks are placed by arrival on our clock, never by a
 		// participant's own wall clock (browsers' are not synchronised,
 		// and the live path has already placed the track's speech by
@@ -238,6 +243,9 @@ func (a *App) Stop(ctx context.Context) error {
 		errs = append(errs, a.http.Shutdown(ctx))
 	}
 	errs = append(errs, a.sfu.Stop(ctx))
+	// Every track is closed: what a full disk or database left unfinished
+	// waits for Recover at the next start.
+	a.recorder.Close()
 	a.events.Stop()
 	errs = append(errs, a.pipeline.Stop(ctx))
 	a.closeStores()
@@ -279,6 +287,13 @@ type tap struct{ rec *recorder.Recorder }
 func (t tap) OpenTrack(ctx context.Context, info sfu.TrackInfo) (sfu.TrackTap, error) {
 	return t.rec.Open(ctx, recorder.Track{MeetingID: info.MeetingID, Identity: info.Identity, SSRC: info.SSRC,
 		ClockRate: info.ClockRate, AudioLevelID: info.AudioLevelID, ClockZero: info.ClockZero, FirstPacketAt: info.FirstPacketAt})
+}
+
+// CanRecord refuses a publisher the recorder could not record (its spool
+// disk is nearly full); the recorder lists them as not recorded.
+func (t tap) CanRecord(ctx context.Context, info sfu.TrackInfo) error {
+	return t.rec.Check(ctx, recorder.Track{MeetingID: info.MeetingID, Identity: info.Identity,
+		ClockZero: info.ClockZero, FirstPacketAt: info.FirstPacketAt})
 }
 
 // ender ends a meeting: media first, so every recording is stored before

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/greffier/greffier/internal/usertext"
+	"github.com/greffier/greffier/recorder"
 )
 
 // Config is every setting of `greffier serve`, filled from an optional JSON
@@ -119,6 +121,11 @@ type Config struct {
 	// JobRetryBase is the first wait before a retry; it doubles, jittered,
 	// up to five minutes. Default 2s.
 	JobRetryBase time.Duration `json:"job_retry_base" env:"JOB_RETRY_BASE" flag:"job-retry-base" usage:"first wait before a pipeline stage is retried"`
+	// SpoolMinFree is the free space the spool's disk must have for a
+	// publisher to be accepted and recorded (below it WHIP answers 507 and
+	// the participant is listed as not recorded). Bytes, or with a unit:
+	// 512MiB, 2GiB. 0 disables the check. Default 256MiB.
+	SpoolMinFree ByteSize `json:"spool_min_free" env:"SPOOL_MIN_FREE" flag:"spool-min-free" usage:"free space the spool disk needs to record a publisher, e.g. 256MiB (0: no check)"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `json:"log_level" env:"LOG_LEVEL" flag:"log-level" usage:"debug, info, warn or error"`
 	// ShutdownTimeout bounds a graceful stop. Default 30s.
@@ -151,7 +158,58 @@ func DefaultConfig() Config {
 		LogLevel:                  "info",
 		ShutdownTimeout:           30 * time.Second,
 		IdleEndAfter:              DefaultIdleEndAfter,
+		SpoolMinFree:              recorder.DefaultMinFreeBytes,
 	}
+}
+
+// ByteSize is a size setting: a whole number of bytes, or one with a unit
+// (KiB, MiB, GiB, TiB; KB, MB, GB, TB are taken as the same powers of two).
+type ByteSize int64
+
+// ParseByteSize reads "268435456", "256MiB", "1 GiB".
+func ParseByteSize(s string) (ByteSize, error) {
+	num, mult := strings.ToUpper(strings.TrimSpace(s)), int64(1)
+	for i, u := range []string{"T", "G", "M", "K"} {
+		if n, ok := cutUnit(num, u); ok {
+			num, mult = n, int64(1)<<(10*(4-i))
+			break
+		}
+	}
+	num = strings.TrimSpace(strings.TrimSuffix(num, "B"))
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("want a size such as 256MiB or 1GiB, got %q", s)
+	}
+	return ByteSize(n * mult), nil
+}
+
+// cutUnit strips a unit prefix u with its IB, B or nothing after it.
+func cutUnit(s, u string) (string, bool) {
+	for _, suffix := range []string{u + "IB", u + "B", u} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			return strings.TrimSpace(n), true
+		}
+	}
+	return s, false
+}
+
+// UnmarshalJSON takes a number of bytes or a string with a unit.
+func (b *ByteSize) UnmarshalJSON(data []byte) error {
+	var n int64
+	if err := json.Unmarshal(data, &n); err == nil {
+		*b = ByteSize(n)
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("want a size such as 256MiB or a number of bytes, got %s", data)
+	}
+	v, err := ParseByteSize(s)
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
 }
 
 // LoadConfig reads the file named by --config or GREFFIER_CONFIG, then the
@@ -233,6 +291,12 @@ func setField(f reflect.Value, s string) error {
 			return fmt.Errorf("want a duration such as 30s, got %q", s)
 		}
 		f.SetInt(int64(d))
+	case ByteSize:
+		n, err := ParseByteSize(s)
+		if err != nil {
+			return err
+		}
+		f.SetInt(int64(n))
 	case []string:
 		var parts []string
 		for _, p := range strings.Split(s, ",") {
@@ -279,6 +343,9 @@ func (c Config) validate() error {
 	}
 	if c.IdleEndAfter < 0 {
 		errs = append(errs, errors.New("GREFFIER_IDLE_END_AFTER must be a positive duration such as 5m, or 0 to never end meetings by themselves"))
+	}
+	if c.SpoolMinFree < 0 {
+		errs = append(errs, errors.New("GREFFIER_SPOOL_MIN_FREE must not be negative: set a size such as 256MiB, or 0 for no check"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -71,6 +71,8 @@ type setupOptions struct {
 	idleEndAfter time.Duration
 	// dataDir, when set, is the data directory (a restart reuses one).
 	dataDir string
+	// spoolMinFree replaces the free space the spool disk needs.
+	spoolMinFree ByteSize
 }
 
 // setup starts a whole Greffier in-process on loopback.
@@ -86,6 +88,9 @@ func setup(t *testing.T, opts setupOptions) *testBundle {
 	cfg.WebhookAllowPrivate = !opts.strictWebhooks
 	if opts.idleEndAfter > 0 {
 		cfg.IdleEndAfter = opts.idleEndAfter
+	}
+	if opts.spoolMinFree != 0 {
+		cfg.SpoolMinFree = opts.spoolMinFree
 	}
 	cfg.HTTPAddr, cfg.MediaAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.TranscribeURL = double.BaseURL()

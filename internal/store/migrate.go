@@ -119,6 +119,18 @@ var migrations = []string{
 		revoked_at BIGINT
 	);
 	CREATE INDEX join_tokens_by_identity ON join_tokens (meeting_id, identity);`,
+	// Stretches of a track that were not recorded (a full spool disk, a
+	// refused publisher, lost packets), so the minutes can say so.
+	`CREATE TABLE track_gaps (
+		track_id TEXT NOT NULL REFERENCES tracks(id),
+		start_ms BIGINT NOT NULL,
+		meeting_id TEXT NOT NULL REFERENCES meetings(id),
+		identity TEXT NOT NULL,
+		end_ms BIGINT NOT NULL,
+		reason TEXT NOT NULL,
+		PRIMARY KEY (track_id, start_ms)
+	);
+	CREATE INDEX track_gaps_by_meeting ON track_gaps (meeting_id, start_ms);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

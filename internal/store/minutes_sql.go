@@ -188,6 +188,14 @@ func (q Queries) Progress(ctx context.Context, meetingID string) (Progress, erro
 			return p, fmt.Errorf("list failed segments: %w", err)
 		}
 	}
+	gaps, err := q.Gaps(ctx, meetingID)
+	if err != nil {
+		return p, err
+	}
+	for _, g := range gaps {
+		p.Failures = append(p.Failures, Failure{Stage: "record", TrackID: g.TrackID, Identity: g.Identity,
+			StartMS: g.StartMS, EndMS: g.EndMS, Reason: g.Reason})
+	}
 	latest, err := q.LatestMinutes(ctx, meetingID)
 	switch {
 	case err == nil:

@@ -392,3 +392,43 @@ func TestJoinTokenRevocation(t *testing.T) {
 		require.Equal(t, m.ID, live[0].ID)
 	})
 }
+
+// TestTrackGaps: a gap recorded while a track records shows in the
+// meeting's progress at once; finishing the track replaces its gaps with
+// the ones the recorder knows by then.
+func TestTrackGaps(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		m, err := s.CreateMeeting(ctx, "", "")
+		require.NoError(t, err)
+		tr := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: "alice", StartMS: 1000}
+		require.NoError(t, s.CreateTrack(ctx, tr))
+
+		open := store.TrackGap{TrackID: tr.ID, MeetingID: m.ID, Identity: "alice", StartMS: 4000, EndMS: 4000, Reason: "disk full"}
+		require.NoError(t, s.RecordGap(ctx, open))
+		require.NoError(t, s.RecordGap(ctx, open), "recording the same gap twice is a no-op")
+		require.Error(t, s.RecordGap(ctx, store.TrackGap{TrackID: tr.ID, MeetingID: m.ID, Identity: "alice",
+			StartMS: 5, EndMS: 4, Reason: "x"}), "a gap must not end before it starts")
+		p, err := s.Progress(ctx, m.ID)
+		require.NoError(t, err)
+		require.Equal(t, []store.Failure{{Stage: "record", TrackID: tr.ID, Identity: "alice", StartMS: 4000, EndMS: 4000,
+			Reason: "disk full"}}, p.Failures)
+
+		tr.State, tr.DurationMS = store.TrackRecovered, 2900
+		tr.Gaps = []store.TrackGap{{StartMS: 3900, EndMS: 9000, Reason: "disk full: not recorded"}}
+		require.NoError(t, s.InTx(ctx, func(_ *sql.Tx, q store.Queries) error { return q.FinishTrack(ctx, tr) }))
+		gaps, err := s.Gaps(ctx, m.ID)
+		require.NoError(t, err)
+		require.Equal(t, []store.TrackGap{{TrackID: tr.ID, MeetingID: m.ID, Identity: "alice", StartMS: 3900, EndMS: 9000,
+			Reason: "disk full: not recorded"}}, gaps)
+
+		require.NoError(t, s.FailTrack(ctx, tr.ID, "sidecar damaged"))
+		got, err := s.Track(ctx, tr.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.TrackFailed, got.State)
+		require.Equal(t, int64(1000), got.StartMS, "failing keeps what the row knew")
+		require.Equal(t, int64(2900), got.DurationMS)
+		require.ErrorIs(t, s.FailTrack(ctx, "trk_nope", "x"), store.ErrNotFound)
+	})
+}

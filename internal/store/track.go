@@ -35,6 +35,10 @@ type Track struct {
 	// GapMS is audio known lost at the end of a recovered track.
 	GapMS   int64
 	Failure string
+	// Gaps are the stretches inside or after the track that were heard
+	// but not recorded. FinishTrack replaces the track's stored gaps with
+	// them; reads leave it empty (Gaps lists a meeting's).
+	Gaps []TrackGap
 	// SpeechDetected is set once voice activity detection has cut the
 	// track into speech segments, or given up: then DetectFailure says why.
 	SpeechDetected bool
@@ -62,4 +66,17 @@ type VoiceTurn struct {
 	Label   string `json:"label"`
 	StartMS int64  `json:"start_ms"`
 	EndMS   int64  `json:"end_ms"`
+}
+
+// TrackGap is a stretch of one track's audio that was not recorded, on the
+// meeting clock, and why: the minutes list it as missing.
+type TrackGap struct {
+	TrackID   string
+	MeetingID string
+	Identity  string
+	StartMS   int64
+	// EndMS is where the gap ends; while it is still open (the track is
+	// recording and nothing is written) it equals StartMS.
+	EndMS  int64
+	Reason string
 }

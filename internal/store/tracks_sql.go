@@ -56,7 +56,9 @@ func (q Queries) CreateTrack(ctx context.Context, t Track) error {
 }
 
 // FinishTrack records how a track segment's recording ended: stored,
-// recovered or failed, with its object's size and checksum.
+// recovered or failed, with its object's size and checksum, and replaces
+// the track's gaps with t.Gaps (the recorder knows them all by then). Run
+// it in a transaction (InTx) for the row and its gaps to change together.
 func (q Queries) FinishTrack(ctx context.Context, t Track) error {
 	switch t.State {
 	case TrackStored, TrackRecovered, TrackFailed:
@@ -72,7 +74,68 @@ func (q Queries) FinishTrack(ctx context.Context, t Track) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("finish track %s: %w", t.ID, ErrNotFound)
 	}
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM track_gaps WHERE track_id = $1`, t.ID); err != nil {
+		return fmt.Errorf("finish track %s: clear gaps: %w", t.ID, err)
+	}
+	for _, g := range t.Gaps {
+		g.TrackID, g.MeetingID, g.Identity = t.ID, t.MeetingID, t.Identity
+		if err := q.RecordGap(ctx, g); err != nil {
+			return fmt.Errorf("finish track %s: %w", t.ID, err)
+		}
+	}
 	return nil
+}
+
+// FailTrack marks a track failed with a reason, keeping what its row
+// already says (start, duration): for a track whose recorder lost its own
+// record of it. ErrNotFound if the track was never created.
+func (q Queries) FailTrack(ctx context.Context, trackID, failure string) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE tracks SET state = $1, failure = $2 WHERE id = $3`, TrackFailed, failure, trackID)
+	if err != nil {
+		return fmt.Errorf("fail track %s: %w", trackID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("fail track %s: %w", trackID, ErrNotFound)
+	}
+	return nil
+}
+
+// RecordGap records (or, for the same track and start, updates) a stretch
+// of a track that was not recorded.
+func (q Queries) RecordGap(ctx context.Context, g TrackGap) error {
+	if g.TrackID == "" || g.MeetingID == "" || g.Identity == "" || g.Reason == "" {
+		return errors.New("record gap: track, meeting, identity and reason are required")
+	}
+	if g.EndMS < g.StartMS {
+		return fmt.Errorf("record gap of %s: ends at %d ms before it starts at %d ms", g.TrackID, g.EndMS, g.StartMS)
+	}
+	_, err := q.q.ExecContext(ctx, `INSERT INTO track_gaps (track_id, start_ms, meeting_id, identity, end_ms, reason)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (track_id, start_ms) DO UPDATE SET end_ms = excluded.end_ms, reason = excluded.reason`,
+		g.TrackID, g.StartMS, g.MeetingID, g.Identity, g.EndMS, g.Reason)
+	if err != nil {
+		return fmt.Errorf("record gap of %s at %d ms: %w", g.TrackID, g.StartMS, err)
+	}
+	return nil
+}
+
+// Gaps lists a meeting's recording gaps in meeting-clock order.
+func (q Queries) Gaps(ctx context.Context, meetingID string) ([]TrackGap, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT track_id, meeting_id, identity, start_ms, end_ms, reason FROM track_gaps
+		WHERE meeting_id = $1 ORDER BY start_ms, track_id`, meetingID)
+	if err != nil {
+		return nil, fmt.Errorf("list gaps: %w", err)
+	}
+	defer rows.Close()
+	var out []TrackGap
+	for rows.Next() {
+		var g TrackGap
+		if err := rows.Scan(&g.TrackID, &g.MeetingID, &g.Identity, &g.StartMS, &g.EndMS, &g.Reason); err != nil {
+			return nil, fmt.Errorf("list gaps: %w", err)
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
 }
 
 // Track returns one track segment.
