@@ -215,7 +215,7 @@ func TestCorruptRecordingIsMarkedFailedNotLost(t *testing.T) {
 	require.Eventually(t, func() bool {
 		cur, err := b.store.Meeting(ctx, m.ID)
 		require.NoError(t, err)
-		return cur.State == store.MeetingReady
+		return cur.State == store.MeetingIncomplete
 	}, 60*time.Second, 100*time.Millisecond)
 	doc := latestMinutes(t, b, m.ID)
 	require.False(t, doc.Complete)
