@@ -41,8 +41,12 @@ type pipelineJSON struct {
 	Segments            int             `json:"segments"`
 	SegmentsTranscribed int             `json:"segments_transcribed"`
 	SegmentsFailed      int             `json:"segments_failed"`
+	SegmentsWaiting     int             `json:"segments_waiting"`
 	MinutesVersion      int             `json:"minutes_version"`
 	Failures            []store.Failure `json:"failures"`
+	// Waiting are the segments waiting for a backend: which, since
+	// when, and what it last answered.
+	Waiting []store.Wait `json:"waiting"`
 }
 
 type joinJSON struct {
@@ -301,7 +305,8 @@ func (a *API) getMeeting(w http.ResponseWriter, r *http.Request) {
 	out := toJSON(m)
 	out.Pipeline = &pipelineJSON{Tracks: p.Tracks, TracksRecording: p.TracksRecording, TracksProcessed: p.TracksDetected,
 		TracksFailed: p.TracksFailed, Segments: p.Segments, SegmentsTranscribed: p.SegmentsTranscribed,
-		SegmentsFailed: p.SegmentsFailed, MinutesVersion: p.MinutesVersion, Failures: p.Failures}
+		SegmentsFailed: p.SegmentsFailed, SegmentsWaiting: len(p.Waiting), MinutesVersion: p.MinutesVersion,
+		Failures: p.Failures, Waiting: p.Waiting}
 	if out.Pipeline.Failures == nil {
 		out.Pipeline.Failures = []store.Failure{}
 	}
@@ -312,6 +317,9 @@ func (a *API) getMeeting(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, d := range damaged {
 		out.Damaged = append(out.Damaged, damageJSON{Key: d.BlobKey, Detail: d.Detail, FoundAt: d.FoundAt})
+	}
+	if out.Pipeline.Waiting == nil {
+		out.Pipeline.Waiting = []store.Wait{}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -382,8 +390,8 @@ func (a *API) rerunMeeting(w http.ResponseWriter, r *http.Request) {
 	m, err := a.rerun.Rerun(r.Context(), r.PathValue("id"))
 	var te *store.TransitionError
 	if errors.As(err, &te) {
-		writeError(w, http.StatusConflict, "not_finished", "meeting "+te.MeetingID+" is "+string(te.From)+
-			": only a meeting whose minutes are ready (or failed) can be re-run")
+		writeError(w, http.StatusConflict, "not_ended", "meeting "+te.MeetingID+" is "+string(te.From)+
+			": end it first; only an ended meeting can be re-run")
 		return
 	}
 	if err != nil {

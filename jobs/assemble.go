@@ -120,11 +120,16 @@ func (p *Pipeline) assemble(ctx context.Context, meetingID string) error {
 		if cur.State != store.MeetingEnded {
 			return nil
 		}
-		ready, err := q.Transition(ctx, meetingID, store.MeetingReady, "")
+		// Minutes missing any stretch of speech must not read as ready.
+		to, event := store.MeetingReady, EventMinutesReady
+		if !doc.Complete {
+			to, event = store.MeetingIncomplete, EventMinutesIncomplete
+		}
+		done, err := q.Transition(ctx, meetingID, to, "")
 		if err != nil {
 			return err
 		}
-		return p.notify(ctx, tx, ready, EventMinutesReady, saved.Version)
+		return p.notify(ctx, tx, done, event, saved.Version)
 	})
 	if err != nil {
 		return fmt.Errorf("save minutes of %s: %w", meetingID, err)

@@ -56,10 +56,17 @@ func TestMinutesThroughMisbehavingBackends(t *testing.T) {
 			require.Eventually(t, func() bool {
 				cur, err := b.store.Meeting(ctx, m.ID)
 				require.NoError(t, err)
-				return cur.State == store.MeetingReady
+				return cur.State.Finished()
 			}, 60*time.Second, 50*time.Millisecond)
 			doc := latestMinutes(t, b, m.ID)
 			require.Equal(t, tc.complete, doc.Complete, "missing: %+v", doc.Missing)
+			cur, err := b.store.Meeting(ctx, m.ID)
+			require.NoError(t, err)
+			if tc.complete {
+				require.Equal(t, store.MeetingReady, cur.State)
+			} else {
+				require.Equal(t, store.MeetingIncomplete, cur.State, "minutes missing speech must not read as ready")
+			}
 			if tc.complete {
 				require.Len(t, doc.Turns, 2)
 				require.Equal(t, "alpha bravo charlie delta", doc.Turns[0].Text)

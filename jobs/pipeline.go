@@ -13,6 +13,7 @@ package jobs
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,7 +66,11 @@ type Deps struct {
 	// LiveAudio, optional, is handed each recorded track's decoded audio
 	// as the live path hears it (live captions use it).
 	LiveAudio func(t store.Track) FrameSink
-	Logger    *slog.Logger // required
+	// TranscriberName names the speech backend where the meeting's
+	// progress shows segments waiting for it (default
+	// DefaultTranscriberName).
+	TranscriberName string
+	Logger          *slog.Logger // required
 }
 
 // Defaults for Config.
@@ -77,6 +82,9 @@ const (
 	DefaultRetryMax          = 5 * time.Minute
 	DefaultSnoozeBudget      = time.Hour
 )
+
+// DefaultTranscriberName is Deps.TranscriberName's default.
+const DefaultTranscriberName = "transcription backend"
 
 // Config tunes the pipeline. Zero values take the defaults.
 type Config struct {
@@ -106,6 +114,11 @@ type Config struct {
 	// SnoozeBudget is how long a segment may wait for a backend that is
 	// down or rate-limiting before it is marked failed (default 1 h).
 	SnoozeBudget time.Duration
+	// NodeTimeout is how long a process may go without a heartbeat before
+	// the jobs it was running are given to others (Postgres; default
+	// 10 s). It beats every fifth of it. On embedded SQLite a restart takes
+	// up its previous life's jobs at once.
+	NodeTimeout time.Duration
 }
 
 // WithDefaults returns a copy of c with every zero field set.
@@ -128,6 +141,9 @@ func (c Config) WithDefaults() Config {
 	if c.SnoozeBudget <= 0 {
 		c.SnoozeBudget = DefaultSnoozeBudget
 	}
+	if c.NodeTimeout <= 0 {
+		c.NodeTimeout = DefaultNodeTimeout
+	}
 	return c
 }
 
@@ -145,6 +161,15 @@ type Pipeline struct {
 	http   *http.Client
 	log    *slog.Logger
 	client *river.Client[*sql.Tx]
+	driver riverdriver.Driver[*sql.Tx]
+	// nodeID names this process in the nodes table and in River's
+	// attempted_by.
+	nodeID string
+	// trName names the speech backend to hosts.
+	trName string
+
+	stopBeats context.CancelFunc
+	beatsDone sync.WaitGroup
 
 	live     chan liveSpeech
 	stopLive context.CancelFunc
@@ -187,8 +212,12 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 	}
 
 	p := &Pipeline{cfg: cfg, store: st, blobs: d.Blobs, tr: d.Transcriber, sum: d.Summarizer, audio: d.LiveAudio, voices: d.Voices, log: logger,
+		driver: driver, nodeID: store.NewID("node"), trName: d.TranscriberName,
 		http: egress.Guard{AllowPrivate: cfg.WebhookAllowPrivate}.Client(20 * time.Second),
 		live: make(chan liveSpeech, liveQueue)}
+	if p.trName == "" {
+		p.trName = DefaultTranscriberName
+	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &detectWorker{p: p})
 	river.AddWorker(workers, &transcribeWorker{p: p})
@@ -197,6 +226,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &voicesWorker{p: p})
 	river.AddWorker(workers, &webhookWorker{p: p})
 	rcfg := &river.Config{
+		ID:          p.nodeID,
 		Logger:      logger,
 		Workers:     workers,
 		MaxAttempts: cfg.MaxAttempts,
@@ -205,9 +235,12 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 			river.QueueDefault: {MaxWorkers: cfg.Workers},
 			transcribeQueue:    {MaxWorkers: cfg.TranscribeWorkers},
 		},
-		// Each worker sets its own timeout from the audio's length; a
-		// job is rescued as stuck only well past the longest of them.
-		RescueStuckJobsAfter: 3 * time.Hour,
+		// The jobs of a process that died are rescued by node heartbeats
+		// (nodes.go). River's rescuer looks at jobs running longer than
+		// this, and rescues each only once its worker's own timeout
+		// (set from the audio's length) has passed: the backstop for a
+		// live process's job that outlived it.
+		RescueStuckJobsAfter: time.Minute,
 		FetchPollInterval:    cfg.PollInterval,
 		FetchCooldown:        min(cfg.PollInterval, 100*time.Millisecond),
 	}
@@ -222,10 +255,29 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 	return p, nil
 }
 
-// Start begins working jobs. It does not block.
+// Start takes up the jobs of processes that died, and begins working jobs.
+// It does not block.
 func (p *Pipeline) Start(ctx context.Context) error {
+	embedded := p.store.Dialect() == store.SQLite
+	if !embedded {
+		if err := p.store.Heartbeat(ctx, p.nodeID); err != nil {
+			return err
+		}
+	}
+	if _, err := p.rescueOrphans(ctx); err != nil {
+		return fmt.Errorf("take up the jobs of stopped processes: %w", err)
+	}
 	if err := p.client.Start(ctx); err != nil {
 		return fmt.Errorf("start job workers: %w", err)
+	}
+	if !embedded {
+		bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		p.stopBeats = cancel
+		p.beatsDone.Add(1)
+		go func() {
+			defer p.beatsDone.Done()
+			p.runHeartbeats(bctx)
+		}()
 	}
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.stopLive = cancel
@@ -249,11 +301,25 @@ func (p *Pipeline) Stop(ctx context.Context) error {
 		p.stopLive()
 		p.liveDone.Wait()
 	}
+	if p.stopBeats != nil {
+		p.stopBeats()
+		p.beatsDone.Wait()
+	}
 	if err := p.client.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("stop job workers: %w", err)
 	}
+	if p.store.Dialect() != store.SQLite {
+		// Gone: any job left running is for the other nodes to take up
+		// now, not after NodeTimeout.
+		if err := p.store.ForgetNodes(context.WithoutCancel(ctx), p.nodeID, time.Time{}); err != nil {
+			return err
+		}
+	}
 	return nil
 }
+
+// NodeID names this process in River's attempted_by and the nodes table.
+func (p *Pipeline) NodeID() string { return p.nodeID }
 
 // Client exposes the River client (for River UI and tests).
 func (p *Pipeline) Client() *river.Client[*sql.Tx] { return p.client }
@@ -279,6 +345,9 @@ func (p *Pipeline) EndMeeting(ctx context.Context, meetingID string) (store.Meet
 // Rerun runs the whole pipeline again over an ended meeting's stored
 // recordings (say, with a better model, or after renaming someone): a new
 // run whose minutes become a new version; older versions stay readable.
+// A meeting still ended (its pipeline running, or stuck) can be re-run
+// too, whatever its jobs are doing: that is the host's way out, since the
+// new run number makes every job of the old run a no-op.
 func (p *Pipeline) Rerun(ctx context.Context, meetingID string) (store.Meeting, error) {
 	var m store.Meeting
 	err := p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
@@ -286,13 +355,20 @@ func (p *Pipeline) Rerun(ctx context.Context, meetingID string) (store.Meeting, 
 		if err != nil {
 			return err
 		}
-		if cur.State != store.MeetingReady && cur.State != store.MeetingFailed {
+		switch {
+		case cur.State == store.MeetingEnded:
+			m = cur
+		case cur.State.Finished():
+			if m, err = q.Transition(ctx, meetingID, store.MeetingEnded, ""); err != nil {
+				return err
+			}
+		default:
 			return &store.TransitionError{MeetingID: meetingID, From: cur.State, To: store.MeetingEnded}
 		}
-		if m, err = q.Transition(ctx, meetingID, store.MeetingEnded, ""); err != nil {
+		if m.Run, err = q.StartRerun(ctx, meetingID); err != nil {
 			return err
 		}
-		if m.Run, err = q.StartRerun(ctx, meetingID); err != nil {
+		if err := p.cancelEarlierRuns(ctx, tx, m); err != nil {
 			return err
 		}
 		if err := p.detectAll(ctx, tx, q, m); err != nil {
@@ -302,6 +378,41 @@ func (p *Pipeline) Rerun(ctx context.Context, meetingID string) (store.Meeting, 
 		return p.maybeArchive(ctx, tx, q, meetingID)
 	})
 	return m, err
+}
+
+// cancelEarlierRuns cancels the unfinished jobs of m's earlier runs. They
+// would be no-ops when they start, but one held by a hung backend or a dead
+// node would keep its worker slot (and the backend's) from the new run until
+// its timeout; cancelling a running job cancels its context, here or on
+// the node that runs it.
+func (p *Pipeline) cancelEarlierRuns(ctx context.Context, tx *sql.Tx, m store.Meeting) error {
+	params := river.NewJobListParams().
+		Kinds(DetectSpeechArgs{}.Kind(), VoicesArgs{}.Kind(), TranscribeArgs{}.Kind(), AssembleArgs{}.Kind()).
+		States(rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+			rivertype.JobStateRunning, rivertype.JobStateScheduled).
+		First(1000)
+	for {
+		res, err := p.client.JobListTx(ctx, tx, params)
+		if err != nil {
+			return fmt.Errorf("list the jobs of earlier runs: %w", err)
+		}
+		for _, j := range res.Jobs {
+			var a struct {
+				MeetingID string `json:"meeting_id"`
+				Run       int    `json:"run"`
+			}
+			if err := json.Unmarshal(j.EncodedArgs, &a); err != nil || a.MeetingID != m.ID || a.Run >= m.Run {
+				continue
+			}
+			if _, err := p.client.JobCancelTx(ctx, tx, j.ID); err != nil {
+				return fmt.Errorf("cancel job %d of an earlier run: %w", j.ID, err)
+			}
+		}
+		if len(res.Jobs) < 1000 {
+			return nil
+		}
+		params = params.After(res.LastCursor)
+	}
 }
 
 // detectAll enqueues speech detection for every stored track of m not yet

@@ -216,7 +216,7 @@ func TestCorruptRecordingIsMarkedFailedNotLost(t *testing.T) {
 	require.Eventually(t, func() bool {
 		cur, err := b.store.Meeting(ctx, m.ID)
 		require.NoError(t, err)
-		return cur.State == store.MeetingReady
+		return cur.State == store.MeetingIncomplete
 	}, 60*time.Second, 100*time.Millisecond)
 	doc := latestMinutes(t, b, m.ID)
 	require.False(t, doc.Complete)
@@ -265,8 +265,8 @@ func TestFaultRecordingGapsReachTheMinutes(t *testing.T) {
 	require.Eventually(t, func() bool {
 		cur, err := b.store.Meeting(ctx, m.ID)
 		require.NoError(t, err)
-		return cur.State == store.MeetingReady
-	}, 60*time.Second, 50*time.Millisecond)
+		return cur.State == store.MeetingIncomplete
+	}, 60*time.Second, 50*time.Millisecond, "minutes with gaps make the meeting incomplete")
 	doc := latestMinutes(t, b, m.ID)
 	require.False(t, doc.Complete)
 	require.Len(t, doc.Missing, 2, "%+v", doc.Missing)

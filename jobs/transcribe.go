@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 
@@ -64,16 +65,24 @@ func (w *transcribeWorker) Work(ctx context.Context, job *river.Job[TranscribeAr
 	if err != nil {
 		return fmt.Errorf("transcribe: %w", err)
 	}
-	text, lang, words, err := p.transcribe(ctx, seg, m.Language)
+	text, lang, words, err := p.transcribe(ctx, seg, m.Language, func(err error) { p.segmentWaits(ctx, seg, err) })
+	// A re-run may have replaced this job's run (and cancelled it) while
+	// the backend worked: what it learnt belongs to no segment of the new
+	// run, whose own job transcribes the same key.
+	if stale, serr := p.stale(context.WithoutCancel(ctx), a.MeetingID, a.Run); stale || serr != nil {
+		return errors.Join(err, serr)
+	}
 	if err != nil {
 		// A backend that is down, or asked us to come back later, gets
 		// waited for without using up the segment's attempts, within
 		// the snooze budget: past it the stretch is marked failed.
 		if d, ok := transcribe.SnoozeFor(err, time.Now()); ok && time.Since(job.CreatedAt)+d < p.cfg.SnoozeBudget {
 			p.log.Info("transcription waits for its backend", "track", seg.TrackID, "start_ms", seg.StartMS, "for", d, "err", err)
+			p.segmentWaits(ctx, seg, err)
 			return river.JobSnooze(d)
 		}
 		if !lastAttempt(job.JobRow) {
+			p.segmentWaits(ctx, seg, err)
 			return err
 		}
 		dctx, cancel := detached(ctx)
@@ -95,7 +104,29 @@ func (w *transcribeWorker) Work(ctx context.Context, job *river.Job[TranscribeAr
 	})
 }
 
-func (p *Pipeline) transcribe(ctx context.Context, seg store.SpeechSegment, language string) (string, string, []store.Word, error) {
+// segmentWaits shows in the meeting's progress that seg waits for the
+// backend, which last failed with err. It is only shown: a failure to
+// record it is logged, and the transcription goes on.
+func (p *Pipeline) segmentWaits(ctx context.Context, seg store.SpeechSegment, err error) {
+	dctx, cancel := detached(ctx)
+	defer cancel()
+	msg := err.Error()
+	if len(msg) > maxWaitError {
+		n := maxWaitError
+		for n > 0 && !utf8.RuneStart(msg[n]) {
+			n--
+		}
+		msg = msg[:n] + "…"
+	}
+	if werr := p.store.SegmentWaits(dctx, seg.TrackID, seg.StartMS, p.trName, msg); werr != nil {
+		p.log.Warn("could not show that a segment waits for its backend", "track", seg.TrackID, "start_ms", seg.StartMS, "err", werr)
+	}
+}
+
+// maxWaitError bounds the backend error kept for a waiting segment.
+const maxWaitError = 1000
+
+func (p *Pipeline) transcribe(ctx context.Context, seg store.SpeechSegment, language string, onRetry func(error)) (string, string, []store.Word, error) {
 	rc, err := p.blobs.Get(ctx, seg.AudioKey)
 	if err != nil {
 		return "", "", nil, fmt.Errorf("open speech audio %s: %w", seg.AudioKey, err)
@@ -110,6 +141,7 @@ func (p *Pipeline) transcribe(ctx context.Context, seg store.SpeechSegment, lang
 		Duration:     time.Duration(seg.EndMS-seg.AudioStartMS) * time.Millisecond,
 		Language:     language,
 		ExpectSpeech: true, // voice activity found speech here: an empty answer is a bad one
+		OnRetry:      onRetry,
 	})
 	if err != nil {
 		return "", "", nil, fmt.Errorf("transcribe %s@%d: %w", seg.TrackID, seg.StartMS, err)

@@ -23,9 +23,12 @@ import (
 
 // Webhook events.
 const (
-	EventMinutesReady  = "minutes.ready"
-	EventMeetingFailed = "meeting.failed"
-	EventArchiveReady  = "archive.ready"
+	EventMinutesReady = "minutes.ready"
+	// EventMinutesIncomplete: minutes are assembled but some stretch of
+	// speech is missing from them (see their missing list).
+	EventMinutesIncomplete = "minutes.incomplete"
+	EventMeetingFailed     = "meeting.failed"
+	EventArchiveReady      = "archive.ready"
 )
 
 // SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256 of
@@ -89,7 +92,7 @@ func (w *webhookWorker) Work(ctx context.Context, job *river.Job[WebhookArgs]) e
 	pl := Payload{Event: a.Event, MeetingID: m.ID, State: m.State, Failure: m.Failure, MinutesVersion: a.Version,
 		Links: map[string]string{"meeting": base}, At: time.Now().UTC()}
 	switch a.Event {
-	case EventMinutesReady:
+	case EventMinutesReady, EventMinutesIncomplete:
 		pl.Links["minutes"] = base + "/minutes?version=" + strconv.Itoa(a.Version)
 	case EventArchiveReady:
 		pl.Links["archive"], pl.Links["mix"] = base+"/archive.webm", base+"/mix.flac"

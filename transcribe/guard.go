@@ -338,6 +338,9 @@ func (g *Guard) Transcribe(ctx context.Context, req Request) (Result, error) {
 			return Result{}, fmt.Errorf("transcribe: %s: not waiting %v to retry: %w", g.cfg.Name, wait, err)
 		}
 		g.cfg.Logger.InfoContext(ctx, "retrying transcription", "backend", g.cfg.Name, "attempt", attempt, "wait", wait, "err", err)
+		if req.OnRetry != nil {
+			req.OnRetry(err)
+		}
 		if err := g.cfg.Clock.Sleep(ctx, wait); err != nil {
 			g.count(func(s *GuardStats) { s.Failures++ })
 			return Result{}, fmt.Errorf("transcribe: %s: waiting to retry: %w", g.cfg.Name, err)

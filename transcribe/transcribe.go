@@ -39,6 +39,10 @@ type Request struct {
 	// KnownSpeakers names the voices a diarizing backend should label
 	// with names instead of A, B, ...; other backends ignore it.
 	KnownSpeakers []KnownSpeaker
+	// OnRetry, when set, is called by Guard with each failure it is about
+	// to wait out and retry, so the caller can show that the work waits
+	// for the backend while it does. Backends ignore it.
+	OnRetry func(err error)
 }
 
 // KnownSpeaker is a voice a diarizing backend may recognise.

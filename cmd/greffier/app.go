@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"time"
 
@@ -95,7 +96,8 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		return nil, fmt.Errorf("transcription backend: %w", err)
 	}
 	tr := transcribe.NewGuard(openai, guard)
-	deps := jobs.Deps{Store: a.store, Blobs: a.blobs, Transcriber: tr, Logger: logger}
+	deps := jobs.Deps{Store: a.store, Blobs: a.blobs, Transcriber: tr, Logger: logger,
+		TranscriberName: "transcription server " + redactURL(cfg.TranscribeURL)}
 	if cfg.SummaryURL != "" {
 		sum, err := summarize.New(summarize.Config{BaseURL: cfg.SummaryURL, APIKey: cfg.SummaryKey,
 			Model: cfg.SummaryModel, MaxContextTokens: cfg.SummaryMaxContextTokens, Logger: logger})
@@ -305,7 +307,7 @@ func (e ender) EndMeeting(ctx context.Context, meetingID string) (store.Meeting,
 	if err != nil {
 		return m, err
 	}
-	if !m.State.CanBecome(store.MeetingEnded) || m.State == store.MeetingReady || m.State == store.MeetingFailed {
+	if !m.State.CanBecome(store.MeetingEnded) || m.State.Finished() {
 		return m, &store.TransitionError{MeetingID: meetingID, From: m.State, To: store.MeetingEnded}
 	}
 	// The meeting ends first, so that its minutes can be assembled as soon
@@ -353,4 +355,13 @@ func (s kyutaiStreamer) Stream(ctx context.Context, onWord func(transcribe.Word,
 		return nil, err
 	}
 	return st, nil
+}
+
+// redactURL shows a backend's URL without any password in it.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unreadable URL)"
+	}
+	return u.Redacted()
 }

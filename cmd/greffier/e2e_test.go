@@ -193,6 +193,7 @@ type meetingAnswer struct {
 	ID        string     `json:"id"`
 	State     string     `json:"state"`
 	StartedAt *time.Time `json:"started_at"`
+	EndedAt   *time.Time `json:"ended_at"`
 	Join      []struct {
 		Identity string `json:"identity"`
 		Token    string `json:"token"`

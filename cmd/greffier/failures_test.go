@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/greffier/greffier/internal/faulttest"
 	"github.com/greffier/greffier/internal/testenv"
 	"github.com/greffier/greffier/minutes"
 	"github.com/greffier/greffier/sfu/sfutest"
@@ -39,14 +40,62 @@ func TestBackendRecovers(t *testing.T) {
 	require.Contains(t, md, "transcript only, no summary")
 }
 
-// A backend that never answers leaves minutes that say, stretch by stretch,
-// what is missing and why: never quietly incomplete.
-func TestBackendDownMarksMinutesIncomplete(t *testing.T) {
+// A backend that never answers: while segments wait for it, the meeting's
+// progress says so (which backend, since when, its last error); once the
+// wait is over the minutes say, stretch by stretch, what is missing and
+// why, and the meeting is incomplete, never ready.
+func TestFaultBackendDownShowsTheWaitThenMakesTheMeetingIncomplete(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOptions{maxAttempts: 2, snoozeBudget: 2 * time.Second,
+	b := setup(t, setupOptions{maxAttempts: 2, snoozeBudget: 4 * time.Second,
 		backend: transcribetest.Options{FailFirst: 1 << 30, FailStatus: http.StatusInternalServerError}})
-	mt, now := b.holdMeeting(t, map[string]string{"alice": "Alice", "bob": "Bob"}, holdOptions{})
-	require.Equal(t, "ready", now.State)
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice"}, {"identity": "bob", "display_name": "Bob"}}}, &m))
+	ctx := context.Background()
+	for _, p := range b.publishAll(t, m) {
+		require.NoError(t, p.Close(ctx))
+	}
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, nil))
+
+	type waitAnswer struct {
+		State    string `json:"state"`
+		Pipeline struct {
+			SegmentsWaiting int `json:"segments_waiting"`
+			Waiting         []struct {
+				Stage, Identity, Backend string
+				Since                    time.Time
+				LastError                string `json:"last_error"`
+				StartMS                  int64  `json:"start_ms"`
+				EndMS                    int64  `json:"end_ms"`
+			} `json:"waiting"`
+		} `json:"pipeline"`
+	}
+	var w waitAnswer
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &w)
+		return len(w.Pipeline.Waiting) > 0
+	}, 10*time.Second, 20*time.Millisecond, "segments waiting for the backend are shown as they wait")
+	require.Equal(t, "ended", w.State)
+	require.Equal(t, len(w.Pipeline.Waiting), w.Pipeline.SegmentsWaiting)
+	for _, wt := range w.Pipeline.Waiting {
+		require.Equal(t, "transcribe", wt.Stage)
+		require.Contains(t, []string{"alice", "bob"}, wt.Identity)
+		require.Contains(t, wt.Backend, b.double.BaseURL())
+		require.False(t, wt.Since.IsZero())
+		require.False(t, wt.Since.After(time.Now()))
+		require.Contains(t, wt.LastError, "500")
+		require.Less(t, wt.StartMS, wt.EndMS)
+	}
+
+	var now meetingAnswer
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
+		return now.State != "ended"
+	}, 60*time.Second, 100*time.Millisecond)
+	faulttest.Report(t, faulttest.FaultsInjected, float64(b.double.Requests()))
+	require.Equal(t, "incomplete", now.State, "minutes missing speech must not read as ready")
+	b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &w)
+	require.Empty(t, w.Pipeline.Waiting, "nothing waits any more")
 	require.Equal(t, 4, now.Pipeline.SegmentsFailed)
 	require.Len(t, now.Pipeline.Failures, 4)
 	for _, f := range now.Pipeline.Failures {
@@ -54,15 +103,67 @@ func TestBackendDownMarksMinutesIncomplete(t *testing.T) {
 		require.Contains(t, f.Reason, "500")
 	}
 	var doc minutes.Document
-	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+mt.id+"/minutes", nil, &doc))
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
 	require.False(t, doc.Complete)
 	require.Empty(t, doc.Turns)
 	require.Len(t, doc.Missing, 4)
 	require.Equal(t, "Alice", doc.Missing[0].Name)
+	// Every stretch of speech is either in the minutes or stated missing.
+	faulttest.Report(t, faulttest.WordsLost, float64(now.Pipeline.Segments-len(doc.Missing)))
+	faulttest.Report(t, faulttest.JobsStuck, float64(len(w.Pipeline.Waiting)))
 	var md string
-	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+mt.id+"/minutes.md", nil, &md))
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes.md", nil, &md))
 	require.Contains(t, md, "## Missing from this transcript")
 	require.Contains(t, md, "incomplete")
+}
+
+// A host always has a way out of a stuck pipeline: the backend holds every
+// request of the first run forever (its jobs stay running, the meeting
+// stays ended), and a re-run of the ended meeting still brings the minutes.
+func TestFaultRerunRescuesAStuckEndedMeeting(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{backend: transcribetest.Options{Delay: 10 * time.Minute, DelayFirst: 4}})
+	t.Cleanup(b.double.Release) // before the app stops, so that the held jobs end
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice"}, {"identity": "bob", "display_name": "Bob"}}}, &m))
+	ctx := context.Background()
+	for _, p := range b.publishAll(t, m) {
+		require.NoError(t, p.Close(ctx))
+	}
+	var ended meetingAnswer
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, &ended))
+	require.Eventually(t, func() bool { return b.double.Requests() >= 4 }, 20*time.Second, 20*time.Millisecond)
+	var stuck meetingAnswer
+	b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &stuck)
+	require.Equal(t, "ended", stuck.State)
+	require.Zero(t, stuck.Pipeline.SegmentsTranscribed)
+
+	var rerun meetingAnswer
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/rerun", nil, &rerun))
+	require.Equal(t, "ended", rerun.State)
+	var now meetingAnswer
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
+		return now.State != "ended"
+	}, 30*time.Second, 50*time.Millisecond)
+	faulttest.Report(t, faulttest.FaultsInjected, 4)
+	faulttest.Report(t, faulttest.JobsStuck, float64(now.Pipeline.Segments-now.Pipeline.SegmentsTranscribed))
+	require.Equal(t, "ready", now.State, "pipeline: %+v", now.Pipeline)
+	var doc minutes.Document
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
+	require.True(t, doc.Complete)
+	require.Len(t, doc.Turns, 4)
+	require.Equal(t, ended.EndedAt, now.EndedAt, "a re-run keeps the meeting's end time")
+
+	// A meeting that never ended has nothing to re-run.
+	var other meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{}, &other))
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	require.Equal(t, http.StatusConflict, b.call(t, "POST", "/v1/meetings/"+other.ID+"/rerun", nil, &e))
+	require.Contains(t, e.Error.Message, "end it first")
 }
 
 func TestBadInputAnswersClearly(t *testing.T) {

@@ -438,7 +438,7 @@ func waitReady(ctx context.Context, st *store.Store, meetingID string, timeout t
 			return m, err
 		}
 		switch m.State {
-		case store.MeetingReady:
+		case store.MeetingReady, store.MeetingIncomplete:
 			return m, nil
 		case store.MeetingFailed:
 			return m, fmt.Errorf("meeting failed: %s", m.Failure)

@@ -16,18 +16,30 @@ const (
 	MeetingLive MeetingState = "live"
 	// MeetingEnded: no more media; the pipeline is turning recordings into minutes.
 	MeetingEnded MeetingState = "ended"
-	// MeetingReady: minutes are assembled (some pieces may be marked failed).
+	// MeetingReady: minutes are assembled and complete: every stretch of
+	// recorded speech was transcribed.
 	MeetingReady MeetingState = "ready"
+	// MeetingIncomplete: minutes are assembled but some stretch of speech
+	// is missing from them (not recorded, not separated, not
+	// transcribed); the minutes' missing list says which and why.
+	MeetingIncomplete MeetingState = "incomplete"
 	// MeetingFailed: the pipeline could not produce minutes; see the failure.
 	MeetingFailed MeetingState = "failed"
 )
 
 var allowedTransitions = map[MeetingState][]MeetingState{
-	MeetingCreated: {MeetingLive, MeetingEnded},
-	MeetingLive:    {MeetingEnded},
-	MeetingEnded:   {MeetingReady, MeetingFailed},
-	MeetingReady:   {MeetingEnded}, // a re-run of the pipeline
-	MeetingFailed:  {MeetingEnded}, // a re-run of the pipeline
+	MeetingCreated:    {MeetingLive, MeetingEnded},
+	MeetingLive:       {MeetingEnded},
+	MeetingEnded:      {MeetingReady, MeetingIncomplete, MeetingFailed},
+	MeetingReady:      {MeetingEnded}, // a re-run of the pipeline
+	MeetingIncomplete: {MeetingEnded}, // a re-run of the pipeline
+	MeetingFailed:     {MeetingEnded}, // a re-run of the pipeline
+}
+
+// Finished reports whether the pipeline is done with a meeting in state s,
+// whatever its outcome.
+func (s MeetingState) Finished() bool {
+	return s == MeetingReady || s == MeetingIncomplete || s == MeetingFailed
 }
 
 // Valid reports whether s is a known state.

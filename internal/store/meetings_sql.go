@@ -87,7 +87,9 @@ func (q Queries) MeetingsInState(ctx context.Context, state MeetingState) ([]Mee
 
 // Transition moves a meeting to state to, if its current state allows it,
 // and returns the meeting as it now is. A forbidden move is a
-// *TransitionError. Moving to ended stamps EndedAt; to failed records why.
+// *TransitionError. The first move to ended stamps EndedAt (a re-run, which
+// passes through ended again, keeps the meeting's real end); to failed
+// records why.
 func (q Queries) Transition(ctx context.Context, id string, to MeetingState, failure string) (Meeting, error) {
 	m, err := q.Meeting(ctx, id)
 	if err != nil {
@@ -98,7 +100,7 @@ func (q Queries) Transition(ctx context.Context, id string, to MeetingState, fai
 	}
 	now := q.now()
 	ended := nullMS(m.EndedAt)
-	if to == MeetingEnded {
+	if to == MeetingEnded && m.EndedAt.IsZero() {
 		ended = nullMS(now)
 	}
 	res, err := q.q.ExecContext(ctx, `UPDATE meetings SET state = $1, ended_at = $2, failure = $3, updated_at = $4

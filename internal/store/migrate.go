@@ -131,6 +131,17 @@ var migrations = []string{
 		PRIMARY KEY (track_id, start_ms)
 	);
 	CREATE INDEX track_gaps_by_meeting ON track_gaps (meeting_id, start_ms);`,
+	// Every process is a node with a heartbeat, so that the jobs of a node
+	// that died are taken up again in seconds; a speech segment waiting
+	// for its backend says on which, since when, and the last error.
+	`CREATE TABLE nodes (
+		id TEXT PRIMARY KEY,
+		started_at BIGINT NOT NULL,
+		heartbeat_at BIGINT NOT NULL
+	);
+	ALTER TABLE speech_segments ADD COLUMN waiting_since BIGINT NOT NULL DEFAULT 0;
+	ALTER TABLE speech_segments ADD COLUMN wait_backend TEXT NOT NULL DEFAULT '';
+	ALTER TABLE speech_segments ADD COLUMN last_error TEXT NOT NULL DEFAULT '';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -86,6 +86,22 @@ type Progress struct {
 	MinutesVersion                                int
 	// Failures are the reasons of failed tracks and segments, worst first.
 	Failures []Failure
+	// Waiting are the pending segments waiting for a backend, in
+	// meeting-clock order.
+	Waiting []Wait
+}
+
+// Wait is one unit of the pipeline waiting for a backend that is down,
+// rate-limiting or failing: the host sees on what, and since when.
+type Wait struct {
+	Stage     string    `json:"stage"` // "transcribe"
+	TrackID   string    `json:"track_id"`
+	Identity  string    `json:"identity"`
+	StartMS   int64     `json:"start_ms"`
+	EndMS     int64     `json:"end_ms"`
+	Backend   string    `json:"backend"`
+	Since     time.Time `json:"since"`
+	LastError string    `json:"last_error"`
 }
 
 // Failure is one unit of the pipeline that failed, and why.
@@ -196,6 +212,9 @@ func (q Queries) Progress(ctx context.Context, meetingID string) (Progress, erro
 		p.Failures = append(p.Failures, Failure{Stage: "record", TrackID: g.TrackID, Identity: g.Identity,
 			StartMS: g.StartMS, EndMS: g.EndMS, Reason: g.Reason})
 	}
+	if p.Waiting, err = q.waiting(ctx, meetingID); err != nil {
+		return p, err
+	}
 	latest, err := q.LatestMinutes(ctx, meetingID)
 	switch {
 	case err == nil:
@@ -204,4 +223,26 @@ func (q Queries) Progress(ctx context.Context, meetingID string) (Progress, erro
 		return p, err
 	}
 	return p, nil
+}
+
+// waiting lists a meeting's pending segments that wait for a backend.
+func (q Queries) waiting(ctx context.Context, meetingID string) ([]Wait, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT track_id, identity, start_ms, end_ms, wait_backend, waiting_since,
+		last_error FROM speech_segments WHERE meeting_id = $1 AND status = $2 AND waiting_since > 0
+		ORDER BY start_ms, track_id`, meetingID, SegmentPending)
+	if err != nil {
+		return nil, fmt.Errorf("list waiting segments: %w", err)
+	}
+	defer rows.Close()
+	var out []Wait
+	for rows.Next() {
+		w := Wait{Stage: "transcribe"}
+		var since int64
+		if err := rows.Scan(&w.TrackID, &w.Identity, &w.StartMS, &w.EndMS, &w.Backend, &since, &w.LastError); err != nil {
+			return nil, fmt.Errorf("list waiting segments: %w", err)
+		}
+		w.Since = time.UnixMilli(since).UTC()
+		out = append(out, w)
+	}
+	return out, rows.Err()
 }

@@ -1,5 +1,7 @@
 package store
 
+import "time"
+
 // SegmentStatus is where a speech segment's transcription is.
 type SegmentStatus string
 
@@ -29,6 +31,14 @@ type SpeechSegment struct {
 	// Failure says why transcription failed, when Status is SegmentFailed.
 	Failure  string
 	Attempts int
+	// WaitingSince is when a pending segment began waiting for its
+	// backend (down, rate-limiting, failing and retried); zero while it
+	// does not. WaitBackend names that backend and LastError says what it
+	// last answered. All three clear when the segment is transcribed or
+	// fails for good.
+	WaitingSince time.Time
+	WaitBackend  string
+	LastError    string
 }
 
 // Word is one recognised word on the meeting clock.

@@ -9,18 +9,20 @@ import (
 )
 
 const segmentColumns = `meeting_id, track_id, identity, start_ms, end_ms, audio_start_ms, audio_key, status, text,
-	words, language, failure, attempts`
+	words, language, failure, attempts, waiting_since, wait_backend, last_error`
 
 func scanSegment(row interface{ Scan(...any) error }) (SpeechSegment, error) {
 	var (
-		s     SpeechSegment
-		words string
+		s       SpeechSegment
+		words   string
+		waiting int64
 	)
 	err := row.Scan(&s.MeetingID, &s.TrackID, &s.Identity, &s.StartMS, &s.EndMS, &s.AudioStartMS, &s.AudioKey,
-		&s.Status, &s.Text, &words, &s.Language, &s.Failure, &s.Attempts)
+		&s.Status, &s.Text, &words, &s.Language, &s.Failure, &s.Attempts, &waiting, &s.WaitBackend, &s.LastError)
 	if err != nil {
 		return SpeechSegment{}, err
 	}
+	s.WaitingSince = fromMS(sql.NullInt64{Int64: waiting, Valid: true})
 	if err := json.Unmarshal([]byte(words), &s.Words); err != nil {
 		return SpeechSegment{}, fmt.Errorf("words of segment %s@%d: %w", s.TrackID, s.StartMS, err)
 	}
@@ -93,7 +95,8 @@ func (q Queries) SaveTranscript(ctx context.Context, trackID string, startMS int
 		return fmt.Errorf("encode words: %w", err)
 	}
 	res, err := q.q.ExecContext(ctx, `UPDATE speech_segments SET status = $1, text = $2, words = $3, language = $4,
-		failure = '', attempts = attempts + 1, updated_at = $5, search_text = $8 WHERE track_id = $6 AND start_ms = $7`,
+		failure = '', attempts = attempts + 1, updated_at = $5, search_text = $8, waiting_since = 0, wait_backend = '', last_error = ''
+		WHERE track_id = $6 AND start_ms = $7`,
 		SegmentTranscribed, text, string(b), language, toMS(q.now()), trackID, startMS, fold(text))
 	if err != nil {
 		return fmt.Errorf("save transcript of %s@%d: %w", trackID, startMS, err)
@@ -107,10 +110,23 @@ func (q Queries) SaveTranscript(ctx context.Context, trackID string, startMS int
 // FailSegment records that a segment could not be transcribed, and why.
 func (q Queries) FailSegment(ctx context.Context, trackID string, startMS int64, reason string) error {
 	_, err := q.q.ExecContext(ctx, `UPDATE speech_segments SET status = $1, failure = $2, attempts = attempts + 1,
-		updated_at = $3 WHERE track_id = $4 AND start_ms = $5`,
+		updated_at = $3, waiting_since = 0, wait_backend = '', last_error = '' WHERE track_id = $4 AND start_ms = $5`,
 		SegmentFailed, reason, toMS(q.now()), trackID, startMS)
 	if err != nil {
 		return fmt.Errorf("record failure of %s@%d: %w", trackID, startMS, err)
+	}
+	return nil
+}
+
+// SegmentWaits records that a pending segment waits for backend, which
+// last failed with lastError: since now, unless it already waited.
+func (q Queries) SegmentWaits(ctx context.Context, trackID string, startMS int64, backend, lastError string) error {
+	_, err := q.q.ExecContext(ctx, `UPDATE speech_segments SET waiting_since = CASE WHEN waiting_since = 0 THEN $1
+		ELSE waiting_since END, wait_backend = $2, last_error = $3, updated_at = $1
+		WHERE track_id = $4 AND start_ms = $5 AND status = $6`,
+		toMS(q.now()), backend, lastError, trackID, startMS, SegmentPending)
+	if err != nil {
+		return fmt.Errorf("record wait of %s@%d: %w", trackID, startMS, err)
 	}
 	return nil
 }

@@ -432,3 +432,74 @@ func TestTrackGaps(t *testing.T) {
 		require.ErrorIs(t, s.FailTrack(ctx, "trk_nope", "x"), store.ErrNotFound)
 	})
 }
+
+// TestFaultRerunKeepsTheMeetingsEndTime: a re-run passes through ended
+// again, but the meeting ended when it ended, not when it was re-run.
+func TestFaultRerunKeepsTheMeetingsEndTime(t *testing.T) {
+	t.Parallel()
+	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			clock := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+			cfg := store.Config{SQLitePath: filepath.Join(t.TempDir(), "g.db"), Now: func() time.Time { return clock }}
+			if d == store.Postgres {
+				cfg = store.Config{PostgresURL: testenv.Postgres(t), Now: cfg.Now}
+			}
+			s, err := store.Open(ctx, cfg)
+			require.NoError(t, err)
+			t.Cleanup(func() { s.Close() })
+			m, err := s.CreateMeeting(ctx, "Conseil", "fr")
+			require.NoError(t, err)
+			ended, err := s.Transition(ctx, m.ID, store.MeetingEnded, "")
+			require.NoError(t, err)
+			require.True(t, ended.EndedAt.Equal(clock))
+			for _, done := range []store.MeetingState{store.MeetingIncomplete, store.MeetingReady, store.MeetingFailed} {
+				_, err = s.Transition(ctx, m.ID, done, "")
+				require.NoError(t, err)
+				clock = clock.Add(time.Hour)
+				again, err := s.Transition(ctx, m.ID, store.MeetingEnded, "")
+				require.NoError(t, err, "a %s meeting can be re-run", done)
+				require.True(t, again.EndedAt.Equal(ended.EndedAt), "re-run from %s moved ended_at to %v", done, again.EndedAt)
+			}
+		})
+	}
+}
+
+// Segments waiting for a backend say so, and stop saying so once done.
+func TestSegmentWaitsUntilTranscribed(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		m, err := s.CreateMeeting(ctx, "", "")
+		require.NoError(t, err)
+		_, err = s.Join(ctx, m.ID, "alice", "Alice")
+		require.NoError(t, err)
+		tr := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: "alice"}
+		require.NoError(t, s.CreateTrack(ctx, tr))
+		for _, start := range []int64{1000, 5000} {
+			require.NoError(t, s.UpsertSpeechSegment(ctx, store.SpeechSegment{MeetingID: m.ID, TrackID: tr.ID, Identity: "alice",
+				StartMS: start, EndMS: start + 1500, AudioStartMS: start, AudioKey: "k"}))
+		}
+		require.NoError(t, s.SegmentWaits(ctx, tr.ID, 1000, "server A", "503 Service Unavailable"))
+		first, err := s.SpeechSegment(ctx, tr.ID, 1000)
+		require.NoError(t, err)
+		require.False(t, first.WaitingSince.IsZero())
+		require.NoError(t, s.SegmentWaits(ctx, tr.ID, 1000, "server A", "connection refused"))
+		p, err := s.Progress(ctx, m.ID)
+		require.NoError(t, err)
+		require.Len(t, p.Waiting, 1)
+		w := p.Waiting[0]
+		require.Equal(t, store.Wait{Stage: "transcribe", TrackID: tr.ID, Identity: "alice", StartMS: 1000, EndMS: 2500,
+			Backend: "server A", Since: first.WaitingSince, LastError: "connection refused"}, w, "waits since the first failure")
+
+		require.NoError(t, s.SaveTranscript(ctx, tr.ID, 1000, "alpha", "en", nil))
+		p, err = s.Progress(ctx, m.ID)
+		require.NoError(t, err)
+		require.Empty(t, p.Waiting)
+		require.NoError(t, s.SegmentWaits(ctx, tr.ID, 1000, "server A", "late"))
+		p, err = s.Progress(ctx, m.ID)
+		require.NoError(t, err)
+		require.Empty(t, p.Waiting, "a transcribed segment waits for nothing")
+	})
+}

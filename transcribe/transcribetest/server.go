@@ -94,7 +94,8 @@ type Options struct {
 	// as whisper reports a detected language.
 	Language string
 	// Delay slows answers down: the double waits this long after reading
-	// a request (or until the client gives up) before answering it.
+	// a request (or until the client gives up, or Release) before
+	// answering it.
 	// Default: none.
 	Delay time.Duration
 	// DelayFirst limits Delay to the first DelayFirst requests that get
@@ -173,6 +174,9 @@ type Server struct {
 	requests atomic.Int64
 	delayed  atomic.Int64
 	answers  atomic.Int64
+	// released ends every Delay at once (Release).
+	released    chan struct{}
+	releaseOnce sync.Once
 
 	mu       sync.Mutex
 	received []Received
@@ -180,7 +184,7 @@ type Server struct {
 
 // NewServer starts a double on a loopback port.
 func NewServer(opts Options) *Server {
-	s := &Server{opts: opts.WithDefaults()}
+	s := &Server{opts: opts.WithDefaults(), released: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc(s.opts.Path, s.transcribe)
 	s.srv = httptest.NewServer(mux)
@@ -188,7 +192,11 @@ func NewServer(opts Options) *Server {
 }
 
 // Close stops the server and waits for its requests to finish.
-func (s *Server) Close() { s.srv.Close() }
+func (s *Server) Close() { s.Release(); s.srv.Close() }
+
+// Release ends Options.Delay for every request, waiting or to come: with a
+// long Delay, the double holds requests until the test releases them.
+func (s *Server) Release() { s.releaseOnce.Do(func() { close(s.released) }) }
 
 // URL is the server's root, e.g. "http://127.0.0.1:41234".
 func (s *Server) URL() string { return s.srv.URL }
@@ -380,6 +388,8 @@ func (s *Server) slowDown(w http.ResponseWriter, r *http.Request) bool {
 	select {
 	case <-t.C:
 		return true
+	case <-s.released:
+		return true
 	case <-r.Context().Done():
 		writeError(w, http.StatusServiceUnavailable, "client left before the answer was ready")
 		return false
@@ -401,6 +411,8 @@ func (s *Server) atSpeed(w http.ResponseWriter, r *http.Request, read time.Time,
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return true
+	case <-s.released:
 		return true
 	case <-r.Context().Done():
 		writeError(w, http.StatusServiceUnavailable, "client left before the answer was ready")
