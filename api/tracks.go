@@ -144,7 +144,7 @@ func (a *API) getSpeaker(w http.ResponseWriter, r *http.Request) {
 	for _, t := range ts {
 		if t.Identity == identity && downloadable(t) {
 			a.serveArchive(w, r, m, download{meetingID: m.ID, key: layout.SpeakerAudio(m.ID, t.ID),
-				what: "the audio of " + identity, contentType: "audio/flac", filename: m.ID + "-" + identity + ".flac"})
+				what: identity + "'s audio", contentType: "audio/flac", filename: m.ID + "-" + identity + ".flac"})
 			return
 		}
 	}
@@ -160,7 +160,7 @@ func (a *API) getArchive(key func(string) string, contentType, filename string) 
 			a.fail(w, r, err)
 			return
 		}
-		a.serveArchive(w, r, m, download{meetingID: m.ID, key: key(m.ID), what: "the meeting's " + filename,
+		a.serveArchive(w, r, m, download{meetingID: m.ID, key: key(m.ID), what: filename,
 			contentType: contentType, filename: m.ID + "-" + filename})
 	}
 }

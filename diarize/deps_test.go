@@ -10,8 +10,9 @@ import (
 
 // TestImportsNoGreffierPackage keeps the package a leaf: it knows nothing
 // of storage, the database, jobs or meetings (see the package doc).
-// Its only Greffier imports are leaves: internal/audio (PCM decoding) and
-// internal/backend (what all backend clients share).
+// Its only Greffier imports are leaves: internal/audio (PCM decoding),
+// internal/backend (what all backend clients share) and internal/httperr
+// (the JSON error body of its webhook receiver).
 func TestImportsNoGreffierPackage(t *testing.T) {
 	t.Parallel()
 	goBin, err := exec.LookPath("go")
@@ -24,7 +25,8 @@ func TestImportsNoGreffierPackage(t *testing.T) {
 		case !strings.HasPrefix(dep, "github.com/greffier/greffier/"),
 			dep == "github.com/greffier/greffier/diarize",
 			dep == "github.com/greffier/greffier/internal/audio",
-			dep == "github.com/greffier/greffier/internal/backend":
+			dep == "github.com/greffier/greffier/internal/backend",
+			dep == "github.com/greffier/greffier/internal/httperr":
 		default:
 			t.Errorf("diarize imports %s", dep)
 		}

@@ -1,8 +1,9 @@
 package sfu
 
 import (
-	"encoding/json"
 	"net/http"
+
+	"github.com/greffier/greffier/internal/httperr"
 )
 
 // Error codes of the JSON error body, stable for clients to branch on.
@@ -27,19 +28,7 @@ const (
 	codeNotRecordable   = "insufficient_storage"
 )
 
-type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
+// writeError answers in the JSON error body every Greffier answer uses.
 func writeError(w http.ResponseWriter, status int, code, message string) {
-	var body errorBody
-	body.Error.Code = code
-	body.Error.Message = message
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
+	httperr.Write(w, status, code, message)
 }

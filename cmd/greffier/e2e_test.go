@@ -494,8 +494,14 @@ func (b *testBundle) requireArchive(t *testing.T, meetingID string) {
 	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+meetingID+"/tracks", nil, &list))
 	require.NotEmpty(t, list.Timing)
 	for _, tr := range list.Tracks {
-		code, body, _ := get(tr.SpeakerURL)
-		require.Equal(t, http.StatusOK, code, "%s", body)
+		// Speakers' files are built with the archive, which does not
+		// wait for the minutes.
+		var body []byte
+		require.Eventually(t, func() bool {
+			var code int
+			code, body, _ = get(tr.SpeakerURL)
+			return code == http.StatusOK
+		}, 60*time.Second, 100*time.Millisecond, "%s never came: %s", tr.SpeakerURL, body)
 		file := filepath.Join(dir, "speaker.flac")
 		require.NoError(t, os.WriteFile(file, body, 0o600))
 		out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", file).CombinedOutput()
