@@ -20,15 +20,31 @@ import (
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
 
-// A backend that fails a few times and then recovers costs retries, not text.
-func TestBackendRecovers(t *testing.T) {
+// TestFaultBackendFailingThenRecoveringCostsRetriesNotText: a backend that
+// fails a few times and then recovers costs retries, not text.
+func TestFaultBackendFailingThenRecoveringCostsRetriesNotText(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOptions{backend: transcribetest.Options{FailFirst: 3, FailStatus: http.StatusServiceUnavailable}})
+	const failures = 3
+	b := setup(t, setupOptions{backend: transcribetest.Options{FailFirst: failures, FailStatus: http.StatusServiceUnavailable}})
+	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
+	require.NoError(t, err)
 	mt, now := b.holdMeeting(t, map[string]string{"alice": "Alice", "bob": "Bob"}, holdOptions{})
-	require.Equal(t, "ready", now.State)
-	require.Zero(t, now.Pipeline.SegmentsFailed)
 	var doc minutes.Document
 	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+mt.id+"/minutes", nil, &doc))
+	var tr trackAnswer
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+mt.id+"/tracks", nil, &tr))
+	starts := map[string]int64{}
+	for _, x := range tr.Tracks {
+		starts[x.Identity] = x.StartMS
+	}
+	faulttest.Report(t, faulttest.FaultsInjected, float64(min(failures, b.double.Requests())))
+	faulttest.Report(t, faulttest.JobsStuck, float64(now.Pipeline.Segments-now.Pipeline.SegmentsTranscribed-now.Pipeline.SegmentsFailed))
+	words := wordsLost(doc, script, starts)
+	faulttest.Report(t, faulttest.WordsLost, float64(words))
+	require.Zero(t, words)
+	require.Len(t, starts, 2)
+	require.Equal(t, "ready", now.State)
+	require.Zero(t, now.Pipeline.SegmentsFailed)
 	require.True(t, doc.Complete)
 	require.Len(t, doc.Turns, 4)
 	require.Greater(t, b.double.Requests(), 4, "the failed requests were retried")
