@@ -3,35 +3,49 @@ package jobs
 import (
 	"context"
 	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/greffier/greffier/internal/faulttest"
 	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/minutes"
 	"github.com/greffier/greffier/transcribe"
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
 
-// The pipeline through every way a real backend misbehaves: the minutes
-// come out complete when the backend recovers, and say what is missing,
-// stretch by stretch, when it never does.
-func TestMinutesThroughMisbehavingBackends(t *testing.T) {
+// TestFaultMinutesThroughMisbehavingBackends runs the pipeline through
+// every way a real backend misbehaves (500s, 429s, garbage, timeouts): the
+// minutes come out complete when the backend recovers, and say what is
+// missing, stretch by stretch, when it never does. No word is lost without
+// a stated gap and no job is left waiting.
+func TestFaultMinutesThroughMisbehavingBackends(t *testing.T) {
 	t.Parallel()
+	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
+	require.NoError(t, err)
 	for name, tc := range map[string]struct {
 		opts     transcribetest.Options
+		timeout  time.Duration // of each transcription call; 0 for the default
 		complete bool
+		// faults counts the misbehaving answers the double gave, out of
+		// the requests it received.
+		faults func(requests int) int
 	}{
-		"5xx then recovers":         {opts: transcribetest.Options{FailFirst: 2, FailStatus: http.StatusBadGateway}, complete: true},
-		"429 with Retry-After":      {opts: transcribetest.Options{FailFirst: 1, FailStatus: http.StatusTooManyRequests, RetryAfter: time.Second}, complete: true},
-		"slow answers":              {opts: transcribetest.Options{Delay: 300 * time.Millisecond}, complete: true},
-		"truncated JSON then fine":  {opts: transcribetest.Options{Lie: transcribetest.LieTruncated, LieFirst: 1}, complete: true},
-		"times outside then fine":   {opts: transcribetest.Options{Lie: transcribetest.LieOutsideAudio, LieFirst: 1}, complete: true},
-		"backwards times then fine": {opts: transcribetest.Options{Lie: transcribetest.LieBackwards, LieFirst: 1}, complete: true},
-		"vLLM string duration":      {opts: transcribetest.Options{Quirk: transcribetest.QuirkVLLM}, complete: true},
-		"whisper.cpp nested words":  {opts: transcribetest.Options{Quirk: transcribetest.QuirkWhisperCpp, Path: "/inference"}, complete: true},
-		"always empty":              {opts: transcribetest.Options{Lie: transcribetest.LieEmpty}, complete: false},
-		"always 503":                {opts: transcribetest.Options{FailFirst: 1 << 30, FailStatus: http.StatusServiceUnavailable}, complete: false},
+		"5xx then recovers":         {opts: transcribetest.Options{FailFirst: 2, FailStatus: http.StatusBadGateway}, complete: true, faults: upTo(2)},
+		"429 with Retry-After":      {opts: transcribetest.Options{FailFirst: 1, FailStatus: http.StatusTooManyRequests, RetryAfter: time.Second}, complete: true, faults: upTo(1)},
+		"slow answers":              {opts: transcribetest.Options{Delay: 300 * time.Millisecond}, complete: true, faults: every},
+		"timeout then fine":         {opts: transcribetest.Options{Delay: time.Minute, DelayFirst: 1}, timeout: 300 * time.Millisecond, complete: true, faults: upTo(1)},
+		"truncated JSON then fine":  {opts: transcribetest.Options{Lie: transcribetest.LieTruncated, LieFirst: 1}, complete: true, faults: upTo(1)},
+		"times outside then fine":   {opts: transcribetest.Options{Lie: transcribetest.LieOutsideAudio, LieFirst: 1}, complete: true, faults: upTo(1)},
+		"backwards times then fine": {opts: transcribetest.Options{Lie: transcribetest.LieBackwards, LieFirst: 1}, complete: true, faults: upTo(1)},
+		"vLLM string duration":      {opts: transcribetest.Options{Quirk: transcribetest.QuirkVLLM}, complete: true, faults: upTo(0)},
+		"whisper.cpp nested words":  {opts: transcribetest.Options{Quirk: transcribetest.QuirkWhisperCpp, Path: "/inference"}, complete: true, faults: upTo(0)},
+		"always empty":              {opts: transcribetest.Options{Lie: transcribetest.LieEmpty}, complete: false, faults: every},
+		"always 503":                {opts: transcribetest.Options{FailFirst: 1 << 30, FailStatus: http.StatusServiceUnavailable}, complete: false, faults: every},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -40,7 +54,7 @@ func TestMinutesThroughMisbehavingBackends(t *testing.T) {
 				if tc.opts.Path != "" {
 					base = double.URL() // whisper.cpp serves at the root
 				}
-				tr, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{BaseURL: base, Path: tc.opts.Path})
+				tr, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{BaseURL: base, Path: tc.opts.Path, Timeout: tc.timeout})
 				require.NoError(t, err)
 				return transcribe.NewGuard(tr, transcribe.GuardConfig{MaxAttempts: 2, BackoffBase: 20 * time.Millisecond,
 					BreakerCoolDown: 100 * time.Millisecond})
@@ -59,6 +73,20 @@ func TestMinutesThroughMisbehavingBackends(t *testing.T) {
 				return cur.State.Finished()
 			}, 60*time.Second, 50*time.Millisecond)
 			doc := latestMinutes(t, b, m.ID)
+			faulttest.Report(t, faulttest.FaultsInjected, float64(tc.faults(b.double.Requests())))
+			segs, err := b.store.SpeechSegments(ctx, m.ID)
+			require.NoError(t, err)
+			waiting := 0
+			for _, s := range segs {
+				if s.Status == store.SegmentPending {
+					waiting++
+				}
+			}
+			faulttest.Report(t, faulttest.JobsStuck, float64(waiting))
+			require.Zero(t, waiting, "every segment was transcribed or failed")
+			lost := wordsLost(doc, script, "alice", 0)
+			faulttest.Report(t, faulttest.WordsLost, float64(lost))
+			require.Zero(t, lost, "every word is in the minutes or inside a stated gap")
 			require.Equal(t, tc.complete, doc.Complete, "missing: %+v", doc.Missing)
 			cur, err := b.store.Meeting(ctx, m.ID)
 			require.NoError(t, err)
@@ -81,4 +109,38 @@ func TestMinutesThroughMisbehavingBackends(t *testing.T) {
 			}
 		})
 	}
+}
+
+// upTo counts the first n requests as faults.
+func upTo(n int) func(int) int { return func(requests int) int { return min(n, requests) } }
+
+// every counts every request as a fault.
+func every(requests int) int { return requests }
+
+// wordsLost counts the script's words of speaker (whose file starts at
+// startMS on the meeting clock) that the minutes neither hold (the same
+// word within a second of where it was said) nor place inside a stated gap
+// of that speaker.
+func wordsLost(doc minutes.Document, script transcribetest.Script, speaker string, startMS int64) int {
+	lost := 0
+	for _, u := range script.Utterances {
+		if u.Speaker != speaker {
+			continue
+		}
+		for _, w := range u.Words {
+			at := startMS + int64(w.Start*1000)
+			found := slices.ContainsFunc(doc.Missing, func(g minutes.Gap) bool {
+				return g.Speaker == speaker && g.Start.MS() <= at+500 && g.End.MS() >= at-500
+			})
+			for _, turn := range doc.Turns {
+				found = found || turn.Speaker == speaker && slices.ContainsFunc(turn.Words, func(tw minutes.Word) bool {
+					return strings.EqualFold(tw.Word, w.Text) && max(tw.Start.MS()-at, at-tw.Start.MS()) < 1000
+				})
+			}
+			if !found {
+				lost++
+			}
+		}
+	}
+	return lost
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/greffier/greffier/internal/blob"
+	"github.com/greffier/greffier/internal/faulttest"
 	"github.com/greffier/greffier/internal/store"
 )
 
@@ -69,10 +70,14 @@ func newDisk(t *testing.T) *flakyStore {
 	return &flakyStore{Store: d}
 }
 
-func TestRecoverCrashedSpool(t *testing.T) {
+// TestFaultCrashedSpoolIsRecoveredWithWhatReachedTheDisk: a process killed
+// while recording leaves its spool and sidecar; Recover makes of them a
+// clean file holding every block that reached the disk.
+func TestFaultCrashedSpoolIsRecoveredWithWhatReachedTheDisk(t *testing.T) {
 	t.Parallel()
 	fx := loadOpus(t)
-	spool, side, id := crashCopy(t, fx, 100, 90)
+	const fed = 100 // packets of 20 ms the crashed process was given
+	spool, side, id := crashCopy(t, fx, fed, 90)
 	onDisk := countBlocks(t, spool)
 	require.GreaterOrEqual(t, len(onDisk), 90)
 
@@ -83,6 +88,10 @@ func TestRecoverCrashedSpool(t *testing.T) {
 	require.NoError(t, b.rec.Recover(context.Background()))
 
 	row := b.catalog.row(id)
+	faulttest.Report(t, faulttest.FaultsInjected, 1)
+	faulttest.Report(t, faulttest.AudioLostMS, float64(max(fed*20-row.DurationMS, 0)))
+	faulttest.Report(t, faulttest.RecordingsLost, float64(b.catalog.recordingsLost()))
+	require.Zero(t, b.catalog.recordingsLost())
 	require.Equal(t, store.TrackRecovered, row.State, row.Failure)
 	require.Equal(t, int64(len(onDisk)*20), row.DurationMS)
 	require.Equal(t, int64(1500), row.StartMS)
@@ -139,7 +148,9 @@ func TestRecoverTruncated(t *testing.T) {
 	require.Positive(t, prev)
 }
 
-func TestRecoverDamagedKeepsPrefix(t *testing.T) {
+// TestFaultDamagedSpoolKeepsTheBlocksBeforeTheDamage: a crashed spool
+// whose bytes were damaged is still recovered, up to the damage.
+func TestFaultDamagedSpoolKeepsTheBlocksBeforeTheDamage(t *testing.T) {
 	t.Parallel()
 	fx := loadOpus(t)
 	spool, side, id := crashCopy(t, fx, 80, 70)
@@ -162,6 +173,9 @@ func TestRecoverDamagedKeepsPrefix(t *testing.T) {
 	seedRow(b, id)
 	require.NoError(t, b.rec.Recover(context.Background()))
 	row := b.catalog.row(id)
+	faulttest.Report(t, faulttest.FaultsInjected, 1)
+	faulttest.Report(t, faulttest.RecordingsLost, float64(b.catalog.recordingsLost()))
+	require.Zero(t, b.catalog.recordingsLost())
 	require.Equal(t, store.TrackRecovered, row.State)
 	got := parseWebM(t, readBlob(t, b, row.BlobKey)).blockTimes()
 	require.NotEmpty(t, got)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/greffier/greffier/internal/testenv"
 	"github.com/greffier/greffier/minutes"
 	"github.com/greffier/greffier/sfu/sfutest"
+	"github.com/greffier/greffier/summarize/summarizetest"
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
 
@@ -63,18 +65,22 @@ func startChild(t *testing.T, c *child) {
 	}, 30*time.Second, 50*time.Millisecond, "greffier serve did not come up; see %s", c.log.Name())
 }
 
-// TestKillMidMeetingLosesAtMostASecond kills `greffier serve` with SIGKILL
-// while a participant speaks, starts it again on the same data directory,
-// and checks the recording was recovered (at most about a second lost)
-// and the minutes still come out.
-func TestKillMidMeetingLosesAtMostASecond(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "greffier")
+// buildServe builds the greffier binary the kill tests run as a child.
+func buildServe(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "greffier")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, string(out))
-	double := transcribetest.NewServer(transcribetest.Options{})
-	t.Cleanup(double.Close)
+	return bin
+}
+
+// startKillable starts `greffier serve` from bin as a child on dialect
+// (sqlite or postgres) with the speech double and any extra environment,
+// and returns it, a bundle to call its API, and its database (a SQLite
+// file or a Postgres URL). The child's log is shown when the test fails.
+func startKillable(t *testing.T, bin, dialect string, double *transcribetest.Server, extra ...string) (*child, *testBundle, string) {
+	t.Helper()
+	dir := t.TempDir()
 	logf, err := os.Create(filepath.Join(dir, "serve.log"))
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -87,58 +93,148 @@ func TestKillMidMeetingLosesAtMostASecond(t *testing.T) {
 	c.env = []string{"GREFFIER_DATA_DIR=" + c.dataDir, "GREFFIER_HTTP_ADDR=" + c.httpAddr, "GREFFIER_MEDIA_ADDR=" + c.udp,
 		"GREFFIER_API_TOKEN=crash-test-token", "GREFFIER_TRANSCRIBE_URL=" + double.BaseURL(),
 		"GREFFIER_JOB_POLL_INTERVAL=50ms", "GREFFIER_JOB_RETRY_BASE=50ms", "GREFFIER_LOG_LEVEL=debug"}
+	c.env = append(c.env, extra...)
+	dbURL := filepath.Join(c.dataDir, "greffier.db")
+	if dialect == "postgres" {
+		dbURL = testenv.Postgres(t)
+		c.env = append(c.env, "GREFFIER_POSTGRES_URL="+dbURL)
+	}
 	startChild(t, c)
-	b := &testBundle{url: "http://" + c.httpAddr, token: "crash-test-token", double: double}
+	return c, &testBundle{url: "http://" + c.httpAddr, token: "crash-test-token", double: double}, dbURL
+}
 
-	var m meetingAnswer
-	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
-		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice"}}}, &m))
-	ctx := context.Background()
-	pub, err := sfutest.Publish(ctx, sfutest.PublishOptions{WHIPURL: b.url + "/v1/whip", Token: m.Join[0].Token,
-		OggPath: filepath.Join(fixtures, "alice.opus")})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = pub.CloseWithoutDelete() })
-
-	// Kill once 4.5 s are sent: alice's first sentence (1.0–2.5 s) is in.
-	require.Eventually(t, func() bool { return len(pub.Sent()) >= 225 }, 20*time.Second, 10*time.Millisecond)
+// kill9 kills the child with SIGKILL and waits for it to be gone.
+func kill9(t *testing.T, c *child) {
+	t.Helper()
 	require.NoError(t, c.cmd.Process.Signal(syscall.SIGKILL))
 	_ = c.cmd.Wait()
-	sentMS := int64(len(pub.Sent())) * 20
-	require.NoError(t, pub.CloseWithoutDelete())
+}
 
-	startChild(t, c)
-	var list struct {
-		Tracks []struct {
-			State      string
-			DurationMS int64 `json:"duration_ms"`
-			GapMS      int64 `json:"gap_ms"`
-		} `json:"tracks"`
+// sentMS is how much of its file the publisher has sent, in ms of audio:
+// the span of the RTP timestamps sent (48 kHz) plus the last packet's 20 ms.
+func sentMS(pub *sfutest.Publisher) int64 {
+	sent := pub.Sent()
+	if len(sent) == 0 {
+		return 0
 	}
-	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/tracks", nil, &list))
-	require.Len(t, list.Tracks, 1)
-	tr := list.Tracks[0]
-	require.Equal(t, "recovered", tr.State)
-	require.Greater(t, tr.DurationMS, sentMS-1200, "at most about a second of audio lost (sent %d ms)", sentMS)
-	require.LessOrEqual(t, tr.DurationMS, sentMS+100)
+	return int64(sent[len(sent)-1].Timestamp-sent[0].Timestamp)/48 + 20
+}
 
-	var ended meetingAnswer
-	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, &ended))
-	var now meetingAnswer
-	require.Eventually(t, func() bool {
-		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
-		return now.State == "ready" || now.State == "failed"
-	}, 60*time.Second, 100*time.Millisecond)
-	require.Equal(t, "ready", now.State)
-	var doc minutes.Document
-	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
-	require.NotEmpty(t, doc.Turns)
-	require.Equal(t, "alpha bravo charlie delta", doc.Turns[0].Text)
+// wordsUntil keeps the words of speaker's utterances that were wholly
+// spoken in the first untilMS of the fixture.
+func wordsUntil(script transcribetest.Script, speaker string, untilMS int64) transcribetest.Script {
+	out := transcribetest.Script{Length: script.Length, SampleRate: script.SampleRate}
+	for _, u := range script.Utterances {
+		if u.Speaker != speaker {
+			continue
+		}
+		kept := u
+		kept.Words = nil
+		for _, w := range u.Words {
+			if int64(w.End*1000) <= untilMS {
+				kept.Words = append(kept.Words, w)
+			}
+		}
+		if len(kept.Words) > 0 {
+			out.Utterances = append(out.Utterances, kept)
+		}
+	}
+	return out
+}
 
+// TestFaultKillMidMeetingLosesAtMostASecond kills `greffier serve` with
+// SIGKILL while a participant speaks, starts it again on the same data
+// directory and database, and checks the recording was recovered (at most
+// about a second lost, the lost stretch stated) and that every word spoken
+// before the kill is in the minutes or inside a stated gap, on SQLite as on
+// Postgres.
+func TestFaultKillMidMeetingLosesAtMostASecond(t *testing.T) {
+	t.Parallel()
+	bin := buildServe(t)
+	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
+	require.NoError(t, err)
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			double := transcribetest.NewServer(transcribetest.Options{})
+			t.Cleanup(double.Close)
+			c, b, _ := startKillable(t, bin, dialect, double)
+
+			var m meetingAnswer
+			require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+				"participants": []map[string]any{{"identity": "alice", "display_name": "Alice"}}}, &m))
+			ctx := context.Background()
+			pub, err := sfutest.Publish(ctx, sfutest.PublishOptions{WHIPURL: b.url + "/v1/whip", Token: m.Join[0].Token,
+				OggPath: filepath.Join(fixtures, "alice.opus")})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = pub.CloseWithoutDelete() })
+
+			// Kill once 4.5 s are sent: alice's first sentence (1.0–2.5 s) is in.
+			require.Eventually(t, func() bool { return len(pub.Sent()) >= 225 }, 20*time.Second, 10*time.Millisecond)
+			atKill := sentMS(pub)
+			kill9(t, c)
+			afterKill := sentMS(pub)
+			require.NoError(t, pub.CloseWithoutDelete())
+
+			startChild(t, c)
+			var list struct {
+				Tracks []struct {
+					State      string
+					StartMS    int64 `json:"start_ms"`
+					DurationMS int64 `json:"duration_ms"`
+					GapMS      int64 `json:"gap_ms"`
+				} `json:"tracks"`
+			}
+			require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/tracks", nil, &list))
+			require.Len(t, list.Tracks, 1)
+			tr := list.Tracks[0]
+			t.Logf("sent %d ms before the kill, %d by its end; recovered %+v", atKill, afterKill, tr)
+			faulttest.Report(t, faulttest.FaultsInjected, 1)
+			faulttest.Report(t, faulttest.AudioLostMS, float64(max(atKill-tr.DurationMS, 0)))
+			lost := b.recordingsLost(t, m.ID, "alice")
+			faulttest.Report(t, faulttest.RecordingsLost, float64(lost))
+			require.Zero(t, lost)
+			require.Equal(t, "recovered", tr.State)
+			require.Greater(t, tr.DurationMS, atKill-1200, "at most about a second of audio lost (sent %d ms)", atKill)
+			require.LessOrEqual(t, tr.DurationMS, afterKill+100)
+
+			var ended meetingAnswer
+			require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, &ended))
+			var now meetingAnswer
+			require.Eventually(t, func() bool {
+				b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
+				return now.State != "ended"
+			}, 45*time.Second, 100*time.Millisecond)
+			var doc minutes.Document
+			require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
+			words := wordsLost(doc, wordsUntil(script, "alice", atKill), map[string]int64{"alice": tr.StartMS})
+			faulttest.Report(t, faulttest.WordsLost, float64(words))
+			require.Zero(t, words, "every word said before the kill is in the minutes or inside a stated gap")
+			require.NotEmpty(t, doc.Turns)
+			require.Equal(t, "alpha bravo charlie delta", doc.Turns[0].Text)
+			// A stretch the kill cut off is stated, and then the minutes
+			// cannot claim to be complete.
+			if tr.GapMS > 0 {
+				require.Equal(t, "incomplete", now.State, "pipeline: %+v", now.Pipeline)
+				require.False(t, doc.Complete)
+				require.NotEmpty(t, doc.Missing)
+			} else {
+				require.Equal(t, "ready", now.State, "pipeline: %+v", now.Pipeline)
+				require.True(t, doc.Complete, "missing: %+v", doc.Missing)
+			}
+		})
+	}
 }
 
 // runningPipelineJobs counts the pipeline's jobs River shows as running in
 // the database at url (a SQLite file or a Postgres URL).
 func runningPipelineJobs(t *testing.T, dialect, url string) int {
+	t.Helper()
+	return runningJobs(t, dialect, url, "detect_speech", "transcribe_segment", "assemble_minutes")
+}
+
+// runningJobs counts the jobs of the given kinds River shows as running.
+func runningJobs(t *testing.T, dialect, url string, kinds ...string) int {
 	t.Helper()
 	driver, dsn := "pgx", url
 	if dialect == "sqlite" {
@@ -147,9 +243,18 @@ func runningPipelineJobs(t *testing.T, dialect, url string) int {
 	db, err := sql.Open(driver, dsn)
 	require.NoError(t, err)
 	defer db.Close()
-	var n int
-	require.NoError(t, db.QueryRow(`SELECT count(*) FROM river_job WHERE state = 'running'
-		AND kind IN ('detect_speech', 'transcribe_segment', 'assemble_minutes')`).Scan(&n))
+	n := 0
+	rows, err := db.Query(`SELECT kind FROM river_job WHERE state = 'running'`)
+	require.NoError(t, err)
+	defer rows.Close()
+	for rows.Next() {
+		var kind string
+		require.NoError(t, rows.Scan(&kind))
+		if slices.Contains(kinds, kind) {
+			n++
+		}
+	}
+	require.NoError(t, rows.Err())
 	return n
 }
 
@@ -161,36 +266,15 @@ func runningPipelineJobs(t *testing.T, dialect, url string) int {
 // and only a stopped heartbeat tells a dead one.
 func TestFaultKillDuringTranscriptionResumesWithinSeconds(t *testing.T) {
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "greffier")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, string(out))
+	bin := buildServe(t)
 	for _, dialect := range []string{"sqlite", "postgres"} {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
-			dir := t.TempDir()
 			// Alice's two sentences are held by the backend until the
 			// server that sent them is killed; later requests are answered.
 			double := transcribetest.NewServer(transcribetest.Options{Delay: 10 * time.Minute, DelayFirst: 2})
 			t.Cleanup(double.Close)
-			logf, err := os.Create(filepath.Join(dir, "serve.log"))
-			require.NoError(t, err)
-			t.Cleanup(func() {
-				if t.Failed() {
-					b, _ := os.ReadFile(logf.Name())
-					t.Logf("greffier serve log:\n%s", b)
-				}
-			})
-			c := &child{bin: bin, dataDir: filepath.Join(dir, "data"), httpAddr: freePort(t, "tcp"), udp: freePort(t, "udp"), log: logf}
-			c.env = []string{"GREFFIER_DATA_DIR=" + c.dataDir, "GREFFIER_HTTP_ADDR=" + c.httpAddr, "GREFFIER_MEDIA_ADDR=" + c.udp,
-				"GREFFIER_API_TOKEN=crash-test-token", "GREFFIER_TRANSCRIBE_URL=" + double.BaseURL(),
-				"GREFFIER_JOB_POLL_INTERVAL=50ms", "GREFFIER_JOB_RETRY_BASE=50ms", "GREFFIER_LOG_LEVEL=debug"}
-			dbURL := filepath.Join(c.dataDir, "greffier.db")
-			if dialect == "postgres" {
-				dbURL = testenv.Postgres(t)
-				c.env = append(c.env, "GREFFIER_POSTGRES_URL="+dbURL)
-			}
-			startChild(t, c)
-			b := &testBundle{url: "http://" + c.httpAddr, token: "crash-test-token", double: double}
+			c, b, dbURL := startKillable(t, bin, dialect, double)
 
 			var m meetingAnswer
 			require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
@@ -210,8 +294,7 @@ func TestFaultKillDuringTranscriptionResumesWithinSeconds(t *testing.T) {
 				return double.Requests() >= 2 && runningPipelineJobs(t, dialect, dbURL) == 2
 			}, 30*time.Second, 50*time.Millisecond, "both transcriptions running")
 
-			require.NoError(t, c.cmd.Process.Signal(syscall.SIGKILL))
-			_ = c.cmd.Wait()
+			kill9(t, c)
 			startChild(t, c)
 			restarted := time.Now()
 
@@ -255,6 +338,94 @@ func TestFaultKillDuringTranscriptionResumesWithinSeconds(t *testing.T) {
 			require.Len(t, doc.Turns, 2)
 			require.Equal(t, "alpha bravo charlie delta", doc.Turns[0].Text)
 			require.Equal(t, spoken, heard)
+		})
+	}
+}
+
+// TestFaultKillDuringAssemblyResumesWithinSeconds kills `greffier serve`
+// with SIGKILL while it assembles the minutes (the chat backend holds the
+// summary it asked for), starts it again, and checks the assembly the dead
+// process held is taken up at once: the minutes come within seconds, once,
+// whole and summarised, on SQLite as on Postgres.
+func TestFaultKillDuringAssemblyResumesWithinSeconds(t *testing.T) {
+	t.Parallel()
+	bin := buildServe(t)
+	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
+	require.NoError(t, err)
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			double := transcribetest.NewServer(transcribetest.Options{})
+			t.Cleanup(double.Close)
+			// The first summary is held until the server that asked for
+			// it is killed; the restarted one is answered.
+			chat := summarizetest.NewServer(summarizetest.Options{Stall: true, StallFirst: 1})
+			t.Cleanup(chat.Close)
+			c, b, dbURL := startKillable(t, bin, dialect, double,
+				"GREFFIER_SUMMARY_URL="+chat.BaseURL(), "GREFFIER_SUMMARY_MODEL=test-chat")
+
+			var m meetingAnswer
+			require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+				"participants": []map[string]any{{"identity": "alice", "display_name": "Alice"}}}, &m))
+			ctx := context.Background()
+			pub, err := sfutest.Publish(ctx, sfutest.PublishOptions{WHIPURL: b.url + "/v1/whip", Token: m.Join[0].Token,
+				OggPath: filepath.Join(fixtures, "alice.opus")})
+			require.NoError(t, err)
+			select {
+			case <-pub.Done():
+			case <-time.After(30 * time.Second):
+				t.Fatal("publisher did not finish sending its file")
+			}
+			require.NoError(t, pub.Close(ctx))
+			require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, nil))
+			require.Eventually(t, func() bool {
+				return chat.Requests() >= 1 && runningJobs(t, dialect, dbURL, "assemble_minutes") == 1
+			}, 30*time.Second, 50*time.Millisecond, "the assembly is running, waiting for its summary")
+
+			kill9(t, c)
+			startChild(t, c)
+			restarted := time.Now()
+			var now meetingAnswer
+			for time.Since(restarted) < 45*time.Second {
+				b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
+				if now.State != "ended" {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			took := time.Since(restarted)
+			t.Logf("state %s %v after the restart", now.State, took.Round(time.Millisecond))
+			// River records jobs' completion in batches: give it a moment
+			// before counting what is still held.
+			stuck := runningPipelineJobs(t, dialect, dbURL)
+			for deadline := time.Now().Add(10 * time.Second); stuck > 0 && time.Now().Before(deadline); {
+				time.Sleep(100 * time.Millisecond)
+				stuck = runningPipelineJobs(t, dialect, dbURL)
+			}
+			faulttest.Report(t, faulttest.FaultsInjected, 1)
+			faulttest.Report(t, faulttest.JobsStuck, float64(stuck))
+			require.Equal(t, "ready", now.State, "pipeline: %+v", now.Pipeline)
+			require.Less(t, took, 30*time.Second, "the dead process's assembly is taken up without waiting for a rescue window")
+			require.Zero(t, stuck)
+
+			var doc minutes.Document
+			require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
+			var tr trackAnswer
+			require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/tracks", nil, &tr))
+			require.Len(t, tr.Tracks, 1)
+			words := wordsLost(doc, wordsUntil(script, "alice", int64(script.Length*1000)), map[string]int64{"alice": tr.Tracks[0].StartMS})
+			faulttest.Report(t, faulttest.WordsLost, float64(words))
+			require.Zero(t, words)
+			require.True(t, doc.Complete, "missing: %+v", doc.Missing)
+			require.Len(t, doc.Turns, 2)
+			require.Equal(t, "alpha bravo charlie delta", doc.Turns[0].Text)
+			require.Equal(t, "transcript+summary", doc.Content, "the restarted process summarised the minutes")
+			require.Equal(t, 2, chat.Requests(), "the held summary and the restarted one")
+			// Assembled once: the killed assembly saved nothing, so there
+			// is one version, not two.
+			require.Equal(t, 1, doc.Version)
+			var e struct{ Error struct{ Code string } }
+			require.Equal(t, http.StatusNotFound, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes?version=2", nil, &e))
 		})
 	}
 }

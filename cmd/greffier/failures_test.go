@@ -20,15 +20,31 @@ import (
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
 
-// A backend that fails a few times and then recovers costs retries, not text.
-func TestBackendRecovers(t *testing.T) {
+// TestFaultBackendFailingThenRecoveringCostsRetriesNotText: a backend that
+// fails a few times and then recovers costs retries, not text.
+func TestFaultBackendFailingThenRecoveringCostsRetriesNotText(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOptions{backend: transcribetest.Options{FailFirst: 3, FailStatus: http.StatusServiceUnavailable}})
+	const failures = 3
+	b := setup(t, setupOptions{backend: transcribetest.Options{FailFirst: failures, FailStatus: http.StatusServiceUnavailable}})
+	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
+	require.NoError(t, err)
 	mt, now := b.holdMeeting(t, map[string]string{"alice": "Alice", "bob": "Bob"}, holdOptions{})
-	require.Equal(t, "ready", now.State)
-	require.Zero(t, now.Pipeline.SegmentsFailed)
 	var doc minutes.Document
 	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+mt.id+"/minutes", nil, &doc))
+	var tr trackAnswer
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+mt.id+"/tracks", nil, &tr))
+	starts := map[string]int64{}
+	for _, x := range tr.Tracks {
+		starts[x.Identity] = x.StartMS
+	}
+	faulttest.Report(t, faulttest.FaultsInjected, float64(min(failures, b.double.Requests())))
+	faulttest.Report(t, faulttest.JobsStuck, float64(now.Pipeline.Segments-now.Pipeline.SegmentsTranscribed-now.Pipeline.SegmentsFailed))
+	words := wordsLost(doc, script, starts)
+	faulttest.Report(t, faulttest.WordsLost, float64(words))
+	require.Zero(t, words)
+	require.Len(t, starts, 2)
+	require.Equal(t, "ready", now.State)
+	require.Zero(t, now.Pipeline.SegmentsFailed)
 	require.True(t, doc.Complete)
 	require.Len(t, doc.Turns, 4)
 	require.Greater(t, b.double.Requests(), 4, "the failed requests were retried")
@@ -249,12 +265,16 @@ func opusOffer(t *testing.T) string {
 	return offer.SDP
 }
 
-// An S3 outage when the meeting ends loses nothing: the recordings wait in
-// the spool, the upload completes once S3 is back, and the minutes are whole.
-func TestS3OutageLosesNothing(t *testing.T) {
+// TestFaultS3UnreachableForAMinuteLosesNothing: S3 goes away while a
+// participant speaks and stays away for a minute, past the meeting's end.
+// Nothing is lost: the recording waits in the spool, ending the meeting
+// waits for it to reach S3, and the minutes are whole.
+func TestFaultS3UnreachableForAMinuteLosesNothing(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartS3Server(t)
 	b := setup(t, setupOptions{scaleOut: true, s3: srv})
+	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
+	require.NoError(t, err)
 	ctx := context.Background()
 	var m meetingAnswer
 	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
@@ -262,29 +282,48 @@ func TestS3OutageLosesNothing(t *testing.T) {
 	pub, err := sfutest.Publish(ctx, sfutest.PublishOptions{WHIPURL: b.url + "/v1/whip", Token: m.Join[0].Token,
 		OggPath: filepath.Join(fixtures, "alice.opus")})
 	require.NoError(t, err)
-	<-pub.Done()
-	require.NoError(t, pub.Close(ctx))
 
+	// S3 goes away 2 s into the meeting, before alice's first sentence
+	// ends, and comes back a minute later.
+	require.Eventually(t, func() bool { return len(pub.Sent()) >= 100 }, 20*time.Second, 10*time.Millisecond)
 	require.NoError(t, srv.Stop())
-	outage := 3 * time.Second
+	const outage = time.Minute
+	stopped := time.Now()
 	restarted := make(chan error, 1)
 	time.AfterFunc(outage, func() { restarted <- srv.Start() })
-	start := time.Now()
+	select {
+	case <-pub.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("publisher did not finish sending its file")
+	}
+	require.NoError(t, pub.Close(ctx))
 	var ended meetingAnswer
 	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, &ended))
+	require.GreaterOrEqual(t, time.Since(stopped), outage, "ending waited for the recording to reach S3")
 	require.NoError(t, <-restarted)
-	require.GreaterOrEqual(t, time.Since(start), outage, "ending waited for the recording to reach S3")
+	t.Logf("ended %v after S3 went away", time.Since(stopped).Round(time.Millisecond))
 
 	var now meetingAnswer
 	ok := assert.Eventually(t, func() bool {
 		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
-		return now.State == "ready" || now.State == "failed"
-	}, 60*time.Second, 100*time.Millisecond)
+		return now.State != "ended"
+	}, 30*time.Second, 100*time.Millisecond)
+	faulttest.Report(t, faulttest.FaultsInjected, 1)
+	faulttest.Report(t, faulttest.JobsStuck, float64(now.Pipeline.Segments-now.Pipeline.SegmentsTranscribed-now.Pipeline.SegmentsFailed))
 	require.True(t, ok, "state %s, pipeline %+v", now.State, now.Pipeline)
-	require.Equal(t, "ready", now.State)
+	lost := b.recordingsLost(t, m.ID, "alice")
+	faulttest.Report(t, faulttest.RecordingsLost, float64(lost))
+	require.Zero(t, lost)
 	var doc minutes.Document
 	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
-	require.True(t, doc.Complete)
+	var tr trackAnswer
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/tracks", nil, &tr))
+	require.Len(t, tr.Tracks, 1)
+	words := wordsLost(doc, script, map[string]int64{"alice": tr.Tracks[0].StartMS})
+	faulttest.Report(t, faulttest.WordsLost, float64(words))
+	require.Zero(t, words)
+	require.Equal(t, "ready", now.State)
+	require.True(t, doc.Complete, "missing: %+v", doc.Missing)
 	require.Len(t, doc.Turns, 2)
 	b.requireTracksDownloadClean(t, m.ID, 1)
 }

@@ -91,6 +91,10 @@ type Options struct {
 	// Stall makes every request wait, unanswered, until the client gives
 	// up (or the server closes).
 	Stall bool
+	// StallFirst limits Stall to the first StallFirst requests that get
+	// past FailFirst, so that a client that gave up (or died) is answered
+	// when it asks again. Default: 0, every request.
+	StallFirst int
 }
 
 // WithDefaults returns a copy of o with every unset field at its default.
@@ -133,6 +137,7 @@ type Server struct {
 	srv      *httptest.Server
 	requests atomic.Int64
 	replies  atomic.Int64
+	stalled  atomic.Int64
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -222,7 +227,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, "request too large")
 		return
 	}
-	if s.opts.Stall {
+	if s.opts.Stall && (s.opts.StallFirst <= 0 || s.stalled.Add(1) <= int64(s.opts.StallFirst)) {
 		// The request's context ends when the client hangs up, which the
 		// server notices only once the body has been read.
 		select {

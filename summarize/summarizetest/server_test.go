@@ -134,3 +134,21 @@ func TestDoubleMisbehavesOnRequest(t *testing.T) {
 	require.Equal(t, "length", finish)
 	require.Len(t, text, 20)
 }
+
+// StallFirst holds only the first requests: the client that gave up on one
+// is answered when it asks again.
+func TestDoubleStallsOnlyTheFirstRequests(t *testing.T) {
+	t.Parallel()
+	srv := summarizetest.NewServer(summarizetest.Options{Stall: true, StallFirst: 1})
+	t.Cleanup(srv.Close)
+	user := "Transcript:\n[T1 00:00:01–00:00:03] Ann Lee: We agreed to meet again.\n"
+	body, err := json.Marshal(map[string]any{"model": "m", "max_tokens": 1000,
+		"messages": []message{{"system", system}, {"user", user}}})
+	require.NoError(t, err)
+	client := &http.Client{Timeout: 200 * time.Millisecond}
+	_, err = client.Post(srv.URL()+summarizetest.Path, "application/json", bytes.NewReader(body))
+	require.Error(t, err, "the first request is held until the client gives up")
+	status, out := post(t, srv, 1000, message{"system", system}, message{"user", user})
+	require.Equal(t, http.StatusOK, status, out)
+	require.Equal(t, 2, srv.Requests())
+}
