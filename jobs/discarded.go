@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -237,13 +236,7 @@ func discardReason(j *rivertype.JobRow) string {
 	if n := len(j.Errors); n > 0 {
 		last = j.Errors[n-1].Error
 	}
-	if len(last) > maxWaitError {
-		n := maxWaitError
-		for n > 0 && !utf8.RuneStart(last[n]) {
-			n--
-		}
-		last = last[:n] + "…"
-	}
+	last = clip(last)
 	if j.State == rivertype.JobStateCancelled {
 		return "the job was cancelled: " + last
 	}
