@@ -214,12 +214,13 @@ func (p *Pipeline) failUnit(ctx context.Context, kind string, a unitArgs, reason
 		case TranscribeArgs{}.Kind():
 			err = q.FailSegment(ctx, a.TrackID, a.StartMS, "transcription: "+reason)
 		case AssembleArgs{}.Kind():
-			failed, terr := q.Transition(ctx, a.MeetingID, store.MeetingFailed, "assembling minutes: "+reason)
+			to, event := finalState(false, false)
+			failed, terr := q.Transition(ctx, a.MeetingID, to, "assembling minutes: "+reason)
 			if terr != nil {
 				return terr
 			}
 			done = true
-			return p.notify(ctx, tx, failed, EventMeetingFailed, 0)
+			return p.notify(ctx, tx, failed, event, 0)
 		}
 		if err != nil {
 			return err

@@ -168,3 +168,61 @@ func assertEventually(cond func() bool, d time.Duration) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func TestFinalStateIsFailedOnlyWithoutMinutes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		made, complete bool
+		want           store.MeetingState
+		event          string
+	}{
+		{true, true, store.MeetingReady, EventMinutesReady},
+		{true, false, store.MeetingIncomplete, EventMinutesIncomplete},
+		{false, false, store.MeetingFailed, EventMeetingFailed},
+		{false, true, store.MeetingFailed, EventMeetingFailed},
+	} {
+		got, event := finalState(tc.made, tc.complete)
+		require.Equal(t, tc.want, got, "made %t complete %t", tc.made, tc.complete)
+		require.Equal(t, tc.event, event)
+	}
+}
+
+// A meeting none of whose tracks could be recorded still gets minutes,
+// which say whose speech is missing and why: incomplete, not failed (which
+// is kept for minutes that could not be made at all).
+func TestEveryTrackFailedMakesTheMeetingIncomplete(t *testing.T) {
+	t.Parallel()
+	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, d)
+			ctx := context.Background()
+			m, err := b.store.CreateMeeting(ctx, "", "")
+			require.NoError(t, err)
+			for i, who := range []string{"alice", "bob"} {
+				_, err = b.store.Join(ctx, m.ID, who, who)
+				require.NoError(t, err)
+				tr := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: who, StartMS: int64(i) * 100}
+				require.NoError(t, b.p.CreateTrack(ctx, tr))
+				require.NoError(t, b.p.FailTrack(ctx, tr.ID, "the local disk holding the spool is full"))
+			}
+			_, err = b.p.EndMeeting(ctx, m.ID)
+			require.NoError(t, err)
+			require.Eventually(t, func() bool {
+				cur, err := b.store.Meeting(ctx, m.ID)
+				require.NoError(t, err)
+				return cur.State.Finished()
+			}, 30*time.Second, 50*time.Millisecond)
+			cur, err := b.store.Meeting(ctx, m.ID)
+			require.NoError(t, err)
+			require.Equal(t, store.MeetingIncomplete, cur.State)
+			doc := latestMinutes(t, b, m.ID)
+			require.False(t, doc.Complete)
+			require.Empty(t, doc.Turns)
+			require.Len(t, doc.Missing, 2)
+			for _, g := range doc.Missing {
+				require.Contains(t, g.Reason, "disk holding the spool is full")
+			}
+		})
+	}
+}
