@@ -15,8 +15,11 @@ import (
 
 // CaptionHub is where live captions are published and followed.
 type CaptionHub interface {
-	Subscribe(meetingID string) *captions.Subscription
+	SubscribeAs(meetingID string, who captions.Follower) *captions.Subscription
 	SetEnabled(meetingID string, on bool)
+	// EndFollower ends the streams of a join token (tokenID) or of all
+	// an identity's tokens (tokenID ""), once they are revoked.
+	EndFollower(meetingID, identity, tokenID string) int
 }
 
 // heartbeat keeps idle SSE connections open through proxies.
@@ -27,7 +30,8 @@ const heartbeat = 15 * time.Second
 // use the API token; participants their join token (listen right).
 func (a *API) getCaptions(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !a.mayFollow(r.Context(), r, id) {
+	who, ok := a.mayFollow(r.Context(), r, id)
+	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="greffier"`)
 		writeError(w, http.StatusUnauthorized, "unauthorized",
 			"send Authorization: Bearer <API token or join token>, or ?token=<join token> of this meeting with the listen right")
@@ -51,7 +55,7 @@ func (a *API) getCaptions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "no_streaming", "this connection cannot stream")
 		return
 	}
-	sub := a.captions.Subscribe(m.ID)
+	sub := a.captions.SubscribeAs(m.ID, who)
 	defer sub.Close()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -71,6 +75,13 @@ func (a *API) getCaptions(w http.ResponseWriter, r *http.Request) {
 			flusher.Flush()
 			return
 		case <-tick.C:
+			// A revocation or an end handled by another node reaches
+			// this stream here (this node's are at once, through sub).
+			if why := a.stillFollowing(r.Context(), m.ID, who); why != "" {
+				fmt.Fprintf(w, "event: end\ndata: {\"reason\":%q}\n\n", why)
+				flusher.Flush()
+				return
+			}
 			fmt.Fprint(w, ": keep-alive\n\n")
 			flusher.Flush()
 		case c := <-sub.C:
@@ -82,28 +93,48 @@ func (a *API) getCaptions(w http.ResponseWriter, r *http.Request) {
 }
 
 // mayFollow accepts, in the Authorization header, the API token or a join
-// token of this meeting that may listen and was not revoked. EventSource
-// cannot set headers, so browsers pass a join token in ?token=; the API
-// token is never taken from a URL, where logs, proxies and browser history
-// would keep it.
-func (a *API) mayFollow(ctx context.Context, r *http.Request, meetingID string) bool {
+// token of this meeting that may listen and was not revoked, and says who
+// follows (zero for the API token). EventSource cannot set headers, so
+// browsers pass a join token in ?token=; the API token is never taken from
+// a URL, where logs, proxies and browser history would keep it.
+func (a *API) mayFollow(ctx context.Context, r *http.Request, meetingID string) (captions.Follower, bool) {
 	raw, ok := token.FromAuthorization(r.Header.Get("Authorization"))
 	if ok && a.checkAPIToken(raw) {
-		return true
+		return captions.Follower{}, true
 	}
 	if !ok {
 		raw = r.URL.Query().Get("token")
 	}
 	c, err := a.signer.Verify(raw)
 	if err != nil || c.MeetingID != meetingID || !c.Can(token.RightListen) {
-		return false
+		return captions.Follower{}, false
 	}
 	revoked, err := a.store.JoinTokenRevoked(ctx, meetingID, c.Identity, c.ID)
 	if err != nil {
 		a.log.Error("checking a join token's revocation", "meeting", meetingID, "err", err)
-		return false
+		return captions.Follower{}, false
 	}
-	return !revoked
+	return captions.Follower{Identity: c.Identity, TokenID: c.ID}, !revoked
+}
+
+// stillFollowing says why an open caption stream must end ("" if it need
+// not): its join token was revoked, or the meeting is no longer live. A
+// database error ends nothing: the next check decides.
+func (a *API) stillFollowing(ctx context.Context, meetingID string, who captions.Follower) string {
+	m, err := a.store.Meeting(ctx, meetingID)
+	if err != nil {
+		return ""
+	}
+	if m.State != store.MeetingCreated && m.State != store.MeetingLive {
+		return "meeting_ended"
+	}
+	if who.Identity == "" {
+		return ""
+	}
+	if revoked, err := a.store.JoinTokenRevoked(ctx, meetingID, who.Identity, who.TokenID); err == nil && revoked {
+		return "token_revoked"
+	}
+	return ""
 }
 
 type patchMeetingRequest struct {

@@ -47,6 +47,20 @@ type pipelineJSON struct {
 	// Waiting are the segments waiting for a backend: which, since
 	// when, and what it last answered.
 	Waiting []store.Wait `json:"waiting"`
+	// Webhook says how the webhook's deliveries went, once one was tried.
+	Webhook *webhookJSON `json:"webhook,omitempty"`
+}
+
+// webhookJSON is what became of a meeting's webhook deliveries: a
+// receiver refused, failing or unreachable shows here, not only in logs.
+type webhookJSON struct {
+	URLHost   string `json:"url_host"`
+	LastEvent string `json:"last_event"`
+	// LastError is why the latest attempt failed; absent when it was
+	// delivered.
+	LastError    string     `json:"last_error,omitempty"`
+	FailingSince *time.Time `json:"failing_since,omitempty"`
+	DeliveredAt  *time.Time `json:"delivered_at,omitempty"`
 }
 
 type joinJSON struct {
@@ -310,6 +324,14 @@ func (a *API) getMeeting(w http.ResponseWriter, r *http.Request) {
 	if out.Pipeline.Failures == nil {
 		out.Pipeline.Failures = []store.Failure{}
 	}
+	switch wh, err := a.store.WebhookStatus(r.Context(), m.ID); {
+	case err == nil:
+		out.Pipeline.Webhook = &webhookJSON{URLHost: wh.URLHost, LastEvent: wh.LastEvent, LastError: wh.LastError,
+			FailingSince: timePtr(wh.FailingSince), DeliveredAt: timePtr(wh.DeliveredAt)}
+	case !errors.Is(err, store.ErrNotFound):
+		a.fail(w, r, err)
+		return
+	}
 	damaged, err := a.store.Damaged(r.Context(), m.ID)
 	if err != nil {
 		a.fail(w, r, err)
@@ -428,3 +450,4 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": out})
 }
+

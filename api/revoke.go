@@ -5,8 +5,8 @@ import (
 )
 
 // revokeToken revokes one join token by its id (token_id where it was
-// issued) and closes the sessions it opened, once their recordings are
-// stored.
+// issued) and closes the sessions it opened (once their recordings are
+// stored) and the caption streams it follows.
 func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) {
 	m, err := a.store.Meeting(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -18,6 +18,9 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if a.captions != nil {
+		a.captions.EndFollower(m.ID, t.Identity, t.ID)
+	}
 	if _, err := a.sessions.Disconnect(r.Context(), m.ID, t.Identity, t.ID); err != nil {
 		a.fail(w, r, err)
 		return
@@ -26,7 +29,8 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) {
 }
 
 // revokeParticipant revokes every join token issued so far to an identity
-// (a leaked link, a participant to remove) and closes its sessions. Tokens
+// (a leaked link, a participant to remove) and closes its sessions and
+// caption streams. Tokens
 // issued afterwards work: the identity is not banned.
 func (a *API) revokeParticipant(w http.ResponseWriter, r *http.Request) {
 	m, err := a.store.Meeting(r.Context(), r.PathValue("id"))
@@ -39,6 +43,9 @@ func (a *API) revokeParticipant(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	if a.captions != nil {
+		a.captions.EndFollower(m.ID, identity, "")
 	}
 	closed, err := a.sessions.Disconnect(r.Context(), m.ID, identity, "")
 	if err != nil {

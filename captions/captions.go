@@ -97,6 +97,15 @@ func (h *Hub) Forget(meetingID string) {
 	}
 }
 
+// Follower is who follows a meeting's captions: a participant by the join
+// token it presented, or a host (zero Follower, the API token).
+type Follower struct {
+	Identity string
+	// TokenID is the join token's id ("" for tokens issued without one,
+	// which go with their identity).
+	TokenID string
+}
+
 // Subscription receives one meeting's captions.
 type Subscription struct {
 	C    <-chan Caption
@@ -105,10 +114,12 @@ type Subscription struct {
 	once sync.Once
 	h    *Hub
 	id   string
+	who  Follower
 }
 
 // Done is closed when the subscription ends: the meeting ended, the
-// subscriber fell too far behind, or Close was called.
+// subscriber fell too far behind or lost its right to follow, or Close was
+// called.
 func (s *Subscription) Done() <-chan struct{} { return s.done }
 
 func (s *Subscription) end() { s.once.Do(func() { close(s.done) }) }
@@ -123,14 +134,44 @@ func (s *Subscription) Close() {
 	s.end()
 }
 
-// Subscribe follows a meeting's captions from now on.
+// Subscribe follows a meeting's captions from now on, for a host.
 func (h *Hub) Subscribe(meetingID string) *Subscription {
+	return h.SubscribeAs(meetingID, Follower{})
+}
+
+// SubscribeAs follows a meeting's captions from now on, for who: the
+// subscription ends when who's right to follow is revoked (EndFollower).
+func (h *Hub) SubscribeAs(meetingID string, who Follower) *Subscription {
 	c := make(chan Caption, subscriberQueue)
-	s := &Subscription{C: c, c: c, done: make(chan struct{}), h: h, id: meetingID}
+	s := &Subscription{C: c, c: c, done: make(chan struct{}), h: h, id: meetingID, who: who}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.meeting(meetingID).subs[s] = struct{}{}
 	return s
+}
+
+// EndFollower ends the subscriptions to a meeting of a participant whose
+// join token was revoked: all of identity's with tokenID "", else those
+// opened with that token. It returns how many it ended.
+func (h *Hub) EndFollower(meetingID, identity, tokenID string) int {
+	if identity == "" {
+		return 0 // hosts follow with the API token, which is not revoked here
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.meetings[meetingID]
+	if m == nil {
+		return 0
+	}
+	n := 0
+	for s := range m.subs {
+		if s.who.Identity == identity && (tokenID == "" || s.who.TokenID == tokenID) {
+			delete(m.subs, s)
+			s.end()
+			n++
+		}
+	}
+	return n
 }
 
 // publish numbers a caption and hands it to every subscriber without

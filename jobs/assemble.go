@@ -60,11 +60,12 @@ func (w *assembleWorker) Work(ctx context.Context, job *river.Job[AssembleArgs])
 	dctx, cancel := detached(ctx)
 	defer cancel()
 	terr := p.store.InTx(dctx, func(tx *sql.Tx, q store.Queries) error {
-		m, terr := q.Transition(dctx, job.Args.MeetingID, store.MeetingFailed, "assembling minutes: "+err.Error())
+		to, event := finalState(false, false)
+		m, terr := q.Transition(dctx, job.Args.MeetingID, to, "assembling minutes: "+err.Error())
 		if terr != nil {
 			return terr
 		}
-		return p.notify(dctx, tx, m, EventMeetingFailed, 0)
+		return p.notify(dctx, tx, m, event, 0)
 	})
 	return errors.Join(err, terr)
 }
@@ -120,11 +121,7 @@ func (p *Pipeline) assemble(ctx context.Context, meetingID string) error {
 		if cur.State != store.MeetingEnded {
 			return nil
 		}
-		// Minutes missing any stretch of speech must not read as ready.
-		to, event := store.MeetingReady, EventMinutesReady
-		if !doc.Complete {
-			to, event = store.MeetingIncomplete, EventMinutesIncomplete
-		}
+		to, event := finalState(true, doc.Complete)
 		done, err := q.Transition(ctx, meetingID, to, "")
 		if err != nil {
 			return err
@@ -141,6 +138,25 @@ func (p *Pipeline) assemble(ctx context.Context, meetingID string) error {
 		return fmt.Errorf("archive minutes %s: %w", key, err)
 	}
 	return nil
+}
+
+// finalState is the state an ended meeting's pipeline leaves it in, and
+// the webhook event that says so, the one place this is decided:
+//
+//   - ready: minutes were made and hold every recorded second;
+//   - incomplete: minutes were made but miss some stretch of speech,
+//     listed in them, even when that is all of it (every track failed to
+//     record, every segment failed): the minutes say whose, when and why;
+//   - failed: no minutes could be made at all (assembly gave up).
+func finalState(made, complete bool) (store.MeetingState, string) {
+	switch {
+	case !made:
+		return store.MeetingFailed, EventMeetingFailed
+	case complete:
+		return store.MeetingReady, EventMinutesReady
+	default:
+		return store.MeetingIncomplete, EventMinutesIncomplete
+	}
 }
 
 func (p *Pipeline) minutesInput(ctx context.Context, m store.Meeting) (minutes.Input, error) {

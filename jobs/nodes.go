@@ -91,9 +91,9 @@ func (p *Pipeline) rescueOrphans(ctx context.Context) (int, error) {
 		if j.Attempt >= j.MaxAttempts {
 			// As River's own rescuer does: a job that has had all its
 			// attempts (perhaps each killing its process) is not run
-			// again. Its unit stays pending; a re-run is the way out.
+			// again. The sweep that follows marks its unit failed.
 			state, finalized = rivertype.JobStateDiscarded, &now
-			p.log.Error("job held by a stopped node had no attempt left: re-run the meeting", "job", j.ID, "kind", j.Kind)
+			p.log.Error("job held by a stopped node had no attempt left", "job", j.ID, "kind", j.Kind)
 		}
 		rp.ID = append(rp.ID, j.ID)
 		rp.Error = append(rp.Error, e)
@@ -108,16 +108,23 @@ func (p *Pipeline) rescueOrphans(ctx context.Context) (int, error) {
 	return len(orphans), nil
 }
 
-// beat is one round of the heartbeat loop: this node is alive, and the jobs
-// of nodes that are not are rescued.
+// beat is one round of the heartbeat loop: this node is alive, the jobs of
+// nodes that are not are rescued (Postgres), and the units of jobs that
+// will not run again are marked failed (both).
 func (p *Pipeline) beat(ctx context.Context) error {
-	if err := p.store.Heartbeat(ctx, p.nodeID); err != nil {
-		return err
+	if p.store.Dialect() != store.SQLite {
+		if err := p.store.Heartbeat(ctx, p.nodeID); err != nil {
+			return err
+		}
+		if _, err := p.rescueOrphans(ctx); err != nil {
+			return err
+		}
+		if err := p.store.ForgetNodes(ctx, "", time.Now().Add(-nodesForgottenAfter)); err != nil {
+			return err
+		}
 	}
-	if _, err := p.rescueOrphans(ctx); err != nil {
-		return err
-	}
-	return p.store.ForgetNodes(ctx, "", time.Now().Add(-nodesForgottenAfter))
+	_, err := p.settleDiscarded(ctx)
+	return err
 }
 
 // runHeartbeats beats every fifth of NodeTimeout until ctx ends.

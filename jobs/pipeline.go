@@ -171,6 +171,11 @@ type Pipeline struct {
 	stopBeats context.CancelFunc
 	beatsDone sync.WaitGroup
 
+	// settleMu makes sweeps of discarded jobs (discarded.go) take turns;
+	// settled is when the last one began.
+	settleMu sync.Mutex
+	settled  time.Time
+
 	live     chan liveSpeech
 	stopLive context.CancelFunc
 	liveDone sync.WaitGroup
@@ -267,18 +272,19 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	if _, err := p.rescueOrphans(ctx); err != nil {
 		return fmt.Errorf("take up the jobs of stopped processes: %w", err)
 	}
+	if _, err := p.settleDiscarded(ctx); err != nil {
+		return fmt.Errorf("record the units of jobs that will not run again: %w", err)
+	}
 	if err := p.client.Start(ctx); err != nil {
 		return fmt.Errorf("start job workers: %w", err)
 	}
-	if !embedded {
-		bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		p.stopBeats = cancel
-		p.beatsDone.Add(1)
-		go func() {
-			defer p.beatsDone.Done()
-			p.runHeartbeats(bctx)
-		}()
-	}
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.stopBeats = cancel
+	p.beatsDone.Add(1)
+	go func() {
+		defer p.beatsDone.Done()
+		p.runHeartbeats(bctx)
+	}()
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.stopLive = cancel
 	for range liveWorkers {

@@ -110,21 +110,26 @@ func (w *transcribeWorker) Work(ctx context.Context, job *river.Job[TranscribeAr
 func (p *Pipeline) segmentWaits(ctx context.Context, seg store.SpeechSegment, err error) {
 	dctx, cancel := detached(ctx)
 	defer cancel()
-	msg := err.Error()
-	if len(msg) > maxWaitError {
-		n := maxWaitError
-		for n > 0 && !utf8.RuneStart(msg[n]) {
-			n--
-		}
-		msg = msg[:n] + "…"
-	}
-	if werr := p.store.SegmentWaits(dctx, seg.TrackID, seg.StartMS, p.trName, msg); werr != nil {
+	if werr := p.store.SegmentWaits(dctx, seg.TrackID, seg.StartMS, p.trName, clip(err.Error())); werr != nil {
 		p.log.Warn("could not show that a segment waits for its backend", "track", seg.TrackID, "start_ms", seg.StartMS, "err", werr)
 	}
 }
 
-// maxWaitError bounds the backend error kept for a waiting segment.
+// maxWaitError bounds an error kept where hosts look (a waiting segment,
+// a failed unit, a webhook delivery).
 const maxWaitError = 1000
+
+// clip bounds msg to maxWaitError bytes, on a character boundary.
+func clip(msg string) string {
+	if len(msg) <= maxWaitError {
+		return msg
+	}
+	n := maxWaitError
+	for n > 0 && !utf8.RuneStart(msg[n]) {
+		n--
+	}
+	return msg[:n] + "…"
+}
 
 func (p *Pipeline) transcribe(ctx context.Context, seg store.SpeechSegment, language string, onRetry func(error)) (string, string, []store.Word, error) {
 	rc, err := p.blobs.Get(ctx, seg.AudioKey)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -103,19 +104,37 @@ func (w *webhookWorker) Work(ctx context.Context, job *river.Job[WebhookArgs]) e
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.WebhookURL, bytes.NewReader(body))
 	if err != nil {
-		return river.JobCancel(fmt.Errorf("webhook URL %q: %w", m.WebhookURL, err))
+		err = fmt.Errorf("webhook URL %q: %w", m.WebhookURL, err)
+		p.webhookAttempted(ctx, m.ID, "", a.Event, err)
+		return river.JobCancel(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(SignatureHeader, Sign(p.cfg.WebhookSecret, time.Now(), body))
 	req.Header.Set("Greffier-Delivery", strconv.FormatInt(job.ID, 10))
+	// Errors name the receiver by its host: a URL's path or query may
+	// hold the receiver's secret.
+	err, final := p.deliver(req, a.Event, req.URL.Host)
+	p.webhookAttempted(ctx, m.ID, req.URL.Hostname(), a.Event, err)
+	if final {
+		return river.JobCancel(err)
+	}
+	return err
+}
+
+// deliver sends req and says why the delivery failed, if it did, and
+// whether that is final (retrying cannot mend it).
+func (p *Pipeline) deliver(req *http.Request, event, host string) (err error, final bool) {
 	resp, err := p.http.Do(req)
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		err = ue.Err // without the URL, whose query may hold a secret
+	}
 	if _, ok := errors.AsType[*egress.DeniedError](err); ok {
 		// Retrying would not change the address: stop here, with why.
-		return river.JobCancel(fmt.Errorf("deliver %s to %s: refused, %w: webhooks reach public addresses only, "+
-			"unless the operator sets GREFFIER_WEBHOOK_ALLOW_PRIVATE", a.Event, m.WebhookURL, err))
+		return fmt.Errorf("deliver %s to %s: refused, %w: webhooks reach public addresses only, "+
+			"unless the operator sets GREFFIER_WEBHOOK_ALLOW_PRIVATE", event, host, err), true
 	}
 	if err != nil {
-		return fmt.Errorf("deliver %s to %s: %w", a.Event, m.WebhookURL, err)
+		return fmt.Errorf("deliver %s to %s: %w", event, host, err), false
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -123,12 +142,26 @@ func (w *webhookWorker) Work(ctx context.Context, job *river.Job[WebhookArgs]) e
 		// A redirect could point anywhere, an internal address included:
 		// it is never followed, and a receiver that moved needs its
 		// new URL set.
-		return river.JobCancel(fmt.Errorf("deliver %s to %s: %w", a.Event, m.WebhookURL, err))
+		return fmt.Errorf("deliver %s to %s: %w", event, host, err), true
 	}
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("deliver %s to %s: answered %s", a.Event, m.WebhookURL, resp.Status)
+		return fmt.Errorf("deliver %s to %s: answered %s", event, host, resp.Status), false
 	}
-	return nil
+	return nil, false
+}
+
+// webhookAttempted shows in the meeting's progress how a delivery went. It
+// is only shown: a failure to record it is logged.
+func (p *Pipeline) webhookAttempted(ctx context.Context, meetingID, host, event string, err error) {
+	failure := ""
+	if err != nil {
+		failure = clip(err.Error())
+	}
+	dctx, cancel := detached(ctx)
+	defer cancel()
+	if werr := p.store.WebhookAttempted(dctx, meetingID, host, event, failure); werr != nil {
+		p.log.Warn("could not show a webhook delivery in the meeting's progress", "meeting", meetingID, "err", werr)
+	}
 }
 
 // notify enqueues a webhook delivery in tx when the meeting has a webhook.

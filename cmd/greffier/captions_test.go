@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/greffier/greffier/captions"
+	"github.com/greffier/greffier/internal/faulttest"
 	"github.com/greffier/greffier/transcribe/kyutaitest"
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
@@ -118,4 +119,57 @@ func TestLiveCaptions(t *testing.T) {
 		require.True(t, ok, "emitted %q never reached the listener", e.Text)
 		require.Less(t, c.at.Sub(e.At), time.Second, "%q took %s", e.Text, c.at.Sub(e.At))
 	}
+}
+
+// TestFaultRevokedTokenClosesItsCaptionStream: a caption stream already
+// open when its join token, or its participant, is revoked ends then, not
+// whenever the listener leaves; other listeners' streams stay open, and
+// every stream ends with the meeting.
+func TestFaultRevokedTokenClosesItsCaptionStream(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{captions: &kyutaitest.Options{}})
+	var m struct {
+		ID   string        `json:"id"`
+		Join []tokenAnswer `json:"join"`
+	}
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"participants": []map[string]any{{"identity": "alice"}, {"identity": "bob"}}}, &m))
+	stream := func(tok string) <-chan struct{} {
+		_, done := follow(t, b.url+"/v1/meetings/"+m.ID+"/captions?token="+tok)
+		return done
+	}
+	open := func(done <-chan struct{}) bool {
+		select {
+		case <-done:
+			return false
+		default:
+			return true
+		}
+	}
+	var second tokenAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings/"+m.ID+"/tokens", map[string]any{"identity": "bob"}, &second))
+	alice, bob, bob2 := stream(m.Join[0].Token), stream(m.Join[1].Token), stream(second.Token)
+	faults := 0
+	closedWithin := func(done <-chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s stayed open", what)
+		}
+	}
+
+	require.Equal(t, http.StatusOK, b.call(t, "POST", "/v1/meetings/"+m.ID+"/participants/alice/revoke", nil, nil))
+	faults++
+	closedWithin(alice, "the stream of a revoked participant")
+	require.True(t, open(bob) && open(bob2), "others' streams stay open")
+
+	require.Equal(t, http.StatusNoContent, b.call(t, "DELETE", "/v1/meetings/"+m.ID+"/tokens/"+m.Join[1].TokenID, nil, nil))
+	faults++
+	closedWithin(bob, "the stream of a revoked token")
+	require.True(t, open(bob2), "the stream of bob's other token stays open")
+
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, nil))
+	closedWithin(bob2, "a stream of an ended meeting")
+	faulttest.Report(t, faulttest.FaultsInjected, float64(faults))
 }

@@ -86,12 +86,13 @@ func (b *testBundle) webhookJobs(t *testing.T) []*rivertype.JobRow {
 // endEmptyMeeting creates a meeting with webhook url (set straight in the
 // store, as a host name that resolved to a public address when the
 // meeting was created would be) and ends it: minutes.ready follows.
-func (b *testBundle) endEmptyMeeting(t *testing.T, url string) {
+func (b *testBundle) endEmptyMeeting(t *testing.T, url string) string {
 	t.Helper()
 	var m meetingAnswer
 	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{}, &m))
 	require.NoError(t, b.app.store.SetWebhook(context.Background(), m.ID, url))
 	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, nil))
+	return m.ID
 }
 
 // A host name that resolves to a public address when the meeting is
@@ -137,4 +138,73 @@ func TestFaultWebhookRedirectIsNotFollowed(t *testing.T) {
 	require.True(t, strings.Contains(last, "redirect"), last)
 	require.Equal(t, int32(1), outer.Load(), "one attempt, no retries of a redirect")
 	require.Zero(t, inner.Load(), "the redirect was not followed")
+}
+
+// webhookProgress is the webhook part of a meeting's progress.
+type webhookProgress struct {
+	URLHost      string     `json:"url_host"`
+	LastEvent    string     `json:"last_event"`
+	LastError    string     `json:"last_error"`
+	FailingSince *time.Time `json:"failing_since"`
+	DeliveredAt  *time.Time `json:"delivered_at"`
+}
+
+func (b *testBundle) webhookProgress(t *testing.T, meetingID string) *webhookProgress {
+	t.Helper()
+	var m struct {
+		Pipeline struct {
+			Webhook *webhookProgress `json:"webhook"`
+		} `json:"pipeline"`
+	}
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+meetingID, nil, &m))
+	return m.Pipeline.Webhook
+}
+
+// TestFaultWebhookFailureShowsInProgress: a delivery refused (an internal
+// address) or failing (the receiver answers 500) shows in the meeting's
+// progress, with the host, the event, the error and since when, until a
+// delivery succeeds; not only in the job queue.
+func TestFaultWebhookFailureShowsInProgress(t *testing.T) {
+	t.Parallel()
+	faults := 0
+	t.Run("refused", func(t *testing.T) {
+		b := setup(t, setupOptions{strictWebhooks: true})
+		recv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		t.Cleanup(recv.Close)
+		id := b.endEmptyMeeting(t, recv.URL+"/hook?secret=s3cr3t")
+		faults++
+		b.webhookJobs(t)
+		wh := b.webhookProgress(t, id)
+		require.NotNil(t, wh, "a refused delivery shows in the progress")
+		require.Equal(t, "127.0.0.1", wh.URLHost)
+		require.Equal(t, jobs.EventMinutesReady, wh.LastEvent)
+		require.Contains(t, wh.LastError, "GREFFIER_WEBHOOK_ALLOW_PRIVATE")
+		require.NotContains(t, wh.LastError, "s3cr3t", "the URL's query may hold the receiver's secret")
+		require.NotNil(t, wh.FailingSince)
+		require.Nil(t, wh.DeliveredAt)
+	})
+	t.Run("failing then delivered", func(t *testing.T) {
+		b := setup(t, setupOptions{})
+		var healthy atomic.Bool
+		recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			if !healthy.Load() {
+				w.WriteHeader(http.StatusInternalServerError)
+			}
+		}))
+		t.Cleanup(recv.Close)
+		id := b.endEmptyMeeting(t, recv.URL+"/hook")
+		faults++
+		var wh *webhookProgress
+		require.Eventually(t, func() bool { wh = b.webhookProgress(t, id); return wh != nil }, 30*time.Second, 50*time.Millisecond,
+			"a failing delivery shows in the progress while it is retried")
+		require.Contains(t, wh.LastError, "500")
+		require.NotNil(t, wh.FailingSince)
+		since := *wh.FailingSince
+		healthy.Store(true)
+		require.Eventually(t, func() bool { wh = b.webhookProgress(t, id); return wh.DeliveredAt != nil }, 30*time.Second, 50*time.Millisecond)
+		require.Empty(t, wh.LastError)
+		require.Nil(t, wh.FailingSince)
+		require.False(t, wh.DeliveredAt.Before(since))
+	})
+	faulttest.Report(t, faulttest.FaultsInjected, float64(faults))
 }

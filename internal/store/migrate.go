@@ -142,6 +142,15 @@ var migrations = []string{
 	ALTER TABLE speech_segments ADD COLUMN waiting_since BIGINT NOT NULL DEFAULT 0;
 	ALTER TABLE speech_segments ADD COLUMN wait_backend TEXT NOT NULL DEFAULT '';
 	ALTER TABLE speech_segments ADD COLUMN last_error TEXT NOT NULL DEFAULT '';`,
+	// What became of a meeting's webhook deliveries, shown in its progress.
+	`CREATE TABLE webhook_status (
+		meeting_id TEXT PRIMARY KEY REFERENCES meetings(id),
+		url_host TEXT NOT NULL,
+		last_event TEXT NOT NULL,
+		last_error TEXT NOT NULL DEFAULT '',
+		failing_since BIGINT NOT NULL DEFAULT 0,
+		delivered_at BIGINT NOT NULL DEFAULT 0,
+		updated_at BIGINT NOT NULL);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -503,3 +503,42 @@ func TestSegmentWaitsUntilTranscribed(t *testing.T) {
 		require.Empty(t, p.Waiting, "a transcribed segment waits for nothing")
 	})
 }
+
+// A meeting's webhook deliveries: failing since the first failure after the
+// last success, cleared by a success; the same on both databases.
+func TestWebhookStatusKeepsWhenDeliveriesBeganFailing(t *testing.T) {
+	t.Parallel()
+	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			clock := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+			cfg := store.Config{SQLitePath: filepath.Join(t.TempDir(), "g.db"), Now: func() time.Time { return clock }}
+			if d == store.Postgres {
+				cfg = store.Config{PostgresURL: testenv.Postgres(t), Now: cfg.Now}
+			}
+			s, err := store.Open(ctx, cfg)
+			require.NoError(t, err)
+			t.Cleanup(func() { s.Close() })
+			m, err := s.CreateMeeting(ctx, "", "")
+			require.NoError(t, err)
+			_, err = s.WebhookStatus(ctx, m.ID)
+			require.ErrorIs(t, err, store.ErrNotFound)
+
+			first := clock
+			require.NoError(t, s.WebhookAttempted(ctx, m.ID, "hooks.example", "minutes.ready", "answered 500"))
+			clock = clock.Add(time.Minute)
+			require.NoError(t, s.WebhookAttempted(ctx, m.ID, "hooks.example", "minutes.ready", "answered 502"))
+			w, err := s.WebhookStatus(ctx, m.ID)
+			require.NoError(t, err)
+			require.Equal(t, store.WebhookStatus{URLHost: "hooks.example", LastEvent: "minutes.ready", LastError: "answered 502",
+				FailingSince: first}, w)
+
+			clock = clock.Add(time.Minute)
+			require.NoError(t, s.WebhookAttempted(ctx, m.ID, "hooks.example", "archive.ready", ""))
+			w, err = s.WebhookStatus(ctx, m.ID)
+			require.NoError(t, err)
+			require.Equal(t, store.WebhookStatus{URLHost: "hooks.example", LastEvent: "archive.ready", DeliveredAt: clock}, w)
+		})
+	}
+}
