@@ -535,9 +535,13 @@ func (r *Recorder) rebuild(spoolPath string, sc *sidecar) (int, error) {
 	sc.Finalized, sc.Recovered, sc.DurationMS = true, true, endMS
 	// The last flush is the latest moment audio is known to have been
 	// received; what came between the last spooled block and it (the
-	// reorder window, the last buffered second) is known lost.
+	// reorder window) is known lost. What came after it is unknowable: the
+	// process may have died just after that flush or just before the next
+	// one. The minutes must not claim what may be missing, so the stretch
+	// up to the next flush is stated lost too (a silent participant's
+	// second of silence, at worst).
 	lastAudio := sc.FirstPacketAt.Add(time.Duration(endMS) * time.Millisecond)
-	if gap := st.ModTime().Sub(lastAudio).Milliseconds(); gap > 0 && !sc.FirstPacketAt.IsZero() {
+	if gap := st.ModTime().Add(r.cfg.FlushInterval).Sub(lastAudio).Milliseconds(); gap > 0 && !sc.FirstPacketAt.IsZero() {
 		sc.GapMS = gap
 	}
 	return blocks, nil

@@ -90,9 +90,12 @@ func (r suiteResult) perKill() (kills int, sum, worst float64) {
 	return kills, sum, worst
 }
 
-// figuresOf lists one test's figures, subtests included, summed by metric.
+// figuresOf lists one test's figures, subtests included: counts summed by
+// metric, audio lost listed kill by kill (a sum of two kills' losses would
+// read as one kill's).
 func (r suiteResult) figuresOf(t testResult) string {
 	sums := map[faulttest.Metric]float64{}
+	var kills []string
 	var order []faulttest.Metric
 	for _, f := range r.figures {
 		if f.Test != t.name && !strings.HasPrefix(f.Test, t.name+"/") {
@@ -102,10 +105,17 @@ func (r suiteResult) figuresOf(t testResult) string {
 			order = append(order, f.Metric)
 		}
 		sums[f.Metric] += f.Value
+		if f.Metric == faulttest.AudioLostMS {
+			kills = append(kills, fmt.Sprintf("%g", f.Value))
+		}
 	}
 	var parts []string
 	for _, m := range order {
-		parts = append(parts, fmt.Sprintf("%s %g", strings.ReplaceAll(string(m), "_", " "), sums[m]))
+		v := fmt.Sprintf("%g", sums[m])
+		if m == faulttest.AudioLostMS {
+			v = strings.Join(kills, " and ")
+		}
+		parts = append(parts, strings.ReplaceAll(string(m), "_", " ")+" "+v)
 	}
 	return strings.Join(parts, ", ")
 }
