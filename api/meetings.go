@@ -450,4 +450,3 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": out})
 }
-
