@@ -32,6 +32,7 @@ func TestReportAddsUpFiguresAndFlagsWhatMustBeZero(t *testing.T) {
 	doc := render(r, "test machine")
 	require.Contains(t, doc, "| audio lost per kill -9 | 600 ms on average, 800 ms at worst, over 2 kills |")
 	require.Contains(t, doc, "| bad input 5xx | 3 | 0 |")
+	require.Contains(t, doc, "| crashes | not measured by any test | 0 |")
 	require.Contains(t, doc, "1 passed, 1 failed, 0 skipped")
 	require.Contains(t, doc, "| cmd/greffier | TestFaultKill | pass | 12.0 | faults injected 2, audio lost ms per kill 400 and 800 |")
 	require.True(t, strings.HasPrefix(doc, "# Reliability\n"))

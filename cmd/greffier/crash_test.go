@@ -54,7 +54,21 @@ func startChild(t *testing.T, c *child) {
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	require.NoError(t, c.cmd.Start())
-	t.Cleanup(func() { _ = c.cmd.Process.Kill(); _ = c.cmd.Wait() })
+	cmd := c.cmd
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		// Every life of the child ends with a SIGKILL, the test's own
+		// (kill9 or this cleanup); any other end is a crash.
+		ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		crashed := !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL
+		if !crashed {
+			faulttest.Report(t, faulttest.Crashes, 0)
+		} else {
+			faulttest.Report(t, faulttest.Crashes, 1)
+			t.Errorf("greffier serve ended by itself (%v); see %s", cmd.ProcessState, c.log.Name())
+		}
+	})
 	require.Eventually(t, func() bool {
 		resp, err := http.Get("http://" + c.httpAddr + "/healthz")
 		if err != nil {
