@@ -24,6 +24,10 @@ const (
 	// disagree with ours (network delay included) for its RTCP sender
 	// reports to place the track.
 	DefaultSenderClockSkew = time.Second
+	// DefaultMaxConcealedLoss is ten 20 ms packets: a decoder conceals a
+	// packet or two of loss unheard, while a fifth of a second can hold a
+	// short word.
+	DefaultMaxConcealedLoss = 200 * time.Millisecond
 )
 
 // Config configures a Recorder.
@@ -65,6 +69,12 @@ type Config struct {
 	// before the sender's wall clock is distrusted and arrival kept.
 	// Default 1s.
 	SenderClockSkew time.Duration
+	// MaxConcealedLoss is the longest stretch of audio lost in the
+	// network (consecutive packets that never arrived, or arrived too late
+	// to be put back in order) left to the decoder's concealment; a
+	// longer one is stated as a gap of the track, so the minutes do not
+	// claim to hold what was said in it. Default 200ms.
+	MaxConcealedLoss time.Duration
 	// Now is the clock packets' arrival is read from. Default time.Now.
 	Now func() time.Time
 	// Listen, when set, is asked for a Listener for each track once the
@@ -103,6 +113,9 @@ func (c Config) WithDefaults() Config {
 	if c.SenderClockSkew == 0 {
 		c.SenderClockSkew = DefaultSenderClockSkew
 	}
+	if c.MaxConcealedLoss == 0 {
+		c.MaxConcealedLoss = DefaultMaxConcealedLoss
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -121,7 +134,7 @@ func (c Config) validate() error {
 		{"FlushInterval", c.FlushInterval}, {"UploadTimeout", c.UploadTimeout},
 		{"RetryBackoff", c.RetryBackoff}, {"MaxRetryBackoff", c.MaxRetryBackoff},
 		{"TimestampSlack", c.TimestampSlack}, {"FinishTimeout", c.FinishTimeout},
-		{"SenderClockSkew", c.SenderClockSkew},
+		{"SenderClockSkew", c.SenderClockSkew}, {"MaxConcealedLoss", c.MaxConcealedLoss},
 	} {
 		if d.v < 0 {
 			errs = append(errs, errors.New("recorder: "+d.name+" must not be negative (0 means the default)"))

@@ -20,6 +20,12 @@
 // 20 ms packet, within the decoder's tolerance) and by up to a whole pause
 // across DTX or loss; times stay strictly increasing (timeline.go).
 //
+// Loss: a stretch of packets that never arrived (or arrived after their
+// place was written) longer than MaxConcealedLoss is stated as a gap of
+// the track, at once to the catalog and in its final row, so the minutes
+// never claim what was said in it; DTX silence skips no sequence number
+// and is no loss, and a packet or two the decoder conceals is no gap.
+//
 // It must not import sfu (the SFU's Tap is adapted to Writer in cmd), nor
 // know about jobs or transcription: it stops at a stored track row.
 package recorder
@@ -293,10 +299,20 @@ func (r *Recorder) forget(id string) {
 }
 
 func (sc sidecar) row(state store.TrackState) store.Track {
-	return store.Track{
+	t := store.Track{
 		ID: sc.TrackID, MeetingID: sc.MeetingID, Identity: sc.Identity, SSRC: sc.SSRC, State: state,
 		StartMS: sc.StartMS, DurationMS: sc.DurationMS, GapMS: sc.GapMS,
 	}
+	for _, g := range sc.Gaps {
+		t.Gaps = append(t.Gaps, sc.gap(g))
+	}
+	return t
+}
+
+// gap is g on the meeting clock.
+func (sc sidecar) gap(g sidecarGap) store.TrackGap {
+	return store.TrackGap{TrackID: sc.TrackID, MeetingID: sc.MeetingID, Identity: sc.Identity,
+		StartMS: sc.StartMS + g.FromMS, EndMS: sc.StartMS + g.ToMS, Reason: g.Reason}
 }
 
 // store uploads a finalized spool, retrying with backoff until ctx ends,

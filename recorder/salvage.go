@@ -69,8 +69,16 @@ func (r *Recorder) salvage(ctx context.Context, sc sidecar, spoolPath, sidePath 
 	row := sc.row(store.TrackRecovered)
 	row.DurationMS, row.GapMS = m.endMS, 0
 	row.BlobKey, row.Size, row.SHA256 = key, info.Size, info.SHA256
+	// Gaps from before the spool stopped stand; later ones lie inside
+	// the lost end.
+	row.Gaps = row.Gaps[:0]
+	for _, g := range sc.Gaps {
+		if g.FromMS < m.endMS {
+			row.Gaps = append(row.Gaps, sc.gap(g))
+		}
+	}
 	if heard > m.endMS {
-		row.Gaps = []store.TrackGap{{StartMS: sc.StartMS + m.endMS, EndMS: sc.StartMS + heard, Reason: reason}}
+		row.Gaps = append(row.Gaps, store.TrackGap{StartMS: sc.StartMS + m.endMS, EndMS: sc.StartMS + heard, Reason: reason})
 	}
 	if err := r.catalog.FinishTrack(ctx, row); err != nil {
 		return fmt.Errorf("salvage track %s: catalog: %w", sc.TrackID, err)

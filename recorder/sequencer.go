@@ -41,6 +41,9 @@ type Stats struct {
 	BadTimestamp int64 // timestamp impossible given wall-clock time, or not increasing
 	Overflow     int64 // spool goroutine too far behind: dropped, not blocked
 	Resyncs      int64 // sender timeline restarts accepted
+	// Lost counts sequence numbers skipped between released packets: sent
+	// but never received in time (network loss, or later than the window).
+	Lost int64
 }
 
 // slot holds one packet's payload in a buffer owned by the sequencer.
@@ -51,6 +54,10 @@ type slot struct {
 	ts      int64 // media time in clock ticks since the track's first packet
 	samples int32 // duration at 48 kHz
 	present bool
+	// lost is, on a queued packet, how much audio (clock ticks) was lost
+	// in the network right before it: the packets missing between it and
+	// the packet released before it.
+	lost int64
 }
 
 // sequencer turns packets in arrival order into packets in media order
@@ -87,6 +94,16 @@ type sequencer struct {
 
 	released bool  // something was released; lastTS is meaningful
 	lastTS   int64 // media time of the last released packet
+
+	// The packet that last left the window (queued or dropped), which
+	// the next one's sequence number is compared with to see loss; none
+	// at the start and after a sender restart (its numbers are new).
+	haveRef bool
+	refSeq  int64
+	refEnd  int64 // media time where it ends
+	// lostBefore is audio (ticks) lost since the last queued packet; the
+	// next queued packet carries it.
+	lostBefore int64
 
 	window [windowSize]slot
 	// releasedSeq[i] is the last sequence number released from window
@@ -173,6 +190,7 @@ func (s *sequencer) push(p *rtp.Packet, now int64) {
 		s.releaseAll()
 		s.next = seq
 		s.highSeq = seq
+		s.haveRef = false
 	}
 	if seq < s.next {
 		if s.releasedSeq[seq&(windowSize-1)] == seq {
@@ -251,6 +269,17 @@ func (s *sequencer) releaseSlot(sl *slot) {
 	}
 	sl.present = false
 	s.releasedSeq[sl.seq&(windowSize-1)] = sl.seq
+	if s.haveRef && sl.seq > s.refSeq+1 {
+		// Loss is skipped sequence numbers; DTX silence skips none. Each
+		// lost packet is taken to be as long as this one, and the loss
+		// can be no longer than the time it left empty: a jump in the
+		// numbering alone loses nothing.
+		missing := sl.seq - s.refSeq - 1
+		s.stats.Lost += missing
+		dur := int64(sl.samples) * s.rate / 48000
+		s.lostBefore += max(min(missing*dur, sl.ts-s.refEnd), 0)
+	}
+	s.haveRef, s.refSeq, s.refEnd = true, sl.seq, sl.ts+int64(sl.samples)*s.rate/48000
 	if s.released && sl.ts <= s.lastTS {
 		s.stats.BadTimestamp++
 		return
@@ -261,6 +290,7 @@ func (s *sequencer) releaseSlot(sl *slot) {
 	}
 	q := &s.queue[(s.qHead+s.qLen)&(queueSize-1)]
 	q.present, q.seq, q.ts, q.samples, q.level = true, sl.seq, sl.ts, sl.samples, sl.level
+	q.lost, s.lostBefore = s.lostBefore, 0
 	q.buf, sl.buf = sl.buf, q.buf
 	s.qLen++
 	s.released = true

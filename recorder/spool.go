@@ -504,6 +504,17 @@ type sidecar struct {
 	// heard: what the spool lacks of it is a stated gap (salvage).
 	LostReason string `json:"lost_reason,omitempty"`
 	HeardMS    int64  `json:"heard_ms,omitempty"`
+	// Gaps are the stretches inside the track known not recorded (audio
+	// lost in the network), so a restart still states them.
+	Gaps []sidecarGap `json:"gaps,omitempty"`
+}
+
+// sidecarGap is a stretch of a track that was not recorded, in ms on the
+// track's clock (the row puts it on the meeting clock).
+type sidecarGap struct {
+	FromMS int64  `json:"from_ms"`
+	ToMS   int64  `json:"to_ms"`
+	Reason string `json:"reason"`
 }
 
 // writeSidecar replaces path atomically, so a crash leaves the old or the

@@ -72,6 +72,9 @@ type Writer struct {
 	runErr  error // set before done is closed
 	live    Listener
 	failed  bool // the spool failed and it has been reported
+	// concealTicks is Config.MaxConcealedLoss in clock ticks: audio lost
+	// in the network beyond it is a stated gap (sc.Gaps).
+	concealTicks int64
 
 	// The checkpointer's goroutine, when checkpoints are on.
 	ckptStop context.CancelFunc
@@ -91,13 +94,14 @@ func newWriter(r *Recorder, sc sidecar, clockRate uint32, pt uint8, spoolPath, s
 	slack := int64(r.cfg.TimestampSlack) * int64(clockRate) / int64(time.Second)
 	return &Writer{
 		r: r, sc: sc, spoolPath: spoolPath, sidePath: sidePath,
-		seq:   newSequencer(clockRate, pt, slack),
-		tl:    timeline{rate: int64(clockRate)},
-		wake:  make(chan struct{}, 1),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
-		file:  file,
-		batch: make([]frameRef, 0, 8), // grows only if a backlog ever builds up
+		seq:          newSequencer(clockRate, pt, slack),
+		tl:           timeline{rate: int64(clockRate)},
+		wake:         make(chan struct{}, 1),
+		stop:         make(chan struct{}),
+		done:         make(chan struct{}),
+		file:         file,
+		batch:        make([]frameRef, 0, 8), // grows only if a backlog ever builds up
+		concealTicks: int64(r.cfg.MaxConcealedLoss) * int64(clockRate) / int64(time.Second),
 	}
 }
 
@@ -169,6 +173,7 @@ func (w *Writer) run() {
 func (w *Writer) drain() {
 	w.batch = w.batch[:0]
 	placed := false
+	gaps := len(w.sc.Gaps)
 	w.mu.Lock()
 	for {
 		s, ok := w.seq.pop()
@@ -190,16 +195,29 @@ func (w *Writer) drain() {
 			}
 		}
 		target, ok := w.targetLocked(s.ts)
+		prevEnd := w.endMS
 		ms := w.tl.place(s.ts, s.samples, target, ok)
+		if s.lost > w.concealTicks && ms > prevEnd {
+			// Too long for the decoder to hide: what was said in it is
+			// not in the recording. (Rare: allocating here is fine.)
+			w.sc.Gaps = append(w.sc.Gaps, sidecarGap{FromMS: prevEnd, ToMS: ms,
+				Reason: fmt.Sprintf("packets lost in the network (%d ms of audio never arrived)", s.lost*1000/w.seq.rate)})
+		}
 		w.endMS = w.tl.endMS()
 		w.batch = append(w.batch, frameRef{ms: ms, data: w.slab.copy(s.buf), level: s.level})
 	}
 	w.mu.Unlock()
-	if placed {
-		// Recover must know where the track starts.
+	if placed || (len(w.sc.Gaps) > gaps && !w.failed) {
+		// Recover must know where the track starts, and which stretches
+		// of it were lost.
 		if err := writeSidecar(w.sidePath, w.sc); err != nil {
-			w.r.log.Error("record track start", "track", w.sc.TrackID, "err", err)
+			w.r.log.Error("record track start or gaps", "track", w.sc.TrackID, "err", err)
 		}
+	}
+	for _, g := range w.sc.Gaps[gaps:] {
+		w.r.log.Warn("audio lost in the network: stated as a gap of the track", "track", w.sc.TrackID,
+			"meeting", w.sc.MeetingID, "from_ms", g.FromMS, "to_ms", g.ToMS, "reason", g.Reason)
+		w.recordGap(w.sc.gap(g))
 	}
 	if w.live == nil && w.hasZero && w.r.cfg.Listen != nil {
 		w.live = w.r.cfg.Listen(w.sc.row(store.TrackRecording), opusCodecDelay)
@@ -229,15 +247,21 @@ func (w *Writer) spoolFailed(err error) {
 	w.mu.Lock()
 	at := w.sc.StartMS + w.endMS
 	w.mu.Unlock()
-	gap := store.TrackGap{TrackID: w.sc.TrackID, MeetingID: w.sc.MeetingID, Identity: w.sc.Identity,
-		StartMS: at, EndMS: at, Reason: reason}
+	// The database may be on the full disk too: Close states the gap again.
+	w.recordGap(store.TrackGap{TrackID: w.sc.TrackID, MeetingID: w.sc.MeetingID, Identity: w.sc.Identity,
+		StartMS: at, EndMS: at, Reason: reason})
+}
+
+// recordGap tells the catalog at once of a stretch of the track that is
+// not recorded, so the meeting's progress shows it while the meeting goes
+// on. Failing is only logged: the track's final row states every gap.
+func (w *Writer) recordGap(g store.TrackGap) {
 	// The spool goroutine has no caller's context; FinishTimeout bounds
-	// the wait while packets queue (and overflow) behind it. The database
-	// may be on the full disk too: Close states the gap again.
+	// the wait while packets queue (and overflow) behind it.
 	ctx, cancel := context.WithTimeout(context.Background(), w.r.cfg.FinishTimeout)
 	defer cancel()
-	if gerr := w.r.catalog.RecordGap(ctx, gap); gerr != nil {
-		w.r.log.Error("record recording gap", "track", w.sc.TrackID, "err", gerr)
+	if err := w.r.catalog.RecordGap(ctx, g); err != nil {
+		w.r.log.Error("record recording gap", "track", w.sc.TrackID, "err", err)
 	}
 }
 
@@ -295,7 +319,7 @@ func (w *Writer) close(ctx context.Context) error {
 	log := w.r.log.With("track", w.sc.TrackID, "meeting", w.sc.MeetingID)
 	log.Info("track closed", "blocks", w.blocks, "duration_ms", w.endMS, "late", stats.Late,
 		"duplicate", stats.Duplicate, "garbage", stats.Garbage, "bad_timestamp", stats.BadTimestamp,
-		"overflow", stats.Overflow, "resyncs", stats.Resyncs)
+		"overflow", stats.Overflow, "resyncs", stats.Resyncs, "lost", stats.Lost, "loss_gaps", len(w.sc.Gaps))
 	if timing.SenderReports > 0 {
 		log.Info("track clock", "start_ms", timing.StartMS, "sender_skew", timing.SenderSkew,
 			"from_sender_reports", timing.FromSenderReports, "sender_reports", timing.SenderReports,
