@@ -136,7 +136,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		minFree = -1 // the recorder's "no check"; its zero means its default
 	}
 	if a.recorder, err = recorder.New(recorder.Config{SpoolDir: filepath.Join(cfg.DataDir, "spool"),
-		MinFreeBytes: minFree,
+		MinFreeBytes: minFree, MaxConcealedLoss: cfg.MaxConcealedLoss,
 		// Tracks are placed by arrival on our clock, never by a
 		// participant's own wall clock (browsers' are not synchronised,
 		// and the live path has already placed the track's speech by

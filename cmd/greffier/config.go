@@ -126,6 +126,10 @@ type Config struct {
 	// the participant is listed as not recorded). Bytes, or with a unit:
 	// 512MiB, 2GiB. 0 disables the check. Default 256MiB.
 	SpoolMinFree ByteSize `json:"spool_min_free" env:"SPOOL_MIN_FREE" flag:"spool-min-free" usage:"free space the spool disk needs to record a publisher, e.g. 256MiB (0: no check)"`
+	// MaxConcealedLoss is the longest stretch of a speaker's audio lost in
+	// the network that the decoder may conceal; a longer one is stated in
+	// the minutes as missing. Default 200ms.
+	MaxConcealedLoss time.Duration `json:"max_concealed_loss" env:"MAX_CONCEALED_LOSS" flag:"max-concealed-loss" usage:"longest network loss concealed rather than stated missing in the minutes"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `json:"log_level" env:"LOG_LEVEL" flag:"log-level" usage:"debug, info, warn or error"`
 	// ShutdownTimeout bounds a graceful stop. Default 30s.
@@ -159,6 +163,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout:           30 * time.Second,
 		IdleEndAfter:              DefaultIdleEndAfter,
 		SpoolMinFree:              recorder.DefaultMinFreeBytes,
+		MaxConcealedLoss:          recorder.DefaultMaxConcealedLoss,
 	}
 }
 
@@ -343,6 +348,9 @@ func (c Config) validate() error {
 	}
 	if c.IdleEndAfter < 0 {
 		errs = append(errs, errors.New("GREFFIER_IDLE_END_AFTER must be a positive duration such as 5m, or 0 to never end meetings by themselves"))
+	}
+	if c.MaxConcealedLoss <= 0 {
+		errs = append(errs, errors.New("GREFFIER_MAX_CONCEALED_LOSS must be a positive duration such as 200ms"))
 	}
 	if c.SpoolMinFree < 0 {
 		errs = append(errs, errors.New("GREFFIER_SPOOL_MIN_FREE must not be negative: set a size such as 256MiB, or 0 for no check"))
