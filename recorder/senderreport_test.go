@@ -189,12 +189,53 @@ func TestOverflow(t *testing.T) {
 	require.Equal(t, int64(total), st.Written+st.Overflow, "%+v", st)
 	row := b.catalog.row(w.ID())
 	require.Equal(t, store.TrackStored, row.State)
+	// What was dropped is missing from the recording, and said so.
+	gaps := b.catalog.trackGaps(w.ID())
+	require.Len(t, gaps, 1, "%+v", gaps)
+	require.Equal(t, row.StartMS+row.DurationMS, gaps[0].StartMS, "the drops followed the last packet kept")
+	require.Equal(t, st.Overflow*20, gaps[0].EndMS-gaps[0].StartMS)
+	require.Contains(t, gaps[0].Reason, "fell behind")
 	times := parseWebM(t, readBlob(t, b, row.BlobKey)).blockTimes()
 	require.Len(t, times, int(st.Written))
 	require.Equal(t, st.Written, l.heard.Load())
 	for i, ms := range times {
 		require.Equal(t, int64(i)*20, ms, "the queued packets keep their places")
 	}
+}
+
+// TestOverflowInsideATrackIsStatedWhereItHappened: packets the stalled
+// spool dropped are a gap between the packets kept on either side of
+// them, said to be the recorder's doing, not the network's.
+func TestOverflowInsideATrackIsStatedWhereItHappened(t *testing.T) {
+	t.Parallel()
+	fx := loadOpus(t)
+	l := &stallListener{entered: make(chan struct{}), release: make(chan struct{})}
+	b := setup(t, func(c *Config) { c.Listen = func(store.Track, time.Duration) Listener { return l } })
+	w := b.open(t)
+	const total = 4 * queueSize
+	pkts := make([]pkt, total)
+	for i := range pkts {
+		pkts[i] = pkt{seq: uint16(i), ts: uint32(i * 960), pt: 111, payload: fx.packets[i%len(fx.packets)], advance: 20 * time.Millisecond}
+	}
+	feed(b, w, pkts[:20])
+	<-l.entered
+	feed(b, w, pkts[20:3*queueSize]) // the queue fills; the rest is dropped
+	dropped := w.Stats().Overflow
+	require.Positive(t, dropped)
+	close(l.release)
+	require.Eventually(t, func() bool { return w.Stats().Written >= int64(3*queueSize)-dropped-windowSize },
+		5*time.Second, time.Millisecond, "the queue drains once the spool resumes")
+	feed(b, w, pkts[3*queueSize:]) // taken again: they carry the loss
+	require.NoError(t, w.Close(context.Background()))
+
+	st := w.Stats()
+	require.Equal(t, dropped, st.Overflow, "nothing dropped after the spool resumed")
+	gaps := b.catalog.trackGaps(w.ID())
+	require.Len(t, gaps, 1, "%+v", gaps)
+	require.Contains(t, gaps[0].Reason, "fell behind")
+	require.Equal(t, dropped*20, gaps[0].EndMS-gaps[0].StartMS)
+	row := b.catalog.row(w.ID())
+	require.Less(t, gaps[0].EndMS, row.StartMS+row.DurationMS, "the gap is inside the track, not at its end")
 }
 
 // The SFU finds this method by asserting its own SenderReportTap; the

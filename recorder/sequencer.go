@@ -55,9 +55,11 @@ type slot struct {
 	samples int32 // duration at 48 kHz
 	present bool
 	// lost is, on a queued packet, how much audio (clock ticks) was lost
-	// in the network right before it: the packets missing between it and
-	// the packet released before it.
-	lost int64
+	// right before it: the packets missing between it and the packet
+	// released before it, and those dropped because the spool fell
+	// behind, which dropped says.
+	lost    int64
+	dropped int64
 }
 
 // sequencer turns packets in arrival order into packets in media order
@@ -101,9 +103,10 @@ type sequencer struct {
 	haveRef bool
 	refSeq  int64
 	refEnd  int64 // media time where it ends
-	// lostBefore is audio (ticks) lost since the last queued packet; the
-	// next queued packet carries it.
-	lostBefore int64
+	// lostBefore is audio (ticks) lost since the last queued packet, and
+	// droppedBefore the part of it this side dropped; the next queued
+	// packet carries both.
+	lostBefore, droppedBefore int64
 
 	window [windowSize]slot
 	// releasedSeq[i] is the last sequence number released from window
@@ -285,12 +288,18 @@ func (s *sequencer) releaseSlot(sl *slot) {
 		return
 	}
 	if s.qLen == queueSize {
+		// Dropped here, the packet is as lost to the recording as one
+		// the network lost, and must be stated the same way.
 		s.stats.Overflow++
+		dur := int64(sl.samples) * s.rate / 48000
+		s.lostBefore += dur
+		s.droppedBefore += dur
 		return
 	}
 	q := &s.queue[(s.qHead+s.qLen)&(queueSize-1)]
 	q.present, q.seq, q.ts, q.samples, q.level = true, sl.seq, sl.ts, sl.samples, sl.level
 	q.lost, s.lostBefore = s.lostBefore, 0
+	q.dropped, s.droppedBefore = s.droppedBefore, 0
 	q.buf, sl.buf = sl.buf, q.buf
 	s.qLen++
 	s.released = true

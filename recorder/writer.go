@@ -200,8 +200,12 @@ func (w *Writer) drain() {
 		if s.lost > w.concealTicks && ms > prevEnd {
 			// Too long for the decoder to hide: what was said in it is
 			// not in the recording. (Rare: allocating here is fine.)
-			w.sc.Gaps = append(w.sc.Gaps, sidecarGap{FromMS: prevEnd, ToMS: ms,
-				Reason: fmt.Sprintf("packets lost in the network (%d ms of audio never arrived)", s.lost*1000/w.seq.rate)})
+			reason := fmt.Sprintf("packets lost in the network (%d ms of audio never arrived)", s.lost*1000/w.seq.rate)
+			if s.dropped > 0 {
+				reason = fmt.Sprintf("packets lost (%d ms of audio, %d ms of it dropped because the recorder fell behind the network)",
+					s.lost*1000/w.seq.rate, s.dropped*1000/w.seq.rate)
+			}
+			w.sc.Gaps = append(w.sc.Gaps, sidecarGap{FromMS: prevEnd, ToMS: ms, Reason: reason})
 		}
 		w.endMS = w.tl.endMS()
 		w.batch = append(w.batch, frameRef{ms: ms, data: w.slab.copy(s.buf), level: s.level})
@@ -215,7 +219,7 @@ func (w *Writer) drain() {
 		}
 	}
 	for _, g := range w.sc.Gaps[gaps:] {
-		w.r.log.Warn("audio lost in the network: stated as a gap of the track", "track", w.sc.TrackID,
+		w.r.log.Warn("audio lost: stated as a gap of the track", "track", w.sc.TrackID,
 			"meeting", w.sc.MeetingID, "from_ms", g.FromMS, "to_ms", g.ToMS, "reason", g.Reason)
 		w.recordGap(w.sc.gap(g))
 	}
@@ -310,6 +314,13 @@ func (w *Writer) close(ctx context.Context) error {
 	<-w.done // local disk only: bounded, and the file must not be left half-written
 
 	w.mu.Lock()
+	if tail := w.seq.droppedBefore; tail > w.concealTicks && !w.failed {
+		// Dropped after the last packet the spool took: no later packet
+		// carries the loss, so it is stated here, at the track's end.
+		ms := tail * 1000 / w.seq.rate
+		w.sc.Gaps = append(w.sc.Gaps, sidecarGap{FromMS: w.endMS, ToMS: w.endMS + ms,
+			Reason: fmt.Sprintf("packets dropped because the recorder fell behind the network (%d ms of audio)", ms)})
+	}
 	w.timing, w.timed = w.timingLocked(), true
 	w.sc.StartMS, w.sc.DriftPPM = w.timing.StartMS, w.timing.DriftPPM
 	timing := w.timing
