@@ -60,7 +60,8 @@ func render(r suiteResult, machine string) string {
 		w("| %s | %s | 0 |\n", strings.ReplaceAll(string(m), "_", " "), total)
 	}
 
-	w("\n## Tests\n\n| package | test | result | seconds | figures |\n|---|---|---|---|---|\n")
+	w("\n## Tests\n\nSeconds are go test's for the test function itself: a test whose cases run in\nparallel shows little, its cases' time is in the run's total.\n\n")
+	w("| package | test | result | seconds | figures |\n|---|---|---|---|---|\n")
 	for _, t := range r.tests {
 		outcome := t.outcome
 		if t.skipWhy != "" {
