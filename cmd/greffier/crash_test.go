@@ -290,20 +290,7 @@ func TestFaultKillDuringTranscriptionResumesWithinSeconds(t *testing.T) {
 			t.Cleanup(double.Close)
 			c, b, dbURL := startKillable(t, bin, dialect, double)
 
-			var m meetingAnswer
-			require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
-				"participants": []map[string]any{{"identity": "alice", "display_name": "Alice"}}}, &m))
-			ctx := context.Background()
-			pub, err := sfutest.Publish(ctx, sfutest.PublishOptions{WHIPURL: b.url + "/v1/whip", Token: m.Join[0].Token,
-				OggPath: filepath.Join(fixtures, "alice.opus")})
-			require.NoError(t, err)
-			select {
-			case <-pub.Done():
-			case <-time.After(30 * time.Second):
-				t.Fatal("publisher did not finish sending its file")
-			}
-			require.NoError(t, pub.Close(ctx))
-			require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, nil))
+			m := b.aliceSpeaksThenEnds(t)
 			require.Eventually(t, func() bool {
 				return double.Requests() >= 2 && runningPipelineJobs(t, dialect, dbURL) == 2
 			}, 30*time.Second, 50*time.Millisecond, "both transcriptions running")
@@ -378,20 +365,7 @@ func TestFaultKillDuringAssemblyResumesWithinSeconds(t *testing.T) {
 			c, b, dbURL := startKillable(t, bin, dialect, double,
 				"GREFFIER_SUMMARY_URL="+chat.BaseURL(), "GREFFIER_SUMMARY_MODEL=test-chat")
 
-			var m meetingAnswer
-			require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
-				"participants": []map[string]any{{"identity": "alice", "display_name": "Alice"}}}, &m))
-			ctx := context.Background()
-			pub, err := sfutest.Publish(ctx, sfutest.PublishOptions{WHIPURL: b.url + "/v1/whip", Token: m.Join[0].Token,
-				OggPath: filepath.Join(fixtures, "alice.opus")})
-			require.NoError(t, err)
-			select {
-			case <-pub.Done():
-			case <-time.After(30 * time.Second):
-				t.Fatal("publisher did not finish sending its file")
-			}
-			require.NoError(t, pub.Close(ctx))
-			require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, nil))
+			m := b.aliceSpeaksThenEnds(t)
 			require.Eventually(t, func() bool {
 				return chat.Requests() >= 1 && runningJobs(t, dialect, dbURL, "assemble_minutes") == 1
 			}, 30*time.Second, 50*time.Millisecond, "the assembly is running, waiting for its summary")
@@ -442,4 +416,25 @@ func TestFaultKillDuringAssemblyResumesWithinSeconds(t *testing.T) {
 			require.Equal(t, http.StatusNotFound, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes?version=2", nil, &e))
 		})
 	}
+}
+
+// aliceSpeaksThenEnds holds a meeting in which alice says her fixture to
+// its end, then ends it.
+func (b *testBundle) aliceSpeaksThenEnds(t *testing.T) meetingAnswer {
+	t.Helper()
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice"}}}, &m))
+	ctx := context.Background()
+	pub, err := sfutest.Publish(ctx, sfutest.PublishOptions{WHIPURL: b.url + "/v1/whip", Token: m.Join[0].Token,
+		OggPath: filepath.Join(fixtures, "alice.opus")})
+	require.NoError(t, err)
+	select {
+	case <-pub.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("publisher did not finish sending its file")
+	}
+	require.NoError(t, pub.Close(ctx))
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, nil))
+	return m
 }
