@@ -38,7 +38,7 @@ func TestFaultMinutesThroughMisbehavingBackends(t *testing.T) {
 		"5xx then recovers":         {opts: transcribetest.Options{FailFirst: 2, FailStatus: http.StatusBadGateway}, complete: true, faults: upTo(2)},
 		"429 with Retry-After":      {opts: transcribetest.Options{FailFirst: 1, FailStatus: http.StatusTooManyRequests, RetryAfter: time.Second}, complete: true, faults: upTo(1)},
 		"slow answers":              {opts: transcribetest.Options{Delay: 300 * time.Millisecond}, complete: true, faults: every},
-		"timeout then fine":         {opts: transcribetest.Options{Delay: time.Minute, DelayFirst: 1}, timeout: 300 * time.Millisecond, complete: true, faults: upTo(1)},
+		"timeout then fine":         {opts: transcribetest.Options{Delay: time.Minute, DelayFirst: 1}, timeout: 2 * time.Second, complete: true, faults: upTo(1)},
 		"truncated JSON then fine":  {opts: transcribetest.Options{Lie: transcribetest.LieTruncated, LieFirst: 1}, complete: true, faults: upTo(1)},
 		"times outside then fine":   {opts: transcribetest.Options{Lie: transcribetest.LieOutsideAudio, LieFirst: 1}, complete: true, faults: upTo(1)},
 		"backwards times then fine": {opts: transcribetest.Options{Lie: transcribetest.LieBackwards, LieFirst: 1}, complete: true, faults: upTo(1)},

@@ -146,9 +146,11 @@ func TestFaultSecondListenerWithOneTokenReplacesTheFirst(t *testing.T) {
 	faulttest.Report(t, faulttest.FaultsInjected, 1)
 	requireStatusCode(t, sfutest.Delete(ctx, nil, first.Location(), alice), http.StatusNotFound)
 
-	require.Eventually(t, func() bool { return second.Count() >= 50 }, 10*time.Second, 10*time.Millisecond)
+	// Small counts: bob's file lasts a few seconds, and on a loaded
+	// machine most of it may be gone before the second listener joins.
+	require.Eventually(t, func() bool { return second.Count() >= 20 }, 10*time.Second, 10*time.Millisecond)
 	heard := first.Count()
-	require.Eventually(t, func() bool { return second.Count() >= 100 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return second.Count() >= 40 }, 10*time.Second, 10*time.Millisecond)
 	require.Equal(t, heard, first.Count(), "the replaced listener hears nothing more")
 }
 
