@@ -27,9 +27,14 @@
 // allocation (media.go); the rest of what it reads goes to pion.
 // The keys come from pion's public DTLS hooks, the SFU being the DTLS
 // server (dtlskeys.go): offers must say a=setup:actpass or active, as
-// every browser's do. TrackTap.OpenTrack and Close run on the session's
-// goroutines; packets wait in order while a tap opens (segment.go).
-// About 130,000 forwarded packets a second per core (docs/benchmarks.md).
+// every browser's do. A session whose handshake gives no keys the SFU can
+// derive (a pion that changed how it shows the handshake: another DTLS
+// version, resumption) is not dropped: its RTP goes through pion's own
+// SRTP path, read through pion's track and sent through its track writer
+// (slower; Stats.PionSRTPSessions counts them, and a test fails if a pion
+// peer's session takes it). TrackTap.OpenTrack and Close run on the
+// session's goroutines; packets wait in order while a tap opens
+// (segment.go). Its throughput is in docs/benchmarks.md.
 // As RTP never reaches pion's ICE
 // agent, a peer's liveness rests on STUN: the agent checks the selected
 // pair every ICEKeepalive, well inside ICEDisconnectedTimeout. A track

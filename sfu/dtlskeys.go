@@ -22,9 +22,18 @@ import (
 // pion's public hooks show of the handshake, with the SFU as DTLS server:
 // the ServerHello it sends gives the server random and the SRTP profile,
 // and the key log line (NSS format) gives the client random and the master
-// secret. Both stay in memory, as they do in pion. pion/webrtc resumes no
-// DTLS sessions (it sets no session store); a resumed handshake would log
-// its secret before any ServerHello and get no keys here.
+// secret. Both stay in memory, as they do in pion. pion/webrtc has no
+// public way to the keys themselves: its DTLSTransport keeps the dtls.Conn
+// (whose ExportKeyingMaterial would do) and the SRTP sessions private, and
+// its SettingEngine passes on no VerifyConnection callback. So this
+// assumes DTLS 1.2 (one CLIENT_RANDOM line, the RFC 5705 exporter over
+// SHA-256), the SFU as DTLS server, and no resumption: pion/webrtc sets no
+// session store and requires a client certificate, for which pion/dtls
+// resumes nothing; a resumed handshake would log its secret before any
+// ServerHello. A handshake that breaks these gets fail, or neither
+// callback, and its session's RTP goes through pion's own SRTP path
+// (session.follow); TestPionPeersAreKeyedOnTheMediaPath and the
+// TestDTLSKeys tests fail if a pion upgrade changes them.
 
 // dtlsCipherSuite is the one suite offered: the SFU's certificate is ECDSA
 // (pion's default), every browser has this suite, and its PRF hash

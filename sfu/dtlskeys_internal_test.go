@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,6 +113,15 @@ func dtlsKeysHandshake(t *testing.T, keys *dtlsKeys, profiles []dtls.SRTPProtect
 	suites ...dtls.CipherSuiteID,
 ) *dtls.State {
 	t.Helper()
+	return dtlsKeysHandshakeWith(t, keys, profiles, suites, nil, nil)
+}
+
+// dtlsKeysHandshakeWith is dtlsKeysHandshake with more options for
+// either side.
+func dtlsKeysHandshakeWith(t *testing.T, keys *dtlsKeys, profiles []dtls.SRTPProtectionProfile,
+	suites []dtls.CipherSuiteID, serverMore []dtls.ServerOption, clientMore []dtls.ClientOption,
+) *dtls.State {
+	t.Helper()
 	if len(suites) == 0 {
 		suites = []dtls.CipherSuiteID{dtlsCipherSuite}
 	}
@@ -123,7 +133,7 @@ func dtlsKeysHandshake(t *testing.T, keys *dtlsKeys, profiles []dtls.SRTPProtect
 	}
 	clientSock, serverSock := listen(), listen()
 
-	server, err := dtls.ServerWithOptions(serverSock, clientSock.LocalAddr(),
+	serverOpts := append([]dtls.ServerOption{
 		dtls.WithCertificates(dtlsKeysCert(t)),
 		dtls.WithSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_256_GCM, dtls.SRTP_AEAD_AES_128_GCM,
 			dtls.SRTP_AES128_CM_HMAC_SHA1_80),
@@ -133,7 +143,8 @@ func dtlsKeysHandshake(t *testing.T, keys *dtlsKeys, profiles []dtls.SRTPProtect
 		dtls.WithClientAuth(dtls.RequireAnyClientCert),
 		dtls.WithServerHelloMessageHook(keys.serverHello),
 		dtls.WithKeyLogWriter(keys),
-	)
+	}, serverMore...)
+	server, err := dtls.ServerWithOptions(serverSock, clientSock.LocalAddr(), serverOpts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = server.Close() })
 
@@ -145,6 +156,7 @@ func dtlsKeysHandshake(t *testing.T, keys *dtlsKeys, profiles []dtls.SRTPProtect
 	if len(profiles) > 0 {
 		clientOpts = append(clientOpts, dtls.WithSRTPProtectionProfiles(profiles...))
 	}
+	clientOpts = append(clientOpts, clientMore...)
 	client, err := dtls.ClientWithOptions(clientSock, serverSock.LocalAddr(), clientOpts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Close() })
@@ -303,6 +315,61 @@ func TestDTLSKeysFailFromRealHandshake(t *testing.T) {
 			dtls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA)
 		require.ErrorContains(t, out.err(t), "cipher suite 0xc00a")
 	})
+}
+
+// dtlsKeysSessions is an in-memory DTLS session store. It keeps one
+// session whatever the key: a client keys its sessions by the server's
+// address, which is new for each handshake here.
+type dtlsKeysSessions struct {
+	mu   sync.Mutex
+	sess dtls.Session
+}
+
+func (s *dtlsKeysSessions) Set(_ []byte, sess dtls.Session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sess = sess
+	return nil
+}
+
+func (s *dtlsKeysSessions) Get([]byte) (dtls.Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sess, nil
+}
+
+func (s *dtlsKeysSessions) Del([]byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sess = dtls.Session{}
+	return nil
+}
+
+// TestDTLSKeysNoResumption pins what the derivation assumes of session
+// resumption: a resumed handshake logs its secret before its ServerHello,
+// which the hooks would report as a failure (the session then going
+// through pion's own SRTP path, see TestDTLSKeysErrors, "no ServerHello
+// first"). pion/webrtc requires a client certificate, and pion/dtls
+// resumes no client-authenticated session: a browser offering to resume
+// one, even to a server with a session store, gets a full handshake, and
+// the SFU keys that talk to it.
+func TestDTLSKeysNoResumption(t *testing.T) {
+	t.Parallel()
+	serverMore := []dtls.ServerOption{dtls.WithSessionStore(&dtlsKeysSessions{})}
+	clientMore := []dtls.ClientOption{dtls.WithSessionStore(&dtlsKeysSessions{}), dtls.WithServerName("sfu")}
+	profiles := []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM}
+	keys, out := dtlsKeysWatched(true, true, false)
+	first := dtlsKeysHandshakeWith(t, keys, profiles, nil, serverMore, clientMore)
+	out.keys(t)
+	require.NotEmpty(t, first.SessionID, "the first handshake made a session the client offers to resume")
+
+	keys, out = dtlsKeysWatched(true, true, false)
+	second := dtlsKeysHandshakeWith(t, keys, profiles, nil, serverMore, clientMore)
+	require.NotEqual(t, first.SessionID, second.SessionID, "the session was resumed")
+	sfu := out.keys(t)
+	clientLocal, clientRemote := dtlsKeysClient(t, second, srtp.ProtectionProfileAeadAes128Gcm, false)
+	dtlsKeysCheckCrypt(t, clientLocal, sfu.remote, dtlsKeysRTP(t, 1, 1), false)
+	dtlsKeysCheckCrypt(t, sfu.local, clientRemote, dtlsKeysRTP(t, 2, 1), false)
 }
 
 // dtlsKeysHello is a ServerHello with the given suite (nil: none) and

@@ -321,11 +321,7 @@ func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Cla
 		reporterSSRC: binary.BigEndian.Uint32(reporter[:]),
 	}
 	sess.log = s.log.With("session", sess.id, "kind", string(kind), "meeting", claims.MeetingID, "identity", claims.Identity)
-	keys := &dtlsKeys{fail: func(err error) {
-		sess.log.Error("no SRTP keys from the DTLS handshake: closing the session", "err", err)
-		// Called from pion's handshake, which close waits for.
-		go sess.close()
-	}}
+	keys := &dtlsKeys{}
 	if kind == kindPublish {
 		sess.in = &inbound{stats: &s.stats, onBad: func(n uint64, err error) {
 			sess.log.Warn("dropping RTP packet that fails SRTP", "count", n, "err", err)

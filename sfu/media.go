@@ -10,6 +10,7 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
+	"github.com/pion/transport/v5/packetio"
 )
 
 // The media path. pion terminates ICE, DTLS and RTCP; RTP does not go
@@ -117,6 +118,29 @@ func (in *inbound) receive(b []byte, now time.Time, out *sender) {
 		}
 		return
 	}
+	in.forward(plain, now, out)
+}
+
+// receivePlain hands b, decrypted by pion's own SRTP path (a session
+// without keys of its own, see session.keysFailed), to its track as
+// receive would.
+func (in *inbound) receivePlain(b []byte, now time.Time, out *sender) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closed {
+		return
+	}
+	if _, err := in.hdr.Unmarshal(b); err != nil {
+		in.stats.received.Add(1)
+		in.stats.malformed.Add(1)
+		return
+	}
+	in.forward(b, now, out)
+}
+
+// forward hands a decrypted packet whose header is in in.hdr to its
+// track. Called with in.mu held.
+func (in *inbound) forward(plain []byte, now time.Time, out *sender) {
 	t := in.trackFor(in.hdr.SSRC)
 	if t == nil || !in.takes(t, in.hdr.SSRC, now) {
 		in.stats.received.Add(1)
@@ -315,3 +339,20 @@ func (s *sink) Close() error {
 	s.once.Do(func() { close(s.done) })
 	return nil
 }
+
+// pionBuffer is a bounded packet buffer for pion's SRTP read stream of a
+// publisher on pion's own SRTP path, read by its track.
+type pionBuffer struct{ *packetio.Buffer }
+
+func newPionBuffer() *pionBuffer {
+	b := &pionBuffer{packetio.NewBuffer()}
+	b.SetLimitSize(pionRTPBuffer)
+	return b
+}
+
+func (b *pionBuffer) Read(p []byte) (int, error) {
+	n, _, err := b.Buffer.Read(p, nil)
+	return n, err
+}
+
+func (b *pionBuffer) Write(p []byte) (int, error) { return b.Buffer.Write(p, nil) }

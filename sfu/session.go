@@ -43,6 +43,10 @@ type session struct {
 	// reporterSSRC names the SFU in its receiver reports to a publisher.
 	reporterSSRC uint32
 
+	// keyMu guards keying, decided once by the DTLS handshake.
+	keyMu  sync.Mutex
+	keying keying
+
 	// negMu serialises renegotiations (PATCH) of the PeerConnection.
 	negMu sync.Mutex
 
@@ -54,6 +58,24 @@ type session struct {
 	// deleted is set (under SFU.mu) once a DELETE asked for the close.
 	deleted bool
 }
+
+// keying says which SRTP path a session's RTP takes.
+type keying int
+
+const (
+	keyingPending keying = iota // DTLS has not made its keys yet
+	keyingOwn                   // the media path, with keys from dtlsKeys
+	keyingPion                  // pion's own SRTP path: no keys could be derived
+)
+
+// errNoOwnKeys: DTLS connected but pion's hooks never gave dtlsKeys its
+// key log line (a pion that stopped calling them, or a DTLS version
+// whose log has no CLIENT_RANDOM line).
+var errNoOwnKeys = errors.New("sfu: DTLS connected without a key log line from its hooks")
+
+// pionRTPBuffer bounds what waits in pion's buffer of a track read
+// through pion's own SRTP path, as pion's default buffer does.
+const pionRTPBuffer = 1000 * 1000
 
 func newSessionID() string {
 	var b [16]byte
@@ -163,10 +185,15 @@ func (s *session) leaveRoom() {
 
 // sink is pion's BufferFactory for the session's SRTP read streams. A
 // publisher's RTCP carries sender reports for its tracks; everything else
-// (listeners' reports on slots, stray RTP) is dropped.
+// (listeners' reports on slots, stray RTP) is dropped, except a
+// publisher's RTP on pion's own SRTP path, which its tracks read. pion
+// opens read streams once DTLS is done, when keying is decided.
 func (s *session) sink(kind packetio.BufferPacketType, _ uint32) io.ReadWriteCloser {
 	if kind == packetio.RTCPBufferPacket && s.in != nil {
 		return &sink{write: s.rtcp, done: make(chan struct{})}
+	}
+	if kind == packetio.RTPBufferPacket && s.in != nil && s.throughPion(errNoOwnKeys) {
+		return newPionBuffer()
 	}
 	return &sink{done: make(chan struct{})}
 }
@@ -187,10 +214,22 @@ func (s *session) rtcp(b []byte) {
 	}
 }
 
-// follow wires the connection's keys and peer address to the media path.
+// follow wires the connection's keys and peer address to the media path,
+// or, if its handshake gives no keys the SFU can derive, its RTP to pion's
+// own SRTP path: the session is slower, but nothing is dropped.
 func (s *session) follow(keys *dtlsKeys) {
 	ice := s.pc.SCTP().Transport().ICETransport()
+	keys.fail = func(err error) { s.throughPion(err) }
+	s.pc.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		// pion starts tracks once DTLS is done, when keying is decided.
+		if s.in != nil && s.throughPion(errNoOwnKeys) {
+			s.spawn(func() { s.readThroughPion(remote) })
+		}
+	})
 	keys.ready = func(k srtpKeys) {
+		if !s.ownKeys() {
+			return
+		}
 		// ICE selected a pair before DTLS began; its callback may not
 		// have run yet, and the peer may send as soon as DTLS is done.
 		if p, err := ice.GetSelectedCandidatePair(); err == nil {
@@ -209,6 +248,55 @@ func (s *session) follow(keys *dtlsKeys) {
 	})
 }
 
+// ownKeys settles the session on the media path, with keys of its own,
+// unless it is already on pion's, and reports whether it is.
+func (s *session) ownKeys() bool {
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	if s.keying == keyingPending {
+		s.keying = keyingOwn
+	}
+	return s.keying == keyingOwn
+}
+
+// throughPion settles the session on pion's own SRTP path unless it has
+// keys of its own, and reports whether it is on pion's path. why is
+// logged: a session there costs pion's CPU per packet, and with the pion
+// this module requires none should be (dtlskeys.go says what the
+// derivation assumes).
+func (s *session) throughPion(why error) bool {
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	if s.keying != keyingPending {
+		return s.keying == keyingPion
+	}
+	s.keying = keyingPion
+	s.sfu.stats.pionSRTP.Add(1)
+	s.log.Warn("no SRTP keys of its own from the DTLS handshake: this session's RTP goes through pion's slower SRTP path", "err", why)
+	if s.listener != nil {
+		for _, slot := range s.listener.slots {
+			slot.sendThroughPion()
+		}
+	}
+	return true
+}
+
+// readThroughPion hands a publisher's track, read and decrypted by pion,
+// to the media path's handling (tap, levels, fan-out) until the
+// connection closes.
+func (s *session) readThroughPion(remote *webrtc.TrackRemote) {
+	media := s.sfu.media
+	out := media.newSender(media.socks[0])
+	buf := make([]byte, readSize)
+	for {
+		n, _, err := remote.Read(buf)
+		if err != nil {
+			return
+		}
+		s.in.receivePlain(buf[:n], time.Now(), out)
+	}
+}
+
 // addrOf is the remote address of an ICE candidate pair.
 func addrOf(p *webrtc.ICECandidatePair) (netip.AddrPort, bool) {
 	if p == nil || p.Remote == nil {
@@ -223,6 +311,10 @@ func addrOf(p *webrtc.ICECandidatePair) (netip.AddrPort, bool) {
 
 func (s *session) onConnectionState(st webrtc.PeerConnectionState) {
 	s.log.Debug("connection state", "state", st.String())
+	if st == webrtc.PeerConnectionStateConnected {
+		// DTLS is done: its hooks have given keys by now, or never will.
+		s.throughPion(errNoOwnKeys)
+	}
 	if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
 		// close waits for pion callbacks to return; do not block this one.
 		go s.close()

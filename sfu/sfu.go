@@ -51,6 +51,9 @@ type SFU struct {
 	stats    counters
 	maxEnded int              // MaxEndedMeetings; tests lower it
 	now      func() time.Time // the clock of the ended list; tests set it
+	// dtlsSettings, if set, changes each new connection's settings last:
+	// tests make handshakes the SFU cannot derive keys from with it.
+	dtlsSettings func(*webrtc.SettingEngine)
 }
 
 type lifecycle int
@@ -149,7 +152,8 @@ func (s *SFU) Start(ctx context.Context) error {
 // newAPI builds the pion API of one PeerConnection: Opus only with the
 // audio-level extension (s.codecs), the shared ICE UDP mux, and the SFU as DTLS
 // server with keys's hooks, through which the media path gets the
-// connection's SRTP keys (dtlskeys.go). No interceptors: the media path
+// connection's SRTP keys (dtlskeys.go; without them the connection's RTP
+// goes through pion's SRTP path, see session.follow). No interceptors: the media path
 // bypasses them and sends its own RTCP reports (rtcp.go).
 func (s *SFU) newAPI(keys *dtlsKeys, buffers func(packetio.BufferPacketType, uint32) io.ReadWriteCloser) (*webrtc.API, error) {
 	se := webrtc.SettingEngine{LoggerFactory: s.pionLogs, BufferFactory: buffers}
@@ -169,6 +173,12 @@ func (s *SFU) newAPI(keys *dtlsKeys, buffers func(packetio.BufferPacketType, uin
 	se.SetDTLSCipherSuites(dtlsCipherSuite)
 	se.SetDTLSServerHelloMessageHook(keys.serverHello)
 	se.SetDTLSKeyLogWriter(keys)
+	s.mu.Lock()
+	change := s.dtlsSettings
+	s.mu.Unlock()
+	if change != nil {
+		change(&se)
+	}
 	local, _ := s.media.LocalAddr().(*net.UDPAddr)
 	if local != nil && local.IP.IsLoopback() {
 		se.SetIncludeLoopbackCandidate(true)

@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/dtls/v3"
 	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -481,6 +483,76 @@ func TestHeaderEncryptionEitherWay(t *testing.T) {
 			require.Eventually(t, func() bool { pkts, _ := rec.snapshot(); return len(pkts) >= 30 }, 5*time.Second, 10*time.Millisecond)
 			require.NoError(t, lis.Close(t.Context()))
 			require.NoError(t, pub.Close(t.Context()))
+		})
+	}
+}
+
+// speakAndHear has a speaker publish a one-second tone while a listener
+// listens, and checks that the tap records it and the listener hears it.
+func speakAndHear(t *testing.T, b *testBundle) {
+	t.Helper()
+	lis := b.listen(t, "listener")
+	pub := b.publish(t, "speaker", tone(t, 440, 1))
+	waitClosed(t, pub.Done(), "the speaker's file")
+	require.Eventually(t, func() bool { return lis.Count() >= 30 }, 5*time.Second, 10*time.Millisecond)
+	sent := payloadSet(pub.Sent())
+	for _, rs := range lis.Packets() {
+		for i, r := range rs {
+			require.True(t, sent[string(r.Payload)], "packet %d is the speaker's", i)
+			require.True(t, r.HasLevel, "packet %d has its audio level", i)
+		}
+	}
+	rec := b.nextTrack(t)
+	require.Eventually(t, func() bool { pkts, _ := rec.snapshot(); return len(pkts) >= 30 }, 5*time.Second, 10*time.Millisecond)
+	pkts, _ := rec.snapshot()
+	for i, p := range pkts {
+		require.True(t, sent[string(p.Payload)], "recorded packet %d is the speaker's", i)
+	}
+	require.NoError(t, lis.Close(t.Context()))
+	require.NoError(t, pub.Close(t.Context()))
+	require.Zero(t, b.sfu.Stats().DroppedSRTP)
+}
+
+// TestPionPeersAreKeyedOnTheMediaPath pins what the media path's keys
+// assume of pion (sfu/dtlskeys.go: DTLS 1.2, the SFU as server, no
+// resumption, pion's hooks called as they are): the SFU derives its own
+// keys for a real pion/webrtc publisher and listener, and none of their
+// sessions falls back to pion's slower SRTP path. A pion upgrade that
+// changes the handshake fails here, loudly, even though such sessions
+// still carry their media (TestSessionsWithoutOwnKeysGoThroughPion).
+func TestPionPeersAreKeyedOnTheMediaPath(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sfu.Config{})
+	speakAndHear(t, b)
+	require.Zero(t, b.sfu.Stats().PionSRTPSessions,
+		"a pion peer's session went through pion's SRTP path: the DTLS handshake no longer fits sfu/dtlskeys.go")
+}
+
+// TestSessionsWithoutOwnKeysGoThroughPion: when a handshake gives the
+// SFU no keys it can derive, the session's RTP goes through pion's own
+// SRTP path instead of being dropped: the speaker is recorded and heard,
+// and the fallback is counted.
+func TestSessionsWithoutOwnKeysGoThroughPion(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		change func(*webrtc.SettingEngine)
+	}{
+		// As if pion stopped writing its key log (or wrote a DTLS 1.3 one
+		// with no CLIENT_RANDOM line): DTLS connects without keys.
+		{"no key log line", func(se *webrtc.SettingEngine) { se.SetDTLSKeyLogWriter(nil) }},
+		// A handshake the derivation does not know: another PRF suite.
+		{"another cipher suite", func(se *webrtc.SettingEngine) {
+			se.SetDTLSCipherSuites(dtls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA)
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, sfu.Config{})
+			sfu.SetDTLSSettings(b.sfu, c.change)
+			speakAndHear(t, b)
+			require.Equal(t, uint64(2), b.sfu.Stats().PionSRTPSessions, "the speaker's and the listener's sessions")
 		})
 	}
 }

@@ -27,6 +27,8 @@ type slotTrack struct {
 	mu      sync.Mutex
 	src     *publishedTrack
 	w       rtpWriter
+	stream  webrtc.TrackLocalWriter // pion's, while bound
+	viaPion bool                    // see sendThroughPion
 	ssrc    uint32
 	pt      uint8
 	levelID uint8 // the listener's id for the audio-level extension, 0 if none
@@ -48,6 +50,17 @@ type slotTrack struct {
 // record them), through the sender of the reader doing the fan-out.
 type rtpWriter interface {
 	writeRTP(out *sender, h *rtp.Header, payload []byte) error
+}
+
+// pionWriter sends a slot's packets through pion's own SRTP path, for a
+// listener whose SRTP keys the media path could not derive (dtlskeys.go).
+// It is slower (pion's interceptor chain, SRTP session and one write per
+// packet) but the listener hears everything.
+type pionWriter struct{ stream webrtc.TrackLocalWriter }
+
+func (p pionWriter) writeRTP(_ *sender, h *rtp.Header, payload []byte) error {
+	_, err := p.stream.WriteRTP(h, payload)
+	return err
 }
 
 // newSlotTrack makes a slot that sends through out, the listener's
@@ -76,7 +89,11 @@ func (s *slotTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.stream = ctx.WriteStream()
 	s.w = s.out
+	if s.viaPion {
+		s.w = pionWriter{s.stream}
+	}
 	s.ssrc = uint32(ctx.SSRC())
 	s.pt = uint8(codec.PayloadType)
 	s.levelID = levelID
@@ -87,8 +104,19 @@ func (s *slotTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 func (s *slotTrack) Unbind(webrtc.TrackLocalContext) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.w = nil
+	s.w, s.stream = nil, nil
 	return nil
+}
+
+// sendThroughPion makes the slot write through pion's track from now on
+// (and from its next Bind): its listener's session has no keys of its own.
+func (s *slotTrack) sendThroughPion() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.viaPion = true
+	if s.stream != nil {
+		s.w = pionWriter{s.stream}
+	}
 }
 
 func (s *slotTrack) ID() string                { return s.id }

@@ -22,13 +22,19 @@ type Stats struct {
 	// sections announced, or on another SSRC than the track's while that
 	// one is live.
 	DroppedSRTP uint64
+	// PionSRTPSessions counts sessions whose SRTP keys the SFU could not
+	// derive from their DTLS handshake (an unexpected handshake, or a pion
+	// that changed how it shows one): their RTP goes through pion's own,
+	// slower, SRTP path. With the pion this module requires and browsers'
+	// offers it stays 0.
+	PionSRTPSessions uint64
 }
 
 // counters are Stats being counted. Each publisher's reader adds to them
 // once per packet: one cache line shared by a few cores is cheap next to
 // the SRTP work around it.
 type counters struct {
-	received, forwarded, tooLarge, rate, malformed, srtp atomic.Uint64
+	received, forwarded, tooLarge, rate, malformed, srtp, pionSRTP atomic.Uint64
 }
 
 // Stats returns the counters so far.
@@ -41,5 +47,6 @@ func (s *SFU) Stats() Stats {
 		DroppedRate:      c.rate.Load(),
 		DroppedMalformed: c.malformed.Load(),
 		DroppedSRTP:      c.srtp.Load(),
+		PionSRTPSessions: c.pionSRTP.Load(),
 	}
 }

@@ -44,6 +44,7 @@ type report struct {
 	CPUPerForwardedUS   float64 `json:"cpu_us_per_forwarded"`
 	ForwardedPerCoreSec float64 `json:"forwarded_per_core_second"`
 	Dropped             uint64  `json:"dropped"`
+	PionSRTPSessions    uint64  `json:"pion_srtp_sessions"`
 	SentPerSecond       float64 `json:"sent_per_second"`
 	UDPBufferDrops      uint64  `json:"udp_rcvbuf_drops_machine_wide"`
 
@@ -74,6 +75,7 @@ func (r *report) fill(empty, connected, start, stop sample) {
 		r.ForwardedPerCoreSec = fwd / cpu.Seconds()
 	}
 	r.Dropped = stop.stats.DroppedTooLarge + stop.stats.DroppedRate + stop.stats.DroppedMalformed + stop.stats.DroppedSRTP
+	r.PionSRTPSessions = stop.stats.PionSRTPSessions
 	r.UDPBufferDrops = stop.udpDrops - start.udpDrops
 	if r.Clients != nil {
 		r.SentPerSecond = float64(r.Clients.Sent) / wall.Seconds()
@@ -100,6 +102,7 @@ forwarded              %.0f packets/s
 CPU per forwarded      %.2f µs (all server work ÷ forwarded packets)
 forwarded per core     %.0f packets/s
 dropped by the SFU     %d (limits, malformed, failing SRTP)
+pion's SRTP path       %d sessions (without keys of their own: slower)
 UDP buffer overflows   %d (machine-wide, in the window)
 loss                   %d packets in all, worst listener %d, duplicates %d (expected %d per listener, got min %d, avg %.1f)
 latency client→client  p50 %.2f ms, p99 %.2f ms, max %.2f ms
@@ -109,7 +112,7 @@ tap                    %d tracks, %d packets, %d sender reports
 clients                %.2f s CPU in the window, connected in %.1f s
 `, r.Participants, r.Slots, r.PayloadBytes, r.GOMAXPROCS,
 		r.WindowSeconds, r.ServerCPUSeconds, r.ServerCores, r.SentPerSecond, r.ReceivedPerSecond, r.ForwardedPerSecond,
-		r.CPUPerForwardedUS, r.ForwardedPerCoreSec, r.Dropped, r.UDPBufferDrops,
+		r.CPUPerForwardedUS, r.ForwardedPerCoreSec, r.Dropped, r.PionSRTPSessions, r.UDPBufferDrops,
 		c.Lost, c.LostMaxListener, c.Duplicates, c.ExpectedPerListener, c.ReceivedMin, c.ReceivedAvg,
 		float64(c.LatencyP50us)/1000, float64(c.LatencyP99us)/1000, float64(c.LatencyMaxus)/1000,
 		r.HeapPerParticipantKiB, r.RSSPerParticipantKiB, float64(r.BaseRSS)/(1<<20), r.GoroutinesPerConn,
