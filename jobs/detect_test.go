@@ -2,12 +2,11 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/greffier/greffier/internal/layout"
@@ -21,7 +20,7 @@ import (
 // the stray segment, and transcribes only what was missing.
 func TestDetectionFinishesWhatTheLivePathStarted(t *testing.T) {
 	t.Parallel()
-	b := setup(t, store.SQLite)
+	b := setupIdle(t, store.SQLite)
 	ctx := context.Background()
 	m, err := b.store.CreateMeeting(ctx, "t", "en")
 	require.NoError(t, err)
@@ -49,13 +48,17 @@ func TestDetectionFinishesWhatTheLivePathStarted(t *testing.T) {
 	stray.StartMS += 20
 	require.NoError(t, b.store.UpsertSpeechSegment(ctx, stray))
 
-	job := &rivertype.JobRow{Attempt: 1, MaxAttempts: 8}
-	require.NoError(t, (&detectWorker{p: b.p}).Work(ctx, &river.Job[DetectSpeechArgs]{JobRow: job, Args: detectArgs(tr, 0)}))
-	require.Eventually(t, func() bool {
-		p, err := b.store.Progress(ctx, m.ID)
-		require.NoError(t, err)
-		return p.SegmentsTranscribed == 2
-	}, 30*time.Second, 50*time.Millisecond)
+	res, err := work(t, b, &detectWorker{p: b.p}, detectArgs(tr, 0), nil)
+	require.NoError(t, err)
+	require.Equal(t, river.EventKindJobCompleted, res.EventKind)
+	queued := b.queued(t, TranscribeArgs{}.Kind())
+	require.Len(t, queued, 1, "only the missing sentence is to be transcribed")
+	var args TranscribeArgs
+	require.NoError(t, json.Unmarshal(queued[0].EncodedArgs, &args))
+	require.Equal(t, segs[1].StartMS, args.StartMS)
+	res, err = work(t, b, &transcribeWorker{p: b.p}, args, nil)
+	require.NoError(t, err)
+	require.Equal(t, river.EventKindJobCompleted, res.EventKind)
 
 	got, err := b.store.SpeechSegments(ctx, m.ID)
 	require.NoError(t, err)
