@@ -3,13 +3,11 @@ package jobs
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"testing"
 
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
-	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
 )
 
@@ -22,22 +20,8 @@ func TestDetectionFinishesWhatTheLivePathStarted(t *testing.T) {
 	t.Parallel()
 	b := setupIdle(t, store.SQLite)
 	ctx := context.Background()
-	m, err := b.store.CreateMeeting(ctx, "t", "en")
-	require.NoError(t, err)
-	_, err = b.store.Join(ctx, m.ID, "alice", "Alice")
-	require.NoError(t, err)
-
 	// The track, stored without the pipeline hearing of it.
-	f, err := os.Open(fixtureWebM(t, "alice"))
-	require.NoError(t, err)
-	defer f.Close()
-	tr := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: "alice", SSRC: 1, StartMS: 700}
-	tr.BlobKey = layout.Track(m.ID, tr.ID)
-	info, err := b.blobs.Put(ctx, tr.BlobKey, f, -1)
-	require.NoError(t, err)
-	require.NoError(t, b.store.CreateTrack(ctx, tr))
-	tr.State, tr.DurationMS, tr.Size, tr.SHA256 = store.TrackStored, 9000, info.Size, info.SHA256
-	require.NoError(t, b.store.FinishTrack(ctx, tr))
+	m, tr := b.liveMeeting(t)
 
 	segs, err := b.p.cutSpeech(ctx, tr)
 	require.NoError(t, err)

@@ -37,11 +37,16 @@ type testBundle struct {
 
 func setup(t *testing.T, d store.Dialect) *testBundle {
 	t.Helper()
-	return setupWith(t, d, transcribetest.Options{}, func(double *transcribetest.Server) Transcriber {
+	return setupWith(t, d, transcribetest.Options{}, openAI(t), Config{})
+}
+
+// openAI reaches the transcription double through the OpenAI client.
+func openAI(t *testing.T) func(*transcribetest.Server) Transcriber {
+	return func(double *transcribetest.Server) Transcriber {
 		tr, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{BaseURL: double.BaseURL()})
 		require.NoError(t, err)
 		return tr
-	}, Config{})
+	}
 }
 
 // setupWith runs a pipeline on a fresh database and disk store, against a

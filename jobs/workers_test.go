@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"io"
@@ -21,7 +22,6 @@ import (
 
 	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
-	"github.com/greffier/greffier/transcribe"
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
 
@@ -29,11 +29,7 @@ import (
 // not started: no job runs but those a test works itself.
 func setupIdle(t *testing.T, d store.Dialect) *testBundle {
 	t.Helper()
-	return newBundle(t, d, transcribetest.Options{}, func(double *transcribetest.Server) Transcriber {
-		tr, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{BaseURL: double.BaseURL()})
-		require.NoError(t, err)
-		return tr
-	}, Config{}, false)
+	return newBundle(t, d, transcribetest.Options{}, openAI(t), Config{}, false)
 }
 
 // work runs one job of worker through River's test worker, as a River
@@ -73,21 +69,45 @@ func work[T river.JobArgs](t *testing.T, b *testBundle, w river.Worker[T], args 
 	return rivertest.NewWorker(t, driver, cfg, w).Work(ctx, t, tx, args, opts)
 }
 
-// storedTrack stores a fixture speaker's WebM as a finished track,
-// without the pipeline hearing of it.
-func (b *testBundle) storedTrack(t *testing.T, meetingID, identity string) store.Track {
+// liveMeeting is a meeting alice joined and spoke in: her fixture's WebM
+// is a stored track, of which the pipeline has not heard.
+func (b *testBundle) liveMeeting(t *testing.T) (store.Meeting, store.Track) {
 	t.Helper()
 	ctx := context.Background()
-	data, err := os.ReadFile(fixtureWebM(t, identity))
+	m, err := b.store.CreateMeeting(ctx, "Conseil", "fr")
 	require.NoError(t, err)
+	_, err = b.store.Join(ctx, m.ID, "alice", "Alice")
+	require.NoError(t, err)
+	data, err := os.ReadFile(fixtureWebM(t, "alice"))
+	require.NoError(t, err)
+	return m, b.storedTrack(t, m.ID, "alice", data)
+}
+
+// storedTrack stores data as identity's finished track, without the
+// pipeline hearing of it.
+func (b *testBundle) storedTrack(t *testing.T, meetingID, identity string, data []byte) store.Track {
+	t.Helper()
+	ctx := context.Background()
 	tr := store.Track{ID: store.NewID("trk"), MeetingID: meetingID, Identity: identity, SSRC: 1, StartMS: 700}
 	tr.BlobKey = layout.Track(meetingID, tr.ID)
-	info, err := b.blobs.Put(ctx, tr.BlobKey, stringsReader(string(data)), int64(len(data)))
+	info, err := b.blobs.Put(ctx, tr.BlobKey, bytes.NewReader(data), int64(len(data)))
 	require.NoError(t, err)
 	require.NoError(t, b.store.CreateTrack(ctx, tr))
 	tr.State, tr.DurationMS, tr.Size, tr.SHA256 = store.TrackStored, 9000, info.Size, info.SHA256
 	require.NoError(t, b.store.FinishTrack(ctx, tr))
 	return tr
+}
+
+// cutSegments cuts tr into speech segments and stores them, pending, as
+// detection would.
+func (b *testBundle) cutSegments(t *testing.T, tr store.Track) []store.SpeechSegment {
+	t.Helper()
+	segs, err := b.p.cutSpeech(context.Background(), tr)
+	require.NoError(t, err)
+	for _, s := range segs {
+		require.NoError(t, b.store.UpsertSpeechSegment(context.Background(), s))
+	}
+	return segs
 }
 
 // queued lists the jobs of kind waiting to run.
@@ -113,9 +133,7 @@ func eachDialect(t *testing.T, test func(t *testing.T, b *testBundle)) {
 func TestDetectWorkerCutsATrackIntoSegmentsAndQueuesTheirTranscription(t *testing.T) {
 	eachDialect(t, func(t *testing.T, b *testBundle) {
 		ctx := context.Background()
-		m, err := b.store.CreateMeeting(ctx, "t", "en")
-		require.NoError(t, err)
-		tr := b.storedTrack(t, m.ID, "alice")
+		m, tr := b.liveMeeting(t)
 		segs, err := b.store.SpeechSegments(ctx, m.ID)
 		require.NoError(t, err)
 		require.Empty(t, segs)
@@ -149,13 +167,7 @@ func TestDetectWorkerRetriesAnUnreadableTrackThenMarksItFailed(t *testing.T) {
 		ctx := context.Background()
 		m, err := b.store.CreateMeeting(ctx, "t", "en")
 		require.NoError(t, err)
-		tr := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: "bob", SSRC: 1}
-		tr.BlobKey = layout.Track(m.ID, tr.ID)
-		info, err := b.blobs.Put(ctx, tr.BlobKey, stringsReader("not a webm"), -1)
-		require.NoError(t, err)
-		require.NoError(t, b.store.CreateTrack(ctx, tr))
-		tr.State, tr.DurationMS, tr.Size, tr.SHA256 = store.TrackStored, 4000, info.Size, info.SHA256
-		require.NoError(t, b.store.FinishTrack(ctx, tr))
+		tr := b.storedTrack(t, m.ID, "bob", []byte("not a webm"))
 		_, err = b.store.Transition(ctx, m.ID, store.MeetingEnded, "")
 		require.NoError(t, err)
 
@@ -185,14 +197,8 @@ func TestDetectWorkerRetriesAnUnreadableTrackThenMarksItFailed(t *testing.T) {
 func TestTranscribeWorkerSavesTheTranscriptOfItsRunOnly(t *testing.T) {
 	eachDialect(t, func(t *testing.T, b *testBundle) {
 		ctx := context.Background()
-		m, err := b.store.CreateMeeting(ctx, "t", "en")
-		require.NoError(t, err)
-		tr := b.storedTrack(t, m.ID, "alice")
-		segs, err := b.p.cutSpeech(ctx, tr)
-		require.NoError(t, err)
-		for _, s := range segs {
-			require.NoError(t, b.store.UpsertSpeechSegment(ctx, s))
-		}
+		m, tr := b.liveMeeting(t)
+		segs := b.cutSegments(t, tr)
 		args := TranscribeArgs{MeetingID: m.ID, TrackID: tr.ID, StartMS: segs[0].StartMS, DurationMS: segs[0].EndMS - segs[0].AudioStartMS}
 
 		// A job of an earlier run does nothing.
@@ -225,19 +231,12 @@ func TestTranscribeWorkerSavesTheTranscriptOfItsRunOnly(t *testing.T) {
 func TestAssembleWorkerSavesTheMinutesAndReadiesTheMeeting(t *testing.T) {
 	eachDialect(t, func(t *testing.T, b *testBundle) {
 		ctx := context.Background()
-		m, err := b.store.CreateMeeting(ctx, "Conseil", "fr")
-		require.NoError(t, err)
-		_, err = b.store.Join(ctx, m.ID, "alice", "Alice")
-		require.NoError(t, err)
-		tr := b.storedTrack(t, m.ID, "alice")
-		segs, err := b.p.cutSpeech(ctx, tr)
-		require.NoError(t, err)
-		for i, s := range segs {
-			require.NoError(t, b.store.UpsertSpeechSegment(ctx, s))
+		m, tr := b.liveMeeting(t)
+		for i, s := range b.cutSegments(t, tr) {
 			require.NoError(t, b.store.SaveTranscript(ctx, tr.ID, s.StartMS, []string{"Bonjour.", "Au revoir."}[i], "fr", nil))
 		}
 		require.NoError(t, b.store.MarkSpeechDetected(ctx, tr.ID, ""))
-		_, err = b.store.Transition(ctx, m.ID, store.MeetingEnded, "")
+		_, err := b.store.Transition(ctx, m.ID, store.MeetingEnded, "")
 		require.NoError(t, err)
 		_, err = b.store.LatestMinutes(ctx, m.ID)
 		require.ErrorIs(t, err, store.ErrNotFound)
@@ -268,12 +267,8 @@ func TestAssembleWorkerSavesTheMinutesAndReadiesTheMeeting(t *testing.T) {
 func TestArchiveWorkerBuildsTheWholeMeetingFiles(t *testing.T) {
 	eachDialect(t, func(t *testing.T, b *testBundle) {
 		ctx := context.Background()
-		m, err := b.store.CreateMeeting(ctx, "t", "en")
-		require.NoError(t, err)
-		_, err = b.store.Join(ctx, m.ID, "alice", "Alice")
-		require.NoError(t, err)
-		tr := b.storedTrack(t, m.ID, "alice")
-		_, err = b.store.Transition(ctx, m.ID, store.MeetingEnded, "")
+		m, tr := b.liveMeeting(t)
+		_, err := b.store.Transition(ctx, m.ID, store.MeetingEnded, "")
 		require.NoError(t, err)
 		keys := []string{layout.ArchiveWebM(m.ID), layout.ArchiveMix(m.ID), layout.SpeakerAudio(m.ID, tr.ID)}
 		for _, k := range keys {
