@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +15,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/minio/minio-go/v7"
@@ -88,25 +90,39 @@ func (s s3Damager) restore(t *testing.T, key string, data []byte) {
 }
 
 type bundle struct {
-	srv   *httptest.Server
-	store *store.Store
-	blobs blob.Store
-	dmg   damager
-	m     store.Meeting
+	srv    *httptest.Server
+	store  *store.Store
+	blobs  blob.Store
+	dmg    damager
+	signer *token.Signer
+	media  *fakeMedia
+	m      store.Meeting
 }
 
 // setup serves the API over a real database and a real blob store: the
 // disk store on SQLite, or S3 (versitygw) on Postgres.
 func setup(t *testing.T, onS3 bool) *bundle {
 	t.Helper()
+	if onS3 {
+		return setupOn(t, store.Postgres, true)
+	}
+	return setupOn(t, store.SQLite, false)
+}
+
+// setupOn serves the API over a real database of dialect d and a real blob
+// store, on disk or in S3 (versitygw), with one meeting created.
+func setupOn(t *testing.T, d store.Dialect, onS3 bool) *bundle {
+	t.Helper()
 	ctx := context.Background()
 	scfg := store.Config{SQLitePath: filepath.Join(t.TempDir(), "g.db")}
+	if d == store.Postgres {
+		scfg = store.Config{PostgresURL: testenv.Postgres(t)}
+	}
 	var (
 		blobs blob.Store
 		dmg   damager
 	)
 	if onS3 {
-		scfg = store.Config{PostgresURL: testenv.Postgres(t)}
 		cfg := testenv.S3(t)
 		s, err := blob.NewS3(ctx, cfg)
 		require.NoError(t, err)
@@ -125,29 +141,58 @@ func setup(t *testing.T, onS3 bool) *bundle {
 	t.Cleanup(func() { st.Close() })
 	signer, err := token.NewSigner([]byte("0123456789abcdef0123456789abcdef"))
 	require.NoError(t, err)
-	a, err := api.New(api.Config{Token: apiToken}, api.Deps{Store: st, Blobs: blobs, Ender: noPipeline{}, Rerunner: noPipeline{},
-		Sessions: noPipeline{}, Signer: signer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	media := &fakeMedia{store: st, closed: 1}
+	a, err := api.New(api.Config{Token: apiToken}, api.Deps{Store: st, Blobs: blobs, Ender: media, Rerunner: media,
+		Sessions: media, Signer: signer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	m, err := st.CreateMeeting(ctx, "Conseil", "fr")
 	require.NoError(t, err)
-	return &bundle{srv: srv, store: st, blobs: blobs, dmg: dmg, m: m}
+	return &bundle{srv: srv, store: st, blobs: blobs, dmg: dmg, signer: signer, media: media, m: m}
 }
 
-// noPipeline stands for the pipeline and the media, which downloads never call.
-type noPipeline struct{}
+// fakeMedia stands for the pipeline and the media sessions, the API's own
+// seams: ending and re-running move the meeting's state in the store as
+// the pipeline's transaction would (without enqueuing anything), and
+// Disconnect records whom it was asked to close and says it closed
+// closed sessions.
+type fakeMedia struct {
+	store  *store.Store
+	closed int
 
-func (noPipeline) EndMeeting(context.Context, string) (store.Meeting, error) {
-	return store.Meeting{}, errors.New("no pipeline in this test")
+	mu           sync.Mutex
+	disconnected []disconnect
 }
 
-func (noPipeline) Rerun(context.Context, string) (store.Meeting, error) {
-	return store.Meeting{}, errors.New("no pipeline in this test")
+type disconnect struct{ meetingID, identity, tokenID string }
+
+func (f *fakeMedia) EndMeeting(ctx context.Context, meetingID string) (store.Meeting, error) {
+	return f.store.Transition(ctx, meetingID, store.MeetingEnded, "")
 }
 
-func (noPipeline) Disconnect(context.Context, string, string, string) (int, error) {
-	return 0, errors.New("no media in this test")
+func (f *fakeMedia) Rerun(ctx context.Context, meetingID string) (store.Meeting, error) {
+	m, err := f.store.Meeting(ctx, meetingID)
+	if err != nil {
+		return store.Meeting{}, err
+	}
+	if !m.State.Finished() {
+		return store.Meeting{}, &store.TransitionError{MeetingID: meetingID, From: m.State, To: store.MeetingEnded}
+	}
+	return f.store.Transition(ctx, meetingID, store.MeetingEnded, "")
+}
+
+func (f *fakeMedia) Disconnect(_ context.Context, meetingID, identity, tokenID string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.disconnected = append(f.disconnected, disconnect{meetingID, identity, tokenID})
+	return f.closed, nil
+}
+
+func (f *fakeMedia) disconnects() []disconnect {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.disconnected)
 }
 
 // storeTrack stores data as a finished track of the bundle's meeting.
@@ -173,17 +218,27 @@ type answer struct {
 
 func (b *bundle) get(t *testing.T, path string, header ...string) answer {
 	t.Helper()
-	req, err := http.NewRequest("GET", b.srv.URL+path, nil)
+	return b.do(t, "GET", path, "", append([]string{"Authorization", "Bearer " + apiToken}, header...)...)
+}
+
+// do sends a request with body (none if "") and the header pairs given,
+// and reads the whole answer.
+func (b *bundle) do(t *testing.T, method, path, body string, header ...string) answer {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, b.srv.URL+path, rd)
 	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+apiToken)
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return answer{status: resp.StatusCode, header: resp.Header, body: body, err: err}
+	got, err := io.ReadAll(resp.Body)
+	return answer{status: resp.StatusCode, header: resp.Header, body: got, err: err}
 }
 
 func errorCode(t *testing.T, a answer) string {

@@ -1,4 +1,4 @@
-// Package archive builds the whole-meeting downloads of issue #4 from the
+// Package archive builds a meeting's whole-meeting downloads from its
 // per-speaker WebM recordings: one multi-track WebM holding every speaker as
 // their own Opus track on the meeting clock (packets copied, so lossless),
 // and one mono FLAC mixdown of everyone, decoded once and never re-encoded

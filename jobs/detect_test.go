@@ -2,15 +2,12 @@ package jobs
 
 import (
 	"context"
-	"os"
+	"encoding/json"
 	"testing"
-	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
-	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
 )
 
@@ -21,24 +18,10 @@ import (
 // the stray segment, and transcribes only what was missing.
 func TestDetectionFinishesWhatTheLivePathStarted(t *testing.T) {
 	t.Parallel()
-	b := setup(t, store.SQLite)
+	b := setupIdle(t, store.SQLite)
 	ctx := context.Background()
-	m, err := b.store.CreateMeeting(ctx, "t", "en")
-	require.NoError(t, err)
-	_, err = b.store.Join(ctx, m.ID, "alice", "Alice")
-	require.NoError(t, err)
-
 	// The track, stored without the pipeline hearing of it.
-	f, err := os.Open(fixtureWebM(t, "alice"))
-	require.NoError(t, err)
-	defer f.Close()
-	tr := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: "alice", SSRC: 1, StartMS: 700}
-	tr.BlobKey = layout.Track(m.ID, tr.ID)
-	info, err := b.blobs.Put(ctx, tr.BlobKey, f, -1)
-	require.NoError(t, err)
-	require.NoError(t, b.store.CreateTrack(ctx, tr))
-	tr.State, tr.DurationMS, tr.Size, tr.SHA256 = store.TrackStored, 9000, info.Size, info.SHA256
-	require.NoError(t, b.store.FinishTrack(ctx, tr))
+	m, tr := b.liveMeeting(t)
 
 	segs, err := b.p.cutSpeech(ctx, tr)
 	require.NoError(t, err)
@@ -49,13 +32,17 @@ func TestDetectionFinishesWhatTheLivePathStarted(t *testing.T) {
 	stray.StartMS += 20
 	require.NoError(t, b.store.UpsertSpeechSegment(ctx, stray))
 
-	job := &rivertype.JobRow{Attempt: 1, MaxAttempts: 8}
-	require.NoError(t, (&detectWorker{p: b.p}).Work(ctx, &river.Job[DetectSpeechArgs]{JobRow: job, Args: detectArgs(tr, 0)}))
-	require.Eventually(t, func() bool {
-		p, err := b.store.Progress(ctx, m.ID)
-		require.NoError(t, err)
-		return p.SegmentsTranscribed == 2
-	}, 30*time.Second, 50*time.Millisecond)
+	res, err := work(t, b, &detectWorker{p: b.p}, detectArgs(tr, 0), nil)
+	require.NoError(t, err)
+	require.Equal(t, river.EventKindJobCompleted, res.EventKind)
+	queued := b.queued(t, TranscribeArgs{}.Kind())
+	require.Len(t, queued, 1, "only the missing sentence is to be transcribed")
+	var args TranscribeArgs
+	require.NoError(t, json.Unmarshal(queued[0].EncodedArgs, &args))
+	require.Equal(t, segs[1].StartMS, args.StartMS)
+	res, err = work(t, b, &transcribeWorker{p: b.p}, args, nil)
+	require.NoError(t, err)
+	require.Equal(t, river.EventKindJobCompleted, res.EventKind)
 
 	got, err := b.store.SpeechSegments(ctx, m.ID)
 	require.NoError(t, err)

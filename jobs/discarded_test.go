@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/greffier/greffier/internal/blob"
@@ -134,39 +135,25 @@ func waitMovedOn(t *testing.T, b *testBundle, meetingID string, want store.Meeti
 	t.Helper()
 	ctx := context.Background()
 	faulttest.Report(t, faulttest.FaultsInjected, 1)
-	var (
-		cur   store.Meeting
-		stuck int
-	)
-	assertEventually(func() bool {
-		var err error
-		cur, err = b.store.Meeting(ctx, meetingID)
+	settled := func() (store.Meeting, int) {
+		cur, err := b.store.Meeting(ctx, meetingID)
 		require.NoError(t, err)
 		live, err := b.p.liveUnitJobs(ctx)
 		require.NoError(t, err)
-		stuck = len(live)
+		stuck := len(live)
 		if cur.State != want {
 			stuck++
 		}
+		return cur, stuck
+	}
+	assert.Eventually(t, func() bool {
+		_, stuck := settled()
 		return stuck == 0
-	}, 30*time.Second)
+	}, 30*time.Second, 50*time.Millisecond)
+	cur, stuck := settled()
 	faulttest.Report(t, faulttest.JobsStuck, float64(stuck))
 	require.Equal(t, want, cur.State, "the meeting must move on, not wait for a job that will not run again")
 	require.Zero(t, stuck)
-}
-
-// assertEventually polls cond until it holds or d passes.
-func assertEventually(cond func() bool, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func TestFinalStateIsFailedOnlyWithoutMinutes(t *testing.T) {

@@ -183,12 +183,12 @@ type Pipeline struct {
 
 // embeddedSQLite is River's SQLite driver for a database only this process
 // opens. riversqlite emulates LISTEN/NOTIFY with a table that its listener
-// polls every 50 ms: a query 20 times a second, about 10 ms of CPU per
-// second with nothing to do, which over an hour-long meeting costs more than
-// all the pipeline's work for it. No other process can insert jobs into an
-// embedded database, so there is no one to listen to: without a listener,
-// River hands each insert straight to this process's producers, and polls
-// only as its fetch interval says.
+// polls many times a second, a cost paid with nothing to do that over an
+// hour-long meeting outweighs all the pipeline's work for it (measured in
+// docs/benchmarks.md, "River polling SQLite"). No other process can insert
+// jobs into an embedded database, so there is no one to listen to: without
+// a listener, River hands each insert straight to this process's
+// producers, and polls only as its fetch interval says.
 type embeddedSQLite struct{ *riversqlite.Driver }
 
 func (embeddedSQLite) SupportsListener() bool     { return false }

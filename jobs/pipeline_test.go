@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
+	"github.com/riverqueue/river/rivertest"
 	"github.com/stretchr/testify/require"
 
 	"github.com/greffier/greffier/internal/blob"
@@ -37,17 +37,29 @@ type testBundle struct {
 
 func setup(t *testing.T, d store.Dialect) *testBundle {
 	t.Helper()
-	return setupWith(t, d, transcribetest.Options{}, func(double *transcribetest.Server) Transcriber {
+	return setupWith(t, d, transcribetest.Options{}, openAI(t), Config{})
+}
+
+// openAI reaches the transcription double through the OpenAI client.
+func openAI(t *testing.T) func(*transcribetest.Server) Transcriber {
+	return func(double *transcribetest.Server) Transcriber {
 		tr, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{BaseURL: double.BaseURL()})
 		require.NoError(t, err)
 		return tr
-	}, Config{})
+	}
 }
 
 // setupWith runs a pipeline on a fresh database and disk store, against a
 // transcription double with opts, reached through the Transcriber that
 // backend builds; cfg's zero fields get fast test defaults.
 func setupWith(t *testing.T, d store.Dialect, opts transcribetest.Options, backend func(*transcribetest.Server) Transcriber, cfg Config) *testBundle {
+	t.Helper()
+	return newBundle(t, d, opts, backend, cfg, true)
+}
+
+// newBundle is setupWith, with the pipeline started or not.
+func newBundle(t *testing.T, d store.Dialect, opts transcribetest.Options, backend func(*transcribetest.Server) Transcriber,
+	cfg Config, start bool) *testBundle {
 	t.Helper()
 	ctx := context.Background()
 	scfg := store.Config{SQLitePath: filepath.Join(t.TempDir(), "g.db")}
@@ -65,13 +77,17 @@ func setupWith(t *testing.T, d store.Dialect, opts transcribetest.Options, backe
 	cfg.PollInterval, cfg.RetryBase = 50*time.Millisecond, 50*time.Millisecond
 	p, err := New(ctx, cfg, Deps{Store: st, Blobs: blobs, Transcriber: backend(double), Logger: logger})
 	require.NoError(t, err)
+	b := &testBundle{p: p, store: st, blobs: blobs, double: double}
+	if !start {
+		return b
+	}
 	require.NoError(t, p.Start(ctx))
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		require.NoError(t, p.Stop(sctx))
 	})
-	return &testBundle{p: p, store: st, blobs: blobs, double: double}
+	return b
 }
 
 // storeFixtureTrack remuxes a fixture to WebM (as the recorder would have
@@ -158,13 +174,16 @@ func TestPipelineWorksWhileTheMeetingRunsAndIsIdempotent(t *testing.T) {
 			requests := b.double.Requests()
 			segs, err := b.store.SpeechSegments(ctx, m.ID)
 			require.NoError(t, err)
-			job := func() *rivertype.JobRow { return &rivertype.JobRow{Attempt: 1, MaxAttempts: 8} }
-			require.NoError(t, (&detectWorker{p: b.p}).Work(ctx, &river.Job[DetectSpeechArgs]{JobRow: job(), Args: detectArgs(track, 0)}))
-			for _, s := range segs {
-				require.NoError(t, (&transcribeWorker{p: b.p}).Work(ctx, &river.Job[TranscribeArgs]{JobRow: job(),
-					Args: TranscribeArgs{MeetingID: m.ID, TrackID: s.TrackID, StartMS: s.StartMS}}))
+			requireWorked := func(res *rivertest.WorkResult, err error) {
+				t.Helper()
+				require.NoError(t, err)
+				require.Equal(t, river.EventKindJobCompleted, res.EventKind)
 			}
-			require.NoError(t, (&assembleWorker{p: b.p}).Work(ctx, &river.Job[AssembleArgs]{JobRow: job(), Args: AssembleArgs{MeetingID: m.ID, Run: 0}}))
+			requireWorked(work(t, b, &detectWorker{p: b.p}, detectArgs(track, 0), nil))
+			for _, s := range segs {
+				requireWorked(work(t, b, &transcribeWorker{p: b.p}, TranscribeArgs{MeetingID: m.ID, TrackID: s.TrackID, StartMS: s.StartMS}, nil))
+			}
+			requireWorked(work(t, b, &assembleWorker{p: b.p}, AssembleArgs{MeetingID: m.ID, Run: 0}, nil))
 			// Forcing detection itself to run again (as a re-run of the batch
 			// path would) cuts the same segments and keeps their transcripts.
 			again, err := b.p.cutSpeech(ctx, track)

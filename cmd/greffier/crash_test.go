@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/greffier/greffier/internal/faulttest"
@@ -301,22 +302,18 @@ func TestFaultKillDuringTranscriptionResumesWithinSeconds(t *testing.T) {
 
 			// Hours under River's default rescue; seconds when a restart
 			// (SQLite) or a silent heartbeat (Postgres) says who is dead.
-			var now meetingAnswer
-			for time.Since(restarted) < 45*time.Second {
+			state := func() meetingAnswer {
+				var now meetingAnswer
 				b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
-				if now.State != "ended" {
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
+				return now
 			}
+			assert.Eventually(t, func() bool { return state().State != "ended" }, 45*time.Second, 100*time.Millisecond)
+			now := state()
 			t.Logf("state %s %v after the restart", now.State, time.Since(restarted).Round(time.Millisecond))
 			// River records jobs' completion in batches: give it a moment
 			// before counting what is still held.
+			assert.Eventually(t, func() bool { return runningPipelineJobs(t, dialect, dbURL) == 0 }, 10*time.Second, 100*time.Millisecond)
 			stuck := runningPipelineJobs(t, dialect, dbURL)
-			for deadline := time.Now().Add(10 * time.Second); stuck > 0 && time.Now().Before(deadline); {
-				time.Sleep(100 * time.Millisecond)
-				stuck = runningPipelineJobs(t, dialect, dbURL)
-			}
 			faulttest.Report(t, faulttest.FaultsInjected, 1)
 			faulttest.Report(t, faulttest.JobsStuck, float64(stuck))
 			require.Equal(t, "ready", now.State, "pipeline: %+v", now.Pipeline)
@@ -373,23 +370,19 @@ func TestFaultKillDuringAssemblyResumesWithinSeconds(t *testing.T) {
 			kill9(t, c)
 			startChild(t, c)
 			restarted := time.Now()
-			var now meetingAnswer
-			for time.Since(restarted) < 45*time.Second {
+			state := func() meetingAnswer {
+				var now meetingAnswer
 				b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
-				if now.State != "ended" {
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
+				return now
 			}
+			assert.Eventually(t, func() bool { return state().State != "ended" }, 45*time.Second, 100*time.Millisecond)
+			now := state()
 			took := time.Since(restarted)
 			t.Logf("state %s %v after the restart", now.State, took.Round(time.Millisecond))
 			// River records jobs' completion in batches: give it a moment
 			// before counting what is still held.
+			assert.Eventually(t, func() bool { return runningPipelineJobs(t, dialect, dbURL) == 0 }, 10*time.Second, 100*time.Millisecond)
 			stuck := runningPipelineJobs(t, dialect, dbURL)
-			for deadline := time.Now().Add(10 * time.Second); stuck > 0 && time.Now().Before(deadline); {
-				time.Sleep(100 * time.Millisecond)
-				stuck = runningPipelineJobs(t, dialect, dbURL)
-			}
 			faulttest.Report(t, faulttest.FaultsInjected, 1)
 			faulttest.Report(t, faulttest.JobsStuck, float64(stuck))
 			require.Equal(t, "ready", now.State, "pipeline: %+v", now.Pipeline)

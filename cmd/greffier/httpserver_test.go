@@ -27,6 +27,8 @@ func TestWriteTimeoutCutsStalledReadersNotLongResponses(t *testing.T) {
 		for range 8 {
 			_, _ = io.WriteString(w, "tick\n")
 			w.(http.Flusher).Flush()
+			// The pace of the stream is what is tested: a write every
+			// half timeout, lasting longer than the timeout in all.
 			time.Sleep(cfg.HTTPWriteTimeout / 2)
 		}
 	})

@@ -1,6 +1,6 @@
 // Command pipebench measures Greffier's speech pipeline on a whole meeting:
-// how long after the end the minutes are ready (issue #6), and how much
-// CPU Greffier spends per second of the speech backend's time (issue #5).
+// how long after the end the minutes are ready, and how much CPU Greffier
+// spends per second of the speech backend's time.
 //
 // A simulated meeting (speakers taking turns, saying the fixtures' tone
 // speech; the others send Opus silence, or DTX) is driven into the real

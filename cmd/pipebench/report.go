@@ -49,7 +49,7 @@ type report struct {
 	Baseline *phase         `json:"baseline,omitempty"`
 	Full     phase          `json:"full"`
 
-	// The end (issue #6).
+	// The end: how soon the minutes follow it.
 	BacklogAtEnd int           `json:"backlog_at_end"` // segments not yet transcribed at the end call
 	CloseTracks  time.Duration `json:"close_tracks"`   // end call to every track stored
 	EndCall      time.Duration `json:"end_call"`       // end call to Pipeline.EndMeeting returned
@@ -67,7 +67,7 @@ type report struct {
 	// The batch path afterwards, when asked for.
 	Rerun *rerunResult `json:"rerun,omitempty"`
 
-	// Derived (issue #5).
+	// Derived: Greffier's CPU against the backend's time.
 	GreffierCPU time.Duration `json:"greffier_cpu"` // full pass, meeting and end
 	PipelineCPU time.Duration `json:"pipeline_cpu"` // less the baseline's (recorder alone)
 	// OverheadPct is PipelineCPU over the backend's time (slot-seconds).
