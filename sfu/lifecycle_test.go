@@ -3,8 +3,6 @@ package sfu_test
 import (
 	"context"
 	"net/http"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -67,18 +65,4 @@ func TestStopClosesEverythingAndIsIdempotent(t *testing.T) {
 	_ = pub.CloseWithoutDelete()
 	// Stop closed the listener's session: its DELETE finds nothing.
 	requireStatus(t, lis.Close(t.Context()), http.StatusNotFound, "session_not_found")
-}
-
-// TestImports keeps the data flow one way: the SFU knows no recorder,
-// store, storage, pipeline or API.
-func TestImports(t *testing.T) {
-	t.Parallel()
-	out, err := exec.CommandContext(t.Context(), "go", "list", "-deps", "github.com/greffier/greffier/sfu").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	for _, dep := range strings.Fields(string(out)) {
-		for _, banned := range []string{"/recorder", "/internal/store", "/internal/blob", "/jobs", "/api", "/transcribe", "/diarize"} {
-			require.False(t, strings.HasPrefix(dep, "github.com/greffier/greffier") && strings.Contains(dep, banned),
-				"sfu imports %s", dep)
-		}
-	}
 }
