@@ -77,7 +77,7 @@ func Jitter(d time.Duration) time.Duration {
 // final, has been tried tries times (0: until ctx ends), or sends a
 // Retry-After past MaxRetryAfter, waiting After between tries. notify,
 // when set, hears each failure about to be retried. It returns the count
-// of tries and op's last error; when ctx ends during a wait, the error
+// of tries and op's last error; when ctx ends before a retry, the error
 // wraps both ctx's cause and that last error.
 func (b Backoff) Retry(ctx context.Context, tries int, op func(context.Context) error,
 	retryable func(error) bool, notify func(n int, wait time.Duration, err error)) (int, error) {
@@ -87,8 +87,14 @@ func (b Backoff) Retry(ctx context.Context, tries int, op func(context.Context) 
 	}
 	for n := 1; ; n++ {
 		err := op(ctx)
-		if err == nil || (tries > 0 && n >= tries) || !retryable(err) || ctx.Err() != nil {
+		if err == nil || (tries > 0 && n >= tries) || !retryable(err) {
 			return n, err
+		}
+		if cerr := context.Cause(ctx); cerr != nil {
+			if errors.Is(err, cerr) {
+				return n, err
+			}
+			return n, fmt.Errorf("not retrying: %w (last failure: %w)", cerr, err)
 		}
 		wait, ok := b.After(n, err)
 		if !ok {

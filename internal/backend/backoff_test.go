@@ -158,6 +158,23 @@ func TestBackoffStopsWhenTheContextEnds(t *testing.T) {
 	require.Equal(t, 1, calls)
 }
 
+func TestBackoffSaysTheContextEndedDuringATry(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Millisecond)
+	defer cancel()
+	temp := &backend.HTTPError{StatusCode: 503}
+	calls := 0
+	n, err := backend.Backoff{Base: time.Millisecond, Max: time.Millisecond}.Retry(ctx, 0, func(ctx context.Context) error {
+		calls++
+		<-ctx.Done()
+		return temp // a failure that does not say the deadline passed
+	}, always, nil)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorIs(t, err, temp)
+	require.Equal(t, 1, n)
+	require.Equal(t, 1, calls)
+}
+
 func TestSleep(t *testing.T) {
 	t.Parallel()
 	require.NoError(t, backend.Sleep(t.Context(), time.Millisecond))
