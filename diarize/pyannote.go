@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/greffier/greffier/internal/backend"
 )
 
 // Defaults of PyannoteConfig.
@@ -308,40 +310,45 @@ type diarizeRequest struct {
 	Exclusive   bool   `json:"exclusive,omitempty"`
 }
 
-// submit creates the job. It retries only a rate limit: the server has
-// created nothing then, whereas a retried 5xx or timeout might start the
-// same job twice (the job layer decides about those).
+// submit creates the job. It retries only a rate limit, in process with
+// the shared backoff: the server has created nothing then, whereas a
+// retried 5xx or timeout might start the same job twice (the job layer
+// decides about those).
 func (p *Pyannote) submit(ctx context.Context, audioURL string) (string, error) {
 	req := diarizeRequest{
 		URL: audioURL, Webhook: p.cfg.WebhookURL, Model: p.cfg.Model,
 		NumSpeakers: p.cfg.NumSpeakers, MinSpeakers: p.cfg.MinSpeakers, MaxSpeakers: p.cfg.MaxSpeakers,
 		Exclusive: p.cfg.Exclusive,
 	}
-	for attempt := 1; ; attempt++ {
-		body, err := p.call(ctx, "submit", http.MethodPost, "/v1/diarize", req)
+	var body []byte
+	b := backend.Backoff{Base: defaultRateLimitWait, Max: defaultRateLimitWait}
+	_, err := b.Retry(ctx, maxSubmitAttempts, func(ctx context.Context) (err error) {
+		body, err = p.call(ctx, "submit", http.MethodPost, "/v1/diarize", req)
+		return err
+	}, func(err error) bool {
 		var he *HTTPError
-		if errors.As(err, &he) && he.StatusCode == http.StatusTooManyRequests && attempt < maxSubmitAttempts {
-			wait := cmp.Or(he.RetryAfter, defaultRateLimitWait)
-			p.log.DebugContext(ctx, "diarization submit rate limited", "retry_after", wait)
-			if err := sleep(ctx, wait); err != nil {
-				return "", fmt.Errorf("diarization submit rate limited, no time left to retry: %w", he)
-			}
-			continue
+		return errors.As(err, &he) && he.StatusCode == http.StatusTooManyRequests
+	}, func(_ int, wait time.Duration, _ error) {
+		p.log.DebugContext(ctx, "diarization submit rate limited", "retry_after", wait)
+	})
+	if err != nil && ctx.Err() != nil {
+		if he, ok := errors.AsType[*HTTPError](err); ok && he.StatusCode == http.StatusTooManyRequests {
+			return "", fmt.Errorf("diarization submit rate limited, no time left to retry: %w", he)
 		}
-		if err != nil {
-			return "", err
-		}
-		var ans struct {
-			JobID string `json:"jobId"`
-		}
-		if err := json.Unmarshal(body, &ans); err != nil {
-			return "", fmt.Errorf("diarization submit: %w: %w", ErrBadAnswer, err)
-		}
-		if ans.JobID == "" {
-			return "", fmt.Errorf("diarization submit: %w: no jobId in %q", ErrBadAnswer, excerpt(body))
-		}
-		return ans.JobID, nil
 	}
+	if err != nil {
+		return "", err
+	}
+	var ans struct {
+		JobID string `json:"jobId"`
+	}
+	if err := json.Unmarshal(body, &ans); err != nil {
+		return "", fmt.Errorf("diarization submit: %w: %w", ErrBadAnswer, err)
+	}
+	if ans.JobID == "" {
+		return "", fmt.Errorf("diarization submit: %w: no jobId in %q", ErrBadAnswer, excerpt(body))
+	}
+	return ans.JobID, nil
 }
 
 // wait returns the job once it is finished, by whichever path tells first.
@@ -458,16 +465,4 @@ func excerpt(b []byte) string {
 		b = b[:200]
 	}
 	return strings.ToValidUTF8(string(b), "?")
-}
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-t.C:
-		return nil
-	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
 	"github.com/greffier/greffier/internal/faulttest"
@@ -56,8 +57,7 @@ func TestFaultMinutesThroughMisbehavingBackends(t *testing.T) {
 				}
 				tr, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{BaseURL: base, Path: tc.opts.Path, Timeout: tc.timeout})
 				require.NoError(t, err)
-				return transcribe.NewGuard(tr, transcribe.GuardConfig{MaxAttempts: 2, BackoffBase: 20 * time.Millisecond,
-					BreakerCoolDown: 100 * time.Millisecond})
+				return transcribe.NewGuard(tr, transcribe.GuardConfig{BreakerCoolDown: 100 * time.Millisecond})
 			}, Config{MaxAttempts: 3, SnoozeBudget: 2 * time.Second})
 			ctx := context.Background()
 			m, err := b.store.CreateMeeting(ctx, "", "")
@@ -109,6 +109,55 @@ func TestFaultMinutesThroughMisbehavingBackends(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBackendAnsweringErrorsIsCalledOncePerJobAttempt checks that River
+// owns the retries of a transcription: a backend answering 500 to every
+// request gets exactly one request per attempt of each segment's job, not
+// a guard's retries inside each attempt, and each segment is marked
+// failed with the backend's last error once its attempts are used.
+func TestBackendAnsweringErrorsIsCalledOncePerJobAttempt(t *testing.T) {
+	t.Parallel()
+	const attempts = 3
+	b := setupWith(t, store.SQLite, transcribetest.Options{FailFirst: 1 << 30, FailStatus: http.StatusInternalServerError},
+		func(double *transcribetest.Server) Transcriber {
+			tr, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{BaseURL: double.BaseURL()})
+			require.NoError(t, err)
+			// A breaker that never opens: every attempt reaches the backend.
+			return transcribe.NewGuard(tr, transcribe.GuardConfig{BreakerThreshold: 1 << 20})
+		}, Config{MaxAttempts: attempts})
+	ctx := context.Background()
+	m, err := b.store.CreateMeeting(ctx, "", "")
+	require.NoError(t, err)
+	_, err = b.store.Join(ctx, m.ID, "alice", "Alice")
+	require.NoError(t, err)
+	b.storeFixtureTrack(t, m.ID, "alice", 0)
+	_, err = b.p.EndMeeting(ctx, m.ID)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		cur, err := b.store.Meeting(ctx, m.ID)
+		require.NoError(t, err)
+		return cur.State.Finished()
+	}, 60*time.Second, 50*time.Millisecond)
+
+	segs, err := b.store.SpeechSegments(ctx, m.ID)
+	require.NoError(t, err)
+	require.NotEmpty(t, segs)
+	for _, s := range segs {
+		require.Equal(t, store.SegmentFailed, s.Status)
+		require.Contains(t, s.Failure, "500", "the last error is the backend's")
+	}
+	jobs, err := b.p.client.JobList(ctx, river.NewJobListParams().Kinds(TranscribeArgs{}.Kind()).First(100))
+	require.NoError(t, err)
+	require.Len(t, jobs.Jobs, len(segs))
+	tried := 0
+	for _, j := range jobs.Jobs {
+		require.Equal(t, attempts, j.Attempt, "each segment's job used its attempts")
+		require.Len(t, j.Errors, attempts-1, "River retried each failure")
+		tried += j.Attempt
+	}
+	require.Equal(t, tried, b.double.Requests(), "one request per attempt: %d segments, %d attempts each", len(segs), attempts)
+	faulttest.Report(t, faulttest.FaultsInjected, float64(b.double.Requests()))
 }
 
 // upTo counts the first n requests as faults.

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -29,6 +28,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/greffier/greffier/internal/backend"
 	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/egress"
 	"github.com/greffier/greffier/internal/store"
@@ -235,7 +235,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 		Logger:      logger,
 		Workers:     workers,
 		MaxAttempts: cfg.MaxAttempts,
-		RetryPolicy: backoff{base: cfg.RetryBase, max: cfg.RetryMax},
+		RetryPolicy: retryPolicy{backend.Backoff{Base: cfg.RetryBase, Max: cfg.RetryMax}},
 		Queues: map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: cfg.Workers},
 			transcribeQueue:    {MaxWorkers: cfg.TranscribeWorkers},
@@ -551,18 +551,13 @@ func lastAttempt(job *rivertype.JobRow) bool {
 	return job.Attempt >= job.MaxAttempts
 }
 
-// backoff is jittered exponential backoff, bounded, for every stage.
-type backoff struct{ base, max time.Duration }
+// retryPolicy is River's wait between a stage's attempts: the shared
+// jittered exponential backoff, bounded, so that retries of many segments
+// spread out instead of hitting a recovering backend together.
+type retryPolicy struct{ backend.Backoff }
 
-func (b backoff) NextRetry(job *rivertype.JobRow) time.Time {
-	d := b.base << min(max(job.Attempt-1, 0), 20)
-	if d <= 0 || d > b.max {
-		d = b.max
-	}
-	// Full jitter in [d/2, d): retries of many segments spread out
-	// instead of hitting a recovering backend together.
-	d = d/2 + rand.N(d/2+1)
-	return time.Now().Add(d)
+func (p retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
+	return time.Now().Add(p.Delay(job.Attempt))
 }
 
 // detached gives a context for recording why a unit failed that outlives the

@@ -40,8 +40,9 @@ type transcribeWorker struct {
 	p *Pipeline
 }
 
-// Timeout leaves room for a slow backend retried by its guard: ten
-// minutes plus ten times the audio.
+// Timeout leaves room for waiting for one of the guard's slots and for one
+// slow answer (the guard's own deadline is shorter): ten minutes plus ten
+// times the audio.
 func (w *transcribeWorker) Timeout(job *river.Job[TranscribeArgs]) time.Duration {
 	return 10*time.Minute + 10*time.Duration(job.Args.DurationMS)*time.Millisecond
 }
@@ -65,7 +66,10 @@ func (w *transcribeWorker) Work(ctx context.Context, job *river.Job[TranscribeAr
 	if err != nil {
 		return fmt.Errorf("transcribe: %w", err)
 	}
-	text, lang, words, err := p.transcribe(ctx, seg, m.Language, func(err error) { p.segmentWaits(ctx, seg, err) })
+	// One call to the backend per attempt: River owns the retries (the
+	// attempts and their backoff, the snoozes below), so a failing backend
+	// is hit once per attempt, and the segment shows it waits between them.
+	text, lang, words, err := p.transcribe(ctx, seg, m.Language)
 	// A re-run may have replaced this job's run (and cancelled it) while
 	// the backend worked: what it learnt belongs to no segment of the new
 	// run, whose own job transcribes the same key.
@@ -131,7 +135,7 @@ func clip(msg string) string {
 	return msg[:n] + "…"
 }
 
-func (p *Pipeline) transcribe(ctx context.Context, seg store.SpeechSegment, language string, onRetry func(error)) (string, string, []store.Word, error) {
+func (p *Pipeline) transcribe(ctx context.Context, seg store.SpeechSegment, language string) (string, string, []store.Word, error) {
 	rc, err := p.blobs.Get(ctx, seg.AudioKey)
 	if err != nil {
 		return "", "", nil, fmt.Errorf("open speech audio %s: %w", seg.AudioKey, err)
@@ -146,7 +150,6 @@ func (p *Pipeline) transcribe(ctx context.Context, seg store.SpeechSegment, lang
 		Duration:     time.Duration(seg.EndMS-seg.AudioStartMS) * time.Millisecond,
 		Language:     language,
 		ExpectSpeech: true, // voice activity found speech here: an empty answer is a bad one
-		OnRetry:      onRetry,
 	})
 	if err != nil {
 		return "", "", nil, fmt.Errorf("transcribe %s@%d: %w", seg.TrackID, seg.StartMS, err)

@@ -43,7 +43,8 @@ type Config struct {
 	// Default 5m.
 	UploadTimeout time.Duration
 	// RetryBackoff is the first wait after a failed Put; it doubles up to
-	// MaxRetryBackoff. Defaults 200ms and 30s.
+	// MaxRetryBackoff, jittered down by up to half (backend.Backoff).
+	// Defaults 200ms and 30s.
 	RetryBackoff    time.Duration
 	MaxRetryBackoff time.Duration
 	// TimestampSlack is how far a packet's RTP time may run ahead of the

@@ -43,6 +43,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/greffier/greffier/internal/backend"
 	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
@@ -360,24 +361,26 @@ func (r *Recorder) removeSpool(spoolPath, sidePath string) {
 	_ = os.Remove(filepath.Dir(spoolPath)) // only succeeds once the meeting's dir is empty
 }
 
-// upload puts the file under key, retrying with backoff until ctx ends.
+// upload puts the file under key, retrying with the shared backoff until
+// ctx ends: a recording has no job to retry it, only its spool.
 func (r *Recorder) upload(ctx context.Context, key, path string) (blob.Info, error) {
-	wait := r.cfg.RetryBackoff
-	for attempt := 1; ; attempt++ {
-		info, err := r.putOnce(ctx, key, path)
-		if err == nil {
-			return info, nil
-		}
-		r.log.Warn("track upload failed", "key", key, "attempt", attempt, "retry_in", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return blob.Info{}, fmt.Errorf("after %d attempts: %w (last: %w)", attempt, ctx.Err(), err)
-		case <-t.C:
-		}
-		wait = min(wait*2, r.cfg.MaxRetryBackoff)
+	var info blob.Info
+	n, err := r.backoff().Retry(ctx, 0, func(ctx context.Context) (err error) {
+		info, err = r.putOnce(ctx, key, path)
+		return err
+	}, func(error) bool { return true }, func(n int, wait time.Duration, err error) {
+		r.log.Warn("track upload failed", "key", key, "attempt", n, "retry_in", wait, "err", err)
+	})
+	if err != nil {
+		return blob.Info{}, fmt.Errorf("after %d attempts: %w", n, err)
 	}
+	return info, nil
+}
+
+// backoff is the wait between tries of an upload or of unfinished
+// bookkeeping.
+func (r *Recorder) backoff() backend.Backoff {
+	return backend.Backoff{Base: r.cfg.RetryBackoff, Max: r.cfg.MaxRetryBackoff}
 }
 
 func (r *Recorder) putOnce(ctx context.Context, key, path string) (blob.Info, error) {

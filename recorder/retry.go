@@ -2,7 +2,8 @@ package recorder
 
 import (
 	"context"
-	"time"
+
+	"github.com/greffier/greffier/internal/backend"
 )
 
 // pendingOp is bookkeeping the recorder could not finish (the database or
@@ -14,8 +15,9 @@ type pendingOp struct {
 }
 
 // later keeps op under key (a track id; a newer op replaces an older one)
-// and retries it in the background, backing off from RetryBackoff to
-// MaxRetryBackoff, until it succeeds or the Recorder is closed. After a
+// and retries it in the background, with the shared backoff from
+// RetryBackoff to MaxRetryBackoff, until it succeeds or the Recorder is
+// closed. After a
 // close, Recover at the next start finishes what is left from the spool.
 func (r *Recorder) later(key string, op func(context.Context) error) {
 	r.mu.Lock()
@@ -32,21 +34,18 @@ func (r *Recorder) later(key string, op func(context.Context) error) {
 	}
 }
 
+// retryLoop runs every pending op in rounds, waiting longer before each
+// round, until none remain or the Recorder closes.
 func (r *Recorder) retryLoop() {
 	defer r.wg.Done()
-	wait := r.cfg.RetryBackoff
-	for {
-		t := time.NewTimer(wait)
-		select {
-		case <-r.ctx.Done():
-			t.Stop()
+	b := r.backoff()
+	for round := 1; ; round++ {
+		if backend.Sleep(r.ctx, b.Delay(round)) != nil {
 			return
-		case <-t.C:
 		}
 		if r.retryOnce() == 0 {
 			return
 		}
-		wait = min(wait*2, r.cfg.MaxRetryBackoff)
 	}
 }
 

@@ -31,6 +31,8 @@ import (
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/greffier/greffier/internal/backend"
 )
 
 // Defaults of Config.
@@ -98,8 +100,9 @@ type Config struct {
 	// failure (see HTTPError.Temporary) or an unusable answer. Default:
 	// DefaultRetries; NoRetries for none.
 	Retries int
-	// RetryBackoff is the wait before the first retry, doubled each time,
-	// unless the server sent Retry-After. Default: DefaultRetryBackoff.
+	// RetryBackoff is the wait before the first retry, doubled each time
+	// and jittered down by up to half (backend.Backoff), unless the server
+	// sent Retry-After. Default: DefaultRetryBackoff.
 	RetryBackoff time.Duration
 	// MaxRetryWait caps any wait between tries; a longer Retry-After ends
 	// the tries with that error. Default: DefaultMaxRetryWait.
@@ -386,60 +389,47 @@ func (s *Summarizer) batchEnd(title string, drafts []draft, start int) int {
 	return end
 }
 
-// ask makes one call, with retries, and checks its answer.
+// ask makes one call, with retries, and checks its answer. The retries
+// stay in process, with the shared backoff: a summary is one part of the
+// minutes' assembly, which must not be redone (nor fail) for it.
 func (s *Summarizer) ask(ctx context.Context, system, user string, shown func(int) bool, where string) (draft, string, error) {
-	for attempt := 0; ; attempt++ {
-		content, model, err := s.call(ctx, system, user)
-		var d draft
-		if err == nil {
-			var a answer
-			if a, err = parseAnswer(content); err == nil {
-				d, err = check(a, shown, where)
-			}
+	var (
+		d     draft
+		model string
+	)
+	b := backend.Backoff{Base: s.cfg.RetryBackoff, Max: s.cfg.MaxRetryWait, MaxRetryAfter: s.cfg.MaxRetryWait}
+	_, err := b.Retry(ctx, 1+s.cfg.Retries, func(ctx context.Context) error {
+		content, m, err := s.call(ctx, system, user)
+		if err != nil {
+			return err
 		}
-		if err == nil {
-			return d, model, nil
+		a, err := parseAnswer(content)
+		if err != nil {
+			return err
 		}
-		wait, retry := s.retryWait(err, attempt)
-		if !retry || ctx.Err() != nil {
-			return draft{}, "", err
-		}
-		s.cfg.Logger.WarnContext(ctx, "summary call failed, retrying", "where", where, "attempt", attempt+1, "wait", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return draft{}, "", fmt.Errorf("%w (after %v)", context.Cause(ctx), err)
-		case <-t.C:
-		}
+		model = m
+		d, err = check(a, shown, where)
+		return err
+	}, retryable, func(attempt int, wait time.Duration, err error) {
+		s.cfg.Logger.WarnContext(ctx, "summary call failed, retrying", "where", where, "attempt", attempt, "wait", wait, "err", err)
+	})
+	if err != nil {
+		return draft{}, "", err
 	}
+	return d, model, nil
 }
 
-// retryWait says whether err is worth another try after attempt, and how
-// long to wait first.
-func (s *Summarizer) retryWait(err error, attempt int) (time.Duration, bool) {
-	if attempt >= s.cfg.Retries {
-		return 0, false
-	}
-	wait := s.cfg.RetryBackoff << attempt
+// retryable says whether err is worth another try.
+func retryable(err error) bool {
 	var he *HTTPError
 	switch {
 	case errors.As(err, &he):
-		if !he.Temporary() {
-			return 0, false
-		}
-		if he.RetryAfter > 0 {
-			if he.RetryAfter > s.cfg.MaxRetryWait {
-				return 0, false
-			}
-			wait = he.RetryAfter
-		}
+		return he.Temporary()
 	case errors.Is(err, errCutOff):
 		// The same request would be cut off again.
-		return 0, false
+		return false
 	case errors.Is(err, ErrBadAnswer):
-	default:
-		return 0, false
+		return true
 	}
-	return min(wait, s.cfg.MaxRetryWait), true
+	return false
 }

@@ -117,11 +117,13 @@ func TestDiarizedMisbehaviours(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			b := setupGuard(t, tc.opts, transcribe.OpenAIConfig{Diarized: true}, transcribe.GuardConfig{})
-			res, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio, ExpectSpeech: true})
+			jobs := &asJobs{tr: b.guard, attempts: 8}
+			res, err := jobs.Transcribe(t.Context(), transcribe.Request{Audio: audio, ExpectSpeech: true})
 			require.NoError(t, err)
 			require.Equal(t, "alpha bravo xray five charlie", res.Text)
 			require.Len(t, res.Segments, 3)
 			require.Equal(t, tc.requests, b.srv.Requests())
+			require.Equal(t, tc.requests, jobs.Calls(), "one request per call")
 		})
 	}
 }

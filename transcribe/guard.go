@@ -6,22 +6,17 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/greffier/greffier/internal/backend"
 )
 
 // Defaults of GuardConfig.
 const (
 	DefaultGuardName        = "transcription backend"
 	DefaultGuardConcurrency = 4
-	DefaultGuardMaxAttempts = 4
-	DefaultBackoffBase      = 500 * time.Millisecond
-	DefaultBackoffMax       = 30 * time.Second
-	// DefaultMaxRetryAfter is the longest Retry-After a call waits out
-	// itself; a longer one is returned to the caller to reschedule.
-	DefaultMaxRetryAfter    = time.Minute
 	DefaultBreakerThreshold = 5
 	DefaultBreakerCoolDown  = 30 * time.Second
 )
@@ -34,7 +29,7 @@ var (
 	// instead of spending an attempt on it.
 	ErrBackendDown = errors.New("transcription backend is down")
 	// ErrEmptyTranscript means the backend heard nothing in audio the
-	// caller said holds speech (Request.ExpectSpeech), twice. It wraps
+	// caller said holds speech (Request.ExpectSpeech). It wraps
 	// ErrBadAnswer.
 	ErrEmptyTranscript = fmt.Errorf("%w: empty transcript of audio that holds speech", ErrBadAnswer)
 )
@@ -64,27 +59,14 @@ func (e *BackendDownError) Unwrap() []error {
 	return []error{ErrBackendDown, e.Cause}
 }
 
-// Clock is the time Guard waits on; tests give it a fake one.
+// Clock is the time Guard's breaker runs on; tests give it a fake one.
 type Clock interface {
 	Now() time.Time
-	// Sleep returns after d, or earlier with ctx's error.
-	Sleep(ctx context.Context, d time.Duration) error
 }
 
 type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
-
-func (realClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-}
 
 // GuardConfig configures a Guard. The zero value is usable.
 type GuardConfig struct {
@@ -98,36 +80,22 @@ type GuardConfig struct {
 	// DefaultTimeoutFactor.
 	TimeoutBase   time.Duration
 	TimeoutFactor float64
-	// MaxAttempts bounds the calls to the backend for one Transcribe,
-	// the first included. Only temporary failures (see HTTPError.Temporary)
-	// are retried, and a bad answer once. Default: DefaultGuardMaxAttempts.
-	MaxAttempts int
-	// BackoffBase is the wait before the first retry, doubled for each
-	// further one up to BackoffMax, then jittered down by up to half.
-	// Defaults: DefaultBackoffBase, DefaultBackoffMax.
-	BackoffBase time.Duration
-	BackoffMax  time.Duration
-	// MaxRetryAfter is the longest Retry-After waited out inside a call;
-	// beyond it the error is returned for the caller to reschedule.
-	// Default: DefaultMaxRetryAfter.
-	MaxRetryAfter time.Duration
 	// BreakerThreshold is how many failed attempts in a row open the
 	// breaker. Default: DefaultBreakerThreshold.
 	BreakerThreshold int
 	// BreakerCoolDown is how long the breaker stays open before one probe
 	// call may test the backend. Default: DefaultBreakerCoolDown.
 	BreakerCoolDown time.Duration
-	// Clock is the clock for backoff, Retry-After and the breaker (not for
-	// attempt timeouts, which are context deadlines). Default: real time.
+	// Clock is the breaker's clock (not the attempt timeouts', which are
+	// context deadlines). Default: real time.
 	Clock Clock
-	// Logger gets breaker changes and retries. Default: discards.
+	// Logger gets breaker changes. Default: discards.
 	Logger *slog.Logger
 }
 
 // WithDefaults returns a copy of c with every unset field at its default.
-// Zero or negative numbers count as unset, and BackoffMax below
-// BackoffBase is raised to it, so that NewGuard can never be handed a
-// guard that does not work; Validate reports such values instead.
+// Zero or negative numbers count as unset, so that NewGuard can never be
+// handed a guard that does not work; Validate reports such values instead.
 func (c GuardConfig) WithDefaults() GuardConfig {
 	if c.Name == "" {
 		c.Name = DefaultGuardName
@@ -140,19 +108,6 @@ func (c GuardConfig) WithDefaults() GuardConfig {
 	}
 	if c.TimeoutFactor <= 0 || math.IsNaN(c.TimeoutFactor) || math.IsInf(c.TimeoutFactor, 0) {
 		c.TimeoutFactor = DefaultTimeoutFactor
-	}
-	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = DefaultGuardMaxAttempts
-	}
-	if c.BackoffBase <= 0 {
-		c.BackoffBase = DefaultBackoffBase
-	}
-	if c.BackoffMax <= 0 {
-		c.BackoffMax = DefaultBackoffMax
-	}
-	c.BackoffMax = max(c.BackoffMax, c.BackoffBase)
-	if c.MaxRetryAfter <= 0 {
-		c.MaxRetryAfter = DefaultMaxRetryAfter
 	}
 	if c.BreakerThreshold <= 0 {
 		c.BreakerThreshold = DefaultBreakerThreshold
@@ -180,10 +135,6 @@ func (c GuardConfig) Validate() error {
 		{"Concurrency", c.Concurrency < 0},
 		{"TimeoutBase", c.TimeoutBase < 0},
 		{"TimeoutFactor", c.TimeoutFactor < 0 || math.IsNaN(c.TimeoutFactor) || math.IsInf(c.TimeoutFactor, 0)},
-		{"MaxAttempts", c.MaxAttempts < 0},
-		{"BackoffBase", c.BackoffBase < 0},
-		{"BackoffMax", c.BackoffMax < 0 || (c.BackoffMax > 0 && c.BackoffMax < c.BackoffBase)},
-		{"MaxRetryAfter", c.MaxRetryAfter < 0},
 		{"BreakerThreshold", c.BreakerThreshold < 0},
 		{"BreakerCoolDown", c.BreakerCoolDown < 0},
 	} {
@@ -192,7 +143,7 @@ func (c GuardConfig) Validate() error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("transcribe: GuardConfig: %s must be positive (or 0 for the default), and BackoffMax at least BackoffBase", strings.Join(errs, ", "))
+		return fmt.Errorf("transcribe: GuardConfig: %s must be positive (or 0 for the default)", strings.Join(errs, ", "))
 	}
 	return nil
 }
@@ -231,22 +182,25 @@ type GuardStats struct {
 	ConsecutiveFailures int
 	// InFlight are attempts running; Waiting are calls waiting for a slot.
 	InFlight, Waiting int
-	// Calls are Transcribe calls; Attempts are calls to the backend;
-	// Retries are attempts after a call's first; Successes and Failures
-	// are calls that returned a result or an error other than
-	// ErrBackendDown; Rejected are calls failed fast by the breaker;
+	// Calls are Transcribe calls; Attempts are calls to the backend (at
+	// most one per Transcribe); Successes and Failures are calls that
+	// returned a result or an error other than ErrBackendDown; Rejected
+	// are calls failed fast by the breaker, or whose failure opened it;
 	// Opened is how often the breaker opened.
-	Calls, Attempts, Retries, Successes, Failures, Rejected, Opened int64
+	Calls, Attempts, Successes, Failures, Rejected, Opened int64
 	// LastFailure is the last failed attempt's error, nil if none yet.
 	LastFailure error
 }
 
 // Guard wraps any Transcriber with what every backend needs to survive
 // real servers: a concurrency limit, attempt timeouts scaled to the
-// audio, retries with jittered backoff that honour Retry-After, answer
-// checks, and a circuit breaker so that a dead backend fails calls fast
-// (ErrBackendDown) instead of using up every job's attempts. It is safe
-// for concurrent use; use one Guard per backend.
+// audio, answer checks, and a circuit breaker so that a dead backend fails
+// calls fast (ErrBackendDown) instead of using up every job's attempts. It
+// is safe for concurrent use; use one Guard per backend.
+//
+// Guard does not retry: each Transcribe calls the backend at most once, so
+// that the job layer owns every retry (its attempts, with backoff, and its
+// snoozes: see SnoozeFor) and a failing backend is hit once per attempt.
 //
 // An attempt counts as a failure for the breaker when its error is
 // temporary (an error with a Temporary method saying true, such as
@@ -285,12 +239,12 @@ func (g *Guard) Stats() GuardStats {
 	return s
 }
 
-// Transcribe calls the backend as described on Guard. Besides the inner
-// backend's errors it returns a *BackendDownError (ErrBackendDown) while
-// the breaker is open, ErrEmptyTranscript, and ErrBadAnswer for answers
-// whose times are out of the audio or out of order. After the last
-// attempt the last error is returned, wrapped with the attempt count; an
-// *HTTPError in it keeps its RetryAfter for the caller to reschedule.
+// Transcribe calls the backend once, as described on Guard. Besides the
+// inner backend's errors it returns a *BackendDownError (ErrBackendDown)
+// while the breaker is open or when this call's failure opened it (it
+// wraps that failure), ErrEmptyTranscript, and ErrBadAnswer for answers
+// whose times are out of the audio or out of order. An *HTTPError in the
+// error keeps its Temporary and RetryAfter for the caller to reschedule.
 func (g *Guard) Transcribe(ctx context.Context, req Request) (Result, error) {
 	g.count(func(s *GuardStats) { s.Calls++ })
 	audio := req.Duration
@@ -299,58 +253,30 @@ func (g *Guard) Transcribe(ctx context.Context, req Request) (Result, error) {
 			audio = d
 		}
 	}
-	badAnswers := 0
-	for attempt := 1; ; attempt++ {
-		res, err := g.attempt(ctx, req, audio, attempt)
-		if err == nil {
-			g.count(func(s *GuardStats) { s.Successes++ })
-			return res, nil
-		}
-		if errors.Is(err, ErrBackendDown) {
-			g.count(func(s *GuardStats) { s.Rejected++ })
-			return Result{}, fmt.Errorf("transcribe: %w", err)
-		}
-		retry := false
-		switch {
-		case ctx.Err() != nil:
-		case errors.Is(err, ErrBadAnswer):
-			badAnswers++
-			retry = badAnswers == 1
-		default:
-			retry = temporary(err)
-		}
-		if !retry || attempt >= g.cfg.MaxAttempts {
-			g.count(func(s *GuardStats) { s.Failures++ })
-			if retry || badAnswers > 1 {
-				return Result{}, fmt.Errorf("transcribe: %s: gave up after %d attempts: %w", g.cfg.Name, attempt, err)
-			}
-			return Result{}, fmt.Errorf("transcribe: %s: %w", g.cfg.Name, err)
-		}
+	res, err := g.attempt(ctx, req, audio)
+	if err == nil {
+		g.count(func(s *GuardStats) { s.Successes++ })
+		return res, nil
+	}
+	if errors.Is(err, ErrBackendDown) {
+		g.count(func(s *GuardStats) { s.Rejected++ })
+		return Result{}, fmt.Errorf("transcribe: %w", err)
+	}
+	if ctx.Err() == nil && temporary(err) {
 		if _, down := g.admit(false); down != nil {
-			// This failure opened the breaker: waiting to retry would
-			// only meet it again.
+			// This failure opened the breaker: the caller's retry would
+			// only meet it, so it is told to wait out the cool-down.
 			g.count(func(s *GuardStats) { s.Rejected++ })
 			return Result{}, fmt.Errorf("transcribe: %w", down)
 		}
-		wait, ok := g.backoff(ctx, attempt, err)
-		if !ok {
-			g.count(func(s *GuardStats) { s.Failures++ })
-			return Result{}, fmt.Errorf("transcribe: %s: not waiting %v to retry: %w", g.cfg.Name, wait, err)
-		}
-		g.cfg.Logger.InfoContext(ctx, "retrying transcription", "backend", g.cfg.Name, "attempt", attempt, "wait", wait, "err", err)
-		if req.OnRetry != nil {
-			req.OnRetry(err)
-		}
-		if err := g.cfg.Clock.Sleep(ctx, wait); err != nil {
-			g.count(func(s *GuardStats) { s.Failures++ })
-			return Result{}, fmt.Errorf("transcribe: %s: waiting to retry: %w", g.cfg.Name, err)
-		}
 	}
+	g.count(func(s *GuardStats) { s.Failures++ })
+	return Result{}, fmt.Errorf("transcribe: %s: %w", g.cfg.Name, err)
 }
 
 // attempt makes one call to the backend, holding a slot for just that
-// call so that calls waiting to retry leave the backend to others.
-func (g *Guard) attempt(ctx context.Context, req Request, audio time.Duration, n int) (Result, error) {
+// call.
+func (g *Guard) attempt(ctx context.Context, req Request, audio time.Duration) (Result, error) {
 	if _, err := g.admit(false); err != nil {
 		return Result{}, err // fail fast rather than queue behind a dead backend
 	}
@@ -372,9 +298,6 @@ func (g *Guard) attempt(ctx context.Context, req Request, audio time.Duration, n
 	g.count(func(s *GuardStats) {
 		s.Attempts++
 		s.InFlight++
-		if n > 1 {
-			s.Retries++
-		}
 	})
 	timeout := g.cfg.TimeoutBase + time.Duration(g.cfg.TimeoutFactor*float64(audio))
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
@@ -410,7 +333,7 @@ func (g *Guard) admit(claim bool) (probe bool, err error) {
 		fallthrough
 	case BreakerHalfOpen:
 		if g.probing {
-			return false, g.downLocked(now.Add(g.cfg.BackoffBase))
+			return false, g.downLocked(now)
 		}
 		if claim {
 			g.probing = true
@@ -454,30 +377,6 @@ func (g *Guard) record(ctx context.Context, probe bool, err error) {
 			g.cfg.Logger.Info("transcription backend back: breaker closed", "backend", g.cfg.Name)
 		}
 	}
-}
-
-// backoff is the wait before retry number attempt: the server's
-// Retry-After when it sent one (never less), else exponential backoff
-// with jitter so that failed calls do not come back all at once. ok is
-// false when the wait is longer than this call should stay: past
-// MaxRetryAfter or ctx's deadline.
-func (g *Guard) backoff(ctx context.Context, attempt int, err error) (time.Duration, bool) {
-	d := g.cfg.BackoffBase << min(attempt-1, 30)
-	if d <= 0 || d > g.cfg.BackoffMax {
-		d = g.cfg.BackoffMax
-	}
-	d -= time.Duration(rand.Int64N(int64(d/2) + 1))
-	if he, ok := errors.AsType[*HTTPError](err); ok && he.RetryAfter > 0 {
-		if he.RetryAfter > g.cfg.MaxRetryAfter {
-			return he.RetryAfter, false
-		}
-		d = he.RetryAfter + time.Duration(rand.Int64N(int64(he.RetryAfter/10)+1))
-	}
-	// Deadlines are on the real clock, whatever Clock is.
-	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d {
-		return d, false
-	}
-	return d, true
 }
 
 func (g *Guard) count(f func(*GuardStats)) {
@@ -546,14 +445,15 @@ const minSnooze = time.Second
 // SnoozeFor tells a job layer how long to put err's work aside without
 // counting it as a failed attempt: until the breaker lets a probe through
 // (ErrBackendDown), or the server's Retry-After (a temporary *HTTPError
-// that sent one). ok is false for every other error, which deserves an
-// attempt.
+// that sent one), never less, lengthened by up to a tenth so that the
+// work it turned away does not come back at one instant. ok is false for
+// every other error, which deserves an attempt.
 func SnoozeFor(err error, now time.Time) (d time.Duration, ok bool) {
 	if down, isDown := errors.AsType[*BackendDownError](err); isDown {
 		return max(down.Until.Sub(now), minSnooze), true
 	}
 	if he, isHTTP := errors.AsType[*HTTPError](err); isHTTP && he.Temporary() && he.RetryAfter > 0 {
-		return he.RetryAfter, true
+		return backend.Jitter(he.RetryAfter), true
 	}
 	return 0, false
 }

@@ -16,11 +16,10 @@ import (
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
 
-// fakeClock makes Guard's waits instant and records them.
+// fakeClock is the breaker's time, moved by the test.
 type fakeClock struct {
-	mu    sync.Mutex
-	now   time.Time
-	slept []time.Duration
+	mu  sync.Mutex
+	now time.Time
 }
 
 func newFakeClock() *fakeClock {
@@ -33,27 +32,10 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.slept = append(c.slept, d)
-	c.now = c.now.Add(d)
-	return nil
-}
-
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
-}
-
-func (c *fakeClock) Slept() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]time.Duration(nil), c.slept...)
 }
 
 type guardBundle struct {
@@ -79,6 +61,47 @@ func setupGuard(t *testing.T, opts transcribetest.Options, openai transcribe.Ope
 	clock := newFakeClock()
 	cfg.Clock = clock
 	return &guardBundle{srv: srv, clock: clock, guard: transcribe.NewGuard(tr, cfg)}
+}
+
+// asJobs calls a Transcriber as the job layer calls the Guard: once per
+// attempt, again after any failure but an invalid request or the caller's
+// end, up to attempts calls. It keeps each failure, and puts nothing aside
+// for a snooze: it only records how long the job layer would wait.
+type asJobs struct {
+	tr       transcribe.Transcriber
+	attempts int
+
+	mu       sync.Mutex
+	calls    int
+	failures []error
+	snoozes  []time.Duration
+}
+
+func (j *asJobs) Transcribe(ctx context.Context, req transcribe.Request) (transcribe.Result, error) {
+	var err error
+	for range j.attempts {
+		var res transcribe.Result
+		res, err = j.tr.Transcribe(ctx, req)
+		j.mu.Lock()
+		j.calls++
+		if err != nil {
+			j.failures = append(j.failures, err)
+			if d, ok := transcribe.SnoozeFor(err, time.Now()); ok {
+				j.snoozes = append(j.snoozes, d)
+			}
+		}
+		j.mu.Unlock()
+		if err == nil || errors.Is(err, transcribe.ErrInvalidRequest) || ctx.Err() != nil {
+			return res, err
+		}
+	}
+	return transcribe.Result{}, err
+}
+
+func (j *asJobs) Calls() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.calls
 }
 
 // transcriberFunc is a backend whose behaviour a test scripts directly,
@@ -119,7 +142,8 @@ func TestGuardRecoversFromEveryMisbehaviour(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			b := setupGuard(t, tc.opts, tc.openai, tc.guard)
-			res, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio, Language: "en", ExpectSpeech: true})
+			jobs := &asJobs{tr: b.guard, attempts: 8}
+			res, err := jobs.Transcribe(t.Context(), transcribe.Request{Audio: audio, Language: "en", ExpectSpeech: true})
 			require.NoError(t, err)
 			require.Equal(t, "alpha bravo charlie november xray", res.Text)
 			tol := tc.tol
@@ -128,16 +152,16 @@ func TestGuardRecoversFromEveryMisbehaviour(t *testing.T) {
 			}
 			requireWords(t, want, res.Words, tol)
 			require.Equal(t, tc.requests, b.srv.Requests())
+			require.Equal(t, tc.requests, jobs.Calls(), "one request per call: the job layer owns the retries")
 			s := b.guard.Stats()
 			require.EqualValues(t, tc.requests, s.Attempts)
-			require.EqualValues(t, tc.requests-1, s.Retries)
 			require.EqualValues(t, 1, s.Successes)
-			require.Zero(t, s.Failures)
+			require.EqualValues(t, tc.requests-1, s.Failures)
 			require.Zero(t, s.ConsecutiveFailures)
 			require.Equal(t, transcribe.BreakerClosed, s.State)
-			require.Len(t, b.clock.Slept(), tc.requests-1, "one wait before each retry")
 			if tc.opts.RetryAfter > 0 {
-				for _, d := range b.clock.Slept() {
+				require.Len(t, jobs.snoozes, tc.requests-1, "each failure hands its Retry-After back")
+				for _, d := range jobs.snoozes {
 					require.GreaterOrEqual(t, d, tc.opts.RetryAfter, "Retry-After honoured")
 				}
 			}
@@ -154,6 +178,11 @@ func TestGuardTimesOutASlowAnswer(t *testing.T) {
 	b := setupGuard(t, transcribetest.Options{Delay: time.Minute, DelayFirst: 1}, transcribe.OpenAIConfig{},
 		transcribe.GuardConfig{TimeoutBase: 800 * time.Millisecond, TimeoutFactor: 0.05})
 	began := time.Now()
+	_, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio})
+	require.GreaterOrEqual(t, time.Since(began), 800*time.Millisecond)
+	timeout, ok := errors.AsType[*transcribe.HTTPError](err)
+	require.True(t, ok, "%v", err)
+	require.True(t, timeout.Temporary(), "the job layer retries it")
 	res, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio})
 	require.NoError(t, err)
 	requireWords(t, want, res.Words, 20*time.Millisecond)
@@ -168,7 +197,7 @@ func TestGuardTimesOutASlowAnswer(t *testing.T) {
 	t.Log(he)
 }
 
-func TestGuardBadAnswersRetriedOnceThenReported(t *testing.T) {
+func TestGuardBadAnswersAreReported(t *testing.T) {
 	t.Parallel()
 	_, audio := speech(t)
 	for name, tc := range map[string]struct {
@@ -194,8 +223,9 @@ func TestGuardBadAnswersRetriedOnceThenReported(t *testing.T) {
 			}
 			require.ErrorIs(t, err, tc.err)
 			require.ErrorIs(t, err, transcribe.ErrBadAnswer)
-			require.Contains(t, err.Error(), "gave up after 2 attempts")
-			require.Equal(t, 2, b.srv.Requests(), "a bad answer is retried once")
+			require.Equal(t, 1, b.srv.Requests(), "the job layer retries a bad answer, not the guard")
+			_, snooze := transcribe.SnoozeFor(err, time.Now())
+			require.False(t, snooze, "a bad answer uses an attempt")
 			s := b.guard.Stats()
 			require.EqualValues(t, 1, s.Failures)
 			require.Zero(t, s.ConsecutiveFailures, "a backend that answers is up")
@@ -203,77 +233,46 @@ func TestGuardBadAnswersRetriedOnceThenReported(t *testing.T) {
 	}
 }
 
-func TestGuardRetryAfter(t *testing.T) {
+func TestGuardHandsRetryAfterBack(t *testing.T) {
 	t.Parallel()
 	_, audio := speech(t)
-
-	t.Run("waited out, never shorter", func(t *testing.T) {
-		t.Parallel()
-		b := setupGuard(t, transcribetest.Options{FailFirst: 3, FailStatus: 429, RetryAfter: 7 * time.Second},
-			transcribe.OpenAIConfig{}, transcribe.GuardConfig{BackoffBase: time.Millisecond})
-		began := b.clock.Now()
-		_, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio})
-		require.NoError(t, err)
-		slept := b.clock.Slept()
-		require.Len(t, slept, 3)
-		for _, d := range slept {
-			require.GreaterOrEqual(t, d, 7*time.Second)
-			require.LessOrEqual(t, d, 7700*time.Millisecond, "jitter of at most a tenth")
-		}
-		require.GreaterOrEqual(t, b.clock.Now().Sub(began), 21*time.Second)
-	})
-	t.Run("longer than MaxRetryAfter goes back to the caller", func(t *testing.T) {
-		t.Parallel()
-		b := setupGuard(t, transcribetest.Options{FailFirst: 1, FailStatus: 429, RetryAfter: 5 * time.Minute},
-			transcribe.OpenAIConfig{}, transcribe.GuardConfig{})
-		_, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio})
-		he, ok := errors.AsType[*transcribe.HTTPError](err)
-		require.True(t, ok, "%v", err)
-		require.Equal(t, 5*time.Minute, he.RetryAfter, "kept for the caller to reschedule")
-		require.Empty(t, b.clock.Slept())
-		require.Equal(t, 1, b.srv.Requests())
-	})
-	t.Run("past the caller's deadline goes back to the caller", func(t *testing.T) {
-		t.Parallel()
-		b := setupGuard(t, transcribetest.Options{FailFirst: 1, FailStatus: 429, RetryAfter: 30 * time.Second},
-			transcribe.OpenAIConfig{}, transcribe.GuardConfig{})
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		defer cancel()
-		_, err := b.guard.Transcribe(ctx, transcribe.Request{Audio: audio})
-		he, ok := errors.AsType[*transcribe.HTTPError](err)
-		require.True(t, ok, "%v", err)
-		require.Equal(t, 429, he.StatusCode)
-		require.Empty(t, b.clock.Slept())
-	})
-}
-
-func TestGuardBackoffIsJitteredAndBounded(t *testing.T) {
-	t.Parallel()
-	_, audio := speech(t)
-	b := setupGuard(t, transcribetest.Options{FailFirst: 5}, transcribe.OpenAIConfig{},
-		transcribe.GuardConfig{MaxAttempts: 6, BackoffBase: time.Second, BackoffMax: 4 * time.Second, BreakerThreshold: 10})
-	_, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio})
-	require.NoError(t, err)
-	slept := b.clock.Slept()
-	require.Len(t, slept, 5)
-	for i, ceiling := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second, 4 * time.Second} {
-		require.GreaterOrEqual(t, slept[i], ceiling/2, "wait %d", i)
-		require.LessOrEqual(t, slept[i], ceiling, "wait %d", i)
+	for _, retryAfter := range []time.Duration{7 * time.Second, 5 * time.Minute} {
+		t.Run(retryAfter.String(), func(t *testing.T) {
+			t.Parallel()
+			b := setupGuard(t, transcribetest.Options{FailFirst: 1, FailStatus: 429, RetryAfter: retryAfter},
+				transcribe.OpenAIConfig{}, transcribe.GuardConfig{})
+			_, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio})
+			he, ok := errors.AsType[*transcribe.HTTPError](err)
+			require.True(t, ok, "%v", err)
+			require.Equal(t, 429, he.StatusCode)
+			require.Equal(t, retryAfter, he.RetryAfter, "kept for the caller to reschedule")
+			require.Equal(t, 1, b.srv.Requests())
+			d, snooze := transcribe.SnoozeFor(err, time.Now())
+			require.True(t, snooze, "waited for without using an attempt")
+			require.GreaterOrEqual(t, d, retryAfter, "never shorter")
+			require.LessOrEqual(t, d, retryAfter+retryAfter/10, "jitter of at most a tenth")
+		})
 	}
 }
 
-func TestGuardGivesUpAfterMaxAttempts(t *testing.T) {
+func TestGuardCallsTheBackendOncePerCall(t *testing.T) {
 	t.Parallel()
 	_, audio := speech(t)
-	b := setupGuard(t, transcribetest.Options{FailFirst: 100}, transcribe.OpenAIConfig{},
-		transcribe.GuardConfig{MaxAttempts: 3, BreakerThreshold: 100})
-	_, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio})
-	he, ok := errors.AsType[*transcribe.HTTPError](err)
-	require.True(t, ok, "%v", err)
-	require.Equal(t, 503, he.StatusCode)
-	require.Contains(t, err.Error(), "gave up after 3 attempts")
-	require.Equal(t, 3, b.srv.Requests())
-	require.NotErrorIs(t, err, transcribe.ErrBackendDown)
+	b := setupGuard(t, transcribetest.Options{FailFirst: 100, FailStatus: 500}, transcribe.OpenAIConfig{},
+		transcribe.GuardConfig{BreakerThreshold: 100})
+	for call := 1; call <= 3; call++ {
+		_, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio})
+		he, ok := errors.AsType[*transcribe.HTTPError](err)
+		require.True(t, ok, "%v", err)
+		require.Equal(t, 500, he.StatusCode)
+		require.True(t, he.Temporary(), "the job layer retries it")
+		require.NotErrorIs(t, err, transcribe.ErrBackendDown)
+		require.Equal(t, call, b.srv.Requests(), "one request per call")
+	}
+	s := b.guard.Stats()
+	require.EqualValues(t, 3, s.Attempts)
+	require.EqualValues(t, 3, s.Failures)
+	require.Equal(t, 3, s.ConsecutiveFailures)
 }
 
 func TestGuardDoesNotRetryWhatCannotSucceed(t *testing.T) {
@@ -289,7 +288,6 @@ func TestGuardDoesNotRetryWhatCannotSucceed(t *testing.T) {
 	_, err = b.guard.Transcribe(t.Context(), transcribe.Request{Audio: []byte("not a wav")})
 	require.ErrorIs(t, err, transcribe.ErrInvalidRequest)
 	require.Equal(t, 1, b.srv.Requests(), "nothing sent")
-	require.Empty(t, b.clock.Slept())
 	require.Zero(t, b.guard.Stats().ConsecutiveFailures)
 }
 
@@ -299,15 +297,18 @@ func TestGuardBreaker(t *testing.T) {
 	req := transcribe.Request{Audio: audio}
 	// The backend fails three times, then works again.
 	b := setupGuard(t, transcribetest.Options{FailFirst: 3}, transcribe.OpenAIConfig{},
-		transcribe.GuardConfig{MaxAttempts: 2, BreakerThreshold: 3, BreakerCoolDown: 30 * time.Second})
+		transcribe.GuardConfig{BreakerThreshold: 3, BreakerCoolDown: 30 * time.Second})
 
+	for range 2 {
+		_, err := b.guard.Transcribe(t.Context(), req)
+		require.Error(t, err)
+		require.NotErrorIs(t, err, transcribe.ErrBackendDown, "two failures: still closed")
+		require.Equal(t, transcribe.BreakerClosed, b.guard.Stats().State)
+	}
+
+	// The third failure opens the breaker: its caller is told to wait
+	// out the cool-down rather than spend an attempt.
 	_, err := b.guard.Transcribe(t.Context(), req)
-	require.Error(t, err)
-	require.NotErrorIs(t, err, transcribe.ErrBackendDown, "two failures: still closed")
-	require.Equal(t, transcribe.BreakerClosed, b.guard.Stats().State)
-
-	// The third failure opens the breaker; the call's retry is refused.
-	_, err = b.guard.Transcribe(t.Context(), req)
 	require.ErrorIs(t, err, transcribe.ErrBackendDown)
 	down, ok := errors.AsType[*transcribe.BackendDownError](err)
 	require.True(t, ok)
@@ -328,6 +329,7 @@ func TestGuardBreaker(t *testing.T) {
 	s := b.guard.Stats()
 	require.Equal(t, transcribe.BreakerOpen, s.State)
 	require.EqualValues(t, 11, s.Rejected)
+	require.EqualValues(t, 2, s.Failures)
 	require.EqualValues(t, 1, s.Opened)
 	require.Equal(t, 3, s.ConsecutiveFailures)
 	require.Error(t, s.LastFailure)
@@ -347,15 +349,17 @@ func TestGuardFailedProbeReopens(t *testing.T) {
 	t.Parallel()
 	_, audio := speech(t)
 	b := setupGuard(t, transcribetest.Options{FailFirst: 1000}, transcribe.OpenAIConfig{},
-		transcribe.GuardConfig{MaxAttempts: 3, BreakerThreshold: 2, BreakerCoolDown: time.Minute})
+		transcribe.GuardConfig{BreakerThreshold: 2, BreakerCoolDown: time.Minute})
 	_, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio})
+	require.NotErrorIs(t, err, transcribe.ErrBackendDown)
+	_, err = b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio})
 	require.ErrorIs(t, err, transcribe.ErrBackendDown)
 	require.Equal(t, 2, b.srv.Requests())
 
 	b.clock.Advance(time.Minute)
 	_, err = b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio})
 	require.ErrorIs(t, err, transcribe.ErrBackendDown)
-	require.Equal(t, 3, b.srv.Requests(), "one probe, no retry past the reopened breaker")
+	require.Equal(t, 3, b.srv.Requests(), "one probe")
 	s := b.guard.Stats()
 	require.Equal(t, transcribe.BreakerOpen, s.State)
 	require.EqualValues(t, 2, s.Opened)
@@ -384,10 +388,10 @@ func TestGuardLetsOneProbeThrough(t *testing.T) {
 		return transcribe.Result{Text: "ok"}, nil
 	})
 	clock := newFakeClock()
-	g := transcribe.NewGuard(inner, transcribe.GuardConfig{MaxAttempts: 1, BreakerThreshold: 1, BreakerCoolDown: time.Second, Clock: clock})
+	g := transcribe.NewGuard(inner, transcribe.GuardConfig{BreakerThreshold: 1, BreakerCoolDown: time.Second, Clock: clock})
 	req := transcribe.Request{Audio: []byte("x"), Duration: time.Second}
 	_, err := g.Transcribe(t.Context(), req)
-	require.NotErrorIs(t, err, transcribe.ErrBackendDown)
+	require.ErrorIs(t, err, transcribe.ErrBackendDown, "the failure that opens the breaker says so")
 	require.Equal(t, transcribe.BreakerOpen, g.Stats().State)
 
 	failing.Store(false)
@@ -513,7 +517,7 @@ func TestGuardChecksEveryBackendsAnswer(t *testing.T) {
 			}), transcribe.GuardConfig{Clock: newFakeClock()})
 			_, err := g.Transcribe(t.Context(), transcribe.Request{Audio: []byte("x"), Duration: time.Second})
 			require.ErrorIs(t, err, transcribe.ErrBadAnswer)
-			require.EqualValues(t, 2, calls.Load())
+			require.EqualValues(t, 1, calls.Load())
 		})
 	}
 }
@@ -522,7 +526,6 @@ func TestGuardConfig(t *testing.T) {
 	t.Parallel()
 	def := transcribe.GuardConfig{}.WithDefaults()
 	require.Equal(t, transcribe.DefaultGuardConcurrency, def.Concurrency)
-	require.Equal(t, transcribe.DefaultGuardMaxAttempts, def.MaxAttempts)
 	require.Equal(t, transcribe.DefaultTimeoutBase, def.TimeoutBase)
 	require.InDelta(t, float64(transcribe.DefaultTimeoutFactor), def.TimeoutFactor, 0)
 	require.Equal(t, transcribe.DefaultBreakerThreshold, def.BreakerThreshold)
@@ -531,10 +534,10 @@ func TestGuardConfig(t *testing.T) {
 	require.NotNil(t, def.Logger)
 	require.NoError(t, transcribe.GuardConfig{}.Validate())
 
-	err := transcribe.GuardConfig{Concurrency: -1, BackoffBase: time.Second, BackoffMax: time.Millisecond}.Validate()
+	err := transcribe.GuardConfig{Concurrency: -1, BreakerCoolDown: -time.Second}.Validate()
 	require.ErrorContains(t, err, "Concurrency")
-	require.ErrorContains(t, err, "BackoffMax")
-	require.Equal(t, time.Second, transcribe.GuardConfig{BackoffBase: time.Second, BackoffMax: time.Millisecond}.WithDefaults().BackoffMax)
+	require.ErrorContains(t, err, "BreakerCoolDown")
+	require.Equal(t, transcribe.DefaultBreakerCoolDown, transcribe.GuardConfig{BreakerCoolDown: -time.Second}.WithDefaults().BreakerCoolDown)
 }
 
 // BenchmarkGuardOverhead is what Guard adds to a call: slot, breaker,
@@ -565,12 +568,19 @@ func TestSnoozeFor(t *testing.T) {
 		"breaker open":            {fmt.Errorf("job: %w", &transcribe.BackendDownError{Until: now.Add(20 * time.Second), Cause: &transcribe.HTTPError{StatusCode: 503}}), 20 * time.Second, true},
 		"probe running":           {&transcribe.BackendDownError{Until: now.Add(-time.Second)}, time.Second, true},
 		"rate limited":            {fmt.Errorf("x: %w", &transcribe.HTTPError{StatusCode: 429, RetryAfter: 5 * time.Minute}), 5 * time.Minute, true},
+		"rate limited, jittered":  {&transcribe.HTTPError{StatusCode: 503, RetryAfter: 10 * time.Second}, 10 * time.Second, true},
 		"503 without Retry-After": {&transcribe.HTTPError{StatusCode: 503}, 0, false},
 		"401 with Retry-After":    {&transcribe.HTTPError{StatusCode: 401, RetryAfter: time.Second}, 0, false},
 		"bad answer":              {transcribe.ErrBadAnswer, 0, false},
 	} {
 		d, ok := transcribe.SnoozeFor(tc.err, now)
 		require.Equal(t, tc.ok, ok, name)
+		if _, isHTTP := errors.AsType[*transcribe.HTTPError](tc.err); isHTTP && ok && !errors.Is(tc.err, transcribe.ErrBackendDown) {
+			// A server's Retry-After: never shorter, up to a tenth longer.
+			require.GreaterOrEqual(t, d, tc.want, name)
+			require.LessOrEqual(t, d, tc.want+tc.want/10, name)
+			continue
+		}
 		require.Equal(t, tc.want, d, name)
 	}
 }

@@ -36,7 +36,7 @@ func TestConformanceKyutaiDoubles(t *testing.T) {
 			if tc.delay > 0 {
 				b.cfg.ModelDelay, b.cfg.EndPadding = tc.delay, tc.delay+time.Second
 			}
-			runConformance(t, transcribe.NewGuard(b.client(t), conformanceFast), speech)
+			runConformance(t, asPipeline(b.client(t)), speech)
 			if tc.opts.BusyFirst > 0 {
 				require.GreaterOrEqual(t, b.srv.Busy(), tc.opts.BusyFirst, "busy channels were waited out")
 			}

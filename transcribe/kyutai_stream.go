@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/greffier/greffier/internal/backend"
 )
 
 // KyutaiStream is one live session with a Kyutai server: Write pushes
@@ -143,30 +144,26 @@ func (k *Kyutai) open(ctx context.Context, at24k bool, onWord func(Word, bool)) 
 	return s, nil
 }
 
-// connect dials until the server gives a channel (its Ready frame).
+// connect dials until the server gives a channel (its Ready frame),
+// waiting with the shared backoff while it has none free: many clients
+// turned away at once must not come back at once.
 func (k *Kyutai) connect(ctx context.Context) (*websocket.Conn, error) {
-	wait := k.cfg.BusyRetry
-	for attempt := 1; ; attempt++ {
-		conn, busy, err := k.dial(ctx)
-		if err != nil && attempt > 1 && ctx.Err() != nil {
-			return nil, fmt.Errorf("transcribe: kyutai: %w after %d attempts: %w", ErrKyutaiBusy, attempt, context.Cause(ctx))
+	var conn *websocket.Conn
+	b := backend.Backoff{Base: k.cfg.BusyRetry, Max: k.cfg.BusyRetryMax}
+	n, err := b.Retry(ctx, 0, func(ctx context.Context) error {
+		c, busy, err := k.dial(ctx)
+		if err == nil && busy {
+			return ErrKyutaiBusy
 		}
-		if err != nil || !busy {
-			return conn, err
-		}
-		// Full jitter over [wait/2, wait): many clients turned away at once
-		// must not come back at once.
-		d := wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1))
-		k.cfg.Logger.InfoContext(ctx, "kyutai server has no free channel; waiting", "url", k.cfg.URL, "attempt", attempt, "wait", d)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("transcribe: kyutai: %w after %d attempts: %w", ErrKyutaiBusy, attempt, context.Cause(ctx))
-		case <-t.C:
-		}
-		wait = min(2*wait, k.cfg.BusyRetryMax)
+		conn = c
+		return err
+	}, func(err error) bool { return err == ErrKyutaiBusy }, func(n int, wait time.Duration, _ error) {
+		k.cfg.Logger.InfoContext(ctx, "kyutai server has no free channel; waiting", "url", k.cfg.URL, "attempt", n, "wait", wait)
+	})
+	if err != nil && ctx.Err() != nil && (n > 1 || errors.Is(err, ErrKyutaiBusy)) {
+		return nil, fmt.Errorf("transcribe: kyutai: %w after %d attempts: %w", ErrKyutaiBusy, n, context.Cause(ctx))
 	}
+	return conn, err
 }
 
 // dial makes one handshake and reads the server's first frame: Ready, or

@@ -33,16 +33,12 @@ type Request struct {
 	// sentence, or names it should spell right.
 	Prompt string
 	// ExpectSpeech says a voice detector found speech in Audio. Guard then
-	// takes an empty transcript for a bad answer (retried once, then
-	// ErrEmptyTranscript) instead of silence.
+	// takes an empty transcript for a bad answer (ErrEmptyTranscript,
+	// which the job layer retries) instead of silence.
 	ExpectSpeech bool
 	// KnownSpeakers names the voices a diarizing backend should label
 	// with names instead of A, B, ...; other backends ignore it.
 	KnownSpeakers []KnownSpeaker
-	// OnRetry, when set, is called by Guard with each failure it is about
-	// to wait out and retry, so the caller can show that the work waits
-	// for the backend while it does. Backends ignore it.
-	OnRetry func(err error)
 }
 
 // KnownSpeaker is a voice a diarizing backend may recognise.

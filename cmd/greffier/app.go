@@ -90,8 +90,11 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if err != nil {
 		return nil, fmt.Errorf("transcription backend: %w", err)
 	}
+	if cfg.TranscribeAttempts != 0 {
+		logger.Warn("transcribe_attempts (GREFFIER_TRANSCRIBE_ATTEMPTS) is ignored: a segment's job calls the backend once per attempt; set job_max_attempts instead")
+	}
 	guard := transcribe.GuardConfig{Name: "transcribe", Concurrency: cfg.TranscribeConcurrency,
-		MaxAttempts: cfg.TranscribeAttempts, BreakerCoolDown: cfg.TranscribeBreakerCoolDown, Logger: logger}
+		BreakerCoolDown: cfg.TranscribeBreakerCoolDown, Logger: logger}
 	if err := guard.Validate(); err != nil {
 		return nil, fmt.Errorf("transcription backend: %w", err)
 	}

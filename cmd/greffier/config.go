@@ -79,10 +79,12 @@ type Config struct {
 	// server that cannot read Ogg Opus (whisper.cpp's /inference path
 	// implies it); by default speech goes as Ogg Opus, undecoded.
 	TranscribeSendWAV bool `json:"transcribe_send_wav" env:"TRANSCRIBE_SEND_WAV" flag:"transcribe-send-wav" usage:"send speech as WAV, for servers that read no Ogg Opus"`
-	// TranscribeAttempts is how often one request is tried (retries with
-	// jittered backoff honouring Retry-After) before the job layer sees
-	// the failure. Default 4.
-	TranscribeAttempts int `json:"transcribe_attempts" env:"TRANSCRIBE_ATTEMPTS" flag:"transcribe-attempts" usage:"tries per transcription request"`
+	// TranscribeAttempts is no longer used and kept so that existing
+	// configuration still loads: a segment's job calls the backend once
+	// per attempt, so JobMaxAttempts bounds the calls for one segment.
+	//
+	// Deprecated: set JobMaxAttempts.
+	TranscribeAttempts int `json:"transcribe_attempts" env:"TRANSCRIBE_ATTEMPTS" flag:"transcribe-attempts" usage:"ignored: a segment's backend calls are its job's attempts (job-max-attempts)"`
 	// TranscribeBreakerCoolDown is how long a backend that failed
 	// repeatedly is left alone before one probe. Default 30s.
 	TranscribeBreakerCoolDown time.Duration `json:"transcribe_breaker_cool_down" env:"TRANSCRIBE_BREAKER_COOL_DOWN" flag:"transcribe-breaker-cool-down" usage:"pause before probing a failing backend again"`
@@ -156,7 +158,6 @@ func DefaultConfig() Config {
 		TranscribeConcurrency:     4,
 		JobMaxAttempts:            8,
 		JobSnoozeBudget:           time.Hour,
-		TranscribeAttempts:        4,
 		TranscribeBreakerCoolDown: 30 * time.Second,
 		JobRetryBase:              2 * time.Second,
 		LogLevel:                  "info",

@@ -15,6 +15,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/greffier/greffier/internal/backend"
 )
 
 // s3HashMeta is the user metadata key (x-amz-meta-sha256) that carries an
@@ -102,28 +104,19 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader, size int64) (Info
 		ContentType:  "application/octet-stream",
 		PartSize:     s.cfg.PartSize,
 	}
-	delay := s.cfg.RetryDelay
-	for attempt := 1; ; attempt++ {
+	b := backend.Backoff{Base: s.cfg.RetryDelay, Max: MaxS3RetryDelay}
+	attempt, err := b.Retry(ctx, s.cfg.MaxAttempts, func(ctx context.Context) error {
 		// A fresh section per attempt: a failed attempt leaves its reader
 		// anywhere, and minio-go only uploads parts in parallel from a
 		// ReaderAt.
-		_, err = s.client.PutObject(ctx, s.cfg.Bucket, key, io.NewSectionReader(body, 0, n), n, opts)
-		if err == nil {
-			break
-		}
-		if attempt >= s.cfg.MaxAttempts || !transient(ctx, err) {
-			return Info{}, fmt.Errorf("blob: put %q to S3 bucket %q (attempt %d of %d): %w", key, s.cfg.Bucket, attempt, s.cfg.MaxAttempts, err)
-		}
+		_, err := s.client.PutObject(ctx, s.cfg.Bucket, key, io.NewSectionReader(body, 0, n), n, opts)
+		return err
+	}, func(err error) bool { return transient(ctx, err) }, func(attempt int, delay time.Duration, err error) {
 		s.cfg.Logger.WarnContext(ctx, "blob: S3 put failed, retrying",
 			"key", key, "attempt", attempt, "max_attempts", s.cfg.MaxAttempts, "delay", delay, "err", err)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return Info{}, fmt.Errorf("blob: put %q: waiting to retry after %w: %w", key, err, ctx.Err())
-		case <-t.C:
-		}
-		delay = min(2*delay, MaxS3RetryDelay)
+	})
+	if err != nil {
+		return Info{}, fmt.Errorf("blob: put %q to S3 bucket %q (attempt %d of %d): %w", key, s.cfg.Bucket, attempt, s.cfg.MaxAttempts, err)
 	}
 	// The confirming HEAD gives the server's modification time and proves
 	// the object is there before a caller deletes its local copy.

@@ -19,7 +19,8 @@ const (
 	// DefaultS3MaxAttempts is how many times Put tries one object.
 	DefaultS3MaxAttempts = 5
 	// DefaultS3RetryDelay is the first pause between Put attempts; it
-	// doubles after each failure up to MaxS3RetryDelay.
+	// doubles after each failure up to MaxS3RetryDelay, jittered down by
+	// up to half (backend.Backoff).
 	DefaultS3RetryDelay = 500 * time.Millisecond
 	// MaxS3RetryDelay caps the pause between Put attempts.
 	MaxS3RetryDelay = 15 * time.Second
