@@ -20,6 +20,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/greffier/greffier/internal/backend"
 	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/transcribe/transcribetest"
@@ -65,7 +66,7 @@ func work[T river.JobArgs](t *testing.T, b *testBundle, w river.Worker[T], args 
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback() }()
 	cfg := &river.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MaxAttempts: b.p.cfg.MaxAttempts,
-		RetryPolicy: backoff{base: b.p.cfg.RetryBase, max: b.p.cfg.RetryMax}}
+		RetryPolicy: retryPolicy{backend.Backoff{Base: b.p.cfg.RetryBase, Max: b.p.cfg.RetryMax}}}
 	return rivertest.NewWorker(t, driver, cfg, w).Work(ctx, t, tx, args, opts)
 }
 
