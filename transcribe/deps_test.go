@@ -9,9 +9,9 @@ import (
 )
 
 // TestImportsNoGreffierPackage keeps the package a leaf: backends know
-// nothing of meetings, storage or jobs. Its own internal packages
-// (transcribe/internal/oggopus) and internal/backend, the leaf all backend
-// clients share, are the exceptions.
+// nothing of meetings, storage or jobs. internal/audio, the leaf of pure
+// media formats (Ogg Opus, WAV), and internal/backend, the leaf all
+// backend clients share, are the exceptions.
 func TestImportsNoGreffierPackage(t *testing.T) {
 	t.Parallel()
 	goBin, err := exec.LookPath("go")
@@ -20,7 +20,7 @@ func TestImportsNoGreffierPackage(t *testing.T) {
 	require.NoError(t, err)
 	for dep := range strings.FieldsSeq(string(out)) {
 		if strings.HasPrefix(dep, "github.com/greffier/greffier/") && dep != "github.com/greffier/greffier/transcribe" &&
-			!strings.HasPrefix(dep, "github.com/greffier/greffier/transcribe/internal/") &&
+			dep != "github.com/greffier/greffier/internal/audio" &&
 			dep != "github.com/greffier/greffier/internal/backend" {
 			t.Errorf("transcribe imports %s", dep)
 		}
@@ -28,7 +28,7 @@ func TestImportsNoGreffierPackage(t *testing.T) {
 }
 
 // TestDoublesImportNoGreffierPackage keeps the test doubles free of
-// Greffier too: they share transcribe's own Ogg Opus reader and
+// Greffier too: they share the media formats' leaf (internal/audio) and
 // kyutaitest uses transcribetest's tone speech, nothing else.
 func TestDoublesImportNoGreffierPackage(t *testing.T) {
 	t.Parallel()
@@ -38,7 +38,7 @@ func TestDoublesImportNoGreffierPackage(t *testing.T) {
 	require.NoError(t, err)
 	for dep := range strings.FieldsSeq(string(out)) {
 		if strings.HasPrefix(dep, "github.com/greffier/greffier/") &&
-			!strings.HasPrefix(dep, "github.com/greffier/greffier/transcribe/internal/") &&
+			dep != "github.com/greffier/greffier/internal/audio" &&
 			dep != "github.com/greffier/greffier/transcribe/transcribetest" &&
 			dep != "github.com/greffier/greffier/transcribe/kyutaitest" {
 			t.Errorf("a test double imports %s", dep)
