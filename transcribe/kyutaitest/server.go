@@ -18,7 +18,7 @@
 //
 // It is for tests only: no production package may import it, and it
 // imports nothing of Greffier but transcribetest and the Ogg Opus reader
-// the transcribe package uses itself (transcribe/internal/oggopus).
+// the transcribe package uses itself (internal/audio).
 package kyutaitest
 
 import (
