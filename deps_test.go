@@ -31,7 +31,6 @@ type importRule struct {
 // leaves know nothing of meetings, storage or jobs: they import no other
 // Greffier package, so that every package can use them.
 var leaves = []string{
-	"archive",
 	"internal/audio",
 	"internal/backend",
 	"internal/egress",
@@ -39,7 +38,6 @@ var leaves = []string{
 	"internal/layout",
 	"internal/token",
 	"internal/usertext",
-	"transcribe/internal/...",
 }
 
 // importRules keeps the data flow one way (see docs/architecture.md).
@@ -48,11 +46,13 @@ var importRules = append([]importRule{
 	{rule: "recorder never imports sfu", from: []string{"recorder/..."}, deny: []string{"sfu/..."}},
 	{rule: "the SFU knows no recorder, store, storage, pipeline, API or speech backend", from: []string{"sfu/..."},
 		deny: []string{"recorder/...", "internal/store", "internal/blob", "jobs", "api", "transcribe/...", "diarize/...", "summarize/..."}},
-	{rule: "transcription backends know nothing of meetings: only internal/backend, the leaf all backend clients share",
-		from: []string{"transcribe"}, allow: []string{"transcribe", "transcribe/internal/...", "internal/backend"}},
-	{rule: "transcription doubles share transcribe's own formats and nothing else of Greffier",
+	{rule: "transcription backends know nothing of meetings: only the media toolbox and internal/backend, the leaf all backend clients share",
+		from: []string{"transcribe"}, allow: []string{"transcribe", "internal/audio", "internal/backend"}},
+	{rule: "transcription doubles share the media toolbox and nothing else of Greffier",
 		from:  []string{"transcribe/transcribetest", "transcribe/kyutaitest"},
-		allow: []string{"transcribe/internal/...", "transcribe/transcribetest", "transcribe/kyutaitest"}},
+		allow: []string{"internal/audio", "transcribe/transcribetest", "transcribe/kyutaitest"}},
+	{rule: "archive knows nothing of meetings or storage: only the media toolbox",
+		from: []string{"archive"}, allow: []string{"archive", "internal/audio"}},
 	{rule: "summarize is a leaf, so that minutes can hold a summary; internal/backend is what backend clients share",
 		from: []string{"summarize/..."}, allow: []string{"summarize/...", "internal/backend"}},
 	{rule: "blob storage knows nothing of meetings: it shares only the backends' retry policy (internal/backend)",

@@ -7,6 +7,8 @@ import (
 	"io"
 	"math"
 	"time"
+
+	"github.com/greffier/greffier/internal/audio"
 )
 
 const (
@@ -87,15 +89,15 @@ func (m *muxer) write(b []byte) error {
 // start writes everything before the first cluster.
 func (m *muxer) start() error {
 	var hdr []byte
-	hdr = appendUint(hdr, idEBMLVersion, 1)
-	hdr = appendUint(hdr, idEBMLReadVersion, 1)
-	hdr = appendUint(hdr, idEBMLMaxIDLength, 4)
-	hdr = appendUint(hdr, idEBMLMaxSizeLength, 8)
-	hdr = appendString(hdr, idDocType, "webm")
-	hdr = appendUint(hdr, idDocTypeVersion, 4)
-	hdr = appendUint(hdr, idDocTypeReadVersion, 2)
-	b := appendMaster(nil, idEBML, hdr)
-	b = appendID(b, idSegment)
+	hdr = appendUint(hdr, audio.IDEBMLVersion, 1)
+	hdr = appendUint(hdr, audio.IDEBMLReadVersion, 1)
+	hdr = appendUint(hdr, audio.IDEBMLMaxIDLength, 4)
+	hdr = appendUint(hdr, audio.IDEBMLMaxSizeLength, 8)
+	hdr = appendString(hdr, audio.IDDocType, "webm")
+	hdr = appendUint(hdr, audio.IDDocTypeVersion, 4)
+	hdr = appendUint(hdr, audio.IDDocTypeReadVersion, 2)
+	b := appendMaster(nil, audio.IDEBML, hdr)
+	b = appendID(b, audio.IDSegment)
 	b = appendSizeN(b, 0, segmentSizeLen) // patched by finish
 	m.segData = int64(len(b))
 
@@ -103,41 +105,41 @@ func (m *muxer) start() error {
 	b = appendVoid(b, seekHeadReserve)
 
 	var info []byte
-	info = appendUint(info, idTimecodeScale, 1_000_000) // 1 ms, as the recorder writes
-	info = appendString(info, idMuxingApp, muxingApp)
-	info = appendString(info, idWritingApp, muxingApp)
-	info = appendFloat(info, idDuration, 0) // patched by finish
+	info = appendUint(info, audio.IDTimecodeScale, 1_000_000) // 1 ms, as the recorder writes
+	info = appendString(info, audio.IDMuxingApp, muxingApp)
+	info = appendString(info, audio.IDWritingApp, muxingApp)
+	info = appendFloat(info, audio.IDDuration, 0) // patched by finish
 	m.pos.info = int64(len(b))
-	b = appendMaster(b, idInfo, info)
+	b = appendMaster(b, audio.IDInfo, info)
 	m.pos.duration = int64(len(b)) - 8
 
 	var tracks []byte
 	for _, t := range m.tracks {
 		var e []byte
-		e = appendUint(e, idTrackNumber, t.number)
-		e = appendUint(e, idTrackUID, t.number)
-		e = appendUint(e, idTrackType, 2) // audio
+		e = appendUint(e, audio.IDTrackNumber, t.number)
+		e = appendUint(e, audio.IDTrackUID, t.number)
+		e = appendUint(e, audio.IDTrackType, 2) // audio
 		// Matroska's FlagDefault defaults to 1: left out, every speaker is
 		// "the" default track, and players that honour it pick the first
 		// and never play the others. Only the first is marked default,
 		// so a player has one track to start with and offers the rest.
-		e = appendUint(e, idFlagDefault, boolUint(t.number == 1))
-		e = appendString(e, idName, t.name)
-		e = appendString(e, idLanguage, "und") // Matroska's default is "eng"
-		e = appendString(e, idCodecID, "A_OPUS")
+		e = appendUint(e, audio.IDFlagDefault, boolUint(t.number == 1))
+		e = appendString(e, audio.IDName, t.name)
+		e = appendString(e, audio.IDLanguage, "und") // Matroska's default is "eng"
+		e = appendString(e, audio.IDCodecID, "A_OPUS")
 		if len(t.opus.codecPrivate) > 0 {
-			e = appendBytes(e, idCodecPrivate, t.opus.codecPrivate)
+			e = appendBytes(e, audio.IDCodecPrivate, t.opus.codecPrivate)
 		}
-		e = appendUint(e, idCodecDelay, uint64(t.opus.codecDelayNS))
-		e = appendUint(e, idSeekPreRoll, uint64(t.opus.seekPreRoll))
+		e = appendUint(e, audio.IDCodecDelay, uint64(t.opus.codecDelayNS))
+		e = appendUint(e, audio.IDSeekPreRoll, uint64(t.opus.seekPreRoll))
 		var a []byte
-		a = appendFloat(a, idSampling, 48000)
-		a = appendUint(a, idChannels, t.opus.channels)
-		e = appendMaster(e, idAudio, a)
-		tracks = appendMaster(tracks, idTrackEntry, e)
+		a = appendFloat(a, audio.IDSampling, 48000)
+		a = appendUint(a, audio.IDChannels, t.opus.channels)
+		e = appendMaster(e, audio.IDAudio, a)
+		tracks = appendMaster(tracks, audio.IDTrackEntry, e)
 	}
 	m.pos.tracks = int64(len(b))
-	b = appendMaster(b, idTracks, tracks)
+	b = appendMaster(b, audio.IDTracks, tracks)
 	return m.write(b)
 }
 
@@ -153,7 +155,7 @@ func (m *muxer) block(k int, ms int64, blk *block) error {
 	if !m.open {
 		m.open = true
 		m.clusterMS = ms
-		m.cluster = appendUint(m.cluster[:0], idTimecode, uint64(ms))
+		m.cluster = appendUint(m.cluster[:0], audio.IDTimecode, uint64(ms))
 		m.cues = append(m.cues, cuePoint{ms: ms, pos: m.off - m.segData, first: len(m.cueTracks)})
 	}
 	if c := len(m.cues) - 1; t.inCue != c {
@@ -170,11 +172,11 @@ func (m *muxer) block(k int, ms int64, blk *block) error {
 	if blk.discardNS > 0 {
 		// A trimmed last packet keeps its DiscardPadding, which only a
 		// BlockGroup can carry.
-		dp := appendInt(m.scratch[:0], idDiscardPadding, blk.discardNS)
+		dp := appendInt(m.scratch[:0], audio.IDDiscardPadding, blk.discardNS)
 		blockLen := hdrLen + len(data)
-		m.cluster = appendID(m.cluster, idBlockGroup)
+		m.cluster = appendID(m.cluster, audio.IDBlockGroup)
 		m.cluster = appendSize(m.cluster, uint64(1+sizeLen(uint64(blockLen))+blockLen+len(dp)))
-		m.cluster = appendID(m.cluster, idBlock)
+		m.cluster = appendID(m.cluster, audio.IDBlock)
 		m.cluster = appendSize(m.cluster, uint64(blockLen))
 		m.cluster = appendVint(m.cluster, t.number)
 		m.cluster = binary.BigEndian.AppendUint16(m.cluster, uint16(int16(rel)))
@@ -183,7 +185,7 @@ func (m *muxer) block(k int, ms int64, blk *block) error {
 		m.cluster = append(m.cluster, dp...)
 		m.scratch = dp
 	} else {
-		m.cluster = appendID(m.cluster, idSimpleBlock)
+		m.cluster = appendID(m.cluster, audio.IDSimpleBlock)
 		m.cluster = appendSize(m.cluster, uint64(hdrLen+len(data)))
 		m.cluster = appendVint(m.cluster, t.number)
 		m.cluster = binary.BigEndian.AppendUint16(m.cluster, uint16(int16(rel)))
@@ -202,7 +204,7 @@ func (m *muxer) flushCluster() error {
 		return nil
 	}
 	var hdr [12]byte
-	h := appendID(hdr[:0], idCluster)
+	h := appendID(hdr[:0], audio.IDCluster)
 	h = appendSize(h, uint64(len(m.cluster)))
 	if err := m.write(h); err != nil {
 		return err
@@ -225,18 +227,18 @@ func (m *muxer) finish() error {
 	if len(m.cues) > 0 {
 		var cues []byte
 		for _, c := range m.cues {
-			p := appendUint(m.scratch[:0], idCueTime, uint64(c.ms))
+			p := appendUint(m.scratch[:0], audio.IDCueTime, uint64(c.ms))
 			for _, num := range m.cueTracks[c.first : c.first+c.n] {
 				var tp []byte
-				tp = appendUint(tp, idCueTrack, num)
-				tp = appendUint(tp, idCueClusterPosition, uint64(c.pos))
-				p = appendMaster(p, idCueTrackPositions, tp)
+				tp = appendUint(tp, audio.IDCueTrack, num)
+				tp = appendUint(tp, audio.IDCueClusterPosition, uint64(c.pos))
+				p = appendMaster(p, audio.IDCueTrackPositions, tp)
 			}
-			cues = appendMaster(cues, idCuePoint, p)
+			cues = appendMaster(cues, audio.IDCuePoint, p)
 			m.scratch = p
 		}
 		m.pos.cues = m.off
-		if err := m.write(appendMaster(nil, idCues, cues)); err != nil {
+		if err := m.write(appendMaster(nil, audio.IDCues, cues)); err != nil {
 			return err
 		}
 	}
@@ -244,15 +246,15 @@ func (m *muxer) finish() error {
 	var tags []byte
 	for _, t := range m.tracks {
 		var tg, tgt, st []byte
-		tgt = appendUint(tgt, idTagTrackUID, t.number)
-		st = appendString(st, idTagName, "DURATION")
-		st = appendString(st, idTagString, tagDuration(time.Duration(t.endMS)*time.Millisecond))
-		tg = appendMaster(tg, idTargets, tgt)
-		tg = appendMaster(tg, idSimpleTag, st)
-		tags = appendMaster(tags, idTag, tg)
+		tgt = appendUint(tgt, audio.IDTagTrackUID, t.number)
+		st = appendString(st, audio.IDTagName, "DURATION")
+		st = appendString(st, audio.IDTagString, tagDuration(time.Duration(t.endMS)*time.Millisecond))
+		tg = appendMaster(tg, audio.IDTargets, tgt)
+		tg = appendMaster(tg, audio.IDSimpleTag, st)
+		tags = appendMaster(tags, audio.IDTag, tg)
 	}
 	m.pos.tags = m.off
-	if err := m.write(appendMaster(nil, idTags, tags)); err != nil {
+	if err := m.write(appendMaster(nil, audio.IDTags, tags)); err != nil {
 		return err
 	}
 	if err := m.bw.Flush(); err != nil {
@@ -276,16 +278,16 @@ func (m *muxer) patch() error {
 	for _, s := range []struct {
 		id  uint32
 		pos int64
-	}{{idInfo, m.pos.info}, {idTracks, m.pos.tracks}, {idCues, m.pos.cues}, {idTags, m.pos.tags}} {
+	}{{audio.IDInfo, m.pos.info}, {audio.IDTracks, m.pos.tracks}, {audio.IDCues, m.pos.cues}, {audio.IDTags, m.pos.tags}} {
 		if s.pos == 0 {
 			continue
 		}
 		var e []byte
-		e = appendBytes(e, idSeekID, appendID(nil, s.id))
-		e = appendUint(e, idSeekPosition, uint64(s.pos-m.segData))
-		seeks = appendMaster(seeks, idSeek, e)
+		e = appendBytes(e, audio.IDSeekID, appendID(nil, s.id))
+		e = appendUint(e, audio.IDSeekPosition, uint64(s.pos-m.segData))
+		seeks = appendMaster(seeks, audio.IDSeek, e)
 	}
-	sh := appendMaster(nil, idSeekHead, seeks)
+	sh := appendMaster(nil, audio.IDSeekHead, seeks)
 	sh = appendVoid(sh, seekHeadReserve-len(sh))
 	if err := m.writeAt(sh, m.pos.seekHead); err != nil {
 		return err

@@ -10,6 +10,8 @@ import (
 	"io"
 
 	"github.com/at-wat/ebml-go"
+
+	"github.com/greffier/greffier/internal/audio"
 )
 
 const (
@@ -21,7 +23,7 @@ const (
 	maxElementSize = 16 << 20
 	// defaultSeekPreRoll is the Matroska Opus mapping's 80 ms, used when an
 	// input does not say.
-	defaultSeekPreRoll = 80_000_000
+	defaultSeekPreRoll = audio.OpusSeekPreRoll
 )
 
 // opusTrack is the header of an input's Opus track.
@@ -121,7 +123,7 @@ func (r *segmentReader) close() error {
 func (r *segmentReader) readHeader() error {
 	sawEBML := false
 	for r.track.number == 0 {
-		id, size, err := readHeader(r.br)
+		id, size, _, err := audio.ReadElementHeader(r.br)
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				return ErrNoOpusTrack
@@ -129,14 +131,14 @@ func (r *segmentReader) readHeader() error {
 			return err
 		}
 		switch id {
-		case idSegment:
+		case audio.IDSegment:
 			if !sawEBML {
 				return fmt.Errorf("segment before the EBML header: %w", errCorrupt)
 			}
 			continue // descend
-		case idCluster, idSimpleBlock, idBlockGroup:
+		case audio.IDCluster, audio.IDSimpleBlock, audio.IDBlockGroup:
 			return fmt.Errorf("cluster before the Tracks element: %w", errCorrupt)
-		case idEBML, idInfo, idTracks:
+		case audio.IDEBML, audio.IDInfo, audio.IDTracks:
 		default:
 			if err := r.skip(id, size); err != nil {
 				return err
@@ -148,16 +150,16 @@ func (r *segmentReader) readHeader() error {
 			return unexpectedAsNoTrack(err)
 		}
 		switch id {
-		case idEBML:
+		case audio.IDEBML:
 			sawEBML = true
 			if err := checkDocType(b); err != nil {
 				return err
 			}
-		case idInfo:
+		case audio.IDInfo:
 			if err := r.parseInfo(b); err != nil {
 				return err
 			}
-		case idTracks:
+		case audio.IDTracks:
 			if err := r.parseTracks(b); err != nil {
 				return err
 			}
@@ -178,17 +180,17 @@ func unexpectedAsNoTrack(err error) error {
 // truncated set.
 func (r *segmentReader) next() (bool, error) {
 	for !r.done {
-		id, size, err := readHeader(r.br)
+		id, size, _, err := audio.ReadElementHeader(r.br)
 		if err != nil {
 			return r.end(err)
 		}
 		switch id {
-		case idSegment, idCluster: // descend: their children follow
-			if id == idCluster {
+		case audio.IDSegment, audio.IDCluster: // descend: their children follow
+			if id == audio.IDCluster {
 				r.cluster = -1
 			}
 			continue
-		case idTimecode, idSimpleBlock, idBlockGroup:
+		case audio.IDTimecode, audio.IDSimpleBlock, audio.IDBlockGroup:
 		default:
 			if err := r.skip(id, size); err != nil {
 				return r.end(err)
@@ -200,18 +202,18 @@ func (r *segmentReader) next() (bool, error) {
 			return r.end(err)
 		}
 		switch id {
-		case idTimecode:
-			v, err := readUint(b)
+		case audio.IDTimecode:
+			v, err := audio.ReadUint(b)
 			if err != nil || v > 1<<53 {
 				return false, fmt.Errorf("cluster timecode: %w", errCorrupt)
 			}
 			r.cluster = int64(v)
-		case idSimpleBlock:
+		case audio.IDSimpleBlock:
 			ok, err := r.setBlock(b, 0)
 			if ok || err != nil {
 				return ok, err
 			}
-		case idBlockGroup:
+		case audio.IDBlockGroup:
 			ok, err := r.blockGroup(b)
 			if ok || err != nil {
 				return ok, err
@@ -237,12 +239,12 @@ func (r *segmentReader) end(err error) (bool, error) {
 func (r *segmentReader) blockGroup(b []byte) (bool, error) {
 	var raw []byte
 	var discard int64
-	err := children(b, func(id uint32, data []byte) error {
+	err := audio.Children(b, func(id uint32, data []byte) error {
 		switch id {
-		case idBlock:
+		case audio.IDBlock:
 			raw = data
-		case idDiscardPadding:
-			v, err := readInt(data)
+		case audio.IDDiscardPadding:
+			v, err := audio.ReadInt(data)
 			if err != nil {
 				return err
 			}
@@ -261,7 +263,7 @@ func (r *segmentReader) blockGroup(b []byte) (bool, error) {
 
 // setBlock makes raw the current block if it belongs to the Opus track.
 func (r *segmentReader) setBlock(raw []byte, discardNS int64) (bool, error) {
-	num, n, err := readVint(raw)
+	num, n, err := audio.ReadVint(raw)
 	if err != nil || len(raw) < n+3 {
 		return false, fmt.Errorf("block header: %w", errCorrupt)
 	}
@@ -292,7 +294,7 @@ func (r *segmentReader) readElement(id uint32, size int64) ([]byte, error) {
 	}
 	r.buf = r.buf[:size]
 	if _, err := io.ReadFull(r.br, r.buf); err != nil {
-		return nil, unexpected(err)
+		return nil, audio.UnexpectedEOF(err)
 	}
 	return r.buf, nil
 }
@@ -302,15 +304,15 @@ func (r *segmentReader) skip(id uint32, size int64) error {
 		return fmt.Errorf("element %#x of unknown size: %w", id, errCorrupt)
 	}
 	if _, err := r.br.Discard(int(min(size, 1<<62))); err != nil {
-		return unexpected(err)
+		return audio.UnexpectedEOF(err)
 	}
 	return nil
 }
 
 func checkDocType(b []byte) error {
 	docType := "matroska" // the EBML default
-	err := children(b, func(id uint32, data []byte) error {
-		if id == idDocType {
+	err := audio.Children(b, func(id uint32, data []byte) error {
+		if id == audio.IDDocType {
 			docType = string(data)
 		}
 		return nil
@@ -325,11 +327,11 @@ func checkDocType(b []byte) error {
 }
 
 func (r *segmentReader) parseInfo(b []byte) error {
-	return children(b, func(id uint32, data []byte) error {
-		if id != idTimecodeScale {
+	return audio.Children(b, func(id uint32, data []byte) error {
+		if id != audio.IDTimecodeScale {
 			return nil
 		}
-		v, err := readUint(data)
+		v, err := audio.ReadUint(data)
 		if err != nil || v == 0 || v > 1_000_000_000 {
 			return fmt.Errorf("timecode scale %d: %w", v, errCorrupt)
 		}
@@ -339,8 +341,8 @@ func (r *segmentReader) parseInfo(b []byte) error {
 }
 
 func (r *segmentReader) parseTracks(b []byte) error {
-	err := children(b, func(id uint32, data []byte) error {
-		if id != idTrackEntry || r.track.number != 0 {
+	err := audio.Children(b, func(id uint32, data []byte) error {
+		if id != audio.IDTrackEntry || r.track.number != 0 {
 			return nil
 		}
 		t, isOpus, err := parseTrackEntry(data)
@@ -365,30 +367,30 @@ func parseTrackEntry(b []byte) (opusTrack, bool, error) {
 	t := opusTrack{seekPreRoll: defaultSeekPreRoll, channels: 1}
 	var codec string
 	var trackType uint64
-	err := children(b, func(id uint32, data []byte) error {
+	err := audio.Children(b, func(id uint32, data []byte) error {
 		var err error
 		var v uint64
 		switch id {
-		case idTrackNumber:
-			t.number, err = readUint(data)
-		case idTrackType:
-			trackType, err = readUint(data)
-		case idCodecID:
+		case audio.IDTrackNumber:
+			t.number, err = audio.ReadUint(data)
+		case audio.IDTrackType:
+			trackType, err = audio.ReadUint(data)
+		case audio.IDCodecID:
 			codec = string(data)
-		case idCodecPrivate:
+		case audio.IDCodecPrivate:
 			t.codecPrivate = bytes.Clone(data)
-		case idCodecDelay:
-			v, err = readUint(data)
+		case audio.IDCodecDelay:
+			v, err = audio.ReadUint(data)
 			t.codecDelayNS = int64(min(v, 1_000_000_000))
-		case idSeekPreRoll:
-			v, err = readUint(data)
+		case audio.IDSeekPreRoll:
+			v, err = audio.ReadUint(data)
 			t.seekPreRoll = int64(min(v, 1_000_000_000))
-		case idAudio:
-			err = children(data, func(id uint32, data []byte) error {
-				if id != idChannels {
+		case audio.IDAudio:
+			err = audio.Children(data, func(id uint32, data []byte) error {
+				if id != audio.IDChannels {
 					return nil
 				}
-				c, err := readUint(data)
+				c, err := audio.ReadUint(data)
 				if err == nil && c >= 1 && c <= 2 {
 					t.channels = c
 				}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/at-wat/ebml-go/mkvcore"
 	"github.com/at-wat/ebml-go/webm"
+
+	"github.com/greffier/greffier/internal/audio"
 )
 
 // spoolBufSize is the write buffer per track: about a second of
@@ -143,9 +145,9 @@ func newWebM(out webmSink, channels uint8, errs *errBox) (webm.BlockWriteCloser,
 		TrackNumber:  1,
 		TrackUID:     1,
 		CodecID:      "A_OPUS",
-		CodecPrivate: opusHead(channels),
+		CodecPrivate: audio.OpusHead(channels, audio.LibopusPreSkip),
 		CodecDelay:   opusCodecDelay,
-		SeekPreRoll:  opusSeekPreRoll,
+		SeekPreRoll:  audio.OpusSeekPreRoll,
 		TrackType:    2, // audio
 		Audio:        &webm.Audio{SamplingFrequency: 48000, Channels: uint64(channels)},
 	}}
@@ -166,18 +168,6 @@ func newWebM(out webmSink, channels uint8, errs *errBox) (webm.BlockWriteCloser,
 	return ws[0], nil
 }
 
-// EBML element ids the recorder reads back.
-const (
-	idEBML        = 0x1A45DFA3
-	idSegment     = 0x18538067
-	idInfo        = 0x1549A966
-	idDuration    = 0x4489
-	idCluster     = 0x1F43B675
-	idTimecode    = 0xE7
-	idSimpleBlock = 0xA3
-	unknownSize   = -1
-)
-
 // maxElement bounds any element the recorder skips or reads whole: its
 // own files hold nothing larger than the Cues reserve or one block.
 const maxElement = 1 << 20
@@ -185,61 +175,11 @@ const maxElement = 1 << 20
 // errCorrupt says the bytes stop making sense; what was read before stays.
 var errCorrupt = errors.New("corrupt spool")
 
-// readElementHeader reads an EBML id (marker bits kept) and data size
-// (unknownSize for "unknown"), and how many bytes both took.
-func readElementHeader(r io.ByteReader) (id uint32, size int64, n int, err error) {
-	b, err := r.ReadByte()
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	l := 1
-	for mask := byte(0x80); l <= 4 && b&mask == 0; mask >>= 1 {
-		l++
-	}
-	if l > 4 {
-		return 0, 0, 1, errCorrupt
-	}
-	id = uint32(b)
-	for i := 1; i < l; i++ {
-		c, err := r.ReadByte()
-		if err != nil {
-			return 0, 0, i, unexpected(err)
-		}
-		id = id<<8 | uint32(c)
-	}
-	b, err = r.ReadByte()
-	if err != nil {
-		return 0, 0, l, unexpected(err)
-	}
-	sl := 1
-	for mask := byte(0x80); sl <= 8 && b&mask == 0; mask >>= 1 {
-		sl++
-	}
-	if sl > 8 {
-		return 0, 0, l + 1, errCorrupt
-	}
-	v := uint64(b) & (0xFF >> sl)
-	allOnes := v == uint64(0xFF>>sl)
-	for i := 1; i < sl; i++ {
-		c, err := r.ReadByte()
-		if err != nil {
-			return 0, 0, l + i, unexpected(err)
-		}
-		v = v<<8 | uint64(c)
-		allOnes = allOnes && c == 0xFF
-	}
-	if allOnes {
-		return id, unknownSize, l + sl, nil
-	}
-	if v > math.MaxInt64 {
-		return 0, 0, l + sl, errCorrupt
-	}
-	return id, int64(v), l + sl, nil
-}
-
-func unexpected(err error) error {
-	if errors.Is(err, io.EOF) {
-		return io.ErrUnexpectedEOF
+// corrupt marks EBML the toolbox could not parse as a corrupt spool, the
+// error Recover and salvage know to keep what came before.
+func corrupt(err error) error {
+	if errors.Is(err, audio.ErrCorruptWebM) {
+		return fmt.Errorf("%w: %w", errCorrupt, err)
 	}
 	return err
 }
@@ -271,22 +211,22 @@ func newBlockScanner() *blockScanner { return &blockScanner{cluster: -1, last: -
 func (s *blockScanner) scan(r io.Reader, fn func(ms int64, frame []byte) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
-		id, size, n, err := readElementHeader(br)
+		id, size, n, err := audio.ReadElementHeader(br)
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				return nil
 			}
-			return err
+			return corrupt(err)
 		}
 		switch id {
-		case idSegment, idCluster: // descend: their children follow
-			if id == idCluster {
+		case audio.IDSegment, audio.IDCluster: // descend: their children follow
+			if id == audio.IDCluster {
 				s.cluster = -1
 			}
 			s.off += int64(n)
 			continue
 		}
-		if size == unknownSize || size > maxElement {
+		if size == audio.UnknownSize || size > maxElement {
 			return fmt.Errorf("element %#x of size %d: %w", id, size, errCorrupt)
 		}
 		if cap(s.buf) < int(size) {
@@ -297,7 +237,7 @@ func (s *blockScanner) scan(r io.Reader, fn func(ms int64, frame []byte) error) 
 			return nil // cut off mid-element: by a crash, or not flushed yet
 		}
 		switch id {
-		case idTimecode:
+		case audio.IDTimecode:
 			if size > 8 {
 				return fmt.Errorf("cluster timecode of %d bytes: %w", size, errCorrupt)
 			}
@@ -309,7 +249,7 @@ func (s *blockScanner) scan(r io.Reader, fn func(ms int64, frame []byte) error) 
 				return fmt.Errorf("cluster timecode %d: %w", v, errCorrupt)
 			}
 			s.cluster = int64(v)
-		case idSimpleBlock:
+		case audio.IDSimpleBlock:
 			// track number 1 (one-byte vint), int16 time, flags without lacing
 			if s.cluster < 0 || size < 5 || buf[0] != 0x81 || buf[3]&0x06 != 0 {
 				return fmt.Errorf("simple block: %w", errCorrupt)
@@ -447,36 +387,23 @@ func finishHeader(f interface {
 
 // findDuration returns the offset of the 8-byte Duration value in head.
 func findDuration(head []byte) (int64, error) {
-	r := &byteReader{b: head}
+	off := 0
 	for {
-		id, size, _, err := readElementHeader(r)
+		id, size, n, err := audio.ParseElementHeader(head[off:])
 		if err != nil {
-			return 0, fmt.Errorf("find webm duration: %w", err)
+			return 0, fmt.Errorf("find webm duration: %w", corrupt(err))
 		}
+		off += n
 		switch {
-		case id == idSegment || id == idInfo:
+		case id == audio.IDSegment || id == audio.IDInfo:
 			continue
-		case id == idDuration && size == 8:
-			return int64(r.off), nil
-		case id == idCluster || size < 0 || int64(r.off)+size > int64(len(head)):
+		case id == audio.IDDuration && size == 8:
+			return int64(off), nil
+		case id == audio.IDCluster || size < 0 || int64(off)+size > int64(len(head)):
 			return 0, fmt.Errorf("find webm duration: no Duration before the first cluster: %w", errCorrupt)
 		}
-		r.off += int(size)
+		off += int(size)
 	}
-}
-
-type byteReader struct {
-	b   []byte
-	off int
-}
-
-func (r *byteReader) ReadByte() (byte, error) {
-	if r.off >= len(r.b) {
-		return 0, io.EOF
-	}
-	c := r.b[r.off]
-	r.off++
-	return c, nil
 }
 
 // sidecar is what Recover needs to finish a track whose process died:

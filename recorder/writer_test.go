@@ -304,31 +304,6 @@ func TestConfigValidate(t *testing.T) {
 	require.NotNil(t, c.Now)
 }
 
-func TestOpusSamples(t *testing.T) {
-	t.Parallel()
-	for _, c := range []struct {
-		name string
-		p    []byte
-		want int
-	}{
-		{"empty", nil, 0},
-		{"silk 20ms", []byte{1 << 3, 0}, 960},
-		{"silk 60ms", []byte{3 << 3}, 2880},
-		{"hybrid 10ms", []byte{12 << 3}, 480},
-		{"celt 2.5ms", []byte{16 << 3}, 120},
-		{"celt 20ms", []byte{31 << 3}, 960},
-		{"two equal frames", []byte{31<<3 | 1, 1, 2}, 1920},
-		{"two equal frames, odd length", []byte{31<<3 | 1, 1}, 0},
-		{"code 2 truncated", []byte{31<<3 | 2}, 0},
-		{"code 3 no count", []byte{31<<3 | 3}, 0},
-		{"code 3 zero frames", []byte{31<<3 | 3, 0}, 0},
-		{"code 3 six 20ms frames", []byte{31<<3 | 3, 6}, 5760},
-		{"code 3 over 120ms", []byte{31<<3 | 3, 7}, 0},
-	} {
-		require.Equal(t, c.want, opusSamples(c.p), c.name)
-	}
-}
-
 func TestWriterStartFromFirstArrival(t *testing.T) {
 	t.Parallel()
 	fx := loadOpus(t)

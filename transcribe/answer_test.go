@@ -94,15 +94,3 @@ func TestParseAnswerRejects(t *testing.T) {
 	_, err = parseAnswer([]byte(`{"error":null,"text":"a"}`), time.Second, "")
 	require.NoError(t, err, "a null error is none")
 }
-
-func TestWAVDuration(t *testing.T) {
-	t.Parallel()
-	// 16 kHz mono PCM16 header with 1.5 s of data declared and present.
-	hdr := []byte("RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x80\x3e\x00\x00\x00\x7d\x00\x00\x02\x00\x10\x00data\x00\xee\x00\x00")
-	b := append(hdr, make([]byte, 48000)...)
-	d, err := wavDuration(b)
-	require.NoError(t, err)
-	require.Equal(t, 1500*time.Millisecond, d)
-	_, err = wavDuration([]byte("OggS"))
-	require.Error(t, err)
-}

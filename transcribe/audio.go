@@ -1,13 +1,10 @@
 package transcribe
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/greffier/greffier/transcribe/internal/oggopus"
-	"github.com/greffier/greffier/transcribe/internal/wavfile"
+	"github.com/greffier/greffier/internal/audio"
 )
 
 // Request.Audio comes in two formats, told apart by their first bytes: a
@@ -28,7 +25,7 @@ func detectFormat(b []byte) audioFormat {
 	switch {
 	case len(b) >= 12 && string(b[0:4]) == "RIFF" && string(b[8:12]) == "WAVE":
 		return formatWAV
-	case oggopus.IsOgg(b):
+	case audio.IsOgg(b):
 		return formatOggOpus
 	}
 	return formatUnknown
@@ -44,9 +41,9 @@ func errUnknownFormat(b []byte) error {
 func audioDuration(b []byte) (time.Duration, error) {
 	switch detectFormat(b) {
 	case formatWAV:
-		return wavDuration(b)
+		return audio.WAVDuration(b)
 	case formatOggOpus:
-		d, err := oggopus.Duration(b)
+		d, err := audio.OggOpusDuration(b)
 		if err != nil {
 			return 0, fmt.Errorf("audio starts with OggS but is %w", err)
 		}
@@ -62,51 +59,23 @@ func audioAsWAV(b []byte) ([]byte, error) {
 	case formatWAV:
 		return b, nil
 	case formatOggOpus:
-		pcm, err := oggopus.DecodeInt16(b, inputRate)
+		pcm, err := audio.DecodeOggOpusInt16(b, inputRate)
 		if err != nil {
 			return nil, fmt.Errorf("audio starts with OggS but is %w", err)
 		}
-		return wavfile.Encode(pcm, inputRate), nil
+		return audio.EncodeWAV(pcm, inputRate), nil
 	}
 	return nil, errUnknownFormat(b)
 }
 
 // wavSize is the size of the WAV audioAsWAV makes of audio of length d.
 func wavSize(d time.Duration) int64 {
-	return wavfile.HeaderLen + 2*int64(d)*inputRate/int64(time.Second)
-}
-
-// wavDuration reads a PCM WAV header for the length of its data.
-func wavDuration(b []byte) (time.Duration, error) {
-	if len(b) < 12 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
-		return 0, errors.New("audio is not a WAV file")
-	}
-	var bytesPerSecond int64
-	for p := 12; p+8 <= len(b); {
-		id, size := string(b[p:p+4]), int64(binary.LittleEndian.Uint32(b[p+4:]))
-		switch id {
-		case "fmt ":
-			if p+8+16 > len(b) {
-				return 0, errors.New("WAV fmt chunk is short")
-			}
-			bytesPerSecond = int64(binary.LittleEndian.Uint32(b[p+8+8:]))
-		case "data":
-			if bytesPerSecond <= 0 {
-				return 0, errors.New("WAV has no usable fmt chunk before its data")
-			}
-			if avail := int64(len(b) - p - 8); size == 0 || size > avail {
-				size = avail
-			}
-			return time.Duration(size * int64(time.Second) / bytesPerSecond), nil
-		}
-		p += 8 + int(size) + int(size%2)
-	}
-	return 0, errors.New("WAV has no data chunk")
+	return audio.WAVHeaderLen + 2*int64(d)*inputRate/int64(time.Second)
 }
 
 // decodePCM16WAV reads a 16 kHz PCM16 WAV file's first channel.
 func decodePCM16WAV(b []byte) ([]int16, error) {
-	pcm, rate, err := wavfile.Decode(b)
+	pcm, rate, err := audio.DecodeWAV(b)
 	if err != nil {
 		return nil, err
 	}

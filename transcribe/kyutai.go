@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/greffier/greffier/transcribe/internal/oggopus"
+	"github.com/greffier/greffier/internal/audio"
 )
 
 // Defaults of KyutaiConfig.
@@ -252,7 +252,7 @@ func kyutaiInput(b []byte) (kyutaiAudio, error) {
 		pcm, err := decodePCM16WAV(b)
 		return kyutaiAudio{pcm16k: pcm}, err
 	case formatOggOpus:
-		pcm, err := oggopus.Decode(b, kyutaiRate)
+		pcm, err := audio.DecodeOggOpus(b, kyutaiRate)
 		if err != nil {
 			return kyutaiAudio{}, fmt.Errorf("audio starts with OggS but is %w", err)
 		}

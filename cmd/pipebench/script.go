@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -240,80 +237,26 @@ func measure(packets [][]byte) (map[*byte]uint8, error) {
 
 // readOggOpus returns the audio packets of an Ogg Opus file (RFC 7845), in
 // order. The fixtures hold 20 ms packets only, which the recorder and
-// this script rely on: any other size is an error. pion's oggreader
-// returns pages, not packets, so lacing is undone here.
+// this script rely on: any other size is an error.
 func readOggOpus(path string) ([][]byte, error) {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("open ogg: %w", err)
 	}
-	defer f.Close()
-	r := bufio.NewReader(f)
-	var (
-		packets [][]byte
-		partial []byte
-		headers int
-		hdr     [27]byte
-	)
-	for page := 0; ; page++ {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			if errors.Is(err, io.EOF) && page > 0 {
-				break
-			}
-			return nil, fmt.Errorf("ogg page %d header: %w", page, err)
+	_, ps, err := audio.OggOpusPackets(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	packets := make([][]byte, len(ps))
+	for i, p := range ps {
+		// One frame (code 0) of 20 ms: 960 samples at 48 kHz.
+		if p.Data[0]&3 != 0 || p.Samples != 960 {
+			return nil, fmt.Errorf("ogg packet %d is not one 20 ms Opus frame (TOC %#x)", i, p.Data[0])
 		}
-		if !bytes.Equal(hdr[:4], []byte("OggS")) {
-			return nil, fmt.Errorf("ogg page %d: bad capture pattern", page)
-		}
-		lacing := make([]byte, hdr[26])
-		if _, err := io.ReadFull(r, lacing); err != nil {
-			return nil, fmt.Errorf("ogg page %d lacing: %w", page, err)
-		}
-		for _, l := range lacing {
-			seg := make([]byte, l)
-			if _, err := io.ReadFull(r, seg); err != nil {
-				return nil, fmt.Errorf("ogg page %d data: %w", page, err)
-			}
-			partial = append(partial, seg...)
-			if l == 255 {
-				continue
-			}
-			p := partial
-			partial = nil
-			switch {
-			case headers == 0:
-				if !bytes.HasPrefix(p, []byte("OpusHead")) {
-					return nil, errors.New("ogg: first packet is not OpusHead")
-				}
-				headers++
-			case headers == 1 && bytes.HasPrefix(p, []byte("OpusTags")):
-				headers++
-			default:
-				if !is20ms(p) {
-					return nil, fmt.Errorf("ogg packet %d is not one 20 ms Opus frame (TOC %#x)", len(packets), p[0])
-				}
-				packets = append(packets, p)
-			}
-		}
+		packets[i] = p.Data
 	}
 	if len(packets) == 0 {
 		return nil, fmt.Errorf("%s: no audio packets", strings.TrimSuffix(filepath.Base(path), ".opus"))
 	}
 	return packets, nil
-}
-
-// is20ms reports whether p is one Opus frame of 20 ms (RFC 6716 3.1).
-func is20ms(p []byte) bool {
-	if len(p) == 0 || p[0]&3 != 0 {
-		return false
-	}
-	c := p[0] >> 3
-	switch {
-	case c < 12:
-		return c%4 == 1
-	case c < 16:
-		return c%2 == 1
-	default:
-		return c%4 == 3
-	}
 }

@@ -2,8 +2,18 @@ package audio
 
 import "errors"
 
-// errNoTOC marks a packet too short to say how long it is.
-var errNoTOC = errors.New("opus packet too short for its table of contents")
+// Why PacketSamples48 and CheckPacket refuse a packet. They are fixed
+// values, not formatted, so that refusing a flood of garbage from the
+// network allocates nothing.
+var (
+	errNoTOC         = errors.New("opus packet too short for its table of contents")
+	errPacketFrames  = errors.New("opus packet of no frames or more than 120 ms")
+	errPacketFraming = errors.New("opus packet shorter than the framing its table of contents announces")
+)
+
+// MaxPacketSamples48 is 120 ms at 48 kHz, the longest Opus packet
+// (RFC 6716 section 3.2.5).
+const MaxPacketSamples48 = 5760
 
 // frameSamples48 is the frame length, at 48 kHz, of each Opus configuration
 // (RFC 6716 section 3.1, table 2): SILK 10/20/40/60 ms, Hybrid 10/20 ms,
@@ -15,8 +25,9 @@ var frameSamples48 = [32]int{
 }
 
 // PacketSamples48 reads an Opus packet's duration, at 48 kHz, from its TOC
-// byte alone. A packet the decoder rejects still occupied this much time,
-// and that time must become silence rather than vanish.
+// byte alone (and the frame count of a code 3 packet). A packet the
+// decoder rejects still occupied this much time, and that time must
+// become silence rather than vanish. It allocates nothing.
 func PacketSamples48(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, errNoTOC
@@ -33,11 +44,35 @@ func PacketSamples48(p []byte) (int, error) {
 		}
 		n := int(p[1] & 0x3f)
 		// RFC 6716 caps a packet at 120 ms; more is not a packet we can trust.
-		if n == 0 || n*per > 5760 {
-			return 0, errNoTOC
+		if n == 0 || n*per > MaxPacketSamples48 {
+			return 0, errPacketFrames
 		}
 		return n * per, nil
 	}
+}
+
+// CheckPacket is PacketSamples48 for packets straight from the network:
+// it also refuses a packet shorter than the framing its TOC announces (two
+// frames of equal size need an even length after the TOC; a code 2 packet
+// needs its first frame's length). It is the recorder's only check of a
+// payload: cheap, allocation-free, and enough to reject empty and
+// truncated garbage and to know where the last block ends.
+func CheckPacket(p []byte) (int, error) {
+	n, err := PacketSamples48(p)
+	if err != nil {
+		return 0, err
+	}
+	switch p[0] & 3 {
+	case 1: // two frames of equal size
+		if (len(p)-1)%2 != 0 {
+			return 0, errPacketFraming
+		}
+	case 2: // two frames, the first's length coded
+		if len(p) < 2 {
+			return 0, errPacketFraming
+		}
+	}
+	return n, nil
 }
 
 // celtSilence reports whether p is a one-frame CELT-only packet whose

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -93,5 +94,59 @@ func TestReadWAVRejects(t *testing.T) {
 			require.ErrorIs(t, err, ErrNotWAV)
 			require.ErrorContains(t, err, tc.msg)
 		})
+	}
+}
+
+func TestWAVDuration(t *testing.T) {
+	t.Parallel()
+	// 16 kHz mono PCM16 header with 1.5 s of data declared and present.
+	hdr := []byte("RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x80\x3e\x00\x00\x00\x7d\x00\x00\x02\x00\x10\x00data\x00\xee\x00\x00")
+	b := append(hdr, make([]byte, 48000)...)
+	d, err := WAVDuration(b)
+	require.NoError(t, err)
+	require.Equal(t, 1500*time.Millisecond, d)
+	_, err = WAVDuration([]byte("OggS"))
+	require.Error(t, err)
+}
+
+func TestEncodeWAVRoundTrip(t *testing.T) {
+	t.Parallel()
+	pcm := []int16{0, 1, -1, 32767, -32768, 1234}
+	b := EncodeWAV(pcm, 16000)
+	require.Len(t, b, WAVHeaderLen+2*len(pcm))
+	got, rate, err := DecodeWAV(b)
+	require.NoError(t, err)
+	require.Equal(t, 16000, rate)
+	require.Equal(t, pcm, got)
+	// The strict reader reads it too, and WriteWAV writes the same bytes.
+	got, rate, err = ReadWAV(bytes.NewReader(b))
+	require.NoError(t, err)
+	require.Equal(t, 16000, rate)
+	require.Equal(t, pcm, got)
+	var w bytes.Buffer
+	require.NoError(t, WriteWAV(&w, pcm))
+	require.Equal(t, b, w.Bytes())
+
+	// A streaming writer's unknown data size: what is there is read.
+	binary.LittleEndian.PutUint32(b[40:], 0xFFFFFFFF)
+	got, _, err = DecodeWAV(b)
+	require.NoError(t, err)
+	require.Equal(t, pcm, got)
+}
+
+func TestDecodeWAVRefuses(t *testing.T) {
+	t.Parallel()
+	for name, b := range map[string][]byte{
+		"empty":    nil,
+		"not RIFF": []byte("OggS........................................"),
+		"no data":  EncodeWAV(nil, 16000)[:36],
+		"8 bits": func() []byte {
+			b := EncodeWAV([]int16{1}, 16000)
+			binary.LittleEndian.PutUint16(b[34:], 8)
+			return b
+		}(),
+	} {
+		_, _, err := DecodeWAV(b)
+		require.Error(t, err, name)
 	}
 }

@@ -51,26 +51,6 @@ func TestReadOggOpusRefusesOtherFiles(t *testing.T) {
 	require.ErrorContains(t, err, "OpusHead")
 }
 
-func TestOpusSamples(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		packet []byte
-		want   uint32
-	}{
-		{[]byte{1 << 3}, 960},        // SILK 20 ms, one frame
-		{[]byte{3 << 3}, 2880},       // SILK 60 ms
-		{[]byte{13<<3 | 1}, 1920},    // hybrid 20 ms, two frames
-		{[]byte{31<<3 | 3, 3}, 2880}, // CELT 20 ms, three frames
-		{[]byte{16 << 3}, 120},       // CELT 2.5 ms
-	} {
-		got, err := opusSamples(tc.packet)
-		require.NoError(t, err)
-		require.Equal(t, tc.want, got, "toc %08b", tc.packet[0])
-	}
-	_, err := opusSamples(nil)
-	require.Error(t, err)
-}
-
 func TestPacketLevelsFollowLoudness(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "a.opus")

@@ -18,7 +18,7 @@
 //
 // It is for tests only: no production package may import it, and it
 // imports nothing of Greffier but transcribetest and the Ogg Opus reader
-// the transcribe package uses itself (transcribe/internal/oggopus).
+// the transcribe package uses itself (internal/audio).
 package kyutaitest
 
 import (
@@ -39,7 +39,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/tinylib/msgp/msgp"
 
-	"github.com/greffier/greffier/transcribe/internal/oggopus"
+	"github.com/greffier/greffier/internal/audio"
 )
 
 // Defaults of Options.
@@ -332,8 +332,8 @@ type session struct {
 	conn  *websocket.Conn
 	id    int
 	stats *SessionStats
-	more  chan struct{}    // cap 1: audio, a Marker or the end arrived
-	ogg   *oggopus.Decoder // the OggOpus frames' stream, once one came
+	more  chan struct{}         // cap 1: audio, a Marker or the end arrived
+	ogg   *audio.OggOpusDecoder // the OggOpus frames' stream, once one came
 
 	mu       sync.Mutex
 	queue    []float32 // received, not yet processed
@@ -394,7 +394,7 @@ func (ss *session) read(ctx context.Context, cancel context.CancelFunc) {
 			ss.queueAudio(f.pcm)
 		case f.kind == "OggOpus":
 			if ss.ogg == nil {
-				if ss.ogg, err = oggopus.NewDecoder(SampleRate); err != nil {
+				if ss.ogg, err = audio.NewOggOpusDecoder(SampleRate); err != nil {
 					ss.refuse(ctx, cancel, err.Error())
 					return
 				}

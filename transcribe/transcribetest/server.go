@@ -22,7 +22,7 @@
 //
 // It is for tests and fixture generation only: no production package may
 // import it, and it imports nothing of Greffier but the Ogg Opus reader
-// the transcribe package uses itself (transcribe/internal/oggopus).
+// the transcribe package uses itself (internal/audio).
 package transcribetest
 
 import (

@@ -4,13 +4,12 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/greffier/greffier/transcribe/internal/oggopus"
-	"github.com/greffier/greffier/transcribe/internal/wavfile"
+	"github.com/greffier/greffier/internal/audio"
 )
 
 // EncodeWAV wraps mono PCM16 samples in a canonical 44-byte-header WAV file.
 func EncodeWAV(samples []int16, sampleRate int) []byte {
-	return wavfile.Encode(samples, sampleRate)
+	return audio.EncodeWAV(samples, sampleRate)
 }
 
 // errNotWAV is what the double answers 415 for.
@@ -25,10 +24,10 @@ const OggOpusRate = 16000
 // with its pre-skip dropped (as opusdec and ffmpeg do). It returns the
 // samples and their rate.
 func DecodeAudio(b []byte) ([]int16, int, error) {
-	if !oggopus.IsOgg(b) {
+	if !audio.IsOgg(b) {
 		return DecodeWAV(b)
 	}
-	pcm, err := oggopus.DecodeInt16(b, OggOpusRate)
+	pcm, err := audio.DecodeOggOpusInt16(b, OggOpusRate)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -38,7 +37,7 @@ func DecodeAudio(b []byte) ([]int16, int, error) {
 // DecodeWAV reads a PCM16 WAV file (plain or WAVE_FORMAT_EXTENSIBLE, as
 // opusdec and ffmpeg write) and returns its first channel and sample rate.
 func DecodeWAV(b []byte) ([]int16, int, error) {
-	pcm, rate, err := wavfile.Decode(b)
+	pcm, rate, err := audio.DecodeWAV(b)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w: %w", errNotWAV, err)
 	}

@@ -1,12 +1,13 @@
-// Package oggopus reads Ogg Opus files (RFC 7845) as transcribe's backends
-// need them: their length, from the granule positions, and their audio,
-// decoded by pion/opus to mono PCM at a chosen rate with pre-skip, output
-// gain and end trimming honoured. It handles one logical stream, mono or
-// stereo (stereo is mixed down), packets of any length spread over pages
-// in any way (pion's oggwriter puts one packet on a page, opusenc about a
-// second of them). One implementation serves transcribe and its test
-// doubles; it knows nothing of backends.
-package oggopus
+package audio
+
+// The reader below takes Ogg Opus files (RFC 7845) as the speech backends
+// and the test tools need them: their length, from the granule positions;
+// their packets, placed by the granule positions; and their audio, decoded
+// by pion/opus to mono PCM at a chosen rate with pre-skip, output gain and
+// end trimming honoured. It handles one logical stream, mono or stereo
+// (stereo is mixed down), packets of any length spread over pages in any
+// way (pion's oggwriter puts one packet on a page, opusenc about a second
+// of them).
 
 import (
 	"bytes"
@@ -27,8 +28,6 @@ const GranuleRate = 48000
 const (
 	pageHeaderLen = 27
 	headerTypeCon = 0x01 // the page's first packet continues the previous page's last
-	// maxPacket is the most audio one Opus packet holds: 120 ms.
-	maxPacket = 120 * time.Millisecond
 )
 
 // ErrNotOggOpus starts every error about the data itself: not Ogg, not
@@ -39,11 +38,11 @@ var ErrNotOggOpus = errors.New("not a readable Ogg Opus file")
 // nothing about what the stream holds.
 func IsOgg(b []byte) bool { return len(b) >= 4 && string(b[:4]) == "OggS" }
 
-// Duration reads a whole file's length from its granule positions,
+// OggOpusDuration reads a whole file's length from its granule positions,
 // without decoding: the last page's granule position, less the first
 // sample's and the pre-skip, at GranuleRate.
-func Duration(b []byte) (time.Duration, error) {
-	var s stream
+func OggOpusDuration(b []byte) (time.Duration, error) {
+	var s oggStream
 	n, err := s.pages(b, func([]byte) error { return nil })
 	if err == nil {
 		err = s.complete(b, n)
@@ -55,15 +54,34 @@ func Duration(b []byte) (time.Duration, error) {
 	return time.Duration(samples * int64(time.Second) / GranuleRate), nil
 }
 
-// Packets returns a whole file's OpusHead and audio packets, in order,
-// for tools that re-mux them.
-func Packets(b []byte) (oggreader.OggHeader, [][]byte, error) {
+// OggPacket is one audio packet of an Ogg Opus file.
+type OggPacket struct {
+	Data    []byte
+	Samples int // its length at GranuleRate, from its TOC
+	// Granule is the granule position of the page this packet is the
+	// last to end on (where it ends, RFC 7845 section 4), or -1 when
+	// another packet ends after it on the same page: tools that place
+	// packets on a timeline keep the gaps the granule positions state.
+	Granule int64
+}
+
+// OggOpusPackets returns a whole file's OpusHead and audio packets, in
+// order, for tools that re-mux or replay them.
+func OggOpusPackets(b []byte) (oggreader.OggHeader, []OggPacket, error) {
 	var (
-		s       stream
-		packets [][]byte
+		s       oggStream
+		packets []OggPacket
+		onPage  int // packets before the current page
 	)
+	s.pageDone = func(granule int64) {
+		if len(packets) > onPage {
+			packets[len(packets)-1].Granule = granule
+		}
+		onPage = len(packets)
+	}
 	n, err := s.pages(b, func(p []byte) error {
-		packets = append(packets, bytes.Clone(p))
+		samples, _ := PacketSamples48(p) // the stream checked it
+		packets = append(packets, OggPacket{Data: bytes.Clone(p), Samples: samples, Granule: -1})
 		return nil
 	})
 	if err == nil {
@@ -75,10 +93,10 @@ func Packets(b []byte) (oggreader.OggHeader, [][]byte, error) {
 	return s.head, packets, nil
 }
 
-// Decode decodes a whole file to mono samples in [-1, 1] at rate, one of
-// 8000, 12000, 16000, 24000 or 48000 Hz.
-func Decode(b []byte, rate int) ([]float32, error) {
-	d, err := NewDecoder(rate)
+// DecodeOggOpus decodes a whole file to mono samples in [-1, 1] at rate,
+// one of 8000, 12000, 16000, 24000 or 48000 Hz.
+func DecodeOggOpus(b []byte, rate int) ([]float32, error) {
+	d, err := NewOggOpusDecoder(rate)
 	if err != nil {
 		return nil, err
 	}
@@ -92,9 +110,9 @@ func Decode(b []byte, rate int) ([]float32, error) {
 	return pcm, nil
 }
 
-// DecodeInt16 is Decode to 16-bit samples.
-func DecodeInt16(b []byte, rate int) ([]int16, error) {
-	pcm, err := Decode(b, rate)
+// DecodeOggOpusInt16 is DecodeOggOpus to 16-bit samples.
+func DecodeOggOpusInt16(b []byte, rate int) ([]int16, error) {
+	pcm, err := DecodeOggOpus(b, rate)
 	if err != nil {
 		return nil, err
 	}
@@ -105,11 +123,11 @@ func DecodeInt16(b []byte, rate int) ([]int16, error) {
 	return out, nil
 }
 
-// Decoder decodes one Ogg Opus stream given in pieces of any size, as a
+// OggOpusDecoder decodes one Ogg Opus stream given in pieces of any size, as a
 // live stream arrives. It is not safe for concurrent use.
-type Decoder struct {
+type OggOpusDecoder struct {
 	rate    int
-	s       stream
+	s       oggStream
 	dec     opus.Decoder
 	pending []byte    // the start of a page not yet complete
 	buf     []float32 // one packet's audio
@@ -119,19 +137,19 @@ type Decoder struct {
 	out     int64 // samples decoded, pre-skip included, less any trimmed, at rate
 }
 
-// NewDecoder returns a decoder to mono at rate, one of 8000, 12000,
-// 16000, 24000 or 48000 Hz.
-func NewDecoder(rate int) (*Decoder, error) {
+// NewOggOpusDecoder returns a decoder to mono at rate, one of 8000,
+// 12000, 16000, 24000 or 48000 Hz.
+func NewOggOpusDecoder(rate int) (*OggOpusDecoder, error) {
 	dec, err := opus.NewDecoderWithOutput(rate, 1)
 	if err != nil {
-		return nil, fmt.Errorf("oggopus: decoder at %d Hz: %w", rate, err)
+		return nil, fmt.Errorf("ogg opus: decoder at %d Hz: %w", rate, err)
 	}
-	return &Decoder{rate: rate, dec: dec, buf: make([]float32, int64(rate)*int64(maxPacket)/int64(time.Second))}, nil
+	return &OggOpusDecoder{rate: rate, dec: dec, buf: make([]float32, rate*MaxPacketSamples48/GranuleRate)}, nil
 }
 
 // Decode appends to dst the audio of every page that data completes,
 // keeping an incomplete last page for the next call.
-func (d *Decoder) Decode(dst []float32, data []byte) ([]float32, error) {
+func (d *OggOpusDecoder) Decode(dst []float32, data []byte) ([]float32, error) {
 	b := data
 	if len(d.pending) > 0 {
 		d.pending = append(d.pending, data...)
@@ -159,7 +177,7 @@ func (d *Decoder) Decode(dst []float32, data []byte) ([]float32, error) {
 
 // packet decodes one audio packet, drops what is left of the pre-skip and
 // applies the output gain.
-func (d *Decoder) packet(dst []float32, packet []byte) ([]float32, error) {
+func (d *OggOpusDecoder) packet(dst []float32, packet []byte) ([]float32, error) {
 	if !d.started {
 		d.started = true
 		d.skip = int64(d.s.head.PreSkip) * int64(d.rate) / GranuleRate
@@ -178,14 +196,17 @@ func (d *Decoder) packet(dst []float32, packet []byte) ([]float32, error) {
 	return dst, nil
 }
 
-// stream follows one logical stream's pages and packets: its headers, the
+// oggStream follows one logical stream's pages and packets: its headers, the
 // packets' lengths and the granule positions.
-type stream struct {
+type oggStream struct {
 	pageCount int
 	serial    uint32
 	head      oggreader.OggHeader
 	packets   int    // packets completed, headers included
 	partial   []byte // a packet continued on the next page
+	// pageDone, when set, hears each page's granule position (-1 for
+	// none) once its packets went to audio.
+	pageDone func(granule int64)
 	// decoded is the audio in the packets so far, first is the granule
 	// position of the first sample (-1 until a page says), lastGranule
 	// the last page's (-1 until a page gives one), all at GranuleRate.
@@ -194,7 +215,7 @@ type stream struct {
 
 // end is where the audio stops, pre-skip included, at GranuleRate, as far
 // as the last page with a granule position says: at most what was decoded.
-func (s *stream) end() int64 {
+func (s *oggStream) end() int64 {
 	if s.lastGranule < 0 || s.first < 0 {
 		return s.decoded
 	}
@@ -203,14 +224,14 @@ func (s *stream) end() int64 {
 
 // pages reads the complete pages at the start of b, calls audio for each
 // audio packet they complete, and returns how many bytes they took.
-func (s *stream) pages(b []byte, audio func([]byte) error) (int, error) {
+func (s *oggStream) pages(b []byte, audio func([]byte) error) (int, error) {
 	if s.pageCount == 0 {
 		s.first, s.lastGranule = -1, -1
 	}
 	r := bytes.NewReader(b)
 	pr, err := oggreader.NewWithOptions(r)
 	if err != nil {
-		return 0, fmt.Errorf("oggopus: %w", err)
+		return 0, fmt.Errorf("ogg opus: %w", err)
 	}
 	for {
 		at := len(b) - r.Len()
@@ -240,7 +261,7 @@ func (s *stream) pages(b []byte, audio func([]byte) error) (int, error) {
 }
 
 // page takes one page: its packets, then its granule position.
-func (s *stream) page(headerType byte, h *oggreader.OggPageHeader, lacing, payload []byte, audio func([]byte) error) error {
+func (s *oggStream) page(headerType byte, h *oggreader.OggPageHeader, lacing, payload []byte, audio func([]byte) error) error {
 	switch {
 	case s.pageCount == 0:
 		s.serial = h.Serial
@@ -286,11 +307,14 @@ func (s *stream) page(headerType byte, h *oggreader.OggPageHeader, lacing, paylo
 		}
 		s.lastGranule = g
 	}
+	if s.pageDone != nil {
+		s.pageDone(int64(h.GranulePosition))
+	}
 	return nil
 }
 
 // packet takes one complete packet: the two headers, then audio.
-func (s *stream) packet(p []byte, audio func([]byte) error) error {
+func (s *oggStream) packet(p []byte, audio func([]byte) error) error {
 	s.packets++
 	switch s.packets {
 	case 1:
@@ -315,7 +339,7 @@ func (s *stream) packet(p []byte, audio func([]byte) error) error {
 		}
 		return nil
 	}
-	n, err := PacketSamples(p)
+	n, err := PacketSamples48(p)
 	if err != nil {
 		return fmt.Errorf("%w: audio packet %d: %w", ErrNotOggOpus, s.packets-3, err)
 	}
@@ -325,7 +349,7 @@ func (s *stream) packet(p []byte, audio func([]byte) error) error {
 
 // complete checks that a whole file was read: n of its bytes made pages,
 // and they held audio.
-func (s *stream) complete(b []byte, n int) error {
+func (s *oggStream) complete(b []byte, n int) error {
 	switch {
 	case n < len(b):
 		return fmt.Errorf("%w: cut short: %d bytes after the last complete page", ErrNotOggOpus, len(b)-n)
@@ -335,36 +359,4 @@ func (s *stream) complete(b []byte, n int) error {
 		return fmt.Errorf("%w: cut short inside a packet", ErrNotOggOpus)
 	}
 	return nil
-}
-
-// PacketSamples is how many samples, at GranuleRate, an Opus packet
-// holds, read from its table of contents (RFC 6716 3.1).
-func PacketSamples(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, errors.New("empty packet")
-	}
-	config := int(p[0] >> 3)
-	var frame int // samples at 48 kHz
-	switch {
-	case config < 12: // SILK: 10, 20, 40, 60 ms
-		frame = [...]int{480, 960, 1920, 2880}[config%4]
-	case config < 16: // hybrid: 10, 20 ms
-		frame = [...]int{480, 960}[config%2]
-	default: // CELT: 2.5, 5, 10, 20 ms
-		frame = [...]int{120, 240, 480, 960}[config%4]
-	}
-	frames := 1
-	switch p[0] & 3 {
-	case 1, 2:
-		frames = 2
-	case 3:
-		if len(p) < 2 {
-			return 0, errors.New("code 3 packet without its frame count")
-		}
-		frames = int(p[1] & 0x3f)
-	}
-	if n := frames * frame; n > GranuleRate*int(maxPacket/time.Millisecond)/1000 || n == 0 {
-		return 0, fmt.Errorf("packet of %d frames of %d samples: want 1 to 120 ms", frames, frame)
-	}
-	return frames * frame, nil
 }

@@ -1,4 +1,4 @@
-package oggopus_test
+package audio_test
 
 import (
 	"bytes"
@@ -13,20 +13,73 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/greffier/greffier/transcribe/internal/oggopus"
+	"github.com/greffier/greffier/internal/audio"
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
 
 // aliceFile is testdata/meeting/alice.opus: 9 s of tone speech, mono,
 // opusenc's pre-skip of 312, fifty 20 ms packets a page, the last page
 // trimming its last packet.
-const aliceFile = "../../../testdata/meeting/alice.opus"
+const aliceFile = "../../testdata/meeting/alice.opus"
 
 func alice(t *testing.T) []byte {
 	t.Helper()
 	b, err := os.ReadFile(aliceFile)
 	require.NoError(t, err)
 	return b
+}
+
+// packetData is the audio packets of an Ogg Opus file.
+func packetData(t *testing.T, b []byte) [][]byte {
+	t.Helper()
+	_, packets, err := audio.OggOpusPackets(b)
+	require.NoError(t, err)
+	out := make([][]byte, len(packets))
+	for i, p := range packets {
+		out[i] = p.Data
+	}
+	return out
+}
+
+// TestPacketsKeepTheirPlace checks the granule position each page gives
+// its last packet: where it ends, so that a tool replaying the file keeps
+// the gaps the file states.
+func TestPacketsKeepTheirPlace(t *testing.T) {
+	t.Parallel()
+	head, packets, err := audio.OggOpusPackets(alice(t))
+	require.NoError(t, err)
+	require.Equal(t, uint16(312), head.PreSkip)
+	require.Len(t, packets, 451)
+	var sum int64
+	ends := 0
+	for i, p := range packets {
+		n, err := audio.PacketSamples48(p.Data)
+		require.NoError(t, err)
+		require.Equal(t, n, p.Samples)
+		sum += int64(n)
+		switch {
+		case i == len(packets)-1: // the last page trims its last packet
+			require.Positive(t, p.Granule)
+			require.Less(t, p.Granule, sum)
+			require.Greater(t, p.Granule, sum-int64(n))
+			ends++
+		case (i+1)%50 == 0: // opusenc puts fifty packets on a page
+			require.Equal(t, sum, p.Granule, "packet %d", i)
+			ends++
+		default:
+			require.Equal(t, int64(-1), p.Granule, "packet %d", i)
+		}
+	}
+	require.Equal(t, 10, ends)
+
+	// A gap between pages (a granule past the packets' end) is told as is.
+	o := &ogg{serial: 1}
+	o.headers(312, 0)
+	o.page(0, 2*960, packets[0].Data, packets[1].Data)
+	o.page(0, 10*960, packets[2].Data)
+	_, got, err := audio.OggOpusPackets(o.buf.Bytes())
+	require.NoError(t, err)
+	require.Equal(t, []int64{-1, 2 * 960, 10 * 960}, []int64{got[0].Granule, got[1].Granule, got[2].Granule})
 }
 
 // opusdec decodes path with the reference decoder, as 16-bit mono at rate.
@@ -39,7 +92,7 @@ func opusdec(t *testing.T, path string, rate int) []int16 {
 	require.NoError(t, err, string(msg))
 	raw, err := os.ReadFile(out)
 	require.NoError(t, err)
-	pcm, got, err := transcribetest.DecodeWAV(raw)
+	pcm, got, err := audio.DecodeWAV(raw)
 	require.NoError(t, err)
 	require.Equal(t, rate, got)
 	return pcm
@@ -48,11 +101,11 @@ func opusdec(t *testing.T, path string, rate int) []int16 {
 func TestDecodeMatchesTheReferenceDecoder(t *testing.T) {
 	t.Parallel()
 	b := alice(t)
-	d, err := oggopus.Duration(b)
+	d, err := audio.OggOpusDuration(b)
 	require.NoError(t, err)
 	require.Equal(t, 9*time.Second, d, "432312 granules less 312 of pre-skip")
 	for _, rate := range []int{16000, 24000, 48000} {
-		pcm, err := oggopus.DecodeInt16(b, rate)
+		pcm, err := audio.DecodeOggOpusInt16(b, rate)
 		require.NoError(t, err)
 		ref := opusdec(t, aliceFile, rate)
 		require.Len(t, pcm, 9*rate, "end trimmed to the last granule position")
@@ -71,10 +124,10 @@ func TestDecodeMatchesTheReferenceDecoder(t *testing.T) {
 func TestDecodeInPieces(t *testing.T) {
 	t.Parallel()
 	b := alice(t)
-	whole, err := oggopus.Decode(b, 24000)
+	whole, err := audio.DecodeOggOpus(b, 24000)
 	require.NoError(t, err)
 	for _, piece := range []int{1, 27, 1000, 4096} {
-		d, err := oggopus.NewDecoder(24000)
+		d, err := audio.NewOggOpusDecoder(24000)
 		require.NoError(t, err)
 		var got []float32
 		for from := 0; from < len(b); from += piece {
@@ -88,10 +141,10 @@ func TestDecodeInPieces(t *testing.T) {
 func TestNewDecoderRates(t *testing.T) {
 	t.Parallel()
 	for _, rate := range []int{8000, 12000, 16000, 24000, 48000} {
-		_, err := oggopus.NewDecoder(rate)
+		_, err := audio.NewOggOpusDecoder(rate)
 		require.NoError(t, err, rate)
 	}
-	_, err := oggopus.NewDecoder(44100)
+	_, err := audio.NewOggOpusDecoder(44100)
 	require.Error(t, err)
 }
 
@@ -100,8 +153,7 @@ func TestNewDecoderRates(t *testing.T) {
 
 func TestGranulePositions(t *testing.T) {
 	t.Parallel()
-	_, packets, err := oggopus.Packets(alice(t))
-	require.NoError(t, err)
+	packets := packetData(t, alice(t))
 	require.Len(t, packets, 451)
 	p := packets[50:150] // 2 s of audio, alice's first words in it
 
@@ -169,11 +221,11 @@ func TestGranulePositions(t *testing.T) {
 			t.Parallel()
 			o := &ogg{serial: 7}
 			tc.build(t, o)
-			d, err := oggopus.Duration(o.buf.Bytes())
+			d, err := audio.OggOpusDuration(o.buf.Bytes())
 			require.NoError(t, err)
 			require.Equal(t, time.Duration(tc.samples)*time.Second/48000, d)
 			for _, rate := range []int{16000, 48000} {
-				pcm, err := oggopus.Decode(o.buf.Bytes(), rate)
+				pcm, err := audio.DecodeOggOpus(o.buf.Bytes(), rate)
 				require.NoError(t, err)
 				require.Len(t, pcm, tc.samples*rate/48000, "%d Hz", rate)
 			}
@@ -185,14 +237,13 @@ func TestGranulePositions(t *testing.T) {
 // the pre-skip is dropped at every rate, and the output gain applied.
 func TestPreSkipAndGain(t *testing.T) {
 	t.Parallel()
-	_, packets, err := oggopus.Packets(alice(t))
-	require.NoError(t, err)
+	packets := packetData(t, alice(t))
 	p := packets[:150] // alice's "alpha" starts at 1.0 s
 	decode := func(preSkip int, gain int16) []float32 {
 		o := &ogg{serial: 1}
 		o.headers(preSkip, gain)
 		o.page(0, 150*960, p...)
-		pcm, err := oggopus.Decode(o.buf.Bytes(), 24000)
+		pcm, err := audio.DecodeOggOpus(o.buf.Bytes(), 24000)
 		require.NoError(t, err)
 		return pcm
 	}
@@ -242,7 +293,7 @@ func TestStereoIsMixedDown(t *testing.T) {
 	b, err := os.ReadFile(out)
 	require.NoError(t, err)
 
-	pcm, err := oggopus.DecodeInt16(b, 16000)
+	pcm, err := audio.DecodeOggOpusInt16(b, 16000)
 	require.NoError(t, err)
 	require.Len(t, pcm, len(mono)/3)
 	det, err := transcribetest.NewDetector(16000)
@@ -263,8 +314,7 @@ func TestStereoIsMixedDown(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	t.Parallel()
 	b := alice(t)
-	_, packets, err := oggopus.Packets(b)
-	require.NoError(t, err)
+	packets := packetData(t, b)
 	for name, data := range map[string][]byte{
 		"garbage after OggS": append([]byte("OggS"), bytes.Repeat([]byte{0}, 200)...),
 		"damaged page":       flip(b, 2000),
@@ -295,36 +345,14 @@ func TestRefusals(t *testing.T) {
 			return o.buf.Bytes()
 		}(),
 	} {
-		_, err := oggopus.Decode(data, 16000)
-		require.ErrorIs(t, err, oggopus.ErrNotOggOpus, name)
-		_, err = oggopus.Duration(data)
-		require.ErrorIs(t, err, oggopus.ErrNotOggOpus, name)
+		_, err := audio.DecodeOggOpus(data, 16000)
+		require.ErrorIs(t, err, audio.ErrNotOggOpus, name)
+		_, err = audio.OggOpusDuration(data)
+		require.ErrorIs(t, err, audio.ErrNotOggOpus, name)
 		t.Logf("%s: %v", name, err)
 	}
-	require.True(t, oggopus.IsOgg(b))
-	require.False(t, oggopus.IsOgg([]byte("RIFF....WAVE")))
-}
-
-func TestPacketSamples(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		packet []byte
-		want   int
-	}{
-		{[]byte{0 << 3}, 480},         // SILK NB 10 ms
-		{[]byte{11<<3 | 1}, 2 * 2880}, // SILK WB 60 ms, two frames
-		{[]byte{13 << 3}, 960},        // hybrid 20 ms
-		{[]byte{16<<3 | 3, 4}, 480},   // CELT 2.5 ms, four frames
-		{[]byte{31 << 3, 1, 2}, 960},
-	} {
-		n, err := oggopus.PacketSamples(tc.packet)
-		require.NoError(t, err)
-		require.Equal(t, tc.want, n, "%x", tc.packet)
-	}
-	for _, bad := range [][]byte{{}, {31<<3 | 3}, {31<<3 | 3, 0}, {31<<3 | 3, 7}} {
-		_, err := oggopus.PacketSamples(bad)
-		require.Error(t, err, "%x", bad)
-	}
+	require.True(t, audio.IsOgg(b))
+	require.False(t, audio.IsOgg([]byte("RIFF....WAVE")))
 }
 
 // ogg writes Ogg pages by hand, so that tests can lay packets out as no
