@@ -164,7 +164,7 @@ func TestArchiveSurvivesAReRun(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.store.Join(ctx, m.ID, "alice", "Alice")
 	require.NoError(t, err)
-	b.storeFixtureTrack(t, m.ID, "alice", 700)
+	tr := b.storeFixtureTrack(t, m.ID, "alice", 700)
 	_, err = b.p.EndMeeting(ctx, m.ID)
 	require.NoError(t, err)
 	ready := func() bool {
@@ -173,7 +173,10 @@ func TestArchiveSurvivesAReRun(t *testing.T) {
 		if cur.State != store.MeetingReady {
 			return false
 		}
-		_, err = b.blobs.Stat(ctx, layout.ArchiveMix(m.ID))
+		// The speaker's file is the archive's last: once it is there,
+		// the build is over (the mix's own damage mark, set while the
+		// build ran, could be cleared by it).
+		_, err = b.blobs.Stat(ctx, layout.SpeakerAudio(m.ID, tr.ID))
 		return err == nil
 	}
 	require.Eventually(t, ready, 30*time.Second, 50*time.Millisecond)
