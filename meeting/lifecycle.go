@@ -1,8 +1,8 @@
 // Package meeting owns a meeting's life between the parts that serve it:
-// who may join its media, what each track being recorded is heard by (the
-// pipeline's live path, live captions), the log of what happened in it,
-// and how it ends (the pipeline's transaction, then the media, then the
-// captions) or runs again. It orders the parts; each part does its own
+// who may join its media, that each track the SFU receives is recorded and
+// heard while it is (by the pipeline's live path, by live captions), the
+// log of what happened in it, and how it ends (the pipeline's
+// transaction, then the media, then the captions) or runs again. It orders the parts; each part does its own
 // work. It imports the parts (sfu, recorder, jobs, captions, the store);
 // none of them imports it, and it knows no HTTP: cmd/greffier wires it
 // between the SFU, the recorder and the API.

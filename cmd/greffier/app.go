@@ -152,7 +152,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	}
 	a.events = meeting.NewEventLog(a.store, logger)
 	if a.sfu, err = sfu.New(sfu.Config{UDPAddr: cfg.MediaAddr, PublicIPs: cfg.PublicIPs, Observer: a.events},
-		meeting.NewJoins(a.store), a.signer, tap{a.recorder}, logger); err != nil {
+		meeting.NewJoins(a.store), a.signer, meeting.NewTap(a.recorder), logger); err != nil {
 		return nil, err
 	}
 	meetings, err := meeting.New(meeting.Deps{Store: a.store, Pipeline: a.pipeline, Media: a.sfu, Captions: a.captions})
@@ -264,21 +264,6 @@ func (a *App) closeStores() {
 	if a.store != nil {
 		_ = a.store.Close()
 	}
-}
-
-// tap hands every published track to the recorder.
-type tap struct{ rec *recorder.Recorder }
-
-func (t tap) OpenTrack(ctx context.Context, info sfu.TrackInfo) (sfu.TrackTap, error) {
-	return t.rec.Open(ctx, recorder.Track{MeetingID: info.MeetingID, Identity: info.Identity, SSRC: info.SSRC,
-		ClockRate: info.ClockRate, AudioLevelID: info.AudioLevelID, ClockZero: info.ClockZero, FirstPacketAt: info.FirstPacketAt})
-}
-
-// CanRecord refuses a publisher the recorder could not record (its spool
-// disk is nearly full); the recorder lists them as not recorded.
-func (t tap) CanRecord(ctx context.Context, info sfu.TrackInfo) error {
-	return t.rec.Check(ctx, recorder.Track{MeetingID: info.MeetingID, Identity: info.Identity,
-		ClockZero: info.ClockZero, FirstPacketAt: info.FirstPacketAt})
 }
 
 // redactURL shows a backend's URL without any password in it.
