@@ -43,6 +43,8 @@ var leaves = []string{
 // importRules keeps the data flow one way (see docs/architecture.md).
 var importRules = append([]importRule{
 	{rule: "nothing imports api but cmd", from: []string{"..."}, except: []string{"api", "cmd/..."}, deny: []string{"api"}},
+	{rule: "the meeting's life cycle orders the parts; only cmd and the API call it", from: []string{"..."},
+		except: []string{"meeting", "api", "cmd/..."}, deny: []string{"meeting"}},
 	{rule: "recorder never imports sfu", from: []string{"recorder/..."}, deny: []string{"sfu/..."}},
 	{rule: "the SFU knows no recorder, store, storage, pipeline, API or speech backend", from: []string{"sfu/..."},
 		deny: []string{"recorder/...", "internal/store", "internal/blob", "jobs", "api", "transcribe/...", "diarize/...", "summarize/..."}},

@@ -46,7 +46,8 @@ type Config struct {
 	WebhookAllowPrivate bool
 }
 
-// Ender ends a meeting: media first, then the pipeline's transaction.
+// Ender ends a meeting (meeting.Lifecycle): the pipeline's transaction,
+// then its media, then its captions.
 type Ender interface {
 	EndMeeting(ctx context.Context, meetingID string) (store.Meeting, error)
 }

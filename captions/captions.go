@@ -2,7 +2,8 @@
 // whoever follows the meeting, as they are recognised: a streaming speech
 // backend per speaking track, a hub per meeting, subscribers with bounded
 // queues. It knows nothing of HTTP or storage: the API serves a hub's
-// subscriptions, the pipeline's live path feeds tracks' audio.
+// subscriptions, and each track's Listener hears the packets the recorder
+// writes.
 package captions
 
 import (

@@ -1,7 +1,6 @@
 package captions
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -15,16 +14,6 @@ import (
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
 
-type kyutai struct{ k *transcribe.Kyutai }
-
-func (s kyutai) Stream(ctx context.Context, onWord func(transcribe.Word, bool)) (Stream, error) {
-	st, err := s.k.Stream(ctx, onWord)
-	if err != nil {
-		return nil, err
-	}
-	return st, nil
-}
-
 func setup(t *testing.T) (*Hub, *Captioner, *kyutaitest.Server) {
 	t.Helper()
 	srv := kyutaitest.NewServer(kyutaitest.Options{})
@@ -32,7 +21,7 @@ func setup(t *testing.T) (*Hub, *Captioner, *kyutaitest.Server) {
 	k, err := transcribe.NewKyutai(transcribe.KyutaiConfig{URL: srv.URL()})
 	require.NoError(t, err)
 	hub := NewHub()
-	return hub, NewCaptioner(hub, kyutai{k}, slog.New(slog.NewTextHandler(io.Discard, nil))), srv
+	return hub, NewCaptioner(hub, Kyutai{k}, slog.New(slog.NewTextHandler(io.Discard, nil))), srv
 }
 
 // speech is alice's fixture sentence as 16 kHz tone speech, in 20 ms frames.

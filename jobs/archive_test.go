@@ -52,7 +52,7 @@ func setupClocked(t *testing.T, d store.Dialect, opts transcribetest.Options, cl
 		defer cancel()
 		require.NoError(t, p.Stop(sctx))
 	})
-	return &testBundle{p: p, store: st, blobs: blobs, double: double}
+	return &testBundle{p: p, cat: NewCatalog(p), store: st, blobs: blobs, double: double}
 }
 
 // blobFile copies a stored object to a file for the command-line tools.

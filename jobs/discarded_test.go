@@ -40,7 +40,7 @@ func newUnstarted(t *testing.T, d store.Dialect, tr Transcriber, cfg Config) (b 
 	cfg.NodeTimeout = time.Second
 	p, err := New(ctx, cfg, Deps{Store: st, Blobs: blobs, Transcriber: tr, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
-	return &testBundle{p: p, store: st, blobs: blobs}, func() {
+	return &testBundle{p: p, cat: NewCatalog(p), store: st, blobs: blobs}, func() {
 		require.NoError(t, p.Start(ctx))
 		t.Cleanup(func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -190,8 +190,8 @@ func TestEveryTrackFailedMakesTheMeetingIncomplete(t *testing.T) {
 				_, err = b.store.Join(ctx, m.ID, who, who)
 				require.NoError(t, err)
 				tr := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: who, StartMS: int64(i) * 100}
-				require.NoError(t, b.p.CreateTrack(ctx, tr))
-				require.NoError(t, b.p.FailTrack(ctx, tr.ID, "the local disk holding the spool is full"))
+				require.NoError(t, b.cat.CreateTrack(ctx, tr))
+				require.NoError(t, b.cat.FailTrack(ctx, tr.ID, "the local disk holding the spool is full"))
 			}
 			_, err = b.p.EndMeeting(ctx, m.ID)
 			require.NoError(t, err)

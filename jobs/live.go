@@ -12,7 +12,6 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/greffier/greffier/diarize"
-	"github.com/greffier/greffier/internal/audio"
 	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
 )
@@ -29,32 +28,15 @@ var voiceActivity = diarize.SegmenterConfig{MinSegment: 20 * time.Second, JoinPa
 // track falls back to the batch path rather than hold up the recorder.
 const liveQueue = 256
 
-// Listen returns the live path for one track being recorded, whose Opus
-// pre-skip is codecDelay: its packets are cut into speech segments as they
+// Listen returns the live path for one track being recorded (a
+// recorder.Listener): its packets are cut into speech segments as they
 // arrive, by the audio levels their sender measured, and each segment is
 // stored and queued for transcription while the meeting goes on. Nothing
-// is decoded for that (only for live audio consumers, if any, or for
-// packets without a level). When the track ends whole, speech detection is
-// already done; otherwise the batch path (detect_speech on the stored
-// file) does it.
-func (p *Pipeline) Listen(t store.Track, codecDelay time.Duration) *LiveTrack {
-	lt := &LiveTrack{p: p, t: t, cut: newCutter(1)}
-	if p.audio != nil {
-		lt.sink = p.audio(t)
-	}
-	if lt.sink != nil {
-		dec, err := audio.NewPacketDecoder(codecDelay, func(frame []int16) error {
-			lt.sink.Frame(frame)
-			return nil
-		})
-		if err != nil {
-			lt.p.log.Warn("live audio unavailable", "track", t.ID, "err", err)
-			lt.sink.Close()
-			lt.sink = nil
-		}
-		lt.dec = dec
-	}
-	return lt
+// is decoded for that (only packets without a level, to measure them).
+// When the track ends whole, speech detection is already done; otherwise
+// the batch path (detect_speech on the stored file) does it.
+func (p *Pipeline) Listen(t store.Track) *LiveTrack {
+	return &LiveTrack{p: p, t: t, cut: newCutter(1)}
 }
 
 // LiveTrack is one track's live path. Block and Close are called from the
@@ -63,8 +45,6 @@ type LiveTrack struct {
 	p       *Pipeline
 	t       store.Track
 	cut     *cutter
-	dec     *audio.PacketDecoder // for sink only
-	sink    FrameSink            // nil without live audio consumers
 	pending sync.WaitGroup
 
 	mu  sync.Mutex
@@ -88,13 +68,6 @@ func (lt *LiveTrack) failed() bool {
 
 // Block takes one packet with its RFC 6464 level (-1 if none).
 func (lt *LiveTrack) Block(ms int64, opus []byte, level int) {
-	if lt.sink != nil {
-		if err := lt.dec.Decode(time.Duration(ms)*time.Millisecond, opus); err != nil {
-			lt.p.log.Warn("live audio stops", "track", lt.t.ID, "err", err)
-			lt.sink.Close()
-			lt.sink = nil
-		}
-	}
 	if lt.failed() {
 		return
 	}
@@ -109,10 +82,6 @@ func (lt *LiveTrack) Block(ms int64, opus []byte, level int) {
 // Close flushes the last speech, waits until every segment of the track is
 // stored, and marks the track's speech detected when nothing was missed.
 func (lt *LiveTrack) Close(complete bool) {
-	if lt.sink != nil {
-		_ = lt.dec.Flush() // the last, partial frame for the sink
-		lt.sink.Close()
-	}
 	if !lt.failed() {
 		cuts, err := lt.cut.flush()
 		if err != nil {

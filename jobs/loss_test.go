@@ -50,7 +50,7 @@ func TestFaultPacketLossReachesTheMinutes(t *testing.T) {
 	var clock atomic.Int64
 	clock.Store(zero.UnixNano())
 	rec, err := recorder.New(recorder.Config{SpoolDir: filepath.Join(t.TempDir(), "spool"),
-		Now: func() time.Time { return time.Unix(0, clock.Load()) }}, b.blobs, b.p, nil)
+		Now: func() time.Time { return time.Unix(0, clock.Load()) }}, b.blobs, b.cat, nil)
 	require.NoError(t, err)
 	defer rec.Close()
 	w, err := rec.Open(ctx, recorder.Track{MeetingID: m.ID, Identity: "alice", SSRC: 7, ClockZero: zero})

@@ -46,13 +46,6 @@ type Summarizer interface {
 	Summarize(ctx context.Context, tr summarize.Transcript) (*summarize.Summary, error)
 }
 
-// FrameSink takes a track's audio while it is recorded: consecutive 20 ms
-// frames of 16 kHz mono PCM (not to be retained), from one goroutine.
-type FrameSink interface {
-	Frame(pcm []int16)
-	Close()
-}
-
 // Deps are the parts the pipeline drives.
 type Deps struct {
 	Store       *store.Store // required
@@ -63,9 +56,6 @@ type Deps struct {
 	// Voices, optional, tells apart the voices on shared-microphone
 	// tracks; without it their speech stays with the participant.
 	Voices Voices
-	// LiveAudio, optional, is handed each recorded track's decoded audio
-	// as the live path hears it (live captions use it).
-	LiveAudio func(t store.Track) FrameSink
 	// TranscriberName names the speech backend where the meeting's
 	// progress shows segments waiting for it (default
 	// DefaultTranscriberName).
@@ -156,7 +146,6 @@ type Pipeline struct {
 	blobs  blob.Store
 	tr     Transcriber
 	sum    Summarizer
-	audio  func(store.Track) FrameSink
 	voices Voices
 	http   *http.Client
 	log    *slog.Logger
@@ -216,7 +205,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 		return nil, fmt.Errorf("migrate river tables: %w", err)
 	}
 
-	p := &Pipeline{cfg: cfg, store: st, blobs: d.Blobs, tr: d.Transcriber, sum: d.Summarizer, audio: d.LiveAudio, voices: d.Voices, log: logger,
+	p := &Pipeline{cfg: cfg, store: st, blobs: d.Blobs, tr: d.Transcriber, sum: d.Summarizer, voices: d.Voices, log: logger,
 		driver: driver, nodeID: store.NewID("node"), trName: d.TranscriberName,
 		http: egress.Guard{AllowPrivate: cfg.WebhookAllowPrivate}.Client(20 * time.Second),
 		live: make(chan liveSpeech, liveQueue)}
@@ -455,63 +444,38 @@ func (p *Pipeline) stale(ctx context.Context, meetingID string, run int) (bool, 
 	return m.Run != run, nil
 }
 
-// CreateTrack records a track that started recording (recorder.Catalog).
-func (p *Pipeline) CreateTrack(ctx context.Context, t store.Track) error {
-	return p.store.CreateTrack(ctx, t)
+// trackFailed lets the minutes go on without a track that is now final
+// (failed), in the transaction that failed it.
+func (p *Pipeline) trackFailed(ctx context.Context, tx *sql.Tx, q store.Queries, t store.Track) error {
+	return p.maybeAssemble(ctx, tx, q, t.MeetingID)
 }
 
-// RecordGap records a stretch of a track that is not being recorded
-// (recorder.Catalog), so the meeting's progress says so at once.
-func (p *Pipeline) RecordGap(ctx context.Context, g store.TrackGap) error {
-	return p.store.RecordGap(ctx, g)
-}
-
-// FailTrack marks a track failed keeping its row's times (recorder.Catalog)
-// and, the track being final, lets the minutes go on without it.
-func (p *Pipeline) FailTrack(ctx context.Context, trackID, failure string) error {
-	return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
-		t, err := q.Track(ctx, trackID)
-		if err != nil {
-			return err
+// trackFinished starts a finished track's processing, in the transaction
+// that recorded its final state: the pipeline works while the meeting goes
+// on, so the minutes are ready soon after it ends.
+func (p *Pipeline) trackFinished(ctx context.Context, tx *sql.Tx, q store.Queries, t store.Track) error {
+	m, err := q.Meeting(ctx, t.MeetingID)
+	if err != nil {
+		return err
+	}
+	// The live path may have found the speech already.
+	if t, err = q.Track(ctx, t.ID); err != nil {
+		return err
+	}
+	if needsDetection(t) {
+		if _, err := p.client.InsertTx(ctx, tx, detectArgs(t, m.Run), nil); err != nil {
+			return fmt.Errorf("enqueue speech detection of %s: %w", t.ID, err)
 		}
-		if err := q.FailTrack(ctx, trackID, failure); err != nil {
-			return err
+	}
+	if needsVoices(t) {
+		if _, err := p.client.InsertTx(ctx, tx, voicesArgs(t, m.Run), nil); err != nil {
+			return fmt.Errorf("enqueue diarization of %s: %w", t.ID, err)
 		}
-		return p.maybeAssemble(ctx, tx, q, t.MeetingID)
-	})
-}
-
-// FinishTrack records a track's final state (recorder.Catalog) and, in the
-// same transaction, starts its processing: the pipeline works while the
-// meeting goes on, so the minutes are ready soon after it ends.
-func (p *Pipeline) FinishTrack(ctx context.Context, t store.Track) error {
-	return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
-		if err := q.FinishTrack(ctx, t); err != nil {
-			return err
-		}
-		m, err := q.Meeting(ctx, t.MeetingID)
-		if err != nil {
-			return err
-		}
-		// The live path may have found the speech already.
-		if t, err = q.Track(ctx, t.ID); err != nil {
-			return err
-		}
-		if needsDetection(t) {
-			if _, err := p.client.InsertTx(ctx, tx, detectArgs(t, m.Run), nil); err != nil {
-				return fmt.Errorf("enqueue speech detection of %s: %w", t.ID, err)
-			}
-		}
-		if needsVoices(t) {
-			if _, err := p.client.InsertTx(ctx, tx, voicesArgs(t, m.Run), nil); err != nil {
-				return fmt.Errorf("enqueue diarization of %s: %w", t.ID, err)
-			}
-		}
-		if err := p.maybeAssemble(ctx, tx, q, t.MeetingID); err != nil {
-			return err
-		}
-		return p.maybeArchive(ctx, tx, q, t.MeetingID)
-	})
+	}
+	if err := p.maybeAssemble(ctx, tx, q, t.MeetingID); err != nil {
+		return err
+	}
+	return p.maybeArchive(ctx, tx, q, t.MeetingID)
 }
 
 func needsDetection(t store.Track) bool {

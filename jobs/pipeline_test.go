@@ -30,6 +30,7 @@ const fixtures = "../testdata/meeting"
 
 type testBundle struct {
 	p      *Pipeline
+	cat    *Catalog
 	store  *store.Store
 	blobs  blob.Store
 	double *transcribetest.Server
@@ -77,7 +78,7 @@ func newBundle(t *testing.T, d store.Dialect, opts transcribetest.Options, backe
 	cfg.PollInterval, cfg.RetryBase = 50*time.Millisecond, 50*time.Millisecond
 	p, err := New(ctx, cfg, Deps{Store: st, Blobs: blobs, Transcriber: backend(double), Logger: logger})
 	require.NoError(t, err)
-	b := &testBundle{p: p, store: st, blobs: blobs, double: double}
+	b := &testBundle{p: p, cat: NewCatalog(p), store: st, blobs: blobs, double: double}
 	if !start {
 		return b
 	}
@@ -102,9 +103,9 @@ func (b *testBundle) storeFixtureTrack(t *testing.T, meetingID, identity string,
 	tr.BlobKey = layout.Track(meetingID, tr.ID)
 	info, err := b.blobs.Put(ctx, tr.BlobKey, f, -1)
 	require.NoError(t, err)
-	require.NoError(t, b.p.CreateTrack(ctx, tr))
+	require.NoError(t, b.cat.CreateTrack(ctx, tr))
 	tr.State, tr.DurationMS, tr.Size, tr.SHA256 = store.TrackStored, 9000, info.Size, info.SHA256
-	require.NoError(t, b.p.FinishTrack(ctx, tr))
+	require.NoError(t, b.cat.FinishTrack(ctx, tr))
 	return tr
 }
 
@@ -224,9 +225,9 @@ func TestCorruptRecordingIsMarkedFailedNotLost(t *testing.T) {
 	bad.BlobKey = layout.Track(m.ID, bad.ID)
 	info, err := b.blobs.Put(ctx, bad.BlobKey, stringsReader("this is not a webm file at all"), -1)
 	require.NoError(t, err)
-	require.NoError(t, b.p.CreateTrack(ctx, bad))
+	require.NoError(t, b.cat.CreateTrack(ctx, bad))
 	bad.State, bad.DurationMS, bad.Size, bad.SHA256 = store.TrackStored, 4000, info.Size, info.SHA256
-	require.NoError(t, b.p.FinishTrack(ctx, bad))
+	require.NoError(t, b.cat.FinishTrack(ctx, bad))
 	_, err = b.p.EndMeeting(ctx, m.ID)
 	require.NoError(t, err)
 
@@ -274,10 +275,10 @@ func TestFaultRecordingGapsReachTheMinutes(t *testing.T) {
 	}
 	alice := b.storeFixtureTrack(t, m.ID, "alice", 0)
 	alice.State, alice.GapMS = store.TrackRecovered, 1500 // the crash lost 1.5 s after the spool's end
-	require.NoError(t, b.p.FinishTrack(ctx, alice))
+	require.NoError(t, b.cat.FinishTrack(ctx, alice))
 	bob := b.storeFixtureTrack(t, m.ID, "bob", 200)
 	bob.Gaps = []store.TrackGap{{StartMS: 9200, EndMS: 12000, Reason: "the local disk holding the spool is full"}}
-	require.NoError(t, b.p.FinishTrack(ctx, bob))
+	require.NoError(t, b.cat.FinishTrack(ctx, bob))
 	_, err = b.p.EndMeeting(ctx, m.ID)
 	require.NoError(t, err)
 

@@ -19,6 +19,7 @@ import (
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/token"
 	"github.com/greffier/greffier/jobs"
+	"github.com/greffier/greffier/meeting"
 	"github.com/greffier/greffier/recorder"
 	"github.com/greffier/greffier/sfu"
 	"github.com/greffier/greffier/summarize"
@@ -42,7 +43,7 @@ type App struct {
 	// webhookSecret signs webhooks (tests read it).
 	webhookSecret string
 	captions      *captions.Hub // nil without a streaming backend
-	events        *eventLog
+	events        *meeting.EventLog
 	s3            *blob.S3     // nil on disk
 	idle          *idle.Reaper // nil when IdleEndAfter is 0
 }
@@ -125,13 +126,16 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 			return nil, fmt.Errorf("captions backend: %w", err)
 		}
 		a.captions = captions.NewHub()
-		captioner = captions.NewCaptioner(a.captions, kyutaiStreamer{k}, logger)
-		deps.LiveAudio = func(t store.Track) jobs.FrameSink { return a.openCaptions(captioner, t) }
+		captioner = captions.NewCaptioner(a.captions, captions.Kyutai{K: k}, logger)
 	}
 	if a.pipeline, err = jobs.New(ctx, jobs.Config{TranscribeWorkers: cfg.TranscribeConcurrency,
 		PollInterval: cfg.JobPollInterval, MaxAttempts: cfg.JobMaxAttempts, RetryBase: cfg.JobRetryBase,
 		SnoozeBudget: cfg.JobSnoozeBudget, WebhookSecret: []byte(a.webhookSecret), WebhookAllowPrivate: cfg.WebhookAllowPrivate,
 		TempDir: filepath.Join(cfg.DataDir, "spool")}, deps); err != nil {
+		return nil, err
+	}
+	live, err := meeting.NewLive(a.store, a.pipeline, captioner, a.captions)
+	if err != nil {
 		return nil, err
 	}
 	minFree := int64(cfg.SpoolMinFree)
@@ -145,23 +149,25 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		// and the live path has already placed the track's speech by
 		// arrival): sender reports are trusted for no offset at all.
 		SenderClockSkew: time.Nanosecond,
-		Listen: func(t store.Track, codecDelay time.Duration) recorder.Listener {
-			return a.pipeline.Listen(t, codecDelay)
-		}},
-		a.blobs, a.pipeline, logger); err != nil {
+		Listen:          live.Listen},
+		a.blobs, jobs.NewCatalog(a.pipeline), logger); err != nil {
 		return nil, err
 	}
-	a.events = newEventLog(a.store, logger)
+	a.events = meeting.NewEventLog(a.store, logger)
 	if a.sfu, err = sfu.New(sfu.Config{UDPAddr: cfg.MediaAddr, PublicIPs: cfg.PublicIPs, Observer: a.events},
-		meetings{a.store}, a.signer, tap{a.recorder}, logger); err != nil {
+		meeting.NewJoins(a.store), a.signer, meeting.NewTap(a.recorder), logger); err != nil {
+		return nil, err
+	}
+	meetings, err := meeting.New(meeting.Deps{Store: a.store, Pipeline: a.pipeline, Media: a.sfu, Captions: a.captions})
+	if err != nil {
 		return nil, err
 	}
 	if cfg.IdleEndAfter > 0 {
-		if a.idle, err = idle.New(idle.Config{After: cfg.IdleEndAfter, Logger: logger}, a.store, a.sfu, ender{a}); err != nil {
+		if a.idle, err = idle.New(idle.Config{After: cfg.IdleEndAfter, Logger: logger}, a.store, a.sfu, meetings); err != nil {
 			return nil, err
 		}
 	}
-	apiDeps := api.Deps{Store: a.store, Blobs: a.blobs, Ender: ender{a}, Rerunner: a.pipeline, Signer: a.signer,
+	apiDeps := api.Deps{Store: a.store, Blobs: a.blobs, Ender: meetings, Rerunner: meetings, Signer: a.signer,
 		Sessions: a.sfu, Logger: logger}
 	if a.captions != nil { // a nil *Hub in the interface would look configured
 		apiDeps.Captions = a.captions
@@ -261,103 +267,6 @@ func (a *App) closeStores() {
 	if a.store != nil {
 		_ = a.store.Close()
 	}
-}
-
-// meetings adapts the store to what the SFU asks of meetings.
-type meetings struct{ st *store.Store }
-
-func (m meetings) Join(ctx context.Context, c token.Claims) (time.Time, error) {
-	revoked, err := m.st.JoinTokenRevoked(ctx, c.MeetingID, c.Identity, c.ID)
-	if err != nil {
-		return time.Time{}, err
-	}
-	if revoked {
-		return time.Time{}, fmt.Errorf("join %s as %s: %w", c.MeetingID, c.Identity, sfu.ErrTokenRevoked)
-	}
-	zero, err := m.st.Join(ctx, c.MeetingID, c.Identity, c.DisplayName)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return zero, fmt.Errorf("%w: %w", sfu.ErrMeetingNotFound, err)
-	case errors.Is(err, store.ErrMeetingClosed):
-		return zero, fmt.Errorf("%w: %w", sfu.ErrMeetingClosed, err)
-	}
-	return zero, err
-}
-
-func (m meetings) Leave(context.Context, string, string) error { return nil }
-
-// tap hands every published track to the recorder.
-type tap struct{ rec *recorder.Recorder }
-
-func (t tap) OpenTrack(ctx context.Context, info sfu.TrackInfo) (sfu.TrackTap, error) {
-	return t.rec.Open(ctx, recorder.Track{MeetingID: info.MeetingID, Identity: info.Identity, SSRC: info.SSRC,
-		ClockRate: info.ClockRate, AudioLevelID: info.AudioLevelID, ClockZero: info.ClockZero, FirstPacketAt: info.FirstPacketAt})
-}
-
-// CanRecord refuses a publisher the recorder could not record (its spool
-// disk is nearly full); the recorder lists them as not recorded.
-func (t tap) CanRecord(ctx context.Context, info sfu.TrackInfo) error {
-	return t.rec.Check(ctx, recorder.Track{MeetingID: info.MeetingID, Identity: info.Identity,
-		ClockZero: info.ClockZero, FirstPacketAt: info.FirstPacketAt})
-}
-
-// ender ends a meeting: media first, so every recording is stored before
-// the pipeline's transaction looks for tracks.
-type ender struct{ a *App }
-
-func (e ender) EndMeeting(ctx context.Context, meetingID string) (store.Meeting, error) {
-	m, err := e.a.store.Meeting(ctx, meetingID)
-	if err != nil {
-		return m, err
-	}
-	if !m.State.CanBecome(store.MeetingEnded) || m.State.Finished() {
-		return m, &store.TransitionError{MeetingID: meetingID, From: m.State, To: store.MeetingEnded}
-	}
-	// The meeting ends first, so that its minutes can be assembled as soon
-	// as the last words are transcribed, while the recordings upload;
-	// closing the media then stores every recording, and the call returns
-	// once they all are.
-	if m, err = e.a.pipeline.EndMeeting(ctx, meetingID); err != nil {
-		return m, err
-	}
-	if e.a.captions != nil {
-		e.a.captions.Forget(meetingID)
-	}
-	if err := e.a.sfu.EndMeeting(ctx, meetingID); err != nil {
-		return m, fmt.Errorf("close the meeting's media: %w", err)
-	}
-	return m, nil
-}
-
-// openCaptions starts live captions for a track being recorded, with the
-// speaker's name and the meeting clock's zero.
-func (a *App) openCaptions(c *captions.Captioner, t store.Track) jobs.FrameSink {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	tr := captions.Track{MeetingID: t.MeetingID, Speaker: t.Identity, Name: t.Identity, StartMS: t.StartMS}
-	if m, err := a.store.Meeting(ctx, t.MeetingID); err == nil {
-		tr.ClockZero = m.StartedAt
-		a.captions.SetEnabled(m.ID, m.Captions)
-	}
-	if ps, err := a.store.Participants(ctx, t.MeetingID); err == nil {
-		for _, p := range ps {
-			if p.Identity == t.Identity {
-				tr.Name = p.DisplayName
-			}
-		}
-	}
-	return c.Open(tr)
-}
-
-// kyutaiStreamer lets the captioner open Kyutai streams.
-type kyutaiStreamer struct{ k *transcribe.Kyutai }
-
-func (s kyutaiStreamer) Stream(ctx context.Context, onWord func(transcribe.Word, bool)) (captions.Stream, error) {
-	st, err := s.k.Stream(ctx, onWord)
-	if err != nil {
-		return nil, err
-	}
-	return st, nil
 }
 
 // redactURL shows a backend's URL without any password in it.

@@ -305,8 +305,8 @@ func (b *testBundle) publishAll(t *testing.T, m meetingAnswer) map[string]*sfute
 	return pubs
 }
 
-// meeting is a meeting held through the whole service.
-type meeting struct {
+// heldMeeting is a meeting held through the whole service.
+type heldMeeting struct {
 	id        string
 	startedAt time.Time
 	pubs      map[string]*sfutest.Publisher
@@ -314,7 +314,7 @@ type meeting struct {
 
 // holdMeeting creates a meeting, has alice and bob publish their fixtures
 // at real pace at the same time, ends it and waits for the pipeline.
-func (b *testBundle) holdMeeting(t *testing.T, names map[string]string, opts holdOptions) (meeting, meetingAnswer) {
+func (b *testBundle) holdMeeting(t *testing.T, names map[string]string, opts holdOptions) (heldMeeting, meetingAnswer) {
 	t.Helper()
 	ctx := context.Background()
 	var m meetingAnswer
@@ -353,7 +353,7 @@ func (b *testBundle) holdMeeting(t *testing.T, names map[string]string, opts hol
 		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
 		return now.State == "ready" || now.State == "failed"
 	}, 60*time.Second, 100*time.Millisecond)
-	return meeting{id: m.ID, startedAt: *ended.StartedAt, pubs: pubs}, now
+	return heldMeeting{id: m.ID, startedAt: *ended.StartedAt, pubs: pubs}, now
 }
 
 func testMeetingBecomesMinutes(t *testing.T, b *testBundle) {

@@ -184,8 +184,8 @@ func runFull(ctx context.Context, o options, m *meeting, dir string, backend *ba
 		}
 	}()
 	rec, err := recorder.New(recorderConfig(o, dir, e.clock,
-		func(t store.Track, codecDelay time.Duration) recorder.Listener { return p.Listen(t, codecDelay) }),
-		e.blobs, p, logger)
+		func(t store.Track, _ time.Duration) recorder.Listener { return p.Listen(t) }),
+		e.blobs, jobs.NewCatalog(p), logger)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package main
+package meeting
 
 import (
 	"context"
@@ -14,9 +14,10 @@ import (
 // dropped (and counted) rather than hold up the SFU.
 const eventQueue = 4096
 
-// eventLog stores the SFU's events (joins, leaves, speaking turns) on the
-// meeting clock, from one goroutine so that each meeting's log is in order.
-type eventLog struct {
+// EventLog stores the SFU's events (joins, leaves, speaking turns) on the
+// meeting clock (sfu.Observer), from one goroutine so that each meeting's
+// log is in order.
+type EventLog struct {
 	st      *store.Store
 	log     *slog.Logger
 	ch      chan sfu.Event
@@ -27,12 +28,13 @@ type eventLog struct {
 	mu      sync.Mutex
 }
 
-func newEventLog(st *store.Store, logger *slog.Logger) *eventLog {
-	return &eventLog{st: st, log: logger, ch: make(chan sfu.Event, eventQueue), done: make(chan struct{})}
+// NewEventLog stores events in st; Start starts storing them.
+func NewEventLog(st *store.Store, logger *slog.Logger) *EventLog {
+	return &EventLog{st: st, log: logger, ch: make(chan sfu.Event, eventQueue), done: make(chan struct{})}
 }
 
 // Observe queues an event without waiting (sfu.Observer).
-func (l *eventLog) Observe(e sfu.Event) {
+func (l *EventLog) Observe(e sfu.Event) {
 	select {
 	case l.ch <- e:
 	default:
@@ -47,7 +49,7 @@ func (l *eventLog) Observe(e sfu.Event) {
 }
 
 // Start stores events until Stop.
-func (l *eventLog) Start() {
+func (l *EventLog) Start() {
 	l.mu.Lock()
 	l.started = true
 	l.mu.Unlock()
@@ -66,7 +68,7 @@ func (l *eventLog) Start() {
 }
 
 // Stop stores what is queued and returns; call it after the SFU stopped.
-func (l *eventLog) Stop() {
+func (l *EventLog) Stop() {
 	l.once.Do(func() { close(l.ch) })
 	l.mu.Lock()
 	started := l.started

@@ -1,0 +1,6 @@
+package jobs
+
+import "github.com/greffier/greffier/recorder"
+
+// The recorder records its tracks in the pipeline's catalog.
+var _ recorder.Catalog = (*Catalog)(nil)

@@ -1,0 +1,61 @@
+package meeting
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/internal/token"
+	"github.com/greffier/greffier/sfu"
+)
+
+func TestJoinsAdmitValidTokensOnTheMeetingClockAndRefuseTheRestAsTheSFUExpects(t *testing.T) {
+	t.Parallel()
+	for _, d := range dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st := openStore(t, d)
+			j := NewJoins(st)
+			m, err := st.CreateMeeting(ctx, "Conseil", "fr")
+			require.NoError(t, err)
+			for _, id := range []string{"tok_alice", "tok_bob1", "tok_bob2"} {
+				identity := map[string]string{"tok_alice": "alice", "tok_bob1": "bob", "tok_bob2": "bob"}[id]
+				require.NoError(t, st.AddJoinToken(ctx, store.JoinToken{ID: id, MeetingID: m.ID, Identity: identity,
+					ExpiresAt: time.Now().Add(time.Hour)}))
+			}
+			claims := func(id, identity string) token.Claims {
+				return token.Claims{ID: id, MeetingID: m.ID, Identity: identity, DisplayName: identity + " (display)"}
+			}
+
+			zero, err := j.Join(ctx, claims("tok_alice", "alice"))
+			require.NoError(t, err)
+			require.False(t, zero.IsZero())
+			again, err := j.Join(ctx, claims("tok_bob1", "bob"))
+			require.NoError(t, err)
+			require.True(t, zero.Equal(again), "the clock's zero is the first join")
+			ps, err := st.Participants(ctx, m.ID)
+			require.NoError(t, err)
+			require.Len(t, ps, 2)
+
+			_, err = st.RevokeJoinToken(ctx, m.ID, "tok_bob1")
+			require.NoError(t, err)
+			_, err = j.Join(ctx, claims("tok_bob1", "bob"))
+			require.ErrorIs(t, err, sfu.ErrTokenRevoked)
+			_, err = j.Join(ctx, claims("tok_bob2", "bob"))
+			require.NoError(t, err, "bob's other token still joins")
+
+			_, err = j.Join(ctx, token.Claims{ID: "tok_x", MeetingID: "mtg_nosuchmeeting", Identity: "eve"})
+			require.ErrorIs(t, err, sfu.ErrMeetingNotFound)
+
+			_, err = st.Transition(ctx, m.ID, store.MeetingEnded, "")
+			require.NoError(t, err)
+			_, err = j.Join(ctx, claims("tok_alice", "alice"))
+			require.ErrorIs(t, err, sfu.ErrMeetingClosed)
+			require.NoError(t, j.Leave(ctx, m.ID, "alice"))
+		})
+	}
+}
