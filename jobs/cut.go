@@ -28,9 +28,9 @@ type cutter struct {
 // keepFor is how far back a segment still open may reach: a whole segment
 // (30 s), the pause joined to it (2 s), the detector's lookahead (1 s), its
 // padding and the Ogg pre-skip, with a margin. The ring keeps at least
-// that, growing only while its oldest packet is that recent: 2,048 slots
+// that, growing only while its oldest packet is that recent: 2,048 entries
 // for 20 ms packets, a few dozen for a silent participant in DTX. Each
-// slot's buffer is reused, so keeping a packet allocates nothing once the
+// entry's buffer is reused, so keeping a packet allocates nothing once the
 // ring has gone round.
 const keepFor = 35_000 // ms
 

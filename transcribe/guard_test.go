@@ -105,7 +105,7 @@ func (j *asJobs) Calls() int {
 }
 
 // transcriberFunc is a backend whose behaviour a test scripts directly,
-// for what a network double cannot make exact (slots, probes, deadlines).
+// for what a network double cannot make exact (permits, probes, deadlines).
 type transcriberFunc func(ctx context.Context, req transcribe.Request) (transcribe.Result, error)
 
 func (f transcriberFunc) Transcribe(ctx context.Context, req transcribe.Request) (transcribe.Result, error) {
@@ -451,7 +451,7 @@ func TestGuardConcurrencyLimit(t *testing.T) {
 		return s.InFlight == 2 && s.Waiting == 3
 	}, 5*time.Second, time.Millisecond)
 
-	// A caller that gives up while waiting for a slot leaves at once, and
+	// A caller that gives up while waiting for a permit leaves at once, and
 	// says nothing about the backend.
 	ctx, cancel := context.WithCancel(t.Context())
 	waiting := make(chan error, 1)
@@ -540,7 +540,7 @@ func TestGuardConfig(t *testing.T) {
 	require.Equal(t, transcribe.DefaultBreakerCoolDown, transcribe.GuardConfig{BreakerCoolDown: -time.Second}.WithDefaults().BreakerCoolDown)
 }
 
-// BenchmarkGuardOverhead is what Guard adds to a call: slot, breaker,
+// BenchmarkGuardOverhead is what Guard adds to a call: permit, breaker,
 // deadline, answer check.
 func BenchmarkGuardOverhead(b *testing.B) {
 	res := transcribe.Result{Text: "a b", Words: []transcribe.Word{{Text: "a", End: time.Millisecond}, {Text: "b", Start: time.Millisecond, End: 2 * time.Millisecond}}}
