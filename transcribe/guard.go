@@ -422,8 +422,8 @@ func checkResult(res Result, audio time.Duration, expectSpeech bool) error {
 		return nil
 	}
 	var last time.Duration
-	for i, s := range res.Segments {
-		if err := check("segment", i, s.Text, s.Start, s.End, last); err != nil {
+	for i, s := range res.Phrases {
+		if err := check("phrase", i, s.Text, s.Start, s.End, last); err != nil {
 			return err
 		}
 		last = s.Start

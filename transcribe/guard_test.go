@@ -505,8 +505,8 @@ func TestGuardChecksEveryBackendsAnswer(t *testing.T) {
 		"words backwards": {Text: "a b", Words: []transcribe.Word{
 			{Text: "a", Start: 500 * time.Millisecond, End: 600 * time.Millisecond},
 			{Text: "b", Start: 100 * time.Millisecond, End: 200 * time.Millisecond}}},
-		"segment ends before it starts": {Text: "a", Segments: []transcribe.Segment{{Text: "a", Start: 500 * time.Millisecond, End: 100 * time.Millisecond}}},
-		"negative start":                {Text: "a", Words: []transcribe.Word{{Text: "a", Start: -time.Second, End: 0}}},
+		"phrase ends before it starts": {Text: "a", Phrases: []transcribe.Phrase{{Text: "a", Start: 500 * time.Millisecond, End: 100 * time.Millisecond}}},
+		"negative start":               {Text: "a", Words: []transcribe.Word{{Text: "a", Start: -time.Second, End: 0}}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
