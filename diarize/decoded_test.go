@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Through the real path: ffmpeg's Opus, our decoder, the Segmenter.
-func TestSegmenterOnDecodedOpus(t *testing.T) {
+// Through the real path: ffmpeg's Opus, our decoder, the VoiceDetector.
+func TestVoiceDetectorOnDecodedOpus(t *testing.T) {
 	t.Parallel()
 	ffmpeg, err := exec.LookPath("ffmpeg")
 	require.NoError(t, err, "this test needs ffmpeg on PATH")
@@ -28,7 +28,7 @@ func TestSegmenterOnDecodedOpus(t *testing.T) {
 	data, err := os.ReadFile(out)
 	require.NoError(t, err)
 
-	seg := diarize.NewSegmenter(diarize.SegmenterConfig{})
+	seg := diarize.NewVoiceDetector(diarize.VoiceDetectorConfig{})
 	var found []diarize.Speech
 	st, err := audio.DecodeWebM(context.Background(), bytes.NewReader(data), func(f []int16) error {
 		found = append(found, seg.Write(f)...)

@@ -1,6 +1,6 @@
 // Package diarize says who spoke when. Each Greffier participant has a
 // track of their own, so on those tracks "who" is given and the job is
-// voice activity: Segmenter finds the stretches of speech in one track's
+// voice activity: VoiceDetector finds the stretches of speech in one track's
 // PCM and cuts them, with a little padding, into segments short enough for
 // a transcription backend. Overlapping speech across participants survives
 // untouched, since every track is segmented alone.

@@ -11,12 +11,12 @@ import (
 	"github.com/greffier/greffier/internal/audio"
 )
 
-// A track is decoded frame by frame and fed to a Segmenter; each segment
+// A track is decoded frame by frame and fed to a VoiceDetector; each segment
 // that closes becomes a WAV for the transcription backend. Memory stays
 // bounded by one segment, whatever the track's length.
 func Example_track() {
 	speechWAVs := func(ctx context.Context, track io.Reader, put func(startMS int64, wav []byte) error) error {
-		seg := diarize.NewSegmenter(diarize.SegmenterConfig{})
+		seg := diarize.NewVoiceDetector(diarize.VoiceDetectorConfig{})
 		save := func(segs []diarize.Speech) error {
 			for _, sp := range segs {
 				var wav bytes.Buffer
@@ -42,13 +42,13 @@ func Example_track() {
 	_ = speechWAVs
 }
 
-func ExampleSegmenter() {
+func ExampleVoiceDetector() {
 	// Two seconds of quiet, one of a 200 Hz tone, two of quiet.
 	pcm := make([]int16, 5*audio.SampleRate)
 	for i := 2 * audio.SampleRate; i < 3*audio.SampleRate; i++ {
 		pcm[i] = int16(3000 * math.Sin(2*math.Pi*200*float64(i)/audio.SampleRate))
 	}
-	seg := diarize.NewSegmenter(diarize.SegmenterConfig{})
+	seg := diarize.NewVoiceDetector(diarize.VoiceDetectorConfig{})
 	var found []diarize.Speech
 	for i := 0; i < len(pcm); i += audio.FrameSamples {
 		found = append(found, seg.Write(pcm[i:i+audio.FrameSamples])...)

@@ -3,7 +3,7 @@ package diarize
 // Speech is one segment of speech found in a track, with its audio.
 type Speech struct {
 	// StartMS and EndMS bound the voiced stretch, without padding, in
-	// milliseconds from the start of the audio fed to the Segmenter.
+	// milliseconds from the start of the audio fed to the VoiceDetector.
 	StartMS, EndMS int64
 	// AudioStartMS and AudioEndMS bound the segment's audio, padding
 	// included: AudioStartMS is StartMS minus the padding, clamped at 0,

@@ -16,7 +16,7 @@ import (
 // path feeds it the stored packets and measures them. Not safe for
 // concurrent use.
 type cutter struct {
-	seg      *diarize.Segmenter
+	vad      *diarize.VoiceDetector
 	channels int
 	leveler  *audio.PacketLeveler // made at the first packet without a level
 	next     int64                // index of the next 20 ms frame to judge
@@ -28,9 +28,9 @@ type cutter struct {
 // keepFor is how far back a segment still open may reach: a whole segment
 // (30 s), the pause joined to it (2 s), the detector's lookahead (1 s), its
 // padding and the Ogg pre-skip, with a margin. The ring keeps at least
-// that, growing only while its oldest packet is that recent: 2,048 slots
+// that, growing only while its oldest packet is that recent: 2,048 entries
 // for 20 ms packets, a few dozen for a silent participant in DTX. Each
-// slot's buffer is reused, so keeping a packet allocates nothing once the
+// entry's buffer is reused, so keeping a packet allocates nothing once the
 // ring has gone round.
 const keepFor = 35_000 // ms
 
@@ -46,7 +46,7 @@ type cut struct {
 }
 
 func newCutter(channels int) *cutter {
-	return &cutter{seg: diarize.NewSegmenter(voiceActivity), channels: channels}
+	return &cutter{vad: diarize.NewVoiceDetector(voiceActivity), channels: channels}
 }
 
 // packet takes the next packet, at ms on the track's clock, with its RFC
@@ -72,14 +72,14 @@ func (c *cutter) packet(ms int64, data []byte, level int) ([]cut, error) {
 	}
 	var speech []diarize.Speech
 	for ; c.next < frame; c.next++ { // a hole: DTX or loss
-		speech = append(speech, c.seg.WriteLevel(-audio.SilenceLevel)...)
+		speech = append(speech, c.vad.WriteLevel(-audio.SilenceLevel)...)
 	}
 	frames := int64(1)
 	if s48, err := audio.PacketSamples48(data); err == nil && s48 >= 960 {
 		frames = int64(s48 / 960)
 	}
 	for ; frames > 0; frames-- {
-		speech = append(speech, c.seg.WriteLevel(-float64(level))...)
+		speech = append(speech, c.vad.WriteLevel(-float64(level))...)
 		c.next++
 	}
 	return c.cut(speech)
@@ -87,7 +87,7 @@ func (c *cutter) packet(ms int64, data []byte, level int) ([]cut, error) {
 
 // flush ends the track and returns the last segments.
 func (c *cutter) flush() ([]cut, error) {
-	return c.cut(c.seg.Flush())
+	return c.cut(c.vad.Flush())
 }
 
 const frameMS = 20

@@ -22,7 +22,7 @@ import (
 // style model hears a whole stretch of a turn at once (its window is 30 s)
 // and the pipeline's cost per segment (a blob, a row, a job, a request)
 // is paid about once per 20 s of speech rather than once per phrase.
-var voiceActivity = diarize.SegmenterConfig{MinSegment: 20 * time.Second, JoinPause: 2 * time.Second}
+var voiceActivity = diarize.VoiceDetectorConfig{MinSegment: 20 * time.Second, JoinPause: 2 * time.Second}
 
 // liveQueue bounds the speech segments waiting to be stored: past it, a
 // track falls back to the batch path rather than hold up the recorder.

@@ -81,7 +81,7 @@ type Config struct {
 	// Workers is how many non-transcription jobs run at once (default 4).
 	Workers int
 	// TranscribeWorkers is how many segments are sent to the backend at
-	// once (default 4): match it to the backend's slots.
+	// once (default 4): match it to the backend's concurrency.
 	TranscribeWorkers int
 	// MaxAttempts is how often a stage is tried before its unit is marked
 	// failed (default 8).

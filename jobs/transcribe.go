@@ -40,7 +40,7 @@ type transcribeWorker struct {
 	p *Pipeline
 }
 
-// Timeout leaves room for waiting for one of the guard's slots and for one
+// Timeout leaves room for waiting for one of the guard's permits and for one
 // slow answer (the guard's own deadline is shorter): ten minutes plus ten
 // times the audio.
 func (w *transcribeWorker) Timeout(job *river.Job[TranscribeArgs]) time.Duration {

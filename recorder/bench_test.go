@@ -43,7 +43,7 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 			}
 		}
 	}
-	for range 100 { // let slots grow to the stream's packet size
+	for range 100 { // let entries grow to the stream's packet size
 		step(1, 960)
 	}
 	allocs := testing.AllocsPerRun(1000, func() {

@@ -27,11 +27,11 @@ func TestSequencerKeepsEachPacketsLevel(t *testing.T) {
 	}
 	var got []int16
 	for {
-		sl, ok := s.pop()
+		e, ok := s.pop()
 		if !ok {
 			break
 		}
-		got = append(got, sl.level)
+		got = append(got, e.level)
 	}
 	require.Equal(t, []int16{30, -1, 90}, got[:3])
 
@@ -41,9 +41,9 @@ func TestSequencerKeepsEachPacketsLevel(t *testing.T) {
 	require.NoError(t, p.SetExtension(3, []byte{30}))
 	s.push(p, 0)
 	s.releaseAll()
-	sl, ok := s.pop()
+	e, ok := s.pop()
 	require.True(t, ok)
-	require.EqualValues(t, -1, sl.level)
+	require.EqualValues(t, -1, e.level)
 }
 
 func TestLevelReadingAllocatesNothing(t *testing.T) {

@@ -14,15 +14,15 @@ const (
 	// queueSize is how many in-order packets may wait for the spool
 	// goroutine (a power of two): 256 packets are 5 s of 20 ms audio, room
 	// for the burst that follows a network freeze. A disk that stalls
-	// longer costs recorded audio, never the SFU's read loop. Queue slots
+	// longer costs recorded audio, never the SFU's read loop. Queue entries
 	// get buffers only when a backlog first reaches them, and the queue
-	// restarts at slot 0 whenever it empties, so a track that never
-	// backs up holds buffers for a handful of slots, not 256.
+	// restarts at entry 0 whenever it empties, so a track that never
+	// backs up holds buffers for a handful of entries, not 256.
 	queueSize = 256
-	// slotCap is the payload capacity each slot starts with: typical
-	// WebRTC Opus packets are 60-250 bytes; a larger one grows its slot
-	// once and the slot keeps it.
-	slotCap = 256
+	// entryCap is the payload capacity each entry starts with: typical
+	// WebRTC Opus packets are 60-250 bytes; a larger one grows its entry
+	// once and the entry keeps it.
+	entryCap = 256
 	// maxPayload bounds a payload the recorder accepts: nothing larger
 	// fits in one UDP datagram on a normal path.
 	maxPayload = 1500
@@ -46,8 +46,8 @@ type Stats struct {
 	Lost int64
 }
 
-// slot holds one packet's payload in a buffer owned by the sequencer.
-type slot struct {
+// entry holds one packet's payload in a buffer owned by the sequencer.
+type entry struct {
 	buf     []byte
 	level   int16 // RFC 6464 level, 0 (loudest) to 127; -1 when the packet has none
 	seq     int64 // extended sequence number
@@ -108,11 +108,11 @@ type sequencer struct {
 	// packet carries both.
 	lostBefore, droppedBefore int64
 
-	window [windowSize]slot
+	window [windowSize]entry
 	// releasedSeq[i] is the last sequence number released from window
-	// slot i, so a copy arriving after its original tells as a duplicate.
+	// entry i, so a copy arriving after its original tells as a duplicate.
 	releasedSeq [windowSize]int64
-	queue       [queueSize]slot
+	queue       [queueSize]entry
 	qHead       int // index of the oldest queued packet
 	qLen        int
 
@@ -127,13 +127,13 @@ func newSequencer(clockRate uint32, pt uint8, slackTicks int64) *sequencer {
 		s.releasedSeq[i] = math.MinInt64
 	}
 	for i := range s.window {
-		s.window[i].buf = make([]byte, 0, slotCap)
+		s.window[i].buf = make([]byte, 0, entryCap)
 	}
 	return s
 }
 
 // push accepts one packet that arrived at now (unix ns). It copies what it
-// keeps and allocates nothing once slots have grown to the stream's sizes.
+// keeps and allocates nothing once entries have grown to the stream's sizes.
 func (s *sequencer) push(p *rtp.Packet, now int64) {
 	samples := opusSamples(p.Payload)
 	if samples == 0 || len(p.Payload) > maxPayload || (s.pt != 0 && p.PayloadType != s.pt) {
@@ -206,7 +206,7 @@ func (s *sequencer) push(p *rtp.Packet, now int64) {
 	if seq >= s.next+windowSize {
 		// Make room: whatever is missing below the new window is lost.
 		for i := 0; i < windowSize && s.next <= seq-windowSize; i++ {
-			s.releaseSlot(&s.window[s.next&(windowSize-1)])
+			s.releaseEntry(&s.window[s.next&(windowSize-1)])
 			s.next++
 		}
 		if s.next <= seq-windowSize {
@@ -216,25 +216,25 @@ func (s *sequencer) push(p *rtp.Packet, now int64) {
 	if seq > s.highSeq {
 		s.highSeq = seq
 	}
-	sl := &s.window[seq&(windowSize-1)]
-	if sl.present {
+	e := &s.window[seq&(windowSize-1)]
+	if e.present {
 		s.stats.Duplicate++
 		return
 	}
-	sl.present, sl.seq, sl.ts, sl.samples = true, seq, media, int32(samples)
-	sl.level = -1
+	e.present, e.seq, e.ts, e.samples = true, seq, media, int32(samples)
+	e.level = -1
 	if s.levelID != 0 {
 		if ext := p.GetExtension(s.levelID); len(ext) > 0 {
-			sl.level = int16(ext[0] & 0x7f)
+			e.level = int16(ext[0] & 0x7f)
 		}
 	}
-	sl.buf = append(sl.buf[:0], p.Payload...)
+	e.buf = append(e.buf[:0], p.Payload...)
 	for {
 		head := &s.window[s.next&(windowSize-1)]
 		if !head.present || head.seq != s.next {
 			break
 		}
-		s.releaseSlot(head)
+		s.releaseEntry(head)
 		s.next++
 	}
 }
@@ -259,31 +259,31 @@ func (s *sequencer) consistentSuspect(ts uint32, now int64) bool {
 // releaseAll moves every held packet to the queue in sequence order.
 func (s *sequencer) releaseAll() {
 	for i := 0; i < windowSize; i++ {
-		s.releaseSlot(&s.window[(s.next+int64(i))&(windowSize-1)])
+		s.releaseEntry(&s.window[(s.next+int64(i))&(windowSize-1)])
 	}
 	s.next += windowSize
 }
 
-// releaseSlot moves sl's packet, if any, to the queue by swapping buffers,
+// releaseEntry moves e's packet, if any, to the queue by swapping buffers,
 // so nothing is copied or allocated.
-func (s *sequencer) releaseSlot(sl *slot) {
-	if !sl.present {
+func (s *sequencer) releaseEntry(e *entry) {
+	if !e.present {
 		return
 	}
-	sl.present = false
-	s.releasedSeq[sl.seq&(windowSize-1)] = sl.seq
-	if s.haveRef && sl.seq > s.refSeq+1 {
+	e.present = false
+	s.releasedSeq[e.seq&(windowSize-1)] = e.seq
+	if s.haveRef && e.seq > s.refSeq+1 {
 		// Loss is skipped sequence numbers; DTX silence skips none. Each
 		// lost packet is taken to be as long as this one, and the loss
 		// can be no longer than the time it left empty: a jump in the
 		// numbering alone loses nothing.
-		missing := sl.seq - s.refSeq - 1
+		missing := e.seq - s.refSeq - 1
 		s.stats.Lost += missing
-		dur := int64(sl.samples) * s.rate / 48000
-		s.lostBefore += max(min(missing*dur, sl.ts-s.refEnd), 0)
+		dur := int64(e.samples) * s.rate / 48000
+		s.lostBefore += max(min(missing*dur, e.ts-s.refEnd), 0)
 	}
-	s.haveRef, s.refSeq, s.refEnd = true, sl.seq, sl.ts+int64(sl.samples)*s.rate/48000
-	if s.released && sl.ts <= s.lastTS {
+	s.haveRef, s.refSeq, s.refEnd = true, e.seq, e.ts+int64(e.samples)*s.rate/48000
+	if s.released && e.ts <= s.lastTS {
 		s.stats.BadTimestamp++
 		return
 	}
@@ -291,24 +291,24 @@ func (s *sequencer) releaseSlot(sl *slot) {
 		// Dropped here, the packet is as lost to the recording as one
 		// the network lost, and must be stated the same way.
 		s.stats.Overflow++
-		dur := int64(sl.samples) * s.rate / 48000
+		dur := int64(e.samples) * s.rate / 48000
 		s.lostBefore += dur
 		s.droppedBefore += dur
 		return
 	}
 	q := &s.queue[(s.qHead+s.qLen)&(queueSize-1)]
-	q.present, q.seq, q.ts, q.samples, q.level = true, sl.seq, sl.ts, sl.samples, sl.level
+	q.present, q.seq, q.ts, q.samples, q.level = true, e.seq, e.ts, e.samples, e.level
 	q.lost, s.lostBefore = s.lostBefore, 0
 	q.dropped, s.droppedBefore = s.droppedBefore, 0
-	q.buf, sl.buf = sl.buf, q.buf
+	q.buf, e.buf = e.buf, q.buf
 	s.qLen++
 	s.released = true
-	s.lastTS = sl.ts
+	s.lastTS = e.ts
 }
 
-// pop returns the oldest queued packet and frees its slot; the slot's
+// pop returns the oldest queued packet and frees its entry; the entry's
 // contents stay valid only while Writer.mu is held.
-func (s *sequencer) pop() (*slot, bool) {
+func (s *sequencer) pop() (*entry, bool) {
 	if s.qLen == 0 {
 		return nil, false
 	}
@@ -316,7 +316,7 @@ func (s *sequencer) pop() (*slot, bool) {
 	s.qHead = (s.qHead + 1) & (queueSize - 1)
 	s.qLen--
 	if s.qLen == 0 {
-		s.qHead = 0 // keep reusing the first slots' buffers
+		s.qHead = 0 // keep reusing the first entries' buffers
 	}
 	q.present = false
 	s.stats.Written++

@@ -53,7 +53,7 @@ type AdmissionTap interface {
 	CanRecord(ctx context.Context, t TrackInfo) error
 }
 
-// TrackInfo describes one published track segment.
+// TrackInfo describes one SSRC of a published track, recorded through one TrackTap.
 type TrackInfo struct {
 	MeetingID   string
 	Identity    string

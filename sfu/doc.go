@@ -34,7 +34,7 @@
 // (slower; Stats.PionSRTPSessions counts them, and a test fails if a pion
 // peer's session takes it). TrackTap.OpenTrack and Close run on the
 // session's goroutines; packets wait in order while a tap opens
-// (segment.go). Its throughput is in docs/benchmarks.md.
+// (ssrctap.go). Its throughput is in docs/benchmarks.md.
 // As RTP never reaches pion's ICE
 // agent, a peer's liveness rests on STUN: the agent checks the selected
 // pair every ICEKeepalive, well inside ICEDisconnectedTimeout. A track

@@ -165,7 +165,7 @@ func (in *inbound) trackFor(ssrc uint32) *publishedTrack {
 }
 
 // takes reports whether t takes a packet of ssrc now. A sender may move
-// its track to a new SSRC (the track then records a new segment), but
+// its track to a new SSRC (the track then opens a new TrackTap), but
 // only once the current one has fallen silent: two SSRCs interleaved
 // would open a recording and restart every listener's stream at each
 // packet. Called with in.mu held.

@@ -175,7 +175,7 @@ func TestMediaPathAllocatesNothing(t *testing.T) {
 	r := testRoom()
 	tr := speaker(r, "a", 1)
 	tr.stats, tr.levelID = &counters{}, 1
-	tr.seg = &segment{ssrc: 1, tap: &nopTap{}}
+	tr.cur = &ssrcTap{ssrc: 1, tap: &nopTap{}}
 	var dests []*slotTrack
 	for i := range 3 {
 		out := &outbound{}
@@ -241,7 +241,7 @@ func TestInboundMovesToANewSSRCOnlyOnceTheOldIsSilent(t *testing.T) {
 	require.Equal(t, uint64(11), tr.stats.srtp.Load(), "now the old SSRC is the stray one")
 	tr.finish()
 	tr.sess.wg.Wait()
-	require.Len(t, tap.tracks, 2, "one recorded segment per SSRC, not one per packet")
+	require.Len(t, tap.tracks, 2, "one recorded track per SSRC, not one per packet")
 	bySSRC := map[uint32][]uint16{}
 	for _, lt := range tap.tracks {
 		bySSRC[lt.info.SSRC] = lt.seqs

@@ -197,7 +197,7 @@ func benchTrack(b *testing.B, slots int) (*publishedTrack, []byte, []*countWrite
 	t := speaker(r, "a", 1)
 	t.levelID = 1
 	t.stats = &counters{}
-	t.seg = &segment{ssrc: 42, tap: &nopTap{}}
+	t.cur = &ssrcTap{ssrc: 42, tap: &nopTap{}}
 	var dests []*slotTrack
 	var ws []*countWriter
 	for range slots {
@@ -232,7 +232,7 @@ func BenchmarkHandle(b *testing.B) {
 	for b.Loop() {
 		t.receive(&pkt, raw, now, nil)
 	}
-	if ws[2].n == 0 || t.seg.tap.(*nopTap).n == 0 {
+	if ws[2].n == 0 || t.cur.tap.(*nopTap).n == 0 {
 		b.Fatal("nothing forwarded")
 	}
 }

@@ -22,7 +22,7 @@ func TestRotatingSpeakersCostAtMostAPacketPerSwitch(t *testing.T) {
 		tracks[i] = speaker(r, string(rune('a'+i)), uint64(i))
 		tracks[i].levelID = 1
 		tracks[i].stats = &counters{}
-		tracks[i].seg = &segment{ssrc: uint32(i + 1), tap: &nopTap{}}
+		tracks[i].cur = &ssrcTap{ssrc: uint32(i + 1), tap: &nopTap{}}
 	}
 	l := listenerWith(r, "listener", slots)
 	ws := make([]*countWriter, slots)

@@ -55,7 +55,7 @@ type publishedTrack struct {
 	// mu guards the rest: the packet path holds it for each packet, tap
 	// openers and the RTCP reporter take it too.
 	mu        sync.Mutex
-	seg       *segment // the recorded segment in progress
+	cur       *ssrcTap // the SSRC being recorded, and its tap
 	rx        reception
 	lastSR    lastSR
 	packets   uint64
@@ -223,14 +223,14 @@ func (t *publishedTrack) handle(pkt *rtp.Packet, b []byte, now time.Time, out *s
 	}
 }
 
-// giveSenderReport passes sr to tap if it is about the segment's SSRC and
+// giveSenderReport passes sr to tap if it is about the recorded SSRC and
 // the tap wants reports.
-func (t *publishedTrack) giveSenderReport(seg *segment, sr *senderReport) {
+func (t *publishedTrack) giveSenderReport(st *ssrcTap, sr *senderReport) {
 	t.pendingSR.CompareAndSwap(sr, nil)
-	if sr.ssrc != seg.ssrc {
+	if sr.ssrc != st.ssrc {
 		return
 	}
-	if srt, ok := seg.tap.(SenderReportTap); ok {
+	if srt, ok := st.tap.(SenderReportTap); ok {
 		srt.WriteSenderReport(sr.ntp, sr.rtpTime)
 	}
 }

@@ -85,7 +85,7 @@ func (s *slowTap) OpenTrack(ctx context.Context, info TrackInfo) (TrackTap, erro
 	return s.logTap.OpenTrack(ctx, info)
 }
 
-func TestSSRCChangeStartsNewTapSegment(t *testing.T) {
+func TestSSRCChangeStartsNewTap(t *testing.T) {
 	t.Parallel()
 	tap := &slowTap{release: make(chan struct{})}
 	tr := tapTrack(tap)
@@ -128,7 +128,7 @@ func TestOpenTapTakesPacketsDirectly(t *testing.T) {
 	require.Eventually(t, func() bool {
 		tr.mu.Lock()
 		defer tr.mu.Unlock()
-		return tr.seg.tap != nil
+		return tr.cur.tap != nil
 	}, 5*time.Second, time.Millisecond)
 	tr.receive(&pkt, raw(t, 7, 2), now.Add(20*time.Millisecond), nil)
 	tap.mu.Lock()

@@ -107,11 +107,11 @@ func parseAnswer(body []byte, audio time.Duration, language string) (Result, err
 		if err != nil {
 			return Result{}, fmt.Errorf("%w: segment %d %q: %w", ErrBadAnswer, i, s.Text, err)
 		}
-		res.Segments = append(res.Segments, Segment{Text: strings.TrimSpace(s.Text), Start: start, End: end})
+		res.Phrases = append(res.Phrases, Phrase{Text: strings.TrimSpace(s.Text), Start: start, End: end})
 	}
 	if res.Text == "" {
-		parts := make([]string, 0, len(res.Segments))
-		for _, s := range res.Segments {
+		parts := make([]string, 0, len(res.Phrases))
+		for _, s := range res.Phrases {
 			parts = append(parts, s.Text)
 		}
 		res.Text = strings.Join(parts, " ")
@@ -240,17 +240,17 @@ func mergeTokens(tokens []wireWord) []wireWord {
 	return out
 }
 
-// estimateWords spreads each segment's words over its time in proportion to
+// estimateWords spreads each phrase's words over its time in proportion to
 // their length in runes (plus one for the space after each), the best a
-// transcript without word times allows. Without segments the whole text is
+// transcript without word times allows. Without phrases the whole text is
 // spread over the whole audio.
 func estimateWords(res Result, audio time.Duration) []Word {
-	segs := res.Segments
-	if len(segs) == 0 && res.Text != "" {
-		segs = []Segment{{Text: res.Text, Start: 0, End: min(res.Duration, audio)}}
+	phrases := res.Phrases
+	if len(phrases) == 0 && res.Text != "" {
+		phrases = []Phrase{{Text: res.Text, Start: 0, End: min(res.Duration, audio)}}
 	}
 	var out []Word
-	for _, s := range segs {
+	for _, s := range phrases {
 		fields := strings.Fields(s.Text)
 		total := len(fields) - 1
 		for _, f := range fields {

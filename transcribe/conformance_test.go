@@ -174,10 +174,10 @@ func runConformance(t *testing.T, tr transcribe.Transcriber, speech conformanceS
 			last = w.Start
 		}
 		last = 0
-		for i, s := range res.Segments {
-			require.GreaterOrEqual(t, s.Start, last, "segment %d", i)
-			require.LessOrEqual(t, s.Start, s.End, "segment %d", i)
-			require.LessOrEqual(t, s.End, audio, "segment %d", i)
+		for i, s := range res.Phrases {
+			require.GreaterOrEqual(t, s.Start, last, "phrase %d", i)
+			require.LessOrEqual(t, s.Start, s.End, "phrase %d", i)
+			require.LessOrEqual(t, s.End, audio, "phrase %d", i)
 			last = s.Start
 		}
 		require.InDelta(t, audio, res.Duration, float64(500*time.Millisecond), "duration")
@@ -188,8 +188,8 @@ func runConformance(t *testing.T, tr transcribe.Transcriber, speech conformanceS
 		res, err := tr.Transcribe(t.Context(), transcribe.Request{Audio: speech.audio, Language: "en", ExpectSpeech: speech.heard})
 		require.NoError(t, err)
 		checkShape(t, res, audio)
-		t.Logf("%s (%v): %q, language %q, %d words (estimated: %v), %d segments",
-			speech.what, audio, res.Text, res.Language, len(res.Words), res.WordsEstimated, len(res.Segments))
+		t.Logf("%s (%v): %q, language %q, %d words (estimated: %v), %d phrases",
+			speech.what, audio, res.Text, res.Language, len(res.Words), res.WordsEstimated, len(res.Phrases))
 		if !speech.heard {
 			t.Logf("%s cannot be understood by a real model: only the answer's shape was checked", speech.what)
 			return

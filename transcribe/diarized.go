@@ -162,11 +162,11 @@ func parseDiarized(body []byte, audio time.Duration, language string) (Result, e
 		if speaker == "" {
 			return Result{}, fmt.Errorf("%w: segment %d %q has no speaker", ErrBadAnswer, i, s.Text)
 		}
-		res.Segments = append(res.Segments, Segment{Text: strings.TrimSpace(s.Text), Start: start, End: end, Speaker: speaker})
+		res.Phrases = append(res.Phrases, Phrase{Text: strings.TrimSpace(s.Text), Start: start, End: end, Speaker: speaker})
 	}
 	if res.Text == "" {
-		parts := make([]string, 0, len(res.Segments))
-		for _, s := range res.Segments {
+		parts := make([]string, 0, len(res.Phrases))
+		for _, s := range res.Phrases {
 			parts = append(parts, s.Text)
 		}
 		res.Text = strings.Join(parts, " ")

@@ -44,13 +44,13 @@ func TestDiarizedSpeakers(t *testing.T) {
 	require.Equal(t, "alpha bravo xray five charlie", res.Text)
 	require.Equal(t, "en", res.Language)
 	require.Equal(t, 4*time.Second, res.Duration)
-	require.Len(t, res.Segments, 3)
-	for i, want := range []transcribe.Segment{
+	require.Len(t, res.Phrases, 3)
+	for i, want := range []transcribe.Phrase{
 		{Text: "alpha bravo", Start: 500 * time.Millisecond, End: 1200 * time.Millisecond, Speaker: "A"},
 		{Text: "xray five", Start: 1300 * time.Millisecond, End: 2000 * time.Millisecond, Speaker: "B"},
 		{Text: "charlie", Start: 3 * time.Second, End: 3300 * time.Millisecond, Speaker: "A"},
 	} {
-		got := res.Segments[i]
+		got := res.Phrases[i]
 		require.Equal(t, want.Text, got.Text)
 		require.Equal(t, want.Speaker, got.Speaker)
 		require.InDelta(t, want.Start, got.Start, float64(20*time.Millisecond))
@@ -59,7 +59,7 @@ func TestDiarizedSpeakers(t *testing.T) {
 	require.True(t, res.WordsEstimated)
 	require.Len(t, res.Words, 5)
 	require.Equal(t, "xray", res.Words[2].Text)
-	require.GreaterOrEqual(t, res.Words[2].Start, res.Segments[1].Start)
+	require.GreaterOrEqual(t, res.Words[2].Start, res.Phrases[1].Start)
 
 	got := b.srv.Received()[0]
 	require.Equal(t, "diarized_json", got.ResponseFormat)
@@ -82,8 +82,8 @@ func TestDiarizedKnownSpeakersAndLongAudio(t *testing.T) {
 		},
 	})
 	require.NoError(t, err)
-	speakers := make([]string, len(res.Segments))
-	for i, s := range res.Segments {
+	speakers := make([]string, len(res.Phrases))
+	for i, s := range res.Phrases {
 		speakers[i] = s.Speaker
 	}
 	require.Equal(t, []string{"Leo", "Zoe", "Leo"}, speakers)
@@ -121,7 +121,7 @@ func TestDiarizedMisbehaviours(t *testing.T) {
 			res, err := jobs.Transcribe(t.Context(), transcribe.Request{Audio: audio, ExpectSpeech: true})
 			require.NoError(t, err)
 			require.Equal(t, "alpha bravo xray five charlie", res.Text)
-			require.Len(t, res.Segments, 3)
+			require.Len(t, res.Phrases, 3)
 			require.Equal(t, tc.requests, b.srv.Requests())
 			require.Equal(t, tc.requests, jobs.Calls(), "one request per call")
 		})

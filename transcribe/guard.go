@@ -73,7 +73,7 @@ type GuardConfig struct {
 	// Name names the backend in errors and logs. Default: DefaultGuardName.
 	Name string
 	// Concurrency is how many calls may be in flight at once; more wait
-	// for a slot (or for their context). Default: DefaultGuardConcurrency.
+	// for a permit (or for their context). Default: DefaultGuardConcurrency.
 	Concurrency int
 	// TimeoutBase and TimeoutFactor bound each attempt: base + factor x
 	// the audio's duration. Defaults: DefaultTimeoutBase and
@@ -180,7 +180,7 @@ type GuardStats struct {
 	OpenUntil time.Time
 	// ConsecutiveFailures is the count of failed attempts in a row.
 	ConsecutiveFailures int
-	// InFlight are attempts running; Waiting are calls waiting for a slot.
+	// InFlight are attempts running; Waiting are calls waiting for a permit.
 	InFlight, Waiting int
 	// Calls are Transcribe calls; Attempts are calls to the backend (at
 	// most one per Transcribe); Successes and Failures are calls that
@@ -208,9 +208,9 @@ type GuardStats struct {
 // a refusal or a bad transcript, shows it is up. A cancelled caller
 // counts as neither.
 type Guard struct {
-	inner Transcriber
-	cfg   GuardConfig
-	slots chan struct{}
+	inner   Transcriber
+	cfg     GuardConfig
+	permits chan struct{} // one per call in flight, up to Concurrency
 
 	mu          sync.Mutex
 	state       BreakerState
@@ -227,7 +227,7 @@ var _ Transcriber = (*Guard)(nil)
 // configuration with cfg.Validate first.
 func NewGuard(inner Transcriber, cfg GuardConfig) *Guard {
 	cfg = cfg.WithDefaults()
-	return &Guard{inner: inner, cfg: cfg, slots: make(chan struct{}, cfg.Concurrency)}
+	return &Guard{inner: inner, cfg: cfg, permits: make(chan struct{}, cfg.Concurrency)}
 }
 
 // Stats returns a snapshot of the guard's state and counters.
@@ -274,7 +274,7 @@ func (g *Guard) Transcribe(ctx context.Context, req Request) (Result, error) {
 	return Result{}, fmt.Errorf("transcribe: %s: %w", g.cfg.Name, err)
 }
 
-// attempt makes one call to the backend, holding a slot for just that
+// attempt makes one call to the backend, holding a permit for just that
 // call.
 func (g *Guard) attempt(ctx context.Context, req Request, audio time.Duration) (Result, error) {
 	if _, err := g.admit(false); err != nil {
@@ -282,13 +282,13 @@ func (g *Guard) attempt(ctx context.Context, req Request, audio time.Duration) (
 	}
 	g.count(func(s *GuardStats) { s.Waiting++ })
 	select {
-	case g.slots <- struct{}{}:
+	case g.permits <- struct{}{}:
 		g.count(func(s *GuardStats) { s.Waiting-- })
 	case <-ctx.Done():
 		g.count(func(s *GuardStats) { s.Waiting-- })
-		return Result{}, fmt.Errorf("waiting for a free slot: %w", context.Cause(ctx))
+		return Result{}, fmt.Errorf("waiting for a free permit: %w", context.Cause(ctx))
 	}
-	defer func() { <-g.slots }()
+	defer func() { <-g.permits }()
 	// Admit again: the breaker may have opened while this call waited,
 	// and only now does it claim the half-open probe.
 	probe, err := g.admit(true)
@@ -315,7 +315,7 @@ func (g *Guard) attempt(ctx context.Context, req Request, audio time.Duration) (
 	return res, err
 }
 
-// admit applies the breaker. Only a call holding a slot (claim) may
+// admit applies the breaker. Only a call holding a permit (claim) may
 // become the half-open probe; probe says it did.
 func (g *Guard) admit(claim bool) (probe bool, err error) {
 	g.mu.Lock()
@@ -422,8 +422,8 @@ func checkResult(res Result, audio time.Duration, expectSpeech bool) error {
 		return nil
 	}
 	var last time.Duration
-	for i, s := range res.Segments {
-		if err := check("segment", i, s.Text, s.Start, s.End, last); err != nil {
+	for i, s := range res.Phrases {
+		if err := check("phrase", i, s.Text, s.Start, s.End, last); err != nil {
 			return err
 		}
 		last = s.Start

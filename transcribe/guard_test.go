@@ -105,7 +105,7 @@ func (j *asJobs) Calls() int {
 }
 
 // transcriberFunc is a backend whose behaviour a test scripts directly,
-// for what a network double cannot make exact (slots, probes, deadlines).
+// for what a network double cannot make exact (permits, probes, deadlines).
 type transcriberFunc func(ctx context.Context, req transcribe.Request) (transcribe.Result, error)
 
 func (f transcriberFunc) Transcribe(ctx context.Context, req transcribe.Request) (transcribe.Result, error) {
@@ -451,7 +451,7 @@ func TestGuardConcurrencyLimit(t *testing.T) {
 		return s.InFlight == 2 && s.Waiting == 3
 	}, 5*time.Second, time.Millisecond)
 
-	// A caller that gives up while waiting for a slot leaves at once, and
+	// A caller that gives up while waiting for a permit leaves at once, and
 	// says nothing about the backend.
 	ctx, cancel := context.WithCancel(t.Context())
 	waiting := make(chan error, 1)
@@ -505,8 +505,8 @@ func TestGuardChecksEveryBackendsAnswer(t *testing.T) {
 		"words backwards": {Text: "a b", Words: []transcribe.Word{
 			{Text: "a", Start: 500 * time.Millisecond, End: 600 * time.Millisecond},
 			{Text: "b", Start: 100 * time.Millisecond, End: 200 * time.Millisecond}}},
-		"segment ends before it starts": {Text: "a", Segments: []transcribe.Segment{{Text: "a", Start: 500 * time.Millisecond, End: 100 * time.Millisecond}}},
-		"negative start":                {Text: "a", Words: []transcribe.Word{{Text: "a", Start: -time.Second, End: 0}}},
+		"phrase ends before it starts": {Text: "a", Phrases: []transcribe.Phrase{{Text: "a", Start: 500 * time.Millisecond, End: 100 * time.Millisecond}}},
+		"negative start":               {Text: "a", Words: []transcribe.Word{{Text: "a", Start: -time.Second, End: 0}}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -540,7 +540,7 @@ func TestGuardConfig(t *testing.T) {
 	require.Equal(t, transcribe.DefaultBreakerCoolDown, transcribe.GuardConfig{BreakerCoolDown: -time.Second}.WithDefaults().BreakerCoolDown)
 }
 
-// BenchmarkGuardOverhead is what Guard adds to a call: slot, breaker,
+// BenchmarkGuardOverhead is what Guard adds to a call: permit, breaker,
 // deadline, answer check.
 func BenchmarkGuardOverhead(b *testing.B) {
 	res := transcribe.Result{Text: "a b", Words: []transcribe.Word{{Text: "a", End: time.Millisecond}, {Text: "b", Start: time.Millisecond, End: 2 * time.Millisecond}}}

@@ -188,7 +188,7 @@ func NewKyutai(cfg KyutaiConfig) (*Kyutai, error) {
 // Transcribe streams req's audio to the server faster than real time, as
 // fast as the server's back-pressure allows, and returns the checked
 // words. A WAV is resampled from 16 to 24 kHz on the way; Ogg Opus is
-// decoded straight to 24 kHz. Segments stay empty: the server groups
+// decoded straight to 24 kHz. Phrases stay empty: the server groups
 // nothing. Errors are *HTTPError when the server refused the handshake
 // (401: not Temporary), broke the stream (a *KyutaiError inside) or did
 // not answer; wrap ErrKyutaiBusy when no channel came free before the

@@ -192,8 +192,8 @@ func TestDiarizedOggOpus(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.Equal(t, sp.length, res.Duration)
-	require.Len(t, res.Segments, 2)
-	for i, s := range res.Segments {
+	require.Len(t, res.Phrases, 2)
+	for i, s := range res.Phrases {
 		require.Equal(t, "Alice", s.Speaker, "named from her Ogg Opus clip")
 		require.InDelta(t, []time.Duration{sp.words[0].Start, sp.words[4].Start}[i], s.Start, float64(30*time.Millisecond))
 	}

@@ -63,7 +63,7 @@ type OpenAIConfig struct {
 	// ErrInvalidRequest. Default: DefaultMaxUpload.
 	MaxUpload int
 	// Diarized asks for response_format=diarized_json, for models that
-	// label speakers (OpenAI's gpt-4o-transcribe-diarize): Segments get a
+	// label speakers (OpenAI's gpt-4o-transcribe-diarize): Phrases get a
 	// Speaker, Words are estimated from them, Prompt is not sent, and
 	// Request.KnownSpeakers are sent as named reference clips. Default:
 	// false, verbose_json with word times.

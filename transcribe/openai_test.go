@@ -88,7 +88,7 @@ func TestOpenAIQuirks(t *testing.T) {
 			cfg: func(s *transcribetest.Server) transcribe.OpenAIConfig {
 				return transcribe.OpenAIConfig{BaseURL: s.BaseURL(), Model: "openai/whisper-large-v3"}
 			},
-			// Spread by length over the segment: charlie is longer than
+			// Spread by length over the phrase: charlie is longer than
 			// alpha in letters, not in tone.
 			tol:       150 * time.Millisecond,
 			estimated: true,
@@ -107,11 +107,11 @@ func TestOpenAIQuirks(t *testing.T) {
 			require.Equal(t, 4*time.Second, res.Duration)
 			require.Equal(t, tc.estimated, res.WordsEstimated)
 			requireWords(t, want, res.Words, tc.tol)
-			require.Len(t, res.Segments, 2)
-			require.Equal(t, "alpha bravo charlie", res.Segments[0].Text)
-			require.InDelta(t, 500*time.Millisecond, res.Segments[0].Start, float64(20*time.Millisecond))
-			require.InDelta(t, 1600*time.Millisecond, res.Segments[0].End, float64(20*time.Millisecond))
-			require.Equal(t, "november xray", res.Segments[1].Text)
+			require.Len(t, res.Phrases, 2)
+			require.Equal(t, "alpha bravo charlie", res.Phrases[0].Text)
+			require.InDelta(t, 500*time.Millisecond, res.Phrases[0].Start, float64(20*time.Millisecond))
+			require.InDelta(t, 1600*time.Millisecond, res.Phrases[0].End, float64(20*time.Millisecond))
+			require.Equal(t, "november xray", res.Phrases[1].Text)
 			for _, w := range res.Words {
 				require.LessOrEqual(t, w.Start, w.End)
 			}

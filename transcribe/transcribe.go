@@ -43,7 +43,7 @@ type Request struct {
 
 // KnownSpeaker is a voice a diarizing backend may recognise.
 type KnownSpeaker struct {
-	// Name is the label the backend gives that voice's segments.
+	// Name is the label the backend gives that voice's phrases.
 	Name string
 	// Audio is a 2 to 10 s WAV or Ogg Opus file of that voice alone.
 	Audio []byte
@@ -55,8 +55,9 @@ type Word struct {
 	Start, End time.Duration
 }
 
-// Segment is a stretch of text the backend grouped, times as for Word.
-type Segment struct {
+// Phrase is a stretch of text the backend grouped (its "segment"), times
+// as for Word.
+type Phrase struct {
 	Text       string
 	Start, End time.Duration
 	// Speaker is the voice's label from a diarizing backend ("A", "B",
@@ -73,10 +74,10 @@ type Result struct {
 	Text     string
 	// Duration is the audio's length as the backend measured it.
 	Duration time.Duration
-	Segments []Segment
+	Phrases  []Phrase
 	Words    []Word
 	// WordsEstimated is true when the backend gave no word times (vLLM,
-	// OpenAI's gpt-4o models) and Words were spread over their segments'
+	// OpenAI's gpt-4o models) and Words were spread over their phrases'
 	// times in proportion to their length: good to a few hundred
 	// milliseconds, enough to place words in minutes, not to cut audio.
 	WordsEstimated bool

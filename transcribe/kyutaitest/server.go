@@ -509,7 +509,7 @@ func (ss *session) process(ctx context.Context) error {
 			return nil
 		}
 		if stepDur > 0 {
-			// A server at a fixed speed: a step never starts before its slot,
+			// A server at a fixed speed: a step never starts before its time,
 			// and idle time is not banked.
 			pace = later(pace.Add(stepDur), time.Now())
 			if err := sleepUntil(ctx, pace); err != nil {

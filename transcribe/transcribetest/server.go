@@ -106,7 +106,7 @@ type Options struct {
 	// than real time, audio length / Speed after the request was read
 	// (Speed 20 answers a 10 s segment after 500 ms), however long the
 	// double itself took to find the words. Requests are served in
-	// parallel, each at this speed: a server with several slots. With
+	// parallel, each at this speed: a server with several workers. With
 	// Delay as well, the answer waits for both. Default: 0, answer as
 	// soon as the words are found.
 	Speed float64

@@ -16,7 +16,7 @@ const (
 	framesPerSecond = sampleRate / frameSamples
 )
 
-// Defaults for SegmenterConfig.
+// Defaults for VoiceDetectorConfig.
 const (
 	DefaultHangover     = 400 * time.Millisecond
 	DefaultMinSpeech    = 150 * time.Millisecond
@@ -29,9 +29,9 @@ const (
 	DefaultJoinPause    = 2 * time.Second
 )
 
-// SegmenterConfig tunes voice activity. Durations are rounded up to whole
+// VoiceDetectorConfig tunes voice activity. Durations are rounded up to whole
 // 20 ms frames. The zero value means all defaults.
-type SegmenterConfig struct {
+type VoiceDetectorConfig struct {
 	// Hangover is how long silence must last for speech to be over;
 	// shorter pauses stay inside one segment. Default 400 ms.
 	Hangover time.Duration
@@ -72,7 +72,7 @@ type SegmenterConfig struct {
 }
 
 // WithDefaults returns a copy with every zero field set to its default.
-func (c SegmenterConfig) WithDefaults() SegmenterConfig {
+func (c VoiceDetectorConfig) WithDefaults() VoiceDetectorConfig {
 	set := func(d *time.Duration, def time.Duration) {
 		if *d == 0 {
 			*d = def
@@ -95,8 +95,8 @@ func (c SegmenterConfig) WithDefaults() SegmenterConfig {
 }
 
 // Validate reports what is wrong with a config after WithDefaults, naming
-// the field. Call it at startup: NewSegmenter cannot return an error.
-func (c SegmenterConfig) Validate() error {
+// the field. Call it at startup: NewVoiceDetector cannot return an error.
+func (c VoiceDetectorConfig) Validate() error {
 	c = c.WithDefaults()
 	var errs []error
 	for _, d := range []struct {
@@ -149,13 +149,13 @@ func frames(d time.Duration) int {
 // noise is not taken for speech, nor speech from the first instant missed.
 const lookahead = framesPerSecond
 
-// Segmenter finds speech in one speaker's track: per 20 ms frame, a level
+// VoiceDetector finds speech in one speaker's track: per 20 ms frame, a level
 // above an adaptive noise floor counts as voiced; voiced stretches joined
 // across pauses shorter than the hangover, long enough and padded, become
 // segments. It is streaming: memory is bounded by MaxSegment, and nothing
 // is allocated per frame except the audio of a segment that closes. A
-// Segmenter is not safe for concurrent use.
-type Segmenter struct {
+// VoiceDetector is not safe for concurrent use.
+type VoiceDetector struct {
 	hang, join, minSpeech, padFrames, search int // in frames
 	padSamples, maxSamples, minSamples       int64
 	marginDB, minLevelDB                     float64
@@ -183,14 +183,14 @@ type Segmenter struct {
 	continued  bool  // the open stretch continues one cut at MaxSegment
 }
 
-// NewSegmenter returns a Segmenter for cfg completed with WithDefaults. A
+// NewVoiceDetector returns a VoiceDetector for cfg completed with WithDefaults. A
 // config that Validate rejects is replaced by the defaults entirely.
-func NewSegmenter(cfg SegmenterConfig) *Segmenter {
+func NewVoiceDetector(cfg VoiceDetectorConfig) *VoiceDetector {
 	if cfg.Validate() != nil {
-		cfg = SegmenterConfig{}
+		cfg = VoiceDetectorConfig{}
 	}
 	cfg = cfg.WithDefaults()
-	s := &Segmenter{
+	s := &VoiceDetector{
 		hang:         frames(cfg.Hangover),
 		join:         frames(cfg.Hangover),
 		minSpeech:    frames(cfg.MinSpeech),
@@ -216,7 +216,7 @@ func NewSegmenter(cfg SegmenterConfig) *Segmenter {
 	return s
 }
 
-func (s *Segmenter) reset() {
+func (s *VoiceDetector) reset() {
 	s.meter = levelMeter{}
 	s.floor = newNoiseFloor(s.windowFrames, s.minLevelDB-s.marginDB)
 	s.npend, s.n, s.decided, s.samples, s.bufAt = 0, 0, 0, 0, 0
@@ -227,7 +227,7 @@ func (s *Segmenter) reset() {
 // Write feeds the next PCM (16 kHz mono), normally one 20 ms frame; any
 // length works, split into frames internally. It returns the segments that
 // closed, usually none. Decisions lag the audio by a second (lookahead).
-func (s *Segmenter) Write(pcm []int16) []Speech {
+func (s *VoiceDetector) Write(pcm []int16) []Speech {
 	var out []Speech
 	if s.npend == 0 && len(pcm) == frameSamples {
 		return s.frame(out, pcm)
@@ -245,9 +245,9 @@ func (s *Segmenter) Write(pcm []int16) []Speech {
 }
 
 // Flush ends the audio: it judges the frames still in the lookahead,
-// closes the open stretch, if any, and returns what closed. The Segmenter
+// closes the open stretch, if any, and returns what closed. The VoiceDetector
 // then starts afresh, for another track.
-func (s *Segmenter) Flush() []Speech {
+func (s *VoiceDetector) Flush() []Speech {
 	var out []Speech
 	if s.npend > 0 {
 		out = s.frame(out, s.pend[:s.npend])
@@ -273,8 +273,8 @@ func appendSpeech(out []Speech, sp *Speech) []Speech {
 // as a sender's RFC 6464 audio level gives it (-127 dBov and below, or
 // -Inf, is silence): voice activity without the audio. Segments found
 // this way carry no PCM, only the times of the audio they cover. A
-// Segmenter is fed either by Write or by WriteLevel, not both.
-func (s *Segmenter) WriteLevel(db float64) []Speech {
+// VoiceDetector is fed either by Write or by WriteLevel, not both.
+func (s *VoiceDetector) WriteLevel(db float64) []Speech {
 	zero := db <= -127
 	if zero {
 		db = math.Inf(-1)
@@ -284,13 +284,13 @@ func (s *Segmenter) WriteLevel(db float64) []Speech {
 
 // frame takes one frame (short only at the very end), and judges the frame
 // that has now had its lookahead.
-func (s *Segmenter) frame(out []Speech, f []int16) []Speech {
+func (s *VoiceDetector) frame(out []Speech, f []int16) []Speech {
 	db, zero := s.meter.level(f)
 	return s.push(out, db, zero, f, len(f))
 }
 
 // push adds one frame of n samples at level db (its audio f, if known).
-func (s *Segmenter) push(out []Speech, db float64, zero bool, f []int16, n int) []Speech {
+func (s *VoiceDetector) push(out []Speech, db float64, zero bool, f []int16, n int) []Speech {
 	if zero {
 		// Gaps in a recording are digital silence: they say the background
 		// is quiet, but no quieter than the floor that puts the threshold
@@ -313,7 +313,7 @@ func (s *Segmenter) push(out []Speech, db float64, zero bool, f []int16, n int) 
 }
 
 // decide judges the next frame and moves the stretch state along.
-func (s *Segmenter) decide() *Speech {
+func (s *VoiceDetector) decide() *Speech {
 	i := s.decided
 	s.decided++
 	db := s.levels[i-s.bufAt]
@@ -342,13 +342,13 @@ func (s *Segmenter) decide() *Speech {
 
 // long reports whether the open stretch holds MinSegment of audio, so a
 // pause of Hangover may end it.
-func (s *Segmenter) long() bool {
+func (s *VoiceDetector) long() bool {
 	return int64(s.last+1)*frameSamples-s.audioStart >= s.minSamples
 }
 
 // keepPadding forgets buffered frames before what the next onset after
 // frame i may need as leading padding.
-func (s *Segmenter) keepPadding(i int) {
+func (s *VoiceDetector) keepPadding(i int) {
 	if extra := i + 1 - s.padFrames - s.bufAt; extra > 0 {
 		s.dropFrames(extra)
 	}
@@ -358,7 +358,7 @@ func (s *Segmenter) keepPadding(i int) {
 // its trailing padding: at the quietest frame within CutSearch before the
 // limit. The first part ends there without trailing padding and the rest
 // starts there without leading padding, so no audio is lost or doubled.
-func (s *Segmenter) maybeCut(i int) *Speech {
+func (s *VoiceDetector) maybeCut(i int) *Speech {
 	if int64(i+1)*frameSamples+s.padSamples-s.audioStart <= s.maxSamples {
 		return nil
 	}
@@ -380,7 +380,7 @@ func (s *Segmenter) maybeCut(i int) *Speech {
 // close ends the open stretch at its last voiced frame, with trailing
 // padding as far as the audio goes, and drops it if it is too short to be
 // speech.
-func (s *Segmenter) close() *Speech {
+func (s *VoiceDetector) close() *Speech {
 	voicedEnd := s.last + 1
 	if !s.continued && voicedEnd-s.start < s.minSpeech {
 		return nil
@@ -390,7 +390,7 @@ func (s *Segmenter) close() *Speech {
 
 // emit copies the open stretch's audio up to sample audioEnd (or the end
 // of the audio) into a segment for the voiced frames [start, end).
-func (s *Segmenter) emit(start, end int, audioEnd int64) *Speech {
+func (s *VoiceDetector) emit(start, end int, audioEnd int64) *Speech {
 	audioEnd = min(audioEnd, s.samples)
 	sp := &Speech{
 		StartMS:      int64(start * frameMS),
@@ -406,7 +406,7 @@ func (s *Segmenter) emit(start, end int, audioEnd int64) *Speech {
 }
 
 // dropFrames forgets the k oldest buffered frames.
-func (s *Segmenter) dropFrames(k int) {
+func (s *VoiceDetector) dropFrames(k int) {
 	k = min(k, len(s.levels))
 	s.buf = s.buf[min(k*frameSamples, len(s.buf)):]
 	s.levels = s.levels[k:]

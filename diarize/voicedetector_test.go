@@ -55,9 +55,9 @@ func (s *signal) add(i int, v float64) {
 }
 
 // segment feeds pcm in chunks of the given size and flushes.
-func segment(t *testing.T, cfg SegmenterConfig, pcm []int16, chunk int) []Speech {
+func detect(t *testing.T, cfg VoiceDetectorConfig, pcm []int16, chunk int) []Speech {
 	t.Helper()
-	s := NewSegmenter(cfg)
+	s := NewVoiceDetector(cfg)
 	var out []Speech
 	for len(pcm) > 0 {
 		n := min(chunk, len(pcm))
@@ -95,7 +95,7 @@ func requireSpans(t *testing.T, want []span, got []Speech, tolMS int64) {
 	}
 }
 
-func TestSegmenterFindsTonesInSilenceAndNoise(t *testing.T) {
+func TestVoiceDetectorFindsTonesInSilenceAndNoise(t *testing.T) {
 	t.Parallel()
 	tones := []span{{1000, 2500}, {4000, 4600}, {6020, 9000}}
 	cases := []struct {
@@ -118,14 +118,14 @@ func TestSegmenterFindsTonesInSilenceAndNoise(t *testing.T) {
 			for _, tn := range tones {
 				sig.tone(int(tn.startMS), int(tn.endMS), 440, tc.toneDB)
 			}
-			segs := segment(t, SegmenterConfig{}, sig.pcm, frameSamples)
+			segs := detect(t, VoiceDetectorConfig{}, sig.pcm, frameSamples)
 			requireSpans(t, tones, segs, 40)
 			requireAudioMatches(t, sig.pcm, segs, DefaultPadding)
 		})
 	}
 }
 
-func TestSegmenterHangoverMergesShortPauses(t *testing.T) {
+func TestVoiceDetectorHangoverMergesShortPauses(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name    string
@@ -141,26 +141,26 @@ func TestSegmenterHangoverMergesShortPauses(t *testing.T) {
 			sig := newSignal(5000).noise(0, 5000, -60)
 			sig.tone(1000, 2000, 300, -25)
 			sig.tone(2000+tc.pauseMS, 2500+tc.pauseMS, 300, -25)
-			segs := segment(t, SegmenterConfig{}, sig.pcm, frameSamples)
+			segs := detect(t, VoiceDetectorConfig{}, sig.pcm, frameSamples)
 			requireSpans(t, tc.want, segs, 40)
 			requireAudioMatches(t, sig.pcm, segs, DefaultPadding)
 		})
 	}
 }
 
-func TestSegmenterDropsBlipsShorterThanMinSpeech(t *testing.T) {
+func TestVoiceDetectorDropsBlipsShorterThanMinSpeech(t *testing.T) {
 	t.Parallel()
 	sig := newSignal(4000).noise(0, 4000, -60)
 	sig.tone(1000, 1060, 1000, -20) // a click
 	sig.tone(2500, 2740, 1000, -20) // a short word
-	segs := segment(t, SegmenterConfig{}, sig.pcm, frameSamples)
+	segs := detect(t, VoiceDetectorConfig{}, sig.pcm, frameSamples)
 	requireSpans(t, []span{{2500, 2740}}, segs, 40)
 
-	segs = segment(t, SegmenterConfig{MinSpeech: 300 * time.Millisecond}, sig.pcm, frameSamples)
+	segs = detect(t, VoiceDetectorConfig{MinSpeech: 300 * time.Millisecond}, sig.pcm, frameSamples)
 	require.Empty(t, segs)
 }
 
-func TestSegmenterCutsLongSpeechUnderMaxSegment(t *testing.T) {
+func TestVoiceDetectorCutsLongSpeechUnderMaxSegment(t *testing.T) {
 	t.Parallel()
 	const totalMS = 75_000
 	sig := newSignal(totalMS).noise(0, totalMS, -60)
@@ -170,7 +170,7 @@ func TestSegmenterCutsLongSpeechUnderMaxSegment(t *testing.T) {
 	clear(sig.pcm[at(27_020):at(27_080)])
 	sig.noise(27_020, 27_080, -70)
 
-	segs := segment(t, SegmenterConfig{}, sig.pcm, frameSamples)
+	segs := detect(t, VoiceDetectorConfig{}, sig.pcm, frameSamples)
 	require.GreaterOrEqual(t, len(segs), 3)
 	require.InDelta(t, 27_020, segs[0].EndMS, 60, "first cut at %d ms", segs[0].EndMS)
 	for i, sp := range segs {
@@ -194,10 +194,10 @@ func TestSegmenterCutsLongSpeechUnderMaxSegment(t *testing.T) {
 	require.True(t, slices.Equal(sig.pcm[at(1850):at(int(last.AudioEndMS))], joined), "joined segments differ from the source")
 }
 
-func TestSegmenterFlushClosesOpenSpeech(t *testing.T) {
+func TestVoiceDetectorFlushClosesOpenSpeech(t *testing.T) {
 	t.Parallel()
 	sig := newSignal(3000).noise(0, 3000, -60).tone(500, 3000, 500, -25)
-	s := NewSegmenter(SegmenterConfig{})
+	s := NewVoiceDetector(VoiceDetectorConfig{})
 	for i := 0; i < len(sig.pcm); i += frameSamples {
 		require.Empty(t, s.Write(sig.pcm[i:i+frameSamples]), "closed at frame %d", i/frameSamples)
 	}
@@ -206,7 +206,7 @@ func TestSegmenterFlushClosesOpenSpeech(t *testing.T) {
 	require.Equal(t, int64(3000), segs[0].AudioEndMS, "padding clamped at the end")
 	requireAudioMatches(t, sig.pcm, segs, DefaultPadding)
 
-	// Flush leaves the Segmenter ready for the next track.
+	// Flush leaves the VoiceDetector ready for the next track.
 	require.Empty(t, s.Flush())
 	for i := 0; i < len(sig.pcm); i += frameSamples {
 		s.Write(sig.pcm[i : i+frameSamples])
@@ -216,50 +216,50 @@ func TestSegmenterFlushClosesOpenSpeech(t *testing.T) {
 
 // Speech from the first instant of a track is found from that instant:
 // the lookahead has seen its pauses before the first frame is judged.
-func TestSegmenterSpeechAtTrackStart(t *testing.T) {
+func TestVoiceDetectorSpeechAtTrackStart(t *testing.T) {
 	t.Parallel()
 	sig := newSignal(4000).noise(0, 4000, -60).syllables(0, 2500, 220, 80, -25)
-	segs := segment(t, SegmenterConfig{}, sig.pcm, frameSamples)
+	segs := detect(t, VoiceDetectorConfig{}, sig.pcm, frameSamples)
 	requireSpans(t, []span{{0, 2500}}, segs, 40)
 	require.Zero(t, segs[0].AudioStartMS, "padding clamped at the start")
 	requireAudioMatches(t, sig.pcm, segs, DefaultPadding)
 }
 
-func TestSegmenterChunkingDoesNotMatter(t *testing.T) {
+func TestVoiceDetectorChunkingDoesNotMatter(t *testing.T) {
 	t.Parallel()
 	sig := newSignal(6000).noise(0, 6000, -55)
 	sig.tone(700, 2100, 250, -25).tone(3000, 5990, 600, -25)
-	want := segment(t, SegmenterConfig{}, sig.pcm, frameSamples)
+	want := detect(t, VoiceDetectorConfig{}, sig.pcm, frameSamples)
 	require.Len(t, want, 2)
 	for _, chunk := range []int{1, 99, 320 * 3, 7919} {
-		require.Equal(t, want, segment(t, SegmenterConfig{}, sig.pcm, chunk), "chunk %d", chunk)
+		require.Equal(t, want, detect(t, VoiceDetectorConfig{}, sig.pcm, chunk), "chunk %d", chunk)
 	}
 	// A partial last frame still counts, up to the end of the audio.
 	short := sig.pcm[:len(sig.pcm)-100]
-	got := segment(t, SegmenterConfig{}, short, frameSamples)
+	got := detect(t, VoiceDetectorConfig{}, short, frameSamples)
 	require.Len(t, got, 2)
 	require.True(t, slices.Equal(short[at(int(got[1].AudioStartMS)):], got[1].PCM))
 }
 
-func TestSegmenterConfig(t *testing.T) {
+func TestVoiceDetectorConfig(t *testing.T) {
 	t.Parallel()
-	d := SegmenterConfig{}.WithDefaults()
+	d := VoiceDetectorConfig{}.WithDefaults()
 	require.Equal(t, DefaultHangover, d.Hangover)
 	require.Equal(t, DefaultMaxSegment, d.MaxSegment)
 	require.Equal(t, DefaultMinLevelDBFS, d.MinLevelDBFS)
-	require.NoError(t, SegmenterConfig{}.Validate())
-	require.Equal(t, 2*time.Second, SegmenterConfig{Hangover: 2 * time.Second}.WithDefaults().Hangover)
+	require.NoError(t, VoiceDetectorConfig{}.Validate())
+	require.Equal(t, 2*time.Second, VoiceDetectorConfig{Hangover: 2 * time.Second}.WithDefaults().Hangover)
 
 	cases := []struct {
-		cfg  SegmenterConfig
+		cfg  VoiceDetectorConfig
 		want string
 	}{
-		{SegmenterConfig{Hangover: -time.Second}, "Hangover is -1s"},
-		{SegmenterConfig{Padding: time.Second}, "Padding (1s) exceeds Hangover"},
-		{SegmenterConfig{MaxSegment: 5 * time.Second}, "CutSearch (5s) exceeds half of MaxSegment"},
-		{SegmenterConfig{MaxSegment: 2 * time.Second, CutSearch: time.Second}, "MaxSegment (2s) must be at least"},
-		{SegmenterConfig{NoiseWindow: time.Millisecond}, "NoiseWindow"},
-		{SegmenterConfig{MinLevelDBFS: 3}, "MinLevelDBFS"},
+		{VoiceDetectorConfig{Hangover: -time.Second}, "Hangover is -1s"},
+		{VoiceDetectorConfig{Padding: time.Second}, "Padding (1s) exceeds Hangover"},
+		{VoiceDetectorConfig{MaxSegment: 5 * time.Second}, "CutSearch (5s) exceeds half of MaxSegment"},
+		{VoiceDetectorConfig{MaxSegment: 2 * time.Second, CutSearch: time.Second}, "MaxSegment (2s) must be at least"},
+		{VoiceDetectorConfig{NoiseWindow: time.Millisecond}, "NoiseWindow"},
+		{VoiceDetectorConfig{MinLevelDBFS: 3}, "MinLevelDBFS"},
 	}
 	for _, tc := range cases {
 		require.ErrorContains(t, tc.cfg.Validate(), tc.want)
@@ -268,16 +268,16 @@ func TestSegmenterConfig(t *testing.T) {
 	// An invalid config falls back to the defaults rather than misbehave.
 	sig := newSignal(3000).noise(0, 3000, -60).tone(1000, 1100, 440, -20)
 	require.Equal(t,
-		segment(t, SegmenterConfig{}, sig.pcm, frameSamples),
-		segment(t, SegmenterConfig{MinSpeech: 50 * time.Millisecond, Padding: time.Hour}, sig.pcm, frameSamples))
-	require.Len(t, segment(t, SegmenterConfig{MinSpeech: 50 * time.Millisecond}, sig.pcm, frameSamples), 1)
+		detect(t, VoiceDetectorConfig{}, sig.pcm, frameSamples),
+		detect(t, VoiceDetectorConfig{MinSpeech: 50 * time.Millisecond, Padding: time.Hour}, sig.pcm, frameSamples))
+	require.Len(t, detect(t, VoiceDetectorConfig{MinSpeech: 50 * time.Millisecond}, sig.pcm, frameSamples), 1)
 }
 
 // Per-frame work allocates nothing; only a closing segment's audio does.
 // Not parallel: AllocsPerRun counts the whole process's allocations.
-func TestSegmenterWriteDoesNotAllocate(t *testing.T) {
+func TestVoiceDetectorWriteDoesNotAllocate(t *testing.T) {
 	sig := newSignal(60_000).noise(0, 60_000, -50).syllables(1000, 59_000, 220, 80, -25)
-	s := NewSegmenter(SegmenterConfig{})
+	s := NewVoiceDetector(VoiceDetectorConfig{})
 	i := 0
 	allocs := testing.AllocsPerRun(2000, func() {
 		s.Write(sig.pcm[i : i+frameSamples])
@@ -286,14 +286,14 @@ func TestSegmenterWriteDoesNotAllocate(t *testing.T) {
 	require.Zero(t, allocs)
 }
 
-func BenchmarkSegmenterWrite(b *testing.B) {
+func BenchmarkVoiceDetectorWrite(b *testing.B) {
 	for name, sig := range map[string]*signal{
 		"speech":  newSignal(120_000).noise(0, 120_000, -50).syllables(1000, 119_000, 220, 80, -25),
 		"noise":   newSignal(120_000).noise(0, 120_000, -50),
 		"silence": newSignal(120_000), // a muted participant
 	} {
 		b.Run(name, func(b *testing.B) {
-			s := NewSegmenter(SegmenterConfig{})
+			s := NewVoiceDetector(VoiceDetectorConfig{})
 			nframes := len(sig.pcm) / frameSamples
 			b.ReportAllocs()
 			i := 0
@@ -309,7 +309,7 @@ func BenchmarkSegmenterWrite(b *testing.B) {
 	}
 }
 
-func TestSegmenterJoinsShortSegmentsUpToMinSegment(t *testing.T) {
+func TestVoiceDetectorJoinsShortSegmentsUpToMinSegment(t *testing.T) {
 	t.Parallel()
 	// Utterances of 2 s with pauses of 1 s (longer than the hangover),
 	// a pause of 3 s (longer than JoinPause), then more utterances.
@@ -317,18 +317,18 @@ func TestSegmenterJoinsShortSegmentsUpToMinSegment(t *testing.T) {
 	for _, u := range []int{1000, 4000, 7000, 10_000, 13_000, 19_000, 22_000} {
 		sig.tone(u, u+2000, 440, -25)
 	}
-	cfg := SegmenterConfig{MinSegment: 8 * time.Second, JoinPause: 2 * time.Second}
+	cfg := VoiceDetectorConfig{MinSegment: 8 * time.Second, JoinPause: 2 * time.Second}
 
 	// Without MinSegment every 1 s pause ends a segment.
 	requireSpans(t, []span{{1000, 3000}, {4000, 6000}, {7000, 9000}, {10_000, 12_000}, {13_000, 15_000}, {19_000, 21_000}, {22_000, 24_000}},
-		segment(t, SegmenterConfig{}, sig.pcm, frameSamples), 60)
+		detect(t, VoiceDetectorConfig{}, sig.pcm, frameSamples), 60)
 
 	// With it, pauses shorter than JoinPause are kept inside until the
 	// segment holds 8 s; the 3 s pause always ends one.
-	segs := segment(t, cfg, sig.pcm, frameSamples)
+	segs := detect(t, cfg, sig.pcm, frameSamples)
 	requireSpans(t, []span{{1000, 9000}, {10_000, 15_000}, {19_000, 24_000}}, segs, 60)
 	requireAudioMatches(t, sig.pcm, segs, DefaultPadding)
 
-	require.ErrorContains(t, SegmenterConfig{MinSegment: time.Minute}.Validate(), "MinSegment")
-	require.ErrorContains(t, SegmenterConfig{MinSegment: time.Second, JoinPause: 100 * time.Millisecond}.Validate(), "JoinPause")
+	require.ErrorContains(t, VoiceDetectorConfig{MinSegment: time.Minute}.Validate(), "MinSegment")
+	require.ErrorContains(t, VoiceDetectorConfig{MinSegment: time.Second, JoinPause: 100 * time.Millisecond}.Validate(), "JoinPause")
 }

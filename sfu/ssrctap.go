@@ -8,23 +8,23 @@ import (
 	"github.com/pion/rtp"
 )
 
-// maxHeldBytes bounds what a segment keeps while its tap opens: about a
+// maxHeldBytes bounds what an ssrcTap holds while its tap opens: about a
 // minute of 24 kbit/s Opus. A tap slower than that loses the excess, and
 // says so.
 const maxHeldBytes = 256 << 10
 
-// segment is one recorded stretch of a track: one SSRC, one TrackTap.
+// ssrcTap records one SSRC of a track through one TrackTap.
 // OpenTrack and Close may take a while (files, an upload), and the packet
 // path must never wait, so both run on the session's goroutines; packets
 // that arrive while the tap opens are held here, in order, and given to
 // it as soon as it is open. Fields are guarded by the track's mu.
-type segment struct {
+type ssrcTap struct {
 	ssrc uint32
 	tap  TrackTap // nil until open
-	// failed: the tap refused the segment; its packets are forwarded,
+	// failed: the Tap refused this SSRC; its packets are forwarded,
 	// not recorded, and it is not asked again.
 	failed bool
-	// retired: the track moved to another segment or closed. Whoever
+	// retired: the track moved to another SSRC or closed. Whoever
 	// then holds the open tap closes it.
 	retired bool
 	held    []byte // packets waiting for the tap, each after its 2-byte length
@@ -32,24 +32,24 @@ type segment struct {
 }
 
 // record gives the packet to the tap, holding it if the tap is still
-// opening. A new SSRC starts a new segment. Called with t.mu held.
+// opening. A new SSRC starts a new ssrcTap. Called with t.mu held.
 func (t *publishedTrack) record(pkt *rtp.Packet, b []byte, now time.Time) {
-	seg := t.seg
-	if seg == nil || pkt.SSRC != seg.ssrc {
-		seg = t.startSegment(pkt.SSRC, now)
+	st := t.cur
+	if st == nil || pkt.SSRC != st.ssrc {
+		st = t.startTap(pkt.SSRC, now)
 	}
 	switch {
-	case seg.tap != nil:
+	case st.tap != nil:
 		if sr := t.pendingSR.Load(); sr != nil {
-			t.giveSenderReport(seg, sr)
+			t.giveSenderReport(st, sr)
 		}
-		seg.tap.WriteRTP(pkt)
-	case !seg.failed:
-		seg.hold(b)
+		st.tap.WriteRTP(pkt)
+	case !st.failed:
+		st.hold(b)
 	}
 }
 
-func (s *segment) hold(b []byte) {
+func (s *ssrcTap) hold(b []byte) {
 	if len(s.held)+2+len(b) > maxHeldBytes {
 		s.dropped++
 		return
@@ -58,14 +58,14 @@ func (s *segment) hold(b []byte) {
 	s.held = append(s.held, b...)
 }
 
-// startSegment retires the current segment and opens a new one for ssrc.
+// startTap retires the current ssrcTap and opens a new one for ssrc.
 // Called with t.mu held.
-func (t *publishedTrack) startSegment(ssrc uint32, now time.Time) *segment {
-	if old := t.seg; old != nil {
+func (t *publishedTrack) startTap(ssrc uint32, now time.Time) *ssrcTap {
+	if old := t.cur; old != nil {
 		t.retire(old)
 	}
-	seg := &segment{ssrc: ssrc}
-	t.seg = seg
+	st := &ssrcTap{ssrc: ssrc}
+	t.cur = st
 	info := TrackInfo{
 		MeetingID:     t.sess.claims.MeetingID,
 		Identity:      t.identity,
@@ -77,20 +77,20 @@ func (t *publishedTrack) startSegment(ssrc uint32, now time.Time) *segment {
 		ClockZero:     t.sess.clockZero,
 		FirstPacketAt: now,
 	}
-	if !t.sess.spawn(func() { t.open(seg, info) }) {
-		seg.failed = true // the session is closing
+	if !t.sess.spawn(func() { t.open(st, info) }) {
+		st.failed = true // the session is closing
 	}
-	return seg
+	return st
 }
 
-// open asks the Tap for the segment's TrackTap and gives it the packets
+// open asks the Tap for st's TrackTap and gives it the packets
 // held meanwhile.
-func (t *publishedTrack) open(seg *segment, info TrackInfo) {
+func (t *publishedTrack) open(st *ssrcTap, info TrackInfo) {
 	ctx := t.ctx()
 	tap, err := t.sess.sfu.tap.OpenTrack(ctx, info)
 	if err != nil {
 		t.mu.Lock()
-		seg.failed, seg.held = true, nil
+		st.failed, st.held = true, nil
 		t.mu.Unlock()
 		// Keep forwarding: the meeting goes on even if recording fails.
 		t.log.Error("recorder refused track; it will not be recorded", "ssrc", info.SSRC, "err", err)
@@ -98,52 +98,52 @@ func (t *publishedTrack) open(seg *segment, info TrackInfo) {
 	}
 	t.mu.Lock()
 	var pkt rtp.Packet
-	for b := seg.held; len(b) >= 2; {
+	for b := st.held; len(b) >= 2; {
 		n := int(binary.BigEndian.Uint16(b))
 		if err := pkt.Unmarshal(b[2 : 2+n]); err == nil {
 			tap.WriteRTP(&pkt)
 		}
 		b = b[2+n:]
 	}
-	seg.tap, seg.held = tap, nil
-	retired, dropped := seg.retired, seg.dropped
+	st.tap, st.held = tap, nil
+	retired, dropped := st.retired, st.dropped
 	t.mu.Unlock()
 	t.log.Info("track opened", "ssrc", info.SSRC)
 	if dropped > 0 {
 		t.log.Warn("the recorder took long to open the track: packets lost from its recording", "ssrc", info.SSRC, "lost", dropped)
 	}
 	if retired {
-		t.closeTap(ctx, seg.ssrc, tap)
+		t.closeTap(ctx, st.ssrc, tap)
 	}
 }
 
-// retire ends seg: its tap, if open, closes in the background. Called
+// retire ends st: its tap, if open, closes in the background. Called
 // with t.mu held.
-func (t *publishedTrack) retire(seg *segment) {
-	seg.retired = true
-	if tap := seg.tap; tap != nil {
-		if !t.sess.spawn(func() { t.closeTap(t.ctx(), seg.ssrc, tap) }) {
+func (t *publishedTrack) retire(st *ssrcTap) {
+	st.retired = true
+	if tap := st.tap; tap != nil {
+		if !t.sess.spawn(func() { t.closeTap(t.ctx(), st.ssrc, tap) }) {
 			// The session is closing and waits for nothing more: close here.
-			go t.closeTap(t.ctx(), seg.ssrc, tap)
+			go t.closeTap(t.ctx(), st.ssrc, tap)
 		}
 	}
 }
 
-// finish retires the last segment once the packet path has let go of the
+// finish retires the last ssrcTap once the packet path has let go of the
 // track, and closes its tap: it blocks until the recording is stored. A
 // tap still opening is closed by its opener.
 func (t *publishedTrack) finish() {
 	t.mu.Lock()
-	seg := t.seg
-	t.seg = nil
+	st := t.cur
+	t.cur = nil
 	var tap TrackTap
-	if seg != nil && !seg.retired {
-		seg.retired = true
-		tap = seg.tap
+	if st != nil && !st.retired {
+		st.retired = true
+		tap = st.tap
 	}
 	t.mu.Unlock()
 	if tap != nil {
-		t.closeTap(t.ctx(), seg.ssrc, tap)
+		t.closeTap(t.ctx(), st.ssrc, tap)
 	}
 }
 
