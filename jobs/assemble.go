@@ -238,7 +238,7 @@ func (p *Pipeline) minutesInput(ctx context.Context, m store.Meeting) (minutes.I
 			piece.Failure = "not transcribed"
 		}
 		for _, w := range s.Words {
-			piece.Words = append(piece.Words, minutes.PieceWord{Text: w.Text, StartMS: w.StartMS, EndMS: w.EndMS})
+			piece.Words = append(piece.Words, minutes.Word{Word: w.Text, Start: minutes.Seconds(w.StartMS), End: minutes.Seconds(w.EndMS)})
 		}
 		if t, ok := voiced[s.TrackID]; ok && piece.Failure == "" {
 			in.Pieces = append(in.Pieces, splitByVoice(piece, t)...)
@@ -271,17 +271,17 @@ func splitByVoice(piece minutes.Piece, t store.Track) []minutes.Piece {
 	}
 	var out []minutes.Piece
 	for _, w := range piece.Words {
-		who := voiceID(t.Identity, voiceAt(t, w.StartMS, w.EndMS))
+		who := voiceID(t.Identity, voiceAt(t, w.Start.MS(), w.End.MS()))
 		if n := len(out); n == 0 || out[n-1].Speaker != who {
-			out = append(out, minutes.Piece{Speaker: who, StartMS: w.StartMS})
+			out = append(out, minutes.Piece{Speaker: who, StartMS: w.Start.MS()})
 		}
 		cur := &out[len(out)-1]
 		cur.Words = append(cur.Words, w)
-		cur.EndMS = w.EndMS
+		cur.EndMS = w.End.MS()
 		if cur.Text != "" {
 			cur.Text += " "
 		}
-		cur.Text += w.Text
+		cur.Text += w.Word
 	}
 	return out
 }

@@ -143,15 +143,10 @@ type Piece struct {
 	Speaker        string
 	StartMS, EndMS int64
 	Text           string
-	Words          []PieceWord
+	// Words are on the meeting clock, as the minutes will show them.
+	Words []Word
 	// Failure, when set, says why this stretch has no transcript.
 	Failure string
-}
-
-// PieceWord is a word on the meeting clock.
-type PieceWord struct {
-	Text           string
-	StartMS, EndMS int64
 }
 
 // Input is everything minutes are built from.
@@ -230,11 +225,11 @@ func split(p Piece, name string, pauseMS int64) []Turn {
 	}
 	var out []Turn
 	for i, w := range p.Words {
-		word := Word{Word: strings.TrimSpace(w.Text), Start: Seconds(w.StartMS), End: Seconds(w.EndMS)}
+		word := Word{Word: strings.TrimSpace(w.Word), Start: w.Start, End: w.End}
 		if word.Word == "" {
 			continue
 		}
-		if i == 0 || len(out) == 0 || w.StartMS-out[len(out)-1].End.MS() >= pauseMS {
+		if i == 0 || len(out) == 0 || w.Start.MS()-out[len(out)-1].End.MS() >= pauseMS {
 			out = append(out, Turn{Speaker: p.Speaker, Name: name, Start: word.Start, End: word.End})
 		}
 		cur := &out[len(out)-1]

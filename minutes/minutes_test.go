@@ -13,10 +13,10 @@ import (
 	"github.com/greffier/greffier/internal/faulttest"
 )
 
-func words(start int64, ws ...string) []PieceWord {
-	out := make([]PieceWord, len(ws))
+func words(start int64, ws ...string) []Word {
+	out := make([]Word, len(ws))
 	for i, w := range ws {
-		out[i] = PieceWord{Text: w, StartMS: start + int64(i)*400, EndMS: start + int64(i)*400 + 300}
+		out[i] = Word{Word: w, Start: Seconds(start + int64(i)*400), End: Seconds(start + int64(i)*400 + 300)}
 	}
 	return out
 }
@@ -67,7 +67,7 @@ func TestBuild(t *testing.T) {
 func TestLongPauseSplitsAPiece(t *testing.T) {
 	t.Parallel()
 	p := Piece{Speaker: "a", StartMS: 0, EndMS: 9000, Text: "one two",
-		Words: []PieceWord{{"one", 0, 300}, {"two", 5000, 5300}}}
+		Words: []Word{{"one", 0, 300}, {"two", 5000, 5300}}}
 	d := Build(Input{Speakers: []Speaker{{"a", "A"}}, Pieces: []Piece{p}})
 	require.Len(t, d.Turns, 2)
 	require.Equal(t, "two", d.Turns[1].Text)
