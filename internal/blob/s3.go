@@ -50,8 +50,8 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		Secure:       cfg.UseSSL,
 		Region:       cfg.Region,
 		BucketLookup: minio.BucketLookupPath,
-		// One retry policy, in Put: minio's own (10 tries per request)
-		// nested inside ours would multiply the delays.
+		// minio's own retries (10 tries per request) would nest inside
+		// the callers' (River's, the recorder's) and multiply the delays.
 		MaxRetries: 1,
 	})
 	if err != nil {

@@ -16,8 +16,11 @@ const (
 	DefaultS3PartSize uint64 = 16 << 20
 	// MinS3PartSize is S3's smallest part (except the last one).
 	MinS3PartSize uint64 = 5 << 20
-	// DefaultS3MaxAttempts is how many times Put tries one object.
-	DefaultS3MaxAttempts = 5
+	// DefaultS3MaxAttempts is how many times Put tries one object: once.
+	// Its callers own their retries (River a job's, the recorder its
+	// uploads'), so a failing server is not asked again at two levels; a
+	// Put that is its caller's only chance may ask for more.
+	DefaultS3MaxAttempts = 1
 	// DefaultS3RetryDelay is the first pause between Put attempts; it
 	// doubles after each failure up to MaxS3RetryDelay, jittered down by
 	// up to half (backend.Backoff).
