@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +18,6 @@ import (
 	"github.com/greffier/greffier/internal/faulttest"
 	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
-	"github.com/greffier/greffier/internal/testenv"
-	"github.com/greffier/greffier/transcribe"
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
 
@@ -28,31 +25,9 @@ import (
 // test decides how long its meeting lasts.
 func setupClocked(t *testing.T, d store.Dialect, opts transcribetest.Options, clock *atomic.Int64) *testBundle {
 	t.Helper()
-	ctx := context.Background()
-	now := func() time.Time { return time.UnixMilli(clock.Load()) }
-	scfg := store.Config{SQLitePath: filepath.Join(t.TempDir(), "g.db"), Now: now}
-	if d == store.Postgres {
-		scfg = store.Config{PostgresURL: testenv.Postgres(t), Now: now}
-	}
-	st, err := store.Open(ctx, scfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
-	blobs, err := blob.NewDisk(t.TempDir())
-	require.NoError(t, err)
-	double := transcribetest.NewServer(opts)
-	t.Cleanup(double.Close)
-	tr, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{BaseURL: double.BaseURL()})
-	require.NoError(t, err)
-	cfg := Config{PollInterval: 50 * time.Millisecond, RetryBase: 50 * time.Millisecond}
-	p, err := New(ctx, cfg, Deps{Store: st, Blobs: blobs, Transcriber: tr, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	require.NoError(t, err)
-	require.NoError(t, p.Start(ctx))
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, p.Stop(sctx))
-	})
-	return &testBundle{p: p, cat: NewCatalog(p), store: st, blobs: blobs, double: double}
+	b, start := newBundle(t, d, bundleOptions{double: opts, now: func() time.Time { return time.UnixMilli(clock.Load()) }})
+	start()
+	return b
 }
 
 // blobFile copies a stored object to a file for the command-line tools.

@@ -2,9 +2,6 @@ package jobs
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,40 +11,17 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/faulttest"
 	"github.com/greffier/greffier/internal/store"
-	"github.com/greffier/greffier/internal/testenv"
 	"github.com/greffier/greffier/transcribe"
 )
 
-// newUnstarted builds a pipeline on a fresh database without starting it,
-// so a test can arrange its jobs first; start runs it (and stops it at the
-// test's end).
+// newUnstarted builds a pipeline whose nodes time out in a second,
+// without starting it, so a test can arrange its jobs first.
 func newUnstarted(t *testing.T, d store.Dialect, tr Transcriber, cfg Config) (b *testBundle, start func()) {
 	t.Helper()
-	ctx := context.Background()
-	scfg := store.Config{SQLitePath: filepath.Join(t.TempDir(), "g.db")}
-	if d == store.Postgres {
-		scfg = store.Config{PostgresURL: testenv.Postgres(t)}
-	}
-	st, err := store.Open(ctx, scfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
-	blobs, err := blob.NewDisk(t.TempDir())
-	require.NoError(t, err)
-	cfg.PollInterval, cfg.RetryBase = 50*time.Millisecond, 50*time.Millisecond
 	cfg.NodeTimeout = time.Second
-	p, err := New(ctx, cfg, Deps{Store: st, Blobs: blobs, Transcriber: tr, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	require.NoError(t, err)
-	return &testBundle{p: p, cat: NewCatalog(p), store: st, blobs: blobs}, func() {
-		require.NoError(t, p.Start(ctx))
-		t.Cleanup(func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			require.NoError(t, p.Stop(sctx))
-		})
-	}
+	return newBundle(t, d, bundleOptions{transcriber: tr, cfg: cfg})
 }
 
 // panics is a speech backend whose every call panics.

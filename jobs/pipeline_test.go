@@ -55,40 +55,63 @@ func openAI(t *testing.T) func(*transcribetest.Server) Transcriber {
 // backend builds; cfg's zero fields get fast test defaults.
 func setupWith(t *testing.T, d store.Dialect, opts transcribetest.Options, backend func(*transcribetest.Server) Transcriber, cfg Config) *testBundle {
 	t.Helper()
-	return newBundle(t, d, opts, backend, cfg, true)
+	b, start := newBundle(t, d, bundleOptions{double: opts, backend: backend, cfg: cfg})
+	start()
+	return b
 }
 
-// newBundle is setupWith, with the pipeline started or not.
-func newBundle(t *testing.T, d store.Dialect, opts transcribetest.Options, backend func(*transcribetest.Server) Transcriber,
-	cfg Config, start bool) *testBundle {
+// bundleOptions say how newBundle builds a pipeline; zero fields take the
+// tests' defaults.
+type bundleOptions struct {
+	// double configures the transcription double, reached through backend
+	// (default the OpenAI client); transcriber, when set, replaces both.
+	double      transcribetest.Options
+	backend     func(*transcribetest.Server) Transcriber
+	transcriber Transcriber
+	cfg         Config
+	// now is the store's clock (default time.Now).
+	now func() time.Time
+}
+
+// newBundle builds a pipeline on a fresh database and disk store without
+// starting it, so a test can arrange its jobs first; start runs it (and
+// stops it at the test's end).
+func newBundle(t *testing.T, d store.Dialect, o bundleOptions) (b *testBundle, start func()) {
 	t.Helper()
 	ctx := context.Background()
-	scfg := store.Config{SQLitePath: filepath.Join(t.TempDir(), "g.db")}
+	scfg := store.Config{SQLitePath: filepath.Join(t.TempDir(), "g.db"), Now: o.now}
 	if d == store.Postgres {
-		scfg = store.Config{PostgresURL: testenv.Postgres(t)}
+		scfg = store.Config{PostgresURL: testenv.Postgres(t), Now: o.now}
 	}
 	st, err := store.Open(ctx, scfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	blobs, err := blob.NewDisk(t.TempDir())
 	require.NoError(t, err)
-	double := transcribetest.NewServer(opts)
-	t.Cleanup(double.Close)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg.PollInterval, cfg.RetryBase = 50*time.Millisecond, 50*time.Millisecond
-	p, err := New(ctx, cfg, Deps{Store: st, Blobs: blobs, Transcriber: backend(double), Logger: logger})
-	require.NoError(t, err)
-	b := &testBundle{p: p, cat: NewCatalog(p), store: st, blobs: blobs, double: double}
-	if !start {
-		return b
+	b = &testBundle{store: st, blobs: blobs}
+	tr := o.transcriber
+	if tr == nil {
+		b.double = transcribetest.NewServer(o.double)
+		t.Cleanup(b.double.Close)
+		backend := o.backend
+		if backend == nil {
+			backend = openAI(t)
+		}
+		tr = backend(b.double)
 	}
-	require.NoError(t, p.Start(ctx))
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, p.Stop(sctx))
-	})
-	return b
+	cfg := o.cfg
+	cfg.PollInterval, cfg.RetryBase = 50*time.Millisecond, 50*time.Millisecond
+	b.p, err = New(ctx, cfg, Deps{Store: st, Blobs: blobs, Transcriber: tr, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	b.cat = NewCatalog(b.p)
+	return b, func() {
+		require.NoError(t, b.p.Start(ctx))
+		t.Cleanup(func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			require.NoError(t, b.p.Stop(sctx))
+		})
+	}
 }
 
 // storeFixtureTrack remuxes a fixture to WebM (as the recorder would have

@@ -23,14 +23,14 @@ import (
 	"github.com/greffier/greffier/internal/backend"
 	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
-	"github.com/greffier/greffier/transcribe/transcribetest"
 )
 
 // setupIdle is setup with the pipeline built (River's tables migrated) but
 // not started: no job runs but those a test works itself.
 func setupIdle(t *testing.T, d store.Dialect) *testBundle {
 	t.Helper()
-	return newBundle(t, d, transcribetest.Options{}, openAI(t), Config{}, false)
+	b, _ := newBundle(t, d, bundleOptions{})
+	return b
 }
 
 // work runs one job of worker through River's test worker, as a River
