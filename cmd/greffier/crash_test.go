@@ -296,20 +296,9 @@ func TestFaultKillDuringTranscriptionResumesWithinSeconds(t *testing.T) {
 				return double.Requests() >= 2 && runningPipelineJobs(t, dialect, dbURL) == 2
 			}, 30*time.Second, 50*time.Millisecond, "both transcriptions running")
 
-			kill9(t, c)
-			startChild(t, c)
-			restarted := time.Now()
-
 			// Hours under River's default rescue; seconds when a restart
 			// (SQLite) or a silent heartbeat (Postgres) says who is dead.
-			state := func() meetingAnswer {
-				var now meetingAnswer
-				b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
-				return now
-			}
-			assert.Eventually(t, func() bool { return state().State != "ended" }, 45*time.Second, 100*time.Millisecond)
-			now := state()
-			t.Logf("state %s %v after the restart", now.State, time.Since(restarted).Round(time.Millisecond))
+			now, _ := b.killAndRestart(t, c, m.ID)
 			// River records jobs' completion in batches: give it a moment
 			// before counting what is still held.
 			assert.Eventually(t, func() bool { return runningPipelineJobs(t, dialect, dbURL) == 0 }, 10*time.Second, 100*time.Millisecond)
@@ -367,18 +356,7 @@ func TestFaultKillDuringAssemblyResumesWithinSeconds(t *testing.T) {
 				return chat.Requests() >= 1 && runningJobs(t, dialect, dbURL, "assemble_minutes") == 1
 			}, 30*time.Second, 50*time.Millisecond, "the assembly is running, waiting for its summary")
 
-			kill9(t, c)
-			startChild(t, c)
-			restarted := time.Now()
-			state := func() meetingAnswer {
-				var now meetingAnswer
-				b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
-				return now
-			}
-			assert.Eventually(t, func() bool { return state().State != "ended" }, 45*time.Second, 100*time.Millisecond)
-			now := state()
-			took := time.Since(restarted)
-			t.Logf("state %s %v after the restart", now.State, took.Round(time.Millisecond))
+			now, took := b.killAndRestart(t, c, m.ID)
 			// River records jobs' completion in batches: give it a moment
 			// before counting what is still held.
 			assert.Eventually(t, func() bool { return runningPipelineJobs(t, dialect, dbURL) == 0 }, 10*time.Second, 100*time.Millisecond)
@@ -430,4 +408,23 @@ func (b *testBundle) aliceSpeaksThenEnds(t *testing.T) meetingAnswer {
 	require.NoError(t, pub.Close(ctx))
 	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, nil))
 	return m
+}
+
+// killAndRestart kills the child with SIGKILL, starts it again on the same
+// data, and waits (up to 45 s) for the meeting to leave `ended`; it returns
+// the meeting then and how long after the restart that was.
+func (b *testBundle) killAndRestart(t *testing.T, c *child, meetingID string) (meetingAnswer, time.Duration) {
+	t.Helper()
+	kill9(t, c)
+	startChild(t, c)
+	restarted := time.Now()
+	var now meetingAnswer
+	assert.Eventually(t, func() bool {
+		now = meetingAnswer{}
+		b.call(t, "GET", "/v1/meetings/"+meetingID, nil, &now)
+		return now.State != "ended"
+	}, 45*time.Second, 100*time.Millisecond)
+	took := time.Since(restarted)
+	t.Logf("state %s %v after the restart", now.State, took.Round(time.Millisecond))
+	return now, took
 }

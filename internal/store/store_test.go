@@ -22,19 +22,29 @@ import (
 // database: the store is one code path, and both must behave alike.
 func eachDialect(t *testing.T, fn func(t *testing.T, s *store.Store)) {
 	t.Helper()
+	eachDialectClocked(t, func(t *testing.T, s *store.Store, _ *time.Time) { fn(t, s) })
+}
+
+// eachDialectClocked is eachDialect with the store reading the time from a
+// clock of the test's own, which starts at 2026-03-01 09:00 UTC and moves
+// only when the test moves it.
+func eachDialectClocked(t *testing.T, fn func(t *testing.T, s *store.Store, clock *time.Time)) {
+	t.Helper()
 	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			cfg := store.Config{SQLitePath: filepath.Join(t.TempDir(), "g.db")}
+			clock := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+			now := func() time.Time { return clock }
+			cfg := store.Config{SQLitePath: filepath.Join(t.TempDir(), "g.db"), Now: now}
 			if d == store.Postgres {
-				cfg = store.Config{PostgresURL: testenv.Postgres(t)}
+				cfg = store.Config{PostgresURL: testenv.Postgres(t), Now: now}
 			}
 			s, err := store.Open(ctx, cfg)
 			require.NoError(t, err)
 			t.Cleanup(func() { s.Close() })
 			require.Equal(t, d, s.Dialect())
-			fn(t, s)
+			fn(t, s, &clock)
 		})
 	}
 }
@@ -437,33 +447,22 @@ func TestTrackGaps(t *testing.T) {
 // again, but the meeting ended when it ended, not when it was re-run.
 func TestFaultRerunKeepsTheMeetingsEndTime(t *testing.T) {
 	t.Parallel()
-	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
-		t.Run(string(d), func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			clock := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-			cfg := store.Config{SQLitePath: filepath.Join(t.TempDir(), "g.db"), Now: func() time.Time { return clock }}
-			if d == store.Postgres {
-				cfg = store.Config{PostgresURL: testenv.Postgres(t), Now: cfg.Now}
-			}
-			s, err := store.Open(ctx, cfg)
+	eachDialectClocked(t, func(t *testing.T, s *store.Store, clock *time.Time) {
+		ctx := context.Background()
+		m, err := s.CreateMeeting(ctx, "Conseil", "fr")
+		require.NoError(t, err)
+		ended, err := s.Transition(ctx, m.ID, store.MeetingEnded, "")
+		require.NoError(t, err)
+		require.True(t, ended.EndedAt.Equal(*clock))
+		for _, done := range []store.MeetingState{store.MeetingIncomplete, store.MeetingReady, store.MeetingFailed} {
+			_, err = s.Transition(ctx, m.ID, done, "")
 			require.NoError(t, err)
-			t.Cleanup(func() { s.Close() })
-			m, err := s.CreateMeeting(ctx, "Conseil", "fr")
-			require.NoError(t, err)
-			ended, err := s.Transition(ctx, m.ID, store.MeetingEnded, "")
-			require.NoError(t, err)
-			require.True(t, ended.EndedAt.Equal(clock))
-			for _, done := range []store.MeetingState{store.MeetingIncomplete, store.MeetingReady, store.MeetingFailed} {
-				_, err = s.Transition(ctx, m.ID, done, "")
-				require.NoError(t, err)
-				clock = clock.Add(time.Hour)
-				again, err := s.Transition(ctx, m.ID, store.MeetingEnded, "")
-				require.NoError(t, err, "a %s meeting can be re-run", done)
-				require.True(t, again.EndedAt.Equal(ended.EndedAt), "re-run from %s moved ended_at to %v", done, again.EndedAt)
-			}
-		})
-	}
+			*clock = clock.Add(time.Hour)
+			again, err := s.Transition(ctx, m.ID, store.MeetingEnded, "")
+			require.NoError(t, err, "a %s meeting can be re-run", done)
+			require.True(t, again.EndedAt.Equal(ended.EndedAt), "re-run from %s moved ended_at to %v", done, again.EndedAt)
+		}
+	})
 }
 
 // Segments waiting for a backend say so, and stop saying so once done.
@@ -508,37 +507,26 @@ func TestSegmentWaitsUntilTranscribed(t *testing.T) {
 // last success, cleared by a success; the same on both databases.
 func TestWebhookStatusKeepsWhenDeliveriesBeganFailing(t *testing.T) {
 	t.Parallel()
-	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
-		t.Run(string(d), func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			clock := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-			cfg := store.Config{SQLitePath: filepath.Join(t.TempDir(), "g.db"), Now: func() time.Time { return clock }}
-			if d == store.Postgres {
-				cfg = store.Config{PostgresURL: testenv.Postgres(t), Now: cfg.Now}
-			}
-			s, err := store.Open(ctx, cfg)
-			require.NoError(t, err)
-			t.Cleanup(func() { s.Close() })
-			m, err := s.CreateMeeting(ctx, "", "")
-			require.NoError(t, err)
-			_, err = s.WebhookStatus(ctx, m.ID)
-			require.ErrorIs(t, err, store.ErrNotFound)
+	eachDialectClocked(t, func(t *testing.T, s *store.Store, clock *time.Time) {
+		ctx := context.Background()
+		m, err := s.CreateMeeting(ctx, "", "")
+		require.NoError(t, err)
+		_, err = s.WebhookStatus(ctx, m.ID)
+		require.ErrorIs(t, err, store.ErrNotFound)
 
-			first := clock
-			require.NoError(t, s.WebhookAttempted(ctx, m.ID, "hooks.example", "minutes.ready", "answered 500"))
-			clock = clock.Add(time.Minute)
-			require.NoError(t, s.WebhookAttempted(ctx, m.ID, "hooks.example", "minutes.ready", "answered 502"))
-			w, err := s.WebhookStatus(ctx, m.ID)
-			require.NoError(t, err)
-			require.Equal(t, store.WebhookStatus{URLHost: "hooks.example", LastEvent: "minutes.ready", LastError: "answered 502",
-				FailingSince: first}, w)
+		first := *clock
+		require.NoError(t, s.WebhookAttempted(ctx, m.ID, "hooks.example", "minutes.ready", "answered 500"))
+		*clock = clock.Add(time.Minute)
+		require.NoError(t, s.WebhookAttempted(ctx, m.ID, "hooks.example", "minutes.ready", "answered 502"))
+		w, err := s.WebhookStatus(ctx, m.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.WebhookStatus{URLHost: "hooks.example", LastEvent: "minutes.ready", LastError: "answered 502",
+			FailingSince: first}, w)
 
-			clock = clock.Add(time.Minute)
-			require.NoError(t, s.WebhookAttempted(ctx, m.ID, "hooks.example", "archive.ready", ""))
-			w, err = s.WebhookStatus(ctx, m.ID)
-			require.NoError(t, err)
-			require.Equal(t, store.WebhookStatus{URLHost: "hooks.example", LastEvent: "archive.ready", DeliveredAt: clock}, w)
-		})
-	}
+		*clock = clock.Add(time.Minute)
+		require.NoError(t, s.WebhookAttempted(ctx, m.ID, "hooks.example", "archive.ready", ""))
+		w, err = s.WebhookStatus(ctx, m.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.WebhookStatus{URLHost: "hooks.example", LastEvent: "archive.ready", DeliveredAt: *clock}, w)
+	})
 }
