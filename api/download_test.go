@@ -90,6 +90,7 @@ func (s s3Damager) restore(t *testing.T, key string, data []byte) {
 }
 
 type bundle struct {
+	api    *api.API
 	srv    *httptest.Server
 	store  *store.Store
 	blobs  blob.Store
@@ -149,7 +150,7 @@ func setupOn(t *testing.T, d store.Dialect, onS3 bool) *bundle {
 	t.Cleanup(srv.Close)
 	m, err := st.CreateMeeting(ctx, "Conseil", "fr")
 	require.NoError(t, err)
-	return &bundle{srv: srv, store: st, blobs: blobs, dmg: dmg, signer: signer, media: media, m: m}
+	return &bundle{api: a, srv: srv, store: st, blobs: blobs, dmg: dmg, signer: signer, media: media, m: m}
 }
 
 // fakeMedia stands for the pipeline and the media sessions, the API's own
