@@ -143,7 +143,7 @@ func setupOn(t *testing.T, d store.Dialect, onS3 bool) *bundle {
 	signer, err := token.NewSigner([]byte("0123456789abcdef0123456789abcdef"))
 	require.NoError(t, err)
 	media := &fakeMedia{store: st, closed: 1}
-	a, err := api.New(api.Config{Token: apiToken}, api.Deps{Store: st, Blobs: blobs, Ender: media, Rerunner: media,
+	a, err := api.New(api.Config{Token: apiToken, PublicURL: "https://greffier.example.org/base/"}, api.Deps{Store: st, Blobs: blobs, Ender: media, Rerunner: media,
 		Sessions: media, Signer: signer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	srv := httptest.NewServer(a.Handler())
