@@ -130,40 +130,41 @@ type Route struct {
 	Permission string
 }
 
-// routes registers every route through add: Handler serves them, Routes
+// routes registers every route, one line each, with the permission it
+// asks for (api/auth.go): Handler serves them, Routes
 // lists them, so the role matrix and the OpenAPI document are checked
 // against exactly what is served.
-func (a *API) routes(add func(pattern, perm string, h http.HandlerFunc)) {
-	add("GET /v1/openapi.json", PermPublic, serveOpenAPI)
-	add("GET /v1/search", PermMinutesRead, a.search)
-	add("POST /v1/meetings", PermMeetingsCreate, a.createMeeting)
-	add("GET /v1/meetings", PermMeetingsList, a.listMeetings)
-	add("GET /v1/meetings/{id}", PermMeetingsList, a.getMeeting)
-	add("PATCH /v1/meetings/{id}", PermMeetingsControl, a.patchMeeting)
-	add("POST /v1/meetings/{id}/end", PermMeetingsControl, a.endMeeting)
-	add("POST /v1/meetings/{id}/tokens", PermMeetingsControl, a.createToken)
-	add("DELETE /v1/meetings/{id}/tokens/{token}", PermMeetingsControl, a.revokeToken)
-	add("POST /v1/meetings/{id}/participants/{identity}/revoke", PermMeetingsControl, a.revokeParticipant)
-	add("GET /v1/meetings/{id}/participants", PermMeetingsRead, a.listParticipants)
-	add("GET /v1/meetings/{id}/events", PermMeetingsRead, a.listEvents)
-	add("PATCH /v1/meetings/{id}/participants/{identity}", PermMeetingsControl, a.renameParticipant)
-	add("POST /v1/meetings/{id}/rerun", PermMeetingsControl, a.rerunMeeting)
-	add("GET /v1/meetings/{id}/tracks", PermMeetingsRead, a.listTracks)
-	add("GET /v1/meetings/{id}/tracks/{file}", PermRecordingsRead, a.getTrack)
-	add("GET /v1/meetings/{id}/archive.webm", PermRecordingsRead, a.getArchive(layout.ArchiveWebM, "audio/webm", "meeting.webm"))
-	add("GET /v1/meetings/{id}/mix.flac", PermRecordingsRead, a.getArchive(layout.ArchiveMix, "audio/flac", "mix.flac"))
-	add("GET /v1/meetings/{id}/speakers/{file}", PermRecordingsRead, a.getSpeaker)
-	add("GET /v1/meetings/{id}/minutes", PermMinutesRead, a.getMinutes(""))
+func (a *API) routes(route func(pattern, permission string, h http.HandlerFunc)) {
+	route("GET /v1/openapi.json", PermPublic, serveOpenAPI)
+	route("GET /v1/search", PermMinutesRead, a.search)
+	route("POST /v1/meetings", PermMeetingsCreate, a.createMeeting)
+	route("GET /v1/meetings", PermMeetingsList, a.listMeetings)
+	route("GET /v1/meetings/{id}", PermMeetingsList, a.getMeeting)
+	route("PATCH /v1/meetings/{id}", PermMeetingsControl, a.patchMeeting)
+	route("POST /v1/meetings/{id}/end", PermMeetingsControl, a.endMeeting)
+	route("POST /v1/meetings/{id}/tokens", PermMeetingsControl, a.createToken)
+	route("DELETE /v1/meetings/{id}/tokens/{token}", PermMeetingsControl, a.revokeToken)
+	route("POST /v1/meetings/{id}/participants/{identity}/revoke", PermMeetingsControl, a.revokeParticipant)
+	route("GET /v1/meetings/{id}/participants", PermMeetingsRead, a.listParticipants)
+	route("GET /v1/meetings/{id}/events", PermMeetingsRead, a.listEvents)
+	route("PATCH /v1/meetings/{id}/participants/{identity}", PermMeetingsControl, a.renameParticipant)
+	route("POST /v1/meetings/{id}/rerun", PermMeetingsControl, a.rerunMeeting)
+	route("GET /v1/meetings/{id}/tracks", PermMeetingsRead, a.listTracks)
+	route("GET /v1/meetings/{id}/tracks/{file}", PermRecordingsRead, a.getTrack)
+	route("GET /v1/meetings/{id}/archive.webm", PermRecordingsRead, a.getArchive(layout.ArchiveWebM, "audio/webm", "meeting.webm"))
+	route("GET /v1/meetings/{id}/mix.flac", PermRecordingsRead, a.getArchive(layout.ArchiveMix, "audio/flac", "mix.flac"))
+	route("GET /v1/meetings/{id}/speakers/{file}", PermRecordingsRead, a.getSpeaker)
+	route("GET /v1/meetings/{id}/minutes", PermMinutesRead, a.getMinutes(""))
 	for _, ext := range renderingExts {
-		add("GET /v1/meetings/{id}/minutes."+ext, PermMinutesRead, a.getMinutes(ext))
+		route("GET /v1/meetings/{id}/minutes."+ext, PermMinutesRead, a.getMinutes(ext))
 	}
 	// Captions check their callers themselves: participants follow them
 	// with a join token, keys need minutes:read.
-	add("GET /v1/meetings/{id}/captions", PermPublic, a.getCaptions)
-	add("POST /v1/keys", PermKeysManage, a.createKey)
-	add("GET /v1/keys", PermKeysManage, a.listKeys)
-	add("DELETE /v1/keys/{id}", PermKeysManage, a.revokeKey)
-	add("GET /v1/audit", PermAuditRead, a.listAudit)
+	route("GET /v1/meetings/{id}/captions", PermPublic, a.getCaptions)
+	route("POST /v1/keys", PermKeysManage, a.createKey)
+	route("GET /v1/keys", PermKeysManage, a.listKeys)
+	route("DELETE /v1/keys/{id}", PermKeysManage, a.revokeKey)
+	route("GET /v1/audit", PermAuditRead, a.listAudit)
 }
 
 // Routes lists every route the Handler serves, in registration order.
