@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -74,7 +75,7 @@ func iceOf(desc *sdp.SessionDescription) sdpFrag {
 			f.pwd = v
 		}
 		for _, a := range m.Attributes {
-			if a.Key == "candidate" {
+			if a.Key == "candidate" && rtpComponent(a.Value) {
 				f.candidates = append(f.candidates, "candidate:"+a.Value)
 			}
 		}
@@ -257,4 +258,54 @@ func parseSDP(desc *webrtc.SessionDescription) (*sdp.SessionDescription, error) 
 		return nil, err
 	}
 	return &d, nil
+}
+
+// rtpComponent reports whether a candidate (an a=candidate value, with or
+// without its "candidate:" prefix) is for component 1, RTP. rtcp-mux is
+// mandatory here (RFC 8829), so component 2 candidates, which pion lists
+// beside every component 1 one, name the same address and only confuse
+// clients that splice candidates into an SDP themselves.
+func rtpComponent(c string) bool {
+	f := strings.Fields(strings.TrimPrefix(c, "candidate:"))
+	return len(f) > 1 && f[1] == "1"
+}
+
+// onlyRTPCandidates drops every candidate of an SDP but component 1's.
+func onlyRTPCandidates(desc string) (string, error) {
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(desc); err != nil {
+		return "", fmt.Errorf("parse answer: %w", err)
+	}
+	for _, m := range d.MediaDescriptions {
+		m.Attributes = slices.DeleteFunc(m.Attributes, func(a sdp.Attribute) bool {
+			return a.Key == "candidate" && !rtpComponent(a.Value)
+		})
+	}
+	out, err := d.Marshal()
+	if err != nil {
+		return "", fmt.Errorf("write answer: %w", err)
+	}
+	return string(out), nil
+}
+
+// receiveOnly rewrites a WHEP offer's audio directions to recvonly, so
+// that pion answers sendonly whatever the client said: the WHEP draft
+// wants sendonly answers, and a listener's audio has nowhere to go.
+func receiveOnly(desc *sdp.SessionDescription) (string, error) {
+	for _, m := range desc.MediaDescriptions {
+		if m.MediaName.Media != "audio" {
+			continue
+		}
+		for i, a := range m.Attributes {
+			switch a.Key {
+			case "sendrecv", "sendonly", "inactive":
+				m.Attributes[i] = sdp.NewPropertyAttribute("recvonly")
+			}
+		}
+	}
+	out, err := desc.Marshal()
+	if err != nil {
+		return "", fmt.Errorf("write offer: %w", err)
+	}
+	return string(out), nil
 }
