@@ -39,6 +39,14 @@ func (s *SFU) setCORS(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
 }
 
+// corsMethods is what CORS allows for a URL whose Allow is methods.
+func corsMethods(methods string) string {
+	if methods == "GET, OPTIONS" {
+		return methods
+	}
+	return "POST, PATCH, DELETE, OPTIONS"
+}
+
 // serveOptions answers OPTIONS (RFC 9725 section 4.2): a CORS preflight
 // before any token check, and for a request that carries a valid join
 // token of kind (not a preflight), the ICE servers in Link headers, which
@@ -53,7 +61,10 @@ func (s *SFU) serveOptions(w http.ResponseWriter, r *http.Request, methods, acce
 		h.Set("Accept-Patch", sdpFragType)
 	}
 	if h.Get("Access-Control-Allow-Origin") != "" {
-		h.Set("Access-Control-Allow-Methods", methods)
+		// Every method of the protocol, on the endpoint too: some clients
+		// (@eyevinn/whip-web-client) look for PATCH there to decide
+		// whether to trickle.
+		h.Set("Access-Control-Allow-Methods", corsMethods(methods))
 		h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
 		h.Set("Access-Control-Max-Age", "86400")
 	}
