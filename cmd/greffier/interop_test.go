@@ -2,13 +2,17 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -31,8 +35,10 @@ type pageResult struct {
 	ETag       string  `json:"etag"`
 	ETagBefore string  `json:"etagBefore"`
 	ICE        string  `json:"ice"`
-	Trickle    bool    `json:"trickle"`
-	at         time.Time
+	// Path is the publisher's selected local candidate: its type and,
+	// for a relayed one, the protocol to the TURN server ("relay/tcp").
+	Path string `json:"path"`
+	at   time.Time
 }
 
 // methodCounter counts the requests Greffier got, by method.
@@ -92,7 +98,25 @@ func (c *methodCounter) count(m string) int {
 // meeting and the methods Greffier saw.
 func runInterop(t *testing.T, client string) (map[string]pageResult, string, *testBundle, *methodCounter) {
 	t.Helper()
-	b := setup(t, setupOptions{})
+	return runInteropIn(t, client, "", "")
+}
+
+// runInteropIn is runInterop with Chromium in network namespace netns,
+// which reaches this host at hostIP: Greffier then listens there, with its
+// TURN server on and no ICE-TCP, so that TURN is the only TCP path.
+func runInteropIn(t *testing.T, client, netns, hostIP string) (map[string]pageResult, string, *testBundle, *methodCounter) {
+	t.Helper()
+	opts := setupOptions{}
+	listenOn := "127.0.0.1:0"
+	if netns != "" {
+		listenOn = net.JoinHostPort(hostIP, "0")
+		opts.configure = func(c *Config) {
+			c.HTTPAddr, c.MediaAddr = listenOn, listenOn
+			c.TURN, c.TURNUDPAddr, c.TURNTCPAddr = true, listenOn, listenOn
+			c.ICETCP = false
+		}
+	}
+	b := setup(t, opts)
 	wav := filepath.Join(t.TempDir(), "alice.wav")
 	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-i", filepath.Join(fixtures, "alice.opus"),
 		"-ar", "48000", "-ac", "1", "-c:a", "pcm_s16le", "-y", wav).CombinedOutput()
@@ -103,7 +127,7 @@ func runInterop(t *testing.T, client string) (map[string]pageResult, string, *te
 	require.NoError(t, err)
 	methods := &methodCounter{n: map[string]int{}}
 	proxy := httputil.NewSingleHostReverseProxy(appURL)
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	api := newTestServer(t, listenOn, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		methods.mu.Lock()
 		methods.n[r.Method]++
 		methods.mu.Unlock()
@@ -133,7 +157,7 @@ func runInterop(t *testing.T, client string) (map[string]pageResult, string, *te
 			results <- res
 		}
 	})
-	front := httptest.NewServer(page)
+	front := newTestServer(t, listenOn, page)
 	t.Cleanup(front.Close)
 
 	var m meetingAnswer
@@ -148,7 +172,7 @@ func runInterop(t *testing.T, client string) (map[string]pageResult, string, *te
 	params, err := json.Marshal(map[string]string{"api": api.URL, "client": client,
 		"publish": m.Join[0].Token, "listen": m.Join[1].Token})
 	require.NoError(t, err)
-	log := startChromium(t, front.URL+"/page.html#"+url.PathEscape(string(params)), wav)
+	log := startChromiumIn(t, netns, front.URL+"/page.html#"+url.PathEscape(string(params)), wav, true)
 
 	got := map[string]pageResult{}
 	deadline := time.After(45 * time.Second)
@@ -167,6 +191,67 @@ func runInterop(t *testing.T, client string) (map[string]pageResult, string, *te
 		}
 	}
 	return got, m.ID, b, methods
+}
+
+// newTestServer is httptest.NewServer listening on addr.
+func newTestServer(t *testing.T, addr string, h http.Handler) *httptest.Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	srv := httptest.NewUnstartedServer(h)
+	_ = srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	return srv
+}
+
+// udpBlockedNamespace makes a network namespace joined to this host by a
+// veth pair, whose own UDP is dropped on the way out (nftables), as behind
+// a firewall that lets only TCP through. It returns the namespace's name
+// and this host's address on the pair. It needs root (CI and
+// scripts/test.sh run as root) and nft (scripts/test.sh installs it).
+func udpBlockedNamespace(t *testing.T) (string, string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatalf("this test makes a network namespace and needs root: run scripts/test.sh as root, as CI does")
+	}
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed to block UDP for the browser: run scripts/test.sh, which installs iproute2 and nftables", tool)
+		}
+	}
+	var rnd [2]byte
+	_, _ = rand.Read(rnd[:])
+	id := hex.EncodeToString(rnd[:])
+	ns, host, peer := "greffier-"+id, "gfh"+id, "gfn"+id
+	// A /30 of 10.231.0.0/16 per test, from the same random bits.
+	hostIP := fmt.Sprintf("10.231.%d.%d", rnd[0], rnd[1]&0xfc+1)
+	nsIP := fmt.Sprintf("10.231.%d.%d", rnd[0], rnd[1]&0xfc+2)
+	run := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		require.NoError(t, err, "%v: %s", args, out)
+	}
+	run("ip", "netns", "add", ns)
+	t.Cleanup(func() {
+		_ = exec.Command("ip", "netns", "del", ns).Run()
+		_ = exec.Command("ip", "link", "del", host).Run()
+	})
+	run("ip", "link", "add", host, "type", "veth", "peer", "name", peer)
+	run("ip", "link", "set", peer, "netns", ns)
+	run("ip", "addr", "add", hostIP+"/30", "dev", host)
+	run("ip", "link", "set", host, "up")
+	run("ip", "netns", "exec", ns, "ip", "addr", "add", nsIP+"/30", "dev", peer)
+	run("ip", "netns", "exec", ns, "ip", "link", "set", peer, "up")
+	run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+	run("ip", "netns", "exec", ns, "nft", "add table inet greffier; "+
+		"add chain inet greffier out { type filter hook output priority 0; policy accept; }; "+
+		"add rule inet greffier out oifname \""+peer+"\" meta l4proto udp drop")
+	// The block holds: a UDP datagram from the namespace is refused.
+	out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "ruleset").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "udp drop")
+	return ns, hostIP
 }
 
 // requireRecorded ends the meeting and checks alice's one recording lasts
@@ -239,5 +324,21 @@ func TestEyevinnWHIPClientPublishesAndLeavesFromAnotherOrigin(t *testing.T) {
 	t.Logf("the listener heard alice at RMS %.3f", got["heard"].Level)
 	require.Greater(t, got["heard"].Level, heardLevel, "the listener hears alice")
 	require.Equal(t, 1, methods.requests("DELETE /v1/whip/"))
+	requireRecorded(t, b, meetingID, got["deleted"].at)
+}
+
+// TestABrowserWithoutUDPPublishesAndListensThroughTURNOverTCP runs the
+// whip-whep clients in Chromium inside a network namespace whose UDP is
+// dropped by nftables: the browser takes the TURN servers from the Link
+// headers of Greffier's answers, and with ICE-TCP off the embedded TURN
+// server over TCP is its only way to the media port. It publishes, is
+// recorded, restarts ICE and listens all the same.
+func TestABrowserWithoutUDPPublishesAndListensThroughTURNOverTCP(t *testing.T) {
+	t.Parallel()
+	ns, hostIP := udpBlockedNamespace(t)
+	got, meetingID, b, _ := runInteropIn(t, "medooze", ns, hostIP)
+	require.Equal(t, "relay/tcp", got["published"].Path, "the browser went through TURN over TCP")
+	t.Logf("the listener heard alice at RMS %.3f", got["heard"].Level)
+	require.Greater(t, got["heard"].Level, heardLevel, "the listener, relayed too, hears alice")
 	requireRecorded(t, b, meetingID, got["deleted"].at)
 }
