@@ -300,7 +300,7 @@ func (s *session) throughPion(why error) bool {
 	}
 	s.keying = keyingPion
 	s.sfu.stats.pionSRTP.Add(1)
-	s.log.Warn("no SRTP keys of its own from the DTLS handshake: this session's RTP goes through pion's slower SRTP path", "err", why)
+	s.log.Warn("this session's RTP goes through pion's slower SRTP path", "why", why)
 	if s.listener != nil {
 		for _, slot := range s.listener.slots {
 			slot.sendThroughPion()
