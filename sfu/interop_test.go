@@ -1,12 +1,23 @@
 package sfu_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha1"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -325,4 +336,56 @@ func TestAClientOverICETCPPublishesAndListens(t *testing.T) {
 	require.Eventually(t, func() bool { return l.Count() > len(p.Sent())/2 }, 20*time.Second, 50*time.Millisecond,
 		"the listener over TCP hears the speaker")
 	require.NoError(t, p.Close(t.Context()))
+}
+
+// selfSigned writes a self-signed certificate and key for 127.0.0.1 and
+// returns their paths.
+func selfSigned(t *testing.T) (string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "greffier-test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
+	return certFile, keyFile
+}
+
+// TestTURNServesTLSWhenGivenACertificate: with a certificate the TURN
+// server also listens for TLS and advertises a turns: URL, on which a TLS
+// client completes a handshake and gets a TURN answer (an unauthenticated
+// Allocate is refused with 401, as over UDP and TCP).
+func TestTURNServesTLSWhenGivenACertificate(t *testing.T) {
+	t.Parallel()
+	certFile, keyFile := selfSigned(t)
+	cfg := turnConfig()
+	cfg.CertFile, cfg.KeyFile, cfg.TLSAddr = certFile, keyFile, "127.0.0.1:0"
+	b := setup(t, sfu.Config{TURN: cfg})
+	servers := iceServers(t, b, b.token(t, "m1", "alice", token.RightPublish))
+	require.Len(t, servers[0].URLs, 3)
+	u := servers[0].URLs[2]
+	require.Regexp(t, `^turns:127\.0\.0\.1:\d+\?transport=tcp$`, u)
+	addr := strings.TrimSuffix(strings.TrimPrefix(u, "turns:"), "?transport=tcp")
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // a test's self-signed certificate
+	require.NoError(t, err)
+	defer conn.Close()
+	// A STUN Allocate request without credentials (RFC 8656 section 7.1).
+	req := []byte{0x00, 0x03, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+		0x00, 0x19, 0x00, 0x04, 17, 0, 0, 0} // REQUESTED-TRANSPORT: UDP
+	_, err = conn.Write(req)
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+	resp := make([]byte, 512)
+	n, err := conn.Read(resp)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, n, 20)
+	require.Equal(t, []byte{0x01, 0x13}, resp[:2], "an Allocate error response")
+	require.Equal(t, req[8:20], resp[8:20], "for our transaction")
 }
