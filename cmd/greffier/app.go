@@ -154,7 +154,11 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		return nil, err
 	}
 	a.events = meeting.NewEventLog(a.store, logger)
-	if a.sfu, err = sfu.New(sfu.Config{UDPAddr: cfg.MediaAddr, PublicIPs: cfg.PublicIPs, Observer: a.events},
+	if a.sfu, err = sfu.New(sfu.Config{UDPAddr: cfg.MediaAddr, PublicIPs: cfg.PublicIPs, Observer: a.events,
+		AllowedOrigins: cfg.CORSOrigins, ICETCP: cfg.ICETCP, ICEServers: cfg.ICEServers, ICEServerSecret: cfg.ICEServerSecret,
+		TURN: sfu.TURNConfig{Enabled: cfg.TURN, UDPAddr: cfg.TURNUDPAddr, TCPAddr: cfg.TURNTCPAddr, TLSAddr: cfg.TURNTLSAddr,
+			CertFile: cfg.TURNCertFile, KeyFile: cfg.TURNKeyFile, Realm: cfg.TURNRealm, RelayIP: cfg.TURNRelayIP, Host: cfg.TURNHost,
+			RelayMinPort: cfg.TURNRelayMinPort, RelayMaxPort: cfg.TURNRelayMaxPort, Secret: cfg.TURNSecret}},
 		meeting.NewJoins(a.store), a.signer, meeting.NewTap(a.recorder), logger); err != nil {
 		return nil, err
 	}
@@ -184,6 +188,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	mux.Handle("/v1/whip/", a.sfu.WHIPHandler())
 	mux.Handle("/v1/whep", a.sfu.WHEPHandler())
 	mux.Handle("/v1/whep/", a.sfu.WHEPHandler())
+	mux.Handle("/v1/ice-servers", a.sfu.ICEServersHandler())
 	mux.Handle("/join/", web.Handler())
 	if pyannote != nil && cfg.DiarizeWebhookURL != "" {
 		mux.Handle("POST /v1/hooks/diarize", pyannote.WebhookHandler())
@@ -233,7 +238,7 @@ func (a *App) Start(ctx context.Context) error {
 			a.log.Error("http server stopped", "err", err)
 		}
 	}()
-	a.log.Info("greffier serving", "http", "http://"+ln.Addr().String(), "media_udp", a.sfu.UDPAddr().String(),
+	a.log.Info("greffier serving", "http", "http://"+ln.Addr().String(), "media_udp", a.sfu.UDPAddr().String(), "turn", a.sfu.TURNAddrs(),
 		"database", a.store.Dialect(), "data", a.cfg.DataDir)
 	return nil
 }

@@ -44,22 +44,46 @@ func (l *lockedBuffer) String() string {
 // wav once. It is killed, with its helper processes, when the test ends.
 func startChromium(t *testing.T, pageURL, wav string) *lockedBuffer {
 	t.Helper()
+	return startChromiumIn(t, "", pageURL, wav, false)
+}
+
+// startChromiumIn is startChromium in network namespace netns ("" for
+// the test's own), its microphone playing wav in a loop when loop is set.
+func startChromiumIn(t *testing.T, netns, pageURL, wav string, loop bool) *lockedBuffer {
+	t.Helper()
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatalf("chromium is needed for the browser test: run scripts/test.sh, which installs Debian's chromium package")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin,
+	var prefix, extra []string
+	if netns != "" {
+		prefix = []string{"netns", "exec", netns, bin}
+		// The page is served from the pair's address, not loopback: only
+		// a secure context may open the microphone.
+		if u, err := url.Parse(pageURL); err == nil {
+			extra = append(extra, "--unsafely-treat-insecure-origin-as-secure="+u.Scheme+"://"+u.Host)
+		}
+		if bin, err = exec.LookPath("ip"); err != nil {
+			t.Fatalf("ip (iproute2) is needed to run chromium in a network namespace")
+		}
+	}
+	capture := wav + "%noloop"
+	if loop {
+		capture = wav
+	}
+	args := append(prefix,
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--user-data-dir="+t.TempDir(),
 		"--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-		"--use-file-for-fake-audio-capture="+wav+"%noloop",
+		"--use-file-for-fake-audio-capture="+capture,
 		// The SFU has mDNS off: the browser must show its real addresses.
 		"--disable-features=WebRtcHideLocalIpsWithMdns",
 		"--autoplay-policy=no-user-gesture-required",
-		"--enable-logging=stderr", "--v=0",
-		pageURL)
+		"--enable-logging=stderr", "--v=0")
+	args = append(append(args, extra...), pageURL)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, args...)
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	// Chromium forks helpers: kill the whole group.
