@@ -133,7 +133,9 @@ func TestTheDocsWalkThroughsRunAsWritten(t *testing.T) {
 	require.FileExists(t, filepath.Join(dir, "meeting.webm"))
 
 	out = sh.run(t, blocks[4])
-	require.Contains(t, out, "Alice Martin at 1.")
+	// When Alice speaks on the meeting clock depends on how fast the
+	// participants joined; that she is found, with a time, is what counts.
+	require.Regexp(t, `Alice Martin at \d+\.\d+s in mtg_`, out)
 	require.Contains(t, out, "unchanged: 304\n")
 	require.Contains(t, out, "end as an agent: 403\n")
 
