@@ -172,8 +172,10 @@ type VoiceDetector struct {
 	samples  int64     // samples seen
 	buf      []int16   // audio of frames [bufAt, n), a window into bufMem
 	levels   []float64 // level of each buffered frame (-Inf for digital silence), a window into levelMem
-	bufMem   []int16
+	bufMem   []int16 // made at the first PCM frame: levels alone need no audio
 	levelMem []float64
+	// maxFrames is the longest the buffer gets.
+	maxFrames int
 	bufAt    int // frame index of buf[0]
 
 	active     bool
@@ -208,9 +210,8 @@ func NewVoiceDetector(cfg VoiceDetectorConfig) *VoiceDetector {
 	}
 	// The longest the buffer gets: a stretch at the limit, the longest
 	// pause that may follow it inside the segment, and the lookahead.
-	maxFrames := frames(cfg.MaxSegment) + s.join + s.padFrames + lookahead + 2
-	s.bufMem = make([]int16, maxFrames*frameSamples)
-	s.levelMem = make([]float64, maxFrames)
+	s.maxFrames = frames(cfg.MaxSegment) + s.join + s.padFrames + lookahead + 2
+	s.levelMem = make([]float64, s.maxFrames)
 	s.buf, s.levels = s.bufMem[:0], s.levelMem[:0]
 	s.reset()
 	return s
@@ -303,6 +304,12 @@ func (s *VoiceDetector) push(out []Speech, db float64, zero bool, f []int16, n i
 	s.n++
 	s.samples += int64(n)
 	if f != nil {
+		if s.bufMem == nil {
+			// A second of 16 kHz audio per second of segment: fed levels
+			// alone (WriteLevel), a detector never holds it.
+			s.bufMem = make([]int16, s.maxFrames*frameSamples)
+			s.buf = s.bufMem[:0]
+		}
 		s.buf = appendWindow(&s.bufMem, s.buf, lookahead*frameSamples, f...)
 	}
 	s.levels = appendWindow(&s.levelMem, s.levels, lookahead, db)
