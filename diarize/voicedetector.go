@@ -172,11 +172,11 @@ type VoiceDetector struct {
 	samples  int64     // samples seen
 	buf      []int16   // audio of frames [bufAt, n), a window into bufMem
 	levels   []float64 // level of each buffered frame (-Inf for digital silence), a window into levelMem
-	bufMem   []int16 // made at the first PCM frame: levels alone need no audio
+	bufMem   []int16   // made at the first PCM frame: levels alone need no audio
 	levelMem []float64
 	// maxFrames is the longest the buffer gets.
 	maxFrames int
-	bufAt    int // frame index of buf[0]
+	bufAt     int // frame index of buf[0]
 
 	active     bool
 	start      int   // first voiced frame of the open stretch
