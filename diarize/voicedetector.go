@@ -412,6 +412,12 @@ func (s *VoiceDetector) emit(start, end int, audioEnd int64) *Speech {
 	return sp
 }
 
+// HeldFromMS is the earliest time (ms from the first frame written) whose
+// audio a segment still to come may start with: a caller that keeps the
+// audio itself, feeding levels alone (WriteLevel), may forget what lies
+// before it.
+func (s *VoiceDetector) HeldFromMS() int64 { return int64(s.bufAt) * frameMS }
+
 // dropFrames forgets the k oldest buffered frames.
 func (s *VoiceDetector) dropFrames(k int) {
 	k = min(k, len(s.levels))

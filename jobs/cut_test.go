@@ -115,7 +115,8 @@ func TestCutterFindsTheFixtureSentences(t *testing.T) {
 // TestCutterKeepsWhatOpenSegmentsNeed: after minutes of silence, 27.9 s of
 // speech in 20 ms packets and in 10 ms packets each come out whole (every
 // packet from the segment's audio start on), and the ring stays the size
-// of what a segment may need, not of the track.
+// of what a segment may need, not of the track: a second or two while
+// nobody speaks.
 func TestCutterKeepsWhatOpenSegmentsNeed(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -123,9 +124,10 @@ func TestCutterKeepsWhatOpenSegmentsNeed(t *testing.T) {
 		packet  []byte // a CELT silence frame of the duration: valid Opus, levels given apart
 		ms      int64
 		maxRing int
+		minRing int
 	}{
-		{"20 ms packets", []byte{0xf8, 0xff, 0xfe}, 20, 2048},
-		{"10 ms packets", []byte{0xf0, 0xff, 0xfe}, 10, 4096},
+		{"20 ms packets", []byte{0xf8, 0xff, 0xfe}, 20, 2048, 128},
+		{"10 ms packets", []byte{0xf0, 0xff, 0xfe}, 10, 4096, 256},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCutter(1)
@@ -138,6 +140,10 @@ func TestCutterKeepsWhatOpenSegmentsNeed(t *testing.T) {
 				}
 			}
 			feed(0, 300_000, audio.SilenceLevel)
+			// Minutes of silence keep what a segment about to start
+			// needs: the detector's lookahead, padding, pre-skip.
+			require.LessOrEqual(t, len(c.ring), tc.minRing, "a silent track's ring")
+			require.Less(t, int64(c.n)*tc.ms, int64(2000))
 			// Syllables: 200 ms loud, 100 ms softer, as speech rises
 			// and falls (a steady level would become background).
 			for ms := int64(300_000); ms < 327_900; ms += 300 {
@@ -145,6 +151,7 @@ func TestCutterKeepsWhatOpenSegmentsNeed(t *testing.T) {
 				feed(ms+200, ms+300, 45)
 			}
 			feed(327_900, 335_000, audio.SilenceLevel)
+			require.LessOrEqual(t, len(c.ring), 2*tc.minRing, "the ring shrinks back once the segment is out")
 			got, err := c.flush()
 			require.NoError(t, err)
 			cuts = append(cuts, got...)
