@@ -211,7 +211,10 @@ func NewVoiceDetector(cfg VoiceDetectorConfig) *VoiceDetector {
 	// The longest the buffer gets: a stretch at the limit, the longest
 	// pause that may follow it inside the segment, and the lookahead.
 	s.maxFrames = frames(cfg.MaxSegment) + s.join + s.padFrames + lookahead + 2
-	s.levelMem = make([]float64, s.maxFrames)
+	// Levels start with room for a few seconds and grow (appendWindow)
+	// only while a stretch of speech holds them: a silent participant's
+	// detector stays small.
+	s.levelMem = make([]float64, min(s.maxFrames, 4*lookahead))
 	s.buf, s.levels = s.bufMem[:0], s.levelMem[:0]
 	s.reset()
 	return s

@@ -122,9 +122,9 @@ func (c *cutter) keep(ms int64, data []byte) {
 	c.ring[i] = timedPacket{ms: ms, data: append(c.ring[i].data[:0], data...)}
 }
 
-// minRing is the ring's smallest size: a second and a half of 20 ms
+// minRing is the ring's smallest size: about two seconds of 20 ms
 // packets, what a silent participant's ring holds.
-const minRing = 128
+const minRing = 96
 
 // resize moves the ring's packets, oldest first, to a ring of size n.
 func (c *cutter) resize(n int) {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -171,6 +172,50 @@ func TestCutterKeepsWhatOpenSegmentsNeed(t *testing.T) {
 			require.Equal(t, first, c.scratch[0].MS)
 			require.Equal(t, int((sp.AudioEndMS-first+tc.ms-1)/tc.ms), len(c.scratch), "every packet of the segment's audio")
 			require.LessOrEqual(t, len(c.ring), tc.maxRing)
+		})
+	}
+}
+
+// BenchmarkCutterMemory reports what the live path holds per recorded
+// track (its cutter: packet ring, voice detector), after a minute of
+// 20 ms packets with their senders' levels: silence, as most
+// participants of a large meeting send, and the same minute with 25 s of
+// speech still open at its end (the ring then holds the open segment).
+func BenchmarkCutterMemory(b *testing.B) {
+	packet := make([]byte, 60)
+	packet[0] = 0xf8 // CELT 20 ms
+	for _, tc := range []struct {
+		name  string
+		level func(ms int64) int
+	}{
+		{"silent", func(int64) int { return audio.SilenceLevel }},
+		{"speaking", func(ms int64) int {
+			if ms < 35_000 || ms%300 >= 200 {
+				return 45
+			}
+			return 25
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			const tracks = 200
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				cs := make([]*cutter, tracks)
+				for i := range cs {
+					cs[i] = newCutter(1)
+					for ms := int64(0); ms < 60_000; ms += 20 {
+						if _, err := cs[i].packet(ms, packet, tc.level(ms)); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/tracks, "heap-bytes/track")
+				runtime.KeepAlive(cs)
+			}
 		})
 	}
 }

@@ -192,6 +192,9 @@ func BenchmarkTrackMemory(b *testing.B) {
 			for j := range 150 {
 				p.SequenceNumber, p.Timestamp = uint16(j), uint32(j*960)
 				w.WriteRTP(p)
+				if j%5 == 4 { // as the spool goroutine's ticks drain a live stream
+					waitDrained(w)
+				}
 			}
 			waitDrained(w)
 			ws[i] = w
