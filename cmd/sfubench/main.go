@@ -31,6 +31,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -84,10 +85,18 @@ func main() {
 	flag.StringVar(&o.postgres, "postgres", "", "with the recorder: the store's Postgres URL (default: SQLite in the data directory)")
 	flag.StringVar(&o.dataDir, "data", "", "with the recorder: its data directory (default: a temporary one, removed after)")
 	flag.StringVar(&o.stagesDir, "stages", "", "keep each window's CPU profile in this directory and split the server's CPU by stage")
+	split := flag.String("split", "", "print the stage split of these saved CPU profiles (comma-separated) and exit")
 	flag.StringVar(&o.url, "url", "", "internal: the server's base URL (clients role)")
 	flag.StringVar(&o.meeting, "meeting", "bench", "internal: the meeting id (clients role)")
 	flag.Parse()
 
+	if *split != "" {
+		if err := printSplit(os.Stdout, strings.Split(*split, ",")); err != nil {
+			fmt.Fprintln(os.Stderr, "sfubench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	ctx := context.Background()
 	var err error

@@ -29,12 +29,14 @@ var stages = []stage{
 		"jobs.(*LiveTrack).Close"}},
 	{"segment cutting", []string{"jobs.(*cutter).cut"}},
 	{"levels and voice activity", []string{"jobs.(*cutter)", "jobs.(*LiveTrack).Block", "greffier/diarize."}},
-	{"spool I/O", []string{"recorder.(*spoolFile)", "recorder.writeSidecar"}},
+	{"loss stated as gaps (sidecar rewritten, catalog told)", []string{"recorder.writeSidecar", "recorder.(*Writer).recordGap"}},
+	{"spool I/O", []string{"recorder.(*spoolFile)"}},
 	{"WebM writing", []string{"github.com/at-wat/ebml-go", "recorder.(*Writer).drain", "recorder.(*Writer).run",
 		"recorder.(*webmWriter)"}},
 	{"sequencer (recorder's WriteRTP)", []string{"recorder.(*sequencer)", "recorder.(*Writer).WriteRTP"}},
 	{"tap (SFU to recorder)", []string{"sfu.(*publishedTrack).record", "sfu.(*ssrcTap)", "main.(*keptTap)",
 		"meeting.Tap"}},
+	{"event log (speaking turns stored)", []string{"meeting.(*EventLog)"}},
 	{"other recorder and pipeline", []string{"greffier/recorder.", "greffier/jobs.", "greffier/meeting."}},
 	{"SRTP receive (decrypt)", []string{"srtp/v3.(*Context).DecryptRTP"}},
 	{"SFU forwarding (levels, slots, encrypt, send)", []string{"sfu.(*publishedTrack).handle", "sfu.(*sender)",
@@ -104,4 +106,26 @@ func classify(s *profile.Sample) string {
 		}
 	}
 	return "other"
+}
+
+// printSplit prints the stage split of saved CPU profiles, one column
+// each: -split a.prof,b.prof.
+func printSplit(w io.Writer, paths []string) error {
+	cols := make([]map[string]float64, len(paths))
+	for i, p := range paths {
+		var err error
+		if cols[i], err = splitProfile(p); err != nil {
+			return err
+		}
+	}
+	for _, st := range append(stages, stage{name: "other"}) {
+		if _, err := fmt.Fprintf(w, "%-55s", st.name); err != nil {
+			return err
+		}
+		for _, c := range cols {
+			fmt.Fprintf(w, " %6.2f%%", 100*c[st.name])
+		}
+		fmt.Fprintln(w)
+	}
+	return nil
 }
