@@ -88,15 +88,7 @@ func (m *muxer) write(b []byte) error {
 
 // start writes everything before the first cluster.
 func (m *muxer) start() error {
-	var hdr []byte
-	hdr = audio.AppendUint(hdr, audio.IDEBMLVersion, 1)
-	hdr = audio.AppendUint(hdr, audio.IDEBMLReadVersion, 1)
-	hdr = audio.AppendUint(hdr, audio.IDEBMLMaxIDLength, 4)
-	hdr = audio.AppendUint(hdr, audio.IDEBMLMaxSizeLength, 8)
-	hdr = audio.AppendString(hdr, audio.IDDocType, "webm")
-	hdr = audio.AppendUint(hdr, audio.IDDocTypeVersion, 4)
-	hdr = audio.AppendUint(hdr, audio.IDDocTypeReadVersion, 2)
-	b := audio.AppendMaster(nil, audio.IDEBML, hdr)
+	b := audio.AppendWebMHeader(nil)
 	b = audio.AppendID(b, audio.IDSegment)
 	b = audio.AppendSizeN(b, 0, segmentSizeLen) // patched by finish
 	m.segData = int64(len(b))

@@ -50,16 +50,7 @@ const unknownSize = 1<<56 - 1
 // newWebMWriter writes the header of a one-track Opus WebM to out.
 func newWebMWriter(out webmSink, channels uint8) (*webmWriter, error) {
 	w := &webmWriter{out: out, first: -1, cluster: -1, last: -1}
-	var b []byte
-	var head []byte
-	head = audio.AppendUint(head, audio.IDEBMLVersion, 1)
-	head = audio.AppendUint(head, audio.IDEBMLReadVersion, 1)
-	head = audio.AppendUint(head, audio.IDEBMLMaxIDLength, 4)
-	head = audio.AppendUint(head, audio.IDEBMLMaxSizeLength, 8)
-	head = audio.AppendString(head, audio.IDDocType, "webm")
-	head = audio.AppendUint(head, audio.IDDocTypeVersion, 4)
-	head = audio.AppendUint(head, audio.IDDocTypeReadVersion, 2)
-	b = audio.AppendMaster(b, audio.IDEBML, head)
+	b := audio.AppendWebMHeader(nil)
 	b = audio.AppendID(b, audio.IDSegment)
 	b = audio.AppendSizeN(b, unknownSize, 8)
 	w.segData = int64(len(b))

@@ -112,3 +112,17 @@ func SizeLen(n uint64) int {
 	}
 	return l
 }
+
+// AppendWebMHeader appends the EBML header of a WebM file (DocType webm,
+// version 4), which comes before its Segment.
+func AppendWebMHeader(b []byte) []byte {
+	var hdr []byte
+	hdr = AppendUint(hdr, IDEBMLVersion, 1)
+	hdr = AppendUint(hdr, IDEBMLReadVersion, 1)
+	hdr = AppendUint(hdr, IDEBMLMaxIDLength, 4)
+	hdr = AppendUint(hdr, IDEBMLMaxSizeLength, 8)
+	hdr = AppendString(hdr, IDDocType, "webm")
+	hdr = AppendUint(hdr, IDDocTypeVersion, 4)
+	hdr = AppendUint(hdr, IDDocTypeReadVersion, 2)
+	return AppendMaster(b, IDEBML, hdr)
+}
