@@ -88,58 +88,50 @@ func (m *muxer) write(b []byte) error {
 
 // start writes everything before the first cluster.
 func (m *muxer) start() error {
-	var hdr []byte
-	hdr = appendUint(hdr, audio.IDEBMLVersion, 1)
-	hdr = appendUint(hdr, audio.IDEBMLReadVersion, 1)
-	hdr = appendUint(hdr, audio.IDEBMLMaxIDLength, 4)
-	hdr = appendUint(hdr, audio.IDEBMLMaxSizeLength, 8)
-	hdr = appendString(hdr, audio.IDDocType, "webm")
-	hdr = appendUint(hdr, audio.IDDocTypeVersion, 4)
-	hdr = appendUint(hdr, audio.IDDocTypeReadVersion, 2)
-	b := appendMaster(nil, audio.IDEBML, hdr)
-	b = appendID(b, audio.IDSegment)
-	b = appendSizeN(b, 0, segmentSizeLen) // patched by finish
+	b := audio.AppendWebMHeader(nil)
+	b = audio.AppendID(b, audio.IDSegment)
+	b = audio.AppendSizeN(b, 0, segmentSizeLen) // patched by finish
 	m.segData = int64(len(b))
 
 	m.pos.seekHead = int64(len(b))
-	b = appendVoid(b, seekHeadReserve)
+	b = audio.AppendVoid(b, seekHeadReserve)
 
 	var info []byte
-	info = appendUint(info, audio.IDTimecodeScale, 1_000_000) // 1 ms, as the recorder writes
-	info = appendString(info, audio.IDMuxingApp, muxingApp)
-	info = appendString(info, audio.IDWritingApp, muxingApp)
-	info = appendFloat(info, audio.IDDuration, 0) // patched by finish
+	info = audio.AppendUint(info, audio.IDTimecodeScale, 1_000_000) // 1 ms, as the recorder writes
+	info = audio.AppendString(info, audio.IDMuxingApp, muxingApp)
+	info = audio.AppendString(info, audio.IDWritingApp, muxingApp)
+	info = audio.AppendFloat(info, audio.IDDuration, 0) // patched by finish
 	m.pos.info = int64(len(b))
-	b = appendMaster(b, audio.IDInfo, info)
+	b = audio.AppendMaster(b, audio.IDInfo, info)
 	m.pos.duration = int64(len(b)) - 8
 
 	var tracks []byte
 	for _, t := range m.tracks {
 		var e []byte
-		e = appendUint(e, audio.IDTrackNumber, t.number)
-		e = appendUint(e, audio.IDTrackUID, t.number)
-		e = appendUint(e, audio.IDTrackType, 2) // audio
+		e = audio.AppendUint(e, audio.IDTrackNumber, t.number)
+		e = audio.AppendUint(e, audio.IDTrackUID, t.number)
+		e = audio.AppendUint(e, audio.IDTrackType, 2) // audio
 		// Matroska's FlagDefault defaults to 1: left out, every speaker is
 		// "the" default track, and players that honour it pick the first
 		// and never play the others. Only the first is marked default,
 		// so a player has one track to start with and offers the rest.
-		e = appendUint(e, audio.IDFlagDefault, boolUint(t.number == 1))
-		e = appendString(e, audio.IDName, t.name)
-		e = appendString(e, audio.IDLanguage, "und") // Matroska's default is "eng"
-		e = appendString(e, audio.IDCodecID, "A_OPUS")
+		e = audio.AppendUint(e, audio.IDFlagDefault, boolUint(t.number == 1))
+		e = audio.AppendString(e, audio.IDName, t.name)
+		e = audio.AppendString(e, audio.IDLanguage, "und") // Matroska's default is "eng"
+		e = audio.AppendString(e, audio.IDCodecID, "A_OPUS")
 		if len(t.opus.codecPrivate) > 0 {
-			e = appendBytes(e, audio.IDCodecPrivate, t.opus.codecPrivate)
+			e = audio.AppendBytes(e, audio.IDCodecPrivate, t.opus.codecPrivate)
 		}
-		e = appendUint(e, audio.IDCodecDelay, uint64(t.opus.codecDelayNS))
-		e = appendUint(e, audio.IDSeekPreRoll, uint64(t.opus.seekPreRoll))
+		e = audio.AppendUint(e, audio.IDCodecDelay, uint64(t.opus.codecDelayNS))
+		e = audio.AppendUint(e, audio.IDSeekPreRoll, uint64(t.opus.seekPreRoll))
 		var a []byte
-		a = appendFloat(a, audio.IDSampling, 48000)
-		a = appendUint(a, audio.IDChannels, t.opus.channels)
-		e = appendMaster(e, audio.IDAudio, a)
-		tracks = appendMaster(tracks, audio.IDTrackEntry, e)
+		a = audio.AppendFloat(a, audio.IDSampling, 48000)
+		a = audio.AppendUint(a, audio.IDChannels, t.opus.channels)
+		e = audio.AppendMaster(e, audio.IDAudio, a)
+		tracks = audio.AppendMaster(tracks, audio.IDTrackEntry, e)
 	}
 	m.pos.tracks = int64(len(b))
-	b = appendMaster(b, audio.IDTracks, tracks)
+	b = audio.AppendMaster(b, audio.IDTracks, tracks)
 	return m.write(b)
 }
 
@@ -155,7 +147,7 @@ func (m *muxer) block(k int, ms int64, blk *block) error {
 	if !m.open {
 		m.open = true
 		m.clusterMS = ms
-		m.cluster = appendUint(m.cluster[:0], audio.IDTimecode, uint64(ms))
+		m.cluster = audio.AppendUint(m.cluster[:0], audio.IDTimecode, uint64(ms))
 		m.cues = append(m.cues, cuePoint{ms: ms, pos: m.off - m.segData, first: len(m.cueTracks)})
 	}
 	if c := len(m.cues) - 1; t.inCue != c {
@@ -168,26 +160,26 @@ func (m *muxer) block(k int, ms int64, blk *block) error {
 	// Opus packets are all keyframes; lacing is kept so laced input is
 	// copied byte for byte.
 	lacing := blk.flags & 0x06
-	hdrLen := vintLen(t.number) + 3
+	hdrLen := audio.SizeLen(t.number) + 3
 	if blk.discardNS > 0 {
 		// A trimmed last packet keeps its DiscardPadding, which only a
 		// BlockGroup can carry.
-		dp := appendInt(m.scratch[:0], audio.IDDiscardPadding, blk.discardNS)
+		dp := audio.AppendInt(m.scratch[:0], audio.IDDiscardPadding, blk.discardNS)
 		blockLen := hdrLen + len(data)
-		m.cluster = appendID(m.cluster, audio.IDBlockGroup)
-		m.cluster = appendSize(m.cluster, uint64(1+sizeLen(uint64(blockLen))+blockLen+len(dp)))
-		m.cluster = appendID(m.cluster, audio.IDBlock)
-		m.cluster = appendSize(m.cluster, uint64(blockLen))
-		m.cluster = appendVint(m.cluster, t.number)
+		m.cluster = audio.AppendID(m.cluster, audio.IDBlockGroup)
+		m.cluster = audio.AppendSize(m.cluster, uint64(1+audio.SizeLen(uint64(blockLen))+blockLen+len(dp)))
+		m.cluster = audio.AppendID(m.cluster, audio.IDBlock)
+		m.cluster = audio.AppendSize(m.cluster, uint64(blockLen))
+		m.cluster = audio.AppendVint(m.cluster, t.number)
 		m.cluster = binary.BigEndian.AppendUint16(m.cluster, uint16(int16(rel)))
 		m.cluster = append(m.cluster, lacing)
 		m.cluster = append(m.cluster, data...)
 		m.cluster = append(m.cluster, dp...)
 		m.scratch = dp
 	} else {
-		m.cluster = appendID(m.cluster, audio.IDSimpleBlock)
-		m.cluster = appendSize(m.cluster, uint64(hdrLen+len(data)))
-		m.cluster = appendVint(m.cluster, t.number)
+		m.cluster = audio.AppendID(m.cluster, audio.IDSimpleBlock)
+		m.cluster = audio.AppendSize(m.cluster, uint64(hdrLen+len(data)))
+		m.cluster = audio.AppendVint(m.cluster, t.number)
 		m.cluster = binary.BigEndian.AppendUint16(m.cluster, uint16(int16(rel)))
 		m.cluster = append(m.cluster, 0x80|lacing)
 		m.cluster = append(m.cluster, data...)
@@ -204,8 +196,8 @@ func (m *muxer) flushCluster() error {
 		return nil
 	}
 	var hdr [12]byte
-	h := appendID(hdr[:0], audio.IDCluster)
-	h = appendSize(h, uint64(len(m.cluster)))
+	h := audio.AppendID(hdr[:0], audio.IDCluster)
+	h = audio.AppendSize(h, uint64(len(m.cluster)))
 	if err := m.write(h); err != nil {
 		return err
 	}
@@ -227,18 +219,18 @@ func (m *muxer) finish() error {
 	if len(m.cues) > 0 {
 		var cues []byte
 		for _, c := range m.cues {
-			p := appendUint(m.scratch[:0], audio.IDCueTime, uint64(c.ms))
+			p := audio.AppendUint(m.scratch[:0], audio.IDCueTime, uint64(c.ms))
 			for _, num := range m.cueTracks[c.first : c.first+c.n] {
 				var tp []byte
-				tp = appendUint(tp, audio.IDCueTrack, num)
-				tp = appendUint(tp, audio.IDCueClusterPosition, uint64(c.pos))
-				p = appendMaster(p, audio.IDCueTrackPositions, tp)
+				tp = audio.AppendUint(tp, audio.IDCueTrack, num)
+				tp = audio.AppendUint(tp, audio.IDCueClusterPosition, uint64(c.pos))
+				p = audio.AppendMaster(p, audio.IDCueTrackPositions, tp)
 			}
-			cues = appendMaster(cues, audio.IDCuePoint, p)
+			cues = audio.AppendMaster(cues, audio.IDCuePoint, p)
 			m.scratch = p
 		}
 		m.pos.cues = m.off
-		if err := m.write(appendMaster(nil, audio.IDCues, cues)); err != nil {
+		if err := m.write(audio.AppendMaster(nil, audio.IDCues, cues)); err != nil {
 			return err
 		}
 	}
@@ -246,15 +238,15 @@ func (m *muxer) finish() error {
 	var tags []byte
 	for _, t := range m.tracks {
 		var tg, tgt, st []byte
-		tgt = appendUint(tgt, audio.IDTagTrackUID, t.number)
-		st = appendString(st, audio.IDTagName, "DURATION")
-		st = appendString(st, audio.IDTagString, tagDuration(time.Duration(t.endMS)*time.Millisecond))
-		tg = appendMaster(tg, audio.IDTargets, tgt)
-		tg = appendMaster(tg, audio.IDSimpleTag, st)
-		tags = appendMaster(tags, audio.IDTag, tg)
+		tgt = audio.AppendUint(tgt, audio.IDTagTrackUID, t.number)
+		st = audio.AppendString(st, audio.IDTagName, "DURATION")
+		st = audio.AppendString(st, audio.IDTagString, tagDuration(time.Duration(t.endMS)*time.Millisecond))
+		tg = audio.AppendMaster(tg, audio.IDTargets, tgt)
+		tg = audio.AppendMaster(tg, audio.IDSimpleTag, st)
+		tags = audio.AppendMaster(tags, audio.IDTag, tg)
 	}
 	m.pos.tags = m.off
-	if err := m.write(appendMaster(nil, audio.IDTags, tags)); err != nil {
+	if err := m.write(audio.AppendMaster(nil, audio.IDTags, tags)); err != nil {
 		return err
 	}
 	if err := m.bw.Flush(); err != nil {
@@ -265,7 +257,7 @@ func (m *muxer) finish() error {
 
 // patch fills in the Segment size, Duration and SeekHead.
 func (m *muxer) patch() error {
-	size := appendSizeN(nil, uint64(m.off-m.segData), segmentSizeLen)
+	size := audio.AppendSizeN(nil, uint64(m.off-m.segData), segmentSizeLen)
 	if err := m.writeAt(size, m.segData-segmentSizeLen); err != nil {
 		return err
 	}
@@ -283,12 +275,12 @@ func (m *muxer) patch() error {
 			continue
 		}
 		var e []byte
-		e = appendBytes(e, audio.IDSeekID, appendID(nil, s.id))
-		e = appendUint(e, audio.IDSeekPosition, uint64(s.pos-m.segData))
-		seeks = appendMaster(seeks, audio.IDSeek, e)
+		e = audio.AppendBytes(e, audio.IDSeekID, audio.AppendID(nil, s.id))
+		e = audio.AppendUint(e, audio.IDSeekPosition, uint64(s.pos-m.segData))
+		seeks = audio.AppendMaster(seeks, audio.IDSeek, e)
 	}
-	sh := appendMaster(nil, audio.IDSeekHead, seeks)
-	sh = appendVoid(sh, seekHeadReserve-len(sh))
+	sh := audio.AppendMaster(nil, audio.IDSeekHead, seeks)
+	sh = audio.AppendVoid(sh, seekHeadReserve-len(sh))
 	if err := m.writeAt(sh, m.pos.seekHead); err != nil {
 		return err
 	}
@@ -317,18 +309,6 @@ func tagDuration(d time.Duration) string {
 	s := d / time.Second
 	d -= s * time.Second
 	return fmt.Sprintf("%02d:%02d:%02d.%09d", h, mi, s, d)
-}
-
-// vintLen is how many bytes appendVint uses for n.
-func vintLen(n uint64) int { return sizeLen(n) }
-
-// sizeLen is how many bytes appendSize uses for n.
-func sizeLen(n uint64) int {
-	l := 1
-	for l < 8 && n >= (1<<(7*l))-1 {
-		l++
-	}
-	return l
 }
 
 func boolUint(b bool) uint64 {

@@ -172,9 +172,11 @@ type VoiceDetector struct {
 	samples  int64     // samples seen
 	buf      []int16   // audio of frames [bufAt, n), a window into bufMem
 	levels   []float64 // level of each buffered frame (-Inf for digital silence), a window into levelMem
-	bufMem   []int16
+	bufMem   []int16   // made at the first PCM frame: levels alone need no audio
 	levelMem []float64
-	bufAt    int // frame index of buf[0]
+	// maxFrames is the longest the buffer gets.
+	maxFrames int
+	bufAt     int // frame index of buf[0]
 
 	active     bool
 	start      int   // first voiced frame of the open stretch
@@ -208,9 +210,11 @@ func NewVoiceDetector(cfg VoiceDetectorConfig) *VoiceDetector {
 	}
 	// The longest the buffer gets: a stretch at the limit, the longest
 	// pause that may follow it inside the segment, and the lookahead.
-	maxFrames := frames(cfg.MaxSegment) + s.join + s.padFrames + lookahead + 2
-	s.bufMem = make([]int16, maxFrames*frameSamples)
-	s.levelMem = make([]float64, maxFrames)
+	s.maxFrames = frames(cfg.MaxSegment) + s.join + s.padFrames + lookahead + 2
+	// Levels start with room for a few seconds and grow (appendWindow)
+	// only while a stretch of speech holds them: a silent participant's
+	// detector stays small.
+	s.levelMem = make([]float64, min(s.maxFrames, 4*lookahead))
 	s.buf, s.levels = s.bufMem[:0], s.levelMem[:0]
 	s.reset()
 	return s
@@ -303,6 +307,12 @@ func (s *VoiceDetector) push(out []Speech, db float64, zero bool, f []int16, n i
 	s.n++
 	s.samples += int64(n)
 	if f != nil {
+		if s.bufMem == nil {
+			// A second of 16 kHz audio per second of segment: fed levels
+			// alone (WriteLevel), a detector never holds it.
+			s.bufMem = make([]int16, s.maxFrames*frameSamples)
+			s.buf = s.bufMem[:0]
+		}
 		s.buf = appendWindow(&s.bufMem, s.buf, lookahead*frameSamples, f...)
 	}
 	s.levels = appendWindow(&s.levelMem, s.levels, lookahead, db)
@@ -404,6 +414,12 @@ func (s *VoiceDetector) emit(start, end int, audioEnd int64) *Speech {
 	}
 	return sp
 }
+
+// HeldFromMS is the earliest time (ms from the first frame written) whose
+// audio a segment still to come may start with: a caller that keeps the
+// audio itself, feeding levels alone (WriteLevel), may forget what lies
+// before it.
+func (s *VoiceDetector) HeldFromMS() int64 { return int64(s.bufAt) * frameMS }
 
 // dropFrames forgets the k oldest buffered frames.
 func (s *VoiceDetector) dropFrames(k int) {

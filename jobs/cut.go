@@ -27,11 +27,11 @@ type cutter struct {
 
 // keepFor is how far back a segment still open may reach: a whole segment
 // (30 s), the pause joined to it (2 s), the detector's lookahead (1 s), its
-// padding and the Ogg pre-skip, with a margin. The ring keeps at least
-// that, growing only while its oldest packet is that recent: 2,048 entries
-// for 20 ms packets, a few dozen for a silent participant in DTX. Each
-// entry's buffer is reused, so keeping a packet allocates nothing once the
-// ring has gone round.
+// padding and the Ogg pre-skip, with a margin. The ring keeps what the
+// detector still holds (forget), never more than that: growing only while
+// its oldest packet is that recent, up to 2,048 entries for 20 ms packets
+// during a long segment. Each entry's buffer is reused, so keeping a
+// packet allocates nothing once the ring has gone round.
 const keepFor = 35_000 // ms
 
 type timedPacket struct {
@@ -82,7 +82,24 @@ func (c *cutter) packet(ms int64, data []byte, level int) ([]cut, error) {
 		speech = append(speech, c.vad.WriteLevel(-float64(level))...)
 		c.next++
 	}
-	return c.cut(speech)
+	out, err := c.cut(speech)
+	c.forget()
+	return out, err
+}
+
+// forget drops the packets no segment still to come can start with: those
+// before the detector's held audio, less the Ogg pre-skip and a frame.
+// A silent participant's ring then holds a second or two of packets, not
+// keepFor; a ring left mostly empty by a long segment shrinks back.
+func (c *cutter) forget() {
+	oldest := c.vad.HeldFromMS() - audio.OggPreSkip.Milliseconds() - 2*frameMS
+	for c.n > 0 && c.ring[c.head].ms < oldest {
+		c.head = (c.head + 1) % len(c.ring)
+		c.n--
+	}
+	if len(c.ring) > minRing && c.n < len(c.ring)/4 {
+		c.resize(max(minRing, len(c.ring)/2))
+	}
 }
 
 // flush ends the track and returns the last segments.
@@ -94,11 +111,7 @@ const frameMS = 20
 
 func (c *cutter) keep(ms int64, data []byte) {
 	if c.n == len(c.ring) && (c.n == 0 || c.ring[c.head].ms >= ms-keepFor) {
-		grown := make([]timedPacket, max(64, 2*len(c.ring)))
-		for i := range c.n {
-			grown[i] = c.ring[(c.head+i)%len(c.ring)]
-		}
-		c.ring, c.head = grown, 0
+		c.resize(max(minRing, 2*len(c.ring)))
 	}
 	i := (c.head + c.n) % len(c.ring)
 	if c.n == len(c.ring) {
@@ -107,6 +120,19 @@ func (c *cutter) keep(ms int64, data []byte) {
 		c.n++
 	}
 	c.ring[i] = timedPacket{ms: ms, data: append(c.ring[i].data[:0], data...)}
+}
+
+// minRing is the ring's smallest size: about two seconds of 20 ms
+// packets, what a silent participant's ring holds.
+const minRing = 96
+
+// resize moves the ring's packets, oldest first, to a ring of size n.
+func (c *cutter) resize(n int) {
+	ring := make([]timedPacket, n)
+	for i := range c.n {
+		ring[i] = c.ring[(c.head+i)%len(c.ring)]
+	}
+	c.ring, c.head = ring, 0
 }
 
 // cut writes each segment's packets as Ogg Opus, starting OggPreSkip

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -115,7 +116,8 @@ func TestCutterFindsTheFixtureSentences(t *testing.T) {
 // TestCutterKeepsWhatOpenSegmentsNeed: after minutes of silence, 27.9 s of
 // speech in 20 ms packets and in 10 ms packets each come out whole (every
 // packet from the segment's audio start on), and the ring stays the size
-// of what a segment may need, not of the track.
+// of what a segment may need, not of the track: a second or two while
+// nobody speaks.
 func TestCutterKeepsWhatOpenSegmentsNeed(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -123,9 +125,10 @@ func TestCutterKeepsWhatOpenSegmentsNeed(t *testing.T) {
 		packet  []byte // a CELT silence frame of the duration: valid Opus, levels given apart
 		ms      int64
 		maxRing int
+		minRing int
 	}{
-		{"20 ms packets", []byte{0xf8, 0xff, 0xfe}, 20, 2048},
-		{"10 ms packets", []byte{0xf0, 0xff, 0xfe}, 10, 4096},
+		{"20 ms packets", []byte{0xf8, 0xff, 0xfe}, 20, 2048, 128},
+		{"10 ms packets", []byte{0xf0, 0xff, 0xfe}, 10, 4096, 256},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCutter(1)
@@ -138,6 +141,10 @@ func TestCutterKeepsWhatOpenSegmentsNeed(t *testing.T) {
 				}
 			}
 			feed(0, 300_000, audio.SilenceLevel)
+			// Minutes of silence keep what a segment about to start
+			// needs: the detector's lookahead, padding, pre-skip.
+			require.LessOrEqual(t, len(c.ring), tc.minRing, "a silent track's ring")
+			require.Less(t, int64(c.n)*tc.ms, int64(2000))
 			// Syllables: 200 ms loud, 100 ms softer, as speech rises
 			// and falls (a steady level would become background).
 			for ms := int64(300_000); ms < 327_900; ms += 300 {
@@ -145,6 +152,7 @@ func TestCutterKeepsWhatOpenSegmentsNeed(t *testing.T) {
 				feed(ms+200, ms+300, 45)
 			}
 			feed(327_900, 335_000, audio.SilenceLevel)
+			require.LessOrEqual(t, len(c.ring), 2*tc.minRing, "the ring shrinks back once the segment is out")
 			got, err := c.flush()
 			require.NoError(t, err)
 			cuts = append(cuts, got...)
@@ -164,6 +172,50 @@ func TestCutterKeepsWhatOpenSegmentsNeed(t *testing.T) {
 			require.Equal(t, first, c.scratch[0].MS)
 			require.Equal(t, int((sp.AudioEndMS-first+tc.ms-1)/tc.ms), len(c.scratch), "every packet of the segment's audio")
 			require.LessOrEqual(t, len(c.ring), tc.maxRing)
+		})
+	}
+}
+
+// BenchmarkCutterMemory reports what the live path holds per recorded
+// track (its cutter: packet ring, voice detector), after a minute of
+// 20 ms packets with their senders' levels: silence, as most
+// participants of a large meeting send, and the same minute with 25 s of
+// speech still open at its end (the ring then holds the open segment).
+func BenchmarkCutterMemory(b *testing.B) {
+	packet := make([]byte, 60)
+	packet[0] = 0xf8 // CELT 20 ms
+	for _, tc := range []struct {
+		name  string
+		level func(ms int64) int
+	}{
+		{"silent", func(int64) int { return audio.SilenceLevel }},
+		{"speaking", func(ms int64) int {
+			if ms < 35_000 || ms%300 >= 200 {
+				return 45
+			}
+			return 25
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			const tracks = 200
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				cs := make([]*cutter, tracks)
+				for i := range cs {
+					cs[i] = newCutter(1)
+					for ms := int64(0); ms < 60_000; ms += 20 {
+						if _, err := cs[i].packet(ms, packet, tc.level(ms)); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/tracks, "heap-bytes/track")
+				runtime.KeepAlive(cs)
+			}
 		})
 	}
 }

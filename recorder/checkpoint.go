@@ -134,7 +134,7 @@ func (c *checkpointer) runOnce(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("checkpoint abandoned: %w", err)
 	}
 	if scanErr != nil {
-		// The spool goroutine only writes what ebml-go made of valid
+		// The spool goroutine only writes WebM blocks of valid
 		// Opus: this spool is damaged, and reading on would be guessing.
 		c.broken = true
 		c.w.r.log.Error("spool unreadable; checkpoints stop here", "track", c.w.sc.TrackID, "err", scanErr)

@@ -224,7 +224,7 @@ func (r *Recorder) Open(ctx context.Context, t Track) (*Writer, error) {
 	}
 	w := newWriter(r, sc, t.ClockRate, t.PayloadType, spoolPath, sidePath, newSpoolFile(f))
 	w.seq.levelID = t.AudioLevelID
-	w.bw, err = newWebM(w.file, t.Channels, &w.webmErr)
+	w.bw, err = newWebMWriter(w.file, t.Channels)
 	if err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("open track %s: %w", id, err)
@@ -588,20 +588,4 @@ func commitRebuilt(m *remuxer, out *spoolFile, f *os.File, tmp, spoolPath string
 		_ = os.Remove(tmp)
 	}
 	return err
-}
-
-// slab hands out copies of frames carved from shared chunks: ebml-go keeps
-// each frame it is given until it has written it, so frames cannot reuse a
-// buffer, but they need not cost one allocation each.
-type slab struct{ buf []byte }
-
-const slabChunk = 4 << 10
-
-func (s *slab) copy(p []byte) []byte {
-	if len(p) > cap(s.buf)-len(s.buf) {
-		s.buf = make([]byte, 0, max(slabChunk, len(p)))
-	}
-	n := len(s.buf)
-	s.buf = append(s.buf, p...)
-	return s.buf[n:len(s.buf):len(s.buf)]
 }

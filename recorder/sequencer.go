@@ -14,10 +14,10 @@ const (
 	// queueSize is how many in-order packets may wait for the spool
 	// goroutine (a power of two): 256 packets are 5 s of 20 ms audio, room
 	// for the burst that follows a network freeze. A disk that stalls
-	// longer costs recorded audio, never the SFU's read loop. Queue entries
-	// get buffers only when a backlog first reaches them, and the queue
-	// restarts at entry 0 whenever it empties, so a track that never
-	// backs up holds buffers for a handful of entries, not 256.
+	// longer costs recorded audio, never the SFU's read loop. The queue
+	// and its entries' buffers grow only when a backlog first reaches
+	// them, and the queue restarts at entry 0 whenever it empties, so a
+	// track that never backs up holds a handful of entries, not 256.
 	queueSize = 256
 	// entryCap is the payload capacity each entry starts with: typical
 	// WebRTC Opus packets are 60-250 bytes; a larger one grows its entry
@@ -112,9 +112,12 @@ type sequencer struct {
 	// releasedSeq[i] is the last sequence number released from window
 	// entry i, so a copy arriving after its original tells as a duplicate.
 	releasedSeq [windowSize]int64
-	queue       [queueSize]entry
-	qHead       int // index of the oldest queued packet
-	qLen        int
+	// queue grows, by doubling, up to queueSize entries: the spool
+	// goroutine drains it every drainEvery, so a track that never backs
+	// up holds a few entries' worth, not 256.
+	queue []entry
+	qHead int // index of the oldest queued packet
+	qLen  int
 
 	stats Stats
 }
@@ -287,7 +290,10 @@ func (s *sequencer) releaseEntry(e *entry) {
 		s.stats.BadTimestamp++
 		return
 	}
-	if s.qLen == queueSize {
+	if s.qLen == len(s.queue) && len(s.queue) < queueSize {
+		s.growQueue()
+	}
+	if s.qLen == len(s.queue) {
 		// Dropped here, the packet is as lost to the recording as one
 		// the network lost, and must be stated the same way.
 		s.stats.Overflow++
@@ -296,7 +302,7 @@ func (s *sequencer) releaseEntry(e *entry) {
 		s.droppedBefore += dur
 		return
 	}
-	q := &s.queue[(s.qHead+s.qLen)&(queueSize-1)]
+	q := &s.queue[(s.qHead+s.qLen)&(len(s.queue)-1)]
 	q.present, q.seq, q.ts, q.samples, q.level = true, e.seq, e.ts, e.samples, e.level
 	q.lost, s.lostBefore = s.lostBefore, 0
 	q.dropped, s.droppedBefore = s.droppedBefore, 0
@@ -306,6 +312,20 @@ func (s *sequencer) releaseEntry(e *entry) {
 	s.lastTS = e.ts
 }
 
+// queueStart is the queue's first size (a power of two): 320 ms of 20 ms
+// packets, three drains' worth.
+const queueStart = 16
+
+// growQueue doubles the queue, its packets moved in order to the front
+// (their buffers with them).
+func (s *sequencer) growQueue() {
+	q := make([]entry, max(queueStart, 2*len(s.queue)))
+	for i := range s.qLen {
+		q[i] = s.queue[(s.qHead+i)&(len(s.queue)-1)]
+	}
+	s.queue, s.qHead = q, 0
+}
+
 // pop returns the oldest queued packet and frees its entry; the entry's
 // contents stay valid only while Writer.mu is held.
 func (s *sequencer) pop() (*entry, bool) {
@@ -313,7 +333,7 @@ func (s *sequencer) pop() (*entry, bool) {
 		return nil, false
 	}
 	q := &s.queue[s.qHead]
-	s.qHead = (s.qHead + 1) & (queueSize - 1)
+	s.qHead = (s.qHead + 1) & (len(s.queue) - 1)
 	s.qLen--
 	if s.qLen == 0 {
 		s.qHead = 0 // keep reusing the first entries' buffers

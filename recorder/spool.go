@@ -13,9 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/at-wat/ebml-go/mkvcore"
-	"github.com/at-wat/ebml-go/webm"
-
 	"github.com/greffier/greffier/internal/audio"
 )
 
@@ -25,14 +22,14 @@ const spoolBufSize = 4 << 10
 
 // cuesReserve is the space kept after the header for Cues. A cue costs
 // about 20 bytes per cluster (one cluster per 32.7 s or per long gap), so
-// 8 KiB index about two meeting-days; beyond that ebml-go thins them.
+// 8 KiB index about two meeting-days; beyond that they are thinned.
 const cuesReserve = 8 << 10
 
-// spoolFile is the io.WriteCloser + io.WriterAt ebml-go writes a track to.
-// Writes are buffered and reach the file on flush. A write error is kept
-// and reported by err() instead of being returned to ebml-go, whose writer
-// goroutine stops on the first error and would then block every later
-// frame (and the caller) forever.
+// spoolFile is the io.Writer + io.WriterAt a track's WebM is written to.
+// Writes are buffered (one write system call per spoolBufSize of blocks,
+// or per FlushInterval) and reach the file on flush. A write error is kept
+// and reported by err() and flush: the track goes on being heard while
+// its spool has failed, and Close salvages what reached the disk.
 type spoolFile struct {
 	mu   sync.Mutex
 	f    *os.File
@@ -55,7 +52,7 @@ func (s *spoolFile) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// WriteAt is how ebml-go fills in Cues and Duration when it closes.
+// WriteAt is how the Cues and Duration are filled in at the end.
 func (s *spoolFile) WriteAt(p []byte, off int64) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -67,12 +64,6 @@ func (s *spoolFile) WriteAt(p []byte, off int64) (int, error) {
 		s.fail = fmt.Errorf("write spool %s at %d: %w", s.f.Name(), off, err)
 	}
 	return n, err
-}
-
-// Close is called by ebml-go when it has written everything; the file
-// itself stays open for the Duration patch and is closed by finish.
-func (s *spoolFile) Close() error {
-	return s.flush()
 }
 
 func (s *spoolFile) flush() error {
@@ -109,63 +100,6 @@ func (s *spoolFile) finish() error {
 		err = fmt.Errorf("close spool %s: %w", s.f.Name(), cerr)
 	}
 	return err
-}
-
-// errBox collects errors ebml-go reports through its handlers, which run
-// on its own goroutine.
-type errBox struct {
-	mu    sync.Mutex
-	first error
-}
-
-func (b *errBox) set(err error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.first == nil {
-		b.first = err
-	}
-}
-
-func (b *errBox) get() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.first
-}
-
-// newWebM starts a one-track Opus WebM on out. Block times given to the
-// returned writer are milliseconds from the track's first packet.
-func newWebM(out webmSink, channels uint8, errs *errBox) (webm.BlockWriteCloser, error) {
-	info := &webm.Info{ // per file: WithCues writes Duration into it
-		TimecodeScale: 1_000_000, // 1 ms
-		MuxingApp:     "greffier",
-		WritingApp:    "greffier",
-	}
-	tracks := []webm.TrackEntry{{
-		Name:         "audio",
-		TrackNumber:  1,
-		TrackUID:     1,
-		CodecID:      "A_OPUS",
-		CodecPrivate: audio.OpusHead(channels, audio.LibopusPreSkip),
-		CodecDelay:   opusCodecDelay,
-		SeekPreRoll:  audio.OpusSeekPreRoll,
-		TrackType:    2, // audio
-		Audio:        &webm.Audio{SamplingFrequency: 48000, Channels: uint64(channels)},
-	}}
-	ws, err := webm.NewSimpleBlockWriter(out, tracks,
-		mkvcore.WithSegmentInfo(info),
-		mkvcore.WithSeekHead(true),
-		mkvcore.WithCues(cuesReserve),
-		// The default interceptor sorts across tracks by holding up to 16
-		// frames back: one track needs no sorting, and held frames would
-		// be lost in a crash.
-		mkvcore.WithBlockInterceptor(nil),
-		mkvcore.WithOnErrorHandler(func(err error) { errs.set(fmt.Errorf("webm: %w", err)) }),
-		mkvcore.WithOnFatalHandler(func(err error) { errs.set(fmt.Errorf("webm (fatal): %w", err)) }),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("start webm: %w", err)
-	}
-	return ws[0], nil
 }
 
 // maxElement bounds any element the recorder skips or reads whole: its
@@ -267,10 +201,10 @@ func (s *blockScanner) scan(r io.Reader, fn func(ms int64, frame []byte) error) 
 	}
 }
 
-// webmSink is what ebml-go writes a file to: it patches Cues and Duration
-// in place when it closes.
+// webmSink is what a WebM is written to: Cues and Duration are patched
+// in place at the end.
 type webmSink interface {
-	io.WriteCloser
+	io.Writer
 	io.WriterAt
 }
 
@@ -305,23 +239,19 @@ func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-func (m *memFile) Close() error { return nil }
-
 // remuxer writes blocks read from somewhere else (a cut-off spool,
 // checkpoint chunks, a stretch of a live spool) into a new WebM.
 type remuxer struct {
-	bw     webm.BlockWriteCloser
-	errs   errBox
-	slab   slab
+	bw     *webmWriter
 	blocks int
-	first  int64 // time of the first block; ebml-go writes it as 0
+	first  int64 // time of the first block, which the output puts at 0
 	last   int64
 	endMS  int64 // end of the last block, on the input's clock
 }
 
 func newRemuxer(out webmSink, channels uint8) (*remuxer, error) {
 	m := &remuxer{last: -1}
-	bw, err := newWebM(out, channels, &m.errs)
+	bw, err := newWebMWriter(out, channels)
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +271,7 @@ func (m *remuxer) add(ms int64, frame []byte) error {
 	if m.blocks == 0 {
 		m.first = ms
 	}
-	if _, err := m.bw.Write(true, ms, m.slab.copy(frame)); err != nil {
+	if err := m.bw.block(ms, frame); err != nil {
 		return fmt.Errorf("rewrite block: %w", err)
 	}
 	m.blocks++
@@ -350,18 +280,14 @@ func (m *remuxer) add(ms int64, frame []byte) error {
 	return nil
 }
 
-// close finishes the WebM (ebml-go writes Cues) and returns the first
-// error met writing it.
+// close finishes the WebM (its Cues) and returns the first error met
+// writing it.
 func (m *remuxer) close() error {
-	err := m.bw.Close()
-	if err == nil {
-		err = m.errs.get()
-	}
-	return err
+	return m.bw.close()
 }
 
-// finishHeader overwrites the Segment's Duration with ms: ebml-go writes
-// the start of the last block there; a player wants its end. (Segment and
+// finishHeader overwrites the Segment's Duration with ms, the end of the
+// last block, as a player wants it. (Segment and
 // Clusters keep their "unknown" sizes: Matroska forbids an unknown-size
 // Cluster inside a Segment of known size.)
 func finishHeader(f interface {

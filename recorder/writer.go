@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/at-wat/ebml-go/webm"
 	"github.com/pion/rtp"
 
 	"github.com/greffier/greffier/internal/store"
@@ -60,10 +59,12 @@ type Writer struct {
 	done chan struct{} // closed when run has finalized the WebM
 
 	// Owned by run.
-	file    *spoolFile
-	bw      webm.BlockWriteCloser
-	webmErr errBox
-	slab    slab
+	file *spoolFile
+	bw   *webmWriter
+	// frames holds the payloads of the batch being written, copied out of
+	// the queue under mu (the one copy a packet gets on its way to the
+	// spool); reused from batch to batch.
+	frames  []byte
 	batch   []frameRef
 	zeroTS  int64
 	hasZero bool
@@ -85,9 +86,9 @@ type Writer struct {
 }
 
 type frameRef struct {
-	ms    int64
-	data  []byte
-	level int16
+	ms       int64
+	from, to int // in Writer.frames
+	level    int16
 }
 
 func newWriter(r *Recorder, sc sidecar, clockRate uint32, pt uint8, spoolPath, sidePath string, file *spoolFile) *Writer {
@@ -124,15 +125,28 @@ func (w *Writer) WriteRTP(p *rtp.Packet) {
 	if w.seq.stats.Resyncs != w.srResyncs {
 		w.sr, w.srResyncs = srClock{}, w.seq.stats.Resyncs
 	}
-	queued := w.seq.qLen > 0
+	backlog := w.seq.qLen >= wakeAt
 	w.mu.Unlock()
-	if queued {
+	if backlog {
 		select {
 		case w.wake <- struct{}{}:
 		default:
 		}
 	}
 }
+
+// drainEvery is how often the spool goroutine writes the packets queued
+// since it last ran. Waking it for every packet (and ebml-go's goroutine
+// after it) was a goroutine hand-off per packet, the largest part of the
+// recorder's cost; five packets at a time cost one. It delays the
+// Listener (live segments, captions) by at most this much, and changes
+// nothing of what a crash loses: that is what the last flush left on
+// disk, as before.
+const drainEvery = 100 * time.Millisecond
+
+// wakeAt is the backlog that wakes the spool goroutine before its tick:
+// a burst after a network freeze is written before it fills the queue.
+const wakeAt = queueSize / 4
 
 // Stats returns what the Writer has done with its packets so far.
 func (w *Writer) Stats() Stats {
@@ -141,18 +155,25 @@ func (w *Writer) Stats() Stats {
 	return w.seq.stats
 }
 
-// run moves queued packets into the WebM, flushes the spool every
-// FlushInterval, and finalizes the WebM once Close asks.
+// run moves queued packets into the WebM every drainEvery (sooner when a
+// backlog builds up), flushes the spool every FlushInterval, and
+// finalizes the WebM once Close asks.
 func (w *Writer) run() {
 	defer close(w.done)
-	tick := time.NewTicker(w.r.cfg.FlushInterval)
+	every := w.r.cfg.FlushInterval
+	tick := time.NewTicker(min(drainEvery, every))
 	defer tick.Stop()
+	flushed := time.Now()
 	for {
 		select {
 		case <-w.wake:
 			w.drain()
-		case <-tick.C:
+		case now := <-tick.C:
 			w.drain()
+			if now.Sub(flushed) < every {
+				continue
+			}
+			flushed = now
 			if err := w.file.flush(); err != nil && !w.failed {
 				w.spoolFailed(err)
 			}
@@ -171,7 +192,7 @@ func (w *Writer) run() {
 // under the lock and written after it, so WriteRTP never waits for
 // ebml-go.
 func (w *Writer) drain() {
-	w.batch = w.batch[:0]
+	w.batch, w.frames = w.batch[:0], w.frames[:0]
 	placed := false
 	gaps := len(w.sc.Gaps)
 	w.mu.Lock()
@@ -208,7 +229,9 @@ func (w *Writer) drain() {
 			w.sc.Gaps = append(w.sc.Gaps, sidecarGap{FromMS: prevEnd, ToMS: ms, Reason: reason})
 		}
 		w.endMS = w.tl.endMS()
-		w.batch = append(w.batch, frameRef{ms: ms, data: w.slab.copy(s.buf), level: s.level})
+		from := len(w.frames)
+		w.frames = append(w.frames, s.buf...)
+		w.batch = append(w.batch, frameRef{ms: ms, from: from, to: len(w.frames), level: s.level})
 	}
 	w.mu.Unlock()
 	if placed || (len(w.sc.Gaps) > gaps && !w.failed) {
@@ -227,15 +250,15 @@ func (w *Writer) drain() {
 		w.live = w.r.cfg.Listen(w.sc.row(store.TrackRecording), opusCodecDelay)
 	}
 	for _, f := range w.batch {
+		data := w.frames[f.from:f.to]
 		if w.live != nil {
-			w.live.Block(f.ms, f.data, int(f.level))
+			w.live.Block(f.ms, data, int(f.level))
 		}
-		// Write only queues the frame for ebml-go's goroutine; errors
-		// arrive through its handlers into webmErr.
-		_, _ = w.bw.Write(true, f.ms, f.data)
+		// Into the spool's buffer: a write error is kept by the spool
+		// file and reported at the next flush.
+		_ = w.bw.block(f.ms, data)
 		w.blocks++
 	}
-	clear(w.batch) // drop references to slab chunks
 }
 
 // spoolFailed reports, once, that the spool can no longer be written:
@@ -269,12 +292,12 @@ func (w *Writer) recordGap(g store.TrackGap) {
 	}
 }
 
-// finalize closes the WebM (ebml-go writes Cues and Duration), sets
-// Duration to the end of the last block and closes the file durably.
+// finalize writes the WebM's Cues, sets Duration to the end of the last
+// block and closes the file durably.
 func (w *Writer) finalize() error {
-	err := w.bw.Close()
+	err := w.file.flush()
 	if err == nil {
-		err = w.webmErr.get()
+		err = w.bw.close()
 	}
 	if err == nil {
 		err = w.file.err()

@@ -182,7 +182,7 @@ func (g *loadGen) newPC() (*webrtc.PeerConnection, <-chan struct{}, error) {
 }
 
 func (g *loadGen) token(i int, r token.Right) (string, error) {
-	return g.signer.Sign(token.Claims{MeetingID: "bench", Identity: fmt.Sprintf("p%03d", i), DisplayName: fmt.Sprintf("P%03d", i),
+	return g.signer.Sign(token.Claims{MeetingID: g.o.meeting, Identity: fmt.Sprintf("p%03d", i), DisplayName: fmt.Sprintf("P%03d", i),
 		Rights: []token.Right{r}, ExpiresAt: time.Now().Add(24 * time.Hour)})
 }
 

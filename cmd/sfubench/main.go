@@ -8,8 +8,17 @@
 //
 //	go run ./cmd/sfubench -participants 150 -duration 30s
 //
-// It is a measuring tool: it must not import recorder, store or api, and
-// it uses the SFU only through its exported API, as cmd/greffier does.
+// With -tap record the SFU's Tap is the full server behind it, wired as
+// `greffier serve` wires it (recorder, live path, River, the store on
+// SQLite or, with -postgres, Postgres; full.go); -tap both runs the SFU
+// alone and the full server in turn, -rounds times, and reports their
+// ratio, so that both are measured on the same machine in the same
+// minutes. -stages DIR keeps each window's CPU profile there and splits
+// the server's CPU by stage (stages.go).
+//
+//	go run ./cmd/sfubench -participants 150 -duration 20s -tap both -rounds 3 -stages /tmp/prof
+//
+// It uses the SFU only through its exported API, as cmd/greffier does.
 package main
 
 import (
@@ -21,6 +30,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -38,9 +49,22 @@ type options struct {
 	cpuProfile   string
 	memProfile   string
 	jsonOut      bool
+	tap          string
+	rounds       int
+	postgres     string
+	dataDir      string
+	stagesDir    string
 	// Child only.
-	url string
+	url     string
+	meeting string
 }
+
+// Taps -tap selects.
+const (
+	tapCount  = "count"
+	tapRecord = "record"
+	tapBoth   = "both"
+)
 
 func main() {
 	var o options
@@ -56,15 +80,42 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the server's CPU profile of the measured window here")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write the server's heap profile, once everyone is connected, here")
 	flag.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
+	flag.StringVar(&o.tap, "tap", tapCount, "count: the SFU alone, its Tap a counter; record: the full server (recorder, live path, River, store); both: each in turn, -rounds times")
+	flag.IntVar(&o.rounds, "rounds", 1, "with -tap both: how many pairs of runs")
+	flag.StringVar(&o.postgres, "postgres", "", "with the recorder: the store's Postgres URL (default: SQLite in the data directory)")
+	flag.StringVar(&o.dataDir, "data", "", "with the recorder: its data directory (default: a temporary one, removed after)")
+	flag.StringVar(&o.stagesDir, "stages", "", "keep each window's CPU profile in this directory and split the server's CPU by stage")
+	split := flag.String("split", "", "print the stage split of these saved CPU profiles (comma-separated) and exit")
 	flag.StringVar(&o.url, "url", "", "internal: the server's base URL (clients role)")
+	flag.StringVar(&o.meeting, "meeting", "bench", "internal: the meeting id (clients role)")
 	flag.Parse()
 
+	if *split != "" {
+		if err := printSplit(os.Stdout, strings.Split(*split, ",")); err != nil {
+			fmt.Fprintln(os.Stderr, "sfubench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	ctx := context.Background()
 	var err error
 	switch o.role {
 	case "server":
+		if o.tap == tapBoth {
+			var c *comparison
+			if c, err = runCompare(ctx, o, logger); err == nil {
+				err = c.print(os.Stdout, o.jsonOut)
+			}
+			break
+		}
 		var rep *report
+		if o.stagesDir != "" && o.cpuProfile == "" {
+			if err = os.MkdirAll(o.stagesDir, 0o755); err != nil {
+				break
+			}
+			o.cpuProfile = filepath.Join(o.stagesDir, o.tap+".prof")
+		}
 		if rep, err = runServer(ctx, o, logger); err == nil {
 			err = rep.print(os.Stdout, o.jsonOut)
 		}
@@ -92,6 +143,12 @@ func (o options) validate() error {
 	}
 	if o.payload < 16 || o.payload > 1200 {
 		errs = append(errs, errors.New("-payload: set 16 to 1200 bytes"))
+	}
+	if o.tap != tapCount && o.tap != tapRecord && o.tap != tapBoth {
+		errs = append(errs, fmt.Errorf("-tap %q: use count, record or both", o.tap))
+	}
+	if o.rounds < 1 {
+		errs = append(errs, errors.New("-rounds: set at least 1"))
 	}
 	if o.senders < 1 || o.connectPar < 1 {
 		errs = append(errs, errors.New("-senders and -connect-parallel: set at least 1"))

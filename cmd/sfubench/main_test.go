@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -28,7 +29,7 @@ func TestMain(m *testing.M) {
 func TestSmallMeetingForwardsEverything(t *testing.T) {
 	t.Setenv(childEnv, "1")
 	o := options{participants: 3, duration: 2 * time.Second, warmup: 500 * time.Millisecond, slots: 2,
-		payload: 60, senders: 1, connectPar: 3}
+		payload: 60, senders: 1, connectPar: 3, tap: tapCount, rounds: 1}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	rep, err := runServer(ctx, o, slog.New(slog.DiscardHandler))
@@ -50,4 +51,29 @@ func TestSmallMeetingForwardsEverything(t *testing.T) {
 	require.Positive(t, c.LatencyP50us)
 	require.LessOrEqual(t, c.LatencyP50us, c.LatencyP99us)
 	require.Equal(t, uint64(3), rep.TapTracks, "every publisher reached the tap")
+}
+
+// TestSmallMeetingIsRecordedWhole runs the benchmark with the full server
+// behind the SFU (recorder, live path, River on SQLite): every packet the
+// SFU took reaches a spool, and the window's profile splits into stages
+// that include the recorder's.
+func TestSmallMeetingIsRecordedWhole(t *testing.T) {
+	t.Setenv(childEnv, "1")
+	o := options{participants: 3, duration: 2 * time.Second, warmup: 500 * time.Millisecond, slots: 2,
+		payload: 60, senders: 1, connectPar: 3, tap: tapRecord, rounds: 1, dataDir: t.TempDir()}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := runOne(ctx, o, tapRecord, filepath.Join(t.TempDir(), "cpu.prof"), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	require.Equal(t, "sqlite", rep.Database)
+	require.Equal(t, uint64(3), rep.TapTracks)
+	require.Positive(t, rep.TapPackets)
+	require.Equal(t, int64(rep.TapPackets), rep.RecordedPackets, "every packet the SFU took is in a spool")
+	require.Zero(t, rep.RecorderDropped)
+	require.NotEmpty(t, rep.Stages)
+	var total float64
+	for _, s := range rep.Stages {
+		total += s.Share
+	}
+	require.InDelta(t, 1, total, 0.001, "the stages split the whole profile")
 }

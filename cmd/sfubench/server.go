@@ -23,6 +23,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/greffier/greffier/internal/token"
+	"github.com/greffier/greffier/meeting"
 	"github.com/greffier/greffier/sfu"
 )
 
@@ -123,20 +124,44 @@ func udpRcvbufErrors() uint64 {
 	return 0
 }
 
-// runServer runs the SFU, starts the clients' process and reports.
+// runServer runs the SFU with o.tap, starts the clients' process and
+// reports.
 func runServer(ctx context.Context, o options, logger *slog.Logger) (*report, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	return runOne(ctx, o, o.tap, o.cpuProfile, logger)
+}
+
+// runOne measures one meeting with the given tap: "count" (the SFU alone)
+// or "record" (the full server behind it). A CPU profile of the window is
+// written to profPath, if set, and split by stage.
+func runOne(ctx context.Context, o options, mode, profPath string, logger *slog.Logger) (*report, error) {
 	secret := newSecret()
 	signer, err := token.NewSigner([]byte(secret))
 	if err != nil {
 		return nil, err
 	}
-	tap := &countTap{}
+	runtime.GC()
 	base := takeSample(nil, true)
-	s, err := sfu.New(sfu.Config{UDPAddr: "127.0.0.1:0", MaxParticipants: o.participants, Slots: o.slots},
-		benchMeetings{zero: time.Now()}, signer, tap, logger)
+	counter := &countTap{}
+	var (
+		tap      sfu.Tap = counter
+		meetings sfu.Meetings
+		observer sfu.Observer
+		full     *fullServer
+	)
+	meetingID := "bench"
+	meetings = benchMeetings{zero: time.Now()}
+	if mode == tapRecord {
+		if full, err = openFull(ctx, o, logger); err != nil {
+			return nil, err
+		}
+		defer full.close(context.WithoutCancel(ctx), logger)
+		tap, meetings, observer, meetingID = full.tap, meeting.NewJoins(full.store), full.events, full.meeting.ID
+	}
+	s, err := sfu.New(sfu.Config{UDPAddr: "127.0.0.1:0", MaxParticipants: o.participants, Slots: o.slots, Observer: observer},
+		meetings, signer, tap, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -154,14 +179,20 @@ func runServer(ctx context.Context, o options, logger *slog.Logger) (*report, er
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	stopped := false
+	stopSFU := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 		if err := s.Stop(sctx); err != nil {
 			logger.Error("stopping the SFU", "err", err)
 		}
-	}()
+	}
+	defer stopSFU()
 	// The harness's own buffer exists before the empty sample, so that
 	// the difference is the SFU's alone.
 	scanBuf := make([]byte, 1<<20)
@@ -171,7 +202,7 @@ func runServer(ctx context.Context, o options, logger *slog.Logger) (*report, er
 	if err != nil {
 		return nil, fmt.Errorf("find own binary to start the clients: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, self, "-role=clients", "-url=http://"+ln.Addr().String(),
+	cmd := exec.CommandContext(ctx, self, "-role=clients", "-url=http://"+ln.Addr().String(), "-meeting="+meetingID,
 		"-participants="+strconv.Itoa(o.participants), "-duration="+o.duration.String(), "-warmup="+o.warmup.String(),
 		"-slots="+strconv.Itoa(o.slots), "-rotate="+o.rotate.String(), "-payload="+strconv.Itoa(o.payload),
 		"-senders="+strconv.Itoa(o.senders), "-connect-parallel="+strconv.Itoa(o.connectPar))
@@ -184,9 +215,12 @@ func runServer(ctx context.Context, o options, logger *slog.Logger) (*report, er
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the clients' process: %w", err)
 	}
-	rep := report{Participants: o.participants, Slots: o.slots, PayloadBytes: o.payload,
+	rep := report{Tap: mode, Participants: o.participants, Slots: o.slots, PayloadBytes: o.payload,
 		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), BaseRSS: base.rss}
-	var connected, start, stop sample
+	if full != nil {
+		rep.Database = string(full.store.Dialect())
+	}
+	var connected, start, stop, end sample
 	var prof *os.File
 	sc := bufio.NewScanner(out)
 	sc.Buffer(scanBuf, 64<<20)
@@ -200,10 +234,10 @@ func runServer(ctx context.Context, o options, logger *slog.Logger) (*report, er
 					return nil, err
 				}
 			}
-			fmt.Fprintf(os.Stderr, "sfubench: %d participants connected\n", o.participants)
+			fmt.Fprintf(os.Stderr, "sfubench: %d participants connected (tap %s)\n", o.participants, mode)
 		case line == "start":
-			if o.cpuProfile != "" {
-				if prof, err = os.Create(o.cpuProfile); err == nil {
+			if profPath != "" {
+				if prof, err = os.Create(profPath); err == nil {
 					err = pprof.StartCPUProfile(prof)
 				}
 				if err != nil {
@@ -218,6 +252,14 @@ func runServer(ctx context.Context, o options, logger *slog.Logger) (*report, er
 				pprof.StopCPUProfile()
 				_ = prof.Close()
 			}
+			// Everything the tracks hold after the window, the recorder's
+			// and the live path's buffers at their fullest included.
+			end = takeSample(s, true)
+			if profPath != "" {
+				if err := writeHeapProfile(strings.TrimSuffix(profPath, ".prof") + ".heap"); err != nil {
+					return nil, err
+				}
+			}
 		case strings.HasPrefix(line, "result "):
 			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "result ")), &rep.Clients); err != nil {
 				return nil, fmt.Errorf("clients' result: %w", err)
@@ -231,9 +273,25 @@ func runServer(ctx context.Context, o options, logger *slog.Logger) (*report, er
 	if rep.Clients == nil || stop.at.IsZero() {
 		return nil, errors.New("the clients' process ended without a result")
 	}
-	rep.fill(empty, connected, start, stop)
-	pk, srs, tracks := tap.snapshot()
+	rep.fill(empty, connected, start, stop, end)
+	pk, srs, tracks := counter.snapshot()
 	rep.TapPackets, rep.TapSenderReports, rep.TapTracks = pk, srs, tracks
+	if full != nil {
+		// Every track closes, and is stored, as when a meeting ends.
+		stopSFU()
+		final := s.Stats()
+		var n int
+		n, rep.RecordedPackets, rep.RecorderDropped, rep.RecorderLost = full.tap.recorded()
+		rep.TapTracks = uint64(n)
+		rep.TapPackets = final.PacketsReceived - final.DroppedTooLarge - final.DroppedRate - final.DroppedMalformed - final.DroppedSRTP
+	}
+	if profPath != "" {
+		shares, err := splitProfile(profPath)
+		if err != nil {
+			return nil, err
+		}
+		rep.setStages(shares)
+	}
 	return &rep, nil
 }
 
