@@ -151,6 +151,12 @@ var migrations = []string{
 		failing_since BIGINT NOT NULL DEFAULT 0,
 		delivered_at BIGINT NOT NULL DEFAULT 0,
 		updated_at BIGINT NOT NULL);`,
+	// Full-text search: search_text now holds each word folded and stemmed
+	// in the segment's index language (analyze.go), search_lang; every
+	// row is analysed again by backfillSearchText. The index over it is
+	// the dialect's own (search_index.go).
+	`ALTER TABLE speech_segments ADD COLUMN search_lang TEXT NOT NULL DEFAULT '';
+	UPDATE speech_segments SET search_text = '' WHERE search_text <> '';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
