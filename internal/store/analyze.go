@@ -92,10 +92,12 @@ func indexText(text, lang string) string {
 	return b.String()
 }
 
-// Query errors: the query gives nothing to look for, or its cursor belongs
-// to another query.
+// Query errors: every error about the query's text is an ErrBadQuery;
+// ErrEmptyQuery when it gives nothing to look for. ErrBadCursor: the
+// cursor is damaged or belongs to another query.
 var (
-	ErrEmptyQuery = errors.New("the query has no word to find")
+	ErrBadQuery   = errors.New("bad query")
+	ErrEmptyQuery = fmt.Errorf("%w: it has no word to find", ErrBadQuery)
 	ErrBadCursor  = errors.New("the cursor does not belong to this query")
 )
 
@@ -139,7 +141,7 @@ func parseQuery(q string) (parsedQuery, error) {
 			}
 			if !phrase && sp.end < len(text) && text[sp.end] == '*' {
 				if utf8.RuneCountInString(f) < minPrefixLen {
-					return fmt.Errorf("a prefix needs at least %d letters before the '*': %q", minPrefixLen, text[sp.start:sp.end+1])
+					return fmt.Errorf("%w: a prefix needs at least %d letters before the '*': %q", ErrBadQuery, minPrefixLen, text[sp.start:sp.end+1])
 				}
 				p.items = append(p.items, queryItem{prefix: f})
 				continue
@@ -152,7 +154,7 @@ func parseQuery(q string) (parsedQuery, error) {
 		}
 		if phrase && len(folded) > 0 {
 			if len(folded) > maxPhraseLen {
-				return fmt.Errorf("a phrase may have at most %d words", maxPhraseLen)
+				return fmt.Errorf("%w: a phrase may have at most %d words", ErrBadQuery, maxPhraseLen)
 			}
 			p.items = append(p.items, p.item(folded))
 		}
@@ -184,7 +186,7 @@ func parseQuery(q string) (parsedQuery, error) {
 		return parsedQuery{}, ErrEmptyQuery
 	}
 	if len(p.items) > MaxQueryItems {
-		return parsedQuery{}, fmt.Errorf("the query has %d words, phrases and prefixes: at most %d", len(p.items), MaxQueryItems)
+		return parsedQuery{}, fmt.Errorf("%w: it has %d words, phrases and prefixes: at most %d", ErrBadQuery, len(p.items), MaxQueryItems)
 	}
 	return p, nil
 }
