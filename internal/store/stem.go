@@ -64,9 +64,19 @@ var frenchSuffixes = []string{
 
 const minFrenchStem = 3
 
+// frenchVerbS are verb endings in -s that the plural step would spoil;
+// plain -ons and -ions are left to it, since most words ending so are
+// nouns (élections, maisons).
+var frenchVerbS = []string{"erions", "issions", "issons", "erons", "erais", "issais"}
+
 func stemFrench(w string) string {
 	if len(w) <= minFrenchStem {
 		return w
+	}
+	for _, suf := range frenchVerbS {
+		if strings.HasSuffix(w, suf) && len(w)-len(suf) >= minFrenchStem {
+			return w[:len(w)-len(suf)]
+		}
 	}
 	// Plurals: -aux of -al words (chevaux, cheval), -eaux, -x and -s.
 	switch {
