@@ -60,12 +60,14 @@ type SearchPage struct {
 
 // searchCursor is where a page ended, in the order of the results (score
 // ascending as the databases compute it, lower is better; then the
-// segment's key), with the fingerprint of the query it belongs to.
+// segment's row: its rowid on SQLite, its key on Postgres), with the
+// fingerprint of the query it belongs to.
 type searchCursor struct {
 	Score   float64 `json:"s"`
-	Meeting string  `json:"m"`
-	Track   string  `json:"t"`
-	Start   int64   `json:"st"`
+	Row     int64   `json:"r,omitempty"`
+	Meeting string  `json:"m,omitempty"`
+	Track   string  `json:"t,omitempty"`
+	Start   int64   `json:"st,omitempty"`
 	Query   uint64  `json:"q"`
 }
 
@@ -106,21 +108,12 @@ func (s *Store) Search(ctx context.Context, sq SearchQuery) (SearchPage, error) 
 		args = append(args, v)
 		return fmt.Sprintf("$%d", len(args))
 	}
-	var from, score string
-	switch s.dialect {
-	case Postgres:
-		q := arg(pq.tsquery())
-		from = `speech_segments s`
-		where = append(where, `s.search_vec @@ to_tsquery('simple', `+q+`)`)
-		// Normalisation 1 divides by 1 + log(length), as bm25 favours
-		// short segments that say the words.
-		score = `(-ts_rank(s.search_vec, to_tsquery('simple', ` + q + `), 1))::float8`
-	default:
-		from = `speech_fts JOIN speech_segments s ON s.rowid = speech_fts.rowid`
-		where = append(where, `speech_fts MATCH `+arg(pq.fts5()))
-		score = `bm25(speech_fts)`
+	var match string
+	if s.dialect == Postgres {
+		match = `s.search_vec @@ to_tsquery('simple', ` + arg(pq.tsquery()) + `)`
+	} else {
+		match = `speech_fts MATCH ` + arg(pq.fts5())
 	}
-	where = append(where, `s.status = `+arg(SegmentTranscribed))
 	if sq.MeetingID != "" {
 		where = append(where, `s.meeting_id = `+arg(sq.MeetingID))
 	}
@@ -140,54 +133,91 @@ func (s *Store) Search(ctx context.Context, sq SearchQuery) (SearchPage, error) 
 	if !sq.To.IsZero() {
 		where = append(where, `m.started_at + s.start_ms < `+arg(sq.To.UnixMilli()))
 	}
-	outer := ""
-	if cur != nil {
-		sc, mt, tr, st := arg(cur.Score), arg(cur.Meeting), arg(cur.Track), arg(cur.Start)
-		outer = `WHERE h.score > ` + sc + ` OR (h.score = ` + sc + ` AND (h.meeting_id, h.track_id, h.start_ms) > (` +
-			mt + `, ` + tr + `, ` + st + `))`
+	const columns = `s.meeting_id, m.title, s.identity, COALESCE(p.display_name, ''), s.track_id, s.start_ms,
+		s.end_ms, m.started_at, s.text, s.search_lang`
+	const joins = ` JOIN meetings m ON m.id = s.meeting_id
+		LEFT JOIN participants p ON p.meeting_id = s.meeting_id AND p.identity = s.identity`
+	var query string
+	switch {
+	case s.dialect == Postgres:
+		// Normalisation 1 divides by 1 + log(length), as bm25 favours
+		// short segments that say the words.
+		score := `(-ts_rank(s.search_vec, to_tsquery('simple', $1), 1))::float8`
+		after := ""
+		if cur != nil {
+			sc := arg(cur.Score)
+			after = `WHERE h.score > ` + sc + ` OR (h.score = ` + sc + ` AND (h.meeting_id, h.track_id, h.start_ms) > (` +
+				arg(cur.Meeting) + `, ` + arg(cur.Track) + `, ` + arg(cur.Start) + `))`
+		}
+		query = `SELECT h.* FROM (SELECT ` + columns + `, ` + score + ` AS score, 0 AS rid FROM speech_segments s` + joins +
+			` WHERE ` + strings.Join(append([]string{match}, where...), " AND ") + `) h ` + after +
+			` ORDER BY h.score, h.meeting_id, h.track_id, h.start_ms LIMIT ` + arg(sq.Limit+1)
+	default:
+		// The index alone ranks and cuts the page when nothing else
+		// narrows the query, so only a page of rows is read, however many
+		// segments hold the words; filters need the rows first.
+		after := ""
+		if cur != nil {
+			sc := arg(cur.Score)
+			after = ` WHERE f.score > ` + sc + ` OR (f.score = ` + sc + ` AND f.rid > ` + arg(cur.Row) + `)`
+		}
+		ranked := `SELECT rowid AS rid, bm25(speech_fts) AS score FROM speech_fts WHERE ` + match
+		if len(where) == 0 {
+			query = `SELECT ` + columns + `, f.score, f.rid FROM (SELECT * FROM (` + ranked + `) f` + after +
+				` ORDER BY f.score, f.rid LIMIT ` + arg(sq.Limit+1) + `) f JOIN speech_segments s ON s.rowid = f.rid` + joins +
+				` ORDER BY f.score, f.rid`
+		} else {
+			query = `SELECT ` + columns + `, f.score, f.rid FROM (` + ranked + `) f JOIN speech_segments s ON s.rowid = f.rid` +
+				joins + ` WHERE ` + strings.Join(where, " AND ") + strings.Replace(after, " WHERE ", " AND (", 1) +
+				closeParen(after) + ` ORDER BY f.score, f.rid LIMIT ` + arg(sq.Limit+1)
+		}
 	}
-	lim := arg(sq.Limit + 1)
-	rows, err := s.db.QueryContext(ctx, `SELECT h.meeting_id, h.title, h.identity, h.name, h.track_id, h.start_ms,
-		h.end_ms, h.started_at, h.text, h.search_lang, h.score FROM (
-		SELECT s.meeting_id, m.title, s.identity, COALESCE(p.display_name, '') AS name, s.track_id, s.start_ms,
-			s.end_ms, m.started_at, s.text, s.search_lang, `+score+` AS score
-		FROM `+from+` JOIN meetings m ON m.id = s.meeting_id
-		LEFT JOIN participants p ON p.meeting_id = s.meeting_id AND p.identity = s.identity
-		WHERE `+strings.Join(where, " AND ")+`) h `+outer+`
-		ORDER BY h.score, h.meeting_id, h.track_id, h.start_ms LIMIT `+lim, args...)
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return SearchPage{}, fmt.Errorf("search: %w", err)
 	}
 	defer rows.Close()
 	var (
 		page    SearchPage
-		scores  []float64
+		keys    []searchCursor
 		started sql.NullInt64
 	)
 	for rows.Next() {
 		var (
-			h     Hit
-			score float64
+			h Hit
+			k searchCursor
 		)
 		if err := rows.Scan(&h.MeetingID, &h.Title, &h.Identity, &h.Name, &h.TrackID, &h.StartMS, &h.EndMS,
-			&started, &h.Text, &h.Language, &score); err != nil {
+			&started, &h.Text, &h.Language, &k.Score, &k.Row); err != nil {
 			return SearchPage{}, fmt.Errorf("search: %w", err)
 		}
 		h.StartedAt = fromMS(started)
-		h.Score = -score
+		h.Score = -k.Score
 		h.Snippet, h.Highlights = pq.snippet(h.Text, h.Language)
 		page.Hits = append(page.Hits, h)
-		scores = append(scores, score)
+		if s.dialect == Postgres {
+			k.Meeting, k.Track, k.Start = h.MeetingID, h.TrackID, h.StartMS
+		}
+		keys = append(keys, k)
 	}
 	if err := rows.Err(); err != nil {
 		return SearchPage{}, fmt.Errorf("search: %w", err)
 	}
 	if len(page.Hits) > sq.Limit {
 		page.Hits = page.Hits[:sq.Limit]
-		last := page.Hits[sq.Limit-1]
-		b, _ := json.Marshal(searchCursor{Score: scores[sq.Limit-1], Meeting: last.MeetingID, Track: last.TrackID,
-			Start: last.StartMS, Query: sq.fingerprint()})
+		k := keys[sq.Limit-1]
+		k.Query = sq.fingerprint()
+		b, _ := json.Marshal(k)
 		page.Next = base64.RawURLEncoding.EncodeToString(b)
 	}
 	return page, nil
+}
+
+// closeParen closes the parenthesis a cursor condition opened when it was
+// joined to other conditions.
+func closeParen(cond string) string {
+	if cond == "" {
+		return ""
+	}
+	return ")"
 }

@@ -215,6 +215,22 @@ func TestSearchRanksHighlightsAndPages(t *testing.T) {
 			cursor = page.Next
 		}
 		require.Equal(t, all, paged)
+		// The same through a filter, which reads the rows before the page.
+		var bobs []int
+		cursor = ""
+		for range 10 {
+			page, err := s.Search(ctx, store.SearchQuery{Query: "budget", Identity: "bob", Limit: 1, Cursor: cursor})
+			require.NoError(t, err)
+			for _, h := range page.Hits {
+				bobs = append(bobs, indexOf(f.texts, h.Text))
+			}
+			if page.Next == "" {
+				break
+			}
+			cursor = page.Next
+		}
+		require.Equal(t, f.found(t, s, store.SearchQuery{Query: "budget", Identity: "bob"}), bobs)
+		require.Len(t, bobs, 2)
 		page, err = s.Search(ctx, store.SearchQuery{Query: "budget", Limit: 3})
 		require.NoError(t, err)
 		require.NotEmpty(t, page.Next)
@@ -253,6 +269,12 @@ func TestSearchIndexFollowsTheTranscripts(t *testing.T) {
 		require.Equal(t, 1, count("élections"))
 		require.NoError(t, s.SaveTranscript(ctx, segs[0].TrackID, segs[0].StartMS, "Le référendum aura lieu", "fr", nil))
 		require.Equal(t, 0, count("élections"), "the old words are gone")
+		require.Equal(t, 1, count("referendum"))
+
+		// A segment that fails on a later run has nothing to find.
+		require.NoError(t, s.FailSegment(ctx, segs[0].TrackID, segs[0].StartMS, "backend failed"))
+		require.Equal(t, 0, count("referendum"))
+		require.NoError(t, s.SaveTranscript(ctx, segs[0].TrackID, segs[0].StartMS, "Le référendum aura lieu", "fr", nil))
 		require.Equal(t, 1, count("referendum"))
 
 		require.NoError(t, s.DeleteSpeechSegment(ctx, segs[0].TrackID, segs[0].StartMS))
