@@ -378,6 +378,31 @@ func TestSearchFindsWhatWasSaidWithWhoAndWhen(t *testing.T) {
 	})
 }
 
+func TestMinutesOfAStretchKeepTheTurnsThatOverlapIt(t *testing.T) {
+	eachDialect(t, func(t *testing.T, b *bundle) {
+		ctx := context.Background()
+		path := "/v1/meetings/" + b.m.ID + "/minutes"
+		_, err := b.store.Join(ctx, b.m.ID, "alice", "Alice")
+		require.NoError(t, err)
+		_, _, err = b.store.SaveMinutes(ctx, b.m.ID, "d1", minutesDoc(t, b.m, 1, "Bonjour à tous.")) // 1.5 to 3.2 s
+		require.NoError(t, err)
+		for query, turns := range map[string]int{"": 1, "?from=0&to=1.5": 0, "?from=3.2": 0, "?from=3.1": 1, "?to=1.6": 1,
+			"?from=2&to=2.5": 1} {
+			doc := decode[minutes.Document](t, b.call(t, "GET", path+query, ""), http.StatusOK)
+			require.Len(t, doc.Turns, turns, query)
+			require.Len(t, doc.Speakers, turns, query)
+		}
+		md := b.call(t, "GET", path+".md?from=5", "")
+		require.Equal(t, http.StatusOK, md.status)
+		require.NotContains(t, string(md.body), "Bonjour")
+		for _, query := range []string{"?from=abc", "?to=-1"} {
+			a := b.call(t, "GET", path+query, "")
+			require.Equal(t, http.StatusBadRequest, a.status, query)
+			require.Equal(t, "bad_range", errorCode(t, a), query)
+		}
+	})
+}
+
 func TestSearchAnswersWithSnippetsLinksAndPages(t *testing.T) {
 	eachDialect(t, func(t *testing.T, b *bundle) {
 		ctx := context.Background()
