@@ -119,7 +119,11 @@ func (a *API) mcpListMeetings(ctx context.Context, _ *mcp.CallToolRequest, in mc
 			t := m.EndedAt.UTC()
 			mm.EndedAt = &t
 		}
-		if _, err := a.store.LatestMinutes(ctx, m.ID); err == nil {
+		v, err := a.store.LatestMinutesVersion(ctx, m.ID)
+		if err != nil {
+			return nil, mcpListOut{}, err
+		}
+		if v > 0 {
 			mm.Minutes = mcpResourceScheme + m.ID + "/minutes"
 		}
 		out.Meetings = append(out.Meetings, mm)
@@ -410,7 +414,11 @@ func (a *API) mcpListResources(ctx context.Context) (*mcp.ListResourcesResult, e
 	}
 	out := &mcp.ListResourcesResult{Resources: []*mcp.Resource{}}
 	for _, m := range ms {
-		if _, err := a.store.LatestMinutes(ctx, m.ID); err != nil {
+		v, err := a.store.LatestMinutesVersion(ctx, m.ID)
+		if err != nil {
+			return nil, err
+		}
+		if v == 0 {
 			continue
 		}
 		out.Resources = append(out.Resources, &mcp.Resource{URI: mcpResourceScheme + m.ID + "/minutes",

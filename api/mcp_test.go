@@ -108,6 +108,9 @@ func TestMCPServesSearchMinutesAndSummariesWithCitations(t *testing.T) {
 		ctx := context.Background()
 		doc := mcpMeeting(t, b)
 
+		other, err := b.store.CreateMeeting(ctx, "Sans compte rendu", "en")
+		require.NoError(t, err)
+
 		s, err := b.mcpSession(t, apiToken)
 		require.NoError(t, err)
 		defer s.Close()
@@ -128,9 +131,13 @@ func TestMCPServesSearchMinutesAndSummariesWithCitations(t *testing.T) {
 				Minutes string
 			}
 		}](t, s, "list_meetings", nil)
-		require.Len(t, list.Meetings, 1)
-		require.Equal(t, b.m.ID, list.Meetings[0].ID)
-		require.Equal(t, "greffier://meetings/"+b.m.ID+"/minutes", list.Meetings[0].Minutes)
+		require.Len(t, list.Meetings, 2)
+		byID := map[string]string{}
+		for _, m := range list.Meetings {
+			byID[m.ID] = m.Minutes
+		}
+		require.Equal(t, map[string]string{b.m.ID: "greffier://meetings/" + b.m.ID + "/minutes", other.ID: ""}, byID,
+			"a meeting without minutes names no resource")
 
 		// A hit cites meeting, speaker and times that are a turn of the
 		// minutes.
