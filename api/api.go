@@ -125,7 +125,7 @@ func (a *API) Handler() http.Handler {
 		mux.Handle(pattern, a.authenticate(checkInput(h)))
 	}
 	route("GET /v1/search", a.search)
-	route("/v1/mcp", a.mcpHandler().ServeHTTP)
+	route("POST /v1/mcp", a.mcpHandler().ServeHTTP)
 	route("POST /v1/meetings", a.createMeeting)
 	route("GET /v1/meetings", a.listMeetings)
 	route("GET /v1/meetings/{id}", a.getMeeting)

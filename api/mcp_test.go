@@ -28,7 +28,7 @@ func (b *bundle) mcpSession(t *testing.T, token string) (*mcp.ClientSession, err
 	t.Helper()
 	client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "v0"}, nil)
 	return client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: b.srv.URL + "/v1/mcp",
-		HTTPClient: &http.Client{Transport: bearer{token}}, MaxRetries: -1, DisableStandaloneSSE: true}, nil)
+		HTTPClient: &http.Client{Transport: bearer{token}}, MaxRetries: -1}, nil)
 }
 
 // callTool calls a tool and decodes its structured answer into T.
@@ -290,5 +290,9 @@ func TestMCPRefusesCallersWithoutTheAPIToken(t *testing.T) {
 			resp.Body.Close()
 			require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 		}
+		// Stateless: no event stream to open, said in the API's errors.
+		a := b.call(t, "GET", "/v1/mcp", "")
+		require.Equal(t, http.StatusMethodNotAllowed, a.status)
+		require.Equal(t, "POST", a.header.Get("Allow"))
 	})
 }
