@@ -41,10 +41,10 @@ func wordSpans(text string) []span {
 	return out
 }
 
-// foldWord is fold for one word, keeping letters and digits only (a
+// word is fold for one word, keeping letters and digits only (a
 // compatibility form may bring others: "½" is "1⁄2"). ASCII words, most
 // of them, skip the Unicode pipeline.
-func foldWord(w string) string {
+func (fo *folder) word(w string) string {
 	ascii, lower := true, true
 	for i := 0; i < len(w); i++ {
 		c := w[i]
@@ -62,7 +62,7 @@ func foldWord(w string) string {
 		}
 		return strings.ToLower(w)
 	}
-	f := fold(w)
+	f := fo.fold(w)
 	if strings.IndexFunc(f, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) }) < 0 {
 		return f
 	}
@@ -78,9 +78,10 @@ func foldWord(w string) string {
 // folded, stemmed form, space-separated.
 func indexText(text, lang string) string {
 	stem := stemmerFor(lang)
+	fo := newFolder()
 	var b strings.Builder
 	for _, sp := range wordSpans(text) {
-		f := foldWord(text[sp.start:sp.end])
+		f := fo.word(text[sp.start:sp.end])
 		if f == "" {
 			continue
 		}
@@ -131,11 +132,12 @@ var queryLanguages = []string{"fr", "en", ""}
 // phrases", and word* for a prefix. Anything else is punctuation.
 func parseQuery(q string) (parsedQuery, error) {
 	p := parsedQuery{forms: map[string]bool{}}
+	fo := newFolder()
 	addWords := func(text string, phrase bool) error {
 		spans := wordSpans(text)
 		var folded []string
 		for _, sp := range spans {
-			f := foldWord(text[sp.start:sp.end])
+			f := fo.word(text[sp.start:sp.end])
 			if f == "" {
 				continue
 			}
@@ -248,8 +250,8 @@ func (p parsedQuery) tsquery() string {
 
 // matches says whether a word of a hit in lang is one the query looked
 // for: its form is a query form, or it starts with a query prefix.
-func (p parsedQuery) matches(word, lang string) bool {
-	f := foldWord(word)
+func (p parsedQuery) matches(fo *folder, word, lang string) bool {
+	f := fo.word(word)
 	if f == "" {
 		return false
 	}
@@ -278,8 +280,9 @@ const (
 func (p parsedQuery) snippet(text, lang string) (string, [][2]int) {
 	spans := wordSpans(text)
 	first, hit := -1, make([]bool, len(spans))
+	fo := newFolder()
 	for i, sp := range spans {
-		if p.matches(text[sp.start:sp.end], lang) {
+		if p.matches(fo, text[sp.start:sp.end], lang) {
 			hit[i] = true
 			if first < 0 {
 				first = i

@@ -12,16 +12,22 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
-// fold is the form in which search compares words: case folded, accents
-// and other combining marks dropped, compatibility forms unified, so that
-// "élection" finds "Élections", "ecole" finds "ÉCOLE" and "strasse" finds
-// "Straße". It is computed here, in Go, for both the index and the query
-// (analyze.go): SQLite's tokenizer folds differently from Postgres's
-// parser, so neither database may do it.
-func fold(s string) string {
-	// A Chain keeps state: one per call.
-	t := transform.Chain(norm.NFKD, runes.Remove(runes.In(unicode.Mn)), cases.Fold(), norm.NFC)
-	out, _, err := transform.String(t, s)
+// folder computes the form in which search compares words: case folded,
+// accents and other combining marks dropped, compatibility forms unified,
+// so that "élection" finds "Élections", "ecole" finds "ÉCOLE" and
+// "strasse" finds "Straße". It is computed here, in Go, for both the index
+// and the query (analyze.go): SQLite's tokenizer folds differently from
+// Postgres's parser, so neither database may do it. A folder keeps state
+// (its transformer's buffers, reused from word to word): one per
+// goroutine.
+type folder struct{ t transform.Transformer }
+
+func newFolder() *folder {
+	return &folder{t: transform.Chain(norm.NFKD, runes.Remove(runes.In(unicode.Mn)), cases.Fold(), norm.NFC)}
+}
+
+func (f *folder) fold(s string) string {
+	out, _, err := transform.String(f.t, s) // resets f.t first
 	if err != nil {
 		// Only invalid input fails; lower case is the next best thing.
 		return string(cases.Fold().Bytes([]byte(s)))
