@@ -38,7 +38,12 @@ const (
 	mcpResourceScheme = "greffier://meetings/"
 )
 
-// mcpHandler builds the MCP endpoint over the API's store.
+// mcpHandler builds the MCP endpoint over the API's store. The server is
+// stateless: the SDK connects each request's session with the request's
+// context, so the principal the API's guard put there reaches every tool
+// (mcpCaller), and each tool sees what the key may see: a host key only
+// its own meetings. A call without a principal is refused, never served
+// as anyone.
 func (a *API) mcpHandler() http.Handler {
 	srv := mcp.NewServer(&mcp.Implementation{Name: "greffier", Version: "v1"}, &mcp.ServerOptions{
 		Instructions: "Greffier keeps the minutes of recorded meetings. Search with search_transcripts, " +
@@ -46,29 +51,40 @@ func (a *API) mcpHandler() http.Handler {
 			"Cite meeting_id and start/end seconds for every quote.",
 	})
 	mcp.AddTool(srv, &mcp.Tool{Name: "list_meetings", Description: "List meetings, newest first, with their state " +
-		"and whether minutes exist."}, a.mcpListMeetings)
+		"and whether minutes exist."}, mcpBind(a, mcpTools.listMeetings))
 	mcp.AddTool(srv, &mcp.Tool{Name: "search_transcripts", Description: "Full-text search of everything said, " +
 		"most relevant first. Words are all required; \"quoted phrase\"; prefix*; case, accents and French or " +
-		"English word endings do not matter."}, a.mcpSearch)
+		"English word endings do not matter."}, mcpBind(a, mcpTools.search))
 	mcp.AddTool(srv, &mcp.Tool{Name: "read_minutes", Description: "Read a meeting's minutes (speaker turns with " +
-		"times), whole or the stretch from/to (seconds on the meeting clock)."}, a.mcpReadMinutes)
+		"times), whole or the stretch from/to (seconds on the meeting clock)."}, mcpBind(a, mcpTools.readMinutes))
 	mcp.AddTool(srv, &mcp.Tool{Name: "read_speaker_turns", Description: "Read what one speaker said in a meeting, " +
-		"turn by turn."}, a.mcpSpeakerTurns)
+		"turn by turn."}, mcpBind(a, mcpTools.speakerTurns))
 	mcp.AddTool(srv, &mcp.Tool{Name: "get_summary", Description: "A meeting's summary (abstract, topics, decisions, " +
-		"action items), each point citing the turns it came from."}, a.mcpSummary)
+		"action items), each point citing the turns it came from."}, mcpBind(a, mcpTools.summary))
 	srv.AddResourceTemplate(&mcp.ResourceTemplate{Name: "minutes", MIMEType: "text/markdown",
-		URITemplate: mcpResourceScheme + "{id}/minutes", Description: "A meeting's minutes, as Markdown."}, a.mcpReadResource)
+		URITemplate: mcpResourceScheme + "{id}/minutes", Description: "A meeting's minutes, as Markdown."},
+		func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			t, err := a.mcpCaller(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return t.readResource(ctx, req)
+		})
 	// resources/list names the minutes of the latest meetings: they are
 	// rows, not resources registered one by one.
 	srv.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			if method == "resources/list" {
-				return a.mcpListResources(ctx)
+				t, err := a.mcpCaller(ctx)
+				if err != nil {
+					return nil, err
+				}
+				return t.listResources(ctx)
 			}
 			return next(ctx, method, req)
 		}
 	})
-	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{
 		Stateless: true, JSONResponse: true,
 		// The SDK refuses a loopback connection whose Host is not loopback
 		// (DNS rebinding); a bearer token, which a rebinding page does not
@@ -77,6 +93,94 @@ func (a *API) mcpHandler() http.Handler {
 		DisableLocalhostProtection: true,
 		MaxRequestBodyBytes:        64 << 10,
 	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		jw := &mcpJSONErrors{ResponseWriter: w}
+		h.ServeHTTP(jw, r)
+		jw.finish()
+	})
+}
+
+// mcpJSONErrors turns the SDK's plain-text transport errors (a wrong
+// Accept or Content-Type, a malformed or oversized body) into the API's
+// JSON error; JSON-RPC answers and errors pass through untouched.
+type mcpJSONErrors struct {
+	http.ResponseWriter
+	status int // of a plain-text error held back; 0 when passing through
+	msg    strings.Builder
+}
+
+func (e *mcpJSONErrors) WriteHeader(status int) {
+	if status >= 400 && strings.HasPrefix(e.Header().Get("Content-Type"), "text/plain") {
+		e.status = status
+		return
+	}
+	e.ResponseWriter.WriteHeader(status)
+}
+
+func (e *mcpJSONErrors) Write(b []byte) (int, error) {
+	if e.status != 0 {
+		if e.msg.Len() < 1000 {
+			e.msg.Write(b)
+		}
+		return len(b), nil
+	}
+	return e.ResponseWriter.Write(b)
+}
+
+func (e *mcpJSONErrors) Unwrap() http.ResponseWriter { return e.ResponseWriter }
+
+func (e *mcpJSONErrors) finish() {
+	if e.status == 0 {
+		return
+	}
+	code := map[int]string{http.StatusRequestEntityTooLarge: "too_large",
+		http.StatusUnsupportedMediaType: "unsupported_media_type", http.StatusMethodNotAllowed: "method_not_allowed",
+		http.StatusNotFound: "not_found", http.StatusInternalServerError: "internal"}[e.status]
+	if code == "" {
+		code = "bad_mcp_request"
+	}
+	writeError(e.ResponseWriter, e.status, code, "MCP: "+strings.TrimSpace(e.msg.String()))
+}
+
+// mcpTools answers one MCP request for one caller.
+type mcpTools struct {
+	a *API
+	p Principal
+}
+
+// errNoCaller would mean the SDK stopped handing the request's context to
+// tools: refuse rather than answer as no one in particular.
+var errNoCaller = errors.New("MCP: the caller's key is unknown to this request")
+
+// mcpCaller is the tools of the key that sent the request.
+func (a *API) mcpCaller(ctx context.Context) (mcpTools, error) {
+	p, ok := PrincipalFrom(ctx)
+	if !ok {
+		return mcpTools{}, errNoCaller
+	}
+	return mcpTools{a: a, p: p}, nil
+}
+
+// mcpBind makes a tool of one of mcpTools' methods, for the request's
+// caller.
+func mcpBind[In, Out any](a *API, f func(mcpTools, context.Context, *mcp.CallToolRequest, In) (*mcp.CallToolResult, Out, error)) mcp.ToolHandlerFor[In, Out] {
+	return func(ctx context.Context, req *mcp.CallToolRequest, in In) (*mcp.CallToolResult, Out, error) {
+		t, err := a.mcpCaller(ctx)
+		if err != nil {
+			var zero Out
+			return nil, zero, err
+		}
+		return f(t, ctx, req, in)
+	}
+}
+
+// meetings lists the latest meetings the caller sees, newest first.
+func (t mcpTools) meetings(ctx context.Context, limit int) ([]store.Meeting, error) {
+	f := store.MeetingFilter{Limit: limit}
+	if !t.p.SeesAll() {
+		f.CreatedBy = t.p.KeyID
+	}
+	return t.a.store.MeetingsPage(ctx, f)
 }
 
 type mcpMeeting struct {
@@ -98,13 +202,13 @@ type mcpListOut struct {
 	Meetings []mcpMeeting `json:"meetings"`
 }
 
-func (a *API) mcpListMeetings(ctx context.Context, _ *mcp.CallToolRequest, in mcpListIn) (*mcp.CallToolResult, mcpListOut, error) {
+func (t mcpTools) listMeetings(ctx context.Context, _ *mcp.CallToolRequest, in mcpListIn) (*mcp.CallToolResult, mcpListOut, error) {
 	limit := in.Limit
 	if limit <= 0 {
 		limit = 20
 	}
 	limit = min(limit, mcpMaxMeetings)
-	ms, err := a.store.Meetings(ctx, limit)
+	ms, err := t.meetings(ctx, limit)
 	if err != nil {
 		return nil, mcpListOut{}, err
 	}
@@ -119,7 +223,7 @@ func (a *API) mcpListMeetings(ctx context.Context, _ *mcp.CallToolRequest, in mc
 			t := m.EndedAt.UTC()
 			mm.EndedAt = &t
 		}
-		v, err := a.store.LatestMinutesVersion(ctx, m.ID)
+		v, err := t.a.store.LatestMinutesVersion(ctx, m.ID)
 		if err != nil {
 			return nil, mcpListOut{}, err
 		}
@@ -159,9 +263,12 @@ type mcpSearchOut struct {
 	NextCursor string   `json:"next_cursor,omitempty"`
 }
 
-func (a *API) mcpSearch(ctx context.Context, _ *mcp.CallToolRequest, in mcpSearchIn) (*mcp.CallToolResult, mcpSearchOut, error) {
+func (t mcpTools) search(ctx context.Context, _ *mcp.CallToolRequest, in mcpSearchIn) (*mcp.CallToolResult, mcpSearchOut, error) {
 	q := store.SearchQuery{Query: in.Query, MeetingID: in.Meeting, Identity: in.Speaker, Language: in.Language,
 		Cursor: in.Cursor, Limit: 10}
+	if !t.p.SeesAll() {
+		q.CreatedBy = t.p.KeyID
+	}
 	if in.Limit > 0 {
 		q.Limit = min(in.Limit, mcpMaxHits)
 	}
@@ -172,7 +279,7 @@ func (a *API) mcpSearch(ctx context.Context, _ *mcp.CallToolRequest, in mcpSearc
 	if q.To, err = parseWhen(in.To, true); err != nil {
 		return nil, mcpSearchOut{}, fmt.Errorf("to: %w", err)
 	}
-	page, err := a.store.Search(ctx, q)
+	page, err := t.a.store.Search(ctx, q)
 	if err != nil {
 		return nil, mcpSearchOut{}, err
 	}
@@ -251,19 +358,19 @@ type mcpMinutesOut struct {
 	NextFrom  float64           `json:"next_from,omitempty"`
 }
 
-func (a *API) mcpReadMinutes(ctx context.Context, _ *mcp.CallToolRequest, in mcpMinutesIn) (*mcp.CallToolResult, mcpMinutesOut, error) {
-	doc, err := a.latestMinutes(ctx, in.Meeting)
+func (t mcpTools) readMinutes(ctx context.Context, _ *mcp.CallToolRequest, in mcpMinutesIn) (*mcp.CallToolResult, mcpMinutesOut, error) {
+	doc, err := t.latestMinutes(ctx, in.Meeting)
 	if err != nil {
 		return nil, mcpMinutesOut{}, err
 	}
 	return nil, boundMinutes(doc, in.From, in.To, ""), nil
 }
 
-func (a *API) mcpSpeakerTurns(ctx context.Context, _ *mcp.CallToolRequest, in mcpSpeakerIn) (*mcp.CallToolResult, mcpMinutesOut, error) {
+func (t mcpTools) speakerTurns(ctx context.Context, _ *mcp.CallToolRequest, in mcpSpeakerIn) (*mcp.CallToolResult, mcpMinutesOut, error) {
 	if in.Speaker == "" {
 		return nil, mcpMinutesOut{}, errors.New("give speaker: an identity from the minutes' speakers")
 	}
-	doc, err := a.latestMinutes(ctx, in.Meeting)
+	doc, err := t.latestMinutes(ctx, in.Meeting)
 	if err != nil {
 		return nil, mcpMinutesOut{}, err
 	}
@@ -339,8 +446,8 @@ type mcpSummaryOut struct {
 	ActionItems []mcpPoint `json:"action_items"`
 }
 
-func (a *API) mcpSummary(ctx context.Context, _ *mcp.CallToolRequest, in mcpSummaryIn) (*mcp.CallToolResult, mcpSummaryOut, error) {
-	doc, err := a.latestMinutes(ctx, in.Meeting)
+func (t mcpTools) summary(ctx context.Context, _ *mcp.CallToolRequest, in mcpSummaryIn) (*mcp.CallToolResult, mcpSummaryOut, error) {
+	doc, err := t.latestMinutes(ctx, in.Meeting)
 	if err != nil {
 		return nil, mcpSummaryOut{}, err
 	}
@@ -384,7 +491,7 @@ func (a *API) mcpSummary(ctx context.Context, _ *mcp.CallToolRequest, in mcpSumm
 	return nil, out, nil
 }
 
-func (a *API) mcpReadResource(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+func (t mcpTools) readResource(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 	uri := req.Params.URI
 	id, ok := strings.CutPrefix(uri, mcpResourceScheme)
 	if ok {
@@ -393,7 +500,7 @@ func (a *API) mcpReadResource(ctx context.Context, req *mcp.ReadResourceRequest)
 	if !ok || id == "" || strings.Contains(id, "/") {
 		return nil, mcp.ResourceNotFoundError(uri)
 	}
-	doc, err := a.latestMinutes(ctx, id)
+	doc, err := t.latestMinutes(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, mcp.ResourceNotFoundError(uri)
 	}
@@ -407,14 +514,14 @@ func (a *API) mcpReadResource(ctx context.Context, req *mcp.ReadResourceRequest)
 	return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: uri, MIMEType: "text/markdown", Text: b.String()}}}, nil
 }
 
-func (a *API) mcpListResources(ctx context.Context) (*mcp.ListResourcesResult, error) {
-	ms, err := a.store.Meetings(ctx, mcpMaxMeetings)
+func (t mcpTools) listResources(ctx context.Context) (*mcp.ListResourcesResult, error) {
+	ms, err := t.meetings(ctx, mcpMaxMeetings)
 	if err != nil {
 		return nil, err
 	}
 	out := &mcp.ListResourcesResult{Resources: []*mcp.Resource{}}
 	for _, m := range ms {
-		v, err := a.store.LatestMinutesVersion(ctx, m.ID)
+		v, err := t.a.store.LatestMinutesVersion(ctx, m.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -428,16 +535,19 @@ func (a *API) mcpListResources(ctx context.Context) (*mcp.ListResourcesResult, e
 }
 
 // latestMinutes reads a meeting's latest minutes with its speakers' names
-// as they are now.
-func (a *API) latestMinutes(ctx context.Context, meetingID string) (minutes.Document, error) {
+// as they are now; a meeting the caller may not see is not found.
+func (t mcpTools) latestMinutes(ctx context.Context, meetingID string) (minutes.Document, error) {
 	if meetingID == "" {
 		return minutes.Document{}, errors.New("give meeting_id (list_meetings names them)")
 	}
-	m, err := a.store.Meeting(ctx, meetingID)
+	m, err := t.a.store.Meeting(ctx, meetingID)
+	if err == nil && !t.p.sees(m) {
+		err = fmt.Errorf("meeting %s: %w", meetingID, store.ErrNotFound)
+	}
 	if err != nil {
 		return minutes.Document{}, err
 	}
-	v, err := a.store.LatestMinutes(ctx, m.ID)
+	v, err := t.a.store.LatestMinutes(ctx, m.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return minutes.Document{}, fmt.Errorf("meeting %s has no minutes yet (it is %s): %w", m.ID, m.State, err)
 	}
@@ -448,7 +558,7 @@ func (a *API) latestMinutes(ctx context.Context, meetingID string) (minutes.Docu
 	if err := json.Unmarshal(v.Body, &doc); err != nil {
 		return minutes.Document{}, fmt.Errorf("decode minutes v%d of %s: %w", v.Version, m.ID, err)
 	}
-	parts, err := a.store.Participants(ctx, m.ID)
+	parts, err := t.a.store.Participants(ctx, m.ID)
 	if err != nil {
 		return minutes.Document{}, err
 	}

@@ -272,6 +272,152 @@ func TestMCPAnswersAreBounded(t *testing.T) {
 	})
 }
 
+// mcpPost sends one raw JSON-RPC request to /v1/mcp with key.
+func (b *bundle) mcpPost(t *testing.T, key, contentType, accept, body string) answer {
+	t.Helper()
+	h := []string{"Content-Type", contentType, "Accept", accept}
+	if key != "" {
+		h = append(h, "Authorization", "Bearer "+key)
+	}
+	a := b.do(t, "POST", "/v1/mcp", body, h...)
+	require.NoError(t, a.err)
+	return a
+}
+
+// TestMCPToolsSeeWhatTheirKeySees: a host's key lists, searches and reads
+// only the meetings it created; an agent's and an archivist's (both hold
+// minutes:read) see every meeting; a revoked key is refused.
+func TestMCPToolsSeeWhatTheirKeySees(t *testing.T) {
+	eachDialect(t, func(t *testing.T, b *bundle) {
+		ctx := context.Background()
+		mcpMeeting(t, b) // the bootstrap admin's meeting
+		_, host := b.newKey(t, "host", "host", false)
+		_, hostAll := b.newKey(t, "host all", "host", true)
+		_, agent := b.newKey(t, "agent", "agent", false)
+		_, archivist := b.newKey(t, "archivist", "archivist", false)
+		revokedID, revoked := b.newKey(t, "revoked agent", "agent", false)
+		require.Equal(t, http.StatusNoContent, b.call(t, "DELETE", "/v1/keys/"+revokedID, "").status)
+
+		created := decode[meetingAnswer](t, b.as(t, host, "POST", "/v1/meetings", `{"title":"Conseil du host","language":"fr"}`),
+			http.StatusCreated)
+		hm, err := b.store.Meeting(ctx, created.ID)
+		require.NoError(t, err)
+		hb := *b
+		hb.m = hm
+		mcpMeeting(t, &hb) // the host's meeting says the same words
+
+		type searchAnswer struct {
+			Hits []struct {
+				MeetingID string `json:"meeting_id"`
+			}
+			NextCursor string `json:"next_cursor"`
+		}
+		// meetingsOf lists the meetings a key's tools see: listed, found by
+		// search (page by page), and named as resources.
+		meetingsOf := func(key string) (listed, found, resources []string) {
+			s, err := b.mcpSession(t, key)
+			require.NoError(t, err)
+			defer s.Close()
+			list := callTool[struct {
+				Meetings []struct {
+					ID string `json:"meeting_id"`
+				}
+			}](t, s, "list_meetings", nil)
+			for _, m := range list.Meetings {
+				listed = append(listed, m.ID)
+			}
+			cursor := ""
+			for pages := 0; ; pages++ {
+				require.Less(t, pages, 10)
+				args := map[string]any{"query": "budget", "limit": 2}
+				if cursor != "" {
+					args["cursor"] = cursor
+				}
+				p := callTool[searchAnswer](t, s, "search_transcripts", args)
+				if p.NextCursor != "" {
+					require.Len(t, p.Hits, 2, "the store filters by key: pages are full")
+				}
+				for _, h := range p.Hits {
+					found = append(found, h.MeetingID)
+				}
+				if cursor = p.NextCursor; cursor == "" {
+					break
+				}
+			}
+			res, err := s.ListResources(ctx, nil)
+			require.NoError(t, err)
+			for _, r := range res.Resources {
+				resources = append(resources, r.URI)
+			}
+			return listed, found, resources
+		}
+		uri := func(id string) string { return "greffier://meetings/" + id + "/minutes" }
+		both := []string{b.m.ID, hm.ID}
+
+		listed, found, resources := meetingsOf(host)
+		require.Equal(t, []string{hm.ID}, listed)
+		require.Equal(t, []string{hm.ID, hm.ID, hm.ID}, found)
+		require.Equal(t, []string{uri(hm.ID)}, resources)
+		for _, key := range []string{agent, archivist, hostAll, apiToken} {
+			listed, found, resources = meetingsOf(key)
+			require.ElementsMatch(t, both, listed)
+			require.Len(t, found, 6)
+			require.Subset(t, found, both)
+			require.ElementsMatch(t, []string{uri(b.m.ID), uri(hm.ID)}, resources)
+		}
+
+		// Another's meeting does not exist for the host, whichever tool asks.
+		s, err := b.mcpSession(t, host)
+		require.NoError(t, err)
+		defer s.Close()
+		for _, c := range []struct {
+			tool string
+			args map[string]any
+		}{
+			{"read_minutes", map[string]any{"meeting_id": b.m.ID}},
+			{"read_speaker_turns", map[string]any{"meeting_id": b.m.ID, "speaker": "alice"}},
+			{"get_summary", map[string]any{"meeting_id": b.m.ID}},
+		} {
+			res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: c.tool, Arguments: c.args})
+			require.NoError(t, err)
+			require.True(t, res.IsError, c.tool)
+			require.Contains(t, res.Content[0].(*mcp.TextContent).Text, "not found", c.tool)
+		}
+		_, err = s.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri(b.m.ID)})
+		require.Error(t, err)
+		own := callTool[struct{ Turns []mcpTurnAnswer }](t, s, "read_minutes", map[string]any{"meeting_id": hm.ID})
+		require.Len(t, own.Turns, 3)
+		none := callTool[searchAnswer](t, s, "search_transcripts", map[string]any{"query": "budget", "meeting_id": b.m.ID})
+		require.Empty(t, none.Hits)
+
+		// A revoked key is refused before any tool runs, in the API's JSON.
+		_, err = b.mcpSession(t, revoked)
+		require.Error(t, err)
+		call := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_meetings","arguments":{}}}`
+		a := b.mcpPost(t, revoked, "application/json", "application/json, text/event-stream", call)
+		require.Equal(t, http.StatusUnauthorized, a.status)
+		require.Equal(t, "unauthorized", errorCode(t, a))
+
+		// Transport errors are the API's JSON errors too.
+		a = b.mcpPost(t, agent, "application/json", "application/json", call)
+		require.Equal(t, http.StatusBadRequest, a.status, "%s", a.body)
+		require.Equal(t, "bad_mcp_request", errorCode(t, a))
+		a = b.mcpPost(t, agent, "text/plain", "application/json, text/event-stream", call)
+		require.Equal(t, http.StatusUnsupportedMediaType, a.status, "%s", a.body)
+		require.Equal(t, "unsupported_media_type", errorCode(t, a))
+		a = b.mcpPost(t, agent, "application/json", "application/json, text/event-stream", call)
+		require.Equal(t, http.StatusOK, a.status, "%s", a.body)
+		require.Contains(t, a.header.Get("Content-Type"), "application/json")
+
+		// Reads through MCP are not audited, like searches.
+		log := decode[auditAnswer](t, b.call(t, "GET", "/v1/audit?limit=1000", ""), http.StatusOK)
+		for _, e := range log.Entries {
+			require.NotEqual(t, "/v1/mcp", e.Route)
+		}
+		require.NotEmpty(t, log.Entries, "the keys' creation is audited")
+	})
+}
+
 func TestMCPRefusesCallersWithoutTheAPIToken(t *testing.T) {
 	eachDialect(t, func(t *testing.T, b *bundle) {
 		_, err := b.mcpSession(t, "wrong")
@@ -289,10 +435,12 @@ func TestMCPRefusesCallersWithoutTheAPIToken(t *testing.T) {
 			require.NoError(t, err)
 			resp.Body.Close()
 			require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+			require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 		}
 		// Stateless: no event stream to open, said in the API's errors.
 		a := b.call(t, "GET", "/v1/mcp", "")
 		require.Equal(t, http.StatusMethodNotAllowed, a.status)
 		require.Equal(t, "POST", a.header.Get("Allow"))
+		require.Equal(t, "method_not_allowed", errorCode(t, a))
 	})
 }

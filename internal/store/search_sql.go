@@ -19,6 +19,9 @@ type SearchQuery struct {
 	Query     string
 	MeetingID string
 	Identity  string
+	// CreatedBy keeps the meetings this API key created ("" for every
+	// meeting): a host key's search.
+	CreatedBy string
 	// Language keeps segments indexed in this language: "fr", "en", or
 	// "other" for the unstemmed rest.
 	Language string
@@ -74,7 +77,7 @@ type searchCursor struct {
 // fingerprint identifies a query and its filters, not its page.
 func (s SearchQuery) fingerprint() uint64 {
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%q %q %q %q %d %d", s.Query, s.MeetingID, s.Identity, s.Language, s.From.UnixMilli(), s.To.UnixMilli())
+	fmt.Fprintf(h, "%q %q %q %q %q %d %d", s.Query, s.MeetingID, s.Identity, s.CreatedBy, s.Language, s.From.UnixMilli(), s.To.UnixMilli())
 	return h.Sum64()
 }
 
@@ -119,6 +122,9 @@ func (s *Store) Search(ctx context.Context, sq SearchQuery) (SearchPage, error) 
 	}
 	if sq.Identity != "" {
 		where = append(where, `s.identity = `+arg(sq.Identity))
+	}
+	if sq.CreatedBy != "" {
+		where = append(where, `m.created_by = `+arg(sq.CreatedBy))
 	}
 	if sq.Language != "" {
 		lang := sq.Language
