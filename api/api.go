@@ -137,6 +137,7 @@ type Route struct {
 func (a *API) routes(route func(pattern, permission string, h http.HandlerFunc)) {
 	route("GET /v1/openapi.json", PermPublic, serveOpenAPI)
 	route("GET /v1/search", PermMinutesRead, a.search)
+	route("POST /v1/mcp", PermMinutesRead, a.mcpHandler().ServeHTTP)
 	route("POST /v1/meetings", PermMeetingsCreate, a.createMeeting)
 	route("GET /v1/meetings", PermMeetingsList, a.listMeetings)
 	route("GET /v1/meetings/{id}", PermMeetingsList, a.getMeeting)
@@ -174,8 +175,8 @@ func (a *API) Routes() []Route {
 	return out
 }
 
-// Handler routes /v1/meetings and its sub-resources, /v1/search, /v1/keys,
-// /v1/audit and /v1/openapi.json. Every route asks for an API key holding
+// Handler routes /v1/meetings and its sub-resources, /v1/search, /v1/mcp,
+// /v1/keys, /v1/audit and /v1/openapi.json. Every route asks for an API key holding
 // its permission, except the OpenAPI document and the captions stream
 // (which take a join token too); every path and query value is checked
 // before a handler sees it; unknown routes and methods are answered in the

@@ -182,7 +182,10 @@ func (a *API) refuseUnauthenticated(w http.ResponseWriter, r *http.Request, err 
 func (a *API) guard(pattern, perm string, h http.HandlerFunc) http.Handler {
 	method, path, _ := strings.Cut(pattern, " ")
 	meetingScoped := strings.HasPrefix(path, "/v1/meetings/{id}")
-	audited := method != http.MethodGet || perm == PermRecordingsRead || perm == PermRecordingsManage
+	// Reading minutes changes nothing, whatever the method: MCP's
+	// JSON-RPC reads come as POSTs and are no more audited than a search.
+	audited := (method != http.MethodGet && perm != PermMinutesRead) || perm == PermRecordingsRead ||
+		perm == PermRecordingsManage
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := a.principal(r)
 		if err != nil {

@@ -146,6 +146,24 @@ func TestAHostSeesOnlyTheMeetingsItCreated(t *testing.T) {
 		require.Equal(t, 0, hits(bob))
 		require.Equal(t, 1, hits(boss))
 		require.Equal(t, 1, hits(agent))
+		require.Equal(t, 0, hits(alice))
+		hb := *b
+		hb.m = must(b.store.Meeting(ctx, mine.ID))
+		hb.storeSpeech(t, "dave", 0, 2000, "Le budget est reporté.")
+		hb.storeSpeech(t, "dave", 3000, 5000, "Le budget sera revu.")
+		require.Equal(t, 2, hits(alice))
+		require.Equal(t, 3, hits(agent))
+		// The database keeps alice's hits only: a page of one is full, and
+		// the cursor leads to her other hit, not to another's.
+		p := decode[struct {
+			Hits []struct {
+				MeetingID string `json:"meeting_id"`
+			}
+			NextCursor string `json:"next_cursor"`
+		}](t, b.as(t, alice, "GET", "/v1/search?q=budget&limit=1", ""), http.StatusOK)
+		require.Len(t, p.Hits, 1)
+		require.Equal(t, mine.ID, p.Hits[0].MeetingID)
+		require.NotEmpty(t, p.NextCursor)
 	})
 }
 

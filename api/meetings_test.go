@@ -378,6 +378,96 @@ func TestSearchFindsWhatWasSaidWithWhoAndWhen(t *testing.T) {
 	})
 }
 
+func TestMinutesOfAStretchKeepTheTurnsThatOverlapIt(t *testing.T) {
+	eachDialect(t, func(t *testing.T, b *bundle) {
+		ctx := context.Background()
+		path := "/v1/meetings/" + b.m.ID + "/minutes"
+		_, err := b.store.Join(ctx, b.m.ID, "alice", "Alice")
+		require.NoError(t, err)
+		_, _, err = b.store.SaveMinutes(ctx, b.m.ID, "d1", minutesDoc(t, b.m, 1, "Bonjour à tous.")) // 1.5 to 3.2 s
+		require.NoError(t, err)
+		for query, turns := range map[string]int{"": 1, "?from=0&to=1.5": 0, "?from=3.2": 0, "?from=3.1": 1, "?to=1.6": 1,
+			"?from=2&to=2.5": 1} {
+			doc := decode[minutes.Document](t, b.call(t, "GET", path+query, ""), http.StatusOK)
+			require.Len(t, doc.Turns, turns, query)
+			require.Len(t, doc.Speakers, turns, query)
+		}
+		md := b.call(t, "GET", path+".md?from=5", "")
+		require.Equal(t, http.StatusOK, md.status)
+		require.NotContains(t, string(md.body), "Bonjour")
+		for _, query := range []string{"?from=abc", "?to=-1"} {
+			a := b.call(t, "GET", path+query, "")
+			require.Equal(t, http.StatusBadRequest, a.status, query)
+			require.Equal(t, "bad_range", errorCode(t, a), query)
+		}
+	})
+}
+
+func TestSearchAnswersWithSnippetsLinksAndPages(t *testing.T) {
+	eachDialect(t, func(t *testing.T, b *bundle) {
+		ctx := context.Background()
+		_, err := b.store.Join(ctx, b.m.ID, "élise", "Élise")
+		require.NoError(t, err)
+		b.storeSpeech(t, "élise", 1500, 4250, "Les élections municipales, enfin !")
+		b.storeSpeech(t, "élise", 5000, 9000, "Une élection de plus.")
+		type page struct {
+			Hits []struct {
+				Start      minutes.Seconds `json:"start"`
+				EndAt      *time.Time      `json:"end_at"`
+				Language   string          `json:"language"`
+				Score      float64         `json:"score"`
+				Snippet    string          `json:"snippet"`
+				Highlights [][2]int        `json:"highlights"`
+				Links      struct {
+					Minutes      string `json:"minutes"`
+					Audio        string `json:"audio"`
+					SpeakerAudio string `json:"speaker_audio"`
+				} `json:"links"`
+			} `json:"hits"`
+			NextCursor string `json:"next_cursor"`
+		}
+		p := decode[page](t, b.call(t, "GET", "/v1/search?q="+url.QueryEscape(`"ÉLECTIONS municipales"`), ""), http.StatusOK)
+		require.Len(t, p.Hits, 1)
+		h := p.Hits[0]
+		require.Equal(t, "Les élections municipales, enfin !", h.Snippet)
+		require.Equal(t, [][2]int{{4, 13}, {14, 25}}, h.Highlights)
+		require.Equal(t, "fr", h.Language)
+		require.Positive(t, h.Score)
+		require.NotNil(t, h.EndAt)
+		base := "/v1/meetings/" + b.m.ID
+		require.Equal(t, base+"/minutes?from=1.500&to=4.250", h.Links.Minutes)
+		require.Equal(t, base+"/mix.flac#t=1.500,4.250", h.Links.Audio)
+		require.Equal(t, base+"/speakers/%C3%A9lise.flac#t=1.500,4.250", h.Links.SpeakerAudio)
+		require.Empty(t, p.NextCursor)
+
+		first := decode[page](t, b.call(t, "GET", "/v1/search?q=election&limit=1", ""), http.StatusOK)
+		require.Len(t, first.Hits, 1)
+		require.NotEmpty(t, first.NextCursor)
+		second := decode[page](t, b.call(t, "GET", "/v1/search?q=election&limit=1&cursor="+first.NextCursor, ""), http.StatusOK)
+		require.Len(t, second.Hits, 1)
+		require.Empty(t, second.NextCursor)
+		require.NotEqual(t, first.Hits[0].Start, second.Hits[0].Start)
+
+		require.Len(t, decode[page](t, b.call(t, "GET", "/v1/search?q=election&language=fr&from=2000-01-01", ""), http.StatusOK).Hits, 2)
+		require.Empty(t, decode[page](t, b.call(t, "GET", "/v1/search?q=election&language=en", ""), http.StatusOK).Hits)
+		require.Empty(t, decode[page](t, b.call(t, "GET", "/v1/search?q=election&to=2000-01-01T00:00:00Z", ""), http.StatusOK).Hits)
+
+		for query, code := range map[string]string{
+			"q=election&cursor=" + first.NextCursor + "x": "bad_cursor",
+			"q=elections&cursor=" + first.NextCursor:      "bad_cursor",
+			"q=election&language=de":                      "bad_query",
+			"q=election&from=yesterday":                   "bad_query",
+			"q=e*":                                        "bad_query",
+			"q=" + url.QueryEscape(`" , "`):               "bad_query",
+			"q=election&limit=0":                          "bad_limit",
+		} {
+			a := b.call(t, "GET", "/v1/search?"+query, "")
+			require.Equal(t, http.StatusBadRequest, a.status, query)
+			require.Equal(t, code, errorCode(t, a), query)
+		}
+	})
+}
+
 func TestTracksAreListedWithTheirDownloads(t *testing.T) {
 	eachDialect(t, func(t *testing.T, b *bundle) {
 		ctx := context.Background()

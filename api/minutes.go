@@ -93,6 +93,17 @@ func (a *API) getMinutes(ext string) http.HandlerFunc {
 			names[p.Identity] = p.DisplayName
 		}
 		doc.Rename(names)
+		// ?from= and ?to= (seconds on the meeting clock) keep the turns of
+		// that stretch: where a search hit links to.
+		if qs := r.URL.Query(); qs.Has("from") || qs.Has("to") {
+			from, ferr := secondsParam(qs.Get("from"))
+			to, terr := secondsParam(qs.Get("to"))
+			if ferr != nil || terr != nil {
+				writeError(w, http.StatusBadRequest, "bad_range", "from and to are seconds on the meeting clock, e.g. from=12.5&to=60")
+				return
+			}
+			doc = doc.Between(from, to)
+		}
 		var buf bytes.Buffer
 		if err := rendering.write(doc, &buf); err != nil {
 			a.fail(w, r, err)
@@ -113,4 +124,16 @@ func (a *API) getMinutes(ext string) http.HandlerFunc {
 		h.Set("Content-Type", rendering.contentType)
 		_, _ = w.Write(buf.Bytes())
 	}
+}
+
+// secondsParam reads a time on the meeting clock in seconds; empty is 0.
+func secondsParam(s string) (minutes.Seconds, error) {
+	if s == "" {
+		return 0, nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || f > 1e9 {
+		return 0, fmt.Errorf("bad seconds %q", s)
+	}
+	return minutes.Seconds(int64(f*1000 + 0.5)), nil
 }

@@ -269,6 +269,25 @@ func TestRealAnswersFitTheOpenAPIDocument(t *testing.T) {
 		b.conform(t, o, archivist, "GET /v1/meetings/{id}/mix.flac", bp+"/mix.flac", "")
 		b.conform(t, o, agent, "GET /v1/search", "/v1/search?q=budget", "")
 		b.conform(t, o, agent, "GET /v1/search", "/v1/search?q=", "")
+		b.conform(t, o, host, "GET /v1/search", "/v1/search?q=budget&language=fr&from=2020-01-01&to=2099-01-01&limit=1", "")
+		b.conform(t, o, agent, "GET /v1/search", "/v1/search?q=budget&cursor=nope", "")
+		a = b.conform(t, o, agent, "POST /v1/mcp", "/v1/mcp", `{}`) // no Accept: the API's JSON error
+		require.Equal(t, http.StatusBadRequest, a.status)
+		for key, body := range map[string]string{
+			agent: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_transcripts","arguments":{"query":"budget"}}}`,
+			host:  `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`,
+			admin: `{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+		} {
+			a := b.mcpPost(t, key, "application/json", "application/json, text/event-stream", body)
+			resp, tokens := o.response("/v1/mcp", "POST", a.status)
+			if len(a.body) == 0 {
+				require.Equal(t, http.StatusAccepted, a.status, "a notification: %s", body)
+				require.Empty(t, resp.Content)
+				continue
+			}
+			require.Equal(t, http.StatusOK, a.status, "%s", a.body)
+			validate(t, o.schema(t, append(tokens, "content", "application/json", "schema")...), a.body, "an MCP answer")
+		}
 		b.conform(t, o, admin, "POST /v1/meetings/{id}/end", bp+"/end", "")
 		b.conform(t, o, admin, "POST /v1/meetings/{id}/end", bp+"/end", "")
 		b.conform(t, o, agent, "GET /v1/meetings/{id}", bp, "")
@@ -278,6 +297,8 @@ func TestRealAnswersFitTheOpenAPIDocument(t *testing.T) {
 		b.conform(t, o, agent, "GET /v1/meetings/{id}/minutes.json", bp+"/minutes.json", "")
 		b.conform(t, o, agent, "GET /v1/meetings/{id}/minutes.md", bp+"/minutes.md", "")
 		b.conform(t, o, agent, "GET /v1/meetings/{id}/minutes", bp+"/minutes?version=9", "")
+		b.conform(t, o, agent, "GET /v1/meetings/{id}/minutes.json", bp+"/minutes.json?from=1&to=2.5", "")
+		b.conform(t, o, agent, "GET /v1/meetings/{id}/minutes", bp+"/minutes?from=later", "")
 		b.conform(t, o, admin, "POST /v1/meetings/{id}/rerun", bp+"/rerun", "")
 		b.conform(t, o, admin, "GET /v1/audit", "/v1/audit?limit=5", "")
 		b.conform(t, o, admin, "GET /v1/audit", "/v1/audit?meeting="+m.ID, "")

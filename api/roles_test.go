@@ -38,6 +38,7 @@ var (
 var roleMatrix = []access{
 	{"GET /v1/openapi.json", []string{"public"}, "no key needed"},
 	{"GET /v1/search", everyRole, "a host finds only its own meetings' speech"},
+	{"POST /v1/mcp", everyRole, "MCP tools see what the key sees: a host its own meetings"},
 	{"POST /v1/meetings", runners, ""},
 	{"GET /v1/meetings", everyRole, "a host lists its own meetings"},
 	{"GET /v1/meetings/{id}", everyRole, ""},

@@ -181,6 +181,12 @@ var migrations = []string{
 	);
 	CREATE INDEX audit_log_by_at ON audit_log (at, id);
 	CREATE INDEX audit_log_by_meeting ON audit_log (meeting_id, at, id);`,
+	// Full-text search: search_text now holds each word folded and stemmed
+	// in the segment's index language (analyze.go), search_lang; every
+	// row is analysed again by backfillSearchText. The index over it is
+	// the dialect's own (search_index.go).
+	`ALTER TABLE speech_segments ADD COLUMN search_lang TEXT NOT NULL DEFAULT '';
+	UPDATE speech_segments SET search_text = '' WHERE search_text <> '';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -246,3 +246,14 @@ func (q Queries) waiting(ctx context.Context, meetingID string) ([]Wait, error) 
 	}
 	return out, rows.Err()
 }
+
+// LatestMinutesVersion is the number of a meeting's latest minutes, 0
+// when it has none, without reading them.
+func (q Queries) LatestMinutesVersion(ctx context.Context, meetingID string) (int, error) {
+	var v int
+	if err := q.q.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM minutes WHERE meeting_id = $1`,
+		meetingID).Scan(&v); err != nil {
+		return 0, fmt.Errorf("latest minutes version of %s: %w", meetingID, err)
+	}
+	return v, nil
+}

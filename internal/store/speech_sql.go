@@ -94,10 +94,22 @@ func (q Queries) SaveTranscript(ctx context.Context, trackID string, startMS int
 	if err != nil {
 		return fmt.Errorf("encode words: %w", err)
 	}
+	// The words are indexed for search in this statement, so they are
+	// found as soon as they are stored, in the meeting's language.
+	var meetingLang string
+	err = q.q.QueryRowContext(ctx, `SELECT m.language FROM speech_segments s JOIN meetings m ON m.id = s.meeting_id
+		WHERE s.track_id = $1 AND s.start_ms = $2`, trackID, startMS).Scan(&meetingLang)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("save transcript of %s@%d: %w", trackID, startMS, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("save transcript of %s@%d: %w", trackID, startMS, err)
+	}
+	lang := indexLanguage(meetingLang, language)
 	res, err := q.q.ExecContext(ctx, `UPDATE speech_segments SET status = $1, text = $2, words = $3, language = $4,
-		failure = '', attempts = attempts + 1, updated_at = $5, search_text = $8, waiting_since = 0, wait_backend = '', last_error = ''
-		WHERE track_id = $6 AND start_ms = $7`,
-		SegmentTranscribed, text, string(b), language, toMS(q.now()), trackID, startMS, fold(text))
+		failure = '', attempts = attempts + 1, updated_at = $5, search_text = $8, search_lang = $9, waiting_since = 0,
+		wait_backend = '', last_error = '' WHERE track_id = $6 AND start_ms = $7`,
+		SegmentTranscribed, text, string(b), language, toMS(q.now()), trackID, startMS, indexed(text, lang), lang)
 	if err != nil {
 		return fmt.Errorf("save transcript of %s@%d: %w", trackID, startMS, err)
 	}

@@ -98,6 +98,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.ensureSearchIndex(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.backfillSearchText(ctx); err != nil {
 		s.Close()
 		return nil, err

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -233,20 +232,20 @@ func TestSearch(t *testing.T) {
 				Identity: "alice", StartMS: start, EndMS: start + 500, AudioKey: "k"}))
 			require.NoError(t, s.SaveTranscript(ctx, tr.ID, start, text, "fr", nil))
 		}
-		hits, err := s.Search(ctx, store.SearchQuery{Terms: []string{"BUDGET", "voté"}, Limit: 10})
+		page, err := s.Search(ctx, store.SearchQuery{Query: "BUDGET voté", Limit: 10})
 		require.NoError(t, err)
+		hits := page.Hits
 		require.Len(t, hits, 1)
 		require.Equal(t, "Budget", hits[0].Title)
 		require.Equal(t, int64(0), hits[0].StartMS)
-		hits, err = s.Search(ctx, store.SearchQuery{Terms: []string{"100%"}, Limit: 10})
+		page, err = s.Search(ctx, store.SearchQuery{Query: "100%", Limit: 10})
 		require.NoError(t, err)
-		require.Len(t, hits, 1, "%% is a character, not a wildcard")
-		hits, err = s.Search(ctx, store.SearchQuery{Terms: []string{"_"}, Limit: 10})
+		require.Len(t, page.Hits, 1, "%% is punctuation, not a wildcard")
+		_, err = s.Search(ctx, store.SearchQuery{Query: "_ %", Limit: 10})
+		require.ErrorIs(t, err, store.ErrEmptyQuery, "punctuation alone is no word to find")
+		page, err = s.Search(ctx, store.SearchQuery{Query: "budget", Identity: "bob", Limit: 10})
 		require.NoError(t, err)
-		require.Len(t, hits, 1)
-		hits, err = s.Search(ctx, store.SearchQuery{Terms: []string{"budget"}, Identity: "bob", Limit: 10})
-		require.NoError(t, err)
-		require.Empty(t, hits)
+		require.Empty(t, page.Hits)
 	})
 }
 
@@ -284,8 +283,9 @@ func TestFaultSearchFindsAccentedCapitalsOnBothDatabases(t *testing.T) {
 
 			check := func(when string) {
 				for q, want := range queries {
-					hits, err := s.Search(ctx, store.SearchQuery{Terms: strings.Fields(q), Limit: 10})
+					page, err := s.Search(ctx, store.SearchQuery{Query: q, Limit: 10})
 					require.NoError(t, err)
+					hits := page.Hits
 					if assert.Len(t, hits, 1, "%s: %q", when, q) {
 						assert.Equal(t, texts[want], hits[0].Text, "%s: %q", when, q)
 					}
