@@ -44,6 +44,9 @@ type Config struct {
 	// WebhookAllowPrivate accepts webhook URLs whose host is a private,
 	// loopback or link-local address (default false: refused).
 	WebhookAllowPrivate bool
+	// RetainRecordings and RetainTranscripts are the retention periods of
+	// meetings that set none (0: forever), shown with each meeting.
+	RetainRecordings, RetainTranscripts time.Duration
 }
 
 // Ender ends a meeting (meeting.Lifecycle): the pipeline's transaction,
@@ -82,6 +85,9 @@ type Deps struct {
 	Logger   *slog.Logger
 	// Captions is optional: without it there are no live captions.
 	Captions CaptionHub
+	// Deleter is optional: without it meetings cannot be deleted (the
+	// route is not served).
+	Deleter Deleter
 }
 
 // API serves the REST interface.
@@ -95,6 +101,7 @@ type API struct {
 	sessions Sessions
 	webhooks egress.Guard
 	captions CaptionHub
+	deleter  Deleter
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -112,7 +119,7 @@ func New(cfg Config, d Deps) (*API, error) {
 	}
 	return &API{cfg: cfg, store: d.Store, blobs: d.Blobs, ender: d.Ender, rerun: d.Rerunner, signer: d.Signer,
 		sessions: d.Sessions, webhooks: egress.Guard{AllowPrivate: cfg.WebhookAllowPrivate},
-		captions: d.Captions, log: d.Logger, now: time.Now}, nil
+		captions: d.Captions, deleter: d.Deleter, log: d.Logger, now: time.Now}, nil
 }
 
 // Handler routes /v1/meetings and its sub-resources, and /v1/search.
@@ -142,6 +149,10 @@ func (a *API) Handler() http.Handler {
 	route("GET /v1/meetings/{id}/archive.webm", a.getArchive(layout.ArchiveWebM, "audio/webm", "meeting.webm"))
 	route("GET /v1/meetings/{id}/mix.flac", a.getArchive(layout.ArchiveMix, "audio/flac", "mix.flac"))
 	route("GET /v1/meetings/{id}/speakers/{file}", a.getSpeaker)
+	route("PATCH /v1/meetings/{id}/retention", a.patchRetention)
+	if a.deleter != nil {
+		route("DELETE /v1/meetings/{id}", a.deleteMeeting)
+	}
 	route("GET /v1/meetings/{id}/minutes", a.getMinutes(""))
 	for ext := range renderings {
 		route("GET /v1/meetings/{id}/minutes."+ext, a.getMinutes(ext))
@@ -219,6 +230,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
 	case errors.As(err, &te):
 		writeError(w, http.StatusConflict, "invalid_state", te.Error())
+	case errors.Is(err, store.ErrLegalHold):
+		writeError(w, http.StatusConflict, "legal_hold", err.Error()+": lift the hold first (PATCH /v1/meetings/{id}/retention with legal_hold false)")
+	case errors.Is(err, store.ErrExpired):
+		writeError(w, http.StatusGone, "expired", err.Error())
 	case errors.Is(err, context.Canceled):
 		writeError(w, 499, "canceled", "request canceled")
 	default:
