@@ -44,7 +44,7 @@ func testDeletedMeetingLeavesNothing(t *testing.T, b *testBundle) {
 	// A bystander that must keep everything.
 	var other meetingAnswer
 	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{"title": "Autre",
-		"retention": map[string]any{"recordings_seconds": 3600},
+		"retention":    map[string]any{"recordings_seconds": 3600},
 		"participants": []map[string]any{{"identity": "carol"}}}, &other))
 
 	// The scan sees the meeting everywhere before: it can fail.
