@@ -24,6 +24,7 @@ import (
 	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/token"
+	"github.com/greffier/greffier/internal/upload"
 	"github.com/greffier/greffier/internal/usertext"
 )
 
@@ -88,6 +89,10 @@ type Deps struct {
 	// Deleter is optional: without it meetings cannot be deleted (the
 	// route is not served).
 	Deleter Deleter
+	// Uploads and Importer are optional, together: without them there is
+	// no import (the routes are not served).
+	Uploads  *upload.Store
+	Importer Importer
 }
 
 // API serves the REST interface.
@@ -102,6 +107,8 @@ type API struct {
 	webhooks egress.Guard
 	captions CaptionHub
 	deleter  Deleter
+	uploads  *upload.Store
+	importer Importer
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -119,7 +126,7 @@ func New(cfg Config, d Deps) (*API, error) {
 	}
 	return &API{cfg: cfg, store: d.Store, blobs: d.Blobs, ender: d.Ender, rerun: d.Rerunner, signer: d.Signer,
 		sessions: d.Sessions, webhooks: egress.Guard{AllowPrivate: cfg.WebhookAllowPrivate},
-		captions: d.Captions, deleter: d.Deleter, log: d.Logger, now: time.Now}, nil
+		captions: d.Captions, deleter: d.Deleter, uploads: d.Uploads, importer: d.Importer, log: d.Logger, now: time.Now}, nil
 }
 
 // Handler routes /v1/meetings and its sub-resources, and /v1/search.
@@ -153,6 +160,13 @@ func (a *API) Handler() http.Handler {
 	if a.deleter != nil {
 		route("DELETE /v1/meetings/{id}", a.deleteMeeting)
 	}
+	if a.uploads != nil && a.importer != nil {
+		route("POST /v1/imports", a.createUpload)
+		route("HEAD /v1/imports/{upload}", a.headUpload)
+		route("PATCH /v1/imports/{upload}", a.patchUpload)
+		route("DELETE /v1/imports/{upload}", a.deleteUpload)
+		route("POST /v1/meetings/import", a.importMeeting)
+	}
 	route("GET /v1/meetings/{id}/minutes", a.getMinutes(""))
 	for ext := range renderings {
 		route("GET /v1/meetings/{id}/minutes."+ext, a.getMinutes(ext))
@@ -175,7 +189,7 @@ const (
 // database can compare.
 func checkInput(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		for _, name := range []string{"id", "identity", "file", "token"} {
+		for _, name := range []string{"id", "identity", "file", "token", "upload"} {
 			v := r.PathValue(name)
 			if err := usertext.CheckLine(v, maxIDLen); err != nil {
 				writeError(w, http.StatusBadRequest, "bad_"+name, "the "+name+" in the path "+err.Error())

@@ -36,10 +36,10 @@ type RetentionSweepArgs struct{}
 
 func (RetentionSweepArgs) Kind() string { return "retention_sweep" }
 
-// InsertOpts keeps one sweep waiting at a time.
+// InsertOpts keeps one sweep waiting or running at a time.
 func (RetentionSweepArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByState: []rivertype.JobState{rivertype.JobStateAvailable,
-		rivertype.JobStatePending, rivertype.JobStateRetryable, rivertype.JobStateScheduled}}}
+		rivertype.JobStatePending, rivertype.JobStateRetryable, rivertype.JobStateRunning, rivertype.JobStateScheduled}}}
 }
 
 // sweepBatch bounds the meetings one sweep expires; the next sweep takes

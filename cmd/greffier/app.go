@@ -18,6 +18,7 @@ import (
 	"github.com/greffier/greffier/internal/idle"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/token"
+	"github.com/greffier/greffier/internal/upload"
 	"github.com/greffier/greffier/jobs"
 	"github.com/greffier/greffier/meeting"
 	"github.com/greffier/greffier/recorder"
@@ -172,8 +173,14 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 			return nil, err
 		}
 	}
+	// Not under the spool: the recorder's recovery reads every
+	// directory there as a meeting's.
+	uploads, err := upload.New(filepath.Join(cfg.DataDir, "imports"), int64(cfg.ImportMaxSize))
+	if err != nil {
+		return nil, err
+	}
 	apiDeps := api.Deps{Store: a.store, Blobs: a.blobs, Ender: meetings, Rerunner: meetings, Signer: a.signer,
-		Sessions: a.sfu, Logger: logger, Deleter: a.pipeline}
+		Sessions: a.sfu, Logger: logger, Deleter: a.pipeline, Uploads: uploads, Importer: a.pipeline}
 	if a.captions != nil { // a nil *Hub in the interface would look configured
 		apiDeps.Captions = a.captions
 	}
@@ -186,6 +193,8 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	mux.Handle("/v1/meetings", apiSrv.Handler())
 	mux.Handle("/v1/meetings/", apiSrv.Handler())
 	mux.Handle("/v1/search", apiSrv.Handler())
+	mux.Handle("/v1/imports", apiSrv.Handler())
+	mux.Handle("/v1/imports/", apiSrv.Handler())
 	mux.Handle("/v1/whip", a.sfu.WHIPHandler())
 	mux.Handle("/v1/whip/", a.sfu.WHIPHandler())
 	mux.Handle("/v1/whep", a.sfu.WHEPHandler())

@@ -141,6 +141,9 @@ type Config struct {
 	// RetentionSweepInterval is how often expired data is looked for and
 	// deleted. Default 1h.
 	RetentionSweepInterval time.Duration `json:"retention_sweep_interval" env:"RETENTION_SWEEP_INTERVAL" flag:"retention-sweep-interval" usage:"how often data past its retention is deleted"`
+	// ImportMaxSize bounds one imported recording's upload (bytes, or
+	// with a unit: 2GiB). Uploads wait in <data>/imports. Default 2GiB.
+	ImportMaxSize ByteSize `json:"import_max_size" env:"IMPORT_MAX_SIZE" flag:"import-max-size" usage:"largest recording an import may upload, e.g. 2GiB"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `json:"log_level" env:"LOG_LEVEL" flag:"log-level" usage:"debug, info, warn or error"`
 	// ShutdownTimeout bounds a graceful stop. Default 30s.
@@ -175,6 +178,7 @@ func DefaultConfig() Config {
 		SpoolMinFree:              recorder.DefaultMinFreeBytes,
 		MaxConcealedLoss:          recorder.DefaultMaxConcealedLoss,
 		RetentionSweepInterval:    time.Hour,
+		ImportMaxSize:             2 << 30,
 	}
 }
 
@@ -368,6 +372,9 @@ func (c Config) validate() error {
 	}
 	if c.RetainRecordings < 0 || c.RetainTranscripts < 0 {
 		errs = append(errs, errors.New("GREFFIER_RETAIN_RECORDINGS and GREFFIER_RETAIN_TRANSCRIPTS must be durations such as 2160h, or 0 to keep forever"))
+	}
+	if c.ImportMaxSize <= 0 {
+		errs = append(errs, errors.New("GREFFIER_IMPORT_MAX_SIZE must be a positive size such as 2GiB"))
 	}
 	if c.RetentionSweepInterval <= 0 {
 		errs = append(errs, errors.New("GREFFIER_RETENTION_SWEEP_INTERVAL must be a positive duration such as 1h"))

@@ -101,7 +101,8 @@ func RemuxOggToWebM(w io.Writer, ogg []byte) (time.Duration, error) {
 		defer mu.Unlock()
 		errs = errors.Join(errs, err)
 	}
-	bw := bufio.NewWriter(w)
+	sw := &stickyWriter{w: w}
+	bw := bufio.NewWriter(sw)
 	info := &webm.Info{TimecodeScale: 1_000_000, MuxingApp: "greffier", WritingApp: "greffier"}
 	ws, err := webm.NewSimpleBlockWriter(plainWriter{bw}, []webm.TrackEntry{{
 		Name: "audio", TrackNumber: 1, TrackUID: 1, CodecID: "A_OPUS",
@@ -138,7 +139,25 @@ func RemuxOggToWebM(w io.Writer, ogg []byte) (time.Duration, error) {
 	if err := bw.Flush(); err != nil {
 		return 0, fmt.Errorf("write webm: %w", err)
 	}
+	if sw.err != nil {
+		return 0, fmt.Errorf("write webm: %w", sw.err)
+	}
 	return time.Duration(pos) * time.Second / GranuleRate, nil
+}
+
+// stickyWriter keeps the first error of w and takes every later write
+// without writing: ebml-go's writer stops reading its queue after an
+// error it is given, and would leave the remux blocked for ever.
+type stickyWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *stickyWriter) Write(p []byte) (int, error) {
+	if s.err == nil {
+		_, s.err = s.w.Write(p)
+	}
+	return len(p), nil
 }
 
 // plainWriter hides any Seek of the destination, so ebml-go streams, and

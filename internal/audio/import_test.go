@@ -3,6 +3,7 @@ package audio
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"testing"
 	"time"
@@ -65,4 +66,21 @@ func TestUnreadableImportsAreToldApart(t *testing.T) {
 	require.Equal(t, FormatWAV, Sniff([]byte("RIFF\x00\x00\x00\x00WAVEfmt ")))
 	require.Equal(t, FormatFLAC, Sniff([]byte("fLaC\x00\x00\x00\x22")))
 	require.Equal(t, FormatUnknown, Sniff([]byte("hello world!")))
+}
+
+func TestRemuxReportsADestinationThatFails(t *testing.T) {
+	t.Parallel()
+	ogg, err := os.ReadFile("../../testdata/meeting/alice.opus")
+	require.NoError(t, err)
+	_, err = RemuxOggToWebM(&failAfter{n: 5000}, ogg)
+	require.ErrorContains(t, err, "disk full")
+}
+
+type failAfter struct{ n int }
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if f.n -= len(p); f.n < 0 {
+		return 0, errors.New("disk full")
+	}
+	return len(p), nil
 }
