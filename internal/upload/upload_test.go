@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strconv"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -80,4 +81,33 @@ func TestUploadsAreBounded(t *testing.T) {
 	left, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	require.Empty(t, left)
+}
+
+// BenchmarkAppend streams uploads of growing size: memory per upload must
+// not grow with it (bytes go from the request to the file).
+func BenchmarkAppend(b *testing.B) {
+	for _, size := range []int64{1 << 20, 64 << 20, 512 << 20} {
+		b.Run(strconv.FormatInt(size>>20, 10)+"MiB", func(b *testing.B) {
+			s, err := upload.New(b.TempDir(), size)
+			require.NoError(b, err)
+			b.ReportAllocs()
+			b.SetBytes(size)
+			for b.Loop() {
+				sess, err := s.Create(size)
+				require.NoError(b, err)
+				_, err = s.Append(context.Background(), sess.ID, 0, io.LimitReader(zeros{}, size))
+				require.NoError(b, err)
+				require.NoError(b, s.Remove(sess.ID))
+			}
+		})
+	}
+}
+
+// zeros is an endless source that is not a file or a buffer, as a
+// request body is not.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
