@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/greffier/greffier/internal/audio"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/upload"
 	"github.com/greffier/greffier/internal/usertext"
@@ -18,6 +19,8 @@ import (
 // Importer turns uploaded recordings into a meeting whose minutes are made
 // as a live meeting's (jobs.Pipeline).
 type Importer interface {
+	// Probe reads a file's content to its end: its format and length.
+	Probe(ctx context.Context, path string) (audio.Format, time.Duration, error)
 	Import(ctx context.Context, req jobs.ImportRequest) (store.Meeting, error)
 }
 
@@ -125,7 +128,7 @@ func (a *API) patchUpload(w http.ResponseWriter, r *http.Request) {
 			a.uploadFailed(w, r, perr)
 			return
 		}
-		format, d, err := jobs.Probe(r.Context(), path)
+		format, d, err := a.importer.Probe(r.Context(), path)
 		if err != nil {
 			a.refuseUpload(w, r, id, err, "")
 			return

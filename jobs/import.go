@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/greffier/greffier/internal/audio"
@@ -15,9 +17,9 @@ import (
 	"github.com/greffier/greffier/internal/store"
 )
 
-// ErrUnsupportedFormat: the file is WAV or FLAC, which the pipeline cannot
-// take yet (it reads Opus; Greffier has no Opus encoder), or no audio
-// format at all.
+// ErrUnsupportedFormat: the file is no audio format Greffier reads, or WAV
+// or FLAC without an Opus encoder configured to turn it into what the
+// pipeline reads.
 var ErrUnsupportedFormat = errors.New("unsupported audio format")
 
 // ErrUnreadable: the file says it is Ogg or WebM Opus but cannot be read
@@ -60,38 +62,94 @@ func (e *FileError) Unwrap() error { return e.Err }
 // Probe tells a file's format by its content and reads it to its end: it
 // returns the format and the length of its timeline, or an error wrapping
 // ErrUnsupportedFormat or ErrUnreadable. WebM is read streaming; Ogg is
-// read whole, as the remux does.
-func Probe(ctx context.Context, path string) (audio.Format, time.Duration, error) {
-	f, err := os.Open(path)
+// read whole, as the remux does; WAV and FLAC are encoded to Ogg Opus by
+// the configured encoder, which reads them.
+func (p *Pipeline) Probe(ctx context.Context, path string) (audio.Format, time.Duration, error) {
+	format, err := sniffFile(path)
 	if err != nil {
-		return "", 0, err
+		return format, 0, err
 	}
-	defer f.Close()
-	br := bufio.NewReader(f)
-	head, _ := br.Peek(12)
-	format := audio.Sniff(head)
 	switch format {
 	case audio.FormatWebMOpus:
-		d, err := audio.WebMOpusDuration(ctx, br)
+		f, err := os.Open(path)
+		if err != nil {
+			return format, 0, err
+		}
+		defer f.Close()
+		d, err := audio.WebMOpusDuration(ctx, bufio.NewReader(f))
 		if err != nil {
 			return format, 0, fmt.Errorf("%w: %v", ErrUnreadable, err)
 		}
 		return format, d, nil
 	case audio.FormatOggOpus:
-		b, err := io.ReadAll(br) // about the size of the packets the remux holds anyway
+		d, err := remuxFile(io.Discard, path)
+		return format, d, err
+	case audio.FormatWAV, audio.FormatFLAC:
+		ogg, cleanup, err := p.encodeOpus(ctx, path, format)
 		if err != nil {
 			return format, 0, err
 		}
-		d, err := audio.RemuxOggToWebM(io.Discard, b)
-		if err != nil {
-			return format, 0, fmt.Errorf("%w: %v", ErrUnreadable, err)
-		}
-		return format, d, nil
-	case audio.FormatWAV, audio.FormatFLAC:
-		return format, 0, fmt.Errorf("%w: %s is not imported yet: the pipeline reads Opus and this build has no Opus encoder; "+
-			"convert it first, e.g. ffmpeg -i in.%s -c:a libopus -b:a 32k out.ogg", ErrUnsupportedFormat, format, format)
+		defer cleanup()
+		d, err := remuxFile(io.Discard, ogg)
+		return format, d, err
 	}
 	return format, 0, fmt.Errorf("%w: neither WebM, Ogg, WAV nor FLAC", ErrUnsupportedFormat)
+}
+
+func sniffFile(path string) (audio.Format, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return audio.FormatUnknown, err
+	}
+	defer f.Close()
+	head := make([]byte, 12)
+	n, _ := io.ReadFull(f, head)
+	return audio.Sniff(head[:n]), nil
+}
+
+// remuxFile remuxes an Ogg Opus file to WebM on w.
+func remuxFile(w io.Writer, path string) (time.Duration, error) {
+	b, err := os.ReadFile(path) // about the size of the packets the remux holds anyway
+	if err != nil {
+		return 0, err
+	}
+	d, err := audio.RemuxOggToWebM(w, b)
+	if err != nil && !errors.Is(err, audio.ErrNotOggOpus) {
+		return 0, err
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrUnreadable, err)
+	}
+	return d, nil
+}
+
+// encodeOpus encodes a WAV or FLAC file to a temporary Ogg Opus file with
+// the configured encoder, at the bitrate and frame size of a WebRTC voice.
+func (p *Pipeline) encodeOpus(ctx context.Context, path string, format audio.Format) (string, func(), error) {
+	if p.cfg.OpusEncoder == "" {
+		return "", nil, fmt.Errorf("%w: %s is imported only when an Opus encoder is configured (GREFFIER_IMPORT_OPUSENC, opus-tools' opusenc); "+
+			"or convert it first, e.g. ffmpeg -i in.%s -c:a libopus -b:a 32k out.ogg", ErrUnsupportedFormat, format, format)
+	}
+	tmp, err := os.CreateTemp(p.cfg.TempDir, "import-*.opus")
+	if err != nil {
+		return "", nil, err
+	}
+	_ = tmp.Close()
+	cleanup := func() { _ = os.Remove(tmp.Name()) }
+	out, err := exec.CommandContext(ctx, p.cfg.OpusEncoder, "--quiet", "--bitrate", "32", "--framesize", "20",
+		path, tmp.Name()).CombinedOutput()
+	if err != nil {
+		cleanup()
+		if ctx.Err() != nil {
+			return "", nil, ctx.Err()
+		}
+		msg := strings.TrimSpace(string(out))
+		if len(msg) > 300 {
+			msg = msg[:300]
+		}
+		return "", nil, fmt.Errorf("%w: the %s file could not be encoded: %s (%v)", ErrUnreadable, format, msg, err)
+	}
+	return tmp.Name(), cleanup, nil
 }
 
 // Import turns recordings into a meeting whose minutes are made as a live
@@ -111,7 +169,7 @@ func (p *Pipeline) Import(ctx context.Context, req ImportRequest) (store.Meeting
 	}
 	formats := make([]audio.Format, len(req.Files))
 	for i, f := range req.Files {
-		format, _, err := Probe(ctx, f.Path)
+		format, _, err := p.Probe(ctx, f.Path)
 		if err != nil {
 			return store.Meeting{}, &FileError{Index: i, Identity: f.Identity, Err: err}
 		}
@@ -183,9 +241,13 @@ func (p *Pipeline) storeImported(ctx context.Context, key, path string, format a
 		info, err := p.blobs.Put(ctx, key, f, -1)
 		return length, info, err
 	}
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return 0, blob.Info{}, err
+	if format == audio.FormatWAV || format == audio.FormatFLAC {
+		ogg, cleanup, err := p.encodeOpus(ctx, path, format)
+		if err != nil {
+			return 0, blob.Info{}, err
+		}
+		defer cleanup()
+		path = ogg
 	}
 	// A local file, not a pipe: the blob store hashes a file in place,
 	// and ebml-go's writer would block for ever on a destination that
@@ -198,7 +260,7 @@ func (p *Pipeline) storeImported(ctx context.Context, key, path string, format a
 		_ = tmp.Close()
 		_ = os.Remove(tmp.Name())
 	}()
-	length, err := audio.RemuxOggToWebM(tmp, b)
+	length, err := remuxFile(tmp, path)
 	if err != nil {
 		return 0, blob.Info{}, err
 	}

@@ -121,6 +121,10 @@ type Config struct {
 	// SpoolDirs, optional, names the directories on this node that may
 	// hold a meeting's spool leftovers, removed when it is deleted.
 	SpoolDirs func(meetingID string) []string
+	// OpusEncoder, optional, is the path of opus-tools' opusenc, which
+	// encodes imported WAV and FLAC files to Opus (Greffier has no encoder
+	// of its own); without it they are refused.
+	OpusEncoder string
 }
 
 // WithDefaults returns a copy of c with every zero field set.

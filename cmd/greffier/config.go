@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -144,6 +145,10 @@ type Config struct {
 	// ImportMaxSize bounds one imported recording's upload (bytes, or
 	// with a unit: 2GiB). Uploads wait in <data>/imports. Default 2GiB.
 	ImportMaxSize ByteSize `json:"import_max_size" env:"IMPORT_MAX_SIZE" flag:"import-max-size" usage:"largest recording an import may upload, e.g. 2GiB"`
+	// ImportOpusEnc is the path of opus-tools' opusenc, which encodes
+	// imported WAV and FLAC files to Opus. Empty (the default): WAV and
+	// FLAC imports are refused.
+	ImportOpusEnc string `json:"import_opusenc" env:"IMPORT_OPUSENC" flag:"import-opusenc" usage:"opusenc (opus-tools) to encode imported WAV and FLAC (default: they are refused)"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `json:"log_level" env:"LOG_LEVEL" flag:"log-level" usage:"debug, info, warn or error"`
 	// ShutdownTimeout bounds a graceful stop. Default 30s.
@@ -372,6 +377,11 @@ func (c Config) validate() error {
 	}
 	if c.RetainRecordings < 0 || c.RetainTranscripts < 0 {
 		errs = append(errs, errors.New("GREFFIER_RETAIN_RECORDINGS and GREFFIER_RETAIN_TRANSCRIPTS must be durations such as 2160h, or 0 to keep forever"))
+	}
+	if c.ImportOpusEnc != "" {
+		if _, err := exec.LookPath(c.ImportOpusEnc); err != nil {
+			errs = append(errs, fmt.Errorf("GREFFIER_IMPORT_OPUSENC %q: %w: install opus-tools or leave it empty to refuse WAV and FLAC imports", c.ImportOpusEnc, err))
+		}
 	}
 	if c.ImportMaxSize <= 0 {
 		errs = append(errs, errors.New("GREFFIER_IMPORT_MAX_SIZE must be a positive size such as 2GiB"))

@@ -236,3 +236,62 @@ func TestUnreadableImportLeavesNothing(t *testing.T) {
 	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings", nil, &list))
 	require.Empty(t, list.Meetings)
 }
+
+// toneSpeech writes tone speech (words the transcription double reads)
+// starting at start, with a second of silence after, as a 48 kHz WAV.
+func toneSpeech(t *testing.T, start time.Duration, words ...string) []byte {
+	t.Helper()
+	pcm, err := transcribetest.Synthesize(transcribetest.Layout(start, words...), 48000)
+	require.NoError(t, err)
+	pcm = append(pcm, make([]int16, 48000)...)
+	return transcribetest.EncodeWAV(pcm, 48000)
+}
+
+func TestImportedWAVAndFLACAreEncoded(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{configure: func(c *Config) { c.ImportOpusEnc = "opusenc" }})
+	wav := toneSpeech(t, time.Second, "alpha", "alpha")
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "bob.wav"), toneSpeech(t, 3*time.Second, "golf", "golf"), 0o600))
+	msg, err := exec.Command("ffmpeg", "-loglevel", "error", "-i", filepath.Join(dir, "bob.wav"), filepath.Join(dir, "bob.flac")).CombinedOutput()
+	require.NoError(t, err, "ffmpeg: %s", msg)
+	flac, err := os.ReadFile(filepath.Join(dir, "bob.flac"))
+	require.NoError(t, err)
+
+	status, upA := b.uploadResumed(t, wav)
+	require.Equal(t, http.StatusOK, status, "%+v", upA)
+	require.Equal(t, "wav", upA.Format)
+	status, upB := b.uploadResumed(t, flac)
+	require.Equal(t, http.StatusOK, status, "%+v", upB)
+	require.Equal(t, "flac", upB.Format)
+	require.NotNil(t, upB.DurationSeconds)
+	require.InDelta(t, 3+2*0.5+1, *upB.DurationSeconds, 1.5)
+
+	var m meetingAnswer
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/import", map[string]any{
+		"speakers": []map[string]any{
+			{"upload": upA.ID, "identity": "alice"},
+			{"upload": upB.ID, "identity": "bob"},
+		},
+	}, &m))
+	var now meetingAnswer
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
+		return now.State == "ready" || now.State == "failed" || now.State == "incomplete"
+	}, 60*time.Second, 100*time.Millisecond)
+	require.Equal(t, "ready", now.State, "%+v", now.Pipeline)
+	var doc minutes.Document
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
+	require.Len(t, doc.Turns, 2, "%+v", doc.Turns)
+	require.Equal(t, "alice", doc.Turns[0].Speaker)
+	require.Equal(t, "alpha alpha", doc.Turns[0].Text)
+	require.InDelta(t, 1, float64(doc.Turns[0].Start.MS())/1000, 0.3)
+	require.Equal(t, "bob", doc.Turns[1].Speaker)
+	require.Equal(t, "golf golf", doc.Turns[1].Text)
+	require.InDelta(t, 3, float64(doc.Turns[1].Start.MS())/1000, 0.3)
+
+	// A WAV the encoder cannot read is refused and deleted.
+	status, bad := b.uploadResumed(t, append([]byte("RIFF\x24\x00\x00\x00WAVEjunk"), make([]byte, 5000)...))
+	require.Equal(t, http.StatusUnprocessableEntity, status, "%+v", bad)
+	require.Equal(t, "unreadable_audio", bad.Error.Code)
+}
