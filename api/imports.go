@@ -234,6 +234,9 @@ func (a *API) importMeeting(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ireq := jobs.ImportRequest{Title: req.Title, Language: req.Language}
+	if p, ok := PrincipalFrom(r.Context()); ok {
+		ireq.CreatedBy = p.KeyID
+	}
 	seen := map[string]bool{}
 	for i, f := range files {
 		p := participantRequest{Identity: f.Identity, DisplayName: f.DisplayName}

@@ -210,7 +210,7 @@ func minutesDoc(t *testing.T, m store.Meeting, version int, text string) []byte 
 	t.Helper()
 	doc := minutes.Document{Schema: minutes.Schema, MeetingID: m.ID, Title: m.Title, Version: version,
 		Speakers: []minutes.Speaker{{ID: "alice", Name: "Alice"}},
-		Turns:    []minutes.Turn{{Speaker: "alice", Name: "Alice", Start: 1500, End: 3200, Text: text}},
+		Turns:    []minutes.Turn{{Speaker: "alice", Name: "Alice", Start: 1500, End: 3200, Text: text, Words: []minutes.Word{}}},
 		Missing:  []minutes.Gap{}, Complete: true, Content: "transcript"}
 	body, err := json.Marshal(doc)
 	require.NoError(t, err)
@@ -440,7 +440,7 @@ func TestErrorsAnswerInTheJSONBody(t *testing.T) {
 			{"unknown route", "GET", "/v1/nothing", "", auth, http.StatusNotFound, "not_found"},
 			{"unknown sub-resource", "GET", meeting + "/nothing", "", auth, http.StatusNotFound, "not_found"},
 			{"method not allowed", "PUT", "/v1/meetings", "{}", auth, http.StatusMethodNotAllowed, "method_not_allowed"},
-			{"method not allowed on a meeting", "DELETE", meeting, "", auth, http.StatusMethodNotAllowed, "method_not_allowed"},
+			{"method not allowed on a meeting", "PUT", meeting, "", auth, http.StatusMethodNotAllowed, "method_not_allowed"},
 			{"malformed JSON", "POST", "/v1/meetings", `{"title":`, auth, http.StatusBadRequest, "bad_json"},
 			{"unknown field", "POST", "/v1/meetings", `{"titel":"x"}`, auth, http.StatusBadRequest, "bad_json"},
 			{"two JSON values", "POST", "/v1/meetings", `{}{}`, auth, http.StatusBadRequest, "bad_json"},

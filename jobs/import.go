@@ -43,7 +43,10 @@ type ImportFile struct {
 // ImportRequest is a recorded meeting to turn into minutes.
 type ImportRequest struct {
 	Title, Language string
-	Files           []ImportFile
+	// CreatedBy is the API key the meeting is created by (a host sees
+	// its own meetings).
+	CreatedBy string
+	Files     []ImportFile
 }
 
 // FileError says which file of an import could not be read, and why.
@@ -175,7 +178,7 @@ func (p *Pipeline) Import(ctx context.Context, req ImportRequest) (store.Meeting
 		}
 		formats[i] = format
 	}
-	m, err := p.store.CreateMeeting(ctx, req.Title, req.Language)
+	m, err := p.store.CreateMeetingBy(ctx, req.Title, req.Language, req.CreatedBy)
 	if err != nil {
 		return store.Meeting{}, err
 	}

@@ -184,17 +184,15 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if a.captions != nil { // a nil *Hub in the interface would look configured
 		apiDeps.Captions = a.captions
 	}
-	apiSrv, err := api.New(api.Config{Token: a.apiToken, WebhookAllowPrivate: cfg.WebhookAllowPrivate,
+	apiSrv, err := api.New(api.Config{Token: a.apiToken, PublicURL: cfg.publicURL(), WebhookAllowPrivate: cfg.WebhookAllowPrivate,
 		RetainRecordings: cfg.RetainRecordings, RetainTranscripts: cfg.RetainTranscripts}, apiDeps)
 	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/meetings", apiSrv.Handler())
-	mux.Handle("/v1/meetings/", apiSrv.Handler())
-	mux.Handle("/v1/search", apiSrv.Handler())
-	mux.Handle("/v1/imports", apiSrv.Handler())
-	mux.Handle("/v1/imports/", apiSrv.Handler())
+	// Every /v1 path but the media and hook endpoints is the API's: it
+	// answers unknown ones in its JSON error format too.
+	mux.Handle("/v1/", apiSrv.Handler())
 	mux.Handle("/v1/whip", a.sfu.WHIPHandler())
 	mux.Handle("/v1/whip/", a.sfu.WHIPHandler())
 	mux.Handle("/v1/whep", a.sfu.WHEPHandler())

@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +31,11 @@ type Config struct {
 	DataDir string `json:"data_dir" env:"DATA_DIR" flag:"data" usage:"data directory (database, recordings, spool, secrets)"`
 	// HTTPAddr is the API's listen address. Default 127.0.0.1:8080.
 	HTTPAddr string `json:"http_addr" env:"HTTP_ADDR" flag:"http" usage:"HTTP listen address"`
+	// PublicURL is the server's address as participants' browsers reach
+	// it (https://greffier.example.org, or with a path prefix), used in
+	// the join links meeting creation returns. Default: http:// and the
+	// HTTP listen address (127.0.0.1 for an unspecified host).
+	PublicURL string `json:"public_url" env:"PUBLIC_URL" flag:"public-url" usage:"public base URL of the join page, for join links (default: from the HTTP address)"`
 	// HTTPReadHeaderTimeout bounds reading a request's headers. Default 10s.
 	HTTPReadHeaderTimeout time.Duration `json:"http_read_header_timeout" env:"HTTP_READ_HEADER_TIMEOUT" flag:"http-read-header-timeout" usage:"how long a client may take to send a request's headers"`
 	// HTTPReadTimeout bounds reading a whole request, body included, so a
@@ -153,6 +160,22 @@ type Config struct {
 	LogLevel string `json:"log_level" env:"LOG_LEVEL" flag:"log-level" usage:"debug, info, warn or error"`
 	// ShutdownTimeout bounds a graceful stop. Default 30s.
 	ShutdownTimeout time.Duration `json:"shutdown_timeout" env:"SHUTDOWN_TIMEOUT" flag:"shutdown-timeout" usage:"how long a graceful stop may take"`
+}
+
+// publicURL is PublicURL, or the address derived from the HTTP listen
+// address when it is not set.
+func (c Config) publicURL() string {
+	if c.PublicURL != "" {
+		return c.PublicURL
+	}
+	host, port, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		return "http://" + c.HTTPAddr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // DefaultIdleEndAfter is how long a live meeting may have nobody connected
@@ -350,6 +373,12 @@ func (c Config) validate() error {
 	}
 	if set != 0 && set != len(s3) {
 		errs = append(errs, errors.New("S3 needs all of GREFFIER_S3_ENDPOINT, GREFFIER_S3_BUCKET, GREFFIER_S3_ACCESS_KEY and GREFFIER_S3_SECRET_KEY"))
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("GREFFIER_PUBLIC_URL %q must be an absolute http(s) URL without query or fragment, such as https://greffier.example.org", c.PublicURL))
+		}
 	}
 	if c.JoinSecret != "" && len(c.JoinSecret) < 32 {
 		errs = append(errs, errors.New("GREFFIER_JOIN_SECRET must be at least 32 characters"))
