@@ -37,6 +37,7 @@ var leaves = []string{
 	"internal/httperr",
 	"internal/layout",
 	"internal/token",
+	"internal/upload",
 	"internal/usertext",
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/token"
+	"github.com/greffier/greffier/internal/upload"
 	"github.com/greffier/greffier/internal/usertext"
 )
 
@@ -48,6 +49,9 @@ type Config struct {
 	// WebhookAllowPrivate accepts webhook URLs whose host is a private,
 	// loopback or link-local address (default false: refused).
 	WebhookAllowPrivate bool
+	// RetainRecordings and RetainTranscripts are the retention periods of
+	// meetings that set none (0: forever), shown with each meeting.
+	RetainRecordings, RetainTranscripts time.Duration
 }
 
 // Ender ends a meeting (meeting.Lifecycle): the pipeline's transaction,
@@ -86,6 +90,13 @@ type Deps struct {
 	Logger   *slog.Logger
 	// Captions is optional: without it there are no live captions.
 	Captions CaptionHub
+	// Deleter is optional: without it meetings cannot be deleted (the
+	// route is not served).
+	Deleter Deleter
+	// Uploads and Importer are optional, together: without them there is
+	// no import (the routes are not served).
+	Uploads  *upload.Store
+	Importer Importer
 }
 
 // API serves the REST interface.
@@ -99,6 +110,9 @@ type API struct {
 	sessions Sessions
 	webhooks egress.Guard
 	captions CaptionHub
+	deleter  Deleter
+	uploads  *upload.Store
+	importer Importer
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -120,7 +134,7 @@ func New(cfg Config, d Deps) (*API, error) {
 	}
 	return &API{cfg: cfg, store: d.Store, blobs: d.Blobs, ender: d.Ender, rerun: d.Rerunner, signer: d.Signer,
 		sessions: d.Sessions, webhooks: egress.Guard{AllowPrivate: cfg.WebhookAllowPrivate},
-		captions: d.Captions, log: d.Logger, now: time.Now}, nil
+		captions: d.Captions, deleter: d.Deleter, uploads: d.Uploads, importer: d.Importer, log: d.Logger, now: time.Now}, nil
 }
 
 // Route is one registered route: its pattern ("METHOD /path") and the
@@ -155,6 +169,17 @@ func (a *API) routes(route func(pattern, permission string, h http.HandlerFunc))
 	route("GET /v1/meetings/{id}/archive.webm", PermRecordingsRead, a.getArchive(layout.ArchiveWebM, "audio/webm", "meeting.webm"))
 	route("GET /v1/meetings/{id}/mix.flac", PermRecordingsRead, a.getArchive(layout.ArchiveMix, "audio/flac", "mix.flac"))
 	route("GET /v1/meetings/{id}/speakers/{file}", PermRecordingsRead, a.getSpeaker)
+	route("PATCH /v1/meetings/{id}/retention", PermRecordingsManage, a.patchRetention)
+	if a.deleter != nil {
+		route("DELETE /v1/meetings/{id}", PermRecordingsManage, a.deleteMeeting)
+	}
+	if a.uploads != nil && a.importer != nil {
+		route("POST /v1/imports", PermRecordingsImport, a.createUpload)
+		route("HEAD /v1/imports/{upload}", PermRecordingsImport, a.headUpload)
+		route("PATCH /v1/imports/{upload}", PermRecordingsImport, a.patchUpload)
+		route("DELETE /v1/imports/{upload}", PermRecordingsImport, a.deleteUpload)
+		route("POST /v1/meetings/import", PermRecordingsImport, a.importMeeting)
+	}
 	route("GET /v1/meetings/{id}/minutes", PermMinutesRead, a.getMinutes(""))
 	for _, ext := range renderingExts {
 		route("GET /v1/meetings/{id}/minutes."+ext, PermMinutesRead, a.getMinutes(ext))
@@ -213,7 +238,7 @@ func checkInput(next http.HandlerFunc) http.HandlerFunc {
 
 // validInput is checkInput's test: false once it has answered a 400.
 func validInput(w http.ResponseWriter, r *http.Request) bool {
-	for _, name := range []string{"id", "identity", "file", "token"} {
+	for _, name := range []string{"id", "identity", "file", "token", "upload"} {
 		v := r.PathValue(name)
 		if err := usertext.CheckLine(v, maxIDLen); err != nil {
 			writeError(w, http.StatusBadRequest, "bad_"+name, "the "+name+" in the path "+err.Error())
@@ -251,6 +276,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
 	case errors.As(err, &te):
 		writeError(w, http.StatusConflict, "invalid_state", te.Error())
+	case errors.Is(err, store.ErrLegalHold):
+		writeError(w, http.StatusConflict, "legal_hold", err.Error()+": lift the hold first (PATCH /v1/meetings/{id}/retention with legal_hold false)")
+	case errors.Is(err, store.ErrExpired):
+		writeError(w, http.StatusGone, "expired", err.Error())
 	case errors.Is(err, context.Canceled):
 		writeError(w, 499, "canceled", "request canceled")
 	default:

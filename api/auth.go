@@ -19,12 +19,13 @@ import (
 // Permissions a route asks for. A role is a fixed set of them.
 const (
 	PermMeetingsCreate   = "meetings:create"
-	PermMeetingsList     = "meetings:list"    // list meetings, read one: enough to find minutes
-	PermMeetingsRead     = "meetings:read"    // participants, events, track list
-	PermMeetingsControl  = "meetings:control" // end, patch, join tokens, revoke, rename speakers, rerun
-	PermMinutesRead      = "minutes:read"     // minutes, renderings, search, captions
-	PermRecordingsRead   = "recordings:read"  // track, archive, mix and speaker downloads
-	PermRecordingsManage = "recordings:manage"
+	PermMeetingsList     = "meetings:list"     // list meetings, read one: enough to find minutes
+	PermMeetingsRead     = "meetings:read"     // participants, events, track list
+	PermMeetingsControl  = "meetings:control"  // end, patch, join tokens, revoke, rename speakers, rerun
+	PermMinutesRead      = "minutes:read"      // minutes, renderings, search, captions
+	PermRecordingsRead   = "recordings:read"   // track, archive, mix and speaker downloads
+	PermRecordingsManage = "recordings:manage" // retention, legal hold, delete
+	PermRecordingsImport = "recordings:import" // upload recordings and import them as a meeting
 	PermKeysManage       = "keys:manage"
 	PermAuditRead        = "audit:read"
 	// PermPublic marks a route that asks for no key (the OpenAPI
@@ -57,11 +58,13 @@ func (r Role) Permissions() []string {
 	switch r {
 	case RoleAdmin:
 		return []string{PermMeetingsCreate, PermMeetingsList, PermMeetingsRead, PermMeetingsControl, PermMinutesRead,
-			PermRecordingsRead, PermRecordingsManage, PermKeysManage, PermAuditRead}
+			PermRecordingsRead, PermRecordingsManage, PermRecordingsImport, PermKeysManage, PermAuditRead}
 	case RoleHost:
-		return []string{PermMeetingsCreate, PermMeetingsList, PermMeetingsRead, PermMeetingsControl, PermMinutesRead}
+		return []string{PermMeetingsCreate, PermMeetingsList, PermMeetingsRead, PermMeetingsControl, PermMinutesRead,
+			PermRecordingsImport}
 	case RoleArchivist:
-		return []string{PermMeetingsList, PermMeetingsRead, PermMinutesRead, PermRecordingsRead, PermRecordingsManage}
+		return []string{PermMeetingsList, PermMeetingsRead, PermMinutesRead, PermRecordingsRead, PermRecordingsManage,
+			PermRecordingsImport}
 	case RoleAgent:
 		return []string{PermMeetingsList, PermMinutesRead}
 	}

@@ -24,13 +24,18 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/stretchr/testify/require"
 
+	"errors"
 	"github.com/greffier/greffier/api"
+	"github.com/greffier/greffier/internal/audio"
 	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/faulttest"
 	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/testenv"
 	"github.com/greffier/greffier/internal/token"
+	"github.com/greffier/greffier/internal/upload"
+	"github.com/greffier/greffier/jobs"
+	"time"
 )
 
 const apiToken = "test-token"
@@ -143,8 +148,11 @@ func setupOn(t *testing.T, d store.Dialect, onS3 bool) *bundle {
 	signer, err := token.NewSigner([]byte("0123456789abcdef0123456789abcdef"))
 	require.NoError(t, err)
 	media := &fakeMedia{store: st, closed: 1}
+	uploads, err := upload.New(t.TempDir(), 1<<20)
+	require.NoError(t, err)
 	a, err := api.New(api.Config{Token: apiToken, PublicURL: "https://greffier.example.org/base/"}, api.Deps{Store: st, Blobs: blobs, Ender: media, Rerunner: media,
-		Sessions: media, Signer: signer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Sessions: media, Signer: signer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Deleter: media, Uploads: uploads, Importer: media})
 	require.NoError(t, err)
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
@@ -167,6 +175,22 @@ type fakeMedia struct {
 }
 
 type disconnect struct{ meetingID, identity, tokenID string }
+
+// DeleteMeeting moves the meeting to deleting as the pipeline's
+// transaction would; no job removes it.
+func (f *fakeMedia) DeleteMeeting(ctx context.Context, meetingID string) (store.Meeting, error) {
+	return f.store.StartDeleting(ctx, meetingID)
+}
+
+// Probe reads nothing: every upload is refused as unsupported.
+func (f *fakeMedia) Probe(context.Context, string) (audio.Format, time.Duration, error) {
+	return audio.FormatUnknown, 0, jobs.ErrUnsupportedFormat
+}
+
+// Import is not reached: Probe refused every upload.
+func (f *fakeMedia) Import(context.Context, jobs.ImportRequest) (store.Meeting, error) {
+	return store.Meeting{}, errors.New("fakeMedia imports nothing")
+}
 
 func (f *fakeMedia) EndMeeting(ctx context.Context, meetingID string) (store.Meeting, error) {
 	return f.store.Transition(ctx, meetingID, store.MeetingEnded, "")

@@ -32,6 +32,7 @@ type meetingJSON struct {
 	WHIPURL   string             `json:"whip_url"`
 	WHEPURL   string             `json:"whep_url"`
 	Damaged   []damageJSON       `json:"damaged,omitempty"` // stored objects found damaged
+	Retention *retentionJSON     `json:"retention,omitempty"`
 }
 
 type pipelineJSON struct {
@@ -115,6 +116,8 @@ type createMeetingRequest struct {
 	// WebhookURL is told (POST, signed) when minutes are ready, the
 	// pipeline failed, or the archive is ready.
 	WebhookURL string `json:"webhook_url"`
+	// Retention sets the meeting's own retention and legal hold.
+	Retention *retentionRequest `json:"retention"`
 }
 
 // checkWebhook says what is wrong with a webhook URL, if anything: it must
@@ -164,6 +167,14 @@ func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
 			" is not a language tag: use one such as fr, en or fr-FR, or leave it empty to let the backend detect it")
 		return
 	}
+	var retention store.RetentionChange
+	if req.Retention != nil {
+		var msg string
+		if retention, msg = req.Retention.change(); msg != "" {
+			writeError(w, http.StatusBadRequest, "bad_retention", msg)
+			return
+		}
+	}
 	if req.Captions && a.captions == nil {
 		writeError(w, http.StatusBadRequest, "captions_unavailable", "no streaming speech backend is configured: set GREFFIER_CAPTIONS_URL")
 		return
@@ -188,7 +199,13 @@ func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
 		}
 		m.Captions = true
 	}
+	ret, err := a.store.SetRetention(r.Context(), m.ID, retention)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	out := toJSON(m)
+	out.Retention = a.retentionJSON(m, ret)
 	for _, p := range req.Participants {
 		if p.SharedMicrophone {
 			if err := a.store.SetSharedMic(r.Context(), m.ID, p.Identity, true); err != nil {
@@ -379,6 +396,12 @@ func (a *API) getMeeting(w http.ResponseWriter, r *http.Request) {
 	if out.Pipeline.Waiting == nil {
 		out.Pipeline.Waiting = []store.Wait{}
 	}
+	ret, err := a.store.Retention(r.Context(), m.ID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out.Retention = a.retentionJSON(m, ret)
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -530,7 +530,7 @@ func TestErrorsAnswerInTheJSONBody(t *testing.T) {
 			{"unknown route", "GET", "/v1/nothing", "", auth, http.StatusNotFound, "not_found"},
 			{"unknown sub-resource", "GET", meeting + "/nothing", "", auth, http.StatusNotFound, "not_found"},
 			{"method not allowed", "PUT", "/v1/meetings", "{}", auth, http.StatusMethodNotAllowed, "method_not_allowed"},
-			{"method not allowed on a meeting", "DELETE", meeting, "", auth, http.StatusMethodNotAllowed, "method_not_allowed"},
+			{"method not allowed on a meeting", "PUT", meeting, "", auth, http.StatusMethodNotAllowed, "method_not_allowed"},
 			{"malformed JSON", "POST", "/v1/meetings", `{"title":`, auth, http.StatusBadRequest, "bad_json"},
 			{"unknown field", "POST", "/v1/meetings", `{"titel":"x"}`, auth, http.StatusBadRequest, "bad_json"},
 			{"two JSON values", "POST", "/v1/meetings", `{}{}`, auth, http.StatusBadRequest, "bad_json"},

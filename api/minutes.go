@@ -56,6 +56,9 @@ func (a *API) getMinutes(ext string) http.HandlerFunc {
 			a.fail(w, r, err)
 			return
 		}
+		if a.expired(w, r, m.ID, false) {
+			return
+		}
 		var v store.MinutesVersion
 		if s := r.URL.Query().Get("version"); s != "" {
 			n, perr := strconv.Atoi(s)

@@ -110,6 +110,9 @@ func (a *API) getTrack(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if a.expired(w, r, m.ID, true) {
+		return
+	}
 	id, ok := strings.CutSuffix(r.PathValue("file"), ".webm")
 	if !ok {
 		writeError(w, http.StatusNotFound, "not_found", "tracks are served as <track id>.webm")
@@ -134,6 +137,9 @@ func (a *API) getSpeaker(w http.ResponseWriter, r *http.Request) {
 	m, err := a.store.Meeting(r.Context(), r.PathValue("id"))
 	if err != nil {
 		a.fail(w, r, err)
+		return
+	}
+	if a.expired(w, r, m.ID, true) {
 		return
 	}
 	identity, ok := strings.CutSuffix(r.PathValue("file"), ".flac")
@@ -165,6 +171,9 @@ func (a *API) getArchive(key func(string) string, contentType, filename string) 
 		m, err := a.store.Meeting(r.Context(), r.PathValue("id"))
 		if err != nil {
 			a.fail(w, r, err)
+			return
+		}
+		if a.expired(w, r, m.ID, true) {
 			return
 		}
 		a.serveArchive(w, r, m, download{meetingID: m.ID, key: key(m.ID), what: filename,

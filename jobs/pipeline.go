@@ -71,6 +71,8 @@ const (
 	DefaultRetryBase         = 2 * time.Second
 	DefaultRetryMax          = 5 * time.Minute
 	DefaultSnoozeBudget      = time.Hour
+	// DefaultRetentionSweepInterval is Config.RetentionSweepInterval's default.
+	DefaultRetentionSweepInterval = time.Hour
 )
 
 // DefaultTranscriberName is Deps.TranscriberName's default.
@@ -109,6 +111,20 @@ type Config struct {
 	// 10 s). It beats every fifth of it. On embedded SQLite a restart takes
 	// up its previous life's jobs at once.
 	NodeTimeout time.Duration
+	// RetainRecordings and RetainTranscripts are how long after a meeting
+	// ended its recordings and its transcripts are kept, unless the
+	// meeting sets its own; 0 (the default) keeps them forever.
+	RetainRecordings, RetainTranscripts time.Duration
+	// RetentionSweepInterval is how often data past its retention is
+	// looked for and deleted (default 1 h).
+	RetentionSweepInterval time.Duration
+	// SpoolDirs, optional, names the directories on this node that may
+	// hold a meeting's spool leftovers, removed when it is deleted.
+	SpoolDirs func(meetingID string) []string
+	// OpusEncoder, optional, is the path of opus-tools' opusenc, which
+	// encodes imported WAV and FLAC files to Opus (Greffier has no encoder
+	// of its own); without it they are refused.
+	OpusEncoder string
 }
 
 // WithDefaults returns a copy of c with every zero field set.
@@ -133,6 +149,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.NodeTimeout <= 0 {
 		c.NodeTimeout = DefaultNodeTimeout
+	}
+	if c.RetentionSweepInterval <= 0 {
+		c.RetentionSweepInterval = DefaultRetentionSweepInterval
 	}
 	return c
 }
@@ -219,6 +238,8 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &archiveWorker{p: p})
 	river.AddWorker(workers, &voicesWorker{p: p})
 	river.AddWorker(workers, &webhookWorker{p: p})
+	river.AddWorker(workers, &deleteWorker{p: p})
+	river.AddWorker(workers, &sweepWorker{p: p})
 	rcfg := &river.Config{
 		ID:          p.nodeID,
 		Logger:      logger,
@@ -237,6 +258,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 		RescueStuckJobsAfter: time.Minute,
 		FetchPollInterval:    cfg.PollInterval,
 		FetchCooldown:        min(cfg.PollInterval, 100*time.Millisecond),
+		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.RetentionSweepInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return RetentionSweepArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true})},
 	}
 	if cfg.PollInterval <= 0 {
 		rcfg.FetchPollInterval, rcfg.FetchCooldown = 0, 0
@@ -350,6 +374,11 @@ func (p *Pipeline) Rerun(ctx context.Context, meetingID string) (store.Meeting, 
 		if err != nil {
 			return err
 		}
+		if r, err := q.Retention(ctx, meetingID); err != nil {
+			return err
+		} else if !r.RecordingsExpiredAt.IsZero() {
+			return fmt.Errorf("re-run %s: its recordings were %w", meetingID, store.ErrExpired)
+		}
 		switch {
 		case cur.State == store.MeetingEnded:
 			m = cur
@@ -438,6 +467,9 @@ func (p *Pipeline) detectAll(ctx context.Context, tx *sql.Tx, q store.Queries, m
 // pipeline, which a re-run has replaced.
 func (p *Pipeline) stale(ctx context.Context, meetingID string, run int) (bool, error) {
 	m, err := p.store.Meeting(ctx, meetingID)
+	if errors.Is(err, store.ErrNotFound) {
+		return true, nil // deleted
+	}
 	if err != nil {
 		return false, fmt.Errorf("check run of %s: %w", meetingID, err)
 	}

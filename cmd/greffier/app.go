@@ -18,6 +18,7 @@ import (
 	"github.com/greffier/greffier/internal/idle"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/token"
+	"github.com/greffier/greffier/internal/upload"
 	"github.com/greffier/greffier/jobs"
 	"github.com/greffier/greffier/meeting"
 	"github.com/greffier/greffier/recorder"
@@ -131,7 +132,12 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if a.pipeline, err = jobs.New(ctx, jobs.Config{TranscribeWorkers: cfg.TranscribeConcurrency,
 		PollInterval: cfg.JobPollInterval, MaxAttempts: cfg.JobMaxAttempts, RetryBase: cfg.JobRetryBase,
 		SnoozeBudget: cfg.JobSnoozeBudget, WebhookSecret: []byte(a.webhookSecret), WebhookAllowPrivate: cfg.WebhookAllowPrivate,
-		TempDir: filepath.Join(cfg.DataDir, "spool")}, deps); err != nil {
+		TempDir: filepath.Join(cfg.DataDir, "spool"), RetainRecordings: cfg.RetainRecordings, RetainTranscripts: cfg.RetainTranscripts,
+		RetentionSweepInterval: cfg.RetentionSweepInterval, OpusEncoder: cfg.ImportOpusEnc,
+		SpoolDirs: func(meetingID string) []string {
+			spool := filepath.Join(cfg.DataDir, "spool")
+			return []string{filepath.Join(spool, meetingID), filepath.Join(spool, recorder.QuarantineDir, meetingID)}
+		}}, deps); err != nil {
 		return nil, err
 	}
 	live, err := meeting.NewLive(a.store, a.pipeline, captioner, a.captions)
@@ -171,12 +177,19 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 			return nil, err
 		}
 	}
+	// Not under the spool: the recorder's recovery reads every
+	// directory there as a meeting's.
+	uploads, err := upload.New(filepath.Join(cfg.DataDir, "imports"), int64(cfg.ImportMaxSize))
+	if err != nil {
+		return nil, err
+	}
 	apiDeps := api.Deps{Store: a.store, Blobs: a.blobs, Ender: meetings, Rerunner: meetings, Signer: a.signer,
-		Sessions: a.sfu, Logger: logger}
+		Sessions: a.sfu, Logger: logger, Deleter: a.pipeline, Uploads: uploads, Importer: a.pipeline}
 	if a.captions != nil { // a nil *Hub in the interface would look configured
 		apiDeps.Captions = a.captions
 	}
-	apiSrv, err := api.New(api.Config{Token: a.apiToken, PublicURL: cfg.publicURL(), WebhookAllowPrivate: cfg.WebhookAllowPrivate}, apiDeps)
+	apiSrv, err := api.New(api.Config{Token: a.apiToken, PublicURL: cfg.publicURL(), WebhookAllowPrivate: cfg.WebhookAllowPrivate,
+		RetainRecordings: cfg.RetainRecordings, RetainTranscripts: cfg.RetainTranscripts}, apiDeps)
 	if err != nil {
 		return nil, err
 	}

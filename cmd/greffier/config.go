@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -176,6 +177,22 @@ type Config struct {
 	// the network that the decoder may conceal; a longer one is stated in
 	// the minutes as missing. Default 200ms.
 	MaxConcealedLoss time.Duration `json:"max_concealed_loss" env:"MAX_CONCEALED_LOSS" flag:"max-concealed-loss" usage:"longest network loss concealed rather than stated missing in the minutes"`
+	// RetainRecordings is how long after a meeting ended its recordings
+	// (tracks, cut speech, archives, mix, speakers' files) are kept,
+	// unless the meeting sets its own; 0 keeps them forever. Default 0.
+	RetainRecordings time.Duration `json:"retain_recordings" env:"RETAIN_RECORDINGS" flag:"retain-recordings" usage:"keep recordings this long after a meeting ended, e.g. 2160h (0: forever)"`
+	// RetainTranscripts is the same for transcripts and minutes. Default 0.
+	RetainTranscripts time.Duration `json:"retain_transcripts" env:"RETAIN_TRANSCRIPTS" flag:"retain-transcripts" usage:"keep transcripts and minutes this long after a meeting ended (0: forever)"`
+	// RetentionSweepInterval is how often expired data is looked for and
+	// deleted. Default 1h.
+	RetentionSweepInterval time.Duration `json:"retention_sweep_interval" env:"RETENTION_SWEEP_INTERVAL" flag:"retention-sweep-interval" usage:"how often data past its retention is deleted"`
+	// ImportMaxSize bounds one imported recording's upload (bytes, or
+	// with a unit: 2GiB). Uploads wait in <data>/imports. Default 2GiB.
+	ImportMaxSize ByteSize `json:"import_max_size" env:"IMPORT_MAX_SIZE" flag:"import-max-size" usage:"largest recording an import may upload, e.g. 2GiB"`
+	// ImportOpusEnc is the path of opus-tools' opusenc, which encodes
+	// imported WAV and FLAC files to Opus. Empty (the default): WAV and
+	// FLAC imports are refused.
+	ImportOpusEnc string `json:"import_opusenc" env:"IMPORT_OPUSENC" flag:"import-opusenc" usage:"opusenc (opus-tools) to encode imported WAV and FLAC (default: they are refused)"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `json:"log_level" env:"LOG_LEVEL" flag:"log-level" usage:"debug, info, warn or error"`
 	// ShutdownTimeout bounds a graceful stop. Default 30s.
@@ -226,6 +243,8 @@ func DefaultConfig() Config {
 		IdleEndAfter:              DefaultIdleEndAfter,
 		SpoolMinFree:              recorder.DefaultMinFreeBytes,
 		MaxConcealedLoss:          recorder.DefaultMaxConcealedLoss,
+		RetentionSweepInterval:    time.Hour,
+		ImportMaxSize:             2 << 30,
 	}
 }
 
@@ -422,6 +441,20 @@ func (c Config) validate() error {
 	}
 	if c.SpoolMinFree < 0 {
 		errs = append(errs, errors.New("GREFFIER_SPOOL_MIN_FREE must not be negative: set a size such as 256MiB, or 0 for no check"))
+	}
+	if c.RetainRecordings < 0 || c.RetainTranscripts < 0 {
+		errs = append(errs, errors.New("GREFFIER_RETAIN_RECORDINGS and GREFFIER_RETAIN_TRANSCRIPTS must be durations such as 2160h, or 0 to keep forever"))
+	}
+	if c.ImportOpusEnc != "" {
+		if _, err := exec.LookPath(c.ImportOpusEnc); err != nil {
+			errs = append(errs, fmt.Errorf("GREFFIER_IMPORT_OPUSENC %q: %w: install opus-tools or leave it empty to refuse WAV and FLAC imports", c.ImportOpusEnc, err))
+		}
+	}
+	if c.ImportMaxSize <= 0 {
+		errs = append(errs, errors.New("GREFFIER_IMPORT_MAX_SIZE must be a positive size such as 2GiB"))
+	}
+	if c.RetentionSweepInterval <= 0 {
+		errs = append(errs, errors.New("GREFFIER_RETENTION_SWEEP_INTERVAL must be a positive duration such as 1h"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -225,7 +225,7 @@ func testHostileInputs(t *testing.T, b *testBundle) {
 
 	// Wrong methods and unknown paths, on every part of the server.
 	for _, c := range []struct{ method, path string }{
-		{"DELETE", "/v1/meetings/" + id}, {"PUT", "/v1/meetings"}, {"DELETE", "/v1/search"}, {"GET", "/v1/meetings/" + id + "/end"},
+		{"PUT", "/v1/meetings/" + id}, {"PUT", "/v1/meetings"}, {"DELETE", "/v1/search"}, {"GET", "/v1/meetings/" + id + "/end"},
 		{"POST", "/v1/meetings/" + id + "/minutes"}, {"POST", "/v1/meetings/" + id + "/captions"}, {"GET", "/v1/whip"},
 		{"PUT", "/v1/whep/x"}, {"POST", "/healthz"}, {"POST", "/join/"},
 	} {

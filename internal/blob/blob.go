@@ -38,4 +38,11 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 	// List returns the objects whose keys start with prefix, sorted by key.
 	List(ctx context.Context, prefix string) ([]Info, error)
+	// DeletePrefix removes every object whose key starts with prefix, and
+	// whatever the store keeps for them beside (disk: metadata, temporary
+	// files and the directories of a prefix ending in "/"; S3: unfinished
+	// multipart uploads), and says how many objects it removed. It does
+	// not race well with Puts under the same prefix: callers stop writing
+	// there first. The empty prefix is refused.
+	DeletePrefix(ctx context.Context, prefix string) (int, error)
 }

@@ -367,3 +367,30 @@ func syncDir(dir string) error {
 	}
 	return err
 }
+
+// DeletePrefix deletes every object under prefix, then, for a prefix
+// ending in "/", the directories that held them in the object and
+// metadata trees, with any temporary file a crashed Put left there.
+func (d *Disk) DeletePrefix(ctx context.Context, prefix string) (int, error) {
+	if prefix == "" {
+		return 0, errors.New("blob: delete prefix: the empty prefix would delete everything")
+	}
+	list, err := d.List(ctx, prefix)
+	if err != nil {
+		return 0, err
+	}
+	for i, info := range list {
+		if err := d.Delete(ctx, info.Key); err != nil {
+			return i, err
+		}
+	}
+	if strings.HasSuffix(prefix, "/") {
+		dir := strings.TrimSuffix(prefix, "/")
+		for _, p := range []string{d.objectPath(dir), filepath.Join(d.root, metaDir, filepath.FromSlash(dir))} {
+			if err := os.RemoveAll(p); err != nil {
+				return len(list), fmt.Errorf("blob: delete prefix %q: %w", prefix, err)
+			}
+		}
+	}
+	return len(list), nil
+}

@@ -315,3 +315,50 @@ func (s *S3) wrap(op, key string, err error) error {
 	}
 	return fmt.Errorf("blob: %s %q in S3 bucket %q: %w", op, key, s.cfg.Bucket, err)
 }
+
+// DeletePrefix removes every object under prefix in batches (S3's
+// multi-object delete), then aborts the unfinished multipart uploads there,
+// which hold bytes too.
+func (s *S3) DeletePrefix(ctx context.Context, prefix string) (int, error) {
+	if prefix == "" {
+		return 0, errors.New("blob: delete prefix: the empty prefix would delete everything")
+	}
+	if err := validatePrefix(prefix); err != nil {
+		return 0, err
+	}
+	objects := make(chan minio.ObjectInfo)
+	var listErr error
+	go func() {
+		defer close(objects)
+		for obj := range s.client.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+			if obj.Err != nil {
+				listErr = obj.Err
+				return
+			}
+			select {
+			case objects <- obj:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	n := 0
+	var errs []error
+	for res := range s.client.RemoveObjectsWithResult(ctx, s.cfg.Bucket, objects, minio.RemoveObjectsOptions{}) {
+		if res.Err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", res.ObjectName, res.Err))
+			continue
+		}
+		n++
+	}
+	if listErr != nil {
+		errs = append(errs, listErr)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return n, fmt.Errorf("blob: delete prefix %q in S3 bucket %q: %w", prefix, s.cfg.Bucket, err)
+	}
+	if _, err := s.AbortIncompleteUploads(ctx, prefix); err != nil {
+		return n, err
+	}
+	return n, ctx.Err()
+}

@@ -67,3 +67,21 @@ func ArchiveMix(meetingID string) string {
 func SpeakerAudio(meetingID, firstTrackID string) string {
 	return fmt.Sprintf("meetings/%s/archive/speakers/%s.flac", meetingID, firstTrackID)
 }
+
+// MinutesPrefix holds every minutes version of one meeting.
+func MinutesPrefix(meetingID string) string {
+	return fmt.Sprintf("meetings/%s/minutes/", meetingID)
+}
+
+// RecordingPrefixes hold a meeting's audio: its tracks (and their
+// checkpoints), the speech cut from them, its whole-meeting files, and the
+// checkpoint journals kept outside the meeting's tree. What is left under
+// MeetingPrefix once they are gone is the minutes.
+func RecordingPrefixes(meetingID string) []string {
+	return []string{
+		fmt.Sprintf("meetings/%s/tracks/", meetingID),
+		fmt.Sprintf("meetings/%s/speech/", meetingID),
+		fmt.Sprintf("meetings/%s/archive/", meetingID),
+		fmt.Sprintf("recordings/%s/", meetingID),
+	}
+}

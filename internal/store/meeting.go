@@ -25,15 +25,20 @@ const (
 	MeetingIncomplete MeetingState = "incomplete"
 	// MeetingFailed: the pipeline could not produce minutes; see the failure.
 	MeetingFailed MeetingState = "failed"
+	// MeetingDeleting: deletion was asked for; a job is removing every
+	// trace of the meeting, after which it is not found at all. A live
+	// meeting cannot be deleted: it is ended first.
+	MeetingDeleting MeetingState = "deleting"
 )
 
 var allowedTransitions = map[MeetingState][]MeetingState{
-	MeetingCreated:    {MeetingLive, MeetingEnded},
+	MeetingCreated:    {MeetingLive, MeetingEnded, MeetingDeleting},
 	MeetingLive:       {MeetingEnded},
-	MeetingEnded:      {MeetingReady, MeetingIncomplete, MeetingFailed},
-	MeetingReady:      {MeetingEnded}, // a re-run of the pipeline
-	MeetingIncomplete: {MeetingEnded}, // a re-run of the pipeline
-	MeetingFailed:     {MeetingEnded}, // a re-run of the pipeline
+	MeetingEnded:      {MeetingReady, MeetingIncomplete, MeetingFailed, MeetingDeleting},
+	MeetingReady:      {MeetingEnded, MeetingDeleting}, // a re-run of the pipeline, or deletion
+	MeetingIncomplete: {MeetingEnded, MeetingDeleting},
+	MeetingFailed:     {MeetingEnded, MeetingDeleting},
+	MeetingDeleting:   {},
 }
 
 // Finished reports whether the pipeline is done with a meeting in state s,

@@ -187,6 +187,17 @@ var migrations = []string{
 	// the dialect's own (search_index.go).
 	`ALTER TABLE speech_segments ADD COLUMN search_lang TEXT NOT NULL DEFAULT '';
 	UPDATE speech_segments SET search_text = '' WHERE search_text <> '';`,
+
+	// A meeting's own retention policy (NULL durations take the configured
+	// defaults), its legal hold, and when each kind of data expired.
+	`CREATE TABLE retention (
+		meeting_id TEXT PRIMARY KEY REFERENCES meetings(id),
+		recordings_ms BIGINT,
+		transcripts_ms BIGINT,
+		legal_hold INTEGER NOT NULL DEFAULT 0,
+		recordings_expired_at BIGINT NOT NULL DEFAULT 0,
+		transcripts_expired_at BIGINT NOT NULL DEFAULT 0,
+		updated_at BIGINT NOT NULL);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

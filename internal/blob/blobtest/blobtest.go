@@ -166,6 +166,39 @@ func RunConformance(t *testing.T, open func(t *testing.T) blob.Store) {
 		}
 	})
 
+	t.Run("DeletePrefix", func(t *testing.T) {
+		t.Parallel()
+		s, ctx := open(t), context.Background()
+		keys := []string{"m/1/a", "m/1/b/c", "m/10/d", "m/2/e", "n/f"}
+		for _, k := range keys {
+			_, err := s.Put(ctx, k, bytes.NewReader([]byte(k)), int64(len(k)))
+			require.NoError(t, err)
+		}
+		n, err := s.DeletePrefix(ctx, "m/1/")
+		require.NoError(t, err)
+		require.Equal(t, 2, n)
+		for _, k := range []string{"m/1/a", "m/1/b/c"} {
+			requireNotFound(t, s, k)
+		}
+		list, err := s.List(ctx, "")
+		require.NoError(t, err)
+		var left []string
+		for _, info := range list {
+			left = append(left, info.Key)
+		}
+		require.Equal(t, []string{"m/10/d", "m/2/e", "n/f"}, left, "only the prefix's objects go")
+		// Again: nothing left to delete is not an error.
+		n, err = s.DeletePrefix(ctx, "m/1/")
+		require.NoError(t, err)
+		require.Zero(t, n)
+		// The prefix holds objects again after a delete.
+		_, err = s.Put(ctx, "m/1/a", bytes.NewReader([]byte("again")), 5)
+		require.NoError(t, err)
+		require.Equal(t, []byte("again"), get(t, s, "m/1/a"))
+		_, err = s.DeletePrefix(ctx, "")
+		require.Error(t, err, "the empty prefix is refused")
+	})
+
 	t.Run("BadKeys", func(t *testing.T) {
 		t.Parallel()
 		s, ctx := open(t), context.Background()

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/greffier/greffier/internal/store"
+)
+
+func TestDeletedMeetingLeavesNothing(t *testing.T) {
+	t.Parallel()
+	for name, scaleOut := range map[string]bool{"sqlite+disk": false, "postgres+s3": true} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testDeletedMeetingLeavesNothing(t, setup(t, setupOptions{scaleOut: scaleOut}))
+		})
+	}
+}
+
+func testDeletedMeetingLeavesNothing(t *testing.T, b *testBundle) {
+	ctx := context.Background()
+	hooks := newHookReceiver(t, b.app.webhookSecret)
+	mt, now := b.holdMeeting(t, map[string]string{"alice": "Alice", "bob": "Bob"}, holdOptions{webhook: hooks.srv.URL})
+	require.Equal(t, "ready", now.State, "pipeline: %+v", now.Pipeline)
+	id := mt.id
+	// Everything a meeting leaves: archives built, webhook delivered, a
+	// retention policy and a rename.
+	require.Eventually(t, func() bool {
+		var s string
+		return b.call(t, "GET", "/v1/meetings/"+id+"/mix.flac", nil, &s) == http.StatusOK
+	}, 60*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return hooks.has("minutes.ready", 0) }, 30*time.Second, 50*time.Millisecond)
+	require.Equal(t, http.StatusOK, b.call(t, "PATCH", "/v1/meetings/"+id+"/participants/bob", map[string]any{"display_name": "Robert"}, nil))
+
+	// A bystander that must keep everything.
+	var other meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{"title": "Autre",
+		"retention":    map[string]any{"recordings_seconds": 3600},
+		"participants": []map[string]any{{"identity": "carol"}}}, &other))
+
+	// The scan sees the meeting everywhere before: it can fail.
+	before := b.traces(t, id)
+	for _, table := range []string{"meetings", "participants", "tracks", "speech_segments", "minutes", "events",
+		"join_tokens", "retention", "webhook_status", "river_job"} {
+		require.Contains(t, before, table, "traces before deletion: %v", before)
+	}
+	require.Contains(t, before, "blob:meetings/"+id+"/archive/mix.flac")
+	otherBefore := b.traces(t, other.ID)
+
+	// Legal hold refuses deletion and keeps everything.
+	var ret map[string]any
+	require.Equal(t, http.StatusOK, b.call(t, "PATCH", "/v1/meetings/"+id+"/retention", map[string]any{"legal_hold": true}, &ret))
+	require.Equal(t, true, ret["legal_hold"])
+	var refused struct {
+		Error struct{ Code, Message string }
+	}
+	require.Equal(t, http.StatusConflict, b.call(t, "DELETE", "/v1/meetings/"+id, nil, &refused))
+	require.Equal(t, "legal_hold", refused.Error.Code)
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+id+"/minutes", nil, nil))
+	require.Equal(t, http.StatusOK, b.call(t, "PATCH", "/v1/meetings/"+id+"/retention", map[string]any{"legal_hold": false}, nil))
+
+	var deleting meetingAnswer
+	require.Equal(t, http.StatusAccepted, b.call(t, "DELETE", "/v1/meetings/"+id, nil, &deleting))
+	require.Equal(t, "deleting", deleting.State)
+	require.Eventually(t, func() bool {
+		return b.call(t, "GET", "/v1/meetings/"+id, nil, nil) == http.StatusNotFound
+	}, 60*time.Second, 100*time.Millisecond)
+	require.Equal(t, http.StatusNotFound, b.call(t, "GET", "/v1/meetings/"+id+"/minutes", nil, nil))
+
+	// The finished deletion job is the last row naming the meeting; the
+	// retention sweep forgets it.
+	var left map[string]int
+	require.Eventually(t, func() bool {
+		_, err := b.app.pipeline.SweepRetention(ctx)
+		require.NoError(t, err)
+		left = b.traces(t, id)
+		return len(left) == 0
+	}, 30*time.Second, 200*time.Millisecond, "left: %v", left)
+
+	// Deleting again: the meeting is gone. The audit log, which is kept
+	// on purpose, says who deleted it.
+	var audit struct {
+		Entries []struct {
+			Method, Route string
+			MeetingID     string `json:"meeting_id"`
+			Status        int
+		} `json:"entries"`
+	}
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/audit?meeting="+id, nil, &audit))
+	deleted := false
+	for _, e := range audit.Entries {
+		deleted = deleted || e.Method == "DELETE" && e.Route == "/v1/meetings/{id}" && e.Status == http.StatusAccepted
+	}
+	require.True(t, deleted, "audit: %+v", audit.Entries)
+	// Deleting again: the meeting is gone.
+	require.Equal(t, http.StatusNotFound, b.call(t, "DELETE", "/v1/meetings/"+id, nil, nil))
+	require.Equal(t, otherBefore, b.traces(t, other.ID), "the bystander keeps everything")
+}
+
+// traces counts, per table (and per object key, as "blob:<key>", and per
+// file under the data directory, as "file:<path>"), what still names the
+// meeting: every column of every table of the schema, read from the
+// database's own catalog, River's included; every object in the store;
+// every file and directory under the data directory (spool, disk blobs
+// and their metadata).
+func (b *testBundle) traces(t *testing.T, meetingID string) map[string]int {
+	t.Helper()
+	ctx := context.Background()
+	db := b.app.store.DB()
+	out := map[string]int{}
+	columns := map[string][]string{}
+	var q string
+	if b.app.store.Dialect() == store.Postgres {
+		q = `SELECT table_name, column_name FROM information_schema.columns
+			WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position`
+	} else {
+		q = `SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
+			WHERE m.type = 'table' ORDER BY m.name, p.cid`
+	}
+	rows, err := db.QueryContext(ctx, q)
+	require.NoError(t, err)
+	for rows.Next() {
+		var table, col string
+		require.NoError(t, rows.Scan(&table, &col))
+		columns[table] = append(columns[table], col)
+	}
+	require.NoError(t, rows.Err())
+	require.NoError(t, rows.Close())
+	require.Contains(t, columns, "meetings")
+	for table, cols := range columns {
+		if table == "audit_log" {
+			continue // kept on purpose: who did what to a meeting outlives it
+		}
+		var conds []string
+		for _, c := range cols {
+			conds = append(conds, fmt.Sprintf(`CAST(%q AS TEXT) LIKE $1`, c))
+		}
+		var n int
+		err := db.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FROM %q WHERE %s`, table, strings.Join(conds, " OR ")),
+			"%"+meetingID+"%").Scan(&n)
+		if err == sql.ErrNoRows {
+			continue
+		}
+		require.NoError(t, err, "table %s", table)
+		if n > 0 {
+			out[table] = n
+		}
+	}
+	infos, err := b.app.blobs.List(ctx, "")
+	require.NoError(t, err)
+	for _, info := range infos {
+		if strings.Contains(info.Key, meetingID) {
+			out["blob:"+info.Key]++
+		}
+	}
+	require.NoError(t, filepath.WalkDir(b.cfg.DataDir, func(path string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.Contains(path, meetingID) {
+			out["file:"+path]++
+		}
+		return nil
+	}))
+	return out
+}

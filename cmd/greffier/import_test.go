@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/greffier/greffier/diarize/diarizetest"
+	"github.com/greffier/greffier/internal/audio"
+	"github.com/greffier/greffier/minutes"
+	"github.com/greffier/greffier/transcribe/transcribetest"
+)
+
+type uploadAnswer struct {
+	ID              string   `json:"id"`
+	Size            int64    `json:"size"`
+	Offset          int64    `json:"offset"`
+	Complete        bool     `json:"complete"`
+	Format          string   `json:"format"`
+	DurationSeconds *float64 `json:"duration_seconds"`
+	Error           struct{ Code, Message string }
+}
+
+// patchUpload sends body at offset, and returns the status and answer.
+func (b *testBundle) patchUpload(t *testing.T, id string, offset int64, body io.Reader) (int, uploadAnswer, error) {
+	t.Helper()
+	req, err := http.NewRequest("PATCH", b.url+"/v1/imports/"+id, body)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	req.Header.Set("Content-Type", "application/offset+octet-stream")
+	req.Header.Set("Upload-Offset", strconv.FormatInt(offset, 10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, uploadAnswer{}, err
+	}
+	defer resp.Body.Close()
+	var a uploadAnswer
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&a))
+	return resp.StatusCode, a, nil
+}
+
+// headUpload asks how many bytes of an upload arrived (-1: no such upload).
+func (b *testBundle) headUpload(t *testing.T, id string) int64 {
+	t.Helper()
+	req, err := http.NewRequest("HEAD", b.url+"/v1/imports/"+id, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return -1
+	}
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	n, err := strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64)
+	require.NoError(t, err)
+	return n
+}
+
+// uploadResumed uploads data as a client on a bad line would: its first
+// request breaks off part-way, it asks the offset and sends the rest. It
+// returns the last answer.
+func (b *testBundle) uploadResumed(t *testing.T, data []byte) (int, uploadAnswer) {
+	t.Helper()
+	var created uploadAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/imports", map[string]any{"size": len(data)}, &created))
+	require.Zero(t, created.Offset)
+	cut := len(data) * 2 / 5
+	_, _, err := b.patchUpload(t, created.ID, 0, io.MultiReader(bytes.NewReader(data[:cut]), iotest.ErrReader(errors.New("line dropped"))))
+	require.Error(t, err, "the first request breaks off")
+	var offset int64
+	require.Eventually(t, func() bool {
+		offset = b.headUpload(t, created.ID)
+		return offset > 0
+	}, 10*time.Second, 20*time.Millisecond, "what arrived before the break is kept")
+	require.LessOrEqual(t, offset, int64(cut))
+	status, a, err := b.patchUpload(t, created.ID, offset, bytes.NewReader(data[offset:]))
+	require.NoError(t, err)
+	return status, a
+}
+
+// webmOf remuxes an Ogg Opus file to WebM with ffmpeg, as another tool
+// would have written it.
+func webmOf(t *testing.T, ogg string) []byte {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "x.webm")
+	msg, err := exec.Command("ffmpeg", "-loglevel", "error", "-i", ogg, "-c:a", "copy", out).CombinedOutput()
+	require.NoError(t, err, "ffmpeg: %s", msg)
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	return b
+}
+
+func TestImportedSpeakersBecomeMinutes(t *testing.T) {
+	t.Parallel()
+	for name, scaleOut := range map[string]bool{"sqlite+disk": false, "postgres+s3": true} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, setupOptions{scaleOut: scaleOut})
+			script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
+			require.NoError(t, err)
+			// alice's file as Ogg Opus over a line that breaks; bob's as WebM.
+			alice, err := os.ReadFile(filepath.Join(fixtures, "alice.opus"))
+			require.NoError(t, err)
+			status, up := b.uploadResumed(t, alice)
+			require.Equal(t, http.StatusOK, status, "%+v", up)
+			require.True(t, up.Complete)
+			require.Equal(t, "ogg", up.Format)
+			length, err := audio.OggOpusDuration(alice)
+			require.NoError(t, err)
+			require.NotNil(t, up.DurationSeconds)
+			require.InDelta(t, length.Seconds(), *up.DurationSeconds, 0.05, "the resumed upload is the whole file")
+			bob := webmOf(t, filepath.Join(fixtures, "bob.opus"))
+			status, up2 := b.uploadResumed(t, bob)
+			require.Equal(t, http.StatusOK, status, "%+v", up2)
+			require.Equal(t, "webm", up2.Format)
+
+			var m meetingAnswer
+			require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/import", map[string]any{
+				"title": "Conseil (enregistré)",
+				"speakers": []map[string]any{
+					{"upload": up.ID, "identity": "alice", "display_name": "Alice Martin"},
+					{"upload": up2.ID, "identity": "bob", "display_name": "Bob Durand"},
+				},
+			}, &m))
+			require.Equal(t, "ended", m.State)
+			require.Equal(t, int64(-1), b.headUpload(t, up.ID), "an import uses its uploads up")
+
+			var now meetingAnswer
+			require.Eventually(t, func() bool {
+				b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
+				return now.State == "ready" || now.State == "failed" || now.State == "incomplete"
+			}, 60*time.Second, 100*time.Millisecond)
+			require.Equal(t, "ready", now.State, "%+v", now.Pipeline)
+			var doc minutes.Document
+			require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
+			require.True(t, doc.Complete)
+			names := map[string]string{"alice": "Alice Martin", "bob": "Bob Durand"}
+			require.Len(t, doc.Turns, len(script.Utterances), "%+v", doc.Turns)
+			for i, u := range script.Utterances {
+				turn := doc.Turns[i]
+				require.Equal(t, u.Speaker, turn.Speaker, "turn %d", i)
+				require.Equal(t, names[u.Speaker], turn.Name, "turn %d", i)
+				require.Equal(t, u.Text, turn.Text, "turn %d", i)
+				// Both files start at the meeting's zero.
+				require.InDelta(t, u.Start, float64(turn.Start.MS())/1000, 0.3, "turn %d start", i)
+			}
+		})
+	}
+}
+
+func TestImportedMixedRecordingIsToldApart(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{diarize: &diarizetest.Options{}})
+	room, err := os.ReadFile(roomFixture(t))
+	require.NoError(t, err)
+	status, up := b.uploadResumed(t, room)
+	require.Equal(t, http.StatusOK, status, "%+v", up)
+	var m meetingAnswer
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/import", map[string]any{
+		"mixed": map[string]any{"upload": up.ID, "display_name": "Salle du conseil"},
+	}, &m))
+	var now meetingAnswer
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
+		return now.State == "ready" || now.State == "failed" || now.State == "incomplete"
+	}, 60*time.Second, 100*time.Millisecond)
+	require.Equal(t, "ready", now.State, "%+v", now.Pipeline)
+	var doc minutes.Document
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
+	require.Len(t, doc.Turns, 3, "%+v", doc.Turns)
+	owner, guest := doc.Turns[0], doc.Turns[1]
+	require.Equal(t, "alpha alpha alpha", owner.Text)
+	require.Equal(t, "Salle du conseil", owner.Name)
+	require.Equal(t, "golf golf", guest.Text)
+	require.Equal(t, "Salle du conseil (2)", guest.Name)
+	require.NotEqual(t, owner.Speaker, guest.Speaker)
+	require.InDelta(t, 3.5, float64(guest.Start.MS())/1000, 0.3)
+}
+
+func TestUnreadableImportLeavesNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{})
+	ctx := context.Background()
+	bob, err := os.ReadFile(filepath.Join(fixtures, "bob.opus"))
+	require.NoError(t, err)
+	damaged := bytes.Clone(bob)
+	for i := 300; i < len(damaged); i += 101 {
+		damaged[i] ^= 0x5a
+	}
+	wav := transcribetest.EncodeWAV(make([]int16, 16000), 16000)
+	for _, c := range []struct {
+		name   string
+		data   []byte
+		status int
+		code   string
+	}{
+		{"damaged ogg", damaged, http.StatusUnprocessableEntity, "unreadable_audio"},
+		{"cut-short ogg", bob[:len(bob)/3], http.StatusUnprocessableEntity, "unreadable_audio"},
+		{"wav", wav, http.StatusUnsupportedMediaType, "unsupported_format"},
+		{"not audio", []byte("this is a text file, not a recording"), http.StatusUnsupportedMediaType, "unsupported_format"},
+	} {
+		status, a := b.uploadResumed(t, c.data)
+		require.Equal(t, c.status, status, "%s: %+v", c.name, a)
+		require.Equal(t, c.code, a.Error.Code, c.name)
+		require.NotEmpty(t, a.Error.Message, c.name)
+	}
+	// Nothing stays: no upload, no meeting, no object, no file.
+	left, err := os.ReadDir(filepath.Join(b.cfg.DataDir, "imports"))
+	require.NoError(t, err)
+	require.Empty(t, left)
+	var list struct{ Meetings []meetingAnswer }
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings", nil, &list))
+	require.Empty(t, list.Meetings)
+	objects, err := b.app.blobs.List(ctx, "")
+	require.NoError(t, err)
+	require.Empty(t, objects)
+
+	// An import naming an upload that is not there changes nothing either.
+	var refused struct{ Error struct{ Code string } }
+	require.Equal(t, http.StatusBadRequest, b.call(t, "POST", "/v1/meetings/import", map[string]any{
+		"speakers": []map[string]any{{"upload": "upl_00000000000000000000000000000000", "identity": "x"}}}, &refused))
+	require.Equal(t, "bad_upload", refused.Error.Code)
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings", nil, &list))
+	require.Empty(t, list.Meetings)
+}
+
+// toneSpeech writes tone speech (words the transcription double reads)
+// starting at start, with a second of silence after, as a 48 kHz WAV.
+func toneSpeech(t *testing.T, start time.Duration, words ...string) []byte {
+	t.Helper()
+	pcm, err := transcribetest.Synthesize(transcribetest.Layout(start, words...), 48000)
+	require.NoError(t, err)
+	pcm = append(pcm, make([]int16, 48000)...)
+	return transcribetest.EncodeWAV(pcm, 48000)
+}
+
+func TestImportedWAVAndFLACAreEncoded(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{configure: func(c *Config) { c.ImportOpusEnc = "opusenc" }})
+	wav := toneSpeech(t, time.Second, "alpha", "alpha")
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "bob.wav"), toneSpeech(t, 3*time.Second, "golf", "golf"), 0o600))
+	msg, err := exec.Command("ffmpeg", "-loglevel", "error", "-i", filepath.Join(dir, "bob.wav"), filepath.Join(dir, "bob.flac")).CombinedOutput()
+	require.NoError(t, err, "ffmpeg: %s", msg)
+	flac, err := os.ReadFile(filepath.Join(dir, "bob.flac"))
+	require.NoError(t, err)
+
+	status, upA := b.uploadResumed(t, wav)
+	require.Equal(t, http.StatusOK, status, "%+v", upA)
+	require.Equal(t, "wav", upA.Format)
+	status, upB := b.uploadResumed(t, flac)
+	require.Equal(t, http.StatusOK, status, "%+v", upB)
+	require.Equal(t, "flac", upB.Format)
+	require.NotNil(t, upB.DurationSeconds)
+	require.InDelta(t, 3+2*0.5+1, *upB.DurationSeconds, 1.5)
+
+	var m meetingAnswer
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/import", map[string]any{
+		"speakers": []map[string]any{
+			{"upload": upA.ID, "identity": "alice"},
+			{"upload": upB.ID, "identity": "bob"},
+		},
+	}, &m))
+	var now meetingAnswer
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
+		return now.State == "ready" || now.State == "failed" || now.State == "incomplete"
+	}, 60*time.Second, 100*time.Millisecond)
+	require.Equal(t, "ready", now.State, "%+v", now.Pipeline)
+	var doc minutes.Document
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
+	require.Len(t, doc.Turns, 2, "%+v", doc.Turns)
+	require.Equal(t, "alice", doc.Turns[0].Speaker)
+	require.Equal(t, "alpha alpha", doc.Turns[0].Text)
+	require.InDelta(t, 1, float64(doc.Turns[0].Start.MS())/1000, 0.3)
+	require.Equal(t, "bob", doc.Turns[1].Speaker)
+	require.Equal(t, "golf golf", doc.Turns[1].Text)
+	require.InDelta(t, 3, float64(doc.Turns[1].Start.MS())/1000, 0.3)
+
+	// A WAV the encoder cannot read is refused and deleted.
+	status, bad := b.uploadResumed(t, append([]byte("RIFF\x24\x00\x00\x00WAVEjunk"), make([]byte, 5000)...))
+	require.Equal(t, http.StatusUnprocessableEntity, status, "%+v", bad)
+	require.Equal(t, "unreadable_audio", bad.Error.Code)
+}
