@@ -61,6 +61,10 @@ type Deps struct {
 	// DefaultTranscriberName).
 	TranscriberName string
 	Logger          *slog.Logger // required
+	// RiverLogger is River's own logger (its migrations, producers and
+	// elector), so that its routine chatter can be logged at another
+	// level than the pipeline's events. Default Logger.
+	RiverLogger *slog.Logger
 }
 
 // Defaults for Config.
@@ -190,6 +194,10 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 		return nil, errors.New("jobs: Store, Blobs, Transcriber and Logger are required")
 	}
 	st, logger := d.Store, d.Logger
+	riverLogger := d.RiverLogger
+	if riverLogger == nil {
+		riverLogger = logger
+	}
 	var driver riverdriver.Driver[*sql.Tx]
 	switch st.Dialect() {
 	case store.Postgres:
@@ -197,7 +205,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 	default:
 		driver = embeddedSQLite{riversqlite.New(st.DB())}
 	}
-	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: logger})
+	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: riverLogger})
 	if err != nil {
 		return nil, fmt.Errorf("river migrator: %w", err)
 	}
@@ -221,7 +229,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &webhookWorker{p: p})
 	rcfg := &river.Config{
 		ID:          p.nodeID,
-		Logger:      logger,
+		Logger:      riverLogger,
 		Workers:     workers,
 		MaxAttempts: cfg.MaxAttempts,
 		RetryPolicy: retryPolicy{backend.Backoff{Base: cfg.RetryBase, Max: cfg.RetryMax}},

@@ -100,7 +100,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		return nil, fmt.Errorf("transcription backend: %w", err)
 	}
 	tr := transcribe.NewGuard(openai, guard)
-	deps := jobs.Deps{Store: a.store, Blobs: a.blobs, Transcriber: tr, Logger: logger,
+	deps := jobs.Deps{Store: a.store, Blobs: a.blobs, Transcriber: tr, Logger: logger, RiverLogger: demoteInfo(logger),
 		TranscriberName: "transcription server " + redactURL(cfg.TranscribeURL)}
 	if cfg.SummaryURL != "" {
 		sum, err := summarize.New(summarize.Config{BaseURL: cfg.SummaryURL, APIKey: cfg.SummaryKey,
