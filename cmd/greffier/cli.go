@@ -219,7 +219,7 @@ func cliMeeting(ctx context.Context, c *cli) error {
 	}
 	fmt.Fprintf(c.stdout, "%s\t%s\t%s\n", m.ID, m.State, m.Title)
 	for _, j := range m.Join {
-		fmt.Fprintf(c.stdout, "  join %s: %s\n", j.Identity, c.c.BaseURL+"/join/"+m.ID+"#token="+j.Token)
+		fmt.Fprintf(c.stdout, "  join %s: %s\n", j.Identity, c.c.BaseURL+"/join/#token="+j.Token)
 	}
 	return nil
 }
