@@ -65,6 +65,10 @@ type Deps struct {
 	// elector), so that its routine chatter can be logged at another
 	// level than the pipeline's events. Default Logger.
 	RiverLogger *slog.Logger
+	// Announced, optional, is told each event of a meeting's pipeline
+	// once its transaction committed (minutes ready or incomplete,
+	// meeting failed, archive ready), as the webhook would: for metrics.
+	Announced func(m store.Meeting, event string)
 }
 
 // Defaults for Config.
@@ -145,16 +149,17 @@ const transcribeQueue = "transcribe"
 
 // Pipeline runs the stages.
 type Pipeline struct {
-	cfg    Config
-	store  *store.Store
-	blobs  blob.Store
-	tr     Transcriber
-	sum    Summarizer
-	voices Voices
-	http   *http.Client
-	log    *slog.Logger
-	client *river.Client[*sql.Tx]
-	driver riverdriver.Driver[*sql.Tx]
+	announced func(store.Meeting, string)
+	cfg       Config
+	store     *store.Store
+	blobs     blob.Store
+	tr        Transcriber
+	sum       Summarizer
+	voices    Voices
+	http      *http.Client
+	log       *slog.Logger
+	client    *river.Client[*sql.Tx]
+	driver    riverdriver.Driver[*sql.Tx]
 	// nodeID names this process in the nodes table and in River's
 	// attempted_by.
 	nodeID string
@@ -213,7 +218,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 		return nil, fmt.Errorf("migrate river tables: %w", err)
 	}
 
-	p := &Pipeline{cfg: cfg, store: st, blobs: d.Blobs, tr: d.Transcriber, sum: d.Summarizer, voices: d.Voices, log: logger,
+	p := &Pipeline{announced: d.Announced, cfg: cfg, store: st, blobs: d.Blobs, tr: d.Transcriber, sum: d.Summarizer, voices: d.Voices, log: logger,
 		driver: driver, nodeID: store.NewID("node"), trName: d.TranscriberName,
 		http: egress.Guard{AllowPrivate: cfg.WebhookAllowPrivate}.Client(20 * time.Second),
 		live: make(chan liveSpeech, liveQueue)}
@@ -342,6 +347,9 @@ func (p *Pipeline) EndMeeting(ctx context.Context, meetingID string) (store.Meet
 		}
 		return p.maybeArchive(ctx, tx, q, meetingID)
 	})
+	if err == nil {
+		p.log.Info("meeting ended", "meeting", meetingID, "title", m.Title)
+	}
 	return m, err
 }
 
@@ -380,6 +388,9 @@ func (p *Pipeline) Rerun(ctx context.Context, meetingID string) (store.Meeting, 
 		// The files stay; what is missing or damaged is built again.
 		return p.maybeArchive(ctx, tx, q, meetingID)
 	})
+	if err == nil {
+		p.log.Info("meeting re-run: its minutes are made again", "meeting", meetingID, "run", m.Run)
+	}
 	return m, err
 }
 

@@ -155,7 +155,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	}
 	a.events = meeting.NewEventLog(a.store, logger)
 	if a.sfu, err = sfu.New(sfu.Config{UDPAddr: cfg.MediaAddr, PublicIPs: cfg.PublicIPs, Observer: a.events},
-		meeting.NewJoins(a.store), a.signer, meeting.NewTap(a.recorder), logger); err != nil {
+		meeting.NewJoins(a.store, logger), a.signer, meeting.NewTap(a.recorder), logger); err != nil {
 		return nil, err
 	}
 	meetings, err := meeting.New(meeting.Deps{Store: a.store, Pipeline: a.pipeline, Media: a.sfu, Captions: a.captions})
