@@ -548,3 +548,28 @@ func (p retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
 func detached(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 }
+
+// JobCount is how many of River's jobs of one kind are in one state.
+type JobCount struct {
+	Kind, State string
+	Count       int
+}
+
+// JobCounts counts River's jobs by kind and state, for metrics. Finished
+// jobs count until River's cleaner removes them (a day by default).
+func (p *Pipeline) JobCounts(ctx context.Context) ([]JobCount, error) {
+	rows, err := p.store.DB().QueryContext(ctx, `SELECT kind, state, COUNT(*) FROM river_job GROUP BY kind, state`)
+	if err != nil {
+		return nil, fmt.Errorf("count jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []JobCount
+	for rows.Next() {
+		var c JobCount
+		if err := rows.Scan(&c.Kind, &c.State, &c.Count); err != nil {
+			return nil, fmt.Errorf("count jobs: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

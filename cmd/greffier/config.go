@@ -340,27 +340,28 @@ func (c Config) validate() error {
 }
 
 // secret returns the configured value, or the one generated into
-// <data>/<name> on first start (created 0600), so a restart keeps tokens valid.
-func secret(configured, dataDir, name string) (string, error) {
+// <data>/<name> on first start (created 0600), so a restart keeps tokens
+// valid. generated says it was made now.
+func secret(configured, dataDir, name string) (value string, generated bool, err error) {
 	if configured != "" {
-		return configured, nil
+		return configured, false, nil
 	}
 	path := filepath.Join(dataDir, name)
 	if b, err := os.ReadFile(path); err == nil {
 		if s := strings.TrimSpace(string(b)); s != "" {
-			return s, nil
+			return s, false, nil
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("read %s: %w", path, err)
+		return "", false, fmt.Errorf("read %s: %w", path, err)
 	}
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	s := hex.EncodeToString(b[:])
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
-		return "", fmt.Errorf("create data directory: %w", err)
+		return "", false, fmt.Errorf("create data directory: %w", err)
 	}
 	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write %s: %w", path, err)
+		return "", false, fmt.Errorf("write %s: %w", path, err)
 	}
-	return s, nil
+	return s, true, nil
 }

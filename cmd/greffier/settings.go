@@ -148,7 +148,7 @@ func loadConfig(command string, args []string, getenv func(string) string, help 
 			raw = strings.TrimRight(string(b), "\r\n")
 		}
 		if err := setField(v.Field(s.index), raw); err != nil {
-			return fmt.Errorf("%s (%s): %w", origin, s.Flags(), err)
+			return fmt.Errorf("%s (setting %s): %w", origin, s.Flags(), err)
 		}
 		src[s.Name] = where
 		return nil
@@ -177,9 +177,11 @@ func loadConfig(command string, args []string, getenv func(string) string, help 
 				raw, err := jsonSettingText(doc[k])
 				if err == nil {
 					err = set(s, raw, fromFile, SourceFile, "config file "+*configFile+": "+k)
+				} else {
+					err = fmt.Errorf("config file %s: %s (setting %s): %w", *configFile, k, s.Flags(), err)
 				}
 				if err != nil {
-					return cfg, src, fmt.Errorf("config file %s: %s: %w", *configFile, k, err)
+					return cfg, src, err
 				}
 				continue keysLoop
 			}

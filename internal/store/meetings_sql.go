@@ -67,6 +67,26 @@ func (q Queries) Meetings(ctx context.Context, limit int) ([]Meeting, error) {
 	return out, rows.Err()
 }
 
+// MeetingCounts counts the meetings in each state (states with none are
+// absent), for metrics.
+func (q Queries) MeetingCounts(ctx context.Context) (map[MeetingState]int, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT state, COUNT(*) FROM meetings GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("count meetings: %w", err)
+	}
+	defer rows.Close()
+	out := map[MeetingState]int{}
+	for rows.Next() {
+		var st MeetingState
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("count meetings: %w", err)
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
 // MeetingsInState lists the meetings in state, oldest first.
 func (q Queries) MeetingsInState(ctx context.Context, state MeetingState) ([]Meeting, error) {
 	rows, err := q.q.QueryContext(ctx, `SELECT `+meetingColumns+` FROM meetings WHERE state = $1 ORDER BY created_at, id`, state)
