@@ -73,7 +73,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	var err error
 	secrets := []struct {
 		configured, file string
-		into         *string
+		into             *string
 	}{{cfg.APIToken, "api-token", &a.apiToken}, {cfg.JoinSecret, "join-secret", new(string)},
 		{cfg.WebhookSecret, "webhook-secret", &a.webhookSecret}}
 	for _, s := range secrets {
