@@ -143,7 +143,7 @@ func loadConfig(command string, args []string, getenv func(string) string, help 
 		if fromFile {
 			b, err := os.ReadFile(raw)
 			if err != nil {
-				return fmt.Errorf("%s: read the secret's file: %w", origin, err)
+				return fmt.Errorf("%s (setting %s): read the secret's file: %w", origin, s.Flags(), err)
 			}
 			raw = strings.TrimRight(string(b), "\r\n")
 		}
