@@ -461,3 +461,63 @@ func secretFile(dir, name string) (string, error) {
 	}
 	return v, err
 }
+
+// TestJobsDashboardIsTheAdmins: River UI is served under /admin/jobs/ to
+// the API token (bearer, or the password of Basic authentication for a
+// browser) and to nobody else, and it reads this server's jobs, on SQLite
+// and on Postgres.
+func TestJobsDashboardIsTheAdmins(t *testing.T) {
+	t.Parallel()
+	for name, scaleOut := range map[string]bool{"sqlite": false, "postgres": true} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, setupOptions{scaleOut: scaleOut})
+			b.aliceSpeaksThenEnds(t)
+			get := func(path string, auth func(*http.Request)) (int, string, http.Header) {
+				req, err := http.NewRequest(http.MethodGet, b.url+path, nil)
+				require.NoError(t, err)
+				if auth != nil {
+					auth(req)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				require.NoError(t, err)
+				defer resp.Body.Close()
+				body, err := io.ReadAll(resp.Body)
+				require.NoError(t, err)
+				return resp.StatusCode, string(body), resp.Header
+			}
+			bearer := func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+b.token) }
+			basic := func(r *http.Request) { r.SetBasicAuth("admin", b.token) }
+			wrong := func(r *http.Request) { r.SetBasicAuth("admin", "not-the-token") }
+
+			for _, auth := range []func(*http.Request){nil, wrong} {
+				status, body, h := get("/admin/jobs/", auth)
+				require.Equal(t, http.StatusUnauthorized, status)
+				require.Contains(t, h.Get("WWW-Authenticate"), "Basic")
+				require.Contains(t, body, `"code": "unauthorized"`)
+			}
+			status, body, _ := get("/admin/jobs/", basic)
+			require.Equal(t, http.StatusOK, status)
+			require.Contains(t, body, "<html")
+
+			var jobs struct {
+				Data []struct {
+					Kind  string `json:"kind"`
+					State string `json:"state"`
+				} `json:"data"`
+			}
+			require.Eventually(t, func() bool {
+				status, body, _ := get("/admin/jobs/api/jobs?state=completed&limit=100", bearer)
+				if status != http.StatusOK || json.Unmarshal([]byte(body), &jobs) != nil {
+					return false
+				}
+				for _, j := range jobs.Data {
+					if j.Kind == "assemble_minutes" {
+						return true
+					}
+				}
+				return false
+			}, 60*time.Second, 200*time.Millisecond, "the meeting's jobs are listed")
+		})
+	}
+}
