@@ -521,3 +521,27 @@ func TestJobsDashboardIsTheAdmins(t *testing.T) {
 		})
 	}
 }
+
+// TestMetricsOnTheirOwnAddress: with GREFFIER_METRICS_ADDR, /metrics is
+// served there to anyone (a private network's scraper) and no longer on
+// the API address.
+func TestMetricsOnTheirOwnAddress(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{configure: func(c *Config) { c.MetricsAddr = "127.0.0.1:0" }})
+	resp, err := http.Get("http://" + b.app.metricsLn.Addr().String() + "/metrics")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(body), `greffier_meetings{state="created"} 0`)
+	require.Contains(t, string(body), "greffier_sfu_packets_received_total 0")
+
+	req, err := http.NewRequest(http.MethodGet, b.url+"/metrics", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
