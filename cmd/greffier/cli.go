@@ -173,7 +173,7 @@ func cliMeeting(ctx context.Context, c *cli) error {
 		return err
 	}
 	if len(c.args) == 0 {
-		return errors.New("usage: greffier meeting create|end|rerun ...")
+		return errors.New("usage: greffier meeting create|end|rerun [ID]")
 	}
 	var (
 		out  json.RawMessage
@@ -183,7 +183,7 @@ func cliMeeting(ctx context.Context, c *cli) error {
 	switch verb {
 	case "create":
 		if len(c.args) != 1 {
-			return errors.New("usage: greffier meeting create [--title T] [--language L] [--participant ID[=Name]]...")
+			return errors.New("usage: greffier meeting create [--title T] [--language L] [--participant ID[=Name], repeated]")
 		}
 		type participant struct {
 			Identity    string `json:"identity"`
