@@ -299,6 +299,12 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 	require.ErrorContains(t, err, "GREFFIER_JOB_MAX_ATTEMPTS")
 	_, err = LoadConfig([]string{"stray"}, getenvOf(nil))
 	require.ErrorContains(t, err, "unexpected arguments: stray")
+	_, err = LoadConfig([]string{"--datadir", "x"}, getenvOf(nil))
+	require.ErrorContains(t, err, "-h lists the settings")
+	cfg, err := LoadConfig([]string{"--s3-use-ssl", "--webhook-allow-private=false"}, getenvOf(nil))
+	require.NoError(t, err)
+	require.True(t, cfg.S3UseSSL, "a bare boolean flag means true")
+	require.False(t, cfg.WebhookAllowPrivate)
 }
 
 // TestSecretsComeFromFiles: every secret setting can be read from a file

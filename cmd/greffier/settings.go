@@ -117,10 +117,15 @@ func loadConfig(command string, args []string, getenv func(string) string, help 
 	for _, s := range table {
 		names := append([]string{s.Name}, s.Aliases...)
 		for _, n := range names {
-			fs.Func(n, s.Help, func(v string) error {
+			record := func(v string) error {
 				given = append(given, &flagValue{s: s, value: v})
 				return nil
-			})
+			}
+			if s.Type == "bool" {
+				fs.BoolFunc(n, s.Help, record) // --s3-use-ssl alone means true
+			} else {
+				fs.Func(n, s.Help, record)
+			}
 			if s.Secret {
 				fs.Func(n+"-file", "", func(v string) error {
 					given = append(given, &flagValue{s: s, value: v, fromFile: true})
@@ -132,8 +137,9 @@ func loadConfig(command string, args []string, getenv func(string) string, help 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			writeUsage(help, command, table)
+			return cfg, src, err
 		}
-		return cfg, src, err
+		return cfg, src, fmt.Errorf("%w (greffier %s -h lists the settings)", err, command)
 	}
 	if fs.NArg() > 0 {
 		return cfg, src, fmt.Errorf("unexpected arguments: %s (greffier %s -h lists the settings)", strings.Join(fs.Args(), " "), command)
