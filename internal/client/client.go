@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -32,6 +33,9 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// Size is the object's size a 416 answer states (Content-Range:
+	// bytes */N), -1 otherwise.
+	Size int64
 }
 
 func (e *Error) Error() string {
@@ -82,6 +86,12 @@ func (c *Client) Request(ctx context.Context, method, path string, body any, hea
 }
 
 func readError(resp *http.Response) error {
+	size := int64(-1)
+	if cr, ok := strings.CutPrefix(resp.Header.Get("Content-Range"), "bytes */"); ok {
+		if n, err := strconv.ParseInt(cr, 10, 64); err == nil {
+			size = n
+		}
+	}
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var doc struct {
 		Error struct {
@@ -90,9 +100,9 @@ func readError(resp *http.Response) error {
 		} `json:"error"`
 	}
 	if json.Unmarshal(raw, &doc) == nil && doc.Error.Message != "" {
-		return &Error{Status: resp.StatusCode, Code: doc.Error.Code, Message: doc.Error.Message}
+		return &Error{Status: resp.StatusCode, Code: doc.Error.Code, Message: doc.Error.Message, Size: size}
 	}
-	return &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(raw))}
+	return &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(raw)), Size: size}
 }
 
 // Do sends a request and decodes a JSON answer into out (unless out is

@@ -38,8 +38,9 @@ func (c *Client) Download(ctx context.Context, path, dest string, progress Progr
 	}
 	resp, err := c.Request(ctx, http.MethodGet, path, nil, header)
 	var apiErr *Error
-	if errors.As(err, &apiErr) && apiErr.Status == http.StatusRequestedRangeNotSatisfiable {
+	if errors.As(err, &apiErr) && apiErr.Status == http.StatusRequestedRangeNotSatisfiable && have == apiErr.Size {
 		// The part is already whole (a download cut after its last byte).
+		_ = os.Remove(tagFile)
 		return have, os.Rename(part, dest)
 	}
 	if err != nil {
