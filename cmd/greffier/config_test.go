@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -412,4 +413,28 @@ func TestOperationsDocListsEverySetting(t *testing.T) {
 		return
 	}
 	require.Equal(t, want, doc, "docs/operations.md's settings table is stale: GREFFIER_UPDATE_DOCS=1 go test -run TestOperationsDocListsEverySetting ./cmd/greffier")
+}
+
+// TestValidateNamesRealSettings: every setting an error message names by
+// its table name (bad("…"), settingByName("…") and the name lists in
+// validate) exists, so that no message names a setting that is not there
+// (settingByName would panic on it).
+func TestValidateNamesRealSettings(t *testing.T) {
+	t.Parallel()
+	known := map[string]bool{}
+	for _, s := range settings() {
+		known[s.Name] = true
+	}
+	re := regexp.MustCompile(`(?:bad|settingByName|badSetting)\("([a-z0-9-]+)"|"([a-z0-9]+(?:-[a-z0-9]+)+)":\s`)
+	n := 0
+	for _, file := range []string{"config.go", "app.go", "admin.go"} {
+		src, err := os.ReadFile(file)
+		require.NoError(t, err)
+		for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+			name := m[1] + m[2]
+			require.True(t, known[name], "%s names %q, which is no setting", file, name)
+			n++
+		}
+	}
+	require.Greater(t, n, 20)
 }
