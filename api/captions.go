@@ -99,8 +99,19 @@ func (a *API) getCaptions(w http.ResponseWriter, r *http.Request) {
 // a URL, where logs, proxies and browser history would keep it.
 func (a *API) mayFollow(ctx context.Context, r *http.Request, meetingID string) (captions.Follower, bool) {
 	raw, ok := token.FromAuthorization(r.Header.Get("Authorization"))
-	if ok && a.checkAPIToken(raw) {
-		return captions.Follower{}, true
+	if ok {
+		if p, err := a.Authenticate(ctx, raw); err == nil {
+			if !p.Can(PermMinutesRead) {
+				return captions.Follower{}, false
+			}
+			if !p.SeesAll() {
+				m, err := a.store.Meeting(ctx, meetingID)
+				if err != nil || !p.sees(m) {
+					return captions.Follower{}, false
+				}
+			}
+			return captions.Follower{}, true
+		}
 	}
 	if !ok {
 		raw = r.URL.Query().Get("token")

@@ -2,22 +2,22 @@ package main
 
 import (
 	"context"
-	"crypto/subtle"
 	"fmt"
 	"net/http"
 	"strings"
 
+	"github.com/greffier/greffier/api"
 	"github.com/greffier/greffier/internal/httperr"
 )
 
 // jobsUIPrefix is where River UI, the jobs dashboard, is mounted.
 const jobsUIPrefix = "/admin/jobs"
 
-// adminOnly lets through the holders of the API token (the admin key):
-// as a bearer token (scrapers, scripts) or as the password of HTTP Basic
-// authentication, whatever the user name, so that a browser can open the
-// jobs dashboard.
-func adminOnly(token string, next http.Handler) http.Handler {
+// adminOnly lets through the holders of an admin API key (the bootstrap
+// API token or a stored key of role admin): as a bearer token (scrapers,
+// scripts) or as the password of HTTP Basic authentication, whatever the
+// user name, so that a browser can open the jobs dashboard.
+func adminOnly(authenticate func(context.Context, string) (api.Principal, error), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		given := ""
 		if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
@@ -25,9 +25,15 @@ func adminOnly(token string, next http.Handler) http.Handler {
 		} else if _, pass, ok := r.BasicAuth(); ok {
 			given = pass
 		}
-		if given == "" || subtle.ConstantTimeCompare([]byte(given), []byte(token)) != 1 {
+		p, err := authenticate(r.Context(), given)
+		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Basic realm="greffier admin", charset="UTF-8"`)
-			httperr.Write(w, http.StatusUnauthorized, "unauthorized", "this needs the API token: as a bearer token, or as the password of HTTP Basic authentication")
+			httperr.Write(w, http.StatusUnauthorized, "unauthorized",
+				"this needs an admin API key: as a bearer token, or as the password of HTTP Basic authentication ("+err.Error()+")")
+			return
+		}
+		if p.Role != api.RoleAdmin {
+			httperr.Write(w, http.StatusForbidden, "forbidden", fmt.Sprintf("this needs an admin API key; key %s is a %s key", p.KeyID, p.Role))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -39,7 +45,7 @@ func adminOnly(token string, next http.Handler) http.Handler {
 // an operator needs (and what is missing).
 func (a *App) banner(ctx context.Context) {
 	base := "http://" + a.listener.Addr().String()
-	metrics := base + "/metrics (API token)"
+	metrics := base + "/metrics (admin keys)"
 	if a.metricsLn != nil {
 		metrics = "http://" + a.metricsLn.Addr().String() + "/metrics"
 	}

@@ -193,14 +193,14 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if a.captions != nil { // a nil *Hub in the interface would look configured
 		apiDeps.Captions = a.captions
 	}
-	apiSrv, err := api.New(api.Config{Token: a.apiToken, WebhookAllowPrivate: cfg.WebhookAllowPrivate}, apiDeps)
+	apiSrv, err := api.New(api.Config{Token: a.apiToken, PublicURL: cfg.publicURL(), WebhookAllowPrivate: cfg.WebhookAllowPrivate}, apiDeps)
 	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/meetings", apiSrv.Handler())
-	mux.Handle("/v1/meetings/", apiSrv.Handler())
-	mux.Handle("/v1/search", apiSrv.Handler())
+	// Every /v1 path but the media and hook endpoints is the API's: it
+	// answers unknown ones in its JSON error format too.
+	mux.Handle("/v1/", apiSrv.Handler())
 	mux.Handle("/v1/whip", a.sfu.WHIPHandler())
 	mux.Handle("/v1/whip/", a.sfu.WHIPHandler())
 	mux.Handle("/v1/whep", a.sfu.WHEPHandler())
@@ -217,7 +217,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	mux.Handle("GET /readyz", readyHandler(a.checks))
 	metricsHandler := promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})
 	if cfg.MetricsAddr == "" {
-		mux.Handle("GET /metrics", adminOnly(a.apiToken, metricsHandler))
+		mux.Handle("GET /metrics", adminOnly(apiSrv.Authenticate, metricsHandler))
 	} else {
 		mm := http.NewServeMux()
 		mm.Handle("GET /metrics", metricsHandler)
@@ -228,7 +228,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		Logger: demoteInfo(logger), Prefix: jobsUIPrefix}); err != nil {
 		return nil, fmt.Errorf("jobs dashboard: %w", err)
 	}
-	mux.Handle(jobsUIPrefix+"/", adminOnly(a.apiToken, a.jobsUI))
+	mux.Handle(jobsUIPrefix+"/", adminOnly(apiSrv.Authenticate, a.jobsUI))
 	a.http = newHTTPServer(cfg, mux, logger)
 	ok = true
 	return a, nil

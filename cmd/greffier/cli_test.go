@@ -147,6 +147,22 @@ func TestCommandLineAgainstARealServer(t *testing.T) {
 	}, 60*time.Second, 100*time.Millisecond, "the re-run made its minutes again")
 	_, err = env.run(t, "meeting", "frobnicate", created.ID)
 	require.ErrorContains(t, err, "create, end or rerun")
+
+	// API keys, against the server's own /v1/keys.
+	var k apiKey
+	require.NoError(t, json.Unmarshal([]byte(env.must(t, "keys", "create", "agent-cli", "--role", "agent", "--json")), &k))
+	require.Equal(t, "agent", k.Role)
+	require.NotEmpty(t, k.Key)
+	require.Regexp(t, `(?m)^`+k.ID+`\s+agent-cli\s+agent\s`, env.must(t, "keys"))
+	agent := cliEnv{"GREFFIER_URL": b.url, "GREFFIER_API_KEY": k.Key}
+	require.Contains(t, agent.must(t, "search", "bravo"), "alpha bravo charlie delta", "an agent reads minutes")
+	_, err = agent.run(t, "meeting", "create", "--title", "no")
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, http.StatusForbidden, apiErr.Status)
+	require.Equal(t, "key "+k.ID+" revoked\n", env.must(t, "keys", "revoke", k.ID))
+	_, err = agent.run(t, "meetings")
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, http.StatusUnauthorized, apiErr.Status)
 }
 
 // rangeRecorder is a proxy in front of the server that remembers the

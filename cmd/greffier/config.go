@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -41,6 +42,11 @@ type Config struct {
 	DataDir string `setting:"data-dir" alias:"data" default:"greffier-data" help:"data directory (database, recordings, spool, secrets)"`
 	// HTTPAddr is the API's listen address.
 	HTTPAddr string `setting:"http-addr" alias:"http" default:"127.0.0.1:8080" help:"HTTP listen address of the API, the join page, /healthz and /readyz"`
+	// PublicURL is the server's address as participants' browsers reach
+	// it (https://greffier.example.org, or with a path prefix), used in
+	// the join links meeting creation returns. Empty: http:// and the
+	// HTTP listen address (127.0.0.1 for an unspecified host).
+	PublicURL string `setting:"public-url" default:"" help:"public base URL of the join page, for join links (empty: from the HTTP address)"`
 	// HTTPReadHeaderTimeout bounds reading a request's headers.
 	HTTPReadHeaderTimeout time.Duration `setting:"http-read-header-timeout" default:"10s" help:"how long a client may take to send a request's headers"`
 	// HTTPReadTimeout bounds reading a whole request, body included, so a
@@ -56,7 +62,7 @@ type Config struct {
 	// MetricsAddr, when set, serves /metrics there without authentication
 	// (for a scraper on a private network); empty serves it on the API
 	// address to the API token only.
-	MetricsAddr string `setting:"metrics-addr" default:"" help:"listen address for an unauthenticated /metrics (empty: /metrics on the API address, API token required)"`
+	MetricsAddr string `setting:"metrics-addr" default:"" help:"listen address for an unauthenticated /metrics (empty: /metrics on the API address, for admin keys)"`
 	// MediaAddr is the one UDP address for all WebRTC media.
 	MediaAddr string `setting:"media-addr" alias:"media" default:"127.0.0.1:7882" help:"UDP address for all WebRTC media"`
 	// PublicIPs are announced to peers when Greffier sits behind a 1:1 NAT.
@@ -154,6 +160,22 @@ type Config struct {
 	LogFormat string `setting:"log-format" default:"text" help:"text or json"`
 	// ShutdownTimeout bounds a graceful stop.
 	ShutdownTimeout time.Duration `setting:"shutdown-timeout" default:"30s" help:"how long a graceful stop may take"`
+}
+
+// publicURL is PublicURL, or the address derived from the HTTP listen
+// address when it is not set.
+func (c Config) publicURL() string {
+	if c.PublicURL != "" {
+		return c.PublicURL
+	}
+	host, port, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		return "http://" + c.HTTPAddr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // DefaultIdleEndAfter is how long a live meeting may have nobody connected
@@ -284,6 +306,12 @@ func (c Config) validate() error {
 			if s3[name] == "" {
 				bad(name, "S3 needs an endpoint, a bucket, an access key and a secret key; this one is missing")
 			}
+		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.RawQuery != "" || u.Fragment != "" {
+			bad("public-url", "%q must be an absolute http(s) URL without query or fragment, such as https://greffier.example.org", c.PublicURL)
 		}
 	}
 	if c.JoinSecret != "" && len(c.JoinSecret) < 32 {

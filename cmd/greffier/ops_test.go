@@ -498,6 +498,15 @@ func TestJobsDashboardIsTheAdmins(t *testing.T) {
 			}
 			status, body, _ := get("/admin/jobs/", basic)
 			require.Equal(t, http.StatusOK, status)
+			// A stored admin key is an admin; a host key is not.
+			for role, want := range map[string]int{"admin": http.StatusOK, "host": http.StatusForbidden} {
+				var k struct{ Key string }
+				require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/keys", map[string]any{"name": role + "-key", "role": role}, &k))
+				status, _, _ := get("/admin/jobs/", func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+k.Key) })
+				require.Equal(t, want, status, role)
+				status, _, _ = get("/metrics", func(r *http.Request) { r.SetBasicAuth("x", k.Key) })
+				require.Equal(t, want, status, role)
+			}
 			require.Contains(t, body, "<html")
 
 			var jobs struct {
