@@ -33,6 +33,7 @@ type importRule struct {
 var leaves = []string{
 	"internal/audio",
 	"internal/backend",
+	"internal/client",
 	"internal/egress",
 	"internal/httperr",
 	"internal/layout",

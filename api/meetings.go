@@ -220,6 +220,7 @@ func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Join = append(out.Join, j)
 	}
+	a.log.Info("meeting created", "meeting", m.ID, "title", m.Title, "participants", len(out.Join))
 	w.Header().Set("Location", "/v1/meetings/"+m.ID)
 	writeJSON(w, http.StatusCreated, out)
 }

@@ -167,13 +167,18 @@ func (w *archiveWorker) Work(ctx context.Context, job *river.Job[ArchiveArgs]) e
 	if built == 0 {
 		return nil
 	}
-	return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
-		m, err := q.Meeting(ctx, a.MeetingID)
-		if err != nil {
+	var ready store.Meeting
+	err = p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
+		var err error
+		if ready, err = q.Meeting(ctx, a.MeetingID); err != nil {
 			return err
 		}
-		return p.notify(ctx, tx, m, EventArchiveReady, 0)
+		return p.notify(ctx, tx, ready, EventArchiveReady, 0)
 	})
+	if err == nil {
+		p.announce(ready, EventArchiveReady, 0)
+	}
+	return err
 }
 
 // archiveFailed records the recordings a build found damaged: retrying

@@ -59,14 +59,18 @@ func (w *assembleWorker) Work(ctx context.Context, job *river.Job[AssembleArgs])
 	}
 	dctx, cancel := detached(ctx)
 	defer cancel()
+	var failed store.Meeting
+	to, event := finalState(false, false)
 	terr := p.store.InTx(dctx, func(tx *sql.Tx, q store.Queries) error {
-		to, event := finalState(false, false)
-		m, terr := q.Transition(dctx, job.Args.MeetingID, to, "assembling minutes: "+err.Error())
-		if terr != nil {
+		var terr error
+		if failed, terr = q.Transition(dctx, job.Args.MeetingID, to, "assembling minutes: "+err.Error()); terr != nil {
 			return terr
 		}
-		return p.notify(dctx, tx, m, event, 0)
+		return p.notify(dctx, tx, failed, event, 0)
 	})
+	if terr == nil {
+		p.announce(failed, event, 0)
+	}
 	return errors.Join(err, terr)
 }
 
@@ -96,8 +100,13 @@ func (p *Pipeline) assemble(ctx context.Context, meetingID string) error {
 	default:
 		return err
 	}
-	var saved store.MinutesVersion
+	var (
+		saved     store.MinutesVersion
+		finished  store.Meeting
+		announced string
+	)
 	err = p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
+		announced = ""
 		latest, err := q.LatestMinutes(ctx, meetingID)
 		switch {
 		case err == nil && latest.Digest == digest:
@@ -126,10 +135,14 @@ func (p *Pipeline) assemble(ctx context.Context, meetingID string) error {
 		if err != nil {
 			return err
 		}
+		finished, announced = done, event
 		return p.notify(ctx, tx, done, event, saved.Version)
 	})
 	if err != nil {
 		return fmt.Errorf("save minutes of %s: %w", meetingID, err)
+	}
+	if announced != "" {
+		p.announce(finished, announced, saved.Version)
 	}
 	// The archive copy: same key for the same version, so a retry
 	// rewrites it rather than adding one.

@@ -192,7 +192,9 @@ func (p *Pipeline) pendingIn(ctx context.Context, q store.Queries, kind string, 
 // meeting go on. It reports false when the unit was no longer pending.
 func (p *Pipeline) failUnit(ctx context.Context, kind string, a unitArgs, reason string) (bool, error) {
 	done := false
+	var failedMeeting *store.Meeting
 	err := p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
+		done, failedMeeting = false, nil
 		if err := q.LockMeeting(ctx, a.MeetingID); err != nil {
 			return err
 		}
@@ -219,7 +221,7 @@ func (p *Pipeline) failUnit(ctx context.Context, kind string, a unitArgs, reason
 			if terr != nil {
 				return terr
 			}
-			done = true
+			done, failedMeeting = true, &failed
 			return p.notify(ctx, tx, failed, event, 0)
 		}
 		if err != nil {
@@ -228,6 +230,10 @@ func (p *Pipeline) failUnit(ctx context.Context, kind string, a unitArgs, reason
 		done = true
 		return p.maybeAssemble(ctx, tx, q, a.MeetingID)
 	})
+	if err == nil && failedMeeting != nil {
+		_, event := finalState(false, false)
+		p.announce(*failedMeeting, event, 0)
+	}
 	return done, err
 }
 

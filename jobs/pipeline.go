@@ -61,6 +61,14 @@ type Deps struct {
 	// DefaultTranscriberName).
 	TranscriberName string
 	Logger          *slog.Logger // required
+	// RiverLogger is River's own logger (its migrations, producers and
+	// elector), so that its routine chatter can be logged at another
+	// level than the pipeline's events. Default Logger.
+	RiverLogger *slog.Logger
+	// Announced, optional, is told each event of a meeting's pipeline
+	// once its transaction committed (minutes ready or incomplete,
+	// meeting failed, archive ready), as the webhook would: for metrics.
+	Announced func(m store.Meeting, event string)
 }
 
 // Defaults for Config.
@@ -160,16 +168,17 @@ const transcribeQueue = "transcribe"
 
 // Pipeline runs the stages.
 type Pipeline struct {
-	cfg    Config
-	store  *store.Store
-	blobs  blob.Store
-	tr     Transcriber
-	sum    Summarizer
-	voices Voices
-	http   *http.Client
-	log    *slog.Logger
-	client *river.Client[*sql.Tx]
-	driver riverdriver.Driver[*sql.Tx]
+	announced func(store.Meeting, string)
+	cfg       Config
+	store     *store.Store
+	blobs     blob.Store
+	tr        Transcriber
+	sum       Summarizer
+	voices    Voices
+	http      *http.Client
+	log       *slog.Logger
+	client    *river.Client[*sql.Tx]
+	driver    riverdriver.Driver[*sql.Tx]
 	// nodeID names this process in the nodes table and in River's
 	// attempted_by.
 	nodeID string
@@ -209,6 +218,10 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 		return nil, errors.New("jobs: Store, Blobs, Transcriber and Logger are required")
 	}
 	st, logger := d.Store, d.Logger
+	riverLogger := d.RiverLogger
+	if riverLogger == nil {
+		riverLogger = logger
+	}
 	var driver riverdriver.Driver[*sql.Tx]
 	switch st.Dialect() {
 	case store.Postgres:
@@ -216,7 +229,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 	default:
 		driver = embeddedSQLite{riversqlite.New(st.DB())}
 	}
-	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: logger})
+	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: riverLogger})
 	if err != nil {
 		return nil, fmt.Errorf("river migrator: %w", err)
 	}
@@ -224,7 +237,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 		return nil, fmt.Errorf("migrate river tables: %w", err)
 	}
 
-	p := &Pipeline{cfg: cfg, store: st, blobs: d.Blobs, tr: d.Transcriber, sum: d.Summarizer, voices: d.Voices, log: logger,
+	p := &Pipeline{announced: d.Announced, cfg: cfg, store: st, blobs: d.Blobs, tr: d.Transcriber, sum: d.Summarizer, voices: d.Voices, log: logger,
 		driver: driver, nodeID: store.NewID("node"), trName: d.TranscriberName,
 		http: egress.Guard{AllowPrivate: cfg.WebhookAllowPrivate}.Client(20 * time.Second),
 		live: make(chan liveSpeech, liveQueue)}
@@ -242,7 +255,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &sweepWorker{p: p})
 	rcfg := &river.Config{
 		ID:          p.nodeID,
-		Logger:      logger,
+		Logger:      riverLogger,
 		Workers:     workers,
 		MaxAttempts: cfg.MaxAttempts,
 		RetryPolicy: retryPolicy{backend.Backoff{Base: cfg.RetryBase, Max: cfg.RetryMax}},
@@ -358,6 +371,9 @@ func (p *Pipeline) EndMeeting(ctx context.Context, meetingID string) (store.Meet
 		}
 		return p.maybeArchive(ctx, tx, q, meetingID)
 	})
+	if err == nil {
+		p.log.Info("meeting ended", "meeting", meetingID, "title", m.Title)
+	}
 	return m, err
 }
 
@@ -401,6 +417,9 @@ func (p *Pipeline) Rerun(ctx context.Context, meetingID string) (store.Meeting, 
 		// The files stay; what is missing or damaged is built again.
 		return p.maybeArchive(ctx, tx, q, meetingID)
 	})
+	if err == nil {
+		p.log.Info("meeting re-run: its minutes are made again", "meeting", meetingID, "run", m.Run)
+	}
 	return m, err
 }
 
@@ -560,4 +579,29 @@ func (p retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
 // job's own (which may have timed out).
 func detached(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+}
+
+// JobCount is how many of River's jobs of one kind are in one state.
+type JobCount struct {
+	Kind, State string
+	Count       int
+}
+
+// JobCounts counts River's jobs by kind and state, for metrics. Finished
+// jobs count until River's cleaner removes them (a day by default).
+func (p *Pipeline) JobCounts(ctx context.Context) ([]JobCount, error) {
+	rows, err := p.store.DB().QueryContext(ctx, `SELECT kind, state, COUNT(*) FROM river_job GROUP BY kind, state`)
+	if err != nil {
+		return nil, fmt.Errorf("count jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []JobCount
+	for rows.Next() {
+		var c JobCount
+		if err := rows.Scan(&c.Kind, &c.State, &c.Count); err != nil {
+			return nil, fmt.Errorf("count jobs: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }

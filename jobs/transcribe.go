@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -114,9 +115,21 @@ func (w *transcribeWorker) Work(ctx context.Context, job *river.Job[TranscribeAr
 func (p *Pipeline) segmentWaits(ctx context.Context, seg store.SpeechSegment, err error) {
 	dctx, cancel := detached(ctx)
 	defer cancel()
-	if werr := p.store.SegmentWaits(dctx, seg.TrackID, seg.StartMS, p.trName, clip(err.Error())); werr != nil {
+	if werr := p.store.SegmentWaits(dctx, seg.TrackID, seg.StartMS, p.trName, clip(waitReason(err))); werr != nil {
 		p.log.Warn("could not show that a segment waits for its backend", "track", seg.TrackID, "start_ms", seg.StartMS, "err", werr)
 	}
+}
+
+// waitReason is what a waiting segment shows of err: a backend that
+// nothing answers at its address is said to be unreachable in so many
+// words, since the fix (start it, or correct its URL) differs from that
+// of a backend that answers with errors.
+func waitReason(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return "backend unreachable: nothing answers at its address (is it running, is its URL right?): " + err.Error()
+	}
+	return err.Error()
 }
 
 // maxWaitError bounds an error kept where hosts look (a waiting segment,

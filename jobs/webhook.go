@@ -165,6 +165,31 @@ func (p *Pipeline) webhookAttempted(ctx context.Context, meetingID, host, event 
 }
 
 // notify enqueues a webhook delivery in tx when the meeting has a webhook.
+// announce logs one of a meeting's events, once its transaction has
+// committed, and tells Deps.Announced.
+func (p *Pipeline) announce(m store.Meeting, event string, version int) {
+	args := []any{"meeting", m.ID, "state", m.State}
+	if version > 0 {
+		args = append(args, "version", version)
+	}
+	if !m.EndedAt.IsZero() {
+		args = append(args, "after_end", time.Since(m.EndedAt).Round(time.Millisecond))
+	}
+	switch event {
+	case EventMinutesReady:
+		p.log.Info("minutes ready", args...)
+	case EventMinutesIncomplete:
+		p.log.Warn("minutes incomplete: some speech is missing, and the minutes say whose and why", args...)
+	case EventMeetingFailed:
+		p.log.Error("meeting failed: no minutes could be made", append(args, "failure", m.Failure)...)
+	case EventArchiveReady:
+		p.log.Info("archive ready", "meeting", m.ID)
+	}
+	if p.announced != nil {
+		p.announced(m, event)
+	}
+}
+
 func (p *Pipeline) notify(ctx context.Context, tx *sql.Tx, m store.Meeting, event string, version int) error {
 	if m.WebhookURL == "" {
 		return nil

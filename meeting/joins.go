@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/greffier/greffier/internal/store"
@@ -14,10 +15,13 @@ import (
 // Joins admits participants to meetings' media (sfu.Meetings): a join
 // token the host revoked is refused, and so is a meeting that does not
 // exist or has ended.
-type Joins struct{ store *store.Store }
+type Joins struct {
+	store *store.Store
+	log   *slog.Logger
+}
 
 // NewJoins admits participants to the meetings of st.
-func NewJoins(st *store.Store) *Joins { return &Joins{store: st} }
+func NewJoins(st *store.Store, logger *slog.Logger) *Joins { return &Joins{store: st, log: logger} }
 
 // Join records the token's identity in its meeting and returns the meeting
 // clock's zero.
@@ -29,7 +33,16 @@ func (j *Joins) Join(ctx context.Context, c token.Claims) (time.Time, error) {
 	if revoked {
 		return time.Time{}, fmt.Errorf("join %s as %s: %w", c.MeetingID, c.Identity, sfu.ErrTokenRevoked)
 	}
+	before, err := j.store.Meeting(ctx, c.MeetingID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return time.Time{}, err
+	}
 	zero, err := j.store.Join(ctx, c.MeetingID, c.Identity, c.DisplayName)
+	if err == nil && before.State == store.MeetingCreated {
+		// The first join starts the meeting (two joining at the very
+		// same moment may both say so).
+		j.log.Info("meeting live", "meeting", c.MeetingID, "first", c.Identity)
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return zero, fmt.Errorf("%w: %w", sfu.ErrMeetingNotFound, err)

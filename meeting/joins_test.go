@@ -2,6 +2,7 @@ package meeting
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ func TestJoinsAdmitValidTokensOnTheMeetingClockAndRefuseTheRestAsTheSFUExpects(t
 			t.Parallel()
 			ctx := context.Background()
 			st := openStore(t, d)
-			j := NewJoins(st)
+			j := NewJoins(st, slog.New(slog.DiscardHandler))
 			m, err := st.CreateMeeting(ctx, "Conseil", "fr")
 			require.NoError(t, err)
 			for _, id := range []string{"tok_alice", "tok_bob1", "tok_bob2"} {

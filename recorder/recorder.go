@@ -101,12 +101,15 @@ type Recorder struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	open     map[string]*Writer // by track id: Recover leaves these alone
-	pending  map[string]pendingOp
-	gen      int
-	retrying bool
-	closed   bool
+	mu   sync.Mutex
+	open map[string]*Writer // by track id: Recover leaves these alone
+	// closedStats sums the Stats of the writers closed so far, so that
+	// Stats counts every packet once closed tracks are forgotten.
+	closedStats Stats
+	pending     map[string]pendingOp
+	gen         int
+	retrying    bool
+	closed      bool
 }
 
 // New returns a Recorder spooling under cfg.SpoolDir.
@@ -295,7 +298,17 @@ func (r *Recorder) Check(ctx context.Context, t Track) error {
 
 func (r *Recorder) forget(id string) {
 	r.mu.Lock()
-	delete(r.open, id)
+	w := r.open[id]
+	r.mu.Unlock()
+	var st Stats
+	if w != nil {
+		st = w.Stats() // outside r.mu: a writer's lock is never taken under it
+	}
+	r.mu.Lock()
+	if r.open[id] == w {
+		delete(r.open, id)
+		r.closedStats.add(st)
+	}
 	r.mu.Unlock()
 }
 

@@ -106,7 +106,7 @@ func (s *SFU) Start(ctx context.Context) error {
 	// own goroutine, which handles its peers' packets (mediaconn.go).
 	conns, err := listenMedia(ctx, s.cfg.UDPAddr, runtime.GOMAXPROCS(0))
 	if err != nil {
-		return fmt.Errorf("sfu: bind media UDP %s (set UDPAddr to a free port): %w", s.cfg.UDPAddr, err)
+		return fmt.Errorf("sfu: bind media UDP %s: %w", s.cfg.UDPAddr, err)
 	}
 	closeConns := func() {
 		for _, c := range conns {

@@ -50,3 +50,27 @@ func (s *SFU) Stats() Stats {
 		PionSRTPSessions: c.pionSRTP.Load(),
 	}
 }
+
+// Occupancy is who is connected now.
+type Occupancy struct {
+	// Meetings with anyone connected or joining.
+	Meetings int
+	// Publishers and Listeners are WHIP and WHEP sessions.
+	Publishers, Listeners int
+}
+
+// Occupancy counts the rooms and sessions now, for metrics: it takes the
+// SFU's lock, so call it at a scrape's pace.
+func (s *SFU) Occupancy() Occupancy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := Occupancy{Meetings: len(s.rooms)}
+	for _, ss := range s.sessions {
+		if ss.kind == kindPublish {
+			o.Publishers++
+		} else {
+			o.Listeners++
+		}
+	}
+	return o
+}

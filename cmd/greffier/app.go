@@ -9,7 +9,11 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"riverqueue.com/riverui"
 
 	"github.com/greffier/greffier/api"
 	"github.com/greffier/greffier/captions"
@@ -47,11 +51,20 @@ type App struct {
 	events        *meeting.EventLog
 	s3            *blob.S3     // nil on disk
 	idle          *idle.Reaper // nil when IdleEndAfter is 0
+	metrics       *metrics
+	checks        []readinessCheck
+	jobsUI        *riverui.Handler
+	// metricsSrv serves /metrics on cfg.MetricsAddr, when set.
+	metricsSrv *http.Server
+	metricsLn  net.Listener
+	// generated names the secrets made at this start (not read back).
+	generated []string
+	stopUI    context.CancelFunc
 }
 
 // NewApp opens the database and storage and builds every part. Start runs them.
 func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
-	a := &App{cfg: cfg, log: logger}
+	a := &App{cfg: cfg, log: logger, metrics: newMetrics()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -59,17 +72,21 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		}
 	}()
 	var err error
-	if a.apiToken, err = secret(cfg.APIToken, cfg.DataDir, "api-token"); err != nil {
-		return nil, err
+	secrets := []struct {
+		configured, file string
+		into             *string
+	}{{cfg.APIToken, "api-token", &a.apiToken}, {cfg.JoinSecret, "join-secret", new(string)},
+		{cfg.WebhookSecret, "webhook-secret", &a.webhookSecret}}
+	for _, s := range secrets {
+		var generated bool
+		if *s.into, generated, err = secret(s.configured, cfg.DataDir, s.file); err != nil {
+			return nil, err
+		}
+		if generated {
+			a.generated = append(a.generated, s.file)
+		}
 	}
-	joinSecret, err := secret(cfg.JoinSecret, cfg.DataDir, "join-secret")
-	if err != nil {
-		return nil, err
-	}
-	if a.signer, err = token.NewSigner([]byte(joinSecret)); err != nil {
-		return nil, err
-	}
-	if a.webhookSecret, err = secret(cfg.WebhookSecret, cfg.DataDir, "webhook-secret"); err != nil {
+	if a.signer, err = token.NewSigner([]byte(*secrets[1].into)); err != nil {
 		return nil, err
 	}
 	if a.store, err = store.Open(ctx, store.Config{PostgresURL: cfg.PostgresURL,
@@ -87,6 +104,8 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open blob storage: %w", err)
 	}
+	a.checks = readiness(cfg, a.store, a.blobs)
+	a.blobs = countedBlobs{Store: a.blobs, errors: a.metrics.storageErrors}
 	openai, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{BaseURL: cfg.TranscribeURL, APIKey: cfg.TranscribeKey,
 		Model: cfg.TranscribeModel, Language: cfg.Language, Path: cfg.TranscribePath, SendWAV: cfg.TranscribeSendWAV, Logger: logger})
 	if err != nil {
@@ -100,16 +119,17 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if err := guard.Validate(); err != nil {
 		return nil, fmt.Errorf("transcription backend: %w", err)
 	}
-	tr := transcribe.NewGuard(openai, guard)
-	deps := jobs.Deps{Store: a.store, Blobs: a.blobs, Transcriber: tr, Logger: logger,
-		TranscriberName: "transcription server " + redactURL(cfg.TranscribeURL)}
+	tr := transcribe.NewGuard(timedTranscriber{openai, a.metrics.backendLatency.WithLabelValues("transcription")}, guard)
+	deps := jobs.Deps{Store: a.store, Blobs: a.blobs, Transcriber: tr, Logger: logger, RiverLogger: demoteInfo(logger),
+		TranscriberName: "transcription server " + redactURL(cfg.TranscribeURL), Announced: a.metrics.announced}
 	if cfg.SummaryURL != "" {
 		sum, err := summarize.New(summarize.Config{BaseURL: cfg.SummaryURL, APIKey: cfg.SummaryKey,
 			Model: cfg.SummaryModel, MaxContextTokens: cfg.SummaryMaxContextTokens, Logger: logger})
 		if err != nil {
 			return nil, fmt.Errorf("summary backend: %w", err)
 		}
-		deps.Summarizer = sum
+		deps.Summarizer = timedSummarizer{sum, a.metrics.backendLatency.WithLabelValues("summary"),
+			a.metrics.backendErrors.WithLabelValues("summary")}
 	}
 	var pyannote *diarize.Pyannote
 	if cfg.DiarizeURL != "" {
@@ -118,7 +138,8 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 			PollInterval: cfg.DiarizePollInterval, Logger: logger}); err != nil {
 			return nil, fmt.Errorf("diarization backend: %w", err)
 		}
-		deps.Voices = pyannote
+		deps.Voices = timedVoices{pyannote, a.metrics.backendLatency.WithLabelValues("diarization"),
+			a.metrics.backendErrors.WithLabelValues("diarization")}
 	}
 	var captioner *captions.Captioner
 	if cfg.CaptionsURL != "" {
@@ -165,7 +186,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		TURN: sfu.TURNConfig{Enabled: cfg.TURN, UDPAddr: cfg.TURNUDPAddr, TCPAddr: cfg.TURNTCPAddr, TLSAddr: cfg.TURNTLSAddr,
 			CertFile: cfg.TURNCertFile, KeyFile: cfg.TURNKeyFile, Realm: cfg.TURNRealm, RelayIP: cfg.TURNRelayIP, Host: cfg.TURNHost,
 			RelayMinPort: cfg.TURNRelayMinPort, RelayMaxPort: cfg.TURNRelayMaxPort, Secret: cfg.TURNSecret}},
-		meeting.NewJoins(a.store), a.signer, meeting.NewTap(a.recorder), logger); err != nil {
+		meeting.NewJoins(a.store, logger), a.signer, meeting.NewTap(a.recorder), logger); err != nil {
 		return nil, err
 	}
 	meetings, err := meeting.New(meeting.Deps{Store: a.store, Pipeline: a.pipeline, Media: a.sfu, Captions: a.captions})
@@ -206,7 +227,26 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if pyannote != nil && cfg.DiarizeWebhookURL != "" {
 		mux.Handle("POST /v1/hooks/diarize", pyannote.WebhookHandler())
 	}
+	a.metrics.reg.MustRegister(&collector{store: a.store, pipeline: a.pipeline, sfu: a.sfu, recorder: a.recorder,
+		guard: tr, guardFor: "transcription", log: logger})
+	// Alive: answers while the process serves HTTP, whatever its
+	// dependencies do (/readyz says that).
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.Handle("GET /readyz", readyHandler(a.checks))
+	metricsHandler := promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})
+	if cfg.MetricsAddr == "" {
+		mux.Handle("GET /metrics", adminOnly(apiSrv.Authenticate, metricsHandler))
+	} else {
+		mm := http.NewServeMux()
+		mm.Handle("GET /metrics", metricsHandler)
+		mm.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+		a.metricsSrv = newHTTPServer(cfg, mm, logger)
+	}
+	if a.jobsUI, err = riverui.NewHandler(&riverui.HandlerOpts{Endpoints: riverui.NewEndpoints(a.pipeline.Client(), nil),
+		Logger: demoteInfo(logger), Prefix: jobsUIPrefix}); err != nil {
+		return nil, fmt.Errorf("jobs dashboard: %w", err)
+	}
+	mux.Handle(jobsUIPrefix+"/", adminOnly(apiSrv.Authenticate, a.jobsUI))
 	a.http = newHTTPServer(cfg, mux, logger)
 	ok = true
 	return a, nil
@@ -232,13 +272,32 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("recover unfinished recordings: %w", err)
 	}
 	if err := a.sfu.Start(ctx); err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("the media port %s is busy (another Greffier?): set a free UDP address with %s: %w",
+				a.cfg.MediaAddr, settingByName("media-addr").Flags(), err)
+		}
 		return err
+	}
+	uiCtx, stopUI := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopUI = stopUI
+	if err := a.jobsUI.Start(uiCtx); err != nil {
+		return fmt.Errorf("jobs dashboard: %w", err)
 	}
 	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", a.cfg.HTTPAddr, err)
+		return fmt.Errorf("listen on %s (%s): %w", a.cfg.HTTPAddr, settingByName("http-addr").Flags(), err)
 	}
 	a.listener = ln
+	if a.metricsSrv != nil {
+		if a.metricsLn, err = net.Listen("tcp", a.cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("listen on %s (%s): %w", a.cfg.MetricsAddr, settingByName("metrics-addr").Flags(), err)
+		}
+		go func() {
+			if err := a.metricsSrv.Serve(a.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("metrics server stopped", "err", err)
+			}
+		}()
+	}
 	if a.idle != nil {
 		// After recovery: a meeting a crash left live is ended if
 		// nobody comes back to it.
@@ -251,8 +310,7 @@ func (a *App) Start(ctx context.Context) error {
 			a.log.Error("http server stopped", "err", err)
 		}
 	}()
-	a.log.Info("greffier serving", "http", "http://"+ln.Addr().String(), "media_udp", a.sfu.UDPAddr().String(), "turn", a.sfu.TURNAddrs(),
-		"database", a.store.Dialect(), "data", a.cfg.DataDir)
+	a.banner(ctx)
 	return nil
 }
 
@@ -270,6 +328,12 @@ func (a *App) Stop(ctx context.Context) error {
 	}
 	if a.listener != nil {
 		errs = append(errs, a.http.Shutdown(ctx))
+	}
+	if a.metricsLn != nil {
+		errs = append(errs, a.metricsSrv.Shutdown(ctx))
+	}
+	if a.stopUI != nil {
+		a.stopUI()
 	}
 	errs = append(errs, a.sfu.Stop(ctx))
 	// Every track is closed: what a full disk or database left unfinished

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"math"
 	"net"
@@ -14,189 +13,203 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/greffier/greffier/internal/usertext"
-	"github.com/greffier/greffier/recorder"
 )
 
-// Config is every setting of `greffier serve`, filled from an optional JSON
-// file, then the environment (GREFFIER_*), then flags, each overriding the
-// one before. Every field's default is in DefaultConfig.
+// Config is every setting of `greffier serve`, and the one table of them:
+// each field's tags give its name, default and help, from which come its
+// flag (--data-dir), its variable (GREFFIER_DATA_DIR), its key in the
+// optional JSON file (data_dir), `serve -h`, `greffier config` and the
+// table in docs/operations.md. Each source overrides the one before:
+// default, file, environment, flags.
+//
+// Adding a setting is one field:
+//
+//	Name Type `setting:"kebab-name" default:"value" help:"what it does"`
+//
+// with secret:"true" for a setting to mask in `greffier config` and to read
+// from a file as well (--name-file, GREFFIER_NAME_FILE), and alias:"old"
+// for a former flag name still accepted. Types: string, bool, int,
+// time.Duration, ByteSize, []string (comma-separated). Checks that span
+// settings go in validate.
 type Config struct {
 	// DataDir holds the SQLite database, local blobs, the spool and the
-	// generated secrets. Default ./greffier-data.
-	DataDir string `json:"data_dir" env:"DATA_DIR" flag:"data" usage:"data directory (database, recordings, spool, secrets)"`
-	// HTTPAddr is the API's listen address. Default 127.0.0.1:8080.
-	HTTPAddr string `json:"http_addr" env:"HTTP_ADDR" flag:"http" usage:"HTTP listen address"`
+	// generated secrets.
+	DataDir string `setting:"data-dir" alias:"data" default:"greffier-data" help:"data directory (database, recordings, spool, secrets)"`
+	// HTTPAddr is the API's listen address.
+	HTTPAddr string `setting:"http-addr" alias:"http" default:"127.0.0.1:8080" help:"HTTP listen address of the API, the join page, /healthz and /readyz"`
 	// PublicURL is the server's address as participants' browsers reach
 	// it (https://greffier.example.org, or with a path prefix), used in
-	// the join links meeting creation returns. Default: http:// and the
+	// the join links meeting creation returns. Empty: http:// and the
 	// HTTP listen address (127.0.0.1 for an unspecified host).
-	PublicURL string `json:"public_url" env:"PUBLIC_URL" flag:"public-url" usage:"public base URL of the join page, for join links (default: from the HTTP address)"`
-	// HTTPReadHeaderTimeout bounds reading a request's headers. Default 10s.
-	HTTPReadHeaderTimeout time.Duration `json:"http_read_header_timeout" env:"HTTP_READ_HEADER_TIMEOUT" flag:"http-read-header-timeout" usage:"how long a client may take to send a request's headers"`
+	PublicURL string `setting:"public-url" default:"" help:"public base URL of the join page, for join links (empty: from the HTTP address)"`
+	// HTTPReadHeaderTimeout bounds reading a request's headers.
+	HTTPReadHeaderTimeout time.Duration `setting:"http-read-header-timeout" default:"10s" help:"how long a client may take to send a request's headers"`
 	// HTTPReadTimeout bounds reading a whole request, body included, so a
-	// client trickling a body cannot hold a connection. Default 30s.
-	HTTPReadTimeout time.Duration `json:"http_read_timeout" env:"HTTP_READ_TIMEOUT" flag:"http-read-timeout" usage:"how long a client may take to send a whole request"`
+	// client trickling a body cannot hold a connection.
+	HTTPReadTimeout time.Duration `setting:"http-read-timeout" default:"30s" help:"how long a client may take to send a whole request"`
 	// HTTPWriteTimeout is how long one write of a response may wait for
 	// the client to take it. It is renewed at every write, so downloads
-	// and caption streams last as long as they progress. Default 60s.
-	HTTPWriteTimeout time.Duration `json:"http_write_timeout" env:"HTTP_WRITE_TIMEOUT" flag:"http-write-timeout" usage:"how long a response may wait for a client that reads nothing"`
+	// and caption streams last as long as they progress.
+	HTTPWriteTimeout time.Duration `setting:"http-write-timeout" default:"1m" help:"how long a response may wait for a client that reads nothing (renewed at every write)"`
 	// HTTPIdleTimeout is how long a kept-alive connection may wait for its
-	// next request. Default 2m.
-	HTTPIdleTimeout time.Duration `json:"http_idle_timeout" env:"HTTP_IDLE_TIMEOUT" flag:"http-idle-timeout" usage:"how long an idle keep-alive connection stays open"`
-	// MediaAddr is the one UDP address for all WebRTC media. Default 127.0.0.1:7882.
-	MediaAddr string `json:"media_addr" env:"MEDIA_ADDR" flag:"media" usage:"UDP address for all WebRTC media"`
+	// next request.
+	HTTPIdleTimeout time.Duration `setting:"http-idle-timeout" default:"2m" help:"how long an idle keep-alive connection stays open"`
+	// MetricsAddr, when set, serves /metrics there without authentication
+	// (for a scraper on a private network); empty serves it on the API
+	// address to the API token only.
+	MetricsAddr string `setting:"metrics-addr" default:"" help:"listen address for an unauthenticated /metrics (empty: /metrics on the API address, for admin keys)"`
+	// MediaAddr is the one UDP address for all WebRTC media.
+	MediaAddr string `setting:"media-addr" alias:"media" default:"127.0.0.1:7882" help:"UDP address for all WebRTC media"`
 	// PublicIPs are announced to peers when Greffier sits behind a 1:1 NAT.
-	PublicIPs []string `json:"public_ips" env:"PUBLIC_IPS" flag:"public-ip" usage:"comma-separated public IPs announced in ICE candidates"`
+	PublicIPs []string `setting:"public-ips" alias:"public-ip" default:"" help:"comma-separated public IPs announced in ICE candidates"`
 	// CORSOrigins are the web origins whose pages may call WHIP, WHEP and
-	// /v1/ice-servers. Default none listed: any origin (join tokens travel
-	// in a header, never a cookie).
-	CORSOrigins []string `json:"cors_origins" env:"CORS_ORIGINS" flag:"cors-origin" usage:"comma-separated origins allowed to call WHIP/WHEP from a page (default: any)"`
-	// ICETCP also accepts ICE over TCP on the media port's number. Default true.
-	ICETCP bool `json:"ice_tcp" env:"ICE_TCP" flag:"ice-tcp" usage:"accept ICE over TCP on the media port's number"`
-	// TURN runs the embedded TURN server. Default false.
-	TURN bool `json:"turn" env:"TURN" flag:"turn" usage:"run the embedded TURN server"`
+	// /v1/ice-servers. None listed: any origin (join tokens travel in a
+	// header, never a cookie).
+	CORSOrigins []string `setting:"cors-origins" alias:"cors-origin" default:"" help:"comma-separated origins allowed to call WHIP/WHEP from a page (empty: any)"`
+	// ICETCP also accepts ICE over TCP on the media port's number.
+	ICETCP bool `setting:"ice-tcp" default:"true" help:"accept ICE over TCP on the media port's number"`
+	// TURN runs the embedded TURN server.
+	TURN bool `setting:"turn" default:"false" help:"run the embedded TURN server"`
 	// TURNUDPAddr and TURNTCPAddr are its listen addresses ("-": off).
-	// Default :3478 for both.
-	TURNUDPAddr string `json:"turn_udp_addr" env:"TURN_UDP_ADDR" flag:"turn-udp" usage:"embedded TURN server's UDP address (-: off)"`
-	TURNTCPAddr string `json:"turn_tcp_addr" env:"TURN_TCP_ADDR" flag:"turn-tcp" usage:"embedded TURN server's TCP address (-: off)"`
+	TURNUDPAddr string `setting:"turn-udp-addr" alias:"turn-udp" default:":3478" help:"embedded TURN server's UDP address (-: off)"`
+	TURNTCPAddr string `setting:"turn-tcp-addr" alias:"turn-tcp" default:":3478" help:"embedded TURN server's TCP address (-: off)"`
 	// TURNTLSAddr, TURNCertFile and TURNKeyFile serve TURN over TLS
-	// (turns:) when both files are set. Default :5349, no files.
-	TURNTLSAddr  string `json:"turn_tls_addr" env:"TURN_TLS_ADDR" flag:"turn-tls" usage:"embedded TURN server's TLS address (needs turn-cert and turn-key)"`
-	TURNCertFile string `json:"turn_cert_file" env:"TURN_CERT_FILE" flag:"turn-cert" usage:"PEM certificate for TURN over TLS"`
-	TURNKeyFile  string `json:"turn_key_file" env:"TURN_KEY_FILE" flag:"turn-key" usage:"PEM key for TURN over TLS"`
-	// TURNRealm is its realm. Default greffier.
-	TURNRealm string `json:"turn_realm" env:"TURN_REALM" flag:"turn-realm" usage:"embedded TURN server's realm"`
-	// TURNRelayIP is the address relays are given out as. Default: the
+	// (turns:) when both files are set.
+	TURNTLSAddr  string `setting:"turn-tls-addr" alias:"turn-tls" default:":5349" help:"embedded TURN server's TLS address (needs turn-cert-file and turn-key-file)"`
+	TURNCertFile string `setting:"turn-cert-file" alias:"turn-cert" default:"" help:"PEM certificate for TURN over TLS"`
+	TURNKeyFile  string `setting:"turn-key-file" alias:"turn-key" default:"" help:"PEM key for TURN over TLS"`
+	// TURNRealm is its realm.
+	TURNRealm string `setting:"turn-realm" default:"greffier" help:"embedded TURN server's realm"`
+	// TURNRelayIP is the address relays are given out as. Empty: the
 	// first public IP, else the media address's IP, else this host's first.
-	TURNRelayIP string `json:"turn_relay_ip" env:"TURN_RELAY_IP" flag:"turn-relay-ip" usage:"address TURN relays are given out as"`
+	TURNRelayIP string `setting:"turn-relay-ip" default:"" help:"address TURN relays are given out as (empty: a public IP, else the media address's)"`
 	// TURNHost is the name or address in the turn: URLs given to clients.
-	// Default TURNRelayIP.
-	TURNHost string `json:"turn_host" env:"TURN_HOST" flag:"turn-host" usage:"host name or IP in the turn: URLs given to clients"`
+	TURNHost string `setting:"turn-host" default:"" help:"host name or IP in the turn: URLs given to clients (empty: turn-relay-ip)"`
 	// TURNRelayMinPort and TURNRelayMaxPort bound the relays' UDP ports.
-	// Default 0: any.
-	TURNRelayMinPort int `json:"turn_relay_min_port" env:"TURN_RELAY_MIN_PORT" flag:"turn-relay-min-port" usage:"lowest UDP port for TURN relays (0: any)"`
-	TURNRelayMaxPort int `json:"turn_relay_max_port" env:"TURN_RELAY_MAX_PORT" flag:"turn-relay-max-port" usage:"highest UDP port for TURN relays (0: any)"`
-	// TURNSecret signs TURN credentials. Default: random at each start.
-	TURNSecret string `json:"turn_secret" env:"TURN_SECRET" flag:"turn-secret" usage:"secret signing TURN credentials (default: random per start)"`
+	TURNRelayMinPort int `setting:"turn-relay-min-port" default:"0" help:"lowest UDP port for TURN relays (0: any)"`
+	TURNRelayMaxPort int `setting:"turn-relay-max-port" default:"0" help:"highest UDP port for TURN relays (0: any)"`
+	// TURNSecret signs TURN credentials. Empty: random at each start.
+	TURNSecret string `setting:"turn-secret" secret:"true" default:"" help:"secret signing TURN credentials (empty: random per start)"`
 	// ICEServers are external stun:/turn:/turns: URLs given to clients.
-	// Default none.
-	ICEServers []string `json:"ice_servers" env:"ICE_SERVERS" flag:"ice-server" usage:"comma-separated external stun:, turn:, turns: URLs given to clients"`
+	ICEServers []string `setting:"ice-servers" alias:"ice-server" default:"" help:"comma-separated external stun:, turn:, turns: URLs given to clients"`
 	// ICEServerSecret is the external TURN servers' shared secret (TURN
-	// REST API, coturn's static-auth-secret). Default none.
-	ICEServerSecret string `json:"ice_server_secret" env:"ICE_SERVER_SECRET" flag:"ice-server-secret" usage:"shared secret of the external TURN servers (TURN REST API)"`
+	// REST API, coturn's static-auth-secret).
+	ICEServerSecret string `setting:"ice-server-secret" secret:"true" default:"" help:"shared secret of the external TURN servers (TURN REST API)"`
 	// PostgresURL switches the database from SQLite to Postgres.
-	PostgresURL string `json:"postgres_url" env:"POSTGRES_URL" flag:"postgres" usage:"Postgres URL (default: SQLite in the data directory)"`
+	PostgresURL string `setting:"postgres-url" alias:"postgres" secret:"true" default:"" help:"Postgres URL (empty: SQLite in the data directory)"`
 	// S3* switch recordings from the local disk to S3.
-	S3Endpoint  string `json:"s3_endpoint" env:"S3_ENDPOINT" flag:"s3-endpoint" usage:"S3 endpoint host:port (default: blobs on local disk)"`
-	S3Bucket    string `json:"s3_bucket" env:"S3_BUCKET" flag:"s3-bucket" usage:"S3 bucket"`
-	S3AccessKey string `json:"s3_access_key" env:"S3_ACCESS_KEY" flag:"s3-access-key" usage:"S3 access key"`
-	S3SecretKey string `json:"s3_secret_key" env:"S3_SECRET_KEY" flag:"s3-secret-key" usage:"S3 secret key"`
-	S3Region    string `json:"s3_region" env:"S3_REGION" flag:"s3-region" usage:"S3 region"`
-	S3UseSSL    bool   `json:"s3_use_ssl" env:"S3_USE_SSL" flag:"s3-ssl" usage:"use https for S3"`
+	S3Endpoint  string `setting:"s3-endpoint" default:"" help:"S3 endpoint host:port (empty: blobs on local disk)"`
+	S3Bucket    string `setting:"s3-bucket" default:"" help:"S3 bucket"`
+	S3AccessKey string `setting:"s3-access-key" default:"" help:"S3 access key"`
+	S3SecretKey string `setting:"s3-secret-key" secret:"true" default:"" help:"S3 secret key"`
+	S3Region    string `setting:"s3-region" default:"" help:"S3 region"`
+	S3UseSSL    bool   `setting:"s3-use-ssl" alias:"s3-ssl" default:"false" help:"use https for S3"`
 	// APIToken authenticates API callers. Empty: generated once into
 	// <data>/api-token.
-	APIToken string `json:"api_token" env:"API_TOKEN" flag:"api-token" usage:"API bearer token (default: generated into <data>/api-token)"`
+	APIToken string `setting:"api-token" secret:"true" default:"" help:"API bearer token (empty: generated into <data-dir>/api-token)"`
 	// JoinSecret signs join tokens. Empty: generated once into <data>/join-secret.
-	JoinSecret string `json:"join_secret" env:"JOIN_SECRET" flag:"join-secret" usage:"secret signing join tokens, 32+ bytes (default: generated)"`
+	JoinSecret string `setting:"join-secret" secret:"true" default:"" help:"secret signing join tokens, 32+ characters (empty: generated into <data-dir>/join-secret)"`
 	// WebhookSecret signs webhook deliveries. Empty: generated once into
 	// <data>/webhook-secret.
-	WebhookSecret string `json:"webhook_secret" env:"WEBHOOK_SECRET" flag:"webhook-secret" usage:"secret signing webhooks (default: generated into <data>/webhook-secret)"`
+	WebhookSecret string `setting:"webhook-secret" secret:"true" default:"" help:"secret signing webhooks (empty: generated into <data-dir>/webhook-secret)"`
 	// WebhookAllowPrivate lets webhooks reach private, loopback,
 	// link-local and other internal addresses. Default false: a webhook
 	// URL is chosen by whoever holds the API token, and must not make the
 	// server call what only it can reach (cloud metadata, admin ports).
-	WebhookAllowPrivate bool `json:"webhook_allow_private" env:"WEBHOOK_ALLOW_PRIVATE" flag:"webhook-allow-private" usage:"let webhooks reach private, loopback and link-local addresses"`
+	WebhookAllowPrivate bool `setting:"webhook-allow-private" default:"false" help:"let webhooks reach private, loopback and link-local addresses"`
 	// IdleEndAfter ends a live meeting once nobody has been connected to
 	// it for this long, as POST /end would (recordings stored, minutes
-	// made); 0 never ends one by itself. Default 5m.
-	IdleEndAfter time.Duration `json:"idle_end_after" env:"IDLE_END_AFTER" flag:"idle-end-after" usage:"end a live meeting nobody is connected to after this long (0: never)"`
-	// Transcription backend (OpenAI-compatible). Default http://127.0.0.1:8000/v1.
-	TranscribeURL   string `json:"transcribe_url" env:"TRANSCRIBE_URL" flag:"transcribe-url" usage:"OpenAI-compatible transcription base URL"`
-	TranscribeKey   string `json:"transcribe_key" env:"TRANSCRIBE_KEY" flag:"transcribe-key" usage:"transcription API key"`
-	TranscribeModel string `json:"transcribe_model" env:"TRANSCRIBE_MODEL" flag:"transcribe-model" usage:"transcription model"`
-	TranscribePath  string `json:"transcribe_path" env:"TRANSCRIBE_PATH" flag:"transcribe-path" usage:"transcription path (whisper.cpp: /inference)"`
+	// made); 0 never ends one by itself.
+	IdleEndAfter time.Duration `setting:"idle-end-after" default:"5m" help:"end a live meeting nobody is connected to after this long (0: never)"`
+	// Transcription backend (OpenAI-compatible).
+	TranscribeURL   string `setting:"transcribe-url" default:"http://127.0.0.1:8000/v1" help:"OpenAI-compatible transcription base URL"`
+	TranscribeKey   string `setting:"transcribe-key" secret:"true" default:"" help:"transcription API key"`
+	TranscribeModel string `setting:"transcribe-model" default:"whisper-1" help:"transcription model"`
+	TranscribePath  string `setting:"transcribe-path" default:"" help:"transcription path (empty: /audio/transcriptions; whisper.cpp: /inference)"`
 	// TranscribeSendWAV sends speech as 16 kHz WAV, decoded here, to a
 	// server that cannot read Ogg Opus (whisper.cpp's /inference path
 	// implies it); by default speech goes as Ogg Opus, undecoded.
-	TranscribeSendWAV bool `json:"transcribe_send_wav" env:"TRANSCRIBE_SEND_WAV" flag:"transcribe-send-wav" usage:"send speech as WAV, for servers that read no Ogg Opus"`
+	TranscribeSendWAV bool `setting:"transcribe-send-wav" default:"false" help:"send speech as WAV, for servers that read no Ogg Opus"`
 	// TranscribeAttempts is no longer used and kept so that existing
 	// configuration still loads: a segment's job calls the backend once
 	// per attempt, so JobMaxAttempts bounds the calls for one segment.
 	//
 	// Deprecated: set JobMaxAttempts.
-	TranscribeAttempts int `json:"transcribe_attempts" env:"TRANSCRIBE_ATTEMPTS" flag:"transcribe-attempts" usage:"ignored: a segment's backend calls are its job's attempts (job-max-attempts)"`
+	TranscribeAttempts int `setting:"transcribe-attempts" default:"0" help:"ignored: a segment's backend calls are its job's attempts (job-max-attempts)"`
 	// TranscribeBreakerCoolDown is how long a backend that failed
-	// repeatedly is left alone before one probe. Default 30s.
-	TranscribeBreakerCoolDown time.Duration `json:"transcribe_breaker_cool_down" env:"TRANSCRIBE_BREAKER_COOL_DOWN" flag:"transcribe-breaker-cool-down" usage:"pause before probing a failing backend again"`
+	// repeatedly is left alone before one probe.
+	TranscribeBreakerCoolDown time.Duration `setting:"transcribe-breaker-cool-down" default:"30s" help:"pause before probing a failing backend again"`
 	// JobSnoozeBudget is how long a segment waits for a down backend before
-	// it is marked failed. Default 1h.
-	JobSnoozeBudget time.Duration `json:"job_snooze_budget" env:"JOB_SNOOZE_BUDGET" flag:"job-snooze-budget" usage:"how long segments wait for a down backend"`
+	// it is marked failed.
+	JobSnoozeBudget time.Duration `setting:"job-snooze-budget" default:"1h" help:"how long segments wait for a down backend"`
 	// DiarizeURL is a pyannote-style diarization server, to tell apart the
 	// voices of participants who share a microphone. Empty: none.
-	DiarizeURL string `json:"diarize_url" env:"DIARIZE_URL" flag:"diarize-url" usage:"pyannote-style diarization server (default: none)"`
-	DiarizeKey string `json:"diarize_key" env:"DIARIZE_KEY" flag:"diarize-key" usage:"diarization API key"`
+	DiarizeURL string `setting:"diarize-url" default:"" help:"pyannote-style diarization server (empty: none)"`
+	DiarizeKey string `setting:"diarize-key" secret:"true" default:"" help:"diarization API key"`
 	// DiarizeWebhookURL is this server's public URL of /v1/hooks/diarize,
 	// with DiarizeWebhookSecret; without it Greffier polls for results.
-	DiarizeWebhookURL    string        `json:"diarize_webhook_url" env:"DIARIZE_WEBHOOK_URL" flag:"diarize-webhook-url" usage:"public URL of /v1/hooks/diarize (default: poll)"`
-	DiarizeWebhookSecret string        `json:"diarize_webhook_secret" env:"DIARIZE_WEBHOOK_SECRET" flag:"diarize-webhook-secret" usage:"secret signing diarization webhooks"`
-	DiarizePollInterval  time.Duration `json:"diarize_poll_interval" env:"DIARIZE_POLL_INTERVAL" flag:"diarize-poll-interval" usage:"how often to poll a diarization job (default 5s)"`
+	DiarizeWebhookURL    string        `setting:"diarize-webhook-url" default:"" help:"public URL of /v1/hooks/diarize (empty: poll)"`
+	DiarizeWebhookSecret string        `setting:"diarize-webhook-secret" secret:"true" default:"" help:"secret signing diarization webhooks"`
+	DiarizePollInterval  time.Duration `setting:"diarize-poll-interval" default:"5s" help:"how often to poll a diarization job"`
 	// CaptionsURL is a Kyutai-style streaming speech server
 	// (ws://host:port/api/asr-streaming) for live captions. Empty: none.
-	CaptionsURL string `json:"captions_url" env:"CAPTIONS_URL" flag:"captions-url" usage:"streaming speech server for live captions (default: no captions)"`
-	CaptionsKey string `json:"captions_key" env:"CAPTIONS_KEY" flag:"captions-key" usage:"streaming speech server API key"`
-	// TranscribeConcurrency is how many segments are sent at once. Default 4.
-	TranscribeConcurrency int `json:"transcribe_concurrency" env:"TRANSCRIBE_CONCURRENCY" flag:"transcribe-concurrency" usage:"segments transcribed at once"`
+	CaptionsURL string `setting:"captions-url" default:"" help:"Kyutai-style streaming speech server for live captions (empty: no captions)"`
+	CaptionsKey string `setting:"captions-key" secret:"true" default:"" help:"streaming speech server API key"`
+	// TranscribeConcurrency is how many segments are sent at once.
+	TranscribeConcurrency int `setting:"transcribe-concurrency" default:"4" help:"segments transcribed at once"`
 	// Summary backend (OpenAI-compatible chat completions). Empty URL: the
 	// minutes are the transcript alone.
-	SummaryURL              string `json:"summary_url" env:"SUMMARY_URL" flag:"summary-url" usage:"OpenAI-compatible chat base URL for summaries (default: no summary)"`
-	SummaryKey              string `json:"summary_key" env:"SUMMARY_KEY" flag:"summary-key" usage:"chat API key"`
-	SummaryModel            string `json:"summary_model" env:"SUMMARY_MODEL" flag:"summary-model" usage:"chat model for summaries"`
-	SummaryMaxContextTokens int    `json:"summary_max_context_tokens" env:"SUMMARY_MAX_CONTEXT_TOKENS" flag:"summary-max-context-tokens" usage:"the chat model's context window, in tokens"`
+	SummaryURL              string `setting:"summary-url" default:"" help:"OpenAI-compatible chat base URL for summaries (empty: no summary)"`
+	SummaryKey              string `setting:"summary-key" secret:"true" default:"" help:"chat API key"`
+	SummaryModel            string `setting:"summary-model" default:"" help:"chat model for summaries"`
+	SummaryMaxContextTokens int    `setting:"summary-max-context-tokens" default:"0" help:"the chat model's context window, in tokens (0: 8192)"`
 	// Language is the default spoken language hint ("" = let the backend detect).
-	Language string `json:"language" env:"LANGUAGE" flag:"language" usage:"default spoken language (ISO 639-1), empty to detect"`
+	Language string `setting:"language" default:"" help:"default spoken language (ISO 639-1, e.g. fr), empty to detect"`
 	// JobPollInterval, when set, makes the pipeline poll for work this
 	// often instead of River's default (SQLite has no notifications).
-	JobPollInterval time.Duration `json:"job_poll_interval" env:"JOB_POLL_INTERVAL" flag:"job-poll-interval" usage:"how often the pipeline polls for jobs (default: River's)"`
+	JobPollInterval time.Duration `setting:"job-poll-interval" default:"0" help:"how often the pipeline polls for jobs (0: River's default)"`
 	// JobMaxAttempts is how often a pipeline stage is tried before its
-	// unit is recorded as failed. Default 8.
-	JobMaxAttempts int `json:"job_max_attempts" env:"JOB_MAX_ATTEMPTS" flag:"job-max-attempts" usage:"attempts per pipeline stage before it is marked failed"`
+	// unit is recorded as failed.
+	JobMaxAttempts int `setting:"job-max-attempts" default:"8" help:"attempts per pipeline stage before it is marked failed"`
 	// JobRetryBase is the first wait before a retry; it doubles, jittered,
-	// up to five minutes. Default 2s.
-	JobRetryBase time.Duration `json:"job_retry_base" env:"JOB_RETRY_BASE" flag:"job-retry-base" usage:"first wait before a pipeline stage is retried"`
+	// up to five minutes.
+	JobRetryBase time.Duration `setting:"job-retry-base" default:"2s" help:"first wait before a pipeline stage is retried"`
 	// SpoolMinFree is the free space the spool's disk must have for a
 	// publisher to be accepted and recorded (below it WHIP answers 507 and
-	// the participant is listed as not recorded). Bytes, or with a unit:
-	// 512MiB, 2GiB. 0 disables the check. Default 256MiB.
-	SpoolMinFree ByteSize `json:"spool_min_free" env:"SPOOL_MIN_FREE" flag:"spool-min-free" usage:"free space the spool disk needs to record a publisher, e.g. 256MiB (0: no check)"`
+	// the participant is listed as not recorded). 0 disables the check.
+	SpoolMinFree ByteSize `setting:"spool-min-free" default:"256MiB" help:"free space the spool disk needs to record a publisher (0: no check)"`
 	// MaxConcealedLoss is the longest stretch of a speaker's audio lost in
 	// the network that the decoder may conceal; a longer one is stated in
-	// the minutes as missing. Default 200ms.
-	MaxConcealedLoss time.Duration `json:"max_concealed_loss" env:"MAX_CONCEALED_LOSS" flag:"max-concealed-loss" usage:"longest network loss concealed rather than stated missing in the minutes"`
+	// the minutes as missing.
+	MaxConcealedLoss time.Duration `setting:"max-concealed-loss" default:"200ms" help:"longest network loss concealed rather than stated missing in the minutes"`
 	// RetainRecordings is how long after a meeting ended its recordings
 	// (tracks, cut speech, archives, mix, speakers' files) are kept,
-	// unless the meeting sets its own; 0 keeps them forever. Default 0.
-	RetainRecordings time.Duration `json:"retain_recordings" env:"RETAIN_RECORDINGS" flag:"retain-recordings" usage:"keep recordings this long after a meeting ended, e.g. 2160h (0: forever)"`
-	// RetainTranscripts is the same for transcripts and minutes. Default 0.
-	RetainTranscripts time.Duration `json:"retain_transcripts" env:"RETAIN_TRANSCRIPTS" flag:"retain-transcripts" usage:"keep transcripts and minutes this long after a meeting ended (0: forever)"`
+	// unless the meeting sets its own; 0 keeps them forever.
+	RetainRecordings time.Duration `setting:"retain-recordings" default:"0" help:"keep recordings this long after a meeting ended, e.g. 2160h (0: forever)"`
+	// RetainTranscripts is the same for transcripts and minutes.
+	RetainTranscripts time.Duration `setting:"retain-transcripts" default:"0" help:"keep transcripts and minutes this long after a meeting ended (0: forever)"`
 	// RetentionSweepInterval is how often expired data is looked for and
-	// deleted. Default 1h.
-	RetentionSweepInterval time.Duration `json:"retention_sweep_interval" env:"RETENTION_SWEEP_INTERVAL" flag:"retention-sweep-interval" usage:"how often data past its retention is deleted"`
-	// ImportMaxSize bounds one imported recording's upload (bytes, or
-	// with a unit: 2GiB). Uploads wait in <data>/imports. Default 2GiB.
-	ImportMaxSize ByteSize `json:"import_max_size" env:"IMPORT_MAX_SIZE" flag:"import-max-size" usage:"largest recording an import may upload, e.g. 2GiB"`
+	// deleted.
+	RetentionSweepInterval time.Duration `setting:"retention-sweep-interval" default:"1h" help:"how often data past its retention is deleted"`
+	// ImportMaxSize bounds one imported recording's upload. Uploads wait
+	// in <data>/imports.
+	ImportMaxSize ByteSize `setting:"import-max-size" default:"2GiB" help:"largest recording an import may upload, e.g. 2GiB"`
 	// ImportOpusEnc is the path of opus-tools' opusenc, which encodes
-	// imported WAV and FLAC files to Opus. Empty (the default): WAV and
-	// FLAC imports are refused.
-	ImportOpusEnc string `json:"import_opusenc" env:"IMPORT_OPUSENC" flag:"import-opusenc" usage:"opusenc (opus-tools) to encode imported WAV and FLAC (default: they are refused)"`
-	// LogLevel is debug, info, warn or error. Default info.
-	LogLevel string `json:"log_level" env:"LOG_LEVEL" flag:"log-level" usage:"debug, info, warn or error"`
-	// ShutdownTimeout bounds a graceful stop. Default 30s.
-	ShutdownTimeout time.Duration `json:"shutdown_timeout" env:"SHUTDOWN_TIMEOUT" flag:"shutdown-timeout" usage:"how long a graceful stop may take"`
+	// imported WAV and FLAC files to Opus. Empty: WAV and FLAC imports are
+	// refused.
+	ImportOpusEnc string `setting:"import-opusenc" default:"" help:"opusenc (opus-tools) to encode imported WAV and FLAC (empty: they are refused)"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `setting:"log-level" default:"info" help:"debug, info, warn or error"`
+	// LogFormat is text (logfmt) or json.
+	LogFormat string `setting:"log-format" default:"text" help:"text or json"`
+	// ShutdownTimeout bounds a graceful stop.
+	ShutdownTimeout time.Duration `setting:"shutdown-timeout" default:"30s" help:"how long a graceful stop may take"`
 }
 
 // publicURL is PublicURL, or the address derived from the HTTP listen
@@ -220,32 +233,17 @@ func (c Config) publicURL() string {
 // network change or a server restart.
 const DefaultIdleEndAfter = 5 * time.Minute
 
-// DefaultConfig is what zero configuration means.
+// DefaultConfig is what zero configuration means: every setting's default
+// tag.
 func DefaultConfig() Config {
-	return Config{
-		DataDir:                   "greffier-data",
-		HTTPAddr:                  "127.0.0.1:8080",
-		MediaAddr:                 "127.0.0.1:7882",
-		ICETCP:                    true,
-		HTTPReadHeaderTimeout:     10 * time.Second,
-		HTTPReadTimeout:           30 * time.Second,
-		HTTPWriteTimeout:          time.Minute,
-		HTTPIdleTimeout:           2 * time.Minute,
-		TranscribeURL:             "http://127.0.0.1:8000/v1",
-		TranscribeModel:           "whisper-1",
-		TranscribeConcurrency:     4,
-		JobMaxAttempts:            8,
-		JobSnoozeBudget:           time.Hour,
-		TranscribeBreakerCoolDown: 30 * time.Second,
-		JobRetryBase:              2 * time.Second,
-		LogLevel:                  "info",
-		ShutdownTimeout:           30 * time.Second,
-		IdleEndAfter:              DefaultIdleEndAfter,
-		SpoolMinFree:              recorder.DefaultMinFreeBytes,
-		MaxConcealedLoss:          recorder.DefaultMaxConcealedLoss,
-		RetentionSweepInterval:    time.Hour,
-		ImportMaxSize:             2 << 30,
+	var cfg Config
+	v := reflect.ValueOf(&cfg).Elem()
+	for _, s := range settings() {
+		if err := setField(v.Field(s.index), s.Default); err != nil {
+			panic(fmt.Sprintf("setting %s: bad default %q: %v", s.Name, s.Default, err)) // a programming error, caught by every test
+		}
 	}
+	return cfg
 }
 
 // ByteSize is a size setting: a whole number of bytes, or one with a unit
@@ -298,63 +296,6 @@ func (b *ByteSize) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// LoadConfig reads the file named by --config or GREFFIER_CONFIG, then the
-// environment, then the flags in args.
-func LoadConfig(args []string, getenv func(string) string) (Config, error) {
-	cfg := DefaultConfig()
-	fs := flag.NewFlagSet("greffier serve", flag.ContinueOnError)
-	configFile := fs.String("config", getenv("GREFFIER_CONFIG"), "JSON configuration file (env GREFFIER_CONFIG)")
-	flagValues := map[string]*string{}
-	v := reflect.ValueOf(&cfg).Elem()
-	for i := range v.NumField() {
-		f := v.Type().Field(i)
-		name := f.Tag.Get("flag")
-		flagValues[name] = fs.String(name, "", f.Tag.Get("usage")+" (env GREFFIER_"+f.Tag.Get("env")+")")
-	}
-	if err := fs.Parse(args); err != nil {
-		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
-	if *configFile != "" {
-		b, err := os.ReadFile(*configFile)
-		if err != nil {
-			return cfg, fmt.Errorf("read config file: %w", err)
-		}
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
-			return cfg, fmt.Errorf("config file %s: %w", *configFile, err)
-		}
-	}
-	for i := range v.NumField() {
-		f := v.Type().Field(i)
-		if s := getenv("GREFFIER_" + f.Tag.Get("env")); s != "" {
-			if err := setField(v.Field(i), s); err != nil {
-				return cfg, fmt.Errorf("GREFFIER_%s: %w", f.Tag.Get("env"), err)
-			}
-		}
-	}
-	var ferr error
-	fs.Visit(func(fl *flag.Flag) {
-		if fl.Name == "config" {
-			return
-		}
-		for i := range v.NumField() {
-			if v.Type().Field(i).Tag.Get("flag") == fl.Name {
-				if err := setField(v.Field(i), *flagValues[fl.Name]); err != nil && ferr == nil {
-					ferr = fmt.Errorf("--%s: %w", fl.Name, err)
-				}
-			}
-		}
-	})
-	if ferr != nil {
-		return cfg, ferr
-	}
-	return cfg, cfg.validate()
-}
-
 func setField(f reflect.Value, s string) error {
 	switch f.Interface().(type) {
 	case string:
@@ -399,10 +340,11 @@ func setField(f reflect.Value, s string) error {
 
 func (c Config) validate() error {
 	var errs []error
+	bad := func(name, format string, args ...any) { errs = append(errs, badSetting(name, format, args...)) }
 	if c.DataDir == "" {
-		errs = append(errs, errors.New("data directory is empty: set --data or GREFFIER_DATA_DIR"))
+		bad("data-dir", "the data directory is empty: set one, such as ./greffier-data")
 	}
-	s3 := []string{c.S3Endpoint, c.S3Bucket, c.S3AccessKey, c.S3SecretKey}
+	s3 := map[string]string{"s3-endpoint": c.S3Endpoint, "s3-bucket": c.S3Bucket, "s3-access-key": c.S3AccessKey, "s3-secret-key": c.S3SecretKey}
 	set := 0
 	for _, v := range s3 {
 		if v != "" {
@@ -410,82 +352,114 @@ func (c Config) validate() error {
 		}
 	}
 	if set != 0 && set != len(s3) {
-		errs = append(errs, errors.New("S3 needs all of GREFFIER_S3_ENDPOINT, GREFFIER_S3_BUCKET, GREFFIER_S3_ACCESS_KEY and GREFFIER_S3_SECRET_KEY"))
+		for _, name := range []string{"s3-endpoint", "s3-bucket", "s3-access-key", "s3-secret-key"} {
+			if s3[name] == "" {
+				bad(name, "S3 needs an endpoint, a bucket, an access key and a secret key; this one is missing")
+			}
+		}
 	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
 			u.RawQuery != "" || u.Fragment != "" {
-			errs = append(errs, fmt.Errorf("GREFFIER_PUBLIC_URL %q must be an absolute http(s) URL without query or fragment, such as https://greffier.example.org", c.PublicURL))
+			bad("public-url", "%q must be an absolute http(s) URL without query or fragment, such as https://greffier.example.org", c.PublicURL)
 		}
 	}
 	if c.JoinSecret != "" && len(c.JoinSecret) < 32 {
-		errs = append(errs, errors.New("GREFFIER_JOIN_SECRET must be at least 32 characters"))
+		bad("join-secret", "must be at least 32 characters (or empty, to have one generated)")
 	}
 	if c.TranscribeConcurrency < 1 {
-		errs = append(errs, errors.New("GREFFIER_TRANSCRIBE_CONCURRENCY must be at least 1"))
+		bad("transcribe-concurrency", "must be at least 1")
 	}
-	if c.JobMaxAttempts < 1 || c.JobRetryBase <= 0 {
-		errs = append(errs, errors.New("GREFFIER_JOB_MAX_ATTEMPTS must be at least 1 and GREFFIER_JOB_RETRY_BASE positive"))
+	if c.JobMaxAttempts < 1 {
+		bad("job-max-attempts", "must be at least 1")
 	}
-	if c.HTTPReadHeaderTimeout <= 0 || c.HTTPReadTimeout <= 0 || c.HTTPWriteTimeout <= 0 || c.HTTPIdleTimeout <= 0 {
-		errs = append(errs, errors.New("GREFFIER_HTTP_READ_HEADER_TIMEOUT, GREFFIER_HTTP_READ_TIMEOUT, GREFFIER_HTTP_WRITE_TIMEOUT and GREFFIER_HTTP_IDLE_TIMEOUT must be positive durations: an unbounded one lets slow clients hold connections"))
+	if c.JobRetryBase <= 0 {
+		bad("job-retry-base", "must be a positive duration such as 2s")
+	}
+	for name, d := range map[string]time.Duration{"http-read-header-timeout": c.HTTPReadHeaderTimeout,
+		"http-read-timeout": c.HTTPReadTimeout, "http-write-timeout": c.HTTPWriteTimeout, "http-idle-timeout": c.HTTPIdleTimeout} {
+		if d <= 0 {
+			bad(name, "must be a positive duration: an unbounded one lets slow clients hold connections")
+		}
 	}
 	if !usertext.ValidLanguage(c.Language) {
-		errs = append(errs, fmt.Errorf("GREFFIER_LANGUAGE %q is not a language tag: use one such as fr, en or fr-FR, or leave it empty to detect", c.Language))
+		bad("language", "%q is not a language tag: use one such as fr, en or fr-FR, or leave it empty to detect", c.Language)
 	}
 	if c.IdleEndAfter < 0 {
-		errs = append(errs, errors.New("GREFFIER_IDLE_END_AFTER must be a positive duration such as 5m, or 0 to never end meetings by themselves"))
+		bad("idle-end-after", "must be a positive duration such as 5m, or 0 to never end meetings by themselves")
 	}
 	if c.MaxConcealedLoss <= 0 {
-		errs = append(errs, errors.New("GREFFIER_MAX_CONCEALED_LOSS must be a positive duration such as 200ms"))
+		bad("max-concealed-loss", "must be a positive duration such as 200ms")
 	}
 	if c.SpoolMinFree < 0 {
-		errs = append(errs, errors.New("GREFFIER_SPOOL_MIN_FREE must not be negative: set a size such as 256MiB, or 0 for no check"))
+		bad("spool-min-free", "must not be negative: set a size such as 256MiB, or 0 for no check")
 	}
-	if c.RetainRecordings < 0 || c.RetainTranscripts < 0 {
-		errs = append(errs, errors.New("GREFFIER_RETAIN_RECORDINGS and GREFFIER_RETAIN_TRANSCRIPTS must be durations such as 2160h, or 0 to keep forever"))
+	for name, raw := range map[string]string{"transcribe-url": c.TranscribeURL, "summary-url": c.SummaryURL,
+		"diarize-url": c.DiarizeURL, "captions-url": c.CaptionsURL, "diarize-webhook-url": c.DiarizeWebhookURL} {
+		if raw == "" {
+			continue
+		}
+		if u, err := url.Parse(raw); err != nil || u.Host == "" || u.Scheme == "" {
+			bad(name, "%q is not an absolute URL such as http://127.0.0.1:8000/v1", redactURL(raw))
+		}
+	}
+	if c.RetainRecordings < 0 {
+		bad("retain-recordings", "must be a duration such as 2160h, or 0 to keep forever")
+	}
+	if c.RetainTranscripts < 0 {
+		bad("retain-transcripts", "must be a duration such as 2160h, or 0 to keep forever")
 	}
 	if c.ImportOpusEnc != "" {
 		if _, err := exec.LookPath(c.ImportOpusEnc); err != nil {
-			errs = append(errs, fmt.Errorf("GREFFIER_IMPORT_OPUSENC %q: %w: install opus-tools or leave it empty to refuse WAV and FLAC imports", c.ImportOpusEnc, err))
+			bad("import-opusenc", "%q: %v: install opus-tools or leave it empty to refuse WAV and FLAC imports", c.ImportOpusEnc, err)
 		}
 	}
 	if c.ImportMaxSize <= 0 {
-		errs = append(errs, errors.New("GREFFIER_IMPORT_MAX_SIZE must be a positive size such as 2GiB"))
+		bad("import-max-size", "must be a positive size such as 2GiB")
 	}
 	if c.RetentionSweepInterval <= 0 {
-		errs = append(errs, errors.New("GREFFIER_RETENTION_SWEEP_INTERVAL must be a positive duration such as 1h"))
+		bad("retention-sweep-interval", "must be a positive duration such as 1h")
+	}
+	if c.TURNRelayMinPort < 0 || c.TURNRelayMaxPort > 65535 || c.TURNRelayMinPort > c.TURNRelayMaxPort && c.TURNRelayMaxPort != 0 {
+		bad("turn-relay-min-port", "and turn-relay-max-port must bound a range of UDP ports (0: any)")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		errs = append(errs, fmt.Errorf("log level %q: use debug, info, warn or error", c.LogLevel))
+		bad("log-level", "%q: use debug, info, warn or error", c.LogLevel)
 	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("log-format", "%q: use text or json", c.LogFormat)
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errors.Join(errs...)
 }
 
 // secret returns the configured value, or the one generated into
-// <data>/<name> on first start (created 0600), so a restart keeps tokens valid.
-func secret(configured, dataDir, name string) (string, error) {
+// <data>/<name> on first start (created 0600), so a restart keeps tokens
+// valid. generated says it was made now.
+func secret(configured, dataDir, name string) (value string, generated bool, err error) {
 	if configured != "" {
-		return configured, nil
+		return configured, false, nil
 	}
 	path := filepath.Join(dataDir, name)
 	if b, err := os.ReadFile(path); err == nil {
 		if s := strings.TrimSpace(string(b)); s != "" {
-			return s, nil
+			return s, false, nil
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("read %s: %w", path, err)
+		return "", false, fmt.Errorf("read %s: %w", path, err)
 	}
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	s := hex.EncodeToString(b[:])
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
-		return "", fmt.Errorf("create data directory: %w", err)
+		return "", false, fmt.Errorf("create data directory: %w", err)
 	}
 	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write %s: %w", path, err)
+		return "", false, fmt.Errorf("write %s: %w", path, err)
 	}
-	return s, nil
+	return s, true, nil
 }

@@ -158,7 +158,7 @@ func runOne(ctx context.Context, o options, mode, profPath string, logger *slog.
 			return nil, err
 		}
 		defer full.close(context.WithoutCancel(ctx), logger)
-		tap, meetings, observer, meetingID = full.tap, meeting.NewJoins(full.store), full.events, full.meeting.ID
+		tap, meetings, observer, meetingID = full.tap, meeting.NewJoins(full.store, logger), full.events, full.meeting.ID
 	}
 	s, err := sfu.New(sfu.Config{UDPAddr: "127.0.0.1:0", MaxParticipants: o.participants, Slots: o.slots, Observer: observer},
 		meetings, signer, tap, logger)

@@ -321,3 +321,23 @@ func (q Queries) SetWebhook(ctx context.Context, meetingID, url string) error {
 	}
 	return nil
 }
+
+// MeetingCounts counts the meetings in each state (states with none are
+// absent), for metrics.
+func (q Queries) MeetingCounts(ctx context.Context) (map[MeetingState]int, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT state, COUNT(*) FROM meetings GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("count meetings: %w", err)
+	}
+	defer rows.Close()
+	out := map[MeetingState]int{}
+	for rows.Next() {
+		var st MeetingState
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("count meetings: %w", err)
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
