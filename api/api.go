@@ -44,6 +44,9 @@ type Config struct {
 	// WebhookAllowPrivate accepts webhook URLs whose host is a private,
 	// loopback or link-local address (default false: refused).
 	WebhookAllowPrivate bool
+	// SessionTTL is how long a browser sign-in lasts (default
+	// DefaultSessionTTL).
+	SessionTTL time.Duration
 }
 
 // Ender ends a meeting (meeting.Lifecycle): the pipeline's transaction,
@@ -149,6 +152,7 @@ func (a *API) Handler() http.Handler {
 	// Captions check their callers themselves: participants follow them
 	// with a join token.
 	mux.Handle("GET /v1/meetings/{id}/captions", checkInput(a.getCaptions))
+	mux.Handle("GET /v1/meetings/{id}/room", checkInput(a.getRoom))
 	return httperr.Routes(mux)
 }
 
@@ -187,12 +191,19 @@ func (a *API) checkAPIToken(raw string) bool {
 	return subtle.ConstantTimeCompare([]byte(raw), []byte(a.cfg.Token)) == 1
 }
 
+// authenticate lets through a caller with the API key, as a bearer header
+// or as a browser session cookie; a cookie's changes must come from our own
+// pages (sameOriginWrite).
 func (a *API) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw, ok := token.FromAuthorization(r.Header.Get("Authorization"))
-		if !ok || !a.checkAPIToken(raw) {
+		_, viaCookie, ok := a.caller(r)
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="greffier"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong API token: send Authorization: Bearer <token>")
+			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong API token: send Authorization: Bearer <token>, or sign in")
+			return
+		}
+		if viaCookie && !sameOriginWrite(r) {
+			writeError(w, http.StatusForbidden, "csrf", "a signed-in browser must send the "+csrfHeader+": 1 header from this site's own pages")
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -103,6 +103,9 @@ func (a *API) mayFollow(ctx context.Context, r *http.Request, meetingID string) 
 		return captions.Follower{}, true
 	}
 	if !ok {
+		if _, signedIn := a.sessionFromCookie(r); signedIn {
+			return captions.Follower{}, true
+		}
 		raw = r.URL.Query().Get("token")
 	}
 	c, err := a.signer.Verify(raw)

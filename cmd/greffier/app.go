@@ -184,7 +184,8 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	mux.Handle("/v1/whip/", a.sfu.WHIPHandler())
 	mux.Handle("/v1/whep", a.sfu.WHEPHandler())
 	mux.Handle("/v1/whep/", a.sfu.WHEPHandler())
-	mux.Handle("/join/", web.Handler())
+	mux.Handle("/v1/session", apiSrv.SessionHandler())
+	mux.Handle("/", web.Handler())
 	if pyannote != nil && cfg.DiarizeWebhookURL != "" {
 		mux.Handle("POST /v1/hooks/diarize", pyannote.WebhookHandler())
 	}
