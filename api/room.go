@@ -64,7 +64,7 @@ func (a *API) getRoom(w http.ResponseWriter, r *http.Request) {
 
 	var (
 		seq      int64
-		members  []roomMember
+		members  = []roomMember{}
 		index    = map[string]int{}
 		last     []byte
 		lastBeat = time.Now()

@@ -121,9 +121,15 @@ async function showMeetings() {
   setView('meetings', ...kids);
   const load = async () => {
     const { meetings } = await api('GET', '/v1/meetings?limit=200');
+    // Meetings waiting for transcription show how far it got.
+    const progress = {};
+    await Promise.all(meetings.filter((m) => m.state === 'ended').slice(0, 20).map(async (m) => {
+      const p = (await api('GET', `/v1/meetings/${encodeURIComponent(m.id)}`).catch(() => null))?.pipeline;
+      if (p && p.segments) progress[m.id] = ` ${p.segments_transcribed}/${p.segments}`;
+    }));
     const rows = meetings.map((m) => h('tr', { dataset: { id: m.id, state: m.state } },
       h('td', {}, h('a', { href: `#/m/${encodeURIComponent(m.id)}` }, m.title || m.id)),
-      h('td', {}, h('span', { class: 'badge ' + m.state }, stateText(m.state))),
+      h('td', {}, h('span', { class: 'badge ' + m.state }, stateText(m.state)), progress[m.id] || ''),
       h('td', {}, formatDate(new Date(m.created_at)))));
     if (!rows.length) rows.push(h('tr', {}, h('td', { colspan: '3' }, t('app.none'))));
     $('meeting-rows')?.replaceChildren(...rows);
