@@ -37,7 +37,8 @@ func fixtureWAV(t *testing.T, name string) string {
 }
 
 // newBrowser starts headless Chromium whose microphone plays wav (none
-// when empty); it is stopped when the test ends. The page language is
+// when empty), in a loop unless wav ends with "%noloop"; it is stopped
+// when the test ends. The page language is
 // English unless a page switches it.
 func newBrowser(t *testing.T, wav string) context.Context {
 	t.Helper()
@@ -268,6 +269,30 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 	waitJS(t, bob, `document.getElementById('ended-title').textContent === 'La réunion est terminée ; le compte rendu sera bientôt prêt.' && document.documentElement.lang === 'fr'`,
 		"the room switches to French")
 
+	// Links that cannot join say why, in words.
+	late := bob
+	for _, c := range []struct{ hash, want string }{
+		{"", "This page needs the link you were given"},
+		{"#token=not-a-token", "This link is not valid"},
+		{"#token=" + url.QueryEscape(m.Join[1].Token), "The meeting has ended; the minutes will be ready shortly."},
+	} {
+		eval[bool](t, late, `localStorage.removeItem('greffier.lang') ?? true`)
+		require.NoError(t, chromedp.Do(late, chromedp.Navigate(b.url+"/join/?"+fmt.Sprint(len(c.hash))+c.hash)))
+		waitJS(t, late, fmt.Sprintf(`document.body.innerText.includes(%q)`, c.want), "the page for link "+c.hash)
+	}
+	var short struct {
+		Join []struct {
+			Token     string    `json:"token"`
+			ExpiresAt time.Time `json:"expires_at"`
+		} `json:"join"`
+	}
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"participants": []map[string]any{{"identity": "carol", "ttl_seconds": 1}}}, &short))
+	require.Eventually(t, func() bool { return time.Now().After(short.Join[0].ExpiresAt.Add(time.Second)) },
+		10*time.Second, 100*time.Millisecond, "the link expires")
+	require.NoError(t, chromedp.Do(late, chromedp.Navigate(b.url+"/join/?expired#token="+url.QueryEscape(short.Join[0].Token))))
+	waitJS(t, late, `document.body.innerText.includes('This link expired on')`, "an expired link")
+
 	// The minutes, with the recording of the mix.
 	require.Eventually(t, func() bool {
 		var mm meetingAnswer
@@ -345,4 +370,103 @@ func quoteAll(ss []string) []string {
 		out[i] = fmt.Sprintf("%q", s)
 	}
 	return out
+}
+
+// TestBrowserPublishesAndIsRecorded has a real Chromium join a meeting
+// through the meeting room, speak the alice fixture into its fake microphone
+// over WHIP, and checks the recording and the minutes it becomes.
+func TestBrowserPublishesAndIsRecorded(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{})
+
+	// Once: a meeting ended mid-sentence would cut the last one short.
+	wav := fixtureWAV(t, "alice") + "%noloop"
+
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"title":        "Browser",
+		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice Martin"}},
+	}, &m))
+	require.Len(t, m.Join, 1)
+	ctx := newBrowser(t, wav)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+"/join/#token="+url.QueryEscape(m.Join[0].Token))))
+	waitJS(t, ctx, `document.body.dataset.state === 'ready'`, "the pre-join page")
+	click(t, ctx, "#join")
+
+	// The browser is publishing once the recorder has its track.
+	var live struct {
+		Pipeline *struct {
+			Tracks   int `json:"tracks"`
+			Segments int `json:"segments"`
+		} `json:"pipeline"`
+	}
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &live)
+		return live.Pipeline != nil && live.Pipeline.Tracks == 1
+	}, 30*time.Second, 100*time.Millisecond, "no track from the browser")
+	// The fixture's two utterances are heard live (the second ends at
+	// 6.6 s): the browser has said everything worth recording.
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &live)
+		return live.Pipeline.Segments >= 2
+	}, 30*time.Second, 100*time.Millisecond, "speech not detected live: %+v", live.Pipeline)
+
+	endAt := time.Now()
+	var ended meetingAnswer
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, &ended))
+	require.NotNil(t, ended.StartedAt)
+	var done meetingAnswer
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &done)
+		return done.State == "ready" || done.State == "failed"
+	}, 60*time.Second, 100*time.Millisecond)
+	require.Equal(t, "ready", done.State, "pipeline: %+v", done.Pipeline)
+
+	var list struct {
+		Tracks []struct {
+			Identity, State string
+			StartMS         int64 `json:"start_ms"`
+			DurationMS      int64 `json:"duration_ms"`
+		} `json:"tracks"`
+	}
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/tracks", nil, &list))
+	require.Len(t, list.Tracks, 1)
+	tr := list.Tracks[0]
+	require.Equal(t, "alice", tr.Identity)
+	require.Equal(t, "stored", tr.State)
+	// The recording lasts from the browser's first packet to the end of
+	// the meeting: nothing squeezed out, nothing invented. A browser
+	// starved of CPU sends its captured audio late and in a burst, so on a
+	// loaded machine the audio may end up to a second longer than the
+	// wall time its packets took to arrive.
+	trackStart := ended.StartedAt.Add(time.Duration(tr.StartMS) * time.Millisecond)
+	require.InDelta(t, endAt.Sub(trackStart).Seconds(), float64(tr.DurationMS)/1000, 1.2,
+		"track of %d ms started %s before the end", tr.DurationMS, endAt.Sub(trackStart))
+	require.Greater(t, tr.DurationMS, int64(3000), "the recording holds speech")
+
+	var doc minutes.Document
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
+	var said []string
+	for _, turn := range doc.Turns {
+		require.Equal(t, "alice", turn.Speaker)
+		said = append(said, turn.Text)
+	}
+	// The fixture's tone words survive the browser's own Opus encoding.
+	// Chromium plays the file into its fake microphone from the moment the
+	// page asks for it, and loops it: on a slow machine the connection may
+	// come up after the first words, so the minutes hold whole sentences
+	// of the fixture, in its order, starting wherever the track did.
+	fixture := []string{"alpha bravo charlie delta", "india juliett kilo"}
+	require.NotEmpty(t, said, "no speech in the minutes")
+	first := slices.Index(fixture, said[0])
+	if first < 0 {
+		// The first sentence may have been cut by the late start.
+		said = said[1:]
+		require.NotEmpty(t, said, "minutes: %v", said)
+		first = slices.Index(fixture, said[0])
+	}
+	require.GreaterOrEqual(t, first, 0, "minutes: %s", strings.Join(said, " | "))
+	for i, s := range said {
+		require.Equal(t, fixture[(first+i)%len(fixture)], s, "minutes: %s", strings.Join(said, " | "))
+	}
 }
