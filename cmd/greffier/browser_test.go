@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/greffier/greffier/minutes"
+	"github.com/greffier/greffier/summarize/summarizetest"
 	"github.com/greffier/greffier/transcribe/kyutaitest"
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
@@ -162,7 +163,7 @@ func (c pageCheck) check(t *testing.T, ctx context.Context, name string) {
 // host reads the minutes, plays a line and searches.
 func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOptions{captions: &kyutaitest.Options{}})
+	b := setup(t, setupOptions{captions: &kyutaitest.Options{}, summary: &summarizetest.Options{}})
 	check := newPageCheck(t)
 	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
 	require.NoError(t, err)
@@ -322,6 +323,28 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 	require.ElementsMatch(t, []string{"alice", "bob"}, speakers, "each person's words under their name")
 	check.check(t, host, "app-minutes")
 
+	// The summary, each point with its citations: a citation plays its turn.
+	require.NotNil(t, doc.Summary, "summary error: %s", doc.SummaryError)
+	require.NotEmpty(t, doc.Summary.Abstract.Citations)
+	abstract := eval[string](t, host, `document.querySelector('.summary p').textContent`)
+	require.Contains(t, abstract, doc.Summary.Abstract.Text)
+	cited := doc.Summary.Abstract.Citations[0]
+	eval[bool](t, host, `new Promise(ok => { const a = document.getElementById('player');
+		a.addEventListener('seeked', () => ok(true), {once: true});
+		setTimeout(() => ok(false), 20000);
+		document.querySelector('.summary p button.cite').click(); })`)
+	require.InDelta(t, secs(minutes.Seconds(cited.Start)), eval[float64](t, host, `document.getElementById('player').currentTime`), 0.5,
+		"a citation plays its turn")
+	eval[bool](t, host, `document.getElementById('player').pause() ?? true`)
+
+	// Every download answers, with the session cookie alone.
+	statuses := eval[map[string]int](t, host, `Promise.all([...document.querySelectorAll('.downloads a')].map(a =>
+		fetch(a.href).then(r => [new URL(a.href).pathname, r.status]))).then(Object.fromEntries)`)
+	require.Len(t, statuses, 5+2+2, "minutes in 5 formats, the mix, the archive, each speaker: %v", statuses)
+	for path, status := range statuses {
+		require.Equal(t, http.StatusOK, status, path)
+	}
+
 	// Clicking a line plays that moment, and that line is the current one.
 	line := doc.Turns[len(doc.Turns)/2]
 	eval[bool](t, host, fmt.Sprintf(`new Promise(ok => { const a = document.getElementById('player');
@@ -360,6 +383,13 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 		return secs(tu.Start)-0.5 <= at && at < secs(tu.End) && strings.Contains(tu.Text, word)
 	})
 	require.GreaterOrEqual(t, hitTurn, 0, "the hit at %v is not where %q was said: %+v", at, word, doc.Turns)
+
+	// Renaming a speaker shows the new name in the transcript.
+	eval[bool](t, host, `(document.getElementById('rename-bob').value = '') === ''`)
+	require.NoError(t, chromedp.Do(host, chromedp.SendKeys(chromedp.CSS("#rename-bob"), "Robert Durand")))
+	click(t, host, "#rename-bob + button")
+	waitJS(t, host, `[...document.querySelectorAll('#transcript li[data-speaker="bob"] .who')].every(e => e.textContent === 'Robert Durand')`,
+		"bob renamed in the transcript")
 }
 
 func secs(s minutes.Seconds) float64 { return float64(s.MS()) / 1000 }
