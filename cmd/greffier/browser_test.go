@@ -41,7 +41,7 @@ func fixtureWAV(t *testing.T, name string) string {
 // when empty), in a loop unless wav ends with "%noloop"; it is stopped
 // when the test ends. The page language is
 // English unless a page switches it.
-func newBrowser(t *testing.T, wav string) context.Context {
+func newBrowser(t *testing.T, wav string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
@@ -61,6 +61,7 @@ func newBrowser(t *testing.T, wav string) context.Context {
 	if wav != "" {
 		opts = append(opts, chromedp.Flag("use-file-for-fake-audio-capture", wav))
 	}
+	opts = append(opts, extra...)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() {
@@ -499,4 +500,22 @@ func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 	for i, s := range said {
 		require.Equal(t, fixture[(first+i)%len(fixture)], s, "minutes: %s", strings.Join(said, " | "))
 	}
+}
+
+// A participant whose browser refuses the microphone is told so in words,
+// and can try again.
+func TestBrowserRoomSaysWhenTheMicrophoneIsRefused(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{})
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice Martin"}},
+	}, &m))
+	ctx := newBrowser(t, "", chromedp.Flag("use-fake-ui-for-media-stream", false), chromedp.Flag("deny-permission-prompts", true))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+"/join/#token="+url.QueryEscape(m.Join[0].Token))))
+	waitJS(t, ctx, `document.body.dataset.state === 'ready'`, "the pre-join page")
+	click(t, ctx, "#join")
+	waitJS(t, ctx, `document.getElementById('error').textContent.includes('Your browser refused the microphone')`, "the refusal in words")
+	require.True(t, eval[bool](t, ctx, `!document.getElementById('join').disabled && !document.getElementById('prejoin').hidden`),
+		"the participant can try again")
 }
