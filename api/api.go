@@ -119,7 +119,8 @@ func New(cfg Config, d Deps) (*API, error) {
 }
 
 // Handler routes /v1/meetings and its sub-resources, and /v1/search.
-// Every route but the captions stream asks for the API token; every path
+// Every route but the captions and room streams asks for the API key (a
+// bearer header or a browser's session cookie, see SessionHandler); every path
 // and query value is checked before a handler sees it; unknown routes and
 // methods are answered in the JSON error format.
 func (a *API) Handler() http.Handler {

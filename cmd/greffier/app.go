@@ -185,7 +185,9 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	mux.Handle("/v1/whep", a.sfu.WHEPHandler())
 	mux.Handle("/v1/whep/", a.sfu.WHEPHandler())
 	mux.Handle("/v1/session", apiSrv.SessionHandler())
-	mux.Handle("/", web.Handler())
+	for _, p := range []string{"GET /{$}", "/join/", "/app/", "/assets/"} {
+		mux.Handle(p, web.Handler())
+	}
 	if pyannote != nil && cfg.DiarizeWebhookURL != "" {
 		mux.Handle("POST /v1/hooks/diarize", pyannote.WebhookHandler())
 	}

@@ -264,6 +264,7 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 		text := eval[string](t, ctx, `document.getElementById('ended-title').textContent`)
 		require.Equal(t, "The meeting has ended; the minutes will be ready shortly.", text)
 		require.LessOrEqual(t, endedAt-clicked, 2000.0, "%s's page learnt of the end %.0f ms after the host clicked", who, endedAt-clicked)
+		t.Logf("%s's page said the meeting ended %.0f ms after the host clicked", who, endedAt-clicked)
 	}
 	waitJS(t, host, `document.getElementById('status').textContent.includes('has ended')`, "host's page says the meeting ended")
 	check.check(t, bob, "room-ended")
@@ -299,8 +300,16 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 	require.Eventually(t, func() bool {
 		var mm meetingAnswer
 		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &mm)
-		return mm.State == "ready" && b.call(t, "GET", "/v1/meetings/"+m.ID+"/mix.flac", nil, nil) == http.StatusOK
-	}, 90*time.Second, 200*time.Millisecond, "the meeting's minutes and mix")
+		if mm.State != "ready" {
+			return false
+		}
+		for _, f := range []string{"mix.flac", "archive.webm", "speakers/alice.flac", "speakers/bob.flac"} {
+			if b.call(t, "GET", "/v1/meetings/"+m.ID+"/"+f, nil, nil) != http.StatusOK {
+				return false
+			}
+		}
+		return true
+	}, 90*time.Second, 200*time.Millisecond, "the meeting's minutes and recordings")
 	var doc minutes.Document
 	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
 	// A new page load: the host's tab may already show this meeting.
