@@ -7,7 +7,6 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,15 +28,20 @@ import (
 
 // Defaults for Config.
 const (
-	DefaultTokenTTL = 24 * time.Hour
-	maxBody         = 1 << 20
+	DefaultTokenTTL  = 24 * time.Hour
+	DefaultPublicURL = "http://127.0.0.1:8080"
+	maxBody          = 1 << 20
 )
 
 // Config configures the API.
 type Config struct {
-	// Token is the bearer token every caller of /v1/meetings must present.
-	// Required.
+	// Token is the bootstrap admin key (GREFFIER_API_TOKEN): it works
+	// beside the keys created through /v1/keys. Required.
 	Token string
+	// PublicURL is the server's address as participants reach it
+	// (scheme, host, optional path prefix), for the join links. Default
+	// http://127.0.0.1:8080.
+	PublicURL string
 	// TokenTTL is how long join tokens last unless a request says
 	// otherwise (default 24 h).
 	TokenTTL time.Duration
@@ -110,6 +114,10 @@ func New(cfg Config, d Deps) (*API, error) {
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = DefaultTokenTTL
 	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = DefaultPublicURL
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	if d.Store == nil || d.Blobs == nil || d.Ender == nil || d.Rerunner == nil || d.Signer == nil || d.Sessions == nil || d.Logger == nil {
 		return nil, errors.New("api: every field of Deps is required")
 	}
@@ -118,42 +126,80 @@ func New(cfg Config, d Deps) (*API, error) {
 		captions: d.Captions, log: d.Logger, now: time.Now}, nil
 }
 
-// Handler routes /v1/meetings and its sub-resources, and /v1/search.
-// Every route but the captions and room streams asks for the API key (a
-// bearer header or a browser's session cookie, see SessionHandler); every path
-// and query value is checked before a handler sees it; unknown routes and
-// methods are answered in the JSON error format.
-func (a *API) Handler() http.Handler {
-	mux := http.NewServeMux()
-	route := func(pattern string, h http.HandlerFunc) {
-		mux.Handle(pattern, a.authenticate(checkInput(h)))
-	}
-	route("GET /v1/search", a.search)
-	route("POST /v1/meetings", a.createMeeting)
-	route("GET /v1/meetings", a.listMeetings)
-	route("GET /v1/meetings/{id}", a.getMeeting)
-	route("PATCH /v1/meetings/{id}", a.patchMeeting)
-	route("POST /v1/meetings/{id}/end", a.endMeeting)
-	route("POST /v1/meetings/{id}/tokens", a.createToken)
-	route("DELETE /v1/meetings/{id}/tokens/{token}", a.revokeToken)
-	route("POST /v1/meetings/{id}/participants/{identity}/revoke", a.revokeParticipant)
-	route("GET /v1/meetings/{id}/participants", a.listParticipants)
-	route("GET /v1/meetings/{id}/events", a.listEvents)
-	route("PATCH /v1/meetings/{id}/participants/{identity}", a.renameParticipant)
-	route("POST /v1/meetings/{id}/rerun", a.rerunMeeting)
-	route("GET /v1/meetings/{id}/tracks", a.listTracks)
-	route("GET /v1/meetings/{id}/tracks/{file}", a.getTrack)
-	route("GET /v1/meetings/{id}/archive.webm", a.getArchive(layout.ArchiveWebM, "audio/webm", "meeting.webm"))
-	route("GET /v1/meetings/{id}/mix.flac", a.getArchive(layout.ArchiveMix, "audio/flac", "mix.flac"))
-	route("GET /v1/meetings/{id}/speakers/{file}", a.getSpeaker)
-	route("GET /v1/meetings/{id}/minutes", a.getMinutes(""))
-	for ext := range renderings {
-		route("GET /v1/meetings/{id}/minutes."+ext, a.getMinutes(ext))
+// Route is one registered route: its pattern ("METHOD /path") and the
+// permission it asks for (PermPublic: none, or checked by the handler).
+type Route struct {
+	Pattern    string
+	Permission string
+}
+
+// routes registers every route, one line each, with the permission it
+// asks for (api/auth.go): Handler serves them, Routes
+// lists them, so the role matrix and the OpenAPI document are checked
+// against exactly what is served.
+func (a *API) routes(route func(pattern, permission string, h http.HandlerFunc)) {
+	route("GET /v1/openapi.json", PermPublic, serveOpenAPI)
+	route("GET /v1/search", PermMinutesRead, a.search)
+	route("POST /v1/meetings", PermMeetingsCreate, a.createMeeting)
+	route("GET /v1/meetings", PermMeetingsList, a.listMeetings)
+	route("GET /v1/meetings/{id}", PermMeetingsList, a.getMeeting)
+	route("PATCH /v1/meetings/{id}", PermMeetingsControl, a.patchMeeting)
+	route("POST /v1/meetings/{id}/end", PermMeetingsControl, a.endMeeting)
+	route("POST /v1/meetings/{id}/tokens", PermMeetingsControl, a.createToken)
+	route("DELETE /v1/meetings/{id}/tokens/{token}", PermMeetingsControl, a.revokeToken)
+	route("POST /v1/meetings/{id}/participants/{identity}/revoke", PermMeetingsControl, a.revokeParticipant)
+	route("GET /v1/meetings/{id}/participants", PermMeetingsRead, a.listParticipants)
+	route("GET /v1/meetings/{id}/events", PermMeetingsRead, a.listEvents)
+	route("PATCH /v1/meetings/{id}/participants/{identity}", PermMeetingsControl, a.renameParticipant)
+	route("POST /v1/meetings/{id}/rerun", PermMeetingsControl, a.rerunMeeting)
+	route("GET /v1/meetings/{id}/tracks", PermMeetingsRead, a.listTracks)
+	route("GET /v1/meetings/{id}/tracks/{file}", PermRecordingsRead, a.getTrack)
+	route("GET /v1/meetings/{id}/archive.webm", PermRecordingsRead, a.getArchive(layout.ArchiveWebM, "audio/webm", "meeting.webm"))
+	route("GET /v1/meetings/{id}/mix.flac", PermRecordingsRead, a.getArchive(layout.ArchiveMix, "audio/flac", "mix.flac"))
+	route("GET /v1/meetings/{id}/speakers/{file}", PermRecordingsRead, a.getSpeaker)
+	route("GET /v1/meetings/{id}/minutes", PermMinutesRead, a.getMinutes(""))
+	for _, ext := range renderingExts {
+		route("GET /v1/meetings/{id}/minutes."+ext, PermMinutesRead, a.getMinutes(ext))
 	}
 	// Captions check their callers themselves: participants follow them
-	// with a join token.
-	mux.Handle("GET /v1/meetings/{id}/captions", checkInput(a.getCaptions))
-	mux.Handle("GET /v1/meetings/{id}/room", checkInput(a.getRoom))
+	// with a join token, keys need minutes:read.
+	route("GET /v1/meetings/{id}/captions", PermPublic, a.getCaptions)
+	// The room's presence stream: a key with meetings:read, or a join
+	// token of the meeting; checked by the handler, as captions are.
+	route("GET /v1/meetings/{id}/room", PermPublic, a.getRoom)
+	// Browser sign-in: open, the key comes in the body (session.go).
+	route("POST /v1/session", PermPublic, a.signIn)
+	route("GET /v1/session", PermPublic, a.whoAmI)
+	route("DELETE /v1/session", PermPublic, a.signOut)
+	route("POST /v1/keys", PermKeysManage, a.createKey)
+	route("GET /v1/keys", PermKeysManage, a.listKeys)
+	route("DELETE /v1/keys/{id}", PermKeysManage, a.revokeKey)
+	route("GET /v1/audit", PermAuditRead, a.listAudit)
+}
+
+// Routes lists every route the Handler serves, in registration order.
+func (a *API) Routes() []Route {
+	var out []Route
+	a.routes(func(pattern, perm string, _ http.HandlerFunc) { out = append(out, Route{pattern, perm}) })
+	return out
+}
+
+// Handler routes /v1/meetings and its sub-resources, /v1/search, /v1/keys,
+// /v1/audit, /v1/session and /v1/openapi.json. Every route asks for an API
+// key (a bearer header or a browser's session cookie) holding its
+// permission, except the OpenAPI document, the session itself and the
+// captions and room streams (which take a join token too); every path and query value is checked
+// before a handler sees it; unknown routes and methods are answered in the
+// JSON error format.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	a.routes(func(pattern, perm string, h http.HandlerFunc) {
+		if perm == PermPublic {
+			mux.Handle(pattern, checkInput(h))
+			return
+		}
+		mux.Handle(pattern, a.guard(pattern, perm, h))
+	})
 	return httperr.Routes(mux)
 }
 
@@ -169,46 +215,30 @@ const (
 // database can compare.
 func checkInput(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		for _, name := range []string{"id", "identity", "file", "token"} {
-			v := r.PathValue(name)
-			if err := usertext.CheckLine(v, maxIDLen); err != nil {
-				writeError(w, http.StatusBadRequest, "bad_"+name, "the "+name+" in the path "+err.Error())
-				return
-			}
+		if validInput(w, r) {
+			next(w, r)
 		}
-		for name, vs := range r.URL.Query() {
-			for _, v := range vs {
-				if err := usertext.CheckLine(v, maxQueryValueLen); err != nil {
-					writeError(w, http.StatusBadRequest, "bad_query", "query parameter "+strconv.Quote(name)+" "+err.Error())
-					return
-				}
-			}
-		}
-		next(w, r)
 	}
 }
 
-func (a *API) checkAPIToken(raw string) bool {
-	return subtle.ConstantTimeCompare([]byte(raw), []byte(a.cfg.Token)) == 1
-}
-
-// authenticate lets through a caller with the API key, as a bearer header
-// or as a browser session cookie; a cookie's changes must come from our own
-// pages (sameOriginWrite).
-func (a *API) authenticate(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, viaCookie, ok := a.caller(r)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="greffier"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong API token: send Authorization: Bearer <token>, or sign in")
-			return
+// validInput is checkInput's test: false once it has answered a 400.
+func validInput(w http.ResponseWriter, r *http.Request) bool {
+	for _, name := range []string{"id", "identity", "file", "token"} {
+		v := r.PathValue(name)
+		if err := usertext.CheckLine(v, maxIDLen); err != nil {
+			writeError(w, http.StatusBadRequest, "bad_"+name, "the "+name+" in the path "+err.Error())
+			return false
 		}
-		if viaCookie && !sameOriginWrite(r) {
-			writeError(w, http.StatusForbidden, "csrf", "a signed-in browser must send the "+csrfHeader+": 1 header from this site's own pages")
-			return
+	}
+	for name, vs := range r.URL.Query() {
+		for _, v := range vs {
+			if err := usertext.CheckLine(v, maxQueryValueLen); err != nil {
+				writeError(w, http.StatusBadRequest, "bad_query", "query parameter "+strconv.Quote(name)+" "+err.Error())
+				return false
+			}
 		}
-		next.ServeHTTP(w, r)
-	})
+	}
+	return true
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {

@@ -90,6 +90,7 @@ func (s s3Damager) restore(t *testing.T, key string, data []byte) {
 }
 
 type bundle struct {
+	api    *api.API
 	srv    *httptest.Server
 	store  *store.Store
 	blobs  blob.Store
@@ -142,14 +143,14 @@ func setupOn(t *testing.T, d store.Dialect, onS3 bool) *bundle {
 	signer, err := token.NewSigner([]byte("0123456789abcdef0123456789abcdef"))
 	require.NoError(t, err)
 	media := &fakeMedia{store: st, closed: 1}
-	a, err := api.New(api.Config{Token: apiToken}, api.Deps{Store: st, Blobs: blobs, Ender: media, Rerunner: media,
+	a, err := api.New(api.Config{Token: apiToken, PublicURL: "https://greffier.example.org/base/"}, api.Deps{Store: st, Blobs: blobs, Ender: media, Rerunner: media,
 		Sessions: media, Signer: signer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	m, err := st.CreateMeeting(ctx, "Conseil", "fr")
 	require.NoError(t, err)
-	return &bundle{srv: srv, store: st, blobs: blobs, dmg: dmg, signer: signer, media: media, m: m}
+	return &bundle{api: a, srv: srv, store: st, blobs: blobs, dmg: dmg, signer: signer, media: media, m: m}
 }
 
 // fakeMedia stands for the pipeline and the media sessions, the API's own

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -71,7 +72,9 @@ type joinJSON struct {
 	DisplayName string        `json:"display_name"`
 	Rights      []token.Right `json:"rights"`
 	Token       string        `json:"token"`
-	ExpiresAt   time.Time     `json:"expires_at"`
+	// JoinURL is the join page with the token: a link to send.
+	JoinURL   string    `json:"join_url"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -165,7 +168,8 @@ func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "captions_unavailable", "no streaming speech backend is configured: set GREFFIER_CAPTIONS_URL")
 		return
 	}
-	m, err := a.store.CreateMeeting(r.Context(), req.Title, req.Language)
+	p, _ := PrincipalFrom(r.Context())
+	m, err := a.store.CreateMeetingBy(r.Context(), req.Title, req.Language, p.KeyID)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -248,7 +252,15 @@ func (a *API) join(ctx context.Context, meetingID string, p participantRequest) 
 	if err := a.store.AddJoinToken(ctx, store.JoinToken{ID: c.ID, MeetingID: meetingID, Identity: p.Identity, ExpiresAt: c.ExpiresAt}); err != nil {
 		return joinJSON{}, err
 	}
-	return joinJSON{Identity: p.Identity, TokenID: c.ID, DisplayName: p.DisplayName, Rights: p.Rights, Token: raw, ExpiresAt: c.ExpiresAt}, nil
+	return joinJSON{Identity: p.Identity, TokenID: c.ID, DisplayName: p.DisplayName, Rights: p.Rights, Token: raw,
+		JoinURL: a.joinURL(raw), ExpiresAt: c.ExpiresAt}, nil
+}
+
+// joinURL is the join page's address with a token. The token goes in the
+// fragment, which browsers never send to a server: it stays out of
+// access logs and Referer headers.
+func (a *API) joinURL(raw string) string {
+	return a.cfg.PublicURL + "/join/#token=" + url.QueryEscape(raw)
 }
 
 func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
@@ -283,26 +295,50 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, j)
 }
 
+// listMeetings lists meetings, newest first, a page at a time; ?state=,
+// ?created_after= and ?created_before= (RFC 3339) narrow it. A host sees
+// the meetings its key created, unless the key sees all meetings.
 func (a *API) listMeetings(w http.ResponseWriter, r *http.Request) {
-	limit := 100
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			writeError(w, http.StatusBadRequest, "bad_limit", "limit must be 1 to 1000")
-			return
-		}
-		limit = n
+	pg, ok := pageOf(w, r, defaultPage, maxPage)
+	if !ok {
+		return
 	}
-	ms, err := a.store.Meetings(r.Context(), limit)
+	qs := r.URL.Query()
+	f := store.MeetingFilter{State: store.MeetingState(qs.Get("state")), After: pg.after.position(), Limit: pg.limit + 1}
+	if s := f.State; s != "" && !s.Valid() {
+		writeError(w, http.StatusBadRequest, "bad_state", "state "+strconv.Quote(string(s))+
+			" is unknown: use created, live, ended, ready, incomplete or failed")
+		return
+	}
+	for name, t := range map[string]*time.Time{"created_after": &f.CreatedAfter, "created_before": &f.CreatedBefore} {
+		if s := qs.Get(name); s != "" {
+			v, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "bad_"+name, name+" must be an RFC 3339 time, such as 2026-12-01T00:00:00Z")
+				return
+			}
+			*t = v
+		}
+	}
+	if p, _ := PrincipalFrom(r.Context()); !p.SeesAll() {
+		f.CreatedBy = p.KeyID
+	}
+	ms, err := a.store.MeetingsPage(r.Context(), f)
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	var next *cursor
+	if len(ms) > pg.limit {
+		ms = ms[:pg.limit]
+		c := positionCursor(ms[len(ms)-1].CreatedAt, ms[len(ms)-1].ID)
+		next = &c
 	}
 	out := make([]meetingJSON, len(ms))
 	for i, m := range ms {
 		out[i] = toJSON(m)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"meetings": out})
+	writeJSON(w, http.StatusOK, listJSON("meetings", out, next))
 }
 
 func (a *API) getMeeting(w http.ResponseWriter, r *http.Request) {
@@ -366,11 +402,16 @@ func (a *API) listParticipants(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	ps, err := a.store.Participants(r.Context(), m.ID)
+	pg, ok := pageOf(w, r, defaultPage, maxPage)
+	if !ok {
+		return
+	}
+	all, err := a.store.Participants(r.Context(), m.ID)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
+	ps, next := slicePage(all, pg)
 	type pj struct {
 		Identity    string    `json:"identity"`
 		DisplayName string    `json:"display_name"`
@@ -380,7 +421,7 @@ func (a *API) listParticipants(w http.ResponseWriter, r *http.Request) {
 	for i, p := range ps {
 		out[i] = pj{p.Identity, p.DisplayName, p.JoinedAt}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"participants": out})
+	writeJSON(w, http.StatusOK, listJSON("participants", out, next))
 }
 
 // renameParticipant changes a display name: renderings show it at once;
@@ -431,10 +472,19 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	es, err := a.store.Events(r.Context(), m.ID)
+	pg, ok := pageOf(w, r, defaultPage, maxPage)
+	if !ok {
+		return
+	}
+	es, err := a.store.EventsPage(r.Context(), m.ID, pg.after.N, pg.limit+1)
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	var next *cursor
+	if len(es) > pg.limit {
+		es = es[:pg.limit]
+		next = &cursor{N: es[len(es)-1].Seq}
 	}
 	type ej struct {
 		Seq      int64     `json:"seq"`
@@ -448,5 +498,5 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) {
 		out[i] = ej{Seq: e.Seq, Kind: e.Kind, Identity: e.Identity, AtMS: e.AtMS,
 			At: m.StartedAt.Add(time.Duration(e.AtMS) * time.Millisecond)}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": out})
+	writeJSON(w, http.StatusOK, listJSON("events", out, next))
 }

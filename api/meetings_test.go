@@ -210,7 +210,7 @@ func minutesDoc(t *testing.T, m store.Meeting, version int, text string) []byte 
 	t.Helper()
 	doc := minutes.Document{Schema: minutes.Schema, MeetingID: m.ID, Title: m.Title, Version: version,
 		Speakers: []minutes.Speaker{{ID: "alice", Name: "Alice"}},
-		Turns:    []minutes.Turn{{Speaker: "alice", Name: "Alice", Start: 1500, End: 3200, Text: text}},
+		Turns:    []minutes.Turn{{Speaker: "alice", Name: "Alice", Start: 1500, End: 3200, Text: text, Words: []minutes.Word{}}},
 		Missing:  []minutes.Gap{}, Complete: true, Content: "transcript"}
 	body, err := json.Marshal(doc)
 	require.NoError(t, err)

@@ -2,6 +2,8 @@ package api
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +30,10 @@ var renderings = map[string]struct {
 	"md":  {"text/markdown; charset=utf-8", minutes.Document.WriteMarkdown},
 	"txt": {"text/plain; charset=utf-8", minutes.Document.WriteText},
 }
+
+// renderingExts lists the renderings' extensions in the order the routes
+// and the docs give them.
+var renderingExts = []string{"json", "vtt", "srt", "md", "txt"}
 
 // getMinutes serves the latest minutes (or ?version=N) in the format of
 // the path's extension, else ?format=, else JSON.
@@ -92,8 +98,19 @@ func (a *API) getMinutes(ext string) http.HandlerFunc {
 			a.fail(w, r, err)
 			return
 		}
-		w.Header().Set("Content-Type", rendering.contentType)
-		w.Header().Set("X-Minutes-Version", strconv.Itoa(v.Version))
+		// The tag is the rendering's own hash: a rename or a new version
+		// changes it, a poll of unchanged minutes costs no body.
+		sum := sha256.Sum256(buf.Bytes())
+		etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+		h := w.Header()
+		h.Set("ETag", etag)
+		h.Set("Cache-Control", "private, no-cache")
+		h.Set("X-Minutes-Version", strconv.Itoa(v.Version))
+		if inm := r.Header.Get("If-None-Match"); inm != "" && etagListed(inm, etag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		h.Set("Content-Type", rendering.contentType)
 		_, _ = w.Write(buf.Bytes())
 	}
 }

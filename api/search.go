@@ -3,7 +3,6 @@ package api
 import (
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -15,6 +14,10 @@ import (
 // maxSearchLen bounds q: a few words to find, not a document (SQLite
 // refuses LIKE patterns past 50,000 bytes, and no one types that).
 const maxSearchLen = 500
+
+// maxSearchOffset bounds how deep search pages go: past it, narrow the
+// search (more words, ?meeting=, ?speaker=) rather than page on.
+const maxSearchOffset = 10000
 
 type hitJSON struct {
 	MeetingID string          `json:"meeting_id"`
@@ -42,25 +45,35 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_query", "give q: 1 to 20 words to find")
 		return
 	}
-	limit := 50
-	if s := qs.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 500 {
-			writeError(w, http.StatusBadRequest, "bad_limit", "limit must be 1 to 500")
-			return
-		}
-		limit = n
+	pg, ok := pageOf(w, r, 50, 500)
+	if !ok {
+		return
 	}
+	// The cursor is an offset into the hits: the store searches the
+	// pages before this one again, which a few pages deep costs little.
+	skip := int(min(pg.after.N, maxSearchOffset))
 	hits, err := a.store.Search(r.Context(), store.SearchQuery{Terms: terms, MeetingID: qs.Get("meeting"),
-		Identity: qs.Get("speaker"), Limit: limit})
+		Identity: qs.Get("speaker"), Limit: skip + pg.limit + 1})
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	out := make([]hitJSON, len(hits))
+	hits = hits[min(skip, len(hits)):]
+	var next *cursor
+	if len(hits) > pg.limit && skip+pg.limit < maxSearchOffset {
+		hits = hits[:pg.limit]
+		next = &cursor{N: int64(skip + pg.limit)}
+	} else if len(hits) > pg.limit {
+		hits = hits[:pg.limit]
+	}
+	// A host sees hits in its own meetings only: the page may come out
+	// shorter than the limit, and the cursor still goes on.
+	p, _ := PrincipalFrom(r.Context())
+	seen := map[string]bool{}
+	out := make([]hitJSON, 0, len(hits))
 	names := map[string]map[string]string{}
 	starts := map[string]time.Time{}
-	for i, h := range hits {
+	for _, h := range hits {
 		if _, ok := names[h.MeetingID]; !ok {
 			names[h.MeetingID] = map[string]string{}
 			if ps, err := a.store.Participants(r.Context(), h.MeetingID); err == nil {
@@ -70,15 +83,19 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 			}
 			if m, err := a.store.Meeting(r.Context(), h.MeetingID); err == nil {
 				starts[h.MeetingID] = m.StartedAt
+				seen[h.MeetingID] = p.sees(m)
 			}
 		}
-		out[i] = hitJSON{MeetingID: h.MeetingID, Title: h.Title, Speaker: h.Identity, Name: names[h.MeetingID][h.Identity],
+		if !seen[h.MeetingID] {
+			continue
+		}
+		out = append(out, hitJSON{MeetingID: h.MeetingID, Title: h.Title, Speaker: h.Identity, Name: names[h.MeetingID][h.Identity],
 			Start: minutes.Seconds(h.StartMS), End: minutes.Seconds(h.EndMS), Text: h.Text,
-			Minutes: "/v1/meetings/" + h.MeetingID + "/minutes"}
+			Minutes: "/v1/meetings/" + h.MeetingID + "/minutes"})
 		if z := starts[h.MeetingID]; !z.IsZero() {
 			at := z.Add(time.Duration(h.StartMS) * time.Millisecond).UTC()
-			out[i].StartAt = &at
+			out[len(out)-1].StartAt = &at
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"hits": out})
+	writeJSON(w, http.StatusOK, listJSON("hits", out, next))
 }

@@ -1,24 +1,30 @@
 package api
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/token"
 )
 
 // Browser sign-in: a person pastes their key once, and the browser then
-// holds a session cookie instead. The cookie is a signed value (who, until
-// when), never the key: any node that knows the signing secret accepts it,
-// so a cluster needs no shared session table. Signing out clears the
-// cookie; a copied cookie stays valid until it expires, which is why
-// sessions are short (DefaultSessionTTL) and HttpOnly.
+// holds a session cookie instead. The cookie is a signed value (which key,
+// until when), never the key: any node that knows the signing secret
+// accepts it, so a cluster needs no shared session table. Every request
+// looks the key up again by its id (one indexed read, as a bearer key
+// costs), so revoking a key or its expiry ends its browser sessions at
+// once. Signing out clears the cookie; a copied cookie stays valid until
+// it expires or its key is revoked, which is why sessions are short
+// (DefaultSessionTTL) and HttpOnly.
 
 const (
 	sessionCookie = "greffier_session"
@@ -30,47 +36,38 @@ const (
 	csrfHeader = "X-Greffier"
 )
 
-// allPermissions are what the single API token may do: everything.
-var allPermissions = []string{
-	"meetings:create", "meetings:read", "meetings:control", "minutes:read",
-	"recordings:read", "recordings:manage", "keys:manage", "audit:read",
-}
+// Why a browser session is refused.
+var (
+	ErrSessionEnded = errors.New("your session has ended: sign in again with your key")
+	errCSRF         = errors.New("a signed-in browser must send the " + csrfHeader + ": 1 header from this site's own pages")
+)
 
-// principal is who a request acts as.
-type principal struct {
-	// Key names the key that signed in (not the key itself), so that a
-	// session can be checked again against it.
-	Key         string   `json:"k"`
-	Name        string   `json:"n"`
-	Role        string   `json:"r"`
-	Permissions []string `json:"p"`
-}
-
-// principalForKey turns a raw key into who it signs in as. Today there is
-// one key, the API token: an admin with every permission. This is the one
-// place that learns about keys; roles and per-key permissions plug in here.
-func (a *API) principalForKey(raw string) (principal, bool) {
-	if raw == "" || !a.checkAPIToken(raw) {
-		return principal{}, false
+// principal says who sent r: its bearer key, else the key its session
+// cookie names. It is the one place credentials are read. A change sent
+// with the cookie, which the browser attaches on its own, must also prove
+// it came from our pages (sameOriginWrite).
+func (a *API) principal(r *http.Request) (Principal, error) {
+	if raw, ok := token.FromAuthorization(r.Header.Get("Authorization")); ok {
+		return a.Authenticate(r.Context(), raw)
 	}
-	return principal{Key: "api-token", Name: "admin", Role: "admin", Permissions: allPermissions}, true
-}
-
-// caller says who sent r: its bearer key, else its session cookie. viaCookie
-// tells the caller that the browser sent the credential on its own, so a
-// change must also prove it came from our pages (sameOriginWrite).
-func (a *API) caller(r *http.Request) (p principal, viaCookie, ok bool) {
-	if raw, has := token.FromAuthorization(r.Header.Get("Authorization")); has {
-		p, ok = a.principalForKey(raw)
-		return p, false, ok
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return Principal{}, ErrNoKey
 	}
-	p, ok = a.sessionFromCookie(r)
-	return p, true, ok
+	p, err := a.sessionPrincipal(r.Context(), c.Value)
+	if err != nil {
+		return Principal{}, err
+	}
+	if !sameOriginWrite(r) {
+		return Principal{}, errCSRF
+	}
+	return p, nil
 }
 
+// sessionValue is what the cookie carries: the key's id, not the key.
 type sessionValue struct {
-	principal
-	Expires int64 `json:"e"`
+	KeyID   string `json:"k"`
+	Expires int64  `json:"e"`
 }
 
 // sessionSecret derives the cookie's signing key from the API token:
@@ -88,34 +85,43 @@ func (a *API) signSession(v sessionValue) string {
 	return payload + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// sessionFromCookie checks the session cookie's signature and expiry.
-func (a *API) sessionFromCookie(r *http.Request) (principal, bool) {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil {
-		return principal{}, false
-	}
-	payload, sig, ok := strings.Cut(c.Value, ".")
+// sessionPrincipal checks a session cookie's signature and expiry, then
+// its key as it stands now: revoked or expired keys end their sessions.
+func (a *API) sessionPrincipal(ctx context.Context, cookie string) (Principal, error) {
+	payload, sig, ok := strings.Cut(cookie, ".")
 	if !ok {
-		return principal{}, false
+		return Principal{}, ErrSessionEnded
 	}
 	got, err := base64.RawURLEncoding.DecodeString(sig)
 	if err != nil {
-		return principal{}, false
+		return Principal{}, ErrSessionEnded
 	}
 	mac := hmac.New(sha256.New, a.sessionSecret())
 	mac.Write([]byte(payload))
 	if !hmac.Equal(got, mac.Sum(nil)) {
-		return principal{}, false
+		return Principal{}, ErrSessionEnded
 	}
 	b, err := base64.RawURLEncoding.DecodeString(payload)
 	if err != nil {
-		return principal{}, false
+		return Principal{}, ErrSessionEnded
 	}
 	var v sessionValue
-	if json.Unmarshal(b, &v) != nil || a.now().Unix() >= v.Expires {
-		return principal{}, false
+	if json.Unmarshal(b, &v) != nil || a.now().Unix() >= v.Expires || v.KeyID == "" {
+		return Principal{}, ErrSessionEnded
 	}
-	return v.principal, true
+	if v.KeyID == BootstrapKeyID {
+		// The secret derives from the bootstrap key: a valid signature
+		// means it has not changed since sign-in.
+		return bootstrapPrincipal, nil
+	}
+	k, err := a.store.APIKeyByID(ctx, v.KeyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Principal{}, ErrSessionEnded
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	return a.keyPrincipal(ctx, k)
 }
 
 // sameOriginWrite says whether a cookie-authenticated request that
@@ -141,21 +147,17 @@ func sameOriginWrite(r *http.Request) bool {
 
 type sessionJSON struct {
 	Name        string    `json:"name"`
-	Role        string    `json:"role"`
+	Role        Role      `json:"role"`
+	AllMeetings bool      `json:"all_meetings"`
 	Permissions []string  `json:"permissions"`
 	ExpiresAt   time.Time `json:"expires_at,omitzero"`
 }
 
-// SessionHandler serves /v1/session: POST {"key"} signs in (sets the
-// cookie), GET says who the caller is (cookie or bearer), DELETE signs out.
-func (a *API) SessionHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/session", a.signIn)
-	mux.HandleFunc("GET /v1/session", a.whoAmI)
-	mux.HandleFunc("DELETE /v1/session", a.signOut)
-	return mux
+func sessionFor(p Principal) sessionJSON {
+	return sessionJSON{Name: p.Name, Role: p.Role, AllMeetings: p.AllMeetings, Permissions: p.Permissions()}
 }
 
+// signIn (POST /v1/session, {"key"}) sets the session cookie.
 func (a *API) signIn(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Key string `json:"key"`
@@ -163,33 +165,44 @@ func (a *API) signIn(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	p, ok := a.principalForKey(strings.TrimSpace(req.Key))
-	if !ok {
+	p, err := a.Authenticate(r.Context(), strings.TrimSpace(req.Key))
+	switch {
+	case errors.Is(err, ErrKeyRevoked), errors.Is(err, ErrKeyExpired):
+		writeError(w, http.StatusUnauthorized, "bad_key", err.Error())
+		return
+	case errors.Is(err, ErrNoKey), errors.Is(err, ErrUnknownKey):
 		writeError(w, http.StatusUnauthorized, "bad_key", "this key is not valid: check that you pasted the whole key")
+		return
+	case err != nil:
+		a.fail(w, r, err)
 		return
 	}
 	exp := a.now().Add(a.sessionTTL()).Truncate(time.Second)
 	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: a.signSession(sessionValue{principal: p, Expires: exp.Unix()}),
+		Name: sessionCookie, Value: a.signSession(sessionValue{KeyID: p.KeyID, Expires: exp.Unix()}),
 		Path: "/", Expires: exp, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
 	})
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, sessionJSON{Name: p.Name, Role: p.Role, Permissions: p.Permissions, ExpiresAt: exp.UTC()})
+	out := sessionFor(p)
+	out.ExpiresAt = exp.UTC()
+	writeJSON(w, http.StatusOK, out)
 }
 
+// whoAmI (GET /v1/session) says who the caller is, cookie or bearer.
 func (a *API) whoAmI(w http.ResponseWriter, r *http.Request) {
-	p, _, ok := a.caller(r)
-	if !ok {
-		writeError(w, http.StatusUnauthorized, "unauthorized", "not signed in: sign in with your key")
+	p, err := a.principal(r)
+	if err != nil {
+		a.refuseUnauthenticated(w, r, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, sessionJSON{Name: p.Name, Role: p.Role, Permissions: p.Permissions})
+	writeJSON(w, http.StatusOK, sessionFor(p))
 }
 
+// signOut (DELETE /v1/session) clears the cookie.
 func (a *API) signOut(w http.ResponseWriter, r *http.Request) {
 	if _, err := r.Cookie(sessionCookie); err == nil && !sameOriginWrite(r) {
-		writeError(w, http.StatusForbidden, "csrf", "send the "+csrfHeader+": 1 header from this site's own pages")
+		writeError(w, http.StatusForbidden, "csrf", errCSRF.Error())
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,

@@ -39,9 +39,7 @@ func sessionServer(t *testing.T, ttl time.Duration, useTLS bool) (*httptest.Serv
 		Rerunner: media, Sessions: media, Signer: signer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	mux := http.NewServeMux()
-	mux.Handle("/v1/meetings", a.Handler())
-	mux.Handle("/v1/meetings/", a.Handler())
-	mux.Handle("/v1/session", a.SessionHandler())
+	mux.Handle("/v1/", a.Handler())
 	var srv *httptest.Server
 	if useTLS {
 		srv = httptest.NewTLSServer(mux)
@@ -115,7 +113,7 @@ func TestSessionSignsInWithACookieThatIsNotTheKey(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(body, &who))
 	require.Equal(t, "admin", who.Role)
-	require.ElementsMatch(t, []string{"meetings:create", "meetings:read", "meetings:control", "minutes:read",
+	require.ElementsMatch(t, []string{"meetings:create", "meetings:list", "meetings:read", "meetings:control", "minutes:read",
 		"recordings:read", "recordings:manage", "keys:manage", "audit:read"}, who.Permissions)
 	c := sessionCookie(t, resp)
 	require.True(t, c.HttpOnly)
@@ -308,4 +306,61 @@ func TestRoomStreamFollowsPeopleAndTheEnd(t *testing.T) {
 			require.False(t, open, "the stream closes after the end")
 		}
 	})
+}
+
+// A session names its key and checks it on every request: revoking the
+// key, or its expiry, ends the sessions it opened; a host's session sees
+// only what a host key may.
+func TestSessionEndsWithItsKey(t *testing.T) {
+	t.Parallel()
+	srv, _ := sessionServer(t, 0, false)
+	admin := map[string]string{"Authorization": "Bearer " + apiToken}
+	newKey := func(body string) (id, key string) {
+		resp, b := send(t, srv, browserReq{method: "POST", path: "/v1/keys", body: body, header: admin})
+		require.Equal(t, http.StatusCreated, resp.StatusCode, "%s", b)
+		var k struct{ ID, Key string }
+		require.NoError(t, json.Unmarshal(b, &k))
+		return k.ID, k.Key
+	}
+	signIn := func(key string) *http.Cookie {
+		resp, b := send(t, srv, browserReq{method: "POST", path: "/v1/session", body: `{"key":"` + key + `"}`})
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s", b)
+		require.NotContains(t, resp.Header.Get("Set-Cookie"), key, "the cookie is never the key")
+		return sessionCookie(t, resp)
+	}
+
+	hostID, hostKey := newKey(`{"name":"host","role":"host"}`)
+	c := signIn(hostKey)
+	resp, body := send(t, srv, browserReq{method: "GET", path: "/v1/session", cookie: c})
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	var who struct {
+		Role        string
+		Permissions []string
+	}
+	require.NoError(t, json.Unmarshal(body, &who))
+	require.Equal(t, "host", who.Role)
+	require.NotContains(t, who.Permissions, "recordings:read")
+	resp, _ = send(t, srv, browserReq{method: "GET", path: "/v1/keys", cookie: c})
+	require.Equal(t, http.StatusForbidden, resp.StatusCode, "a host's session cannot manage keys")
+	resp, body = send(t, srv, browserReq{method: "POST", path: "/v1/meetings", body: `{"title":"T","participants":[{"identity":"a"}]}`,
+		cookie: c, header: map[string]string{"X-Greffier": "1"}})
+	require.Equal(t, http.StatusCreated, resp.StatusCode, "%s", body)
+
+	resp, body = send(t, srv, browserReq{method: "DELETE", path: "/v1/keys/" + hostID, header: admin})
+	require.Equal(t, http.StatusNoContent, resp.StatusCode, "%s", body)
+	resp, body = send(t, srv, browserReq{method: "GET", path: "/v1/meetings", cookie: c})
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "a revoked key's session ends: %s", body)
+	require.Contains(t, string(body), "revoked")
+	resp, _ = send(t, srv, browserReq{method: "POST", path: "/v1/session", body: `{"key":"` + hostKey + `"}`})
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "a revoked key cannot sign in")
+
+	expires := time.Now().Add(3 * time.Second).UTC().Truncate(time.Second).Add(time.Second)
+	_, agentKey := newKey(`{"name":"agent","role":"agent","expires_at":"` + expires.Format(time.RFC3339) + `"}`)
+	c = signIn(agentKey)
+	resp, _ = send(t, srv, browserReq{method: "GET", path: "/v1/meetings", cookie: c})
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Eventually(t, func() bool {
+		resp, _ := send(t, srv, browserReq{method: "GET", path: "/v1/meetings", cookie: c})
+		return resp.StatusCode == http.StatusUnauthorized
+	}, 20*time.Second, 100*time.Millisecond, "the session outlived its key's expiry")
 }

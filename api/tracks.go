@@ -54,11 +54,16 @@ func (a *API) listTracks(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	ts, err := a.store.Tracks(r.Context(), m.ID)
+	pg, ok := pageOf(w, r, defaultPage, maxPage)
+	if !ok {
+		return
+	}
+	all, err := a.store.Tracks(r.Context(), m.ID)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
+	ts, next := slicePage(all, pg)
 	damaged, err := a.damagedByKey(r.Context(), m.ID)
 	if err != nil {
 		a.fail(w, r, err)
@@ -73,7 +78,9 @@ func (a *API) listTracks(w http.ResponseWriter, r *http.Request) {
 			out[i].SpeakerURL = speakerURL(m.ID, t.Identity)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tracks": out, "timing": tracksTiming})
+	answer := listJSON("tracks", out, next)
+	answer["timing"] = tracksTiming
+	writeJSON(w, http.StatusOK, answer)
 }
 
 func speakerURL(meetingID, identity string) string {

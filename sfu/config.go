@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -24,6 +26,13 @@ const (
 	DefaultSpeakingLevel          = 50
 	DefaultEndedMeetingTTL        = 24 * time.Hour
 	DefaultUDPBufferSize          = 4 << 20
+	DefaultTURNUDPAddr            = ":3478"
+	DefaultTURNTCPAddr            = ":3478"
+	DefaultTURNTLSAddr            = ":5349"
+	DefaultTURNRealm              = "greffier"
+	// DefaultICECredentialTTL is how long TURN credentials last for a join
+	// token that never expires.
+	DefaultICECredentialTTL = 12 * time.Hour
 	// MaxEndedMeetings bounds the list of ended meetings kept to refuse
 	// late joins; the oldest are forgotten first.
 	MaxEndedMeetings = 10000
@@ -104,6 +113,59 @@ type Config struct {
 	// GatherTimeout bounds ICE gathering before an answer is sent. Default
 	// DefaultGatherTimeout.
 	GatherTimeout time.Duration
+	// AllowedOrigins are the web origins (scheme://host[:port]) whose
+	// pages may call WHIP and WHEP (CORS). Default none listed: any origin,
+	// since every request carries its join token in a header, never a
+	// cookie, so another origin's page gains nothing it was not given.
+	AllowedOrigins []string
+	// ICETCP also accepts ICE over TCP (RFC 6544, passive candidates) on
+	// the media port's number, for participants whose network lets no UDP
+	// out. Default false.
+	ICETCP bool
+	// TURN runs the embedded TURN server. Default off.
+	TURN TURNConfig
+	// ICEServers are external STUN/TURN server URLs (stun:, turn:,
+	// turns:) given to clients, beside or instead of the embedded TURN
+	// server. Default none.
+	ICEServers []string
+	// ICEServerSecret is the external TURN servers' shared secret (the TURN
+	// REST API scheme, coturn's static-auth-secret): their credentials are
+	// derived from each join token with it. Default none: turn: URLs are
+	// given without credentials.
+	ICEServerSecret string
+}
+
+// TURNConfig configures the embedded TURN server (RFC 8656). Clients get
+// short-lived credentials derived from their join token (TURN REST API
+// scheme: username "<expiry>:<token id>", password HMAC-SHA1 of it).
+type TURNConfig struct {
+	// Enabled starts the server. Default false.
+	Enabled bool
+	// UDPAddr and TCPAddr are where it listens. Defaults DefaultTURNUDPAddr
+	// and DefaultTURNTCPAddr; "-" turns one off.
+	UDPAddr, TCPAddr string
+	// TLSAddr is where it listens for TURN over TLS (turns:), only when
+	// CertFile and KeyFile are set. Default DefaultTURNTLSAddr.
+	TLSAddr string
+	// CertFile and KeyFile are a PEM certificate and key for TURN over TLS.
+	// Default none: no TLS.
+	CertFile, KeyFile string
+	// Realm is the TURN realm. Default DefaultTURNRealm.
+	Realm string
+	// RelayIP is the address relayed candidates are given out as. Default:
+	// the first of PublicIPs, else the media address's IP when it is
+	// specific, else this host's first non-loopback IPv4.
+	RelayIP string
+	// Host is the name or address put in the turn: URLs clients get.
+	// Default RelayIP.
+	Host string
+	// RelayMinPort and RelayMaxPort bound the UDP ports relays are opened
+	// on (open them in the firewall). Default 0: any free port.
+	RelayMinPort, RelayMaxPort int
+	// Secret signs the credentials. Default: random at each start, so
+	// credentials given out before a restart stop working (clients get new
+	// ones with their next POST).
+	Secret string
 }
 
 // WithDefaults returns a copy of c with every zero field set to its default.
@@ -153,6 +215,18 @@ func (c Config) WithDefaults() Config {
 	if c.EndedMeetingTTL == 0 {
 		c.EndedMeetingTTL = DefaultEndedMeetingTTL
 	}
+	if c.TURN.UDPAddr == "" {
+		c.TURN.UDPAddr = DefaultTURNUDPAddr
+	}
+	if c.TURN.TCPAddr == "" {
+		c.TURN.TCPAddr = DefaultTURNTCPAddr
+	}
+	if c.TURN.TLSAddr == "" {
+		c.TURN.TLSAddr = DefaultTURNTLSAddr
+	}
+	if c.TURN.Realm == "" {
+		c.TURN.Realm = DefaultTURNRealm
+	}
 	return c
 }
 
@@ -196,5 +270,37 @@ func (c Config) validate() error {
 	if c.SpeakingLevel < 1 || c.SpeakingLevel > 127 {
 		errs = append(errs, fmt.Errorf("sfu: SpeakingLevel is %d; set 1 to 127 dB below full scale", c.SpeakingLevel))
 	}
+	errs = append(errs, c.validateICE()...)
 	return errors.Join(errs...)
+}
+
+func (c Config) validateICE() []error {
+	var errs []error
+	for _, o := range c.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			errs = append(errs, fmt.Errorf("sfu: AllowedOrigins entry %q is not an origin; write scheme://host[:port], e.g. https://meet.example.org", o))
+		}
+	}
+	for _, u := range c.ICEServers {
+		if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+			errs = append(errs, fmt.Errorf("sfu: ICEServers entry %q is not a stun:, turn: or turns: URL", u))
+		}
+	}
+	t := c.TURN
+	if !t.Enabled {
+		return errs
+	}
+	if t.UDPAddr == "-" && t.TCPAddr == "-" && t.CertFile == "" {
+		errs = append(errs, errors.New("sfu: the TURN server listens nowhere: set TURN.UDPAddr or TURN.TCPAddr"))
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		errs = append(errs, errors.New("sfu: TURN over TLS needs both TURN.CertFile and TURN.KeyFile"))
+	}
+	if t.RelayIP != "" && net.ParseIP(t.RelayIP) == nil {
+		errs = append(errs, fmt.Errorf("sfu: TURN.RelayIP %q is not an IP address", t.RelayIP))
+	}
+	if t.RelayMinPort < 0 || t.RelayMaxPort > 65535 || t.RelayMinPort > t.RelayMaxPort || (t.RelayMinPort == 0) != (t.RelayMaxPort == 0) {
+		errs = append(errs, fmt.Errorf("sfu: TURN relay ports %d-%d: set both, 1 to 65535, min <= max (or neither)", t.RelayMinPort, t.RelayMaxPort))
+	}
+	return errs
 }

@@ -85,7 +85,8 @@
 // Participants per meeting (Config.MaxParticipants, HTTP 503
 // meeting_full), audio sections per offer (MaxPublishSections for WHIP,
 // MaxListenSections for WHEP, MaxOfferSections of any kind: 400
-// too_many_sections), offers without Opus (406 no_opus_audio), packet size
+// too_many_sections), offers without Opus (no_opus_audio: 406 for WHIP,
+// 422 for WHEP, whose draft keeps 406 for a counter-offer), packet size
 // (Config.MaxPacketSize) and packet rate per publisher
 // (Config.MaxPacketRate): oversized and excess packets are dropped before
 // the Tap, counted in Stats and logged at the 1st, 2nd, 4th, 8th... drop.
@@ -100,4 +101,20 @@
 // carry every SFU candidate, so the SFU never trickles itself. A client
 // that cannot restart DELETEs (or is timed out after ICEFailedTimeout) and
 // POSTs a new offer: the meeting records the same speaker rejoining.
+// Answers and restart fragments carry component-1 candidates only
+// (rtcp-mux is mandatory), a restart's those of the transports the
+// client's fragment lists or, when it lists none, of the one in use.
+//
+// # Any client, any network
+//
+// Every WHIP/WHEP URL answers OPTIONS before any token check, with CORS
+// headers for Config.AllowedOrigins (default any: tokens travel in a
+// header, never a cookie); POST on a session URL is 405; WHEP answers are
+// sendonly. Config.ICETCP accepts ICE over TCP on the media port's number:
+// such a session (its selected pair is TCP when DTLS keys it) takes pion's
+// own SRTP path, as the media path reads and writes UDP only. Config.TURN
+// runs an embedded TURN server (turn.go) that relays only to this host;
+// its credentials, and those of Config.ICEServers, derive from the join
+// token (iceservers.go) and reach clients in Link headers (RFC 9725
+// section 4.6) and from ICEServersHandler.
 package sfu

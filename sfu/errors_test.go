@@ -80,7 +80,7 @@ func TestHTTPErrors(t *testing.T) {
 		{"not sdp content type", "POST", "/v1/whip", pub, "text/plain", pcmuOffer, 415, "unsupported_media_type"},
 		{"malformed sdp", "POST", "/v1/whip", pub, "application/sdp", "hello, world", 400, "bad_sdp"},
 		{"no opus", "POST", "/v1/whip", pub, "application/sdp", pcmuOffer, 406, "no_opus_audio"},
-		{"no opus whep", "POST", "/v1/whep", lis, "application/sdp", pcmuOffer, 406, "no_opus_audio"},
+		{"no opus whep", "POST", "/v1/whep", lis, "application/sdp", pcmuOffer, 422, "no_opus_audio"},
 		{"unusable offer", "POST", "/v1/whip", pub, "application/sdp", opusOfferNoICE, 400, "bad_sdp"},
 		{"sfu as dtls client", "POST", "/v1/whip", pub, "application/sdp", passiveOffer, 400, "bad_sdp"},
 		{"sfu as dtls client, said first", "POST", "/v1/whep", lis, "application/sdp", passiveFirstOffer, 400, "bad_sdp"},

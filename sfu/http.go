@@ -34,18 +34,28 @@ type apiError struct {
 }
 
 func (s *SFU) handler(kind sessionKind) http.Handler {
+	endpoint := "/v1/" + string(kind)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.setCORS(w, r)
+		onEndpoint := strings.TrimSuffix(r.URL.Path, "/") == endpoint
 		var aerr *apiError
-		switch r.Method {
-		case http.MethodPost:
+		switch {
+		case r.Method == http.MethodOptions && onEndpoint:
+			s.serveOptions(w, r, "POST, OPTIONS", "application/sdp")
+		case r.Method == http.MethodOptions:
+			s.serveOptions(w, r, "PATCH, DELETE, OPTIONS", "")
+		case r.Method == http.MethodPost && onEndpoint:
 			aerr = s.serveOffer(w, r, kind)
-		case http.MethodDelete:
+		case r.Method == http.MethodDelete && !onEndpoint:
 			aerr = s.serveDelete(w, r, kind)
-		case http.MethodPatch:
+		case r.Method == http.MethodPatch && !onEndpoint:
 			aerr = s.servePatch(w, r, kind)
+		case onEndpoint:
+			w.Header().Set("Allow", "POST, OPTIONS")
+			aerr = &apiError{http.StatusMethodNotAllowed, codeMethod, r.Method + " is not supported on the endpoint; POST an offer"}
 		default:
-			w.Header().Set("Allow", "POST, PATCH, DELETE")
-			aerr = &apiError{http.StatusMethodNotAllowed, codeMethod, r.Method + " is not supported; POST an offer, PATCH ICE or DELETE a session"}
+			w.Header().Set("Allow", "PATCH, DELETE, OPTIONS")
+			aerr = &apiError{http.StatusMethodNotAllowed, codeMethod, r.Method + " is not supported on a session URL; PATCH ICE or DELETE the session"}
 		}
 		if aerr != nil {
 			writeError(w, aerr.status, aerr.code, aerr.message)
@@ -94,6 +104,12 @@ func (s *SFU) serveOffer(w http.ResponseWriter, r *http.Request, kind sessionKin
 	if aerr != nil {
 		return aerr
 	}
+	offerSDP := string(body)
+	if kind == kindListen {
+		if offerSDP, err = receiveOnly(offer); err != nil {
+			return &apiError{http.StatusBadRequest, codeBadSDP, "the offer could not be rewritten: " + err.Error()}
+		}
+	}
 
 	rm, zero, aerr := s.admit(r.Context(), claims)
 	if aerr != nil {
@@ -108,13 +124,14 @@ func (s *SFU) serveOffer(w http.ResponseWriter, r *http.Request, kind sessionKin
 				"this participant cannot be recorded now, so publishing is refused: " + err.Error()}
 		}
 	}
-	sess, answer, aerr := s.newSession(r.Context(), kind, claims, rm, zero, string(body), offer, audioLines)
+	sess, answer, aerr := s.newSession(r.Context(), kind, claims, rm, zero, offerSDP, offer, audioLines)
 	if aerr != nil {
 		s.releaseIdentity(rm, claims, true)
 		return aerr
 	}
 	w.Header().Set("Content-Type", "application/sdp")
 	w.Header().Set("Location", "/v1/"+string(kind)+"/"+sess.id)
+	setICELinks(w.Header(), s.ICEServers(claims))
 	if ldesc, err := parseSDP(sess.pc.LocalDescription()); err == nil {
 		w.Header().Set("ETag", etag(iceOf(ldesc).ufrag))
 	}
@@ -124,8 +141,9 @@ func (s *SFU) serveOffer(w http.ResponseWriter, r *http.Request, kind sessionKin
 }
 
 // checkOffer parses the SDP, caps its sections and counts its Opus audio
-// sections. The 406 (not 400) for an offer without Opus says "valid SDP,
-// nothing we accept".
+// sections. An offer without Opus is valid SDP with nothing we accept: 406
+// for WHIP, 422 for WHEP, whose draft gives 406 another meaning (a
+// counter-offer the client must answer with a PATCH).
 func checkOffer(body []byte, kind sessionKind) (*sdp.SessionDescription, int, *apiError) {
 	var desc sdp.SessionDescription
 	if err := desc.UnmarshalString(string(body)); err != nil {
@@ -163,7 +181,7 @@ func checkOffer(body []byte, kind sessionKind) (*sdp.SessionDescription, int, *a
 		}
 	}
 	if n == 0 {
-		return nil, 0, &apiError{http.StatusNotAcceptable, codeNoOpus, "the offer has no Opus audio; Greffier takes Opus audio only"}
+		return nil, 0, &apiError{noOpusStatus(kind), codeNoOpus, "the offer has no Opus audio; Greffier takes Opus audio only"}
 	}
 	if offerSetup(&desc) == "passive" {
 		// The SFU must be the DTLS server to key its media path
@@ -172,6 +190,14 @@ func checkOffer(body []byte, kind sessionKind) (*sdp.SessionDescription, int, *a
 			"the offer has a=setup:passive; offer a=setup:actpass (or active): Greffier is the DTLS server"}
 	}
 	return &desc, n, nil
+}
+
+// noOpusStatus is the status for an offer without Opus (see checkOffer).
+func noOpusStatus(kind sessionKind) int {
+	if kind == kindListen {
+		return http.StatusUnprocessableEntity
+	}
+	return http.StatusNotAcceptable
 }
 
 // offerSetup is the offer's DTLS setup role as pion reads it: the first
@@ -387,7 +413,7 @@ func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Cla
 	keys.setCryptex(headerEncryption(pc))
 	if kind == kindPublish {
 		if err := sess.publish(parsed); err != nil {
-			return fail(&apiError{http.StatusNotAcceptable, codeNoOpus, "no Opus audio could be received: " + err.Error()})
+			return fail(&apiError{noOpusStatus(kind), codeNoOpus, "no Opus audio could be received: " + err.Error()})
 		}
 	}
 	timer := time.NewTimer(s.cfg.GatherTimeout)
@@ -402,6 +428,9 @@ func (s *SFU) newSession(ctx context.Context, kind sessionKind, claims token.Cla
 	}
 
 	answerSDP, err := askForDTX(pc.LocalDescription().SDP)
+	if err == nil {
+		answerSDP, err = onlyRTPCandidates(answerSDP)
+	}
 	if err != nil {
 		_, _, aerr := internal("answer", err)
 		return fail(aerr)

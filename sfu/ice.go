@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -74,7 +75,7 @@ func iceOf(desc *sdp.SessionDescription) sdpFrag {
 			f.pwd = v
 		}
 		for _, a := range m.Attributes {
-			if a.Key == "candidate" {
+			if a.Key == "candidate" && rtpComponent(a.Value) {
 				f.candidates = append(f.candidates, "candidate:"+a.Value)
 			}
 		}
@@ -166,6 +167,10 @@ func (s *SFU) servePatch(w http.ResponseWriter, r *http.Request, kind sessionKin
 			return &apiError{http.StatusPreconditionFailed, codeStale, "the session's ICE was restarted since; use its new ETag"}
 		}
 		for _, c := range frag.candidates {
+			c, ok := trickledRTPCandidate(c)
+			if !ok {
+				continue
+			}
 			mid := cur.mid
 			if err := sess.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c, SDPMid: &mid}); err != nil {
 				return &apiError{http.StatusBadRequest, codeBadSDP, "candidate refused: " + err.Error()}
@@ -196,6 +201,10 @@ func (s *SFU) restartICE(ctx context.Context, sess *session, offer *sdp.SessionD
 		sess.log.Error("ICE restart", "step", what, "err", err)
 		return sdpFrag{}, &apiError{http.StatusInternalServerError, codeInternal, "ICE restart failed: " + what}
 	}
+	inUse := "udp"
+	if p, err := sess.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair(); err == nil && overTCP(p) {
+		inUse = "tcp"
+	}
 	newOffer, err := withICE(offer, frag)
 	if err != nil {
 		return internal("build offer", err)
@@ -225,7 +234,35 @@ func (s *SFU) restartICE(ctx context.Context, sess *session, offer *sdp.SessionD
 		return internal("read answer", err)
 	}
 	sess.log.Info("ICE restarted")
-	return iceOf(ldesc), nil
+	ours := iceOf(ldesc)
+	ours.candidates = restartCandidates(ours.candidates, frag.candidates, inUse)
+	return ours, nil
+}
+
+// restartCandidates are the SFU's candidates a restart's answer fragment
+// carries: those of the transports the client's fragment lists, or, when
+// it lists none (it trickles them afterwards), of the transport in use.
+// whip-whep 1.2.0, the widely used browser client, splices the answer's
+// candidate lines joined by commas, so a fragment of more than one line
+// breaks its restart; with one address per transport this keeps it to one.
+func restartCandidates(own, theirs []string, inUse string) []string {
+	want := map[string]bool{}
+	for _, c := range theirs {
+		want[candidateTransport(c)] = true
+	}
+	if len(want) == 0 {
+		want[inUse] = true
+	}
+	return slices.DeleteFunc(own, func(c string) bool { return !want[candidateTransport(c)] })
+}
+
+// candidateTransport is a candidate's transport, lower case ("udp", "tcp").
+func candidateTransport(c string) string {
+	f := strings.Fields(strings.TrimPrefix(c, "candidate:"))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.ToLower(f[2])
 }
 
 // sessionFor finds the session a PATCH or DELETE names, for its own token.
@@ -257,4 +294,73 @@ func parseSDP(desc *webrtc.SessionDescription) (*sdp.SessionDescription, error) 
 		return nil, err
 	}
 	return &d, nil
+}
+
+// rtpComponent reports whether a candidate (an a=candidate value, with or
+// without its "candidate:" prefix) is for component 1, RTP. rtcp-mux is
+// mandatory here (RFC 8829), so component 2 candidates, which pion lists
+// beside every component 1 one, name the same address and only confuse
+// clients that splice candidates into an SDP themselves.
+func rtpComponent(c string) bool {
+	f := strings.Fields(strings.TrimPrefix(c, "candidate:"))
+	return len(f) > 1 && f[1] == "1"
+}
+
+// trickledRTPCandidate is a trickled candidate as the SFU uses it, and
+// whether to use it: component 1 only (rtcp-mux), and a component 0, which
+// no RFC allows but @eyevinn/whip-web-client 1.1.7 sends for RTP (it
+// numbers components from 0), taken as 1.
+func trickledRTPCandidate(c string) (string, bool) {
+	f := strings.Fields(strings.TrimPrefix(c, "candidate:"))
+	if len(f) < 2 {
+		return c, true // let pion say what is wrong with it
+	}
+	switch f[1] {
+	case "1":
+		return c, true
+	case "0":
+		f[1] = "1"
+		return "candidate:" + strings.Join(f, " "), true
+	}
+	return c, false
+}
+
+// onlyRTPCandidates drops every candidate of an SDP but component 1's.
+func onlyRTPCandidates(desc string) (string, error) {
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(desc); err != nil {
+		return "", fmt.Errorf("parse answer: %w", err)
+	}
+	for _, m := range d.MediaDescriptions {
+		m.Attributes = slices.DeleteFunc(m.Attributes, func(a sdp.Attribute) bool {
+			return a.Key == "candidate" && !rtpComponent(a.Value)
+		})
+	}
+	out, err := d.Marshal()
+	if err != nil {
+		return "", fmt.Errorf("write answer: %w", err)
+	}
+	return string(out), nil
+}
+
+// receiveOnly rewrites a WHEP offer's audio directions to recvonly, so
+// that pion answers sendonly whatever the client said: the WHEP draft
+// wants sendonly answers, and a listener's audio has nowhere to go.
+func receiveOnly(desc *sdp.SessionDescription) (string, error) {
+	for _, m := range desc.MediaDescriptions {
+		if m.MediaName.Media != "audio" {
+			continue
+		}
+		for i, a := range m.Attributes {
+			switch a.Key {
+			case "sendrecv", "sendonly", "inactive":
+				m.Attributes[i] = sdp.NewPropertyAttribute("recvonly")
+			}
+		}
+	}
+	out, err := desc.Marshal()
+	if err != nil {
+		return "", fmt.Errorf("write offer: %w", err)
+	}
+	return string(out), nil
 }

@@ -73,6 +73,14 @@ const (
 // whose log has no CLIENT_RANDOM line).
 var errNoOwnKeys = errors.New("sfu: DTLS connected without a key log line from its hooks")
 
+// errOverTCP: the connection's selected candidate pair is TCP.
+var errOverTCP = errors.New("sfu: ICE selected a TCP candidate pair, which the UDP media path cannot serve")
+
+// overTCP reports whether a pair's local side is ICE-TCP.
+func overTCP(p *webrtc.ICECandidatePair) bool {
+	return p != nil && p.Local != nil && p.Local.Protocol == webrtc.ICEProtocolTCP
+}
+
 // pionRTPBuffer bounds what waits in pion's buffer of a track read
 // through pion's own SRTP path, as pion's default buffer does.
 const pionRTPBuffer = 1000 * 1000
@@ -227,6 +235,13 @@ func (s *session) follow(keys *dtlsKeys) {
 		}
 	})
 	keys.ready = func(k srtpKeys) {
+		// The media path reads and writes the UDP media port only: a
+		// connection over ICE-TCP (or relayed to it by TCP) stays on
+		// pion's path, which reads and writes its TCP stream.
+		if p, err := ice.GetSelectedCandidatePair(); err == nil && overTCP(p) {
+			s.throughPion(errOverTCP)
+			return
+		}
 		if !s.ownKeys() {
 			return
 		}
@@ -240,6 +255,19 @@ func (s *session) follow(keys *dtlsKeys) {
 		s.link.setKeys(k)
 	}
 	ice.OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
+		if overTCP(p) {
+			s.keyMu.Lock()
+			own := s.keying == keyingOwn
+			s.keyMu.Unlock()
+			if own {
+				// Keyed on the UDP media path, which cannot write to a TCP
+				// stream: close so the client reconnects (and is keyed
+				// for TCP), rather than stay silent.
+				s.log.Warn("ICE moved a UDP session to TCP; closing it so the client reconnects", "pair", p.String())
+				go s.close()
+			}
+			return
+		}
 		if addr, ok := addrOf(p); ok {
 			s.link.setAddr(addr)
 		} else {
@@ -272,7 +300,7 @@ func (s *session) throughPion(why error) bool {
 	}
 	s.keying = keyingPion
 	s.sfu.stats.pionSRTP.Add(1)
-	s.log.Warn("no SRTP keys of its own from the DTLS handshake: this session's RTP goes through pion's slower SRTP path", "err", why)
+	s.log.Warn("this session's RTP goes through pion's slower SRTP path", "why", why)
 	if s.listener != nil {
 		for _, slot := range s.listener.slots {
 			slot.sendThroughPion()

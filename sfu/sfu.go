@@ -36,6 +36,9 @@ type SFU struct {
 	state    lifecycle
 	media    *mediaConn // the media port, under mux
 	mux      ice.UDPMux
+	tcpMux   ice.TCPMux   // ICE over TCP on the media port's number; nil when off
+	tcpLn    net.Listener // tcpMux's listener
+	turn     *turnServer  // the embedded TURN server; nil when off
 	net      *stdnet.Net
 	pionLogs *pionLoggers
 	codecs   *webrtc.MediaEngine // Opus and the audio level; each connection copies it
@@ -138,6 +141,28 @@ func (s *SFU) Start(ctx context.Context) error {
 		closeConns()
 		return fmt.Errorf("sfu: register audio level extension: %w", err)
 	}
+	local, _ := media.LocalAddr().(*net.UDPAddr)
+	if s.cfg.ICETCP {
+		// The same port number over TCP: one port to open in firewalls.
+		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", local.String())
+		if err != nil {
+			closeConns()
+			return fmt.Errorf("sfu: bind ICE TCP %s (the media port's number over TCP; free it or turn ICETCP off): %w", local, err)
+		}
+		s.tcpLn = ln
+		s.tcpMux = webrtc.NewICETCPMux(s.pionLogs.NewLogger("ice-tcp"), ln, 64)
+	}
+	if s.cfg.TURN.Enabled {
+		t, err := s.startTURN(ctx, local.IP)
+		if err != nil {
+			closeConns()
+			if s.tcpMux != nil {
+				_ = s.tcpMux.Close()
+			}
+			return err
+		}
+		s.turn = t
+	}
 	media.take = s.router.take
 	media.run()
 	s.media, s.net, s.codecs = media, n, me
@@ -183,11 +208,16 @@ func (s *SFU) newAPI(keys *dtlsKeys, buffers func(packetio.BufferPacketType, uin
 	if local != nil && local.IP.IsLoopback() {
 		se.SetIncludeLoopbackCandidate(true)
 	}
+	types := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4}
 	if local != nil && local.IP.To4() == nil && !local.IP.IsUnspecified() {
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP6})
-	} else {
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		types = []webrtc.NetworkType{webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP6}
 	}
+	if s.tcpMux != nil {
+		se.SetICETCPMux(s.tcpMux)
+	} else {
+		types = types[:1]
+	}
+	se.SetNetworkTypes(types)
 	if len(s.cfg.PublicIPs) > 0 {
 		// Behind a 1:1 NAT the bound address is useless to peers: announce
 		// the public one instead.
@@ -275,6 +305,15 @@ func (s *SFU) Stop(ctx context.Context) error {
 	s.cancel()
 	if cerr := s.mux.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("sfu: close ICE mux: %w", cerr))
+	}
+	if s.tcpMux != nil {
+		_ = s.tcpMux.Close()
+		_ = s.tcpLn.Close()
+	}
+	if s.turn != nil {
+		if cerr := s.turn.srv.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("sfu: close TURN server: %w", cerr))
+		}
 	}
 	// The mux closes the port; closing again does nothing.
 	_ = s.media.Close()

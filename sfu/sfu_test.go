@@ -187,6 +187,7 @@ func setupTap(t testing.TB, cfg sfu.Config, wrapper interface {
 	mux.Handle("/v1/whip/", s.WHIPHandler())
 	mux.Handle("/v1/whep", s.WHEPHandler())
 	mux.Handle("/v1/whep/", s.WHEPHandler())
+	mux.Handle("/v1/ice-servers", s.ICEServersHandler())
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -154,7 +154,11 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		return nil, err
 	}
 	a.events = meeting.NewEventLog(a.store, logger)
-	if a.sfu, err = sfu.New(sfu.Config{UDPAddr: cfg.MediaAddr, PublicIPs: cfg.PublicIPs, Observer: a.events},
+	if a.sfu, err = sfu.New(sfu.Config{UDPAddr: cfg.MediaAddr, PublicIPs: cfg.PublicIPs, Observer: a.events,
+		AllowedOrigins: cfg.CORSOrigins, ICETCP: cfg.ICETCP, ICEServers: cfg.ICEServers, ICEServerSecret: cfg.ICEServerSecret,
+		TURN: sfu.TURNConfig{Enabled: cfg.TURN, UDPAddr: cfg.TURNUDPAddr, TCPAddr: cfg.TURNTCPAddr, TLSAddr: cfg.TURNTLSAddr,
+			CertFile: cfg.TURNCertFile, KeyFile: cfg.TURNKeyFile, Realm: cfg.TURNRealm, RelayIP: cfg.TURNRelayIP, Host: cfg.TURNHost,
+			RelayMinPort: cfg.TURNRelayMinPort, RelayMaxPort: cfg.TURNRelayMaxPort, Secret: cfg.TURNSecret}},
 		meeting.NewJoins(a.store), a.signer, meeting.NewTap(a.recorder), logger); err != nil {
 		return nil, err
 	}
@@ -172,19 +176,19 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if a.captions != nil { // a nil *Hub in the interface would look configured
 		apiDeps.Captions = a.captions
 	}
-	apiSrv, err := api.New(api.Config{Token: a.apiToken, WebhookAllowPrivate: cfg.WebhookAllowPrivate}, apiDeps)
+	apiSrv, err := api.New(api.Config{Token: a.apiToken, PublicURL: cfg.publicURL(), WebhookAllowPrivate: cfg.WebhookAllowPrivate}, apiDeps)
 	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/meetings", apiSrv.Handler())
-	mux.Handle("/v1/meetings/", apiSrv.Handler())
-	mux.Handle("/v1/search", apiSrv.Handler())
+	// Every /v1 path but the media and hook endpoints is the API's: it
+	// answers unknown ones in its JSON error format too.
+	mux.Handle("/v1/", apiSrv.Handler())
 	mux.Handle("/v1/whip", a.sfu.WHIPHandler())
 	mux.Handle("/v1/whip/", a.sfu.WHIPHandler())
 	mux.Handle("/v1/whep", a.sfu.WHEPHandler())
 	mux.Handle("/v1/whep/", a.sfu.WHEPHandler())
-	mux.Handle("/v1/session", apiSrv.SessionHandler())
+	mux.Handle("/v1/ice-servers", a.sfu.ICEServersHandler())
 	pages := web.Handler()
 	for _, p := range []string{"GET /{$}", "/join/", "/app/", "/assets/"} {
 		mux.Handle(p, pages)
@@ -237,7 +241,7 @@ func (a *App) Start(ctx context.Context) error {
 			a.log.Error("http server stopped", "err", err)
 		}
 	}()
-	a.log.Info("greffier serving", "http", "http://"+ln.Addr().String(), "media_udp", a.sfu.UDPAddr().String(),
+	a.log.Info("greffier serving", "http", "http://"+ln.Addr().String(), "media_udp", a.sfu.UDPAddr().String(), "turn", a.sfu.TURNAddrs(),
 		"database", a.store.Dialect(), "data", a.cfg.DataDir)
 	return nil
 }

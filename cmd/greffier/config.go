@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -28,6 +30,11 @@ type Config struct {
 	DataDir string `json:"data_dir" env:"DATA_DIR" flag:"data" usage:"data directory (database, recordings, spool, secrets)"`
 	// HTTPAddr is the API's listen address. Default 127.0.0.1:8080.
 	HTTPAddr string `json:"http_addr" env:"HTTP_ADDR" flag:"http" usage:"HTTP listen address"`
+	// PublicURL is the server's address as participants' browsers reach
+	// it (https://greffier.example.org, or with a path prefix), used in
+	// the join links meeting creation returns. Default: http:// and the
+	// HTTP listen address (127.0.0.1 for an unspecified host).
+	PublicURL string `json:"public_url" env:"PUBLIC_URL" flag:"public-url" usage:"public base URL of the join page, for join links (default: from the HTTP address)"`
 	// HTTPReadHeaderTimeout bounds reading a request's headers. Default 10s.
 	HTTPReadHeaderTimeout time.Duration `json:"http_read_header_timeout" env:"HTTP_READ_HEADER_TIMEOUT" flag:"http-read-header-timeout" usage:"how long a client may take to send a request's headers"`
 	// HTTPReadTimeout bounds reading a whole request, body included, so a
@@ -44,6 +51,43 @@ type Config struct {
 	MediaAddr string `json:"media_addr" env:"MEDIA_ADDR" flag:"media" usage:"UDP address for all WebRTC media"`
 	// PublicIPs are announced to peers when Greffier sits behind a 1:1 NAT.
 	PublicIPs []string `json:"public_ips" env:"PUBLIC_IPS" flag:"public-ip" usage:"comma-separated public IPs announced in ICE candidates"`
+	// CORSOrigins are the web origins whose pages may call WHIP, WHEP and
+	// /v1/ice-servers. Default none listed: any origin (join tokens travel
+	// in a header, never a cookie).
+	CORSOrigins []string `json:"cors_origins" env:"CORS_ORIGINS" flag:"cors-origin" usage:"comma-separated origins allowed to call WHIP/WHEP from a page (default: any)"`
+	// ICETCP also accepts ICE over TCP on the media port's number. Default true.
+	ICETCP bool `json:"ice_tcp" env:"ICE_TCP" flag:"ice-tcp" usage:"accept ICE over TCP on the media port's number"`
+	// TURN runs the embedded TURN server. Default false.
+	TURN bool `json:"turn" env:"TURN" flag:"turn" usage:"run the embedded TURN server"`
+	// TURNUDPAddr and TURNTCPAddr are its listen addresses ("-": off).
+	// Default :3478 for both.
+	TURNUDPAddr string `json:"turn_udp_addr" env:"TURN_UDP_ADDR" flag:"turn-udp" usage:"embedded TURN server's UDP address (-: off)"`
+	TURNTCPAddr string `json:"turn_tcp_addr" env:"TURN_TCP_ADDR" flag:"turn-tcp" usage:"embedded TURN server's TCP address (-: off)"`
+	// TURNTLSAddr, TURNCertFile and TURNKeyFile serve TURN over TLS
+	// (turns:) when both files are set. Default :5349, no files.
+	TURNTLSAddr  string `json:"turn_tls_addr" env:"TURN_TLS_ADDR" flag:"turn-tls" usage:"embedded TURN server's TLS address (needs turn-cert and turn-key)"`
+	TURNCertFile string `json:"turn_cert_file" env:"TURN_CERT_FILE" flag:"turn-cert" usage:"PEM certificate for TURN over TLS"`
+	TURNKeyFile  string `json:"turn_key_file" env:"TURN_KEY_FILE" flag:"turn-key" usage:"PEM key for TURN over TLS"`
+	// TURNRealm is its realm. Default greffier.
+	TURNRealm string `json:"turn_realm" env:"TURN_REALM" flag:"turn-realm" usage:"embedded TURN server's realm"`
+	// TURNRelayIP is the address relays are given out as. Default: the
+	// first public IP, else the media address's IP, else this host's first.
+	TURNRelayIP string `json:"turn_relay_ip" env:"TURN_RELAY_IP" flag:"turn-relay-ip" usage:"address TURN relays are given out as"`
+	// TURNHost is the name or address in the turn: URLs given to clients.
+	// Default TURNRelayIP.
+	TURNHost string `json:"turn_host" env:"TURN_HOST" flag:"turn-host" usage:"host name or IP in the turn: URLs given to clients"`
+	// TURNRelayMinPort and TURNRelayMaxPort bound the relays' UDP ports.
+	// Default 0: any.
+	TURNRelayMinPort int `json:"turn_relay_min_port" env:"TURN_RELAY_MIN_PORT" flag:"turn-relay-min-port" usage:"lowest UDP port for TURN relays (0: any)"`
+	TURNRelayMaxPort int `json:"turn_relay_max_port" env:"TURN_RELAY_MAX_PORT" flag:"turn-relay-max-port" usage:"highest UDP port for TURN relays (0: any)"`
+	// TURNSecret signs TURN credentials. Default: random at each start.
+	TURNSecret string `json:"turn_secret" env:"TURN_SECRET" flag:"turn-secret" usage:"secret signing TURN credentials (default: random per start)"`
+	// ICEServers are external stun:/turn:/turns: URLs given to clients.
+	// Default none.
+	ICEServers []string `json:"ice_servers" env:"ICE_SERVERS" flag:"ice-server" usage:"comma-separated external stun:, turn:, turns: URLs given to clients"`
+	// ICEServerSecret is the external TURN servers' shared secret (TURN
+	// REST API, coturn's static-auth-secret). Default none.
+	ICEServerSecret string `json:"ice_server_secret" env:"ICE_SERVER_SECRET" flag:"ice-server-secret" usage:"shared secret of the external TURN servers (TURN REST API)"`
 	// PostgresURL switches the database from SQLite to Postgres.
 	PostgresURL string `json:"postgres_url" env:"POSTGRES_URL" flag:"postgres" usage:"Postgres URL (default: SQLite in the data directory)"`
 	// S3* switch recordings from the local disk to S3.
@@ -138,6 +182,22 @@ type Config struct {
 	ShutdownTimeout time.Duration `json:"shutdown_timeout" env:"SHUTDOWN_TIMEOUT" flag:"shutdown-timeout" usage:"how long a graceful stop may take"`
 }
 
+// publicURL is PublicURL, or the address derived from the HTTP listen
+// address when it is not set.
+func (c Config) publicURL() string {
+	if c.PublicURL != "" {
+		return c.PublicURL
+	}
+	host, port, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		return "http://" + c.HTTPAddr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
 // DefaultIdleEndAfter is how long a live meeting may have nobody connected
 // before it ends by itself: long enough for everyone to reconnect after a
 // network change or a server restart.
@@ -149,6 +209,7 @@ func DefaultConfig() Config {
 		DataDir:                   "greffier-data",
 		HTTPAddr:                  "127.0.0.1:8080",
 		MediaAddr:                 "127.0.0.1:7882",
+		ICETCP:                    true,
 		HTTPReadHeaderTimeout:     10 * time.Second,
 		HTTPReadTimeout:           30 * time.Second,
 		HTTPWriteTimeout:          time.Minute,
@@ -331,6 +392,12 @@ func (c Config) validate() error {
 	}
 	if set != 0 && set != len(s3) {
 		errs = append(errs, errors.New("S3 needs all of GREFFIER_S3_ENDPOINT, GREFFIER_S3_BUCKET, GREFFIER_S3_ACCESS_KEY and GREFFIER_S3_SECRET_KEY"))
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("GREFFIER_PUBLIC_URL %q must be an absolute http(s) URL without query or fragment, such as https://greffier.example.org", c.PublicURL))
+		}
 	}
 	if c.JoinSecret != "" && len(c.JoinSecret) < 32 {
 		errs = append(errs, errors.New("GREFFIER_JOIN_SECRET must be at least 32 characters"))

@@ -45,3 +45,24 @@ func TestSpoolMinFreeIsConfigurable(t *testing.T) {
 	_, err = LoadConfig(nil, env(map[string]string{"GREFFIER_SPOOL_MIN_FREE": "-5"}))
 	require.ErrorContains(t, err, "256MiB")
 }
+
+// TestPublicURLMakesTheJoinLinks: join links start with GREFFIER_PUBLIC_URL,
+// or with the HTTP address when it is not set; a URL that cannot be a
+// link's base is refused at start.
+func TestPublicURLMakesTheJoinLinks(t *testing.T) {
+	t.Parallel()
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	cfg, err := LoadConfig(nil, env(nil))
+	require.NoError(t, err)
+	require.Equal(t, "http://127.0.0.1:8080", cfg.publicURL())
+	cfg, err = LoadConfig([]string{"--http", "0.0.0.0:9000"}, env(nil))
+	require.NoError(t, err)
+	require.Equal(t, "http://127.0.0.1:9000", cfg.publicURL(), "an unspecified host is reached on loopback")
+	cfg, err = LoadConfig(nil, env(map[string]string{"GREFFIER_PUBLIC_URL": "https://greffier.example.org/meet"}))
+	require.NoError(t, err)
+	require.Equal(t, "https://greffier.example.org/meet", cfg.publicURL())
+	for _, bad := range []string{"greffier.example.org", "ftp://x", "https://x/?a=b", "https://x/#f"} {
+		_, err := LoadConfig(nil, env(map[string]string{"GREFFIER_PUBLIC_URL": bad}))
+		require.ErrorContains(t, err, "GREFFIER_PUBLIC_URL", bad)
+	}
+}

@@ -51,3 +51,23 @@ func (q Queries) EventsAfter(ctx context.Context, meetingID string, seq int64) (
 	}
 	return out, rows.Err()
 }
+
+// EventsPage lists up to limit of a meeting's events after sequence number
+// after, in order.
+func (q Queries) EventsPage(ctx context.Context, meetingID string, after int64, limit int) ([]Event, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT meeting_id, seq, at_ms, kind, identity FROM events
+		WHERE meeting_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, meetingID, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		if err := rows.Scan(&e.MeetingID, &e.Seq, &e.AtMS, &e.Kind, &e.Identity); err != nil {
+			return nil, fmt.Errorf("list events: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

@@ -89,6 +89,9 @@ type Meeting struct {
 	Captions bool
 	// WebhookURL, when set, is told of the meeting's progress.
 	WebhookURL string
+	// CreatedBy is the id of the API key that created the meeting ("" for
+	// the bootstrap key and meetings older than keys).
+	CreatedBy string
 }
 
 // Participant is one speaker of a meeting, keyed by the identity in their

@@ -5,10 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
-const meetingColumns = `id, title, state, language, failure, created_at, started_at, ended_at, run, captions, webhook_url`
+const meetingColumns = `id, title, state, language, failure, created_at, started_at, ended_at, run, captions, webhook_url, created_by`
 
 func scanMeeting(row interface{ Scan(...any) error }) (Meeting, error) {
 	var (
@@ -16,7 +17,7 @@ func scanMeeting(row interface{ Scan(...any) error }) (Meeting, error) {
 		created, captions int64
 		started, ended    sql.NullInt64
 	)
-	if err := row.Scan(&m.ID, &m.Title, &m.State, &m.Language, &m.Failure, &created, &started, &ended, &m.Run, &captions, &m.WebhookURL); err != nil {
+	if err := row.Scan(&m.ID, &m.Title, &m.State, &m.Language, &m.Failure, &created, &started, &ended, &m.Run, &captions, &m.WebhookURL, &m.CreatedBy); err != nil {
 		return Meeting{}, err
 	}
 	m.CreatedAt = time.UnixMilli(created).UTC()
@@ -27,10 +28,15 @@ func scanMeeting(row interface{ Scan(...any) error }) (Meeting, error) {
 
 // CreateMeeting stores a new meeting in state created and returns it.
 func (q Queries) CreateMeeting(ctx context.Context, title, language string) (Meeting, error) {
+	return q.CreateMeetingBy(ctx, title, language, "")
+}
+
+// CreateMeetingBy is CreateMeeting, recording the API key that asked for it.
+func (q Queries) CreateMeetingBy(ctx context.Context, title, language, keyID string) (Meeting, error) {
 	now := q.now().UTC().Truncate(time.Millisecond)
-	m := Meeting{ID: NewID("mtg"), Title: title, Language: language, State: MeetingCreated, CreatedAt: now}
-	_, err := q.q.ExecContext(ctx, `INSERT INTO meetings (id, title, state, language, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $5)`, m.ID, m.Title, m.State, m.Language, toMS(now))
+	m := Meeting{ID: NewID("mtg"), Title: title, Language: language, State: MeetingCreated, CreatedAt: now, CreatedBy: keyID}
+	_, err := q.q.ExecContext(ctx, `INSERT INTO meetings (id, title, state, language, created_at, updated_at, created_by)
+		VALUES ($1, $2, $3, $4, $5, $5, $6)`, m.ID, m.Title, m.State, m.Language, toMS(now), keyID)
 	if err != nil {
 		return Meeting{}, fmt.Errorf("create meeting: %w", err)
 	}
@@ -52,6 +58,69 @@ func (q Queries) Meeting(ctx context.Context, id string) (Meeting, error) {
 // Meetings lists meetings, newest first.
 func (q Queries) Meetings(ctx context.Context, limit int) ([]Meeting, error) {
 	rows, err := q.q.QueryContext(ctx, `SELECT `+meetingColumns+` FROM meetings ORDER BY created_at DESC, id LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list meetings: %w", err)
+	}
+	defer rows.Close()
+	var out []Meeting
+	for rows.Next() {
+		m, err := scanMeeting(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list meetings: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// MeetingFilter selects a page of meetings, newest first.
+type MeetingFilter struct {
+	State MeetingState // "" for any
+	// CreatedAfter and CreatedBefore bound created_at (exclusive); zero
+	// for no bound.
+	CreatedAfter, CreatedBefore time.Time
+	CreatedBy                   string // "" for anyone's
+	// After is the last meeting of the previous page (zero: first page).
+	After Position
+	Limit int
+}
+
+// Position is a row's place in a list ordered by time then id: what a
+// page's cursor holds.
+type Position struct {
+	At time.Time
+	ID string
+}
+
+// MeetingsPage lists the meetings f selects, newest first.
+func (q Queries) MeetingsPage(ctx context.Context, f MeetingFilter) ([]Meeting, error) {
+	where, args := []string{"1 = 1"}, []any{}
+	add := func(cond string, v ...any) {
+		for _, x := range v {
+			args = append(args, x)
+			cond = strings.Replace(cond, "?", fmt.Sprintf("$%d", len(args)), 1)
+		}
+		where = append(where, cond)
+	}
+	if f.State != "" {
+		add("state = ?", f.State)
+	}
+	if !f.CreatedAfter.IsZero() {
+		add("created_at > ?", f.CreatedAfter.UnixMilli())
+	}
+	if !f.CreatedBefore.IsZero() {
+		add("created_at < ?", f.CreatedBefore.UnixMilli())
+	}
+	if f.CreatedBy != "" {
+		add("created_by = ?", f.CreatedBy)
+	}
+	if f.After.ID != "" {
+		t := f.After.At.UnixMilli()
+		add("(created_at < ? OR (created_at = ? AND id < ?))", t, t, f.After.ID)
+	}
+	args = append(args, f.Limit)
+	rows, err := q.q.QueryContext(ctx, `SELECT `+meetingColumns+` FROM meetings WHERE `+strings.Join(where, " AND ")+
+		fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list meetings: %w", err)
 	}

@@ -151,6 +151,36 @@ var migrations = []string{
 		failing_since BIGINT NOT NULL DEFAULT 0,
 		delivered_at BIGINT NOT NULL DEFAULT 0,
 		updated_at BIGINT NOT NULL);`,
+	// API keys with roles (stored as the SHA-256 of the key), the key that
+	// created each meeting (a host sees its own), and the audit log of who
+	// did what. The audit log keeps no reference to meetings: it outlives
+	// a deleted meeting.
+	`CREATE TABLE api_keys (
+		id TEXT PRIMARY KEY,
+		name TEXT NOT NULL,
+		role TEXT NOT NULL,
+		all_meetings INTEGER NOT NULL DEFAULT 0,
+		hash TEXT NOT NULL UNIQUE,
+		created_at BIGINT NOT NULL,
+		expires_at BIGINT NOT NULL DEFAULT 0,
+		last_used_at BIGINT NOT NULL DEFAULT 0,
+		revoked_at BIGINT NOT NULL DEFAULT 0
+	);
+	CREATE INDEX api_keys_by_created ON api_keys (created_at, id);
+	ALTER TABLE meetings ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+	CREATE INDEX meetings_by_created ON meetings (created_at, id);
+	CREATE TABLE audit_log (
+		id TEXT PRIMARY KEY,
+		at BIGINT NOT NULL,
+		key_id TEXT NOT NULL,
+		key_name TEXT NOT NULL,
+		method TEXT NOT NULL,
+		route TEXT NOT NULL,
+		meeting_id TEXT NOT NULL DEFAULT '',
+		status INTEGER NOT NULL
+	);
+	CREATE INDEX audit_log_by_at ON audit_log (at, id);
+	CREATE INDEX audit_log_by_meeting ON audit_log (meeting_id, at, id);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -23,6 +23,9 @@ type ListenOptions struct {
 	// NoCryptex offers no RFC 9335 header encryption, as browsers without
 	// it do; pion offers it by default.
 	NoCryptex bool
+	// Network says how the client reaches the server. Default: UDP host
+	// candidates.
+	Network Network
 }
 
 // Received is one packet a Listener got.
@@ -65,11 +68,11 @@ func ListenWith(ctx context.Context, opts ListenOptions) (*Listener, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = http.DefaultClient
 	}
-	api, err := newAPI(opts.WHEPURL, nil)
+	api, err := newAPI(opts.WHEPURL, nil, opts.Network)
 	if err != nil {
 		return nil, err
 	}
-	pc, err := api.NewPeerConnection(configuration(opts.NoCryptex))
+	pc, err := api.NewPeerConnection(configuration(opts.NoCryptex, opts.Network))
 	if err != nil {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}

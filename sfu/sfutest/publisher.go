@@ -36,6 +36,9 @@ type PublishOptions struct {
 	// NoCryptex offers no RFC 9335 header encryption, as browsers without
 	// it do; pion offers it by default.
 	NoCryptex bool
+	// Network says how the client reaches the server. Default: UDP host
+	// candidates.
+	Network Network
 }
 
 // LevelMode chooses how a Publisher fills the audio-level extension.
@@ -106,12 +109,12 @@ func Publish(ctx context.Context, opts PublishOptions) (*Publisher, error) {
 			_ = mux.Close()
 		}
 	}
-	api, err := newAPI(opts.WHIPURL, mux)
+	api, err := newAPI(opts.WHIPURL, mux, opts.Network)
 	if err != nil {
 		closeMux()
 		return nil, err
 	}
-	pc, err := api.NewPeerConnection(configuration(opts.NoCryptex))
+	pc, err := api.NewPeerConnection(configuration(opts.NoCryptex, opts.Network))
 	if err != nil {
 		closeMux()
 		return nil, fmt.Errorf("new peer connection: %w", err)

@@ -151,3 +151,12 @@ func parseSDP(desc *webrtc.SessionDescription) (*sdp.SessionDescription, error) 
 	}
 	return &d, nil
 }
+
+// RemoteSDP is the server's answer as the Publisher applied it, with the
+// candidates of the last ICE restart's answer fragment, if any.
+func (p *Publisher) RemoteSDP() string {
+	if d := p.pc.RemoteDescription(); d != nil {
+		return d.SDP
+	}
+	return ""
+}

@@ -35,18 +35,39 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("HTTP %d %s: %s", e.StatusCode, e.Code, e.Message)
 }
 
+// Network says how a client reaches the server: the zero value is UDP
+// host candidates, as on a LAN.
+type Network struct {
+	// ICEServers are STUN/TURN servers for the client's connection.
+	ICEServers []webrtc.ICEServer
+	// RelayOnly makes the client use relayed candidates only (ICE
+	// transport policy "relay"): every packet goes through a TURN server.
+	RelayOnly bool
+	// NoUDP refuses the client every UDP socket (see noUDPNet): with
+	// RelayOnly and a turn:...?transport=tcp server it reaches the SFU
+	// only through TURN over TCP.
+	NoUDP bool
+	// TCP gathers ICE-TCP host candidates besides (or, with NoUDP,
+	// instead of) UDP ones.
+	TCP bool
+}
+
 // configuration is a client's PeerConnection configuration.
-func configuration(noCryptex bool) webrtc.Configuration {
+func configuration(noCryptex bool, n Network) webrtc.Configuration {
+	c := webrtc.Configuration{ICEServers: n.ICEServers}
 	if noCryptex {
-		return webrtc.Configuration{RTPHeaderEncryptionPolicy: webrtc.RTPHeaderEncryptionPolicyDisable}
+		c.RTPHeaderEncryptionPolicy = webrtc.RTPHeaderEncryptionPolicyDisable
 	}
-	return webrtc.Configuration{}
+	if n.RelayOnly {
+		c.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	return c
 }
 
 // newAPI builds a client stack like a browser's: Opus with the audio-level
 // extension, RTCP reports, no mDNS; on loopback only when the server is.
 // With mux set, all its media goes through that one socket.
-func newAPI(serverURL string, mux ice.UDPMux) (*webrtc.API, error) {
+func newAPI(serverURL string, mux ice.UDPMux, n Network) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
 		RTPCodecCapability: webrtc.RTPCodecCapability{
@@ -70,7 +91,21 @@ func newAPI(serverURL string, mux ice.UDPMux) (*webrtc.API, error) {
 	}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	types := []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
+	switch {
+	case n.TCP && n.NoUDP:
+		types = []webrtc.NetworkType{webrtc.NetworkTypeTCP4}
+	case n.TCP:
+		types = append(types, webrtc.NetworkTypeTCP4)
+	}
+	se.SetNetworkTypes(types)
+	if n.NoUDP {
+		blocked, err := newNoUDPNet()
+		if err != nil {
+			return nil, fmt.Errorf("network: %w", err)
+		}
+		se.SetNet(blocked)
+	}
 	if u, err := url.Parse(serverURL); err == nil {
 		if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsLoopback() {
 			se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })

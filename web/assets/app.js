@@ -120,7 +120,15 @@ async function showMeetings() {
   kids.push(table);
   setView('meetings', ...kids);
   const load = async () => {
-    const { meetings } = await api('GET', '/v1/meetings?limit=200');
+    // Every page of the list: the API pages by cursor (next_cursor is
+    // absent on the last page).
+    const meetings = [];
+    let next = '';
+    do {
+      const page = await api('GET', '/v1/meetings?limit=200' + (next ? '&cursor=' + encodeURIComponent(next) : ''));
+      meetings.push(...page.meetings);
+      next = page.next_cursor || '';
+    } while (next && meetings.length < 2000);
     // Meetings waiting for transcription show how far it got.
     const progress = {};
     await Promise.all(meetings.filter((m) => m.state === 'ended').slice(0, 20).map(async (m) => {
@@ -134,7 +142,7 @@ async function showMeetings() {
     if (!rows.length) rows.push(h('tr', {}, h('td', { colspan: '3' }, t('app.none'))));
     $('meeting-rows')?.replaceChildren(...rows);
   };
-  if (can('meetings:read')) {
+  if (can('meetings:list')) {
     await load().catch(failed);
     // States move on their own (live, transcribed, ready): refresh.
     const timer = setInterval(() => load().catch(() => {}), 5000);
@@ -207,6 +215,11 @@ async function showMeeting(id, seekTo) {
   try {
     m = await api('GET', `/v1/meetings/${encodeURIComponent(id)}`);
   } catch (err) {
+    // A host key sees only its own meetings: another's answers 404.
+    if (err.status === 404) {
+      title.textContent = t('app.meetings');
+      return showError(t('err.notFound'));
+    }
     return failed(err);
   }
   title.textContent = m.title || m.id;
@@ -231,6 +244,8 @@ async function showMeeting(id, seekTo) {
         }
       } }, t('app.end')));
     }
+    // Who is here needs meetings:read (an agent key reads minutes only).
+    if (!can('meetings:read')) return;
     const src = new EventSource(`/v1/meetings/${encodeURIComponent(id)}/room`);
     src.addEventListener('room', (ev) => {
       const room = JSON.parse(ev.data);

@@ -232,8 +232,22 @@ function watch(pc, restart) {
   });
 }
 
+// iceServers asks the server which STUN/TURN servers to use (its embedded
+// TURN server, for networks that block UDP), once per page. Without any,
+// or if the question fails, the page connects directly as before.
+let iceList = null;
+async function iceServers() {
+  if (iceList) return iceList;
+  try {
+    const resp = await fetch('/v1/ice-servers', { headers: { Authorization: 'Bearer ' + st.token } });
+    const data = resp.ok ? await resp.json() : null;
+    if (Array.isArray(data?.ice_servers)) iceList = data.ice_servers;
+  } catch { /* a direct connection may still work */ }
+  return iceList || [];
+}
+
 async function publish() {
-  const pc = new RTCPeerConnection();
+  const pc = new RTCPeerConnection({ iceServers: await iceServers() });
   const track = st.stream.getAudioTracks()[0];
   track.enabled = !st.muted;
   const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [st.stream] });
@@ -244,7 +258,7 @@ async function publish() {
 }
 
 async function listen() {
-  const pc = new RTCPeerConnection();
+  const pc = new RTCPeerConnection({ iceServers: await iceServers() });
   for (let i = 0; i < LISTEN_SLOTS; i++) pc.addTransceiver('audio', { direction: 'recvonly' });
   const lis = { pc, session: '' };
   st.lis = lis;
