@@ -52,6 +52,9 @@ type Config struct {
 	// RetainRecordings and RetainTranscripts are the retention periods of
 	// meetings that set none (0: forever), shown with each meeting.
 	RetainRecordings, RetainTranscripts time.Duration
+	// SessionTTL is how long a browser sign-in lasts (default
+	// DefaultSessionTTL).
+	SessionTTL time.Duration
 }
 
 // Ender ends a meeting (meeting.Lifecycle): the pipeline's transaction,
@@ -187,6 +190,13 @@ func (a *API) routes(route func(pattern, permission string, h http.HandlerFunc))
 	// Captions check their callers themselves: participants follow them
 	// with a join token, keys need minutes:read.
 	route("GET /v1/meetings/{id}/captions", PermPublic, a.getCaptions)
+	// The room's presence stream: a key with meetings:read, or a join
+	// token of the meeting; checked by the handler, as captions are.
+	route("GET /v1/meetings/{id}/room", PermPublic, a.getRoom)
+	// Browser sign-in: open, the key comes in the body (session.go).
+	route("POST /v1/session", PermPublic, a.signIn)
+	route("GET /v1/session", PermPublic, a.whoAmI)
+	route("DELETE /v1/session", PermPublic, a.signOut)
 	route("POST /v1/keys", PermKeysManage, a.createKey)
 	route("GET /v1/keys", PermKeysManage, a.listKeys)
 	route("DELETE /v1/keys/{id}", PermKeysManage, a.revokeKey)
@@ -201,9 +211,10 @@ func (a *API) Routes() []Route {
 }
 
 // Handler routes /v1/meetings and its sub-resources, /v1/search, /v1/mcp,
-// /v1/keys, /v1/audit and /v1/openapi.json. Every route asks for an API key holding
-// its permission, except the OpenAPI document and the captions stream
-// (which take a join token too); every path and query value is checked
+// /v1/keys, /v1/audit, /v1/imports, /v1/session and /v1/openapi.json. Every
+// route asks for an API key (a bearer header or a browser's session cookie)
+// holding its permission, except the OpenAPI document, the session itself
+// and the captions and room streams (which take a join token too); every path and query value is checked
 // before a handler sees it; unknown routes and methods are answered in the
 // JSON error format.
 func (a *API) Handler() http.Handler {

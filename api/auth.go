@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/greffier/greffier/internal/store"
-	"github.com/greffier/greffier/internal/token"
 )
 
 // Permissions a route asks for. A role is a fixed set of them.
@@ -119,7 +118,7 @@ func (a *API) Authenticate(ctx context.Context, raw string) (Principal, error) {
 		return Principal{}, ErrNoKey
 	}
 	if subtle.ConstantTimeCompare([]byte(raw), []byte(a.cfg.Token)) == 1 {
-		return Principal{KeyID: BootstrapKeyID, Name: "bootstrap admin (GREFFIER_API_TOKEN)", Role: RoleAdmin}, nil
+		return bootstrapPrincipal, nil
 	}
 	k, err := a.store.APIKeyByHash(ctx, hashKey(raw))
 	if errors.Is(err, store.ErrNotFound) {
@@ -128,6 +127,15 @@ func (a *API) Authenticate(ctx context.Context, raw string) (Principal, error) {
 	if err != nil {
 		return Principal{}, err
 	}
+	return a.keyPrincipal(ctx, k)
+}
+
+var bootstrapPrincipal = Principal{KeyID: BootstrapKeyID, Name: "bootstrap admin (GREFFIER_API_TOKEN)", Role: RoleAdmin}
+
+// keyPrincipal refuses a stored key that was revoked or has expired, and
+// otherwise stamps its last use: the one test of a key, whether it came
+// in a header or a browser session names it.
+func (a *API) keyPrincipal(ctx context.Context, k store.APIKey) (Principal, error) {
 	now := a.now()
 	switch {
 	case !k.RevokedAt.IsZero():
@@ -150,16 +158,6 @@ func hashKey(raw string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// principal finds the caller's credentials in the request: today the
-// bearer header; a cookie session plugs in here.
-func (a *API) principal(r *http.Request) (Principal, error) {
-	raw, ok := token.FromAuthorization(r.Header.Get("Authorization"))
-	if !ok {
-		return Principal{}, ErrNoKey
-	}
-	return a.Authenticate(r.Context(), raw)
-}
-
 type principalKey struct{}
 
 // PrincipalFrom returns the principal the API put in a request's context.
@@ -170,7 +168,10 @@ func PrincipalFrom(ctx context.Context) (Principal, bool) {
 
 func (a *API) refuseUnauthenticated(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
-	case errors.Is(err, ErrNoKey), errors.Is(err, ErrUnknownKey), errors.Is(err, ErrKeyRevoked), errors.Is(err, ErrKeyExpired):
+	case errors.Is(err, errCSRF):
+		writeError(w, http.StatusForbidden, "csrf", err.Error())
+	case errors.Is(err, ErrNoKey), errors.Is(err, ErrUnknownKey), errors.Is(err, ErrKeyRevoked), errors.Is(err, ErrKeyExpired),
+		errors.Is(err, ErrSessionEnded):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="greffier"`)
 		writeError(w, http.StatusUnauthorized, "unauthorized", err.Error())
 	default:

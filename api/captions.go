@@ -92,27 +92,26 @@ func (a *API) getCaptions(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// mayFollow accepts, in the Authorization header, the API token or a join
-// token of this meeting that may listen and was not revoked, and says who
-// follows (zero for the API token). EventSource cannot set headers, so
-// browsers pass a join token in ?token=; the API token is never taken from
-// a URL, where logs, proxies and browser history would keep it.
+// mayFollow accepts an API key with minutes:read for a meeting it sees
+// (bearer or session cookie, through principal), or a join token of this
+// meeting that may listen and was not revoked, and says who follows (zero
+// for a key). EventSource cannot set headers, so browsers pass a join
+// token in ?token=; an API key is never taken from a URL, where logs,
+// proxies and browser history would keep it.
 func (a *API) mayFollow(ctx context.Context, r *http.Request, meetingID string) (captions.Follower, bool) {
-	raw, ok := token.FromAuthorization(r.Header.Get("Authorization"))
-	if ok {
-		if p, err := a.Authenticate(ctx, raw); err == nil {
-			if !p.Can(PermMinutesRead) {
+	if p, err := a.principal(r); err == nil {
+		if !p.Can(PermMinutesRead) {
+			return captions.Follower{}, false
+		}
+		if !p.SeesAll() {
+			m, err := a.store.Meeting(ctx, meetingID)
+			if err != nil || !p.sees(m) {
 				return captions.Follower{}, false
 			}
-			if !p.SeesAll() {
-				m, err := a.store.Meeting(ctx, meetingID)
-				if err != nil || !p.sees(m) {
-					return captions.Follower{}, false
-				}
-			}
-			return captions.Follower{}, true
 		}
+		return captions.Follower{}, true
 	}
+	raw, ok := token.FromAuthorization(r.Header.Get("Authorization"))
 	if !ok {
 		raw = r.URL.Query().Get("token")
 	}

@@ -246,6 +246,11 @@ func TestRealAnswersFitTheOpenAPIDocument(t *testing.T) {
 		mp := "/v1/meetings/" + m.ID
 		b.conform(t, o, host, "POST /v1/meetings", "/v1/meetings", `{"title":`)
 		b.conform(t, o, agent, "POST /v1/meetings", "/v1/meetings", `{}`)
+		require.Equal(t, http.StatusOK, b.conform(t, o, "", "POST /v1/session", "/v1/session", `{"key":"`+host+`"}`).status)
+		b.conform(t, o, "", "POST /v1/session", "/v1/session", `{"key":"grf_nope"}`)
+		require.Equal(t, http.StatusOK, b.conform(t, o, archivist, "GET /v1/session", "/v1/session", "").status)
+		b.conform(t, o, "", "GET /v1/session", "/v1/session", "")
+		require.Equal(t, http.StatusNoContent, b.conform(t, o, "", "DELETE /v1/session", "/v1/session", "").status)
 		b.conform(t, o, "", "GET /v1/meetings", "/v1/meetings", "")
 		b.conform(t, o, host, "GET /v1/meetings", "/v1/meetings?limit=1", "")
 		b.conform(t, o, agent, "GET /v1/meetings", "/v1/meetings?state=created", "")

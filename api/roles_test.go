@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -71,6 +72,10 @@ var roleMatrix = []access{
 	{"PATCH /v1/imports/{upload}", importers, ""},
 	{"DELETE /v1/imports/{upload}", importers, ""},
 	{"POST /v1/meetings/import", importers, "a host's import is its own meeting"},
+	{"GET /v1/meetings/{id}/room", readers, "participants use their join token"},
+	{"POST /v1/session", everyRole, "the key comes in the body; sets a session cookie"},
+	{"GET /v1/session", everyRole, "bearer key or session cookie"},
+	{"DELETE /v1/session", []string{"public"}, "signs out"},
 	{"POST /v1/keys", adminsOnly, ""},
 	{"GET /v1/keys", adminsOnly, ""},
 	{"DELETE /v1/keys/{id}", adminsOnly, ""},
@@ -95,6 +100,40 @@ func (b *bundle) as(t *testing.T, key, method, path, body string) answer {
 	a := b.do(t, method, path, body, h...)
 	require.NoError(t, a.err)
 	return a
+}
+
+// asOpen is as for a route that may stream (the room): it reads the
+// status, and the body only when the answer is not the stream.
+func (b *bundle) asOpen(t *testing.T, key, method, path, body string) answer {
+	t.Helper()
+	if method != http.MethodGet || !strings.HasSuffix(path, "/room") {
+		return b.as(t, key, method, path, body)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, b.srv.URL+path, nil)
+	require.NoError(t, err)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	a := answer{status: resp.StatusCode, header: resp.Header}
+	if resp.StatusCode != http.StatusOK {
+		a.body, a.err = io.ReadAll(resp.Body)
+	}
+	return a
+}
+
+// sessionCall sends row's request as key: a sign-in carries the key in
+// its body, as a browser does, every other route in the header.
+func (b *bundle) sessionCall(t *testing.T, route, key, method, path, body string) answer {
+	t.Helper()
+	if route == "POST /v1/session" {
+		return b.as(t, "", method, path, fmt.Sprintf(`{"key":%q}`, key))
+	}
+	return b.asOpen(t, key, method, path, body)
 }
 
 // fill puts values in a route pattern's wildcards.
@@ -149,22 +188,26 @@ func TestEveryRouteAnswersEachRoleAsTheMatrixSays(t *testing.T) {
 			}
 			for who, key := range map[string]string{"no key": "", "revoked key": revoked, "expired key": expired,
 				"unknown key": "grf_unknown"} {
-				a := b.as(t, key, method, path, body)
+				a := b.sessionCall(t, row.route, key, method, path, body)
 				if slices.Contains(row.roles, "public") {
-					require.Equal(t, http.StatusOK, a.status, "%s with %s", row.route, who)
+					require.True(t, a.status >= 200 && a.status < 300, "%s with %s: %d", row.route, who, a.status)
 					continue
 				}
 				require.Equal(t, http.StatusUnauthorized, a.status, "%s with %s: %s", row.route, who, a.body)
 				if method != http.MethodHead { // a HEAD answer has no body
-					require.Equal(t, "unauthorized", errorCode(t, a))
+					want := "unauthorized"
+					if row.route == "POST /v1/session" {
+						want = "bad_key"
+					}
+					require.Equal(t, want, errorCode(t, a))
 				}
 			}
 			for who, key := range keys {
 				role, _, _ := strings.Cut(who, " ")
-				a := b.as(t, key, method, path, body)
+				a := b.sessionCall(t, row.route, key, method, path, body)
 				allowed := slices.Contains(row.roles, role) || slices.Contains(row.roles, "public")
 				switch {
-				case !allowed && row.route == "GET /v1/meetings/{id}/captions":
+				case !allowed && (row.route == "GET /v1/meetings/{id}/captions" || row.route == "GET /v1/meetings/{id}/room"):
 					require.Equal(t, http.StatusUnauthorized, a.status, "%s as %s", row.route, who)
 				case !allowed:
 					require.Equal(t, http.StatusForbidden, a.status, "%s as %s: %s", row.route, who, a.body)
@@ -173,7 +216,7 @@ func TestEveryRouteAnswersEachRoleAsTheMatrixSays(t *testing.T) {
 					}
 				case who == "host (another's meeting)" && strings.Contains(row.route, "/v1/meetings/{id}"):
 					want := http.StatusNotFound
-					if strings.HasSuffix(row.route, "/captions") {
+					if strings.HasSuffix(row.route, "/captions") || strings.HasSuffix(row.route, "/room") {
 						want = http.StatusUnauthorized
 					}
 					require.Equal(t, want, a.status, "%s as %s: %s", row.route, who, a.body)

@@ -10,11 +10,15 @@
 #                           local one (then this script leaves PostgreSQL alone)
 #   GREFFIER_VERSITYGW      path of the versitygw binary to use
 #   GREFFIER_TEST_PACKAGES  packages to vet, lint and test (default ./...)
+#   GREFFIER_AXE_JS         axe-core's axe.min.js, for the browser tests'
+#                           accessibility checks (default: installed from
+#                           npm into .cache/npm)
 # Arguments are passed to `go test` (e.g. -run TestX), after the defaults.
 set -euo pipefail
 
 VERSITYGW_VERSION=v1.8.0
 STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2
+AXE_VERSION=4.14.1          # axe-core, run in Chromium by the browser tests
 APT_PACKAGES=(ffmpeg opus-tools mkvtoolnix sox gcc libc6-dev chromium curl jq iproute2 nftables) # gcc: go test -race needs cgo; chromium: browser tests; curl, jq: the docs' walk-throughs; iproute2, nftables: the UDP-blocked browser test
 DEFAULT_PG_URL="postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
@@ -60,6 +64,22 @@ fi
 if ! command -v staticcheck >/dev/null; then
 	step "installing staticcheck $STATICCHECK_VERSION into $GOBIN_DIR"
 	go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+fi
+
+# --- npm packages for the browser tests ------------------------------------
+if [[ -z ${GREFFIER_AXE_JS:-} ]]; then
+	axe_dir=.cache/npm
+	axe_pkg="$axe_dir/node_modules/axe-core/package.json"
+	if ! grep -q "\"version\": \"$AXE_VERSION\"" "$axe_pkg" 2>/dev/null; then
+		if ! command -v npm >/dev/null; then
+			step "installing npm"
+			as_root apt-get update -qq
+			as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm
+		fi
+		step "installing axe-core $AXE_VERSION from npm into $axe_dir"
+		npm install --no-save --no-audit --no-fund --silent --prefix "$axe_dir" "axe-core@$AXE_VERSION"
+	fi
+	export GREFFIER_AXE_JS="$PWD/$axe_dir/node_modules/axe-core/axe.min.js"
 fi
 
 # --- PostgreSQL ------------------------------------------------------------

@@ -1,54 +1,69 @@
-// Package web serves Greffier's join page: a small static page (embedded
-// HTML and JavaScript, no build step) with which a browser publishes its
-// microphone over WHIP and, optionally, listens over WHEP, using the join
-// token it is given in the URL fragment.
+// Package web serves Greffier's pages, embedded in the binary (no build
+// step, no build server): the meeting room at /join/ (a participant's join
+// link) and the host's pages at /app/ (sign in, meetings, minutes, search),
+// with their scripts and styles under /assets/.
 //
 // It only serves files: it must not import sfu, api or anything that knows
-// meetings. The page talks to /v1/whip and /v1/whep on its own origin, so
-// no CORS is needed.
+// meetings. The pages talk to /v1/... on their own origin, so no CORS is
+// needed, and a strict Content-Security-Policy goes with every answer.
 package web
 
 import (
 	"embed"
 	"net/http"
+	"path"
+	"strings"
 
 	"github.com/greffier/greffier/internal/httperr"
 )
 
-//go:embed join.html join.js
+//go:embed join.html app.html assets
 var files embed.FS
 
-// csp lets the page run only its own script and talk only to its own
-// origin (WHIP, WHEP); media flows outside the CSP's reach.
+// csp lets the pages run only their own scripts and styles and talk only
+// to their own origin; media flows outside the CSP's reach. The player
+// reads the mix from the same origin (media-src).
 const csp = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; " +
-	"img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	"img-src 'self' data:; media-src 'self' blob:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-// Handler serves the join page at /join/ and its script at /join/join.js.
-// Mount it with mux.Handle("/join/", web.Handler()). The join token goes
-// in the fragment, which browsers never send to servers or in Referer:
+var types = map[string]string{
+	".html": "text/html; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+	".svg":  "image/svg+xml",
+}
+
+// Handler serves the pages. Mount it at "/". The join token goes in the
+// fragment, which browsers never send to servers or in Referer:
 //
-//	/join/#token=<join token>             publish the microphone
-//	/join/#token=<join token>&listen=3    also listen on 3 slots
+//	/join/#token=<join token>   the meeting room
+//	/app/                       sign in, meetings, minutes, search
 func Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /join/{$}", func(w http.ResponseWriter, r *http.Request) {
-		serve(w, r, "join.html", "text/html; charset=utf-8")
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/app/", http.StatusFound)
 	})
-	mux.HandleFunc("GET /join/join.js", func(w http.ResponseWriter, r *http.Request) {
-		serve(w, r, "join.js", "text/javascript; charset=utf-8")
+	mux.HandleFunc("GET /join/{$}", func(w http.ResponseWriter, r *http.Request) { serve(w, "join.html") })
+	mux.HandleFunc("GET /app/{$}", func(w http.ResponseWriter, r *http.Request) { serve(w, "app.html") })
+	mux.HandleFunc("GET /assets/{file}", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("file")
+		if strings.Contains(name, "/") || types[path.Ext(name)] == "" {
+			httperr.Write(w, http.StatusNotFound, "not_found", "no such file")
+			return
+		}
+		serve(w, "assets/"+name)
 	})
 	return httperr.Routes(mux)
 }
 
-func serve(w http.ResponseWriter, _ *http.Request, name, contentType string) {
+func serve(w http.ResponseWriter, name string) {
 	b, err := files.ReadFile(name)
 	if err != nil {
-		// Embedded at build time: missing means a broken build.
-		http.Error(w, "page missing from this build", http.StatusInternalServerError)
+		httperr.Write(w, http.StatusNotFound, "not_found", "no such file")
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", contentType)
+	h.Set("Content-Type", types[path.Ext(name)])
 	h.Set("Content-Security-Policy", csp)
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")

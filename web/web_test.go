@@ -14,7 +14,9 @@ import (
 
 func get(t *testing.T, srv *httptest.Server, path string) (*http.Response, string) {
 	t.Helper()
-	resp, err := srv.Client().Get(srv.URL + path)
+	client := srv.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := client.Get(srv.URL + path)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
@@ -22,32 +24,52 @@ func get(t *testing.T, srv *httptest.Server, path string) (*http.Response, strin
 	return resp, string(b)
 }
 
-func TestServesPageAndScriptLockedDown(t *testing.T) {
+// Every page and asset is embedded and served under a strict Content
+// Security Policy: scripts and styles from this origin only, nothing
+// inline, nothing from elsewhere.
+func TestServesPagesAndAssetsLockedDown(t *testing.T) {
 	t.Parallel()
-	mux := http.NewServeMux()
-	mux.Handle("/join/", web.Handler())
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(web.Handler())
 	defer srv.Close()
 
-	resp, body := get(t, srv, "/join/")
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	require.Equal(t, "text/html; charset=utf-8", resp.Header.Get("Content-Type"))
-	require.Contains(t, body, `<script src="join.js" defer></script>`)
-	csp := resp.Header.Get("Content-Security-Policy")
-	require.Contains(t, csp, "script-src 'self'")
-	require.Contains(t, csp, "connect-src 'self'", "the page talks to its own origin only")
-	require.NotContains(t, csp, "unsafe-inline")
-	require.Equal(t, "no-referrer", resp.Header.Get("Referrer-Policy"))
-	require.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"), "no CORS: same origin only")
+	for path, want := range map[string]string{
+		"/join/":            `<script type="module" src="/assets/room.js"></script>`,
+		"/app/":             `<script type="module" src="/assets/app.js"></script>`,
+		"/assets/room.js":   "'/v1/whip'",
+		"/assets/app.js":    "'/v1/session'",
+		"/assets/i18n.js":   "const fr",
+		"/assets/style.css": "@media (max-width",
+	} {
+		resp, body := get(t, srv, path)
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		require.Contains(t, body, want, path)
+		csp := resp.Header.Get("Content-Security-Policy")
+		require.Contains(t, csp, "default-src 'none'", path)
+		require.Contains(t, csp, "script-src 'self'", path)
+		require.Contains(t, csp, "style-src 'self'", path)
+		require.Contains(t, csp, "connect-src 'self'", "the pages talk to their own origin only")
+		require.NotContains(t, csp, "unsafe-inline")
+		require.NotContains(t, csp, "unsafe-eval")
+		require.Equal(t, "no-referrer", resp.Header.Get("Referrer-Policy"))
+		require.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"))
+		require.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"), "no CORS: same origin only")
+		if strings.HasSuffix(path, "/") {
+			require.Equal(t, "text/html; charset=utf-8", resp.Header.Get("Content-Type"))
+			// No inline script or style anywhere: the CSP would block it.
+			require.NotRegexp(t, `<script(?:\s+type="module")?>|<style|\sstyle=|\son[a-z]+=`, body, path)
+		}
+	}
+	_, room := get(t, srv, "/assets/room.js")
+	require.Contains(t, room, "location.hash", "the join token is read from the fragment, never sent in a URL")
 
-	resp, body = get(t, srv, "/join/join.js")
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	require.True(t, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript"))
-	require.Contains(t, body, "'/v1/whip'")
-	require.Contains(t, body, "location.hash", "the token is read from the fragment, never sent in a URL")
-
-	resp, _ = get(t, srv, "/join/nothing")
-	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	resp, _ := get(t, srv, "/")
+	require.Equal(t, http.StatusFound, resp.StatusCode)
+	require.Equal(t, "/app/", resp.Header.Get("Location"))
+	for _, path := range []string{"/join/nothing", "/assets/nothing.js", "/assets/../web.go", "/assets/web.go", "/elsewhere"} {
+		resp, body := get(t, srv, path)
+		require.Equal(t, http.StatusNotFound, resp.StatusCode, path)
+		require.Contains(t, body, `"error"`, path)
+	}
 	req, err := http.NewRequest(http.MethodPost, srv.URL+"/join/", nil)
 	require.NoError(t, err)
 	presp, err := srv.Client().Do(req)

@@ -223,7 +223,10 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	mux.Handle("/v1/whep", a.sfu.WHEPHandler())
 	mux.Handle("/v1/whep/", a.sfu.WHEPHandler())
 	mux.Handle("/v1/ice-servers", a.sfu.ICEServersHandler())
-	mux.Handle("/join/", web.Handler())
+	pages := web.Handler()
+	for _, p := range []string{"GET /{$}", "/join/", "/app/", "/assets/"} {
+		mux.Handle(p, pages)
+	}
 	if pyannote != nil && cfg.DiarizeWebhookURL != "" {
 		mux.Handle("POST /v1/hooks/diarize", pyannote.WebhookHandler())
 	}

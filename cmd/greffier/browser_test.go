@@ -1,124 +1,431 @@
 package main
 
 import (
-	"bytes"
 	"context"
+	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/greffier/greffier/minutes"
-	"github.com/greffier/greffier/web"
+	"github.com/greffier/greffier/summarize/summarizetest"
+	"github.com/greffier/greffier/transcribe/kyutaitest"
+	"github.com/greffier/greffier/transcribe/transcribetest"
 )
 
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// The browser tests drive Debian's chromium over the DevTools protocol
+// (chromedp). Each participant is a browser of its own, because a
+// browser's fake microphone plays one file.
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// startChromium opens pageURL in headless Chromium whose microphone plays
-// wav once. It is killed, with its helper processes, when the test ends.
-func startChromium(t *testing.T, pageURL, wav string) *lockedBuffer {
+// fixtureWAV decodes a speech fixture to the WAV Chromium's fake
+// microphone plays (in a loop).
+func fixtureWAV(t *testing.T, name string) string {
 	t.Helper()
-	return startChromiumIn(t, "", pageURL, wav, false)
+	wav := filepath.Join(t.TempDir(), name+".wav")
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-i", filepath.Join(fixtures, name+".opus"),
+		"-ar", "48000", "-ac", "1", "-c:a", "pcm_s16le", "-y", wav).CombinedOutput()
+	require.NoError(t, err, "decode the fixture to WAV: %s", out)
+	return wav
 }
 
-// startChromiumIn is startChromium in network namespace netns ("" for
-// the test's own), its microphone playing wav in a loop when loop is set.
-func startChromiumIn(t *testing.T, netns, pageURL, wav string, loop bool) *lockedBuffer {
+// newBrowser starts headless Chromium whose microphone plays wav (none
+// when empty), in a loop unless wav ends with "%noloop"; it is stopped
+// when the test ends. The page language is
+// English unless a page switches it.
+func newBrowser(t *testing.T, wav string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Fatalf("chromium is needed for the browser test: run scripts/test.sh, which installs Debian's chromium package")
+		t.Fatalf("chromium is needed for the browser tests: run scripts/test.sh, which installs Debian's chromium package")
 	}
-	var prefix, extra []string
-	if netns != "" {
-		prefix = []string{"netns", "exec", netns, bin}
-		// The page is served from the pair's address, not loopback: only
-		// a secure context may open the microphone.
-		if u, err := url.Parse(pageURL); err == nil {
-			extra = append(extra, "--unsafely-treat-insecure-origin-as-secure="+u.Scheme+"://"+u.Host)
-		}
-		if bin, err = exec.LookPath("ip"); err != nil {
-			t.Fatalf("ip (iproute2) is needed to run chromium in a network namespace")
-		}
-	}
-	capture := wav + "%noloop"
-	if loop {
-		capture = wav
-	}
-	args := append(prefix,
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir="+t.TempDir(),
-		"--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-		"--use-file-for-fake-audio-capture="+capture,
+	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
+		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
+		chromedp.Flag("lang", "en-US"),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
 		// The SFU has mDNS off: the browser must show its real addresses.
-		"--disable-features=WebRtcHideLocalIpsWithMdns",
-		"--autoplay-policy=no-user-gesture-required",
-		"--enable-logging=stderr", "--v=0")
-	args = append(append(args, extra...), pageURL)
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, args...)
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	// Chromium forks helpers: kill the whole group.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	require.NoError(t, cmd.Start())
+		chromedp.Flag("disable-features", "Translate,BlinkGenPropertyTrees,WebRtcHideLocalIpsWithMdns"),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+	)
+	if wav != "" {
+		opts = append(opts, chromedp.Flag("use-file-for-fake-audio-capture", wav))
+	}
+	opts = append(opts, extra...)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() {
 		cancel()
-		_ = cmd.Wait()
+		acancel()
 	})
+	require.NoError(t, chromedp.Do(ctx), "start chromium")
+	return ctx
+}
+
+// eval runs a JavaScript expression in the page (awaiting a promise) and
+// decodes its value.
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	require.NoError(t, err, "evaluate %s", expr)
+	return v
+}
+
+// waitJS polls a page until expr is true, failing after a generous
+// deadline with what the page shows.
+func waitJS(t *testing.T, ctx context.Context, expr, what string) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		if eval[bool](t, ctx, "!!("+expr+")") {
+			return
+		}
+		if time.Now().After(deadline) {
+			text := eval[string](t, ctx, "document.body.innerText")
+			t.Fatalf("%s: still not true: %s\npage says:\n%s", what, expr, text)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func click(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel))), "click %s", sel)
+}
+
+// pageCheck screenshots the page at desktop and phone widths into the
+// test's artefact directory (go test -artifacts keeps them) and runs
+// axe-core in it: no serious or critical violation.
+type pageCheck struct {
+	dir string
+	axe string
+}
+
+func newPageCheck(t *testing.T) pageCheck {
+	t.Helper()
+	path := os.Getenv("GREFFIER_AXE_JS")
+	if path == "" {
+		path = "../../.cache/npm/node_modules/axe-core/axe.min.js"
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("axe-core is needed for the accessibility checks: run scripts/test.sh, which installs it from npm (%v)", err)
+	}
+	return pageCheck{dir: t.ArtifactDir(), axe: string(b)}
+}
+
+type axeViolation struct {
+	ID     string   `json:"id"`
+	Impact string   `json:"impact"`
+	Help   string   `json:"help"`
+	Nodes  []string `json:"nodes"`
+}
+
+func (c pageCheck) check(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	for _, size := range []struct {
+		label string
+		w, h  int64
+	}{{"desktop", 1280, 900}, {"phone", 390, 844}} {
+		require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(size.w, size.h)))
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(c.dir, name+"-"+size.label+".png"), png, 0o644))
+	}
+	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900)))
+	if !eval[bool](t, ctx, "typeof axe !== 'undefined'") {
+		eval[bool](t, ctx, c.axe+"\n;true")
+	}
+	vs := eval[[]axeViolation](t, ctx, `axe.run(document, {resultTypes: ['violations']}).then(r => r.violations.map(v =>
+		({id: v.id, impact: v.impact || '', help: v.help, nodes: v.nodes.map(n => n.target.join(' '))})))`)
+	for _, v := range vs {
+		if v.Impact == "serious" || v.Impact == "critical" {
+			t.Errorf("%s page: %s accessibility violation %s (%s) at %v", name, v.Impact, v.ID, v.Help, v.Nodes)
+		} else {
+			t.Logf("%s page: minor accessibility finding %s (%s)", name, v.ID, v.Help)
+		}
+	}
+}
+
+// TestBrowserMeetingRoomAndMinutes is a meeting as people see it: two
+// participants join from their links in two Chromiums, hear each other,
+// see who is here and who speaks and the live captions; the host ends the
+// meeting from the host pages and both rooms say so within 2 s; then the
+// host reads the minutes, plays a line and searches.
+func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{captions: &kyutaitest.Options{}, summary: &summarizetest.Options{}})
+	check := newPageCheck(t)
+	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
+	require.NoError(t, err)
+
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"title":    "Weekly sync",
+		"captions": true,
+		"participants": []map[string]any{
+			{"identity": "alice", "display_name": "Alice Martin"},
+			{"identity": "bob", "display_name": "Bob Durand"},
+		},
+	}, &m))
+	require.Len(t, m.Join, 2)
+	alice := newBrowser(t, fixtureWAV(t, "alice"))
+	bob := newBrowser(t, fixtureWAV(t, "bob"))
+	rooms := map[string]context.Context{"alice": alice, "bob": bob}
+
+	for i, who := range []string{"alice", "bob"} {
+		ctx := rooms[who]
+		require.Equal(t, who, m.Join[i].Identity)
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+"/join/#token="+url.QueryEscape(m.Join[i].Token))))
+		waitJS(t, ctx, `document.body.dataset.state === 'ready'`, who+"'s pre-join page")
+		notice := eval[string](t, ctx, `document.getElementById('notice-title').textContent`)
+		name := eval[string](t, ctx, `document.getElementById('me').textContent`)
+		require.Equal(t, "This meeting is recorded and transcribed", notice)
+		require.Equal(t, map[string]string{"alice": "Alice Martin", "bob": "Bob Durand"}[who], name)
+		if who == "alice" {
+			check.check(t, ctx, "room-prejoin")
+		}
+		click(t, ctx, "#join")
+	}
+	for who, ctx := range rooms {
+		waitJS(t, ctx, `document.body.dataset.state === 'joined'`, who+" joins")
+		// Note every list the page shows, as a person would see it change:
+		// who speaks alone is a moment, which polling alone could miss on
+		// a loaded machine.
+		eval[bool](t, ctx, `(() => {
+			window.spokeAlone = new Set();
+			const people = document.getElementById('people');
+			new MutationObserver(() => {
+				const on = [...people.querySelectorAll('li[data-speaking="true"]')].map(li => li.dataset.identity);
+				if (on.length === 1) window.spokeAlone.add(on[0]);
+			}).observe(people, {childList: true, subtree: true, attributes: true});
+			return true; })()`)
+	}
+	// Each sees the other here and hears them; each sees, in turn, the
+	// other speaking alone and themself speaking alone (the fixtures take
+	// turns), and a screen reader is told who speaks.
+	for who, other := range map[string]string{"alice": "bob", "bob": "alice"} {
+		ctx := rooms[who]
+		waitJS(t, ctx, fmt.Sprintf(`document.querySelector('#people li[data-identity=%q][data-here="true"]')`, other),
+			who+" sees "+other+" here")
+		waitJS(t, ctx, `Number(document.body.dataset.heardPeak || 0) > 0.02`, who+" hears the others")
+		waitJS(t, ctx, fmt.Sprintf(`window.spokeAlone.has(%q) && window.spokeAlone.has(%q)`, other, who),
+			who+" sees "+other+" and themself speak in turn")
+		waitJS(t, ctx, `document.getElementById('speaker-news').textContent.includes('is speaking')`,
+			who+"'s screen reader is told who speaks")
+	}
+	// Live captions: the fixture's words, with the speaker's name.
+	var words []string
+	for _, u := range script.Utterances {
+		for _, w := range u.Words {
+			words = append(words, w.Text)
+		}
+	}
+	wordsJS := "[" + strings.Join(quoteAll(words), ",") + "]"
+	for who, ctx := range rooms {
+		waitJS(t, ctx, `!document.getElementById('captions-box').hidden && `+wordsJS+
+			`.some(w => document.getElementById('captions').textContent.includes(w))`, who+" reads live captions")
+	}
+	check.check(t, alice, "room-live")
+	// Mute is a toggle a screen reader hears about.
+	click(t, bob, "#mute")
+	waitJS(t, bob, `document.getElementById('mute').getAttribute('aria-pressed') === 'true'`, "bob mutes")
+	click(t, bob, "#mute")
+	waitJS(t, bob, `document.getElementById('mute').getAttribute('aria-pressed') === 'false'`, "bob unmutes")
+
+	// The host signs in, in a tab of its own, and ends the meeting.
+	host, cancelHost := chromedp.NewContext(alice)
+	t.Cleanup(cancelHost)
+	require.NoError(t, chromedp.Do(host, chromedp.Navigate(b.url+"/app/")))
+	waitJS(t, host, `document.body.dataset.view === 'signin'`, "sign-in page")
+	check.check(t, host, "app-signin")
+	require.NoError(t, chromedp.Do(host, chromedp.SendKeys(chromedp.CSS("#key"), "wrong-key")))
+	click(t, host, "button[type=submit]")
+	waitJS(t, host, `document.getElementById('error').textContent.includes('refused')`, "a wrong key is refused")
+	eval[bool](t, host, `(document.getElementById('key').value = '') === ''`)
+	require.NoError(t, chromedp.Do(host, chromedp.SendKeys(chromedp.CSS("#key"), b.token)))
+	click(t, host, "button[type=submit]")
+	waitJS(t, host, fmt.Sprintf(`document.querySelector('#meeting-rows tr[data-id=%q][data-state="live"]')`, m.ID), "meeting list")
+	check.check(t, host, "app-meetings")
+	href := eval[string](t, host, "location.href")
+	require.NotContains(t, href, b.token, "the key never goes in a URL")
+	require.NoError(t, chromedp.Do(host, chromedp.Navigate(b.url+"/app/#/m/"+m.ID)))
+	waitJS(t, host, `document.querySelector('#people li[data-identity="alice"][data-here="true"]') && document.getElementById('end')`, "host's live meeting page")
+	check.check(t, host, "app-meeting-live")
+	clicked := eval[float64](t, host, `(() => { const t0 = Date.now(); document.getElementById('end').click(); return t0; })()`)
+	for who, ctx := range rooms {
+		waitJS(t, ctx, `document.body.dataset.state === 'ended'`, who+"'s page says the meeting ended")
+		endedAt := eval[float64](t, ctx, `Number(document.body.dataset.endedAt)`)
+		text := eval[string](t, ctx, `document.getElementById('ended-title').textContent`)
+		require.Equal(t, "The meeting has ended; the minutes will be ready shortly.", text)
+		require.LessOrEqual(t, endedAt-clicked, 2000.0, "%s's page learnt of the end %.0f ms after the host clicked", who, endedAt-clicked)
+		t.Logf("%s's page said the meeting ended %.0f ms after the host clicked", who, endedAt-clicked)
+	}
+	waitJS(t, host, `document.getElementById('status').textContent.includes('has ended')`, "host's page says the meeting ended")
+	check.check(t, bob, "room-ended")
+	click(t, bob, "#lang")
+	waitJS(t, bob, `document.getElementById('ended-title').textContent === 'La réunion est terminée ; le compte rendu sera bientôt prêt.' && document.documentElement.lang === 'fr'`,
+		"the room switches to French")
+
+	// Links that cannot join say why, in words.
+	late := bob
+	for _, c := range []struct{ hash, want string }{
+		{"", "This page needs the link you were given"},
+		{"#token=not-a-token", "This link is not valid"},
+		{"#token=" + url.QueryEscape(m.Join[1].Token), "The meeting has ended; the minutes will be ready shortly."},
+	} {
+		eval[bool](t, late, `localStorage.removeItem('greffier.lang') ?? true`)
+		require.NoError(t, chromedp.Do(late, chromedp.Navigate(b.url+"/join/?"+fmt.Sprint(len(c.hash))+c.hash)))
+		waitJS(t, late, fmt.Sprintf(`document.body.innerText.includes(%q)`, c.want), "the page for link "+c.hash)
+	}
+	var short struct {
+		Join []struct {
+			Token     string    `json:"token"`
+			ExpiresAt time.Time `json:"expires_at"`
+		} `json:"join"`
+	}
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"participants": []map[string]any{{"identity": "carol", "ttl_seconds": 1}}}, &short))
+	require.Eventually(t, func() bool { return time.Now().After(short.Join[0].ExpiresAt.Add(time.Second)) },
+		10*time.Second, 100*time.Millisecond, "the link expires")
+	require.NoError(t, chromedp.Do(late, chromedp.Navigate(b.url+"/join/?expired#token="+url.QueryEscape(short.Join[0].Token))))
+	waitJS(t, late, `document.body.innerText.includes('This link expired on')`, "an expired link")
+
+	// The minutes, with the recording of the mix.
+	require.Eventually(t, func() bool {
+		var mm meetingAnswer
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &mm)
+		if mm.State != "ready" {
+			return false
+		}
+		for _, f := range []string{"mix.flac", "archive.webm", "speakers/alice.flac", "speakers/bob.flac"} {
+			if b.call(t, "GET", "/v1/meetings/"+m.ID+"/"+f, nil, nil) != http.StatusOK {
+				return false
+			}
+		}
+		return true
+	}, 90*time.Second, 200*time.Millisecond, "the meeting's minutes and recordings")
+	var doc minutes.Document
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
+	// A new page load: the host's tab may already show this meeting.
+	require.NoError(t, chromedp.Do(host, chromedp.Navigate(b.url+"/app/?reload#/m/"+m.ID)))
+	waitJS(t, host, `document.getElementById('player') && document.querySelectorAll('#transcript li').length === `+fmt.Sprint(len(doc.Turns)), "the transcript")
+	for _, turn := range doc.Turns {
+		got := eval[struct {
+			Who  string `json:"who"`
+			Said string `json:"said"`
+		}](t, host, fmt.Sprintf(`(() => { const li = [...document.querySelectorAll('#transcript li')].find(li => Math.abs(li.dataset.start - %f) < 0.001);
+			return {who: li.querySelector('.who').textContent, said: li.querySelector('.said').textContent}; })()`, secs(turn.Start)))
+		require.Equal(t, map[string]string{"alice": "Alice Martin", "bob": "Bob Durand"}[turn.Speaker], got.Who, "turn at %v", turn.Start)
+		require.Equal(t, turn.Text, got.Said)
+	}
+	var speakers []string
+	for _, turn := range doc.Turns {
+		if !slices.Contains(speakers, turn.Speaker) {
+			speakers = append(speakers, turn.Speaker)
+		}
+	}
+	require.ElementsMatch(t, []string{"alice", "bob"}, speakers, "each person's words under their name")
+	check.check(t, host, "app-minutes")
+
+	// The summary, each point with its citations: a citation plays its turn.
+	require.NotNil(t, doc.Summary, "summary error: %s", doc.SummaryError)
+	require.NotEmpty(t, doc.Summary.Abstract.Citations)
+	abstract := eval[string](t, host, `document.querySelector('.summary p').textContent`)
+	require.Contains(t, abstract, doc.Summary.Abstract.Text)
+	cited := doc.Summary.Abstract.Citations[0]
+	eval[bool](t, host, `new Promise(ok => { const a = document.getElementById('player');
+		a.addEventListener('seeked', () => ok(true), {once: true});
+		setTimeout(() => ok(false), 20000);
+		document.querySelector('.summary p button.cite').click(); })`)
+	require.InDelta(t, secs(minutes.Seconds(cited.Start)), eval[float64](t, host, `document.getElementById('player').currentTime`), 0.5,
+		"a citation plays its turn")
+	eval[bool](t, host, `document.getElementById('player').pause() ?? true`)
+
+	// Every download answers, with the session cookie alone.
+	statuses := eval[map[string]int](t, host, `Promise.all([...document.querySelectorAll('.downloads a')].map(a =>
+		fetch(a.href).then(r => [new URL(a.href).pathname, r.status]))).then(Object.fromEntries)`)
+	require.Len(t, statuses, 5+2+2, "minutes in 5 formats, the mix, the archive, each speaker: %v", statuses)
+	for path, status := range statuses {
+		require.Equal(t, http.StatusOK, status, path)
+	}
+
+	// Clicking a line plays that moment, and that line is the current one.
+	line := doc.Turns[len(doc.Turns)/2]
+	eval[bool](t, host, fmt.Sprintf(`new Promise(ok => { const a = document.getElementById('player');
+		a.addEventListener('seeked', () => ok(true), {once: true});
+		setTimeout(() => ok(false), 20000);
+		[...document.querySelectorAll('#transcript li')].find(li => Math.abs(li.dataset.start - %f) < 0.001).querySelector('button').click(); })`,
+		secs(line.Start)))
+	waitJS(t, host, `!document.getElementById('player').paused || document.getElementById('player').readyState >= 2`, "the player plays")
+	pos := eval[float64](t, host, `document.getElementById('player').currentTime`)
+	require.InDelta(t, secs(line.Start), pos, 0.5, "the player's position after clicking the line at %v", line.Start)
+	waitJS(t, host, fmt.Sprintf(`Math.abs(document.querySelector('#transcript li[aria-current="true"]')?.dataset.start - %f) < 0.001`, secs(line.Start)),
+		"the clicked line is the current one")
+	eval[bool](t, host, `document.getElementById('player').pause() ?? true`)
+
+	// Search finds a spoken word and jumps to its moment.
+	word := doc.Turns[len(doc.Turns)-1].Words[0].Word
+	require.NoError(t, chromedp.Do(host, chromedp.Navigate(b.url+"/app/#/search")))
+	waitJS(t, host, `document.getElementById('q')`, "search page")
+	require.NoError(t, chromedp.Do(host, chromedp.SendKeys(chromedp.CSS("#q"), word)))
+	click(t, host, "form[role=search] button[type=submit]")
+	waitJS(t, host, `document.querySelector('#results .hits li a')`, "search results for "+word)
+	check.check(t, host, "app-search")
+	hitHref := eval[string](t, host, `document.querySelector('#results .hits li a').getAttribute('href')`)
+	u, err := url.Parse(strings.TrimPrefix(hitHref, "#"))
+	require.NoError(t, err)
+	var at float64
+	_, err = fmt.Sscan(u.Query().Get("t"), &at)
+	require.NoError(t, err, "hit link %s", hitHref)
+	click(t, host, "#results .hits li a")
+	waitJS(t, host, fmt.Sprintf(`(() => { const a = document.getElementById('player'); return a && a.readyState >= 1 && Math.abs(a.currentTime - %f) <= 0.5; })()`, at),
+		"the player jumps to the hit")
+	// The hit is where the word was said: in (or just before, as the
+	// stretch of speech the search found starts at its segment's edge)
+	// the turn that holds it.
+	hitTurn := slices.IndexFunc(doc.Turns, func(tu minutes.Turn) bool {
+		return secs(tu.Start)-0.5 <= at && at < secs(tu.End) && strings.Contains(tu.Text, word)
+	})
+	require.GreaterOrEqual(t, hitTurn, 0, "the hit at %v is not where %q was said: %+v", at, word, doc.Turns)
+
+	// Renaming a speaker shows the new name in the transcript.
+	eval[bool](t, host, `(document.getElementById('rename-bob').value = '') === ''`)
+	require.NoError(t, chromedp.Do(host, chromedp.SendKeys(chromedp.CSS("#rename-bob"), "Robert Durand")))
+	click(t, host, "#rename-bob + button")
+	waitJS(t, host, `[...document.querySelectorAll('#transcript li[data-speaker="bob"] .who')].every(e => e.textContent === 'Robert Durand')`,
+		"bob renamed in the transcript")
+}
+
+func secs(s minutes.Seconds) float64 { return float64(s.MS()) / 1000 }
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = fmt.Sprintf("%q", s)
+	}
 	return out
 }
 
 // TestBrowserPublishesAndIsRecorded has a real Chromium join a meeting
-// through the join page, speak the alice fixture into its fake microphone
+// through the meeting room, speak the alice fixture into its fake microphone
 // over WHIP, and checks the recording and the minutes it becomes.
 func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOptions{})
 
-	wav := filepath.Join(t.TempDir(), "alice.wav")
-	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-i", filepath.Join(fixtures, "alice.opus"),
-		"-ar", "48000", "-ac", "1", "-c:a", "pcm_s16le", "-y", wav).CombinedOutput()
-	require.NoError(t, err, "decode the fixture to WAV: %s", out)
-
-	// The join page on the same origin as the API, as cmd/greffier mounts
-	// it; the rest goes to the running Greffier.
-	appURL, err := url.Parse(b.url)
-	require.NoError(t, err)
-	mux := http.NewServeMux()
-	mux.Handle("/join/", web.Handler())
-	mux.Handle("/", httputil.NewSingleHostReverseProxy(appURL))
-	front := httptest.NewServer(mux)
-	t.Cleanup(front.Close)
+	// Once: a meeting ended mid-sentence would cut the last one short.
+	wav := fixtureWAV(t, "alice") + "%noloop"
 
 	var m meetingAnswer
 	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
@@ -126,7 +433,10 @@ func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice Martin"}},
 	}, &m))
 	require.Len(t, m.Join, 1)
-	log := startChromium(t, front.URL+"/join/#token="+url.QueryEscape(m.Join[0].Token), wav)
+	ctx := newBrowser(t, wav)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+"/join/#token="+url.QueryEscape(m.Join[0].Token))))
+	waitJS(t, ctx, `document.body.dataset.state === 'ready'`, "the pre-join page")
+	click(t, ctx, "#join")
 
 	// The browser is publishing once the recorder has its track.
 	var live struct {
@@ -138,7 +448,7 @@ func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 	require.Eventually(t, func() bool {
 		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &live)
 		return live.Pipeline != nil && live.Pipeline.Tracks == 1
-	}, 30*time.Second, 100*time.Millisecond, "no track from the browser; chromium said:\n%s", log)
+	}, 30*time.Second, 100*time.Millisecond, "no track from the browser")
 	// The fixture's two utterances are heard live (the second ends at
 	// 6.6 s): the browser has said everything worth recording.
 	require.Eventually(t, func() bool {
@@ -204,4 +514,22 @@ func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 	for i, s := range said {
 		require.Equal(t, fixture[(first+i)%len(fixture)], s, "minutes: %s", strings.Join(said, " | "))
 	}
+}
+
+// A participant whose browser refuses the microphone is told so in words,
+// and can try again.
+func TestBrowserRoomSaysWhenTheMicrophoneIsRefused(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{})
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice Martin"}},
+	}, &m))
+	ctx := newBrowser(t, "", chromedp.Flag("use-fake-ui-for-media-stream", false), chromedp.Flag("deny-permission-prompts", true))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+"/join/#token="+url.QueryEscape(m.Join[0].Token))))
+	waitJS(t, ctx, `document.body.dataset.state === 'ready'`, "the pre-join page")
+	click(t, ctx, "#join")
+	waitJS(t, ctx, `document.getElementById('error').textContent.includes('Your browser refused the microphone')`, "the refusal in words")
+	require.True(t, eval[bool](t, ctx, `!document.getElementById('join').disabled && !document.getElementById('prejoin').hidden`),
+		"the participant can try again")
 }

@@ -29,8 +29,14 @@ func (q Queries) AddEvent(ctx context.Context, e Event) error {
 
 // Events lists a meeting's events in order.
 func (q Queries) Events(ctx context.Context, meetingID string) ([]Event, error) {
+	return q.EventsAfter(ctx, meetingID, 0)
+}
+
+// EventsAfter lists a meeting's events numbered above seq, in order: what
+// a live page has not seen yet.
+func (q Queries) EventsAfter(ctx context.Context, meetingID string, seq int64) ([]Event, error) {
 	rows, err := q.q.QueryContext(ctx, `SELECT meeting_id, seq, at_ms, kind, identity FROM events
-		WHERE meeting_id = $1 ORDER BY seq`, meetingID)
+		WHERE meeting_id = $1 AND seq > $2 ORDER BY seq`, meetingID, seq)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}

@@ -65,6 +65,20 @@ func (q Queries) APIKeyByHash(ctx context.Context, hash string) (APIKey, error) 
 	return k, nil
 }
 
+// APIKeyByID finds key id, revoked or expired ones included, or
+// ErrNotFound: a browser session names its key by id and is checked
+// against it on every request.
+func (q Queries) APIKeyByID(ctx context.Context, id string) (APIKey, error) {
+	k, err := scanKey(q.q.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return APIKey{}, fmt.Errorf("API key %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return APIKey{}, fmt.Errorf("read API key %s: %w", id, err)
+	}
+	return k, nil
+}
+
 // APIKeys lists up to limit keys not revoked, oldest first, after the
 // position after (zero: from the first).
 func (q Queries) APIKeys(ctx context.Context, after Position, limit int) ([]APIKey, error) {
