@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/riverqueue/river"
-
 	"github.com/greffier/greffier/diarize"
 	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
@@ -155,16 +153,10 @@ func (p *Pipeline) storeLiveSpeech(ctx context.Context, t store.Track, c cut) er
 		return fmt.Errorf("store speech audio %s: %w", s.AudioKey, err)
 	}
 	return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
-		m, err := q.Meeting(ctx, t.MeetingID)
-		if err != nil {
+		if err := p.recordSegments(ctx, q, []store.SpeechSegment{s}); err != nil {
 			return err
 		}
-		jobs, err := p.recordSegments(ctx, q, []store.SpeechSegment{s}, m.Run)
-		if err != nil || len(jobs) == 0 {
-			return err
-		}
-		_, err = p.client.InsertManyTx(ctx, tx, jobs)
-		return err
+		return p.maybeAssemble(ctx, tx, q, t.MeetingID)
 	})
 }
 
@@ -178,22 +170,13 @@ func speechSegment(t store.Track, sp diarize.Speech) store.SpeechSegment {
 	return s
 }
 
-// recordSegments upserts segments and returns the transcription jobs of
-// those still waiting for a transcript.
-func (p *Pipeline) recordSegments(ctx context.Context, q store.Queries, segs []store.SpeechSegment, run int) ([]river.InsertManyParams, error) {
-	var jobs []river.InsertManyParams
+// recordSegments upserts segments. Their transcription is enqueued by
+// maybeAssemble once their turn has come.
+func (p *Pipeline) recordSegments(ctx context.Context, q store.Queries, segs []store.SpeechSegment) error {
 	for _, s := range segs {
 		if err := q.UpsertSpeechSegment(ctx, s); err != nil {
-			return nil, err
-		}
-		cur, err := q.SpeechSegment(ctx, s.TrackID, s.StartMS)
-		if err != nil {
-			return nil, err
-		}
-		if cur.Status == store.SegmentPending {
-			jobs = append(jobs, river.InsertManyParams{Args: TranscribeArgs{MeetingID: s.MeetingID,
-				TrackID: s.TrackID, StartMS: s.StartMS, DurationMS: s.EndMS - s.AudioStartMS, Run: run}})
+			return err
 		}
 	}
-	return jobs, nil
+	return nil
 }

@@ -482,15 +482,20 @@ func needsDetection(t store.Track) bool {
 	return (t.State == store.TrackStored || t.State == store.TrackRecovered) && !t.SpeechDetected
 }
 
-// maybeAssemble enqueues the minutes' assembly once the meeting has ended
-// and every track and segment is final. The meeting's row lock makes two
-// stages finishing at once decide in turn, so one of them sees everything.
+// maybeAssemble moves the meeting's pipeline on after a change to its
+// units: it enqueues the transcription of the segments whose turn has come
+// (context.go) and, once the meeting has ended and every track and segment
+// is final, the minutes' assembly. The meeting's row lock makes two stages
+// finishing at once decide in turn, so one of them sees everything.
 func (p *Pipeline) maybeAssemble(ctx context.Context, tx *sql.Tx, q store.Queries, meetingID string) error {
 	if err := q.LockMeeting(ctx, meetingID); err != nil {
 		return err
 	}
 	m, err := q.Meeting(ctx, meetingID)
 	if err != nil {
+		return err
+	}
+	if err := p.enqueueReady(ctx, tx, q, m); err != nil {
 		return err
 	}
 	if m.State != store.MeetingEnded {

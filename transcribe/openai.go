@@ -184,7 +184,7 @@ func (o *OpenAI) Transcribe(ctx context.Context, req Request) (Result, error) {
 		Model:    o.cfg.Model,
 		FilePath: up.name, // names the part, and so its content type
 		Reader:   bytes.NewReader(up.audio),
-		Prompt:   req.Prompt,
+		Prompt:   Prompt(req),
 		Language: language,
 		Format:   openai.AudioResponseFormatVerboseJSON,
 		TimestampGranularities: []openai.TranscriptionTimestampGranularity{

@@ -89,6 +89,9 @@ type Meeting struct {
 	Captions bool
 	// WebhookURL, when set, is told of the meeting's progress.
 	WebhookURL string
+	// Glossary is the host's list of words (names, jargon) the speech
+	// backend is told to expect, in the host's order.
+	Glossary []string
 }
 
 // Participant is one speaker of a meeting, keyed by the identity in their
