@@ -20,7 +20,7 @@ func Prompt(req Request) string {
 		if term == "" {
 			continue
 		}
-		if b.Len()+len(term)+2 > MaxVocabularyPrompt {
+		if b.Len()+len(", ")+len(term)+len(".") > MaxVocabularyPrompt {
 			break
 		}
 		if b.Len() > 0 {
