@@ -49,11 +49,11 @@ func decode[T any](t *testing.T, a answer, status int) T {
 }
 
 type meetingAnswer struct {
-	ID       string `json:"id"`
-	Title    string `json:"title"`
-	Language string `json:"language"`
-	State    string `json:"state"`
-	Captions bool   `json:"captions"`
+	ID       string   `json:"id"`
+	Title    string   `json:"title"`
+	Language string   `json:"language"`
+	State    string   `json:"state"`
+	Captions bool     `json:"captions"`
 	Webhook  string   `json:"webhook_url"`
 	Glossary []string `json:"glossary"`
 	Pipeline *struct {
