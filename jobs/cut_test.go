@@ -29,7 +29,7 @@ func fixturePackets(t *testing.T, identity string) []audio.TimedPacket {
 
 func cutAll(t *testing.T, ps []audio.TimedPacket, levels []int) []cut {
 	t.Helper()
-	c := newCutter(1)
+	c := newCutter(Config{}.VoiceActivity(), 1)
 	var out []cut
 	for i, p := range ps {
 		cuts, err := c.packet(p.MS, p.Data, levels[i])
@@ -128,7 +128,7 @@ func TestCutterKeepsWhatOpenSegmentsNeed(t *testing.T) {
 		{"10 ms packets", []byte{0xf0, 0xff, 0xfe}, 10, 4096},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCutter(1)
+			c := newCutter(Config{}.VoiceActivity(), 1)
 			var cuts []cut
 			feed := func(from, to int64, level int) {
 				for ms := from; ms < to; ms += tc.ms {

@@ -125,7 +125,7 @@ func (p *Pipeline) cutSpeech(ctx context.Context, t store.Track) ([]store.Speech
 
 	var (
 		out []store.SpeechSegment
-		c   = newCutter(1)
+		c   = newCutter(p.cfg.VoiceActivity(), 1)
 	)
 	emit := func(cuts []cut, err error) error {
 		if err != nil {

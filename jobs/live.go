@@ -14,14 +14,6 @@ import (
 	"github.com/greffier/greffier/internal/store"
 )
 
-// voiceActivity is how both paths cut a track into speech segments; they
-// must agree for a re-run or a fallback to find the same segments. Pauses
-// under 2 s stay inside a segment until it holds 20 s of audio: a Whisper-
-// style model hears a whole stretch of a turn at once (its window is 30 s)
-// and the pipeline's cost per segment (a blob, a row, a job, a request)
-// is paid about once per 20 s of speech rather than once per phrase.
-var voiceActivity = diarize.VoiceDetectorConfig{MinSegment: 20 * time.Second, JoinPause: 2 * time.Second}
-
 // liveQueue bounds the speech segments waiting to be stored: past it, a
 // track falls back to the batch path rather than hold up the recorder.
 const liveQueue = 256
@@ -34,7 +26,7 @@ const liveQueue = 256
 // When the track ends whole, speech detection is already done; otherwise
 // the batch path (detect_speech on the stored file) does it.
 func (p *Pipeline) Listen(t store.Track) *LiveTrack {
-	return &LiveTrack{p: p, t: t, cut: newCutter(1)}
+	return &LiveTrack{p: p, t: t, cut: newCutter(p.cfg.VoiceActivity(), 1)}
 }
 
 // LiveTrack is one track's live path. Block and Close are called from the

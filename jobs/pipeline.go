@@ -28,6 +28,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/greffier/greffier/diarize"
 	"github.com/greffier/greffier/internal/backend"
 	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/egress"
@@ -71,7 +72,17 @@ const (
 	DefaultRetryBase         = 2 * time.Second
 	DefaultRetryMax          = 5 * time.Minute
 	DefaultSnoozeBudget      = time.Hour
+	// DefaultMaxSegment is the window of Whisper-class models.
+	DefaultMaxSegment = 30 * time.Second
+	// DefaultMergeSegment leaves a third of the window for a segment's
+	// last phrase.
+	DefaultMergeSegment = 20 * time.Second
 )
+
+// mergePause is the longest pause across which a speaker's stretches of
+// speech are merged into one segment: a pause inside a turn, not between
+// turns.
+const mergePause = 2 * time.Second
 
 // DefaultTranscriberName is Deps.TranscriberName's default.
 const DefaultTranscriberName = "transcription backend"
@@ -104,6 +115,16 @@ type Config struct {
 	// SnoozeBudget is how long a segment may wait for a backend that is
 	// down or rate-limiting before it is marked failed (default 1 h).
 	SnoozeBudget time.Duration
+	// MaxSegment is the most audio one speech segment sent to the
+	// backend holds (default 30 s, the window of Whisper-class models):
+	// longer speech is cut at its quietest moment before that.
+	MaxSegment time.Duration
+	// MergeSegment is how much audio a segment gathers before a pause
+	// ends it: a speaker's stretches of speech less than 2 s apart are
+	// merged into one segment until it holds this much (default 20 s), so
+	// the backend hears whole phrases with what led to them. At most
+	// MaxSegment; negative: every pause of 400 ms ends a segment.
+	MergeSegment time.Duration
 	// NodeTimeout is how long a process may go without a heartbeat before
 	// the jobs it was running are given to others (Postgres; default
 	// 10 s). It beats every fifth of it. On embedded SQLite a restart takes
@@ -134,7 +155,33 @@ func (c Config) WithDefaults() Config {
 	if c.NodeTimeout <= 0 {
 		c.NodeTimeout = DefaultNodeTimeout
 	}
+	if c.MaxSegment <= 0 {
+		c.MaxSegment = DefaultMaxSegment
+	}
+	if c.MergeSegment == 0 {
+		c.MergeSegment = min(DefaultMergeSegment, c.MaxSegment)
+	}
 	return c
+}
+
+// VoiceActivity is how both the live and the batch path cut a track into
+// speech segments; they must agree for a re-run or a fallback to find the
+// same segments.
+func (c Config) VoiceActivity() diarize.VoiceDetectorConfig {
+	c = c.WithDefaults()
+	v := diarize.VoiceDetectorConfig{MaxSegment: c.MaxSegment}
+	if c.MergeSegment > 0 {
+		v.MinSegment, v.JoinPause = c.MergeSegment, mergePause
+	}
+	return v
+}
+
+// Validate says what is wrong with c's settings, naming them.
+func (c Config) Validate() error {
+	if err := c.VoiceActivity().Validate(); err != nil {
+		return fmt.Errorf("MaxSegment (%v) and MergeSegment (%v): %w", c.MaxSegment, c.MergeSegment, err)
+	}
+	return nil
 }
 
 const transcribeQueue = "transcribe"
@@ -186,6 +233,9 @@ func (embeddedSQLite) SupportsListenNotify() bool { return false }
 // New migrates River's tables in st and builds the pipeline. Start runs it.
 func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
 	if d.Store == nil || d.Blobs == nil || d.Transcriber == nil || d.Logger == nil {
 		return nil, errors.New("jobs: Store, Blobs, Transcriber and Logger are required")
 	}

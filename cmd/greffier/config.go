@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/greffier/greffier/internal/usertext"
+	"github.com/greffier/greffier/jobs"
 	"github.com/greffier/greffier/recorder"
 )
 
@@ -91,6 +92,14 @@ type Config struct {
 	// JobSnoozeBudget is how long a segment waits for a down backend before
 	// it is marked failed. Default 1h.
 	JobSnoozeBudget time.Duration `json:"job_snooze_budget" env:"JOB_SNOOZE_BUDGET" flag:"job-snooze-budget" usage:"how long segments wait for a down backend"`
+	// SegmentMax is the most audio one speech segment sent to the speech
+	// backend holds; longer speech is cut at its quietest moment. Default
+	// 30s, the window of Whisper-class models.
+	SegmentMax time.Duration `json:"segment_max" env:"SEGMENT_MAX" flag:"segment-max" usage:"most audio in one segment sent to the speech backend"`
+	// SegmentMerge: a speaker's stretches of speech less than 2 s apart
+	// are merged into one segment until it holds this much. Default 20s;
+	// at most SegmentMax; -1s merges nothing.
+	SegmentMerge time.Duration `json:"segment_merge" env:"SEGMENT_MERGE" flag:"segment-merge" usage:"audio a segment gathers across short pauses (-1s: none)"`
 	// DiarizeURL is a pyannote-style diarization server, to tell apart the
 	// voices of participants who share a microphone. Empty: none.
 	DiarizeURL string `json:"diarize_url" env:"DIARIZE_URL" flag:"diarize-url" usage:"pyannote-style diarization server (default: none)"`
@@ -158,6 +167,8 @@ func DefaultConfig() Config {
 		TranscribeConcurrency:     4,
 		JobMaxAttempts:            8,
 		JobSnoozeBudget:           time.Hour,
+		SegmentMax:                jobs.DefaultMaxSegment,
+		SegmentMerge:              jobs.DefaultMergeSegment,
 		TranscribeBreakerCoolDown: 30 * time.Second,
 		JobRetryBase:              2 * time.Second,
 		LogLevel:                  "info",
@@ -360,6 +371,9 @@ func (c Config) validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log level %q: use debug, info, warn or error", c.LogLevel))
+	}
+	if err := (jobs.Config{MaxSegment: c.SegmentMax, MergeSegment: c.SegmentMerge}).Validate(); err != nil || c.SegmentMax <= 0 || c.SegmentMerge == 0 {
+		errs = append(errs, fmt.Errorf("GREFFIER_SEGMENT_MAX (%v) must be a duration of at least 10s and GREFFIER_SEGMENT_MERGE (%v) one up to it, or -1s", c.SegmentMax, c.SegmentMerge))
 	}
 	return errors.Join(errs...)
 }

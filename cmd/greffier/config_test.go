@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -44,4 +45,31 @@ func TestSpoolMinFreeIsConfigurable(t *testing.T) {
 	}
 	_, err = LoadConfig(nil, env(map[string]string{"GREFFIER_SPOOL_MIN_FREE": "-5"}))
 	require.ErrorContains(t, err, "256MiB")
+}
+
+// TestSegmentLengthsAreConfigurable: the longest segment sent to the
+// speech backend and how much a segment gathers across short pauses are
+// settings; lengths the voice detector cannot keep are refused at start.
+func TestSegmentLengthsAreConfigurable(t *testing.T) {
+	t.Parallel()
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+	cfg, err := LoadConfig(nil, env(nil))
+	require.NoError(t, err)
+	require.Equal(t, 30*time.Second, cfg.SegmentMax)
+	require.Equal(t, 20*time.Second, cfg.SegmentMerge)
+
+	cfg, err = LoadConfig([]string{"--segment-max", "25s"}, env(map[string]string{"GREFFIER_SEGMENT_MERGE": "-1s"}))
+	require.NoError(t, err)
+	require.Equal(t, 25*time.Second, cfg.SegmentMax)
+	require.Equal(t, -time.Second, cfg.SegmentMerge, "no merging")
+
+	for _, bad := range []map[string]string{
+		{"GREFFIER_SEGMENT_MAX": "5s"},
+		{"GREFFIER_SEGMENT_MAX": "15s", "GREFFIER_SEGMENT_MERGE": "20s"},
+		{"GREFFIER_SEGMENT_MERGE": "0s"},
+	} {
+		_, err = LoadConfig(nil, env(bad))
+		require.ErrorContains(t, err, "GREFFIER_SEGMENT_MAX", "%v", bad)
+	}
 }
