@@ -15,7 +15,7 @@ set -euo pipefail
 
 VERSITYGW_VERSION=v1.8.0
 STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2
-APT_PACKAGES=(ffmpeg opus-tools mkvtoolnix sox gcc libc6-dev chromium) # gcc: go test -race needs cgo; chromium: browser test
+APT_PACKAGES=(ffmpeg opus-tools mkvtoolnix sox gcc libc6-dev chromium espeak-ng) # gcc: go test -race needs cgo; chromium: browser test; espeak-ng: speech fixtures (segment coverage)
 DEFAULT_PG_URL="postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
