@@ -258,9 +258,9 @@ func TestSegmentsCoverEveryVoicedFrameOfReadSpeech(t *testing.T) {
 			tr := speakLines(t, sp, len(sp.lines))
 			ps := opusPackets(t, tr.pcm)
 			// The fixture's fades put voiced frames where only padding
-			// reaches them: a detector padding one frame misses some.
-			scant := cfg
-			scant.Padding = 20 * time.Millisecond
+			// reaches them: a detector padding one frame (and merging no
+			// lines, so every line has its edges) misses some.
+			scant := diarize.VoiceDetectorConfig{Padding: 20 * time.Millisecond}
 			if cov, _ := coverage(tr.clean, cutWith(t, scant, ps, senderLevels(t, ps))); cov >= 0.995 {
 				t.Fatalf("with 20 ms of padding coverage is %.2f%%: the fixture no longer tests padding", 100*cov)
 			}
