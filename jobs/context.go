@@ -35,12 +35,12 @@ const promptContext = 200
 // speakerOrder is one meeting's segments and tracks, to decide whose turn
 // has come and what each segment is prompted with.
 type speakerOrder struct {
-	segs   []store.SpeechSegment // meeting-clock order, as SpeechSegments lists them
+	segs   []store.SpeechSegment // meeting-clock order, without words (SegmentOutlines)
 	tracks map[string]store.Track
 }
 
 func readSpeakerOrder(ctx context.Context, q store.Queries, meetingID string) (speakerOrder, error) {
-	segs, err := q.SpeechSegments(ctx, meetingID)
+	segs, err := q.SegmentOutlines(ctx, meetingID)
 	if err != nil {
 		return speakerOrder{}, err
 	}
