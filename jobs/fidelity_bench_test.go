@@ -61,8 +61,8 @@ func BenchmarkFidelity(b *testing.B) {
 				e, n := wordErrors(refText(t), hyp[i])
 				errs, words = errs+e, words+n
 			}
-			b.ReportMetric(100*float64(errs)/float64(words), "WER%_"+name)
-			b.Logf("%-28s WER %5.1f%% (%d errors / %d words)", name, 100*float64(errs)/float64(words), errs, words)
+			b.ReportMetric(100*float64(errs)/float64(words), "WER%_"+unit(name))
+			logf(b, "%-28s WER %5.1f%% (%d errors / %d words)", name, 100*float64(errs)/float64(words), errs, words)
 		}
 
 		// The recogniser on each speaker's whole recording: every packet
@@ -91,23 +91,33 @@ func BenchmarkFidelity(b *testing.B) {
 			{"segments, merged, context", Config{}, true},
 		} {
 			vad := c.cfg.VoiceActivity()
-			var hyp []string
+			hyp := make([]string, len(tracks))
+			errs := make([]error, len(tracks))
 			segments := 0
+			var wg sync.WaitGroup
 			for i, t := range tracks {
 				cuts := cutWith(b, vad, packets[i], senderLevels(b, packets[i]))
 				cov, _ := coverage(t.clean, cuts)
-				b.Logf("%-28s %s: %d segments, coverage %.2f%%", c.name, t.identity, len(cuts), 100*cov)
+				logf(b, "%-28s %s: %d segments, coverage %.2f%%", c.name, t.identity, len(cuts), 100*cov)
 				segments += len(cuts)
-				texts, _, err := transcribeInOrder(ctx, tr, t.identity, cuts, c.context)
+				wg.Add(1)
+				go func() { // speakers in parallel, each in order
+					defer wg.Done()
+					var texts []string
+					texts, _, errs[i] = transcribeInOrder(ctx, tr, t.identity, cuts, c.context)
+					hyp[i] = strings.Join(texts, " ")
+				}()
+			}
+			wg.Wait()
+			for _, err := range errs {
 				if err != nil {
 					b.Fatal(err)
 				}
-				hyp = append(hyp, strings.Join(texts, " "))
 			}
 			report(c.name, hyp)
-			b.ReportMetric(float64(segments), "segments_"+strings.ReplaceAll(c.name, " ", ""))
+			b.ReportMetric(float64(segments), "segments_"+unit(c.name))
 		}
-		b.Logf("prompts the recogniser received (pocketsphinx reads none): %d, e.g. %q", len(srv.prompts()), lastPrompt(srv.prompts()))
+		logf(b, "prompts the recogniser received (pocketsphinx reads none): %d, e.g. %q", len(srv.prompts()), lastPrompt(srv.prompts()))
 
 		// Live: the meeting plays in real time into the cutters; each
 		// segment is sent as it closes, either at once (4 at a time, no
@@ -115,10 +125,22 @@ func BenchmarkFidelity(b *testing.B) {
 		for _, ordered := range []bool{false, true} {
 			after := liveLatency(b, tr, packets, ordered)
 			name := map[bool]string{false: "unordered", true: "speaker order"}[ordered]
-			b.Logf("live, %-13s: minutes' transcripts done %v after the meeting's end", name, after.Round(10*time.Millisecond))
-			b.ReportMetric(after.Seconds(), "s_after_end_"+strings.ReplaceAll(name, " ", "_"))
+			logf(b, "live, %-13s: minutes' transcripts done %v after the meeting's end", name, after.Round(10*time.Millisecond))
+			b.ReportMetric(after.Seconds(), "s_after_end_"+unit(name))
 		}
 	}
+}
+
+// logf logs at once (a benchmark's own log shows only at its end) and in
+// the benchmark's log.
+func logf(b *testing.B, format string, args ...any) {
+	fmt.Printf(format+"\n", args...)
+	b.Logf(format, args...)
+}
+
+// unit makes a metric's unit of a name: no spaces nor commas.
+func unit(name string) string {
+	return strings.NewReplacer(" ", "_", ",", "").Replace(name)
 }
 
 func lastPrompt(ps []string) string {
