@@ -150,9 +150,13 @@ func (a *API) stillFollowing(ctx context.Context, meetingID string, who captions
 type patchMeetingRequest struct {
 	Captions   *bool   `json:"captions"`
 	WebhookURL *string `json:"webhook_url"`
+	// Glossary replaces the meeting's glossary ([] clears it); segments
+	// transcribed from then on, and re-runs, are told it.
+	Glossary *[]string `json:"glossary"`
 }
 
-// patchMeeting changes a meeting's settings: live captions on/off, webhook.
+// patchMeeting changes a meeting's settings: live captions on/off,
+// webhook, glossary.
 func (a *API) patchMeeting(w http.ResponseWriter, r *http.Request) {
 	var req patchMeetingRequest
 	if !decodeBody(w, r, &req) {
@@ -163,12 +167,24 @@ func (a *API) patchMeeting(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if req.Glossary != nil {
+		if msg := checkGlossary(*req.Glossary); msg != "" {
+			writeError(w, http.StatusBadRequest, "bad_glossary", msg)
+			return
+		}
+	}
 	if req.WebhookURL != nil {
 		if msg := a.checkWebhook(r.Context(), *req.WebhookURL); msg != "" {
 			writeError(w, http.StatusBadRequest, "bad_webhook", msg)
 			return
 		}
 		if err := a.store.SetWebhook(r.Context(), m.ID, *req.WebhookURL); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	if req.Glossary != nil {
+		if err := a.store.SetGlossary(r.Context(), m.ID, *req.Glossary); err != nil {
 			a.fail(w, r, err)
 			return
 		}

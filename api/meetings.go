@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -23,6 +24,7 @@ type meetingJSON struct {
 	State     store.MeetingState `json:"state"`
 	Captions  bool               `json:"captions"`
 	Webhook   string             `json:"webhook_url,omitempty"`
+	Glossary  []string           `json:"glossary"`
 	CreatedAt time.Time          `json:"created_at"`
 	StartedAt *time.Time         `json:"started_at,omitempty"`
 	EndedAt   *time.Time         `json:"ended_at,omitempty"`
@@ -86,7 +88,12 @@ func timePtr(t time.Time) *time.Time {
 }
 
 func toJSON(m store.Meeting) meetingJSON {
-	return meetingJSON{ID: m.ID, Title: m.Title, Language: m.Language, State: m.State, Captions: m.Captions, Webhook: m.WebhookURL, CreatedAt: m.CreatedAt,
+	glossary := m.Glossary
+	if glossary == nil {
+		glossary = []string{}
+	}
+	return meetingJSON{ID: m.ID, Title: m.Title, Language: m.Language, State: m.State, Captions: m.Captions, Webhook: m.WebhookURL,
+		Glossary: glossary, CreatedAt: m.CreatedAt,
 		StartedAt: timePtr(m.StartedAt), EndedAt: timePtr(m.EndedAt), Failure: m.Failure,
 		WHIPURL: "/v1/whip", WHEPURL: "/v1/whep"}
 }
@@ -95,7 +102,29 @@ func toJSON(m store.Meeting) meetingJSON {
 const (
 	maxTitleLen = 500
 	maxNameLen  = 200
+	// A glossary is told to the speech backend with every segment, inside
+	// a prompt Whisper-class models cut to 224 tokens: a few dozen short
+	// terms is what fits beside the speaker's previous words.
+	maxGlossaryTerms = 50
+	maxGlossaryTerm  = 64
 )
+
+// checkGlossary trims each term and says what is wrong, if anything.
+func checkGlossary(terms []string) string {
+	if len(terms) > maxGlossaryTerms {
+		return fmt.Sprintf("glossary holds %d terms, over %d: keep the names and words the backend would misspell", len(terms), maxGlossaryTerms)
+	}
+	for i := range terms {
+		terms[i] = strings.TrimSpace(terms[i])
+		if terms[i] == "" {
+			return fmt.Sprintf("glossary term %d is empty", i+1)
+		}
+		if err := usertext.CheckLine(terms[i], maxGlossaryTerm); err != nil {
+			return fmt.Sprintf("glossary term %d %v", i+1, err)
+		}
+	}
+	return ""
+}
 
 type participantRequest struct {
 	Identity    string        `json:"identity"`
@@ -118,6 +147,9 @@ type createMeetingRequest struct {
 	WebhookURL string `json:"webhook_url"`
 	// Retention sets the meeting's own retention and legal hold.
 	Retention *retentionRequest `json:"retention"`
+	// Glossary lists words (names, jargon) the speech backend should
+	// expect, beside the title and the participants' names.
+	Glossary []string `json:"glossary"`
 }
 
 // checkWebhook says what is wrong with a webhook URL, if anything: it must
@@ -162,6 +194,10 @@ func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_title", "title "+err.Error())
 		return
 	}
+	if msg := checkGlossary(req.Glossary); msg != "" {
+		writeError(w, http.StatusBadRequest, "bad_glossary", msg)
+		return
+	}
 	if !usertext.ValidLanguage(req.Language) {
 		writeError(w, http.StatusBadRequest, "bad_language", "language "+strconv.Quote(req.Language)+
 			" is not a language tag: use one such as fr, en or fr-FR, or leave it empty to let the backend detect it")
@@ -191,6 +227,13 @@ func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		m.WebhookURL = req.WebhookURL
+	}
+	if len(req.Glossary) > 0 {
+		if err := a.store.SetGlossary(r.Context(), m.ID, req.Glossary); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		m.Glossary = req.Glossary
 	}
 	if req.Captions {
 		if err := a.setCaptions(r, m.ID, true); err != nil {

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -48,12 +49,13 @@ func decode[T any](t *testing.T, a answer, status int) T {
 }
 
 type meetingAnswer struct {
-	ID       string `json:"id"`
-	Title    string `json:"title"`
-	Language string `json:"language"`
-	State    string `json:"state"`
-	Captions bool   `json:"captions"`
-	Webhook  string `json:"webhook_url"`
+	ID       string   `json:"id"`
+	Title    string   `json:"title"`
+	Language string   `json:"language"`
+	State    string   `json:"state"`
+	Captions bool     `json:"captions"`
+	Webhook  string   `json:"webhook_url"`
+	Glossary []string `json:"glossary"`
 	Pipeline *struct {
 		Tracks   int             `json:"tracks"`
 		Failures []store.Failure `json:"failures"`
@@ -134,6 +136,54 @@ func TestMeetingsAreCreatedListedReadAndPatched(t *testing.T) {
 		stored, err = b.store.Meeting(ctx, created.ID)
 		require.NoError(t, err)
 		require.Equal(t, "https://203.0.113.7/minutes", stored.WebhookURL, "a refused webhook changes nothing")
+	})
+}
+
+// TestAGlossaryIsSetOnCreationAndByPatchWithinBounds: the host's glossary
+// (words the speech backend is told to expect) is kept with the meeting,
+// replaced or cleared by PATCH; a glossary too long, a term too long, empty
+// or holding a control character is refused with a 400 that says which,
+// and changes nothing.
+func TestAGlossaryIsSetOnCreationAndByPatchWithinBounds(t *testing.T) {
+	eachDialect(t, func(t *testing.T, b *bundle) {
+		ctx := context.Background()
+		created := decode[meetingAnswer](t, b.call(t, "POST", "/v1/meetings",
+			`{"title":"Conseil","glossary":[" Greffier ","Kyutai","Mme Lefèvre-Dupont"]}`), http.StatusCreated)
+		require.Equal(t, []string{"Greffier", "Kyutai", "Mme Lefèvre-Dupont"}, created.Glossary, "terms are trimmed")
+		stored, err := b.store.Meeting(ctx, created.ID)
+		require.NoError(t, err)
+		require.Equal(t, created.Glossary, stored.Glossary)
+
+		path := "/v1/meetings/" + created.ID
+		patched := decode[meetingAnswer](t, b.call(t, "PATCH", path, `{"glossary":["pyannote"]}`), http.StatusOK)
+		require.Equal(t, []string{"pyannote"}, patched.Glossary)
+		got := decode[meetingAnswer](t, b.call(t, "GET", path, ""), http.StatusOK)
+		require.Equal(t, []string{"pyannote"}, got.Glossary)
+
+		many := make([]string, 51)
+		for i := range many {
+			many[i] = fmt.Sprintf("%q", fmt.Sprint("term", i))
+		}
+		for _, bad := range []struct{ body, says string }{
+			{`{"glossary":[` + strings.Join(many, ",") + `]}`, "51 terms, over 50"},
+			{`{"glossary":["` + strings.Repeat("x", 65) + `"]}`, "term 1 is 65 characters long, over 64"},
+			{`{"glossary":["ok","  "]}`, "term 2 is empty"},
+			{`{"glossary":["a\nb"]}`, "term 1 holds a control character"},
+		} {
+			for _, call := range []struct{ method, path string }{{"PATCH", path}, {"POST", "/v1/meetings"}} {
+				a := b.call(t, call.method, call.path, bad.body)
+				require.Equal(t, http.StatusBadRequest, a.status, "%s", a.body)
+				require.Equal(t, "bad_glossary", errorCode(t, a))
+				require.Contains(t, string(a.body), bad.says)
+			}
+		}
+		stored, err = b.store.Meeting(ctx, created.ID)
+		require.NoError(t, err)
+		require.Equal(t, []string{"pyannote"}, stored.Glossary, "a refused glossary changes nothing")
+
+		cleared := decode[meetingAnswer](t, b.call(t, "PATCH", path, `{"glossary":[]}`), http.StatusOK)
+		require.Empty(t, cleared.Glossary)
+		require.NotNil(t, cleared.Glossary, "an empty list, not null")
 	})
 }
 

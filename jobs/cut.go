@@ -3,6 +3,7 @@ package jobs
 import (
 	"bytes"
 	"fmt"
+	"time"
 
 	"github.com/greffier/greffier/diarize"
 	"github.com/greffier/greffier/internal/audio"
@@ -23,16 +24,20 @@ type cutter struct {
 	ring     []timedPacket        // recent packets, oldest at head
 	head, n  int                  // the oldest packet and how many are kept
 	scratch  []audio.TimedPacket
+	keepFor  int64 // ms
 }
 
 // keepFor is how far back a segment still open may reach: a whole segment
-// (30 s), the pause joined to it (2 s), the detector's lookahead (1 s), its
-// padding and the Ogg pre-skip, with a margin. The ring keeps what the
-// detector still holds (forget), never more than that: growing only while
-// its oldest packet is that recent, up to 2,048 entries for 20 ms packets
-// during a long segment. Each entry's buffer is reused, so keeping a
-// packet allocates nothing once the ring has gone round.
-const keepFor = 35_000 // ms
+// (MaxSegment), the pause joined to it (2 s), the detector's lookahead
+// (1 s), its padding and the Ogg pre-skip, with a margin. The ring keeps at
+// least that, growing only while its oldest packet is that recent: 2,048
+// entries for 20 ms packets and 30 s segments, a few dozen for a silent
+// participant in DTX. Each entry's buffer is reused, so keeping a packet
+// allocates nothing once the ring has gone round.
+func keepFor(cfg diarize.VoiceDetectorConfig) int64 {
+	cfg = cfg.WithDefaults()
+	return (cfg.MaxSegment + max(cfg.JoinPause, cfg.Hangover) + 3*time.Second).Milliseconds()
+}
 
 type timedPacket struct {
 	ms   int64
@@ -45,8 +50,8 @@ type cut struct {
 	ogg    []byte
 }
 
-func newCutter(channels int) *cutter {
-	return &cutter{vad: diarize.NewVoiceDetector(voiceActivity), channels: channels}
+func newCutter(cfg diarize.VoiceDetectorConfig, channels int) *cutter {
+	return &cutter{vad: diarize.NewVoiceDetector(cfg), channels: channels, keepFor: keepFor(cfg)}
 }
 
 // packet takes the next packet, at ms on the track's clock, with its RFC
@@ -110,7 +115,7 @@ func (c *cutter) flush() ([]cut, error) {
 const frameMS = 20
 
 func (c *cutter) keep(ms int64, data []byte) {
-	if c.n == len(c.ring) && (c.n == 0 || c.ring[c.head].ms >= ms-keepFor) {
+	if c.n == len(c.ring) && (c.n == 0 || c.ring[c.head].ms >= ms-c.keepFor) {
 		c.resize(max(minRing, 2*len(c.ring)))
 	}
 	i := (c.head + c.n) % len(c.ring)

@@ -30,7 +30,7 @@ func fixturePackets(t *testing.T, identity string) []audio.TimedPacket {
 
 func cutAll(t *testing.T, ps []audio.TimedPacket, levels []int) []cut {
 	t.Helper()
-	c := newCutter(1)
+	c := newCutter(Config{}.VoiceActivity(), 1)
 	var out []cut
 	for i, p := range ps {
 		cuts, err := c.packet(p.MS, p.Data, levels[i])
@@ -131,7 +131,7 @@ func TestCutterKeepsWhatOpenSegmentsNeed(t *testing.T) {
 		{"10 ms packets", []byte{0xf0, 0xff, 0xfe}, 10, 4096, 256},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCutter(1)
+			c := newCutter(Config{}.VoiceActivity(), 1)
 			var cuts []cut
 			feed := func(from, to int64, level int) {
 				for ms := from; ms < to; ms += tc.ms {
@@ -204,7 +204,7 @@ func BenchmarkCutterMemory(b *testing.B) {
 				runtime.ReadMemStats(&before)
 				cs := make([]*cutter, tracks)
 				for i := range cs {
-					cs[i] = newCutter(1)
+					cs[i] = newCutter(Config{}.VoiceActivity(), 1)
 					for ms := int64(0); ms < 60_000; ms += 20 {
 						if _, err := cs[i].packet(ms, packet, tc.level(ms)); err != nil {
 							b.Fatal(err)

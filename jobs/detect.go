@@ -76,17 +76,11 @@ func (w *detectWorker) Work(ctx context.Context, job *river.Job[DetectSpeechArgs
 		if err := p.dropOtherSegments(ctx, q, t, segs); err != nil {
 			return err
 		}
-		jobs, err := p.recordSegments(ctx, q, segs, a.Run)
-		if err != nil {
+		if err := p.recordSegments(ctx, q, segs); err != nil {
 			return err
 		}
 		if err := q.MarkSpeechDetected(ctx, t.ID, ""); err != nil {
 			return err
-		}
-		if len(jobs) > 0 {
-			if _, err := p.client.InsertManyTx(ctx, tx, jobs); err != nil {
-				return fmt.Errorf("enqueue transcription: %w", err)
-			}
 		}
 		return p.maybeAssemble(ctx, tx, q, t.MeetingID)
 	})
@@ -131,7 +125,7 @@ func (p *Pipeline) cutSpeech(ctx context.Context, t store.Track) ([]store.Speech
 
 	var (
 		out []store.SpeechSegment
-		c   = newCutter(1)
+		c   = newCutter(p.cfg.VoiceActivity(), 1)
 	)
 	emit := func(cuts []cut, err error) error {
 		if err != nil {

@@ -9,20 +9,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/riverqueue/river"
-
 	"github.com/greffier/greffier/diarize"
 	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
 )
-
-// voiceActivity is how both paths cut a track into speech segments; they
-// must agree for a re-run or a fallback to find the same segments. Pauses
-// under 2 s stay inside a segment until it holds 20 s of audio: a Whisper-
-// style model hears a whole stretch of a turn at once (its window is 30 s)
-// and the pipeline's cost per segment (a blob, a row, a job, a request)
-// is paid about once per 20 s of speech rather than once per phrase.
-var voiceActivity = diarize.VoiceDetectorConfig{MinSegment: 20 * time.Second, JoinPause: 2 * time.Second}
 
 // liveQueue bounds the speech segments waiting to be stored: past it, a
 // track falls back to the batch path rather than hold up the recorder.
@@ -36,7 +26,7 @@ const liveQueue = 256
 // When the track ends whole, speech detection is already done; otherwise
 // the batch path (detect_speech on the stored file) does it.
 func (p *Pipeline) Listen(t store.Track) *LiveTrack {
-	return &LiveTrack{p: p, t: t, cut: newCutter(1)}
+	return &LiveTrack{p: p, t: t, cut: newCutter(p.cfg.VoiceActivity(), 1)}
 }
 
 // LiveTrack is one track's live path. Block and Close are called from the
@@ -155,16 +145,10 @@ func (p *Pipeline) storeLiveSpeech(ctx context.Context, t store.Track, c cut) er
 		return fmt.Errorf("store speech audio %s: %w", s.AudioKey, err)
 	}
 	return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
-		m, err := q.Meeting(ctx, t.MeetingID)
-		if err != nil {
+		if err := p.recordSegments(ctx, q, []store.SpeechSegment{s}); err != nil {
 			return err
 		}
-		jobs, err := p.recordSegments(ctx, q, []store.SpeechSegment{s}, m.Run)
-		if err != nil || len(jobs) == 0 {
-			return err
-		}
-		_, err = p.client.InsertManyTx(ctx, tx, jobs)
-		return err
+		return p.maybeAssemble(ctx, tx, q, t.MeetingID)
 	})
 }
 
@@ -178,22 +162,13 @@ func speechSegment(t store.Track, sp diarize.Speech) store.SpeechSegment {
 	return s
 }
 
-// recordSegments upserts segments and returns the transcription jobs of
-// those still waiting for a transcript.
-func (p *Pipeline) recordSegments(ctx context.Context, q store.Queries, segs []store.SpeechSegment, run int) ([]river.InsertManyParams, error) {
-	var jobs []river.InsertManyParams
+// recordSegments upserts segments. Their transcription is enqueued by
+// maybeAssemble once their turn has come.
+func (p *Pipeline) recordSegments(ctx context.Context, q store.Queries, segs []store.SpeechSegment) error {
 	for _, s := range segs {
 		if err := q.UpsertSpeechSegment(ctx, s); err != nil {
-			return nil, err
-		}
-		cur, err := q.SpeechSegment(ctx, s.TrackID, s.StartMS)
-		if err != nil {
-			return nil, err
-		}
-		if cur.Status == store.SegmentPending {
-			jobs = append(jobs, river.InsertManyParams{Args: TranscribeArgs{MeetingID: s.MeetingID,
-				TrackID: s.TrackID, StartMS: s.StartMS, DurationMS: s.EndMS - s.AudioStartMS, Run: run}})
+			return err
 		}
 	}
-	return jobs, nil
+	return nil
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/greffier/greffier/diarize"
 	"github.com/greffier/greffier/internal/backend"
 	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/egress"
@@ -81,7 +82,17 @@ const (
 	DefaultSnoozeBudget      = time.Hour
 	// DefaultRetentionSweepInterval is Config.RetentionSweepInterval's default.
 	DefaultRetentionSweepInterval = time.Hour
+	// DefaultMaxSegment is the window of Whisper-class models.
+	DefaultMaxSegment = 30 * time.Second
+	// DefaultMergeSegment leaves a third of the window for a segment's
+	// last phrase.
+	DefaultMergeSegment = 20 * time.Second
 )
+
+// mergePause is the longest pause across which a speaker's stretches of
+// speech are merged into one segment: a pause inside a turn, not between
+// turns.
+const mergePause = 2 * time.Second
 
 // DefaultTranscriberName is Deps.TranscriberName's default.
 const DefaultTranscriberName = "transcription backend"
@@ -114,6 +125,16 @@ type Config struct {
 	// SnoozeBudget is how long a segment may wait for a backend that is
 	// down or rate-limiting before it is marked failed (default 1 h).
 	SnoozeBudget time.Duration
+	// MaxSegment is the most audio one speech segment sent to the
+	// backend holds (default 30 s, the window of Whisper-class models):
+	// longer speech is cut at its quietest moment before that.
+	MaxSegment time.Duration
+	// MergeSegment is how much audio a segment gathers before a pause
+	// ends it: a speaker's stretches of speech less than 2 s apart are
+	// merged into one segment until it holds this much (default 20 s), so
+	// the backend hears whole phrases with what led to them. At most
+	// MaxSegment; negative: every pause of 400 ms ends a segment.
+	MergeSegment time.Duration
 	// NodeTimeout is how long a process may go without a heartbeat before
 	// the jobs it was running are given to others (Postgres; default
 	// 10 s). It beats every fifth of it. On embedded SQLite a restart takes
@@ -161,7 +182,33 @@ func (c Config) WithDefaults() Config {
 	if c.RetentionSweepInterval <= 0 {
 		c.RetentionSweepInterval = DefaultRetentionSweepInterval
 	}
+	if c.MaxSegment <= 0 {
+		c.MaxSegment = DefaultMaxSegment
+	}
+	if c.MergeSegment == 0 {
+		c.MergeSegment = min(DefaultMergeSegment, c.MaxSegment)
+	}
 	return c
+}
+
+// VoiceActivity is how both the live and the batch path cut a track into
+// speech segments; they must agree for a re-run or a fallback to find the
+// same segments.
+func (c Config) VoiceActivity() diarize.VoiceDetectorConfig {
+	c = c.WithDefaults()
+	v := diarize.VoiceDetectorConfig{MaxSegment: c.MaxSegment}
+	if c.MergeSegment > 0 {
+		v.MinSegment, v.JoinPause = c.MergeSegment, mergePause
+	}
+	return v
+}
+
+// Validate says what is wrong with c's settings, naming them.
+func (c Config) Validate() error {
+	if err := c.VoiceActivity().Validate(); err != nil {
+		return fmt.Errorf("MaxSegment (%v) and MergeSegment (%v): %w", c.MaxSegment, c.MergeSegment, err)
+	}
+	return nil
 }
 
 const transcribeQueue = "transcribe"
@@ -214,6 +261,9 @@ func (embeddedSQLite) SupportsListenNotify() bool { return false }
 // New migrates River's tables in st and builds the pipeline. Start runs it.
 func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
 	if d.Store == nil || d.Blobs == nil || d.Transcriber == nil || d.Logger == nil {
 		return nil, errors.New("jobs: Store, Blobs, Transcriber and Logger are required")
 	}
@@ -533,15 +583,20 @@ func needsDetection(t store.Track) bool {
 	return (t.State == store.TrackStored || t.State == store.TrackRecovered) && !t.SpeechDetected
 }
 
-// maybeAssemble enqueues the minutes' assembly once the meeting has ended
-// and every track and segment is final. The meeting's row lock makes two
-// stages finishing at once decide in turn, so one of them sees everything.
+// maybeAssemble moves the meeting's pipeline on after a change to its
+// units: it enqueues the transcription of the segments whose turn has come
+// (context.go) and, once the meeting has ended and every track and segment
+// is final, the minutes' assembly. The meeting's row lock makes two stages
+// finishing at once decide in turn, so one of them sees everything.
 func (p *Pipeline) maybeAssemble(ctx context.Context, tx *sql.Tx, q store.Queries, meetingID string) error {
 	if err := q.LockMeeting(ctx, meetingID); err != nil {
 		return err
 	}
 	m, err := q.Meeting(ctx, meetingID)
 	if err != nil {
+		return err
+	}
+	if err := p.enqueueReady(ctx, tx, q, m); err != nil {
 		return err
 	}
 	if m.State != store.MeetingEnded {

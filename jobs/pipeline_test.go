@@ -118,15 +118,23 @@ func newBundle(t *testing.T, d store.Dialect, o bundleOptions) (b *testBundle, s
 // written it) and records it as a stored track starting at startMS.
 func (b *testBundle) storeFixtureTrack(t *testing.T, meetingID, identity string, startMS int64) store.Track {
 	t.Helper()
-	f, err := os.Open(fixtureWebM(t, identity))
+	ctx := context.Background()
+	tr := store.Track{ID: store.NewID("trk"), MeetingID: meetingID, Identity: identity, SSRC: 1, StartMS: startMS}
+	require.NoError(t, b.cat.CreateTrack(ctx, tr))
+	return b.finishFixtureTrack(t, tr)
+}
+
+// finishFixtureTrack stores identity's fixture as the recording of tr, a
+// track being recorded, and records it stored.
+func (b *testBundle) finishFixtureTrack(t *testing.T, tr store.Track) store.Track {
+	t.Helper()
+	f, err := os.Open(fixtureWebM(t, tr.Identity))
 	require.NoError(t, err)
 	defer f.Close()
 	ctx := context.Background()
-	tr := store.Track{ID: store.NewID("trk"), MeetingID: meetingID, Identity: identity, SSRC: 1, StartMS: startMS}
-	tr.BlobKey = layout.Track(meetingID, tr.ID)
+	tr.BlobKey = layout.Track(tr.MeetingID, tr.ID)
 	info, err := b.blobs.Put(ctx, tr.BlobKey, f, -1)
 	require.NoError(t, err)
-	require.NoError(t, b.cat.CreateTrack(ctx, tr))
 	tr.State, tr.DurationMS, tr.Size, tr.SHA256 = store.TrackStored, 9000, info.Size, info.SHA256
 	require.NoError(t, b.cat.FinishTrack(ctx, tr))
 	return tr

@@ -67,10 +67,19 @@ func (w *transcribeWorker) Work(ctx context.Context, job *river.Job[TranscribeAr
 	if err != nil {
 		return fmt.Errorf("transcribe: %w", err)
 	}
+	req, turn, err := p.segmentRequest(ctx, m, seg)
+	if err != nil {
+		return fmt.Errorf("transcribe: %w", err)
+	}
+	if !turn && time.Since(job.CreatedAt)+turnWait < p.cfg.SnoozeBudget {
+		// Enqueued before an earlier segment of the speaker was found
+		// (a track's detection moved an edge): its words come first.
+		return river.JobSnooze(turnWait)
+	}
 	// One call to the backend per attempt: River owns the retries (the
 	// attempts and their backoff, the snoozes below), so a failing backend
 	// is hit once per attempt, and the segment shows it waits between them.
-	text, lang, words, err := p.transcribe(ctx, seg, m.Language)
+	text, lang, words, err := p.transcribe(ctx, seg, req)
 	// A re-run may have replaced this job's run (and cancelled it) while
 	// the backend worked: what it learnt belongs to no segment of the new
 	// run, whose own job transcribes the same key.
@@ -148,7 +157,33 @@ func clip(msg string) string {
 	return msg[:n] + "…"
 }
 
-func (p *Pipeline) transcribe(ctx context.Context, seg store.SpeechSegment, language string) (string, string, []store.Word, error) {
+// turnWait is how long a segment whose turn has not come waits before it
+// looks again.
+const turnWait = time.Second
+
+// segmentRequest returns what seg's request says besides its audio: the
+// language, the vocabulary and the speaker's previous words, all read from
+// the store, so a re-run asks the same. turn is false when an earlier
+// segment of the speaker is still to be transcribed.
+func (p *Pipeline) segmentRequest(ctx context.Context, m store.Meeting, seg store.SpeechSegment) (transcribe.Request, bool, error) {
+	o, err := readSpeakerOrder(ctx, p.store.Queries, m.ID)
+	if err != nil {
+		return transcribe.Request{}, false, err
+	}
+	parts, err := p.store.Participants(ctx, m.ID)
+	if err != nil {
+		return transcribe.Request{}, false, err
+	}
+	req := transcribe.Request{Language: m.Language, Vocabulary: vocabulary(m, parts, seg)}
+	i := o.index(seg.TrackID, seg.StartMS)
+	if i < 0 {
+		return req, true, nil
+	}
+	req.Prompt = o.previousWords(i)
+	return req, o.turnCame(i), nil
+}
+
+func (p *Pipeline) transcribe(ctx context.Context, seg store.SpeechSegment, req transcribe.Request) (string, string, []store.Word, error) {
 	rc, err := p.blobs.Get(ctx, seg.AudioKey)
 	if err != nil {
 		return "", "", nil, fmt.Errorf("open speech audio %s: %w", seg.AudioKey, err)
@@ -158,12 +193,10 @@ func (p *Pipeline) transcribe(ctx context.Context, seg store.SpeechSegment, lang
 	if err != nil {
 		return "", "", nil, fmt.Errorf("read speech audio %s: %w", seg.AudioKey, err)
 	}
-	res, err := p.tr.Transcribe(ctx, transcribe.Request{
-		Audio:        file,
-		Duration:     time.Duration(seg.EndMS-seg.AudioStartMS) * time.Millisecond,
-		Language:     language,
-		ExpectSpeech: true, // voice activity found speech here: an empty answer is a bad one
-	})
+	req.Audio = file
+	req.Duration = time.Duration(seg.EndMS-seg.AudioStartMS) * time.Millisecond
+	req.ExpectSpeech = true // voice activity found speech here: an empty answer is a bad one
+	res, err := p.tr.Transcribe(ctx, req)
 	if err != nil {
 		return "", "", nil, fmt.Errorf("transcribe %s@%d: %w", seg.TrackID, seg.StartMS, err)
 	}

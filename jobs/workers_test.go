@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -154,7 +155,13 @@ func TestDetectWorkerCutsATrackIntoSegmentsAndQueuesTheirTranscription(t *testin
 			_, err := b.blobs.Stat(ctx, s.AudioKey)
 			require.NoError(t, err, "each segment's audio is stored")
 		}
-		require.Len(t, b.queued(t, TranscribeArgs{}.Kind()), 2, "one transcription a segment")
+		// A speaker's segments are transcribed in order, each prompted
+		// with the words before it: the first is queued, the second waits.
+		queued := b.queued(t, TranscribeArgs{}.Kind())
+		require.Len(t, queued, 1, "one transcription at a time per speaker")
+		var a TranscribeArgs
+		require.NoError(t, json.Unmarshal(queued[0].EncodedArgs, &a))
+		require.Equal(t, segs[0].StartMS, a.StartMS, "the first segment goes first")
 		require.Empty(t, b.queued(t, AssembleArgs{}.Kind()), "the meeting goes on: no minutes yet")
 	})
 }

@@ -19,7 +19,7 @@ set -euo pipefail
 VERSITYGW_VERSION=v1.8.0
 STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2
 AXE_VERSION=4.14.1          # axe-core, run in Chromium by the browser tests
-APT_PACKAGES=(ffmpeg opus-tools mkvtoolnix sox gcc libc6-dev chromium curl jq iproute2 nftables) # gcc: go test -race needs cgo; chromium: browser tests; curl, jq: the docs' walk-throughs; iproute2, nftables: the UDP-blocked browser test
+APT_PACKAGES=(ffmpeg opus-tools mkvtoolnix sox gcc libc6-dev chromium curl jq iproute2 nftables espeak-ng) # gcc: go test -race needs cgo; chromium: browser tests; curl, jq: the docs' walk-throughs; iproute2, nftables: the UDP-blocked browser test; espeak-ng: speech fixtures (segment coverage)
 DEFAULT_PG_URL="postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -167,7 +167,8 @@ func (c KyutaiConfig) validate() error {
 // asr-streaming): 24 kHz float PCM over a WebSocket in, Word and EndWord
 // frames out. It serves finished audio (Transcribe) and live audio
 // (Stream). It is safe for concurrent use; each call takes one of the
-// server's channels for its duration.
+// server's channels for its duration. The protocol has no prompt nor hint
+// field: Request.Prompt and Request.Vocabulary are not sent.
 type Kyutai struct {
 	cfg  KyutaiConfig
 	taps *resampleTaps

@@ -64,7 +64,8 @@ type OpenAIConfig struct {
 	MaxUpload int
 	// Diarized asks for response_format=diarized_json, for models that
 	// label speakers (OpenAI's gpt-4o-transcribe-diarize): Phrases get a
-	// Speaker, Words are estimated from them, Prompt is not sent, and
+	// Speaker, Words are estimated from them, Prompt and Vocabulary are
+	// not sent (the model takes no prompt), and
 	// Request.KnownSpeakers are sent as named reference clips. Default:
 	// false, verbose_json with word times.
 	Diarized bool
@@ -184,7 +185,7 @@ func (o *OpenAI) Transcribe(ctx context.Context, req Request) (Result, error) {
 		Model:    o.cfg.Model,
 		FilePath: up.name, // names the part, and so its content type
 		Reader:   bytes.NewReader(up.audio),
-		Prompt:   req.Prompt,
+		Prompt:   Prompt(req),
 		Language: language,
 		Format:   openai.AudioResponseFormatVerboseJSON,
 		TimestampGranularities: []openai.TranscriptionTimestampGranularity{

@@ -3,6 +3,7 @@ package transcribe_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -139,6 +140,37 @@ func TestOpenAISendsTheWireFormat(t *testing.T) {
 	require.Equal(t, "audio.wav", got[0].Filename)
 	require.Contains(t, got[0].ContentType, "wav")
 	require.Equal(t, len(audio), got[0].Size)
+}
+
+// TestOpenAISendsTheVocabularyAheadOfThePreviousWords: the vocabulary
+// leads the prompt, as a list, bounded so that the speaker's previous
+// words (which come last, where a Whisper-class model reads its context)
+// always fit; terms past the bound are left out whole.
+func TestOpenAISendsTheVocabularyAheadOfThePreviousWords(t *testing.T) {
+	t.Parallel()
+	b := setup(t, transcribetest.Options{}, transcribe.OpenAIConfig{})
+	_, audio := speech(t)
+	_, err := b.tr.Transcribe(t.Context(), transcribe.Request{Audio: audio,
+		Vocabulary: []string{"Alice Martin", " ", "Greffier", "Conseil"}, Prompt: "and so the budget"})
+	require.NoError(t, err)
+	_, err = b.tr.Transcribe(t.Context(), transcribe.Request{Audio: audio, Vocabulary: []string{"Kyutai"}})
+	require.NoError(t, err)
+	long := make([]string, 100)
+	for i := range long {
+		long[i] = fmt.Sprintf("term%02d-%s", i, strings.Repeat("x", 10))
+	}
+	_, err = b.tr.Transcribe(t.Context(), transcribe.Request{Audio: audio, Vocabulary: long, Prompt: "the last words"})
+	require.NoError(t, err)
+	got := b.srv.Received()
+	require.Len(t, got, 3)
+	require.Equal(t, "Alice Martin, Greffier, Conseil. and so the budget", got[0].Prompt)
+	require.Equal(t, "Kyutai.", got[1].Prompt)
+	p := got[2].Prompt
+	require.True(t, strings.HasPrefix(p, "term00-"), p)
+	require.True(t, strings.HasSuffix(p, ". the last words"), p)
+	vocab := strings.TrimSuffix(p, " the last words")
+	require.LessOrEqual(t, len(vocab), transcribe.MaxVocabularyPrompt)
+	require.True(t, strings.HasSuffix(vocab, strings.Repeat("x", 10)+"."), "whole terms only: %q", vocab)
 }
 
 // TestOpenAIMeetingFixture runs alice's fixture, decoded by a reference

@@ -29,9 +29,17 @@ type Request struct {
 	// Language is an ISO-639-1 code ("en", "fr"); empty means the
 	// backend's default (for OpenAIConfig, its Language).
 	Language string
-	// Prompt is text the model should continue from: the previous
-	// sentence, or names it should spell right.
+	// Prompt is text the model should continue from: the end of what the
+	// same speaker said before this audio. Backends whose protocol takes
+	// no prompt (Kyutai streaming, diarized_json) ignore it.
 	Prompt string
+	// Vocabulary lists words the audio may hold that a model can only
+	// spell right if told (the meeting's title, the participants' names,
+	// a host's glossary), most important first. The OpenAI-compatible
+	// backend sends them as the prompt's leading part (bounded, see
+	// MaxVocabularyPrompt); backends without a prompt or hint field
+	// ignore them.
+	Vocabulary []string
 	// ExpectSpeech says a voice detector found speech in Audio. Guard then
 	// takes an empty transcript for a bad answer (ErrEmptyTranscript,
 	// which the job layer retries) instead of silence.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/greffier/greffier/internal/usertext"
+	"github.com/greffier/greffier/jobs"
 )
 
 // Config is every setting of `greffier serve`, and the one table of them:
@@ -148,6 +149,14 @@ type Config struct {
 	// JobSnoozeBudget is how long a segment waits for a down backend before
 	// it is marked failed.
 	JobSnoozeBudget time.Duration `setting:"job-snooze-budget" default:"1h" help:"how long segments wait for a down backend"`
+	// SegmentMax is the most audio one speech segment sent to the speech
+	// backend holds; longer speech is cut at its quietest moment: the
+	// window of Whisper-class models.
+	SegmentMax time.Duration `setting:"segment-max" default:"30s" help:"most audio in one segment sent to the speech backend (at least 10s)"`
+	// SegmentMerge: a speaker's stretches of speech less than 2 s apart
+	// are merged into one segment until it holds this much; at most
+	// SegmentMax; -1s merges nothing.
+	SegmentMerge time.Duration `setting:"segment-merge" default:"20s" help:"audio a segment gathers across short pauses, up to segment-max (-1s: none)"`
 	// DiarizeURL is a pyannote-style diarization server, to tell apart the
 	// voices of participants who share a microphone. Empty: none.
 	DiarizeURL string `setting:"diarize-url" default:"" help:"pyannote-style diarization server (empty: none)"`
@@ -432,6 +441,9 @@ func (c Config) validate() error {
 	case "text", "json":
 	default:
 		bad("log-format", "%q: use text or json", c.LogFormat)
+	}
+	if err := (jobs.Config{MaxSegment: c.SegmentMax, MergeSegment: c.SegmentMerge}).Validate(); err != nil || c.SegmentMax <= 0 || c.SegmentMerge == 0 {
+		bad("segment-max", "(%v) must be a duration of at least 10s, and segment-merge (%v) one up to it, or -1s", c.SegmentMax, c.SegmentMerge)
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errors.Join(errs...)

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -61,6 +62,9 @@ func TestSpoolMinFreeIsConfigurable(t *testing.T) {
 // sampleValue is a valid value of a setting other than its default, as a
 // flag would hold it.
 func sampleValue(s setting) string {
+	if s.Name == "segment-merge" { // at most segment-max, 30s by default
+		return "25s"
+	}
 	switch s.Type {
 	case "bool":
 		if s.Default == "true" {
@@ -459,5 +463,30 @@ func TestPublicURLMakesTheJoinLinks(t *testing.T) {
 	for _, bad := range []string{"greffier.example.org", "ftp://x", "https://x/?a=b", "https://x/#f"} {
 		_, err := LoadConfig(nil, env(map[string]string{"GREFFIER_PUBLIC_URL": bad}))
 		require.ErrorContains(t, err, "GREFFIER_PUBLIC_URL", bad)
+	}
+}
+
+// TestSegmentLengthsAreConfigurable: the longest segment sent to the
+// speech backend and how much a segment gathers across short pauses are
+// settings; lengths the voice detector cannot keep are refused at start.
+func TestSegmentLengthsAreConfigurable(t *testing.T) {
+	t.Parallel()
+	cfg, _, err := loadConfig("serve", nil, getenvOf(nil), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 30*time.Second, cfg.SegmentMax)
+	require.Equal(t, 20*time.Second, cfg.SegmentMerge)
+
+	cfg, _, err = loadConfig("serve", []string{"--segment-max", "25s"}, getenvOf(map[string]string{"GREFFIER_SEGMENT_MERGE": "-1s"}), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 25*time.Second, cfg.SegmentMax)
+	require.Equal(t, -time.Second, cfg.SegmentMerge, "no merging")
+
+	for _, bad := range []map[string]string{
+		{"GREFFIER_SEGMENT_MAX": "5s"},
+		{"GREFFIER_SEGMENT_MAX": "15s", "GREFFIER_SEGMENT_MERGE": "20s"},
+		{"GREFFIER_SEGMENT_MERGE": "0s"},
+	} {
+		_, _, err = loadConfig("serve", nil, getenvOf(bad), io.Discard)
+		require.ErrorContains(t, err, "GREFFIER_SEGMENT_MAX", "%v", bad)
 	}
 }

@@ -144,7 +144,9 @@ func TestFaultBackendDownShowsTheWaitThenMakesTheMeetingIncomplete(t *testing.T)
 // stays ended), and a re-run of the ended meeting still brings the minutes.
 func TestFaultRerunRescuesAStuckEndedMeeting(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOptions{backend: transcribetest.Options{Delay: 10 * time.Minute, DelayFirst: 4}})
+	// The first run sends each speaker's first segment (their second waits
+	// for it, in speaker order): the backend holds both forever.
+	b := setup(t, setupOptions{backend: transcribetest.Options{Delay: 10 * time.Minute, DelayFirst: 2}})
 	t.Cleanup(b.double.Release) // before the app stops, so that the held jobs end
 	var m meetingAnswer
 	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
@@ -155,7 +157,7 @@ func TestFaultRerunRescuesAStuckEndedMeeting(t *testing.T) {
 	}
 	var ended meetingAnswer
 	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, &ended))
-	require.Eventually(t, func() bool { return b.double.Requests() >= 4 }, 20*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return b.double.Requests() >= 2 }, 20*time.Second, 20*time.Millisecond)
 	var stuck meetingAnswer
 	b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &stuck)
 	require.Equal(t, "ended", stuck.State)

@@ -97,6 +97,9 @@ type Meeting struct {
 	// CreatedBy is the id of the API key that created the meeting ("" for
 	// the bootstrap key and meetings older than keys).
 	CreatedBy string
+	// Glossary is the host's list of words (names, jargon) the speech
+	// backend is told to expect, in the host's order.
+	Glossary []string
 }
 
 // Participant is one speaker of a meeting, keyed by the identity in their

@@ -9,16 +9,20 @@ import (
 	"time"
 )
 
-const meetingColumns = `id, title, state, language, failure, created_at, started_at, ended_at, run, captions, webhook_url, created_by`
+const meetingColumns = `id, title, state, language, failure, created_at, started_at, ended_at, run, captions, webhook_url, created_by, glossary`
 
 func scanMeeting(row interface{ Scan(...any) error }) (Meeting, error) {
 	var (
 		m                 Meeting
 		created, captions int64
 		started, ended    sql.NullInt64
+		glossary          string
 	)
-	if err := row.Scan(&m.ID, &m.Title, &m.State, &m.Language, &m.Failure, &created, &started, &ended, &m.Run, &captions, &m.WebhookURL, &m.CreatedBy); err != nil {
+	if err := row.Scan(&m.ID, &m.Title, &m.State, &m.Language, &m.Failure, &created, &started, &ended, &m.Run, &captions, &m.WebhookURL, &m.CreatedBy, &glossary); err != nil {
 		return Meeting{}, err
+	}
+	if glossary != "" {
+		m.Glossary = strings.Split(glossary, "\n")
 	}
 	m.CreatedAt = time.UnixMilli(created).UTC()
 	m.StartedAt, m.EndedAt = fromMS(started), fromMS(ended)
@@ -340,4 +344,17 @@ func (q Queries) MeetingCounts(ctx context.Context) (map[MeetingState]int, error
 		out[st] = n
 	}
 	return out, rows.Err()
+}
+
+// SetGlossary replaces the words a meeting's speech backend is told to
+// expect (nil clears them). Terms hold no line breaks: callers check them.
+func (q Queries) SetGlossary(ctx context.Context, meetingID string, terms []string) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE meetings SET glossary = $1 WHERE id = $2`, strings.Join(terms, "\n"), meetingID)
+	if err != nil {
+		return fmt.Errorf("set glossary of %s: %w", meetingID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("meeting %s: %w", meetingID, ErrNotFound)
+	}
+	return nil
 }

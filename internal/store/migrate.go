@@ -198,6 +198,10 @@ var migrations = []string{
 		recordings_expired_at BIGINT NOT NULL DEFAULT 0,
 		transcripts_expired_at BIGINT NOT NULL DEFAULT 0,
 		updated_at BIGINT NOT NULL);`,
+
+	// The host's glossary: words the speech backend is told to expect,
+	// one a line.
+	`ALTER TABLE meetings ADD COLUMN glossary TEXT NOT NULL DEFAULT '';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

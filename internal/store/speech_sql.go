@@ -142,3 +142,25 @@ func (q Queries) SegmentWaits(ctx context.Context, trackID string, startMS int64
 	}
 	return nil
 }
+
+// SegmentOutlines lists a meeting's speech segments in meeting-clock order
+// with their keys, times, status and text but not their words: what the
+// pipeline reads after every change to decide which segment goes next, at
+// no cost of decoding every word of the meeting each time.
+func (q Queries) SegmentOutlines(ctx context.Context, meetingID string) ([]SpeechSegment, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT meeting_id, track_id, identity, start_ms, end_ms, audio_start_ms, status, text
+		FROM speech_segments WHERE meeting_id = $1 ORDER BY start_ms, track_id`, meetingID)
+	if err != nil {
+		return nil, fmt.Errorf("list speech segments: %w", err)
+	}
+	defer rows.Close()
+	var out []SpeechSegment
+	for rows.Next() {
+		var s SpeechSegment
+		if err := rows.Scan(&s.MeetingID, &s.TrackID, &s.Identity, &s.StartMS, &s.EndMS, &s.AudioStartMS, &s.Status, &s.Text); err != nil {
+			return nil, fmt.Errorf("list speech segments: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

@@ -158,6 +158,12 @@ func TestTracksSegmentsMinutes(t *testing.T) {
 		require.Equal(t, store.SegmentTranscribed, got2.Status)
 		require.Equal(t, words, got2.Words)
 		require.Equal(t, int64(3010), got2.EndMS)
+		outlines, err := s.SegmentOutlines(ctx, m.ID)
+		require.NoError(t, err)
+		require.Len(t, outlines, 1)
+		want := got2
+		want.AudioKey, want.Words, want.Language, want.Attempts, want.WaitingSince = "", nil, "", 0, time.Time{}
+		require.Equal(t, want, outlines[0], "everything the speaker order reads, without the words")
 
 		p, err = s.Progress(ctx, m.ID)
 		require.NoError(t, err)

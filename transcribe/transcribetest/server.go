@@ -165,6 +165,10 @@ type Received struct {
 	ChunkingStrategy       string
 	KnownSpeakerNames      []string
 	KnownSpeakerReferences int
+	// Heard is the text the double recognised in the audio (set once the
+	// audio decoded), so a test can tell which request carried which
+	// stretch of speech, and what it was prompted with.
+	Heard string
 }
 
 // Server is a running double. Close it when done.
@@ -269,6 +273,7 @@ func (s *Server) transcribe(w http.ResponseWriter, r *http.Request) {
 		KnownSpeakerReferences: len(r.MultipartForm.Value["known_speaker_references[]"]),
 	}
 	s.mu.Lock()
+	idx := len(s.received)
 	s.received = append(s.received, rec)
 	s.mu.Unlock()
 
@@ -312,6 +317,13 @@ func (s *Server) transcribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	words := det.Detect(pcm)
+	heard := make([]string, len(words))
+	for i, w := range words {
+		heard[i] = w.Text
+	}
+	s.mu.Lock()
+	s.received[idx].Heard = strings.Join(heard, " ")
+	s.mu.Unlock()
 	var voices map[int]string
 	if format == "diarized_json" {
 		duration := time.Duration(len(pcm)) * time.Second / time.Duration(rate)

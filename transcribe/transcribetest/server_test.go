@@ -144,8 +144,8 @@ func TestServerOpenAIShape(t *testing.T) {
 	require.Equal(t, transcribetest.Received{
 		Model: "whisper-1", Language: "en", ResponseFormat: "verbose_json",
 		Granularities: []string{"word", "segment"}, Filename: "audio.wav",
-		ContentType: "application/octet-stream", Size: len(audio),
-	}, got[0])
+		ContentType: "application/octet-stream", Size: len(audio), Heard: "alpha bravo xray five",
+	}, got[0], "what was sent, and what the double heard in it")
 	require.Equal(t, 1, b.srv.Requests())
 
 	// Words only: no segments, as OpenAI does.
