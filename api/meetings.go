@@ -33,6 +33,8 @@ type meetingJSON struct {
 	WHEPURL   string             `json:"whep_url"`
 	Damaged   []damageJSON       `json:"damaged,omitempty"` // stored objects found damaged
 	Retention *retentionJSON     `json:"retention,omitempty"`
+	// Import, for an imported meeting: how many of its files are stored.
+	Import *importJSON `json:"import,omitempty"`
 }
 
 type pipelineJSON struct {
@@ -403,7 +405,21 @@ func (a *API) getMeeting(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out.Retention = a.retentionJSON(m, ret)
+	switch ip, err := a.store.ImportProgress(r.Context(), m.ID); {
+	case err == nil:
+		out.Import = &importJSON{Files: ip.Files, FilesDone: ip.FilesDone, UpdatedAt: ip.UpdatedAt}
+	case !errors.Is(err, store.ErrNotFound):
+		a.fail(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// importJSON is an import's progress.
+type importJSON struct {
+	Files     int       `json:"files"`
+	FilesDone int       `json:"files_done"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 func (a *API) endMeeting(w http.ResponseWriter, r *http.Request) {

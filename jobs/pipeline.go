@@ -32,6 +32,7 @@ import (
 	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/egress"
 	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/internal/upload"
 	"github.com/greffier/greffier/summarize"
 	"github.com/greffier/greffier/transcribe"
 )
@@ -69,6 +70,9 @@ type Deps struct {
 	// once its transaction committed (minutes ready or incomplete,
 	// meeting failed, archive ready), as the webhook would: for metrics.
 	Announced func(m store.Meeting, event string)
+	// Uploads, optional, holds the uploaded files that imports read;
+	// without it nothing is imported.
+	Uploads *upload.Store
 }
 
 // Defaults for Config.
@@ -175,6 +179,7 @@ type Pipeline struct {
 	tr        Transcriber
 	sum       Summarizer
 	voices    Voices
+	uploads   *upload.Store
 	http      *http.Client
 	log       *slog.Logger
 	client    *river.Client[*sql.Tx]
@@ -237,7 +242,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 		return nil, fmt.Errorf("migrate river tables: %w", err)
 	}
 
-	p := &Pipeline{announced: d.Announced, cfg: cfg, store: st, blobs: d.Blobs, tr: d.Transcriber, sum: d.Summarizer, voices: d.Voices, log: logger,
+	p := &Pipeline{announced: d.Announced, cfg: cfg, store: st, blobs: d.Blobs, tr: d.Transcriber, sum: d.Summarizer, voices: d.Voices, uploads: d.Uploads, log: logger,
 		driver: driver, nodeID: store.NewID("node"), trName: d.TranscriberName,
 		http: egress.Guard{AllowPrivate: cfg.WebhookAllowPrivate}.Client(20 * time.Second),
 		live: make(chan liveSpeech, liveQueue)}
@@ -253,6 +258,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &webhookWorker{p: p})
 	river.AddWorker(workers, &deleteWorker{p: p})
 	river.AddWorker(workers, &sweepWorker{p: p})
+	river.AddWorker(workers, &importWorker{p: p})
 	rcfg := &river.Config{
 		ID:          p.nodeID,
 		Logger:      riverLogger,

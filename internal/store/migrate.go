@@ -198,6 +198,12 @@ var migrations = []string{
 		recordings_expired_at BIGINT NOT NULL DEFAULT 0,
 		transcripts_expired_at BIGINT NOT NULL DEFAULT 0,
 		updated_at BIGINT NOT NULL);`,
+	// An import's progress: how many of its files are stored as tracks.
+	`CREATE TABLE imports (
+		meeting_id TEXT PRIMARY KEY REFERENCES meetings(id),
+		files INTEGER NOT NULL,
+		files_done INTEGER NOT NULL DEFAULT 0,
+		updated_at BIGINT NOT NULL);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

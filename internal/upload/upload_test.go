@@ -24,7 +24,7 @@ func TestAResumedUploadEqualsTheOriginal(t *testing.T) {
 	ctx := context.Background()
 	orig := make([]byte, 300_000)
 	_, _ = rand.Read(orig)
-	sess, err := s.Create(int64(len(orig)))
+	sess, err := s.Create(int64(len(orig)), "key")
 	require.NoError(t, err)
 
 	// The connection breaks after 100,000 bytes: they are kept.
@@ -65,9 +65,9 @@ func TestUploadsAreBounded(t *testing.T) {
 	dir := t.TempDir()
 	s, err := upload.New(dir, 1000)
 	require.NoError(t, err)
-	_, err = s.Create(1001)
+	_, err = s.Create(1001, "key")
 	require.ErrorIs(t, err, upload.ErrTooLarge)
-	sess, err := s.Create(10)
+	sess, err := s.Create(10, "key")
 	require.NoError(t, err)
 	got, err := s.Append(context.Background(), sess.ID, 0, bytes.NewReader(make([]byte, 50)))
 	require.ErrorIs(t, err, upload.ErrTooLarge, "more than announced")
@@ -93,7 +93,7 @@ func BenchmarkAppend(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(size)
 			for b.Loop() {
-				sess, err := s.Create(size)
+				sess, err := s.Create(size, "key")
 				require.NoError(b, err)
 				_, err = s.Append(context.Background(), sess.ID, 0, io.LimitReader(zeros{}, size))
 				require.NoError(b, err)
