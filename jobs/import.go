@@ -360,13 +360,14 @@ func (p *Pipeline) failImport(ctx context.Context, args ImportArgs, cause error)
 			_ = os.Remove(p.importTemp(id, i) + ext)
 		}
 	}
-	if _, err := p.store.Transition(cctx, id, store.MeetingFailed, "import: "+cause.Error()); err != nil {
-		var te *store.TransitionError
-		if !errors.As(err, &te) && !errors.Is(err, store.ErrNotFound) {
-			return errors.Join(cause, err)
-		}
+	m, err := p.store.Transition(cctx, id, store.MeetingFailed, "import: "+cause.Error())
+	var te *store.TransitionError
+	switch {
+	case err == nil:
+		p.announce(m, EventMeetingFailed, 0)
+	case !errors.As(err, &te) && !errors.Is(err, store.ErrNotFound):
+		return errors.Join(cause, err)
 	}
-	p.log.Warn("import failed", "meeting", id, "err", cause)
 	p.removeUploads(args)
 	return cause
 }
