@@ -335,3 +335,67 @@ func (b *testBundle) waitFinished(t *testing.T, id string) meetingAnswer {
 	}, 90*time.Second, 100*time.Millisecond)
 	return now
 }
+
+// TestFaultKillMidImportFinishesAfterRestart kills the server (SIGKILL)
+// while its import job is encoding a file: after the restart the job runs
+// again and the meeting gets its minutes, with nothing of the first
+// attempt left behind.
+func TestFaultKillMidImportFinishesAfterRestart(t *testing.T) {
+	t.Parallel()
+	bin := buildServe(t)
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			// An encoder that hangs the first time (until the test says
+			// go, then fails: it was orphaned by the kill) and works after.
+			dir := t.TempDir()
+			enc := filepath.Join(dir, "opusenc")
+			require.NoError(t, os.WriteFile(enc, []byte(`#!/bin/sh
+if [ -e "`+dir+`/go" ]; then exec opusenc "$@"; fi
+touch "`+dir+`/started"
+while [ ! -e "`+dir+`/go" ]; do sleep 0.05; done
+exit 1
+`), 0o700))
+			double := transcribetest.NewServer(transcribetest.Options{})
+			t.Cleanup(double.Close)
+			c, b, _ := startKillable(t, bin, dialect, double, "GREFFIER_IMPORT_OPUSENC="+enc)
+
+			status, up := b.uploadResumed(t, toneSpeech(t, time.Second, "alpha", "alpha"))
+			require.Equal(t, http.StatusOK, status, "%+v", up)
+			var m meetingAnswer
+			require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/import", map[string]any{
+				"speakers": []map[string]any{{"upload": up.ID, "identity": "alice"}}}, &m))
+			require.Eventually(t, func() bool {
+				_, err := os.Stat(filepath.Join(dir, "started"))
+				return err == nil
+			}, 30*time.Second, 20*time.Millisecond, "the import job is encoding")
+			var now meetingAnswer
+			require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now))
+			require.Equal(t, "importing", now.State)
+			require.NotNil(t, now.Import)
+			require.Equal(t, 1, now.Import.Files)
+			require.Zero(t, now.Import.FilesDone)
+
+			kill9(t, c)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "go"), nil, 0o600))
+			startChild(t, c)
+
+			now = b.waitFinished(t, m.ID)
+			require.Equal(t, "ready", now.State, "failure %q, pipeline %+v", now.Failure, now.Pipeline)
+			require.Equal(t, 1, now.Import.FilesDone)
+			var doc minutes.Document
+			require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
+			require.Len(t, doc.Turns, 1, "%+v", doc.Turns)
+			require.Equal(t, "alpha alpha", doc.Turns[0].Text)
+			var tracks struct{ Tracks []struct{ ID string } }
+			require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/tracks", nil, &tracks))
+			require.Len(t, tracks.Tracks, 1, "one track, whatever the attempts")
+			left, err := os.ReadDir(filepath.Join(c.dataDir, "imports"))
+			require.NoError(t, err)
+			require.Empty(t, left, "the upload is used up")
+			temps, err := filepath.Glob(filepath.Join(c.dataDir, "spool", "import-*"))
+			require.NoError(t, err)
+			require.Empty(t, temps, "no temporary file of either attempt stays")
+		})
+	}
+}
