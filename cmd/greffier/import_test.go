@@ -399,3 +399,42 @@ exit 1
 		})
 	}
 }
+
+// TestAnUploadIsItsKeysAlone: an upload is seen, changed, used and
+// deleted only with the key that created it; another key, archivist or
+// admin, is told there is no such upload, and changes nothing.
+func TestAnUploadIsItsKeysAlone(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{})
+	keyOf := func(role string) *testBundle {
+		var k struct{ Key string }
+		require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/keys", map[string]any{"name": role + "-uploads", "role": role}, &k))
+		return &testBundle{url: b.url, token: k.Key, cfg: b.cfg, app: b.app}
+	}
+	owner, other := keyOf("archivist"), keyOf("archivist")
+	alice, err := os.ReadFile(filepath.Join(fixtures, "alice.opus"))
+	require.NoError(t, err)
+	var up uploadAnswer
+	require.Equal(t, http.StatusCreated, owner.call(t, "POST", "/v1/imports", map[string]any{"size": len(alice)}, &up))
+	half := int64(len(alice) / 2)
+	for _, k := range []*testBundle{other, b} {
+		require.Equal(t, int64(-1), k.headUpload(t, up.ID), "HEAD with another key")
+		status, a, err := k.patchUpload(t, up.ID, 0, bytes.NewReader(alice[:half]))
+		require.NoError(t, err)
+		require.Equal(t, http.StatusNotFound, status, "PATCH with another key: %+v", a)
+		require.Equal(t, http.StatusNotFound, k.call(t, "DELETE", "/v1/imports/"+up.ID, nil, nil), "DELETE with another key")
+	}
+	require.Zero(t, owner.headUpload(t, up.ID), "nothing was written by the others")
+	status, a, err := owner.patchUpload(t, up.ID, 0, bytes.NewReader(alice))
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, status, "%+v", a)
+	require.True(t, a.Complete)
+	var refused struct{ Error struct{ Code string } }
+	require.Equal(t, http.StatusBadRequest, other.call(t, "POST", "/v1/meetings/import", map[string]any{
+		"speakers": []map[string]any{{"upload": up.ID, "identity": "alice"}}}, &refused), "import with another key")
+	require.Equal(t, "bad_upload", refused.Error.Code)
+	var m meetingAnswer
+	require.Equal(t, http.StatusAccepted, owner.call(t, "POST", "/v1/meetings/import", map[string]any{
+		"speakers": []map[string]any{{"upload": up.ID, "identity": "alice"}}}, &m))
+	require.Equal(t, "ready", owner.waitFinished(t, m.ID).State)
+}

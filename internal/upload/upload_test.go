@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -110,4 +111,33 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+func TestAClaimedUploadTakesNoMoreBytesAndNoOtherClaim(t *testing.T) {
+	t.Parallel()
+	s, err := upload.New(t.TempDir(), 100)
+	require.NoError(t, err)
+	sess, err := s.Create(4, "key:a")
+	require.NoError(t, err)
+	require.Equal(t, "key:a", sess.Owner)
+	_, err = s.Claim(sess.ID, "mtg_1")
+	require.ErrorContains(t, err, "send the rest first", "an incomplete upload cannot be claimed")
+	_, err = s.Append(t.Context(), sess.ID, 0, strings.NewReader("OggS"))
+	require.NoError(t, err)
+	got, err := s.Claim(sess.ID, "mtg_1")
+	require.NoError(t, err)
+	require.Equal(t, "mtg_1", got.ClaimedBy)
+	_, err = s.Claim(sess.ID, "mtg_1")
+	require.NoError(t, err, "claiming again for the same user changes nothing")
+	_, err = s.Claim(sess.ID, "mtg_2")
+	require.ErrorIs(t, err, upload.ErrClaimed)
+	_, err = s.Append(t.Context(), sess.ID, 4, strings.NewReader("x"))
+	require.ErrorIs(t, err, upload.ErrClaimed)
+	require.NoError(t, s.Unclaim(sess.ID, "mtg_1"))
+	_, err = s.Claim(sess.ID, "mtg_2")
+	require.NoError(t, err, "given back, it can be claimed again")
+	f, st, err := s.Open(sess.ID)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	require.Equal(t, "key:a", st.Owner, "the owner survives the claims")
 }
