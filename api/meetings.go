@@ -425,6 +425,10 @@ type importJSON struct {
 func (a *API) endMeeting(w http.ResponseWriter, r *http.Request) {
 	m, err := a.ender.EndMeeting(r.Context(), r.PathValue("id"))
 	var te *store.TransitionError
+	if errors.As(err, &te) && te.From == store.MeetingImporting {
+		writeError(w, http.StatusConflict, "importing", "meeting "+te.MeetingID+" is importing its recordings: it ends by itself once they are stored")
+		return
+	}
 	if errors.As(err, &te) && te.From != store.MeetingCreated && te.From != store.MeetingLive {
 		writeError(w, http.StatusConflict, "already_ended", "meeting "+te.MeetingID+" has already ended (it is "+string(te.From)+")")
 		return
@@ -492,6 +496,11 @@ func (a *API) renameParticipant(w http.ResponseWriter, r *http.Request) {
 func (a *API) rerunMeeting(w http.ResponseWriter, r *http.Request) {
 	m, err := a.rerun.Rerun(r.Context(), r.PathValue("id"))
 	var te *store.TransitionError
+	if errors.As(err, &te) && te.From == store.MeetingFailed {
+		writeError(w, http.StatusConflict, "import_failed", "meeting "+te.MeetingID+
+			"'s import failed (see its failure): it has no recording to run again; import the files again")
+		return
+	}
 	if errors.As(err, &te) {
 		writeError(w, http.StatusConflict, "not_ended", "meeting "+te.MeetingID+" is "+string(te.From)+
 			": end it first; only an ended meeting can be re-run")

@@ -368,7 +368,14 @@ func (p *Pipeline) Client() *river.Client[*sql.Tx] { return p.client }
 func (p *Pipeline) EndMeeting(ctx context.Context, meetingID string) (store.Meeting, error) {
 	var m store.Meeting
 	err := p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
-		var err error
+		cur, err := q.Meeting(ctx, meetingID)
+		if err != nil {
+			return err
+		}
+		if cur.State == store.MeetingImporting {
+			// Its import job ends it once every file is stored.
+			return &store.TransitionError{MeetingID: meetingID, From: cur.State, To: store.MeetingEnded}
+		}
 		if m, err = q.Transition(ctx, meetingID, store.MeetingEnded, ""); err != nil {
 			return err
 		}
@@ -400,6 +407,12 @@ func (p *Pipeline) Rerun(ctx context.Context, meetingID string) (store.Meeting, 
 			return err
 		} else if !r.RecordingsExpiredAt.IsZero() {
 			return fmt.Errorf("re-run %s: its recordings were %w", meetingID, store.ErrExpired)
+		}
+		if ip, err := q.ImportProgress(ctx, meetingID); err == nil && ip.FilesDone < ip.Files {
+			// A failed import stored no track: there is nothing to run.
+			return &store.TransitionError{MeetingID: meetingID, From: cur.State, To: store.MeetingEnded}
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
 		}
 		switch {
 		case cur.State == store.MeetingEnded:

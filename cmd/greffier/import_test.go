@@ -240,6 +240,9 @@ func TestUnreadableImportLeavesNothing(t *testing.T) {
 		require.Equal(t, "failed", now.State, c.name)
 		require.Contains(t, now.Failure, "file 1 (bob)", c.name)
 		require.Contains(t, now.Failure, "unreadable audio", c.name)
+		var refused struct{ Error struct{ Code string } }
+		require.Equal(t, http.StatusConflict, b.call(t, "POST", "/v1/meetings/"+m.ID+"/rerun", nil, &refused), c.name)
+		require.Equal(t, "import_failed", refused.Error.Code, "a failed import has nothing to run again")
 	}
 	// Nothing stays: no upload, no object, no temporary file; the failed
 	// meetings say what happened, and nothing more.
@@ -375,6 +378,10 @@ exit 1
 			require.NotNil(t, now.Import)
 			require.Equal(t, 1, now.Import.Files)
 			require.Zero(t, now.Import.FilesDone)
+			var refused struct{ Error struct{ Code string } }
+			require.Equal(t, http.StatusConflict, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, &refused),
+				"an import ends its meeting itself")
+			require.Equal(t, "importing", refused.Error.Code)
 
 			kill9(t, c)
 			require.NoError(t, os.WriteFile(filepath.Join(dir, "go"), nil, 0o600))
