@@ -155,7 +155,6 @@ func (p *Pipeline) encodeOpus(ctx context.Context, path, tmp string, format audi
 	return tmp, cleanup, nil
 }
 
-
 // StartImport records an import and leaves the work to a job: it claims
 // the complete uploads (so nobody else uses or changes them), checks each
 // file's format by its first bytes, and in one transaction creates the
