@@ -35,7 +35,6 @@ import (
 	"github.com/greffier/greffier/internal/token"
 	"github.com/greffier/greffier/internal/upload"
 	"github.com/greffier/greffier/jobs"
-	"time"
 )
 
 const apiToken = "test-token"
@@ -182,13 +181,13 @@ func (f *fakeMedia) DeleteMeeting(ctx context.Context, meetingID string) (store.
 	return f.store.StartDeleting(ctx, meetingID)
 }
 
-// Probe reads nothing: every upload is refused as unsupported.
-func (f *fakeMedia) Probe(context.Context, string) (audio.Format, time.Duration, error) {
-	return audio.FormatUnknown, 0, jobs.ErrUnsupportedFormat
+// CheckFormat reads nothing: every upload is refused as unsupported.
+func (f *fakeMedia) CheckFormat(string) (audio.Format, error) {
+	return audio.FormatUnknown, jobs.ErrUnsupportedFormat
 }
 
-// Import is not reached: Probe refused every upload.
-func (f *fakeMedia) Import(context.Context, jobs.ImportRequest) (store.Meeting, error) {
+// StartImport is not reached: CheckFormat refused every upload.
+func (f *fakeMedia) StartImport(context.Context, jobs.ImportRequest) (store.Meeting, error) {
 	return store.Meeting{}, errors.New("fakeMedia imports nothing")
 }
 

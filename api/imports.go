@@ -19,9 +19,12 @@ import (
 // Importer turns uploaded recordings into a meeting whose minutes are made
 // as a live meeting's (jobs.Pipeline).
 type Importer interface {
-	// Probe reads a file's content to its end: its format and length.
-	Probe(ctx context.Context, path string) (audio.Format, time.Duration, error)
-	Import(ctx context.Context, req jobs.ImportRequest) (store.Meeting, error)
+	// CheckFormat tells a file's format by its first bytes and refuses
+	// what cannot be imported; it reads nothing further.
+	CheckFormat(path string) (audio.Format, error)
+	// StartImport records the import (the meeting, importing) and
+	// enqueues the job that reads the files.
+	StartImport(ctx context.Context, req jobs.ImportRequest) (store.Meeting, error)
 }
 
 // uploadJSON is an upload session as the API shows it.
@@ -31,10 +34,9 @@ type uploadJSON struct {
 	Size     int64  `json:"size"`
 	Offset   int64  `json:"offset"`
 	Complete bool   `json:"complete"`
-	// Format and DurationSeconds are known once the upload is complete
-	// and its content was read.
-	Format          string   `json:"format,omitempty"`
-	DurationSeconds *float64 `json:"duration_seconds,omitempty"`
+	// Format is known once the upload is complete, told by its first
+	// bytes; whether it reads to its end is for the import to say.
+	Format string `json:"format,omitempty"`
 }
 
 func toUploadJSON(s upload.Session) uploadJSON {
@@ -81,7 +83,7 @@ func (a *API) createUpload(w http.ResponseWriter, r *http.Request) {
 	if _, err := a.uploads.RemoveOlder(a.now().Add(-uploadsUnusedFor)); err != nil {
 		a.log.Warn("abandoned uploads not removed", "err", err)
 	}
-	s, err := a.uploads.Create(req.Size)
+	s, err := a.uploads.Create(req.Size, uploadOwner(r))
 	if err != nil {
 		a.uploadFailed(w, r, err)
 		return
@@ -91,9 +93,29 @@ func (a *API) createUpload(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, toUploadJSON(s))
 }
 
+// uploadOwner names the key an upload belongs to: only it may use the
+// upload (another key is told there is none).
+func uploadOwner(r *http.Request) string {
+	p, _ := PrincipalFrom(r.Context())
+	return "key:" + p.KeyID
+}
+
+// ownUpload is an upload of the caller's key not yet used by an import;
+// any other is ErrNotFound.
+func (a *API) ownUpload(r *http.Request, id string) (upload.Session, error) {
+	s, err := a.uploads.Stat(id)
+	if err != nil {
+		return s, err
+	}
+	if s.Owner != uploadOwner(r) || s.ClaimedBy != "" {
+		return upload.Session{}, fmt.Errorf("upload %s: %w", id, upload.ErrNotFound)
+	}
+	return s, nil
+}
+
 // headUpload tells how many bytes of an upload arrived.
 func (a *API) headUpload(w http.ResponseWriter, r *http.Request) {
-	s, err := a.uploads.Stat(r.PathValue("upload"))
+	s, err := a.ownUpload(r, r.PathValue("upload"))
 	if err != nil {
 		a.uploadFailed(w, r, err)
 		return
@@ -103,8 +125,9 @@ func (a *API) headUpload(w http.ResponseWriter, r *http.Request) {
 }
 
 // patchUpload appends the body at Upload-Offset. The upload that this
-// completes has its content read at once: one that is not audio Greffier
-// can read is deleted and refused.
+// completes has its format told by its first bytes: one that is not audio
+// Greffier can import is deleted and refused. Reading it to its end is
+// the import job's.
 func (a *API) patchUpload(w http.ResponseWriter, r *http.Request) {
 	if ct := r.Header.Get("Content-Type"); ct != "application/offset+octet-stream" {
 		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "send the bytes as application/offset+octet-stream")
@@ -116,6 +139,10 @@ func (a *API) patchUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("upload")
+	if _, err := a.ownUpload(r, id); err != nil {
+		a.uploadFailed(w, r, err)
+		return
+	}
 	s, err := a.uploads.Append(r.Context(), id, offset, r.Body)
 	if err != nil {
 		a.uploadFailed(w, r, err)
@@ -128,13 +155,12 @@ func (a *API) patchUpload(w http.ResponseWriter, r *http.Request) {
 			a.uploadFailed(w, r, perr)
 			return
 		}
-		format, d, err := a.importer.Probe(r.Context(), path)
+		format, err := a.importer.CheckFormat(path)
 		if err != nil {
 			a.refuseUpload(w, r, id, err, "")
 			return
 		}
-		secs := d.Seconds()
-		out.Format, out.DurationSeconds = string(format), &secs
+		out.Format = string(format)
 	}
 	setUploadHeaders(w, s)
 	writeJSON(w, http.StatusOK, out)
@@ -169,7 +195,7 @@ func (a *API) refuseUpload(w http.ResponseWriter, r *http.Request, id string, er
 
 func (a *API) deleteUpload(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("upload")
-	if _, err := a.uploads.Stat(id); err != nil {
+	if _, err := a.ownUpload(r, id); err != nil {
 		a.uploadFailed(w, r, err)
 		return
 	}
@@ -198,8 +224,10 @@ type importRequest struct {
 	Retention *retentionRequest  `json:"retention"`
 }
 
-// importMeeting turns complete uploads into a meeting, ended at once: its
-// minutes follow as a live meeting's do. The uploads are used up.
+// importMeeting records an import of complete uploads: the meeting is
+// importing (its progress in GET /v1/meetings/{id}) while a job reads the
+// files; it then ends, and its minutes follow as a live meeting's do, or
+// it fails saying which file could not be read. The uploads are used up.
 func (a *API) importMeeting(w http.ResponseWriter, r *http.Request) {
 	var req importRequest
 	if !decodeBody(w, r, &req) {
@@ -233,7 +261,7 @@ func (a *API) importMeeting(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ireq := jobs.ImportRequest{Title: req.Title, Language: req.Language}
+	ireq := jobs.ImportRequest{Title: req.Title, Language: req.Language, Retention: retention}
 	if p, ok := PrincipalFrom(r.Context()); ok {
 		ireq.CreatedBy = p.KeyID
 	}
@@ -249,23 +277,31 @@ func (a *API) importMeeting(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		seen[p.Identity], seen["upload:"+f.Upload] = true, true
-		path, err := a.uploadPath(f.Upload)
+		s, err := a.ownUpload(r, f.Upload)
 		if err != nil {
 			if errors.Is(err, upload.ErrNotFound) {
 				writeError(w, http.StatusBadRequest, "bad_upload", fmt.Sprintf("file %d (%s): no upload %q", i, p.Identity, f.Upload))
 				return
 			}
-			writeError(w, http.StatusConflict, "upload_incomplete", fmt.Sprintf("file %d (%s): %v", i, p.Identity, err))
+			a.fail(w, r, err)
+			return
+		}
+		if !s.Complete() {
+			writeError(w, http.StatusConflict, "upload_incomplete", fmt.Sprintf("file %d (%s): upload %s has %d of its %d bytes: send the rest first",
+				i, p.Identity, f.Upload, s.Offset, s.Length))
 			return
 		}
 		ireq.Files = append(ireq.Files, jobs.ImportFile{Identity: p.Identity, DisplayName: p.DisplayName,
-			Mixed: req.Mixed != nil && i == len(files)-1, Path: path})
+			Mixed: req.Mixed != nil && i == len(files)-1, Upload: f.Upload})
 	}
-	m, err := a.importer.Import(r.Context(), ireq)
+	m, err := a.importer.StartImport(r.Context(), ireq)
 	var fe *jobs.FileError
 	switch {
-	case errors.As(err, &fe):
+	case errors.As(err, &fe) && (errors.Is(err, jobs.ErrUnsupportedFormat) || errors.Is(err, jobs.ErrUnreadable)):
 		a.refuseUpload(w, r, files[fe.Index].Upload, fe.Err, fmt.Sprintf("file %d (%s): ", fe.Index, fe.Identity))
+		return
+	case errors.As(err, &fe) && (errors.Is(err, upload.ErrClaimed) || errors.Is(err, upload.ErrBusy) || errors.Is(err, upload.ErrNotFound)):
+		writeError(w, http.StatusConflict, "upload_busy", fe.Error())
 		return
 	case errors.Is(err, jobs.ErrNoDiarization):
 		writeError(w, http.StatusConflict, "diarization_unavailable", err.Error())
@@ -274,12 +310,7 @@ func (a *API) importMeeting(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	for _, f := range files {
-		if err := a.uploads.Remove(f.Upload); err != nil {
-			a.log.Warn("imported upload not removed", "upload", f.Upload, "err", err)
-		}
-	}
-	ret, err := a.store.SetRetention(r.Context(), m.ID, retention)
+	ret, err := a.store.Retention(r.Context(), m.ID)
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -35,6 +35,8 @@ type meetingJSON struct {
 	WHEPURL   string             `json:"whep_url"`
 	Damaged   []damageJSON       `json:"damaged,omitempty"` // stored objects found damaged
 	Retention *retentionJSON     `json:"retention,omitempty"`
+	// Import, for an imported meeting: how many of its files are stored.
+	Import *importJSON `json:"import,omitempty"`
 }
 
 type pipelineJSON struct {
@@ -446,12 +448,30 @@ func (a *API) getMeeting(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out.Retention = a.retentionJSON(m, ret)
+	switch ip, err := a.store.ImportProgress(r.Context(), m.ID); {
+	case err == nil:
+		out.Import = &importJSON{Files: ip.Files, FilesDone: ip.FilesDone, UpdatedAt: ip.UpdatedAt}
+	case !errors.Is(err, store.ErrNotFound):
+		a.fail(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// importJSON is an import's progress.
+type importJSON struct {
+	Files     int       `json:"files"`
+	FilesDone int       `json:"files_done"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 func (a *API) endMeeting(w http.ResponseWriter, r *http.Request) {
 	m, err := a.ender.EndMeeting(r.Context(), r.PathValue("id"))
 	var te *store.TransitionError
+	if errors.As(err, &te) && te.From == store.MeetingImporting {
+		writeError(w, http.StatusConflict, "importing", "meeting "+te.MeetingID+" is importing its recordings: it ends by itself once they are stored")
+		return
+	}
 	if errors.As(err, &te) && te.From != store.MeetingCreated && te.From != store.MeetingLive {
 		writeError(w, http.StatusConflict, "already_ended", "meeting "+te.MeetingID+" has already ended (it is "+string(te.From)+")")
 		return
@@ -519,6 +539,11 @@ func (a *API) renameParticipant(w http.ResponseWriter, r *http.Request) {
 func (a *API) rerunMeeting(w http.ResponseWriter, r *http.Request) {
 	m, err := a.rerun.Rerun(r.Context(), r.PathValue("id"))
 	var te *store.TransitionError
+	if errors.As(err, &te) && te.From == store.MeetingFailed {
+		writeError(w, http.StatusConflict, "import_failed", "meeting "+te.MeetingID+
+			"'s import failed (see its failure): it has no recording to run again; import the files again")
+		return
+	}
 	if errors.As(err, &te) {
 		writeError(w, http.StatusConflict, "not_ended", "meeting "+te.MeetingID+" is "+string(te.From)+
 			": end it first; only an ended meeting can be re-run")

@@ -3,18 +3,23 @@ package jobs
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/riverqueue/river"
 
 	"github.com/greffier/greffier/internal/audio"
 	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/internal/upload"
 )
 
 // ErrUnsupportedFormat: the file is no audio format Greffier reads, or WAV
@@ -34,10 +39,11 @@ var ErrNoDiarization = errors.New("no diarization backend is configured (GREFFIE
 // recording of several voices that the diarization backend tells apart
 // (like a microphone shared in a live meeting).
 type ImportFile struct {
-	Identity, DisplayName string
-	Mixed                 bool
-	// Path is the complete file on local disk.
-	Path string
+	Identity    string `json:"identity"`
+	DisplayName string `json:"display_name"`
+	Mixed       bool   `json:"mixed,omitempty"`
+	// Upload is the complete upload session holding the file.
+	Upload string `json:"upload"`
 }
 
 // ImportRequest is a recorded meeting to turn into minutes.
@@ -47,6 +53,7 @@ type ImportRequest struct {
 	// its own meetings).
 	CreatedBy string
 	Files     []ImportFile
+	Retention store.RetentionChange
 }
 
 // FileError says which file of an import could not be read, and why.
@@ -62,41 +69,40 @@ func (e *FileError) Error() string {
 
 func (e *FileError) Unwrap() error { return e.Err }
 
-// Probe tells a file's format by its content and reads it to its end: it
-// returns the format and the length of its timeline, or an error wrapping
-// ErrUnsupportedFormat or ErrUnreadable. WebM is read streaming; Ogg is
-// read whole, as the remux does; WAV and FLAC are encoded to Ogg Opus by
-// the configured encoder, which reads them.
-func (p *Pipeline) Probe(ctx context.Context, path string) (audio.Format, time.Duration, error) {
+// ImportArgs asks for an importing meeting's files to be stored as its
+// tracks.
+type ImportArgs struct {
+	MeetingID string       `json:"meeting_id"`
+	Files     []ImportFile `json:"files"`
+}
+
+func (ImportArgs) Kind() string { return "import_meeting" }
+
+// InsertOpts makes one import job per meeting.
+func (ImportArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// CheckFormat tells a file's format by its first bytes, cheaply (nothing
+// else is read), and refuses what the import cannot take: no audio format
+// Greffier reads, or WAV or FLAC without an encoder (ErrUnsupportedFormat).
+// Whether the content is readable to its end is for the import job to say.
+func (p *Pipeline) CheckFormat(path string) (audio.Format, error) {
 	format, err := sniffFile(path)
 	if err != nil {
-		return format, 0, err
+		return format, err
 	}
 	switch format {
-	case audio.FormatWebMOpus:
-		f, err := os.Open(path)
-		if err != nil {
-			return format, 0, err
-		}
-		defer f.Close()
-		d, err := audio.WebMOpusDuration(ctx, bufio.NewReader(f))
-		if err != nil {
-			return format, 0, fmt.Errorf("%w: %v", ErrUnreadable, err)
-		}
-		return format, d, nil
-	case audio.FormatOggOpus:
-		d, err := remuxFile(io.Discard, path)
-		return format, d, err
+	case audio.FormatWebMOpus, audio.FormatOggOpus:
+		return format, nil
 	case audio.FormatWAV, audio.FormatFLAC:
-		ogg, cleanup, err := p.encodeOpus(ctx, path, format)
-		if err != nil {
-			return format, 0, err
+		if p.cfg.OpusEncoder == "" {
+			return format, fmt.Errorf("%w: %s is imported only when an Opus encoder is configured (GREFFIER_IMPORT_OPUSENC, opus-tools' opusenc); "+
+				"or convert it first, e.g. ffmpeg -i in.%s -c:a libopus -b:a 32k out.ogg", ErrUnsupportedFormat, format, format)
 		}
-		defer cleanup()
-		d, err := remuxFile(io.Discard, ogg)
-		return format, d, err
+		return format, nil
 	}
-	return format, 0, fmt.Errorf("%w: neither WebM, Ogg, WAV nor FLAC", ErrUnsupportedFormat)
+	return format, fmt.Errorf("%w: neither WebM, Ogg, WAV nor FLAC", ErrUnsupportedFormat)
 }
 
 func sniffFile(path string) (audio.Format, error) {
@@ -110,37 +116,31 @@ func sniffFile(path string) (audio.Format, error) {
 	return audio.Sniff(head[:n]), nil
 }
 
-// remuxFile remuxes an Ogg Opus file to WebM on w.
+// remuxFile remuxes an Ogg Opus file to WebM on w, streaming.
 func remuxFile(w io.Writer, path string) (time.Duration, error) {
-	b, err := os.ReadFile(path) // about the size of the packets the remux holds anyway
+	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
-	d, err := audio.RemuxOggToWebM(w, b)
-	if err != nil && !errors.Is(err, audio.ErrNotOggOpus) {
-		return 0, err
-	}
-	if err != nil {
+	defer f.Close()
+	d, err := audio.RemuxOggToWebM(w, bufio.NewReader(f))
+	if errors.Is(err, audio.ErrNotOggOpus) {
 		return 0, fmt.Errorf("%w: %v", ErrUnreadable, err)
 	}
-	return d, nil
+	return d, err
 }
 
 // encodeOpus encodes a WAV or FLAC file to a temporary Ogg Opus file with
 // the configured encoder, at the bitrate and frame size of a WebRTC voice.
-func (p *Pipeline) encodeOpus(ctx context.Context, path string, format audio.Format) (string, func(), error) {
-	if p.cfg.OpusEncoder == "" {
-		return "", nil, fmt.Errorf("%w: %s is imported only when an Opus encoder is configured (GREFFIER_IMPORT_OPUSENC, opus-tools' opusenc); "+
-			"or convert it first, e.g. ffmpeg -i in.%s -c:a libopus -b:a 32k out.ogg", ErrUnsupportedFormat, format, format)
-	}
-	tmp, err := os.CreateTemp(p.cfg.TempDir, "import-*.opus")
-	if err != nil {
+// The file is tmp: a name of its own per meeting and file, so that a
+// re-run after a crash overwrites what the crash left.
+func (p *Pipeline) encodeOpus(ctx context.Context, path, tmp string, format audio.Format) (string, func(), error) {
+	if _, err := p.CheckFormat(path); err != nil {
 		return "", nil, err
 	}
-	_ = tmp.Close()
-	cleanup := func() { _ = os.Remove(tmp.Name()) }
+	cleanup := func() { _ = os.Remove(tmp) }
 	out, err := exec.CommandContext(ctx, p.cfg.OpusEncoder, "--quiet", "--bitrate", "32", "--framesize", "20",
-		path, tmp.Name()).CombinedOutput()
+		path, tmp).CombinedOutput()
 	if err != nil {
 		cleanup()
 		if ctx.Err() != nil {
@@ -152,91 +152,251 @@ func (p *Pipeline) encodeOpus(ctx context.Context, path string, format audio.For
 		}
 		return "", nil, fmt.Errorf("%w: the %s file could not be encoded: %s (%v)", ErrUnreadable, format, msg, err)
 	}
-	return tmp.Name(), cleanup, nil
+	return tmp, cleanup, nil
 }
 
-// Import turns recordings into a meeting whose minutes are made as a live
-// meeting's are: each file becomes one stored track starting at the
-// meeting's zero, its speaker a participant, and the meeting ends at once,
-// so the pipeline takes it from there. Every file is read before anything
-// is stored; a file that cannot be read is a *FileError and leaves nothing
-// behind, nor does a failure part-way (what was stored is deleted).
-func (p *Pipeline) Import(ctx context.Context, req ImportRequest) (store.Meeting, error) {
+// StartImport records an import and leaves the work to a job: it claims
+// the complete uploads (so nobody else uses or changes them), checks each
+// file's format by its first bytes, and in one transaction creates the
+// meeting in state importing, with its speakers, retention and progress,
+// and enqueues the job. A file of a format the import cannot take is a
+// *FileError; nothing is created then, and the uploads are given back.
+func (p *Pipeline) StartImport(ctx context.Context, req ImportRequest) (store.Meeting, error) {
 	if len(req.Files) == 0 {
 		return store.Meeting{}, errors.New("import: no files")
+	}
+	if p.uploads == nil {
+		return store.Meeting{}, errors.New("import: no upload store configured")
 	}
 	for _, f := range req.Files {
 		if f.Mixed && p.voices == nil {
 			return store.Meeting{}, ErrNoDiarization
 		}
 	}
-	formats := make([]audio.Format, len(req.Files))
+	id := store.NewID("mtg")
+	claimed := 0
+	unclaim := func() {
+		for _, f := range req.Files[:claimed] {
+			if err := p.uploads.Unclaim(f.Upload, id); err != nil {
+				p.log.Warn("upload not given back", "upload", f.Upload, "err", err)
+			}
+		}
+	}
+	speakers := make([]store.ImportSpeaker, len(req.Files))
 	for i, f := range req.Files {
-		format, _, err := p.Probe(ctx, f.Path)
-		if err != nil {
+		if _, err := p.uploads.Claim(f.Upload, id); err != nil {
+			unclaim()
 			return store.Meeting{}, &FileError{Index: i, Identity: f.Identity, Err: err}
 		}
-		formats[i] = format
-	}
-	m, err := p.store.CreateMeetingBy(ctx, req.Title, req.Language, req.CreatedBy)
-	if err != nil {
-		return store.Meeting{}, err
-	}
-	m, err = p.importInto(ctx, m, req, formats)
-	if err != nil {
-		// Nothing of a failed import stays.
-		cctx, cancel := detached(ctx)
-		defer cancel()
-		if derr := p.deleteObjects(cctx, m.ID); derr != nil {
-			err = errors.Join(err, derr)
-		} else if derr := p.store.DeleteMeeting(cctx, m.ID); derr != nil {
-			err = errors.Join(err, derr)
+		claimed++
+		path, err := p.uploadPath(f.Upload)
+		if err == nil {
+			_, err = p.CheckFormat(path)
 		}
+		if err != nil {
+			unclaim()
+			return store.Meeting{}, &FileError{Index: i, Identity: f.Identity, Err: err}
+		}
+		speakers[i] = store.ImportSpeaker{Identity: f.Identity, DisplayName: f.DisplayName, SharedMic: f.Mixed}
+	}
+	var m store.Meeting
+	err := p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
+		var err error
+		if m, err = q.CreateImport(ctx, id, req.Title, req.Language, req.CreatedBy, speakers); err != nil {
+			return err
+		}
+		if _, err := q.SetRetention(ctx, id, req.Retention); err != nil {
+			return err
+		}
+		if _, err := p.client.InsertTx(ctx, tx, ImportArgs{MeetingID: id, Files: req.Files}, nil); err != nil {
+			return fmt.Errorf("enqueue import of %s: %w", id, err)
+		}
+		return nil
+	})
+	if err != nil {
+		unclaim()
 		return store.Meeting{}, err
 	}
+	p.log.Info("meeting importing", "meeting", id, "title", req.Title, "files", len(req.Files))
 	return m, nil
 }
 
-func (p *Pipeline) importInto(ctx context.Context, m store.Meeting, req ImportRequest, formats []audio.Format) (store.Meeting, error) {
-	cat := NewCatalog(p)
-	for i, f := range req.Files {
-		if f.Mixed {
-			if err := p.store.SetSharedMic(ctx, m.ID, f.Identity, true); err != nil {
-				return m, err
-			}
-		}
-		if _, err := p.store.Join(ctx, m.ID, f.Identity, f.DisplayName); err != nil {
-			return m, err
-		}
-		t := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: f.Identity, SSRC: uint32(i + 1)}
-		t.BlobKey = layout.Track(m.ID, t.ID)
-		length, info, err := p.storeImported(ctx, t.BlobKey, f.Path, formats[i])
-		if err != nil {
-			return m, fmt.Errorf("import file %d (%s): %w", i, f.Identity, err)
-		}
-		if err := cat.CreateTrack(ctx, t); err != nil {
-			return m, err
-		}
-		t.State, t.DurationMS, t.Size, t.SHA256 = store.TrackStored, length.Milliseconds(), info.Size, info.SHA256
-		if err := cat.FinishTrack(ctx, t); err != nil {
-			return m, err
-		}
+func (p *Pipeline) uploadPath(id string) (string, error) {
+	f, _, err := p.uploads.Open(id)
+	if err != nil {
+		return "", err
 	}
-	return p.EndMeeting(ctx, m.ID)
+	defer f.Close()
+	return f.Name(), nil
 }
 
-// storeImported stores a file as a track's WebM: a WebM as it is, an Ogg
-// remuxed.
-func (p *Pipeline) storeImported(ctx context.Context, key, path string, format audio.Format) (time.Duration, blob.Info, error) {
-	f, err := os.Open(path)
+type importWorker struct {
+	river.WorkerDefaults[ImportArgs]
+	p *Pipeline
+}
+
+// Timeout gives a remux or an encode time in proportion to the files'
+// size, at a pace a loaded machine keeps (about 1 MB/s for an encode).
+func (w *importWorker) Timeout(job *river.Job[ImportArgs]) time.Duration {
+	var size int64
+	for _, f := range job.Args.Files {
+		if s, err := w.p.uploads.Stat(f.Upload); err == nil {
+			size += s.Length
+		}
+	}
+	return 5*time.Minute + time.Duration(size/(1<<20))*time.Second
+}
+
+// Work stores each file as a track's WebM, then in one transaction
+// records the tracks and ends the meeting (the pipeline takes it from
+// there). Every step can be done again: objects have keys of their own
+// per meeting and file, and no row is written before the last step, so a
+// crash part-way is finished by the next attempt. A file that cannot be
+// read fails the meeting, saying which and why, and leaves none of its
+// objects, temporary files or uploads behind; so does the last attempt's
+// failure.
+func (w *importWorker) Work(ctx context.Context, job *river.Job[ImportArgs]) error {
+	p, id := w.p, job.Args.MeetingID
+	m, err := p.store.Meeting(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		p.removeUploads(job.Args)
+		return nil
+	case err != nil:
+		return err
+	case m.State != store.MeetingImporting:
+		// Done before a crash, failed, or being deleted.
+		p.removeUploads(job.Args)
+		return nil
+	}
+	tracks := make([]store.Track, len(job.Args.Files))
+	for i, f := range job.Args.Files {
+		t := store.Track{ID: importTrackID(id, i), MeetingID: id, Identity: f.Identity, SSRC: uint32(i + 1)}
+		t.BlobKey = layout.Track(id, t.ID)
+		length, info, err := p.storeImported(ctx, t.BlobKey, f.Upload, p.importTemp(id, i))
+		if err != nil {
+			err = fmt.Errorf("file %d (%s): %w", i, f.Identity, err)
+			if errors.Is(err, ErrUnreadable) || errors.Is(err, ErrUnsupportedFormat) || errors.Is(err, upload.ErrNotFound) ||
+				job.Attempt >= job.MaxAttempts {
+				return river.JobCancel(p.failImport(ctx, job.Args, err))
+			}
+			return p.importStopped(ctx, job.Args, err)
+		}
+		t.State, t.DurationMS, t.Size, t.SHA256 = store.TrackStored, length.Milliseconds(), info.Size, info.SHA256
+		tracks[i] = t
+		if err := p.store.SetImportProgress(ctx, id, i+1); err != nil {
+			return p.importStopped(ctx, job.Args, err)
+		}
+	}
+	err = p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
+		if err := q.LockMeeting(ctx, id); err != nil {
+			return err
+		}
+		for _, t := range tracks {
+			if err := q.CreateTrack(ctx, t); err != nil {
+				return err
+			}
+			if err := q.FinishTrack(ctx, t); err != nil {
+				return err
+			}
+		}
+		if m, err = q.Transition(ctx, id, store.MeetingEnded, ""); err != nil {
+			return err
+		}
+		if err := p.detectAll(ctx, tx, q, m); err != nil {
+			return err
+		}
+		return p.maybeArchive(ctx, tx, q, id)
+	})
+	if err != nil {
+		return p.importStopped(ctx, job.Args, err)
+	}
+	p.log.Info("meeting ended", "meeting", id, "title", m.Title, "imported_files", len(tracks))
+	p.removeUploads(job.Args)
+	return nil
+}
+
+// importTrackID is the id of an imported meeting's i-th track: the same
+// on every attempt, so that a re-run overwrites what a crash left.
+func importTrackID(meetingID string, i int) string {
+	return fmt.Sprintf("trk_%si%d", strings.TrimPrefix(meetingID, "mtg_"), i)
+}
+
+// importTemp is where the i-th file of an import is remuxed or encoded:
+// a name of its own, so that a re-run after a crash overwrites it.
+func (p *Pipeline) importTemp(meetingID string, i int) string {
+	dir := p.cfg.TempDir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, fmt.Sprintf("import-%s-%d", meetingID, i))
+}
+
+// importStopped is an attempt's error; when the meeting is being deleted
+// meanwhile, the uploads go too (its deletion knows nothing of them).
+func (p *Pipeline) importStopped(ctx context.Context, args ImportArgs, err error) error {
+	cctx, cancel := detached(ctx)
+	defer cancel()
+	if m, merr := p.store.Meeting(cctx, args.MeetingID); errors.Is(merr, store.ErrNotFound) ||
+		(merr == nil && m.State == store.MeetingDeleting) {
+		p.removeUploads(args)
+	}
+	return err
+}
+
+// failImport removes what an import stored, then marks the meeting
+// failed with why, then removes its uploads: a crash part-way leaves the
+// meeting importing, for the next attempt to fail again.
+func (p *Pipeline) failImport(ctx context.Context, args ImportArgs, cause error) error {
+	cctx, cancel := detached(ctx)
+	defer cancel()
+	id := args.MeetingID
+	if err := p.deleteObjects(cctx, id); err != nil {
+		return errors.Join(cause, err)
+	}
+	for i := range args.Files {
+		for _, ext := range []string{".webm", ".opus"} {
+			_ = os.Remove(p.importTemp(id, i) + ext)
+		}
+	}
+	m, err := p.store.Transition(cctx, id, store.MeetingFailed, "import: "+cause.Error())
+	var te *store.TransitionError
+	switch {
+	case err == nil:
+		p.announce(m, EventMeetingFailed, 0)
+	case !errors.As(err, &te) && !errors.Is(err, store.ErrNotFound):
+		return errors.Join(cause, err)
+	}
+	p.removeUploads(args)
+	return cause
+}
+
+func (p *Pipeline) removeUploads(args ImportArgs) {
+	for _, f := range args.Files {
+		if err := p.uploads.Remove(f.Upload); err != nil {
+			p.log.Warn("imported upload not removed", "upload", f.Upload, "err", err)
+		}
+	}
+}
+
+// storeImported stores an upload as a track's WebM: a WebM as it is,
+// checked to its end; an Ogg remuxed; WAV or FLAC encoded, then remuxed.
+// tmp names the temporary files (tmp.webm, tmp.opus).
+func (p *Pipeline) storeImported(ctx context.Context, key, uploadID, tmp string) (time.Duration, blob.Info, error) {
+	f, _, err := p.uploads.Open(uploadID)
 	if err != nil {
 		return 0, blob.Info{}, err
 	}
 	defer f.Close()
+	path := f.Name()
+	format, err := p.CheckFormat(path)
+	if err != nil {
+		return 0, blob.Info{}, err
+	}
 	if format == audio.FormatWebMOpus {
 		length, err := audio.WebMOpusDuration(ctx, bufio.NewReader(f))
 		if err != nil {
-			return 0, blob.Info{}, err
+			return 0, blob.Info{}, fmt.Errorf("%w: %v", ErrUnreadable, err)
 		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return 0, blob.Info{}, err
@@ -245,7 +405,7 @@ func (p *Pipeline) storeImported(ctx context.Context, key, path string, format a
 		return length, info, err
 	}
 	if format == audio.FormatWAV || format == audio.FormatFLAC {
-		ogg, cleanup, err := p.encodeOpus(ctx, path, format)
+		ogg, cleanup, err := p.encodeOpus(ctx, path, tmp+".opus", format)
 		if err != nil {
 			return 0, blob.Info{}, err
 		}
@@ -255,21 +415,21 @@ func (p *Pipeline) storeImported(ctx context.Context, key, path string, format a
 	// A local file, not a pipe: the blob store hashes a file in place,
 	// and ebml-go's writer would block for ever on a destination that
 	// stopped reading.
-	tmp, err := os.CreateTemp(p.cfg.TempDir, "import-*.webm")
+	out, err := os.Create(tmp + ".webm")
 	if err != nil {
 		return 0, blob.Info{}, err
 	}
 	defer func() {
-		_ = tmp.Close()
-		_ = os.Remove(tmp.Name())
+		_ = out.Close()
+		_ = os.Remove(out.Name())
 	}()
-	length, err := remuxFile(tmp, path)
+	length, err := remuxFile(out, path)
 	if err != nil {
 		return 0, blob.Info{}, err
 	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+	if _, err := out.Seek(0, io.SeekStart); err != nil {
 		return 0, blob.Info{}, err
 	}
-	info, err := p.blobs.Put(ctx, key, tmp, -1)
+	info, err := p.blobs.Put(ctx, key, out, -1)
 	return length, info, err
 }

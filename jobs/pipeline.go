@@ -33,6 +33,7 @@ import (
 	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/egress"
 	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/internal/upload"
 	"github.com/greffier/greffier/summarize"
 	"github.com/greffier/greffier/transcribe"
 )
@@ -70,6 +71,9 @@ type Deps struct {
 	// once its transaction committed (minutes ready or incomplete,
 	// meeting failed, archive ready), as the webhook would: for metrics.
 	Announced func(m store.Meeting, event string)
+	// Uploads, optional, holds the uploaded files that imports read;
+	// without it nothing is imported.
+	Uploads *upload.Store
 }
 
 // Defaults for Config.
@@ -222,6 +226,7 @@ type Pipeline struct {
 	tr        Transcriber
 	sum       Summarizer
 	voices    Voices
+	uploads   *upload.Store
 	http      *http.Client
 	log       *slog.Logger
 	client    *river.Client[*sql.Tx]
@@ -287,7 +292,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 		return nil, fmt.Errorf("migrate river tables: %w", err)
 	}
 
-	p := &Pipeline{announced: d.Announced, cfg: cfg, store: st, blobs: d.Blobs, tr: d.Transcriber, sum: d.Summarizer, voices: d.Voices, log: logger,
+	p := &Pipeline{announced: d.Announced, cfg: cfg, store: st, blobs: d.Blobs, tr: d.Transcriber, sum: d.Summarizer, voices: d.Voices, uploads: d.Uploads, log: logger,
 		driver: driver, nodeID: store.NewID("node"), trName: d.TranscriberName,
 		http: egress.Guard{AllowPrivate: cfg.WebhookAllowPrivate}.Client(20 * time.Second),
 		live: make(chan liveSpeech, liveQueue)}
@@ -303,6 +308,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 	river.AddWorker(workers, &webhookWorker{p: p})
 	river.AddWorker(workers, &deleteWorker{p: p})
 	river.AddWorker(workers, &sweepWorker{p: p})
+	river.AddWorker(workers, &importWorker{p: p})
 	rcfg := &river.Config{
 		ID:          p.nodeID,
 		Logger:      riverLogger,
@@ -412,7 +418,14 @@ func (p *Pipeline) Client() *river.Client[*sql.Tx] { return p.client }
 func (p *Pipeline) EndMeeting(ctx context.Context, meetingID string) (store.Meeting, error) {
 	var m store.Meeting
 	err := p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
-		var err error
+		cur, err := q.Meeting(ctx, meetingID)
+		if err != nil {
+			return err
+		}
+		if cur.State == store.MeetingImporting {
+			// Its import job ends it once every file is stored.
+			return &store.TransitionError{MeetingID: meetingID, From: cur.State, To: store.MeetingEnded}
+		}
 		if m, err = q.Transition(ctx, meetingID, store.MeetingEnded, ""); err != nil {
 			return err
 		}
@@ -444,6 +457,12 @@ func (p *Pipeline) Rerun(ctx context.Context, meetingID string) (store.Meeting, 
 			return err
 		} else if !r.RecordingsExpiredAt.IsZero() {
 			return fmt.Errorf("re-run %s: its recordings were %w", meetingID, store.ErrExpired)
+		}
+		if ip, err := q.ImportProgress(ctx, meetingID); err == nil && ip.FilesDone < ip.Files {
+			// A failed import stored no track: there is nothing to run.
+			return &store.TransitionError{MeetingID: meetingID, From: cur.State, To: store.MeetingEnded}
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
 		}
 		switch {
 		case cur.State == store.MeetingEnded:

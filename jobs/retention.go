@@ -185,7 +185,11 @@ func (w *deleteWorker) Work(ctx context.Context, job *river.Job[DeleteMeetingArg
 	// An object written while the rows went (the live path storing the
 	// last speech of a meeting just ended) has no row left to find it by:
 	// look once more.
-	return p.deleteObjects(ctx, id)
+	if err := p.deleteObjects(ctx, id); err != nil {
+		return err
+	}
+	p.announce(m, EventMeetingDeleted, 0)
+	return nil
 }
 
 // deleteObjects deletes every object of a meeting: its tree, and the

@@ -30,6 +30,10 @@ const (
 	EventMinutesIncomplete = "minutes.incomplete"
 	EventMeetingFailed     = "meeting.failed"
 	EventArchiveReady      = "archive.ready"
+	// EventMeetingDeleted: every trace of the meeting is gone. It is
+	// logged and announced (Deps.Announced), never sent: nothing of the
+	// meeting, its webhook included, is left to send it to.
+	EventMeetingDeleted = "meeting.deleted"
 )
 
 // SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256 of
@@ -184,6 +188,8 @@ func (p *Pipeline) announce(m store.Meeting, event string, version int) {
 		p.log.Error("meeting failed: no minutes could be made", append(args, "failure", m.Failure)...)
 	case EventArchiveReady:
 		p.log.Info("archive ready", "meeting", m.ID)
+	case EventMeetingDeleted:
+		p.log.Info("meeting deleted", "meeting", m.ID)
 	}
 	if p.announced != nil {
 		p.announced(m, event)

@@ -70,7 +70,7 @@ func (l *Lifecycle) EndMeeting(ctx context.Context, meetingID string) (store.Mee
 	if err != nil {
 		return m, err
 	}
-	if !m.State.CanBecome(store.MeetingEnded) || m.State.Finished() {
+	if !m.State.CanBecome(store.MeetingEnded) || m.State.Finished() || m.State == store.MeetingImporting {
 		return m, &store.TransitionError{MeetingID: meetingID, From: m.State, To: store.MeetingEnded}
 	}
 	if m, err = l.pipeline.EndMeeting(ctx, meetingID); err != nil {

@@ -120,7 +120,13 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		return nil, fmt.Errorf("transcription backend: %w", err)
 	}
 	tr := transcribe.NewGuard(timedTranscriber{openai, a.metrics.backendLatency.WithLabelValues("transcription")}, guard)
-	deps := jobs.Deps{Store: a.store, Blobs: a.blobs, Transcriber: tr, Logger: logger, RiverLogger: demoteInfo(logger),
+	// Not under the spool: the recorder's recovery reads every
+	// directory there as a meeting's.
+	uploads, err := upload.New(filepath.Join(cfg.DataDir, "imports"), int64(cfg.ImportMaxSize))
+	if err != nil {
+		return nil, err
+	}
+	deps := jobs.Deps{Store: a.store, Blobs: a.blobs, Transcriber: tr, Logger: logger, Uploads: uploads, RiverLogger: demoteInfo(logger),
 		TranscriberName: "transcription server " + redactURL(cfg.TranscribeURL), Announced: a.metrics.announced}
 	if cfg.SummaryURL != "" {
 		sum, err := summarize.New(summarize.Config{BaseURL: cfg.SummaryURL, APIKey: cfg.SummaryKey,
@@ -197,12 +203,6 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		if a.idle, err = idle.New(idle.Config{After: cfg.IdleEndAfter, Logger: logger}, a.store, a.sfu, meetings); err != nil {
 			return nil, err
 		}
-	}
-	// Not under the spool: the recorder's recovery reads every
-	// directory there as a meeting's.
-	uploads, err := upload.New(filepath.Join(cfg.DataDir, "imports"), int64(cfg.ImportMaxSize))
-	if err != nil {
-		return nil, err
 	}
 	apiDeps := api.Deps{Store: a.store, Blobs: a.blobs, Ender: meetings, Rerunner: meetings, Signer: a.signer,
 		Sessions: a.sfu, Logger: logger, Deleter: a.pipeline, Uploads: uploads, Importer: a.pipeline}

@@ -11,11 +11,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/greffier/greffier/transcribe/transcribetest"
 )
 
 // shBlocks returns the ```sh blocks of a markdown file, between the
@@ -143,6 +146,39 @@ func TestTheDocsWalkThroughsRunAsWritten(t *testing.T) {
 	require.Contains(t, out, "Hélène (host): POST /v1/meetings/{id}/end -> 202")
 	require.Contains(t, out, "Indexer: POST /v1/meetings/{id}/end -> 403")
 	require.Contains(t, out, "Archives: GET /v1/meetings/{id}/archive.webm -> 200")
+}
+
+// TestTheDocsImportRunsAsWritten runs docs/api.md's import example, as
+// written, with an archivist's key: the file is uploaded, imported by the
+// job, and its minutes read.
+func TestTheDocsImportRunsAsWritten(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b := setup(t, setupOptions{dataDir: filepath.Join(dir, "greffier-data")})
+	blocks := shBlocks(t, "../../docs/api.md", "<!-- import:begin -->", "<!-- import:end -->")
+	require.Len(t, blocks, 1)
+	alice, err := os.ReadFile(filepath.Join(fixtures, "alice.opus"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "alice.ogg"), alice, 0o600))
+	var k struct{ Key string }
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/keys", map[string]any{"name": "Archives", "role": "archivist"}, &k))
+	sh := startShell(t, dir, b.url)
+	sh.run(t, "ARCHIVIST_KEY="+k.Key)
+
+	out := sh.run(t, blocks[0])
+	require.Contains(t, out, strconv.Itoa(len(alice))+" bytes, ogg\n")
+	require.Contains(t, out, "ready: 1 of 1 files imported\n")
+	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
+	require.NoError(t, err)
+	said := 0
+	for _, u := range script.Utterances {
+		if u.Speaker == "alice" {
+			require.Contains(t, out, u.Text)
+			said++
+		}
+	}
+	require.Positive(t, said)
+	require.Contains(t, out, "Alice Martin")
 }
 
 // TestTheREADMEsExampleRunsAsWritten runs the README's example.

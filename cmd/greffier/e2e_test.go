@@ -194,7 +194,12 @@ type meetingAnswer struct {
 	State     string     `json:"state"`
 	StartedAt *time.Time `json:"started_at"`
 	EndedAt   *time.Time `json:"ended_at"`
-	Join      []struct {
+	Failure   string     `json:"failure"`
+	Import    *struct {
+		Files     int `json:"files"`
+		FilesDone int `json:"files_done"`
+	} `json:"import"`
+	Join []struct {
 		Identity string `json:"identity"`
 		Token    string `json:"token"`
 	} `json:"join"`

@@ -113,8 +113,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if counts, err := c.store.MeetingCounts(ctx); err != nil {
 		failed("database", err)
 	} else {
-		for _, st := range []store.MeetingState{store.MeetingCreated, store.MeetingLive, store.MeetingEnded,
-			store.MeetingReady, store.MeetingIncomplete, store.MeetingFailed} {
+		for _, st := range []store.MeetingState{store.MeetingImporting, store.MeetingCreated, store.MeetingLive, store.MeetingEnded,
+			store.MeetingReady, store.MeetingIncomplete, store.MeetingFailed, store.MeetingDeleting} {
 			gauge(descMeetings, float64(counts[st]), string(st))
 		}
 	}

@@ -390,6 +390,11 @@ func TestServeLogsWhatAnOperatorNeeds(t *testing.T) {
 			b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &m)
 			return m.State != "ended"
 		}, 30*time.Second, 50*time.Millisecond)
+		// Deleted, it says so once it is gone.
+		require.Equal(t, http.StatusAccepted, b.call(t, "DELETE", "/v1/meetings/"+m.ID, nil, nil))
+		require.Eventually(t, func() bool {
+			return b.call(t, "GET", "/v1/meetings/"+m.ID, nil, nil) == http.StatusNotFound
+		}, 30*time.Second, 50*time.Millisecond)
 		// A meeting alice speaks in: its speech waits for the backend,
 		// and its progress says the backend is unreachable.
 		spoken := b.aliceSpeaksThenEnds(t)
@@ -436,6 +441,10 @@ func TestServeLogsWhatAnOperatorNeeds(t *testing.T) {
 			require.Equal(t, 1, got, "%s %s", msg, id)
 		}
 	}
+	deleted := find(first, "meeting deleted")
+	require.Len(t, deleted, 1)
+	require.Equal(t, emptyID, deleted[0]["meeting"])
+	require.Equal(t, "INFO", deleted[0]["level"])
 	live := find(first, "meeting live")
 	require.Len(t, live, 1)
 	require.Equal(t, spokenID, live[0]["meeting"])
@@ -543,7 +552,9 @@ func TestMetricsOnTheirOwnAddress(t *testing.T) {
 	resp.Body.Close()
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	require.Contains(t, string(body), `greffier_meetings{state="created"} 0`)
+	for _, st := range []string{"importing", "created", "live", "ended", "ready", "incomplete", "failed", "deleting"} {
+		require.Contains(t, string(body), `greffier_meetings{state="`+st+`"} 0`)
+	}
 	require.Contains(t, string(body), "greffier_sfu_packets_received_total 0")
 
 	req, err := http.NewRequest(http.MethodGet, b.url+"/metrics", nil)

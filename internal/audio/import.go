@@ -12,6 +12,7 @@ import (
 
 	"github.com/at-wat/ebml-go/mkvcore"
 	"github.com/at-wat/ebml-go/webm"
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 )
 
 // Format is an audio file's container and codec, told by its content.
@@ -71,25 +72,15 @@ func WebMOpusDuration(ctx context.Context, r io.Reader) (time.Duration, error) {
 	return time.Duration(endMS) * time.Millisecond, nil
 }
 
-// RemuxOggToWebM copies an Ogg Opus file's packets, undecoded, into a
+// RemuxOggToWebM copies an Ogg Opus stream's packets, undecoded, into a
 // one-track WebM of the kind the recorder writes (OpusHead as codec
 // private data, pre-skip as CodecDelay, 1 ms block times), each packet at
 // its place on the file's timeline: consecutive packets follow each other,
-// and a gap the granule positions state stays a gap. It streams its
-// output (no cues: readers of these files read them whole) and returns
-// the timeline's length. The Ogg file is read whole: its packets are
-// about as large as the file.
-func RemuxOggToWebM(w io.Writer, ogg []byte) (time.Duration, error) {
-	head, packets, err := OggOpusPackets(ogg)
-	if err != nil {
-		return 0, err
-	}
-	if len(packets) == 0 {
-		return 0, fmt.Errorf("%w: no audio packets", ErrNotOggOpus)
-	}
-	if head.Channels < 1 || head.Channels > 2 {
-		return 0, fmt.Errorf("%w: %d channels; only mono and stereo are read", ErrNotOggOpus, head.Channels)
-	}
+// and a gap the granule positions state stays a gap. It streams both ways
+// (memory holds a page and the writer's queue, whatever the length; no
+// cues: readers of these files read them whole) and returns the
+// timeline's length. On an error, what was written to w is garbage.
+func RemuxOggToWebM(w io.Writer, ogg io.Reader) (time.Duration, error) {
 	// ebml-go reports write errors through handlers, possibly from its
 	// own goroutine.
 	var (
@@ -103,33 +94,48 @@ func RemuxOggToWebM(w io.Writer, ogg []byte) (time.Duration, error) {
 	}
 	sw := &stickyWriter{w: w}
 	bw := bufio.NewWriter(sw)
-	info := &webm.Info{TimecodeScale: 1_000_000, MuxingApp: "greffier", WritingApp: "greffier"}
-	ws, err := webm.NewSimpleBlockWriter(plainWriter{bw}, []webm.TrackEntry{{
-		Name: "audio", TrackNumber: 1, TrackUID: 1, CodecID: "A_OPUS",
-		CodecPrivate: OpusHead(head.Channels, head.PreSkip),
-		CodecDelay:   uint64(head.PreSkip) * 1_000_000_000 / GranuleRate,
-		SeekPreRoll:  OpusSeekPreRoll,
-		TrackType:    2,
-		Audio:        &webm.Audio{SamplingFrequency: 48000, Channels: uint64(head.Channels)},
-	}}, mkvcore.WithSegmentInfo(info), mkvcore.WithBlockInterceptor(nil),
-		mkvcore.WithOnErrorHandler(fail), mkvcore.WithOnFatalHandler(fail))
-	if err != nil {
-		return 0, fmt.Errorf("start webm: %w", err)
+	var ws []webm.BlockWriteCloser
+	start := func(head oggreader.OggHeader) error {
+		if head.Channels < 1 || head.Channels > 2 {
+			return fmt.Errorf("%w: %d channels; only mono and stereo are read", ErrNotOggOpus, head.Channels)
+		}
+		info := &webm.Info{TimecodeScale: 1_000_000, MuxingApp: "greffier", WritingApp: "greffier"}
+		var err error
+		ws, err = webm.NewSimpleBlockWriter(plainWriter{bw}, []webm.TrackEntry{{
+			Name: "audio", TrackNumber: 1, TrackUID: 1, CodecID: "A_OPUS",
+			CodecPrivate: OpusHead(head.Channels, head.PreSkip),
+			CodecDelay:   uint64(head.PreSkip) * 1_000_000_000 / GranuleRate,
+			SeekPreRoll:  OpusSeekPreRoll,
+			TrackType:    2,
+			Audio:        &webm.Audio{SamplingFrequency: 48000, Channels: uint64(head.Channels)},
+		}}, mkvcore.WithSegmentInfo(info), mkvcore.WithBlockInterceptor(nil),
+			mkvcore.WithOnErrorHandler(fail), mkvcore.WithOnFatalHandler(fail))
+		if err != nil {
+			return fmt.Errorf("start webm: %w", err)
+		}
+		return nil
 	}
 	// pos is where the next packet starts, in samples at 48 kHz from the
 	// stream's first sample (the pre-skip included, as in the WebM).
 	var pos int64
-	for _, p := range packets {
+	err := ReadOggOpusPackets(ogg, start, func(p OggPacket) error {
 		if p.Granule >= 0 && p.Granule-int64(p.Samples) > pos {
 			pos = p.Granule - int64(p.Samples) // a stated gap
 		}
-		if _, err := ws[0].Write(true, pos*1000/GranuleRate, p.Data); err != nil {
-			return 0, fmt.Errorf("write webm: %w", err)
+		// The writer queues the frame: it gets its own copy.
+		if _, err := ws[0].Write(true, pos*1000/GranuleRate, bytes.Clone(p.Data)); err != nil {
+			return fmt.Errorf("write webm: %w", err)
 		}
 		pos += int64(p.Samples)
+		return nil
+	})
+	if ws != nil {
+		if cerr := ws[0].Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("finish webm: %w", cerr)
+		}
 	}
-	if err := ws[0].Close(); err != nil {
-		return 0, fmt.Errorf("finish webm: %w", err)
+	if err != nil {
+		return 0, err
 	}
 	mu.Lock()
 	defer mu.Unlock()

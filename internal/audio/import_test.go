@@ -17,7 +17,7 @@ func TestOggOpusRemuxedToWebMKeepsEveryPacketAtItsTime(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, FormatOggOpus, Sniff(ogg))
 	var out bytes.Buffer
-	length, err := RemuxOggToWebM(&out, ogg)
+	length, err := RemuxOggToWebM(&out, bytes.NewReader(ogg))
 	require.NoError(t, err)
 	require.Equal(t, FormatWebMOpus, Sniff(out.Bytes()))
 
@@ -53,13 +53,13 @@ func TestUnreadableImportsAreToldApart(t *testing.T) {
 	t.Parallel()
 	ogg, err := os.ReadFile("../../testdata/meeting/bob.opus")
 	require.NoError(t, err)
-	_, err = RemuxOggToWebM(&bytes.Buffer{}, ogg[:len(ogg)/2])
+	_, err = RemuxOggToWebM(&bytes.Buffer{}, bytes.NewReader(ogg[:len(ogg)/2]))
 	require.ErrorIs(t, err, ErrNotOggOpus, "cut short")
 	damaged := bytes.Clone(ogg)
 	for i := 200; i < len(damaged); i += 97 {
 		damaged[i] ^= 0x5a
 	}
-	_, err = RemuxOggToWebM(&bytes.Buffer{}, damaged)
+	_, err = RemuxOggToWebM(&bytes.Buffer{}, bytes.NewReader(damaged))
 	require.ErrorIs(t, err, ErrNotOggOpus, "damaged pages fail their CRC")
 	_, err = WebMOpusDuration(context.Background(), bytes.NewReader([]byte{0x1a, 0x45, 0xdf, 0xa3, 0x9f, 0x42, 0x86}))
 	require.Error(t, err)
@@ -72,7 +72,7 @@ func TestRemuxReportsADestinationThatFails(t *testing.T) {
 	t.Parallel()
 	ogg, err := os.ReadFile("../../testdata/meeting/alice.opus")
 	require.NoError(t, err)
-	_, err = RemuxOggToWebM(&failAfter{n: 5000}, ogg)
+	_, err = RemuxOggToWebM(&failAfter{n: 5000}, bytes.NewReader(ogg))
 	require.ErrorContains(t, err, "disk full")
 }
 

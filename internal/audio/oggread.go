@@ -360,3 +360,89 @@ func (s *oggStream) complete(b []byte, n int) error {
 	}
 	return nil
 }
+
+// oggChunk is how much of a stream ReadOggOpusPackets reads at a time. A
+// page is at most 65,307 bytes, so two chunks always hold one.
+const oggChunk = 64 << 10
+
+// ReadOggOpusPackets reads an Ogg Opus stream from r to its end, streaming:
+// memory holds one page and its packets, whatever the file's length. It
+// calls head once, before the first audio packet, with the OpusHead, then
+// packet for each audio packet in order, each page's packets once the page
+// is complete (so their Granule is known). packet's Data is valid only
+// during the call. A stream that is not Ogg Opus, is damaged or cut short
+// is an error wrapping ErrNotOggOpus; an error of head or packet stops
+// the read and is returned as it is.
+func ReadOggOpusPackets(r io.Reader, head func(oggreader.OggHeader) error, packet func(OggPacket) error) error {
+	var (
+		s       oggStream
+		page    []OggPacket // the packets of the page being read
+		data    []byte      // their bytes
+		headed  bool
+		stopErr error
+		buf     = make([]byte, oggChunk)
+		pending []byte
+	)
+	s.pageDone = func(granule int64) {
+		if stopErr != nil {
+			return
+		}
+		if len(page) > 0 {
+			page[len(page)-1].Granule = granule
+		}
+		off := 0
+		for _, p := range page {
+			n := len(p.Data)
+			p.Data = data[off : off+n]
+			off += n
+			if err := packet(p); err != nil {
+				stopErr = err
+				return
+			}
+		}
+		page, data = page[:0], data[:0]
+	}
+	audioPacket := func(p []byte) error {
+		if stopErr != nil {
+			return stopErr
+		}
+		if !headed {
+			headed = true
+			if err := head(s.head); err != nil {
+				stopErr = err
+				return err
+			}
+		}
+		samples, _ := PacketSamples48(p) // the stream checked it
+		// Data is set from data once the page is complete: data may grow.
+		page = append(page, OggPacket{Data: p[:len(p):len(p)], Samples: samples, Granule: -1})
+		data = append(data, p...)
+		return nil
+	}
+	eof := false
+	for !eof {
+		n, err := io.ReadFull(r, buf)
+		switch {
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+			eof = true
+		case err != nil:
+			return fmt.Errorf("ogg opus: read: %w", err)
+		}
+		pending = append(pending, buf[:n]...)
+		used, err := s.pages(pending, audioPacket)
+		if stopErr != nil {
+			return stopErr
+		}
+		if err != nil {
+			return err
+		}
+		pending = append(pending[:0], pending[used:]...)
+	}
+	if err := s.complete(pending, 0); err != nil {
+		return err
+	}
+	if !headed {
+		return fmt.Errorf("%w: no audio packets", ErrNotOggOpus)
+	}
+	return nil
+}

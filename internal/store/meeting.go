@@ -29,6 +29,10 @@ const (
 	// trace of the meeting, after which it is not found at all. A live
 	// meeting cannot be deleted: it is ended first.
 	MeetingDeleting MeetingState = "deleting"
+	// MeetingImporting: recordings were uploaded and a job is turning them
+	// into the meeting's tracks; it ends (and the pipeline takes over) once
+	// every file is stored, or fails saying which file could not be read.
+	MeetingImporting MeetingState = "importing"
 )
 
 var allowedTransitions = map[MeetingState][]MeetingState{
@@ -39,6 +43,7 @@ var allowedTransitions = map[MeetingState][]MeetingState{
 	MeetingIncomplete: {MeetingEnded, MeetingDeleting},
 	MeetingFailed:     {MeetingEnded, MeetingDeleting},
 	MeetingDeleting:   {},
+	MeetingImporting:  {MeetingEnded, MeetingFailed, MeetingDeleting},
 }
 
 // Finished reports whether the pipeline is done with a meeting in state s,

@@ -202,6 +202,13 @@ var migrations = []string{
 	// The host's glossary: words the speech backend is told to expect,
 	// one a line.
 	`ALTER TABLE meetings ADD COLUMN glossary TEXT NOT NULL DEFAULT '';`,
+
+	// An import's progress: how many of its files are stored as tracks.
+	`CREATE TABLE imports (
+		meeting_id TEXT PRIMARY KEY REFERENCES meetings(id),
+		files INTEGER NOT NULL,
+		files_done INTEGER NOT NULL DEFAULT 0,
+		updated_at BIGINT NOT NULL);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

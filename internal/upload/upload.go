@@ -30,6 +30,9 @@ var (
 	ErrTooLarge = errors.New("upload too large")
 	// ErrBusy: another request is appending to the session.
 	ErrBusy = errors.New("upload busy: another request is appending to it")
+	// ErrClaimed: the session was given to a user of its bytes (Claim)
+	// and takes no more requests.
+	ErrClaimed = errors.New("upload already used")
 )
 
 // OffsetError says an append did not start at the session's offset.
@@ -45,6 +48,12 @@ type Session struct {
 	Length  int64     `json:"length"`
 	Offset  int64     `json:"-"`
 	Created time.Time `json:"created"`
+	// Owner names who created the session (the caller's choice: a key);
+	// only they may use it.
+	Owner string `json:"owner,omitempty"`
+	// ClaimedBy, once set by Claim, names the user of the session's
+	// bytes; the session is then read-only.
+	ClaimedBy string `json:"claimed_by,omitempty"`
 }
 
 // Complete reports whether every byte arrived.
@@ -91,14 +100,14 @@ func (s *Store) paths(id string) (data, meta string, err error) {
 	return filepath.Join(s.dir, id+".part"), filepath.Join(s.dir, id+".json"), nil
 }
 
-// Create starts a session of length bytes (1 to Max).
-func (s *Store) Create(length int64) (Session, error) {
+// Create starts a session of length bytes (1 to Max), owned by owner.
+func (s *Store) Create(length int64, owner string) (Session, error) {
 	if length < 1 || length > s.max {
 		return Session{}, fmt.Errorf("upload of %d bytes: %w (the limit is %d bytes)", length, ErrTooLarge, s.max)
 	}
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	sess := Session{ID: idPrefix + hex.EncodeToString(b[:]), Length: length, Created: time.Now().UTC().Truncate(time.Second)}
+	sess := Session{ID: idPrefix + hex.EncodeToString(b[:]), Length: length, Created: time.Now().UTC().Truncate(time.Second), Owner: owner}
 	data, meta, _ := s.paths(sess.ID)
 	f, err := os.OpenFile(data, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -165,6 +174,9 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 	if err != nil {
 		return Session{}, err
 	}
+	if sess.ClaimedBy != "" {
+		return sess, fmt.Errorf("upload %s: %w by %s", id, ErrClaimed, sess.ClaimedBy)
+	}
 	if offset != sess.Offset {
 		return sess, &OffsetError{Want: sess.Offset, Got: offset}
 	}
@@ -207,6 +219,65 @@ func (s *Store) Open(id string) (*os.File, Session, error) {
 		return nil, sess, fmt.Errorf("upload %s: %w", id, err)
 	}
 	return f, sess, nil
+}
+
+// Claim gives a complete session's bytes to by (say, an import) for
+// good: appends are refused from then on, and so is a claim by anyone
+// else (ErrClaimed). Claiming again for the same by changes nothing.
+func (s *Store) Claim(id, by string) (Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busy[id] {
+		return Session{}, fmt.Errorf("upload %s: %w", id, ErrBusy)
+	}
+	sess, err := s.Stat(id)
+	if err != nil {
+		return Session{}, err
+	}
+	switch {
+	case sess.ClaimedBy == by:
+		return sess, nil
+	case sess.ClaimedBy != "":
+		return sess, fmt.Errorf("upload %s: %w by %s", id, ErrClaimed, sess.ClaimedBy)
+	case !sess.Complete():
+		return sess, fmt.Errorf("upload %s has %d of its %d bytes: send the rest first", id, sess.Offset, sess.Length)
+	}
+	sess.ClaimedBy = by
+	if err := s.writeMeta(sess); err != nil {
+		return Session{}, err
+	}
+	return sess, nil
+}
+
+// Unclaim gives a session claimed by by back to its owner (the claim's
+// user could not start).
+func (s *Store) Unclaim(id, by string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, err := s.Stat(id)
+	if err != nil || sess.ClaimedBy != by {
+		return err
+	}
+	sess.ClaimedBy = ""
+	return s.writeMeta(sess)
+}
+
+// writeMeta replaces a session's metadata whole (a rename: a crash keeps
+// the old or the new).
+func (s *Store) writeMeta(sess Session) error {
+	_, meta, err := s.paths(sess.ID)
+	if err != nil {
+		return err
+	}
+	j, _ := json.Marshal(sess)
+	tmp := meta + ".tmp"
+	if err := os.WriteFile(tmp, j, 0o600); err != nil {
+		return fmt.Errorf("upload %s: %w", sess.ID, err)
+	}
+	if err := os.Rename(tmp, meta); err != nil {
+		return fmt.Errorf("upload %s: %w", sess.ID, err)
+	}
+	return nil
 }
 
 // Remove deletes a session; a missing one is not an error.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -24,7 +25,7 @@ func TestAResumedUploadEqualsTheOriginal(t *testing.T) {
 	ctx := context.Background()
 	orig := make([]byte, 300_000)
 	_, _ = rand.Read(orig)
-	sess, err := s.Create(int64(len(orig)))
+	sess, err := s.Create(int64(len(orig)), "key")
 	require.NoError(t, err)
 
 	// The connection breaks after 100,000 bytes: they are kept.
@@ -65,9 +66,9 @@ func TestUploadsAreBounded(t *testing.T) {
 	dir := t.TempDir()
 	s, err := upload.New(dir, 1000)
 	require.NoError(t, err)
-	_, err = s.Create(1001)
+	_, err = s.Create(1001, "key")
 	require.ErrorIs(t, err, upload.ErrTooLarge)
-	sess, err := s.Create(10)
+	sess, err := s.Create(10, "key")
 	require.NoError(t, err)
 	got, err := s.Append(context.Background(), sess.ID, 0, bytes.NewReader(make([]byte, 50)))
 	require.ErrorIs(t, err, upload.ErrTooLarge, "more than announced")
@@ -93,7 +94,7 @@ func BenchmarkAppend(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(size)
 			for b.Loop() {
-				sess, err := s.Create(size)
+				sess, err := s.Create(size, "key")
 				require.NoError(b, err)
 				_, err = s.Append(context.Background(), sess.ID, 0, io.LimitReader(zeros{}, size))
 				require.NoError(b, err)
@@ -110,4 +111,33 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+func TestAClaimedUploadTakesNoMoreBytesAndNoOtherClaim(t *testing.T) {
+	t.Parallel()
+	s, err := upload.New(t.TempDir(), 100)
+	require.NoError(t, err)
+	sess, err := s.Create(4, "key:a")
+	require.NoError(t, err)
+	require.Equal(t, "key:a", sess.Owner)
+	_, err = s.Claim(sess.ID, "mtg_1")
+	require.ErrorContains(t, err, "send the rest first", "an incomplete upload cannot be claimed")
+	_, err = s.Append(t.Context(), sess.ID, 0, strings.NewReader("OggS"))
+	require.NoError(t, err)
+	got, err := s.Claim(sess.ID, "mtg_1")
+	require.NoError(t, err)
+	require.Equal(t, "mtg_1", got.ClaimedBy)
+	_, err = s.Claim(sess.ID, "mtg_1")
+	require.NoError(t, err, "claiming again for the same user changes nothing")
+	_, err = s.Claim(sess.ID, "mtg_2")
+	require.ErrorIs(t, err, upload.ErrClaimed)
+	_, err = s.Append(t.Context(), sess.ID, 4, strings.NewReader("x"))
+	require.ErrorIs(t, err, upload.ErrClaimed)
+	require.NoError(t, s.Unclaim(sess.ID, "mtg_1"))
+	_, err = s.Claim(sess.ID, "mtg_2")
+	require.NoError(t, err, "given back, it can be claimed again")
+	f, st, err := s.Open(sess.ID)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	require.Equal(t, "key:a", st.Owner, "the owner survives the claims")
 }
