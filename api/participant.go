@@ -100,4 +100,3 @@ func (a *API) minutesByJoinToken(w http.ResponseWriter, r *http.Request, h http.
 	h(w, r)
 	return true
 }
-
