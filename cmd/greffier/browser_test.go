@@ -305,11 +305,12 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 	}
 	waitJS(t, host, `document.getElementById('status').textContent.includes('has ended')`, "host's page says the meeting ended")
 	// Alice's link does not read the minutes: her page says whom to ask;
-	// bob's follows their making.
+	// bob's follows their making (TestBrowserPublishesAndIsRecorded
+	// sees it wait; here the pipeline may be done already).
 	waitJS(t, alice, `!document.getElementById('minutes-ask').hidden && document.getElementById('minutes-ask').textContent.includes('ask the host')`,
 		"alice's page says whom to ask for the minutes")
-	waitJS(t, bob, `document.body.dataset.minutes === 'waiting' && document.getElementById('minutes-state').textContent.includes('being prepared')`,
-		"bob's page waits for the minutes")
+	waitJS(t, bob, `['waiting', 'shown'].includes(document.body.dataset.minutes) && document.getElementById('minutes-ask').hidden`,
+		"bob's page follows the minutes")
 	check.check(t, bob, "room-ended")
 	click(t, bob, "#lang")
 	waitJS(t, bob, `document.getElementById('ended-title').textContent === 'La réunion est terminée ; le compte rendu sera bientôt prêt.' && document.documentElement.lang === 'fr'`,
@@ -482,7 +483,8 @@ func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 	var m meetingAnswer
 	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
 		"title":        "Browser",
-		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice Martin"}},
+		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice Martin",
+			"rights": []string{"publish", "listen", "minutes"}}},
 	}, &m))
 	require.Len(t, m.Join, 1)
 	ctx := newBrowser(t, wav)
@@ -513,6 +515,12 @@ func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, &ended))
 	require.NotNil(t, ended.StartedAt)
 
+	// Alice's page waits for the minutes, which her link may read.
+	check := newPageCheck(t)
+	waitJS(t, ctx, `document.body.dataset.minutes === 'waiting' && document.getElementById('minutes-state').textContent.includes('being prepared')`,
+		"alice's page waits for the minutes")
+	check.check(t, ctx, "room-minutes-waiting")
+
 	// The host's list shows the meeting waiting for transcription, with
 	// its progress, and so does its page.
 	host, cancelHost := chromedp.NewContext(ctx)
@@ -523,13 +531,15 @@ func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 	click(t, host, "button[type=submit]")
 	row := fmt.Sprintf(`document.querySelector('#meeting-rows tr[data-id=%q][data-state="ended"]')`, m.ID)
 	waitJS(t, host, row+` && / 0\/[1-9]\d*$/.test(`+row+`.children[1].textContent)`, "the list shows the transcription's progress")
-	newPageCheck(t).check(t, host, "app-meetings-progress")
+	check.check(t, host, "app-meetings-progress")
 	require.NoError(t, chromedp.Do(host, chromedp.Navigate(b.url+"/app/#/m/"+m.ID)))
 	waitJS(t, host, `document.getElementById('meeting-state')?.dataset.state === 'ended' && /Progress: 0 of [1-9]/.test(document.getElementById('meeting-state').textContent)`,
 		"the meeting's page shows the transcription's progress")
 	b.double.Release()
 	waitJS(t, host, `document.getElementById('meeting-state')?.dataset.state === 'ready' && document.querySelector('#transcript li')`,
 		"the meeting's page follows the pipeline to its minutes")
+	waitJS(t, ctx, `document.body.dataset.minutes === 'shown' && document.querySelector('#transcript li .who')?.textContent === 'Alice Martin'`,
+		"alice's page shows the minutes once made")
 
 	var done meetingAnswer
 	require.Eventually(t, func() bool {
