@@ -365,7 +365,9 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 	for _, who := range bobSaid {
 		require.Equal(t, "Bob Durand", who)
 	}
-	require.Contains(t, eval[string](t, bob, `document.getElementById('minutes').textContent`), "Compte rendu")
+	minutesText := eval[string](t, bob, `document.getElementById('minutes').textContent`)
+	require.Contains(t, minutesText, "Compte rendu")
+	require.Contains(t, minutesText, "Transcription")
 	check.check(t, bob, "room-minutes")
 	// A new page load: the host's tab may already show this meeting.
 	require.NoError(t, chromedp.Do(host, chromedp.Navigate(b.url+"/app/?reload#/m/"+m.ID)))
@@ -596,14 +598,16 @@ func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 		require.Equal(t, fixture[(first+i)%len(fixture)], s, "minutes: %s", strings.Join(said, " | "))
 	}
 
-	// The rerun button makes the minutes again: a new version, which the
-	// page follows and shows.
+	// The rerun button transcribes the meeting again (the same minutes
+	// make no new version): the page follows it back to the minutes.
+	requests := b.double.Requests()
 	click(t, host, "#rerun")
 	waitJS(t, host, `document.getElementById('status').textContent === 'Transcription started again.'`, "the rerun is acknowledged")
 	require.Eventually(t, func() bool {
-		var again minutes.Document
-		return b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &again) == http.StatusOK && again.Version > doc.Version
-	}, 60*time.Second, 100*time.Millisecond, "the rerun makes a new version of the minutes")
+		var again meetingAnswer
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &again)
+		return again.State == "ready" && b.double.Requests() > requests
+	}, 60*time.Second, 100*time.Millisecond, "the rerun transcribes the meeting again")
 	waitJS(t, host, `document.getElementById('meeting-state')?.dataset.state === 'ready' && document.querySelector('#transcript li')`,
 		"the page shows the new minutes")
 

@@ -12,7 +12,7 @@ const LISTEN_SLOTS = 3; // the SFU forwards this many loudest speakers
 const st = {
   token: '', claims: null, meeting: '', joined: false, ended: false, left: false,
   stream: null, pub: null, lis: null, sessions: new Set(), audioCtx: null,
-  members: new Map(), captions: null, retry: 0, muted: false,
+  members: new Map(), captions: null, retry: 0, muted: false, minutes: null,
 };
 
 function status(key, vars) {
@@ -507,6 +507,12 @@ function showEnded() {
   else $('minutes-ask').hidden = false;
 }
 
+function showMinutes() {
+  if (!st.minutes) return;
+  $('minutes').replaceChildren(h('h2', { id: 'minutes-h' }, t('room.minutes.title')),
+    h('p', {}, st.minutes.title || ''), ...minutesView(st.minutes));
+}
+
 // meetingState reads the meeting's state from its room stream, which a
 // join token may follow and which ends at once once the meeting is over.
 async function meetingState() {
@@ -536,11 +542,10 @@ async function followMinutes() {
       try {
         const resp = await fetch(`/v1/meetings/${encodeURIComponent(st.meeting)}/minutes`, { headers: { Authorization: 'Bearer ' + st.token } });
         if (resp.ok) {
-          const doc = await resp.json();
+          st.minutes = await resp.json();
           line.textContent = '';
           $('minutes-link').parentElement.hidden = true;
-          $('minutes').replaceChildren(h('h2', { id: 'minutes-h' }, t('room.minutes.title')),
-            h('p', {}, doc.title || ''), ...minutesView(doc));
+          showMinutes();
           document.body.dataset.minutes = 'shown';
           return;
         }
@@ -559,6 +564,7 @@ function main() {
   apply();
   setupSwitch($('lang'), () => {
     renderPeople();
+    showMinutes();
     if (st.muted) $('mute').textContent = t('room.unmute');
   });
   const params = new URLSearchParams(location.hash.slice(1));
