@@ -484,7 +484,7 @@ func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 
 	var m meetingAnswer
 	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
-		"title":        "Browser",
+		"title": "Browser",
 		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice Martin",
 			"rights": []string{"publish", "listen", "minutes"}}},
 	}, &m))
