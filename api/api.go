@@ -193,6 +193,9 @@ func (a *API) routes(route func(pattern, permission string, h http.HandlerFunc))
 	// The room's presence stream: a key with meetings:read, or a join
 	// token of the meeting; checked by the handler, as captions are.
 	route("GET /v1/meetings/{id}/room", PermPublic, a.getRoom)
+	// A participant names themself before joining: a join token with the
+	// name right, checked by the handler; no API key.
+	route("POST /v1/meetings/{id}/name", PermPublic, a.chooseName)
 	// Browser sign-in: open, the key comes in the body (session.go).
 	route("POST /v1/session", PermPublic, a.signIn)
 	route("GET /v1/session", PermPublic, a.whoAmI)

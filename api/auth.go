@@ -190,9 +190,15 @@ func (a *API) guard(pattern, perm string, h http.HandlerFunc) http.Handler {
 	// JSON-RPC reads come as POSTs and are no more audited than a search.
 	audited := (method != http.MethodGet && perm != PermMinutesRead) || perm == PermRecordingsRead ||
 		perm == PermRecordingsManage
+	// A participant's join token with the minutes right reads its own
+	// meeting's minutes, in every rendering, and nothing else.
+	minutesRoute := method == http.MethodGet && strings.HasPrefix(path, "/v1/meetings/{id}/minutes")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := a.principal(r)
 		if err != nil {
+			if minutesRoute && (errors.Is(err, ErrUnknownKey) || errors.Is(err, ErrNoKey)) && a.minutesByJoinToken(w, r, h) {
+				return
+			}
 			a.refuseUnauthenticated(w, r, err)
 			return
 		}

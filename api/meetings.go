@@ -290,8 +290,8 @@ func (a *API) checkParticipant(p *participantRequest) string {
 		p.Rights = []token.Right{token.RightPublish, token.RightListen}
 	}
 	for _, r := range p.Rights {
-		if r != token.RightPublish && r != token.RightListen {
-			return "unknown right " + strconv.Quote(string(r)) + ": use publish and/or listen"
+		if !token.Known(r) {
+			return "unknown right " + strconv.Quote(string(r)) + ": use publish, listen, name (the participant chooses their name) and/or minutes (the link reads the minutes afterwards)"
 		}
 	}
 	if p.TTLSeconds < 0 || p.TTLSeconds > 7*24*3600 {

@@ -58,7 +58,7 @@ var roleMatrix = []access{
 	{"GET /v1/meetings/{id}/archive.webm", keepers, ""},
 	{"GET /v1/meetings/{id}/mix.flac", keepers, ""},
 	{"GET /v1/meetings/{id}/speakers/{file}", keepers, ""},
-	{"GET /v1/meetings/{id}/minutes", everyRole, ""},
+	{"GET /v1/meetings/{id}/minutes", everyRole, "and every rendering: also a join token with the minutes right, for its own meeting"},
 	{"GET /v1/meetings/{id}/minutes.json", everyRole, ""},
 	{"GET /v1/meetings/{id}/minutes.vtt", everyRole, ""},
 	{"GET /v1/meetings/{id}/minutes.srt", everyRole, ""},
@@ -73,6 +73,7 @@ var roleMatrix = []access{
 	{"DELETE /v1/imports/{upload}", importers, ""},
 	{"POST /v1/meetings/import", importers, "a host's import is its own meeting"},
 	{"GET /v1/meetings/{id}/room", readers, "participants use their join token"},
+	{"POST /v1/meetings/{id}/name", nil, "no key: a join token with the name right (the participant chooses their name)"},
 	{"POST /v1/session", everyRole, "the key comes in the body; sets a session cookie"},
 	{"GET /v1/session", everyRole, "bearer key or session cookie"},
 	{"DELETE /v1/session", []string{"public"}, "signs out"},
@@ -207,7 +208,8 @@ func TestEveryRouteAnswersEachRoleAsTheMatrixSays(t *testing.T) {
 				a := b.sessionCall(t, row.route, key, method, path, body)
 				allowed := slices.Contains(row.roles, role) || slices.Contains(row.roles, "public")
 				switch {
-				case !allowed && (row.route == "GET /v1/meetings/{id}/captions" || row.route == "GET /v1/meetings/{id}/room"):
+				case !allowed && (row.route == "GET /v1/meetings/{id}/captions" || row.route == "GET /v1/meetings/{id}/room" ||
+					row.route == "POST /v1/meetings/{id}/name"):
 					require.Equal(t, http.StatusUnauthorized, a.status, "%s as %s", row.route, who)
 				case !allowed:
 					require.Equal(t, http.StatusForbidden, a.status, "%s as %s: %s", row.route, who, a.body)

@@ -175,7 +175,9 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 		"captions": true,
 		"participants": []map[string]any{
 			{"identity": "alice", "display_name": "Alice Martin"},
-			{"identity": "bob", "display_name": "Bob Durand"},
+			// Bob's link lets him type his name, and read the minutes
+			// afterwards.
+			{"identity": "bob", "display_name": "Guest", "rights": []string{"publish", "listen", "name", "minutes"}},
 		},
 	}, &m))
 	require.Len(t, m.Join, 2)
@@ -189,12 +191,22 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+"/join/#token="+url.QueryEscape(m.Join[i].Token))))
 		waitJS(t, ctx, `document.body.dataset.state === 'ready'`, who+"'s pre-join page")
 		notice := eval[string](t, ctx, `document.getElementById('notice-title').textContent`)
-		name := eval[string](t, ctx, `document.getElementById('me').textContent`)
 		require.Equal(t, "This meeting is recorded and transcribed", notice)
-		require.Equal(t, map[string]string{"alice": "Alice Martin", "bob": "Bob Durand"}[who], name)
+		nameField := eval[bool](t, ctx, `!document.getElementById('name-field').hidden`)
 		if who == "alice" {
+			require.False(t, nameField, "alice's link names her: no name field")
+			require.Equal(t, "Alice Martin", eval[string](t, ctx, `document.getElementById('me').textContent`))
 			check.check(t, ctx, "room-prejoin")
+			click(t, ctx, "#join")
+			continue
 		}
+		require.True(t, nameField, "bob's link lets him choose his name")
+		require.Equal(t, "Guest", eval[string](t, ctx, `document.getElementById('name').value`), "the host's suggestion")
+		eval[bool](t, ctx, `(document.getElementById('name').value = '') === ''`)
+		click(t, ctx, "#join")
+		waitJS(t, ctx, `document.getElementById('error').textContent.includes('Type your name')`, "an empty name is asked for")
+		require.NoError(t, chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#name"), "Bob Durand")))
+		check.check(t, ctx, "room-prejoin-name")
 		click(t, ctx, "#join")
 	}
 	for who, ctx := range rooms {
@@ -242,6 +254,26 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 	waitJS(t, bob, `document.getElementById('mute').getAttribute('aria-pressed') === 'true'`, "bob mutes")
 	click(t, bob, "#mute")
 	waitJS(t, bob, `document.getElementById('mute').getAttribute('aria-pressed') === 'false'`, "bob unmutes")
+	waitJS(t, alice, `document.querySelector('#people li[data-identity="bob"] .name')?.textContent === 'Bob Durand'`,
+		"the name bob chose shows in alice's list")
+
+	// The server cuts bob's listening session: his page says the
+	// connection is lost and retries, then hears the others again.
+	session := eval[string](t, bob, `document.body.dataset.listenSession`)
+	require.NotEmpty(t, session)
+	eval[bool](t, bob, `(document.body.dataset.heardPeak = '0') === '0'`)
+	req, err := http.NewRequest(http.MethodDelete, session, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+m.Join[1].Token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "closing bob's session from outside")
+	waitJS(t, bob, `document.getElementById('status').textContent === 'Connection lost; trying again…'`, "bob's page says the connection is lost")
+	check.check(t, bob, "room-reconnecting")
+	waitJS(t, bob, fmt.Sprintf(`document.body.dataset.listenSession !== %q && document.getElementById('status').textContent === 'You are in the meeting.'`, session),
+		"bob's page reconnects")
+	waitJS(t, bob, `Number(document.body.dataset.heardPeak || 0) > 0.02`, "bob hears the others again")
 
 	// The host signs in, in a tab of its own, and ends the meeting.
 	host, cancelHost := chromedp.NewContext(alice)
@@ -272,13 +304,20 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 		t.Logf("%s's page said the meeting ended %.0f ms after the host clicked", who, endedAt-clicked)
 	}
 	waitJS(t, host, `document.getElementById('status').textContent.includes('has ended')`, "host's page says the meeting ended")
+	// Alice's link does not read the minutes: her page says whom to ask;
+	// bob's follows their making (TestBrowserPublishesAndIsRecorded
+	// sees it wait; here the pipeline may be done already).
+	waitJS(t, alice, `!document.getElementById('minutes-ask').hidden && document.getElementById('minutes-ask').textContent.includes('ask the host')`,
+		"alice's page says whom to ask for the minutes")
+	waitJS(t, bob, `['waiting', 'shown'].includes(document.body.dataset.minutes) && document.getElementById('minutes-ask').hidden`,
+		"bob's page follows the minutes")
 	check.check(t, bob, "room-ended")
 	click(t, bob, "#lang")
 	waitJS(t, bob, `document.getElementById('ended-title').textContent === 'La réunion est terminée ; le compte rendu sera bientôt prêt.' && document.documentElement.lang === 'fr'`,
 		"the room switches to French")
 
 	// Links that cannot join say why, in words.
-	late := bob
+	late := alice
 	for _, c := range []struct{ hash, want string }{
 		{"", "This page needs the link you were given"},
 		{"#token=not-a-token", "This link is not valid"},
@@ -317,6 +356,19 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 	}, 90*time.Second, 200*time.Millisecond, "the meeting's minutes and recordings")
 	var doc minutes.Document
 	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
+	// Bob's link, still open, now shows them (in French, his choice),
+	// read with his join token: his words under the name he chose.
+	waitJS(t, bob, `document.body.dataset.minutes === 'shown' && document.querySelectorAll('#transcript li').length === `+fmt.Sprint(len(doc.Turns)),
+		"bob's link shows the minutes")
+	bobSaid := eval[[]string](t, bob, `[...document.querySelectorAll('#transcript li[data-speaker="bob"] .who')].map(e => e.textContent)`)
+	require.NotEmpty(t, bobSaid)
+	for _, who := range bobSaid {
+		require.Equal(t, "Bob Durand", who)
+	}
+	minutesText := eval[string](t, bob, `document.getElementById('minutes').textContent`)
+	require.Contains(t, minutesText, "Compte rendu")
+	require.Contains(t, minutesText, "Transcription")
+	check.check(t, bob, "room-minutes")
 	// A new page load: the host's tab may already show this meeting.
 	require.NoError(t, chromedp.Do(host, chromedp.Navigate(b.url+"/app/?reload#/m/"+m.ID)))
 	waitJS(t, host, `document.getElementById('player') && document.querySelectorAll('#transcript li').length === `+fmt.Sprint(len(doc.Turns)), "the transcript")
@@ -422,15 +474,19 @@ func quoteAll(ss []string) []string {
 // over WHIP, and checks the recording and the minutes it becomes.
 func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOptions{})
+	// The transcription backend holds every answer until released: the
+	// host's pages show the pipeline waiting on it meanwhile.
+	b := setup(t, setupOptions{backend: transcribetest.Options{Delay: 10 * time.Minute}})
+	t.Cleanup(b.double.Release)
 
 	// Once: a meeting ended mid-sentence would cut the last one short.
 	wav := fixtureWAV(t, "alice") + "%noloop"
 
 	var m meetingAnswer
 	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
-		"title":        "Browser",
-		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice Martin"}},
+		"title": "Browser",
+		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice Martin",
+			"rights": []string{"publish", "listen", "minutes"}}},
 	}, &m))
 	require.Len(t, m.Join, 1)
 	ctx := newBrowser(t, wav)
@@ -460,6 +516,33 @@ func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 	var ended meetingAnswer
 	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, &ended))
 	require.NotNil(t, ended.StartedAt)
+
+	// Alice's page waits for the minutes, which her link may read.
+	check := newPageCheck(t)
+	waitJS(t, ctx, `document.body.dataset.minutes === 'waiting' && document.getElementById('minutes-state').textContent.includes('being prepared')`,
+		"alice's page waits for the minutes")
+	check.check(t, ctx, "room-minutes-waiting")
+
+	// The host's list shows the meeting waiting for transcription, with
+	// its progress, and so does its page.
+	host, cancelHost := chromedp.NewContext(ctx)
+	t.Cleanup(cancelHost)
+	require.NoError(t, chromedp.Do(host, chromedp.Navigate(b.url+"/app/")))
+	waitJS(t, host, `document.body.dataset.view === 'signin'`, "sign-in page")
+	require.NoError(t, chromedp.Do(host, chromedp.SendKeys(chromedp.CSS("#key"), b.token)))
+	click(t, host, "button[type=submit]")
+	row := fmt.Sprintf(`document.querySelector('#meeting-rows tr[data-id=%q][data-state="ended"]')`, m.ID)
+	waitJS(t, host, row+` && / 0\/[1-9]\d*$/.test(`+row+`.children[1].textContent)`, "the list shows the transcription's progress")
+	check.check(t, host, "app-meetings-progress")
+	require.NoError(t, chromedp.Do(host, chromedp.Navigate(b.url+"/app/#/m/"+m.ID)))
+	waitJS(t, host, `document.getElementById('meeting-state')?.dataset.state === 'ended' && /Progress: 0 of [1-9]/.test(document.getElementById('meeting-state').textContent)`,
+		"the meeting's page shows the transcription's progress")
+	b.double.Release()
+	waitJS(t, host, `document.getElementById('meeting-state')?.dataset.state === 'ready' && document.querySelector('#transcript li')`,
+		"the meeting's page follows the pipeline to its minutes")
+	waitJS(t, ctx, `document.body.dataset.minutes === 'shown' && document.querySelector('#transcript li .who')?.textContent === 'Alice Martin'`,
+		"alice's page shows the minutes once made")
+
 	var done meetingAnswer
 	require.Eventually(t, func() bool {
 		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &done)
@@ -514,6 +597,33 @@ func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 	for i, s := range said {
 		require.Equal(t, fixture[(first+i)%len(fixture)], s, "minutes: %s", strings.Join(said, " | "))
 	}
+
+	// The rerun button transcribes the meeting again (the same minutes
+	// make no new version): the page follows it back to the minutes.
+	requests := b.double.Requests()
+	click(t, host, "#rerun")
+	waitJS(t, host, `document.getElementById('status').textContent === 'Transcription started again.'`, "the rerun is acknowledged")
+	require.Eventually(t, func() bool {
+		var again meetingAnswer
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &again)
+		return again.State == "ready" && b.double.Requests() > requests
+	}, 60*time.Second, 100*time.Millisecond, "the rerun transcribes the meeting again")
+	waitJS(t, host, `document.getElementById('meeting-state')?.dataset.state === 'ready' && document.querySelector('#transcript li')`,
+		"the page shows the new minutes")
+
+	// A host creates a meeting whose links let each person type their
+	// name and read the minutes afterwards.
+	require.NoError(t, chromedp.Do(host, chromedp.Navigate(b.url+"/app/#/")))
+	waitJS(t, host, `document.getElementById('new-title')`, "the new meeting form")
+	require.NoError(t, chromedp.Do(host, chromedp.SendKeys(chromedp.CSS("#new-title"), "Open day"),
+		chromedp.SendKeys(chromedp.CSS("#new-people"), "Zoé")))
+	click(t, host, "#new-choose-name")
+	click(t, host, "#new-read-minutes")
+	click(t, host, "form.card button[type=submit]")
+	waitJS(t, host, `document.querySelector('#new-links input.link-field')`, "the new meeting's links")
+	rights := eval[[]string](t, host, `(() => { const tok = new URLSearchParams(new URL(document.querySelector('#new-links input.link-field').value).hash.slice(1)).get('token');
+		return JSON.parse(atob(tok.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).rights; })()`)
+	require.ElementsMatch(t, []string{"publish", "listen", "name", "minutes"}, rights)
 }
 
 // A participant whose browser refuses the microphone is told so in words,

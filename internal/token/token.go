@@ -20,7 +20,22 @@ type Right string
 const (
 	RightPublish Right = "publish"
 	RightListen  Right = "listen"
+	// RightName lets the participant choose the name shown for them
+	// before joining (the identity, the speaker's key, stays the token's).
+	RightName Right = "name"
+	// RightMinutes lets the participant read this meeting's minutes with
+	// the same token once they are ready.
+	RightMinutes Right = "minutes"
 )
+
+// Known says whether r is a right Greffier knows.
+func Known(r Right) bool {
+	switch r {
+	case RightPublish, RightListen, RightName, RightMinutes:
+		return true
+	}
+	return false
+}
 
 // Claims is what a join token says about its bearer.
 type Claims struct {

@@ -75,3 +75,12 @@ func TestFromAuthorizationIgnoresTheSchemesCase(t *testing.T) {
 		require.False(t, ok, "%q", h)
 	}
 }
+
+func TestKnownRightsAreTheFourTheServerHonours(t *testing.T) {
+	for _, r := range []Right{RightPublish, RightListen, RightName, RightMinutes} {
+		require.True(t, Known(r), r)
+	}
+	for _, r := range []Right{"", "admin", "Publish", "minutes "} {
+		require.False(t, Known(r), r)
+	}
+}

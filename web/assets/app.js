@@ -2,25 +2,13 @@
 // key in a URL), the meetings, a meeting's minutes with its player, and
 // search. What the session's permissions do not allow is not shown.
 import { t, apply, setupSwitch, formatDate, clock } from './i18n.js';
+import { h, minutesView } from './minutes.js';
 
 const $ = (id) => document.getElementById(id);
 let me = null; // {name, role, permissions}
 let stopView = () => {};
 
 const can = (perm) => !!me && me.permissions.includes(perm);
-
-// h builds an element: h('a', {href: '#'}, 'text', child...).
-function h(tag, attrs = {}, ...kids) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (k === 'dataset') Object.assign(el.dataset, v);
-    else el.setAttribute(k, v === true ? '' : v);
-  }
-  el.append(...kids.flat().filter((k) => k !== null && k !== undefined));
-  return el;
-}
 
 class ApiError extends Error {
   constructor(status, code, message) {
@@ -160,12 +148,16 @@ function createForm() {
   const title = h('input', { id: 'new-title', required: true, maxlength: '500' });
   const people = h('textarea', { id: 'new-people', rows: '3', required: true });
   const captions = h('input', { id: 'new-captions', type: 'checkbox' });
+  const chooseName = h('input', { id: 'new-choose-name', type: 'checkbox' });
+  const readMinutes = h('input', { id: 'new-read-minutes', type: 'checkbox' });
   const out = h('div', { id: 'new-links', 'aria-live': 'polite' });
   const form = h('form', { class: 'card', 'aria-labelledby': 'new-h' },
     h('h2', { id: 'new-h' }, t('app.new')),
     h('div', { class: 'field' }, h('label', { for: 'new-title' }, t('app.new.title')), title),
     h('div', { class: 'field' }, h('label', { for: 'new-people' }, t('app.new.people')), people),
     h('div', { class: 'check' }, captions, h('label', { for: 'new-captions' }, t('app.new.captions'))),
+    h('div', { class: 'check' }, chooseName, h('label', { for: 'new-choose-name' }, t('app.new.chooseName'))),
+    h('div', { class: 'check' }, readMinutes, h('label', { for: 'new-read-minutes' }, t('app.new.readMinutes'))),
     h('button', { type: 'submit', class: 'primary' }, t('app.new.create')), out);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -176,7 +168,10 @@ function createForm() {
       let id = name.toLowerCase().normalize('NFD').replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'p';
       while (used.has(id)) id += '-2';
       used.add(id);
-      return { identity: id, display_name: name };
+      const rights = ['publish', 'listen'];
+      if (chooseName.checked) rights.push('name');
+      if (readMinutes.checked) rights.push('minutes');
+      return { identity: id, display_name: name, rights };
     });
     try {
       const m = await api('POST', '/v1/meetings', { title: title.value.trim(), captions: captions.checked, participants });
@@ -299,67 +294,8 @@ async function showMeeting(id, seekTo) {
 }
 
 function renderMinutes(m, doc, body, seekTo) {
-  const id = m.id;
-  const base = `/v1/meetings/${encodeURIComponent(id)}`;
-  const parts = [];
-  let audio = null;
-  const seek = (sec) => {
-    if (!audio) return;
-    audio.currentTime = sec;
-    audio.play().catch(() => {});
-  };
-  if (can('recordings:read')) {
-    audio = h('audio', { id: 'player', controls: true, preload: 'metadata', src: base + '/mix.flac' });
-    const box = h('section', { class: 'player card', 'aria-labelledby': 'player-h' }, h('h2', { id: 'player-h' }, t('app.player')), audio);
-    audio.addEventListener('error', () => { box.hidden = true; });
-    parts.push(box);
-  }
-  if (!doc.complete) parts.push(h('p', { class: 'notice' }, t('app.incomplete')));
-  const cite = (c) => h('button', { type: 'button', class: 'cite', onclick: () => seek(c.start),
-    'aria-label': t('app.play', { time: clock(c.start), name: nameOf(doc, c.speaker) }) }, clock(c.start));
-  const point = (p) => h('li', {}, p.text, ' ', (p.citations || []).map(cite));
-  if (doc.summary) {
-    const s = doc.summary;
-    const sec = h('section', { 'aria-labelledby': 'sum-h', class: 'summary' }, h('h2', { id: 'sum-h' }, t('app.summary')),
-      h('p', {}, s.abstract.text, ' ', (s.abstract.citations || []).map(cite)));
-    for (const [key, list] of [['app.decisions', s.decisions], ['app.actions', s.action_items], ['app.topics', s.topics]]) {
-      if (list && list.length) sec.append(h('h3', {}, t(key)), h('ul', {}, list.map(point)));
-    }
-    parts.push(sec);
-  }
-  const turns = (doc.turns || []).map((tu, i) => h('li', { class: 'turn', dataset: { start: tu.start, end: tu.end, speaker: tu.speaker, i } },
-    h('button', { type: 'button', class: 'at', onclick: () => seek(tu.start),
-      'aria-label': t('app.play', { time: clock(tu.start), name: tu.name }) }, clock(tu.start)),
-    h('span', { class: 'who' }, tu.name || tu.speaker), ' ',
-    h('span', { class: 'said' }, tu.text)));
-  parts.push(h('section', { 'aria-labelledby': 'tr-h' }, h('h2', { id: 'tr-h' }, t('app.transcript')),
-    h('ol', { class: 'transcript', id: 'transcript' }, turns)));
-  if (audio) {
-    let current = null;
-    audio.addEventListener('timeupdate', () => {
-      const now = audio.currentTime;
-      const next = turns.find((li) => now >= Number(li.dataset.start) && now < Number(li.dataset.end) + 0.3) || null;
-      if (next === current) return;
-      current?.removeAttribute('aria-current');
-      current = next;
-      if (current) {
-        current.setAttribute('aria-current', 'true');
-        current.scrollIntoView({ block: 'nearest' });
-      }
-    });
-    if (seekTo !== undefined) {
-      audio.addEventListener('loadedmetadata', () => { audio.currentTime = seekTo; }, { once: true });
-      const hit = turns.find((li) => seekTo >= Number(li.dataset.start) - 0.05 && seekTo < Number(li.dataset.end));
-      hit?.querySelector('button').focus();
-    }
-  }
-  parts.push(speakersSection(m, doc));
-  parts.push(downloads(m, doc));
-  body.replaceChildren(...parts);
-}
-
-function nameOf(doc, speaker) {
-  return doc.speakers?.find((s) => s.id === speaker)?.name || speaker;
+  const mix = can('recordings:read') ? `/v1/meetings/${encodeURIComponent(m.id)}/mix.flac` : undefined;
+  body.replaceChildren(...minutesView(doc, { mix, seekTo }), speakersSection(m, doc), downloads(m, doc));
 }
 
 function speakersSection(m, doc) {

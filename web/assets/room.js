@@ -4,6 +4,7 @@
 // ends. The join token comes from the URL fragment (#token=...), which
 // browsers never send to servers.
 import { t, apply, setupSwitch, formatDate } from './i18n.js';
+import { h, minutesView } from './minutes.js';
 
 const $ = (id) => document.getElementById(id);
 const LISTEN_SLOTS = 3; // the SFU forwards this many loudest speakers
@@ -11,7 +12,7 @@ const LISTEN_SLOTS = 3; // the SFU forwards this many loudest speakers
 const st = {
   token: '', claims: null, meeting: '', joined: false, ended: false, left: false,
   stream: null, pub: null, lis: null, sessions: new Set(), audioCtx: null,
-  members: new Map(), captions: null, retry: 0, muted: false,
+  members: new Map(), captions: null, retry: 0, muted: false, minutes: null,
 };
 
 function status(key, vars) {
@@ -117,7 +118,10 @@ function closeMedia() {
   for (const pc of [st.pub, st.lis]) pc?.pc.close();
   st.pub = st.lis = null;
   st.stream?.getTracks().forEach((tr) => tr.stop());
+  // Forgotten once closed: after a failed join the next room event
+  // follows the captions again.
   st.captions?.close();
+  st.captions = null;
   $('audio').replaceChildren();
 }
 
@@ -274,6 +278,9 @@ async function listen() {
   });
   watch(pc, () => reconnect('lis'));
   lis.session = await negotiate(pc, '/v1/whep');
+  // Which session the page listens on, for whoever debugs it (and the
+  // tests that cut it from the server).
+  document.body.dataset.listenSession = lis.session;
 }
 
 async function reconnect(which) {
@@ -299,11 +306,38 @@ async function reconnect(which) {
   }
 }
 
+// chooseName trades the token for the same token carrying the name the
+// participant typed (the server accepts it only with the name right).
+async function chooseName() {
+  const name = $('name').value.trim();
+  if (!name) throw new AnswerError('name', t('room.name.missing'));
+  let resp;
+  try {
+    resp = await fetch(`/v1/meetings/${encodeURIComponent(st.meeting)}/name`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + st.token },
+      body: JSON.stringify({ display_name: name }),
+    });
+  } catch {
+    throw new AnswerError('network', 'network');
+  }
+  const data = await resp.json().catch(() => null);
+  if (!resp.ok) {
+    const e = data?.error || {};
+    if (e.code === 'bad_name') throw new AnswerError('name', e.message);
+    throw new AnswerError(e.code || 'http_' + resp.status, e.message || 'HTTP ' + resp.status);
+  }
+  st.token = data.token;
+  st.claims = claimsOf(st.token) || st.claims;
+  $('me').textContent = st.claims.name;
+}
+
 async function join() {
   $('join').disabled = true;
   status('room.joining');
   showError('');
   try {
+    if (st.claims.rights.includes('name')) await chooseName();
     st.audioCtx = st.audioCtx || new AudioContext();
     await st.audioCtx.resume();
     const can = (r) => st.claims.rights.includes(r);
@@ -329,7 +363,8 @@ async function join() {
   } catch (err) {
     closeMedia();
     if (err.code === 'meeting_ended') return showEnded();
-    showError(err.code === 'mic' ? err.message : errorText(err.code, err.message));
+    showError(err.code === 'mic' || err.code === 'name' ? err.message : errorText(err.code, err.message));
+    if (err.code === 'name') $('name').focus();
     status('');
     $('join').disabled = false;
   }
@@ -392,7 +427,7 @@ function onRoom(room) {
   }
   if (news.length) $('speaker-news').textContent = news.join('. ');
   renderPeople();
-  if (room.captions && st.claims.rights.includes('listen') && !st.captions) followCaptions();
+  if (room.captions && st.claims.rights.includes('listen') && !st.captions && !st.left && !st.ended) followCaptions();
   $('captions-box').hidden = !room.captions;
 }
 
@@ -468,12 +503,68 @@ function showEnded() {
   $('minutes-link').href = `/app/#/m/${encodeURIComponent(st.meeting)}`;
   $('ended').hidden = false;
   $('ended').focus();
+  if (st.claims.rights.includes('minutes')) followMinutes();
+  else $('minutes-ask').hidden = false;
+}
+
+function showMinutes() {
+  if (!st.minutes) return;
+  $('minutes').replaceChildren(h('h2', { id: 'minutes-h' }, t('room.minutes.title')),
+    h('p', {}, st.minutes.title || ''), ...minutesView(st.minutes));
+}
+
+// meetingState reads the meeting's state from its room stream, which a
+// join token may follow and which ends at once once the meeting is over.
+async function meetingState() {
+  const resp = await fetch(`/v1/meetings/${encodeURIComponent(st.meeting)}/room`, { headers: { Authorization: 'Bearer ' + st.token } });
+  if (!resp.ok) return '';
+  const states = [...(await resp.text()).matchAll(/"state":"(\w+)"/g)];
+  return states.length ? states[states.length - 1][1] : '';
+}
+
+// followMinutes follows the pipeline after the meeting and shows the
+// minutes, read with the join token's minutes right, once they are made.
+async function followMinutes() {
+  const line = $('minutes-state');
+  line.textContent = t('room.minutes.wait');
+  document.body.dataset.minutes = 'waiting';
+  for (;;) {
+    let state = '';
+    try {
+      state = await meetingState();
+    } catch { /* the next round tries again */ }
+    if (state === 'failed') {
+      line.textContent = t('room.minutes.failed');
+      document.body.dataset.minutes = 'failed';
+      return;
+    }
+    if (state === 'ready' || state === 'incomplete') {
+      try {
+        const resp = await fetch(`/v1/meetings/${encodeURIComponent(st.meeting)}/minutes`, { headers: { Authorization: 'Bearer ' + st.token } });
+        if (resp.ok) {
+          st.minutes = await resp.json();
+          line.textContent = '';
+          $('minutes-link').parentElement.hidden = true;
+          showMinutes();
+          document.body.dataset.minutes = 'shown';
+          return;
+        }
+        if (resp.status === 401 || resp.status === 410) {
+          const e = (await resp.json().catch(() => null))?.error || {};
+          line.textContent = resp.status === 401 ? errorText('unauthorized') : e.message;
+          return;
+        }
+      } catch { /* the next round tries again */ }
+    }
+    await new Promise((r) => setTimeout(r, 3000));
+  }
 }
 
 function main() {
   apply();
   setupSwitch($('lang'), () => {
     renderPeople();
+    showMinutes();
     if (st.muted) $('mute').textContent = t('room.unmute');
   });
   const params = new URLSearchParams(location.hash.slice(1));
@@ -486,6 +577,11 @@ function main() {
     return showError(t('err.expired', { date: formatDate(new Date(st.claims.exp * 1000)) }));
   }
   $('me').textContent = st.claims.name;
+  if (st.claims.rights.includes('name')) {
+    $('me-line').hidden = true;
+    $('name-field').hidden = false;
+    $('name').value = st.claims.name === st.claims.identity ? '' : st.claims.name;
+  }
   $('prejoin').hidden = false;
   document.body.dataset.state = 'ready';
   $('join').addEventListener('click', join);

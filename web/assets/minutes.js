@@ -1,0 +1,83 @@
+// The minutes as a page shows them: the player (when the page may play the
+// mix), the summary with its citations and the transcript by speaker with
+// times, the current line following playback. The host's pages (app.js)
+// and a participant's link after the meeting (room.js) both use it.
+import { t, clock } from './i18n.js';
+
+// h builds an element: h('a', {href: '#'}, 'text', child...).
+export function h(tag, attrs = {}, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  el.append(...kids.flat().filter((k) => k !== null && k !== undefined));
+  return el;
+}
+
+export function nameOf(doc, speaker) {
+  return doc.speakers?.find((s) => s.id === speaker)?.name || speaker;
+}
+
+// minutesView returns the elements showing doc. With mix (the mix's URL),
+// a player plays it and every time is a button that plays that moment;
+// without, times are plain text. seekTo (seconds) starts the player there.
+export function minutesView(doc, { mix, seekTo } = {}) {
+  const parts = [];
+  let audio = null;
+  const seek = (sec) => {
+    if (!audio) return;
+    audio.currentTime = sec;
+    audio.play().catch(() => {});
+  };
+  if (mix) {
+    audio = h('audio', { id: 'player', controls: true, preload: 'metadata', src: mix });
+    const box = h('section', { class: 'player card', 'aria-labelledby': 'player-h' }, h('h2', { id: 'player-h' }, t('app.player')), audio);
+    audio.addEventListener('error', () => { box.hidden = true; });
+    parts.push(box);
+  }
+  if (!doc.complete) parts.push(h('p', { class: 'notice' }, t('app.incomplete')));
+  const at = (sec, label, cls) => (audio
+    ? h('button', { type: 'button', class: cls, onclick: () => seek(sec), 'aria-label': label }, clock(sec))
+    : h('span', { class: cls }, clock(sec)));
+  const cite = (c) => at(c.start, t('app.play', { time: clock(c.start), name: nameOf(doc, c.speaker) }), 'cite');
+  const point = (p) => h('li', {}, p.text, ' ', (p.citations || []).map(cite));
+  if (doc.summary) {
+    const s = doc.summary;
+    const sec = h('section', { 'aria-labelledby': 'sum-h', class: 'summary' }, h('h2', { id: 'sum-h' }, t('app.summary')),
+      h('p', {}, s.abstract.text, ' ', (s.abstract.citations || []).map(cite)));
+    for (const [key, list] of [['app.decisions', s.decisions], ['app.actions', s.action_items], ['app.topics', s.topics]]) {
+      if (list && list.length) sec.append(h('h3', {}, t(key)), h('ul', {}, list.map(point)));
+    }
+    parts.push(sec);
+  }
+  const turns = (doc.turns || []).map((tu, i) => h('li', { class: 'turn', dataset: { start: tu.start, end: tu.end, speaker: tu.speaker, i } },
+    at(tu.start, t('app.play', { time: clock(tu.start), name: tu.name }), 'at'),
+    h('span', { class: 'who' }, tu.name || tu.speaker), ' ',
+    h('span', { class: 'said' }, tu.text)));
+  parts.push(h('section', { 'aria-labelledby': 'tr-h' }, h('h2', { id: 'tr-h' }, t('app.transcript')),
+    h('ol', { class: 'transcript', id: 'transcript' }, turns)));
+  if (audio) {
+    let current = null;
+    audio.addEventListener('timeupdate', () => {
+      const now = audio.currentTime;
+      const next = turns.find((li) => now >= Number(li.dataset.start) && now < Number(li.dataset.end) + 0.3) || null;
+      if (next === current) return;
+      current?.removeAttribute('aria-current');
+      current = next;
+      if (current) {
+        current.setAttribute('aria-current', 'true');
+        current.scrollIntoView({ block: 'nearest' });
+      }
+    });
+    if (seekTo !== undefined) {
+      audio.addEventListener('loadedmetadata', () => { audio.currentTime = seekTo; }, { once: true });
+      const hit = turns.find((li) => seekTo >= Number(li.dataset.start) - 0.05 && seekTo < Number(li.dataset.end));
+      // Focus once the parts are in the page.
+      queueMicrotask(() => hit?.querySelector('button').focus());
+    }
+  }
+  return parts;
+}
