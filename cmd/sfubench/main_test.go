@@ -40,8 +40,10 @@ func TestSmallMeetingForwardsEverything(t *testing.T) {
 	require.Zero(t, c.Lost, "no sequence gaps")
 	require.Zero(t, c.Duplicates)
 	require.Zero(t, rep.Dropped)
-	// Each listener hears both others: 2 slots × 50 packets a second.
-	require.InDelta(t, int(2*o.duration/packetInterval), c.ExpectedPerListener, 2)
+	// Each listener hears both others: 2 slots × 50 packets a second, over
+	// the window actually measured, which a loaded machine stretches past
+	// the asked duration, never shortens.
+	require.GreaterOrEqual(t, c.ExpectedPerListener, int(2*o.duration/packetInterval)-2)
 	require.InDelta(t, c.ExpectedPerListener, c.ReceivedMin, float64(c.ExpectedPerListener)/10)
 	require.InDelta(t, 3*2*50, rep.ForwardedPerSecond, 30)
 	require.InDelta(t, 3*50, rep.ReceivedPerSecond, 15)
