@@ -102,12 +102,7 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	var next *cursor
-	if len(ks) > p.limit {
-		ks = ks[:p.limit]
-		c := positionCursor(ks[len(ks)-1].CreatedAt, ks[len(ks)-1].ID)
-		next = &c
-	}
+	ks, next := trimPage(ks, p.limit, func(x store.APIKey) (time.Time, string) { return x.CreatedAt, x.ID })
 	out := make([]keyJSON, len(ks))
 	for i, k := range ks {
 		out[i] = keyToJSON(k)
@@ -153,12 +148,7 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	var next *cursor
-	if len(es) > p.limit {
-		es = es[:p.limit]
-		c := positionCursor(es[len(es)-1].At, es[len(es)-1].ID)
-		next = &c
-	}
+	es, next := trimPage(es, p.limit, func(x store.AuditEntry) (time.Time, string) { return x.At, x.ID })
 	out := make([]auditJSON, len(es))
 	for i, e := range es {
 		out[i] = auditJSON{ID: e.ID, At: e.At, KeyID: e.KeyID, KeyName: e.KeyName, Method: e.Method, Route: e.Route,

@@ -391,12 +391,7 @@ func (a *API) listMeetings(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	var next *cursor
-	if len(ms) > pg.limit {
-		ms = ms[:pg.limit]
-		c := positionCursor(ms[len(ms)-1].CreatedAt, ms[len(ms)-1].ID)
-		next = &c
-	}
+	ms, next := trimPage(ms, pg.limit, func(x store.Meeting) (time.Time, string) { return x.CreatedAt, x.ID })
 	out := make([]meetingJSON, len(ms))
 	for i, m := range ms {
 		out[i] = toJSON(m)

@@ -82,6 +82,18 @@ func listJSON(name string, items any, next *cursor) map[string]any {
 	return out
 }
 
+// trimPage cuts the one extra row a store was asked for (limit+1) off a
+// page ordered by time then id, and makes the next page's cursor from the
+// last row kept, if there was more.
+func trimPage[T any](rows []T, limit int, pos func(T) (time.Time, string)) ([]T, *cursor) {
+	if len(rows) <= limit {
+		return rows, nil
+	}
+	rows = rows[:limit]
+	c := positionCursor(pos(rows[limit-1]))
+	return rows, &c
+}
+
 // slicePage cuts one page out of a list the store returns whole (a
 // meeting's tracks or participants: bounded by one meeting), by offset.
 func slicePage[T any](all []T, p page) ([]T, *cursor) {
