@@ -20,7 +20,7 @@ type stage struct {
 	funcs []string
 }
 
-// stages splits the server's CPU as issue #21 asks, recording first (most
+// stages splits the server's CPU by what it is spent on, recording first (most
 // specific first), then the SFU's own work, then what serves everyone
 // (River, the database, the garbage collector, the scheduler).
 var stages = []stage{
