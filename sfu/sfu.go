@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -104,13 +105,16 @@ func (s *SFU) Start(ctx context.Context) error {
 	}
 	// One socket per core on the media port (Linux): each is read by its
 	// own goroutine, which handles its peers' packets (mediaconn.go).
-	conns, err := listenMedia(ctx, s.cfg.UDPAddr, runtime.GOMAXPROCS(0))
+	conns, tcpLn, err := s.bindMedia(ctx)
 	if err != nil {
-		return fmt.Errorf("sfu: bind media UDP %s: %w", s.cfg.UDPAddr, err)
+		return err
 	}
 	closeConns := func() {
 		for _, c := range conns {
 			_ = c.Close()
+		}
+		if tcpLn != nil {
+			_ = tcpLn.Close()
 		}
 	}
 	for _, uc := range conns {
@@ -142,15 +146,9 @@ func (s *SFU) Start(ctx context.Context) error {
 		return fmt.Errorf("sfu: register audio level extension: %w", err)
 	}
 	local, _ := media.LocalAddr().(*net.UDPAddr)
-	if s.cfg.ICETCP {
-		// The same port number over TCP: one port to open in firewalls.
-		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", local.String())
-		if err != nil {
-			closeConns()
-			return fmt.Errorf("sfu: bind ICE TCP %s (the media port's number over TCP; free it or turn ICETCP off): %w", local, err)
-		}
-		s.tcpLn = ln
-		s.tcpMux = webrtc.NewICETCPMux(s.pionLogs.NewLogger("ice-tcp"), ln, 64)
+	if tcpLn != nil {
+		s.tcpLn = tcpLn
+		s.tcpMux = webrtc.NewICETCPMux(s.pionLogs.NewLogger("ice-tcp"), tcpLn, 64)
 	}
 	if s.cfg.TURN.Enabled {
 		t, err := s.startTURN(ctx, local.IP)
@@ -172,6 +170,38 @@ func (s *SFU) Start(ctx context.Context) error {
 	s.state = stateRunning
 	s.log.Info("sfu started", "udp", media.LocalAddr().String(), "sockets", len(conns))
 	return nil
+}
+
+// bindMedia binds the media port over UDP and, with ICETCP, the same port
+// number over TCP. When the kernel picks the port, its TCP twin may already be
+// taken by an unrelated socket; another pick is tried rather than failing a
+// start that asked for no particular port.
+func (s *SFU) bindMedia(ctx context.Context) ([]*net.UDPConn, net.Listener, error) {
+	const picks = 8
+	ephemeral := false
+	if ua, err := net.ResolveUDPAddr("udp", s.cfg.UDPAddr); err == nil && ua.Port == 0 {
+		ephemeral = true
+	}
+	for attempt := 1; ; attempt++ {
+		conns, err := listenMedia(ctx, s.cfg.UDPAddr, runtime.GOMAXPROCS(0))
+		if err != nil {
+			return nil, nil, fmt.Errorf("sfu: bind media UDP %s: %w", s.cfg.UDPAddr, err)
+		}
+		if !s.cfg.ICETCP {
+			return conns, nil, nil
+		}
+		local := conns[0].LocalAddr().String()
+		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", local)
+		if err == nil {
+			return conns, ln, nil
+		}
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		if !ephemeral || attempt == picks || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, fmt.Errorf("sfu: bind ICE TCP %s (the media port's number over TCP; free it or turn ICETCP off): %w", local, err)
+		}
+	}
 }
 
 // newAPI builds the pion API of one PeerConnection: Opus only with the
