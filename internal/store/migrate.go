@@ -209,6 +209,13 @@ var migrations = []string{
 		files INTEGER NOT NULL,
 		files_done INTEGER NOT NULL DEFAULT 0,
 		updated_at BIGINT NOT NULL);`,
+
+	// A meeting recorded from a LiveKit room: the room Greffier joins, and
+	// joins again after a restart while the meeting is live.
+	`CREATE TABLE livekit_rooms (
+		meeting_id TEXT PRIMARY KEY REFERENCES meetings(id),
+		room TEXT NOT NULL,
+		created_at BIGINT NOT NULL);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

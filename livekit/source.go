@@ -1,0 +1,310 @@
+// Package livekit records meetings held in LiveKit rooms: Greffier joins a
+// room as a hidden participant that publishes nothing, subscribes to every
+// remote audio track and hands each one, the Opus RTP as received (never
+// transcoded), to a Tap, the seam the recorder sits behind as it does for
+// Greffier's own SFU. It also reads LiveKit's signed webhooks. It knows
+// no store, no recorder and no pipeline: the meeting package decides
+// which rooms to record and what their end means.
+package livekit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/livekit/protocol/auth"
+	lkproto "github.com/livekit/protocol/livekit"
+	lksdk "github.com/livekit/server-sdk-go/v2"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// DefaultIdentity is the identity Greffier joins rooms with.
+const DefaultIdentity = "greffier-recorder"
+
+// Config says which LiveKit deployment to join and as whom.
+type Config struct {
+	// URL is the LiveKit server's URL (ws:// or wss://, or http(s)://).
+	URL string
+	// APIKey and APISecret sign Greffier's join tokens and check
+	// LiveKit's webhooks.
+	APIKey, APISecret string
+	// Identity is the recorder's participant identity. Default
+	// DefaultIdentity; it is hidden from the room's participants.
+	Identity string
+	Logger   *slog.Logger
+}
+
+func (c Config) validate() error {
+	if c.URL == "" || c.APIKey == "" || c.APISecret == "" {
+		return errors.New("livekit: URL, API key and API secret are all required: set GREFFIER_LIVEKIT_URL, GREFFIER_LIVEKIT_API_KEY and GREFFIER_LIVEKIT_API_SECRET")
+	}
+	return nil
+}
+
+// Meetings is what a Source needs of the meeting records (*store.Store).
+type Meetings interface {
+	// Join records identity in the meeting (its display name updated) and
+	// returns the meeting clock's zero, set at the first join.
+	Join(ctx context.Context, meetingID, identity, displayName string) (time.Time, error)
+	// Rename changes a participant's display name.
+	Rename(ctx context.Context, meetingID, identity, displayName string) error
+}
+
+// Track describes one subscribed audio track of a participant, from its
+// first packet: what a Tap needs to open its recording.
+type Track struct {
+	MeetingID   string
+	Identity    string
+	DisplayName string
+	SSRC        uint32
+	ClockRate   uint32
+	PayloadType uint8
+	// ClockZero is the meeting clock's zero; FirstPacketAt the arrival of
+	// the track's first packet.
+	ClockZero, FirstPacketAt time.Time
+}
+
+// Tap records the tracks a Source receives (the recorder, through the
+// meeting package).
+type Tap interface {
+	OpenTrack(ctx context.Context, t Track) (TrackTap, error)
+}
+
+// TrackTap receives one track's packets, from one goroutine.
+type TrackTap interface {
+	// WriteRTP must not retain p or its payload: both are reused.
+	WriteRTP(p *rtp.Packet)
+	// Close says the track ended; it returns once the recording is stored.
+	Close(ctx context.Context) error
+}
+
+// SenderReportTap is what a TrackTap may also implement to get the
+// publisher's RTCP sender reports (as LiveKit forwards them), from the
+// goroutine that calls WriteRTP, just before the next packet.
+type SenderReportTap interface {
+	WriteSenderReport(ntp time.Time, rtpTime uint32)
+}
+
+// Source joins LiveKit rooms and records their audio, one room per meeting.
+type Source struct {
+	cfg      Config
+	meetings Meetings
+	tap      Tap
+	log      *slog.Logger
+	// finished is told, from a goroutine of its own, of a meeting whose
+	// room LiveKit closed.
+	finished func(meetingID string)
+
+	mu    sync.Mutex
+	rooms map[string]*room // by meeting id
+}
+
+// New returns a Source recording into tap; finished is called when
+// LiveKit closes a recorded room (nil: nothing is called).
+func New(cfg Config, meetings Meetings, tap Tap, finished func(meetingID string)) (*Source, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Identity == "" {
+		cfg.Identity = DefaultIdentity
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if finished == nil {
+		finished = func(string) {}
+	}
+	return &Source{cfg: cfg, meetings: meetings, tap: tap, log: cfg.Logger, finished: finished, rooms: map[string]*room{}}, nil
+}
+
+// token is the recorder's join token: it may join and subscribe, it may
+// not publish anything, and the room's participants do not see it.
+func (s *Source) token(roomName string) (string, error) {
+	no := false
+	yes := true
+	at := auth.NewAccessToken(s.cfg.APIKey, s.cfg.APISecret).
+		SetIdentity(s.cfg.Identity).SetName("Greffier").
+		SetValidFor(24 * time.Hour).
+		SetVideoGrant(&auth.VideoGrant{RoomJoin: true, Room: roomName, CanSubscribe: &yes,
+			CanPublish: &no, CanPublishData: &no, Hidden: true})
+	return at.ToJWT()
+}
+
+// Record joins roomName for meetingID, unless the meeting's room is joined
+// already. It returns once joined; tracks are recorded as they come.
+func (s *Source) Record(ctx context.Context, meetingID, roomName string) error {
+	s.mu.Lock()
+	if _, ok := s.rooms[meetingID]; ok {
+		s.mu.Unlock()
+		return nil
+	}
+	r := &room{src: s, meetingID: meetingID, name: roomName, names: map[string]string{}}
+	s.rooms[meetingID] = r
+	s.mu.Unlock()
+	if err := r.join(ctx); err != nil {
+		s.mu.Lock()
+		delete(s.rooms, meetingID)
+		s.mu.Unlock()
+		return fmt.Errorf("join LiveKit room %q for meeting %s: %w", roomName, meetingID, err)
+	}
+	s.log.Info("recording LiveKit room", "meeting", meetingID, "room", roomName)
+	return nil
+}
+
+// Connected reports whether the meeting's room is joined (the idle
+// reaper leaves such a meeting alone: LiveKit says when it ends).
+func (s *Source) Connected(meetingID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.rooms[meetingID]
+	return ok
+}
+
+// EndMeeting leaves the meeting's room, if joined, and returns once each
+// of its tracks is stored (meeting.Media).
+func (s *Source) EndMeeting(ctx context.Context, meetingID string) error {
+	s.mu.Lock()
+	r := s.rooms[meetingID]
+	delete(s.rooms, meetingID)
+	s.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	return r.leave(ctx)
+}
+
+// Stop leaves every room, storing what was recorded, and keeps the
+// meetings live: the next start joins their rooms again.
+func (s *Source) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	rooms := s.rooms
+	s.rooms = map[string]*room{}
+	s.mu.Unlock()
+	var errs []error
+	for _, r := range rooms {
+		errs = append(errs, r.leave(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// RoomExists asks LiveKit whether roomName is open, so that a restart does
+// not join (and so create again) a room that finished while Greffier was
+// down.
+func (s *Source) RoomExists(ctx context.Context, roomName string) (bool, error) {
+	c := lksdk.NewRoomServiceClient(s.cfg.URL, s.cfg.APIKey, s.cfg.APISecret)
+	res, err := c.ListRooms(ctx, &lkproto.ListRoomsRequest{Names: []string{roomName}})
+	if err != nil {
+		return false, fmt.Errorf("ask LiveKit for room %q: %w", roomName, err)
+	}
+	return len(res.GetRooms()) > 0, nil
+}
+
+// room is one joined LiveKit room.
+type room struct {
+	src       *Source
+	meetingID string
+	name      string
+	lk        *lksdk.Room
+	wg        sync.WaitGroup // the tracks' readers
+
+	mu      sync.Mutex
+	names   map[string]string // display name by identity, as last stored
+	leaving bool
+}
+
+func (r *room) join(ctx context.Context) error {
+	tok, err := r.src.token(r.name)
+	if err != nil {
+		return fmt.Errorf("sign the recorder's token: %w", err)
+	}
+	cb := lksdk.NewRoomCallback()
+	cb.OnTrackSubscribed = r.subscribed
+	cb.OnDisconnectedWithReason = r.disconnected
+	renamed := func(p lksdk.Participant) { r.rename(p.Identity(), p.Name()) }
+	cb.OnParticipantConnected = func(p *lksdk.RemoteParticipant) { renamed(p) }
+	cb.OnMetadataChanged = func(_ string, p lksdk.Participant) { renamed(p) }
+	cb.OnAttributesChanged = func(_ map[string]string, p lksdk.Participant) { renamed(p) }
+	cb.OnIsSpeakingChanged = renamed
+	lk := lksdk.NewRoom(cb)
+	lk.SetLogger(sdkLogger(r.src.log))
+	r.mu.Lock()
+	r.lk = lk
+	r.mu.Unlock()
+	return lk.JoinWithContextAndToken(ctx, r.src.cfg.URL, tok)
+}
+
+// leave disconnects and waits for every track to be stored.
+func (r *room) leave(ctx context.Context) error {
+	r.mu.Lock()
+	r.leaving = true
+	lk := r.lk
+	r.mu.Unlock()
+	if lk != nil {
+		lk.Disconnect()
+	}
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("store the tracks of LiveKit room %q: %w", r.name, ctx.Err())
+	}
+}
+
+// disconnected ends the meeting when LiveKit closed its room; any other
+// loss of the room is logged (the SDK reconnects by itself first).
+func (r *room) disconnected(reason lksdk.DisconnectionReason) {
+	r.mu.Lock()
+	leaving := r.leaving
+	r.mu.Unlock()
+	if leaving {
+		return
+	}
+	if reason == lksdk.RoomClosed {
+		r.src.log.Info("LiveKit room closed", "meeting", r.meetingID, "room", r.name)
+		go r.src.finished(r.meetingID)
+		return
+	}
+	r.src.log.Warn("disconnected from LiveKit room", "meeting", r.meetingID, "room", r.name, "reason", string(reason))
+}
+
+// rename stores a participant's new display name.
+func (r *room) rename(identity, name string) {
+	r.mu.Lock()
+	old, known := r.names[identity]
+	if !known || old == name {
+		r.mu.Unlock()
+		return
+	}
+	r.names[identity] = name
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.src.meetings.Rename(ctx, r.meetingID, identity, name); err != nil {
+		r.src.log.Warn("store a LiveKit participant's new name", "meeting", r.meetingID, "identity", identity, "err", err)
+	}
+}
+
+// subscribed starts reading an audio track; a video track is
+// unsubscribed at once (the SDK subscribes to every publication).
+func (r *room) subscribed(track *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
+	if track.Kind() != webrtc.RTPCodecTypeAudio {
+		_ = pub.SetSubscribed(false)
+		return
+	}
+	r.mu.Lock()
+	if r.leaving {
+		r.mu.Unlock()
+		return
+	}
+	r.wg.Add(1)
+	r.mu.Unlock()
+	rd := &reader{room: r, track: track, identity: rp.Identity(), name: rp.Name()}
+	pub.OnRTCP(rd.rtcp)
+	go rd.run()
+}
