@@ -100,6 +100,9 @@ type Deps struct {
 	// no import (the routes are not served).
 	Uploads  *upload.Store
 	Importer Importer
+	// LiveKit is optional: without it no LiveKit room is recorded (the
+	// routes are not served).
+	LiveKit LiveKit
 }
 
 // API serves the REST interface.
@@ -116,6 +119,7 @@ type API struct {
 	deleter  Deleter
 	uploads  *upload.Store
 	importer Importer
+	livekit  LiveKit
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -137,7 +141,7 @@ func New(cfg Config, d Deps) (*API, error) {
 	}
 	return &API{cfg: cfg, store: d.Store, blobs: d.Blobs, ender: d.Ender, rerun: d.Rerunner, signer: d.Signer,
 		sessions: d.Sessions, webhooks: egress.Guard{AllowPrivate: cfg.WebhookAllowPrivate},
-		captions: d.Captions, deleter: d.Deleter, uploads: d.Uploads, importer: d.Importer, log: d.Logger, now: time.Now}, nil
+		captions: d.Captions, deleter: d.Deleter, uploads: d.Uploads, importer: d.Importer, livekit: d.LiveKit, log: d.Logger, now: time.Now}, nil
 }
 
 // Route is one registered route: its pattern ("METHOD /path") and the
@@ -182,6 +186,12 @@ func (a *API) routes(route func(pattern, permission string, h http.HandlerFunc))
 		route("PATCH /v1/imports/{upload}", PermRecordingsImport, a.patchUpload)
 		route("DELETE /v1/imports/{upload}", PermRecordingsImport, a.deleteUpload)
 		route("POST /v1/meetings/import", PermRecordingsImport, a.importMeeting)
+	}
+	if a.livekit != nil {
+		route("POST /v1/livekit/rooms/{room}/record", PermMeetingsCreate, a.recordLiveKitRoom)
+		// Signed by LiveKit with its API key, checked by the handler: no
+		// API key.
+		route("POST /v1/livekit/webhook", PermPublic, a.liveKitWebhook)
 	}
 	route("GET /v1/meetings/{id}/minutes", PermMinutesRead, a.getMinutes(""))
 	for _, ext := range renderingExts {

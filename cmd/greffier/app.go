@@ -24,6 +24,7 @@ import (
 	"github.com/greffier/greffier/internal/token"
 	"github.com/greffier/greffier/internal/upload"
 	"github.com/greffier/greffier/jobs"
+	"github.com/greffier/greffier/livekit"
 	"github.com/greffier/greffier/meeting"
 	"github.com/greffier/greffier/recorder"
 	"github.com/greffier/greffier/sfu"
@@ -51,6 +52,8 @@ type App struct {
 	events        *meeting.EventLog
 	s3            *blob.S3     // nil on disk
 	idle          *idle.Reaper // nil when IdleEndAfter is 0
+	livekit       *livekit.Source // nil without LiveKit
+	rooms         *meeting.Rooms  // nil without LiveKit
 	metrics       *metrics
 	checks        []readinessCheck
 	jobsUI        *riverui.Handler
@@ -195,12 +198,20 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		meeting.NewJoins(a.store, logger), a.signer, meeting.NewTap(a.recorder), logger); err != nil {
 		return nil, err
 	}
-	meetings, err := meeting.New(meeting.Deps{Store: a.store, Pipeline: a.pipeline, Media: a.sfu, Captions: a.captions})
+	media, presence := meeting.Medias{a.sfu}, meeting.Presences{a.sfu}
+	if cfg.LiveKitURL != "" {
+		if a.livekit, err = livekit.New(livekit.Config{URL: cfg.LiveKitURL, APIKey: cfg.LiveKitAPIKey, APISecret: cfg.LiveKitAPISecret,
+			Logger: logger}, a.store, meeting.NewRoomTap(a.recorder), func(id string) { a.rooms.Finished(id) }); err != nil {
+			return nil, err
+		}
+		media, presence = append(media, a.livekit), append(presence, a.livekit)
+	}
+	meetings, err := meeting.New(meeting.Deps{Store: a.store, Pipeline: a.pipeline, Media: media, Captions: a.captions})
 	if err != nil {
 		return nil, err
 	}
 	if cfg.IdleEndAfter > 0 {
-		if a.idle, err = idle.New(idle.Config{After: cfg.IdleEndAfter, Logger: logger}, a.store, a.sfu, meetings); err != nil {
+		if a.idle, err = idle.New(idle.Config{After: cfg.IdleEndAfter, Logger: logger}, a.store, presence, meetings); err != nil {
 			return nil, err
 		}
 	}
@@ -208,6 +219,13 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		Sessions: a.sfu, Logger: logger, Deleter: a.pipeline, Uploads: uploads, Importer: a.pipeline}
 	if a.captions != nil { // a nil *Hub in the interface would look configured
 		apiDeps.Captions = a.captions
+	}
+	if a.livekit != nil {
+		if a.rooms, err = meeting.NewRooms(meeting.RoomsConfig{AutoRecord: cfg.LiveKitAutoRecord, Logger: logger},
+			a.store, a.livekit, meetings); err != nil {
+			return nil, err
+		}
+		apiDeps.LiveKit = liveKitRooms{a.rooms, livekit.NewWebhooks(cfg.LiveKitAPIKey, cfg.LiveKitAPISecret)}
 	}
 	apiSrv, err := api.New(api.Config{Token: a.apiToken, PublicURL: cfg.publicURL(), WebhookAllowPrivate: cfg.WebhookAllowPrivate,
 		RetainRecordings: cfg.RetainRecordings, RetainTranscripts: cfg.RetainTranscripts}, apiDeps)
@@ -301,6 +319,13 @@ func (a *App) Start(ctx context.Context) error {
 			}
 		}()
 	}
+	if a.rooms != nil {
+		// After recovery: the rooms of meetings a crash or a stop left
+		// live are joined again, their tracks starting new segments.
+		if err := a.rooms.Resume(ctx); err != nil {
+			a.log.Error("could not join again the LiveKit rooms of live meetings", "err", err)
+		}
+	}
 	if a.idle != nil {
 		// After recovery: a meeting a crash left live is ended if
 		// nobody comes back to it.
@@ -339,6 +364,9 @@ func (a *App) Stop(ctx context.Context) error {
 		a.stopUI()
 	}
 	errs = append(errs, a.sfu.Stop(ctx))
+	if a.livekit != nil {
+		errs = append(errs, a.livekit.Stop(ctx))
+	}
 	// Every track is closed: what a full disk or database left unfinished
 	// waits for Recover at the next start.
 	a.recorder.Close()
@@ -361,4 +389,11 @@ func redactURL(raw string) string {
 		return "(unreadable URL)"
 	}
 	return u.Redacted()
+}
+
+// liveKitRooms is the API's view of LiveKit: the meetings' rooms and
+// LiveKit's webhooks.
+type liveKitRooms struct {
+	*meeting.Rooms
+	*livekit.Webhooks
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -213,6 +214,19 @@ type Config struct {
 	// imported WAV and FLAC files to Opus. Empty: WAV and FLAC imports are
 	// refused.
 	ImportOpusEnc string `setting:"import-opusenc" default:"" help:"opusenc (opus-tools) to encode imported WAV and FLAC (empty: they are refused)"`
+	// LiveKitURL is a LiveKit server whose rooms Greffier may record, as
+	// a hidden participant that publishes nothing (ws(s):// or http(s)://).
+	// Empty: no LiveKit rooms are recorded.
+	LiveKitURL string `setting:"livekit-url" default:"" help:"LiveKit server whose rooms may be recorded, e.g. wss://livekit.example.org (empty: none)"`
+	// LiveKitAPIKey and LiveKitAPISecret sign the recorder's join tokens
+	// and check LiveKit's webhooks.
+	LiveKitAPIKey    string `setting:"livekit-api-key" default:"" help:"LiveKit API key (joins rooms, checks webhooks)"`
+	LiveKitAPISecret string `setting:"livekit-api-secret" secret:"true" default:"" help:"LiveKit API secret"`
+	// LiveKitAutoRecord is the pattern of the rooms recorded as soon as
+	// LiveKit's room_started webhook says they started: "*" every room, a
+	// path.Match pattern such as "council-*", empty none (only the rooms
+	// the API asks for).
+	LiveKitAutoRecord string `setting:"livekit-auto-record" default:"" help:"rooms recorded when LiveKit says they started: * for all, a pattern such as council-*, empty for none"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `setting:"log-level" default:"info" help:"debug, info, warn or error"`
 	// LogFormat is text (logfmt) or json.
@@ -411,6 +425,22 @@ func (c Config) validate() error {
 		if u, err := url.Parse(raw); err != nil || u.Host == "" || u.Scheme == "" {
 			bad(name, "%q is not an absolute URL such as http://127.0.0.1:8000/v1", redactURL(raw))
 		}
+	}
+	if c.LiveKitURL != "" {
+		if u, err := url.Parse(c.LiveKitURL); err != nil || u.Host == "" || !slices.Contains([]string{"ws", "wss", "http", "https"}, u.Scheme) {
+			bad("livekit-url", "%q is not a LiveKit URL such as wss://livekit.example.org", redactURL(c.LiveKitURL))
+		}
+		if c.LiveKitAPIKey == "" {
+			bad("livekit-api-key", "LiveKit needs the API key its server is configured with")
+		}
+		if c.LiveKitAPISecret == "" {
+			bad("livekit-api-secret", "LiveKit needs the API secret its server is configured with")
+		}
+	}
+	if _, err := path.Match(c.LiveKitAutoRecord, ""); err != nil {
+		bad("livekit-auto-record", "%q is not a room pattern: use * for every room, a pattern such as council-*, or leave it empty", c.LiveKitAutoRecord)
+	} else if c.LiveKitAutoRecord != "" && c.LiveKitURL == "" {
+		bad("livekit-auto-record", "records LiveKit rooms: set livekit-url (and its API key and secret) too")
 	}
 	if c.RetainRecordings < 0 {
 		bad("retain-recordings", "must be a duration such as 2160h, or 0 to keep forever")
