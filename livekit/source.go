@@ -36,6 +36,9 @@ type Config struct {
 	// DefaultIdentity; it is hidden from the room's participants.
 	Identity string
 	Logger   *slog.Logger
+	// SDKLogger gets the LiveKit SDK's own logs and pion's under it
+	// (default: Logger). The SDK logs connection steps at info level.
+	SDKLogger *slog.Logger
 }
 
 func (c Config) validate() error {
@@ -115,6 +118,12 @@ func New(cfg Config, meetings Meetings, tap Tap, finished func(meetingID string)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.SDKLogger == nil {
+		cfg.SDKLogger = cfg.Logger
+	}
+	// The SDK gives pion the logger of its package, not the room's: left
+	// alone, pion's logs would go to the standard library's logger.
+	lksdk.SetLogger(sdkLogger(cfg.SDKLogger))
 	if finished == nil {
 		finished = func(string) {}
 	}
@@ -210,6 +219,8 @@ type room struct {
 	name      string
 	lk        *lksdk.Room
 	wg        sync.WaitGroup // the tracks' readers
+	// stopNames stops watchNames, which closes namesDone.
+	stopNames, namesDone chan struct{}
 
 	mu      sync.Mutex
 	names   map[string]string // display name by identity, as last stored
@@ -224,17 +235,39 @@ func (r *room) join(ctx context.Context) error {
 	cb := lksdk.NewRoomCallback()
 	cb.OnTrackSubscribed = r.subscribed
 	cb.OnDisconnectedWithReason = r.disconnected
-	renamed := func(p lksdk.Participant) { r.rename(p.Identity(), p.Name()) }
-	cb.OnParticipantConnected = func(p *lksdk.RemoteParticipant) { renamed(p) }
-	cb.OnMetadataChanged = func(_ string, p lksdk.Participant) { renamed(p) }
-	cb.OnAttributesChanged = func(_ map[string]string, p lksdk.Participant) { renamed(p) }
-	cb.OnIsSpeakingChanged = renamed
 	lk := lksdk.NewRoom(cb)
-	lk.SetLogger(sdkLogger(r.src.log))
+	lk.SetLogger(sdkLogger(r.src.cfg.SDKLogger))
 	r.mu.Lock()
 	r.lk = lk
 	r.mu.Unlock()
-	return lk.JoinWithContextAndToken(ctx, r.src.cfg.URL, tok)
+	if err := lk.JoinWithContextAndToken(ctx, r.src.cfg.URL, tok); err != nil {
+		return err
+	}
+	r.stopNames = make(chan struct{})
+	r.namesDone = make(chan struct{})
+	go r.watchNames(lk)
+	return nil
+}
+
+// nameCheck is how often participants' names are compared with the
+// stored ones: the SDK updates a participant's name without a callback.
+const nameCheck = time.Second
+
+// watchNames stores participants' new display names until leave.
+func (r *room) watchNames(lk *lksdk.Room) {
+	defer close(r.namesDone)
+	tick := time.NewTicker(nameCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.stopNames:
+			return
+		case <-tick.C:
+			for _, p := range lk.GetRemoteParticipants() {
+				r.rename(p.Identity(), p.Name())
+			}
+		}
+	}
 }
 
 // leave disconnects and waits for every track to be stored.
@@ -245,6 +278,10 @@ func (r *room) leave(ctx context.Context) error {
 	r.mu.Unlock()
 	if lk != nil {
 		lk.Disconnect()
+	}
+	if r.stopNames != nil {
+		close(r.stopNames)
+		<-r.namesDone
 	}
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()

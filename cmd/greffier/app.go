@@ -201,7 +201,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	media, presence := meeting.Medias{a.sfu}, meeting.Presences{a.sfu}
 	if cfg.LiveKitURL != "" {
 		if a.livekit, err = livekit.New(livekit.Config{URL: cfg.LiveKitURL, APIKey: cfg.LiveKitAPIKey, APISecret: cfg.LiveKitAPISecret,
-			Logger: logger}, a.store, meeting.NewRoomTap(a.recorder), func(id string) { a.rooms.Finished(id) }); err != nil {
+			Logger: logger, SDKLogger: demoteInfo(logger)}, a.store, meeting.NewRoomTap(a.recorder), func(id string) { a.rooms.Finished(id) }); err != nil {
 			return nil, err
 		}
 		media, presence = append(media, a.livekit), append(presence, a.livekit)

@@ -1,0 +1,423 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/livekit/protocol/auth"
+	lkproto "github.com/livekit/protocol/livekit"
+	lksdk "github.com/livekit/server-sdk-go/v2"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/stretchr/testify/require"
+
+	"github.com/greffier/greffier/internal/audio"
+	"github.com/greffier/greffier/minutes"
+	"github.com/greffier/greffier/transcribe/transcribetest"
+)
+
+// liveKitKey and liveKitSecret are the test server's only API key.
+const (
+	liveKitKey    = "greffier-test"
+	liveKitSecret = "a-secret-of-forty-characters-for-tests!!"
+)
+
+// liveKitBinary finds livekit-server: GREFFIER_LIVEKIT_SERVER, then PATH,
+// then $GOPATH/bin (where scripts/test.sh installs it). A test without it
+// is skipped, unless GREFFIER_REQUIRE_LIVEKIT says it must run.
+func liveKitBinary(t *testing.T) string {
+	t.Helper()
+	candidates := []string{os.Getenv("GREFFIER_LIVEKIT_SERVER")}
+	if p, err := exec.LookPath("livekit-server"); err == nil {
+		candidates = append(candidates, p)
+	}
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		candidates = append(candidates, filepath.Join(string(bytes.TrimSpace(out)), "bin", "livekit-server"))
+	}
+	for _, c := range candidates {
+		if c == "" {
+			continue
+		}
+		if st, err := os.Stat(c); err == nil && !st.IsDir() {
+			return c
+		}
+	}
+	if os.Getenv("GREFFIER_REQUIRE_LIVEKIT") != "" {
+		t.Fatal("livekit-server is required (GREFFIER_REQUIRE_LIVEKIT) but not found: run scripts/test.sh or set GREFFIER_LIVEKIT_SERVER")
+	}
+	t.Skip("livekit-server not found: scripts/test.sh installs it (or set GREFFIER_LIVEKIT_SERVER)")
+	return ""
+}
+
+// liveKitServer is a real livekit-server, single node, on loopback.
+type liveKitServer struct {
+	url  string // ws://127.0.0.1:port
+	http string // http://127.0.0.1:port
+}
+
+// startLiveKit starts livekit-server on free loopback ports, sending its
+// webhooks to webhookURL ("" for none); it is killed when the test ends.
+func startLiveKit(t *testing.T, webhookURL string) *liveKitServer {
+	t.Helper()
+	bin := liveKitBinary(t)
+	port := freePort(t, "tcp")
+	_, p, _ := net.SplitHostPort(port)
+	_, tcp, _ := net.SplitHostPort(freePort(t, "tcp"))
+	_, udp, _ := net.SplitHostPort(freePort(t, "udp"))
+	conf := fmt.Sprintf(`port: %s
+bind_addresses: ["127.0.0.1"]
+rtc:
+  udp_port: %s
+  tcp_port: %s
+  use_external_ip: false
+  node_ip: 127.0.0.1
+  enable_loopback_candidate: true
+keys:
+  %s: %s
+logging:
+  level: warn
+`, p, udp, tcp, liveKitKey, liveKitSecret)
+	if webhookURL != "" {
+		conf += fmt.Sprintf("webhook:\n  api_key: %s\n  urls: [%q]\n", liveKitKey, webhookURL)
+	}
+	dir := t.TempDir()
+	confPath := filepath.Join(dir, "livekit.yaml")
+	require.NoError(t, os.WriteFile(confPath, []byte(conf), 0o600))
+	logf, err := os.Create(filepath.Join(dir, "livekit.log"))
+	require.NoError(t, err)
+	cmd := exec.Command(bin, "--config", confPath)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("livekit-server log:\n%s", b)
+		}
+	})
+	lk := &liveKitServer{url: "ws://" + port, http: "http://" + port}
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(lk.http)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 60*time.Second, 100*time.Millisecond, "livekit-server did not come up")
+	return lk
+}
+
+// configureLiveKit points a Greffier configuration at lk.
+func (lk *liveKitServer) configure(cfg *Config, autoRecord string) {
+	cfg.LiveKitURL, cfg.LiveKitAPIKey, cfg.LiveKitAPISecret, cfg.LiveKitAutoRecord = lk.url, liveKitKey, liveKitSecret, autoRecord
+}
+
+// deleteRoom closes a room as its application would at the meeting's end.
+func (lk *liveKitServer) deleteRoom(t *testing.T, room string) {
+	t.Helper()
+	_, err := lksdk.NewRoomServiceClient(lk.http, liveKitKey, liveKitSecret).
+		DeleteRoom(context.Background(), &lkproto.DeleteRoomRequest{Room: room})
+	require.NoError(t, err)
+}
+
+// lkPublisher is a participant of a LiveKit room, with the LiveKit SDK,
+// who says an Ogg Opus file at its real pace once Greffier listens.
+type lkPublisher struct {
+	room    *lksdk.Room
+	done    chan struct{}
+	stop    chan struct{}
+	started atomic.Pointer[time.Time]
+	sentMS  atomic.Int64
+}
+
+// publishToLiveKit joins room as identity (name) and publishes a
+// microphone track; once Greffier subscribed to it, it sends the file.
+func publishToLiveKit(t *testing.T, lk *liveKitServer, room, identity, name, oggPath string) *lkPublisher {
+	t.Helper()
+	raw, err := os.ReadFile(oggPath)
+	require.NoError(t, err)
+	_, packets, err := audio.OggOpusPackets(raw)
+	require.NoError(t, err)
+	heard := make(chan struct{})
+	var once sync.Once
+	cb := lksdk.NewRoomCallback()
+	cb.OnLocalTrackSubscribed = func(*lksdk.LocalTrackPublication, *lksdk.LocalParticipant) { once.Do(func() { close(heard) }) }
+	r, err := lksdk.ConnectToRoom(lk.url, lksdk.ConnectInfo{APIKey: liveKitKey, APISecret: liveKitSecret, RoomName: room,
+		ParticipantIdentity: identity, ParticipantName: name}, cb)
+	require.NoError(t, err)
+	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2},
+		"audio", identity)
+	require.NoError(t, err)
+	_, err = r.LocalParticipant.PublishTrack(track, &lksdk.TrackPublicationOptions{Name: "microphone", Source: lkproto.TrackSource_MICROPHONE})
+	require.NoError(t, err)
+	p := &lkPublisher{room: r, done: make(chan struct{}), stop: make(chan struct{})}
+	t.Cleanup(p.leave)
+	go func() {
+		select {
+		case <-heard:
+		case <-p.stop:
+			return
+		}
+		defer close(p.done)
+		timer := time.NewTimer(0)
+		defer timer.Stop()
+		start := time.Now()
+		p.started.Store(&start)
+		var at int64 // samples at 48 kHz sent so far
+		for _, pkt := range packets {
+			timer.Reset(time.Until(start.Add(time.Duration(at) * time.Second / 48000)))
+			select {
+			case <-timer.C:
+			case <-p.stop:
+				return
+			}
+			d := time.Duration(pkt.Samples) * time.Second / 48000
+			if err := track.WriteSample(media.Sample{Data: pkt.Data, Duration: d}); err != nil {
+				return
+			}
+			at += int64(pkt.Samples)
+			p.sentMS.Store(at / 48)
+		}
+	}()
+	return p
+}
+
+// wait waits for the whole file to be sent.
+func (p *lkPublisher) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("a LiveKit publisher did not finish sending its file (did Greffier never subscribe?)")
+	}
+}
+
+// leave stops sending and leaves the room.
+func (p *lkPublisher) leave() {
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+		p.room.Disconnect()
+	}
+}
+
+// signedWebhook is a LiveKit webhook request for event on room, signed
+// with secret (LiveKit's: a JWT of the API key carrying the body's SHA-256).
+func signedWebhook(t *testing.T, url, event, room, secret string) *http.Request {
+	t.Helper()
+	body := []byte(fmt.Sprintf(`{"event":%q,"room":{"name":%q},"id":"EV_test","createdAt":"%d"}`, event, room, time.Now().Unix()))
+	sum := sha256.Sum256(body)
+	at := auth.NewAccessToken(liveKitKey, secret).SetValidFor(time.Minute)
+	at.SetSha256(base64.StdEncoding.EncodeToString(sum[:]))
+	tok, err := at.ToJWT()
+	require.NoError(t, err)
+	req, err := http.NewRequest("POST", url, bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/webhook+json")
+	req.Header.Set("Authorization", tok)
+	return req
+}
+
+func statusOf(t *testing.T, req *http.Request) int {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// requireTurnsOf checks that the minutes give each utterance of the
+// script to its speaker, under their name, with its words in time.
+func requireTurnsOf(t *testing.T, doc minutes.Document, script transcribetest.Script, names map[string]string, offset map[string]float64) {
+	t.Helper()
+	require.Len(t, doc.Turns, len(script.Utterances), "turns: %+v", doc.Turns)
+	for i, u := range script.Utterances {
+		turn := doc.Turns[i]
+		require.Equal(t, u.Speaker, turn.Speaker, "turn %d", i)
+		require.Equal(t, names[u.Speaker], turn.Name, "turn %d", i)
+		require.Equal(t, u.Text, turn.Text, "turn %d", i)
+		require.Len(t, turn.Words, len(u.Words))
+		for k, w := range u.Words {
+			require.InDelta(t, offset[u.Speaker]+w.Start, float64(turn.Words[k].Start.MS())/1000, 0.3, "turn %d word %d", i, k)
+		}
+	}
+}
+
+// TestLiveKitRoomStartedByWebhookBecomesMinutes has a real livekit-server
+// send its room webhooks to Greffier, set to record every room: a forged
+// webhook is refused and changes nothing; the room's start records it;
+// two LiveKit participants speak; one renames themself; the room's end
+// ends the meeting; the minutes give every word to the right identity
+// under its current name.
+func TestLiveKitRoomStartedByWebhookBecomesMinutes(t *testing.T) {
+	t.Parallel()
+	httpAddr := freePort(t, "tcp")
+	hook := "http://" + httpAddr + "/v1/livekit/webhook"
+	lk := startLiveKit(t, hook)
+	b := setup(t, setupOptions{configure: func(cfg *Config) {
+		cfg.HTTPAddr = httpAddr
+		lk.configure(cfg, "*")
+	}})
+
+	// Forged: signed with another secret, or not at all.
+	require.Equal(t, http.StatusUnauthorized, statusOf(t, signedWebhook(t, hook, "room_started", "forged", "not-"+liveKitSecret)))
+	unsigned := signedWebhook(t, hook, "room_started", "forged", liveKitSecret)
+	unsigned.Header.Del("Authorization")
+	require.Equal(t, http.StatusUnauthorized, statusOf(t, unsigned))
+	var list struct {
+		Meetings []meetingAnswer `json:"meetings"`
+	}
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings", nil, &list))
+	require.Empty(t, list.Meetings, "a forged webhook created a meeting")
+
+	const room = "conseil"
+	names := map[string]string{"alice": "Alice Martin", "bob": "Bob Durand"}
+	pubs := map[string]*lkPublisher{}
+	for who, name := range names {
+		pubs[who] = publishToLiveKit(t, lk, room, who, name, filepath.Join(fixtures, who+".opus"))
+	}
+	for _, p := range pubs {
+		p.wait(t)
+	}
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings", nil, &list))
+	require.Len(t, list.Meetings, 1, "room_started recorded the room once")
+	id := list.Meetings[0].ID
+	var m meetingAnswer
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+id, nil, &m))
+	require.Equal(t, "live", m.State)
+	require.NotNil(t, m.StartedAt)
+
+	// The application renames a participant: the minutes show the new name.
+	_, err := lksdk.NewRoomServiceClient(lk.http, liveKitKey, liveKitSecret).UpdateParticipant(context.Background(),
+		&lkproto.UpdateParticipantRequest{Room: room, Identity: "bob", Name: "Robert Durand"})
+	require.NoError(t, err)
+	names["bob"] = "Robert Durand"
+	require.Eventually(t, func() bool {
+		var ps struct {
+			Participants []struct {
+				Identity    string `json:"identity"`
+				DisplayName string `json:"display_name"`
+			} `json:"participants"`
+		}
+		b.call(t, "GET", "/v1/meetings/"+id+"/participants", nil, &ps)
+		for _, p := range ps.Participants {
+			if p.Identity == "bob" {
+				return p.DisplayName == "Robert Durand"
+			}
+		}
+		return false
+	}, 20*time.Second, 100*time.Millisecond, "the new name was not stored")
+
+	lk.deleteRoom(t, room)
+	var now meetingAnswer
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+id, nil, &now)
+		return now.State == "ready" || now.State == "incomplete" || now.State == "failed"
+	}, 90*time.Second, 100*time.Millisecond)
+	require.Equal(t, "ready", now.State, "pipeline: %+v", now.Pipeline)
+	require.Equal(t, 2, now.Pipeline.Tracks)
+
+	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
+	require.NoError(t, err)
+	var doc minutes.Document
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+id+"/minutes", nil, &doc))
+	require.True(t, doc.Complete, "missing: %+v", doc.Missing)
+	offset := map[string]float64{}
+	for who, p := range pubs {
+		offset[who] = p.started.Load().Sub(*now.StartedAt).Seconds()
+	}
+	requireTurnsOf(t, doc, script, names, offset)
+}
+
+// TestLiveKitRoomRecordedOnRequestSurvivesAKill records a LiveKit room at
+// the API's request (on Postgres), kills `greffier serve` with SIGKILL
+// while a participant speaks, starts it again: the spooled audio is
+// recovered, the room is joined again and the rest of the speech is a new
+// track segment; the API ends the meeting, and every word said is in the
+// minutes or inside a stated gap.
+func TestLiveKitRoomRecordedOnRequestSurvivesAKill(t *testing.T) {
+	t.Parallel()
+	lk := startLiveKit(t, "")
+	bin := buildServe(t)
+	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
+	require.NoError(t, err)
+	double := transcribetest.NewServer(transcribetest.Options{})
+	t.Cleanup(double.Close)
+	c, b, _ := startKillable(t, bin, "postgres", double, "GREFFIER_LIVEKIT_URL="+lk.url,
+		"GREFFIER_LIVEKIT_API_KEY="+liveKitKey, "GREFFIER_LIVEKIT_API_SECRET="+liveKitSecret)
+
+	const room = "commission"
+	var m, again meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/livekit/rooms/"+room+"/record",
+		map[string]any{"title": "Commission des finances"}, &m))
+	require.Equal(t, "created", m.State)
+	require.Equal(t, http.StatusOK, b.call(t, "POST", "/v1/livekit/rooms/"+room+"/record", nil, &again))
+	require.Equal(t, m.ID, again.ID, "a room is recorded by one meeting at a time")
+
+	pub := publishToLiveKit(t, lk, room, "alice", "Alice", filepath.Join(fixtures, "alice.opus"))
+	// Kill once 4.5 s are sent: alice's first sentence (1.0–2.5 s) is in,
+	// her second (5.5–7.0 s) is to come.
+	require.Eventually(t, func() bool { return pub.sentMS.Load() >= 4500 }, 30*time.Second, 10*time.Millisecond)
+	atKill := pub.sentMS.Load()
+	kill9(t, c)
+	startChild(t, c)
+	pub.wait(t)
+
+	var list struct {
+		Tracks []struct {
+			State      string
+			Identity   string `json:"identity"`
+			StartMS    int64  `json:"start_ms"`
+			DurationMS int64  `json:"duration_ms"`
+			GapMS      int64  `json:"gap_ms"`
+		} `json:"tracks"`
+	}
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/tracks", nil, &list))
+	require.GreaterOrEqual(t, len(list.Tracks), 2, "the recovered segment and the one recorded after rejoining: %+v", list.Tracks)
+	require.Equal(t, "recovered", list.Tracks[0].State, "tracks: %+v", list.Tracks)
+	t.Logf("sent %d ms before the kill; tracks %+v", atKill, list.Tracks)
+
+	var ended meetingAnswer
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, &ended))
+	var now meetingAnswer
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
+		return now.State != "ended"
+	}, 90*time.Second, 100*time.Millisecond)
+	var doc minutes.Document
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
+	require.NotEmpty(t, doc.Turns)
+	require.Equal(t, "alpha bravo charlie delta", doc.Turns[0].Text)
+	require.Equal(t, "Alice", doc.Turns[0].Name)
+	// Words said before the kill are in the minutes or inside a stated gap.
+	require.Zero(t, wordsLost(doc, wordsUntil(script, "alice", atKill), map[string]int64{"alice": list.Tracks[0].StartMS}),
+		"minutes: %+v", doc)
+	// Alice's second sentence, said after the restart, is in the minutes
+	// under her identity, from the new track segment.
+	last := doc.Turns[len(doc.Turns)-1]
+	require.Equal(t, "alice", last.Speaker)
+	require.Equal(t, "india juliett kilo", last.Text, "turns: %+v", doc.Turns)
+	if now.State == "incomplete" {
+		require.False(t, doc.Complete)
+		require.NotEmpty(t, doc.Missing, "an incomplete meeting states what is missing")
+	} else {
+		require.Equal(t, "ready", now.State, "pipeline: %+v", now.Pipeline)
+		require.True(t, doc.Complete)
+	}
+}
