@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -146,19 +145,17 @@ type lkPublisher struct {
 }
 
 // publishToLiveKit joins room as identity (name) and publishes a
-// microphone track; once Greffier subscribed to it, it sends the file.
-func publishToLiveKit(t *testing.T, lk *liveKitServer, room, identity, name, oggPath string) *lkPublisher {
+// microphone track; it sends the file's first packet (silence) again and
+// again until heard says Greffier receives it (LiveKit tells a publisher
+// of its subscribers, but not of hidden ones), then the file.
+func publishToLiveKit(t *testing.T, lk *liveKitServer, room, identity, name, oggPath string, heard func() bool) *lkPublisher {
 	t.Helper()
 	raw, err := os.ReadFile(oggPath)
 	require.NoError(t, err)
 	_, packets, err := audio.OggOpusPackets(raw)
 	require.NoError(t, err)
-	heard := make(chan struct{})
-	var once sync.Once
-	cb := lksdk.NewRoomCallback()
-	cb.OnLocalTrackSubscribed = func(*lksdk.LocalTrackPublication, *lksdk.LocalParticipant) { once.Do(func() { close(heard) }) }
 	r, err := lksdk.ConnectToRoom(lk.url, lksdk.ConnectInfo{APIKey: liveKitKey, APISecret: liveKitSecret, RoomName: room,
-		ParticipantIdentity: identity, ParticipantName: name}, cb)
+		ParticipantIdentity: identity, ParticipantName: name}, lksdk.NewRoomCallback())
 	require.NoError(t, err)
 	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2},
 		"audio", identity)
@@ -168,10 +165,21 @@ func publishToLiveKit(t *testing.T, lk *liveKitServer, room, identity, name, ogg
 	p := &lkPublisher{room: r, done: make(chan struct{}), stop: make(chan struct{})}
 	t.Cleanup(p.leave)
 	go func() {
-		select {
-		case <-heard:
-		case <-p.stop:
-			return
+		frame := time.Duration(packets[0].Samples) * time.Second / 48000
+		tick := time.NewTicker(frame)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			if i%10 == 0 && heard() {
+				break
+			}
+			if err := track.WriteSample(media.Sample{Data: packets[0].Data, Duration: frame}); err != nil {
+				return
+			}
+			select {
+			case <-tick.C:
+			case <-p.stop:
+				return
+			}
 		}
 		defer close(p.done)
 		timer := time.NewTimer(0)
@@ -215,6 +223,31 @@ func (p *lkPublisher) leave() {
 		close(p.stop)
 		p.room.Disconnect()
 	}
+}
+
+// participants returns a meeting's participants' display names by identity.
+func (b *testBundle) participants(t *testing.T, meetingID string) map[string]string {
+	t.Helper()
+	var ps struct {
+		Participants []struct {
+			Identity    string `json:"identity"`
+			DisplayName string `json:"display_name"`
+		} `json:"participants"`
+	}
+	b.call(t, "GET", "/v1/meetings/"+meetingID+"/participants", nil, &ps)
+	out := map[string]string{}
+	for _, p := range ps.Participants {
+		out[p.Identity] = p.DisplayName
+	}
+	return out
+}
+
+// hears reports whether Greffier receives identity's audio in the meeting
+// (a LiveKit participant joins the meeting with their first packet).
+func (b *testBundle) hears(t *testing.T, meetingID, identity string) bool {
+	t.Helper()
+	_, ok := b.participants(t, meetingID)[identity]
+	return ok
 }
 
 // signedWebhook is a LiveKit webhook request for event on room, signed
@@ -290,7 +323,13 @@ func TestLiveKitRoomStartedByWebhookBecomesMinutes(t *testing.T) {
 	names := map[string]string{"alice": "Alice Martin", "bob": "Bob Durand"}
 	pubs := map[string]*lkPublisher{}
 	for who, name := range names {
-		pubs[who] = publishToLiveKit(t, lk, room, who, name, filepath.Join(fixtures, who+".opus"))
+		pubs[who] = publishToLiveKit(t, lk, room, who, name, filepath.Join(fixtures, who+".opus"), func() bool {
+			var list struct {
+				Meetings []meetingAnswer `json:"meetings"`
+			}
+			b.call(t, "GET", "/v1/meetings", nil, &list)
+			return len(list.Meetings) == 1 && b.hears(t, list.Meetings[0].ID, who)
+		})
 	}
 	for _, p := range pubs {
 		p.wait(t)
@@ -308,21 +347,8 @@ func TestLiveKitRoomStartedByWebhookBecomesMinutes(t *testing.T) {
 		&lkproto.UpdateParticipantRequest{Room: room, Identity: "bob", Name: "Robert Durand"})
 	require.NoError(t, err)
 	names["bob"] = "Robert Durand"
-	require.Eventually(t, func() bool {
-		var ps struct {
-			Participants []struct {
-				Identity    string `json:"identity"`
-				DisplayName string `json:"display_name"`
-			} `json:"participants"`
-		}
-		b.call(t, "GET", "/v1/meetings/"+id+"/participants", nil, &ps)
-		for _, p := range ps.Participants {
-			if p.Identity == "bob" {
-				return p.DisplayName == "Robert Durand"
-			}
-		}
-		return false
-	}, 20*time.Second, 100*time.Millisecond, "the new name was not stored")
+	require.Eventually(t, func() bool { return b.participants(t, id)["bob"] == "Robert Durand" },
+		20*time.Second, 100*time.Millisecond, "the new name was not stored")
 
 	lk.deleteRoom(t, room)
 	var now meetingAnswer
@@ -370,7 +396,8 @@ func TestLiveKitRoomRecordedOnRequestSurvivesAKill(t *testing.T) {
 	require.Equal(t, http.StatusOK, b.call(t, "POST", "/v1/livekit/rooms/"+room+"/record", nil, &again))
 	require.Equal(t, m.ID, again.ID, "a room is recorded by one meeting at a time")
 
-	pub := publishToLiveKit(t, lk, room, "alice", "Alice", filepath.Join(fixtures, "alice.opus"))
+	pub := publishToLiveKit(t, lk, room, "alice", "Alice", filepath.Join(fixtures, "alice.opus"),
+		func() bool { return b.hears(t, m.ID, "alice") })
 	// Kill once 4.5 s are sent: alice's first sentence (1.0–2.5 s) is in,
 	// her second (5.5–7.0 s) is to come.
 	require.Eventually(t, func() bool { return pub.sentMS.Load() >= 4500 }, 30*time.Second, 10*time.Millisecond)
