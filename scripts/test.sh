@@ -9,6 +9,8 @@
 #   GREFFIER_TEST_POSTGRES  URL of a PostgreSQL server to use instead of the
 #                           local one (then this script leaves PostgreSQL alone)
 #   GREFFIER_VERSITYGW      path of the versitygw binary to use
+#   GREFFIER_LIVEKIT_SERVER path of the livekit-server binary to use (the
+#                           LiveKit tests then require it)
 #   GREFFIER_TEST_PACKAGES  packages to vet, lint and test (default ./...)
 #   GREFFIER_AXE_JS         axe-core's axe.min.js, for the browser tests'
 #                           accessibility checks (default: installed from
@@ -17,6 +19,7 @@
 set -euo pipefail
 
 VERSITYGW_VERSION=v1.8.0
+LIVEKIT_SERVER_VERSION=v1.13.11
 STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2
 AXE_VERSION=4.14.1          # axe-core, run in Chromium by the browser tests
 APT_PACKAGES=(ffmpeg opus-tools mkvtoolnix sox gcc libc6-dev chromium curl jq iproute2 nftables espeak-ng) # gcc: go test -race needs cgo; chromium: browser tests; curl, jq: the docs' walk-throughs; iproute2, nftables: the UDP-blocked browser test; espeak-ng: speech fixtures (segment coverage)
@@ -60,6 +63,35 @@ elif ! command -v versitygw >/dev/null; then
 	step "installing versitygw $VERSITYGW_VERSION into $GOBIN_DIR (takes a few minutes)"
 	go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
 fi
+
+# livekit-server, for the LiveKit tests (a real single-node server on
+# loopback). `go install` refuses it: its go.mod replaces pion/webrtc, ice
+# and dtls with LiveKit's forks, which the module proxy does not serve.
+# So the module is built from a copy without the replace lines, against
+# upstream pion. The forks add one call upstream pion lacks,
+# SettingEngine.EnableSped (part of LiveKit's "warp" connection speed-up,
+# which only LiveKit's forked clients ask for); the smallest honest fix is
+# to drop that call, so warp is off and everything else is LiveKit's code.
+install_livekit_server() {
+	local dir src
+	dir="$(go mod download -json "github.com/livekit/livekit-server@$LIVEKIT_SERVER_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+	[[ -d $dir ]] || die "could not download github.com/livekit/livekit-server@$LIVEKIT_SERVER_VERSION"
+	src="$(mktemp -d)"
+	cp -r "$dir/." "$src"
+	chmod -R u+w "$src"
+	sed -i '/^replace /d' "$src/go.mod"
+	sed -i '/se\.EnableSped(true)/d' "$src/pkg/rtc/transport.go"
+	(cd "$src" && go mod tidy && CGO_ENABLED=0 go build -o "$GOBIN_DIR/livekit-server" ./cmd/server)
+	rm -rf "$src"
+}
+if [[ -n ${GREFFIER_LIVEKIT_SERVER:-} ]]; then
+	[[ -x $GREFFIER_LIVEKIT_SERVER ]] || die "GREFFIER_LIVEKIT_SERVER=$GREFFIER_LIVEKIT_SERVER is not an executable file"
+elif ! livekit-server --version 2>/dev/null | grep -qx "livekit-server version ${LIVEKIT_SERVER_VERSION#v}"; then
+	step "building livekit-server $LIVEKIT_SERVER_VERSION into $GOBIN_DIR (takes many minutes)"
+	install_livekit_server
+fi
+# The LiveKit tests skip without the server only outside this script.
+export GREFFIER_REQUIRE_LIVEKIT=1
 
 if ! command -v staticcheck >/dev/null; then
 	step "installing staticcheck $STATICCHECK_VERSION into $GOBIN_DIR"
