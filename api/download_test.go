@@ -35,6 +35,7 @@ import (
 	"github.com/greffier/greffier/internal/token"
 	"github.com/greffier/greffier/internal/upload"
 	"github.com/greffier/greffier/jobs"
+	"github.com/greffier/greffier/livekit"
 )
 
 const apiToken = "test-token"
@@ -151,7 +152,7 @@ func setupOn(t *testing.T, d store.Dialect, onS3 bool) *bundle {
 	require.NoError(t, err)
 	a, err := api.New(api.Config{Token: apiToken, PublicURL: "https://greffier.example.org/base/"}, api.Deps{Store: st, Blobs: blobs, Ender: media, Rerunner: media,
 		Sessions: media, Signer: signer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Deleter: media, Uploads: uploads, Importer: media})
+		Deleter: media, Uploads: uploads, Importer: media, LiveKit: fakeRooms{st, livekit.NewWebhooks("lk-key", "lk-secret")}})
 	require.NoError(t, err)
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)

@@ -58,6 +58,8 @@ var roleMatrix = []access{
 	{"GET /v1/meetings/{id}/archive.webm", keepers, ""},
 	{"GET /v1/meetings/{id}/mix.flac", keepers, ""},
 	{"GET /v1/meetings/{id}/speakers/{file}", keepers, ""},
+	{"POST /v1/livekit/rooms/{room}/record", runners, "when LiveKit is configured"},
+	{"POST /v1/livekit/webhook", nil, "no key: LiveKit's signature (a bad one gets 401)"},
 	{"GET /v1/meetings/{id}/minutes", everyRole, "and every rendering: also a join token with the minutes right, for its own meeting"},
 	{"GET /v1/meetings/{id}/minutes.json", everyRole, ""},
 	{"GET /v1/meetings/{id}/minutes.vtt", everyRole, ""},
@@ -144,7 +146,7 @@ func fill(pattern, meetingID string) (method, path string) {
 		return method, strings.ReplaceAll(path, "{id}", "key_none")
 	}
 	return method, strings.NewReplacer("{id}", meetingID, "{token}", "tok_none", "{identity}", "alice",
-		"{file}", "alice.flac").Replace(path)
+		"{file}", "alice.flac", "{room}", "conseil").Replace(path)
 }
 
 // TestEveryRouteAnswersEachRoleAsTheMatrixSays walks every route the API
@@ -209,7 +211,7 @@ func TestEveryRouteAnswersEachRoleAsTheMatrixSays(t *testing.T) {
 				allowed := slices.Contains(row.roles, role) || slices.Contains(row.roles, "public")
 				switch {
 				case !allowed && (row.route == "GET /v1/meetings/{id}/captions" || row.route == "GET /v1/meetings/{id}/room" ||
-					row.route == "POST /v1/meetings/{id}/name"):
+					row.route == "POST /v1/meetings/{id}/name" || row.route == "POST /v1/livekit/webhook"):
 					require.Equal(t, http.StatusUnauthorized, a.status, "%s as %s", row.route, who)
 				case !allowed:
 					require.Equal(t, http.StatusForbidden, a.status, "%s as %s: %s", row.route, who, a.body)

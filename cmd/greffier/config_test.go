@@ -108,6 +108,17 @@ func withS3(env map[string]string) map[string]string {
 	return env
 }
 
+// withLiveKit completes env with the LiveKit settings that go together.
+func withLiveKit(env map[string]string) map[string]string {
+	for k, v := range map[string]string{"GREFFIER_LIVEKIT_URL": "ws://192.0.2.9:7880", "GREFFIER_LIVEKIT_API_KEY": "x",
+		"GREFFIER_LIVEKIT_API_SECRET": "x"} {
+		if env[k] == "" {
+			env[k] = v
+		}
+	}
+	return env
+}
+
 func getenvOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 // TestEverySettingHasAFlagAVariableADefaultAndHelp: the table is whole,
@@ -173,6 +184,10 @@ func TestFlagVariableAndFileSetTheSameSetting(t *testing.T) {
 		env := map[string]string{}
 		if strings.HasPrefix(s.Name, "s3-") && s.Name != "s3-region" && s.Name != "s3-use-ssl" {
 			env = withS3(env)
+			delete(env, s.Env)
+		}
+		if strings.HasPrefix(s.Name, "livekit-") {
+			env = withLiveKit(env)
 			delete(env, s.Env)
 		}
 
@@ -288,6 +303,11 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{env: map[string]string{"GREFFIER_HTTP_WRITE_TIMEOUT": "0s"}, setting: "http-write-timeout", says: "positive"},
 		{env: map[string]string{"GREFFIER_DATA_DIR": ""}, args: []string{"--data-dir="}, setting: "data-dir", says: "empty"},
 		{env: map[string]string{"GREFFIER_API_TOKEN_FILE": "/nonexistent/token"}, setting: "api-token", says: "read the secret's file"},
+		{env: map[string]string{"GREFFIER_LIVEKIT_URL": "wss://lk.example.org"}, setting: "livekit-api-secret", says: "API secret"},
+		{env: map[string]string{"GREFFIER_LIVEKIT_URL": "lk.example.org:7880", "GREFFIER_LIVEKIT_API_KEY": "k",
+			"GREFFIER_LIVEKIT_API_SECRET": "s"}, setting: "livekit-url", says: "wss://"},
+		{env: withLiveKit(map[string]string{"GREFFIER_LIVEKIT_AUTO_RECORD": "council-["}), setting: "livekit-auto-record", says: "pattern"},
+		{env: map[string]string{"GREFFIER_LIVEKIT_AUTO_RECORD": "*"}, setting: "livekit-auto-record", says: "livekit-url"},
 	}
 	for _, c := range cases {
 		_, err := LoadConfig(c.args, getenvOf(c.env))
