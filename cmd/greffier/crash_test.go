@@ -34,7 +34,7 @@ type child struct {
 	log           *os.File
 }
 
-func freePort(t *testing.T, network string) string {
+func freePort(t testing.TB, network string) string {
 	t.Helper()
 	if network == "udp" {
 		c, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -48,7 +48,7 @@ func freePort(t *testing.T, network string) string {
 	return l.Addr().String()
 }
 
-func startChild(t *testing.T, c *child) {
+func startChild(t testing.TB, c *child) {
 	t.Helper()
 	c.cmd = exec.Command(c.bin, "serve")
 	c.cmd.Env = append(os.Environ(), c.env...)
@@ -81,7 +81,7 @@ func startChild(t *testing.T, c *child) {
 }
 
 // buildServe builds the greffier binary the kill tests run as a child.
-func buildServe(t *testing.T) string {
+func buildServe(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "greffier")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()

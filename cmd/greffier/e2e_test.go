@@ -162,7 +162,7 @@ func (b *testBundle) stop(t *testing.T) {
 }
 
 // call sends a JSON request with the API token and decodes the answer into out.
-func (b *testBundle) call(t *testing.T, method, path string, body, out any) int {
+func (b *testBundle) call(t testing.TB, method, path string, body, out any) int {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {

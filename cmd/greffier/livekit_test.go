@@ -37,7 +37,7 @@ const (
 // liveKitBinary finds livekit-server: GREFFIER_LIVEKIT_SERVER, then PATH,
 // then $GOPATH/bin (where scripts/test.sh installs it). A test without it
 // is skipped, unless GREFFIER_REQUIRE_LIVEKIT says it must run.
-func liveKitBinary(t *testing.T) string {
+func liveKitBinary(t testing.TB) string {
 	t.Helper()
 	candidates := []string{os.Getenv("GREFFIER_LIVEKIT_SERVER")}
 	if p, err := exec.LookPath("livekit-server"); err == nil {
@@ -69,7 +69,7 @@ type liveKitServer struct {
 
 // startLiveKit starts livekit-server on free loopback ports, sending its
 // webhooks to webhookURL ("" for none); it is killed when the test ends.
-func startLiveKit(t *testing.T, webhookURL string) *liveKitServer {
+func startLiveKit(t testing.TB, webhookURL string) *liveKitServer {
 	t.Helper()
 	bin := liveKitBinary(t)
 	port := freePort(t, "tcp")
@@ -148,7 +148,7 @@ type lkPublisher struct {
 // microphone track; it sends the file's first packet (silence) again and
 // again until heard says Greffier receives it (LiveKit tells a publisher
 // of its subscribers, but not of hidden ones), then the file.
-func publishToLiveKit(t *testing.T, lk *liveKitServer, room, identity, name, oggPath string, heard func() bool) *lkPublisher {
+func publishToLiveKit(t testing.TB, lk *liveKitServer, room, identity, name, oggPath string, heard func() bool) *lkPublisher {
 	t.Helper()
 	raw, err := os.ReadFile(oggPath)
 	require.NoError(t, err)
@@ -206,7 +206,7 @@ func publishToLiveKit(t *testing.T, lk *liveKitServer, room, identity, name, ogg
 }
 
 // wait waits for the whole file to be sent.
-func (p *lkPublisher) wait(t *testing.T) {
+func (p *lkPublisher) wait(t testing.TB) {
 	t.Helper()
 	select {
 	case <-p.done:
@@ -226,7 +226,7 @@ func (p *lkPublisher) leave() {
 }
 
 // participants returns a meeting's participants' display names by identity.
-func (b *testBundle) participants(t *testing.T, meetingID string) map[string]string {
+func (b *testBundle) participants(t testing.TB, meetingID string) map[string]string {
 	t.Helper()
 	var ps struct {
 		Participants []struct {
@@ -244,7 +244,7 @@ func (b *testBundle) participants(t *testing.T, meetingID string) map[string]str
 
 // hears reports whether Greffier receives identity's audio in the meeting
 // (a LiveKit participant joins the meeting with their first packet).
-func (b *testBundle) hears(t *testing.T, meetingID, identity string) bool {
+func (b *testBundle) hears(t testing.TB, meetingID, identity string) bool {
 	t.Helper()
 	_, ok := b.participants(t, meetingID)[identity]
 	return ok
