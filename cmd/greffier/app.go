@@ -50,8 +50,8 @@ type App struct {
 	webhookSecret string
 	captions      *captions.Hub // nil without a streaming backend
 	events        *meeting.EventLog
-	s3            *blob.S3     // nil on disk
-	idle          *idle.Reaper // nil when IdleEndAfter is 0
+	s3            *blob.S3        // nil on disk
+	idle          *idle.Reaper    // nil when IdleEndAfter is 0
 	livekit       *livekit.Source // nil without LiveKit
 	rooms         *meeting.Rooms  // nil without LiveKit
 	metrics       *metrics
