@@ -50,8 +50,6 @@ var importRules = append([]importRule{
 	{rule: "the LiveKit source knows nothing of Greffier: meeting wires it to the recorder and the store",
 		from: []string{"livekit"}, allow: []string{"livekit"}},
 	{rule: "recorder never imports sfu", from: []string{"recorder/..."}, deny: []string{"sfu/..."}},
-	{rule: "the LiveKit source knows nothing of Greffier: meeting wires it to the recorder and the store",
-		from: []string{"livekit"}, allow: []string{"livekit"}},
 	{rule: "the SFU knows no recorder, store, storage, pipeline, API or speech backend", from: []string{"sfu/..."},
 		deny: []string{"recorder/...", "internal/store", "internal/blob", "jobs", "api", "transcribe/...", "diarize/...", "summarize/..."}},
 	{rule: "transcription backends know nothing of meetings: only the media toolbox and internal/backend, the leaf all backend clients share",
