@@ -221,6 +221,7 @@ type room struct {
 	wg        sync.WaitGroup // the tracks' readers
 	// stopNames stops watchNames, which closes namesDone.
 	stopNames, namesDone chan struct{}
+	stopOnce             sync.Once
 
 	mu      sync.Mutex
 	names   map[string]string // display name by identity, as last stored
@@ -237,14 +238,14 @@ func (r *room) join(ctx context.Context) error {
 	cb.OnDisconnectedWithReason = r.disconnected
 	lk := lksdk.NewRoom(cb)
 	lk.SetLogger(sdkLogger(r.src.cfg.SDKLogger))
+	r.stopNames, r.namesDone = make(chan struct{}), make(chan struct{})
 	r.mu.Lock()
 	r.lk = lk
 	r.mu.Unlock()
 	if err := lk.JoinWithContextAndToken(ctx, r.src.cfg.URL, tok); err != nil {
+		close(r.namesDone) // no watcher to wait for
 		return err
 	}
-	r.stopNames = make(chan struct{})
-	r.namesDone = make(chan struct{})
 	go r.watchNames(lk)
 	return nil
 }
@@ -279,10 +280,7 @@ func (r *room) leave(ctx context.Context) error {
 	if lk != nil {
 		lk.Disconnect()
 	}
-	if r.stopNames != nil {
-		close(r.stopNames)
-		<-r.namesDone
-	}
+	r.stopWatching()
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
 	select {
@@ -307,7 +305,26 @@ func (r *room) disconnected(reason lksdk.DisconnectionReason) {
 		go r.src.finished(r.meetingID)
 		return
 	}
-	r.src.log.Warn("disconnected from LiveKit room", "meeting", r.meetingID, "room", r.name, "reason", string(reason))
+	// The SDK gave up reconnecting (it retries for about a minute) or
+	// LiveKit put the recorder out. The room is forgotten, so that asking
+	// to record it again (the API, or the next start) joins it anew; the
+	// tracks recorded so far are stored as their readers end.
+	r.src.log.Error("lost the LiveKit room: its meeting records nothing until the room is recorded again",
+		"meeting", r.meetingID, "room", r.name, "reason", string(reason))
+	r.src.mu.Lock()
+	if r.src.rooms[r.meetingID] == r {
+		delete(r.src.rooms, r.meetingID)
+	}
+	r.src.mu.Unlock()
+	r.stopWatching()
+}
+
+// stopWatching stops watchNames, once.
+func (r *room) stopWatching() {
+	r.stopOnce.Do(func() {
+		close(r.stopNames)
+		<-r.namesDone
+	})
 }
 
 // rename stores a participant's new display name.
