@@ -47,14 +47,7 @@ func (a *API) recordLiveKitRoom(w http.ResponseWriter, r *http.Request) {
 			strconv.Itoa(maxRoomLen)+" bytes")
 		return
 	}
-	req.Title = strings.TrimSpace(req.Title)
-	if err := usertext.CheckLine(req.Title, maxTitleLen); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_title", "title "+err.Error())
-		return
-	}
-	if !usertext.ValidLanguage(req.Language) {
-		writeError(w, http.StatusBadRequest, "bad_language", "language "+strconv.Quote(req.Language)+
-			" is not a language tag: use one such as fr, en or fr-FR, or leave it empty to let the backend detect it")
+	if !checkTitleAndLanguage(w, &req.Title, req.Language) {
 		return
 	}
 	p, _ := PrincipalFrom(r.Context())

@@ -191,18 +191,11 @@ func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_webhook", msg)
 		return
 	}
-	req.Title = strings.TrimSpace(req.Title)
-	if err := usertext.CheckLine(req.Title, maxTitleLen); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_title", "title "+err.Error())
+	if !checkTitleAndLanguage(w, &req.Title, req.Language) {
 		return
 	}
 	if msg := checkGlossary(req.Glossary); msg != "" {
 		writeError(w, http.StatusBadRequest, "bad_glossary", msg)
-		return
-	}
-	if !usertext.ValidLanguage(req.Language) {
-		writeError(w, http.StatusBadRequest, "bad_language", "language "+strconv.Quote(req.Language)+
-			" is not a language tag: use one such as fr, en or fr-FR, or leave it empty to let the backend detect it")
 		return
 	}
 	var retention store.RetentionChange
@@ -268,6 +261,22 @@ func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
 	a.log.Info("meeting created", "meeting", m.ID, "title", m.Title, "participants", len(out.Join))
 	w.Header().Set("Location", "/v1/meetings/"+m.ID)
 	writeJSON(w, http.StatusCreated, out)
+}
+
+// checkTitleAndLanguage trims a new meeting's title and answers 400 when
+// it or the language is not one; it reports whether both are fine.
+func checkTitleAndLanguage(w http.ResponseWriter, title *string, language string) bool {
+	*title = strings.TrimSpace(*title)
+	if err := usertext.CheckLine(*title, maxTitleLen); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_title", "title "+err.Error())
+		return false
+	}
+	if !usertext.ValidLanguage(language) {
+		writeError(w, http.StatusBadRequest, "bad_language", "language "+strconv.Quote(language)+
+			" is not a language tag: use one such as fr, en or fr-FR, or leave it empty to let the backend detect it")
+		return false
+	}
+	return true
 }
 
 // checkParticipant validates and fills defaults; it returns what is wrong.
