@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"sync"
 
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/livekit"
@@ -45,6 +46,11 @@ type Rooms struct {
 	ender  Ender
 	auto   string
 	log    *slog.Logger
+	// mu makes "the room's meeting, or a new one" one step in this
+	// process: a webhook and an API call for the same room at once get one
+	// meeting (the store's transaction alone would not stop two on
+	// Postgres).
+	mu sync.Mutex
 }
 
 // NewRooms records rooms through source and ends their meetings through ender.
@@ -69,7 +75,9 @@ func (r *Rooms) Record(ctx context.Context, room, title, language, createdBy str
 	if title == "" {
 		title = room
 	}
+	r.mu.Lock()
 	m, created, err = r.store.RecordLiveKitRoom(ctx, room, title, language, createdBy)
+	r.mu.Unlock()
 	if err != nil {
 		return m, false, err
 	}

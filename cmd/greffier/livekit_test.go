@@ -341,6 +341,10 @@ func TestLiveKitRoomStartedByWebhookBecomesMinutes(t *testing.T) {
 	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+id, nil, &m))
 	require.Equal(t, "live", m.State)
 	require.NotNil(t, m.StartedAt)
+	// A forged room_finished does not end it.
+	require.Equal(t, http.StatusUnauthorized, statusOf(t, signedWebhook(t, hook, "room_finished", room, "not-"+liveKitSecret)))
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+id, nil, &m))
+	require.Equal(t, "live", m.State)
 
 	// The application renames a participant: the minutes show the new name.
 	_, err := lksdk.NewRoomServiceClient(lk.http, liveKitKey, liveKitSecret).UpdateParticipant(context.Background(),

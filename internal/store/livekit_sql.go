@@ -15,9 +15,9 @@ type LiveKitRoom struct {
 
 // RecordLiveKitRoom creates a meeting recorded from room, unless a meeting
 // of that room is still created or live: then it returns that one and
-// created is false. Both happen in one transaction, so a webhook and an
-// API call racing for the same room get the same meeting on Postgres; on
-// SQLite writers are serialised anyway.
+// created is false. Both happen in one transaction; callers racing for the
+// same room on Postgres must take turns (meeting.Rooms does), as the
+// transaction does not lock a row that does not exist yet.
 func (s *Store) RecordLiveKitRoom(ctx context.Context, room, title, language, keyID string) (m Meeting, created bool, err error) {
 	err = s.InTx(ctx, func(_ *sql.Tx, q Queries) error {
 		id, err := q.LiveKitMeeting(ctx, room)
