@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path"
 	"sync"
+	"time"
 
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/livekit"
@@ -156,8 +157,48 @@ func (r *Rooms) Resume(ctx context.Context) error {
 			r.log.Info("the LiveKit room closed while Greffier was down: its meeting ends", "meeting", lk.MeetingID, "room", lk.Room)
 			errs = append(errs, r.end(ctx, lk.MeetingID))
 		default:
-			errs = append(errs, r.source.Record(ctx, lk.MeetingID, lk.Room))
+			if err := r.source.Record(ctx, lk.MeetingID, lk.Room); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			errs = append(errs, r.stateDowntime(ctx, lk.MeetingID))
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// downtimeReason says why a LiveKit participant's speech is missing
+// between a crash and the room's rejoining.
+const downtimeReason = "the server restarted: what LiveKit sent while it was down was not received"
+
+// stateDowntime records, for each participant whose last track a crash
+// cut (a recovered track), that nothing of theirs was received from that
+// track's end until now, when the room is joined again: unlike the SFU's
+// participants, who reconnect, LiveKit's went on speaking to LiveKit.
+func (r *Rooms) stateDowntime(ctx context.Context, meetingID string) error {
+	m, err := r.store.Meeting(ctx, meetingID)
+	if err != nil || m.StartedAt.IsZero() {
+		return err
+	}
+	tracks, err := r.store.Tracks(ctx, meetingID)
+	if err != nil {
+		return err
+	}
+	last := map[string]store.Track{}
+	for _, t := range tracks {
+		if l, ok := last[t.Identity]; !ok || t.StartMS >= l.StartMS {
+			last[t.Identity] = t
+		}
+	}
+	now := time.Since(m.StartedAt).Milliseconds()
+	var errs []error
+	for _, t := range last {
+		end := t.StartMS + t.DurationMS + t.GapMS
+		if t.State != store.TrackRecovered || end >= now {
+			continue
+		}
+		errs = append(errs, r.store.RecordGap(ctx, store.TrackGap{TrackID: t.ID, MeetingID: meetingID, Identity: t.Identity,
+			StartMS: end, EndMS: now, Reason: downtimeReason}))
 	}
 	return errors.Join(errs...)
 }
