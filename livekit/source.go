@@ -247,6 +247,14 @@ func (r *room) join(ctx context.Context) error {
 		return err
 	}
 	go r.watchNames(lk)
+	r.mu.Lock()
+	leaving := r.leaving
+	r.mu.Unlock()
+	if leaving {
+		// The meeting ended while joining: leave's Disconnect may have
+		// come before the connection was made.
+		lk.Disconnect()
+	}
 	return nil
 }
 
