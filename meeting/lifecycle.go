@@ -3,9 +3,10 @@
 // heard while it is (by the pipeline's live path, by live captions), the
 // log of what happened in it, and how it ends (the pipeline's
 // transaction, then the media, then the captions) or runs again. It orders the parts; each part does its own
-// work. It imports the parts (sfu, recorder, jobs, captions, the store);
-// none of them imports it, and it knows no HTTP: cmd/greffier wires it
-// between the SFU, the recorder and the API.
+// work. It imports the parts (sfu, livekit, recorder, jobs, captions, the
+// store); none of them imports it, and it knows no HTTP: cmd/greffier
+// wires it between the SFU, the LiveKit source, the recorder and the API.
+// Meetings held in LiveKit rooms are Rooms' (rooms.go).
 package meeting
 
 import (
