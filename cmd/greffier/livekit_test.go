@@ -164,15 +164,34 @@ func publishToLiveKit(t testing.TB, lk *liveKitServer, room, identity, name, ogg
 	require.NoError(t, err)
 	p := &lkPublisher{room: r, done: make(chan struct{}), stop: make(chan struct{})}
 	t.Cleanup(p.leave)
+	isHeard := make(chan struct{})
+	go func() {
+		for !heard() {
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-p.stop:
+				return
+			}
+		}
+		close(isHeard)
+	}()
 	go func() {
 		frame := time.Duration(packets[0].Samples) * time.Second / 48000
 		tick := time.NewTicker(frame)
 		defer tick.Stop()
-		for i := 0; ; i++ {
-			if i%10 == 0 && heard() {
-				break
+		// The lead-in's RTP clock follows the wall clock, however late the
+		// ticks come on a loaded machine: each sample's duration (the RTP
+		// time to the next) is the wall time since the previous one, so
+		// the RTP time of the file's start is its wall time, within a tick.
+		gap, last := frame, time.Now()
+		for lead := true; lead; {
+			select {
+			case <-isHeard:
+				lead = false
+				continue
+			default:
 			}
-			if err := track.WriteSample(media.Sample{Data: packets[0].Data, Duration: frame}); err != nil {
+			if err := track.WriteSample(media.Sample{Data: packets[0].Data, Duration: gap}); err != nil {
 				return
 			}
 			select {
@@ -180,6 +199,8 @@ func publishToLiveKit(t testing.TB, lk *liveKitServer, room, identity, name, ogg
 			case <-p.stop:
 				return
 			}
+			now := time.Now()
+			gap, last = now.Sub(last), now
 		}
 		defer close(p.done)
 		timer := time.NewTimer(0)
