@@ -389,19 +389,7 @@ func testMeetingBecomesMinutes(t *testing.T, b *testBundle) {
 	for who, p := range pubs {
 		offset[who] = p.Started().Sub(mt.startedAt).Seconds()
 	}
-	require.Len(t, doc.Turns, len(script.Utterances), "turns: %+v", doc.Turns)
-	for i, u := range script.Utterances {
-		turn := doc.Turns[i]
-		require.Equal(t, u.Speaker, turn.Speaker, "turn %d", i)
-		require.Equal(t, names[u.Speaker], turn.Name, "turn %d", i)
-		require.Equal(t, u.Text, turn.Text, "turn %d", i)
-		require.InDelta(t, offset[u.Speaker]+u.Start, float64(turn.Start.MS())/1000, 0.3, "turn %d start", i)
-		require.InDelta(t, offset[u.Speaker]+u.End, float64(turn.End.MS())/1000, 0.3, "turn %d end", i)
-		require.Len(t, turn.Words, len(u.Words))
-		for k, w := range u.Words {
-			require.InDelta(t, offset[u.Speaker]+w.Start, float64(turn.Words[k].Start.MS())/1000, 0.3, "turn %d word %d", i, k)
-		}
-	}
+	requireTurnsOf(t, doc, script, names, offset)
 	// In the fixtures alice's first sentence overlaps bob's by 0.3 s; how
 	// much it does in the meeting depends on when each started sending.
 	// Within 150 ms either way the measured times may honestly go either
@@ -439,6 +427,26 @@ func testMeetingBecomesMinutes(t *testing.T, b *testBundle) {
 	hooks.mu.Lock()
 	require.Empty(t, hooks.failed)
 	hooks.mu.Unlock()
+}
+
+// requireTurnsOf checks that the minutes give each utterance of the
+// script to its speaker, under their name, in time (offset places each
+// speaker's file on the meeting clock, in seconds), word by word.
+func requireTurnsOf(t *testing.T, doc minutes.Document, script transcribetest.Script, names map[string]string, offset map[string]float64) {
+	t.Helper()
+	require.Len(t, doc.Turns, len(script.Utterances), "turns: %+v", doc.Turns)
+	for i, u := range script.Utterances {
+		turn := doc.Turns[i]
+		require.Equal(t, u.Speaker, turn.Speaker, "turn %d", i)
+		require.Equal(t, names[u.Speaker], turn.Name, "turn %d", i)
+		require.Equal(t, u.Text, turn.Text, "turn %d", i)
+		require.InDelta(t, offset[u.Speaker]+u.Start, float64(turn.Start.MS())/1000, 0.3, "turn %d start", i)
+		require.InDelta(t, offset[u.Speaker]+u.End, float64(turn.End.MS())/1000, 0.3, "turn %d end", i)
+		require.Len(t, turn.Words, len(u.Words))
+		for k, w := range u.Words {
+			require.InDelta(t, offset[u.Speaker]+w.Start, float64(turn.Words[k].Start.MS())/1000, 0.3, "turn %d word %d", i, k)
+		}
+	}
 }
 
 // requireArchive waits for the whole-meeting files and checks them: one

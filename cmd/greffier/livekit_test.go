@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/greffier/greffier/internal/audio"
+	"github.com/greffier/greffier/internal/testenv"
 	"github.com/greffier/greffier/minutes"
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
@@ -39,25 +40,14 @@ const (
 // is skipped, unless GREFFIER_REQUIRE_LIVEKIT says it must run.
 func liveKitBinary(t testing.TB) string {
 	t.Helper()
-	candidates := []string{os.Getenv("GREFFIER_LIVEKIT_SERVER")}
-	if p, err := exec.LookPath("livekit-server"); err == nil {
-		candidates = append(candidates, p)
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		candidates = append(candidates, filepath.Join(string(bytes.TrimSpace(out)), "bin", "livekit-server"))
-	}
-	for _, c := range candidates {
-		if c == "" {
-			continue
-		}
-		if st, err := os.Stat(c); err == nil && !st.IsDir() {
-			return c
-		}
+	p, err := testenv.Program("livekit-server", "GREFFIER_LIVEKIT_SERVER")
+	if err == nil {
+		return p
 	}
 	if os.Getenv("GREFFIER_REQUIRE_LIVEKIT") != "" {
-		t.Fatal("livekit-server is required (GREFFIER_REQUIRE_LIVEKIT) but not found: run scripts/test.sh or set GREFFIER_LIVEKIT_SERVER")
+		t.Fatalf("%v, and GREFFIER_REQUIRE_LIVEKIT requires it: run scripts/test.sh, which builds it", err)
 	}
-	t.Skip("livekit-server not found: scripts/test.sh installs it (or set GREFFIER_LIVEKIT_SERVER)")
+	t.Skipf("%v: scripts/test.sh builds it", err)
 	return ""
 }
 
@@ -294,23 +284,6 @@ func statusOf(t *testing.T, req *http.Request) int {
 	require.NoError(t, err)
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-// requireTurnsOf checks that the minutes give each utterance of the
-// script to its speaker, under their name, with its words in time.
-func requireTurnsOf(t *testing.T, doc minutes.Document, script transcribetest.Script, names map[string]string, offset map[string]float64) {
-	t.Helper()
-	require.Len(t, doc.Turns, len(script.Utterances), "turns: %+v", doc.Turns)
-	for i, u := range script.Utterances {
-		turn := doc.Turns[i]
-		require.Equal(t, u.Speaker, turn.Speaker, "turn %d", i)
-		require.Equal(t, names[u.Speaker], turn.Name, "turn %d", i)
-		require.Equal(t, u.Text, turn.Text, "turn %d", i)
-		require.Len(t, turn.Words, len(u.Words))
-		for k, w := range u.Words {
-			require.InDelta(t, offset[u.Speaker]+w.Start, float64(turn.Words[k].Start.MS())/1000, 0.3, "turn %d word %d", i, k)
-		}
-	}
 }
 
 // TestLiveKitRoomStartedByWebhookBecomesMinutes has a real livekit-server

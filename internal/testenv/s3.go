@@ -271,25 +271,11 @@ func removeStaleSharedDirs() {
 }
 
 func findVersityGW() (string, error) {
-	if p := os.Getenv(VersityGWEnv); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("%s=%q: %w", VersityGWEnv, p, err)
-		}
-		return p, nil
+	p, err := Program("versitygw", VersityGWEnv)
+	if err != nil {
+		return "", fmt.Errorf("%w: run scripts/test.sh, which installs it, or go install github.com/versity/versitygw/cmd/versitygw@v1.8.0", err)
 	}
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p, nil
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		for gp := range strings.SplitSeq(strings.TrimSpace(string(out)), string(os.PathListSeparator)) {
-			p := filepath.Join(gp, "bin", "versitygw")
-			if _, err := os.Stat(p); err == nil {
-				return p, nil
-			}
-		}
-	}
-	return "", fmt.Errorf("versitygw not found (tried $%s, PATH, $(go env GOPATH)/bin): "+
-		"run scripts/test.sh, which installs it, or go install github.com/versity/versitygw/cmd/versitygw@v1.8.0", VersityGWEnv)
+	return p, nil
 }
 
 func freeLoopbackAddr() (string, error) {
