@@ -100,6 +100,9 @@ type Deps struct {
 	// no import (the routes are not served).
 	Uploads  *upload.Store
 	Importer Importer
+	// NodeTimeout is how long a node may be silent and still count as
+	// alive in GET /v1/nodes (default 10 s).
+	NodeTimeout time.Duration
 }
 
 // API serves the REST interface.
@@ -116,7 +119,9 @@ type API struct {
 	deleter  Deleter
 	uploads  *upload.Store
 	importer Importer
-	log      *slog.Logger
+	// nodeTimeout: see Deps.NodeTimeout.
+	nodeTimeout time.Duration
+	log         *slog.Logger
 	now      func() time.Time
 }
 
@@ -135,7 +140,10 @@ func New(cfg Config, d Deps) (*API, error) {
 	if d.Store == nil || d.Blobs == nil || d.Ender == nil || d.Rerunner == nil || d.Signer == nil || d.Sessions == nil || d.Logger == nil {
 		return nil, errors.New("api: every field of Deps is required")
 	}
-	return &API{cfg: cfg, store: d.Store, blobs: d.Blobs, ender: d.Ender, rerun: d.Rerunner, signer: d.Signer,
+	if d.NodeTimeout <= 0 {
+		d.NodeTimeout = 10 * time.Second
+	}
+	return &API{nodeTimeout: d.NodeTimeout, cfg: cfg, store: d.Store, blobs: d.Blobs, ender: d.Ender, rerun: d.Rerunner, signer: d.Signer,
 		sessions: d.Sessions, webhooks: egress.Guard{AllowPrivate: cfg.WebhookAllowPrivate},
 		captions: d.Captions, deleter: d.Deleter, uploads: d.Uploads, importer: d.Importer, log: d.Logger, now: time.Now}, nil
 }
@@ -204,6 +212,7 @@ func (a *API) routes(route func(pattern, permission string, h http.HandlerFunc))
 	route("GET /v1/keys", PermKeysManage, a.listKeys)
 	route("DELETE /v1/keys/{id}", PermKeysManage, a.revokeKey)
 	route("GET /v1/audit", PermAuditRead, a.listAudit)
+	route("GET /v1/nodes", PermAuditRead, a.listNodes)
 }
 
 // Routes lists every route the Handler serves, in registration order.

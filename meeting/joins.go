@@ -18,10 +18,19 @@ import (
 type Joins struct {
 	store *store.Store
 	log   *slog.Logger
+	// placement, when several nodes share the database, sends a join
+	// to the node holding the meeting's media.
+	placement *Placement
 }
 
 // NewJoins admits participants to the meetings of st.
 func NewJoins(st *store.Store, logger *slog.Logger) *Joins { return &Joins{store: st, log: logger} }
+
+// NewPlacedJoins admits participants to the meetings of st placed on this
+// node by p, and sends the others to the node that holds them.
+func NewPlacedJoins(st *store.Store, p *Placement, logger *slog.Logger) *Joins {
+	return &Joins{store: st, log: logger, placement: p}
+}
 
 // Join records the token's identity in its meeting and returns the meeting
 // clock's zero.
@@ -36,6 +45,11 @@ func (j *Joins) Join(ctx context.Context, c token.Claims) (time.Time, error) {
 	before, err := j.store.Meeting(ctx, c.MeetingID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return time.Time{}, err
+	}
+	if err == nil && j.placement != nil && (before.State == store.MeetingCreated || before.State == store.MeetingLive) {
+		if err := j.placement.Place(ctx, c.MeetingID); err != nil {
+			return time.Time{}, fmt.Errorf("join %s as %s: %w", c.MeetingID, c.Identity, err)
+		}
 	}
 	zero, err := j.store.Join(ctx, c.MeetingID, c.Identity, c.DisplayName)
 	if err == nil && before.State == store.MeetingCreated {

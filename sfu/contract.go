@@ -35,6 +35,20 @@ var (
 	ErrTokenRevoked    = errors.New("join token revoked")
 )
 
+// MovedError is what a Meetings implementation returns when the meeting's
+// media lives on another node: the SFU answers 307 Temporary Redirect to
+// the same path on BaseURL (RFC 9725 allows WHIP and WHEP to redirect), so
+// the client sends its offer there.
+type MovedError struct {
+	MeetingID string
+	// BaseURL is the owner node's HTTP base URL, such as http://10.0.0.2:8080.
+	BaseURL string
+}
+
+func (e *MovedError) Error() string {
+	return "meeting " + e.MeetingID + " is served by the media node at " + e.BaseURL
+}
+
 // Tap receives every published track: it is the recorder's seam.
 type Tap interface {
 	// OpenTrack is called when a track's first packet arrives.

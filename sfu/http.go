@@ -29,7 +29,8 @@ func (s *SFU) WHEPHandler() http.Handler { return s.handler(kindListen) }
 
 // apiError is an HTTP failure on its way to the client.
 type apiError struct {
-	status        int
+	status int
+	// code, message: for a 307 (codeMoved), message is the target URL.
 	code, message string
 }
 
@@ -58,6 +59,10 @@ func (s *SFU) handler(kind sessionKind) http.Handler {
 			aerr = &apiError{http.StatusMethodNotAllowed, codeMethod, r.Method + " is not supported on a session URL; PATCH ICE or DELETE the session"}
 		}
 		if aerr != nil {
+			if aerr.code == codeMoved {
+				w.Header().Set("Location", aerr.message)
+				aerr.message = "this meeting's media is on another node: send the offer to " + aerr.message
+			}
 			writeError(w, aerr.status, aerr.code, aerr.message)
 		}
 	})
@@ -113,6 +118,9 @@ func (s *SFU) serveOffer(w http.ResponseWriter, r *http.Request, kind sessionKin
 
 	rm, zero, aerr := s.admit(r.Context(), claims)
 	if aerr != nil {
+		if aerr.code == codeMoved {
+			aerr.message += r.URL.RequestURI()
+		}
 		return aerr
 	}
 	if at, ok := s.tap.(AdmissionTap); ok && kind == kindPublish {
@@ -130,7 +138,7 @@ func (s *SFU) serveOffer(w http.ResponseWriter, r *http.Request, kind sessionKin
 		return aerr
 	}
 	w.Header().Set("Content-Type", "application/sdp")
-	w.Header().Set("Location", "/v1/"+string(kind)+"/"+sess.id)
+	w.Header().Set("Location", strings.TrimSuffix(s.cfg.BaseURL, "/")+"/v1/"+string(kind)+"/"+sess.id)
 	setICELinks(w.Header(), s.ICEServers(claims))
 	if ldesc, err := parseSDP(sess.pc.LocalDescription()); err == nil {
 		w.Header().Set("ETag", etag(iceOf(ldesc).ufrag))
@@ -268,6 +276,9 @@ func (s *SFU) admit(ctx context.Context, claims token.Claims) (*room, time.Time,
 			return nil, time.Time{}, &apiError{http.StatusNotFound, codeMeetingNotFound, "no meeting " + claims.MeetingID}
 		case errors.Is(err, ErrMeetingClosed):
 			return nil, time.Time{}, &apiError{http.StatusConflict, codeMeetingEnded, "this meeting has ended"}
+		}
+		if moved, ok := errors.AsType[*MovedError](err); ok {
+			return nil, time.Time{}, &apiError{http.StatusTemporaryRedirect, codeMoved, strings.TrimSuffix(moved.BaseURL, "/")}
 		}
 		s.log.Error("joining meeting", "meeting", claims.MeetingID, "err", err)
 		return nil, time.Time{}, &apiError{http.StatusInternalServerError, codeInternal, "could not join the meeting; retry later"}

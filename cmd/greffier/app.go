@@ -49,6 +49,8 @@ type App struct {
 	webhookSecret string
 	captions      *captions.Hub // nil without a streaming backend
 	events        *meeting.EventLog
+	// relay carries host controls to other nodes (Postgres only).
+	relay *meeting.Relay
 	s3            *blob.S3     // nil on disk
 	idle          *idle.Reaper // nil when IdleEndAfter is 0
 	metrics       *metrics
@@ -161,6 +163,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		SnoozeBudget: cfg.JobSnoozeBudget, MaxSegment: cfg.SegmentMax, MergeSegment: cfg.SegmentMerge, WebhookSecret: []byte(a.webhookSecret), WebhookAllowPrivate: cfg.WebhookAllowPrivate,
 		TempDir: filepath.Join(cfg.DataDir, "spool"), RetainRecordings: cfg.RetainRecordings, RetainTranscripts: cfg.RetainTranscripts,
 		RetentionSweepInterval: cfg.RetentionSweepInterval, OpusEncoder: cfg.ImportOpusEnc,
+		NodeTimeout: cfg.NodeTimeout, InsertOnly: !cfg.has(store.RoleWorker), Node: a.node,
 		SpoolDirs: func(meetingID string) []string {
 			spool := filepath.Join(cfg.DataDir, "spool")
 			return []string{filepath.Join(spool, meetingID), filepath.Join(spool, recorder.QuarantineDir, meetingID)}
@@ -187,25 +190,56 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		return nil, err
 	}
 	a.events = meeting.NewEventLog(a.store, logger)
-	if a.sfu, err = sfu.New(sfu.Config{UDPAddr: cfg.MediaAddr, PublicIPs: cfg.PublicIPs, Observer: a.events,
+	joins := meeting.NewJoins(a.store, logger)
+	var (
+		placement *meeting.Placement
+		baseURL   string
+	)
+	if a.store.Dialect() == store.Postgres {
+		// Other nodes may share this database: a meeting's media is
+		// placed on one of them, and session URLs name the node.
+		if placement, err = meeting.NewPlacement(a.store, a.pipeline.NodeID(), cfg.NodeTimeout); err != nil {
+			return nil, err
+		}
+		joins, baseURL = meeting.NewPlacedJoins(a.store, placement, logger), cfg.nodeURL()
+	}
+	if a.sfu, err = sfu.New(sfu.Config{BaseURL: baseURL, UDPAddr: cfg.MediaAddr, PublicIPs: cfg.PublicIPs, Observer: a.events,
 		AllowedOrigins: cfg.CORSOrigins, ICETCP: cfg.ICETCP, ICEServers: cfg.ICEServers, ICEServerSecret: cfg.ICEServerSecret,
 		TURN: sfu.TURNConfig{Enabled: cfg.TURN, UDPAddr: cfg.TURNUDPAddr, TCPAddr: cfg.TURNTCPAddr, TLSAddr: cfg.TURNTLSAddr,
 			CertFile: cfg.TURNCertFile, KeyFile: cfg.TURNKeyFile, Realm: cfg.TURNRealm, RelayIP: cfg.TURNRelayIP, Host: cfg.TURNHost,
 			RelayMinPort: cfg.TURNRelayMinPort, RelayMaxPort: cfg.TURNRelayMaxPort, Secret: cfg.TURNSecret}},
-		meeting.NewJoins(a.store, logger), a.signer, meeting.NewTap(a.recorder), logger); err != nil {
+		joins, a.signer, meeting.NewTap(a.recorder), logger); err != nil {
 		return nil, err
 	}
-	meetings, err := meeting.New(meeting.Deps{Store: a.store, Pipeline: a.pipeline, Media: a.sfu, Captions: a.captions})
+	var media interface {
+		meeting.Media
+		api.Sessions
+	} = a.sfu
+	if placement != nil {
+		var local meeting.LocalMedia
+		if cfg.has(store.RoleSFU) {
+			local = a.sfu
+		}
+		if a.relay, err = meeting.NewRelay(a.store.PgxPool(), local, a.pipeline.NodeID(), logger); err != nil {
+			return nil, err
+		}
+		media = a.relay
+	}
+	meetings, err := meeting.New(meeting.Deps{Store: a.store, Pipeline: a.pipeline, Media: media, Captions: a.captions})
 	if err != nil {
 		return nil, err
 	}
-	if cfg.IdleEndAfter > 0 {
-		if a.idle, err = idle.New(idle.Config{After: cfg.IdleEndAfter, Logger: logger}, a.store, a.sfu, meetings); err != nil {
+	if cfg.IdleEndAfter > 0 && cfg.has(store.RoleSFU) {
+		var held idle.Meetings = a.store
+		if placement != nil {
+			held = placement
+		}
+		if a.idle, err = idle.New(idle.Config{After: cfg.IdleEndAfter, Logger: logger}, held, a.sfu, meetings); err != nil {
 			return nil, err
 		}
 	}
 	apiDeps := api.Deps{Store: a.store, Blobs: a.blobs, Ender: meetings, Rerunner: meetings, Signer: a.signer,
-		Sessions: a.sfu, Logger: logger, Deleter: a.pipeline, Uploads: uploads, Importer: a.pipeline}
+		Sessions: media, Logger: logger, Deleter: a.pipeline, Uploads: uploads, Importer: a.pipeline, NodeTimeout: cfg.NodeTimeout}
 	if a.captions != nil { // a nil *Hub in the interface would look configured
 		apiDeps.Captions = a.captions
 	}
@@ -215,17 +249,21 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	// Every /v1 path but the media and hook endpoints is the API's: it
-	// answers unknown ones in its JSON error format too.
-	mux.Handle("/v1/", apiSrv.Handler())
-	mux.Handle("/v1/whip", a.sfu.WHIPHandler())
-	mux.Handle("/v1/whip/", a.sfu.WHIPHandler())
-	mux.Handle("/v1/whep", a.sfu.WHEPHandler())
-	mux.Handle("/v1/whep/", a.sfu.WHEPHandler())
-	mux.Handle("/v1/ice-servers", a.sfu.ICEServersHandler())
-	pages := web.Handler()
-	for _, p := range []string{"GET /{$}", "/join/", "/app/", "/assets/"} {
-		mux.Handle(p, pages)
+	if cfg.has(store.RoleAPI) {
+		// Every /v1 path but the media and hook endpoints is the API's: it
+		// answers unknown ones in its JSON error format too.
+		mux.Handle("/v1/", apiSrv.Handler())
+		pages := web.Handler()
+		for _, p := range []string{"GET /{$}", "/join/", "/app/", "/assets/"} {
+			mux.Handle(p, pages)
+		}
+	}
+	if cfg.has(store.RoleSFU) {
+		mux.Handle("/v1/whip", a.sfu.WHIPHandler())
+		mux.Handle("/v1/whip/", a.sfu.WHIPHandler())
+		mux.Handle("/v1/whep", a.sfu.WHEPHandler())
+		mux.Handle("/v1/whep/", a.sfu.WHEPHandler())
+		mux.Handle("/v1/ice-servers", a.sfu.ICEServersHandler())
 	}
 	if pyannote != nil && cfg.DiarizeWebhookURL != "" {
 		mux.Handle("POST /v1/hooks/diarize", pyannote.WebhookHandler())
@@ -271,15 +309,22 @@ func (a *App) Start(ctx context.Context) error {
 	if err := a.pipeline.Start(ctx); err != nil {
 		return err
 	}
-	if err := a.recorder.Recover(ctx); err != nil {
-		return fmt.Errorf("recover unfinished recordings: %w", err)
-	}
-	if err := a.sfu.Start(ctx); err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("the media port %s is busy (another Greffier?): set a free UDP address with %s: %w",
-				a.cfg.MediaAddr, settingByName("media-addr").Flags(), err)
+	if a.cfg.has(store.RoleSFU) {
+		if err := a.recorder.Recover(ctx); err != nil {
+			return fmt.Errorf("recover unfinished recordings: %w", err)
 		}
-		return err
+		if err := a.sfu.Start(ctx); err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("the media port %s is busy (another Greffier?): set a free UDP address with %s: %w",
+					a.cfg.MediaAddr, settingByName("media-addr").Flags(), err)
+			}
+			return err
+		}
+	}
+	if a.relay != nil {
+		if err := a.relay.Start(ctx); err != nil {
+			return err
+		}
 	}
 	uiCtx, stopUI := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopUI = stopUI
@@ -338,6 +383,9 @@ func (a *App) Stop(ctx context.Context) error {
 	if a.stopUI != nil {
 		a.stopUI()
 	}
+	if a.relay != nil {
+		a.relay.Stop()
+	}
 	errs = append(errs, a.sfu.Stop(ctx))
 	// Every track is closed: what a full disk or database left unfinished
 	// waits for Recover at the next start.
@@ -352,6 +400,19 @@ func (a *App) closeStores() {
 	if a.store != nil {
 		_ = a.store.Close()
 	}
+}
+
+// node describes this process in its heartbeats.
+func (a *App) node() store.Node {
+	n := store.Node{Roles: a.cfg.Roles, URL: a.cfg.nodeURL()}
+	if a.cfg.has(store.RoleSFU) && a.sfu != nil {
+		if addr := a.sfu.UDPAddr(); addr != nil {
+			n.MediaAddr = addr.String()
+		}
+		o := a.sfu.Occupancy()
+		n.Participants = o.Publishers + o.Listeners
+	}
+	return n
 }
 
 // redactURL shows a backend's URL without any password in it.

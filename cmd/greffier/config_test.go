@@ -62,8 +62,13 @@ func TestSpoolMinFreeIsConfigurable(t *testing.T) {
 // sampleValue is a valid value of a setting other than its default, as a
 // flag would hold it.
 func sampleValue(s setting) string {
-	if s.Name == "segment-merge" { // at most segment-max, 30s by default
+	switch s.Name {
+	case "segment-merge": // at most segment-max, 30s by default
 		return "25s"
+	case "roles": // a subset needs Postgres and S3
+		return "worker,sfu,api"
+	case "node-url": // a base URL, without a path
+		return "http://192.0.2.9:1234"
 	}
 	switch s.Type {
 	case "bool":
@@ -288,6 +293,11 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{env: map[string]string{"GREFFIER_HTTP_WRITE_TIMEOUT": "0s"}, setting: "http-write-timeout", says: "positive"},
 		{env: map[string]string{"GREFFIER_DATA_DIR": ""}, args: []string{"--data-dir="}, setting: "data-dir", says: "empty"},
 		{env: map[string]string{"GREFFIER_API_TOKEN_FILE": "/nonexistent/token"}, setting: "api-token", says: "read the secret's file"},
+		{args: []string{"--roles", "api,worker"}, setting: "roles", says: "only makes sense with several nodes on one Postgres"},
+		{args: []string{"--roles", "sfu", "--postgres-url", "postgres://db/greffier"}, setting: "roles", says: "set s3-endpoint"},
+		{env: map[string]string{"GREFFIER_ROLES": "api,media"}, setting: "roles", says: `unknown role "media"`},
+		{env: map[string]string{"GREFFIER_NODE_URL": "http://10.0.0.2:8080/greffier"}, setting: "node-url", says: "without path"},
+		{env: map[string]string{"GREFFIER_NODE_TIMEOUT": "100ms"}, setting: "node-timeout", says: "at least 1s"},
 	}
 	for _, c := range cases {
 		_, err := LoadConfig(c.args, getenvOf(c.env))
