@@ -122,7 +122,7 @@ type API struct {
 	// nodeTimeout: see Deps.NodeTimeout.
 	nodeTimeout time.Duration
 	log         *slog.Logger
-	now      func() time.Time
+	now         func() time.Time
 }
 
 // New builds the API.

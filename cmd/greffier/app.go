@@ -50,12 +50,12 @@ type App struct {
 	captions      *captions.Hub // nil without a streaming backend
 	events        *meeting.EventLog
 	// relay carries host controls to other nodes (Postgres only).
-	relay *meeting.Relay
-	s3            *blob.S3     // nil on disk
-	idle          *idle.Reaper // nil when IdleEndAfter is 0
-	metrics       *metrics
-	checks        []readinessCheck
-	jobsUI        *riverui.Handler
+	relay   *meeting.Relay
+	s3      *blob.S3     // nil on disk
+	idle    *idle.Reaper // nil when IdleEndAfter is 0
+	metrics *metrics
+	checks  []readinessCheck
+	jobsUI  *riverui.Handler
 	// metricsSrv serves /metrics on cfg.MetricsAddr, when set.
 	metricsSrv *http.Server
 	metricsLn  net.Listener
