@@ -50,7 +50,9 @@ type App struct {
 	captions      *captions.Hub // nil without a streaming backend
 	events        *meeting.EventLog
 	// relay carries host controls to other nodes (Postgres only).
-	relay   *meeting.Relay
+	relay *meeting.Relay
+	// lost looks after meetings of lost SFU nodes (Postgres sfu nodes).
+	lost    *meeting.LostMedia
 	s3      *blob.S3     // nil on disk
 	idle    *idle.Reaper // nil when IdleEndAfter is 0
 	metrics *metrics
@@ -179,7 +181,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		minFree = -1 // the recorder's "no check"; its zero means its default
 	}
 	if a.recorder, err = recorder.New(recorder.Config{SpoolDir: filepath.Join(cfg.DataDir, "spool"),
-		MinFreeBytes: minFree, MaxConcealedLoss: cfg.MaxConcealedLoss,
+		MinFreeBytes: minFree, MaxConcealedLoss: cfg.MaxConcealedLoss, CheckpointInterval: cfg.CheckpointInterval,
 		// Tracks are placed by arrival on our clock, never by a
 		// participant's own wall clock (browsers' are not synchronised,
 		// and the live path has already placed the track's speech by
@@ -222,6 +224,12 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		}
 		if a.relay, err = meeting.NewRelay(a.store.PgxPool(), local, a.pipeline.NodeID(), logger); err != nil {
 			return nil, err
+		}
+		if cfg.has(store.RoleSFU) {
+			if a.lost, err = meeting.NewLostMedia(meeting.LostMediaConfig{NodeTimeout: cfg.NodeTimeout,
+				RecoverAfter: cfg.LostMediaAfter, Logger: logger}, a.store, a.recorder, jobs.NewCatalog(a.pipeline)); err != nil {
+				return nil, err
+			}
 		}
 		media = a.relay
 	}
@@ -326,6 +334,11 @@ func (a *App) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if a.lost != nil {
+		if err := a.lost.Start(ctx); err != nil {
+			return err
+		}
+	}
 	uiCtx, stopUI := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopUI = stopUI
 	if err := a.jobsUI.Start(uiCtx); err != nil {
@@ -385,6 +398,9 @@ func (a *App) Stop(ctx context.Context) error {
 	}
 	if a.relay != nil {
 		a.relay.Stop()
+	}
+	if a.lost != nil {
+		a.lost.Stop()
 	}
 	errs = append(errs, a.sfu.Stop(ctx))
 	// Every track is closed: what a full disk or database left unfinished

@@ -77,6 +77,13 @@ type Config struct {
 	// NodeTimeout is how long a node may be silent before its running jobs
 	// are taken up by others and its meetings' media placement is freed.
 	NodeTimeout time.Duration `setting:"node-timeout" default:"10s" help:"silence after which a node counts as gone: its jobs and meetings go to other nodes"`
+	// LostMediaAfter is how long an SFU node that stopped beating has to
+	// come back with the audio it spooled before another node rebuilds
+	// its tracks from their checkpoints and states the rest as lost.
+	LostMediaAfter time.Duration `setting:"lost-media-after" default:"10m" help:"how long a lost SFU node may take to come back with its spooled audio before it is rebuilt from checkpoints and the rest declared lost"`
+	// CheckpointInterval is how often a recording's new audio goes to
+	// storage as a chunk: what losing a node or its disk costs at most.
+	CheckpointInterval time.Duration `setting:"checkpoint-interval" default:"2m" help:"how often recordings are checkpointed to storage (what losing a node's disk costs at most)"`
 	// MediaAddr is the one UDP address for all WebRTC media.
 	MediaAddr string `setting:"media-addr" alias:"media" default:"127.0.0.1:7882" help:"UDP address for all WebRTC media"`
 	// PublicIPs are announced to peers when Greffier sits behind a 1:1 NAT.
@@ -291,6 +298,9 @@ func (c Config) validateRoles() []error {
 			u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
 			errs = append(errs, badSetting("node-url", "%q must be an absolute http(s) URL without path, query or fragment, such as https://node-1.greffier.example.org", c.NodeURL))
 		}
+	}
+	if c.CheckpointInterval < time.Second {
+		errs = append(errs, badSetting("checkpoint-interval", "must be at least 1s"))
 	}
 	if c.NodeTimeout < time.Second {
 		errs = append(errs, badSetting("node-timeout", "must be at least 1s (nodes beat every fifth of it)"))

@@ -218,7 +218,9 @@ var migrations = []string{
 	ALTER TABLE nodes ADD COLUMN media_addr TEXT NOT NULL DEFAULT '';
 	ALTER TABLE nodes ADD COLUMN participants INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE meetings ADD COLUMN node TEXT;
-	ALTER TABLE meetings ADD COLUMN node_placed_at BIGINT;`,
+	ALTER TABLE meetings ADD COLUMN node_placed_at BIGINT;
+	ALTER TABLE meetings ADD COLUMN node_lost TEXT NOT NULL DEFAULT '';
+	ALTER TABLE meetings ADD COLUMN node_lost_at BIGINT NOT NULL DEFAULT 0;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -107,7 +107,12 @@ func (q Queries) ForgetNodes(ctx context.Context, id string, before time.Time) e
 // decision: of two nodes placing a meeting at once, the first update
 // wins and the second finds its owner.
 func (q Queries) PlaceMeeting(ctx context.Context, meetingID, node string, aliveSince time.Time) (Node, error) {
-	if _, err := q.q.ExecContext(ctx, `UPDATE meetings SET node = $1, node_placed_at = $2
+	// Taking a meeting over from a dead node records the loss, as
+	// ReleaseLostMeetings does, so that what it recorded is recovered.
+	if _, err := q.q.ExecContext(ctx, `UPDATE meetings SET node = $1, node_placed_at = $2,
+			node_lost = CASE WHEN node IS NULL THEN node_lost ELSE node END,
+			node_lost_at = CASE WHEN node IS NULL THEN node_lost_at
+				ELSE COALESCE((SELECT heartbeat_at FROM nodes WHERE nodes.id = meetings.node), $2) END
 		WHERE id = $3 AND (node IS NULL OR (node <> $1 AND NOT EXISTS (
 			SELECT 1 FROM nodes WHERE nodes.id = meetings.node AND nodes.heartbeat_at >= $4)))`,
 		node, toMS(q.now()), meetingID, toMS(aliveSince)); err != nil {
@@ -155,15 +160,16 @@ type LostMeeting struct {
 	LastBeat time.Time
 }
 
-// ReleaseLostMeetings frees the placement of every live meeting whose node
-// has not beaten since aliveSince, so its participants can rejoin through
-// any node, and returns them. Each meeting is released once: the update is
+// ReleaseLostMeetings frees the placement of every live (or just ended)
+// meeting whose node has not beaten since aliveSince, so its participants
+// can rejoin through any node, records the loss (MediaLost) and returns
+// them. Each meeting is released once: the update is
 // conditional on the node the meeting was read with.
 func (q Queries) ReleaseLostMeetings(ctx context.Context, aliveSince time.Time) ([]LostMeeting, error) {
 	rows, err := q.q.QueryContext(ctx, `SELECT m.id, m.node, COALESCE(n.heartbeat_at, 0) FROM meetings m
 		LEFT JOIN nodes n ON n.id = m.node
-		WHERE m.node IS NOT NULL AND m.state = $1 AND (n.id IS NULL OR n.heartbeat_at < $2)`,
-		MeetingLive, toMS(aliveSince))
+		WHERE m.node IS NOT NULL AND m.state IN ($1, $2) AND (n.id IS NULL OR n.heartbeat_at < $3)`,
+		MeetingLive, MeetingEnded, toMS(aliveSince))
 	if err != nil {
 		return nil, fmt.Errorf("list meetings of lost nodes: %w", err)
 	}
@@ -188,8 +194,8 @@ func (q Queries) ReleaseLostMeetings(ctx context.Context, aliveSince time.Time) 
 	}
 	var out []LostMeeting
 	for _, l := range found {
-		res, err := q.q.ExecContext(ctx, `UPDATE meetings SET node = NULL, node_placed_at = NULL WHERE id = $1 AND node = $2`,
-			l.MeetingID, l.Node)
+		res, err := q.q.ExecContext(ctx, `UPDATE meetings SET node = NULL, node_placed_at = NULL, node_lost = $1, node_lost_at = $2
+			WHERE id = $3 AND node = $1`, l.Node, toMS(l.LastBeat), l.MeetingID)
 		if err != nil {
 			return out, fmt.Errorf("release meeting %s: %w", l.MeetingID, err)
 		}
@@ -220,4 +226,56 @@ func (q Queries) PlacedMeetings(ctx context.Context) (map[string]int, error) {
 		out[id] = n
 	}
 	return out, rows.Err()
+}
+
+// MediaLost returns the node a meeting's media was lost with, and its last
+// heartbeat, while what it recorded is not recovered ("" otherwise).
+func (q Queries) MediaLost(ctx context.Context, meetingID string) (LostMeeting, error) {
+	l := LostMeeting{MeetingID: meetingID}
+	var at int64
+	err := q.q.QueryRowContext(ctx, `SELECT node_lost, node_lost_at FROM meetings WHERE id = $1`, meetingID).Scan(&l.Node, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return l, fmt.Errorf("meeting %s: %w", meetingID, ErrNotFound)
+	}
+	if err != nil {
+		return l, fmt.Errorf("lost media of meeting %s: %w", meetingID, err)
+	}
+	if at > 0 {
+		l.LastBeat = time.UnixMilli(at).UTC()
+	}
+	return l, nil
+}
+
+// MeetingsWithLostMedia lists the meetings whose media node was lost
+// before the given time and whose recordings are not recovered yet.
+func (q Queries) MeetingsWithLostMedia(ctx context.Context, before time.Time) ([]LostMeeting, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT id, node_lost, node_lost_at FROM meetings
+		WHERE node_lost <> '' AND node_lost_at < $1 ORDER BY node_lost_at, id`, toMS(before))
+	if err != nil {
+		return nil, fmt.Errorf("list meetings with lost media: %w", err)
+	}
+	defer rows.Close()
+	var out []LostMeeting
+	for rows.Next() {
+		var (
+			l  LostMeeting
+			at int64
+		)
+		if err := rows.Scan(&l.MeetingID, &l.Node, &at); err != nil {
+			return nil, fmt.Errorf("list meetings with lost media: %w", err)
+		}
+		l.LastBeat = time.UnixMilli(at).UTC()
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// SettleLostMedia says a meeting's media lost with node is dealt with
+// (recovered, or come back), unless another loss was recorded since.
+func (q Queries) SettleLostMedia(ctx context.Context, meetingID, node string) error {
+	if _, err := q.q.ExecContext(ctx, `UPDATE meetings SET node_lost = '', node_lost_at = 0 WHERE id = $1 AND node_lost = $2`,
+		meetingID, node); err != nil {
+		return fmt.Errorf("settle lost media of meeting %s: %w", meetingID, err)
+	}
+	return nil
 }
