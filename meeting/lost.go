@@ -111,19 +111,6 @@ func (l *LostMedia) runOnce(ctx context.Context) error {
 	for _, lm := range released {
 		l.cfg.Logger.Warn("media node lost: its meetings can be rejoined through any node", "meeting", lm.MeetingID,
 			"node", lm.Node, "last_heartbeat", lm.LastBeat)
-		m, err := l.store.Meeting(ctx, lm.MeetingID)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		at := lm.LastBeat
-		if at.IsZero() {
-			at = now
-		}
-		if err := l.store.AddEvent(ctx, store.Event{MeetingID: m.ID, AtMS: max(0, at.Sub(m.StartedAt).Milliseconds()),
-			Kind: EventMediaNodeLost, Identity: lm.Node}); err != nil {
-			errs = append(errs, err)
-		}
 	}
 	// Every loss not settled: a node restarted meanwhile has stored what
 	// it spooled (its Recover, under a new node id), leaving nothing to
@@ -133,9 +120,30 @@ func (l *LostMedia) runOnce(ctx context.Context) error {
 		return errors.Join(append(errs, err)...)
 	}
 	for _, lm := range lost {
+		// Released here or taken over by a join (PlaceMeeting): logged
+		// once either way.
+		errs = append(errs, l.logLoss(ctx, lm, now))
 		errs = append(errs, l.settle(ctx, lm, !lm.LastBeat.After(now.Add(-l.cfg.RecoverAfter))))
 	}
 	return errors.Join(errs...)
+}
+
+// logLoss adds the loss to the meeting's events unless it is there.
+func (l *LostMedia) logLoss(ctx context.Context, lm store.LostMeeting, now time.Time) error {
+	logged, err := l.store.HasEvent(ctx, lm.MeetingID, EventMediaNodeLost, lm.Node)
+	if err != nil || logged {
+		return err
+	}
+	m, err := l.store.Meeting(ctx, lm.MeetingID)
+	if err != nil {
+		return err
+	}
+	at := lm.LastBeat
+	if at.IsZero() {
+		at = now
+	}
+	return l.store.AddEvent(ctx, store.Event{MeetingID: m.ID, AtMS: max(0, at.Sub(m.StartedAt).Milliseconds()),
+		Kind: EventMediaNodeLost, Identity: lm.Node})
 }
 
 // settle settles lm once none of the lost node's tracks is still
@@ -145,11 +153,18 @@ func (l *LostMedia) settle(ctx context.Context, lm store.LostMeeting, due bool) 
 	if err != nil {
 		return err
 	}
+	m, err := l.store.Meeting(ctx, lm.MeetingID)
+	if err != nil {
+		return err
+	}
 	// The lost node's tracks were created before it stopped, within a
 	// heartbeat of its last one; the meeting's next node, which took it
 	// over at least NodeTimeout after, records newer ones.
 	before := lm.LastBeat.Add(l.cfg.NodeTimeout / 2)
-	lostReason := recorder.LostRecorder{At: lm.LastBeat,
+	// The node died after its last heartbeat, and before it could have
+	// been found silent: the stretch up to then is stated as lost, an
+	// upper bound (no node can say when exactly it died).
+	lostReason := recorder.LostRecorder{At: lm.LastBeat.Add(l.cfg.NodeTimeout),
 		Reason: fmt.Sprintf("media node %s lost at %s", lm.Node, lm.LastBeat.Format(time.RFC3339))}
 	for _, t := range tracks {
 		if t.State != store.TrackRecording || t.CreatedAt.After(before) {
@@ -158,7 +173,12 @@ func (l *LostMedia) settle(ctx context.Context, lm store.LostMeeting, due bool) 
 		if !due {
 			return nil // waits for the node or for RecoverAfter
 		}
-		if err := l.rec.RecoverLost(ctx, t, lostReason); err != nil {
+		lost := lostReason
+		if next, ok := nextSegment(tracks, t); ok && !m.StartedAt.IsZero() {
+			// The participant was back on another node by then.
+			lost.At = minTime(lost.At, m.StartedAt.Add(time.Duration(next)*time.Millisecond))
+		}
+		if err := l.rec.RecoverLost(ctx, t, lost); err != nil {
 			// Tried again at the next round: the loss stays unsettled.
 			return fmt.Errorf("recover track %s of meeting %s from its checkpoints: %w", t.ID, lm.MeetingID, err)
 		}
@@ -166,4 +186,26 @@ func (l *LostMedia) settle(ctx context.Context, lm store.LostMeeting, due bool) 
 			"identity", t.Identity, "node", lm.Node)
 	}
 	return l.settler.SettleLostMedia(ctx, lm.MeetingID, lm.Node)
+}
+
+// nextSegment is where t's participant's next track segment starts on the
+// meeting clock.
+func nextSegment(tracks []store.Track, t store.Track) (int64, bool) {
+	var (
+		next  int64
+		found bool
+	)
+	for _, o := range tracks {
+		if o.Identity == t.Identity && o.StartMS > t.StartMS && (!found || o.StartMS < next) {
+			next, found = o.StartMS, true
+		}
+	}
+	return next, found
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }

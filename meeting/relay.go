@@ -124,18 +124,19 @@ func (r *Relay) run(ctx context.Context) {
 // listen holds one connection LISTENing, acting on each notification,
 // until it fails or ctx ends.
 func (r *Relay) listen(ctx context.Context, listening func()) error {
-	conn, err := r.pool.Acquire(ctx)
+	pooled, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
-	// A connection that LISTENed must not serve other queries.
-	defer conn.Hijack().Close(context.WithoutCancel(ctx))
+	// A connection that LISTENed must not go back to serve other queries.
+	conn := pooled.Hijack()
+	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "LISTEN "+relayChannel); err != nil {
 		return err
 	}
 	listening()
 	for {
-		n, err := conn.Conn().WaitForNotification(ctx)
+		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return err
 		}
