@@ -277,7 +277,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		mux.Handle("POST /v1/hooks/diarize", pyannote.WebhookHandler())
 	}
 	a.metrics.reg.MustRegister(&collector{store: a.store, pipeline: a.pipeline, sfu: a.sfu, recorder: a.recorder,
-		guard: tr, guardFor: "transcription", log: logger})
+		guard: tr, guardFor: "transcription", log: logger, roles: cfg.Roles, nodeTimeout: cfg.NodeTimeout})
 	// Alive: answers while the process serves HTTP, whatever its
 	// dependencies do (/readyz says that).
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })

@@ -201,6 +201,10 @@ func TestTwoNodesShareOnePostgresAndOneBucket(t *testing.T) {
 			require.ElementsMatch(t, []string{"api", "sfu", "worker"}, n.Roles)
 		}
 		require.Equal(t, map[string]int{c.bundles[0].url: 1, c.bundles[1].url: 1}, placed)
+		var metrics string
+		require.Equal(t, http.StatusOK, b.call(t, "GET", "/metrics", nil, &metrics))
+		require.Contains(t, metrics, `greffier_nodes{alive="true"} 2`)
+		require.Equal(t, 2, strings.Count(metrics, "\ngreffier_node_live_meetings{"), metrics)
 	}
 
 	// The node without the second meeting's media ends it: the holder is
