@@ -45,6 +45,9 @@ type memMeeting struct {
 	zero    time.Time
 	closed  bool
 	present map[string]bool
+	// movedTo is the base URL of the node holding the meeting's media,
+	// when it is another.
+	movedTo string
 }
 
 func (m *memMeetings) add(id string) {
@@ -63,6 +66,9 @@ func (m *memMeetings) Join(_ context.Context, c token.Claims) (time.Time, error)
 	}
 	if mt.closed {
 		return time.Time{}, fmt.Errorf("join %s: %w", meetingID, sfu.ErrMeetingClosed)
+	}
+	if mt.movedTo != "" {
+		return time.Time{}, fmt.Errorf("join %s: %w", meetingID, &sfu.MovedError{MeetingID: meetingID, BaseURL: mt.movedTo})
 	}
 	if mt.zero.IsZero() {
 		mt.zero = time.Now()

@@ -295,8 +295,9 @@ func (c Config) validateRoles() []error {
 	}
 	if c.NodeURL != "" {
 		if u, err := url.Parse(c.NodeURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-			u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
-			errs = append(errs, badSetting("node-url", "%q must be an absolute http(s) URL without path, query or fragment, such as https://node-1.greffier.example.org", c.NodeURL))
+			u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, badSetting("node-url", "%q must be an absolute http(s) URL without query or fragment, such as https://greffier.example.org/nodes/1 "+
+				"(a path the load balancer strips) or https://node-1.greffier.example.org", c.NodeURL))
 		}
 	}
 	if c.CheckpointInterval < time.Second {

@@ -67,8 +67,6 @@ func sampleValue(s setting) string {
 		return "25s"
 	case "roles": // a subset needs Postgres and S3
 		return "worker,sfu,api"
-	case "node-url": // a base URL, without a path
-		return "http://192.0.2.9:1234"
 	}
 	switch s.Type {
 	case "bool":
@@ -296,7 +294,7 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{args: []string{"--roles", "api,worker"}, setting: "roles", says: "only makes sense with several nodes on one Postgres"},
 		{args: []string{"--roles", "sfu", "--postgres-url", "postgres://db/greffier"}, setting: "roles", says: "set s3-endpoint"},
 		{env: map[string]string{"GREFFIER_ROLES": "api,media"}, setting: "roles", says: `unknown role "media"`},
-		{env: map[string]string{"GREFFIER_NODE_URL": "http://10.0.0.2:8080/greffier"}, setting: "node-url", says: "without path"},
+		{env: map[string]string{"GREFFIER_NODE_URL": "10.0.0.2:8080"}, setting: "node-url", says: "absolute http(s) URL"},
 		{env: map[string]string{"GREFFIER_NODE_TIMEOUT": "100ms"}, setting: "node-timeout", says: "at least 1s"},
 	}
 	for _, c := range cases {
