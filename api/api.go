@@ -43,6 +43,10 @@ type Config struct {
 	// (scheme, host, optional path prefix), for the join links. Default
 	// http://127.0.0.1:8080.
 	PublicURL string
+	// NodeURL, when set (several nodes), is this node's own base URL:
+	// upload session URLs name it, since an upload's bytes are kept on
+	// the disk of the node that created it.
+	NodeURL string
 	// TokenTTL is how long join tokens last unless a request says
 	// otherwise (default 24 h).
 	TokenTTL time.Duration

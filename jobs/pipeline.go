@@ -154,6 +154,11 @@ type Config struct {
 	// SpoolDirs, optional, names the directories on this node that may
 	// hold a meeting's spool leftovers, removed when it is deleted.
 	SpoolDirs func(meetingID string) []string
+	// SharedUploads copies an import's uploaded files to blob storage
+	// before its job is enqueued, so that any node's worker runs it: set
+	// when several nodes share the database (the uploads are on the disk
+	// of the node that received them).
+	SharedUploads bool
 	// InsertOnly makes a process that enqueues jobs but runs none: a
 	// node without the worker role. Its heartbeat still names it.
 	InsertOnly bool

@@ -165,7 +165,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		SnoozeBudget: cfg.JobSnoozeBudget, MaxSegment: cfg.SegmentMax, MergeSegment: cfg.SegmentMerge, WebhookSecret: []byte(a.webhookSecret), WebhookAllowPrivate: cfg.WebhookAllowPrivate,
 		TempDir: filepath.Join(cfg.DataDir, "spool"), RetainRecordings: cfg.RetainRecordings, RetainTranscripts: cfg.RetainTranscripts,
 		RetentionSweepInterval: cfg.RetentionSweepInterval, OpusEncoder: cfg.ImportOpusEnc,
-		NodeTimeout: cfg.NodeTimeout, InsertOnly: !cfg.has(store.RoleWorker), Node: a.node,
+		NodeTimeout: cfg.NodeTimeout, InsertOnly: !cfg.has(store.RoleWorker), Node: a.node, SharedUploads: cfg.PostgresURL != "",
 		SpoolDirs: func(meetingID string) []string {
 			spool := filepath.Join(cfg.DataDir, "spool")
 			return []string{filepath.Join(spool, meetingID), filepath.Join(spool, recorder.QuarantineDir, meetingID)}
@@ -251,7 +251,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if a.captions != nil { // a nil *Hub in the interface would look configured
 		apiDeps.Captions = a.captions
 	}
-	apiSrv, err := api.New(api.Config{Token: a.apiToken, PublicURL: cfg.publicURL(), WebhookAllowPrivate: cfg.WebhookAllowPrivate,
+	apiSrv, err := api.New(api.Config{Token: a.apiToken, PublicURL: cfg.publicURL(), NodeURL: baseURL, WebhookAllowPrivate: cfg.WebhookAllowPrivate,
 		RetainRecordings: cfg.RetainRecordings, RetainTranscripts: cfg.RetainTranscripts}, apiDeps)
 	if err != nil {
 		return nil, err
