@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -218,6 +221,12 @@ func TestTwoNodesShareOnePostgresAndOneBucket(t *testing.T) {
 	require.Eventually(t, func() bool { return len(alice.Sent()) >= 225 && len(bob.Sent()) >= 225 },
 		20*time.Second, 10*time.Millisecond)
 	atKill := map[string]int64{"alice": sentMS(alice), "bob": sentMS(bob)}
+	for i, n := range c.nodes {
+		// Figures for docs/deployment.md, not assertions.
+		cpu, rss := procUsage(t, n.cmd.Process.Pid)
+		t.Logf("node %d (holds %s): %.2f s CPU since start, peak RSS %d MiB", i,
+			map[bool]string{true: "meeting 1 (3 participants)", false: "meeting 2 (1 participant, ended)"}[i == owner], cpu, rss>>20)
+	}
 	kill9(t, c.nodes[owner])
 	require.NoError(t, alice.CloseWithoutDelete())
 	require.NoError(t, bob.CloseWithoutDelete())
@@ -293,4 +302,31 @@ func TestTwoNodesShareOnePostgresAndOneBucket(t *testing.T) {
 	require.NoError(t, rows.Err())
 	require.Contains(t, holders, lostNode, "the killed node worked jobs")
 	require.Len(t, holders, 2, "jobs ran on both nodes: %v", holders)
+}
+
+// procUsage reads a process's CPU time (user and system, seconds) and
+// peak resident memory (bytes) from /proc.
+func procUsage(t *testing.T, pid int) (float64, int64) {
+	t.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	require.NoError(t, err)
+	// The fields after the command's closing parenthesis; utime and
+	// stime are the 14th and 15th of the whole line, in clock ticks
+	// (100 a second on Linux).
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+	utime, err := strconv.ParseInt(fields[11], 10, 64)
+	require.NoError(t, err)
+	stime, err := strconv.ParseInt(fields[12], 10, 64)
+	require.NoError(t, err)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	require.NoError(t, err)
+	var hwm int64
+	for line := range strings.Lines(string(status)) {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			require.NoError(t, err)
+			hwm = kb << 10
+		}
+	}
+	return float64(utime+stime) / 100, hwm
 }
