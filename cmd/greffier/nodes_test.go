@@ -43,9 +43,9 @@ type cluster struct {
 }
 
 // startCluster starts two nodes sharing a fresh database and bucket, with
-// a short node timeout and checkpoint cadence, and waits until each sees
-// both alive.
-func startCluster(t *testing.T, bin string) *cluster {
+// a short node timeout and checkpoint cadence (and any extra environment),
+// and waits until each sees both alive.
+func startCluster(t *testing.T, bin string, extra ...string) *cluster {
 	t.Helper()
 	c := &cluster{dbURL: testenv.Postgres(t), double: transcribetest.NewServer(transcribetest.Options{})}
 	t.Cleanup(c.double.Close)
@@ -57,6 +57,7 @@ func startCluster(t *testing.T, bin string) *cluster {
 		"GREFFIER_TRANSCRIBE_URL=" + c.double.BaseURL(), "GREFFIER_JOB_POLL_INTERVAL=50ms", "GREFFIER_JOB_RETRY_BASE=50ms",
 		"GREFFIER_NODE_TIMEOUT=2s", "GREFFIER_CHECKPOINT_INTERVAL=1s", "GREFFIER_LOST_MEDIA_AFTER=1s",
 		"GREFFIER_LOG_LEVEL=debug"}
+	shared = append(shared, extra...)
 	for i := range 2 {
 		dir := t.TempDir()
 		logf, err := os.Create(filepath.Join(dir, "serve.log"))
@@ -329,4 +330,54 @@ func procUsage(t *testing.T, pid int) (float64, int64) {
 		}
 	}
 	return float64(utime+stime) / 100, hwm
+}
+
+// TestALostNodeThatComesBackStoresWhatItSpooled: a node killed while it
+// held a meeting is marked lost (the meeting's progress says so, and its
+// minutes wait); restarted on its data directory, it stores what it
+// spooled, and the minutes hold its speech with at most the crash's last
+// second missing, nothing declared lost with the node.
+func TestALostNodeThatComesBackStoresWhatItSpooled(t *testing.T) {
+	t.Parallel()
+	bin := buildServe(t)
+	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
+	require.NoError(t, err)
+	c := startCluster(t, bin, "GREFFIER_LOST_MEDIA_AFTER=10m")
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, c.bundles[0].call(t, "POST", "/v1/meetings", map[string]any{
+		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice"}}}, &m))
+	alice := c.publish(t, 0, m, "alice")
+	owner := c.index(t, hostOf(t, alice.Location()))
+	survivor := c.bundles[1-owner]
+	require.Eventually(t, func() bool { return len(alice.Sent()) >= 225 }, 20*time.Second, 10*time.Millisecond)
+	atKill := sentMS(alice)
+	kill9(t, c.nodes[owner])
+	require.NoError(t, alice.CloseWithoutDelete())
+
+	require.Equal(t, http.StatusAccepted, survivor.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, nil))
+	var now meetingAnswer
+	require.Eventually(t, func() bool {
+		survivor.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
+		return now.Pipeline != nil && slices.ContainsFunc(now.Pipeline.Failures, func(f struct{ Stage, Reason string }) bool {
+			return f.Stage == "media" && strings.Contains(f.Reason, "media node")
+		})
+	}, 20*time.Second, 50*time.Millisecond, "the progress says the media node was lost")
+	require.Equal(t, "ended", now.State, "no minutes while the node may come back")
+
+	startChild(t, c.nodes[owner])
+	done := finished(t, survivor, m.ID)
+	var doc minutes.Document
+	require.Equal(t, http.StatusOK, survivor.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
+	for _, g := range doc.Missing {
+		require.NotContains(t, g.Reason, "media node", "the node came back: nothing is declared lost with it")
+	}
+	var tracks trackAnswer
+	require.Equal(t, http.StatusOK, survivor.call(t, "GET", "/v1/meetings/"+m.ID+"/tracks", nil, &tracks))
+	require.Len(t, tracks.Tracks, 1)
+	tr := tracks.Tracks[0]
+	require.Equal(t, "recovered", tr.State)
+	require.Greater(t, tr.DurationMS, atKill-1200, "at most about a second lost (sent %d ms)", atKill)
+	words := wordsLost(doc, wordsUntil(script, "alice", atKill), map[string]int64{"alice": tr.StartMS})
+	require.Zero(t, words, "every word said before the kill is in the minutes or inside a stated gap")
+	t.Logf("sent %d ms before the kill; recovered %d ms; meeting %s, missing %+v", atKill, tr.DurationMS, done.State, doc.Missing)
 }
