@@ -156,7 +156,8 @@ func (q Queries) MeetingNode(ctx context.Context, meetingID string) (Node, error
 // LostMeeting is a live meeting whose media node stopped beating.
 type LostMeeting struct {
 	MeetingID, Node string
-	// LastBeat is the node's last heartbeat (zero when its row is gone).
+	// LastBeat is the node's last heartbeat (when its row is gone: when
+	// the loss was seen).
 	LastBeat time.Time
 }
 
@@ -173,27 +174,17 @@ func (q Queries) ReleaseLostMeetings(ctx context.Context, aliveSince time.Time) 
 	if err != nil {
 		return nil, fmt.Errorf("list meetings of lost nodes: %w", err)
 	}
-	var found []LostMeeting
-	for rows.Next() {
-		var (
-			l  LostMeeting
-			hb int64
-		)
-		if err := rows.Scan(&l.MeetingID, &l.Node, &hb); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("list meetings of lost nodes: %w", err)
-		}
-		if hb > 0 {
-			l.LastBeat = time.UnixMilli(hb).UTC()
-		}
-		found = append(found, l)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	found, err := scanLost(rows)
+	if err != nil {
 		return nil, fmt.Errorf("list meetings of lost nodes: %w", err)
 	}
 	var out []LostMeeting
 	for _, l := range found {
+		if l.LastBeat.IsZero() {
+			// Its row is gone (it stopped, or was forgotten): the loss
+			// is seen now.
+			l.LastBeat = q.now().UTC()
+		}
 		res, err := q.q.ExecContext(ctx, `UPDATE meetings SET node = NULL, node_placed_at = NULL, node_lost = $1, node_lost_at = $2
 			WHERE id = $3 AND node = $1`, l.Node, toMS(l.LastBeat), l.MeetingID)
 		if err != nil {
@@ -254,17 +245,29 @@ func (q Queries) MeetingsWithLostMedia(ctx context.Context, before time.Time) ([
 	if err != nil {
 		return nil, fmt.Errorf("list meetings with lost media: %w", err)
 	}
+	out, err := scanLost(rows)
+	if err != nil {
+		return nil, fmt.Errorf("list meetings with lost media: %w", err)
+	}
+	return out, nil
+}
+
+// scanLost reads rows of (meeting id, node, heartbeat ms; 0: none) and
+// closes them.
+func scanLost(rows *sql.Rows) ([]LostMeeting, error) {
 	defer rows.Close()
 	var out []LostMeeting
 	for rows.Next() {
 		var (
 			l  LostMeeting
-			at int64
+			hb int64
 		)
-		if err := rows.Scan(&l.MeetingID, &l.Node, &at); err != nil {
-			return nil, fmt.Errorf("list meetings with lost media: %w", err)
+		if err := rows.Scan(&l.MeetingID, &l.Node, &hb); err != nil {
+			return nil, err
 		}
-		l.LastBeat = time.UnixMilli(at).UTC()
+		if hb > 0 {
+			l.LastBeat = time.UnixMilli(hb).UTC()
+		}
 		out = append(out, l)
 	}
 	return out, rows.Err()
