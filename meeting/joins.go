@@ -46,11 +46,6 @@ func (j *Joins) Join(ctx context.Context, c token.Claims) (time.Time, error) {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return time.Time{}, err
 	}
-	if err == nil && j.placement != nil && (before.State == store.MeetingCreated || before.State == store.MeetingLive) {
-		if err := j.placement.Place(ctx, c.MeetingID); err != nil {
-			return time.Time{}, fmt.Errorf("join %s as %s: %w", c.MeetingID, c.Identity, err)
-		}
-	}
 	zero, err := j.store.Join(ctx, c.MeetingID, c.Identity, c.DisplayName)
 	if err == nil && before.State == store.MeetingCreated {
 		// The first join starts the meeting (two joining at the very
@@ -64,6 +59,24 @@ func (j *Joins) Join(ctx context.Context, c token.Claims) (time.Time, error) {
 		return zero, fmt.Errorf("%w: %w", sfu.ErrMeetingClosed, err)
 	}
 	return zero, err
+}
+
+// Place says where the meeting's media is (sfu.Placer): here (nil) on
+// one node, or when this node holds it or is chosen for it; a
+// *sfu.MovedError when another node is. A meeting that cannot be joined
+// is left to Join to refuse.
+func (j *Joins) Place(ctx context.Context, meetingID string) error {
+	if j.placement == nil {
+		return nil
+	}
+	m, err := j.store.Meeting(ctx, meetingID)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %w", sfu.ErrMeetingNotFound, err)
+	}
+	if err != nil || (m.State != store.MeetingCreated && m.State != store.MeetingLive) {
+		return err
+	}
+	return j.placement.Place(ctx, meetingID)
 }
 
 // Leave records nothing: the event log has the participant's leaving.

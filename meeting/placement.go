@@ -21,18 +21,21 @@ import (
 type Placement struct {
 	store *store.Store
 	self  string
+	// media: this node serves media itself (the sfu role), so it may
+	// hold meetings; otherwise it only redirects.
+	media bool
 	// timeout is how long a node may be silent and still own meetings.
 	timeout time.Duration
 	now     func() time.Time
 }
 
-// NewPlacement places meetings for node self, counting nodes silent for
-// longer than timeout as gone.
-func NewPlacement(st *store.Store, self string, timeout time.Duration) (*Placement, error) {
+// NewPlacement places meetings for node self, which serves media itself
+// or not, counting nodes silent for longer than timeout as gone.
+func NewPlacement(st *store.Store, self string, media bool, timeout time.Duration) (*Placement, error) {
 	if st == nil || self == "" || timeout <= 0 {
 		return nil, errors.New("meeting: NewPlacement needs a store, a node id and a positive timeout")
 	}
-	return &Placement{store: st, self: self, timeout: timeout, now: time.Now}, nil
+	return &Placement{store: st, self: self, media: media, timeout: timeout, now: time.Now}, nil
 }
 
 // Place returns nil when meetingID's media is (now) on this node, a
@@ -49,7 +52,7 @@ func (p *Placement) Place(ctx context.Context, meetingID string) error {
 	if owner.ID == "" || owner.HeartbeatAt.Before(aliveSince) {
 		candidate, err := p.leastLoaded(ctx, aliveSince)
 		if err != nil {
-			return err
+			return fmt.Errorf("place meeting %s: %w", meetingID, err)
 		}
 		if owner, err = p.store.PlaceMeeting(ctx, meetingID, candidate, aliveSince); err != nil {
 			return err
@@ -65,8 +68,8 @@ func (p *Placement) Place(ctx context.Context, meetingID string) error {
 }
 
 // leastLoaded picks the live SFU node with the fewest live meetings, then
-// the fewest participants; this node when no row says otherwise (its
-// first heartbeat may not be written yet).
+// the fewest media sessions; this media node when no row says otherwise
+// (its first heartbeat may not be written yet).
 func (p *Placement) leastLoaded(ctx context.Context, aliveSince time.Time) (string, error) {
 	nodes, err := p.store.Nodes(ctx, aliveSince)
 	if err != nil {
@@ -77,9 +80,15 @@ func (p *Placement) leastLoaded(ctx context.Context, aliveSince time.Time) (stri
 		return "", err
 	}
 	nodes = slices.DeleteFunc(nodes, func(n store.Node) bool {
-		return n.ID != p.self && (!n.Has(store.RoleSFU) || n.URL == "")
+		if n.ID == p.self {
+			return !p.media
+		}
+		return !n.Has(store.RoleSFU) || n.URL == ""
 	})
 	if len(nodes) == 0 {
+		if !p.media {
+			return "", sfu.ErrNoMediaNode
+		}
 		return p.self, nil
 	}
 	best := slices.MinFunc(nodes, func(a, b store.Node) int {

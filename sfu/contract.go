@@ -35,8 +35,21 @@ var (
 	ErrTokenRevoked    = errors.New("join token revoked")
 )
 
-// MovedError is what a Meetings implementation returns when the meeting's
-// media lives on another node: the SFU answers 307 Temporary Redirect to
+// Placer is what a Meetings implementation may also implement when
+// several nodes share the meetings: before admitting a participant, the
+// SFU asks where the meeting's media is. Place returns nil for this node,
+// a *MovedError for another (or an error wrapping ErrMeetingNotFound, or
+// ErrNoMediaNode). A node that serves no media (its SFU not started)
+// still answers WHIP and WHEP this way, with redirects.
+type Placer interface {
+	Place(ctx context.Context, meetingID string) error
+}
+
+// ErrNoMediaNode says no node able to serve a meeting's media is alive.
+var ErrNoMediaNode = errors.New("no media node is alive")
+
+// MovedError is what a Placer returns when the meeting's media lives on
+// another node: the SFU answers 307 Temporary Redirect to
 // the same path on BaseURL (RFC 9725 allows WHIP and WHEP to redirect), so
 // the client sends its offer there.
 type MovedError struct {

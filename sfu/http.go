@@ -116,11 +116,14 @@ func (s *SFU) serveOffer(w http.ResponseWriter, r *http.Request, kind sessionKin
 		}
 	}
 
-	rm, zero, aerr := s.admit(r.Context(), claims)
-	if aerr != nil {
+	if aerr := s.place(r.Context(), claims); aerr != nil {
 		if aerr.code == codeMoved {
 			aerr.message += r.URL.RequestURI()
 		}
+		return aerr
+	}
+	rm, zero, aerr := s.admit(r.Context(), claims)
+	if aerr != nil {
 		return aerr
 	}
 	if at, ok := s.tap.(AdmissionTap); ok && kind == kindPublish {
@@ -241,6 +244,30 @@ func headerEncryption(pc *webrtc.PeerConnection) bool {
 }
 
 // admit reserves the identity's seat in the meeting and joins it.
+// place asks the Meetings where the meeting's media is, when they can
+// say (Placer): nil means here.
+func (s *SFU) place(ctx context.Context, claims token.Claims) *apiError {
+	p, ok := s.meetings.(Placer)
+	if !ok {
+		return nil
+	}
+	err := p.Place(ctx, claims.MeetingID)
+	if err == nil {
+		return nil
+	}
+	if moved, ok := errors.AsType[*MovedError](err); ok {
+		return &apiError{http.StatusTemporaryRedirect, codeMoved, strings.TrimSuffix(moved.BaseURL, "/")}
+	}
+	switch {
+	case errors.Is(err, ErrMeetingNotFound):
+		return &apiError{http.StatusNotFound, codeMeetingNotFound, "no meeting " + claims.MeetingID}
+	case errors.Is(err, ErrNoMediaNode):
+		return &apiError{http.StatusServiceUnavailable, codeUnavailable, "no media server is running; retry later"}
+	}
+	s.log.Error("placing meeting", "meeting", claims.MeetingID, "err", err)
+	return &apiError{http.StatusInternalServerError, codeInternal, "could not find the meeting's media server; retry later"}
+}
+
 func (s *SFU) admit(ctx context.Context, claims token.Claims) (*room, time.Time, *apiError) {
 	s.mu.Lock()
 	if s.state != stateRunning {
@@ -276,9 +303,6 @@ func (s *SFU) admit(ctx context.Context, claims token.Claims) (*room, time.Time,
 			return nil, time.Time{}, &apiError{http.StatusNotFound, codeMeetingNotFound, "no meeting " + claims.MeetingID}
 		case errors.Is(err, ErrMeetingClosed):
 			return nil, time.Time{}, &apiError{http.StatusConflict, codeMeetingEnded, "this meeting has ended"}
-		}
-		if moved, ok := errors.AsType[*MovedError](err); ok {
-			return nil, time.Time{}, &apiError{http.StatusTemporaryRedirect, codeMoved, strings.TrimSuffix(moved.BaseURL, "/")}
 		}
 		s.log.Error("joining meeting", "meeting", claims.MeetingID, "err", err)
 		return nil, time.Time{}, &apiError{http.StatusInternalServerError, codeInternal, "could not join the meeting; retry later"}

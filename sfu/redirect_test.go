@@ -3,8 +3,10 @@ package sfu_test
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
@@ -58,5 +60,40 @@ func TestAnOfferForAMeetingOnAnotherNodeIsRedirectedWith307(t *testing.T) {
 		require.Equal(t, http.StatusCreated, resp.StatusCode, body)
 		require.True(t, strings.HasPrefix(resp.Header.Get("Location"), "http://node-a.example:8080/v1/"+kind+"/"),
 			"the session URL names the node that holds the session: %s", resp.Header.Get("Location"))
+	}
+}
+
+// TestAnSFUNotStartedStillRedirects: a node that serves no media (its SFU
+// built, not started) answers WHIP with the redirect to the meeting's
+// node, and 503 for a meeting it would have to hold itself.
+func TestAnSFUNotStartedStillRedirects(t *testing.T) {
+	t.Parallel()
+	signer, err := token.NewSigner(secret)
+	require.NoError(t, err)
+	mm := &memMeetings{meetings: map[string]*memMeeting{}}
+	mm.add("m1")
+	mm.add("m2")
+	mm.meetings["m2"].movedTo = "http://node-b.example:8080"
+	s, err := sfu.New(sfu.Config{UDPAddr: "127.0.0.1:0"}, mm, signer, &recTap{opened: make(chan *recTrack, 1)}, nil)
+	require.NoError(t, err)
+	srv := httptest.NewServer(s.WHIPHandler())
+	t.Cleanup(srv.Close)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	offer := rawOffer(t, webrtc.RTPTransceiverDirectionSendrecv)
+	for meeting, want := range map[string]int{"m2": http.StatusTemporaryRedirect, "m1": http.StatusServiceUnavailable} {
+		tok, err := signer.Sign(token.Claims{MeetingID: meeting, Identity: "alice", Rights: []token.Right{token.RightPublish},
+			ExpiresAt: time.Now().Add(time.Hour)})
+		require.NoError(t, err)
+		req, err := http.NewRequestWithContext(t.Context(), "POST", srv.URL+"/v1/whip", strings.NewReader(offer))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/sdp")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := noFollow.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		require.Equal(t, want, resp.StatusCode, meeting)
+		if want == http.StatusTemporaryRedirect {
+			require.Equal(t, "http://node-b.example:8080/v1/whip", resp.Header.Get("Location"))
+		}
 	}
 }

@@ -67,15 +67,21 @@ func (m *memMeetings) Join(_ context.Context, c token.Claims) (time.Time, error)
 	if mt.closed {
 		return time.Time{}, fmt.Errorf("join %s: %w", meetingID, sfu.ErrMeetingClosed)
 	}
-	if mt.movedTo != "" {
-		return time.Time{}, fmt.Errorf("join %s: %w", meetingID, &sfu.MovedError{MeetingID: meetingID, BaseURL: mt.movedTo})
-	}
 	if mt.zero.IsZero() {
 		mt.zero = time.Now()
 	}
 	mt.present[identity] = true
 	m.joins = append(m.joins, meetingID+"/"+identity)
 	return mt.zero, nil
+}
+
+func (m *memMeetings) Place(_ context.Context, meetingID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mt := m.meetings[meetingID]; mt != nil && mt.movedTo != "" {
+		return &sfu.MovedError{MeetingID: meetingID, BaseURL: mt.movedTo}
+	}
+	return nil
 }
 
 func (m *memMeetings) Leave(_ context.Context, meetingID, identity string) error {

@@ -200,7 +200,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if a.store.Dialect() == store.Postgres {
 		// Other nodes may share this database: a meeting's media is
 		// placed on one of them, and session URLs name the node.
-		if placement, err = meeting.NewPlacement(a.store, a.pipeline.NodeID(), cfg.NodeTimeout); err != nil {
+		if placement, err = meeting.NewPlacement(a.store, a.pipeline.NodeID(), cfg.has(store.RoleSFU), cfg.NodeTimeout); err != nil {
 			return nil, err
 		}
 		joins, baseURL = meeting.NewPlacedJoins(a.store, placement, logger), cfg.nodeURL()
@@ -266,7 +266,9 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 			mux.Handle(p, pages)
 		}
 	}
-	if cfg.has(store.RoleSFU) {
+	// A node without media (SFU not started) answers WHIP and WHEP too,
+	// redirecting each to the node that holds the meeting.
+	if cfg.has(store.RoleSFU) || placement != nil {
 		mux.Handle("/v1/whip", a.sfu.WHIPHandler())
 		mux.Handle("/v1/whip/", a.sfu.WHIPHandler())
 		mux.Handle("/v1/whep", a.sfu.WHEPHandler())
