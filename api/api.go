@@ -47,6 +47,9 @@ type Config struct {
 	// upload session URLs name it, since an upload's bytes are kept on
 	// the disk of the node that created it.
 	NodeURL string
+	// NodeID names this node (several nodes): a live caption stream of a
+	// meeting whose media another node holds is redirected there.
+	NodeID string
 	// TokenTTL is how long join tokens last unless a request says
 	// otherwise (default 24 h).
 	TokenTTL time.Duration

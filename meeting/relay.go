@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/greffier/greffier/captions"
 	"github.com/greffier/greffier/internal/backend"
 )
 
@@ -24,8 +25,16 @@ type LocalMedia interface {
 	Disconnect(ctx context.Context, meetingID, identity, tokenID string) (int, error)
 }
 
+// Captions is this node's live captions hub (*captions.Hub): what the
+// host's controls on captions act on.
+type Captions interface {
+	SetEnabled(meetingID string, on bool)
+	EndFollower(meetingID, identity, tokenID string) int
+}
+
 // Relay carries the host's controls on live media (ending a meeting,
-// disconnecting a participant whose token was revoked) to every node over
+// disconnecting a participant whose token was revoked, turning captions
+// on or off) to every node over
 // Postgres LISTEN/NOTIFY, so that the API of any node acts on the node
 // that holds the meeting's media. Each node acts on what it holds; the
 // others have nothing to close. It implements Media and api.Sessions.
@@ -36,10 +45,11 @@ type LocalMedia interface {
 // disconnection leaves a revoked participant connected until they leave,
 // as a token revoked on one node always did for sessions already open.
 type Relay struct {
-	pool  *pgxpool.Pool
-	local LocalMedia
-	self  string
-	log   *slog.Logger
+	pool     *pgxpool.Pool
+	local    LocalMedia
+	captions Captions // nil without captions
+	self     string
+	log      *slog.Logger
 
 	stop context.CancelFunc
 	done sync.WaitGroup
@@ -49,20 +59,22 @@ type Relay struct {
 
 // relayed is one notification.
 type relayed struct {
-	Op       string `json:"op"` // "end" or "disconnect"
+	Op       string `json:"op"` // "end", "disconnect" or "captions"
 	From     string `json:"from"`
 	Meeting  string `json:"meeting"`
 	Identity string `json:"identity,omitempty"`
 	Token    string `json:"token,omitempty"`
+	On       bool   `json:"on,omitempty"` // captions`
 }
 
 // NewRelay relays controls from and to node self through pool. local may
-// be nil on a node without media: it then only sends.
-func NewRelay(pool *pgxpool.Pool, local LocalMedia, self string, logger *slog.Logger) (*Relay, error) {
+// be nil on a node without media: it then only sends; captions is nil
+// without live captions.
+func NewRelay(pool *pgxpool.Pool, local LocalMedia, captions Captions, self string, logger *slog.Logger) (*Relay, error) {
 	if pool == nil || self == "" || logger == nil {
 		return nil, errors.New("meeting: NewRelay needs a Postgres pool, a node id and a logger")
 	}
-	return &Relay{pool: pool, local: local, self: self, log: logger, listening: make(chan struct{})}, nil
+	return &Relay{pool: pool, local: local, captions: captions, self: self, log: logger, listening: make(chan struct{})}, nil
 }
 
 // Start listens for other nodes' controls until Stop. It does not block.
@@ -164,7 +176,14 @@ func (r *Relay) act(ctx context.Context, m relayed) {
 	case "end":
 		err = r.local.EndMeeting(ctx, m.Meeting)
 	case "disconnect":
+		if r.captions != nil {
+			r.captions.EndFollower(m.Meeting, m.Identity, m.Token)
+		}
 		_, err = r.local.Disconnect(ctx, m.Meeting, m.Identity, m.Token)
+	case "captions":
+		if r.captions != nil {
+			r.captions.SetEnabled(m.Meeting, m.On)
+		}
 	default:
 		err = fmt.Errorf("unknown operation %q", m.Op)
 	}
@@ -210,4 +229,28 @@ func (r *Relay) Disconnect(ctx context.Context, meetingID, identity, tokenID str
 	}
 	errs = append(errs, r.send(ctx, relayed{Op: "disconnect", Meeting: meetingID, Identity: identity, Token: tokenID}))
 	return n, errors.Join(errs...)
+}
+
+// SetCaptions turns a meeting's live captions on or off here and on every
+// other node: the one holding its media makes them.
+func (r *Relay) SetCaptions(ctx context.Context, meetingID string, on bool) error {
+	if r.captions != nil {
+		r.captions.SetEnabled(meetingID, on)
+	}
+	return r.send(ctx, relayed{Op: "captions", Meeting: meetingID, On: on})
+}
+
+// RelayedCaptions is a captions hub whose switch is relayed to every node
+// (the API's CaptionHub, with several nodes).
+type RelayedCaptions struct {
+	*captions.Hub
+	Relay *Relay
+}
+
+// SetEnabled turns captions on or off on every node; a failure to tell the
+// others is logged (the setting is stored, and tracks opened later read it).
+func (c RelayedCaptions) SetEnabled(meetingID string, on bool) {
+	if err := c.Relay.SetCaptions(context.Background(), meetingID, on); err != nil {
+		c.Relay.log.Error("captions switch not relayed to the other nodes", "meeting", meetingID, "err", err)
+	}
 }

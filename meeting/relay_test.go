@@ -2,6 +2,7 @@ package meeting
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -34,22 +35,36 @@ func (m *nodeMedia) Disconnect(_ context.Context, id, identity, tok string) (int
 	return 1, nil
 }
 
+func (m *nodeMedia) SetEnabled(id string, on bool) { m.note(fmt.Sprintf("captions %s %v", id, on)) }
+
+func (m *nodeMedia) EndFollower(id, identity, tok string) int {
+	m.note("end captions of " + id + " " + identity + " " + tok)
+	return 1
+}
+
 func (m *nodeMedia) noted() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]string(nil), m.calls...)
 }
 
-// TestHostControlsReachTheNodeHoldingTheMedia: ending a meeting or
-// disconnecting a participant on one node acts on that node's media and is
+// TestHostControlsReachTheNodeHoldingTheMedia: ending a meeting,
+// disconnecting a participant or switching captions on one node acts on that node's media and is
 // told to every other node over Postgres, whose media acts on it; a node
 // without media only tells.
 func TestHostControlsReachTheNodeHoldingTheMedia(t *testing.T) {
 	t.Parallel()
 	st := openStore(t, store.Postgres)
 	ctx := context.Background()
-	start := func(local LocalMedia, node string) *Relay {
-		r, err := NewRelay(st.PgxPool(), local, node, discard())
+	start := func(local *nodeMedia, node string) *Relay {
+		var (
+			lm  LocalMedia
+			hub Captions
+		)
+		if local != nil {
+			lm, hub = local, local
+		}
+		r, err := NewRelay(st.PgxPool(), lm, hub, node, discard())
 		require.NoError(t, err)
 		require.NoError(t, r.Start(ctx))
 		t.Cleanup(r.Stop)
@@ -66,8 +81,14 @@ func TestHostControlsReachTheNodeHoldingTheMedia(t *testing.T) {
 	n, err := api.Disconnect(ctx, "mtg_2", "bob", "tok_1")
 	require.NoError(t, err)
 	require.Zero(t, n, "a node without media closes nothing itself")
+	for range 2 {
+		<-a.told
+		<-b.told
+	}
+	require.NoError(t, api.SetCaptions(ctx, "mtg_2", true))
 	<-a.told
 	<-b.told
-	require.Equal(t, []string{"end mtg_1", "disconnect mtg_2 bob tok_1"}, a.noted(), "its own end, then the API node's disconnect")
-	require.Equal(t, []string{"end mtg_1", "disconnect mtg_2 bob tok_1"}, b.noted())
+	want := []string{"end mtg_1", "end captions of mtg_2 bob tok_1", "disconnect mtg_2 bob tok_1", "captions mtg_2 true"}
+	require.Equal(t, want, a.noted(), "its own end, then the API node's disconnect and captions")
+	require.Equal(t, want, b.noted())
 }

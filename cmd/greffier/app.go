@@ -222,7 +222,11 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		if cfg.has(store.RoleSFU) {
 			local = a.sfu
 		}
-		if a.relay, err = meeting.NewRelay(a.store.PgxPool(), local, a.pipeline.NodeID(), logger); err != nil {
+		var hub meeting.Captions
+		if a.captions != nil {
+			hub = a.captions
+		}
+		if a.relay, err = meeting.NewRelay(a.store.PgxPool(), local, hub, a.pipeline.NodeID(), logger); err != nil {
 			return nil, err
 		}
 		if cfg.has(store.RoleSFU) {
@@ -250,8 +254,11 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		Sessions: media, Logger: logger, Deleter: a.pipeline, Uploads: uploads, Importer: a.pipeline, NodeTimeout: cfg.NodeTimeout}
 	if a.captions != nil { // a nil *Hub in the interface would look configured
 		apiDeps.Captions = a.captions
+		if a.relay != nil {
+			apiDeps.Captions = meeting.RelayedCaptions{Hub: a.captions, Relay: a.relay}
+		}
 	}
-	apiSrv, err := api.New(api.Config{Token: a.apiToken, PublicURL: cfg.publicURL(), NodeURL: baseURL, WebhookAllowPrivate: cfg.WebhookAllowPrivate,
+	apiSrv, err := api.New(api.Config{Token: a.apiToken, PublicURL: cfg.publicURL(), NodeURL: baseURL, NodeID: a.pipeline.NodeID(), WebhookAllowPrivate: cfg.WebhookAllowPrivate,
 		RetainRecordings: cfg.RetainRecordings, RetainTranscripts: cfg.RetainTranscripts}, apiDeps)
 	if err != nil {
 		return nil, err
