@@ -217,6 +217,13 @@ func TestTwoNodesShareOnePostgresAndOneBucket(t *testing.T) {
 	m2done := finished(t, c.bundles[owner], m2.ID)
 	require.Equal(t, "ready", m2done.State, "%+v", m2done.Pipeline)
 
+	// Jobs run on both nodes: the second meeting's pipeline and the first
+	// one's live speech are shared by the two workers.
+	db, err := sql.Open("pgx", c.dbURL)
+	require.NoError(t, err)
+	defer db.Close()
+	require.Eventually(t, func() bool { return len(jobHolders(t, db)) == 2 }, 20*time.Second, 50*time.Millisecond)
+
 	// Kill the first meeting's node once both have spoken their first
 	// sentence and a checkpoint has passed.
 	require.Eventually(t, func() bool { return len(alice.Sent()) >= 225 && len(bob.Sent()) >= 225 },
@@ -288,21 +295,25 @@ func TestTwoNodesShareOnePostgresAndOneBucket(t *testing.T) {
 	require.False(t, doc.Complete)
 	require.Equal(t, "incomplete", m1done.State)
 
-	// Jobs ran on both nodes.
-	db, err := sql.Open("pgx", c.dbURL)
-	require.NoError(t, err)
-	defer db.Close()
+	holders := jobHolders(t, db)
+	require.Contains(t, holders, lostNode, "the killed node worked jobs")
+	require.Len(t, holders, 2, "jobs ran on both nodes: %v", holders)
+}
+
+// jobHolders lists the nodes (River client ids) that attempted any job.
+func jobHolders(t *testing.T, db *sql.DB) []string {
+	t.Helper()
 	var holders []string
 	rows, err := db.Query(`SELECT DISTINCT unnest(attempted_by) FROM river_job`)
 	require.NoError(t, err)
+	defer rows.Close()
 	for rows.Next() {
 		var h string
 		require.NoError(t, rows.Scan(&h))
 		holders = append(holders, h)
 	}
 	require.NoError(t, rows.Err())
-	require.Contains(t, holders, lostNode, "the killed node worked jobs")
-	require.Len(t, holders, 2, "jobs ran on both nodes: %v", holders)
+	return holders
 }
 
 // procUsage reads a process's CPU time (user and system, seconds) and
