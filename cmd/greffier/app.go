@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -268,7 +269,11 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		// Every /v1 path but the media and hook endpoints is the API's: it
 		// answers unknown ones in its JSON error format too.
 		mux.Handle("/v1/", apiSrv.Handler())
-		pages := web.Handler()
+		var webCfg web.Config
+		if placement != nil {
+			webCfg.ConnectOrigins = a.nodeOrigins
+		}
+		pages := web.NewHandler(webCfg)
 		for _, p := range []string{"GET /{$}", "/join/", "/app/", "/assets/"} {
 			mux.Handle(p, pages)
 		}
@@ -438,6 +443,27 @@ func (a *App) node() store.Node {
 		n.Participants = o.Publishers + o.Listeners
 	}
 	return n
+}
+
+// nodeOrigins are the origins of the live nodes' own URLs, which the web
+// pages may call when redirected there.
+func (a *App) nodeOrigins(ctx context.Context) []string {
+	nodes, err := a.store.Nodes(ctx, time.Now().Add(-a.cfg.NodeTimeout))
+	if err != nil {
+		a.log.Warn("pages' policy: could not list the nodes", "err", err)
+		return nil
+	}
+	var out []string
+	for _, n := range nodes {
+		u, err := url.Parse(n.URL)
+		if err != nil || u.Host == "" {
+			continue
+		}
+		if o := u.Scheme + "://" + u.Host; !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // redactURL shows a backend's URL without any password in it.

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/greffier/greffier/internal/testenv"
@@ -391,4 +392,49 @@ func TestALostNodeThatComesBackStoresWhatItSpooled(t *testing.T) {
 	words := wordsLost(doc, wordsUntil(script, "alice", atKill), map[string]int64{"alice": tr.StartMS})
 	require.Zero(t, words, "every word said before the kill is in the minutes or inside a stated gap")
 	t.Logf("sent %d ms before the kill; recovered %d ms; meeting %s, missing %+v", atKill, tr.DurationMS, done.State, doc.Missing)
+}
+
+// TestBrowserJoinsThroughANodeThatRedirectsIt: a real Chromium opens the
+// room page on one node for a meeting whose media another node holds (an
+// other origin: another port). Its WHIP and WHEP offers are redirected
+// (307); Chromium drops the token on that cross-origin redirect, as the
+// Fetch standard says, and the page sends the offer again to the node it
+// was sent to: the browser publishes and listens in the one room.
+func TestBrowserJoinsThroughANodeThatRedirectsIt(t *testing.T) {
+	t.Parallel()
+	bin := buildServe(t)
+	c := startCluster(t, bin)
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, c.bundles[0].call(t, "POST", "/v1/meetings", map[string]any{
+		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice"}, {"identity": "bob", "display_name": "Bob"}}}, &m))
+	bob := c.publish(t, 0, m, "bob")
+	owner := c.index(t, hostOf(t, bob.Location()))
+	other := 1 - owner
+
+	ctx := newBrowser(t, fixtureWAV(t, "alice"))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.bundles[other].url+"/join/#token="+url.QueryEscape(tokenOf(t, m, "alice")))))
+	waitJS(t, ctx, `document.body.dataset.state === 'ready'`, "the pre-join page")
+	click(t, ctx, "#join")
+	waitJS(t, ctx, `document.body.dataset.state === 'joined' || !document.getElementById('error').hidden`, "joined or failed")
+	require.Equal(t, "joined", eval[string](t, ctx, `document.body.dataset.state`), "%s",
+		eval[string](t, ctx, `document.getElementById('error').textContent`))
+	// Both of the page's sessions are on the owner, the meeting's one room.
+	require.Eventually(t, func() bool {
+		for _, n := range aliveNodes(t, c.bundles[other]) {
+			if n.URL == c.bundles[owner].url && n.Sessions == 3 {
+				return true
+			}
+		}
+		return false
+	}, 45*time.Second, 100*time.Millisecond, "bob's session and the page's two on the owner")
+	var now meetingAnswer
+	require.Eventually(t, func() bool {
+		c.bundles[other].call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
+		return now.Pipeline != nil && now.Pipeline.Tracks == 2
+	}, 45*time.Second, 100*time.Millisecond, "the browser's track is recorded beside bob's")
+	for _, n := range aliveNodes(t, c.bundles[owner]) {
+		if n.URL == c.bundles[other].url {
+			require.Zero(t, n.Sessions, "the node the page came from holds no session")
+		}
+	}
 }
