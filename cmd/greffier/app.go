@@ -200,11 +200,18 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	)
 	if a.store.Dialect() == store.Postgres {
 		// Other nodes may share this database: a meeting's media is
-		// placed on one of them, and session URLs name the node.
+		// placed on one of them, and session URLs name the node when it
+		// says its URL (one node behind a proxy keeps relative ones).
 		if placement, err = meeting.NewPlacement(a.store, a.pipeline.NodeID(), cfg.has(store.RoleSFU), cfg.NodeTimeout); err != nil {
 			return nil, err
 		}
-		joins, baseURL = meeting.NewPlacedJoins(a.store, placement, logger), cfg.nodeURL()
+		joins = meeting.NewPlacedJoins(a.store, placement, logger)
+		if cfg.NodeURL != "" {
+			baseURL = cfg.nodeURL()
+		} else {
+			logger.Info("node-url is not set: other nodes sharing this database would redirect to "+cfg.nodeURL(),
+				"setting", settingByName("node-url").Flags())
+		}
 	}
 	if a.sfu, err = sfu.New(sfu.Config{BaseURL: baseURL, UDPAddr: cfg.MediaAddr, PublicIPs: cfg.PublicIPs, Observer: a.events,
 		AllowedOrigins: cfg.CORSOrigins, ICETCP: cfg.ICETCP, ICEServers: cfg.ICEServers, ICEServerSecret: cfg.ICEServerSecret,

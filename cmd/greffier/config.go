@@ -72,8 +72,10 @@ type Config struct {
 	Roles []string `setting:"roles" default:"api,sfu,worker" help:"what this node serves: api, sfu, worker (a subset needs Postgres and S3)"`
 	// NodeURL is this node's own HTTP base URL as clients reach it, where
 	// other nodes redirect the WHIP and WHEP requests of the meetings
-	// placed on it. Empty: PublicURL's rule (the HTTP listen address).
-	NodeURL string `setting:"node-url" default:"" help:"this node's own base URL, where WHIP/WHEP of meetings placed on it are redirected (empty: from the HTTP address)"`
+	// placed on it; when set, session and upload URLs are absolute on it.
+	// Set it on every node when several share a database. Empty: the HTTP
+	// listen address is announced, and URLs stay relative.
+	NodeURL string `setting:"node-url" default:"" help:"this node's own base URL, where WHIP/WHEP of meetings placed on it are redirected; set it on every node when several share a database"`
 	// NodeTimeout is how long a node may be silent before its running jobs
 	// are taken up by others and its meetings' media placement is freed.
 	NodeTimeout time.Duration `setting:"node-timeout" default:"10s" help:"silence after which a node counts as gone: its jobs and meetings go to other nodes"`

@@ -71,7 +71,7 @@ func startCluster(t *testing.T, bin string, extra ...string) *cluster {
 		})
 		n := &child{bin: bin, dataDir: filepath.Join(dir, "data"), httpAddr: freePort(t, "tcp"), udp: freePort(t, "udp"), log: logf}
 		n.env = append([]string{"GREFFIER_DATA_DIR=" + n.dataDir, "GREFFIER_HTTP_ADDR=" + n.httpAddr,
-			"GREFFIER_MEDIA_ADDR=" + n.udp}, shared...)
+			"GREFFIER_NODE_URL=http://" + n.httpAddr, "GREFFIER_MEDIA_ADDR=" + n.udp}, shared...)
 		startChild(t, n)
 		c.nodes = append(c.nodes, n)
 		c.bundles = append(c.bundles, &testBundle{url: "http://" + n.httpAddr, token: "nodes-test-token", double: c.double})
