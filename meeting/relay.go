@@ -34,16 +34,16 @@ type Captions interface {
 
 // Relay carries the host's controls on live media (ending a meeting,
 // disconnecting a participant whose token was revoked, turning captions
-// on or off) to every node over
-// Postgres LISTEN/NOTIFY, so that the API of any node acts on the node
-// that holds the meeting's media. Each node acts on what it holds; the
-// others have nothing to close. It implements Media and api.Sessions.
+// on or off) to every node over Postgres LISTEN/NOTIFY, so that the API
+// of any node acts on the node that holds the meeting's media. Each node
+// acts on what it holds; the others have nothing to close. It implements
+// Media and api.Sessions.
 //
 // A notification reaches only the nodes listening at the moment it is
 // sent: a node that is reconnecting misses it. Ending a meeting is also
 // in the database (its state), which the owner's joins read; a missed
-// disconnection leaves a revoked participant connected until they leave,
-// as a token revoked on one node always did for sessions already open.
+// disconnection leaves a revoked participant connected until they leave
+// (their token can join no more).
 type Relay struct {
 	pool     *pgxpool.Pool
 	local    LocalMedia
@@ -64,20 +64,22 @@ type relayed struct {
 	Meeting  string `json:"meeting"`
 	Identity string `json:"identity,omitempty"`
 	Token    string `json:"token,omitempty"`
-	On       bool   `json:"on,omitempty"` // captions`
+	On       bool   `json:"on,omitempty"` // for "captions"
 }
 
 // NewRelay relays controls from and to node self through pool. local may
-// be nil on a node without media: it then only sends; captions is nil
-// without live captions.
-func NewRelay(pool *pgxpool.Pool, local LocalMedia, captions Captions, self string, logger *slog.Logger) (*Relay, error) {
+// be nil on a node without media: it then only sends; hub is nil without
+// live captions.
+func NewRelay(pool *pgxpool.Pool, local LocalMedia, hub Captions, self string, logger *slog.Logger) (*Relay, error) {
 	if pool == nil || self == "" || logger == nil {
 		return nil, errors.New("meeting: NewRelay needs a Postgres pool, a node id and a logger")
 	}
-	return &Relay{pool: pool, local: local, captions: captions, self: self, log: logger, listening: make(chan struct{})}, nil
+	return &Relay{pool: pool, local: local, captions: hub, self: self, log: logger, listening: make(chan struct{})}, nil
 }
 
-// Start listens for other nodes' controls until Stop. It does not block.
+// Start listens for other nodes' controls until Stop, returning once the
+// first LISTEN is in place (or ctx ends), so that a node that has started
+// hears every control sent after.
 func (r *Relay) Start(ctx context.Context) error {
 	if r.local == nil {
 		close(r.listening)
