@@ -30,6 +30,8 @@ type Settler interface {
 
 // LostMediaConfig configures a LostMedia.
 type LostMediaConfig struct {
+	// Self is this node's id.
+	Self string
 	// NodeTimeout is the silence after which a node is lost.
 	NodeTimeout time.Duration
 	// RecoverAfter is how long a lost node has to come back with the
@@ -47,7 +49,9 @@ type LostMediaConfig struct {
 // checkpoints in the bucket, the stretch after the last checkpoint stated
 // as lost. Until then the meeting's progress says what it waits for and
 // its minutes are not assembled. Every SFU node runs one; the store's
-// conditional updates make them agree.
+// conditional updates make them agree, and only one of them, the live SFU
+// node with the smallest id, rebuilds tracks, so that two never rebuild
+// the same one.
 type LostMedia struct {
 	cfg     LostMediaConfig
 	store   *store.Store
@@ -61,8 +65,8 @@ type LostMedia struct {
 
 // NewLostMedia watches st's meetings, recovering with rec.
 func NewLostMedia(cfg LostMediaConfig, st *store.Store, rec Recoverer, settler Settler) (*LostMedia, error) {
-	if st == nil || rec == nil || settler == nil || cfg.Logger == nil || cfg.NodeTimeout <= 0 || cfg.RecoverAfter < 0 {
-		return nil, errors.New("meeting: NewLostMedia needs a store, a recoverer, a settler, a logger and a positive node timeout")
+	if st == nil || rec == nil || settler == nil || cfg.Logger == nil || cfg.Self == "" || cfg.NodeTimeout <= 0 || cfg.RecoverAfter < 0 {
+		return nil, errors.New("meeting: NewLostMedia needs a store, a recoverer, a settler, a logger, its node id and a positive node timeout")
 	}
 	return &LostMedia{cfg: cfg, store: st, rec: rec, settler: settler, now: time.Now}, nil
 }
@@ -118,6 +122,21 @@ func (l *LostMedia) runOnce(ctx context.Context) error {
 	lost, err := l.store.MeetingsWithLostMedia(ctx, now.Add(time.Second))
 	if err != nil {
 		return errors.Join(append(errs, err)...)
+	}
+	if len(lost) == 0 {
+		return errors.Join(errs...)
+	}
+	nodes, err := l.store.Nodes(ctx, now.Add(-l.cfg.NodeTimeout))
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, n := range nodes { // by id
+		if n.Has(store.RoleSFU) && n.ID != l.cfg.Self {
+			if n.ID < l.cfg.Self {
+				return errors.Join(errs...) // that node's work
+			}
+			break
+		}
 	}
 	for _, lm := range lost {
 		// Released here or taken over by a join (PlaceMeeting): logged

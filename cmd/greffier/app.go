@@ -238,7 +238,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 			return nil, err
 		}
 		if cfg.has(store.RoleSFU) {
-			if a.lost, err = meeting.NewLostMedia(meeting.LostMediaConfig{NodeTimeout: cfg.NodeTimeout,
+			if a.lost, err = meeting.NewLostMedia(meeting.LostMediaConfig{Self: a.pipeline.NodeID(), NodeTimeout: cfg.NodeTimeout,
 				RecoverAfter: cfg.LostMediaAfter, Logger: logger}, a.store, a.recorder, jobs.NewCatalog(a.pipeline)); err != nil {
 				return nil, err
 			}
