@@ -268,6 +268,17 @@ func (s *SFU) place(ctx context.Context, claims token.Claims) *apiError {
 	return &apiError{http.StatusInternalServerError, codeInternal, "could not find the meeting's media server; retry later"}
 }
 
+// notHere answers for a session URL this node does not know: 307 to the
+// node holding the meeting's media when it is another (a client that
+// resolved a relative session URL against a load balancer), else 404.
+func (s *SFU) notHere(r *http.Request, claims token.Claims) *apiError {
+	if aerr := s.place(r.Context(), claims); aerr != nil && aerr.code == codeMoved {
+		aerr.message += r.URL.RequestURI()
+		return aerr
+	}
+	return &apiError{http.StatusNotFound, codeSessionNotFound, "no such session for this token"}
+}
+
 func (s *SFU) admit(ctx context.Context, claims token.Claims) (*room, time.Time, *apiError) {
 	s.mu.Lock()
 	if s.state != stateRunning {
@@ -533,7 +544,7 @@ func (s *SFU) serveDelete(w http.ResponseWriter, r *http.Request, kind sessionKi
 	}
 	s.mu.Unlock()
 	if !found {
-		return &apiError{http.StatusNotFound, codeSessionNotFound, "no such session for this token"}
+		return s.notHere(r, claims)
 	}
 	// The recording's upload may take a while; Stop and EndMeeting wait
 	// for it, the client need not.

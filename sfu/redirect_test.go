@@ -56,6 +56,17 @@ func TestAnOfferForAMeetingOnAnotherNodeIsRedirectedWith307(t *testing.T) {
 		require.Contains(t, body, "http://node-b.example:8080")
 		require.Equal(t, rooms, b.sfu.Occupancy().Meetings, "no room is left open for a meeting served elsewhere")
 
+		// A session URL of that meeting, resolved against this node: the
+		// same redirect.
+		req, err := http.NewRequestWithContext(t.Context(), "DELETE", b.srv.URL+"/v1/"+kind+"/0123456789abcdef", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+b.token(t, "m2", "alice", token.RightPublish, token.RightListen))
+		del, err := noFollow.Do(req)
+		require.NoError(t, err)
+		_ = del.Body.Close()
+		require.Equal(t, http.StatusTemporaryRedirect, del.StatusCode)
+		require.Equal(t, "http://node-b.example:8080/v1/"+kind+"/0123456789abcdef", del.Header.Get("Location"))
+
 		resp, body = post("/v1/"+kind, b.token(t, "m1", "bob", token.RightPublish, token.RightListen), offer)
 		require.Equal(t, http.StatusCreated, resp.StatusCode, body)
 		require.True(t, strings.HasPrefix(resp.Header.Get("Location"), "http://node-a.example:8080/v1/"+kind+"/"),
