@@ -43,6 +43,13 @@ type Config struct {
 	// (scheme, host, optional path prefix), for the join links. Default
 	// http://127.0.0.1:8080.
 	PublicURL string
+	// NodeURL, when set (several nodes), is this node's own base URL:
+	// upload session URLs name it, since an upload's bytes are kept on
+	// the disk of the node that created it.
+	NodeURL string
+	// NodeID names this node (several nodes): a live caption stream of a
+	// meeting whose media another node holds is redirected there.
+	NodeID string
 	// TokenTTL is how long join tokens last unless a request says
 	// otherwise (default 24 h).
 	TokenTTL time.Duration
@@ -103,6 +110,9 @@ type Deps struct {
 	// LiveKit is optional: without it no LiveKit room is recorded (the
 	// routes are not served).
 	LiveKit LiveKit
+	// NodeTimeout is how long a node may be silent and still count as
+	// alive in GET /v1/nodes (default 10 s).
+	NodeTimeout time.Duration
 }
 
 // API serves the REST interface.
@@ -120,8 +130,10 @@ type API struct {
 	uploads  *upload.Store
 	importer Importer
 	livekit  LiveKit
-	log      *slog.Logger
-	now      func() time.Time
+	// nodeTimeout: see Deps.NodeTimeout.
+	nodeTimeout time.Duration
+	log         *slog.Logger
+	now         func() time.Time
 }
 
 // New builds the API.
@@ -139,7 +151,10 @@ func New(cfg Config, d Deps) (*API, error) {
 	if d.Store == nil || d.Blobs == nil || d.Ender == nil || d.Rerunner == nil || d.Signer == nil || d.Sessions == nil || d.Logger == nil {
 		return nil, errors.New("api: every field of Deps is required")
 	}
-	return &API{cfg: cfg, store: d.Store, blobs: d.Blobs, ender: d.Ender, rerun: d.Rerunner, signer: d.Signer,
+	if d.NodeTimeout <= 0 {
+		d.NodeTimeout = 10 * time.Second
+	}
+	return &API{nodeTimeout: d.NodeTimeout, cfg: cfg, store: d.Store, blobs: d.Blobs, ender: d.Ender, rerun: d.Rerunner, signer: d.Signer,
 		sessions: d.Sessions, webhooks: egress.Guard{AllowPrivate: cfg.WebhookAllowPrivate},
 		captions: d.Captions, deleter: d.Deleter, uploads: d.Uploads, importer: d.Importer, livekit: d.LiveKit, log: d.Logger, now: time.Now}, nil
 }
@@ -214,6 +229,7 @@ func (a *API) routes(route func(pattern, permission string, h http.HandlerFunc))
 	route("GET /v1/keys", PermKeysManage, a.listKeys)
 	route("DELETE /v1/keys/{id}", PermKeysManage, a.revokeKey)
 	route("GET /v1/audit", PermAuditRead, a.listAudit)
+	route("GET /v1/nodes", PermAuditRead, a.listNodes)
 }
 
 // Routes lists every route the Handler serves, in registration order.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/greffier/greffier/captions"
@@ -48,6 +49,12 @@ func (a *API) getCaptions(w http.ResponseWriter, r *http.Request) {
 	}
 	if m.State != store.MeetingCreated && m.State != store.MeetingLive {
 		writeError(w, http.StatusConflict, "meeting_ended", "meeting "+m.ID+" is "+string(m.State)+": its captions are in the minutes")
+		return
+	}
+	if owner, ok := a.mediaElsewhere(r.Context(), m.ID); ok {
+		// Captions are made where the media is: follow them there.
+		w.Header().Set("Location", owner+r.URL.RequestURI())
+		writeError(w, http.StatusTemporaryRedirect, "meeting_on_another_node", "this meeting's captions are served by "+owner)
 		return
 	}
 	flusher, ok := w.(http.Flusher)
@@ -226,4 +233,18 @@ func (a *API) setCaptions(r *http.Request, meetingID string, on bool) error {
 		a.captions.SetEnabled(meetingID, on)
 	}
 	return nil
+}
+
+// mediaElsewhere returns the base URL of the live node holding a
+// meeting's media when it is not this one (several nodes).
+func (a *API) mediaElsewhere(ctx context.Context, meetingID string) (string, bool) {
+	if a.cfg.NodeID == "" {
+		return "", false
+	}
+	owner, err := a.store.MeetingNode(ctx, meetingID)
+	if err != nil || owner.ID == "" || owner.ID == a.cfg.NodeID || owner.URL == "" ||
+		owner.HeartbeatAt.Before(a.now().Add(-a.nodeTimeout)) {
+		return "", false
+	}
+	return strings.TrimSuffix(owner.URL, "/"), true
 }

@@ -89,7 +89,7 @@ func (a *API) createUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setUploadHeaders(w, s)
-	w.Header().Set("Location", "/v1/imports/"+s.ID)
+	w.Header().Set("Location", strings.TrimSuffix(a.cfg.NodeURL, "/")+"/v1/imports/"+s.ID)
 	writeJSON(w, http.StatusCreated, toUploadJSON(s))
 }
 

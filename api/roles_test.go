@@ -83,6 +83,7 @@ var roleMatrix = []access{
 	{"GET /v1/keys", adminsOnly, ""},
 	{"DELETE /v1/keys/{id}", adminsOnly, ""},
 	{"GET /v1/audit", adminsOnly, ""},
+	{"GET /v1/nodes", adminsOnly, ""},
 }
 
 // newKey creates a key through the API and returns its id and secret.

@@ -55,3 +55,16 @@ func (c *Catalog) FinishTrack(ctx context.Context, t store.Track) error {
 		return c.p.trackFinished(ctx, tx, q, t)
 	})
 }
+
+// SettleLostMedia records that what a lost media node recorded of a
+// meeting is recovered (or that it came back), and, in the same
+// transaction, moves the meeting's pipeline on: its minutes may now be
+// assembled.
+func (c *Catalog) SettleLostMedia(ctx context.Context, meetingID, node string) error {
+	return c.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
+		if err := q.SettleLostMedia(ctx, meetingID, node); err != nil {
+			return err
+		}
+		return c.p.maybeAssemble(ctx, tx, q, meetingID)
+	})
+}

@@ -199,6 +199,12 @@ func (p *Pipeline) StartImport(ctx context.Context, req ImportRequest) (store.Me
 		}
 		speakers[i] = store.ImportSpeaker{Identity: f.Identity, DisplayName: f.DisplayName, SharedMic: f.Mixed}
 	}
+	if p.cfg.SharedUploads {
+		if err := p.shareUploads(ctx, id, req.Files); err != nil {
+			unclaim()
+			return store.Meeting{}, err
+		}
+	}
 	var m store.Meeting
 	err := p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
 		var err error
@@ -215,10 +221,71 @@ func (p *Pipeline) StartImport(ctx context.Context, req ImportRequest) (store.Me
 	})
 	if err != nil {
 		unclaim()
+		if p.cfg.SharedUploads {
+			if _, derr := p.blobs.DeletePrefix(context.WithoutCancel(ctx), layout.MeetingPrefix(id)); derr != nil {
+				p.log.Warn("copies of uploads not removed", "meeting", id, "err", derr)
+			}
+		}
 		return store.Meeting{}, err
+	}
+	if p.cfg.SharedUploads {
+		// The job reads the copies: the local files are no longer needed.
+		p.removeUploads(ImportArgs{MeetingID: id, Files: req.Files})
 	}
 	p.log.Info("meeting importing", "meeting", id, "title", req.Title, "files", len(req.Files))
 	return m, nil
+}
+
+// shareUploads copies an import's uploads to blob storage, where any node
+// reads them.
+func (p *Pipeline) shareUploads(ctx context.Context, meetingID string, files []ImportFile) error {
+	for i, f := range files {
+		file, sess, err := p.uploads.Open(f.Upload)
+		if err != nil {
+			return &FileError{Index: i, Identity: f.Identity, Err: err}
+		}
+		_, err = p.blobs.Put(ctx, layout.ImportUpload(meetingID, i), file, sess.Length)
+		_ = file.Close()
+		if err != nil {
+			return fmt.Errorf("copy upload %d of %s to storage: %w", i, meetingID, err)
+		}
+	}
+	return nil
+}
+
+// openImportFile opens the i-th file of an import: the upload on this
+// node's disk, or its copy in storage (SharedUploads), fetched to tmp,
+// which the returned cleanup removes.
+func (p *Pipeline) openImportFile(ctx context.Context, meetingID string, i int, uploadID, tmp string) (*os.File, func(), error) {
+	f, _, err := p.uploads.Open(uploadID)
+	if err == nil || !p.cfg.SharedUploads || !errors.Is(err, upload.ErrNotFound) {
+		return f, func() {}, err
+	}
+	rc, err := p.blobs.Get(ctx, layout.ImportUpload(meetingID, i))
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, nil, fmt.Errorf("%w: its copy in storage is gone: %w", upload.ErrNotFound, err)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rc.Close()
+	local, err := os.Create(tmp + ".upload")
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() {
+		_ = local.Close()
+		_ = os.Remove(local.Name())
+	}
+	if _, err := io.Copy(local, rc); err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("fetch upload %d of %s: %w", i, meetingID, err)
+	}
+	if _, err := local.Seek(0, io.SeekStart); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return local, cleanup, nil
 }
 
 func (p *Pipeline) uploadPath(id string) (string, error) {
@@ -273,7 +340,7 @@ func (w *importWorker) Work(ctx context.Context, job *river.Job[ImportArgs]) err
 	for i, f := range job.Args.Files {
 		t := store.Track{ID: importTrackID(id, i), MeetingID: id, Identity: f.Identity, SSRC: uint32(i + 1)}
 		t.BlobKey = layout.Track(id, t.ID)
-		length, info, err := p.storeImported(ctx, t.BlobKey, f.Upload, p.importTemp(id, i))
+		length, info, err := p.storeImported(ctx, t.BlobKey, id, i, f.Upload, p.importTemp(id, i))
 		if err != nil {
 			err = fmt.Errorf("file %d (%s): %w", i, f.Identity, err)
 			if errors.Is(err, ErrUnreadable) || errors.Is(err, ErrUnsupportedFormat) || errors.Is(err, upload.ErrNotFound) ||
@@ -313,6 +380,13 @@ func (w *importWorker) Work(ctx context.Context, job *river.Job[ImportArgs]) err
 	}
 	p.log.Info("meeting ended", "meeting", id, "title", m.Title, "imported_files", len(tracks))
 	p.removeUploads(job.Args)
+	if p.cfg.SharedUploads {
+		for i := range job.Args.Files {
+			if err := p.blobs.Delete(ctx, layout.ImportUpload(id, i)); err != nil {
+				p.log.Warn("copy of an imported upload not removed", "meeting", id, "file", i, "err", err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -382,11 +456,12 @@ func (p *Pipeline) removeUploads(args ImportArgs) {
 // storeImported stores an upload as a track's WebM: a WebM as it is,
 // checked to its end; an Ogg remuxed; WAV or FLAC encoded, then remuxed.
 // tmp names the temporary files (tmp.webm, tmp.opus).
-func (p *Pipeline) storeImported(ctx context.Context, key, uploadID, tmp string) (time.Duration, blob.Info, error) {
-	f, _, err := p.uploads.Open(uploadID)
+func (p *Pipeline) storeImported(ctx context.Context, key, meetingID string, i int, uploadID, tmp string) (time.Duration, blob.Info, error) {
+	f, cleanup, err := p.openImportFile(ctx, meetingID, i, uploadID, tmp)
 	if err != nil {
 		return 0, blob.Info{}, err
 	}
+	defer cleanup()
 	defer f.Close()
 	path := f.Name()
 	format, err := p.CheckFormat(path)

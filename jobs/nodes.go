@@ -112,19 +112,30 @@ func (p *Pipeline) rescueOrphans(ctx context.Context) (int, error) {
 // nodes that are not are rescued (Postgres), and the units of jobs that
 // will not run again are marked failed (both).
 func (p *Pipeline) beat(ctx context.Context) error {
+	// On SQLite too, so that GET /v1/nodes shows the one node's load.
+	if err := p.store.Heartbeat(ctx, p.node()); err != nil {
+		return err
+	}
 	if p.store.Dialect() != store.SQLite {
-		if err := p.store.Heartbeat(ctx, p.nodeID); err != nil {
-			return err
-		}
 		if _, err := p.rescueOrphans(ctx); err != nil {
 			return err
 		}
-		if err := p.store.ForgetNodes(ctx, "", time.Now().Add(-nodesForgottenAfter)); err != nil {
-			return err
-		}
+	}
+	if err := p.store.ForgetNodes(ctx, "", time.Now().Add(-nodesForgottenAfter)); err != nil {
+		return err
 	}
 	_, err := p.settleDiscarded(ctx)
 	return err
+}
+
+// node is this process's row in the nodes table.
+func (p *Pipeline) node() store.Node {
+	var n store.Node
+	if p.cfg.Node != nil {
+		n = p.cfg.Node()
+	}
+	n.ID = p.nodeID
+	return n
 }
 
 // runHeartbeats beats every fifth of NodeTimeout until ctx ends.

@@ -154,6 +154,17 @@ type Config struct {
 	// SpoolDirs, optional, names the directories on this node that may
 	// hold a meeting's spool leftovers, removed when it is deleted.
 	SpoolDirs func(meetingID string) []string
+	// SharedUploads copies an import's uploaded files to blob storage
+	// before its job is enqueued, so that any node's worker runs it: set
+	// when several nodes share the database (the uploads are on the disk
+	// of the node that received them).
+	SharedUploads bool
+	// InsertOnly makes a process that enqueues jobs but runs none: a
+	// node without the worker role. Its heartbeat still names it.
+	InsertOnly bool
+	// Node, optional, describes this process in its heartbeats (roles,
+	// URL, media address, load); its ID is ignored, NodeID's is used.
+	Node func() store.Node
 	// OpusEncoder, optional, is the path of opus-tools' opusenc, which
 	// encodes imported WAV and FLAC files to Opus (Greffier has no encoder
 	// of its own); without it they are refused.
@@ -347,7 +358,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 func (p *Pipeline) Start(ctx context.Context) error {
 	embedded := p.store.Dialect() == store.SQLite
 	if !embedded {
-		if err := p.store.Heartbeat(ctx, p.nodeID); err != nil {
+		if err := p.store.Heartbeat(ctx, p.node()); err != nil {
 			return err
 		}
 	}
@@ -357,8 +368,10 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	if _, err := p.settleDiscarded(ctx); err != nil {
 		return fmt.Errorf("record the units of jobs that will not run again: %w", err)
 	}
-	if err := p.client.Start(ctx); err != nil {
-		return fmt.Errorf("start job workers: %w", err)
+	if !p.cfg.InsertOnly {
+		if err := p.client.Start(ctx); err != nil {
+			return fmt.Errorf("start job workers: %w", err)
+		}
 	}
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.stopBeats = cancel
@@ -393,17 +406,14 @@ func (p *Pipeline) Stop(ctx context.Context) error {
 		p.stopBeats()
 		p.beatsDone.Wait()
 	}
-	if err := p.client.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("stop job workers: %w", err)
-	}
-	if p.store.Dialect() != store.SQLite {
-		// Gone: any job left running is for the other nodes to take up
-		// now, not after NodeTimeout.
-		if err := p.store.ForgetNodes(context.WithoutCancel(ctx), p.nodeID, time.Time{}); err != nil {
-			return err
+	if !p.cfg.InsertOnly {
+		if err := p.client.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("stop job workers: %w", err)
 		}
 	}
-	return nil
+	// Gone: any job left running is for the other nodes to take up now,
+	// not after NodeTimeout, and its meetings' placement is free.
+	return p.store.ForgetNodes(context.WithoutCancel(ctx), p.nodeID, time.Time{})
 }
 
 // NodeID names this process in River's attempted_by and the nodes table.

@@ -25,6 +25,7 @@ type EventLog struct {
 	once    sync.Once
 	dropped int
 	started bool
+	stopped bool // ch is closed
 	mu      sync.Mutex
 }
 
@@ -33,12 +34,19 @@ func NewEventLog(st *store.Store, logger *slog.Logger) *EventLog {
 	return &EventLog{st: st, log: logger, ch: make(chan sfu.Event, eventQueue), done: make(chan struct{})}
 }
 
-// Observe queues an event without waiting (sfu.Observer).
+// Observe queues an event without waiting (sfu.Observer). An event
+// observed after Stop is dropped: a session whose closing outlived a
+// stop's deadline may still report its leaving.
 func (l *EventLog) Observe(e sfu.Event) {
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		return
+	}
 	select {
 	case l.ch <- e:
+		l.mu.Unlock()
 	default:
-		l.mu.Lock()
 		l.dropped++
 		n := l.dropped
 		l.mu.Unlock()
@@ -69,7 +77,12 @@ func (l *EventLog) Start() {
 
 // Stop stores what is queued and returns; call it after the SFU stopped.
 func (l *EventLog) Stop() {
-	l.once.Do(func() { close(l.ch) })
+	l.once.Do(func() {
+		l.mu.Lock()
+		l.stopped = true
+		close(l.ch)
+		l.mu.Unlock()
+	})
 	l.mu.Lock()
 	started := l.started
 	l.mu.Unlock()

@@ -46,3 +46,15 @@ func TestAnEventLogNeverStartedStopsAtOnce(t *testing.T) {
 	l.Observe(sfu.Event{Kind: sfu.EventJoined, MeetingID: "mtg_x", Identity: "alice"})
 	l.Stop()
 }
+
+// TestAnEventAfterStopIsDropped: a session whose closing outlived the
+// server's stop may still report its leaving; the log drops it rather
+// than fail.
+func TestAnEventAfterStopIsDropped(t *testing.T) {
+	t.Parallel()
+	st := openStore(t, store.SQLite)
+	l := NewEventLog(st, discard())
+	l.Start()
+	l.Stop()
+	require.NotPanics(t, func() { l.Observe(sfu.Event{Kind: sfu.EventLeft, MeetingID: "mtg_x", Identity: "alice"}) })
+}

@@ -18,10 +18,19 @@ import (
 type Joins struct {
 	store *store.Store
 	log   *slog.Logger
+	// placement, when several nodes share the database, sends a join
+	// to the node holding the meeting's media.
+	placement *Placement
 }
 
 // NewJoins admits participants to the meetings of st.
 func NewJoins(st *store.Store, logger *slog.Logger) *Joins { return &Joins{store: st, log: logger} }
+
+// NewPlacedJoins admits participants to the meetings of st placed on this
+// node by p, and sends the others to the node that holds them.
+func NewPlacedJoins(st *store.Store, p *Placement, logger *slog.Logger) *Joins {
+	return &Joins{store: st, log: logger, placement: p}
+}
 
 // Join records the token's identity in its meeting and returns the meeting
 // clock's zero.
@@ -50,6 +59,24 @@ func (j *Joins) Join(ctx context.Context, c token.Claims) (time.Time, error) {
 		return zero, fmt.Errorf("%w: %w", sfu.ErrMeetingClosed, err)
 	}
 	return zero, err
+}
+
+// Place says where the meeting's media is (sfu.Placer): here (nil) on
+// one node, or when this node holds it or is chosen for it; a
+// *sfu.MovedError when another node is. A meeting that cannot be joined
+// is left to Join to refuse.
+func (j *Joins) Place(ctx context.Context, meetingID string) error {
+	if j.placement == nil {
+		return nil
+	}
+	m, err := j.store.Meeting(ctx, meetingID)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %w", sfu.ErrMeetingNotFound, err)
+	}
+	if err != nil || (m.State != store.MeetingCreated && m.State != store.MeetingLive) {
+		return err
+	}
+	return j.placement.Place(ctx, meetingID)
 }
 
 // Leave records nothing: the event log has the participant's leaving.

@@ -256,7 +256,7 @@ func (r *Recorder) recoverJournals(ctx context.Context) []error {
 		if _, side := r.paths(meetingID, trackID); fileExists(side) {
 			continue
 		}
-		if err := r.recoverFromChunks(ctx, meetingID, trackID); err != nil {
+		if err := r.recoverFromChunks(ctx, meetingID, trackID, nil); err != nil {
 			r.log.Error("recover track from checkpoints", "track", trackID, "err", err)
 			errs = append(errs, err)
 		}
@@ -269,11 +269,50 @@ func fileExists(path string) bool {
 	return err == nil
 }
 
+// LostRecorder says why and since when a track recorded by another
+// process cannot be had from its spool: that process's node was lost.
+type LostRecorder struct {
+	// At is when it was last known alive (its last heartbeat).
+	At time.Time
+	// Reason is what the minutes say of the stretch lost, such as
+	// "media node node_x lost at 09:30:02Z".
+	Reason string
+}
+
+// RecoverLost rebuilds from its checkpoints a track that another process
+// was recording when it was lost, on this process's spool, and stores it
+// as recovered: what came after its last checkpoint, until lost.At, is
+// recorded as a gap with lost.Reason. A track with no checkpoint is marked
+// failed with the reason. A track stored meanwhile is left alone.
+func (r *Recorder) RecoverLost(ctx context.Context, t store.Track, lost LostRecorder) error {
+	if !validID(t.MeetingID) || !validID(t.ID) {
+		return fmt.Errorf("recover lost track %q of %q: not an id", t.ID, t.MeetingID)
+	}
+	r.mu.Lock()
+	_, busy := r.open[t.ID]
+	r.mu.Unlock()
+	if busy {
+		return nil // recorded here: not lost
+	}
+	_, ok, err := r.readJournal(ctx, t.MeetingID, t.ID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if _, err := r.blobs.Stat(ctx, layout.Track(t.MeetingID, t.ID)); err == nil {
+			return nil // stored whole: its process finished it
+		}
+		return r.catalog.FailTrack(ctx, t.ID, lost.Reason+", before the first checkpoint of this recording")
+	}
+	return r.recoverFromChunks(ctx, t.MeetingID, t.ID, &lost)
+}
+
 // recoverFromChunks rebuilds a track from its journal's chunks into a new
 // local spool and stores it as recovered. The rebuilt file is renamed into
 // place before its sidecar is written, so a crash here leaves either
 // nothing (the journal is read again next time) or a finalized spool.
-func (r *Recorder) recoverFromChunks(ctx context.Context, meetingID, trackID string) error {
+// With lost, the track was another process's, lost at lost.At.
+func (r *Recorder) recoverFromChunks(ctx context.Context, meetingID, trackID string, lost *LostRecorder) error {
 	j, ok, err := r.readJournal(ctx, meetingID, trackID)
 	if err != nil || !ok {
 		return err // no journal: the track was stored meanwhile
@@ -330,6 +369,14 @@ func (r *Recorder) recoverFromChunks(ctx context.Context, meetingID, trackID str
 	if !sc.FirstPacketAt.IsZero() {
 		lastAudio := sc.FirstPacketAt.Add(time.Duration(endMS) * time.Millisecond)
 		sc.GapMS = max(0, j.CheckpointedAt.Sub(lastAudio).Milliseconds())
+		if lost != nil {
+			// Known lost: everything from the checkpointed audio to the
+			// node's last sign of life, said with its reason.
+			sc.GapMS = 0
+			if to := lost.At.Sub(sc.FirstPacketAt).Milliseconds(); to > endMS {
+				sc.Gaps = append(sc.Gaps, sidecarGap{FromMS: endMS, ToMS: to, Reason: lost.Reason})
+			}
+		}
 	}
 	if err := writeSidecar(sidePath, sc); err != nil {
 		return fmt.Errorf("recover track %s: %w", trackID, err)

@@ -501,7 +501,7 @@ func (r *Recorder) recoverOne(ctx context.Context, sidePath string) error {
 			r.log.Warn("recover: checkpoints hold more than the spool; rebuilding from them", "track", sc.TrackID,
 				"spool_ms", sc.DurationMS, "checkpoints_ms", j.Chunks[len(j.Chunks)-1].ToMS)
 			r.removeSpool(spoolPath, sidePath)
-			return r.recoverFromChunks(ctx, sc.MeetingID, sc.TrackID)
+			return r.recoverFromChunks(ctx, sc.MeetingID, sc.TrackID, nil)
 		}
 		if blocks == 0 {
 			row := sc.row(store.TrackFailed)

@@ -53,6 +53,11 @@ const (
 // Config configures an SFU. The zero value is usable: WithDefaults fills
 // every zero field with its default.
 type Config struct {
+	// BaseURL, when set, makes session URLs (WHIP and WHEP Location)
+	// absolute on it: with several nodes behind a load balancer, a client
+	// then PATCHes and DELETEs the node that holds its session, whichever
+	// URL it first POSTed to. Default: relative session URLs.
+	BaseURL string
 	// UDPAddr is the one UDP address every PeerConnection's media uses.
 	// Default DefaultUDPAddr; "127.0.0.1:0" picks a free port (tests).
 	UDPAddr string

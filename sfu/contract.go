@@ -35,6 +35,33 @@ var (
 	ErrTokenRevoked    = errors.New("join token revoked")
 )
 
+// Placer is what a Meetings implementation may also implement when
+// several nodes share the meetings: before admitting a participant, the
+// SFU asks where the meeting's media is. Place returns nil for this node,
+// a *MovedError for another (or an error wrapping ErrMeetingNotFound, or
+// ErrNoMediaNode). A node that serves no media (its SFU not started)
+// still answers WHIP and WHEP this way, with redirects.
+type Placer interface {
+	Place(ctx context.Context, meetingID string) error
+}
+
+// ErrNoMediaNode says no node able to serve a meeting's media is alive.
+var ErrNoMediaNode = errors.New("no media node is alive")
+
+// MovedError is what a Placer returns when the meeting's media lives on
+// another node: the SFU answers 307 Temporary Redirect to
+// the same path on BaseURL (RFC 9725 allows WHIP and WHEP to redirect), so
+// the client sends its offer there.
+type MovedError struct {
+	MeetingID string
+	// BaseURL is the owner node's HTTP base URL, such as http://10.0.0.2:8080.
+	BaseURL string
+}
+
+func (e *MovedError) Error() string {
+	return "meeting " + e.MeetingID + " is served by the media node at " + e.BaseURL
+}
+
 // Tap receives every published track: it is the recorder's seam.
 type Tap interface {
 	// OpenTrack is called when a track's first packet arrives.

@@ -29,7 +29,8 @@ func (s *SFU) WHEPHandler() http.Handler { return s.handler(kindListen) }
 
 // apiError is an HTTP failure on its way to the client.
 type apiError struct {
-	status        int
+	status int
+	// code, message: for a 307 (codeMoved), message is the target URL.
 	code, message string
 }
 
@@ -58,6 +59,10 @@ func (s *SFU) handler(kind sessionKind) http.Handler {
 			aerr = &apiError{http.StatusMethodNotAllowed, codeMethod, r.Method + " is not supported on a session URL; PATCH ICE or DELETE the session"}
 		}
 		if aerr != nil {
+			if aerr.code == codeMoved {
+				w.Header().Set("Location", aerr.message)
+				aerr.message = "this meeting's media is on another node: send the offer to " + aerr.message
+			}
 			writeError(w, aerr.status, aerr.code, aerr.message)
 		}
 	})
@@ -111,6 +116,12 @@ func (s *SFU) serveOffer(w http.ResponseWriter, r *http.Request, kind sessionKin
 		}
 	}
 
+	if aerr := s.place(r.Context(), claims); aerr != nil {
+		if aerr.code == codeMoved {
+			aerr.message += r.URL.RequestURI()
+		}
+		return aerr
+	}
 	rm, zero, aerr := s.admit(r.Context(), claims)
 	if aerr != nil {
 		return aerr
@@ -130,7 +141,7 @@ func (s *SFU) serveOffer(w http.ResponseWriter, r *http.Request, kind sessionKin
 		return aerr
 	}
 	w.Header().Set("Content-Type", "application/sdp")
-	w.Header().Set("Location", "/v1/"+string(kind)+"/"+sess.id)
+	w.Header().Set("Location", strings.TrimSuffix(s.cfg.BaseURL, "/")+"/v1/"+string(kind)+"/"+sess.id)
 	setICELinks(w.Header(), s.ICEServers(claims))
 	if ldesc, err := parseSDP(sess.pc.LocalDescription()); err == nil {
 		w.Header().Set("ETag", etag(iceOf(ldesc).ufrag))
@@ -233,6 +244,41 @@ func headerEncryption(pc *webrtc.PeerConnection) bool {
 }
 
 // admit reserves the identity's seat in the meeting and joins it.
+// place asks the Meetings where the meeting's media is, when they can
+// say (Placer): nil means here.
+func (s *SFU) place(ctx context.Context, claims token.Claims) *apiError {
+	p, ok := s.meetings.(Placer)
+	if !ok {
+		return nil
+	}
+	err := p.Place(ctx, claims.MeetingID)
+	if err == nil {
+		return nil
+	}
+	if moved, ok := errors.AsType[*MovedError](err); ok {
+		return &apiError{http.StatusTemporaryRedirect, codeMoved, strings.TrimSuffix(moved.BaseURL, "/")}
+	}
+	switch {
+	case errors.Is(err, ErrMeetingNotFound):
+		return &apiError{http.StatusNotFound, codeMeetingNotFound, "no meeting " + claims.MeetingID}
+	case errors.Is(err, ErrNoMediaNode):
+		return &apiError{http.StatusServiceUnavailable, codeUnavailable, "no media server is running; retry later"}
+	}
+	s.log.Error("placing meeting", "meeting", claims.MeetingID, "err", err)
+	return &apiError{http.StatusInternalServerError, codeInternal, "could not find the meeting's media server; retry later"}
+}
+
+// notHere answers for a session URL this node does not know: 307 to the
+// node holding the meeting's media when it is another (a client that
+// resolved a relative session URL against a load balancer), else 404.
+func (s *SFU) notHere(r *http.Request, claims token.Claims) *apiError {
+	if aerr := s.place(r.Context(), claims); aerr != nil && aerr.code == codeMoved {
+		aerr.message += r.URL.RequestURI()
+		return aerr
+	}
+	return &apiError{http.StatusNotFound, codeSessionNotFound, "no such session for this token"}
+}
+
 func (s *SFU) admit(ctx context.Context, claims token.Claims) (*room, time.Time, *apiError) {
 	s.mu.Lock()
 	if s.state != stateRunning {
@@ -498,7 +544,7 @@ func (s *SFU) serveDelete(w http.ResponseWriter, r *http.Request, kind sessionKi
 	}
 	s.mu.Unlock()
 	if !found {
-		return &apiError{http.StatusNotFound, codeSessionNotFound, "no such session for this token"}
+		return s.notHere(r, claims)
 	}
 	// The recording's upload may take a while; Stop and EndMeeting wait
 	// for it, the client need not.

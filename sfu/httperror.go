@@ -26,6 +26,7 @@ const (
 	codeTokenRevoked    = "token_revoked"
 	codeTooManySections = "too_many_sections"
 	codeNotRecordable   = "insufficient_storage"
+	codeMoved           = "meeting_on_another_node"
 )
 
 // writeError answers in the JSON error body every Greffier answer uses.

@@ -278,7 +278,7 @@ func (s *SFU) sessionFor(r *http.Request, kind sessionKind) (*session, *apiError
 		sess.claims.MeetingID == claims.MeetingID && sess.claims.Identity == claims.Identity
 	s.mu.Unlock()
 	if !found {
-		return nil, &apiError{http.StatusNotFound, codeSessionNotFound, "no such session for this token"}
+		return nil, s.notHere(r, claims)
 	}
 	return sess, nil
 }

@@ -45,6 +45,9 @@ type memMeeting struct {
 	zero    time.Time
 	closed  bool
 	present map[string]bool
+	// movedTo is the base URL of the node holding the meeting's media,
+	// when it is another.
+	movedTo string
 }
 
 func (m *memMeetings) add(id string) {
@@ -70,6 +73,15 @@ func (m *memMeetings) Join(_ context.Context, c token.Claims) (time.Time, error)
 	mt.present[identity] = true
 	m.joins = append(m.joins, meetingID+"/"+identity)
 	return mt.zero, nil
+}
+
+func (m *memMeetings) Place(_ context.Context, meetingID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mt := m.meetings[meetingID]; mt != nil && mt.movedTo != "" {
+		return &sfu.MovedError{MeetingID: meetingID, BaseURL: mt.movedTo}
+	}
+	return nil
 }
 
 func (m *memMeetings) Leave(_ context.Context, meetingID, identity string) error {

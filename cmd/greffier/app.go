@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -50,13 +51,17 @@ type App struct {
 	webhookSecret string
 	captions      *captions.Hub // nil without a streaming backend
 	events        *meeting.EventLog
-	s3            *blob.S3        // nil on disk
-	idle          *idle.Reaper    // nil when IdleEndAfter is 0
-	livekit       *livekit.Source // nil without LiveKit
-	rooms         *meeting.Rooms  // nil without LiveKit
-	metrics       *metrics
-	checks        []readinessCheck
-	jobsUI        *riverui.Handler
+	// relay carries host controls to other nodes (Postgres only).
+	relay *meeting.Relay
+	// lost looks after meetings of lost SFU nodes (Postgres sfu nodes).
+	lost    *meeting.LostMedia
+	s3      *blob.S3        // nil on disk
+	idle    *idle.Reaper    // nil when IdleEndAfter is 0
+	livekit *livekit.Source // nil without LiveKit
+	rooms   *meeting.Rooms  // nil without LiveKit
+	metrics *metrics
+	checks  []readinessCheck
+	jobsUI  *riverui.Handler
 	// metricsSrv serves /metrics on cfg.MetricsAddr, when set.
 	metricsSrv *http.Server
 	metricsLn  net.Listener
@@ -164,6 +169,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		SnoozeBudget: cfg.JobSnoozeBudget, MaxSegment: cfg.SegmentMax, MergeSegment: cfg.SegmentMerge, WebhookSecret: []byte(a.webhookSecret), WebhookAllowPrivate: cfg.WebhookAllowPrivate,
 		TempDir: filepath.Join(cfg.DataDir, "spool"), RetainRecordings: cfg.RetainRecordings, RetainTranscripts: cfg.RetainTranscripts,
 		RetentionSweepInterval: cfg.RetentionSweepInterval, OpusEncoder: cfg.ImportOpusEnc,
+		NodeTimeout: cfg.NodeTimeout, InsertOnly: !cfg.has(store.RoleWorker), Node: a.node, SharedUploads: cfg.PostgresURL != "",
 		SpoolDirs: func(meetingID string) []string {
 			spool := filepath.Join(cfg.DataDir, "spool")
 			return []string{filepath.Join(spool, meetingID), filepath.Join(spool, recorder.QuarantineDir, meetingID)}
@@ -179,7 +185,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		minFree = -1 // the recorder's "no check"; its zero means its default
 	}
 	if a.recorder, err = recorder.New(recorder.Config{SpoolDir: filepath.Join(cfg.DataDir, "spool"),
-		MinFreeBytes: minFree, MaxConcealedLoss: cfg.MaxConcealedLoss,
+		MinFreeBytes: minFree, MaxConcealedLoss: cfg.MaxConcealedLoss, CheckpointInterval: cfg.CheckpointInterval,
 		// Tracks are placed by arrival on our clock, never by a
 		// participant's own wall clock (browsers' are not synchronised,
 		// and the live path has already placed the track's speech by
@@ -190,35 +196,87 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		return nil, err
 	}
 	a.events = meeting.NewEventLog(a.store, logger)
-	if a.sfu, err = sfu.New(sfu.Config{UDPAddr: cfg.MediaAddr, PublicIPs: cfg.PublicIPs, Observer: a.events,
+	joins := meeting.NewJoins(a.store, logger)
+	var (
+		placement *meeting.Placement
+		baseURL   string
+	)
+	if a.store.Dialect() == store.Postgres {
+		// Other nodes may share this database: a meeting's media is
+		// placed on one of them, and session URLs name the node when it
+		// says its URL (one node behind a proxy keeps relative ones).
+		if placement, err = meeting.NewPlacement(a.store, a.pipeline.NodeID(), cfg.has(store.RoleSFU), cfg.NodeTimeout); err != nil {
+			return nil, err
+		}
+		joins = meeting.NewPlacedJoins(a.store, placement, logger)
+		if cfg.NodeURL != "" {
+			baseURL = cfg.nodeURL()
+		} else {
+			logger.Info("node-url is not set: other nodes sharing this database would redirect to "+cfg.nodeURL(),
+				"setting", settingByName("node-url").Flags())
+		}
+	}
+	if a.sfu, err = sfu.New(sfu.Config{BaseURL: baseURL, UDPAddr: cfg.MediaAddr, PublicIPs: cfg.PublicIPs, Observer: a.events,
 		AllowedOrigins: cfg.CORSOrigins, ICETCP: cfg.ICETCP, ICEServers: cfg.ICEServers, ICEServerSecret: cfg.ICEServerSecret,
 		TURN: sfu.TURNConfig{Enabled: cfg.TURN, UDPAddr: cfg.TURNUDPAddr, TCPAddr: cfg.TURNTCPAddr, TLSAddr: cfg.TURNTLSAddr,
 			CertFile: cfg.TURNCertFile, KeyFile: cfg.TURNKeyFile, Realm: cfg.TURNRealm, RelayIP: cfg.TURNRelayIP, Host: cfg.TURNHost,
 			RelayMinPort: cfg.TURNRelayMinPort, RelayMaxPort: cfg.TURNRelayMaxPort, Secret: cfg.TURNSecret}},
-		meeting.NewJoins(a.store, logger), a.signer, meeting.NewTap(a.recorder), logger); err != nil {
+		joins, a.signer, meeting.NewTap(a.recorder), logger); err != nil {
 		return nil, err
 	}
-	media, presence := meeting.Medias{a.sfu}, meeting.Presences{a.sfu}
+	var media interface {
+		meeting.Media
+		api.Sessions
+	} = a.sfu
+	if placement != nil {
+		var local meeting.LocalMedia
+		if cfg.has(store.RoleSFU) {
+			local = a.sfu
+		}
+		var hub meeting.Captions
+		if a.captions != nil {
+			hub = a.captions
+		}
+		if a.relay, err = meeting.NewRelay(a.store.PgxPool(), local, hub, a.pipeline.NodeID(), logger); err != nil {
+			return nil, err
+		}
+		if cfg.has(store.RoleSFU) {
+			if a.lost, err = meeting.NewLostMedia(meeting.LostMediaConfig{Self: a.pipeline.NodeID(), NodeTimeout: cfg.NodeTimeout,
+				RecoverAfter: cfg.LostMediaAfter, Logger: logger}, a.store, a.recorder, jobs.NewCatalog(a.pipeline)); err != nil {
+				return nil, err
+			}
+		}
+		media = a.relay
+	}
+	presence := meeting.Presences{a.sfu}
+	ended := meeting.Medias{media}
 	if cfg.LiveKitURL != "" {
 		if a.livekit, err = livekit.New(livekit.Config{URL: cfg.LiveKitURL, APIKey: cfg.LiveKitAPIKey, APISecret: cfg.LiveKitAPISecret,
 			Logger: logger, SDKLogger: demoteInfo(logger)}, a.store, meeting.NewRoomTap(a.recorder), func(id string) { a.rooms.Finished(id) }); err != nil {
 			return nil, err
 		}
-		media, presence = append(media, a.livekit), append(presence, a.livekit)
+		ended, presence = append(ended, a.livekit), append(presence, a.livekit)
 	}
-	meetings, err := meeting.New(meeting.Deps{Store: a.store, Pipeline: a.pipeline, Media: media, Captions: a.captions})
+	meetings, err := meeting.New(meeting.Deps{Store: a.store, Pipeline: a.pipeline, Media: ended, Captions: a.captions})
 	if err != nil {
 		return nil, err
 	}
-	if cfg.IdleEndAfter > 0 {
-		if a.idle, err = idle.New(idle.Config{After: cfg.IdleEndAfter, Logger: logger}, a.store, presence, meetings); err != nil {
+	if cfg.IdleEndAfter > 0 && cfg.has(store.RoleSFU) {
+		var held idle.Meetings = a.store
+		if placement != nil {
+			held = placement
+		}
+		if a.idle, err = idle.New(idle.Config{After: cfg.IdleEndAfter, Logger: logger}, held, presence, meetings); err != nil {
 			return nil, err
 		}
 	}
 	apiDeps := api.Deps{Store: a.store, Blobs: a.blobs, Ender: meetings, Rerunner: meetings, Signer: a.signer,
-		Sessions: a.sfu, Logger: logger, Deleter: a.pipeline, Uploads: uploads, Importer: a.pipeline}
+		Sessions: media, Logger: logger, Deleter: a.pipeline, Uploads: uploads, Importer: a.pipeline, NodeTimeout: cfg.NodeTimeout}
 	if a.captions != nil { // a nil *Hub in the interface would look configured
 		apiDeps.Captions = a.captions
+		if a.relay != nil {
+			apiDeps.Captions = meeting.RelayedCaptions{Hub: a.captions, Relay: a.relay}
+		}
 	}
 	if a.livekit != nil {
 		if a.rooms, err = meeting.NewRooms(meeting.RoomsConfig{AutoRecord: cfg.LiveKitAutoRecord, Logger: logger},
@@ -227,29 +285,39 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		}
 		apiDeps.LiveKit = liveKitRooms{a.rooms, livekit.NewWebhooks(cfg.LiveKitAPIKey, cfg.LiveKitAPISecret)}
 	}
-	apiSrv, err := api.New(api.Config{Token: a.apiToken, PublicURL: cfg.publicURL(), WebhookAllowPrivate: cfg.WebhookAllowPrivate,
+	apiSrv, err := api.New(api.Config{Token: a.apiToken, PublicURL: cfg.publicURL(), NodeURL: baseURL, NodeID: a.pipeline.NodeID(), WebhookAllowPrivate: cfg.WebhookAllowPrivate,
 		RetainRecordings: cfg.RetainRecordings, RetainTranscripts: cfg.RetainTranscripts}, apiDeps)
 	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	// Every /v1 path but the media and hook endpoints is the API's: it
-	// answers unknown ones in its JSON error format too.
-	mux.Handle("/v1/", apiSrv.Handler())
-	mux.Handle("/v1/whip", a.sfu.WHIPHandler())
-	mux.Handle("/v1/whip/", a.sfu.WHIPHandler())
-	mux.Handle("/v1/whep", a.sfu.WHEPHandler())
-	mux.Handle("/v1/whep/", a.sfu.WHEPHandler())
-	mux.Handle("/v1/ice-servers", a.sfu.ICEServersHandler())
-	pages := web.Handler()
-	for _, p := range []string{"GET /{$}", "/join/", "/app/", "/assets/"} {
-		mux.Handle(p, pages)
+	if cfg.has(store.RoleAPI) {
+		// Every /v1 path but the media and hook endpoints is the API's: it
+		// answers unknown ones in its JSON error format too.
+		mux.Handle("/v1/", apiSrv.Handler())
+		var webCfg web.Config
+		if placement != nil {
+			webCfg.ConnectOrigins = a.nodeOrigins
+		}
+		pages := web.NewHandler(webCfg)
+		for _, p := range []string{"GET /{$}", "/join/", "/app/", "/assets/"} {
+			mux.Handle(p, pages)
+		}
+	}
+	// A node without media (SFU not started) answers WHIP and WHEP too,
+	// redirecting each to the node that holds the meeting.
+	if cfg.has(store.RoleSFU) || placement != nil {
+		mux.Handle("/v1/whip", a.sfu.WHIPHandler())
+		mux.Handle("/v1/whip/", a.sfu.WHIPHandler())
+		mux.Handle("/v1/whep", a.sfu.WHEPHandler())
+		mux.Handle("/v1/whep/", a.sfu.WHEPHandler())
+		mux.Handle("/v1/ice-servers", a.sfu.ICEServersHandler())
 	}
 	if pyannote != nil && cfg.DiarizeWebhookURL != "" {
 		mux.Handle("POST /v1/hooks/diarize", pyannote.WebhookHandler())
 	}
 	a.metrics.reg.MustRegister(&collector{store: a.store, pipeline: a.pipeline, sfu: a.sfu, recorder: a.recorder,
-		guard: tr, guardFor: "transcription", log: logger})
+		guard: tr, guardFor: "transcription", log: logger, roles: cfg.Roles, nodeTimeout: cfg.NodeTimeout})
 	// Alive: answers while the process serves HTTP, whatever its
 	// dependencies do (/readyz says that).
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
@@ -289,15 +357,27 @@ func (a *App) Start(ctx context.Context) error {
 	if err := a.pipeline.Start(ctx); err != nil {
 		return err
 	}
-	if err := a.recorder.Recover(ctx); err != nil {
-		return fmt.Errorf("recover unfinished recordings: %w", err)
-	}
-	if err := a.sfu.Start(ctx); err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("the media port %s is busy (another Greffier?): set a free UDP address with %s: %w",
-				a.cfg.MediaAddr, settingByName("media-addr").Flags(), err)
+	if a.cfg.has(store.RoleSFU) {
+		if err := a.recorder.Recover(ctx); err != nil {
+			return fmt.Errorf("recover unfinished recordings: %w", err)
 		}
-		return err
+		if err := a.sfu.Start(ctx); err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("the media port %s is busy (another Greffier?): set a free UDP address with %s: %w",
+					a.cfg.MediaAddr, settingByName("media-addr").Flags(), err)
+			}
+			return err
+		}
+	}
+	if a.relay != nil {
+		if err := a.relay.Start(ctx); err != nil {
+			return err
+		}
+	}
+	if a.lost != nil {
+		if err := a.lost.Start(ctx); err != nil {
+			return err
+		}
 	}
 	uiCtx, stopUI := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopUI = stopUI
@@ -363,6 +443,12 @@ func (a *App) Stop(ctx context.Context) error {
 	if a.stopUI != nil {
 		a.stopUI()
 	}
+	if a.relay != nil {
+		a.relay.Stop()
+	}
+	if a.lost != nil {
+		a.lost.Stop()
+	}
 	errs = append(errs, a.sfu.Stop(ctx))
 	if a.livekit != nil {
 		errs = append(errs, a.livekit.Stop(ctx))
@@ -380,6 +466,40 @@ func (a *App) closeStores() {
 	if a.store != nil {
 		_ = a.store.Close()
 	}
+}
+
+// node describes this process in its heartbeats.
+func (a *App) node() store.Node {
+	n := store.Node{Roles: a.cfg.Roles, URL: a.cfg.nodeURL()}
+	if a.cfg.has(store.RoleSFU) && a.sfu != nil {
+		if addr := a.sfu.UDPAddr(); addr != nil {
+			n.MediaAddr = addr.String()
+		}
+		o := a.sfu.Occupancy()
+		n.Participants = o.Publishers + o.Listeners
+	}
+	return n
+}
+
+// nodeOrigins are the origins of the live nodes' own URLs, which the web
+// pages may call when redirected there.
+func (a *App) nodeOrigins(ctx context.Context) []string {
+	nodes, err := a.store.Nodes(ctx, time.Now().Add(-a.cfg.NodeTimeout))
+	if err != nil {
+		a.log.Warn("pages' policy: could not list the nodes", "err", err)
+		return nil
+	}
+	var out []string
+	for _, n := range nodes {
+		u, err := url.Parse(n.URL)
+		if err != nil || u.Host == "" {
+			continue
+		}
+		if o := u.Scheme + "://" + u.Host; !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // redactURL shows a backend's URL without any password in it.

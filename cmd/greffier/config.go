@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/usertext"
 	"github.com/greffier/greffier/jobs"
 )
@@ -66,6 +67,26 @@ type Config struct {
 	// (for a scraper on a private network); empty serves it on the API
 	// address to the API token only.
 	MetricsAddr string `setting:"metrics-addr" default:"" help:"listen address for an unauthenticated /metrics (empty: /metrics on the API address, for admin keys)"`
+	// Roles are what this node serves: api (HTTP API and web pages), sfu
+	// (WHIP/WHEP, media, recorder, live path), worker (job workers). A
+	// subset needs Postgres and S3, shared by every node.
+	Roles []string `setting:"roles" default:"api,sfu,worker" help:"what this node serves: api, sfu, worker (a subset needs Postgres and S3)"`
+	// NodeURL is this node's own HTTP base URL as clients reach it, where
+	// other nodes redirect the WHIP and WHEP requests of the meetings
+	// placed on it; when set, session and upload URLs are absolute on it.
+	// Set it on every node when several share a database. Empty: the HTTP
+	// listen address is announced, and URLs stay relative.
+	NodeURL string `setting:"node-url" default:"" help:"this node's own base URL, where WHIP/WHEP of meetings placed on it are redirected; set it on every node when several share a database"`
+	// NodeTimeout is how long a node may be silent before its running jobs
+	// are taken up by others and its meetings' media placement is freed.
+	NodeTimeout time.Duration `setting:"node-timeout" default:"10s" help:"silence after which a node counts as gone: its jobs and meetings go to other nodes"`
+	// LostMediaAfter is how long an SFU node that stopped beating has to
+	// come back with the audio it spooled before another node rebuilds
+	// its tracks from their checkpoints and states the rest as lost.
+	LostMediaAfter time.Duration `setting:"lost-media-after" default:"10m" help:"how long a lost SFU node may take to come back with its spooled audio before it is rebuilt from checkpoints and the rest declared lost"`
+	// CheckpointInterval is how often a recording's new audio goes to
+	// storage as a chunk: what losing a node or its disk costs at most.
+	CheckpointInterval time.Duration `setting:"checkpoint-interval" default:"2m" help:"how often recordings are checkpointed to storage (what losing a node's disk costs at most)"`
 	// MediaAddr is the one UDP address for all WebRTC media.
 	MediaAddr string `setting:"media-addr" alias:"media" default:"127.0.0.1:7882" help:"UDP address for all WebRTC media"`
 	// PublicIPs are announced to peers when Greffier sits behind a 1:1 NAT.
@@ -251,6 +272,59 @@ func (c Config) publicURL() string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
+// nodeURL is NodeURL, or the address derived from the HTTP listen address.
+func (c Config) nodeURL() string {
+	if c.NodeURL != "" {
+		return strings.TrimSuffix(c.NodeURL, "/")
+	}
+	return Config{HTTPAddr: c.HTTPAddr}.publicURL()
+}
+
+// has says whether this node serves role.
+func (c Config) has(role string) bool { return slices.Contains(c.Roles, role) }
+
+// allRoles are the roles of a node that serves everything.
+var allRoles = []string{store.RoleAPI, store.RoleSFU, store.RoleWorker}
+
+func (c Config) validateRoles() []error {
+	var errs []error
+	if len(c.Roles) == 0 {
+		errs = append(errs, badSetting("roles", "no role: set one or more of %s", strings.Join(allRoles, ",")))
+	}
+	for _, r := range c.Roles {
+		if !slices.Contains(allRoles, r) {
+			errs = append(errs, badSetting("roles", "unknown role %q: the roles are %s", r, strings.Join(allRoles, ",")))
+		}
+	}
+	subset := false
+	for _, r := range allRoles {
+		subset = subset || !c.has(r)
+	}
+	if subset && len(errs) == 0 {
+		if c.PostgresURL == "" {
+			errs = append(errs, badSetting("roles", "%q is a subset of the roles, which only makes sense with several nodes on one Postgres: "+
+				"set postgres-url and S3 on every node, or run every role (%s)", strings.Join(c.Roles, ","), strings.Join(allRoles, ",")))
+		} else if c.S3Endpoint == "" {
+			errs = append(errs, badSetting("roles", "%q is a subset of the roles: the nodes share recordings through S3; set s3-endpoint "+
+				"(and its bucket and keys) on every node", strings.Join(c.Roles, ",")))
+		}
+	}
+	if c.NodeURL != "" {
+		if u, err := url.Parse(c.NodeURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, badSetting("node-url", "%q must be an absolute http(s) URL without query or fragment, such as https://greffier.example.org/nodes/1 "+
+				"(a path the load balancer strips) or https://node-1.greffier.example.org", c.NodeURL))
+		}
+	}
+	if c.CheckpointInterval < time.Second {
+		errs = append(errs, badSetting("checkpoint-interval", "must be at least 1s"))
+	}
+	if c.NodeTimeout < time.Second {
+		errs = append(errs, badSetting("node-timeout", "must be at least 1s (nodes beat every fifth of it)"))
+	}
+	return errs
+}
+
 // DefaultIdleEndAfter is how long a live meeting may have nobody connected
 // before it ends by itself: long enough for everyone to reconnect after a
 // network change or a server restart.
@@ -387,6 +461,7 @@ func (c Config) validate() error {
 			bad("public-url", "%q must be an absolute http(s) URL without query or fragment, such as https://greffier.example.org", c.PublicURL)
 		}
 	}
+	errs = append(errs, c.validateRoles()...)
 	if c.JoinSecret != "" && len(c.JoinSecret) < 32 {
 		bad("join-secret", "must be at least 32 characters (or empty, to have one generated)")
 	}

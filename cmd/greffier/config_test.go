@@ -62,8 +62,11 @@ func TestSpoolMinFreeIsConfigurable(t *testing.T) {
 // sampleValue is a valid value of a setting other than its default, as a
 // flag would hold it.
 func sampleValue(s setting) string {
-	if s.Name == "segment-merge" { // at most segment-max, 30s by default
+	switch s.Name {
+	case "segment-merge": // at most segment-max, 30s by default
 		return "25s"
+	case "roles": // a subset needs Postgres and S3
+		return "worker,sfu,api"
 	}
 	switch s.Type {
 	case "bool":
@@ -308,6 +311,11 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 			"GREFFIER_LIVEKIT_API_SECRET": "s"}, setting: "livekit-url", says: "wss://"},
 		{env: withLiveKit(map[string]string{"GREFFIER_LIVEKIT_AUTO_RECORD": "council-["}), setting: "livekit-auto-record", says: "pattern"},
 		{env: map[string]string{"GREFFIER_LIVEKIT_AUTO_RECORD": "*"}, setting: "livekit-auto-record", says: "livekit-url"},
+		{args: []string{"--roles", "api,worker"}, setting: "roles", says: "only makes sense with several nodes on one Postgres"},
+		{args: []string{"--roles", "sfu", "--postgres-url", "postgres://db/greffier"}, setting: "roles", says: "set s3-endpoint"},
+		{env: map[string]string{"GREFFIER_ROLES": "api,media"}, setting: "roles", says: `unknown role "media"`},
+		{env: map[string]string{"GREFFIER_NODE_URL": "10.0.0.2:8080"}, setting: "node-url", says: "absolute http(s) URL"},
+		{env: map[string]string{"GREFFIER_NODE_TIMEOUT": "100ms"}, setting: "node-timeout", says: "at least 1s"},
 	}
 	for _, c := range cases {
 		_, err := LoadConfig(c.args, getenvOf(c.env))

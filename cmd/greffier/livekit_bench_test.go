@@ -15,11 +15,11 @@ import (
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
 
-// procUsage is what /proc says of a process: CPU time used so far and
-// resident memory now.
+// procUsage is what /proc says of a process: CPU time used so far, and
+// resident memory now and at its peak.
 type procUsage struct {
-	cpu time.Duration
-	rss int64 // bytes
+	cpu       time.Duration
+	rss, peak int64 // bytes
 }
 
 func readProc(tb testing.TB, pid int) procUsage {
@@ -34,15 +34,17 @@ func readProc(tb testing.TB, pid int) procUsage {
 	require.NoError(tb, err)
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	require.NoError(tb, err)
-	var rssKB int64
+	var rssKB, peakKB int64
 	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			rssKB, err = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			require.NoError(tb, err)
+		for prefix, into := range map[string]*int64{"VmRSS:": &rssKB, "VmHWM:": &peakKB} {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				*into, err = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				require.NoError(tb, err)
+			}
 		}
 	}
 	const ticks = 100 // USER_HZ on Linux
-	return procUsage{cpu: time.Duration(utime+stime) * time.Second / ticks, rss: rssKB * 1024}
+	return procUsage{cpu: time.Duration(utime+stime) * time.Second / ticks, rss: rssKB * 1024, peak: peakKB * 1024}
 }
 
 // BenchmarkLiveKitRecordingCost measures what recording a LiveKit room

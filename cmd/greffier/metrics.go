@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,11 +71,17 @@ type collector struct {
 	recorder *recorder.Recorder
 	guard    *transcribe.Guard
 	guardFor string // the guard's backend label
-	log      *slog.Logger
+	// roles and nodeTimeout describe this node and who counts as alive.
+	roles       []string
+	nodeTimeout time.Duration
+	log         *slog.Logger
 }
 
 var (
 	descMeetings       = prometheus.NewDesc("greffier_meetings", "Meetings in the database, by state.", []string{"state"}, nil)
+	descNodes          = prometheus.NewDesc("greffier_nodes", "Nodes sharing the database, by whether they beat within the node timeout.", []string{"alive"}, nil)
+	descNodeMeetings   = prometheus.NewDesc("greffier_node_live_meetings", "Live meetings whose media is placed on each node.", []string{"node"}, nil)
+	descNodeInfo       = prometheus.NewDesc("greffier_node_info", "This process: its node id and roles (always 1).", []string{"node", "roles"}, nil)
 	descRooms          = prometheus.NewDesc("greffier_meetings_connected", "Meetings with someone connected to this server's media now.", nil, nil)
 	descParticipants   = prometheus.NewDesc("greffier_participants", "Media sessions open now: publishers (WHIP) and listeners (WHEP).", []string{"kind"}, nil)
 	descPacketsIn      = prometheus.NewDesc("greffier_sfu_packets_received_total", "RTP packets read from publishers, dropped ones included.", nil, nil)
@@ -126,6 +133,26 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 
+	gauge(descNodeInfo, 1, c.pipeline.NodeID(), strings.Join(c.roles, ","))
+	if nodes, err := c.store.Nodes(ctx, time.Now().Add(-24*time.Hour)); err != nil {
+		failed("nodes", err)
+	} else {
+		alive := 0
+		for _, n := range nodes {
+			if !n.HeartbeatAt.Before(time.Now().Add(-c.nodeTimeout)) {
+				alive++
+			}
+		}
+		gauge(descNodes, float64(alive), "true")
+		gauge(descNodes, float64(len(nodes)-alive), "false")
+	}
+	if placed, err := c.store.PlacedMeetings(ctx); err != nil {
+		failed("nodes", err)
+	} else {
+		for node, n := range placed {
+			gauge(descNodeMeetings, float64(n), node)
+		}
+	}
 	occ := c.sfu.Occupancy()
 	gauge(descRooms, float64(occ.Meetings))
 	gauge(descParticipants, float64(occ.Publishers), "publisher")

@@ -68,6 +68,13 @@ func SpeakerAudio(meetingID, firstTrackID string) string {
 	return fmt.Sprintf("meetings/%s/archive/speakers/%s.flac", meetingID, firstTrackID)
 }
 
+// ImportUpload is the i-th uploaded file of an import, copied to storage
+// while it waits for its job when several nodes share the work: the node
+// that received it may not be the one that runs the import.
+func ImportUpload(meetingID string, i int) string {
+	return fmt.Sprintf("meetings/%s/imports/%d", meetingID, i)
+}
+
 // MinutesPrefix holds every minutes version of one meeting.
 func MinutesPrefix(meetingID string) string {
 	return fmt.Sprintf("meetings/%s/minutes/", meetingID)
@@ -82,6 +89,7 @@ func RecordingPrefixes(meetingID string) []string {
 		fmt.Sprintf("meetings/%s/tracks/", meetingID),
 		fmt.Sprintf("meetings/%s/speech/", meetingID),
 		fmt.Sprintf("meetings/%s/archive/", meetingID),
+		fmt.Sprintf("meetings/%s/imports/", meetingID),
 		fmt.Sprintf("recordings/%s/", meetingID),
 	}
 }

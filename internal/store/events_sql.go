@@ -71,3 +71,14 @@ func (q Queries) EventsPage(ctx context.Context, meetingID string, after int64, 
 	}
 	return out, rows.Err()
 }
+
+// HasEvent says whether the meeting's log holds an event of kind for
+// identity.
+func (q Queries) HasEvent(ctx context.Context, meetingID, kind, identity string) (bool, error) {
+	var n int
+	if err := q.q.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE meeting_id = $1 AND kind = $2 AND identity = $3`,
+		meetingID, kind, identity).Scan(&n); err != nil {
+		return false, fmt.Errorf("look for a %s event: %w", kind, err)
+	}
+	return n > 0, nil
+}

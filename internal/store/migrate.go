@@ -216,6 +216,17 @@ var migrations = []string{
 		meeting_id TEXT PRIMARY KEY REFERENCES meetings(id),
 		room TEXT NOT NULL,
 		created_at BIGINT NOT NULL);`,
+	// Nodes say what they serve and where, and a live meeting's media is
+	// placed on one SFU node, so that several processes on one database
+	// send a meeting's participants to one room.
+	`ALTER TABLE nodes ADD COLUMN roles TEXT NOT NULL DEFAULT '';
+	ALTER TABLE nodes ADD COLUMN url TEXT NOT NULL DEFAULT '';
+	ALTER TABLE nodes ADD COLUMN media_addr TEXT NOT NULL DEFAULT '';
+	ALTER TABLE nodes ADD COLUMN participants INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE meetings ADD COLUMN node TEXT;
+	ALTER TABLE meetings ADD COLUMN node_placed_at BIGINT;
+	ALTER TABLE meetings ADD COLUMN node_lost TEXT NOT NULL DEFAULT '';
+	ALTER TABLE meetings ADD COLUMN node_lost_at BIGINT NOT NULL DEFAULT 0;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -76,6 +76,9 @@ type Progress struct {
 	// TracksDiarizing counts stored shared-microphone tracks whose voices
 	// are not told apart yet.
 	TracksDiarizing int
+	// mediaLost: the meeting's media node was lost and what it recorded
+	// is neither recovered nor declared lost yet, so nothing is final.
+	mediaLost bool
 	// tracksAwaited counts tracks still recording whose speech the live
 	// path has not found whole, or whose voices are still to be told
 	// apart: the minutes wait for their upload. A track whose speech the
@@ -116,7 +119,7 @@ type Failure struct {
 
 // Done reports whether every track and segment has reached a final state.
 func (p Progress) Done() bool {
-	return p.tracksAwaited == 0 && p.TracksDiarizing == 0 && p.TracksDetected+p.TracksFailed >= p.Tracks &&
+	return p.tracksAwaited == 0 && !p.mediaLost && p.TracksDiarizing == 0 && p.TracksDetected+p.TracksFailed >= p.Tracks &&
 		p.SegmentsTranscribed+p.SegmentsFailed == p.Segments
 }
 
@@ -156,6 +159,16 @@ func (q Queries) Progress(ctx context.Context, meetingID string) (Progress, erro
 		case t.SpeechDetected:
 			p.TracksDetected++
 		}
+	}
+	lost, err := q.MediaLost(ctx, meetingID)
+	if err != nil {
+		return p, err
+	}
+	if lost.Node != "" {
+		p.mediaLost = true
+		p.Failures = append(p.Failures, Failure{Stage: "media", Reason: fmt.Sprintf(
+			"media node %s lost at %s: its recordings of this meeting are recovered from their checkpoints "+
+				"unless it comes back first", lost.Node, lost.LastBeat.Format(time.RFC3339))})
 	}
 	// Counted in SQL: this runs each time a stage finishes, and a long
 	// meeting has thousands of segments.

@@ -81,13 +81,21 @@ function gathered(pc) {
 async function negotiate(pc, endpoint) {
   await pc.setLocalDescription(await pc.createOffer());
   await gathered(pc);
-  let resp;
-  try {
-    resp = await fetch(endpoint, {
+  const post = (url) =>
+    fetch(url, {
       method: 'POST',
       headers: { 'Content-Type': 'application/sdp', Authorization: 'Bearer ' + st.token },
       body: pc.localDescription.sdp,
     });
+  let resp;
+  try {
+    resp = await post(endpoint);
+    if (resp.redirected && resp.status === 401) {
+      // The meeting's media is on another node (307), at another origin:
+      // browsers drop Authorization on such a redirect (Fetch standard),
+      // so the offer goes again, straight to that node.
+      resp = await post(resp.url);
+    }
   } catch {
     throw new AnswerError('network', 'network');
   }
@@ -101,7 +109,7 @@ async function negotiate(pc, endpoint) {
     }
     throw new AnswerError(code, message);
   }
-  const session = new URL(resp.headers.get('Location'), new URL(endpoint, document.baseURI)).toString();
+  const session = new URL(resp.headers.get('Location'), new URL(resp.url || endpoint, document.baseURI)).toString();
   await pc.setRemoteDescription({ type: 'answer', sdp: await resp.text() });
   st.sessions.add(session);
   return session;
