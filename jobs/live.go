@@ -6,6 +6,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -162,10 +164,24 @@ func speechSegment(t store.Track, sp diarize.Speech) store.SpeechSegment {
 	return s
 }
 
-// recordSegments upserts segments. Their transcription is enqueued by
-// maybeAssemble once their turn has come.
+// recordSegments upserts segments, but those the host did not want
+// transcribed: a segment wholly within a stretch when transcription was
+// off is not kept (the minutes state that stretch). Their transcription
+// is enqueued by maybeAssemble once their turn has come.
 func (p *Pipeline) recordSegments(ctx context.Context, q store.Queries, segs []store.SpeechSegment) error {
+	if len(segs) == 0 {
+		return nil
+	}
+	controls, err := q.Controls(ctx, segs[0].MeetingID)
+	if err != nil {
+		return err
+	}
+	// A stretch still off runs to the end of time: the meeting goes on.
+	off := controls.Off(store.ControlTranscription, "", math.MaxInt64/2)
 	for _, s := range segs {
+		if slices.ContainsFunc(off, func(iv store.Interval) bool { return iv.StartMS <= s.StartMS && s.EndMS <= iv.EndMS }) {
+			continue
+		}
 		if err := q.UpsertSpeechSegment(ctx, s); err != nil {
 			return err
 		}

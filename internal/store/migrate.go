@@ -209,6 +209,19 @@ var migrations = []string{
 		files INTEGER NOT NULL,
 		files_done INTEGER NOT NULL DEFAULT 0,
 		updated_at BIGINT NOT NULL);`,
+
+	// The host's recording and transcription switches and each
+	// participant's consent, in the order they were set, each at its time
+	// on the meeting clock (0 before the clock starts): what was recorded
+	// when is read from them (recording_sql.go).
+	`CREATE TABLE recording_controls (
+		meeting_id TEXT NOT NULL REFERENCES meetings(id),
+		seq BIGINT NOT NULL,
+		kind TEXT NOT NULL,
+		identity TEXT NOT NULL DEFAULT '',
+		enabled INTEGER NOT NULL,
+		at_ms BIGINT NOT NULL,
+		PRIMARY KEY (meeting_id, seq));`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
