@@ -174,43 +174,63 @@ func (t *Tap) SetControl(ctx context.Context, meetingID string, kind store.Contr
 	if mt.State != store.MeetingCreated && mt.State != store.MeetingLive {
 		return nil, &store.TransitionError{MeetingID: meetingID, From: mt.State, To: mt.State}
 	}
-	now := t.now()
-	c := store.Control{MeetingID: meetingID, Kind: kind, Identity: identity, Enabled: on}
-	if !mt.StartedAt.IsZero() {
-		c.AtMS = max(now.Sub(mt.StartedAt).Milliseconds(), 0)
-	}
-	if _, err := t.controls.AddControl(ctx, c); err != nil {
-		return nil, err
-	}
-	if t.events != nil && !mt.StartedAt.IsZero() {
-		t.events.Observe(sfu.Event{Kind: controlEvent(kind, on), MeetingID: meetingID, Identity: identity,
-			At: now, ClockZero: mt.StartedAt})
-	}
 	log, err := t.controls.Controls(ctx, meetingID)
 	if err != nil {
 		return nil, err
 	}
-	t.log.Info("meeting switch set", "meeting", meetingID, "switch", kind, "identity", identity, "on", on, "at_ms", c.AtMS)
-	if kind == store.ControlTranscription {
-		return log, nil
-	}
-	var errs []error
-	for g := range m.tracks {
-		want := log.On(store.ControlRecording, "") && log.On(store.ControlConsent, g.info.Identity)
-		switch w := g.w.Load(); {
-		case want && w == nil:
-			// No first-packet time: the segment starts at its first
-			// packet after this point, on the meeting clock.
-			nw, err := t.rec.Open(ctx, recorderTrack(g.info, time.Time{}))
-			if err != nil {
-				errs = append(errs, fmt.Errorf("record %s: %w", g.info.Identity, err))
-				continue
+	c := store.Control{MeetingID: meetingID, Kind: kind, Identity: identity, Enabled: on}
+	log = append(log, c)
+	// The new segments are opened first, off the clock: the switch's
+	// instant is taken once they are ready, so that the first packet
+	// after it is the first one kept, within a frame.
+	var (
+		errs    []error
+		opened  = map[*gatedTrack]*recorder.Writer{}
+		stopped []*gatedTrack
+	)
+	if kind != store.ControlTranscription {
+		for g := range m.tracks {
+			want := log.On(store.ControlRecording, "") && log.On(store.ControlConsent, g.info.Identity)
+			switch w := g.w.Load(); {
+			case want && w == nil:
+				// No first-packet time: the segment starts at its first
+				// packet after the switch, on the meeting clock.
+				nw, err := t.rec.Open(ctx, recorderTrack(g.info, time.Time{}))
+				if err != nil {
+					errs = append(errs, fmt.Errorf("record %s: %w", g.info.Identity, err))
+					continue
+				}
+				opened[g] = nw
+			case !want && w != nil:
+				stopped = append(stopped, g)
 			}
-			g.w.Store(nw)
-		case !want && w != nil:
-			g.stop(ctx)
 		}
 	}
+	now := t.now()
+	for g, w := range opened {
+		g.w.Store(w)
+	}
+	for _, g := range stopped {
+		g.stop(ctx)
+	}
+	if !mt.StartedAt.IsZero() {
+		c.AtMS = max(now.Sub(mt.StartedAt).Milliseconds(), 0)
+	}
+	saved, err := t.controls.AddControl(ctx, c)
+	if err != nil {
+		// The switch is not recorded: the segments it opened go, lest
+		// audio be kept that the minutes say was not recorded.
+		for g := range opened {
+			g.stop(ctx)
+		}
+		return nil, errors.Join(append(errs, err)...)
+	}
+	log[len(log)-1] = saved
+	if t.events != nil && !mt.StartedAt.IsZero() {
+		t.events.Observe(sfu.Event{Kind: controlEvent(kind, on), MeetingID: meetingID, Identity: identity,
+			At: now, ClockZero: mt.StartedAt})
+	}
+	t.log.Info("meeting switch set", "meeting", meetingID, "switch", kind, "identity", identity, "on", on, "at_ms", c.AtMS)
 	return log, errors.Join(errs...)
 }
 

@@ -161,7 +161,7 @@ func TestTapWritesNothingWhileRecordingIsOffAndOneSegmentPerStretch(t *testing.T
 
 	log, err := b.st.Controls(ctx, b.m.ID)
 	require.NoError(t, err)
-	require.Equal(t, []store.Interval{{0, 10000}, {20000, 30000}}, log.Off(store.ControlRecording, "", 35000))
+	require.Equal(t, []store.Interval{{StartMS: 0, EndMS: 10000}, {StartMS: 20000, EndMS: 30000}}, log.Off(store.ControlRecording, "", 35000))
 }
 
 func TestTapDoesNotRecordAParticipantWhoDeclined(t *testing.T) {

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io/fs"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/greffier/greffier/internal/layout"
+	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/minutes"
+	"github.com/greffier/greffier/sfu/sfutest"
+)
+
+// frame is one Opus packet of the publishers: the precision a recorded
+// stretch's edges are held to.
+const frame = 20
+
+// longSpeech is alice's fixture three times over (27 s), re-encoded as a
+// browser sends it (32 kbit/s, 20 ms frames).
+func longSpeech(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "long.opus")
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-stream_loop", "2",
+		"-i", filepath.Join(fixtures, "alice.opus"), "-c:a", "libopus", "-b:a", "32k", "-frame_duration", "20",
+		"-y", path).CombinedOutput()
+	require.NoError(t, err, "ffmpeg (scripts/test.sh installs it): %s", out)
+	return path
+}
+
+// joinCall sends a request with a participant's join token.
+func (b *testBundle) joinCall(t *testing.T, method, path, joinToken, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, b.url+path, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+joinToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	return resp.StatusCode, buf.String()
+}
+
+type switchesAnswer struct {
+	Recording     bool     `json:"recording"`
+	Transcription bool     `json:"transcription"`
+	Declined      []string `json:"declined"`
+	Controls      []struct {
+		Kind     string  `json:"kind"`
+		Identity string  `json:"identity"`
+		On       bool    `json:"on"`
+		At       float64 `json:"at"`
+	} `json:"controls"`
+}
+
+// TestRecordingOnDemandKeepsExactlyTheRecordedStretch: a meeting created
+// with recording off, recording started by the host at 0:10 and stopped at
+// 0:20 on the meeting clock while alice speaks throughout, and bob, who
+// declined to be recorded, too. Exactly alice's 0:10–0:20 is kept (±1
+// frame); nothing of bob, nothing outside the stretch, on disk or in the
+// bucket; the minutes say what was not recorded and are complete.
+func TestRecordingOnDemandKeepsExactlyTheRecordedStretch(t *testing.T) {
+	t.Parallel()
+	speech := longSpeech(t)
+	for name, scaleOut := range map[string]bool{"sqlite+disk": false, "postgres+s3": true} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testRecordingOnDemand(t, setup(t, setupOptions{scaleOut: scaleOut}), speech)
+		})
+	}
+}
+
+func testRecordingOnDemand(t *testing.T, b *testBundle, speech string) {
+	ctx := context.Background()
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"title": "Huis clos", "recording": false,
+		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice Martin"},
+			{"identity": "bob", "display_name": "Bob Durand"}},
+	}, &m))
+	tokens := map[string]string{}
+	for _, j := range m.Join {
+		tokens[j.Identity] = j.Token
+	}
+	var sw switchesAnswer
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/recording", nil, &sw))
+	require.False(t, sw.Recording)
+	require.True(t, sw.Transcription)
+
+	// Bob declines before joining, with his join token; an API key is
+	// not a participant.
+	status, body := b.joinCall(t, "POST", "/v1/meetings/"+m.ID+"/consent", tokens["bob"], `{"record":false}`)
+	require.Equal(t, http.StatusOK, status, body)
+	require.NoError(t, json.Unmarshal([]byte(body), &sw))
+	require.Equal(t, []string{"bob"}, sw.Declined)
+	status, _ = b.joinCall(t, "POST", "/v1/meetings/"+m.ID+"/consent", b.token, `{"record":false}`)
+	require.Equal(t, http.StatusUnauthorized, status)
+
+	pubs := map[string]*sfutest.Publisher{}
+	for who, tok := range tokens {
+		p, err := sfutest.Publish(ctx, sfutest.PublishOptions{WHIPURL: b.url + "/v1/whip", Token: tok, OggPath: speech})
+		require.NoError(t, err)
+		pubs[who] = p
+	}
+	var live meetingAnswer
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &live))
+	require.NotNil(t, live.StartedAt)
+	zero := *live.StartedAt
+
+	// The host starts recording at 0:10 and stops it at 0:20.
+	time.Sleep(time.Until(zero.Add(10 * time.Second)))
+	var started, stopped switchesAnswer
+	require.Equal(t, http.StatusOK, b.call(t, "POST", "/v1/meetings/"+m.ID+"/recording/start", nil, &started))
+	require.True(t, started.Recording)
+	time.Sleep(time.Until(zero.Add(20 * time.Second)))
+	require.Equal(t, http.StatusOK, b.call(t, "POST", "/v1/meetings/"+m.ID+"/recording/stop", nil, &stopped))
+	require.False(t, stopped.Recording)
+	startMS := int64(started.Controls[len(started.Controls)-1].At * 1000)
+	stopMS := int64(stopped.Controls[len(stopped.Controls)-1].At * 1000)
+	require.InDelta(t, 10000, startMS, 1000)
+	require.InDelta(t, 20000, stopMS, 1000)
+
+	for _, p := range pubs {
+		select {
+		case <-p.Done():
+		case <-time.After(40 * time.Second):
+			t.Fatal("publisher did not finish sending its file")
+		}
+		require.NoError(t, p.Close(ctx))
+	}
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, nil))
+	var now meetingAnswer
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
+		return now.State == "ready" || now.State == "incomplete" || now.State == "failed"
+	}, 60*time.Second, 100*time.Millisecond)
+	require.Equal(t, "ready", now.State, "pipeline: %+v", now.Pipeline)
+
+	// One track: alice's, exactly the recorded stretch.
+	tracks, err := b.app.store.Tracks(ctx, m.ID)
+	require.NoError(t, err)
+	require.Len(t, tracks, 1, "tracks: %+v", tracks)
+	tr := tracks[0]
+	require.Equal(t, "alice", tr.Identity)
+	require.Equal(t, store.TrackStored, tr.State, tr.Failure)
+	require.InDelta(t, startMS, tr.StartMS, frame, "the stretch starts when recording started")
+	require.InDelta(t, stopMS, tr.StartMS+tr.DurationMS, frame, "the stretch ends when recording stopped")
+
+	// The meeting's events hold each start and stop on the meeting clock.
+	events, err := b.app.store.Events(ctx, m.ID)
+	require.NoError(t, err)
+	at := map[string]int64{}
+	for _, e := range events {
+		at[e.Kind] = e.AtMS
+	}
+	require.Equal(t, startMS, at["recording_started"])
+	require.Equal(t, stopMS, at["recording_stopped"])
+
+	// Nothing else is kept: every recording object is this track's, every
+	// piece of speech lies within the stretch, and the spool is empty.
+	objects, err := b.app.blobs.List(ctx, "")
+	require.NoError(t, err)
+	speechPrefix := strings.TrimSuffix(layout.SpeechAudio(m.ID, tr.ID, 0), "000000000000.ogg")
+	for _, o := range objects {
+		switch {
+		case o.Key == layout.Track(m.ID, tr.ID), o.Key == layout.ArchiveWebM(m.ID), o.Key == layout.ArchiveMix(m.ID),
+			o.Key == layout.SpeakerAudio(m.ID, tr.ID), strings.HasPrefix(o.Key, layout.MinutesPrefix(m.ID)):
+		case strings.HasPrefix(o.Key, speechPrefix):
+			ms, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(o.Key, speechPrefix), ".ogg"), 10, 64)
+			require.NoError(t, err, o.Key)
+			require.True(t, ms >= tr.StartMS && ms < tr.StartMS+tr.DurationMS, "speech %s outside the recorded stretch", o.Key)
+		default:
+			t.Errorf("object %s is not of the recorded stretch", o.Key)
+		}
+	}
+	var spooled []string
+	require.NoError(t, filepath.WalkDir(filepath.Join(b.cfg.DataDir, "spool"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			spooled = append(spooled, p)
+		}
+		return err
+	}))
+	require.Empty(t, spooled)
+
+	// The minutes state what was not recorded, and are complete.
+	var doc minutes.Document
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
+	require.True(t, doc.Complete, "missing: %+v", doc.Missing)
+	endMS := now.EndedAt.Sub(zero).Milliseconds()
+	require.Equal(t, []minutes.Gap{
+		{Start: 0, End: minutes.Seconds(startMS), Reason: minutes.ReasonNotRecorded},
+		{Speaker: "bob", Name: "Bob Durand", Start: 0, End: minutes.Seconds(endMS), Reason: minutes.ReasonDeclined},
+		{Start: minutes.Seconds(stopMS), End: minutes.Seconds(endMS), Reason: minutes.ReasonNotRecorded},
+	}, doc.NotRecorded)
+	require.NotEmpty(t, doc.Turns, "alice spoke while recorded")
+	for _, turn := range doc.Turns {
+		require.Equal(t, "alice", turn.Speaker)
+		require.True(t, turn.Start.MS() >= tr.StartMS && turn.End.MS() <= tr.StartMS+tr.DurationMS+frame, "turn %+v", turn)
+	}
+	var md string
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes.md", nil, &md))
+	require.Contains(t, md, "## Not recorded")
+	require.Contains(t, md, "- Bob Durand, 00:00:00 to ")
+
+	// An ended meeting's recording can no longer be switched.
+	require.Equal(t, http.StatusConflict, b.call(t, "POST", "/v1/meetings/"+m.ID+"/recording/start", nil, nil))
+}
