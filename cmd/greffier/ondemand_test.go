@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/minutes"
@@ -169,8 +171,19 @@ func testRecordingOnDemand(t *testing.T, b *testBundle, speech string) {
 
 	// Nothing else is kept: every recording object is this track's, every
 	// piece of speech lies within the stretch, and the spool is empty.
-	objects, err := b.app.blobs.List(ctx, "")
-	require.NoError(t, err)
+	// The whole-meeting files, made from the track, are built in the
+	// spool: they are awaited first.
+	var objects []blob.Info
+	require.Eventually(t, func() bool {
+		objects, err = b.app.blobs.List(ctx, "")
+		require.NoError(t, err)
+		for _, key := range []string{layout.ArchiveWebM(m.ID), layout.ArchiveMix(m.ID), layout.SpeakerAudio(m.ID, tr.ID)} {
+			if !slices.ContainsFunc(objects, func(o blob.Info) bool { return o.Key == key }) {
+				return false
+			}
+		}
+		return true
+	}, 60*time.Second, 100*time.Millisecond)
 	speechPrefix := strings.TrimSuffix(layout.SpeechAudio(m.ID, tr.ID, 0), "000000000000.ogg")
 	for _, o := range objects {
 		switch {
@@ -184,14 +197,18 @@ func testRecordingOnDemand(t *testing.T, b *testBundle, speech string) {
 			t.Errorf("object %s is not of the recorded stretch", o.Key)
 		}
 	}
+	// An archive file leaves the spool just after it is stored.
 	var spooled []string
-	require.NoError(t, filepath.WalkDir(filepath.Join(b.cfg.DataDir, "spool"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			spooled = append(spooled, p)
-		}
-		return err
-	}))
-	require.Empty(t, spooled)
+	require.Eventually(t, func() bool {
+		spooled = nil
+		require.NoError(t, filepath.WalkDir(filepath.Join(b.cfg.DataDir, "spool"), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				spooled = append(spooled, p)
+			}
+			return err
+		}))
+		return len(spooled) == 0
+	}, 10*time.Second, 50*time.Millisecond, "spool: %v", spooled)
 
 	// The minutes state what was not recorded, and are complete.
 	var doc minutes.Document
