@@ -233,3 +233,33 @@ func testRecordingOnDemand(t *testing.T, b *testBundle, speech string) {
 	// An ended meeting's recording can no longer be switched.
 	require.Equal(t, http.StatusConflict, b.call(t, "POST", "/v1/meetings/"+m.ID+"/recording/start", nil, nil))
 }
+
+func TestCommandLineStartsAndStopsRecordingAndTranscription(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{})
+	env := cliEnv{"GREFFIER_URL": b.url, "GREFFIER_API_KEY": b.token}
+	var created struct {
+		ID       string `json:"id"`
+		Switches struct {
+			Recording, Transcription bool
+		} `json:"switches"`
+	}
+	out := env.must(t, "meeting", "create", "--title", "Huis clos", "--recording=false", "--json")
+	require.NoError(t, json.Unmarshal([]byte(out), &created), out)
+	require.False(t, created.Switches.Recording)
+	require.True(t, created.Switches.Transcription)
+
+	require.Equal(t, created.ID+"\trecording on\ttranscription on\n", env.must(t, "meeting", "record", "start", created.ID))
+	require.Equal(t, created.ID+"\trecording on\ttranscription off\n", env.must(t, "meeting", "transcribe", "stop", created.ID))
+	var sw switchesAnswer
+	require.NoError(t, json.Unmarshal([]byte(env.must(t, "meeting", "record", "stop", created.ID, "--json")), &sw))
+	require.False(t, sw.Recording)
+	require.False(t, sw.Transcription)
+	require.Len(t, sw.Controls, 4, "the creation's switch, then each of the host's three")
+
+	_, err := env.run(t, "meeting", "record", "pause", created.ID)
+	require.ErrorContains(t, err, "usage: greffier meeting record start|stop ID")
+	env.must(t, "meeting", "end", created.ID)
+	_, err = env.run(t, "meeting", "record", "start", created.ID)
+	require.ErrorContains(t, err, "can no longer be started or stopped")
+}
