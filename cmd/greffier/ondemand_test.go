@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -262,4 +263,61 @@ func TestCommandLineStartsAndStopsRecordingAndTranscription(t *testing.T) {
 	env.must(t, "meeting", "end", created.ID)
 	_, err = env.run(t, "meeting", "record", "start", created.ID)
 	require.ErrorContains(t, err, "can no longer be started or stopped")
+}
+
+// TestWHIPClientsAreToldWhereTheRecordingStateIs: a WHIP client that is
+// not the room page finds the meeting's event stream in the 201's Link
+// header and reads the recording state there with its join token.
+func TestWHIPClientsAreToldWhereTheRecordingStateIs(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{})
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"recording": false, "participants": []map[string]any{{"identity": "alice"}}}, &m))
+	req, err := http.NewRequest(http.MethodPost, b.url+"/v1/whip", strings.NewReader(opusOffer(t)))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+m.Join[0].Token)
+	req.Header.Set("Content-Type", "application/sdp")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	var events string
+	for _, l := range resp.Header.Values("Link") {
+		if target, ok := strings.CutSuffix(l, `>; rel="urn:ietf:params:whip:ext:greffier:events"`); ok {
+			events = strings.TrimPrefix(target, "<")
+		}
+	}
+	require.Equal(t, "/v1/meetings/"+m.ID+"/room", events, "links: %v", resp.Header.Values("Link"))
+
+	// Bounded: a stream that never says so fails the test.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sreq, err := http.NewRequestWithContext(ctx, http.MethodGet, b.url+events, nil)
+	require.NoError(t, err)
+	sreq.Header.Set("Authorization", "Bearer "+m.Join[0].Token)
+	stream, err := http.DefaultClient.Do(sreq)
+	require.NoError(t, err)
+	defer stream.Body.Close()
+	require.Equal(t, http.StatusOK, stream.StatusCode)
+	// The first room event says recording is off; once the host starts
+	// it, a new one says it is on.
+	lines := bufio.NewScanner(stream.Body)
+	next := func() map[string]any {
+		for lines.Scan() {
+			if data, ok := strings.CutPrefix(lines.Text(), "data: "); ok {
+				var room map[string]any
+				require.NoError(t, json.Unmarshal([]byte(data), &room))
+				return room
+			}
+		}
+		t.Fatalf("the room stream ended: %v", lines.Err())
+		return nil
+	}
+	require.Equal(t, false, next()["recording"])
+	require.Equal(t, http.StatusOK, b.call(t, "POST", "/v1/meetings/"+m.ID+"/recording/start", nil, nil))
+	room := next()
+	for room["recording"] != true {
+		room = next()
+	}
 }
