@@ -178,7 +178,7 @@ func TestNotRecordedIsStatedInEveryRenderingAndIsNotMissing(t *testing.T) {
 	in := Input{
 		MeetingID: "mtg_2", Title: "Conseil", StartedAt: time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC),
 		Speakers: []Speaker{{ID: "alice", Name: "Alice"}, {ID: "bob", Name: "Bob"}},
-		Pieces: []Piece{{Speaker: "alice", StartMS: 11000, EndMS: 12000, Text: "alpha bravo", Words: words(11000, "alpha", "bravo")}},
+		Pieces:   []Piece{{Speaker: "alice", StartMS: 11000, EndMS: 12000, Text: "alpha bravo", Words: words(11000, "alpha", "bravo")}},
 		NotRecorded: []Gap{
 			{Start: 20000, End: 30000, Reason: ReasonNotRecorded},
 			{Start: 0, End: 10000, Reason: ReasonNotRecorded},

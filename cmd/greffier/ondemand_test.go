@@ -2,9 +2,9 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"io/fs"
 	"net/http"
 	"os/exec"
@@ -40,19 +40,27 @@ func longSpeech(t *testing.T) string {
 	return path
 }
 
-// joinCall sends a request with a participant's join token.
-func (b *testBundle) joinCall(t *testing.T, method, path, joinToken, body string) (int, string) {
+// joinDo sends a request with a participant's join token and reads the
+// whole answer.
+func (b *testBundle) joinDo(t *testing.T, method, path, joinToken, contentType, body string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, b.url+path, strings.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+joinToken)
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
-	var buf bytes.Buffer
-	_, _ = buf.ReadFrom(resp.Body)
-	return resp.StatusCode, buf.String()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, raw
+}
+
+// joinCall sends JSON with a participant's join token.
+func (b *testBundle) joinCall(t *testing.T, method, path, joinToken, body string) (int, string) {
+	t.Helper()
+	resp, raw := b.joinDo(t, method, path, joinToken, "application/json", body)
+	return resp.StatusCode, string(raw)
 }
 
 type switchesAnswer struct {
@@ -274,13 +282,7 @@ func TestWHIPClientsAreToldWhereTheRecordingStateIs(t *testing.T) {
 	var m meetingAnswer
 	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
 		"recording": false, "participants": []map[string]any{{"identity": "alice"}}}, &m))
-	req, err := http.NewRequest(http.MethodPost, b.url+"/v1/whip", strings.NewReader(opusOffer(t)))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+m.Join[0].Token)
-	req.Header.Set("Content-Type", "application/sdp")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
+	resp, _ := b.joinDo(t, http.MethodPost, "/v1/whip", m.Join[0].Token, "application/sdp", opusOffer(t))
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
 	var events string
 	for _, l := range resp.Header.Values("Link") {
