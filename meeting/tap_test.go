@@ -47,7 +47,9 @@ type gateBundle struct {
 
 // setupGate gates a real recorder (real store and disk) over a live
 // meeting whose clock the test drives.
-func setupGate(t *testing.T) *gateBundle {
+func setupGate(t *testing.T) *gateBundle { t.Helper(); return setupGateB(t) }
+
+func setupGateB(t testing.TB) *gateBundle {
 	t.Helper()
 	st := openStore(t, store.SQLite)
 	blobs, err := blob.NewDisk(t.TempDir())
@@ -214,4 +216,36 @@ func TestGatedTrackOffAllocatesNothing(t *testing.T) {
 	})
 	require.Zero(t, allocs)
 	require.NoError(t, tt.Close(context.Background()))
+}
+
+// BenchmarkGatedTrackWriteRTP is the packet path through the gate: off
+// (not recorded: one atomic load), on (the recorder's writer behind it),
+// and the writer alone, for the gate's share.
+func BenchmarkGatedTrackWriteRTP(b *testing.B) {
+	for _, mode := range []string{"off", "on", "writer-alone"} {
+		b.Run(mode, func(b *testing.B) {
+			g := setupGateB(b)
+			if mode == "off" {
+				_, err := g.tap.SetControl(context.Background(), g.m.ID, store.ControlRecording, "", false)
+				require.NoError(b, err)
+			}
+			tt, err := g.tap.OpenTrack(context.Background(), sfu.TrackInfo{MeetingID: g.m.ID, Identity: "alice", SSRC: 1,
+				ClockRate: 48000, ClockZero: g.m.StartedAt, FirstPacketAt: g.clock.Now()})
+			require.NoError(b, err)
+			var sink sfu.TrackTap = tt
+			if mode == "writer-alone" {
+				sink = tt.(*gatedTrack).Recording()
+			}
+			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SSRC: 1}, Payload: silence}
+			b.ReportAllocs()
+			for b.Loop() {
+				pkt.SequenceNumber++
+				pkt.Timestamp += 960
+				g.clock.advance(20 * time.Millisecond)
+				sink.WriteRTP(&pkt)
+			}
+			b.StopTimer()
+			require.NoError(b, tt.Close(context.Background()))
+		})
+	}
 }
