@@ -231,3 +231,15 @@ func TestNotRecordedIsStatedInEveryRenderingAndIsNotMissing(t *testing.T) {
 	d.Rename(map[string]string{"bob": "Robert"})
 	require.Equal(t, "Robert", d.NotRecorded[1].Name)
 }
+
+func TestBetweenKeepsTheNotRecordedStretchesItOverlaps(t *testing.T) {
+	t.Parallel()
+	d := Build(Input{Speakers: []Speaker{{ID: "bob", Name: "Bob"}}, NotRecorded: []Gap{
+		{Start: 0, End: 10000, Reason: ReasonNotRecorded},
+		{Speaker: "bob", Start: 5000, End: 30000, Reason: ReasonDeclined},
+		{Start: 20000, End: 30000, Reason: ReasonNotRecorded},
+	}})
+	part := d.Between(12000, 18000)
+	require.Equal(t, []Gap{{Speaker: "bob", Name: "Bob", Start: 5000, End: 30000, Reason: ReasonDeclined}}, part.NotRecorded)
+	require.Len(t, d.Between(0, 0).NotRecorded, 3)
+}
