@@ -322,4 +322,20 @@ func TestWHIPClientsAreToldWhereTheRecordingStateIs(t *testing.T) {
 	for room["recording"] != true {
 		room = next()
 	}
+
+	// Consent is the participant's, said clearly.
+	status, body := b.joinCall(t, "POST", "/v1/meetings/"+m.ID+"/consent", m.Join[0].Token, `{}`)
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Contains(t, body, "bad_consent")
+	status, _ = b.joinCall(t, "POST", "/v1/meetings/"+m.ID+"/consent", m.Join[0].Token, `{"record":false,"extra":1}`)
+	require.Equal(t, http.StatusBadRequest, status, "an unknown field is refused, not ignored")
+	status, _ = b.joinCall(t, "POST", "/v1/meetings/mtg_other/consent", m.Join[0].Token, `{"record":false}`)
+	require.Equal(t, http.StatusUnauthorized, status, "a token of another meeting")
+	require.Equal(t, http.StatusNotFound, b.call(t, "POST", "/v1/meetings/mtg_nosuchmeeting/recording/stop", nil, nil))
+	status, _ = b.joinCall(t, "POST", "/v1/meetings/"+m.ID+"/consent", m.Join[0].Token, `{"record":false}`)
+	require.Equal(t, http.StatusOK, status)
+	for room["declined"] == nil || len(room["declined"].([]any)) == 0 {
+		room = next()
+	}
+	require.Equal(t, []any{"alice"}, room["declined"], "the room stream says who declined")
 }
