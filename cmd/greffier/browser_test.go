@@ -705,6 +705,8 @@ func TestBrowserRoomShowsRecordingStateAsTheHostTogglesIt(t *testing.T) {
 	waitJS(t, host, `document.getElementById('switches').dataset.recording === 'on' && document.getElementById('recording-toggle').getAttribute('aria-pressed') === 'true'`,
 		"the host's page shows recording on")
 	waitJS(t, alice, banner("on", "Recording and transcription are on."), "alice's room announces recording")
+	waitJS(t, host, `document.getElementById('switches').textContent.endsWith('not recorded, by their choice: Bob Durand')`,
+		"the host sees who declined")
 	check.check(t, alice, "room-recorded")
 	require.Equal(t, "You are not recorded: you declined.", eval[string](t, bob, `document.getElementById('recording').textContent`))
 	require.Equal(t, "on", eval[string](t, bob, `document.body.dataset.recording`), "bob is told the meeting records the others")

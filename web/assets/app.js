@@ -310,7 +310,10 @@ function switchesLine(id, initial, actions) {
   const show = (sw) => {
     cur = { ...cur, ...sw };
     const onOff = (v) => t(v ? 'app.on' : 'app.off');
-    line.textContent = t('app.switches', { recording: onOff(cur.recording), transcription: onOff(cur.transcription) });
+    const names = new Map((cur.participants || []).map((p) => [p.identity, p.name]));
+    const declined = (cur.declined || []).map((id) => names.get(id) || id);
+    line.textContent = t('app.switches', { recording: onOff(cur.recording), transcription: onOff(cur.transcription) }) +
+      (declined.length ? ' · ' + t('app.declined', { names: declined.join(', ') }) : '');
     line.dataset.recording = cur.recording ? 'on' : 'off';
     line.dataset.transcription = cur.transcription ? 'on' : 'off';
     for (const [what, b] of Object.entries(buttons)) {
