@@ -31,7 +31,7 @@ type Controls interface {
 // host records is a new track segment, opened and closed off that path.
 type Tap struct {
 	rec      *recorder.Recorder
-	controls Controls // nil: every track is recorded, whole
+	controls Controls
 	events   sfu.Observer
 	log      *slog.Logger
 	now      func() time.Time
@@ -50,18 +50,10 @@ type recMeeting struct {
 	tracks map[*gatedTrack]struct{}
 }
 
-// NewTap records every track with rec, whole, whatever its meeting's
-// switches (a benchmark's recorder).
-func NewTap(rec *recorder.Recorder) *Tap {
-	return &Tap{rec: rec, log: slog.New(slog.DiscardHandler), now: time.Now, meetings: map[string]*recMeeting{}}
-}
-
-// NewGatedTap records with rec what the switches in controls allow, and
-// tells events (the meeting's log) when a switch is set.
-func NewGatedTap(rec *recorder.Recorder, controls Controls, events sfu.Observer, logger *slog.Logger) *Tap {
-	t := NewTap(rec)
-	t.controls, t.events, t.log = controls, events, logger
-	return t
+// NewTap records with rec what the switches in controls allow, and tells
+// events (the meeting's log, optional) when a switch is set.
+func NewTap(rec *recorder.Recorder, controls Controls, events sfu.Observer, logger *slog.Logger) *Tap {
+	return &Tap{rec: rec, controls: controls, events: events, log: logger, now: time.Now, meetings: map[string]*recMeeting{}}
 }
 
 func (t *Tap) acquire(meetingID string) *recMeeting {
@@ -95,9 +87,6 @@ func (t *Tap) release(meetingID string, m *recMeeting) {
 
 // records reports whether identity's track is recorded now.
 func (t *Tap) records(ctx context.Context, meetingID, identity string) (bool, error) {
-	if t.controls == nil {
-		return true, nil
-	}
 	log, err := t.controls.Controls(ctx, meetingID)
 	if err != nil {
 		return false, err
@@ -145,9 +134,6 @@ func (t *Tap) CanRecord(ctx context.Context, info sfu.TrackInfo) error {
 		ClockZero: info.ClockZero, FirstPacketAt: info.FirstPacketAt})
 }
 
-// ErrNoControls is returned by SetControl on a Tap made without switches.
-var ErrNoControls = errors.New("this tap records every track: it has no switches")
-
 // SetControl sets one of a meeting's switches (identity only for
 // consent), records it on the meeting clock and in the meeting's events,
 // and applies it to the tracks open now: turning recording on opens a new
@@ -157,9 +143,6 @@ var ErrNoControls = errors.New("this tap records every track: it has no switches
 // returns the meeting's controls, the new one last. A meeting that has
 // ended is refused with a *store.TransitionError.
 func (t *Tap) SetControl(ctx context.Context, meetingID string, kind store.ControlKind, identity string, on bool) (store.ControlLog, error) {
-	if t.controls == nil {
-		return nil, ErrNoControls
-	}
 	if (kind == store.ControlConsent) != (identity != "") {
 		return nil, fmt.Errorf("set %s of %s: a consent names its participant, and only a consent does", kind, meetingID)
 	}

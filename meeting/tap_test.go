@@ -60,7 +60,7 @@ func setupGateB(t testing.TB) *gateBundle {
 	rec, err := recorder.New(recorder.Config{SpoolDir: spool, MinFreeBytes: -1, Now: clock.Now}, blobs, st, discard())
 	require.NoError(t, err)
 	t.Cleanup(rec.Close)
-	tap := NewGatedTap(rec, st, nil, discard())
+	tap := NewTap(rec, st, nil, discard())
 	tap.now = clock.Now
 	return &gateBundle{st: st, blobs: blobs, spool: spool, clock: clock, tap: tap, rec: rec, m: m}
 }

@@ -74,7 +74,7 @@ func openFull(ctx context.Context, o options, logger *slog.Logger) (_ *fullServe
 	}
 	f.events = meeting.NewEventLog(f.store, logger)
 	f.events.Start()
-	f.tap = &keptTap{tap: meeting.NewGatedTap(f.rec, f.store, f.events, logger)}
+	f.tap = &keptTap{tap: meeting.NewTap(f.rec, f.store, f.events, logger)}
 	if f.meeting, err = f.store.CreateMeeting(ctx, "sfubench", "en"); err != nil {
 		return nil, err
 	}
