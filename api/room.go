@@ -14,7 +14,8 @@ import (
 // roomPoll is how often a room stream looks for news in the database. It
 // bounds how late a page learns who speaks and that the meeting ended
 // (the issue asks for 2 s), whichever node ended it. Each open page costs
-// two small indexed queries per poll.
+// three small indexed queries per poll (events, the meeting, its
+// recording switches).
 const roomPoll = 400 * time.Millisecond
 
 type roomMember struct {
