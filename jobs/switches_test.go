@@ -45,6 +45,10 @@ func TestSpeechWhileTranscriptionIsOffIsNotSentAndTheMinutesSayWhy(t *testing.T)
 				heard = append(heard, r.Heard)
 			}
 			require.Equal(t, []string{"india juliett kilo"}, heard, "only speech after transcription started is sent")
+			// Nor is its audio cut out and stored for a backend.
+			speech, err := b.blobs.List(ctx, "meetings/"+m.ID+"/speech/")
+			require.NoError(t, err)
+			require.Len(t, speech, 1, "speech audio: %+v", speech)
 			doc := latestMinutes(t, b, m.ID)
 			require.True(t, doc.Complete, "missing: %+v", doc.Missing)
 			require.Len(t, doc.Turns, 1)
