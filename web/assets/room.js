@@ -462,12 +462,14 @@ function showRecording() {
   const declined = r.declined.includes(st.claims.identity);
   const on = r.recording && !declined;
   const key = declined ? 'room.rec.declined' : !r.recording ? 'room.rec.off' : r.transcription ? 'room.rec.both' : 'room.rec.recorded';
+  // The banner holds its place from the start (the page does not move
+  // under a pointer when the state arrives); only its words change, and
+  // only a change is announced.
   const banner = $('recording');
-  banner.hidden = false;
   banner.dataset.recording = on ? 'on' : 'off';
   banner.dataset.transcription = r.transcription ? 'on' : 'off';
-  if (banner.dataset.key !== key) {
-    banner.dataset.key = key;
+  if (banner.dataset.i18n !== key) {
+    banner.dataset.i18n = key;
     banner.textContent = t(key);
   }
   document.body.dataset.recording = r.recording ? 'on' : 'off';
@@ -613,7 +615,6 @@ function main() {
   setupSwitch($('lang'), () => {
     renderPeople();
     showMinutes();
-    if (st.rec) { $('recording').dataset.key = ''; showRecording(); }
     if (st.muted) $('mute').textContent = t('room.unmute');
   });
   const params = new URLSearchParams(location.hash.slice(1));
