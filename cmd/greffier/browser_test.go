@@ -529,12 +529,7 @@ func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 
 	// The host's list shows the meeting waiting for transcription, with
 	// its progress, and so does its page.
-	host, cancelHost := chromedp.NewContext(ctx)
-	t.Cleanup(cancelHost)
-	require.NoError(t, chromedp.Do(host, chromedp.Navigate(b.url+"/app/")))
-	waitJS(t, host, `document.body.dataset.view === 'signin'`, "sign-in page")
-	require.NoError(t, chromedp.Do(host, chromedp.SendKeys(chromedp.CSS("#key"), b.token)))
-	click(t, host, "button[type=submit]")
+	host := b.signedInHost(t, ctx)
 	row := fmt.Sprintf(`document.querySelector('#meeting-rows tr[data-id=%q][data-state="ended"]')`, m.ID)
 	waitJS(t, host, row+` && / 0\/[1-9]\d*$/.test(`+row+`.children[1].textContent)`, "the list shows the transcription's progress")
 	check.check(t, host, "app-meetings-progress")
@@ -657,12 +652,7 @@ func TestBrowserRoomShowsRecordingStateAsTheHostTogglesIt(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOptions{})
 	check := newPageCheck(t)
-	var m meetingAnswer
-	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
-		"title": "Huis clos", "recording": false,
-		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice Martin"},
-			{"identity": "bob", "display_name": "Bob Durand"}},
-	}, &m))
+	m := b.unrecordedMeeting(t)
 	alice := newBrowser(t, fixtureWAV(t, "alice"))
 	bob := newBrowser(t, fixtureWAV(t, "bob"))
 	banner := func(recording, text string) string {
@@ -690,12 +680,7 @@ func TestBrowserRoomShowsRecordingStateAsTheHostTogglesIt(t *testing.T) {
 	waitJS(t, bob, banner("off", "You are not recorded: you declined."), "bob's banner: declined")
 
 	// The host, on the host's page, starts recording.
-	host, cancelHost := chromedp.NewContext(alice)
-	t.Cleanup(cancelHost)
-	require.NoError(t, chromedp.Do(host, chromedp.Navigate(b.url+"/app/")))
-	waitJS(t, host, `document.body.dataset.view === 'signin'`, "sign-in page")
-	require.NoError(t, chromedp.Do(host, chromedp.SendKeys(chromedp.CSS("#key"), b.token)))
-	click(t, host, "button[type=submit]")
+	host := b.signedInHost(t, alice)
 	waitJS(t, host, fmt.Sprintf(`document.querySelector('#meeting-rows tr[data-id=%q]')`, m.ID), "meeting list")
 	require.NoError(t, chromedp.Do(host, chromedp.Navigate(b.url+"/app/#/m/"+m.ID)))
 	waitJS(t, host, `document.getElementById('switches')?.dataset.recording === 'off' && document.getElementById('recording-toggle')?.textContent === 'Start recording'`,
@@ -730,4 +715,17 @@ func TestBrowserRoomShowsRecordingStateAsTheHostTogglesIt(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"recording_started", "transcription_stopped", "recording_stopped"}, kinds)
+}
+
+// signedInHost opens the host's pages in a tab of browser and signs in
+// with the bootstrap key.
+func (b *testBundle) signedInHost(t *testing.T, browser context.Context) context.Context {
+	t.Helper()
+	host, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	require.NoError(t, chromedp.Do(host, chromedp.Navigate(b.url+"/app/")))
+	waitJS(t, host, `document.body.dataset.view === 'signin'`, "sign-in page")
+	require.NoError(t, chromedp.Do(host, chromedp.SendKeys(chromedp.CSS("#key"), b.token)))
+	click(t, host, "button[type=submit]")
+	return host
 }

@@ -72,6 +72,19 @@ func (b *testBundle) joinCall(t *testing.T, method, path, joinToken, body string
 	return resp.StatusCode, string(raw)
 }
 
+// unrecordedMeeting creates a meeting of alice and bob that starts with
+// recording off.
+func (b *testBundle) unrecordedMeeting(t *testing.T) meetingAnswer {
+	t.Helper()
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"title": "Huis clos", "recording": false,
+		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice Martin"},
+			{"identity": "bob", "display_name": "Bob Durand"}},
+	}, &m))
+	return m
+}
+
 type switchesAnswer struct {
 	Recording     bool     `json:"recording"`
 	Transcription bool     `json:"transcription"`
@@ -104,12 +117,7 @@ func TestRecordingOnDemandKeepsExactlyTheRecordedStretch(t *testing.T) {
 
 func testRecordingOnDemand(t *testing.T, b *testBundle, speech string) {
 	ctx := context.Background()
-	var m meetingAnswer
-	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
-		"title": "Huis clos", "recording": false,
-		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice Martin"},
-			{"identity": "bob", "display_name": "Bob Durand"}},
-	}, &m))
+	m := b.unrecordedMeeting(t)
 	tokens := map[string]string{}
 	for _, j := range m.Join {
 		tokens[j.Identity] = j.Token
