@@ -113,6 +113,9 @@ type Deps struct {
 	// NodeTimeout is how long a node may be silent and still count as
 	// alive in GET /v1/nodes (default 10 s).
 	NodeTimeout time.Duration
+	// Switches is optional: without it recording cannot be started or
+	// stopped during a meeting (the routes answer 503).
+	Switches Switches
 }
 
 // API serves the REST interface.
@@ -134,6 +137,7 @@ type API struct {
 	nodeTimeout time.Duration
 	log         *slog.Logger
 	now         func() time.Time
+	switches    Switches
 }
 
 // New builds the API.
@@ -156,7 +160,7 @@ func New(cfg Config, d Deps) (*API, error) {
 	}
 	return &API{nodeTimeout: d.NodeTimeout, cfg: cfg, store: d.Store, blobs: d.Blobs, ender: d.Ender, rerun: d.Rerunner, signer: d.Signer,
 		sessions: d.Sessions, webhooks: egress.Guard{AllowPrivate: cfg.WebhookAllowPrivate},
-		captions: d.Captions, deleter: d.Deleter, uploads: d.Uploads, importer: d.Importer, livekit: d.LiveKit, log: d.Logger, now: time.Now}, nil
+		captions: d.Captions, deleter: d.Deleter, uploads: d.Uploads, importer: d.Importer, livekit: d.LiveKit, switches: d.Switches, log: d.Logger, now: time.Now}, nil
 }
 
 // Route is one registered route: its pattern ("METHOD /path") and the
@@ -186,6 +190,11 @@ func (a *API) routes(route func(pattern, permission string, h http.HandlerFunc))
 	route("GET /v1/meetings/{id}/events", PermMeetingsRead, a.listEvents)
 	route("PATCH /v1/meetings/{id}/participants/{identity}", PermMeetingsControl, a.renameParticipant)
 	route("POST /v1/meetings/{id}/rerun", PermMeetingsControl, a.rerunMeeting)
+	route("GET /v1/meetings/{id}/recording", PermMeetingsRead, a.getSwitches)
+	route("POST /v1/meetings/{id}/recording/start", PermMeetingsControl, a.switchMeeting(store.ControlRecording, true))
+	route("POST /v1/meetings/{id}/recording/stop", PermMeetingsControl, a.switchMeeting(store.ControlRecording, false))
+	route("POST /v1/meetings/{id}/transcription/start", PermMeetingsControl, a.switchMeeting(store.ControlTranscription, true))
+	route("POST /v1/meetings/{id}/transcription/stop", PermMeetingsControl, a.switchMeeting(store.ControlTranscription, false))
 	route("GET /v1/meetings/{id}/tracks", PermMeetingsRead, a.listTracks)
 	route("GET /v1/meetings/{id}/tracks/{file}", PermRecordingsRead, a.getTrack)
 	route("GET /v1/meetings/{id}/archive.webm", PermRecordingsRead, a.getArchive(layout.ArchiveWebM, "audio/webm", "meeting.webm"))
@@ -221,6 +230,9 @@ func (a *API) routes(route func(pattern, permission string, h http.HandlerFunc))
 	// A participant names themself before joining: a join token with the
 	// name right, checked by the handler; no API key.
 	route("POST /v1/meetings/{id}/name", PermPublic, a.chooseName)
+	// A participant declines (or accepts) being recorded: their join
+	// token, checked by the handler; no API key.
+	route("POST /v1/meetings/{id}/consent", PermPublic, a.setConsent)
 	// Browser sign-in: open, the key comes in the body (session.go).
 	route("POST /v1/session", PermPublic, a.signIn)
 	route("GET /v1/session", PermPublic, a.whoAmI)

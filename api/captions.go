@@ -160,6 +160,10 @@ type patchMeetingRequest struct {
 	// Glossary replaces the meeting's glossary ([] clears it); segments
 	// transcribed from then on, and re-runs, are told it.
 	Glossary *[]string `json:"glossary"`
+	// Recording and Transcription start or stop them, as the
+	// /recording/start|stop and /transcription/start|stop routes do.
+	Recording     *bool `json:"recording"`
+	Transcription *bool `json:"transcription"`
 }
 
 // patchMeeting changes a meeting's settings: live captions on/off,
@@ -207,11 +211,24 @@ func (a *API) patchMeeting(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	for kind, on := range map[store.ControlKind]*bool{store.ControlRecording: req.Recording, store.ControlTranscription: req.Transcription} {
+		if on == nil {
+			continue
+		}
+		if _, ok := a.applySwitch(w, r, kind, "", *on); !ok {
+			return
+		}
+	}
 	if m, err = a.store.Meeting(r.Context(), m.ID); err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toJSON(m))
+	out := toJSON(m)
+	if out.Switches, err = a.switchesOf(r.Context(), m.ID); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 type answerError struct {

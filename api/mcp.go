@@ -354,8 +354,11 @@ type mcpMinutesOut struct {
 	Speakers  []minutes.Speaker `json:"speakers"`
 	Turns     []mcpTurn         `json:"turns"`
 	Missing   []mcpGap          `json:"missing" jsonschema:"stretches of speech that could not be transcribed"`
-	Truncated bool              `json:"truncated" jsonschema:"the answer was cut; ask again from next_from"`
-	NextFrom  float64           `json:"next_from,omitempty"`
+	// NotRecorded is not missing: the host's recording or transcription
+	// was off, or a participant declined to be recorded.
+	NotRecorded []mcpGap `json:"not_recorded,omitempty" jsonschema:"stretches not recorded by choice (speaker empty: everyone): recording or transcription off, or the participant declined"`
+	Truncated   bool     `json:"truncated" jsonschema:"the answer was cut; ask again from next_from"`
+	NextFrom    float64  `json:"next_from,omitempty"`
 }
 
 func (t mcpTools) readMinutes(ctx context.Context, _ *mcp.CallToolRequest, in mcpMinutesIn) (*mcp.CallToolResult, mcpMinutesOut, error) {
@@ -400,6 +403,11 @@ func boundMinutes(doc minutes.Document, from, to float64, speaker string) mcpMin
 	for _, g := range part.Missing {
 		if speaker == "" || g.Speaker == speaker {
 			out.Missing = append(out.Missing, mcpGap{Speaker: g.Speaker, Start: secs(g.Start), End: secs(g.End), Reason: g.Reason})
+		}
+	}
+	for _, g := range part.NotRecorded {
+		if speaker == "" || g.Speaker == "" || g.Speaker == speaker {
+			out.NotRecorded = append(out.NotRecorded, mcpGap{Speaker: g.Speaker, Start: secs(g.Start), End: secs(g.End), Reason: g.Reason})
 		}
 	}
 	if len(out.Missing) > mcpMaxTurns {

@@ -37,6 +37,8 @@ type meetingJSON struct {
 	Retention *retentionJSON     `json:"retention,omitempty"`
 	// Import, for an imported meeting: how many of its files are stored.
 	Import *importJSON `json:"import,omitempty"`
+	// Switches: what the meeting records now (one meeting's answers).
+	Switches *switchesJSON `json:"switches,omitempty"`
 }
 
 type pipelineJSON struct {
@@ -152,6 +154,10 @@ type createMeetingRequest struct {
 	// Glossary lists words (names, jargon) the speech backend should
 	// expect, beside the title and the participants' names.
 	Glossary []string `json:"glossary"`
+	// Recording and Transcription start on (the default) or off; the
+	// host switches them during the meeting.
+	Recording     *bool `json:"recording"`
+	Transcription *bool `json:"transcription"`
 }
 
 // checkWebhook says what is wrong with a webhook URL, if anything: it must
@@ -242,8 +248,22 @@ func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	// Nobody can have joined yet: the initial switches are set at 0, with
+	// no track to apply them to.
+	for kind, on := range map[store.ControlKind]*bool{store.ControlRecording: req.Recording, store.ControlTranscription: req.Transcription} {
+		if on != nil && !*on {
+			if _, err := a.store.AddControl(r.Context(), store.Control{MeetingID: m.ID, Kind: kind}); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		}
+	}
 	out := toJSON(m)
 	out.Retention = a.retentionJSON(m, ret)
+	if out.Switches, err = a.switchesOf(r.Context(), m.ID); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	for _, p := range req.Participants {
 		if p.SharedMicrophone {
 			if err := a.store.SetSharedMic(r.Context(), m.ID, p.Identity, true); err != nil {
@@ -420,6 +440,10 @@ func (a *API) getMeeting(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := toJSON(m)
+	if out.Switches, err = a.switchesOf(r.Context(), m.ID); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	out.Pipeline = &pipelineJSON{Tracks: p.Tracks, TracksRecording: p.TracksRecording, TracksProcessed: p.TracksDetected,
 		TracksFailed: p.TracksFailed, Segments: p.Segments, SegmentsTranscribed: p.SegmentsTranscribed,
 		SegmentsFailed: p.SegmentsFailed, SegmentsWaiting: len(p.Waiting), MinutesVersion: p.MinutesVersion,

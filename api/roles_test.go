@@ -53,6 +53,11 @@ var roleMatrix = []access{
 	{"GET /v1/meetings/{id}/events", readers, ""},
 	{"PATCH /v1/meetings/{id}/participants/{identity}", runners, ""},
 	{"POST /v1/meetings/{id}/rerun", runners, ""},
+	{"GET /v1/meetings/{id}/recording", readers, ""},
+	{"POST /v1/meetings/{id}/recording/start", runners, ""},
+	{"POST /v1/meetings/{id}/recording/stop", runners, ""},
+	{"POST /v1/meetings/{id}/transcription/start", runners, ""},
+	{"POST /v1/meetings/{id}/transcription/stop", runners, ""},
 	{"GET /v1/meetings/{id}/tracks", readers, ""},
 	{"GET /v1/meetings/{id}/tracks/{file}", keepers, ""},
 	{"GET /v1/meetings/{id}/archive.webm", keepers, ""},
@@ -76,6 +81,7 @@ var roleMatrix = []access{
 	{"POST /v1/meetings/import", importers, "a host's import is its own meeting"},
 	{"GET /v1/meetings/{id}/room", readers, "participants use their join token"},
 	{"POST /v1/meetings/{id}/name", nil, "no key: a join token with the name right (the participant chooses their name)"},
+	{"POST /v1/meetings/{id}/consent", nil, "no key: a join token with the publish right (the participant declines to be recorded)"},
 	{"POST /v1/session", everyRole, "the key comes in the body; sets a session cookie"},
 	{"GET /v1/session", everyRole, "bearer key or session cookie"},
 	{"DELETE /v1/session", []string{"public"}, "signs out"},
@@ -212,7 +218,8 @@ func TestEveryRouteAnswersEachRoleAsTheMatrixSays(t *testing.T) {
 				allowed := slices.Contains(row.roles, role) || slices.Contains(row.roles, "public")
 				switch {
 				case !allowed && (row.route == "GET /v1/meetings/{id}/captions" || row.route == "GET /v1/meetings/{id}/room" ||
-					row.route == "POST /v1/meetings/{id}/name" || row.route == "POST /v1/livekit/webhook"):
+					row.route == "POST /v1/meetings/{id}/name" || row.route == "POST /v1/livekit/webhook" ||
+					row.route == "POST /v1/meetings/{id}/consent"):
 					require.Equal(t, http.StatusUnauthorized, a.status, "%s as %s", row.route, who)
 				case !allowed:
 					require.Equal(t, http.StatusForbidden, a.status, "%s as %s: %s", row.route, who, a.body)

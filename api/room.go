@@ -14,7 +14,8 @@ import (
 // roomPoll is how often a room stream looks for news in the database. It
 // bounds how late a page learns who speaks and that the meeting ended
 // (the issue asks for 2 s), whichever node ended it. Each open page costs
-// two small indexed queries per poll.
+// three small indexed queries per poll (events, the meeting, its
+// recording switches).
 const roomPoll = 400 * time.Millisecond
 
 type roomMember struct {
@@ -28,6 +29,12 @@ type roomJSON struct {
 	State        store.MeetingState `json:"state"`
 	Captions     bool               `json:"captions"`
 	Participants []roomMember       `json:"participants"`
+	// Recording and Transcription say what the meeting records now, and
+	// Declined who declined to be recorded: every participant is told
+	// whenever they change.
+	Recording     bool     `json:"recording"`
+	Transcription bool     `json:"transcription"`
+	Declined      []string `json:"declined"`
 }
 
 // getRoom streams what a meeting's pages show live, as Server-Sent Events:
@@ -95,6 +102,9 @@ func (a *API) getRoom(w http.ResponseWriter, r *http.Request) {
 		if err == nil {
 			for _, e := range es {
 				seq = e.Seq
+				if !presenceEvent(e.Kind) {
+					continue // the switches are read below
+				}
 				i, ok := index[e.Identity]
 				if !ok {
 					// Someone joined with a token minted after we loaded
@@ -121,7 +131,14 @@ func (a *API) getRoom(w http.ResponseWriter, r *http.Request) {
 		if fresh, err := a.store.Meeting(ctx, id); err == nil {
 			m = fresh
 		}
-		b, _ := json.Marshal(roomJSON{State: m.State, Captions: m.Captions, Participants: members})
+		room := roomJSON{State: m.State, Captions: m.Captions, Participants: members, Recording: true, Transcription: true, Declined: []string{}}
+		if l, err := a.store.Controls(ctx, id); err == nil {
+			room.Recording, room.Transcription = l.On(store.ControlRecording, ""), l.On(store.ControlTranscription, "")
+			if d := l.Declined(); d != nil {
+				room.Declined = d
+			}
+		}
+		b, _ := json.Marshal(room)
 		if string(b) != string(last) {
 			last = b
 			fmt.Fprintf(w, "event: room\ndata: %s\n\n", b)
@@ -183,4 +200,13 @@ func (a *API) mayWatchRoom(ctx context.Context, r *http.Request, meetingID strin
 		return token.Claims{}, false
 	}
 	return c, !revoked
+}
+
+// presenceEvent reports whether an event says who is here or speaking.
+func presenceEvent(kind string) bool {
+	switch kind {
+	case "joined", "left", "speaking_started", "speaking_stopped":
+		return true
+	}
+	return false
 }

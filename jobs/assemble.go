@@ -259,7 +259,42 @@ func (p *Pipeline) minutesInput(ctx context.Context, m store.Meeting) (minutes.I
 		}
 		in.Pieces = append(in.Pieces, piece)
 	}
+	controls, err := p.store.Controls(ctx, m.ID)
+	if err != nil {
+		return in, err
+	}
+	in.NotRecorded = notRecorded(m, controls)
 	return in, nil
+}
+
+// notRecorded lists what the switches left unrecorded: the stretches the
+// host's recording was off, and each participant's stretches of declined
+// consent, up to the meeting's end (or now, while it goes on).
+func notRecorded(m store.Meeting, controls store.ControlLog) []minutes.Gap {
+	if m.StartedAt.IsZero() || len(controls) == 0 {
+		return nil
+	}
+	end := m.EndedAt
+	if end.IsZero() {
+		end = time.Now()
+	}
+	endMS := end.Sub(m.StartedAt).Milliseconds()
+	var out []minutes.Gap
+	add := func(identity, reason string, offs []store.Interval) {
+		for _, iv := range offs {
+			out = append(out, minutes.Gap{Speaker: identity, Start: minutes.Seconds(iv.StartMS), End: minutes.Seconds(iv.EndMS), Reason: reason})
+		}
+	}
+	add("", minutes.ReasonNotRecorded, controls.Off(store.ControlRecording, "", endMS))
+	add("", minutes.ReasonNotTranscribed, controls.Off(store.ControlTranscription, "", endMS))
+	var seen []string
+	for _, c := range controls {
+		if c.Kind == store.ControlConsent && !slices.Contains(seen, c.Identity) {
+			seen = append(seen, c.Identity)
+			add(c.Identity, minutes.ReasonDeclined, controls.Off(store.ControlConsent, c.Identity, endMS))
+		}
+	}
+	return out
 }
 
 // voiceID is the speaker key of one voice on a participant's track.

@@ -122,6 +122,10 @@ func (p *Pipeline) cutSpeech(ctx context.Context, t store.Track) ([]store.Speech
 		return nil, fmt.Errorf("open recording %s: %w", t.BlobKey, err)
 	}
 	defer rc.Close()
+	controls, err := p.store.Controls(ctx, t.MeetingID)
+	if err != nil {
+		return nil, err
+	}
 
 	var (
 		out []store.SpeechSegment
@@ -133,6 +137,9 @@ func (p *Pipeline) cutSpeech(ctx context.Context, t store.Track) ([]store.Speech
 		}
 		for _, cu := range cuts {
 			s := speechSegment(t, cu.speech)
+			if untranscribed(controls, s) {
+				continue
+			}
 			if _, err := p.blobs.Put(ctx, s.AudioKey, bytes.NewReader(cu.ogg), int64(len(cu.ogg))); err != nil {
 				return fmt.Errorf("store speech audio %s: %w", s.AudioKey, err)
 			}

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -141,6 +142,13 @@ func (p *Pipeline) runLive(ctx context.Context) {
 // transcription, exactly as the batch path would.
 func (p *Pipeline) storeLiveSpeech(ctx context.Context, t store.Track, c cut) error {
 	s := speechSegment(t, c.speech)
+	controls, err := p.store.Controls(ctx, t.MeetingID)
+	if err != nil {
+		return err
+	}
+	if untranscribed(controls, s) {
+		return nil
+	}
 	if _, err := p.blobs.Put(ctx, s.AudioKey, bytes.NewReader(c.ogg), int64(len(c.ogg))); err != nil {
 		return fmt.Errorf("store speech audio %s: %w", s.AudioKey, err)
 	}
@@ -162,13 +170,40 @@ func speechSegment(t store.Track, sp diarize.Speech) store.SpeechSegment {
 	return s
 }
 
-// recordSegments upserts segments. Their transcription is enqueued by
+// recordSegments upserts segments, but those the host did not want
+// transcribed (untranscribed). Their transcription is enqueued by
 // maybeAssemble once their turn has come.
 func (p *Pipeline) recordSegments(ctx context.Context, q store.Queries, segs []store.SpeechSegment) error {
+	if len(segs) == 0 {
+		return nil
+	}
+	// Read in the transaction: a switch set since the segments were cut
+	// is seen.
+	controls, err := q.Controls(ctx, segs[0].MeetingID)
+	if err != nil {
+		return err
+	}
 	for _, s := range segs {
+		if untranscribed(controls, s) {
+			continue
+		}
 		if err := q.UpsertSpeechSegment(ctx, s); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// untranscribed reports whether segment s lies wholly within a stretch
+// the host had transcription off: it is neither stored nor sent to the
+// speech backend (the minutes state the stretch). A segment across the
+// stretch's edge is transcribed whole.
+func untranscribed(controls store.ControlLog, s store.SpeechSegment) bool {
+	// A stretch still off runs to the end of time: the meeting goes on.
+	for _, iv := range controls.Off(store.ControlTranscription, "", math.MaxInt64/2) {
+		if iv.StartMS <= s.StartMS && s.EndMS <= iv.EndMS {
+			return true
+		}
+	}
+	return false
 }

@@ -23,7 +23,7 @@ var dialects = []store.Dialect{store.SQLite, store.Postgres}
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // openStore opens a fresh database of dialect d.
-func openStore(t *testing.T, d store.Dialect) *store.Store {
+func openStore(t testing.TB, d store.Dialect) *store.Store {
 	t.Helper()
 	cfg := store.Config{SQLitePath: filepath.Join(t.TempDir(), "g.db")}
 	if d == store.Postgres {
@@ -58,7 +58,7 @@ func startPipeline(t *testing.T, st *store.Store) *jobs.Pipeline {
 }
 
 // liveMeeting creates a meeting alice has joined.
-func liveMeeting(t *testing.T, st *store.Store) store.Meeting {
+func liveMeeting(t testing.TB, st *store.Store) store.Meeting {
 	t.Helper()
 	ctx := context.Background()
 	m, err := st.CreateMeeting(ctx, "Conseil", "fr")

@@ -38,6 +38,11 @@ type Document struct {
 	// Complete is true only when it is empty.
 	Missing  []Gap `json:"missing"`
 	Complete bool  `json:"complete"`
+	// NotRecorded lists what was not recorded by choice: the stretches
+	// the host's recording was off (Speaker "": everyone), and the
+	// participants who declined to be recorded. They are not missing:
+	// Complete does not count them.
+	NotRecorded []Gap `json:"not_recorded,omitempty"`
 	// Content says what the minutes hold: "transcript" alone, or
 	// "transcript+summary" when a chat backend summarised them.
 	Content string `json:"content"`
@@ -97,7 +102,16 @@ type Word struct {
 	End   Seconds `json:"end"`
 }
 
-// Gap is a stretch of one speaker's speech missing from the minutes.
+// Reasons of the stretches the minutes say were not recorded.
+const (
+	ReasonNotRecorded = "not recorded"
+	ReasonDeclined    = "not recorded: the participant declined to be recorded"
+	// ReasonNotTranscribed: recorded, but the host had transcription off.
+	ReasonNotTranscribed = "not transcribed: transcription was off"
+)
+
+// Gap is a stretch of one speaker's speech missing from the minutes, or
+// (in NotRecorded) a stretch not recorded, of everyone when Speaker is "".
 type Gap struct {
 	Speaker string  `json:"speaker"`
 	Name    string  `json:"name"`
@@ -155,6 +169,9 @@ type Input struct {
 	StartedAt                  time.Time
 	Speakers                   []Speaker
 	Pieces                     []Piece
+	// NotRecorded are the stretches not recorded by choice (Name is
+	// filled from Speakers).
+	NotRecorded []Gap
 	// TurnPause overrides DefaultTurnPause.
 	TurnPause time.Duration
 }
@@ -209,6 +226,19 @@ func Build(in Input) Document {
 	}
 	sort.SliceStable(doc.Missing, func(i, j int) bool { return doc.Missing[i].Start < doc.Missing[j].Start })
 	doc.Complete = len(doc.Missing) == 0
+	for _, g := range in.NotRecorded {
+		if g.End > g.Start {
+			g.Name = names[g.Speaker]
+			doc.NotRecorded = append(doc.NotRecorded, g)
+		}
+	}
+	sort.SliceStable(doc.NotRecorded, func(i, j int) bool {
+		a, b := doc.NotRecorded[i], doc.NotRecorded[j]
+		if a.Start != b.Start {
+			return a.Start < b.Start
+		}
+		return a.Speaker < b.Speaker
+	})
 	return doc
 }
 
@@ -305,6 +335,11 @@ func (d *Document) Rename(names map[string]string) {
 	for i, g := range d.Missing {
 		if n, ok := names[g.Speaker]; ok {
 			d.Missing[i].Name = n
+		}
+	}
+	for i, g := range d.NotRecorded {
+		if n, ok := names[g.Speaker]; ok {
+			d.NotRecorded[i].Name = n
 		}
 	}
 }

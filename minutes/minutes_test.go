@@ -172,3 +172,74 @@ func TestFaultControlCharactersNeverReachRenderings(t *testing.T) {
 	}
 	faulttest.Report(t, faulttest.FaultsInjected, float64(4*injected))
 }
+
+func TestNotRecordedIsStatedInEveryRenderingAndIsNotMissing(t *testing.T) {
+	t.Parallel()
+	in := Input{
+		MeetingID: "mtg_2", Title: "Conseil", StartedAt: time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC),
+		Speakers: []Speaker{{ID: "alice", Name: "Alice"}, {ID: "bob", Name: "Bob"}},
+		Pieces:   []Piece{{Speaker: "alice", StartMS: 11000, EndMS: 12000, Text: "alpha bravo", Words: words(11000, "alpha", "bravo")}},
+		NotRecorded: []Gap{
+			{Start: 20000, End: 30000, Reason: ReasonNotRecorded},
+			{Start: 0, End: 10000, Reason: ReasonNotRecorded},
+			{Speaker: "bob", Start: 0, End: 30000, Reason: ReasonDeclined},
+			{Start: 5000, End: 5000, Reason: ReasonNotRecorded}, // empty: dropped
+		},
+	}
+	d := Build(in)
+	require.True(t, d.Complete, "what was not recorded by choice is not missing")
+	require.Empty(t, d.Missing)
+	require.Equal(t, []Gap{
+		{Start: 0, End: 10000, Reason: ReasonNotRecorded},
+		{Speaker: "bob", Name: "Bob", Start: 0, End: 30000, Reason: ReasonDeclined},
+		{Start: 20000, End: 30000, Reason: ReasonNotRecorded},
+	}, d.NotRecorded)
+
+	b, err := json.Marshal(d)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"not_recorded":[{"speaker":"","name":"","start":0.000,"end":10.000,"reason":"not recorded"}`)
+	plain, err := json.Marshal(Build(Input{MeetingID: "m"}))
+	require.NoError(t, err)
+	require.NotContains(t, string(plain), "not_recorded", "minutes of a meeting recorded whole are unchanged")
+
+	var vtt bytes.Buffer
+	require.NoError(t, d.WriteVTT(&vtt))
+	require.Equal(t, "WEBVTT\n\nNOTE Bob 00:00:00.000 to 00:00:30.000: not recorded: the participant declined to be recorded\n"+
+		"\n00:00:00.000 --> 00:00:10.000\n[not recorded]\n"+
+		"\n00:00:11.000 --> 00:00:11.700\n<v Alice>alpha bravo</v>\n"+
+		"\n00:00:20.000 --> 00:00:30.000\n[not recorded]\n", vtt.String())
+
+	var srt bytes.Buffer
+	require.NoError(t, d.WriteSRT(&srt))
+	require.Equal(t, "1\n00:00:00,000 --> 00:00:10,000\n[not recorded]\n\n"+
+		"2\n00:00:11,000 --> 00:00:11,700\nAlice: alpha bravo\n\n"+
+		"3\n00:00:20,000 --> 00:00:30,000\n[not recorded]\n\n", srt.String())
+
+	var md bytes.Buffer
+	require.NoError(t, d.WriteMarkdown(&md))
+	require.Contains(t, md.String(), "## Not recorded\n\n- Everyone, 00:00:00 to 00:00:10: not recorded\n"+
+		"- Bob, 00:00:00 to 00:00:30: not recorded: the participant declined to be recorded\n"+
+		"- Everyone, 00:00:20 to 00:00:30: not recorded\n")
+	require.NotContains(t, md.String(), "Missing")
+	require.NotContains(t, md.String(), "incomplete")
+
+	var txt bytes.Buffer
+	require.NoError(t, d.WriteText(&txt))
+	require.Contains(t, txt.String(), "[00:00:00.000] Everyone: (not recorded until 00:00:10.000)\n")
+	require.Contains(t, txt.String(), "[00:00:00.000] Bob: (not recorded: the participant declined to be recorded until 00:00:30.000)\n")
+
+	d.Rename(map[string]string{"bob": "Robert"})
+	require.Equal(t, "Robert", d.NotRecorded[1].Name)
+}
+
+func TestBetweenKeepsTheNotRecordedStretchesItOverlaps(t *testing.T) {
+	t.Parallel()
+	d := Build(Input{Speakers: []Speaker{{ID: "bob", Name: "Bob"}}, NotRecorded: []Gap{
+		{Start: 0, End: 10000, Reason: ReasonNotRecorded},
+		{Speaker: "bob", Start: 5000, End: 30000, Reason: ReasonDeclined},
+		{Start: 20000, End: 30000, Reason: ReasonNotRecorded},
+	}})
+	part := d.Between(12000, 18000)
+	require.Equal(t, []Gap{{Speaker: "bob", Name: "Bob", Start: 5000, End: 30000, Reason: ReasonDeclined}}, part.NotRecorded)
+	require.Len(t, d.Between(0, 0).NotRecorded, 3)
+}

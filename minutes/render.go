@@ -3,6 +3,7 @@ package minutes
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -23,8 +24,24 @@ type cue struct {
 	text       string
 }
 
-// cues cuts each turn into subtitle-sized pieces at word boundaries.
+// cues cuts each turn into subtitle-sized pieces at word boundaries; the
+// stretches when the meeting was not recorded are cues of their own, with
+// no speaker, so a player says so instead of showing nothing.
 func (d Document) cues() []cue {
+	out := d.speechCues()
+	n := len(out)
+	for _, g := range d.NotRecorded {
+		if g.Speaker == "" {
+			out = append(out, cue{start: g.Start, end: g.End, text: "[" + g.Reason + "]"})
+		}
+	}
+	if len(out) > n {
+		sort.SliceStable(out, func(i, j int) bool { return out[i].start < out[j].start })
+	}
+	return out
+}
+
+func (d Document) speechCues() []cue {
 	var out []cue
 	for _, t := range d.Turns {
 		if len(t.Words) == 0 {
@@ -63,7 +80,18 @@ func clock(ms Seconds, sep byte) string {
 func (d Document) WriteVTT(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("WEBVTT\n")
+	for _, g := range d.NotRecorded {
+		if g.Speaker != "" {
+			// A cue would cover the others' speech: a note says it.
+			fmt.Fprintf(&b, "\nNOTE %s %s to %s: %s\n", vttNote.Replace(usertext.Clean(g.Name)),
+				clock(g.Start, '.'), clock(g.End, '.'), vttNote.Replace(g.Reason))
+		}
+	}
 	for _, c := range d.cues() {
+		if c.name == "" {
+			fmt.Fprintf(&b, "\n%s --> %s\n%s\n", clock(c.start, '.'), clock(c.end, '.'), vttText.Replace(c.text))
+			continue
+		}
 		fmt.Fprintf(&b, "\n%s --> %s\n<v %s>%s</v>\n", clock(c.start, '.'), clock(c.end, '.'),
 			vttName.Replace(usertext.Clean(c.name)), vttText.Replace(usertext.Clean(c.text)))
 	}
@@ -74,6 +102,7 @@ func (d Document) WriteVTT(w io.Writer) error {
 var (
 	vttText = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "\n", " ")
 	vttName = strings.NewReplacer("&", "&amp;", ">", "&gt;", "\n", " ")
+	vttNote = strings.NewReplacer("-->", "->", "\n", " ")
 )
 
 // WriteSRT writes SubRip; it has no speaker field, so each cue starts with
@@ -81,6 +110,10 @@ var (
 func (d Document) WriteSRT(w io.Writer) error {
 	var b strings.Builder
 	for i, c := range d.cues() {
+		if c.name == "" {
+			fmt.Fprintf(&b, "%d\n%s --> %s\n%s\n\n", i+1, clock(c.start, ','), clock(c.end, ','), oneLine(c.text))
+			continue
+		}
 		fmt.Fprintf(&b, "%d\n%s --> %s\n%s: %s\n\n", i+1, clock(c.start, ','), clock(c.end, ','),
 			oneLine(c.name), oneLine(c.text))
 	}
@@ -122,6 +155,12 @@ func (d Document) WriteMarkdown(w io.Writer) error {
 		b.WriteString("## Missing from this transcript\n\n")
 		for _, g := range d.Missing {
 			fmt.Fprintf(&b, "- %s, %s to %s: %s\n", mdEscape(g.Name), clock(g.Start, '.')[:8], clock(g.End, '.')[:8], mdEscape(g.Reason))
+		}
+	}
+	if len(d.NotRecorded) > 0 {
+		b.WriteString("## Not recorded\n\n")
+		for _, g := range d.NotRecorded {
+			fmt.Fprintf(&b, "- %s, %s to %s: %s\n", mdEscape(whose(g)), clock(g.Start, '.')[:8], clock(g.End, '.')[:8], mdEscape(g.Reason))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -201,6 +240,9 @@ func (d Document) WriteText(w io.Writer) error {
 	for _, g := range d.Missing {
 		fmt.Fprintf(&b, "[%s] %s: (missing: %s)\n", clock(g.Start, '.'), oneLine(g.Name), oneLine(g.Reason))
 	}
+	for _, g := range d.NotRecorded {
+		fmt.Fprintf(&b, "[%s] %s: (%s until %s)\n", clock(g.Start, '.'), oneLine(whose(g)), oneLine(g.Reason), clock(g.End, '.'))
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -212,4 +254,15 @@ func wall(d Document, s Seconds) string {
 		return ""
 	}
 	return " · " + at.Format("15:04:05Z")
+}
+
+// whose names who a not-recorded stretch is of.
+func whose(g Gap) string {
+	switch {
+	case g.Speaker == "":
+		return "Everyone"
+	case g.Name == "":
+		return g.Speaker
+	}
+	return g.Name
 }

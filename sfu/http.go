@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -143,6 +144,10 @@ func (s *SFU) serveOffer(w http.ResponseWriter, r *http.Request, kind sessionKin
 	w.Header().Set("Content-Type", "application/sdp")
 	w.Header().Set("Location", strings.TrimSuffix(s.cfg.BaseURL, "/")+"/v1/"+string(kind)+"/"+sess.id)
 	setICELinks(w.Header(), s.ICEServers(claims))
+	// The room's event stream, read with the same join token, tells
+	// whether the meeting is recorded and when that changes: clients that
+	// are not the room page must be told as its users are.
+	w.Header().Add("Link", "</v1/meetings/"+url.PathEscape(claims.MeetingID)+"/room>; rel=\"urn:ietf:params:whip:ext:greffier:events\"")
 	if ldesc, err := parseSDP(sess.pc.LocalDescription()); err == nil {
 		w.Header().Set("ETag", etag(iceOf(ldesc).ufrag))
 	}

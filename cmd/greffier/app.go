@@ -42,6 +42,7 @@ type App struct {
 	blobs    blob.Store
 	pipeline *jobs.Pipeline
 	recorder *recorder.Recorder
+	tap      *meeting.Tap
 	sfu      *sfu.SFU
 	http     *http.Server
 	listener net.Listener
@@ -196,6 +197,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		return nil, err
 	}
 	a.events = meeting.NewEventLog(a.store, logger)
+	a.tap = meeting.NewTap(a.recorder, a.store, a.events, logger)
 	joins := meeting.NewJoins(a.store, logger)
 	var (
 		placement *meeting.Placement
@@ -221,7 +223,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		TURN: sfu.TURNConfig{Enabled: cfg.TURN, UDPAddr: cfg.TURNUDPAddr, TCPAddr: cfg.TURNTCPAddr, TLSAddr: cfg.TURNTLSAddr,
 			CertFile: cfg.TURNCertFile, KeyFile: cfg.TURNKeyFile, Realm: cfg.TURNRealm, RelayIP: cfg.TURNRelayIP, Host: cfg.TURNHost,
 			RelayMinPort: cfg.TURNRelayMinPort, RelayMaxPort: cfg.TURNRelayMaxPort, Secret: cfg.TURNSecret}},
-		joins, a.signer, meeting.NewTap(a.recorder), logger); err != nil {
+		joins, a.signer, a.tap, logger); err != nil {
 		return nil, err
 	}
 	var media interface {
@@ -271,7 +273,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		}
 	}
 	apiDeps := api.Deps{Store: a.store, Blobs: a.blobs, Ender: meetings, Rerunner: meetings, Signer: a.signer,
-		Sessions: media, Logger: logger, Deleter: a.pipeline, Uploads: uploads, Importer: a.pipeline, NodeTimeout: cfg.NodeTimeout}
+		Sessions: media, Logger: logger, Deleter: a.pipeline, Switches: a.tap, Uploads: uploads, Importer: a.pipeline, NodeTimeout: cfg.NodeTimeout}
 	if a.captions != nil { // a nil *Hub in the interface would look configured
 		apiDeps.Captions = a.captions
 		if a.relay != nil {

@@ -529,12 +529,7 @@ func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 
 	// The host's list shows the meeting waiting for transcription, with
 	// its progress, and so does its page.
-	host, cancelHost := chromedp.NewContext(ctx)
-	t.Cleanup(cancelHost)
-	require.NoError(t, chromedp.Do(host, chromedp.Navigate(b.url+"/app/")))
-	waitJS(t, host, `document.body.dataset.view === 'signin'`, "sign-in page")
-	require.NoError(t, chromedp.Do(host, chromedp.SendKeys(chromedp.CSS("#key"), b.token)))
-	click(t, host, "button[type=submit]")
+	host := b.signedInHost(t, ctx)
 	row := fmt.Sprintf(`document.querySelector('#meeting-rows tr[data-id=%q][data-state="ended"]')`, m.ID)
 	waitJS(t, host, row+` && / 0\/[1-9]\d*$/.test(`+row+`.children[1].textContent)`, "the list shows the transcription's progress")
 	check.check(t, host, "app-meetings-progress")
@@ -646,4 +641,91 @@ func TestBrowserRoomSaysWhenTheMicrophoneIsRefused(t *testing.T) {
 	waitJS(t, ctx, `document.getElementById('error').textContent.includes('Your browser refused the microphone')`, "the refusal in words")
 	require.True(t, eval[bool](t, ctx, `!document.getElementById('join').disabled && !document.getElementById('prejoin').hidden`),
 		"the participant can try again")
+}
+
+// TestBrowserRoomShowsRecordingStateAsTheHostTogglesIt: a meeting created
+// with recording off says so before anyone joins; bob declines to be
+// recorded on his pre-join page; the host starts and stops recording and
+// transcription from the host's page, and alice's room announces each
+// change; bob's says he is not recorded throughout.
+func TestBrowserRoomShowsRecordingStateAsTheHostTogglesIt(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{})
+	check := newPageCheck(t)
+	m := b.unrecordedMeeting(t)
+	alice := newBrowser(t, fixtureWAV(t, "alice"))
+	bob := newBrowser(t, fixtureWAV(t, "bob"))
+	banner := func(recording, text string) string {
+		return fmt.Sprintf(`document.getElementById('recording').dataset.recording === %q && `+
+			`document.getElementById('recording').textContent === %q`, recording, text)
+	}
+	for i, ctx := range []context.Context{alice, bob} {
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+"/join/#token="+url.QueryEscape(m.Join[i].Token))))
+		waitJS(t, ctx, `document.body.dataset.state === 'ready'`, m.Join[i].Identity+"'s pre-join page")
+		waitJS(t, ctx, `document.getElementById('notice-title').textContent === 'This meeting is not recorded now'`,
+			m.Join[i].Identity+" is told before joining that the meeting is not recorded")
+		require.Equal(t, "live", eval[string](t, ctx, `document.getElementById('recording').getAttribute('aria-live') === 'assertive' ? 'live' : ''`))
+	}
+	check.check(t, alice, "room-prejoin-not-recorded")
+	click(t, bob, "#decline")
+	click(t, bob, "#join")
+	click(t, alice, "#join")
+	for _, ctx := range []context.Context{alice, bob} {
+		waitJS(t, ctx, `document.body.dataset.state === 'joined'`, "joined")
+	}
+	var sw switchesAnswer
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/recording", nil, &sw))
+	require.Equal(t, []string{"bob"}, sw.Declined, "bob's page declined before he joined")
+	waitJS(t, alice, banner("off", "Recording is off: nothing is kept."), "alice's banner: off")
+	waitJS(t, bob, banner("off", "You are not recorded: you declined."), "bob's banner: declined")
+
+	// The host, on the host's page, starts recording.
+	host := b.signedInHost(t, alice)
+	waitJS(t, host, fmt.Sprintf(`document.querySelector('#meeting-rows tr[data-id=%q]')`, m.ID), "meeting list")
+	require.NoError(t, chromedp.Do(host, chromedp.Navigate(b.url+"/app/#/m/"+m.ID)))
+	waitJS(t, host, `document.getElementById('switches')?.dataset.recording === 'off' && document.getElementById('recording-toggle')?.textContent === 'Start recording'`,
+		"the host's page shows recording off")
+	check.check(t, host, "app-meeting-not-recorded")
+	click(t, host, "#recording-toggle")
+	waitJS(t, host, `document.getElementById('switches').dataset.recording === 'on' && document.getElementById('recording-toggle').getAttribute('aria-pressed') === 'true'`,
+		"the host's page shows recording on")
+	waitJS(t, alice, banner("on", "Recording and transcription are on."), "alice's room announces recording")
+	waitJS(t, host, `document.getElementById('switches').textContent.endsWith('not recorded, by their choice: Bob Durand')`,
+		"the host sees who declined")
+	check.check(t, alice, "room-recorded")
+	require.Equal(t, "You are not recorded: you declined.", eval[string](t, bob, `document.getElementById('recording').textContent`))
+	require.Equal(t, "on", eval[string](t, bob, `document.body.dataset.recording`), "bob is told the meeting records the others")
+
+	click(t, host, "#transcription-toggle")
+	waitJS(t, alice, banner("on", "Recording is on; transcription is off."), "alice's room announces transcription stopped")
+	click(t, host, "#recording-toggle")
+	waitJS(t, alice, banner("off", "Recording is off: nothing is kept."), "alice's room announces recording stopped")
+
+	// Each start and stop is an event on the meeting clock.
+	var events struct {
+		Events []struct {
+			Kind string `json:"kind"`
+		} `json:"events"`
+	}
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/events", nil, &events))
+	var kinds []string
+	for _, e := range events.Events {
+		if strings.HasPrefix(e.Kind, "recording_") || strings.HasPrefix(e.Kind, "transcription_") {
+			kinds = append(kinds, e.Kind)
+		}
+	}
+	require.Equal(t, []string{"recording_started", "transcription_stopped", "recording_stopped"}, kinds)
+}
+
+// signedInHost opens the host's pages in a tab of browser and signs in
+// with the bootstrap key.
+func (b *testBundle) signedInHost(t *testing.T, browser context.Context) context.Context {
+	t.Helper()
+	host, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	require.NoError(t, chromedp.Do(host, chromedp.Navigate(b.url+"/app/")))
+	waitJS(t, host, `document.body.dataset.view === 'signin'`, "sign-in page")
+	require.NoError(t, chromedp.Do(host, chromedp.SendKeys(chromedp.CSS("#key"), b.token)))
+	click(t, host, "button[type=submit]")
+	return host
 }

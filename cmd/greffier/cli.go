@@ -164,6 +164,8 @@ func cliMeetings(ctx context.Context, c *cli) error {
 func cliMeeting(ctx context.Context, c *cli) error {
 	title := c.fs.String("title", "", "create: the meeting's title")
 	language := c.fs.String("language", "", "create: spoken language (e.g. fr), empty to detect")
+	recording := c.fs.Bool("recording", true, "create: record from the start (--recording=false: the host starts it)")
+	transcription := c.fs.Bool("transcription", true, "create: transcribe what is recorded (--transcription=false: the host starts it)")
 	var participants []string
 	c.fs.Func("participant", "create: a participant, identity or identity=Display Name (repeat)", func(s string) error {
 		participants = append(participants, s)
@@ -173,7 +175,7 @@ func cliMeeting(ctx context.Context, c *cli) error {
 		return err
 	}
 	if len(c.args) == 0 {
-		return errors.New("usage: greffier meeting create|end|rerun [ID]")
+		return errors.New("usage: greffier meeting create|end|rerun [ID], or greffier meeting record|transcribe start|stop ID")
 	}
 	var (
 		out  json.RawMessage
@@ -190,10 +192,12 @@ func cliMeeting(ctx context.Context, c *cli) error {
 			DisplayName string `json:"display_name,omitempty"`
 		}
 		body := struct {
-			Title        string        `json:"title"`
-			Language     string        `json:"language,omitempty"`
-			Participants []participant `json:"participants,omitempty"`
-		}{Title: *title, Language: *language}
+			Title         string        `json:"title"`
+			Language      string        `json:"language,omitempty"`
+			Participants  []participant `json:"participants,omitempty"`
+			Recording     bool          `json:"recording"`
+			Transcription bool          `json:"transcription"`
+		}{Title: *title, Language: *language, Recording: *recording, Transcription: *transcription}
 		for _, p := range participants {
 			id, name, _ := strings.Cut(p, "=")
 			body.Participants = append(body.Participants, participant{id, name})
@@ -204,8 +208,10 @@ func cliMeeting(ctx context.Context, c *cli) error {
 			return fmt.Errorf("usage: greffier meeting %s ID", verb)
 		}
 		err = c.c.Do(ctx, http.MethodPost, "/v1/meetings/"+url.PathEscape(c.args[1])+"/"+verb, nil, &out)
+	case "record", "transcribe":
+		return cliSwitch(ctx, c, verb)
 	default:
-		return fmt.Errorf("greffier meeting %s: want create, end or rerun", verb)
+		return fmt.Errorf("greffier meeting %s: want create, end, rerun, record or transcribe", verb)
 	}
 	if err != nil {
 		return err
@@ -220,6 +226,35 @@ func cliMeeting(ctx context.Context, c *cli) error {
 	fmt.Fprintf(c.stdout, "%s\t%s\t%s\n", m.ID, m.State, m.Title)
 	for _, j := range m.Join {
 		fmt.Fprintf(c.stdout, "  join %s: %s\n", j.Identity, c.c.BaseURL+"/join/#token="+j.Token)
+	}
+	return nil
+}
+
+// cliSwitch starts or stops a live meeting's recording or transcription.
+func cliSwitch(ctx context.Context, c *cli, verb string) error {
+	if len(c.args) != 3 || (c.args[1] != "start" && c.args[1] != "stop") {
+		return fmt.Errorf("usage: greffier meeting %s start|stop ID", verb)
+	}
+	what := map[string]string{"record": "recording", "transcribe": "transcription"}[verb]
+	var out json.RawMessage
+	if err := c.c.Do(ctx, http.MethodPost, "/v1/meetings/"+url.PathEscape(c.args[2])+"/"+what+"/"+c.args[1], nil, &out); err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(out)
+	}
+	var sw struct {
+		Recording     bool     `json:"recording"`
+		Transcription bool     `json:"transcription"`
+		Declined      []string `json:"declined"`
+	}
+	if err := json.Unmarshal(out, &sw); err != nil {
+		return fmt.Errorf("read the meeting's switches: %w", err)
+	}
+	onOff := map[bool]string{true: "on", false: "off"}
+	fmt.Fprintf(c.stdout, "%s\trecording %s\ttranscription %s\n", c.args[2], onOff[sw.Recording], onOff[sw.Transcription])
+	if len(sw.Declined) > 0 {
+		fmt.Fprintf(c.stdout, "  not recorded (declined): %s\n", strings.Join(sw.Declined, ", "))
 	}
 	return nil
 }

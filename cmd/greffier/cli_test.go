@@ -146,7 +146,7 @@ func TestCommandLineAgainstARealServer(t *testing.T) {
 		return err == nil && strings.Contains(out, created.ID+"  ready")
 	}, 60*time.Second, 100*time.Millisecond, "the re-run made its minutes again")
 	_, err = env.run(t, "meeting", "frobnicate", created.ID)
-	require.ErrorContains(t, err, "create, end or rerun")
+	require.ErrorContains(t, err, "want create, end, rerun, record or transcribe")
 
 	// API keys, against the server's own /v1/keys.
 	var k apiKey

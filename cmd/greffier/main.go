@@ -33,7 +33,8 @@ Server:
 Client of a running server (GREFFIER_URL, default http://127.0.0.1:8080; the API key
 from GREFFIER_API_KEY, GREFFIER_API_KEY_FILE or --key-file; --json for scripts):
   meetings                    list meetings
-  meeting create|end|rerun    create a meeting, end one, make its minutes again
+  meeting create|end|rerun    create a meeting (--recording=false: the host starts it), end one, make its minutes again
+  meeting record|transcribe start|stop ID   start or stop a meeting's recording or transcription
   minutes ID                  print a meeting's minutes (--format md|vtt|srt|txt|json)
   download ID                 download recordings, archive or mix (resumes)
   search QUERY                search the minutes

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -47,17 +46,10 @@ func (l trackList) stored() int {
 // returns the status and the error code of the answer.
 func (b *testBundle) sdpPost(t *testing.T, path, joinToken, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest("POST", b.url+path, strings.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+joinToken)
-	req.Header.Set("Content-Type", "application/sdp")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
+	resp, raw := b.joinDo(t, "POST", path, joinToken, "application/sdp", body)
 	var e struct {
 		Error struct{ Code, Message string } `json:"error"`
 	}
-	raw, _ := io.ReadAll(resp.Body)
 	_ = jsonDecode(strings.NewReader(string(raw)), &e)
 	if resp.StatusCode == http.StatusCreated {
 		// Free the session the offer opened.

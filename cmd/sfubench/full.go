@@ -74,7 +74,7 @@ func openFull(ctx context.Context, o options, logger *slog.Logger) (_ *fullServe
 	}
 	f.events = meeting.NewEventLog(f.store, logger)
 	f.events.Start()
-	f.tap = &keptTap{tap: meeting.NewTap(f.rec)}
+	f.tap = &keptTap{tap: meeting.NewTap(f.rec, f.store, f.events, logger)}
 	if f.meeting, err = f.store.CreateMeeting(ctx, "sfubench", "en"); err != nil {
 		return nil, err
 	}
@@ -114,7 +114,7 @@ func (silence) Transcribe(_ context.Context, req transcribe.Request) (transcribe
 // keptTap is the recorder's Tap, keeping each track's Writer so that the
 // report can say what the recorder did with the packets.
 type keptTap struct {
-	tap     meeting.Tap
+	tap     *meeting.Tap
 	mu      sync.Mutex
 	writers []*recorder.Writer
 }
@@ -124,7 +124,8 @@ func (k *keptTap) OpenTrack(ctx context.Context, info sfu.TrackInfo) (sfu.TrackT
 	if err != nil {
 		return nil, err
 	}
-	if w, ok := tt.(*recorder.Writer); ok {
+	if r, ok := tt.(interface{ Recording() *recorder.Writer }); ok && r.Recording() != nil {
+		w := r.Recording()
 		k.mu.Lock()
 		k.writers = append(k.writers, w)
 		k.mu.Unlock()

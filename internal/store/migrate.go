@@ -227,6 +227,18 @@ var migrations = []string{
 	ALTER TABLE meetings ADD COLUMN node_placed_at BIGINT;
 	ALTER TABLE meetings ADD COLUMN node_lost TEXT NOT NULL DEFAULT '';
 	ALTER TABLE meetings ADD COLUMN node_lost_at BIGINT NOT NULL DEFAULT 0;`,
+	// The host's recording and transcription switches and each
+	// participant's consent, in the order they were set, each at its time
+	// on the meeting clock (0 before the clock starts): what was recorded
+	// when is read from them (recording_sql.go).
+	`CREATE TABLE recording_controls (
+		meeting_id TEXT NOT NULL REFERENCES meetings(id),
+		seq BIGINT NOT NULL,
+		kind TEXT NOT NULL,
+		identity TEXT NOT NULL DEFAULT '',
+		enabled INTEGER NOT NULL,
+		at_ms BIGINT NOT NULL,
+		PRIMARY KEY (meeting_id, seq));`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

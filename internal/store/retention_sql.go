@@ -222,7 +222,7 @@ func (q Queries) StartDeleting(ctx context.Context, meetingID string) (Meeting, 
 // belongs here; the end-to-end deletion test scans the catalog for every
 // such column and fails if a row of a deleted meeting is left anywhere.
 var meetingTables = []string{
-	"livekit_rooms", "imports", "webhook_status", "damaged_blobs", "join_tokens", "track_gaps", "speech_segments", "minutes",
+	"livekit_rooms", "recording_controls", "imports", "webhook_status", "damaged_blobs", "join_tokens", "track_gaps", "speech_segments", "minutes",
 	"events", "participant_settings", "participants", "retention", "tracks", "meetings",
 }
 

@@ -150,11 +150,15 @@ function createForm() {
   const captions = h('input', { id: 'new-captions', type: 'checkbox' });
   const chooseName = h('input', { id: 'new-choose-name', type: 'checkbox' });
   const readMinutes = h('input', { id: 'new-read-minutes', type: 'checkbox' });
+  const record = h('input', { id: 'new-recording', type: 'checkbox', checked: true });
+  const transcribe = h('input', { id: 'new-transcription', type: 'checkbox', checked: true });
   const out = h('div', { id: 'new-links', 'aria-live': 'polite' });
   const form = h('form', { class: 'card', 'aria-labelledby': 'new-h' },
     h('h2', { id: 'new-h' }, t('app.new')),
     h('div', { class: 'field' }, h('label', { for: 'new-title' }, t('app.new.title')), title),
     h('div', { class: 'field' }, h('label', { for: 'new-people' }, t('app.new.people')), people),
+    h('div', { class: 'check' }, record, h('label', { for: 'new-recording' }, t('app.new.recording'))),
+    h('div', { class: 'check' }, transcribe, h('label', { for: 'new-transcription' }, t('app.new.transcription'))),
     h('div', { class: 'check' }, captions, h('label', { for: 'new-captions' }, t('app.new.captions'))),
     h('div', { class: 'check' }, chooseName, h('label', { for: 'new-choose-name' }, t('app.new.chooseName'))),
     h('div', { class: 'check' }, readMinutes, h('label', { for: 'new-read-minutes' }, t('app.new.readMinutes'))),
@@ -174,7 +178,8 @@ function createForm() {
       return { identity: id, display_name: name, rights };
     });
     try {
-      const m = await api('POST', '/v1/meetings', { title: title.value.trim(), captions: captions.checked, participants });
+      const m = await api('POST', '/v1/meetings', { title: title.value.trim(), captions: captions.checked, participants,
+        recording: record.checked, transcription: transcribe.checked });
       out.replaceChildren(h('p', {}, t('app.new.links')), h('ul', { class: 'links' }, (m.join || []).map((p) => {
         const url = joinURL(p);
         return h('li', {}, h('span', { class: 'name' }, p.display_name),
@@ -228,6 +233,7 @@ async function showMeeting(id, seekTo) {
   };
   showState(m);
   if (live) {
+    const switches = switchesLine(id, m.switches, actions);
     if (can('meetings:control')) {
       actions.append(h('button', { type: 'button', class: 'danger', id: 'end', onclick: async (ev) => {
         ev.target.disabled = true;
@@ -244,6 +250,7 @@ async function showMeeting(id, seekTo) {
     const src = new EventSource(`/v1/meetings/${encodeURIComponent(id)}/room`);
     src.addEventListener('room', (ev) => {
       const room = JSON.parse(ev.data);
+      switches.show(room);
       people.replaceChildren(...room.participants.map((p) => h('li', { dataset: { identity: p.identity, here: p.here, speaking: p.speaking } },
         h('span', { class: 'dot', 'aria-hidden': 'true' }), h('span', { class: 'name' }, p.name),
         h('span', { class: 'state' }, p.speaking ? t('room.speaking') : p.here ? t('room.here') : t('room.away')))));
@@ -291,6 +298,46 @@ async function showMeeting(id, seekTo) {
     return;
   }
   renderMinutes(m, doc, body, seekTo);
+}
+
+// switchesLine shows what a live meeting records and, to a key that may
+// control it, buttons that start and stop recording and transcription.
+function switchesLine(id, initial, actions) {
+  const line = h('p', { id: 'switches', class: 'state-line', role: 'status', 'aria-live': 'polite' });
+  actions.before(line);
+  const buttons = {};
+  let cur = initial || { recording: true, transcription: true, declined: [] };
+  const show = (sw) => {
+    cur = { ...cur, ...sw };
+    const onOff = (v) => t(v ? 'app.on' : 'app.off');
+    const names = new Map((cur.participants || []).map((p) => [p.identity, p.name]));
+    const declined = (cur.declined || []).map((id) => names.get(id) || id);
+    line.textContent = t('app.switches', { recording: onOff(cur.recording), transcription: onOff(cur.transcription) }) +
+      (declined.length ? ' · ' + t('app.declined', { names: declined.join(', ') }) : '');
+    line.dataset.recording = cur.recording ? 'on' : 'off';
+    line.dataset.transcription = cur.transcription ? 'on' : 'off';
+    for (const [what, b] of Object.entries(buttons)) {
+      b.setAttribute('aria-pressed', String(cur[what]));
+      b.textContent = t(`app.${what}.${cur[what] ? 'stop' : 'start'}`);
+    }
+  };
+  if (can('meetings:control')) {
+    for (const what of ['recording', 'transcription']) {
+      buttons[what] = h('button', { type: 'button', id: `${what}-toggle`, onclick: async (ev) => {
+        ev.target.disabled = true;
+        try {
+          show(await api('POST', `/v1/meetings/${encodeURIComponent(id)}/${what}/${cur[what] ? 'stop' : 'start'}`));
+        } catch (err) {
+          failed(err);
+        } finally {
+          ev.target.disabled = false;
+        }
+      } });
+      actions.append(buttons[what]);
+    }
+  }
+  show(cur);
+  return { show };
 }
 
 function renderMinutes(m, doc, body, seekTo) {

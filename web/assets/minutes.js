@@ -59,6 +59,16 @@ export function minutesView(doc, { mix, seekTo } = {}) {
     h('span', { class: 'said' }, tu.text)));
   parts.push(h('section', { 'aria-labelledby': 'tr-h' }, h('h2', { id: 'tr-h' }, t('app.transcript')),
     h('ol', { class: 'transcript', id: 'transcript' }, turns)));
+  // What is not in the transcript, and why: stretches that could not be
+  // transcribed (missing), and those not recorded by choice.
+  const gaps = (list, id, title) => {
+    if (!list || !list.length) return;
+    parts.push(h('section', { 'aria-labelledby': id + '-h', id }, h('h2', { id: id + '-h' }, t(title)),
+      h('ul', { class: 'gaps' }, list.map((g) => h('li', { dataset: { speaker: g.speaker, start: g.start, end: g.end } },
+        t('app.gap', { who: g.speaker ? g.name || g.speaker : t('app.everyone'), from: clock(g.start), to: clock(g.end), reason: g.reason }))))));
+  };
+  gaps(doc.missing, 'missing', 'app.missing');
+  gaps(doc.not_recorded, 'not-recorded', 'app.notRecorded');
   if (audio) {
     let current = null;
     audio.addEventListener('timeupdate', () => {

@@ -13,6 +13,7 @@ const st = {
   token: '', claims: null, meeting: '', joined: false, ended: false, left: false,
   stream: null, pub: null, lis: null, sessions: new Set(), audioCtx: null,
   members: new Map(), captions: null, retry: 0, muted: false, minutes: null,
+  rec: null, // the meeting's recording switches, from the room stream
 };
 
 function status(key, vars) {
@@ -340,12 +341,32 @@ async function chooseName() {
   $('me').textContent = st.claims.name;
 }
 
+// decline tells the server, before any audio is sent, that this
+// participant does not want to be recorded.
+async function decline() {
+  let resp;
+  try {
+    resp = await fetch(`/v1/meetings/${encodeURIComponent(st.meeting)}/consent`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + st.token },
+      body: JSON.stringify({ record: false }),
+    });
+  } catch {
+    throw new AnswerError('network', 'network');
+  }
+  if (!resp.ok) {
+    const e = (await resp.json().catch(() => null))?.error || {};
+    throw new AnswerError(e.code || 'http_' + resp.status, e.message || 'HTTP ' + resp.status);
+  }
+}
+
 async function join() {
   $('join').disabled = true;
   status('room.joining');
   showError('');
   try {
     if (st.claims.rights.includes('name')) await chooseName();
+    if (st.claims.rights.includes('publish') && $('decline').checked) await decline();
     st.audioCtx = st.audioCtx || new AudioContext();
     await st.audioCtx.resume();
     const can = (r) => st.claims.rights.includes(r);
@@ -435,8 +456,37 @@ function onRoom(room) {
   }
   if (news.length) $('speaker-news').textContent = news.join('. ');
   renderPeople();
+  st.rec = { recording: room.recording ?? true, transcription: room.transcription ?? true, declined: room.declined || [] };
+  showRecording();
   if (room.captions && st.claims.rights.includes('listen') && !st.captions && !st.left && !st.ended) followCaptions();
   $('captions-box').hidden = !room.captions;
+}
+
+// showRecording says what the meeting records, before joining (the
+// notice) and in the room (an announced banner), whenever it changes.
+function showRecording() {
+  const r = st.rec;
+  if (!r) return;
+  const declined = r.declined.includes(st.claims.identity);
+  const on = r.recording && !declined;
+  const key = declined ? 'room.rec.declined' : !r.recording ? 'room.rec.off' : r.transcription ? 'room.rec.both' : 'room.rec.recorded';
+  // The banner holds its place from the start (the page does not move
+  // under a pointer when the state arrives); only its words change, and
+  // only a change is announced.
+  const banner = $('recording');
+  banner.dataset.recording = on ? 'on' : 'off';
+  banner.dataset.transcription = r.transcription ? 'on' : 'off';
+  if (banner.dataset.i18n !== key) {
+    banner.dataset.i18n = key;
+    banner.textContent = t(key);
+  }
+  document.body.dataset.recording = r.recording ? 'on' : 'off';
+  const title = !r.recording ? 'room.notice.off' : r.transcription ? 'room.notice.title' : 'room.notice.recorded';
+  $('notice-title').dataset.i18n = title;
+  $('notice-title').textContent = t(title);
+  const body = $('notice-title').nextElementSibling;
+  body.dataset.i18n = r.recording ? 'room.notice.body' : 'room.notice.offBody';
+  body.textContent = t(body.dataset.i18n);
 }
 
 function followCaptions() {
@@ -590,6 +640,7 @@ function main() {
     $('name-field').hidden = false;
     $('name').value = st.claims.name === st.claims.identity ? '' : st.claims.name;
   }
+  $('decline-field').hidden = !st.claims.rights.includes('publish');
   $('prejoin').hidden = false;
   document.body.dataset.state = 'ready';
   $('join').addEventListener('click', join);
