@@ -16,6 +16,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/encrypt"
 
 	"github.com/greffier/greffier/internal/backend"
 )
@@ -62,7 +63,42 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	if err := s.ensureBucket(ctx); err != nil {
 		return nil, err
 	}
+	if cfg.SSEKMSKeyID != "" {
+		if err := s.probeSSEKMS(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// sseKMSProbe is the object written once at start to learn whether the
+// service honours SSE-KMS. It is removed right after.
+const sseKMSProbe = "readyz/sse-kms-probe"
+
+// probeSSEKMS stores a small object with SSE-KMS and checks that the
+// service says it encrypted it. Some S3 services (versitygw's posix
+// backend, for one) accept the header and store the bytes in clear: with
+// them the setting would be a false promise, so it is refused.
+func (s *S3) probeSSEKMS(ctx context.Context) error {
+	sse, err := encrypt.NewSSEKMS(s.cfg.SSEKMSKeyID, nil)
+	if err != nil {
+		return fmt.Errorf("blob: SSE-KMS key %q: %w", s.cfg.SSEKMSKeyID, err)
+	}
+	if _, err := s.client.PutObject(ctx, s.cfg.Bucket, sseKMSProbe, strings.NewReader("probe"), 5,
+		minio.PutObjectOptions{ServerSideEncryption: sse}); err != nil {
+		return fmt.Errorf("blob: S3 bucket %q refused an object encrypted with SSE-KMS key %q: %w", s.cfg.Bucket, s.cfg.SSEKMSKeyID, err)
+	}
+	st, err := s.client.StatObject(ctx, s.cfg.Bucket, sseKMSProbe, minio.StatObjectOptions{})
+	_ = s.client.RemoveObject(ctx, s.cfg.Bucket, sseKMSProbe, minio.RemoveObjectOptions{})
+	if err != nil {
+		return s.wrap("stat", sseKMSProbe, err)
+	}
+	if got := st.Metadata.Get("X-Amz-Server-Side-Encryption"); !strings.HasPrefix(got, "aws:kms") {
+		return fmt.Errorf("blob: the S3 service at %s accepted SSE-KMS but does not say it applied it "+
+			"(x-amz-server-side-encryption is %q): objects would be stored unencrypted; unset the SSE-KMS key id, "+
+			"or use a service with a KMS", s.cfg.Endpoint, got)
+	}
+	return nil
 }
 
 func (s *S3) ensureBucket(ctx context.Context) error {
@@ -104,6 +140,11 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader, size int64) (Info
 		UserMetadata: map[string]string{s3HashMeta: sum},
 		ContentType:  "application/octet-stream",
 		PartSize:     s.cfg.PartSize,
+	}
+	if s.cfg.SSEKMSKeyID != "" {
+		if opts.ServerSideEncryption, err = encrypt.NewSSEKMS(s.cfg.SSEKMSKeyID, nil); err != nil {
+			return Info{}, fmt.Errorf("blob: put %q: SSE-KMS key %q: %w", key, s.cfg.SSEKMSKeyID, err)
+		}
 	}
 	b := backend.Backoff{Base: s.cfg.RetryDelay, Max: MaxS3RetryDelay}
 	attempt, err := b.Retry(ctx, s.cfg.MaxAttempts, func(ctx context.Context) error {
