@@ -59,6 +59,13 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blob: S3 client for %s: %w", cfg.Endpoint, err)
 	}
+	if cfg.SpoolDir != "" {
+		// Uploads from readers that cannot seek (sealed objects, for one)
+		// are spooled there.
+		if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
+			return nil, fmt.Errorf("blob: S3 upload spool: %w", err)
+		}
+	}
 	s := &S3{cfg: cfg, client: client}
 	if err := s.ensureBucket(ctx); err != nil {
 		return nil, err
