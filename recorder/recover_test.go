@@ -222,7 +222,7 @@ func TestRecoverBeforeCreate(t *testing.T) {
 	dir := t.TempDir()
 	sc := sidecar{TrackID: "trk_1", MeetingID: "mtg_1", Identity: "bob", Channels: 2}
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "mtg_1"), 0o700))
-	require.NoError(t, writeSidecar(filepath.Join(dir, "mtg_1", "trk_1.json"), sc))
+	require.NoError(t, (&Recorder{}).writeSidecar(filepath.Join(dir, "mtg_1", "trk_1.json"), sc))
 	b := setupWith(t, newDisk(t), dir)
 	require.NoError(t, b.rec.Recover(context.Background()))
 	row := b.catalog.row("trk_1")

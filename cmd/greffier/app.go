@@ -20,6 +20,7 @@ import (
 	"github.com/greffier/greffier/diarize"
 	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/idle"
+	"github.com/greffier/greffier/internal/seal"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/token"
 	"github.com/greffier/greffier/internal/upload"
@@ -108,7 +109,8 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open blob storage: %w", err)
 	}
-	if a.blobs, a.atRest, err = sealBlobs(ctx, cfg, a.store, a.blobs, logger); err != nil {
+	var keys *seal.Keyring
+	if a.blobs, keys, a.atRest, err = sealBlobs(ctx, cfg, a.store, a.blobs, logger); err != nil {
 		return nil, err
 	}
 	a.checks = readiness(cfg, a.store, a.blobs, a.atRest)
@@ -187,7 +189,11 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if minFree == 0 {
 		minFree = -1 // the recorder's "no check"; its zero means its default
 	}
-	if a.recorder, err = recorder.New(recorder.Config{SpoolDir: filepath.Join(cfg.DataDir, "spool"),
+	var spoolKeys recorder.SpoolKeys
+	if keys != nil { // a nil *Keyring in the interface would look configured
+		spoolKeys = keys
+	}
+	if a.recorder, err = recorder.New(recorder.Config{SpoolDir: filepath.Join(cfg.DataDir, "spool"), SpoolKeys: spoolKeys,
 		MinFreeBytes: minFree, MaxConcealedLoss: cfg.MaxConcealedLoss,
 		// Tracks are placed by arrival on our clock, never by a
 		// participant's own wall clock (browsers' are not synchronised,

@@ -3,7 +3,9 @@ package seal
 import (
 	"context"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -29,12 +31,18 @@ type Keyring struct {
 	store KeyStore
 
 	mu    sync.Mutex
-	cache map[string]cipher.AEAD
+	cache map[string]dataKey
+}
+
+// dataKey is a meeting's unwrapped key, ready for use.
+type dataKey struct {
+	aead  cipher.AEAD
+	spool []byte // derived for the recorder's spool (SpoolKey)
 }
 
 // NewKeyring wraps new keys with kek and unwraps keys wrapped by it.
 func NewKeyring(kek *KEK, keys KeyStore) *Keyring {
-	return &Keyring{kek: kek, store: keys, cache: map[string]cipher.AEAD{}}
+	return &Keyring{kek: kek, store: keys, cache: map[string]dataKey{}}
 }
 
 // KEKID names the key-encryption key in use.
@@ -43,38 +51,56 @@ func (k *Keyring) KEKID() string { return k.kek.ID }
 // AEAD returns the meeting's data key as AES-256-GCM. With create, a
 // meeting without a key gets one; without, it is an ErrNoKey error.
 func (k *Keyring) AEAD(ctx context.Context, meetingID string, create bool) (cipher.AEAD, error) {
+	dk, err := k.key(ctx, meetingID, create)
+	return dk.aead, err
+}
+
+// SpoolKey is the key the recorder encrypts the meeting's spool files
+// with, made with the meeting's data key when there is none yet. It is
+// derived from the data key (HKDF-SHA256), so that the spool's AES-CTR and
+// the stored objects' AES-GCM never share a key, and it dies with it.
+func (k *Keyring) SpoolKey(ctx context.Context, meetingID string) ([]byte, error) {
+	dk, err := k.key(ctx, meetingID, true)
+	return dk.spool, err
+}
+
+func (k *Keyring) key(ctx context.Context, meetingID string, create bool) (dataKey, error) {
 	k.mu.Lock()
-	a, ok := k.cache[meetingID]
+	cached, ok := k.cache[meetingID]
 	k.mu.Unlock()
 	if ok {
-		return a, nil
+		return cached, nil
 	}
 	dk, err := k.store.DataKey(ctx, meetingID)
 	switch {
 	case errors.Is(err, store.ErrNotFound) && create:
 		if dk, err = k.add(ctx, meetingID); err != nil {
-			return nil, err
+			return dataKey{}, err
 		}
 	case errors.Is(err, store.ErrNotFound):
-		return nil, fmt.Errorf("seal: meeting %s: %w (the meeting was deleted, or its objects were not written by Greffier)", meetingID, ErrNoKey)
+		return dataKey{}, fmt.Errorf("seal: meeting %s: %w (the meeting was deleted, or its objects were not written by Greffier)", meetingID, ErrNoKey)
 	case err != nil:
-		return nil, fmt.Errorf("seal: %w", err)
+		return dataKey{}, fmt.Errorf("seal: %w", err)
 	}
 	if dk.KEKID != k.kek.ID {
-		return nil, fmt.Errorf("seal: the data key of meeting %s is wrapped by key-encryption key %s, not by %s, the one configured: "+
+		return dataKey{}, fmt.Errorf("seal: the data key of meeting %s is wrapped by key-encryption key %s, not by %s, the one configured: "+
 			"configure %s as the previous key so it is re-wrapped at start", meetingID, dk.KEKID, k.kek.ID, dk.KEKID)
 	}
 	raw, err := k.kek.Unwrap(meetingID, dk.Wrapped)
 	if err != nil {
-		return nil, err
+		return dataKey{}, err
 	}
-	if a, err = NewAEAD(raw); err != nil {
-		return nil, err
+	var out dataKey
+	if out.aead, err = NewAEAD(raw); err != nil {
+		return dataKey{}, err
+	}
+	if out.spool, err = hkdf.Key(sha256.New, raw, nil, "greffier spool", KeySize); err != nil {
+		return dataKey{}, fmt.Errorf("seal: derive spool key: %w", err)
 	}
 	k.mu.Lock()
-	k.cache[meetingID] = a
+	k.cache[meetingID] = out
 	k.mu.Unlock()
-	return a, nil
+	return out, nil
 }
 
 func (k *Keyring) add(ctx context.Context, meetingID string) (store.DataKey, error) {
