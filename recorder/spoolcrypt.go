@@ -111,10 +111,19 @@ type cryptFile struct {
 	iv    [aes.BlockSize]byte
 	end   int64  // logical offset Write appends at
 	buf   []byte // ciphertext scratch, reused
+	// stream is the keystream positioned at end: appends, the common
+	// case, reuse it and allocate nothing.
+	stream cipher.Stream
+	at     int64 // logical offset stream is at
 }
 
 // xor applies the keystream for logical offset off to src, into dst.
 func (c *cryptFile) xor(dst, src []byte, off int64) {
+	c.streamAt(off).XORKeyStream(dst, src)
+}
+
+// streamAt is a CTR keystream starting at logical offset off.
+func (c *cryptFile) streamAt(off int64) cipher.Stream {
 	var ctr [aes.BlockSize]byte
 	hi, lo := binary.BigEndian.Uint64(c.iv[:8]), binary.BigEndian.Uint64(c.iv[8:])
 	n := uint64(off / aes.BlockSize)
@@ -128,7 +137,7 @@ func (c *cryptFile) xor(dst, src []byte, off int64) {
 		var pad [aes.BlockSize]byte
 		s.XORKeyStream(pad[:skip], pad[:skip])
 	}
-	s.XORKeyStream(dst, src)
+	return s
 }
 
 func (c *cryptFile) WriteAt(p []byte, off int64) (int, error) {
@@ -141,8 +150,20 @@ func (c *cryptFile) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func (c *cryptFile) Write(p []byte) (int, error) {
-	n, err := c.WriteAt(p, c.end)
+	if c.stream == nil || c.at != c.end {
+		c.stream, c.at = c.streamAt(c.end), c.end
+	}
+	if cap(c.buf) < len(p) {
+		c.buf = make([]byte, len(p))
+	}
+	b := c.buf[:len(p)]
+	c.stream.XORKeyStream(b, p)
+	c.at += int64(len(p))
+	n, err := c.f.WriteAt(b, int64(spoolHeader)+c.end)
 	c.end += int64(n)
+	if n < len(p) {
+		c.stream = nil // a short write leaves the keystream ahead of end
+	}
 	return n, err
 }
 
