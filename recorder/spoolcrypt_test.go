@@ -73,30 +73,8 @@ func TestEncryptedSpoolHoldsNoClearAudioAndRecoversEveryCut(t *testing.T) {
 	require.True(t, bytes.HasPrefix(spool, []byte(spoolMagic)))
 	require.True(t, bytes.HasPrefix(side, []byte(sidecarMagic)))
 
-	full := plainBlocks(t, spool)
-	prev := -1
-	for cut := 0; cut <= len(spool); cut += 1 + len(spool)/40 {
-		dir := t.TempDir()
-		plant(t, dir, id, spool[:cut], side)
-		rb := setupWith(t, newDisk(t), dir, func(c *Config) { c.SpoolKeys = testSpoolKey })
-		seedRow(rb, id)
-		require.NoError(t, rb.rec.Recover(context.Background()), "cut at %d", cut)
-		want := plainBlocks(t, spool[:cut])
-		require.GreaterOrEqual(t, len(want), prev)
-		prev = len(want)
-		if len(want) > 0 {
-			require.Equal(t, full[:len(want)], want)
-		}
-		row := rb.catalog.row(id)
-		if len(want) == 0 {
-			require.Equal(t, store.TrackFailed, row.State, "cut at %d", cut)
-			continue
-		}
-		require.Equal(t, store.TrackRecovered, row.State, "cut at %d: %s", cut, row.Failure)
-		p := parseWebM(t, readBlob(t, rb, row.BlobKey))
-		require.Equal(t, want, p.blockTimes(), "cut at %d", cut)
-	}
-	require.Positive(t, prev)
+	requireEveryCutRecovers(t, spool, side, id, func(b []byte) []int64 { return plainBlocks(t, b) },
+		func(c *Config) { c.SpoolKeys = testSpoolKey })
 
 	// Without the key, a crashed encrypted spool is not taken for audio.
 	dir := t.TempDir()

@@ -184,6 +184,21 @@ func TestEncryptedAtRestMeetingStoresNothingInClear(t *testing.T) {
 				}
 			}
 
+			// A damaged sealed track: its range is refused as damage, before
+			// any byte, and the listing says so.
+			var list sealedTrackList
+			require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+mt.id+"/tracks", nil, &list))
+			victim := "meetings/" + mt.id + "/tracks/" + list.Tracks[0].ID + ".webm"
+			damaged := bytes.Clone(stored[victim])
+			damaged[seal.HeaderSize+100] ^= 0x10
+			_, err := raw.Put(t.Context(), victim, bytes.NewReader(damaged), int64(len(damaged)))
+			require.NoError(t, err)
+			status, body, _ := b.download(t, list.Tracks[0].URL, "bytes=50-150")
+			require.Equal(t, http.StatusConflict, status, string(body))
+			require.Contains(t, string(body), "damaged")
+			_, err = raw.Put(t.Context(), victim, bytes.NewReader(stored[victim]), int64(len(stored[victim])))
+			require.NoError(t, err)
+
 			// Deletion: a copy of the store taken before it no longer opens.
 			backup := rawCopy(t, raw, "")
 			require.Equal(t, http.StatusAccepted, b.call(t, "DELETE", "/v1/meetings/"+mt.id, nil, nil))

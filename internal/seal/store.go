@@ -114,18 +114,39 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 // GetRange opens n plaintext bytes from off (all from off when n < 0),
 // reading and decrypting only the chunks that hold them.
 func (s *Store) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	rc, sealed, err := s.GetAuthenticatedRange(ctx, key, off, n)
+	if err != nil || sealed {
+		return rc, err
+	}
+	ranger, ok := s.inner.(blob.Ranger)
+	if !ok {
+		return nil, fmt.Errorf("blob: get %q: the store beneath reads no ranges", key)
+	}
+	return ranger.GetRange(ctx, key, off, n)
+}
+
+// GetAuthenticatedRange is GetRange for a sealed object, whose every chunk
+// is authenticated on its own, so the bytes of a range are proved good
+// without reading the rest. For an object that is not sealed it returns
+// sealed false and nothing to read: only a whole read can verify it.
+func (s *Store) GetAuthenticatedRange(ctx context.Context, key string, off, n int64) (rc io.ReadCloser, sealed bool, err error) {
 	ranger, ok := s.inner.(blob.Ranger)
 	id := MeetingOf(key)
 	if !ok || id == "" {
-		return nil, fmt.Errorf("blob: get %q: the store beneath reads no ranges", key)
+		return nil, false, nil
 	}
 	header, err := s.readRange(ctx, ranger, key, 0, HeaderSize)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if !IsSealed(header) {
-		return ranger.GetRange(ctx, key, off, n)
+		return nil, false, nil
 	}
+	rc, err = s.openRange(ctx, ranger, id, key, header, off, n)
+	return rc, err == nil, err
+}
+
+func (s *Store) openRange(ctx context.Context, ranger blob.Ranger, id, key string, header []byte, off, n int64) (io.ReadCloser, error) {
 	aead, err := s.keys.AEAD(ctx, id, false)
 	if err != nil {
 		return nil, fmt.Errorf("blob: get %q: %w", key, err)

@@ -185,6 +185,19 @@ func TestEveryStoredObjectIsSealedAndReadsBackWhole(t *testing.T) {
 		_ = rc.Close()
 		require.ErrorIs(t, err, blob.ErrCorrupt)
 		require.ErrorIs(t, err, seal.ErrOpen)
+		// A range reads only its chunks: one clear of the damage opens,
+		// one over it does not.
+		rc, err = sealed.GetRange(ctx, key, 2*seal.ChunkSize+7, -1)
+		require.NoError(t, err)
+		got, err := io.ReadAll(rc)
+		_ = rc.Close()
+		require.NoError(t, err)
+		require.Equal(t, track[2*seal.ChunkSize+7:], got)
+		rc, err = sealed.GetRange(ctx, key, 3, 10)
+		require.NoError(t, err)
+		_, err = io.ReadAll(rc)
+		_ = rc.Close()
+		require.ErrorIs(t, err, blob.ErrCorrupt)
 	})
 }
 
