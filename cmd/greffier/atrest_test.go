@@ -68,6 +68,13 @@ var clearSignatures = [][]byte{{0x1a, 0x45, 0xdf, 0xa3}, []byte("OpusHead"), []b
 func requireSealed(t *testing.T, what string, b []byte) {
 	t.Helper()
 	require.True(t, seal.IsSealed(b), "%s is not sealed", what)
+	requireNoClearSignature(t, what, b)
+}
+
+func requireNoClearSignature(t *testing.T, what string, b []byte) {
+	t.Helper()
+	require.NotEmpty(t, b, what)
+	require.NotEqual(t, byte('{'), b[0], "%s starts like JSON", what)
 	for _, sig := range clearSignatures {
 		require.False(t, bytes.Contains(b, sig), "%s holds %q in clear", what, sig)
 	}
