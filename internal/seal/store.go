@@ -238,18 +238,30 @@ func (s *Store) hashPlain(ctx context.Context, info blob.Info) (blob.Info, error
 // Delete removes the object.
 func (s *Store) Delete(ctx context.Context, key string) error { return s.inner.Delete(ctx, key) }
 
-// List describes the objects under prefix by their plaintext.
+// List describes the objects under prefix by their plaintext. An object
+// whose meeting has no key any more (left behind by a deletion, or put
+// back from a copy) is listed with its plaintext length and no SHA-256,
+// rather than failing the listing of every other meeting's objects.
 func (s *Store) List(ctx context.Context, prefix string) ([]blob.Info, error) {
 	infos, err := s.inner.List(ctx, prefix)
 	if err != nil {
 		return nil, err
 	}
 	for i, info := range infos {
-		if id := MeetingOf(info.Key); id != "" {
-			if infos[i], err = s.plainInfo(ctx, id, info); err != nil {
-				return nil, fmt.Errorf("blob: list %q: %w", prefix, err)
-			}
+		id := MeetingOf(info.Key)
+		if id == "" {
+			continue
 		}
+		plain, err := s.plainInfo(ctx, id, info)
+		switch {
+		case errors.Is(err, ErrNoKey):
+			if n, perr := PlainSize(info.Size); perr == nil {
+				plain = blob.Info{Key: info.Key, Size: n, Modified: info.Modified}
+			}
+		case err != nil:
+			return nil, fmt.Errorf("blob: list %q: %w", prefix, err)
+		}
+		infos[i] = plain
 	}
 	return infos, nil
 }

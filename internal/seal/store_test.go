@@ -251,6 +251,19 @@ func TestDeletingAMeetingLeavesACopyOfItsObjectsUnreadable(t *testing.T) {
 		for key, want := range kept {
 			require.True(t, bytes.Equal(want, get(t, sealed, key)), "the other meeting reads on: %s", key)
 		}
+		// Listing across meetings still works, the shredded one's objects
+		// described without a checksum.
+		journals, err := sealed.List(ctx, layout.RecordingJournals)
+		require.NoError(t, err)
+		require.Len(t, journals, 2)
+		for _, info := range journals {
+			if seal.MeetingOf(info.Key) == "mtg_gone" {
+				require.Empty(t, info.SHA256)
+				require.Equal(t, int64(len(gone[info.Key])), info.Size)
+			} else {
+				require.NotEmpty(t, info.SHA256)
+			}
+		}
 	})
 }
 
