@@ -93,3 +93,13 @@ func (q Queries) RewrapDataKey(ctx context.Context, fromKEK string, k DataKey) (
 	}
 	return n == 1, nil
 }
+
+// DeleteDataKey destroys the meeting's data key, if it has one: what was
+// sealed with it can no longer be opened (DeleteMeeting does it too, with
+// the meeting's other rows).
+func (q Queries) DeleteDataKey(ctx context.Context, meetingID string) error {
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM meeting_keys WHERE meeting_id = $1`, meetingID); err != nil {
+		return fmt.Errorf("delete data key of meeting %s: %w", meetingID, err)
+	}
+	return nil
+}
