@@ -184,8 +184,11 @@ func (w *deleteWorker) Work(ctx context.Context, job *river.Job[DeleteMeetingArg
 	}
 	// An object written while the rows went (the live path storing the
 	// last speech of a meeting just ended) has no row left to find it by:
-	// look once more.
+	// look once more, and destroy the data key such a write may have made.
 	if err := p.deleteObjects(ctx, id); err != nil {
+		return err
+	}
+	if err := p.store.DeleteDataKey(ctx, id); err != nil {
 		return err
 	}
 	p.announce(m, EventMeetingDeleted, 0)

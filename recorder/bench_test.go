@@ -3,6 +3,7 @@ package recorder
 import (
 	"context"
 	"go/build"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -85,9 +86,18 @@ func (l *countListener) Close(bool) {}
 // goroutine's allocations; the spool goroutine is not started, the test
 // drains in its place.
 func TestRecordingPathAllocatesNothing(t *testing.T) {
+	t.Run("clear", func(t *testing.T) { testRecordingPathAllocatesNothing(t, spoolKey{}) })
+	t.Run("encrypted", func(t *testing.T) {
+		k, err := (&Recorder{cfg: Config{SpoolKeys: testSpoolKey}}).spoolKey(context.Background(), "m")
+		require.NoError(t, err)
+		testRecordingPathAllocatesNothing(t, k)
+	})
+}
+
+func testRecordingPathAllocatesNothing(t *testing.T, key spoolKey) {
 	bb := setup(t)
 	dir := t.TempDir()
-	f, err := os.Create(filepath.Join(dir, "t.webm"))
+	f, err := createSpool(filepath.Join(dir, "t.webm"), os.O_EXCL, key)
 	require.NoError(t, err)
 	w := newWriter(bb.rec, sidecar{TrackID: "t", MeetingID: "m", Identity: "a", Channels: 2},
 		48000, 111, f.Name(), filepath.Join(dir, "t.json"), newSpoolFile(f))
@@ -119,7 +129,12 @@ func TestRecordingPathAllocatesNothing(t *testing.T) {
 	require.Equal(t, int64(live.blocks), w.blocks)
 	require.Zero(t, w.seq.stats.Overflow+w.seq.stats.BadTimestamp+w.seq.stats.Lost)
 	require.NoError(t, w.finalize())
-	data, err := os.ReadFile(f.Name())
+	s, err := openSpool(f.Name(), key)
+	require.NoError(t, err)
+	defer s.Close()
+	sec, err := s.section(0)
+	require.NoError(t, err)
+	data, err := io.ReadAll(sec)
 	require.NoError(t, err)
 	require.Len(t, parseWebM(t, data).blockTimes(), int(w.blocks))
 }
@@ -138,8 +153,14 @@ func BenchmarkSequencer(b *testing.B) {
 
 // BenchmarkWriter is a packet's whole cost: WriteRTP, the spool goroutine,
 // the WebM block and the file.
-func BenchmarkWriter(b *testing.B) {
+func BenchmarkWriter(b *testing.B) { benchmarkWriter(b, nil) }
+
+// BenchmarkWriterEncrypted is BenchmarkWriter with the spool encrypted.
+func BenchmarkWriterEncrypted(b *testing.B) { benchmarkWriter(b, testSpoolKey) }
+
+func benchmarkWriter(b *testing.B, keys SpoolKeys) {
 	bb := benchSetup(b)
+	bb.rec.cfg.SpoolKeys = keys
 	w, err := bb.rec.Open(context.Background(), Track{MeetingID: "m", Identity: "a", PayloadType: 111})
 	require.NoError(b, err)
 	p := &rtp.Packet{Header: rtp.Header{PayloadType: 111}, Payload: benchPayload()}

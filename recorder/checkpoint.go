@@ -60,7 +60,7 @@ type chunkRef struct {
 type checkpointer struct {
 	w       *Writer
 	scan    blockScanner
-	spool   *os.File // opened for reading at the first checkpoint
+	spool   *spoolReader // opened for reading at the first checkpoint
 	journal journal
 	broken  bool // the spool stopped making sense: no further checkpoints
 }
@@ -101,18 +101,22 @@ func (c *checkpointer) runOnce(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	if c.spool == nil {
-		f, err := os.Open(c.w.spoolPath)
+		k, err := c.w.r.spoolKey(ctx, c.w.sc.MeetingID)
+		if err != nil {
+			return false, fmt.Errorf("open spool for checkpoint: %w", err)
+		}
+		f, err := openSpool(c.w.spoolPath, k)
 		if err != nil {
 			return false, fmt.Errorf("open spool for checkpoint: %w", err)
 		}
 		c.spool = f
 	}
-	st, err := c.spool.Stat()
+	size, _, err := c.spool.size()
 	if err != nil {
 		return false, fmt.Errorf("stat spool for checkpoint: %w", err)
 	}
 	next := c.scan
-	if st.Size() <= next.off {
+	if size <= next.off {
 		return false, nil
 	}
 	out := &memFile{}
@@ -123,7 +127,7 @@ func (c *checkpointer) runOnce(ctx context.Context) (bool, error) {
 	// A checkpoint of a long stretch (after failed uploads) must not hold
 	// up Close: it stops between blocks once ctx ends, and the stretch is
 	// read again by the next checkpoint, since c.scan only moves on success.
-	scanErr := next.scan(io.NewSectionReader(c.spool, next.off, st.Size()-next.off), func(ms int64, frame []byte) error {
+	scanErr := next.scan(io.NewSectionReader(c.spool.at, next.off, size-next.off), func(ms int64, frame []byte) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -331,7 +335,11 @@ func (r *Recorder) recoverFromChunks(ctx context.Context, meetingID, trackID str
 		return fmt.Errorf("recover track %s: %w", trackID, err)
 	}
 	tmp := spoolPath + ".rebuild"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o600)
+	key, err := r.spoolKey(ctx, meetingID)
+	if err != nil {
+		return fmt.Errorf("recover track %s: %w", trackID, err)
+	}
+	f, err := createSpool(tmp, os.O_TRUNC, key)
 	if err != nil {
 		return fmt.Errorf("recover track %s: create spool: %w", trackID, err)
 	}
@@ -378,7 +386,7 @@ func (r *Recorder) recoverFromChunks(ctx context.Context, meetingID, trackID str
 			}
 		}
 	}
-	if err := writeSidecar(sidePath, sc); err != nil {
+	if err := r.writeSidecar(sidePath, sc); err != nil {
 		return fmt.Errorf("recover track %s: %w", trackID, err)
 	}
 	r.log.Info("recovering track from checkpoints", "track", trackID, "meeting", meetingID,

@@ -36,6 +36,9 @@ type Config struct {
 	// <meeting>/<track>.webm plus a small <track>.json for recovery.
 	// Required; created if missing.
 	SpoolDir string
+	// SpoolKeys, when set, encrypts every spool file and sidecar with its
+	// meeting's key (nil: spool in clear).
+	SpoolKeys SpoolKeys
 	// FlushInterval is how often buffered spool bytes are written to the
 	// file, so a crash loses at most about this much audio. Default 1s.
 	FlushInterval time.Duration

@@ -113,9 +113,9 @@ func TestFaultDamagedSidecarAtStartIsQuarantinedAndStated(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "mtg_1", "trk_bad.json"), []byte("{not json"), 0o600))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "mtg_1", "trk_bad.webm"), []byte("spooled bytes"), 0o600))
 	// A sidecar naming another track is as unusable.
-	require.NoError(t, writeSidecar(filepath.Join(dir, "mtg_1", "trk_odd.json"),
+	require.NoError(t, (&Recorder{}).writeSidecar(filepath.Join(dir, "mtg_1", "trk_odd.json"),
 		sidecar{TrackID: "trk_else", MeetingID: "mtg_1", Identity: "carol"}))
-	require.NoError(t, writeSidecar(filepath.Join(dir, "mtg_1", "trk_ok.json"),
+	require.NoError(t, (&Recorder{}).writeSidecar(filepath.Join(dir, "mtg_1", "trk_ok.json"),
 		sidecar{TrackID: "trk_ok", MeetingID: "mtg_1", Identity: "bob", Channels: 2}))
 	b := setupWith(t, newDisk(t), dir)
 	b.catalog.rows["trk_bad"] = store.Track{ID: "trk_bad", MeetingID: "mtg_1", Identity: "alice",

@@ -114,7 +114,7 @@ func TestRecoverKeepsLossGaps(t *testing.T) {
 	feed(first, w, lossyStream(fx, func(r []pkt) []pkt { return without(r, rangeInts(10, 25)...) }))
 	spoolPath, sidePath := first.rec.paths("mtg_1", w.ID())
 	require.Eventually(t, func() bool {
-		sc, err := readSidecar(sidePath)
+		sc, err := first.rec.readSidecar(context.Background(), sidePath)
 		require.NoError(t, err)
 		data, err := os.ReadFile(spoolPath)
 		require.NoError(t, err)

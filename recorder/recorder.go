@@ -214,14 +214,18 @@ func (r *Recorder) Open(ctx context.Context, t Track) (*Writer, error) {
 		sc.StartMS = t.FirstPacketAt.Sub(t.ClockZero).Milliseconds()
 	}
 	// The sidecar comes first so that any spool Recover finds has one.
-	if err := writeSidecar(sidePath, sc); err != nil {
+	key, err := r.spoolKey(ctx, t.MeetingID)
+	if err != nil {
+		return nil, fmt.Errorf("open track %s: %w", id, err)
+	}
+	if err := r.writeSidecar(sidePath, sc); err != nil {
 		return nil, fmt.Errorf("open track %s: %w", id, err)
 	}
 	if err := r.catalog.CreateTrack(ctx, sc.row(store.TrackRecording)); err != nil {
 		_ = os.Remove(sidePath)
 		return nil, fmt.Errorf("open track %s: catalog: %w", id, err)
 	}
-	f, err := os.OpenFile(spoolPath, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	f, err := createSpool(spoolPath, os.O_EXCL, key)
 	if err != nil {
 		return nil, fmt.Errorf("open track %s: create spool: %w", id, err)
 	}
@@ -397,23 +401,27 @@ func (r *Recorder) backoff() backend.Backoff {
 }
 
 func (r *Recorder) putOnce(ctx context.Context, key, path string) (blob.Info, error) {
-	f, err := os.Open(path)
+	sk, err := r.spoolKey(ctx, filepath.Base(filepath.Dir(path)))
+	if err != nil {
+		return blob.Info{}, err
+	}
+	f, err := openSpool(path, sk)
 	if err != nil {
 		return blob.Info{}, fmt.Errorf("open spool: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
+	sec, err := f.section(0)
 	if err != nil {
 		return blob.Info{}, fmt.Errorf("stat spool: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.UploadTimeout)
 	defer cancel()
-	info, err := r.blobs.Put(ctx, key, f, st.Size())
+	info, err := r.blobs.Put(ctx, key, sec, sec.Size())
 	if err != nil {
 		return blob.Info{}, fmt.Errorf("put %s: %w", key, err)
 	}
-	if info.Size != st.Size() {
-		return blob.Info{}, fmt.Errorf("put %s: stored %d bytes of %d", key, info.Size, st.Size())
+	if info.Size != sec.Size() {
+		return blob.Info{}, fmt.Errorf("put %s: stored %d bytes of %d", key, info.Size, sec.Size())
 	}
 	return info, nil
 }
@@ -466,7 +474,7 @@ func (r *Recorder) Recover(ctx context.Context) error {
 }
 
 func (r *Recorder) recoverOne(ctx context.Context, sidePath string) error {
-	sc, err := readSidecar(sidePath)
+	sc, err := r.readSidecar(ctx, sidePath)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil // finished meanwhile (a retry)
 	}
@@ -487,7 +495,7 @@ func (r *Recorder) recoverOne(ctx context.Context, sidePath string) error {
 		return r.salvage(ctx, sc, spoolPath, sidePath)
 	}
 	if !sc.Finalized {
-		blocks, err := r.rebuild(spoolPath, &sc)
+		blocks, err := r.rebuild(ctx, spoolPath, &sc)
 		if err != nil {
 			return fmt.Errorf("recover track %s: %w", sc.TrackID, err)
 		}
@@ -512,7 +520,7 @@ func (r *Recorder) recoverOne(ctx context.Context, sidePath string) error {
 			r.removeSpool(spoolPath, sidePath)
 			return nil
 		}
-		if err := writeSidecar(sidePath, sc); err != nil {
+		if err := r.writeSidecar(sidePath, sc); err != nil {
 			return fmt.Errorf("recover track %s: %w", sc.TrackID, err)
 		}
 	}
@@ -524,8 +532,12 @@ func (r *Recorder) recoverOne(ctx context.Context, sidePath string) error {
 // rebuild rewrites a cut-off spool as a complete WebM from the blocks it
 // holds and marks sc finalized and recovered. The new file replaces the
 // old one by rename, so a crash here leaves one or the other.
-func (r *Recorder) rebuild(spoolPath string, sc *sidecar) (int, error) {
-	in, err := os.Open(spoolPath)
+func (r *Recorder) rebuild(ctx context.Context, spoolPath string, sc *sidecar) (int, error) {
+	key, err := r.spoolKey(ctx, sc.MeetingID)
+	if err != nil {
+		return 0, err
+	}
+	in, err := openSpool(spoolPath, key)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
@@ -533,12 +545,16 @@ func (r *Recorder) rebuild(spoolPath string, sc *sidecar) (int, error) {
 		return 0, fmt.Errorf("open spool: %w", err)
 	}
 	defer in.Close()
-	st, err := in.Stat()
+	_, modTime, err := in.size()
+	if err != nil {
+		return 0, fmt.Errorf("stat spool: %w", err)
+	}
+	whole, err := in.section(0)
 	if err != nil {
 		return 0, fmt.Errorf("stat spool: %w", err)
 	}
 	tmp := spoolPath + ".rebuild"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o600)
+	f, err := createSpool(tmp, os.O_TRUNC, key)
 	if err != nil {
 		return 0, fmt.Errorf("create rebuilt spool: %w", err)
 	}
@@ -549,7 +565,7 @@ func (r *Recorder) rebuild(spoolPath string, sc *sidecar) (int, error) {
 		_ = os.Remove(tmp)
 		return 0, err
 	}
-	scanErr := scanBlocks(in, m.add)
+	scanErr := scanBlocks(whole, m.add)
 	if scanErr != nil && !errors.Is(scanErr, errCorrupt) {
 		_ = m.close()
 		_ = f.Close()
@@ -573,7 +589,7 @@ func (r *Recorder) rebuild(spoolPath string, sc *sidecar) (int, error) {
 	// up to the next flush is stated lost too (a silent participant's
 	// second of silence, at worst).
 	lastAudio := sc.FirstPacketAt.Add(time.Duration(endMS) * time.Millisecond)
-	if gap := st.ModTime().Add(r.cfg.FlushInterval).Sub(lastAudio).Milliseconds(); gap > 0 && !sc.FirstPacketAt.IsZero() {
+	if gap := modTime.Add(r.cfg.FlushInterval).Sub(lastAudio).Milliseconds(); gap > 0 && !sc.FirstPacketAt.IsZero() {
 		sc.GapMS = gap
 	}
 	return blocks, nil
@@ -583,7 +599,7 @@ func (r *Recorder) rebuild(spoolPath string, sc *sidecar) (int, error) {
 // durably closed) and puts it in place of spoolPath by rename, so a crash
 // leaves the old file or the new one. An empty remux, or any error, leaves
 // no tmp behind.
-func commitRebuilt(m *remuxer, out *spoolFile, f *os.File, tmp, spoolPath string) error {
+func commitRebuilt(m *remuxer, out *spoolFile, f spoolIO, tmp, spoolPath string) error {
 	err := m.close()
 	if err == nil {
 		err = out.err()

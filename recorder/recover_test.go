@@ -119,15 +119,23 @@ func TestRecoverTruncated(t *testing.T) {
 	t.Parallel()
 	fx := loadOpus(t)
 	spool, side, id := crashCopy(t, fx, 60, 50)
-	full := countBlocks(t, spool)
+	requireEveryCutRecovers(t, spool, side, id, func(b []byte) []int64 { return countBlocks(t, b) })
+}
+
+// requireEveryCutRecovers plants spool cut at many points and checks that
+// Recover makes of each a track of exactly the whole blocks before the cut
+// (blocksOf reads them from a cut spool).
+func requireEveryCutRecovers(t *testing.T, spool, side []byte, id string, blocksOf func([]byte) []int64, tweak ...func(*Config)) {
+	t.Helper()
+	full := blocksOf(spool)
 	prev := -1
 	for cut := 0; cut <= len(spool); cut += 1 + len(spool)/40 {
 		dir := t.TempDir()
 		plant(t, dir, id, spool[:cut], side)
-		b := setupWith(t, newDisk(t), dir)
+		b := setupWith(t, newDisk(t), dir, tweak...)
 		seedRow(b, id)
 		require.NoError(t, b.rec.Recover(context.Background()), "cut at %d", cut)
-		want := countBlocks(t, spool[:cut])
+		want := blocksOf(spool[:cut])
 		require.GreaterOrEqual(t, len(want), prev, "a longer prefix never holds fewer blocks")
 		prev = len(want)
 		if len(want) > 0 {
@@ -222,7 +230,7 @@ func TestRecoverBeforeCreate(t *testing.T) {
 	dir := t.TempDir()
 	sc := sidecar{TrackID: "trk_1", MeetingID: "mtg_1", Identity: "bob", Channels: 2}
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "mtg_1"), 0o700))
-	require.NoError(t, writeSidecar(filepath.Join(dir, "mtg_1", "trk_1.json"), sc))
+	require.NoError(t, (&Recorder{}).writeSidecar(filepath.Join(dir, "mtg_1", "trk_1.json"), sc))
 	b := setupWith(t, newDisk(t), dir)
 	require.NoError(t, b.rec.Recover(context.Background()))
 	row := b.catalog.row("trk_1")

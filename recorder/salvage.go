@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/greffier/greffier/internal/layout"
@@ -24,14 +25,25 @@ func (r *Recorder) salvage(ctx context.Context, sc sidecar, spoolPath, sidePath 
 	if err != nil {
 		return fmt.Errorf("salvage track %s: %w", sc.TrackID, err)
 	}
-	in, err := os.Open(spoolPath)
+	sk, err := r.spoolKey(ctx, sc.MeetingID)
+	if err != nil {
+		_ = m.close()
+		return fmt.Errorf("salvage track %s: %w", sc.TrackID, err)
+	}
+	in, err := openSpool(spoolPath, sk)
+	var whole io.Reader
+	if err == nil {
+		if whole, err = in.section(0); err != nil {
+			_ = in.Close()
+		}
+	}
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
 		_ = m.close()
 		return fmt.Errorf("salvage track %s: open spool: %w", sc.TrackID, err)
 	default:
-		serr := scanBlocks(in, m.add)
+		serr := scanBlocks(whole, m.add)
 		_ = in.Close()
 		if serr != nil && !errors.Is(serr, errCorrupt) {
 			_ = m.close()

@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -32,12 +33,12 @@ const cuesReserve = 8 << 10
 // its spool has failed, and Close salvages what reached the disk.
 type spoolFile struct {
 	mu   sync.Mutex
-	f    *os.File
+	f    spoolIO
 	bw   *bufio.Writer
 	fail error
 }
 
-func newSpoolFile(f *os.File) *spoolFile {
+func newSpoolFile(f spoolIO) *spoolFile {
 	return &spoolFile{f: f, bw: bufio.NewWriterSize(f, spoolBufSize)}
 }
 
@@ -372,10 +373,19 @@ type sidecarGap struct {
 
 // writeSidecar replaces path atomically, so a crash leaves the old or the
 // new version, never half of one.
-func writeSidecar(path string, sc sidecar) error {
+func (r *Recorder) writeSidecar(path string, sc sidecar) error {
 	b, err := json.Marshal(sc)
 	if err != nil {
 		return fmt.Errorf("encode sidecar: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FinishTimeout)
+	defer cancel()
+	k, err := r.spoolKey(ctx, sc.MeetingID)
+	if err != nil {
+		return fmt.Errorf("write sidecar %s: %w", path, err)
+	}
+	if b, err = sealSidecar(path, b, k); err != nil {
+		return err
 	}
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
@@ -399,11 +409,21 @@ func writeSidecar(path string, sc sidecar) error {
 	return syncDir(filepath.Dir(path))
 }
 
-func readSidecar(path string) (sidecar, error) {
+// readSidecar reads a sidecar of the meeting whose spool directory holds it.
+func (r *Recorder) readSidecar(ctx context.Context, path string) (sidecar, error) {
 	var sc sidecar
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return sc, fmt.Errorf("read sidecar: %w", err)
+	}
+	if len(b) >= len(sidecarMagic) && string(b[:len(sidecarMagic)]) == sidecarMagic {
+		k, err := r.spoolKey(ctx, filepath.Base(filepath.Dir(path)))
+		if err != nil {
+			return sc, fmt.Errorf("read sidecar %s: %w", path, err)
+		}
+		if b, err = openSidecar(path, b, k); err != nil {
+			return sc, err
+		}
 	}
 	if err := json.Unmarshal(b, &sc); err != nil {
 		return sc, fmt.Errorf("decode sidecar %s: %w", path, err)

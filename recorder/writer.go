@@ -237,7 +237,7 @@ func (w *Writer) drain() {
 	if placed || (len(w.sc.Gaps) > gaps && !w.failed) {
 		// Recover must know where the track starts, and which stretches
 		// of it were lost.
-		if err := writeSidecar(w.sidePath, w.sc); err != nil {
+		if err := w.r.writeSidecar(w.sidePath, w.sc); err != nil {
 			w.r.log.Error("record track start or gaps", "track", w.sc.TrackID, "err", err)
 		}
 	}
@@ -372,14 +372,14 @@ func (w *Writer) close(ctx context.Context) error {
 		// (storage or the database on the full disk), it is retried until
 		// it can, so the meeting moves on without a restart.
 		w.sc.LostReason, w.sc.HeardMS = spoolFailure(w.runErr, w.r.cfg.SpoolDir), w.endMS
-		if err := writeSidecar(w.sidePath, w.sc); err != nil {
+		if err := w.r.writeSidecar(w.sidePath, w.sc); err != nil {
 			w.r.log.Warn("cannot note the lost stretch beside the spool (a restart would forget it)",
 				"track", w.sc.TrackID, "err", err)
 		}
 		sc := w.sc
 		op := func(ctx context.Context) error {
 			// Once the disk has room again, a restart must remember.
-			_ = writeSidecar(w.sidePath, sc)
+			_ = w.r.writeSidecar(w.sidePath, sc)
 			return w.r.salvage(ctx, sc, w.spoolPath, w.sidePath)
 		}
 		err := fmt.Errorf("close track %s: %w", w.sc.TrackID, w.runErr)
@@ -409,7 +409,7 @@ func (w *Writer) close(ctx context.Context) error {
 		return fmt.Errorf("close track %s: %w", w.sc.TrackID, ErrNoAudio)
 	}
 	w.sc.Finalized, w.sc.DurationMS = true, w.endMS
-	if err := writeSidecar(w.sidePath, w.sc); err != nil {
+	if err := w.r.writeSidecar(w.sidePath, w.sc); err != nil {
 		// The spool is whole; only a crash before it is stored would need
 		// the note, and Recover rebuilds an unfinalized spool anyway.
 		w.r.log.Warn("cannot mark the spool finalized; storing it anyway", "track", w.sc.TrackID, "err", err)

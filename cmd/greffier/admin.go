@@ -44,7 +44,7 @@ func adminOnly(authenticate func(context.Context, string) (api.Principal, error)
 // speech backend answered, so that the first lines of the log say what
 // an operator needs (and what is missing).
 func (a *App) banner(ctx context.Context) {
-	base := "http://" + a.listener.Addr().String()
+	base := a.URL()
 	metrics := base + "/metrics (admin keys)"
 	if a.metricsLn != nil {
 		metrics = "http://" + a.metricsLn.Addr().String() + "/metrics"
@@ -58,7 +58,7 @@ func (a *App) banner(ctx context.Context) {
 		database = "Postgres " + redactURL(a.cfg.PostgresURL)
 	}
 	a.log.Info("greffier serving", "api", base+"/v1/meetings", "join_page", base+"/join/",
-		"media_udp", a.sfu.UDPAddr().String(), "turn", a.sfu.TURNAddrs(), "database", database, "storage", storage, "data_dir", a.cfg.DataDir,
+		"media_udp", a.sfu.UDPAddr().String(), "turn", a.sfu.TURNAddrs(), "database", database, "storage", storage, "at_rest", a.atRest, "data_dir", a.cfg.DataDir,
 		"health", base+"/healthz", "ready", base+"/readyz", "metrics", metrics, "jobs_dashboard", base+jobsUIPrefix+"/")
 	for _, name := range a.generated {
 		what := map[string]string{"api-token": "API token", "join-secret": "join secret", "webhook-secret": "webhook secret"}[name]

@@ -21,6 +21,7 @@ import (
 	"github.com/greffier/greffier/diarize"
 	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/idle"
+	"github.com/greffier/greffier/internal/seal"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/internal/token"
 	"github.com/greffier/greffier/internal/upload"
@@ -69,6 +70,10 @@ type App struct {
 	// generated names the secrets made at this start (not read back).
 	generated []string
 	stopUI    context.CancelFunc
+	// atRest says how stored bytes are protected, for the banner, /readyz
+	// and `greffier config`.
+	atRest string
+	certs  *certFiles // nil: plain HTTP
 }
 
 // NewApp opens the database and storage and builds every part. Start runs them.
@@ -105,7 +110,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if cfg.S3Endpoint != "" {
 		a.s3, err = blob.NewS3(ctx, blob.S3Config{Endpoint: cfg.S3Endpoint, Bucket: cfg.S3Bucket,
 			AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey, Region: cfg.S3Region, UseSSL: cfg.S3UseSSL,
-			SpoolDir: filepath.Join(cfg.DataDir, "spool", "uploads"), Logger: logger})
+			SpoolDir: filepath.Join(cfg.DataDir, "spool", "uploads"), Logger: logger, SSEKMSKeyID: cfg.S3SSEKMSKeyID})
 		a.blobs = a.s3
 	} else {
 		a.blobs, err = blob.NewDisk(filepath.Join(cfg.DataDir, "blobs"))
@@ -113,8 +118,17 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open blob storage: %w", err)
 	}
-	a.checks = readiness(cfg, a.store, a.blobs)
+	var keys *seal.Keyring
+	if a.blobs, keys, a.atRest, err = sealBlobs(ctx, cfg, a.store, a.blobs, logger); err != nil {
+		return nil, err
+	}
+	a.checks = readiness(cfg, a.store, a.blobs, a.atRest)
 	a.blobs = countedBlobs{Store: a.blobs, errors: a.metrics.storageErrors}
+	if cfg.TLSCertFile != "" {
+		if a.certs, err = newCertFiles(cfg.TLSCertFile, cfg.TLSKeyFile, logger); err != nil {
+			return nil, err
+		}
+	}
 	openai, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{BaseURL: cfg.TranscribeURL, APIKey: cfg.TranscribeKey,
 		Model: cfg.TranscribeModel, Language: cfg.Language, Path: cfg.TranscribePath, SendWAV: cfg.TranscribeSendWAV, Logger: logger})
 	if err != nil {
@@ -185,7 +199,11 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if minFree == 0 {
 		minFree = -1 // the recorder's "no check"; its zero means its default
 	}
-	if a.recorder, err = recorder.New(recorder.Config{SpoolDir: filepath.Join(cfg.DataDir, "spool"),
+	var spoolKeys recorder.SpoolKeys
+	if keys != nil { // a nil *Keyring in the interface would look configured
+		spoolKeys = keys
+	}
+	if a.recorder, err = recorder.New(recorder.Config{SpoolDir: filepath.Join(cfg.DataDir, "spool"), SpoolKeys: spoolKeys,
 		MinFreeBytes: minFree, MaxConcealedLoss: cfg.MaxConcealedLoss, CheckpointInterval: cfg.CheckpointInterval,
 		// Tracks are placed by arrival on our clock, never by a
 		// participant's own wall clock (browsers' are not synchronised,
@@ -339,6 +357,10 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	}
 	mux.Handle(jobsUIPrefix+"/", adminOnly(apiSrv.Authenticate, a.jobsUI))
 	a.http = newHTTPServer(cfg, mux, logger)
+	if a.certs != nil {
+		a.http.TLSConfig = a.certs.tlsConfig()
+		a.http.Handler = hsts(a.http.Handler)
+	}
 	ok = true
 	return a, nil
 }
@@ -416,7 +438,11 @@ func (a *App) Start(ctx context.Context) error {
 		}
 	}
 	go func() {
-		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := a.http.Serve
+		if a.certs != nil {
+			serve = func(ln net.Listener) error { return a.http.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("http server stopped", "err", err)
 		}
 	}()
@@ -425,7 +451,14 @@ func (a *App) Start(ctx context.Context) error {
 }
 
 // URL is the API's base URL once started.
-func (a *App) URL() string { return "http://" + a.listener.Addr().String() }
+func (a *App) URL() string { return a.scheme() + "://" + a.listener.Addr().String() }
+
+func (a *App) scheme() string {
+	if a.certs != nil {
+		return "https"
+	}
+	return "http"
+}
 
 // Stop closes media first (so recordings are finalized and stored), then
 // HTTP, then the pipeline, then the stores.

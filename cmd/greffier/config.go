@@ -133,6 +133,9 @@ type Config struct {
 	S3SecretKey string `setting:"s3-secret-key" secret:"true" default:"" help:"S3 secret key"`
 	S3Region    string `setting:"s3-region" default:"" help:"S3 region"`
 	S3UseSSL    bool   `setting:"s3-use-ssl" alias:"s3-ssl" default:"false" help:"use https for S3"`
+	// S3SSEKMSKeyID asks the S3 service to encrypt objects with this KMS
+	// key as well; refused at start by a service that does not apply it.
+	S3SSEKMSKeyID string `setting:"s3-sse-kms-key-id" default:"" help:"KMS key id for S3 server-side encryption (SSE-KMS) of every object (empty: none)"`
 	// APIToken authenticates API callers. Empty: generated once into
 	// <data>/api-token.
 	APIToken string `setting:"api-token" secret:"true" default:"" help:"API bearer token (empty: generated into <data-dir>/api-token)"`
@@ -254,6 +257,17 @@ type Config struct {
 	LogFormat string `setting:"log-format" default:"text" help:"text or json"`
 	// ShutdownTimeout bounds a graceful stop.
 	ShutdownTimeout time.Duration `setting:"shutdown-timeout" default:"30s" help:"how long a graceful stop may take"`
+	// KEKFile holds the key-encryption key (32 random bytes, raw, hex or
+	// base64) that wraps every meeting's data key. Empty: data at rest
+	// is not encrypted.
+	KEKFile string `setting:"kek-file" default:"" help:"file of the key-encryption key sealing recordings and minutes at rest: 32 random bytes, raw, hex or base64 (empty: not encrypted)"`
+	// KEKPreviousFile is the key-encryption key being retired: at start,
+	// every data key it wraps is re-wrapped with KEKFile's.
+	KEKPreviousFile string `setting:"kek-previous-file" default:"" help:"previous key-encryption key: data keys it wraps are re-wrapped with kek-file's at start (rotation)"`
+	// TLSCertFile and TLSKeyFile make serve answer HTTPS itself, re-reading
+	// them when they change on disk.
+	TLSCertFile string `setting:"tls-cert-file" default:"" help:"PEM certificate (chain) to serve HTTPS with, re-read when it changes (empty: plain HTTP)"`
+	TLSKeyFile  string `setting:"tls-key-file" default:"" help:"PEM private key of tls-cert-file"`
 }
 
 // publicURL is PublicURL, or the address derived from the HTTP listen
@@ -462,6 +476,12 @@ func (c Config) validate() error {
 		}
 	}
 	errs = append(errs, c.validateRoles()...)
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("tls-cert-file", "HTTPS needs both a certificate file and a key file (tls-key-file); set both or neither")
+	}
+	if c.KEKPreviousFile != "" && c.KEKFile == "" {
+		bad("kek-previous-file", "rotation re-wraps data keys with the new key: set kek-file to it too")
+	}
 	if c.JoinSecret != "" && len(c.JoinSecret) < 32 {
 		bad("join-secret", "must be at least 32 characters (or empty, to have one generated)")
 	}

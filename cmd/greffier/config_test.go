@@ -193,6 +193,11 @@ func TestFlagVariableAndFileSetTheSameSetting(t *testing.T) {
 			env = withLiveKit(env)
 			delete(env, s.Env)
 		}
+		// Settings valid only with their partner set.
+		if partner, ok := map[string]string{"kek-previous-file": "GREFFIER_KEK_FILE",
+			"tls-cert-file": "GREFFIER_TLS_KEY_FILE", "tls-key-file": "GREFFIER_TLS_CERT_FILE"}[s.Name]; ok {
+			env[partner] = "x"
+		}
 
 		byFlag, src, err := loadConfig("serve", []string{"--" + s.Name + "=" + value}, getenvOf(env), io.Discard)
 		require.NoError(t, err, s.Name)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -162,18 +163,24 @@ func wordsUntil(script transcribetest.Script, speaker string, untilMS int64) tra
 // directory and database, and checks the recording was recovered (at most
 // about a second lost, the lost stretch stated) and that every word spoken
 // before the kill is in the minutes or inside a stated gap, on SQLite as on
-// Postgres.
+// Postgres, and with the data at rest encrypted (whose spool, as the kill
+// left it, holds no audio in clear).
 func TestFaultKillMidMeetingLosesAtMostASecond(t *testing.T) {
 	t.Parallel()
 	bin := buildServe(t)
 	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
 	require.NoError(t, err)
-	for _, dialect := range []string{"sqlite", "postgres"} {
-		t.Run(dialect, func(t *testing.T) {
+	for _, name := range []string{"sqlite", "postgres", "sqlite+encrypted"} {
+		dialect, encrypted := strings.CutSuffix(name, "+encrypted")
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			double := transcribetest.NewServer(transcribetest.Options{})
 			t.Cleanup(double.Close)
-			c, b, _ := startKillable(t, bin, dialect, double)
+			var extra []string
+			if encrypted {
+				extra = append(extra, "GREFFIER_KEK_FILE="+writeKEK(t))
+			}
+			c, b, _ := startKillable(t, bin, dialect, double, extra...)
 
 			var m meetingAnswer
 			require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
@@ -190,6 +197,17 @@ func TestFaultKillMidMeetingLosesAtMostASecond(t *testing.T) {
 			kill9(t, c)
 			afterKill := sentMS(pub)
 			require.NoError(t, pub.CloseWithoutDelete())
+			if encrypted {
+				spools, err := filepath.Glob(filepath.Join(c.dataDir, "spool", m.ID, "*"))
+				require.NoError(t, err)
+				require.Len(t, spools, 2, "the killed track's spool and sidecar")
+				for _, p := range spools {
+					raw, err := os.ReadFile(p)
+					require.NoError(t, err)
+					require.Greater(t, len(raw), 1000*strings.Count(p, ".webm"), "%s holds what was spooled", p)
+					requireNoClearSignature(t, p, raw)
+				}
+			}
 
 			startChild(t, c)
 			var list struct {

@@ -35,7 +35,7 @@ type checkResult struct {
 }
 
 // readiness lists the checks of a configured Greffier.
-func readiness(cfg Config, st *store.Store, blobs blob.Store) []readinessCheck {
+func readiness(cfg Config, st *store.Store, blobs blob.Store, atRest string) []readinessCheck {
 	where := "SQLite in " + cfg.DataDir
 	if st.Dialect() == store.Postgres {
 		where = "Postgres " + redactURL(cfg.PostgresURL)
@@ -48,6 +48,7 @@ func readiness(cfg Config, st *store.Store, blobs blob.Store) []readinessCheck {
 	if cfg.S3Endpoint != "" {
 		where = "S3 bucket " + cfg.S3Bucket + " at " + cfg.S3Endpoint
 	}
+	where += "; at rest: " + atRest
 	checks = append(checks, readinessCheck{Name: "storage", Where: where, check: func(ctx context.Context) error {
 		// Any answer about an object that is never there shows the store
 		// answers and the bucket (or directory) exists.

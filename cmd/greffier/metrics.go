@@ -249,6 +249,23 @@ type countedBlobs struct {
 	errors *prometheus.CounterVec
 }
 
+// authenticatedRanger is the sealing store's range read (internal/seal).
+type authenticatedRanger interface {
+	GetAuthenticatedRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, bool, error)
+}
+
+// GetAuthenticatedRange passes the sealing store's range reads through, so
+// that downloads of a range read only its chunks.
+func (b countedBlobs) GetAuthenticatedRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, bool, error) {
+	ar, ok := b.Store.(authenticatedRanger)
+	if !ok {
+		return nil, false, nil
+	}
+	rc, sealed, err := ar.GetAuthenticatedRange(ctx, key, off, n)
+	b.count("get", err)
+	return rc, sealed, err
+}
+
 func (b countedBlobs) count(op string, err error) {
 	if err != nil && !errors.Is(err, blob.ErrNotFound) && !errors.Is(err, context.Canceled) {
 		b.errors.WithLabelValues(op).Inc()

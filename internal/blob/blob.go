@@ -46,3 +46,13 @@ type Store interface {
 	// there first. The empty prefix is refused.
 	DeletePrefix(ctx context.Context, prefix string) (int, error)
 }
+
+// Ranger is a Store that reads part of an object without reading what
+// comes before it. The bytes are not verified against the object's SHA-256
+// (only a whole read can be): callers that need integrity bring their own
+// (sealed objects authenticate every chunk).
+type Ranger interface {
+	// GetRange reads n bytes of the object from offset off, or all of it
+	// from off when n < 0.
+	GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error)
+}

@@ -134,24 +134,9 @@ func (d *Disk) Put(ctx context.Context, key string, r io.Reader, size int64) (In
 // Get opens the object; its reader fails with ErrCorrupt at EOF if the
 // bytes no longer match the hash recorded at Put.
 func (d *Disk) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	if err := ValidateKey(key); err != nil {
+	f, fi, err := d.open(ctx, key)
+	if err != nil {
 		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("blob: get %q: %w", key, err)
-	}
-	f, err := os.Open(d.objectPath(key))
-	if err != nil {
-		return nil, d.notFound("get", key, err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("blob: get %q: %w", key, err)
-	}
-	if fi.IsDir() {
-		_ = f.Close()
-		return nil, fmt.Errorf("blob: get %q: %w", key, ErrNotFound)
 	}
 	// Stale or missing metadata (a crash between renames, a file copied in
 	// by hand) leaves nothing to verify against: serve the bytes as they are.
@@ -393,4 +378,45 @@ func (d *Disk) DeletePrefix(ctx context.Context, prefix string) (int, error) {
 		}
 	}
 	return len(list), nil
+}
+
+var _ Ranger = (*Disk)(nil)
+
+// open opens the object's file for reading.
+func (d *Disk) open(ctx context.Context, key string) (*os.File, os.FileInfo, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("blob: get %q: %w", key, err)
+	}
+	f, err := os.Open(d.objectPath(key))
+	if err != nil {
+		return nil, nil, d.notFound("get", key, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, fmt.Errorf("blob: get %q: %w", key, err)
+	}
+	if fi.IsDir() {
+		_ = f.Close()
+		return nil, nil, fmt.Errorf("blob: get %q: %w", key, ErrNotFound)
+	}
+	return f, fi, nil
+}
+
+// GetRange reads part of the object, unverified.
+func (d *Disk) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	f, _, err := d.open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if n < 0 {
+		n = 1<<63 - 1 - off
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.NewSectionReader(f, off, n), f}, nil
 }

@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/encrypt"
 
 	"github.com/greffier/greffier/internal/backend"
 )
@@ -57,11 +59,53 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blob: S3 client for %s: %w", cfg.Endpoint, err)
 	}
+	if cfg.SpoolDir != "" {
+		// Uploads from readers that cannot seek (sealed objects, for one)
+		// are spooled there.
+		if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
+			return nil, fmt.Errorf("blob: S3 upload spool: %w", err)
+		}
+	}
 	s := &S3{cfg: cfg, client: client}
 	if err := s.ensureBucket(ctx); err != nil {
 		return nil, err
 	}
+	if cfg.SSEKMSKeyID != "" {
+		if err := s.probeSSEKMS(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// sseKMSProbe is the object written once at start to learn whether the
+// service honours SSE-KMS. It is removed right after.
+const sseKMSProbe = "readyz/sse-kms-probe"
+
+// probeSSEKMS stores a small object with SSE-KMS and checks that the
+// service says it encrypted it. Some S3 services (versitygw's posix
+// backend, for one) accept the header and store the bytes in clear: with
+// them the setting would be a false promise, so it is refused.
+func (s *S3) probeSSEKMS(ctx context.Context) error {
+	sse, err := encrypt.NewSSEKMS(s.cfg.SSEKMSKeyID, nil)
+	if err != nil {
+		return fmt.Errorf("blob: SSE-KMS key %q: %w", s.cfg.SSEKMSKeyID, err)
+	}
+	if _, err := s.client.PutObject(ctx, s.cfg.Bucket, sseKMSProbe, strings.NewReader("probe"), 5,
+		minio.PutObjectOptions{ServerSideEncryption: sse}); err != nil {
+		return fmt.Errorf("blob: S3 bucket %q refused an object encrypted with SSE-KMS key %q: %w", s.cfg.Bucket, s.cfg.SSEKMSKeyID, err)
+	}
+	st, err := s.client.StatObject(ctx, s.cfg.Bucket, sseKMSProbe, minio.StatObjectOptions{})
+	_ = s.client.RemoveObject(ctx, s.cfg.Bucket, sseKMSProbe, minio.RemoveObjectOptions{})
+	if err != nil {
+		return s.wrap("stat", sseKMSProbe, err)
+	}
+	if got := st.Metadata.Get("X-Amz-Server-Side-Encryption"); !strings.HasPrefix(got, "aws:kms") {
+		return fmt.Errorf("blob: the S3 service at %s accepted SSE-KMS but does not say it applied it "+
+			"(x-amz-server-side-encryption is %q): objects would be stored unencrypted; unset the SSE-KMS key id, "+
+			"or use a service with a KMS", s.cfg.Endpoint, got)
+	}
+	return nil
 }
 
 func (s *S3) ensureBucket(ctx context.Context) error {
@@ -103,6 +147,11 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader, size int64) (Info
 		UserMetadata: map[string]string{s3HashMeta: sum},
 		ContentType:  "application/octet-stream",
 		PartSize:     s.cfg.PartSize,
+	}
+	if s.cfg.SSEKMSKeyID != "" {
+		if opts.ServerSideEncryption, err = encrypt.NewSSEKMS(s.cfg.SSEKMSKeyID, nil); err != nil {
+			return Info{}, fmt.Errorf("blob: put %q: SSE-KMS key %q: %w", key, s.cfg.SSEKMSKeyID, err)
+		}
 	}
 	b := backend.Backoff{Base: s.cfg.RetryDelay, Max: MaxS3RetryDelay}
 	attempt, err := b.Retry(ctx, s.cfg.MaxAttempts, func(ctx context.Context) error {
@@ -361,4 +410,35 @@ func (s *S3) DeletePrefix(ctx context.Context, prefix string) (int, error) {
 		return n, err
 	}
 	return n, ctx.Err()
+}
+
+var _ Ranger = (*S3)(nil)
+
+// GetRange reads part of the object with one ranged GET, unverified.
+func (s *S3) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, err
+	}
+	var opts minio.GetObjectOptions
+	var err error
+	switch {
+	case n == 0:
+		return io.NopCloser(strings.NewReader("")), nil
+	case n > 0:
+		err = opts.SetRange(off, off+n-1)
+	case off > 0: // minio's (off, 0) is "from off to the end"
+		err = opts.SetRange(off, 0)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blob: get %q: %w", key, err)
+	}
+	obj, err := s.client.GetObject(ctx, s.cfg.Bucket, key, opts)
+	if err != nil {
+		return nil, s.wrap("get", key, err)
+	}
+	if _, err := obj.Stat(); err != nil {
+		_ = obj.Close()
+		return nil, s.wrap("get", key, err)
+	}
+	return obj, nil
 }

@@ -232,3 +232,14 @@ func TestS3BigObjectGoesUpInParts(t *testing.T) {
 	// A multipart object's ETag ends in "-<number of parts>".
 	require.True(t, strings.HasSuffix(st.ETag, "-3"), "ETag %q: want a 3-part upload at PartSize %d", st.ETag, blob.MinS3PartSize)
 }
+
+// versitygw's posix backend accepts SSE-KMS headers and stores the bytes in
+// clear: a store configured for SSE-KMS must refuse it rather than promise
+// encryption it does not get.
+func TestS3RefusesSSEKMSTheServiceIgnores(t *testing.T) {
+	cfg := testenv.S3(t)
+	cfg.SSEKMSKeyID = "arn:aws:kms:us-east-1:000000000000:key/greffier-test"
+	_, err := blob.NewS3(t.Context(), cfg)
+	require.ErrorContains(t, err, "does not say it applied it")
+	require.ErrorContains(t, err, "stored unencrypted")
+}

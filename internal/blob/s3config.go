@@ -59,6 +59,10 @@ type S3Config struct {
 	RetryDelay time.Duration
 	// Logger receives retry warnings. Default slog.Default().
 	Logger *slog.Logger
+	// SSEKMSKeyID, when set, asks the S3 service to encrypt every object
+	// it stores with this KMS key (SSE-KMS). Reads need nothing more: the
+	// service decrypts for whoever may read the object.
+	SSEKMSKeyID string
 }
 
 // WithDefaults returns a copy with every unset field at its default.

@@ -239,6 +239,14 @@ var migrations = []string{
 		enabled INTEGER NOT NULL,
 		at_ms BIGINT NOT NULL,
 		PRIMARY KEY (meeting_id, seq));`,
+	// Each meeting's data key, wrapped by the operator's key-encryption
+	// key (named by kek_id); the key in clear is never stored. Deleting
+	// the row is what makes the meeting's sealed objects unreadable.
+	`CREATE TABLE meeting_keys (
+		meeting_id TEXT PRIMARY KEY,
+		kek_id TEXT NOT NULL,
+		wrapped TEXT NOT NULL,
+		created_at BIGINT NOT NULL);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

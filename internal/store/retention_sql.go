@@ -223,7 +223,7 @@ func (q Queries) StartDeleting(ctx context.Context, meetingID string) (Meeting, 
 // such column and fails if a row of a deleted meeting is left anywhere.
 var meetingTables = []string{
 	"livekit_rooms", "recording_controls", "imports", "webhook_status", "damaged_blobs", "join_tokens", "track_gaps", "speech_segments", "minutes",
-	"events", "participant_settings", "participants", "retention", "tracks", "meetings",
+	"events", "participant_settings", "participants", "retention", "tracks", "meeting_keys", "meetings",
 }
 
 // DeleteMeeting deletes every row of a meeting, in every table, in one
