@@ -127,7 +127,7 @@ func (c *checkpointer) runOnce(ctx context.Context) (bool, error) {
 	// A checkpoint of a long stretch (after failed uploads) must not hold
 	// up Close: it stops between blocks once ctx ends, and the stretch is
 	// read again by the next checkpoint, since c.scan only moves on success.
-	scanErr := next.scan(io.NewSectionReader(c.spool.at, next.off, size-next.off), func(ms int64, frame []byte) error {
+	scanErr := next.scan(c.spool.span(next.off, size), func(ms int64, frame []byte) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -495,7 +495,7 @@ func (r *Recorder) recoverOne(ctx context.Context, sidePath string) error {
 		return r.salvage(ctx, sc, spoolPath, sidePath)
 	}
 	if !sc.Finalized {
-		blocks, err := r.rebuild(ctx, spoolPath, &sc)
+		blocks, damage, err := r.rebuild(ctx, spoolPath, &sc)
 		if err != nil {
 			return fmt.Errorf("recover track %s: %w", sc.TrackID, err)
 		}
@@ -514,6 +514,9 @@ func (r *Recorder) recoverOne(ctx context.Context, sidePath string) error {
 		if blocks == 0 {
 			row := sc.row(store.TrackFailed)
 			row.Failure = "the process stopped before any audio of this track reached the disk"
+			if damage != nil {
+				row.Failure = fmt.Sprintf("the track's spool was damaged before its first audio (%v); nothing of it could be kept", damage)
+			}
 			if err := r.catalog.FinishTrack(ctx, row); err != nil {
 				return fmt.Errorf("recover track %s: catalog: %w", sc.TrackID, err)
 			}
@@ -531,54 +534,57 @@ func (r *Recorder) recoverOne(ctx context.Context, sidePath string) error {
 
 // rebuild rewrites a cut-off spool as a complete WebM from the blocks it
 // holds and marks sc finalized and recovered. The new file replaces the
-// old one by rename, so a crash here leaves one or the other.
-func (r *Recorder) rebuild(ctx context.Context, spoolPath string, sc *sidecar) (int, error) {
+// old one by rename, so a crash here leaves one or the other. damage is
+// what stopped the reading short of the spool's end (bytes altered on
+// disk): the rest of the track is then a stated gap saying so.
+func (r *Recorder) rebuild(ctx context.Context, spoolPath string, sc *sidecar) (blocks int, damage error, err error) {
 	key, err := r.spoolKey(ctx, sc.MeetingID)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	in, err := openSpool(spoolPath, key)
 	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
+		return 0, nil, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("open spool: %w", err)
+		return 0, nil, fmt.Errorf("open spool: %w", err)
 	}
 	defer in.Close()
 	_, modTime, err := in.size()
 	if err != nil {
-		return 0, fmt.Errorf("stat spool: %w", err)
+		return 0, nil, fmt.Errorf("stat spool: %w", err)
 	}
 	whole, err := in.section(0)
 	if err != nil {
-		return 0, fmt.Errorf("stat spool: %w", err)
+		return 0, nil, fmt.Errorf("stat spool: %w", err)
 	}
 	tmp := spoolPath + ".rebuild"
 	f, err := createSpool(tmp, os.O_TRUNC, key)
 	if err != nil {
-		return 0, fmt.Errorf("create rebuilt spool: %w", err)
+		return 0, nil, fmt.Errorf("create rebuilt spool: %w", err)
 	}
 	out := newSpoolFile(f)
 	m, err := newRemuxer(out, sc.Channels)
 	if err != nil {
 		_ = f.Close()
 		_ = os.Remove(tmp)
-		return 0, err
+		return 0, nil, err
 	}
 	scanErr := scanBlocks(whole, m.add)
 	if scanErr != nil && !errors.Is(scanErr, errCorrupt) {
 		_ = m.close()
 		_ = f.Close()
 		_ = os.Remove(tmp)
-		return 0, fmt.Errorf("read spool: %w", scanErr)
+		return 0, nil, fmt.Errorf("read spool: %w", scanErr)
 	}
 	if scanErr != nil {
 		r.log.Warn("spool damaged; keeping the blocks before the damage", "track", sc.TrackID, "blocks", m.blocks, "err", scanErr)
+		damage = scanErr
 	}
 	blocks, endMS := m.blocks, m.endMS
 	err = commitRebuilt(m, out, f, tmp, spoolPath)
 	if err != nil {
-		return 0, fmt.Errorf("rebuild spool: %w", err)
+		return 0, nil, fmt.Errorf("rebuild spool: %w", err)
 	}
 	sc.Finalized, sc.Recovered, sc.DurationMS = true, true, endMS
 	// The last flush is the latest moment audio is known to have been
@@ -589,10 +595,21 @@ func (r *Recorder) rebuild(ctx context.Context, spoolPath string, sc *sidecar) (
 	// up to the next flush is stated lost too (a silent participant's
 	// second of silence, at worst).
 	lastAudio := sc.FirstPacketAt.Add(time.Duration(endMS) * time.Millisecond)
-	if gap := modTime.Add(r.cfg.FlushInterval).Sub(lastAudio).Milliseconds(); gap > 0 && !sc.FirstPacketAt.IsZero() {
+	gap := modTime.Add(r.cfg.FlushInterval).Sub(lastAudio).Milliseconds()
+	if sc.FirstPacketAt.IsZero() {
+		gap = 0
+	}
+	if damage != nil && blocks > 0 {
+		// What follows the damage was recorded but cannot be trusted:
+		// the minutes state it lost, with why, rather than a silence.
+		sc.Gaps = append(sc.Gaps, sidecarGap{FromMS: endMS, ToMS: endMS + max(gap, 1),
+			Reason: fmt.Sprintf("the recording's spool was altered or damaged on disk; the audio from there on is not kept (%v)", damage)})
+		return blocks, damage, nil
+	}
+	if gap > 0 {
 		sc.GapMS = gap
 	}
-	return blocks, nil
+	return blocks, damage, nil
 }
 
 // commitRebuilt finishes a WebM remuxed into tmp (Duration written, file

@@ -169,7 +169,10 @@ func (s *blockScanner) scan(r io.Reader, fn func(ms int64, frame []byte) error) 
 		}
 		buf := s.buf[:size]
 		if _, err := io.ReadFull(br, buf); err != nil {
-			return nil // cut off mid-element: by a crash, or not flushed yet
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil // cut off mid-element: by a crash, or not flushed yet
+			}
+			return corrupt(err) // an encrypted spool's damage, or the disk's error
 		}
 		switch id {
 		case audio.IDTimecode:
