@@ -339,6 +339,11 @@ func (sc sidecar) gap(g sidecarGap) store.TrackGap {
 func (r *Recorder) store(ctx context.Context, sc sidecar, spoolPath, sidePath string) error {
 	key := layout.Track(sc.MeetingID, sc.TrackID)
 	info, err := r.upload(ctx, key, spoolPath)
+	if errors.Is(err, errCorrupt) {
+		// A finished spool altered or damaged on disk since: keep what
+		// precedes the damage, and state the rest lost with why.
+		info, err = r.storeDamaged(ctx, &sc, key, spoolPath, sidePath, err)
+	}
 	state := store.TrackStored
 	if sc.Recovered {
 		state = store.TrackRecovered
@@ -367,6 +372,24 @@ func (r *Recorder) store(ctx context.Context, sc sidecar, spoolPath, sidePath st
 	return nil
 }
 
+// storeDamaged rebuilds a finished spool found damaged from the blocks
+// before the damage (rebuild states the rest as a gap) and uploads that.
+func (r *Recorder) storeDamaged(ctx context.Context, sc *sidecar, key, spoolPath, sidePath string, cause error) (blob.Info, error) {
+	r.log.Error("finished spool damaged on disk; keeping what precedes the damage", "track", sc.TrackID, "err", cause)
+	sc.Finalized = false
+	blocks, _, err := r.rebuild(ctx, spoolPath, sc)
+	if err == nil && blocks == 0 {
+		err = cause
+	}
+	if err == nil {
+		err = r.writeSidecar(sidePath, *sc)
+	}
+	if err != nil {
+		return blob.Info{}, fmt.Errorf("rebuild damaged spool: %w", err)
+	}
+	return r.upload(ctx, key, spoolPath)
+}
+
 func (r *Recorder) removeSpool(spoolPath, sidePath string) {
 	// The spool goes first: a sidecar without spool is harmless, the
 	// reverse would be a spool Recover cannot name.
@@ -385,7 +408,7 @@ func (r *Recorder) upload(ctx context.Context, key, path string) (blob.Info, err
 	n, err := r.backoff().Retry(ctx, 0, func(ctx context.Context) (err error) {
 		info, err = r.putOnce(ctx, key, path)
 		return err
-	}, func(error) bool { return true }, func(n int, wait time.Duration, err error) {
+	}, func(err error) bool { return !errors.Is(err, errCorrupt) }, func(n int, wait time.Duration, err error) {
 		r.log.Warn("track upload failed", "key", key, "attempt", n, "retry_in", wait, "err", err)
 	})
 	if err != nil {
@@ -413,6 +436,11 @@ func (r *Recorder) putOnce(ctx context.Context, key, path string) (blob.Info, er
 	sec, err := f.section(0)
 	if err != nil {
 		return blob.Info{}, fmt.Errorf("stat spool: %w", err)
+	}
+	if sec.damage != nil {
+		// Known before a byte is sent (opening the spool authenticates
+		// it whole): no object is made of a damaged spool.
+		return blob.Info{}, sec.damage
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.UploadTimeout)
 	defer cancel()

@@ -252,3 +252,47 @@ func mustRead(t *testing.T, path string) []byte {
 	require.NoError(t, err)
 	return b
 }
+
+// TestEncryptedFinishedSpoolDamagedIsStoredUpToTheDamage: a track whose
+// spool was finished (Duration, Cues) but not uploaded, then damaged on
+// disk, is neither uploaded as it is nor retried forever: Recover keeps
+// the blocks before the damaged record and states the rest as a gap.
+func TestEncryptedFinishedSpoolDamagedIsStoredUpToTheDamage(t *testing.T) {
+	t.Parallel()
+	fx := loadOpus(t)
+	b := setup(t, func(c *Config) { c.SpoolKeys = testSpoolKey })
+	b.blobs.failures.Store(-1)
+	w := b.open(t)
+	clean := cleanStream(fx, 1, 1)
+	feed(b, w, clean)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, w.Close(ctx), context.DeadlineExceeded)
+	row := b.catalog.row(w.ID())
+	require.Equal(t, store.TrackFailed, row.State)
+	spoolPath, _ := b.rec.paths("mtg_1", w.ID())
+	raw := mustRead(t, spoolPath)
+	rr := spoolRecords(t, raw)
+	require.GreaterOrEqual(t, len(rr.recs), 2)
+	i := len(rr.recs) / 2
+	plain, err := io.ReadAll(io.NewSectionReader(rr, 0, rr.recs[i].plain))
+	require.NoError(t, err)
+	want := countBlocks(t, plain)
+	require.NotEmpty(t, want)
+	raw[rr.recs[i].file+3] ^= 0x80
+	require.NoError(t, os.WriteFile(spoolPath, raw, 0o600))
+
+	b.blobs.failures.Store(0)
+	b2 := setupWith(t, b.blobs, b.cfg.SpoolDir, func(c *Config) { c.SpoolKeys = testSpoolKey })
+	b2.catalog.rows[w.ID()] = row
+	require.NoError(t, b2.rec.Recover(context.Background()))
+	row = b2.catalog.row(w.ID())
+	require.Equal(t, store.TrackRecovered, row.State, row.Failure)
+	p := parseWebM(t, readBlob(t, b2, row.BlobKey))
+	require.Equal(t, want, p.blockTimes())
+	gaps := b2.catalog.trackGaps(w.ID())
+	require.Len(t, gaps, 1)
+	require.Equal(t, row.StartMS+row.DurationMS, gaps[0].StartMS)
+	require.Contains(t, gaps[0].Reason, "altered or damaged on disk")
+	require.False(t, b2.rec.spoolExists("mtg_1", w.ID()))
+}
