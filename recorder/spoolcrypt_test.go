@@ -270,6 +270,7 @@ func TestEncryptedFinishedSpoolDamagedIsStoredUpToTheDamage(t *testing.T) {
 	require.ErrorIs(t, w.Close(ctx), context.DeadlineExceeded)
 	row := b.catalog.row(w.ID())
 	require.Equal(t, store.TrackFailed, row.State)
+	b.rec.Close() // the process ends before storage is back: no retry
 	spoolPath, _ := b.rec.paths("mtg_1", w.ID())
 	raw := mustRead(t, spoolPath)
 	rr := spoolRecords(t, raw)
