@@ -58,5 +58,5 @@ func sealBlobs(ctx context.Context, cfg Config, st *store.Store, blobs blob.Stor
 	}
 	keys := seal.NewKeyring(kek, st)
 	return seal.NewStore(blobs, keys), keys,
-		"encrypted (AES-256-GCM per meeting, data keys wrapped by key-encryption key " + kek.ID + "; spool AES-CTR)" + sse, nil
+		"encrypted (AES-256-GCM per meeting, data keys wrapped by key-encryption key " + kek.ID + "; spool AES-256-GCM records)" + sse, nil
 }

@@ -57,7 +57,7 @@ func (k *Keyring) AEAD(ctx context.Context, meetingID string, create bool) (ciph
 
 // SpoolKey is the key the recorder encrypts the meeting's spool files
 // with, made with the meeting's data key when there is none yet. It is
-// derived from the data key (HKDF-SHA256), so that the spool's AES-CTR and
+// derived from the data key (HKDF-SHA256), so that the spool's records and
 // the stored objects' AES-GCM never share a key, and it dies with it.
 func (k *Keyring) SpoolKey(ctx context.Context, meetingID string) ([]byte, error) {
 	dk, err := k.key(ctx, meetingID, true)
