@@ -20,31 +20,7 @@ import (
 // meeting read with the bootstrap key (no lookup) and with a stored key
 // (one lookup by hash, a last-use write at most once a minute), on SQLite.
 func BenchmarkAuthenticatedRead(b *testing.B) {
-	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{SQLitePath: filepath.Join(b.TempDir(), "g.db")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	blobs, err := blob.NewDisk(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	signer, err := token.NewSigner([]byte("0123456789abcdef0123456789abcdef"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	media := &fakeMedia{store: st}
-	a, err := api.New(api.Config{Token: apiToken}, api.Deps{Store: st, Blobs: blobs, Ender: media, Rerunner: media,
-		Sessions: media, Signer: signer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := a.Handler()
-	m, err := st.CreateMeeting(ctx, "Bench", "")
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, h, m := newBenchAPI(b, func(blob.Store, *store.Store) blob.Store { return nil })
 	serve := func(key, method, path, body string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(method, path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -68,4 +44,38 @@ func BenchmarkAuthenticatedRead(b *testing.B) {
 			}
 		})
 	}
+}
+
+// newBenchAPI is an API on SQLite and a disk blob store, which wrap may
+// replace (returning nil keeps the disk), with one meeting.
+func newBenchAPI(b *testing.B, wrap func(disk blob.Store, st *store.Store) blob.Store) (*store.Store, http.Handler, store.Meeting) {
+	b.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{SQLitePath: filepath.Join(b.TempDir(), "g.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	var blobs blob.Store
+	if blobs, err = blob.NewDisk(b.TempDir()); err != nil {
+		b.Fatal(err)
+	}
+	if w := wrap(blobs, st); w != nil {
+		blobs = w
+	}
+	signer, err := token.NewSigner([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	media := &fakeMedia{store: st}
+	a, err := api.New(api.Config{Token: apiToken}, api.Deps{Store: st, Blobs: blobs, Ender: media, Rerunner: media,
+		Sessions: media, Signer: signer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := st.CreateMeeting(ctx, "Bench", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st, a.Handler(), m
 }

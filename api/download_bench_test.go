@@ -7,19 +7,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"runtime"
 	"testing"
 
-	"github.com/greffier/greffier/api"
 	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/layout"
 	"github.com/greffier/greffier/internal/seal"
 	"github.com/greffier/greffier/internal/store"
-	"github.com/greffier/greffier/internal/token"
 )
 
 // hashingWriter is a client that hashes what it is sent and keeps none
@@ -44,35 +40,15 @@ func (w *hashingWriter) Write(p []byte) (int, error) { return w.hash.Write(p) }
 func BenchmarkDownloadSealedTrack(b *testing.B) {
 	const size = 64 << 20
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{SQLitePath: filepath.Join(b.TempDir(), "g.db")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	disk, err := blob.NewDisk(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	kek, err := seal.NewKEK(bytes.Repeat([]byte{9}, 32))
-	if err != nil {
-		b.Fatal(err)
-	}
-	blobs := seal.NewStore(disk, seal.NewKeyring(kek, st))
-	signer, err := token.NewSigner([]byte("0123456789abcdef0123456789abcdef"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	media := &fakeMedia{store: st}
-	a, err := api.New(api.Config{Token: apiToken}, api.Deps{Store: st, Blobs: blobs, Ender: media, Rerunner: media,
-		Sessions: media, Signer: signer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := a.Handler()
-	m, err := st.CreateMeeting(ctx, "Bench", "")
-	if err != nil {
-		b.Fatal(err)
-	}
+	var blobs blob.Store
+	st, h, m := newBenchAPI(b, func(disk blob.Store, st *store.Store) blob.Store {
+		kek, err := seal.NewKEK(bytes.Repeat([]byte{9}, 32))
+		if err != nil {
+			b.Fatal(err)
+		}
+		blobs = seal.NewStore(disk, seal.NewKeyring(kek, st))
+		return blobs
+	})
 	data := make([]byte, size)
 	_, _ = rand.Read(data)
 	want := sha256.Sum256(data)

@@ -41,13 +41,21 @@ func crashCopy(t *testing.T, fx opusFixture, n, min int) (spool, side []byte, tr
 		require.NoError(t, err)
 		return len(countBlocks(t, data)) >= min
 	}, 5*time.Second, time.Millisecond, "the periodic flush puts blocks on disk")
+	spool, side = readCrashed(t, spoolPath, sidePath)
+	require.NoError(t, w.Close(context.Background()))
+	return spool, side, w.ID()
+}
+
+// readCrashed copies a spool and its sidecar as a crashed process would
+// have left them.
+func readCrashed(t *testing.T, spoolPath, sidePath string) (spool, side []byte) {
+	t.Helper()
 	var err error
 	spool, err = os.ReadFile(spoolPath)
 	require.NoError(t, err)
 	side, err = os.ReadFile(sidePath)
 	require.NoError(t, err)
-	require.NoError(t, w.Close(context.Background()))
-	return spool, side, w.ID()
+	return spool, side
 }
 
 // plant puts a crashed spool into a fresh spool dir.

@@ -181,7 +181,7 @@ func (c *cryptFile) Write(p []byte) (int, error) {
 		if len(p) > maxRecord {
 			return 0, fmt.Errorf("spool head of %d bytes is too long", len(p))
 		}
-		c.head = append([]byte(nil), p...)
+		c.head = append(make([]byte, 0, len(p)), p...) // never nil, even empty
 		// Both slots at once, the second empty (it opens under no key),
 		// so the records' place is fixed from now on.
 		area := make([]byte, 4+2*c.slotSize())

@@ -23,9 +23,8 @@ func (k fixedKeys) SpoolKey(context.Context, string) ([]byte, error) { return k,
 
 var testSpoolKey = fixedKeys(bytes.Repeat([]byte{7}, 32))
 
-// plainBlocks decrypts a (possibly cut) encrypted spool and returns the
-// times of its whole blocks.
-func plainBlocks(t *testing.T, raw []byte) []int64 {
+// openTestSpool opens an encrypted spool's bytes with the test key.
+func openTestSpool(t *testing.T, raw []byte) *spoolReader {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "s.webm")
 	require.NoError(t, os.WriteFile(path, raw, 0o600))
@@ -33,6 +32,14 @@ func plainBlocks(t *testing.T, raw []byte) []int64 {
 	require.NoError(t, err)
 	s, err := openSpool(path, k)
 	require.NoError(t, err)
+	return s
+}
+
+// plainBlocks decrypts a (possibly cut) encrypted spool and returns the
+// times of its whole blocks.
+func plainBlocks(t *testing.T, raw []byte) []int64 {
+	t.Helper()
+	s := openTestSpool(t, raw)
 	defer s.Close()
 	sec, err := s.section(0)
 	require.NoError(t, err)
@@ -91,11 +98,7 @@ func encryptedCrashCopy(t *testing.T, n, least int) (spool, side []byte, trackID
 			return prev >= want
 		}, 5*time.Second, time.Millisecond, "the periodic flush puts blocks on disk")
 	}
-	var err error
-	spool, err = os.ReadFile(spoolPath)
-	require.NoError(t, err)
-	side, err = os.ReadFile(sidePath)
-	require.NoError(t, err)
+	spool, side = readCrashed(t, spoolPath, sidePath)
 	require.NoError(t, w.Close(context.Background()))
 	return spool, side, w.ID()
 }
@@ -104,14 +107,9 @@ func encryptedCrashCopy(t *testing.T, n, least int) (spool, side []byte, trackID
 // refreshed to the end: its head and records.
 func spoolRecords(t *testing.T, raw []byte) *recordReader {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "s.webm")
-	require.NoError(t, os.WriteFile(path, raw, 0o600))
-	k, err := (&Recorder{cfg: Config{SpoolKeys: testSpoolKey}}).spoolKey(context.Background(), "mtg_1")
-	require.NoError(t, err)
-	s, err := openSpool(path, k)
-	require.NoError(t, err)
+	s := openTestSpool(t, raw)
 	t.Cleanup(func() { _ = s.Close() })
-	_, _, err = s.size()
+	_, _, err := s.size()
 	require.NoError(t, err)
 	require.NotNil(t, s.rec)
 	return s.rec
@@ -148,11 +146,7 @@ func TestEncryptedSpoolFlippedByteIsDamageNotAudio(t *testing.T) {
 			require.NotEmpty(t, want)
 			require.Less(t, len(want), len(full))
 
-			dir := t.TempDir()
-			plant(t, dir, id, damaged, side)
-			b := setupWith(t, newDisk(t), dir, func(c *Config) { c.SpoolKeys = testSpoolKey })
-			seedRow(b, id)
-			require.NoError(t, b.rec.Recover(context.Background()))
+			b := recoverPlanted(t, id, damaged, side)
 			row := b.catalog.row(id)
 			require.Equal(t, store.TrackRecovered, row.State, row.Failure)
 			p := parseWebM(t, readBlob(t, b, row.BlobKey))
@@ -169,16 +163,23 @@ func TestEncryptedSpoolFlippedByteIsDamageNotAudio(t *testing.T) {
 	t.Run("header", func(t *testing.T) {
 		damaged := append([]byte(nil), spool...)
 		damaged[spoolHeader+4+slotFixed+len(rr.head)+30] ^= 0x01 // inside slot 1, the only one written
-		dir := t.TempDir()
-		plant(t, dir, id, damaged, side)
-		b := setupWith(t, newDisk(t), dir, func(c *Config) { c.SpoolKeys = testSpoolKey })
-		seedRow(b, id)
-		require.NoError(t, b.rec.Recover(context.Background()))
-		row := b.catalog.row(id)
+		row := recoverPlanted(t, id, damaged, side).catalog.row(id)
 		require.Equal(t, store.TrackFailed, row.State)
 		require.Contains(t, row.Failure, "spool was damaged")
 		require.Contains(t, row.Failure, "header")
 	})
+}
+
+// recoverPlanted runs Recover, with the test key, on a crashed encrypted
+// spool planted in a fresh spool dir.
+func recoverPlanted(t *testing.T, id string, spool, side []byte) *testBundle {
+	t.Helper()
+	dir := t.TempDir()
+	plant(t, dir, id, spool, side)
+	b := setupWith(t, newDisk(t), dir, func(c *Config) { c.SpoolKeys = testSpoolKey })
+	seedRow(b, id)
+	require.NoError(t, b.rec.Recover(context.Background()))
+	return b
 }
 
 // TestEncryptedSpoolHeaderPatchNeverReusesANonce: each patch of the WebM
