@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -35,13 +37,30 @@ type child struct {
 	log           *os.File
 }
 
+// freePort finds a loopback port for a child to listen on. A media port
+// ("udp") serves ICE over TCP on the same number, and is restarted on after
+// a kill: a port the kernel picked would be in its ephemeral range, where
+// any outgoing TCP connection on this busy machine may take its TCP twin
+// before the child binds it. So it is drawn below that range, and free over
+// both UDP and TCP when drawn.
 func freePort(t testing.TB, network string) string {
 	t.Helper()
 	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer c.Close()
-		return c.LocalAddr().String()
+		for range 100 {
+			addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+			c, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				continue
+			}
+			l, err := net.Listen("tcp", addr)
+			_ = c.Close()
+			if err != nil {
+				continue
+			}
+			_ = l.Close()
+			return addr
+		}
+		t.Fatal("no free UDP and TCP port pair below the ephemeral range")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
