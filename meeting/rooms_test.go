@@ -31,6 +31,12 @@ func (s *roomSource) Record(_ context.Context, meetingID, room string) error {
 	return nil
 }
 
+func (s *roomSource) Connected(string) bool { return false }
+
+func (s *roomSource) Joined() []string { return nil }
+
+func (s *roomSource) EndMeeting(context.Context, string) error { return nil }
+
 func (s *roomSource) RoomExists(_ context.Context, room string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -53,7 +59,7 @@ func TestRoomsRecordOneMeetingPerOpenRoomAndEndItOnce(t *testing.T) {
 			ctx := context.Background()
 			st := openStore(t, d)
 			src := &roomSource{}
-			rooms, err := NewRooms(RoomsConfig{AutoRecord: "council-*"}, st, src, storeEnder{st})
+			rooms, err := NewRooms(RoomsConfig{AutoRecord: "council-*"}, st, src, storeEnder{st}, nil)
 			require.NoError(t, err)
 
 			// Started rooms are recorded only when they match the pattern.
@@ -97,7 +103,7 @@ func TestRoomsResumeOnlyTheRoomsStillOpen(t *testing.T) {
 			ctx := context.Background()
 			st := openStore(t, d)
 			src := &roomSource{open: map[string]bool{"open": true}}
-			rooms, err := NewRooms(RoomsConfig{}, st, src, storeEnder{st})
+			rooms, err := NewRooms(RoomsConfig{}, st, src, storeEnder{st}, nil)
 			require.NoError(t, err)
 			open, _, err := rooms.Record(ctx, "open", "", "", "")
 			require.NoError(t, err)
@@ -124,7 +130,7 @@ func TestARoomThatCannotBeJoinedEndsItsNewMeeting(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t, store.SQLite)
 	src := &roomSource{err: errors.New("dial tcp: connection refused")}
-	rooms, err := NewRooms(RoomsConfig{}, st, src, storeEnder{st})
+	rooms, err := NewRooms(RoomsConfig{}, st, src, storeEnder{st}, nil)
 	require.NoError(t, err)
 	m, created, err := rooms.Record(ctx, "council", "", "", "")
 	require.ErrorContains(t, err, "connection refused")
@@ -133,6 +139,6 @@ func TestARoomThatCannotBeJoinedEndsItsNewMeeting(t *testing.T) {
 	_, err = st.LiveKitMeeting(ctx, "council")
 	require.ErrorIs(t, err, store.ErrNotFound)
 
-	_, err = NewRooms(RoomsConfig{AutoRecord: "council-["}, st, src, storeEnder{st})
+	_, err = NewRooms(RoomsConfig{AutoRecord: "council-["}, st, src, storeEnder{st}, nil)
 	require.ErrorContains(t, err, "malformed")
 }
