@@ -58,8 +58,10 @@ type RoomsConfig struct {
 	// Owner places each meeting's room on one node; nil: this process
 	// records every room (one process on its database).
 	Owner Owner
-	// Self names this node in the minutes' reasons.
-	Self string
+	// Self names this node in the minutes' reasons; SelfURL is its URL
+	// as its heartbeats give it: a meeting placed on an earlier process at
+	// that URL (this node before a restart) is taken over at once.
+	Self, SelfURL string
 	// Interval is how often the rooms of live meetings are checked: joined
 	// by their owner, again after a lost connection (default 1 s).
 	Interval time.Duration
@@ -140,11 +142,15 @@ func (r *Rooms) Record(ctx context.Context, room, title, language, createdBy str
 	if err != nil {
 		return m, false, err
 	}
-	if mine, err := r.owns(ctx, m.ID); err != nil || !mine {
+	mine, err := r.owns(ctx, m.ID)
+	if err == nil && !mine {
 		// Its owner joins the room at its next check.
-		return m, created, err
+		return m, created, nil
 	}
-	if err := r.source.Record(ctx, m.ID, room); err != nil {
+	if err == nil {
+		err = r.source.Record(ctx, m.ID, room)
+	}
+	if err != nil {
 		if created {
 			if ended, eerr := r.ender.EndMeeting(context.WithoutCancel(ctx), m.ID); eerr == nil {
 				m = ended
@@ -207,6 +213,19 @@ func (r *Rooms) owns(ctx context.Context, meetingID string) (bool, error) {
 	if r.cfg.Owner == nil {
 		return true, nil
 	}
+	if r.cfg.SelfURL != "" {
+		owner, err := r.store.MeetingNode(ctx, meetingID)
+		if err != nil {
+			return false, err
+		}
+		if owner.ID != "" && owner.ID != r.cfg.Self && owner.URL == r.cfg.SelfURL {
+			// Two live nodes never share a URL: the owner is this node's
+			// previous process, whose heartbeat has not gone stale yet.
+			if _, err := r.store.PlaceMeeting(ctx, meetingID, r.cfg.Self, time.Now().Add(time.Minute)); err != nil {
+				return false, err
+			}
+		}
+	}
 	err := r.cfg.Owner.Place(ctx, meetingID)
 	if _, moved := errors.AsType[*sfu.MovedError](err); moved {
 		return false, nil
@@ -258,6 +277,9 @@ func (r *Rooms) Resume(ctx context.Context) error { return r.check(ctx, true) }
 // check is one pass over the rooms of live meetings; now joins at once
 // the rooms whose joins wait for their backoff.
 func (r *Rooms) check(ctx context.Context, now bool) error {
+	// Joined before the live meetings: a room joined after is not left
+	// for a meeting created after the list was read.
+	joined := r.source.Joined()
 	rooms, err := r.store.LiveLiveKitRooms(ctx)
 	if err != nil {
 		return err
@@ -268,7 +290,7 @@ func (r *Rooms) check(ctx context.Context, now bool) error {
 		live[lk.MeetingID] = true
 		errs = append(errs, r.keep(ctx, lk, now))
 	}
-	for _, id := range r.source.Joined() {
+	for _, id := range joined {
 		if !live[id] {
 			// Ended through another node's API: its media is left here.
 			errs = append(errs, r.source.EndMeeting(ctx, id))

@@ -287,7 +287,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 			// One node records each room: the one its meeting is placed
 			// on, as for the SFU's meetings; it is checked as often as
 			// lost nodes are looked for.
-			roomsCfg.Owner, roomsCfg.Interval = placement, cfg.NodeTimeout/5
+			roomsCfg.Owner, roomsCfg.SelfURL, roomsCfg.Interval = placement, cfg.nodeURL(), cfg.NodeTimeout/5
 		}
 		if a.rooms, err = meeting.NewRooms(roomsCfg, a.store, a.livekit, meetings, roomGaps); err != nil {
 			return nil, err
