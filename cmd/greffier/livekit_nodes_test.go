@@ -21,6 +21,21 @@ func liveKitEnv(lk *liveKitServer) []string {
 		"GREFFIER_LIVEKIT_API_SECRET=" + liveKitSecret}
 }
 
+// startKillableOnLiveKit starts a livekit-server and a `greffier serve`
+// on Postgres recording from it, which the test may kill; with the
+// fixtures' script.
+func startKillableOnLiveKit(t *testing.T) (*liveKitServer, *child, *testBundle, transcribetest.Script) {
+	t.Helper()
+	lk := startLiveKit(t, "")
+	bin := buildServe(t)
+	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
+	require.NoError(t, err)
+	double := transcribetest.NewServer(transcribetest.Options{})
+	t.Cleanup(double.Close)
+	c, b, _ := startKillable(t, bin, "postgres", double, liveKitEnv(lk)...)
+	return lk, c, b, script
+}
+
 // segmentsOf lists who's tracks of a meeting, by start.
 func segmentsOf(t *testing.T, b *testBundle, meetingID, who string) []int64 {
 	t.Helper()
@@ -69,13 +84,7 @@ func gapsOf(doc minutes.Document, who, reason string) []minutes.Gap {
 // in the minutes or inside that gap.
 func TestLiveKitServerKilledMidMeetingIsJoinedAgain(t *testing.T) {
 	t.Parallel()
-	lk := startLiveKit(t, "")
-	bin := buildServe(t)
-	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
-	require.NoError(t, err)
-	double := transcribetest.NewServer(transcribetest.Options{})
-	t.Cleanup(double.Close)
-	_, b, _ := startKillable(t, bin, "postgres", double, liveKitEnv(lk)...)
+	lk, _, b, script := startKillableOnLiveKit(t)
 
 	const room = "assemblee"
 	var m meetingAnswer

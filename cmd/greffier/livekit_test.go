@@ -398,14 +398,7 @@ func TestLiveKitRoomStartedByWebhookBecomesMinutes(t *testing.T) {
 // stated gap, the downtime stated as such.
 func TestLiveKitRoomRecordedOnRequestSurvivesAKill(t *testing.T) {
 	t.Parallel()
-	lk := startLiveKit(t, "")
-	bin := buildServe(t)
-	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
-	require.NoError(t, err)
-	double := transcribetest.NewServer(transcribetest.Options{})
-	t.Cleanup(double.Close)
-	c, b, _ := startKillable(t, bin, "postgres", double, "GREFFIER_LIVEKIT_URL="+lk.url,
-		"GREFFIER_LIVEKIT_API_KEY="+liveKitKey, "GREFFIER_LIVEKIT_API_SECRET="+liveKitSecret)
+	lk, c, b, script := startKillableOnLiveKit(t)
 
 	const room = "commission"
 	var m, again meetingAnswer
