@@ -33,6 +33,7 @@ type reader struct {
 	track    *webrtc.TrackRemote
 	identity string
 	name     string
+	started  time.Time
 	// report is the last sender report not yet handed to the tap.
 	report atomic.Pointer[senderReport]
 }
@@ -55,8 +56,13 @@ func ntpTime(ntp uint64) time.Time {
 }
 
 func (rd *reader) run() {
-	defer rd.room.wg.Done()
 	r := rd.room
+	defer r.wg.Done()
+	defer func() {
+		r.mu.Lock()
+		delete(r.reading, rd)
+		r.mu.Unlock()
+	}()
 	log := r.src.log.With("meeting", r.meetingID, "room", r.name, "identity", rd.identity)
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
@@ -82,6 +88,8 @@ func (rd *reader) run() {
 				}
 			}
 			reports, _ = tap.(SenderReportTap)
+			r.src.tracks.Add(1)
+			defer r.src.tracks.Add(-1)
 		}
 		if reports != nil {
 			if sr := rd.report.Swap(nil); sr != nil {

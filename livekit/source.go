@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/livekit/protocol/auth"
@@ -39,6 +40,26 @@ type Config struct {
 	// SDKLogger gets the LiveKit SDK's own logs and pion's under it
 	// (default: Logger). The SDK logs connection steps at info level.
 	SDKLogger *slog.Logger
+	// Outages hears each loss and return of a room's connection, from a
+	// goroutine of the SDK's (nil: nobody).
+	Outages func(Outage)
+}
+
+// Outage is a change of the recorder's connection to a meeting's room.
+type Outage struct {
+	MeetingID, Room string
+	// Since is when the connection was lost.
+	Since time.Time
+	// Restored: the connection is back (the SDK resumed it, or the room
+	// was joined again); otherwise it was just lost.
+	Restored bool
+	// Identities are, at a loss, the participants whose tracks were being
+	// recorded; at a return, those whose tracks went on through the loss
+	// (the others come back, if at all, as new tracks).
+	Identities []string
+	// GaveUp: the SDK stopped reconnecting and the room is forgotten; it
+	// is recorded again only when asked to (Record).
+	GaveUp bool
 }
 
 func (c Config) validate() error {
@@ -104,6 +125,8 @@ type Source struct {
 
 	mu    sync.Mutex
 	rooms map[string]*room // by meeting id
+	// tracks counts the tracks being recorded, for the metrics.
+	tracks atomic.Int64
 }
 
 // New returns a Source recording into tap; finished is called when
@@ -126,6 +149,9 @@ func New(cfg Config, meetings Meetings, tap Tap, finished func(meetingID string)
 	lksdk.SetLogger(sdkLogger(cfg.SDKLogger))
 	if finished == nil {
 		finished = func(string) {}
+	}
+	if cfg.Outages == nil {
+		cfg.Outages = func(Outage) {}
 	}
 	return &Source{cfg: cfg, meetings: meetings, tap: tap, log: cfg.Logger, finished: finished, rooms: map[string]*room{}}, nil
 }
@@ -151,7 +177,7 @@ func (s *Source) Record(ctx context.Context, meetingID, roomName string) error {
 		s.mu.Unlock()
 		return nil
 	}
-	r := &room{src: s, meetingID: meetingID, name: roomName, names: map[string]string{}}
+	r := &room{src: s, meetingID: meetingID, name: roomName, names: map[string]string{}, reading: map[*reader]bool{}}
 	s.rooms[meetingID] = r
 	s.mu.Unlock()
 	if err := r.join(ctx); err != nil {
@@ -171,6 +197,25 @@ func (s *Source) Connected(meetingID string) bool {
 	defer s.mu.Unlock()
 	_, ok := s.rooms[meetingID]
 	return ok
+}
+
+// Joined lists the meetings whose rooms are joined or being joined.
+func (s *Source) Joined() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.rooms))
+	for id := range s.rooms {
+		out = append(out, id)
+	}
+	return out
+}
+
+// Recording counts the rooms joined and the tracks being recorded.
+func (s *Source) Recording() (rooms, tracks int) {
+	s.mu.Lock()
+	rooms = len(s.rooms)
+	s.mu.Unlock()
+	return rooms, int(s.tracks.Load())
 }
 
 // EndMeeting leaves the meeting's room, if joined, and returns once each
@@ -226,6 +271,10 @@ type room struct {
 	mu      sync.Mutex
 	names   map[string]string // display name by identity, as last stored
 	leaving bool
+	// reading holds the tracks' readers; lostSince is when the
+	// connection was lost (zero while connected).
+	reading   map[*reader]bool
+	lostSince time.Time
 }
 
 func (r *room) join(ctx context.Context) error {
@@ -236,6 +285,8 @@ func (r *room) join(ctx context.Context) error {
 	cb := lksdk.NewRoomCallback()
 	cb.OnTrackSubscribed = r.subscribed
 	cb.OnDisconnectedWithReason = r.disconnected
+	cb.OnReconnecting = r.reconnecting
+	cb.OnReconnected = r.reconnected
 	lk := lksdk.NewRoom(cb)
 	lk.SetLogger(sdkLogger(r.src.cfg.SDKLogger))
 	r.stopNames, r.namesDone = make(chan struct{}), make(chan struct{})
@@ -299,11 +350,62 @@ func (r *room) leave(ctx context.Context) error {
 	}
 }
 
+// reconnecting notes when the connection was lost and whose tracks it
+// cuts: the SDK tries to resume it, or to join again (the participants'
+// tracks then end, and come back as new ones).
+func (r *room) reconnecting() {
+	r.mu.Lock()
+	if r.leaving || !r.lostSince.IsZero() {
+		r.mu.Unlock()
+		return
+	}
+	r.lostSince = time.Now()
+	o := Outage{MeetingID: r.meetingID, Room: r.name, Since: r.lostSince, Identities: r.readingLocked(time.Time{})}
+	r.mu.Unlock()
+	r.src.log.Warn("lost the LiveKit connection: reconnecting", "meeting", r.meetingID, "room", r.name)
+	r.src.cfg.Outages(o)
+}
+
+// reconnected says the connection is back, naming the tracks that went on.
+func (r *room) reconnected() {
+	r.mu.Lock()
+	since := r.lostSince
+	r.lostSince = time.Time{}
+	o := Outage{MeetingID: r.meetingID, Room: r.name, Since: since, Restored: true, Identities: r.readingLocked(since)}
+	r.mu.Unlock()
+	if since.IsZero() {
+		return
+	}
+	r.src.log.Info("LiveKit connection back", "meeting", r.meetingID, "room", r.name, "lost_for", time.Since(since))
+	r.src.cfg.Outages(o)
+}
+
+// readingLocked lists the identities whose tracks are read, by readers
+// started before the given time (zero: any); r.mu is held. A track
+// subscribed again after a loss is a new one: its speaker was not heard
+// in between.
+func (r *room) readingLocked(before time.Time) []string {
+	out := make([]string, 0, len(r.reading))
+	for rd := range r.reading {
+		if before.IsZero() || rd.started.Before(before) {
+			out = append(out, rd.identity)
+		}
+	}
+	return out
+}
+
 // disconnected ends the meeting when LiveKit closed its room; any other
-// loss of the room is logged (the SDK reconnects by itself first).
+// loss of the room (the SDK gave up reconnecting, after about a minute,
+// or LiveKit put the recorder out) forgets the room, so that asking to
+// record it again joins it anew, and tells Outages.
 func (r *room) disconnected(reason lksdk.DisconnectionReason) {
 	r.mu.Lock()
 	leaving := r.leaving
+	since := r.lostSince
+	if since.IsZero() {
+		since = time.Now()
+	}
+	o := Outage{MeetingID: r.meetingID, Room: r.name, Since: since, Identities: r.readingLocked(time.Time{}), GaveUp: true}
 	r.mu.Unlock()
 	if leaving {
 		return
@@ -313,18 +415,16 @@ func (r *room) disconnected(reason lksdk.DisconnectionReason) {
 		go r.src.finished(r.meetingID)
 		return
 	}
-	// The SDK gave up reconnecting (it retries for about a minute) or
-	// LiveKit put the recorder out. The room is forgotten, so that asking
-	// to record it again (the API, or the next start) joins it anew; the
-	// tracks recorded so far are stored as their readers end.
-	r.src.log.Error("lost the LiveKit room: its meeting records nothing until the room is recorded again",
-		"meeting", r.meetingID, "room", r.name, "reason", string(reason))
+	// The tracks recorded so far are stored as their readers end.
+	r.src.log.Error("lost the LiveKit room: its meeting records nothing until the room is joined again",
+		"meeting", r.meetingID, "room", r.name, "reason", string(reason), "since", since)
 	r.src.mu.Lock()
 	if r.src.rooms[r.meetingID] == r {
 		delete(r.src.rooms, r.meetingID)
 	}
 	r.src.mu.Unlock()
 	r.stopWatching()
+	r.src.cfg.Outages(o)
 }
 
 // stopWatching stops watchNames, once.
@@ -364,9 +464,10 @@ func (r *room) subscribed(track *webrtc.TrackRemote, pub *lksdk.RemoteTrackPubli
 		r.mu.Unlock()
 		return
 	}
+	rd := &reader{room: r, track: track, identity: rp.Identity(), name: rp.Name(), started: time.Now()}
 	r.wg.Add(1)
+	r.reading[rd] = true
 	r.mu.Unlock()
-	rd := &reader{room: r, track: track, identity: rp.Identity(), name: rp.Name()}
 	pub.OnRTCP(rd.rtcp)
 	go rd.run()
 }

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/greffier/greffier/internal/backend"
 	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/sfu"
 )
 
 // roomSource stands in for the LiveKit source (the real one is tested
@@ -30,6 +33,12 @@ func (s *roomSource) Record(_ context.Context, meetingID, room string) error {
 	s.joined = append(s.joined, meetingID+" "+room)
 	return nil
 }
+
+func (s *roomSource) Connected(string) bool { return false }
+
+func (s *roomSource) Joined() []string { return nil }
+
+func (s *roomSource) EndMeeting(context.Context, string) error { return nil }
 
 func (s *roomSource) RoomExists(_ context.Context, room string) (bool, error) {
 	s.mu.Lock()
@@ -53,7 +62,7 @@ func TestRoomsRecordOneMeetingPerOpenRoomAndEndItOnce(t *testing.T) {
 			ctx := context.Background()
 			st := openStore(t, d)
 			src := &roomSource{}
-			rooms, err := NewRooms(RoomsConfig{AutoRecord: "council-*"}, st, src, storeEnder{st})
+			rooms, err := NewRooms(RoomsConfig{AutoRecord: "council-*"}, st, src, storeEnder{st}, nil)
 			require.NoError(t, err)
 
 			// Started rooms are recorded only when they match the pattern.
@@ -97,7 +106,7 @@ func TestRoomsResumeOnlyTheRoomsStillOpen(t *testing.T) {
 			ctx := context.Background()
 			st := openStore(t, d)
 			src := &roomSource{open: map[string]bool{"open": true}}
-			rooms, err := NewRooms(RoomsConfig{}, st, src, storeEnder{st})
+			rooms, err := NewRooms(RoomsConfig{}, st, src, storeEnder{st}, nil)
 			require.NoError(t, err)
 			open, _, err := rooms.Record(ctx, "open", "", "", "")
 			require.NoError(t, err)
@@ -124,7 +133,7 @@ func TestARoomThatCannotBeJoinedEndsItsNewMeeting(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t, store.SQLite)
 	src := &roomSource{err: errors.New("dial tcp: connection refused")}
-	rooms, err := NewRooms(RoomsConfig{}, st, src, storeEnder{st})
+	rooms, err := NewRooms(RoomsConfig{}, st, src, storeEnder{st}, nil)
 	require.NoError(t, err)
 	m, created, err := rooms.Record(ctx, "council", "", "", "")
 	require.ErrorContains(t, err, "connection refused")
@@ -133,6 +142,132 @@ func TestARoomThatCannotBeJoinedEndsItsNewMeeting(t *testing.T) {
 	_, err = st.LiveKitMeeting(ctx, "council")
 	require.ErrorIs(t, err, store.ErrNotFound)
 
-	_, err = NewRooms(RoomsConfig{AutoRecord: "council-["}, st, src, storeEnder{st})
+	_, err = NewRooms(RoomsConfig{AutoRecord: "council-["}, st, src, storeEnder{st}, nil)
 	require.ErrorContains(t, err, "malformed")
+}
+
+// trackingSource is a room source that knows which rooms are joined and
+// fails its next joins when told to.
+type trackingSource struct {
+	roomSource
+	connected map[string]bool
+	tries     int
+	fails     int // joins still to fail
+}
+
+func (s *trackingSource) Record(ctx context.Context, meetingID, room string) error {
+	s.mu.Lock()
+	s.tries++
+	if s.fails > 0 {
+		s.fails--
+		s.mu.Unlock()
+		return errors.New("dial tcp: connection refused")
+	}
+	s.connected[meetingID] = true
+	s.mu.Unlock()
+	return s.roomSource.Record(ctx, meetingID, room)
+}
+
+func (s *trackingSource) Connected(meetingID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.connected[meetingID]
+}
+
+func (s *trackingSource) Joined() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for id, ok := range s.connected {
+		if ok {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (s *trackingSource) EndMeeting(_ context.Context, meetingID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.connected, meetingID)
+	return nil
+}
+
+// placedOn places the meetings it names on this node, and the others on
+// this node or, with elsewhere, on another.
+type placedOn struct {
+	mu        sync.Mutex
+	here      map[string]bool
+	elsewhere bool
+}
+
+func (p *placedOn) set(elsewhere bool, here ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.elsewhere = elsewhere
+	for _, id := range here {
+		p.here[id] = true
+	}
+}
+
+func (p *placedOn) Place(_ context.Context, meetingID string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.elsewhere && !p.here[meetingID] {
+		return &sfu.MovedError{MeetingID: meetingID, BaseURL: "http://10.0.0.2:8080"}
+	}
+	return nil
+}
+
+func TestRoomsAreRecordedByTheirOwnerAndJoinedAgainWithBackoff(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t, store.SQLite)
+	src := &trackingSource{roomSource: roomSource{open: map[string]bool{"mine": true, "theirs": true}}, connected: map[string]bool{}}
+	owner := &placedOn{here: map[string]bool{}}
+	rooms, err := NewRooms(RoomsConfig{Owner: owner, Retry: backend.Backoff{Base: time.Hour, Max: time.Hour}}, st, src, storeEnder{st}, nil)
+	require.NoError(t, err)
+
+	mine, _, err := rooms.Record(ctx, "mine", "", "", "")
+	require.NoError(t, err)
+	require.True(t, src.Connected(mine.ID))
+	// A meeting another node owns is not joined here: its owner does.
+	owner.set(true, mine.ID)
+	m, created, err := rooms.Record(ctx, "theirs", "", "", "")
+	require.NoError(t, err)
+	require.True(t, created)
+	require.NoError(t, rooms.check(ctx, false))
+	require.False(t, src.Connected(m.ID))
+
+	// The connection to LiveKit is lost for good: the next check joins
+	// again, and a failed join waits for its backoff (an hour here)
+	// unless a restart's Resume asks for it.
+	src.mu.Lock()
+	delete(src.connected, mine.ID)
+	src.fails, src.tries = 1, 0
+	src.mu.Unlock()
+	require.ErrorContains(t, rooms.check(ctx, false), "connection refused")
+	require.NoError(t, rooms.check(ctx, false))
+	require.Equal(t, 1, src.tries, "no join before the backoff's delay")
+	require.False(t, src.Connected(mine.ID))
+	require.NoError(t, rooms.Resume(ctx))
+	require.True(t, src.Connected(mine.ID))
+
+	// The other node is lost: this one takes its meeting over.
+	owner.set(false)
+	require.NoError(t, rooms.check(ctx, false))
+	require.True(t, src.Connected(m.ID))
+
+	// A meeting ended through another node's API: its room is left here.
+	_, err = st.Transition(ctx, mine.ID, store.MeetingEnded, "")
+	require.NoError(t, err)
+	require.NoError(t, rooms.check(ctx, false))
+	require.False(t, src.Connected(mine.ID))
+	require.True(t, src.Connected(m.ID))
+
+	// This node was found silent and its meeting placed on another: it
+	// leaves the room, so that one node records it.
+	owner.set(true)
+	require.NoError(t, rooms.check(ctx, false))
+	require.False(t, src.Connected(m.ID))
 }

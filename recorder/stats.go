@@ -25,8 +25,12 @@ func (r *Recorder) Stats() RecorderStats {
 	// r.mu, then each writer's: forget removes a writer and adds its
 	// counts in one step under r.mu, so no packet is counted twice.
 	r.mu.Lock()
-	s := RecorderStats{Tracks: len(r.open), Packets: r.closedStats}
+	s := RecorderStats{Packets: r.closedStats}
 	for _, w := range r.open {
+		if w == nil {
+			continue // being opened: Open reserves its id first
+		}
+		s.Tracks++
 		w.mu.Lock()
 		s.Packets.add(w.seq.stats)
 		s.Queued += w.seq.qLen

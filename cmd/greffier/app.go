@@ -270,9 +270,12 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	}
 	presence := meeting.Presences{a.sfu}
 	ended := meeting.Medias{media}
+	var roomGaps *meeting.RoomGaps
 	if cfg.LiveKitURL != "" {
+		roomGaps = meeting.NewRoomGaps(a.store, logger)
 		if a.livekit, err = livekit.New(livekit.Config{URL: cfg.LiveKitURL, APIKey: cfg.LiveKitAPIKey, APISecret: cfg.LiveKitAPISecret,
-			Logger: logger, SDKLogger: demoteInfo(logger)}, a.store, meeting.NewRoomTap(a.recorder), func(id string) { a.rooms.Finished(id) }); err != nil {
+			Logger: logger, SDKLogger: demoteInfo(logger), Outages: roomGaps.Outage}, a.store, meeting.NewRoomTap(a.recorder, roomGaps),
+			func(id string) { a.rooms.Finished(id) }); err != nil {
 			return nil, err
 		}
 		ended, presence = append(ended, a.livekit), append(presence, a.livekit)
@@ -299,8 +302,14 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		}
 	}
 	if a.livekit != nil {
-		if a.rooms, err = meeting.NewRooms(meeting.RoomsConfig{AutoRecord: cfg.LiveKitAutoRecord, Logger: logger},
-			a.store, a.livekit, meetings); err != nil {
+		roomsCfg := meeting.RoomsConfig{AutoRecord: cfg.LiveKitAutoRecord, Self: a.pipeline.NodeID(), Logger: logger}
+		if placement != nil {
+			// One node records each room: the one its meeting is placed
+			// on, as for the SFU's meetings; it is checked as often as
+			// lost nodes are looked for.
+			roomsCfg.Owner, roomsCfg.SelfURL, roomsCfg.Interval = placement, cfg.nodeURL(), cfg.NodeTimeout/5
+		}
+		if a.rooms, err = meeting.NewRooms(roomsCfg, a.store, a.livekit, meetings, roomGaps); err != nil {
 			return nil, err
 		}
 		apiDeps.LiveKit = liveKitRooms{a.rooms, livekit.NewWebhooks(cfg.LiveKitAPIKey, cfg.LiveKitAPISecret)}
@@ -336,8 +345,12 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if pyannote != nil && cfg.DiarizeWebhookURL != "" {
 		mux.Handle("POST /v1/hooks/diarize", pyannote.WebhookHandler())
 	}
-	a.metrics.reg.MustRegister(&collector{store: a.store, pipeline: a.pipeline, sfu: a.sfu, recorder: a.recorder,
-		guard: tr, guardFor: "transcription", log: logger, roles: cfg.Roles, nodeTimeout: cfg.NodeTimeout})
+	coll := &collector{store: a.store, pipeline: a.pipeline, sfu: a.sfu, recorder: a.recorder,
+		guard: tr, guardFor: "transcription", log: logger, roles: cfg.Roles, nodeTimeout: cfg.NodeTimeout}
+	if a.livekit != nil { // a nil *Source in the interface would look configured
+		coll.liveKit = a.livekit
+	}
+	a.metrics.reg.MustRegister(coll)
 	// Alive: answers while the process serves HTTP, whatever its
 	// dependencies do (/readyz says that).
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
@@ -429,6 +442,9 @@ func (a *App) Start(ctx context.Context) error {
 		if err := a.rooms.Resume(ctx); err != nil {
 			a.log.Error("could not join again the LiveKit rooms of live meetings", "err", err)
 		}
+		if err := a.rooms.Start(ctx); err != nil {
+			return err
+		}
 	}
 	if a.idle != nil {
 		// After recovery: a meeting a crash left live is ended if
@@ -485,6 +501,9 @@ func (a *App) Stop(ctx context.Context) error {
 		a.lost.Stop()
 	}
 	errs = append(errs, a.sfu.Stop(ctx))
+	if a.rooms != nil {
+		a.rooms.Stop()
+	}
 	if a.livekit != nil {
 		errs = append(errs, a.livekit.Stop(ctx))
 	}

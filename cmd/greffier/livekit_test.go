@@ -55,6 +55,10 @@ func liveKitBinary(t testing.TB) string {
 type liveKitServer struct {
 	url  string // ws://127.0.0.1:port
 	http string // http://127.0.0.1:port
+	// bin, conf and log start it again on the same ports (restart).
+	bin, conf string
+	log       *os.File
+	cmd       *exec.Cmd
 }
 
 // startLiveKit starts livekit-server on free loopback ports, sending its
@@ -87,19 +91,26 @@ logging:
 	require.NoError(t, os.WriteFile(confPath, []byte(conf), 0o600))
 	logf, err := os.Create(filepath.Join(dir, "livekit.log"))
 	require.NoError(t, err)
-	cmd := exec.Command(bin, "--config", confPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start())
+	lk := &liveKitServer{url: "ws://" + port, http: "http://" + port, bin: bin, conf: confPath, log: logf}
+	lk.start(t)
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		lk.kill()
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
 			t.Logf("livekit-server log:\n%s", b)
 		}
 	})
-	lk := &liveKitServer{url: "ws://" + port, http: "http://" + port}
+	return lk
+}
+
+// start runs the server and waits until it answers.
+func (lk *liveKitServer) start(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(lk.bin, "--config", lk.conf)
+	cmd.Stdout, cmd.Stderr = lk.log, lk.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, cmd.Start())
+	lk.cmd = cmd
 	require.Eventually(t, func() bool {
 		resp, err := http.Get(lk.http)
 		if err != nil {
@@ -108,7 +119,15 @@ logging:
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, 60*time.Second, 100*time.Millisecond, "livekit-server did not come up")
-	return lk
+}
+
+// kill stops the server with SIGKILL: its rooms are gone with it.
+func (lk *liveKitServer) kill() {
+	if lk.cmd != nil {
+		_ = lk.cmd.Process.Kill()
+		_ = lk.cmd.Wait()
+		lk.cmd = nil
+	}
 }
 
 // configureLiveKit points a Greffier configuration at lk.
@@ -379,14 +398,7 @@ func TestLiveKitRoomStartedByWebhookBecomesMinutes(t *testing.T) {
 // stated gap, the downtime stated as such.
 func TestLiveKitRoomRecordedOnRequestSurvivesAKill(t *testing.T) {
 	t.Parallel()
-	lk := startLiveKit(t, "")
-	bin := buildServe(t)
-	script, err := transcribetest.ReadScript(filepath.Join(fixtures, "script.json"))
-	require.NoError(t, err)
-	double := transcribetest.NewServer(transcribetest.Options{})
-	t.Cleanup(double.Close)
-	c, b, _ := startKillable(t, bin, "postgres", double, "GREFFIER_LIVEKIT_URL="+lk.url,
-		"GREFFIER_LIVEKIT_API_KEY="+liveKitKey, "GREFFIER_LIVEKIT_API_SECRET="+liveKitSecret)
+	lk, c, b, script := startKillableOnLiveKit(t)
 
 	const room = "commission"
 	var m, again meetingAnswer

@@ -75,12 +75,17 @@ type collector struct {
 	roles       []string
 	nodeTimeout time.Duration
 	log         *slog.Logger
+	// liveKit counts the LiveKit rooms and tracks this node records (nil
+	// without LiveKit).
+	liveKit interface{ Recording() (rooms, tracks int) }
 }
 
 var (
 	descMeetings       = prometheus.NewDesc("greffier_meetings", "Meetings in the database, by state.", []string{"state"}, nil)
 	descNodes          = prometheus.NewDesc("greffier_nodes", "Nodes sharing the database, by whether they beat within the node timeout.", []string{"alive"}, nil)
 	descNodeMeetings   = prometheus.NewDesc("greffier_node_live_meetings", "Live meetings whose media is placed on each node.", []string{"node"}, nil)
+	descLiveKitRooms   = prometheus.NewDesc("greffier_livekit_rooms_recorded", "LiveKit rooms this node has joined to record (absent without LiveKit).", nil, nil)
+	descLiveKitTracks  = prometheus.NewDesc("greffier_livekit_tracks_recorded", "LiveKit participants' audio tracks this node is recording now (absent without LiveKit).", nil, nil)
 	descNodeInfo       = prometheus.NewDesc("greffier_node_info", "This process: its node id and roles (always 1).", []string{"node", "roles"}, nil)
 	descRooms          = prometheus.NewDesc("greffier_meetings_connected", "Meetings with someone connected to this server's media now.", nil, nil)
 	descParticipants   = prometheus.NewDesc("greffier_participants", "Media sessions open now: publishers (WHIP) and listeners (WHEP).", []string{"kind"}, nil)
@@ -117,6 +122,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descScrapeErrors, 1, source)
 	}
 
+	if c.liveKit != nil {
+		rooms, tracks := c.liveKit.Recording()
+		gauge(descLiveKitRooms, float64(rooms))
+		gauge(descLiveKitTracks, float64(tracks))
+	}
 	if counts, err := c.store.MeetingCounts(ctx); err != nil {
 		failed("database", err)
 	} else {
