@@ -215,12 +215,9 @@ func TestTwoNodesShareOnePostgresAndOneBucket(t *testing.T) {
 	m2done := finished(t, c.bundles[owner], m2.ID)
 	require.Equal(t, "ready", m2done.State, "%+v", m2done.Pipeline)
 
-	// Jobs run on both nodes: the second meeting's pipeline and the first
-	// one's live speech are shared by the two workers.
 	db, err := sql.Open("pgx", c.dbURL)
 	require.NoError(t, err)
 	defer db.Close()
-	require.Eventually(t, func() bool { return len(jobHolders(t, db)) == 2 }, 20*time.Second, 50*time.Millisecond)
 
 	// Kill the first meeting's node once both have spoken their first
 	// sentence and a checkpoint has passed.
@@ -293,9 +290,15 @@ func TestTwoNodesShareOnePostgresAndOneBucket(t *testing.T) {
 	require.False(t, doc.Complete)
 	require.Equal(t, "incomplete", m1done.State)
 
-	holders := jobHolders(t, db)
-	require.Contains(t, holders, lostNode, "the killed node worked jobs")
-	require.Len(t, holders, 2, "jobs ran on both nodes: %v", holders)
+	// Any worker runs any meeting's jobs: the first meeting's media and
+	// its recordings were the killed node's, and the survivor assembled its
+	// minutes. Which node took each job before the kill is River's choice
+	// (on a loaded machine one node may win them all): shown, not asserted.
+	var survivorRan int
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM river_job WHERE args->>'meeting_id' = $1
+		AND attempted_by[array_length(attempted_by, 1)] <> $2`, m1.ID, lostNode).Scan(&survivorRan))
+	require.Positive(t, survivorRan, "the survivor ran jobs of the meeting whose media the killed node held")
+	t.Logf("nodes that worked jobs: %v (the killed one: %s)", jobHolders(t, db), lostNode)
 }
 
 // jobHolders lists the nodes (River client ids) that attempted any job.
