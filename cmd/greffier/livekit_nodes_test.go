@@ -189,8 +189,11 @@ func TestLiveKitMeetingTakenOverByAnotherNode(t *testing.T) {
 		require.Equal(t, map[string]string{"alice": "Alice", "bob": "Bob"}[turn.Speaker], turn.Name, "%+v", turn)
 		said[turn.Speaker] += turn.Text + " "
 	}
-	require.Contains(t, said["alice"], "alpha bravo", "%+v", said)
-	require.Contains(t, said["bob"], "echo foxtrot", "%+v", said)
+	// Whether a speaker's first sentence survives depends on whether a
+	// checkpoint passed before the kill (late on a loaded machine): every
+	// word is either here or inside a stated gap, checked below.
+	require.NotEmpty(t, said["alice"], "%+v", said)
+	require.NotEmpty(t, said["bob"], "%+v", said)
 	require.NotContains(t, said["alice"], "echo", "%+v", said)
 	require.NotContains(t, said["bob"], "alpha", "%+v", said)
 	for _, who := range []string{"alice", "bob"} {
