@@ -168,26 +168,11 @@ func (t *Tap) SetControl(ctx context.Context, meetingID string, kind store.Contr
 	// after it is the first one kept, within a frame.
 	var (
 		errs    []error
-		opened  = map[*gatedTrack]*recorder.Writer{}
+		opened  map[*gatedTrack]*recorder.Writer
 		stopped []*gatedTrack
 	)
 	if kind != store.ControlTranscription {
-		for g := range m.tracks {
-			want := log.On(store.ControlRecording, "") && log.On(store.ControlConsent, g.info.Identity)
-			switch w := g.w.Load(); {
-			case want && w == nil:
-				// No first-packet time: the segment starts at its first
-				// packet after the switch, on the meeting clock.
-				nw, err := t.rec.Open(ctx, recorderTrack(g.info, time.Time{}))
-				if err != nil {
-					errs = append(errs, fmt.Errorf("record %s: %w", g.info.Identity, err))
-					continue
-				}
-				opened[g] = nw
-			case !want && w != nil:
-				stopped = append(stopped, g)
-			}
-		}
+		opened, stopped, errs = t.align(ctx, m, log)
 	}
 	now := t.now()
 	for g, w := range opened {
@@ -215,6 +200,69 @@ func (t *Tap) SetControl(ctx context.Context, meetingID string, kind store.Contr
 	}
 	t.log.Info("meeting switch set", "meeting", meetingID, "switch", kind, "identity", identity, "on", on, "at_ms", c.AtMS)
 	return log, errors.Join(errs...)
+}
+
+// align opens a segment for each of m's tracks that log says is recorded
+// and has none, and lists those that have one and are not: the caller
+// applies both at the switch's instant. Called with m.mu held.
+func (t *Tap) align(ctx context.Context, m *recMeeting, log store.ControlLog) (opened map[*gatedTrack]*recorder.Writer, stopped []*gatedTrack, errs []error) {
+	opened = map[*gatedTrack]*recorder.Writer{}
+	for g := range m.tracks {
+		want := log.On(store.ControlRecording, "") && log.On(store.ControlConsent, g.info.Identity)
+		switch w := g.w.Load(); {
+		case want && w == nil:
+			// No first-packet time: the segment starts at its first
+			// packet after the switch, on the meeting clock.
+			nw, err := t.rec.Open(ctx, recorderTrack(g.info, time.Time{}))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("record %s: %w", g.info.Identity, err))
+				continue
+			}
+			opened[g] = nw
+		case !want && w != nil:
+			stopped = append(stopped, g)
+		}
+	}
+	return opened, stopped, errs
+}
+
+// Apply brings the tracks of meetingID open here in line with its
+// switches as stored, when another node has set one (the node that takes
+// the request stores the switch; the one holding the media applies it).
+// A meeting with no track here costs one map lookup.
+func (t *Tap) Apply(ctx context.Context, meetingID string) error {
+	t.mu.Lock()
+	_, held := t.meetings[meetingID]
+	t.mu.Unlock()
+	if !held {
+		return nil
+	}
+	m := t.acquire(meetingID)
+	defer t.release(meetingID, m)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	log, err := t.controls.Controls(ctx, meetingID)
+	if err != nil {
+		return fmt.Errorf("apply the switches of %s: %w", meetingID, err)
+	}
+	opened, stopped, errs := t.align(ctx, m, log)
+	for g, w := range opened {
+		g.w.Store(w)
+	}
+	for _, g := range stopped {
+		g.stop(ctx)
+	}
+	if len(opened)+len(stopped) > 0 {
+		// How late the media follows the stored switch: the
+		// notification's delay, for the stated stretch's precision.
+		var lateMS int64
+		if mt, err := t.controls.Meeting(ctx, meetingID); err == nil && len(log) > 0 && !mt.StartedAt.IsZero() {
+			lateMS = t.now().Sub(mt.StartedAt).Milliseconds() - log[len(log)-1].AtMS
+		}
+		t.log.Info("meeting switch from another node applied", "meeting", meetingID, "started", len(opened),
+			"stopped", len(stopped), "late_ms", lateMS)
+	}
+	return errors.Join(errs...)
 }
 
 // Control event kinds in the meeting's log.

@@ -239,7 +239,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		if a.captions != nil {
 			hub = a.captions
 		}
-		if a.relay, err = meeting.NewRelay(a.store.PgxPool(), local, hub, a.pipeline.NodeID(), logger); err != nil {
+		if a.relay, err = meeting.NewRelay(a.store.PgxPool(), local, hub, a.tap, a.pipeline.NodeID(), logger); err != nil {
 			return nil, err
 		}
 		if cfg.has(store.RoleSFU) {
@@ -272,8 +272,12 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 			return nil, err
 		}
 	}
+	var switches api.Switches = a.tap
+	if a.relay != nil {
+		switches = meeting.RelayedSwitches{Switcher: a.tap, Relay: a.relay}
+	}
 	apiDeps := api.Deps{Store: a.store, Blobs: a.blobs, Ender: meetings, Rerunner: meetings, Signer: a.signer,
-		Sessions: media, Logger: logger, Deleter: a.pipeline, Switches: a.tap, Uploads: uploads, Importer: a.pipeline, NodeTimeout: cfg.NodeTimeout}
+		Sessions: media, Logger: logger, Deleter: a.pipeline, Switches: switches, Uploads: uploads, Importer: a.pipeline, NodeTimeout: cfg.NodeTimeout}
 	if a.captions != nil { // a nil *Hub in the interface would look configured
 		apiDeps.Captions = a.captions
 		if a.relay != nil {
