@@ -37,6 +37,7 @@ type Captions interface {
 // this node holds (*Tap).
 type Gate interface {
 	Apply(ctx context.Context, meetingID string) error
+	ApplyAll(ctx context.Context) error
 }
 
 // Relay carries the host's controls on live media (ending a meeting,
@@ -50,7 +51,8 @@ type Gate interface {
 // sent: a node that is reconnecting misses it. Ending a meeting is also
 // in the database (its state), which the owner's joins read; a missed
 // disconnection leaves a revoked participant connected until they leave
-// (their token can join no more).
+// (their token can join no more); recording switches are in the database
+// too, and a node applies them all each time it listens again.
 type Relay struct {
 	pool     *pgxpool.Pool
 	local    LocalMedia
@@ -158,6 +160,14 @@ func (r *Relay) listen(ctx context.Context, listening func()) error {
 		return err
 	}
 	listening()
+	if r.gate != nil {
+		// A switch told while this node was not listening was missed:
+		// the stored switches are applied now, lest a stopped recording
+		// go on here.
+		if err := r.gate.ApplyAll(ctx); err != nil {
+			r.log.Error("applying the stored recording switches", "err", err)
+		}
+	}
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {

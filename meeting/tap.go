@@ -265,6 +265,22 @@ func (t *Tap) Apply(ctx context.Context, meetingID string) error {
 	return errors.Join(errs...)
 }
 
+// ApplyAll applies the stored switches of every meeting with a track here
+// (after missing other nodes' notifications, while reconnecting).
+func (t *Tap) ApplyAll(ctx context.Context) error {
+	t.mu.Lock()
+	ids := make([]string, 0, len(t.meetings))
+	for id := range t.meetings {
+		ids = append(ids, id)
+	}
+	t.mu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		errs = append(errs, t.Apply(ctx, id))
+	}
+	return errors.Join(errs...)
+}
+
 // Control event kinds in the meeting's log.
 func controlEvent(kind store.ControlKind, on bool) sfu.EventKind {
 	switch {
