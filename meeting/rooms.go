@@ -203,17 +203,22 @@ func (r *Rooms) stateDowntime(ctx context.Context, meetingID string) error {
 	return errors.Join(errs...)
 }
 
-// RoomTap records the tracks of LiveKit rooms (livekit.Tap) with the
-// recorder that records the SFU's.
-type RoomTap struct{ rec *recorder.Recorder }
+// RoomTap records the tracks of LiveKit rooms (livekit.Tap) through the
+// gate that records the SFU's: the recording switches and consents hold
+// for LiveKit meetings too.
+type RoomTap struct{ tap *Tap }
 
-// NewRoomTap records LiveKit rooms' tracks with rec.
-func NewRoomTap(rec *recorder.Recorder) RoomTap { return RoomTap{rec: rec} }
+// NewRoomTap records LiveKit rooms' tracks through tap.
+func NewRoomTap(tap *Tap) RoomTap { return RoomTap{tap: tap} }
 
-// OpenTrack starts recording a subscribed track.
+// OpenTrack starts gating a subscribed track.
 func (t RoomTap) OpenTrack(ctx context.Context, tr livekit.Track) (livekit.TrackTap, error) {
-	return t.rec.Open(ctx, recorder.Track{MeetingID: tr.MeetingID, Identity: tr.Identity, SSRC: tr.SSRC,
+	g, err := t.tap.open(ctx, recorder.Track{MeetingID: tr.MeetingID, Identity: tr.Identity, SSRC: tr.SSRC,
 		ClockRate: tr.ClockRate, PayloadType: tr.PayloadType, ClockZero: tr.ClockZero, FirstPacketAt: tr.FirstPacketAt})
+	if err != nil {
+		return nil, err // not a nil *gatedTrack in a non-nil interface
+	}
+	return g, nil
 }
 
 // Medias ends a meeting in every media that may hold it (the SFU and the

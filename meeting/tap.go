@@ -97,17 +97,27 @@ func (t *Tap) records(ctx context.Context, meetingID, identity string) (bool, er
 // OpenTrack starts gating a published track, recording it if its meeting
 // records and its participant consents.
 func (t *Tap) OpenTrack(ctx context.Context, info sfu.TrackInfo) (sfu.TrackTap, error) {
-	m := t.acquire(info.MeetingID)
-	defer t.release(info.MeetingID, m)
+	g, err := t.open(ctx, recorder.Track{MeetingID: info.MeetingID, Identity: info.Identity, SSRC: info.SSRC,
+		ClockRate: info.ClockRate, AudioLevelID: info.AudioLevelID, ClockZero: info.ClockZero, FirstPacketAt: info.FirstPacketAt})
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// open gates a track of any media source (the SFU's, LiveKit's).
+func (t *Tap) open(ctx context.Context, tr recorder.Track) (*gatedTrack, error) {
+	m := t.acquire(tr.MeetingID)
+	defer t.release(tr.MeetingID, m)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	on, err := t.records(ctx, info.MeetingID, info.Identity)
+	on, err := t.records(ctx, tr.MeetingID, tr.Identity)
 	if err != nil {
 		return nil, fmt.Errorf("open track: read the meeting's switches: %w", err)
 	}
-	g := &gatedTrack{tap: t, meeting: m, info: info}
+	g := &gatedTrack{tap: t, meeting: m, track: tr}
 	if on {
-		w, err := t.rec.Open(ctx, recorderTrack(info, info.FirstPacketAt))
+		w, err := t.rec.Open(ctx, tr)
 		if err != nil {
 			return nil, err
 		}
@@ -115,11 +125,6 @@ func (t *Tap) OpenTrack(ctx context.Context, info sfu.TrackInfo) (sfu.TrackTap, 
 	}
 	m.tracks[g] = struct{}{}
 	return g, nil
-}
-
-func recorderTrack(info sfu.TrackInfo, firstPacketAt time.Time) recorder.Track {
-	return recorder.Track{MeetingID: info.MeetingID, Identity: info.Identity, SSRC: info.SSRC,
-		ClockRate: info.ClockRate, AudioLevelID: info.AudioLevelID, ClockZero: info.ClockZero, FirstPacketAt: firstPacketAt}
 }
 
 // CanRecord refuses a publisher the recorder could not record (its spool
@@ -208,14 +213,16 @@ func (t *Tap) SetControl(ctx context.Context, meetingID string, kind store.Contr
 func (t *Tap) align(ctx context.Context, m *recMeeting, log store.ControlLog) (opened map[*gatedTrack]*recorder.Writer, stopped []*gatedTrack, errs []error) {
 	opened = map[*gatedTrack]*recorder.Writer{}
 	for g := range m.tracks {
-		want := log.On(store.ControlRecording, "") && log.On(store.ControlConsent, g.info.Identity)
+		want := log.On(store.ControlRecording, "") && log.On(store.ControlConsent, g.track.Identity)
 		switch w := g.w.Load(); {
 		case want && w == nil:
 			// No first-packet time: the segment starts at its first
 			// packet after the switch, on the meeting clock.
-			nw, err := t.rec.Open(ctx, recorderTrack(g.info, time.Time{}))
+			seg := g.track
+			seg.FirstPacketAt = time.Time{}
+			nw, err := t.rec.Open(ctx, seg)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("record %s: %w", g.info.Identity, err))
+				errs = append(errs, fmt.Errorf("record %s: %w", g.track.Identity, err))
 				continue
 			}
 			opened[g] = nw
@@ -300,7 +307,7 @@ func controlEvent(kind store.ControlKind, on bool) sfu.EventKind {
 type gatedTrack struct {
 	tap     *Tap
 	meeting *recMeeting
-	info    sfu.TrackInfo
+	track   recorder.Track // as opened: its first segment's
 	w       atomic.Pointer[recorder.Writer]
 	// closing counts the segments being stored after a stop; Close
 	// waits for them, so the SFU's "every recording is stored" holds.
@@ -337,7 +344,7 @@ func (g *gatedTrack) stop(ctx context.Context) {
 	go func() {
 		defer g.closing.Done()
 		if err := w.Close(context.WithoutCancel(ctx)); err != nil {
-			g.tap.log.Error("storing a recorded stretch", "meeting", g.info.MeetingID, "identity", g.info.Identity, "track", w.ID(), "err", err)
+			g.tap.log.Error("storing a recorded stretch", "meeting", g.track.MeetingID, "identity", g.track.Identity, "track", w.ID(), "err", err)
 		}
 	}()
 }
@@ -356,10 +363,10 @@ func (g *gatedTrack) Close(ctx context.Context) error {
 	g.closing.Wait()
 	g.tap.mu.Lock()
 	m := g.meeting
-	if m.refs == 0 && g.tap.meetings[g.info.MeetingID] == m {
+	if m.refs == 0 && g.tap.meetings[g.track.MeetingID] == m {
 		m.mu.Lock()
 		if len(m.tracks) == 0 {
-			delete(g.tap.meetings, g.info.MeetingID)
+			delete(g.tap.meetings, g.track.MeetingID)
 		}
 		m.mu.Unlock()
 	}

@@ -254,7 +254,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	ended := meeting.Medias{media}
 	if cfg.LiveKitURL != "" {
 		if a.livekit, err = livekit.New(livekit.Config{URL: cfg.LiveKitURL, APIKey: cfg.LiveKitAPIKey, APISecret: cfg.LiveKitAPISecret,
-			Logger: logger, SDKLogger: demoteInfo(logger)}, a.store, meeting.NewRoomTap(a.recorder), func(id string) { a.rooms.Finished(id) }); err != nil {
+			Logger: logger, SDKLogger: demoteInfo(logger)}, a.store, meeting.NewRoomTap(a.tap), func(id string) { a.rooms.Finished(id) }); err != nil {
 			return nil, err
 		}
 		ended, presence = append(ended, a.livekit), append(presence, a.livekit)
