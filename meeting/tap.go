@@ -115,6 +115,13 @@ func (t *Tap) open(ctx context.Context, tr recorder.Track) (*gatedTrack, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open track: read the meeting's switches: %w", err)
 	}
+	mt, err := t.controls.Meeting(ctx, tr.MeetingID)
+	if err != nil {
+		return nil, fmt.Errorf("open track: %w", err)
+	}
+	// A meeting that keeps only its words has each of its segments heard
+	// by the live path and never stored.
+	tr.Transient = !mt.KeepAudio
 	g := &gatedTrack{tap: t, meeting: m, track: tr}
 	if on {
 		w, err := t.rec.Open(ctx, tr)

@@ -239,6 +239,9 @@ var migrations = []string{
 		enabled INTEGER NOT NULL,
 		at_ms BIGINT NOT NULL,
 		PRIMARY KEY (meeting_id, seq));`,
+	// Whether a meeting keeps its audio; 0: only its words are kept
+	// (live transcription, the audio discarded once transcribed).
+	`ALTER TABLE meetings ADD COLUMN keep_audio INTEGER NOT NULL DEFAULT 1;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
