@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io/fs"
 	"net/http"
 	"path/filepath"
@@ -109,4 +110,23 @@ func testWordsOnly(t *testing.T, b *testBundle) {
 	require.Equal(t, http.StatusConflict, b.call(t, "POST", "/v1/meetings/"+m.ID+"/rerun", nil, &refused))
 	require.Equal(t, "audio_not_kept", refused.Error.Code)
 	require.Contains(t, refused.Error.Message, "cannot be made again")
+}
+
+func TestCommandLineCreatesAMeetingThatKeepsOnlyItsWords(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{})
+	env := cliEnv{"GREFFIER_URL": b.url, "GREFFIER_API_KEY": b.token}
+	var created struct {
+		ID        string `json:"id"`
+		KeepAudio bool   `json:"keep_audio"`
+	}
+	out := env.must(t, "meeting", "create", "--title", "Huis clos", "--keep-audio=false", "--json")
+	require.NoError(t, json.Unmarshal([]byte(out), &created), out)
+	require.NotEmpty(t, created.ID)
+	require.False(t, created.KeepAudio)
+	out = env.must(t, "meeting", "create", "--title", "Conseil", "--json")
+	require.NoError(t, json.Unmarshal([]byte(out), &created), out)
+	require.True(t, created.KeepAudio, "audio is kept by default")
+	_, err := env.run(t, "meeting", "create", "--keep-audio=false", "--transcription=false")
+	require.ErrorContains(t, err, "needs transcription on")
 }
