@@ -121,7 +121,7 @@ func TestSwitchesReachTheNodeHoldingTheTracks(t *testing.T) {
 	applied := func(tt sfu.TrackTap, on bool, what string) {
 		t.Helper()
 		require.Eventually(t, func() bool { return (tt.(*gatedTrack).Recording() != nil) == on },
-			10*time.Second, time.Millisecond, "node A applies %s", what)
+			30*time.Second, time.Millisecond, "node A applies %s", what)
 	}
 	var p player
 	p.play(a, 2000, alice, bob)
@@ -142,7 +142,8 @@ func TestSwitchesReachTheNodeHoldingTheTracks(t *testing.T) {
 	}
 	// The stopped stretches are stored in the background: once they are,
 	// the spool is empty though packets keep coming.
-	require.Eventually(t, func() bool { return len(stored()) == 2 && len(files(t, a.spool)) == 0 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return len(stored()) == 2 && len(files(t, a.spool)) == 0 }, 30*time.Second, 5*time.Millisecond,
+		"the stopped stretches are stored and leave the spool")
 	p.play(a, 1000, alice, bob)
 	require.Empty(t, files(t, a.spool), "nothing of a stopped meeting reaches node A's spool")
 
