@@ -492,11 +492,7 @@ func TestLiveKitMeetingFollowsTheRecordingSwitch(t *testing.T) {
 	startMS := int64(started.Controls[len(started.Controls)-1].At * 1000)
 	alice.wait(t)
 	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, nil))
-	var now meetingAnswer
-	require.Eventually(t, func() bool {
-		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
-		return now.State == "ready" || now.State == "incomplete" || now.State == "failed"
-	}, 90*time.Second, 100*time.Millisecond)
+	now := finished(t, b, m.ID)
 	require.Equal(t, "ready", now.State, "pipeline: %+v", now.Pipeline)
 
 	tracks, err := b.app.store.Tracks(ctx, m.ID)

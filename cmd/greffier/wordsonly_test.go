@@ -63,11 +63,7 @@ func testWordsOnly(t *testing.T, b *testBundle) {
 	}
 	require.NoError(t, p.Close(ctx))
 	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, nil))
-	var now meetingAnswer
-	require.Eventually(t, func() bool {
-		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
-		return now.State == "ready" || now.State == "incomplete" || now.State == "failed"
-	}, 60*time.Second, 100*time.Millisecond)
+	now := finished(t, b, m.ID)
 	require.Equal(t, "ready", now.State, "pipeline: %+v", now.Pipeline)
 
 	var doc minutes.Document

@@ -304,29 +304,24 @@ func (q Queries) StartRerun(ctx context.Context, meetingID string) (int, error) 
 // words its live transcription finds). It is set when the meeting is
 // created, before any track: a meeting's tracks all follow one rule.
 func (q Queries) SetKeepAudio(ctx context.Context, meetingID string, keep bool) error {
-	v := 0
-	if keep {
-		v = 1
-	}
-	res, err := q.q.ExecContext(ctx, `UPDATE meetings SET keep_audio = $1 WHERE id = $2`, v, meetingID)
-	if err != nil {
-		return fmt.Errorf("set keep_audio of %s: %w", meetingID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("meeting %s: %w", meetingID, ErrNotFound)
-	}
-	return nil
+	return q.setMeetingFlag(ctx, "keep_audio", meetingID, keep)
 }
 
 // SetCaptions turns live captions on or off for a meeting.
 func (q Queries) SetCaptions(ctx context.Context, meetingID string, on bool) error {
+	return q.setMeetingFlag(ctx, "captions", meetingID, on)
+}
+
+// setMeetingFlag sets one of a meeting's 0/1 columns; column is its
+// callers' literal, never input.
+func (q Queries) setMeetingFlag(ctx context.Context, column, meetingID string, on bool) error {
 	v := 0
 	if on {
 		v = 1
 	}
-	res, err := q.q.ExecContext(ctx, `UPDATE meetings SET captions = $1 WHERE id = $2`, v, meetingID)
+	res, err := q.q.ExecContext(ctx, `UPDATE meetings SET `+column+` = $1 WHERE id = $2`, v, meetingID)
 	if err != nil {
-		return fmt.Errorf("set captions of %s: %w", meetingID, err)
+		return fmt.Errorf("set %s of %s: %w", column, meetingID, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("meeting %s: %w", meetingID, ErrNotFound)
