@@ -23,6 +23,7 @@ type meetingJSON struct {
 	Language  string             `json:"language,omitempty"`
 	State     store.MeetingState `json:"state"`
 	Captions  bool               `json:"captions"`
+	KeepAudio bool               `json:"keep_audio"`
 	Webhook   string             `json:"webhook_url,omitempty"`
 	Glossary  []string           `json:"glossary"`
 	CreatedAt time.Time          `json:"created_at"`
@@ -96,7 +97,7 @@ func toJSON(m store.Meeting) meetingJSON {
 	if glossary == nil {
 		glossary = []string{}
 	}
-	return meetingJSON{ID: m.ID, Title: m.Title, Language: m.Language, State: m.State, Captions: m.Captions, Webhook: m.WebhookURL,
+	return meetingJSON{ID: m.ID, Title: m.Title, Language: m.Language, State: m.State, Captions: m.Captions, KeepAudio: m.KeepAudio, Webhook: m.WebhookURL,
 		Glossary: glossary, CreatedAt: m.CreatedAt,
 		StartedAt: timePtr(m.StartedAt), EndedAt: timePtr(m.EndedAt), Failure: m.Failure,
 		WHIPURL: "/v1/whip", WHEPURL: "/v1/whep"}
@@ -158,6 +159,9 @@ type createMeetingRequest struct {
 	// host switches them during the meeting.
 	Recording     *bool `json:"recording"`
 	Transcription *bool `json:"transcription"`
+	// KeepAudio false keeps only the words: the live path transcribes
+	// each speech segment and its audio goes; no recording is stored.
+	KeepAudio *bool `json:"keep_audio"`
 }
 
 // checkWebhook says what is wrong with a webhook URL, if anything: it must
@@ -216,6 +220,11 @@ func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "captions_unavailable", "no streaming speech backend is configured: set GREFFIER_CAPTIONS_URL")
 		return
 	}
+	wordsOnly := req.KeepAudio != nil && !*req.KeepAudio
+	if wordsOnly && req.Transcription != nil && !*req.Transcription {
+		writeError(w, http.StatusBadRequest, "bad_keep_audio", `"keep_audio": false keeps only the words transcribed live: it needs transcription on`)
+		return
+	}
 	p, _ := PrincipalFrom(r.Context())
 	m, err := a.store.CreateMeetingBy(r.Context(), req.Title, req.Language, p.KeyID)
 	if err != nil {
@@ -235,6 +244,13 @@ func (a *API) createMeeting(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		m.Glossary = req.Glossary
+	}
+	if wordsOnly {
+		if err := a.store.SetKeepAudio(r.Context(), m.ID, false); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		m.KeepAudio = false
 	}
 	if req.Captions {
 		if err := a.setCaptions(r, m.ID, true); err != nil {
@@ -565,6 +581,14 @@ func (a *API) renameParticipant(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) rerunMeeting(w http.ResponseWriter, r *http.Request) {
+	if m, err := a.store.Meeting(r.Context(), r.PathValue("id")); err != nil {
+		a.fail(w, r, err)
+		return
+	} else if !m.KeepAudio {
+		writeError(w, http.StatusConflict, "audio_not_kept", "meeting "+m.ID+` keeps only its words ("keep_audio": false): `+
+			"no audio was kept to transcribe again, so its minutes cannot be made again")
+		return
+	}
 	m, err := a.rerun.Rerun(r.Context(), r.PathValue("id"))
 	var te *store.TransitionError
 	if errors.As(err, &te) && te.From == store.MeetingFailed {

@@ -134,3 +134,14 @@ func (a *API) switchesOf(ctx context.Context, meetingID string) (*switchesJSON, 
 	}
 	return toSwitches(l), nil
 }
+
+// audioNotKept answers 409 for a meeting that keeps only its words: it
+// has no recording to serve, and never had one.
+func audioNotKept(w http.ResponseWriter, m store.Meeting) bool {
+	if m.KeepAudio {
+		return false
+	}
+	writeError(w, http.StatusConflict, "audio_not_kept", "meeting "+m.ID+` keeps only its words ("keep_audio": false): `+
+		"its audio was transcribed live and never stored")
+	return true
+}

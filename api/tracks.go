@@ -110,7 +110,7 @@ func (a *API) getTrack(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if a.expired(w, r, m.ID, true) {
+	if a.expired(w, r, m.ID, true) || audioNotKept(w, m) {
 		return
 	}
 	id, ok := strings.CutSuffix(r.PathValue("file"), ".webm")
@@ -139,7 +139,7 @@ func (a *API) getSpeaker(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if a.expired(w, r, m.ID, true) {
+	if a.expired(w, r, m.ID, true) || audioNotKept(w, m) {
 		return
 	}
 	identity, ok := strings.CutSuffix(r.PathValue("file"), ".flac")
@@ -173,7 +173,7 @@ func (a *API) getArchive(key func(string) string, contentType, filename string) 
 			a.fail(w, r, err)
 			return
 		}
-		if a.expired(w, r, m.ID, true) {
+		if a.expired(w, r, m.ID, true) || audioNotKept(w, m) {
 			return
 		}
 		a.serveArchive(w, r, m, download{meetingID: m.ID, key: key(m.ID), what: filename,

@@ -47,7 +47,7 @@ func (p *Pipeline) maybeArchive(ctx context.Context, tx *sql.Tx, q store.Queries
 	if err != nil {
 		return err
 	}
-	if m.State == store.MeetingCreated || m.State == store.MeetingLive {
+	if m.State == store.MeetingCreated || m.State == store.MeetingLive || !m.KeepAudio {
 		return nil
 	}
 	tracks, err := q.Tracks(ctx, meetingID)

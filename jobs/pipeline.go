@@ -592,6 +592,16 @@ func (p *Pipeline) trackFinished(ctx context.Context, tx *sql.Tx, q store.Querie
 	if t, err = q.Track(ctx, t.ID); err != nil {
 		return err
 	}
+	if !m.KeepAudio {
+		// Only the live path's words are kept: there is no stored audio
+		// to detect speech in, tell voices apart in, or archive.
+		if needsDetection(t) {
+			if err := q.MarkSpeechDetected(ctx, t.ID, wordsOnlyLost); err != nil {
+				return err
+			}
+		}
+		return p.maybeAssemble(ctx, tx, q, t.MeetingID)
+	}
 	if needsDetection(t) {
 		if _, err := p.client.InsertTx(ctx, tx, detectArgs(t, m.Run), nil); err != nil {
 			return fmt.Errorf("enqueue speech detection of %s: %w", t.ID, err)
@@ -607,6 +617,10 @@ func (p *Pipeline) trackFinished(ctx context.Context, tx *sql.Tx, q store.Querie
 	}
 	return p.maybeArchive(ctx, tx, q, t.MeetingID)
 }
+
+// wordsOnlyLost is why a track of a meeting that keeps no audio has
+// speech missing: its live transcription did not hear it whole.
+const wordsOnlyLost = "live transcription did not hear this track whole, and its meeting keeps no audio to transcribe it again"
 
 func needsDetection(t store.Track) bool {
 	return (t.State == store.TrackStored || t.State == store.TrackRecovered) && !t.SpeechDetected

@@ -60,12 +60,15 @@ func (w *transcribeWorker) Work(ctx context.Context, job *river.Job[TranscribeAr
 	if err != nil {
 		return fmt.Errorf("transcribe: %w", err)
 	}
-	if seg.Status != store.SegmentPending {
-		return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error { return p.maybeAssemble(ctx, tx, q, seg.MeetingID) })
-	}
 	m, err := p.store.Meeting(ctx, seg.MeetingID)
 	if err != nil {
 		return fmt.Errorf("transcribe: %w", err)
+	}
+	if seg.Status != store.SegmentPending {
+		if err := p.dropSpokenAudio(ctx, m, seg); err != nil {
+			return err
+		}
+		return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error { return p.maybeAssemble(ctx, tx, q, seg.MeetingID) })
 	}
 	req, turn, err := p.segmentRequest(ctx, m, seg)
 	if err != nil {
@@ -102,6 +105,9 @@ func (w *transcribeWorker) Work(ctx context.Context, job *river.Job[TranscribeAr
 		dctx, cancel := detached(ctx)
 		defer cancel()
 		p.log.Error("transcription failed for good", "track", seg.TrackID, "start_ms", seg.StartMS, "err", err)
+		if derr := p.dropSpokenAudio(dctx, m, seg); derr != nil {
+			return derr
+		}
 		return p.store.InTx(dctx, func(tx *sql.Tx, q store.Queries) error {
 			reason := fmt.Sprintf("transcription failed after %d attempts: %v", job.Attempt, err)
 			if err := q.FailSegment(dctx, seg.TrackID, seg.StartMS, reason); err != nil {
@@ -110,12 +116,30 @@ func (w *transcribeWorker) Work(ctx context.Context, job *river.Job[TranscribeAr
 			return p.maybeAssemble(dctx, tx, q, seg.MeetingID)
 		})
 	}
+	if err := p.dropSpokenAudio(ctx, m, seg); err != nil {
+		return err
+	}
 	return p.store.InTx(ctx, func(tx *sql.Tx, q store.Queries) error {
 		if err := q.SaveTranscript(ctx, seg.TrackID, seg.StartMS, text, lang, words); err != nil {
 			return err
 		}
 		return p.maybeAssemble(ctx, tx, q, seg.MeetingID)
 	})
+}
+
+// dropSpokenAudio deletes a segment's audio once its words are known (or
+// will never be), for a meeting that keeps only its words. It comes
+// before the transaction that makes the segment final, so that minutes
+// assembled after it find no audio left; should that transaction fail,
+// the retry finds the audio gone and the segment is stated failed.
+func (p *Pipeline) dropSpokenAudio(ctx context.Context, m store.Meeting, seg store.SpeechSegment) error {
+	if m.KeepAudio {
+		return nil
+	}
+	if err := p.blobs.Delete(ctx, seg.AudioKey); err != nil {
+		return fmt.Errorf("delete the transcribed audio %s of a meeting that keeps none: %w", seg.AudioKey, err)
+	}
+	return nil
 }
 
 // segmentWaits shows in the meeting's progress that seg waits for the

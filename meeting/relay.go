@@ -13,6 +13,7 @@ import (
 
 	"github.com/greffier/greffier/captions"
 	"github.com/greffier/greffier/internal/backend"
+	"github.com/greffier/greffier/internal/store"
 )
 
 // relayChannel is the Postgres notification channel of media controls.
@@ -32,9 +33,16 @@ type Captions interface {
 	EndFollower(meetingID, identity, tokenID string) int
 }
 
+// Gate applies a meeting's recording switches, as stored, to the tracks
+// this node holds (*Tap).
+type Gate interface {
+	Apply(ctx context.Context, meetingID string) error
+	ApplyAll(ctx context.Context) error
+}
+
 // Relay carries the host's controls on live media (ending a meeting,
 // disconnecting a participant whose token was revoked, turning captions
-// on or off) to every node over Postgres LISTEN/NOTIFY, so that the API
+// on or off, a recording switch or a participant's consent) to every node over Postgres LISTEN/NOTIFY, so that the API
 // of any node acts on the node that holds the meeting's media. Each node
 // acts on what it holds; the others have nothing to close. It implements
 // Media and api.Sessions.
@@ -43,11 +51,13 @@ type Captions interface {
 // sent: a node that is reconnecting misses it. Ending a meeting is also
 // in the database (its state), which the owner's joins read; a missed
 // disconnection leaves a revoked participant connected until they leave
-// (their token can join no more).
+// (their token can join no more); recording switches are in the database
+// too, and a node applies them all each time it listens again.
 type Relay struct {
 	pool     *pgxpool.Pool
 	local    LocalMedia
 	captions Captions // nil without captions
+	gate     Gate     // nil: switches are not applied here
 	self     string
 	log      *slog.Logger
 
@@ -59,7 +69,7 @@ type Relay struct {
 
 // relayed is one notification.
 type relayed struct {
-	Op       string `json:"op"` // "end", "disconnect" or "captions"
+	Op       string `json:"op"` // "end", "disconnect", "captions" or "switches"
 	From     string `json:"from"`
 	Meeting  string `json:"meeting"`
 	Identity string `json:"identity,omitempty"`
@@ -69,12 +79,13 @@ type relayed struct {
 
 // NewRelay relays controls from and to node self through pool. local may
 // be nil on a node without media: it then only sends; hub is nil without
-// live captions.
-func NewRelay(pool *pgxpool.Pool, local LocalMedia, hub Captions, self string, logger *slog.Logger) (*Relay, error) {
+// live captions; gate applies recording switches to the tracks held here
+// (nil on a node that records nothing).
+func NewRelay(pool *pgxpool.Pool, local LocalMedia, hub Captions, gate Gate, self string, logger *slog.Logger) (*Relay, error) {
 	if pool == nil || self == "" || logger == nil {
 		return nil, errors.New("meeting: NewRelay needs a Postgres pool, a node id and a logger")
 	}
-	return &Relay{pool: pool, local: local, captions: hub, self: self, log: logger, listening: make(chan struct{})}, nil
+	return &Relay{pool: pool, local: local, captions: hub, gate: gate, self: self, log: logger, listening: make(chan struct{})}, nil
 }
 
 // Start listens for other nodes' controls until Stop, returning once the
@@ -149,6 +160,14 @@ func (r *Relay) listen(ctx context.Context, listening func()) error {
 		return err
 	}
 	listening()
+	if r.gate != nil {
+		// A switch told while this node was not listening was missed:
+		// the stored switches are applied now, lest a stopped recording
+		// go on here.
+		if err := r.gate.ApplyAll(ctx); err != nil {
+			r.log.Error("applying the stored recording switches", "err", err)
+		}
+	}
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
@@ -185,6 +204,10 @@ func (r *Relay) act(ctx context.Context, m relayed) {
 	case "captions":
 		if r.captions != nil {
 			r.captions.SetEnabled(m.Meeting, m.On)
+		}
+	case "switches":
+		if r.gate != nil {
+			err = r.gate.Apply(ctx, m.Meeting)
 		}
 	default:
 		err = fmt.Errorf("unknown operation %q", m.Op)
@@ -255,4 +278,31 @@ func (c RelayedCaptions) SetEnabled(meetingID string, on bool) {
 	if err := c.Relay.SetCaptions(context.Background(), meetingID, on); err != nil {
 		c.Relay.log.Error("captions switch not relayed to the other nodes", "meeting", meetingID, "err", err)
 	}
+}
+
+// Switcher sets a meeting's recording switches on this node (*Tap): it
+// stores the switch and applies it to the tracks held here.
+type Switcher interface {
+	SetControl(ctx context.Context, meetingID string, kind store.ControlKind, identity string, on bool) (store.ControlLog, error)
+}
+
+// RelayedSwitches sets a recording switch or a participant's consent here
+// and tells every other node to apply it (the API's Switches, with several
+// nodes): the node that holds the meeting's media stops or starts its
+// recordings when the notification reaches it, a few milliseconds after
+// the instant the switch states.
+type RelayedSwitches struct {
+	Switcher
+	Relay *Relay
+}
+
+// SetControl stores and applies the switch here, then tells the others.
+// A switch that is stored but could not be told is returned with the
+// error (the API answers it, and says it was not applied everywhere).
+func (s RelayedSwitches) SetControl(ctx context.Context, meetingID string, kind store.ControlKind, identity string, on bool) (store.ControlLog, error) {
+	l, err := s.Switcher.SetControl(ctx, meetingID, kind, identity, on)
+	if l == nil || kind == store.ControlTranscription {
+		return l, err
+	}
+	return l, errors.Join(err, s.Relay.send(ctx, relayed{Op: "switches", Meeting: meetingID}))
 }

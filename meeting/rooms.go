@@ -539,25 +539,30 @@ func (g *RoomGaps) forget(live map[string]bool) {
 	}
 }
 
-// RoomTap records the tracks of LiveKit rooms (livekit.Tap) with the
-// recorder that records the SFU's.
+// RoomTap records the tracks of LiveKit rooms (livekit.Tap) through the
+// gate that records the SFU's: the recording switches and consents hold
+// for LiveKit meetings too. gaps states what each participant's absence
+// cut when heard again.
 type RoomTap struct {
-	rec  *recorder.Recorder
+	tap  *Tap
 	gaps *RoomGaps
 }
 
-// NewRoomTap records LiveKit rooms' tracks with rec, gaps stating what
+// NewRoomTap records LiveKit rooms' tracks through tap, gaps stating what
 // each participant's absence cut when heard again.
-func NewRoomTap(rec *recorder.Recorder, gaps *RoomGaps) RoomTap { return RoomTap{rec: rec, gaps: gaps} }
+func NewRoomTap(tap *Tap, gaps *RoomGaps) RoomTap { return RoomTap{tap: tap, gaps: gaps} }
 
-// OpenTrack starts recording a subscribed track.
+// OpenTrack starts gating a subscribed track.
 func (t RoomTap) OpenTrack(ctx context.Context, tr livekit.Track) (livekit.TrackTap, error) {
-	w, err := t.rec.Open(ctx, recorder.Track{MeetingID: tr.MeetingID, Identity: tr.Identity, SSRC: tr.SSRC,
+	g, err := t.tap.open(ctx, recorder.Track{MeetingID: tr.MeetingID, Identity: tr.Identity, SSRC: tr.SSRC,
 		ClockRate: tr.ClockRate, PayloadType: tr.PayloadType, ClockZero: tr.ClockZero, FirstPacketAt: tr.FirstPacketAt})
-	if err == nil && t.gaps != nil {
+	if err != nil {
+		return nil, err // not a nil *gatedTrack in a non-nil interface
+	}
+	if t.gaps != nil {
 		t.gaps.heard(ctx, tr)
 	}
-	return w, err
+	return g, nil
 }
 
 // Medias ends a meeting in every media that may hold it (the SFU and the

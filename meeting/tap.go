@@ -97,17 +97,34 @@ func (t *Tap) records(ctx context.Context, meetingID, identity string) (bool, er
 // OpenTrack starts gating a published track, recording it if its meeting
 // records and its participant consents.
 func (t *Tap) OpenTrack(ctx context.Context, info sfu.TrackInfo) (sfu.TrackTap, error) {
-	m := t.acquire(info.MeetingID)
-	defer t.release(info.MeetingID, m)
+	g, err := t.open(ctx, recorder.Track{MeetingID: info.MeetingID, Identity: info.Identity, SSRC: info.SSRC,
+		ClockRate: info.ClockRate, AudioLevelID: info.AudioLevelID, ClockZero: info.ClockZero, FirstPacketAt: info.FirstPacketAt})
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// open gates a track of any media source (the SFU's, LiveKit's).
+func (t *Tap) open(ctx context.Context, tr recorder.Track) (*gatedTrack, error) {
+	m := t.acquire(tr.MeetingID)
+	defer t.release(tr.MeetingID, m)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	on, err := t.records(ctx, info.MeetingID, info.Identity)
+	on, err := t.records(ctx, tr.MeetingID, tr.Identity)
 	if err != nil {
 		return nil, fmt.Errorf("open track: read the meeting's switches: %w", err)
 	}
-	g := &gatedTrack{tap: t, meeting: m, info: info}
+	mt, err := t.controls.Meeting(ctx, tr.MeetingID)
+	if err != nil {
+		return nil, fmt.Errorf("open track: %w", err)
+	}
+	// A meeting that keeps only its words has each of its segments heard
+	// by the live path and never stored.
+	tr.Transient = !mt.KeepAudio
+	g := &gatedTrack{tap: t, meeting: m, track: tr}
 	if on {
-		w, err := t.rec.Open(ctx, recorderTrack(info, info.FirstPacketAt))
+		w, err := t.rec.Open(ctx, tr)
 		if err != nil {
 			return nil, err
 		}
@@ -115,11 +132,6 @@ func (t *Tap) OpenTrack(ctx context.Context, info sfu.TrackInfo) (sfu.TrackTap, 
 	}
 	m.tracks[g] = struct{}{}
 	return g, nil
-}
-
-func recorderTrack(info sfu.TrackInfo, firstPacketAt time.Time) recorder.Track {
-	return recorder.Track{MeetingID: info.MeetingID, Identity: info.Identity, SSRC: info.SSRC,
-		ClockRate: info.ClockRate, AudioLevelID: info.AudioLevelID, ClockZero: info.ClockZero, FirstPacketAt: firstPacketAt}
 }
 
 // CanRecord refuses a publisher the recorder could not record (its spool
@@ -168,26 +180,11 @@ func (t *Tap) SetControl(ctx context.Context, meetingID string, kind store.Contr
 	// after it is the first one kept, within a frame.
 	var (
 		errs    []error
-		opened  = map[*gatedTrack]*recorder.Writer{}
+		opened  map[*gatedTrack]*recorder.Writer
 		stopped []*gatedTrack
 	)
 	if kind != store.ControlTranscription {
-		for g := range m.tracks {
-			want := log.On(store.ControlRecording, "") && log.On(store.ControlConsent, g.info.Identity)
-			switch w := g.w.Load(); {
-			case want && w == nil:
-				// No first-packet time: the segment starts at its first
-				// packet after the switch, on the meeting clock.
-				nw, err := t.rec.Open(ctx, recorderTrack(g.info, time.Time{}))
-				if err != nil {
-					errs = append(errs, fmt.Errorf("record %s: %w", g.info.Identity, err))
-					continue
-				}
-				opened[g] = nw
-			case !want && w != nil:
-				stopped = append(stopped, g)
-			}
-		}
+		opened, stopped, errs = t.align(ctx, m, log)
 	}
 	now := t.now()
 	for g, w := range opened {
@@ -217,6 +214,87 @@ func (t *Tap) SetControl(ctx context.Context, meetingID string, kind store.Contr
 	return log, errors.Join(errs...)
 }
 
+// align opens a segment for each of m's tracks that log says is recorded
+// and has none, and lists those that have one and are not: the caller
+// applies both at the switch's instant. Called with m.mu held.
+func (t *Tap) align(ctx context.Context, m *recMeeting, log store.ControlLog) (opened map[*gatedTrack]*recorder.Writer, stopped []*gatedTrack, errs []error) {
+	opened = map[*gatedTrack]*recorder.Writer{}
+	for g := range m.tracks {
+		want := log.On(store.ControlRecording, "") && log.On(store.ControlConsent, g.track.Identity)
+		switch w := g.w.Load(); {
+		case want && w == nil:
+			// No first-packet time: the segment starts at its first
+			// packet after the switch, on the meeting clock.
+			seg := g.track
+			seg.FirstPacketAt = time.Time{}
+			nw, err := t.rec.Open(ctx, seg)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("record %s: %w", g.track.Identity, err))
+				continue
+			}
+			opened[g] = nw
+		case !want && w != nil:
+			stopped = append(stopped, g)
+		}
+	}
+	return opened, stopped, errs
+}
+
+// Apply brings the tracks of meetingID open here in line with its
+// switches as stored, when another node has set one (the node that takes
+// the request stores the switch; the one holding the media applies it).
+// A meeting with no track here costs one map lookup.
+func (t *Tap) Apply(ctx context.Context, meetingID string) error {
+	t.mu.Lock()
+	_, held := t.meetings[meetingID]
+	t.mu.Unlock()
+	if !held {
+		return nil
+	}
+	m := t.acquire(meetingID)
+	defer t.release(meetingID, m)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	log, err := t.controls.Controls(ctx, meetingID)
+	if err != nil {
+		return fmt.Errorf("apply the switches of %s: %w", meetingID, err)
+	}
+	opened, stopped, errs := t.align(ctx, m, log)
+	for g, w := range opened {
+		g.w.Store(w)
+	}
+	for _, g := range stopped {
+		g.stop(ctx)
+	}
+	if len(opened)+len(stopped) > 0 {
+		// How late the media follows the stored switch: the
+		// notification's delay, for the stated stretch's precision.
+		var lateMS int64
+		if mt, err := t.controls.Meeting(ctx, meetingID); err == nil && len(log) > 0 && !mt.StartedAt.IsZero() {
+			lateMS = t.now().Sub(mt.StartedAt).Milliseconds() - log[len(log)-1].AtMS
+		}
+		t.log.Info("meeting switch from another node applied", "meeting", meetingID, "started", len(opened),
+			"stopped", len(stopped), "late_ms", lateMS)
+	}
+	return errors.Join(errs...)
+}
+
+// ApplyAll applies the stored switches of every meeting with a track here
+// (after missing other nodes' notifications, while reconnecting).
+func (t *Tap) ApplyAll(ctx context.Context) error {
+	t.mu.Lock()
+	ids := make([]string, 0, len(t.meetings))
+	for id := range t.meetings {
+		ids = append(ids, id)
+	}
+	t.mu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		errs = append(errs, t.Apply(ctx, id))
+	}
+	return errors.Join(errs...)
+}
+
 // Control event kinds in the meeting's log.
 func controlEvent(kind store.ControlKind, on bool) sfu.EventKind {
 	switch {
@@ -236,7 +314,7 @@ func controlEvent(kind store.ControlKind, on bool) sfu.EventKind {
 type gatedTrack struct {
 	tap     *Tap
 	meeting *recMeeting
-	info    sfu.TrackInfo
+	track   recorder.Track // as opened: its first segment's
 	w       atomic.Pointer[recorder.Writer]
 	// closing counts the segments being stored after a stop; Close
 	// waits for them, so the SFU's "every recording is stored" holds.
@@ -273,7 +351,7 @@ func (g *gatedTrack) stop(ctx context.Context) {
 	go func() {
 		defer g.closing.Done()
 		if err := w.Close(context.WithoutCancel(ctx)); err != nil {
-			g.tap.log.Error("storing a recorded stretch", "meeting", g.info.MeetingID, "identity", g.info.Identity, "track", w.ID(), "err", err)
+			g.tap.log.Error("storing a recorded stretch", "meeting", g.track.MeetingID, "identity", g.track.Identity, "track", w.ID(), "err", err)
 		}
 	}()
 }
@@ -292,10 +370,10 @@ func (g *gatedTrack) Close(ctx context.Context) error {
 	g.closing.Wait()
 	g.tap.mu.Lock()
 	m := g.meeting
-	if m.refs == 0 && g.tap.meetings[g.info.MeetingID] == m {
+	if m.refs == 0 && g.tap.meetings[g.track.MeetingID] == m {
 		m.mu.Lock()
 		if len(m.tracks) == 0 {
-			delete(g.tap.meetings, g.info.MeetingID)
+			delete(g.tap.meetings, g.track.MeetingID)
 		}
 		m.mu.Unlock()
 	}

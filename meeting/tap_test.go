@@ -49,9 +49,12 @@ type gateBundle struct {
 // meeting whose clock the test drives.
 func setupGate(t *testing.T) *gateBundle { t.Helper(); return setupGateB(t) }
 
-func setupGateB(t testing.TB) *gateBundle {
+func setupGateB(t testing.TB) *gateBundle { t.Helper(); return setupGateOn(t, store.SQLite) }
+
+// setupGateOn is setupGate over a database of dialect d.
+func setupGateOn(t testing.TB, d store.Dialect) *gateBundle {
 	t.Helper()
-	st := openStore(t, store.SQLite)
+	st := openStore(t, d)
 	blobs, err := blob.NewDisk(t.TempDir())
 	require.NoError(t, err)
 	m := liveMeeting(t, st)

@@ -87,6 +87,10 @@ type Track struct {
 	// FirstPacketAt is zero, the arrival of the first recorded packet is
 	// used.
 	ClockZero, FirstPacketAt time.Time
+	// Transient: the track is heard by the Listener and not kept. It is
+	// spooled (the writer's one path) but never checkpointed nor
+	// uploaded; its spool goes when it closes, or when Recover finds it.
+	Transient bool
 }
 
 // Recorder creates Writers and finishes the spools a crash left behind.
@@ -208,7 +212,7 @@ func (r *Recorder) Open(ctx context.Context, t Track) (*Writer, error) {
 	}
 	sc := sidecar{
 		TrackID: id, MeetingID: t.MeetingID, Identity: t.Identity, SSRC: t.SSRC, Channels: t.Channels,
-		ClockZero: t.ClockZero, FirstPacketAt: t.FirstPacketAt,
+		ClockZero: t.ClockZero, FirstPacketAt: t.FirstPacketAt, Transient: t.Transient,
 	}
 	if !t.FirstPacketAt.IsZero() {
 		sc.StartMS = t.FirstPacketAt.Sub(t.ClockZero).Milliseconds()
@@ -241,7 +245,7 @@ func (r *Recorder) Open(ctx context.Context, t Track) (*Writer, error) {
 	r.mu.Unlock()
 	opened = true
 	go w.run()
-	if every := r.cfg.CheckpointInterval; every > 0 {
+	if every := r.cfg.CheckpointInterval; every > 0 && !t.Transient {
 		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		w.ckptStop, w.ckptDone = cancel, make(chan struct{})
 		go func() {
@@ -337,6 +341,9 @@ func (sc sidecar) gap(g sidecarGap) store.TrackGap {
 // then records the final row and deletes the spool. On failure the spool
 // stays for Recover and, when the upload itself failed, the row says so.
 func (r *Recorder) store(ctx context.Context, sc sidecar, spoolPath, sidePath string) error {
+	if sc.Transient {
+		return r.discard(ctx, sc, spoolPath, sidePath)
+	}
 	key := layout.Track(sc.MeetingID, sc.TrackID)
 	info, err := r.upload(ctx, key, spoolPath)
 	if errors.Is(err, errCorrupt) {
@@ -388,6 +395,20 @@ func (r *Recorder) storeDamaged(ctx context.Context, sc *sidecar, key, spoolPath
 		return blob.Info{}, fmt.Errorf("rebuild damaged spool: %w", err)
 	}
 	return r.upload(ctx, key, spoolPath)
+}
+
+// discard records a transient track's final row, with no blob, and
+// deletes its spool: its audio was for the Listener only.
+func (r *Recorder) discard(ctx context.Context, sc sidecar, spoolPath, sidePath string) error {
+	state := store.TrackStored
+	if sc.Recovered {
+		state = store.TrackRecovered
+	}
+	if err := r.catalog.FinishTrack(ctx, sc.row(state)); err != nil {
+		return fmt.Errorf("finish transient track %s: catalog: %w", sc.TrackID, err)
+	}
+	r.removeSpool(spoolPath, sidePath)
+	return nil
 }
 
 func (r *Recorder) removeSpool(spoolPath, sidePath string) {
@@ -516,6 +537,18 @@ func (r *Recorder) recoverOne(ctx context.Context, sidePath string) error {
 	// The process may have died before CreateTrack; it is idempotent.
 	if err := r.catalog.CreateTrack(ctx, sc.row(store.TrackRecording)); err != nil {
 		return fmt.Errorf("recover track %s: catalog: %w", sc.TrackID, err)
+	}
+	if sc.Transient {
+		// Its Listener died with the process: what it had not yet
+		// heard is lost, and the audio is not to be kept.
+		row := sc.row(store.TrackFailed)
+		row.Failure = "the server stopped while this track was transcribed live; its meeting keeps no audio, " +
+			"so the spool was discarded: what was said after its last transcribed speech is missing"
+		if err := r.catalog.FinishTrack(ctx, row); err != nil {
+			return fmt.Errorf("recover transient track %s: catalog: %w", sc.TrackID, err)
+		}
+		r.removeSpool(spoolPath, sidePath)
+		return nil
 	}
 	if sc.LostReason != "" && !sc.Finalized {
 		// The spool stopped taking the track before it ended (a full

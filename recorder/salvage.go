@@ -20,6 +20,9 @@ import (
 // missing. It is idempotent, so a retry after a failed upload or catalog
 // write (the database may sit on the full disk) starts again.
 func (r *Recorder) salvage(ctx context.Context, sc sidecar, spoolPath, sidePath string) error {
+	if sc.Transient {
+		return r.discard(ctx, sc, spoolPath, sidePath) // nothing of it is kept anyway
+	}
 	var mem memFile
 	m, err := newRemuxer(&mem, sc.Channels)
 	if err != nil {

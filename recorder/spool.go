@@ -364,6 +364,8 @@ type sidecar struct {
 	// Gaps are the stretches inside the track known not recorded (audio
 	// lost in the network), so a restart still states them.
 	Gaps []sidecarGap `json:"gaps,omitempty"`
+	// Transient: the track's audio is not kept (Track.Transient).
+	Transient bool `json:"transient,omitempty"`
 }
 
 // sidecarGap is a stretch of a track that was not recorded, in ms on the

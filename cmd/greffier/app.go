@@ -257,7 +257,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		if a.captions != nil {
 			hub = a.captions
 		}
-		if a.relay, err = meeting.NewRelay(a.store.PgxPool(), local, hub, a.pipeline.NodeID(), logger); err != nil {
+		if a.relay, err = meeting.NewRelay(a.store.PgxPool(), local, hub, a.tap, a.pipeline.NodeID(), logger); err != nil {
 			return nil, err
 		}
 		if cfg.has(store.RoleSFU) {
@@ -274,7 +274,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if cfg.LiveKitURL != "" {
 		roomGaps = meeting.NewRoomGaps(a.store, logger)
 		if a.livekit, err = livekit.New(livekit.Config{URL: cfg.LiveKitURL, APIKey: cfg.LiveKitAPIKey, APISecret: cfg.LiveKitAPISecret,
-			Logger: logger, SDKLogger: demoteInfo(logger), Outages: roomGaps.Outage}, a.store, meeting.NewRoomTap(a.recorder, roomGaps),
+			Logger: logger, SDKLogger: demoteInfo(logger), Outages: roomGaps.Outage}, a.store, meeting.NewRoomTap(a.tap, roomGaps),
 			func(id string) { a.rooms.Finished(id) }); err != nil {
 			return nil, err
 		}
@@ -293,8 +293,12 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 			return nil, err
 		}
 	}
+	var switches api.Switches = a.tap
+	if a.relay != nil {
+		switches = meeting.RelayedSwitches{Switcher: a.tap, Relay: a.relay}
+	}
 	apiDeps := api.Deps{Store: a.store, Blobs: a.blobs, Ender: meetings, Rerunner: meetings, Signer: a.signer,
-		Sessions: media, Logger: logger, Deleter: a.pipeline, Switches: a.tap, Uploads: uploads, Importer: a.pipeline, NodeTimeout: cfg.NodeTimeout}
+		Sessions: media, Logger: logger, Deleter: a.pipeline, Switches: switches, Uploads: uploads, Importer: a.pipeline, NodeTimeout: cfg.NodeTimeout}
 	if a.captions != nil { // a nil *Hub in the interface would look configured
 		apiDeps.Captions = a.captions
 		if a.relay != nil {

@@ -166,6 +166,7 @@ func cliMeeting(ctx context.Context, c *cli) error {
 	language := c.fs.String("language", "", "create: spoken language (e.g. fr), empty to detect")
 	recording := c.fs.Bool("recording", true, "create: record from the start (--recording=false: the host starts it)")
 	transcription := c.fs.Bool("transcription", true, "create: transcribe what is recorded (--transcription=false: the host starts it)")
+	keepAudio := c.fs.Bool("keep-audio", true, "create: keep the audio (--keep-audio=false: only the words transcribed live are kept)")
 	var participants []string
 	c.fs.Func("participant", "create: a participant, identity or identity=Display Name (repeat)", func(s string) error {
 		participants = append(participants, s)
@@ -197,7 +198,8 @@ func cliMeeting(ctx context.Context, c *cli) error {
 			Participants  []participant `json:"participants,omitempty"`
 			Recording     bool          `json:"recording"`
 			Transcription bool          `json:"transcription"`
-		}{Title: *title, Language: *language, Recording: *recording, Transcription: *transcription}
+			KeepAudio     bool          `json:"keep_audio"`
+		}{Title: *title, Language: *language, Recording: *recording, Transcription: *transcription, KeepAudio: *keepAudio}
 		for _, p := range participants {
 			id, name, _ := strings.Cut(p, "=")
 			body.Participants = append(body.Participants, participant{id, name})

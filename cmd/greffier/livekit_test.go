@@ -474,3 +474,59 @@ func TestLiveKitRoomRecordedOnRequestSurvivesAKill(t *testing.T) {
 	}
 	require.Equal(t, []string{"echo foxtrot golf hotel", "lima mike november"}, bobSaid)
 }
+
+// TestLiveKitMeetingFollowsTheRecordingSwitch: a LiveKit room recorded at
+// the API's request goes through the same gate as the SFU's tracks. The
+// host stops recording after alice's first sentence and starts it again
+// before her second: alice's track is two segments, nothing of the
+// stretch between them is kept, and the minutes state that stretch as not
+// recorded (and are complete: it is a choice, not a loss).
+func TestLiveKitMeetingFollowsTheRecordingSwitch(t *testing.T) {
+	t.Parallel()
+	lk := startLiveKit(t, "")
+	b := setup(t, setupOptions{configure: func(cfg *Config) { lk.configure(cfg, "") }})
+	ctx := context.Background()
+	const room = "huis-clos"
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/livekit/rooms/"+room+"/record",
+		map[string]any{"title": "Huis clos"}, &m))
+	alice := publishToLiveKit(t, lk, room, "alice", "Alice", filepath.Join(fixtures, "alice.opus"),
+		func() bool { return b.hears(t, m.ID, "alice") })
+	// Her first sentence is 1.0–2.5 s of the file, her second 5.5–6.6 s.
+	require.Eventually(t, func() bool { return alice.sentMS.Load() >= 3200 }, 30*time.Second, 10*time.Millisecond)
+	var stopped, started switchesAnswer
+	require.Equal(t, http.StatusOK, b.call(t, "POST", "/v1/meetings/"+m.ID+"/recording/stop", nil, &stopped))
+	require.False(t, stopped.Recording)
+	require.Eventually(t, func() bool { return alice.sentMS.Load() >= 4600 }, 30*time.Second, 10*time.Millisecond)
+	require.Equal(t, http.StatusOK, b.call(t, "POST", "/v1/meetings/"+m.ID+"/recording/start", nil, &started))
+	require.True(t, started.Recording)
+	stopMS := int64(stopped.Controls[len(stopped.Controls)-1].At * 1000)
+	startMS := int64(started.Controls[len(started.Controls)-1].At * 1000)
+	alice.wait(t)
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, nil))
+	now := finished(t, b, m.ID)
+	require.Equal(t, "ready", now.State, "pipeline: %+v", now.Pipeline)
+
+	tracks, err := b.app.store.Tracks(ctx, m.ID)
+	require.NoError(t, err)
+	require.Len(t, tracks, 2, "one segment before the stop, one after the start: %+v", tracks)
+	first, second := tracks[0], tracks[1]
+	if second.StartMS < first.StartMS {
+		first, second = second, first
+	}
+	require.LessOrEqual(t, first.StartMS+first.DurationMS, stopMS+frame+arrivalSlack, "nothing kept after the stop")
+	require.GreaterOrEqual(t, second.StartMS, startMS, "nothing kept before the start")
+	t.Logf("stop at %d ms, first segment ends at %d ms; start at %d ms, second segment starts at %d ms",
+		stopMS, first.StartMS+first.DurationMS, startMS, second.StartMS)
+
+	var doc minutes.Document
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
+	require.True(t, doc.Complete, "missing: %+v", doc.Missing)
+	require.Equal(t, []minutes.Gap{{Start: minutes.Seconds(stopMS), End: minutes.Seconds(startMS), Reason: minutes.ReasonNotRecorded}},
+		doc.NotRecorded)
+	var said []string
+	for _, turn := range doc.Turns {
+		said = append(said, turn.Text)
+	}
+	require.Equal(t, []string{"alpha bravo charlie delta", "india juliett kilo"}, said)
+}

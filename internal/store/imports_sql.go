@@ -30,7 +30,7 @@ type ImportProgress struct {
 func (q Queries) CreateImport(ctx context.Context, id, title, language, keyID string, speakers []ImportSpeaker) (Meeting, error) {
 	now := q.now().UTC().Truncate(time.Millisecond)
 	m := Meeting{ID: id, Title: title, Language: language, State: MeetingImporting, CreatedAt: now,
-		StartedAt: now, CreatedBy: keyID}
+		StartedAt: now, CreatedBy: keyID, KeepAudio: true}
 	if _, err := q.q.ExecContext(ctx, `INSERT INTO meetings (id, title, state, language, created_at, started_at, updated_at, created_by)
 		VALUES ($1, $2, $3, $4, $5, $5, $5, $6)`, m.ID, m.Title, m.State, m.Language, toMS(now), keyID); err != nil {
 		return Meeting{}, fmt.Errorf("create imported meeting: %w", err)

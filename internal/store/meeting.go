@@ -97,6 +97,10 @@ type Meeting struct {
 	Run int
 	// Captions is set when live captions are wanted.
 	Captions bool
+	// KeepAudio is false for a meeting that keeps only its words: its
+	// tracks are heard by the live transcription and never stored, and
+	// each speech segment's audio goes once it is transcribed.
+	KeepAudio bool
 	// WebhookURL, when set, is told of the meeting's progress.
 	WebhookURL string
 	// CreatedBy is the id of the API key that created the meeting ("" for

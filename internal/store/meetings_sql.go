@@ -9,16 +9,17 @@ import (
 	"time"
 )
 
-const meetingColumns = `id, title, state, language, failure, created_at, started_at, ended_at, run, captions, webhook_url, created_by, glossary`
+const meetingColumns = `id, title, state, language, failure, created_at, started_at, ended_at, run, captions, webhook_url, created_by, glossary, keep_audio`
 
 func scanMeeting(row interface{ Scan(...any) error }) (Meeting, error) {
 	var (
 		m                 Meeting
 		created, captions int64
+		keepAudio         int64
 		started, ended    sql.NullInt64
 		glossary          string
 	)
-	if err := row.Scan(&m.ID, &m.Title, &m.State, &m.Language, &m.Failure, &created, &started, &ended, &m.Run, &captions, &m.WebhookURL, &m.CreatedBy, &glossary); err != nil {
+	if err := row.Scan(&m.ID, &m.Title, &m.State, &m.Language, &m.Failure, &created, &started, &ended, &m.Run, &captions, &m.WebhookURL, &m.CreatedBy, &glossary, &keepAudio); err != nil {
 		return Meeting{}, err
 	}
 	if glossary != "" {
@@ -27,6 +28,7 @@ func scanMeeting(row interface{ Scan(...any) error }) (Meeting, error) {
 	m.CreatedAt = time.UnixMilli(created).UTC()
 	m.StartedAt, m.EndedAt = fromMS(started), fromMS(ended)
 	m.Captions = captions != 0
+	m.KeepAudio = keepAudio != 0
 	return m, nil
 }
 
@@ -38,7 +40,7 @@ func (q Queries) CreateMeeting(ctx context.Context, title, language string) (Mee
 // CreateMeetingBy is CreateMeeting, recording the API key that asked for it.
 func (q Queries) CreateMeetingBy(ctx context.Context, title, language, keyID string) (Meeting, error) {
 	now := q.now().UTC().Truncate(time.Millisecond)
-	m := Meeting{ID: NewID("mtg"), Title: title, Language: language, State: MeetingCreated, CreatedAt: now, CreatedBy: keyID}
+	m := Meeting{ID: NewID("mtg"), Title: title, Language: language, State: MeetingCreated, CreatedAt: now, CreatedBy: keyID, KeepAudio: true}
 	_, err := q.q.ExecContext(ctx, `INSERT INTO meetings (id, title, state, language, created_at, updated_at, created_by)
 		VALUES ($1, $2, $3, $4, $5, $5, $6)`, m.ID, m.Title, m.State, m.Language, toMS(now), keyID)
 	if err != nil {
@@ -298,15 +300,28 @@ func (q Queries) StartRerun(ctx context.Context, meetingID string) (int, error) 
 	return m.Run, err
 }
 
+// SetKeepAudio says whether a meeting keeps its audio (false: only the
+// words its live transcription finds). It is set when the meeting is
+// created, before any track: a meeting's tracks all follow one rule.
+func (q Queries) SetKeepAudio(ctx context.Context, meetingID string, keep bool) error {
+	return q.setMeetingFlag(ctx, "keep_audio", meetingID, keep)
+}
+
 // SetCaptions turns live captions on or off for a meeting.
 func (q Queries) SetCaptions(ctx context.Context, meetingID string, on bool) error {
+	return q.setMeetingFlag(ctx, "captions", meetingID, on)
+}
+
+// setMeetingFlag sets one of a meeting's 0/1 columns; column is its
+// callers' literal, never input.
+func (q Queries) setMeetingFlag(ctx context.Context, column, meetingID string, on bool) error {
 	v := 0
 	if on {
 		v = 1
 	}
-	res, err := q.q.ExecContext(ctx, `UPDATE meetings SET captions = $1 WHERE id = $2`, v, meetingID)
+	res, err := q.q.ExecContext(ctx, `UPDATE meetings SET `+column+` = $1 WHERE id = $2`, v, meetingID)
 	if err != nil {
-		return fmt.Errorf("set captions of %s: %w", meetingID, err)
+		return fmt.Errorf("set %s of %s: %w", column, meetingID, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("meeting %s: %w", meetingID, ErrNotFound)

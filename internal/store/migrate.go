@@ -247,6 +247,9 @@ var migrations = []string{
 		kek_id TEXT NOT NULL,
 		wrapped TEXT NOT NULL,
 		created_at BIGINT NOT NULL);`,
+	// Whether a meeting keeps its audio; 0: only its words are kept
+	// (live transcription, the audio discarded once transcribed).
+	`ALTER TABLE meetings ADD COLUMN keep_audio INTEGER NOT NULL DEFAULT 1;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

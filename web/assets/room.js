@@ -341,22 +341,46 @@ async function chooseName() {
   $('me').textContent = st.claims.name;
 }
 
-// decline tells the server, before any audio is sent, that this
-// participant does not want to be recorded.
-async function decline() {
+// setConsent tells the server whether this participant may be recorded:
+// before any audio is sent (the pre-join choice), or during the meeting;
+// the room stream then says so to everyone.
+async function setConsent(record) {
   let resp;
   try {
     resp = await fetch(`/v1/meetings/${encodeURIComponent(st.meeting)}/consent`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + st.token },
-      body: JSON.stringify({ record: false }),
+      body: JSON.stringify({ record }),
     });
   } catch {
     throw new AnswerError('network', 'network');
   }
+  const data = await resp.json().catch(() => null);
   if (!resp.ok) {
-    const e = (await resp.json().catch(() => null))?.error || {};
+    const e = data?.error || {};
     throw new AnswerError(e.code || 'http_' + resp.status, e.message || 'HTTP ' + resp.status);
+  }
+  // The answer is the meeting's switches now: shown at once, without
+  // waiting for the room stream to say it.
+  if (data && st.rec) {
+    st.rec = { ...st.rec, declined: data.declined || [] };
+    showRecording();
+  }
+}
+
+// toggleConsent declines, or accepts again, during the meeting.
+async function toggleConsent() {
+  const b = $('consent-toggle');
+  const declining = b.getAttribute('aria-pressed') !== 'true';
+  b.disabled = true;
+  showError('');
+  try {
+    await setConsent(!declining);
+    status(declining ? 'room.consent.declined' : 'room.consent.given');
+  } catch (err) {
+    showError(errorText(err.code, err.message));
+  } finally {
+    b.disabled = false;
   }
 }
 
@@ -366,7 +390,7 @@ async function join() {
   showError('');
   try {
     if (st.claims.rights.includes('name')) await chooseName();
-    if (st.claims.rights.includes('publish') && $('decline').checked) await decline();
+    if (st.claims.rights.includes('publish') && $('decline').checked) await setConsent(false);
     st.audioCtx = st.audioCtx || new AudioContext();
     await st.audioCtx.resume();
     const can = (r) => st.claims.rights.includes(r);
@@ -384,6 +408,7 @@ async function join() {
     $('mic-live').value = $('mic').value;
     $('output-live').value = $('output').value;
     $('mute').hidden = !can('publish');
+    $('consent-toggle').hidden = !can('publish');
     document.body.dataset.state = 'joined';
     status('room.connected');
     $('room-title').focus?.();
@@ -473,6 +498,7 @@ function showRecording() {
   // The banner holds its place from the start (the page does not move
   // under a pointer when the state arrives); only its words change, and
   // only a change is announced.
+  $('consent-toggle').setAttribute('aria-pressed', String(declined));
   const banner = $('recording');
   banner.dataset.recording = on ? 'on' : 'off';
   banner.dataset.transcription = r.transcription ? 'on' : 'off';
@@ -646,6 +672,7 @@ function main() {
   $('join').addEventListener('click', join);
   $('leave').addEventListener('click', leave);
   $('mute').addEventListener('click', toggleMute);
+  $('consent-toggle').addEventListener('click', toggleConsent);
   $('mic-live').addEventListener('change', (e) => switchMic(e.target.value).catch((err) => showError(err.message)));
   for (const id of ['output', 'output-live']) $(id).addEventListener('change', (e) => setOutput(e.target.value));
   navigator.mediaDevices?.addEventListener?.('devicechange', fillDevices);
