@@ -445,11 +445,7 @@ func TestLiveKitRoomRecordedOnRequestSurvivesAKill(t *testing.T) {
 
 	var ended meetingAnswer
 	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, &ended))
-	var now meetingAnswer
-	require.Eventually(t, func() bool {
-		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
-		return now.State != "ended"
-	}, 90*time.Second, 100*time.Millisecond)
+	now := finished(t, b, m.ID)
 	var doc minutes.Document
 	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
 	require.NotEmpty(t, doc.Turns)

@@ -153,7 +153,7 @@ func finished(t *testing.T, b *testBundle, meetingID string) meetingAnswer {
 	require.Eventually(t, func() bool {
 		b.call(t, "GET", "/v1/meetings/"+meetingID, nil, &now)
 		return now.State == "ready" || now.State == "incomplete" || now.State == "failed"
-	}, 60*time.Second, 100*time.Millisecond, "meeting %s never finished: %+v", meetingID, now.Pipeline)
+	}, 90*time.Second, 100*time.Millisecond, "meeting %s never finished: %+v", meetingID, now.Pipeline)
 	return now
 }
 
