@@ -111,11 +111,13 @@ func TestMetricsAfterAMeetingMatchWhatHappened(t *testing.T) {
 	require.Equal(t, 0.0, m.value("greffier_participants", "kind", "publisher"), "everyone hung up")
 	require.Equal(t, 0.0, m.value("greffier_recorder_tracks"))
 
-	// Every packet the publishers sent came in; every packet that came in
-	// was written to a recording or dropped by the recorder for a reason
-	// (on loopback: none), and none were lost.
+	// The packets the publishers sent came in (UDP: on a loaded loopback
+	// the kernel may drop one, seen once in 902); every packet that came in
+	// was written to a recording or dropped by the recorder for a reason,
+	// and the recorder counted as lost no more than the network lost.
 	received := m.value("greffier_sfu_packets_received_total")
-	require.Equal(t, float64(sent), received, "packets sent by the two publishers")
+	require.LessOrEqual(t, received, float64(sent), "packets sent by the two publishers")
+	require.InDelta(t, float64(sent), received, float64(sent)/100, "packets sent by the two publishers")
 	dropped := 0.0
 	for _, r := range []string{"late", "duplicate", "garbage", "bad_timestamp", "overflow"} {
 		dropped += m.value("greffier_recorder_packets_dropped_total", "reason", r)
@@ -125,7 +127,7 @@ func TestMetricsAfterAMeetingMatchWhatHappened(t *testing.T) {
 	}
 	require.Equal(t, received, m.value("greffier_recorder_packets_written_total")+dropped)
 	require.Equal(t, 0.0, m.value("greffier_sfu_packets_forwarded_total"), "nobody listened")
-	require.Equal(t, 0.0, m.value("greffier_recorder_packets_lost_total"))
+	require.LessOrEqual(t, m.value("greffier_recorder_packets_lost_total"), float64(sent)-received)
 
 	// Each segment was one successful call to the backend, measured.
 	calls := float64(b.double.Requests())
