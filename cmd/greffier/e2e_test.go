@@ -73,6 +73,8 @@ type setupOptions struct {
 	dataDir string
 	// spoolMinFree replaces the free space the spool disk needs.
 	spoolMinFree ByteSize
+	// logs, when set, receives the server's log at info, in JSON.
+	logs io.Writer
 }
 
 // setup starts a whole Greffier in-process on loopback.
@@ -138,6 +140,9 @@ func setup(t *testing.T, opts setupOptions) *testBundle {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	if opts.logs != nil {
+		logger = slog.New(slog.NewJSONHandler(opts.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	ctx := context.Background()
 	app, err := NewApp(ctx, cfg, logger)
