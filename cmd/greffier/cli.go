@@ -471,7 +471,7 @@ type apiKey struct {
 // DELETE /v1/keys/{id}).
 func cliKeys(ctx context.Context, c *cli) error {
 	role := c.fs.String("role", "", "create: the key's role (admin, host, archivist, agent)")
-	all := c.fs.Bool("all-meetings", false, "create: the key reaches every meeting, not only those it made")
+	all := c.fs.Bool("all-meetings", false, "create: a host key reaches every meeting, not only those it made (the other roles see every meeting)")
 	expires := c.fs.String("expires", "", "create: when the key expires, RFC 3339 (2027-01-31T00:00:00Z) or a duration (720h)")
 	if err := c.parse(); err != nil {
 		return err
