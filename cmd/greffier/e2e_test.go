@@ -235,6 +235,9 @@ type holdOptions struct {
 	whileLive int
 	// webhook, when set, is the meeting's webhook URL.
 	webhook string
+	// connected, when set, is called once both publishers have sent
+	// their files and before they hang up.
+	connected func()
 }
 
 // hookReceiver is a webhook receiver that checks every delivery's
@@ -348,6 +351,9 @@ func (b *testBundle) holdMeeting(t *testing.T, names map[string]string, opts hol
 			return live.Pipeline.SegmentsTranscribed >= opts.whileLive
 		}, 20*time.Second, 50*time.Millisecond)
 		require.Equal(t, "live", live.State)
+	}
+	if opts.connected != nil {
+		opts.connected()
 	}
 	for _, p := range pubs {
 		require.NoError(t, p.Close(ctx))

@@ -101,7 +101,17 @@ func TestMetricsAfterAMeetingMatchWhatHappened(t *testing.T) {
 	require.Equal(t, 0.0, before.value("greffier_meetings", "state", "ready"))
 	require.Equal(t, 0.0, before.value("greffier_sfu_packets_received_total"))
 
-	mt, now := b.holdMeeting(t, map[string]string{"alice": "Alice", "bob": "Bob"}, holdOptions{})
+	// While both publishers are connected: one live meeting, two
+	// publishers, two tracks recording.
+	var during metricSet
+	mt, now := b.holdMeeting(t, map[string]string{"alice": "Alice", "bob": "Bob"}, holdOptions{connected: func() { during = b.scrape(t) }})
+	require.Equal(t, 1.0, during.value("greffier_meetings", "state", "live"))
+	require.Equal(t, 0.0, during.value("greffier_meetings", "state", "created"))
+	require.Equal(t, 1.0, during.value("greffier_meetings_connected"))
+	require.Equal(t, 2.0, during.value("greffier_participants", "kind", "publisher"))
+	require.Equal(t, 0.0, during.value("greffier_participants", "kind", "listener"))
+	require.Equal(t, 2.0, during.value("greffier_recorder_tracks"))
+	require.Positive(t, during.value("greffier_sfu_packets_received_total"))
 	require.Equal(t, "ready", now.State)
 	sent := 0
 	for _, p := range mt.pubs {
