@@ -42,16 +42,7 @@ func (j *Joins) Join(ctx context.Context, c token.Claims) (time.Time, error) {
 	if revoked {
 		return time.Time{}, fmt.Errorf("join %s as %s: %w", c.MeetingID, c.Identity, sfu.ErrTokenRevoked)
 	}
-	before, err := j.store.Meeting(ctx, c.MeetingID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return time.Time{}, err
-	}
-	zero, err := j.store.Join(ctx, c.MeetingID, c.Identity, c.DisplayName)
-	if err == nil && before.State == store.MeetingCreated {
-		// The first join starts the meeting (two joining at the very
-		// same moment may both say so).
-		j.log.Info("meeting live", "meeting", c.MeetingID, "first", c.Identity)
-	}
+	zero, err := LoggedJoins{j.store, j.log}.Join(ctx, c.MeetingID, c.Identity, c.DisplayName)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return zero, fmt.Errorf("%w: %w", sfu.ErrMeetingNotFound, err)
@@ -81,3 +72,20 @@ func (j *Joins) Place(ctx context.Context, meetingID string) error {
 
 // Leave records nothing: the event log has the participant's leaving.
 func (j *Joins) Leave(context.Context, string, string) error { return nil }
+
+// LoggedJoins records joins in the store and logs "meeting live" for the
+// one join that started its meeting, however many join at once: the
+// SFU's joins and LiveKit's participants (livekit.Meetings) alike.
+type LoggedJoins struct {
+	*store.Store
+	Log *slog.Logger
+}
+
+// Join is store.Join, logging the join that makes the meeting live.
+func (l LoggedJoins) Join(ctx context.Context, meetingID, identity, displayName string) (time.Time, error) {
+	zero, started, err := l.Store.JoinStarting(ctx, meetingID, identity, displayName)
+	if started {
+		l.Log.Info("meeting live", "meeting", meetingID, "first", identity)
+	}
+	return zero, err
+}

@@ -1,8 +1,12 @@
 package meeting
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,4 +63,52 @@ func TestJoinsAdmitValidTokensOnTheMeetingClockAndRefuseTheRestAsTheSFUExpects(t
 			require.NoError(t, j.Leave(ctx, m.ID, "alice"))
 		})
 	}
+}
+
+// TestMeetingLiveIsLoggedOnceHoweverManyJoinAtOnce: the join that starts a
+// meeting logs "meeting live", once, even when everyone joins at the same
+// moment (the SFU's joins and LiveKit's participants alike).
+func TestMeetingLiveIsLoggedOnceHoweverManyJoinAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, d := range dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st := openStore(t, d)
+			var buf syncBuffer
+			logged := LoggedJoins{Store: st, Log: slog.New(slog.NewTextHandler(&buf, nil))}
+			m, err := st.CreateMeeting(ctx, "Conseil", "fr")
+			require.NoError(t, err)
+			var wg sync.WaitGroup
+			for i := range 8 {
+				wg.Go(func() {
+					_, err := logged.Join(ctx, m.ID, fmt.Sprintf("p%d", i), "P")
+					require.NoError(t, err)
+				})
+			}
+			wg.Wait()
+			_, err = logged.Join(ctx, m.ID, "late", "Late")
+			require.NoError(t, err)
+			require.Equal(t, 1, strings.Count(buf.String(), `msg="meeting live"`), buf.String())
+			require.Contains(t, buf.String(), "meeting="+m.ID)
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer that several goroutines' logs write to.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -185,7 +185,7 @@ func (s *SFU) bindMedia(ctx context.Context) ([]*net.UDPConn, net.Listener, erro
 	for attempt := 1; ; attempt++ {
 		conns, err := listenMedia(ctx, s.cfg.UDPAddr, runtime.GOMAXPROCS(0))
 		if err != nil {
-			return nil, nil, fmt.Errorf("sfu: bind media UDP %s: %w", s.cfg.UDPAddr, err)
+			return nil, nil, &BindError{Network: "udp", Addr: s.cfg.UDPAddr, Err: err}
 		}
 		if !s.cfg.ICETCP {
 			return conns, nil, nil
@@ -199,10 +199,28 @@ func (s *SFU) bindMedia(ctx context.Context) ([]*net.UDPConn, net.Listener, erro
 			_ = c.Close()
 		}
 		if !ephemeral || attempt == picks || !errors.Is(err, syscall.EADDRINUSE) {
-			return nil, nil, fmt.Errorf("sfu: bind ICE TCP %s (the media port's number over TCP; free it or turn ICETCP off): %w", local, err)
+			return nil, nil, &BindError{Network: "tcp", Addr: local, Err: err}
 		}
 	}
 }
+
+// BindError is a media socket Start could not bind: the UDP media port,
+// or (with ICETCP) the same port number over TCP. Its caller knows the
+// setting the user changes, and names it.
+type BindError struct {
+	Network string // udp, or tcp for ICE over TCP
+	Addr    string
+	Err     error
+}
+
+func (e *BindError) Error() string {
+	if e.Network == "tcp" {
+		return fmt.Sprintf("sfu: bind ICE over TCP on the media port's number %s: %v", e.Addr, e.Err)
+	}
+	return fmt.Sprintf("sfu: bind media UDP %s: %v", e.Addr, e.Err)
+}
+
+func (e *BindError) Unwrap() error { return e.Err }
 
 // newAPI builds the pion API of one PeerConnection: Opus only with the
 // audio-level extension (s.codecs), the shared ICE UDP mux, and the SFU as DTLS

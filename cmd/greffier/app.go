@@ -94,7 +94,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	for _, s := range secrets {
 		var generated bool
 		if *s.into, generated, err = secret(s.configured, cfg.DataDir, s.file); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", settingByName("data-dir").Flags(), err)
 		}
 		if generated {
 			a.generated = append(a.generated, s.file)
@@ -105,7 +105,11 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	}
 	if a.store, err = store.Open(ctx, store.Config{PostgresURL: cfg.PostgresURL,
 		SQLitePath: filepath.Join(cfg.DataDir, "greffier.db")}); err != nil {
-		return nil, err
+		dbSetting := "data-dir"
+		if cfg.PostgresURL != "" {
+			dbSetting = "postgres-url"
+		}
+		return nil, fmt.Errorf("open the database (%s): %w", settingByName(dbSetting).Flags(), err)
 	}
 	if cfg.S3Endpoint != "" {
 		a.s3, err = blob.NewS3(ctx, blob.S3Config{Endpoint: cfg.S3Endpoint, Bucket: cfg.S3Bucket,
@@ -116,7 +120,11 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 		a.blobs, err = blob.NewDisk(filepath.Join(cfg.DataDir, "blobs"))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open blob storage: %w", err)
+		blobSetting := "data-dir"
+		if cfg.S3Endpoint != "" {
+			blobSetting = "s3-endpoint"
+		}
+		return nil, fmt.Errorf("open blob storage (%s): %w", settingByName(blobSetting).Flags(), err)
 	}
 	var keys *seal.Keyring
 	if a.blobs, keys, a.atRest, err = sealBlobs(ctx, cfg, a.store, a.blobs, logger); err != nil {
@@ -126,7 +134,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	a.blobs = countedBlobs{Store: a.blobs, errors: a.metrics.storageErrors}
 	if cfg.TLSCertFile != "" {
 		if a.certs, err = newCertFiles(cfg.TLSCertFile, cfg.TLSKeyFile, logger); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s and %s: %w", settingByName("tls-cert-file").Flags(), settingByName("tls-key-file").Flags(), err)
 		}
 	}
 	openai, err := transcribe.NewOpenAI(transcribe.OpenAIConfig{BaseURL: cfg.TranscribeURL, APIKey: cfg.TranscribeKey,
@@ -274,7 +282,8 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) 
 	if cfg.LiveKitURL != "" {
 		roomGaps = meeting.NewRoomGaps(a.store, logger)
 		if a.livekit, err = livekit.New(livekit.Config{URL: cfg.LiveKitURL, APIKey: cfg.LiveKitAPIKey, APISecret: cfg.LiveKitAPISecret,
-			Logger: logger, SDKLogger: demoteInfo(logger), Outages: roomGaps.Outage}, a.store, meeting.NewRoomTap(a.tap, roomGaps),
+			Logger: logger, SDKLogger: demoteInfo(logger), Outages: roomGaps.Outage}, meeting.LoggedJoins{Store: a.store, Log: logger},
+			meeting.NewRoomTap(a.tap, roomGaps),
 			func(id string) { a.rooms.Finished(id) }); err != nil {
 			return nil, err
 		}
@@ -403,11 +412,7 @@ func (a *App) Start(ctx context.Context) error {
 			return fmt.Errorf("recover unfinished recordings: %w", err)
 		}
 		if err := a.sfu.Start(ctx); err != nil {
-			if errors.Is(err, syscall.EADDRINUSE) {
-				return fmt.Errorf("the media port %s is busy (another Greffier?): set a free UDP address with %s: %w",
-					a.cfg.MediaAddr, settingByName("media-addr").Flags(), err)
-			}
-			return err
+			return mediaBindError(a.cfg, err)
 		}
 	}
 	if a.relay != nil {
@@ -468,6 +473,29 @@ func (a *App) Start(ctx context.Context) error {
 	}()
 	a.banner(ctx)
 	return nil
+}
+
+// mediaBindError says which setting to change when the media port cannot
+// be bound: the SFU's own error names its sockets, not the settings.
+func mediaBindError(cfg Config, err error) error {
+	var be *sfu.BindError
+	if !errors.As(err, &be) {
+		return err
+	}
+	media := settingByName("media-addr").Flags()
+	busy := errors.Is(err, syscall.EADDRINUSE)
+	switch {
+	case be.Network == "tcp" && busy:
+		return fmt.Errorf("the media port's number %s is busy over TCP (ICE over TCP uses it too): set a free address with %s, "+
+			"or accept no ICE over TCP with --%s=false / %s=false: %w", be.Addr, media, settingByName("ice-tcp").Name,
+			settingByName("ice-tcp").Env, err)
+	case be.Network == "tcp":
+		return fmt.Errorf("cannot listen for ICE over TCP on the media port's number %s: set another address with %s, "+
+			"or --%s=false / %s=false: %w", be.Addr, media, settingByName("ice-tcp").Name, settingByName("ice-tcp").Env, err)
+	case busy:
+		return fmt.Errorf("the media port %s is busy (another Greffier?): set a free UDP address with %s: %w", cfg.MediaAddr, media, err)
+	}
+	return fmt.Errorf("cannot listen for media on %s: set a UDP address of this host with %s: %w", cfg.MediaAddr, media, err)
 }
 
 // URL is the API's base URL once started.

@@ -429,6 +429,12 @@ func (c *cli) progressBar(name string) client.Progress {
 	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
 		return nil
 	}
+	return drawProgress(f, name)
+}
+
+// drawProgress redraws name's bar on w in place, at most ten times a
+// second, and always at the end (then with a new line).
+func drawProgress(w io.Writer, name string) client.Progress {
 	var last time.Time
 	return func(done, total int64) {
 		if now := time.Now(); now.Sub(last) < 100*time.Millisecond && done != total {
@@ -437,14 +443,14 @@ func (c *cli) progressBar(name string) client.Progress {
 			last = now
 		}
 		if total <= 0 {
-			fmt.Fprintf(f, "\r%s %d bytes", name, done)
+			fmt.Fprintf(w, "\r%s %d bytes", name, done)
 			return
 		}
 		const width = 30
 		filled := int(width * done / total)
-		fmt.Fprintf(f, "\r%s [%s%s] %3d%%", name, strings.Repeat("#", filled), strings.Repeat(" ", width-filled), 100*done/total)
+		fmt.Fprintf(w, "\r%s [%s%s] %3d%%", name, strings.Repeat("#", filled), strings.Repeat(" ", width-filled), 100*done/total)
 		if done == total {
-			fmt.Fprintln(f)
+			fmt.Fprintln(w)
 		}
 	}
 }
@@ -465,7 +471,7 @@ type apiKey struct {
 // DELETE /v1/keys/{id}).
 func cliKeys(ctx context.Context, c *cli) error {
 	role := c.fs.String("role", "", "create: the key's role (admin, host, archivist, agent)")
-	all := c.fs.Bool("all-meetings", false, "create: the key reaches every meeting, not only those it made")
+	all := c.fs.Bool("all-meetings", false, "create: a host key reaches every meeting, not only those it made (the other roles see every meeting)")
 	expires := c.fs.String("expires", "", "create: when the key expires, RFC 3339 (2027-01-31T00:00:00Z) or a duration (720h)")
 	if err := c.parse(); err != nil {
 		return err

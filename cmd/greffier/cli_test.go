@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -260,137 +259,123 @@ func testDownload(t *testing.T, b *testBundle, env cliEnv, id string) {
 	require.ErrorContains(t, err, "tracks, archive or mix")
 }
 
-// keysDouble speaks the API keys contract of the keys branch (POST, GET
-// with cursor pagination, DELETE /v1/keys), which this branch's server
-// does not serve yet.
-type keysDouble struct {
-	mu   sync.Mutex
-	keys []apiKey
-	next int
-	seen []string // method path?query of each request
-}
-
-func (d *keysDouble) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.seen = append(d.seen, r.Method+" "+r.URL.RequestURI())
-	if r.Header.Get("Authorization") != "Bearer admin-key" {
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = io.WriteString(w, `{"error":{"code":"unauthorized","message":"bad key"}}`)
-		return
-	}
-	switch {
-	case r.Method == http.MethodPost && r.URL.Path == "/v1/keys":
-		var req struct {
-			Name        string     `json:"name"`
-			Role        string     `json:"role"`
-			AllMeetings bool       `json:"all_meetings"`
-			ExpiresAt   *time.Time `json:"expires_at"`
-		}
-		dec := json.NewDecoder(r.Body)
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil || req.Name == "" {
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = io.WriteString(w, `{"error":{"code":"bad_request","message":"bad body"}}`)
-			return
-		}
-		if req.Role != "admin" && req.Role != "host" && req.Role != "archivist" && req.Role != "agent" {
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = io.WriteString(w, `{"error":{"code":"bad_role","message":"role must be admin, host, archivist or agent"}}`)
-			return
-		}
-		d.next++
-		k := apiKey{ID: fmt.Sprintf("key_%d", d.next), Name: req.Name, Role: req.Role, AllMeetings: req.AllMeetings,
-			CreatedAt: time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC), ExpiresAt: req.ExpiresAt}
-		d.keys = append(d.keys, k)
-		k.Key = "gk_secret_" + k.ID
-		w.WriteHeader(http.StatusCreated)
-		_ = json.NewEncoder(w).Encode(k)
-	case r.Method == http.MethodGet && r.URL.Path == "/v1/keys":
-		// Pages of two, the cursor being the index of the next key.
-		start := 0
-		if c := r.URL.Query().Get("cursor"); c != "" {
-			_, _ = fmt.Sscan(c, &start)
-		}
-		end := min(start+2, len(d.keys))
-		page := map[string]any{"keys": d.keys[start:end], "next_cursor": nil}
-		if end < len(d.keys) {
-			page["next_cursor"] = fmt.Sprint(end)
-		}
-		_ = json.NewEncoder(w).Encode(page)
-	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/v1/keys/"):
-		id := strings.TrimPrefix(r.URL.Path, "/v1/keys/")
-		for i, k := range d.keys {
-			if k.ID == id {
-				d.keys = append(d.keys[:i], d.keys[i+1:]...)
-				w.WriteHeader(http.StatusNoContent)
-				return
-			}
-		}
-		w.WriteHeader(http.StatusNotFound)
-		_, _ = io.WriteString(w, `{"error":{"code":"not_found","message":"no such key"}}`)
-	default:
-		w.WriteHeader(http.StatusNotFound)
-		_, _ = io.WriteString(w, `{"error":{"code":"not_found","message":"no route"}}`)
-	}
-}
-
-// TestKeysCommandSpeaksTheKeysContract: `greffier keys` against a double
-// of the documented /v1/keys contract (the keys API is built on another
-// branch): create with a role and an expiry, list across pages, revoke,
-// and the API's refusals as errors.
-func TestKeysCommandSpeaksTheKeysContract(t *testing.T) {
+// TestKeysCommandAgainstARealServer: `greffier keys` against a real
+// server's /v1/keys: create with a role, all meetings and an expiry, list
+// across pages (a proxy in front asks for pages of two), revoke, and the
+// API's refusals as errors.
+func TestKeysCommandAgainstARealServer(t *testing.T) {
 	t.Parallel()
-	d := &keysDouble{}
-	srv := httptest.NewServer(d)
+	b := setup(t, setupOptions{})
+	target, err := url.Parse(b.url)
+	require.NoError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var (
+		mu    sync.Mutex
+		pages []string // the query of each GET /v1/keys
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/v1/keys" {
+			q := r.URL.Query()
+			q.Set("limit", "2")
+			r.URL.RawQuery = q.Encode()
+			mu.Lock()
+			pages = append(pages, r.URL.RawQuery)
+			mu.Unlock()
+		}
+		proxy.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
-	env := cliEnv{"GREFFIER_URL": srv.URL, "GREFFIER_API_KEY": "admin-key"}
+	env := cliEnv{"GREFFIER_URL": srv.URL, "GREFFIER_API_KEY": b.token}
 
-	out := env.must(t, "keys", "create", "archive-bot", "--role", "archivist", "--all-meetings", "--expires", "2027-01-31T00:00:00Z")
-	require.Equal(t, "key key_1 (archive-bot, role archivist) created; its secret, shown only now:\ngk_secret_key_1\n", out)
-	var k apiKey
-	require.NoError(t, json.Unmarshal([]byte(env.must(t, "keys", "create", "host-1", "--role", "host", "--json")), &k))
-	require.Equal(t, "key_2", k.ID)
-	require.Equal(t, "gk_secret_key_2", k.Key)
-	require.False(t, k.AllMeetings)
-	require.Nil(t, k.ExpiresAt)
+	out := env.must(t, "keys", "create", "archive-bot", "--role", "archivist", "--expires", "2099-01-31T00:00:00Z")
+	require.Regexp(t, `^key key_\S+ \(archive-bot, role archivist\) created; its secret, shown only now:\n\S+\n$`, out)
+	var host apiKey
+	require.NoError(t, json.Unmarshal([]byte(env.must(t, "keys", "create", "host-1", "--role", "host", "--all-meetings", "--json")), &host))
+	require.Equal(t, "host", host.Role)
+	require.True(t, host.AllMeetings)
+	require.Nil(t, host.ExpiresAt)
+	require.NotEmpty(t, host.Key)
 	env.must(t, "keys", "create", "agent-1", "--role", "agent", "--expires", "720h")
-	d.mu.Lock()
-	require.True(t, d.keys[0].AllMeetings)
-	require.Equal(t, time.Date(2027, 1, 31, 0, 0, 0, 0, time.UTC), d.keys[0].ExpiresAt.UTC())
-	require.WithinDuration(t, time.Now().Add(720*time.Hour), *d.keys[2].ExpiresAt, time.Minute)
-	d.seen = nil
-	d.mu.Unlock()
+	// The secret shown at creation is a working key.
+	hostEnv := cliEnv{"GREFFIER_URL": b.url, "GREFFIER_API_KEY": host.Key}
+	require.Contains(t, hostEnv.must(t, "meetings"), "ID")
 
+	mu.Lock()
+	pages = nil
+	mu.Unlock()
 	list := env.must(t, "keys")
 	require.Regexp(t, `(?m)^ID\s+NAME\s+ROLE\s+ALL MEETINGS\s+CREATED\s+EXPIRES\s+LAST USED$`, list)
-	for _, want := range []string{`key_1\s+archive-bot\s+archivist\s+true`, `key_2\s+host-1\s+host\s+false\s+\S+ \S+\s+never\s+never`, `key_3\s+agent-1\s+agent`} {
+	for _, want := range []string{`key_\S+\s+archive-bot\s+archivist\s+false\s+\S+ \S+\s+2099-01-3`,
+		host.ID + `\s+host-1\s+host\s+true\s+\S+ \S+\s+never\s+\S+ \S+`, `key_\S+\s+agent-1\s+agent\s+false`} {
 		require.Regexp(t, `(?m)^`+want, list)
 	}
-	d.mu.Lock()
-	require.Equal(t, []string{"GET /v1/keys", "GET /v1/keys?cursor=2"}, d.seen, "the list follows next_cursor")
-	d.mu.Unlock()
+	mu.Lock()
+	require.Len(t, pages, 2, "the list follows next_cursor: %v", pages)
+	require.Equal(t, "limit=2", pages[0])
+	require.Contains(t, pages[1], "cursor=")
+	mu.Unlock()
 	var all struct{ Keys []apiKey }
 	require.NoError(t, json.Unmarshal([]byte(env.must(t, "keys", "--json")), &all))
 	require.Len(t, all.Keys, 3)
 	for _, k := range all.Keys {
 		require.Empty(t, k.Key, "a listed key has no secret")
+		switch k.Name {
+		case "archive-bot":
+			require.Equal(t, time.Date(2099, 1, 31, 0, 0, 0, 0, time.UTC), k.ExpiresAt.UTC())
+		case "agent-1":
+			require.WithinDuration(t, time.Now().Add(720*time.Hour), *k.ExpiresAt, time.Minute)
+		}
 	}
 
-	require.Equal(t, "key key_2 revoked\n", env.must(t, "keys", "revoke", "key_2"))
-	_, err := env.run(t, "keys", "revoke", "key_2")
+	require.Equal(t, "key "+host.ID+" revoked\n", env.must(t, "keys", "revoke", host.ID))
+	_, err = hostEnv.run(t, "meetings")
 	var apiErr *client.Error
 	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, http.StatusUnauthorized, apiErr.Status, "a revoked key")
+	_, err = env.run(t, "keys", "revoke", host.ID)
+	require.ErrorAs(t, err, &apiErr)
 	require.Equal(t, http.StatusNotFound, apiErr.Status)
-	require.Equal(t, "no such key", apiErr.Message)
 	_, err = env.run(t, "keys", "create", "x", "--role", "owner")
-	require.ErrorContains(t, err, "role must be admin, host, archivist or agent")
+	require.ErrorContains(t, err, "use admin, host, archivist or agent")
+	_, err = env.run(t, "keys", "create", "x", "--role", "agent", "--all-meetings")
+	require.ErrorContains(t, err, "all_meetings is for host keys")
 	_, err = env.run(t, "keys", "create", "x")
 	require.ErrorContains(t, err, "--role")
 	_, err = env.run(t, "keys", "create", "x", "--role", "host", "--expires", "someday")
 	require.ErrorContains(t, err, "--expires")
-	_, err = cliEnv{"GREFFIER_URL": srv.URL, "GREFFIER_API_KEY": "other"}.run(t, "keys")
+	var agent apiKey
+	require.NoError(t, json.Unmarshal([]byte(env.must(t, "keys", "create", "agent-2", "--role", "agent", "--json")), &agent))
+	_, err = cliEnv{"GREFFIER_URL": b.url, "GREFFIER_API_KEY": agent.Key}.run(t, "keys")
 	require.ErrorAs(t, err, &apiErr)
-	require.Equal(t, http.StatusUnauthorized, apiErr.Status)
-	require.Len(t, strings.Split(strings.TrimSpace(env.must(t, "keys")), "\n"), 3, "header and two keys left")
+	require.Equal(t, http.StatusForbidden, apiErr.Status, "keys are the admins'")
+	require.Len(t, strings.Split(strings.TrimSpace(env.must(t, "keys")), "\n"), 4, "header and three keys left")
+}
+
+// TestDownloadDrawsAProgressBarOnATerminalOnly: the bar is redrawn in
+// place and ends with a new line at 100%; on a file or a pipe, and with
+// --json, there is none (nothing to garble a log or a script's output).
+func TestDownloadDrawsAProgressBarOnATerminalOnly(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	bar := drawProgress(&buf, "mix.flac")
+	bar(0, 200)
+	bar(50, 200) // within a tenth of a second of the last: not redrawn
+	bar(200, 200)
+	require.Equal(t, "\rmix.flac ["+strings.Repeat(" ", 30)+"]   0%"+
+		"\rmix.flac ["+strings.Repeat("#", 30)+"] 100%\n", buf.String())
+	buf.Reset()
+	drawProgress(&buf, "meeting.webm")(4096, -1)
+	require.Equal(t, "\rmeeting.webm 4096 bytes", buf.String(), "a size the server did not say")
+
+	file, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	require.NoError(t, err)
+	defer file.Close()
+	require.Nil(t, (&cli{stderr: file}).progressBar("mix.flac"), "a file is no terminal")
+	require.Nil(t, (&cli{stderr: &buf}).progressBar("mix.flac"))
+	// A character device, as a terminal is (the test has none of its own).
+	dev, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	defer dev.Close()
+	require.NotNil(t, (&cli{stderr: dev}).progressBar("mix.flac"), "a terminal")
+	require.Nil(t, (&cli{stderr: dev, json: true}).progressBar("mix.flac"), "--json")
 }

@@ -73,6 +73,8 @@ type setupOptions struct {
 	dataDir string
 	// spoolMinFree replaces the free space the spool disk needs.
 	spoolMinFree ByteSize
+	// logs, when set, receives the server's log at info, in JSON.
+	logs io.Writer
 }
 
 // setup starts a whole Greffier in-process on loopback.
@@ -138,6 +140,9 @@ func setup(t *testing.T, opts setupOptions) *testBundle {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	if opts.logs != nil {
+		logger = slog.New(slog.NewJSONHandler(opts.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	ctx := context.Background()
 	app, err := NewApp(ctx, cfg, logger)
@@ -230,6 +235,9 @@ type holdOptions struct {
 	whileLive int
 	// webhook, when set, is the meeting's webhook URL.
 	webhook string
+	// connected, when set, is called once both publishers have sent
+	// their files and before they hang up.
+	connected func()
 }
 
 // hookReceiver is a webhook receiver that checks every delivery's
@@ -343,6 +351,9 @@ func (b *testBundle) holdMeeting(t *testing.T, names map[string]string, opts hol
 			return live.Pipeline.SegmentsTranscribed >= opts.whileLive
 		}, 20*time.Second, 50*time.Millisecond)
 		require.Equal(t, "live", live.State)
+	}
+	if opts.connected != nil {
+		opts.connected()
 	}
 	for _, p := range pubs {
 		require.NoError(t, p.Close(ctx))

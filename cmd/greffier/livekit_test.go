@@ -316,7 +316,8 @@ func TestLiveKitRoomStartedByWebhookBecomesMinutes(t *testing.T) {
 	httpAddr := freePort(t, "tcp")
 	hook := "http://" + httpAddr + "/v1/livekit/webhook"
 	lk := startLiveKit(t, hook)
-	b := setup(t, setupOptions{configure: func(cfg *Config) {
+	logs := &logBuffer{}
+	b := setup(t, setupOptions{logs: logs, configure: func(cfg *Config) {
 		cfg.HTTPAddr = httpAddr
 		lk.configure(cfg, "*")
 	}})
@@ -354,6 +355,14 @@ func TestLiveKitRoomStartedByWebhookBecomesMinutes(t *testing.T) {
 	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+id, nil, &m))
 	require.Equal(t, "live", m.State)
 	require.NotNil(t, m.StartedAt)
+	// Its going live is logged once, however close the two joined.
+	live := 0
+	for _, r := range logs.records(t) {
+		if r["msg"] == "meeting live" && r["meeting"] == id {
+			live++
+		}
+	}
+	require.Equal(t, 1, live, "one \"meeting live\" line")
 	// A forged room_finished does not end it.
 	require.Equal(t, http.StatusUnauthorized, statusOf(t, signedWebhook(t, hook, "room_finished", room, "not-"+liveKitSecret)))
 	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+id, nil, &m))

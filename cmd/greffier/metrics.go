@@ -41,7 +41,7 @@ func newMetrics() *metrics {
 			Help:    "Time a speech or summary backend took to answer one request, by backend.",
 			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}}, []string{"backend"}),
 		backendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "greffier_backend_errors_total",
-			Help: "Requests to the summary and diarization backends that failed, by backend (transcription: greffier_transcribe_calls_total)."}, []string{"backend"}),
+			Help: "Calls to the summary and diarization backends that failed (after the client's own retries), by backend (transcription: greffier_transcribe_calls_total)."}, []string{"backend"}),
 		storageErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "greffier_storage_errors_total",
 			Help: "Blob storage (disk or S3) operations that failed, by operation; a missing object is no error."}, []string{"op"}),
 		minutesLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "greffier_minutes_latency_seconds",
@@ -99,14 +99,28 @@ var (
 	descRecLag         = prometheus.NewDesc("greffier_recorder_queued_packets", "Packets received and not yet written to the spool: how far the recorder is behind.", nil, nil)
 	descSpoolBytes     = prometheus.NewDesc("greffier_spool_bytes", "Bytes in the spool directory: tracks being recorded or waiting to be stored.", nil, nil)
 	descJobs           = prometheus.NewDesc("greffier_jobs", "River jobs by kind and state (finished ones until River's cleaner removes them).", []string{"kind", "state"}, nil)
-	descCalls          = prometheus.NewDesc("greffier_transcribe_calls_total", "Transcription calls by outcome: success, failure (the backend failed), rejected (failed fast by the open breaker).", []string{"backend", "outcome"}, nil)
+	descCalls          = prometheus.NewDesc("greffier_transcribe_calls_total", "Transcription calls by outcome: success, failure (the backend failed), rejected (failed fast by the open breaker, or the failure that opened it).", []string{"backend", "outcome"}, nil)
 	descInFlight       = prometheus.NewDesc("greffier_transcribe_in_flight", "Transcription requests running now and waiting for a permit.", []string{"backend", "phase"}, nil)
 	descBreaker        = prometheus.NewDesc("greffier_backend_breaker_state", "The circuit breaker of a backend: 0 closed, 1 open, 2 half-open.", []string{"backend"}, nil)
 	descBreakerOpened  = prometheus.NewDesc("greffier_backend_breaker_opened_total", "How often a backend's breaker opened.", []string{"backend"}, nil)
 	descScrapeErrors   = prometheus.NewDesc("greffier_metrics_errors", "Parts of this scrape that could not be read (1), by source; their series are missing.", []string{"source"}, nil)
 )
 
-func (c *collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+// collectorDescs are every family collector emits. Describing them (rather
+// than collecting once to find them) keeps registration off the database,
+// and lets the registry refuse, at each scrape, a series of a family not
+// listed here; docs/operations.md lists the same families
+// (TestOperationsDocListsEveryMetric).
+var collectorDescs = []*prometheus.Desc{descMeetings, descNodes, descNodeMeetings, descLiveKitRooms, descLiveKitTracks,
+	descNodeInfo, descRooms, descParticipants, descPacketsIn, descPacketsOut, descPacketsDropped, descRecTracks, descRecWritten,
+	descRecLost, descRecDropped, descRecLag, descSpoolBytes, descJobs, descCalls, descInFlight, descBreaker, descBreakerOpened,
+	descScrapeErrors}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range collectorDescs {
+		ch <- d
+	}
+}
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

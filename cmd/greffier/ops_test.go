@@ -7,20 +7,27 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
 	"github.com/greffier/greffier/diarize/diarizetest"
+	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/testenv"
 	"github.com/greffier/greffier/summarize/summarizetest"
 	"github.com/greffier/greffier/transcribe/kyutaitest"
+	"github.com/greffier/greffier/transcribe/transcribetest"
 )
 
 // scrape reads /metrics with the API token.
@@ -77,9 +84,12 @@ series:
 // publishers at real pace, the pipeline to its minutes) and checks that
 // /metrics tells what happened: the packets the publishers sent, the
 // recordings, the segments transcribed, the jobs, the minutes latency.
+// The same meeting's log has one line per event, and its two normal
+// hang-ups no WebRTC warning.
 func TestMetricsAfterAMeetingMatchWhatHappened(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOptions{})
+	logs := &logBuffer{}
+	b := setup(t, setupOptions{logs: logs})
 
 	// /metrics is the admin's: no token, no metrics.
 	resp, err := http.Get(b.url + "/metrics")
@@ -91,7 +101,17 @@ func TestMetricsAfterAMeetingMatchWhatHappened(t *testing.T) {
 	require.Equal(t, 0.0, before.value("greffier_meetings", "state", "ready"))
 	require.Equal(t, 0.0, before.value("greffier_sfu_packets_received_total"))
 
-	mt, now := b.holdMeeting(t, map[string]string{"alice": "Alice", "bob": "Bob"}, holdOptions{})
+	// While both publishers are connected: one live meeting, two
+	// publishers, two tracks recording.
+	var during metricSet
+	mt, now := b.holdMeeting(t, map[string]string{"alice": "Alice", "bob": "Bob"}, holdOptions{connected: func() { during = b.scrape(t) }})
+	require.Equal(t, 1.0, during.value("greffier_meetings", "state", "live"))
+	require.Equal(t, 0.0, during.value("greffier_meetings", "state", "created"))
+	require.Equal(t, 1.0, during.value("greffier_meetings_connected"))
+	require.Equal(t, 2.0, during.value("greffier_participants", "kind", "publisher"))
+	require.Equal(t, 0.0, during.value("greffier_participants", "kind", "listener"))
+	require.Equal(t, 2.0, during.value("greffier_recorder_tracks"))
+	require.Positive(t, during.value("greffier_sfu_packets_received_total"))
 	require.Equal(t, "ready", now.State)
 	sent := 0
 	for _, p := range mt.pubs {
@@ -148,6 +168,168 @@ func TestMetricsAfterAMeetingMatchWhatHappened(t *testing.T) {
 	require.Equal(t, 1.0, m.value("greffier_minutes_latency_seconds"), "one meeting's minutes")
 	require.Equal(t, -1.0, m.value("greffier_storage_errors_total"), "no storage error")
 	require.Equal(t, -1.0, m.value("greffier_metrics_errors"))
+	// Everything received was written and stored: the recorder is not
+	// behind, and its spool holds nothing once the tracks are stored.
+	require.Equal(t, 0.0, m.value("greffier_recorder_queued_packets"))
+	require.Equal(t, 0.0, m.value("greffier_spool_bytes"))
+	require.Equal(t, 0.0, m.value("greffier_transcribe_in_flight", "phase", "running"))
+	require.Equal(t, 0.0, m.value("greffier_transcribe_in_flight", "phase", "waiting"))
+
+	// The log: the backend answered the start's probe; each event of the
+	// meeting once, with its id, at info; no warning from pion for the two
+	// publishers' normal hang-ups.
+	recs := logs.records(t)
+	probed := 0
+	for _, r := range recs {
+		if r["msg"] == "speech backend answered" && r["backend"] == "transcription" {
+			probed++
+		}
+	}
+	require.Equal(t, 1, probed, "the start's probe of the transcription backend")
+	for _, msg := range []string{"meeting created", "meeting live", "meeting ended", "minutes ready", "archive ready"} {
+		var got []map[string]any
+		for _, r := range recs {
+			if r["msg"] == msg && r["meeting"] == mt.id {
+				got = append(got, r)
+			}
+		}
+		require.Len(t, got, 1, msg)
+		require.Equal(t, "INFO", got[0]["level"], msg)
+	}
+	for _, r := range recs {
+		if _, fromPion := r["pion"]; fromPion {
+			require.Contains(t, []any{"DEBUG", "INFO"}, r["level"], "a normal hang-up logs no WebRTC warning: %v", r)
+		}
+	}
+}
+
+// TestMetricsCountWhatFailed: a transcription backend that fails six
+// times, a summary backend that always fails, and the counters say so:
+// the failed calls, the breaker opening (and closed again once the
+// backend answers), the summary's failed call, timed.
+func TestMetricsCountWhatFailed(t *testing.T) {
+	t.Parallel()
+	const failures = 6 // more than the breaker's threshold in a row
+	b := setup(t, setupOptions{backend: transcribetest.Options{FailFirst: failures, FailStatus: http.StatusServiceUnavailable},
+		summary: &summarizetest.Options{FailFirst: 1 << 30, FailStatus: http.StatusServiceUnavailable}})
+	m := b.aliceSpeaksThenEnds(t)
+	var now meetingAnswer
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
+		return now.State != "ended"
+	}, 120*time.Second, 100*time.Millisecond)
+	require.NotEqual(t, "failed", now.State, "minutes without a summary: %+v", now.Pipeline)
+
+	s := b.scrape(t)
+	requests := float64(b.double.Requests())
+	success := s.value("greffier_transcribe_calls_total", "backend", "transcription", "outcome", "success")
+	require.Equal(t, float64(now.Pipeline.SegmentsTranscribed), success)
+	require.Equal(t, requests, success+failures, "every request the backend saw is a success or one of its failures")
+	// The guard counts as rejected, not failed, the failure that opens
+	// its breaker (the caller is told to wait, as when failed fast).
+	opened := s.value("greffier_backend_breaker_opened_total", "backend", "transcription")
+	require.GreaterOrEqual(t, opened, 1.0, "five failures in a row open the breaker")
+	require.Equal(t, float64(failures), s.value("greffier_transcribe_calls_total", "backend", "transcription", "outcome", "failure")+opened)
+	require.GreaterOrEqual(t, s.value("greffier_transcribe_calls_total", "backend", "transcription", "outcome", "rejected"), opened)
+	require.Equal(t, 0.0, s.value("greffier_backend_breaker_state", "backend", "transcription"), "closed again")
+	require.Equal(t, requests, s.value("greffier_backend_request_seconds", "backend", "transcription"))
+
+	// One call for the minutes, failed after the client's own retries
+	// (each a request the chat server saw).
+	require.Greater(t, b.chat.Requests(), 1)
+	require.Equal(t, 1.0, s.value("greffier_backend_errors_total", "backend", "summary"))
+	require.Equal(t, 1.0, s.value("greffier_backend_request_seconds", "backend", "summary"))
+}
+
+// TestStorageErrorsAreCounted: a blob store that fails (a real disk store
+// whose directory became a file) counts each failed operation by kind; a
+// missing object is an answer, not an error.
+func TestStorageErrorsAreCounted(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "blobs")
+	disk, err := blob.NewDisk(dir)
+	require.NoError(t, err)
+	m := newMetrics()
+	b := countedBlobs{Store: disk, errors: m.storageErrors}
+	ctx := context.Background()
+	_, err = b.Put(ctx, "m/ok", strings.NewReader("x"), 1)
+	require.NoError(t, err)
+	_, err = b.Stat(ctx, "m/missing")
+	require.ErrorIs(t, err, blob.ErrNotFound)
+	count := func(op string) float64 {
+		var d dto.Metric
+		require.NoError(t, m.storageErrors.WithLabelValues(op).Write(&d))
+		return d.GetCounter().GetValue()
+	}
+	for _, op := range []string{"put", "get", "stat", "delete"} {
+		require.Zero(t, count(op), "no failure yet: %s", op)
+	}
+
+	require.NoError(t, os.RemoveAll(dir))
+	require.NoError(t, os.WriteFile(dir, []byte("not a directory"), 0o600))
+	_, err = b.Put(ctx, "m/new", strings.NewReader("y"), 1)
+	require.Error(t, err)
+	require.Error(t, b.Delete(ctx, "m/ok"))
+	_, err = b.Get(ctx, "m/ok")
+	require.ErrorIs(t, err, blob.ErrNotFound, "under a file, nothing is found")
+	require.Equal(t, 1.0, count("put"))
+	require.Equal(t, 1.0, count("delete"))
+	require.Zero(t, count("get"), "a missing object is an answer")
+}
+
+// TestBusyMediaPortNamesTheSetting: `greffier serve` on a media port
+// another process holds fails, naming the setting to change (and, when
+// only its TCP twin is taken, the one that turns ICE over TCP off), not a
+// field of the code.
+func TestBusyMediaPortNamesTheSetting(t *testing.T) {
+	t.Parallel()
+	serve := func(media string) error {
+		env := map[string]string{"GREFFIER_DATA_DIR": t.TempDir(), "GREFFIER_HTTP_ADDR": "127.0.0.1:0",
+			"GREFFIER_MEDIA_ADDR": media, "GREFFIER_LOG_LEVEL": "error"}
+		// A start that wrongly succeeds stops here, and fails below.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		return run(ctx, []string{"serve"}, getenvOf(env), io.Discard, io.Discard)
+	}
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer udp.Close()
+	err = serve(udp.LocalAddr().String())
+	require.ErrorIs(t, err, syscall.EADDRINUSE)
+	require.ErrorContains(t, err, "the media port "+udp.LocalAddr().String()+" is busy")
+	require.ErrorContains(t, err, "--media-addr / GREFFIER_MEDIA_ADDR")
+	require.NotContains(t, err.Error(), "UDPAddr")
+
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer tcp.Close()
+	err = serve(tcp.Addr().String())
+	require.ErrorIs(t, err, syscall.EADDRINUSE)
+	require.ErrorContains(t, err, "busy over TCP")
+	require.ErrorContains(t, err, "--media-addr / GREFFIER_MEDIA_ADDR")
+	require.ErrorContains(t, err, "--ice-tcp=false / GREFFIER_ICE_TCP=false")
+	require.NotContains(t, err.Error(), "ICETCP")
+}
+
+// TestStartErrorsNameTheSetting: what fails only when serve starts (a data
+// directory that is a file, a TLS certificate that is not there) names the
+// setting to change, as the configuration's own errors do.
+func TestStartErrorsNameTheSetting(t *testing.T) {
+	t.Parallel()
+	serve := func(env map[string]string) error {
+		env["GREFFIER_HTTP_ADDR"], env["GREFFIER_MEDIA_ADDR"], env["GREFFIER_LOG_LEVEL"] = "127.0.0.1:0", "127.0.0.1:0", "error"
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		return run(ctx, []string{"serve"}, getenvOf(env), io.Discard, io.Discard)
+	}
+	file := filepath.Join(t.TempDir(), "not-a-directory")
+	require.NoError(t, os.WriteFile(file, []byte("x"), 0o600))
+	require.ErrorContains(t, serve(map[string]string{"GREFFIER_DATA_DIR": file}), "--data-dir / GREFFIER_DATA_DIR")
+
+	missing := filepath.Join(t.TempDir(), "cert.pem")
+	err := serve(map[string]string{"GREFFIER_DATA_DIR": t.TempDir(), "GREFFIER_TLS_CERT_FILE": missing, "GREFFIER_TLS_KEY_FILE": missing})
+	require.ErrorContains(t, err, "--tls-cert-file / GREFFIER_TLS_CERT_FILE")
+	require.ErrorContains(t, err, missing)
 }
 
 // tcpProxy forwards a port to target until stopped: stopping it is a
@@ -566,4 +748,33 @@ func TestMetricsOnTheirOwnAddress(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
+// TestOperationsDocListsEveryMetric: the metrics table of
+// docs/operations.md names every family Greffier exports, and no other.
+func TestOperationsDocListsEveryMetric(t *testing.T) {
+	t.Parallel()
+	ch := make(chan *prometheus.Desc, 64)
+	m := newMetrics()
+	for _, c := range []prometheus.Collector{m.backendLatency, m.backendErrors, m.storageErrors, m.minutesLatency} {
+		c.Describe(ch)
+	}
+	for _, d := range collectorDescs {
+		ch <- d
+	}
+	close(ch)
+	fqName := regexp.MustCompile(`fqName: "([^"]+)"`)
+	var code []string
+	for d := range ch {
+		match := fqName.FindStringSubmatch(d.String())
+		require.NotNil(t, match, d.String())
+		code = append(code, match[1])
+	}
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "operations.md"))
+	require.NoError(t, err)
+	var doc []string
+	for _, row := range regexp.MustCompile("(?m)^\\| `(greffier_[a-z_]+)` \\|").FindAllStringSubmatch(string(raw), -1) {
+		doc = append(doc, row[1])
+	}
+	require.ElementsMatch(t, code, doc, "docs/operations.md's metrics table")
 }

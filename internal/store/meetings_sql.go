@@ -199,36 +199,48 @@ func (q Queries) Transition(ctx context.Context, id string, to MeetingState, fai
 // rejoin), starts the meeting clock at the first join, and returns the
 // clock's zero. An ended meeting answers ErrMeetingClosed.
 func (q Queries) Join(ctx context.Context, meetingID, identity, displayName string) (time.Time, error) {
+	zero, _, err := q.JoinStarting(ctx, meetingID, identity, displayName)
+	return zero, err
+}
+
+// JoinStarting is Join that also says whether this join started the
+// meeting: true for exactly one join of a meeting, however many join at
+// once (its "meeting live" event is logged once).
+func (q Queries) JoinStarting(ctx context.Context, meetingID, identity, displayName string) (zero time.Time, started bool, err error) {
 	m, err := q.Meeting(ctx, meetingID)
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, false, err
 	}
 	switch m.State {
 	case MeetingCreated, MeetingLive:
 	default:
-		return time.Time{}, fmt.Errorf("join meeting %s: %w", meetingID, ErrMeetingClosed)
+		return time.Time{}, false, fmt.Errorf("join meeting %s: %w", meetingID, ErrMeetingClosed)
 	}
 	now := toMS(q.now())
 	// The conditional update makes the first join win the clock's zero
 	// even when two participants join at once.
-	if _, err := q.q.ExecContext(ctx, `UPDATE meetings SET state = $1, started_at = $2, updated_at = $2
-		WHERE id = $3 AND state = $4`, MeetingLive, now, meetingID, MeetingCreated); err != nil {
-		return time.Time{}, fmt.Errorf("start meeting %s: %w", meetingID, err)
+	res, err := q.q.ExecContext(ctx, `UPDATE meetings SET state = $1, started_at = $2, updated_at = $2
+		WHERE id = $3 AND state = $4`, MeetingLive, now, meetingID, MeetingCreated)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("start meeting %s: %w", meetingID, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 1 {
+		started = true
 	}
 	if _, err := q.q.ExecContext(ctx, `INSERT INTO participants (meeting_id, identity, display_name, joined_at)
 		VALUES ($1, $2, $3, $4)
 		ON CONFLICT (meeting_id, identity) DO UPDATE SET display_name = excluded.display_name`,
 		meetingID, identity, displayName, now); err != nil {
-		return time.Time{}, fmt.Errorf("record participant %s: %w", identity, err)
+		return time.Time{}, started, fmt.Errorf("record participant %s: %w", identity, err)
 	}
 	m, err = q.Meeting(ctx, meetingID)
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, started, err
 	}
 	if m.State != MeetingLive {
-		return time.Time{}, fmt.Errorf("join meeting %s: %w", meetingID, ErrMeetingClosed)
+		return time.Time{}, started, fmt.Errorf("join meeting %s: %w", meetingID, ErrMeetingClosed)
 	}
-	return m.StartedAt, nil
+	return m.StartedAt, started, nil
 }
 
 // Participants lists a meeting's participants in order of first join.

@@ -100,22 +100,32 @@ func TestConcurrentFirstJoin(t *testing.T) {
 		require.NoError(t, err)
 		var wg sync.WaitGroup
 		zeros := make([]time.Time, 8)
+		started := make([]bool, len(zeros))
 		for i := range zeros {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				err := s.InTx(ctx, func(_ *sql.Tx, q store.Queries) error {
-					z, err := q.Join(ctx, m.ID, string(rune('a'+i)), "P")
-					zeros[i] = z
+					z, st, err := q.JoinStarting(ctx, m.ID, string(rune('a'+i)), "P")
+					zeros[i], started[i] = z, st
 					return err
 				})
 				require.NoError(t, err)
 			}()
 		}
 		wg.Wait()
-		for _, z := range zeros {
+		starters := 0
+		for i, z := range zeros {
 			require.True(t, zeros[0].Equal(z))
+			if started[i] {
+				starters++
+			}
 		}
+		require.Equal(t, 1, starters, "one join started the meeting")
+		// Out of a transaction too (the SFU's joins), and never again.
+		_, st, err := s.JoinStarting(ctx, m.ID, "z", "Z")
+		require.NoError(t, err)
+		require.False(t, st)
 	})
 }
 
