@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/greffier/greffier/internal/client"
+	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/sfu/sfutest"
 )
 
@@ -260,137 +261,76 @@ func testDownload(t *testing.T, b *testBundle, env cliEnv, id string) {
 	require.ErrorContains(t, err, "tracks, archive or mix")
 }
 
-// keysDouble speaks the API keys contract of the keys branch (POST, GET
-// with cursor pagination, DELETE /v1/keys), which this branch's server
-// does not serve yet.
-type keysDouble struct {
-	mu   sync.Mutex
-	keys []apiKey
-	next int
-	seen []string // method path?query of each request
-}
-
-func (d *keysDouble) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.seen = append(d.seen, r.Method+" "+r.URL.RequestURI())
-	if r.Header.Get("Authorization") != "Bearer admin-key" {
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = io.WriteString(w, `{"error":{"code":"unauthorized","message":"bad key"}}`)
-		return
-	}
-	switch {
-	case r.Method == http.MethodPost && r.URL.Path == "/v1/keys":
-		var req struct {
-			Name        string     `json:"name"`
-			Role        string     `json:"role"`
-			AllMeetings bool       `json:"all_meetings"`
-			ExpiresAt   *time.Time `json:"expires_at"`
-		}
-		dec := json.NewDecoder(r.Body)
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil || req.Name == "" {
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = io.WriteString(w, `{"error":{"code":"bad_request","message":"bad body"}}`)
-			return
-		}
-		if req.Role != "admin" && req.Role != "host" && req.Role != "archivist" && req.Role != "agent" {
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = io.WriteString(w, `{"error":{"code":"bad_role","message":"role must be admin, host, archivist or agent"}}`)
-			return
-		}
-		d.next++
-		k := apiKey{ID: fmt.Sprintf("key_%d", d.next), Name: req.Name, Role: req.Role, AllMeetings: req.AllMeetings,
-			CreatedAt: time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC), ExpiresAt: req.ExpiresAt}
-		d.keys = append(d.keys, k)
-		k.Key = "gk_secret_" + k.ID
-		w.WriteHeader(http.StatusCreated)
-		_ = json.NewEncoder(w).Encode(k)
-	case r.Method == http.MethodGet && r.URL.Path == "/v1/keys":
-		// Pages of two, the cursor being the index of the next key.
-		start := 0
-		if c := r.URL.Query().Get("cursor"); c != "" {
-			_, _ = fmt.Sscan(c, &start)
-		}
-		end := min(start+2, len(d.keys))
-		page := map[string]any{"keys": d.keys[start:end], "next_cursor": nil}
-		if end < len(d.keys) {
-			page["next_cursor"] = fmt.Sprint(end)
-		}
-		_ = json.NewEncoder(w).Encode(page)
-	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/v1/keys/"):
-		id := strings.TrimPrefix(r.URL.Path, "/v1/keys/")
-		for i, k := range d.keys {
-			if k.ID == id {
-				d.keys = append(d.keys[:i], d.keys[i+1:]...)
-				w.WriteHeader(http.StatusNoContent)
-				return
-			}
-		}
-		w.WriteHeader(http.StatusNotFound)
-		_, _ = io.WriteString(w, `{"error":{"code":"not_found","message":"no such key"}}`)
-	default:
-		w.WriteHeader(http.StatusNotFound)
-		_, _ = io.WriteString(w, `{"error":{"code":"not_found","message":"no route"}}`)
-	}
-}
-
-// TestKeysCommandSpeaksTheKeysContract: `greffier keys` against a double
-// of the documented /v1/keys contract (the keys API is built on another
-// branch): create with a role and an expiry, list across pages, revoke,
-// and the API's refusals as errors.
+// TestKeysCommandSpeaksTheKeysContract: `greffier keys` against the
+// server's own /v1/keys: create with a role, all meetings and an expiry
+// (a time or a duration), list across pages, revoke, and the API's
+// refusals as errors.
 func TestKeysCommandSpeaksTheKeysContract(t *testing.T) {
 	t.Parallel()
-	d := &keysDouble{}
-	srv := httptest.NewServer(d)
-	t.Cleanup(srv.Close)
-	env := cliEnv{"GREFFIER_URL": srv.URL, "GREFFIER_API_KEY": "admin-key"}
+	b := setup(t, setupOptions{})
+	env := cliEnv{"GREFFIER_URL": b.url, "GREFFIER_API_KEY": b.token}
 
-	out := env.must(t, "keys", "create", "archive-bot", "--role", "archivist", "--all-meetings", "--expires", "2027-01-31T00:00:00Z")
-	require.Equal(t, "key key_1 (archive-bot, role archivist) created; its secret, shown only now:\ngk_secret_key_1\n", out)
+	out := env.must(t, "keys", "create", "archive-bot", "--role", "host", "--all-meetings", "--expires", "2027-01-31T00:00:00Z")
+	m := regexp.MustCompile(`^key (key_\w+) \(archive-bot, role host\) created; its secret, shown only now:\n(grf_\S+)\n$`).FindStringSubmatch(out)
+	require.NotNil(t, m, "%q", out)
+	botID, botKey := m[1], m[2]
 	var k apiKey
 	require.NoError(t, json.Unmarshal([]byte(env.must(t, "keys", "create", "host-1", "--role", "host", "--json")), &k))
-	require.Equal(t, "key_2", k.ID)
-	require.Equal(t, "gk_secret_key_2", k.Key)
+	require.Regexp(t, `^grf_`, k.Key)
 	require.False(t, k.AllMeetings)
 	require.Nil(t, k.ExpiresAt)
-	env.must(t, "keys", "create", "agent-1", "--role", "agent", "--expires", "720h")
-	d.mu.Lock()
-	require.True(t, d.keys[0].AllMeetings)
-	require.Equal(t, time.Date(2027, 1, 31, 0, 0, 0, 0, time.UTC), d.keys[0].ExpiresAt.UTC())
-	require.WithinDuration(t, time.Now().Add(720*time.Hour), *d.keys[2].ExpiresAt, time.Minute)
-	d.seen = nil
-	d.mu.Unlock()
+	hostID := k.ID
+	require.NoError(t, json.Unmarshal([]byte(env.must(t, "keys", "create", "agent-1", "--role", "agent", "--expires", "720h", "--json")), &k))
+	require.NotNil(t, k.ExpiresAt)
+	require.WithinDuration(t, time.Now().Add(720*time.Hour), *k.ExpiresAt, time.Minute)
 
+	// The secret works, with the role it was given.
+	bot := cliEnv{"GREFFIER_URL": b.url, "GREFFIER_API_KEY": botKey}
+	require.Contains(t, bot.must(t, "meetings"), "ID")
+	_, err := bot.run(t, "keys")
+	var apiErr *client.Error
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, http.StatusForbidden, apiErr.Status, "a host key does not manage keys")
+
+	// More keys than a page (100): the list follows next_cursor.
+	ctx := context.Background()
+	for i := range 100 {
+		_, err := b.app.store.CreateAPIKey(ctx, store.APIKey{ID: store.NewID("key"), Name: fmt.Sprintf("bulk-%03d", i),
+			Role: "agent", Hash: fmt.Sprintf("%064x", i)})
+		require.NoError(t, err)
+	}
 	list := env.must(t, "keys")
-	require.Regexp(t, `(?m)^ID\s+NAME\s+ROLE\s+ALL MEETINGS\s+CREATED\s+EXPIRES\s+LAST USED$`, list)
-	for _, want := range []string{`key_1\s+archive-bot\s+archivist\s+true`, `key_2\s+host-1\s+host\s+false\s+\S+ \S+\s+never\s+never`, `key_3\s+agent-1\s+agent`} {
+	lines := strings.Split(strings.TrimSpace(list), "\n")
+	require.Regexp(t, `^ID\s+NAME\s+ROLE\s+ALL MEETINGS\s+CREATED\s+EXPIRES\s+LAST USED$`, lines[0])
+	require.Len(t, lines, 1+103, "the header and every key, over two pages")
+	for _, want := range []string{botID + `\s+archive-bot\s+host\s+true\s+\S+ \S+\s+2027-01-\d\d \S+\s+\S+ \S+`,
+		hostID + `\s+host-1\s+host\s+false\s+\S+ \S+\s+never\s+never`, `key_\w+\s+agent-1\s+agent`, `key_\w+\s+bulk-099\s+agent`} {
 		require.Regexp(t, `(?m)^`+want, list)
 	}
-	d.mu.Lock()
-	require.Equal(t, []string{"GET /v1/keys", "GET /v1/keys?cursor=2"}, d.seen, "the list follows next_cursor")
-	d.mu.Unlock()
 	var all struct{ Keys []apiKey }
 	require.NoError(t, json.Unmarshal([]byte(env.must(t, "keys", "--json")), &all))
-	require.Len(t, all.Keys, 3)
+	require.Len(t, all.Keys, 103)
 	for _, k := range all.Keys {
 		require.Empty(t, k.Key, "a listed key has no secret")
 	}
 
-	require.Equal(t, "key key_2 revoked\n", env.must(t, "keys", "revoke", "key_2"))
-	_, err := env.run(t, "keys", "revoke", "key_2")
-	var apiErr *client.Error
+	require.Equal(t, "key "+botID+" revoked\n", env.must(t, "keys", "revoke", botID))
+	_, err = bot.run(t, "meetings")
 	require.ErrorAs(t, err, &apiErr)
-	require.Equal(t, http.StatusNotFound, apiErr.Status)
-	require.Equal(t, "no such key", apiErr.Message)
+	require.Equal(t, http.StatusUnauthorized, apiErr.Status, "a revoked key is refused")
+	_, err = env.run(t, "keys", "revoke", botID)
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, http.StatusNotFound, apiErr.Status, "revoked once")
 	_, err = env.run(t, "keys", "create", "x", "--role", "owner")
-	require.ErrorContains(t, err, "role must be admin, host, archivist or agent")
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, http.StatusBadRequest, apiErr.Status)
+	require.Contains(t, apiErr.Message, "use admin, host, archivist or agent")
 	_, err = env.run(t, "keys", "create", "x")
 	require.ErrorContains(t, err, "--role")
 	_, err = env.run(t, "keys", "create", "x", "--role", "host", "--expires", "someday")
 	require.ErrorContains(t, err, "--expires")
-	_, err = cliEnv{"GREFFIER_URL": srv.URL, "GREFFIER_API_KEY": "other"}.run(t, "keys")
+	_, err = cliEnv{"GREFFIER_URL": b.url, "GREFFIER_API_KEY": "other"}.run(t, "keys")
 	require.ErrorAs(t, err, &apiErr)
 	require.Equal(t, http.StatusUnauthorized, apiErr.Status)
-	require.Len(t, strings.Split(strings.TrimSpace(env.must(t, "keys")), "\n"), 3, "header and two keys left")
+	require.Len(t, strings.Split(strings.TrimSpace(env.must(t, "keys")), "\n"), 1+102, "the revoked key is no longer listed")
 }
