@@ -54,6 +54,9 @@ type openAPI struct {
 	doc      oaDoc
 	compiler *jsonschema.Compiler
 	compiled map[string]*jsonschema.Schema
+	// checked holds the route patterns whose real answers were held to
+	// the document, so that a test can ask for every route.
+	checked map[string]bool
 }
 
 const docURL = "https://greffier.invalid/openapi.json"
@@ -69,7 +72,7 @@ func loadOpenAPI(t *testing.T) *openAPI {
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.AssertFormat()
 	require.NoError(t, c.AddResource(docURL, raw))
-	return &openAPI{doc: d, compiler: c, compiled: map[string]*jsonschema.Schema{}}
+	return &openAPI{doc: d, compiler: c, compiled: map[string]*jsonschema.Schema{}, checked: map[string]bool{}}
 }
 
 // pointer escapes JSON pointer tokens into a URL fragment.
@@ -204,20 +207,47 @@ func TestTheOpenAPIExamplesFitTheirSchemas(t *testing.T) {
 // schema documented for the route pattern and the status it got.
 func (b *bundle) conform(t *testing.T, o *openAPI, key, pattern, path, body string) answer {
 	t.Helper()
-	method, docPath, _ := strings.Cut(pattern, " ")
+	method, _, _ := strings.Cut(pattern, " ")
 	a := b.as(t, key, method, path, body)
+	o.check(t, pattern, a)
+	return a
+}
+
+// conformDo is conform with the request's headers given whole (a body
+// that is not JSON, a join token instead of a key).
+func (b *bundle) conformDo(t *testing.T, o *openAPI, pattern, path, body string, header ...string) answer {
+	t.Helper()
+	method, _, _ := strings.Cut(pattern, " ")
+	a := b.do(t, method, path, body, header...)
+	require.NoError(t, a.err)
+	o.check(t, pattern, a)
+	return a
+}
+
+// check holds answer a of route pattern to the schema documented for its
+// status and content type.
+func (o *openAPI) check(t *testing.T, pattern string, a answer) {
+	t.Helper()
+	o.checked[pattern] = true
+	method, docPath, _ := strings.Cut(pattern, " ")
 	resp, tokens := o.response(docPath, method, a.status)
+	_, documented := o.doc.Paths[docPath][strings.ToLower(method)].Responses[fmt.Sprint(a.status)]
+	if !documented && a.status < 400 {
+		require.Fail(t, "undocumented status", "%s answered %d, which is not among its documented answers", pattern, a.status)
+	}
 	ct, _, _ := mime.ParseMediaType(a.header.Get("Content-Type"))
+	if method == http.MethodHead {
+		return // no body: the status is what a HEAD answers
+	}
 	if len(a.body) == 0 {
 		require.Empty(t, resp.Content, "%s answered %d with no body, as documented", pattern, a.status)
-		return a
+		return
 	}
 	_, ok := resp.Content[ct]
 	require.True(t, ok, "%s answered %d as %s, which is not documented", pattern, a.status, ct)
 	if ct == "application/json" {
 		validate(t, o.schema(t, append(tokens, "content", ct, "schema")...), a.body, fmt.Sprintf("%s's %d answer", pattern, a.status))
 	}
-	return a
 }
 
 func TestRealAnswersFitTheOpenAPIDocument(t *testing.T) {
@@ -307,5 +337,64 @@ func TestRealAnswersFitTheOpenAPIDocument(t *testing.T) {
 		b.conform(t, o, admin, "POST /v1/meetings/{id}/rerun", bp+"/rerun", "")
 		b.conform(t, o, admin, "GET /v1/audit", "/v1/audit?limit=5", "")
 		b.conform(t, o, admin, "GET /v1/audit", "/v1/audit?meeting="+m.ID, "")
+
+		// Every other route, so that none can drift from its entry.
+		b.conform(t, o, "", "GET /v1/openapi.json", "/v1/openapi.json", "")
+		for _, ext := range []string{"vtt", "srt", "txt"} {
+			require.Equal(t, http.StatusOK, b.conform(t, o, agent, "GET /v1/meetings/{id}/minutes."+ext, bp+"/minutes."+ext, "").status)
+		}
+		b.conform(t, o, archivist, "GET /v1/meetings/{id}/archive.webm", bp+"/archive.webm", "")
+		b.conform(t, o, archivist, "GET /v1/meetings/{id}/speakers/{file}", bp+"/speakers/alice.flac", "")
+		require.Equal(t, http.StatusOK, b.conform(t, o, admin, "GET /v1/nodes", "/v1/nodes", "").status)
+		b.conform(t, o, host, "GET /v1/meetings/{id}/recording", mp+"/recording", "")
+		for _, sw := range []string{"recording/start", "recording/stop", "transcription/start", "transcription/stop"} {
+			b.conform(t, o, host, "POST /v1/meetings/{id}/"+sw, mp+"/"+sw, "")
+		}
+		// The streams answer their refusals in JSON.
+		b.conform(t, o, "", "GET /v1/meetings/{id}/captions", mp+"/captions", "")
+		b.conform(t, o, "", "GET /v1/meetings/{id}/room", mp+"/room", "")
+		dan := decode[joinAnswer](t, b.conform(t, o, host, "POST /v1/meetings/{id}/tokens", mp+"/tokens",
+			`{"identity":"dan","rights":["publish","listen","name"]}`), http.StatusCreated)
+		joinHeaders := []string{"Authorization", "Bearer " + dan.Token, "Content-Type", "application/json"}
+		require.Equal(t, http.StatusOK, b.conformDo(t, o, "POST /v1/meetings/{id}/name", mp+"/name", `{"display_name":"Dan"}`, joinHeaders...).status)
+		// Without recording switches (none here) consent answers 503.
+		b.conformDo(t, o, "POST /v1/meetings/{id}/consent", mp+"/consent", `{"record":false}`, joinHeaders...)
+		b.conform(t, o, "", "POST /v1/meetings/{id}/consent", mp+"/consent", `{"record":false}`)
+		a = b.conform(t, o, host, "POST /v1/livekit/rooms/{room}/record", "/v1/livekit/rooms/conseil/record", `{"title":"Conseil"}`)
+		require.Equal(t, http.StatusCreated, a.status, "%s", a.body)
+		a = b.conformDo(t, o, "POST /v1/livekit/webhook", "/v1/livekit/webhook", `{"event":"room_started","room":{"name":"x"}}`,
+			"Content-Type", "application/webhook+json", "Authorization", "not-a-signature")
+		require.Equal(t, http.StatusUnauthorized, a.status)
+
+		// Imports: a session, its offset, bytes that are not audio (the
+		// format is refused), an abandoned session, an import of nothing.
+		up := decode[struct{ ID string }](t, b.conform(t, o, archivist, "POST /v1/imports", "/v1/imports", `{"size":16}`), http.StatusCreated)
+		require.Equal(t, http.StatusOK, b.conformDo(t, o, "HEAD /v1/imports/{upload}", "/v1/imports/"+up.ID, "",
+			"Authorization", "Bearer "+archivist).status)
+		a = b.conformDo(t, o, "PATCH /v1/imports/{upload}", "/v1/imports/"+up.ID, "not audio at all",
+			"Authorization", "Bearer "+archivist, "Content-Type", "application/offset+octet-stream", "Upload-Offset", "0")
+		require.Equal(t, http.StatusUnsupportedMediaType, a.status, "%s", a.body)
+		b.conformDo(t, o, "HEAD /v1/imports/{upload}", "/v1/imports/"+up.ID, "", "Authorization", "Bearer "+archivist)
+		up = decode[struct{ ID string }](t, b.conform(t, o, archivist, "POST /v1/imports", "/v1/imports", `{"size":16}`), http.StatusCreated)
+		require.Equal(t, http.StatusNoContent, b.conform(t, o, archivist, "DELETE /v1/imports/{upload}", "/v1/imports/"+up.ID, "").status)
+		a = b.conform(t, o, archivist, "POST /v1/meetings/import", "/v1/meetings/import",
+			`{"speakers":[{"upload":"`+up.ID+`","identity":"alice"}]}`)
+		require.Equal(t, http.StatusBadRequest, a.status, "%s", a.body)
+
+		// Retention, legal hold, deletion.
+		require.Equal(t, http.StatusOK, b.conform(t, o, archivist, "PATCH /v1/meetings/{id}/retention", bp+"/retention",
+			`{"recordings_seconds":3600,"transcripts_seconds":0,"legal_hold":true}`).status)
+		b.conform(t, o, archivist, "PATCH /v1/meetings/{id}/retention", bp+"/retention", `{"recordings_seconds":-1}`)
+		require.Equal(t, http.StatusConflict, b.conform(t, o, archivist, "DELETE /v1/meetings/{id}", bp, "").status)
+		b.conform(t, o, archivist, "PATCH /v1/meetings/{id}/retention", bp+"/retention", `{"legal_hold":false}`)
+		require.Equal(t, http.StatusAccepted, b.conform(t, o, archivist, "DELETE /v1/meetings/{id}", bp, "").status)
+
+		var unchecked []string
+		for _, r := range b.api.Routes() {
+			if !o.checked[r.Pattern] {
+				unchecked = append(unchecked, r.Pattern)
+			}
+		}
+		require.Empty(t, unchecked, "every route's real answer is held to the document: add a call here")
 	})
 }
