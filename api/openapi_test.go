@@ -398,3 +398,57 @@ func TestRealAnswersFitTheOpenAPIDocument(t *testing.T) {
 		require.Empty(t, unchecked, "every route's real answer is held to the document: add a call here")
 	})
 }
+
+// TestTheOpenAPIRequestExamplesAreAcceptedByTheirRoutes sends every
+// documented JSON request example to its route: the server's decoder,
+// which refuses unknown fields and wrong types (400 bad_json), takes each
+// one. An answer may still refuse what the example names (a meeting or an
+// upload this server does not have): that is the route's check, not the
+// body's shape.
+func TestTheOpenAPIRequestExamplesAreAcceptedByTheirRoutes(t *testing.T) {
+	eachDialect(t, func(t *testing.T, b *bundle) {
+		o := loadOpenAPI(t)
+		sent := 0
+		for path, ops := range o.doc.Paths {
+			for method, op := range ops {
+				if op.RequestBody == nil {
+					continue
+				}
+				media, ok := op.RequestBody.Content["application/json"]
+				if !ok || len(media.Example) == 0 {
+					continue
+				}
+				// Each on a meeting of its own, with a participant who may
+				// name themself and publish (name, consent take a join token).
+				m := decode[meetingAnswer](t, b.call(t, "POST", "/v1/meetings",
+					`{"participants":[{"identity":"alice","rights":["publish","listen","name"]}]}`), http.StatusCreated)
+				pattern := strings.ToUpper(method) + " " + path
+				_, filled := fill(pattern, m.ID)
+				key := "Bearer " + apiToken
+				if strings.HasSuffix(path, "/name") || strings.HasSuffix(path, "/consent") {
+					tok := decode[joinAnswer](t, b.call(t, "POST", "/v1/meetings/"+m.ID+"/tokens",
+						`{"identity":"bob","rights":["publish","listen","name"]}`), http.StatusCreated)
+					key = "Bearer " + tok.Token
+				}
+				h := []string{"Authorization", key, "Content-Type", "application/json"}
+				if path == "/v1/mcp" {
+					h = append(h, "Accept", "application/json, text/event-stream")
+				}
+				a := b.do(t, strings.ToUpper(method), filled, string(media.Example), h...)
+				require.NoError(t, a.err)
+				if a.status >= 400 && len(a.body) > 0 && strings.Contains(a.header.Get("Content-Type"), "json") {
+					var e struct {
+						Error struct{ Code, Message string }
+					}
+					if json.Unmarshal(a.body, &e) == nil {
+						require.NotContains(t, []string{"bad_json", "unsupported_media_type"}, e.Error.Code,
+							"%s refuses its own documented example: %s", pattern, e.Error.Message)
+					}
+				}
+				require.NotEqual(t, http.StatusUnsupportedMediaType, a.status, "%s: %s", pattern, a.body)
+				sent++
+			}
+		}
+		require.GreaterOrEqual(t, sent, 12)
+	})
+}
