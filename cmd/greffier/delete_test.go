@@ -13,7 +13,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/greffier/greffier/internal/faulttest"
 	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/internal/testenv"
 )
 
 func TestDeletedMeetingLeavesNothing(t *testing.T) {
@@ -203,4 +205,56 @@ func (b *testBundle) indexEntries(t *testing.T, word string) int {
 	var n int
 	require.NoError(t, b.app.store.DB().QueryRowContext(context.Background(), q, word).Scan(&n))
 	return n
+}
+
+// TestFaultDeletionOutlivesAnS3Outage: a meeting is deleted while S3 is
+// away, for longer than the deletion job's attempts last. The meeting
+// stays deleting and says why its deletion failed; once S3 is back, the
+// retention sweep takes the deletion up again and it removes every trace.
+func TestFaultDeletionOutlivesAnS3Outage(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartS3Server(t)
+	b := setup(t, setupOptions{scaleOut: true, s3: srv, maxAttempts: 2})
+	ctx := context.Background()
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"participants": []map[string]any{{"identity": "alice"}}}, &m))
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, nil))
+	require.Eventually(t, func() bool {
+		var now meetingAnswer
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
+		return now.State != "ended"
+	}, 60*time.Second, 100*time.Millisecond, "the pipeline of a meeting nobody spoke in ends")
+	_, err := b.app.blobs.Put(ctx, "meetings/"+m.ID+"/tracks/trk_x.webm", strings.NewReader("recorded"), -1)
+	require.NoError(t, err)
+	require.Contains(t, b.traces(t, m.ID), "blob:meetings/"+m.ID+"/tracks/trk_x.webm")
+
+	require.NoError(t, srv.Stop())
+	var deleting meetingAnswer
+	require.Equal(t, http.StatusAccepted, b.call(t, "DELETE", "/v1/meetings/"+m.ID, nil, &deleting))
+	require.Equal(t, "deleting", deleting.State)
+	jobState := func() string {
+		var s string
+		err := b.app.store.DB().QueryRowContext(ctx, `SELECT state FROM river_job WHERE kind = 'delete_meeting'
+			AND args->>'meeting_id' = $1 ORDER BY id DESC LIMIT 1`, m.ID).Scan(&s)
+		require.NoError(t, err)
+		return s
+	}
+	require.Eventually(t, func() bool { return jobState() == "discarded" }, 3*time.Minute, 200*time.Millisecond,
+		"the deletion uses up its attempts while S3 is away")
+	var now meetingAnswer
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now))
+	require.Equal(t, "deleting", now.State)
+	require.Contains(t, now.Failure, "deletion attempt 2 failed, will be retried", "the meeting says why it is still there")
+	faulttest.Report(t, faulttest.FaultsInjected, 1)
+
+	require.NoError(t, srv.Start())
+	var left map[string]int
+	require.Eventually(t, func() bool {
+		_, err := b.app.pipeline.SweepRetention(ctx)
+		require.NoError(t, err)
+		left = b.traces(t, m.ID)
+		return len(left) == 0
+	}, 2*time.Minute, 500*time.Millisecond, "left: %v", left)
+	require.Equal(t, http.StatusNotFound, b.call(t, "GET", "/v1/meetings/"+m.ID, nil, nil))
 }
