@@ -527,3 +527,38 @@ func TestARealMeetingsRecordingsAreImportedBack(t *testing.T) {
 		}
 	}
 }
+
+// TestAHostsImportIsItsOwnMeeting: a host's imported meeting is one it
+// created: it lists it, reads its minutes and may end or delete nothing
+// else; another host, without all_meetings, is told it does not exist.
+func TestAHostsImportIsItsOwnMeeting(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{})
+	keyOf := func(name string) *testBundle {
+		var k struct{ Key string }
+		require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/keys", map[string]any{"name": name, "role": "host"}, &k))
+		return &testBundle{url: b.url, token: k.Key, cfg: b.cfg, app: b.app}
+	}
+	host, other := keyOf("Hélène"), keyOf("Paul")
+	alice, err := os.ReadFile(filepath.Join(fixtures, "alice.opus"))
+	require.NoError(t, err)
+	status, up := host.uploadResumed(t, alice)
+	require.Equal(t, http.StatusOK, status, "%+v", up)
+	var m meetingAnswer
+	require.Equal(t, http.StatusAccepted, host.call(t, "POST", "/v1/meetings/import", map[string]any{
+		"speakers": []map[string]any{{"upload": up.ID, "identity": "alice"}}}, &m))
+	require.Equal(t, "ready", host.waitFinished(t, m.ID).State)
+
+	var list struct{ Meetings []meetingAnswer }
+	require.Equal(t, http.StatusOK, host.call(t, "GET", "/v1/meetings", nil, &list))
+	require.Len(t, list.Meetings, 1)
+	require.Equal(t, m.ID, list.Meetings[0].ID, "the host lists its import")
+	require.Equal(t, http.StatusOK, host.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, nil))
+
+	require.Equal(t, http.StatusOK, other.call(t, "GET", "/v1/meetings", nil, &list))
+	require.Empty(t, list.Meetings, "another host does not see it")
+	for _, path := range []string{"", "/minutes", "/participants"} {
+		require.Equal(t, http.StatusNotFound, other.call(t, "GET", "/v1/meetings/"+m.ID+path, nil, nil), path)
+	}
+	require.Equal(t, http.StatusNotFound, other.call(t, "POST", "/v1/meetings/"+m.ID+"/rerun", nil, nil))
+}
