@@ -258,3 +258,49 @@ func TestFaultDeletionOutlivesAnS3Outage(t *testing.T) {
 	}, 2*time.Minute, 500*time.Millisecond, "left: %v", left)
 	require.Equal(t, http.StatusNotFound, b.call(t, "GET", "/v1/meetings/"+m.ID, nil, nil))
 }
+
+// TestTheServerExpiresRecordingsByItsDefaultRetention: a server set to
+// keep recordings a second after a meeting ends (GREFFIER_RETAIN_RECORDINGS)
+// and to sweep often deletes them by itself, and says so; the minutes,
+// kept forever by default, stay.
+func TestTheServerExpiresRecordingsByItsDefaultRetention(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{configure: func(c *Config) {
+		c.RetainRecordings = time.Second
+		c.RetentionSweepInterval = 200 * time.Millisecond
+	}})
+	ctx := context.Background()
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"participants": []map[string]any{{"identity": "alice"}}}, &m))
+	track := "meetings/" + m.ID + "/tracks/trk_x.webm"
+	_, err := b.app.blobs.Put(ctx, track, strings.NewReader("recorded"), -1)
+	require.NoError(t, err)
+	var ret struct {
+		Retention struct {
+			RecordingsSeconds  int64      `json:"recordings_seconds"`
+			RecordingsDefault  bool       `json:"recordings_default"`
+			TranscriptsSeconds int64      `json:"transcripts_seconds"`
+			RecordingsExpired  *time.Time `json:"recordings_expired_at"`
+		} `json:"retention"`
+		State string `json:"state"`
+	}
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &ret))
+	require.Equal(t, int64(1), ret.Retention.RecordingsSeconds)
+	require.True(t, ret.Retention.RecordingsDefault)
+	require.Zero(t, ret.Retention.TranscriptsSeconds, "transcripts: forever")
+	require.Nil(t, ret.Retention.RecordingsExpired, "a meeting not ended keeps its recordings")
+
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, nil))
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &ret)
+		return ret.Retention.RecordingsExpired != nil
+	}, 60*time.Second, 100*time.Millisecond, "the periodic sweep expires the recordings without being asked")
+	infos, err := b.app.blobs.List(ctx, "meetings/"+m.ID+"/tracks/")
+	require.NoError(t, err)
+	require.Empty(t, infos, "the track's object is deleted")
+	var gone struct{ Error struct{ Code string } }
+	require.Equal(t, http.StatusGone, b.call(t, "GET", "/v1/meetings/"+m.ID+"/tracks/trk_x.webm", nil, &gone))
+	require.Equal(t, "recordings_expired", gone.Error.Code)
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID, nil, nil), "the meeting itself stays")
+}
