@@ -29,6 +29,10 @@ type oaDoc struct {
 
 type oaOp struct {
 	Permission string `json:"x-permission"`
+	// ServedBy names the package that serves an operation the API does
+	// not (the SFU's WHIP, WHEP and ICE servers): cmd/greffier's tests
+	// hold those to the whole server.
+	ServedBy   string `json:"x-served-by"`
 	Parameters []struct {
 		Name string `json:"name"`
 		In   string `json:"in"`
@@ -54,6 +58,9 @@ type openAPI struct {
 	doc      oaDoc
 	compiler *jsonschema.Compiler
 	compiled map[string]*jsonschema.Schema
+	// checked holds the route patterns whose real answers were held to
+	// the document, so that a test can ask for every route.
+	checked map[string]bool
 }
 
 const docURL = "https://greffier.invalid/openapi.json"
@@ -69,7 +76,7 @@ func loadOpenAPI(t *testing.T) *openAPI {
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.AssertFormat()
 	require.NoError(t, c.AddResource(docURL, raw))
-	return &openAPI{doc: d, compiler: c, compiled: map[string]*jsonschema.Schema{}}
+	return &openAPI{doc: d, compiler: c, compiled: map[string]*jsonschema.Schema{}, checked: map[string]bool{}}
 }
 
 // pointer escapes JSON pointer tokens into a URL fragment.
@@ -121,12 +128,17 @@ func validate(t *testing.T, s *jsonschema.Schema, body []byte, what string) {
 func TestTheOpenAPIDocumentListsExactlyTheRoutesServed(t *testing.T) {
 	b := setupOn(t, store.SQLite, false)
 	o := loadOpenAPI(t)
-	var documented []string
+	var documented, elsewhere []string
 	for path, ops := range o.doc.Paths {
-		for method := range ops {
+		for method, op := range ops {
+			if op.ServedBy != "" {
+				elsewhere = append(elsewhere, strings.ToUpper(method)+" "+path)
+				continue
+			}
 			documented = append(documented, strings.ToUpper(method)+" "+path)
 		}
 	}
+	require.NotEmpty(t, elsewhere, "the media routes are documented too")
 	var served []string
 	for _, r := range b.api.Routes() {
 		served = append(served, r.Pattern)
@@ -204,20 +216,47 @@ func TestTheOpenAPIExamplesFitTheirSchemas(t *testing.T) {
 // schema documented for the route pattern and the status it got.
 func (b *bundle) conform(t *testing.T, o *openAPI, key, pattern, path, body string) answer {
 	t.Helper()
-	method, docPath, _ := strings.Cut(pattern, " ")
+	method, _, _ := strings.Cut(pattern, " ")
 	a := b.as(t, key, method, path, body)
+	o.check(t, pattern, a)
+	return a
+}
+
+// conformDo is conform with the request's headers given whole (a body
+// that is not JSON, a join token instead of a key).
+func (b *bundle) conformDo(t *testing.T, o *openAPI, pattern, path, body string, header ...string) answer {
+	t.Helper()
+	method, _, _ := strings.Cut(pattern, " ")
+	a := b.do(t, method, path, body, header...)
+	require.NoError(t, a.err)
+	o.check(t, pattern, a)
+	return a
+}
+
+// check holds answer a of route pattern to the schema documented for its
+// status and content type.
+func (o *openAPI) check(t *testing.T, pattern string, a answer) {
+	t.Helper()
+	o.checked[pattern] = true
+	method, docPath, _ := strings.Cut(pattern, " ")
 	resp, tokens := o.response(docPath, method, a.status)
+	_, documented := o.doc.Paths[docPath][strings.ToLower(method)].Responses[fmt.Sprint(a.status)]
+	if !documented && a.status < 400 {
+		require.Fail(t, "undocumented status", "%s answered %d, which is not among its documented answers", pattern, a.status)
+	}
 	ct, _, _ := mime.ParseMediaType(a.header.Get("Content-Type"))
+	if method == http.MethodHead {
+		return // no body: the status is what a HEAD answers
+	}
 	if len(a.body) == 0 {
 		require.Empty(t, resp.Content, "%s answered %d with no body, as documented", pattern, a.status)
-		return a
+		return
 	}
 	_, ok := resp.Content[ct]
 	require.True(t, ok, "%s answered %d as %s, which is not documented", pattern, a.status, ct)
 	if ct == "application/json" {
 		validate(t, o.schema(t, append(tokens, "content", ct, "schema")...), a.body, fmt.Sprintf("%s's %d answer", pattern, a.status))
 	}
-	return a
 }
 
 func TestRealAnswersFitTheOpenAPIDocument(t *testing.T) {
@@ -307,5 +346,118 @@ func TestRealAnswersFitTheOpenAPIDocument(t *testing.T) {
 		b.conform(t, o, admin, "POST /v1/meetings/{id}/rerun", bp+"/rerun", "")
 		b.conform(t, o, admin, "GET /v1/audit", "/v1/audit?limit=5", "")
 		b.conform(t, o, admin, "GET /v1/audit", "/v1/audit?meeting="+m.ID, "")
+
+		// Every other route, so that none can drift from its entry.
+		b.conform(t, o, "", "GET /v1/openapi.json", "/v1/openapi.json", "")
+		for _, ext := range []string{"vtt", "srt", "txt"} {
+			require.Equal(t, http.StatusOK, b.conform(t, o, agent, "GET /v1/meetings/{id}/minutes."+ext, bp+"/minutes."+ext, "").status)
+		}
+		b.conform(t, o, archivist, "GET /v1/meetings/{id}/archive.webm", bp+"/archive.webm", "")
+		b.conform(t, o, archivist, "GET /v1/meetings/{id}/speakers/{file}", bp+"/speakers/alice.flac", "")
+		require.Equal(t, http.StatusOK, b.conform(t, o, admin, "GET /v1/nodes", "/v1/nodes", "").status)
+		b.conform(t, o, host, "GET /v1/meetings/{id}/recording", mp+"/recording", "")
+		for _, sw := range []string{"recording/start", "recording/stop", "transcription/start", "transcription/stop"} {
+			b.conform(t, o, host, "POST /v1/meetings/{id}/"+sw, mp+"/"+sw, "")
+		}
+		// The streams answer their refusals in JSON.
+		b.conform(t, o, "", "GET /v1/meetings/{id}/captions", mp+"/captions", "")
+		b.conform(t, o, "", "GET /v1/meetings/{id}/room", mp+"/room", "")
+		dan := decode[joinAnswer](t, b.conform(t, o, host, "POST /v1/meetings/{id}/tokens", mp+"/tokens",
+			`{"identity":"dan","rights":["publish","listen","name"]}`), http.StatusCreated)
+		joinHeaders := []string{"Authorization", "Bearer " + dan.Token, "Content-Type", "application/json"}
+		require.Equal(t, http.StatusOK, b.conformDo(t, o, "POST /v1/meetings/{id}/name", mp+"/name", `{"display_name":"Dan"}`, joinHeaders...).status)
+		// Without recording switches (none here) consent answers 503.
+		b.conformDo(t, o, "POST /v1/meetings/{id}/consent", mp+"/consent", `{"record":false}`, joinHeaders...)
+		b.conform(t, o, "", "POST /v1/meetings/{id}/consent", mp+"/consent", `{"record":false}`)
+		a = b.conform(t, o, host, "POST /v1/livekit/rooms/{room}/record", "/v1/livekit/rooms/conseil/record", `{"title":"Conseil"}`)
+		require.Equal(t, http.StatusCreated, a.status, "%s", a.body)
+		a = b.conformDo(t, o, "POST /v1/livekit/webhook", "/v1/livekit/webhook", `{"event":"room_started","room":{"name":"x"}}`,
+			"Content-Type", "application/webhook+json", "Authorization", "not-a-signature")
+		require.Equal(t, http.StatusUnauthorized, a.status)
+
+		// Imports: a session, its offset, bytes that are not audio (the
+		// format is refused), an abandoned session, an import of nothing.
+		up := decode[struct{ ID string }](t, b.conform(t, o, archivist, "POST /v1/imports", "/v1/imports", `{"size":16}`), http.StatusCreated)
+		require.Equal(t, http.StatusOK, b.conformDo(t, o, "HEAD /v1/imports/{upload}", "/v1/imports/"+up.ID, "",
+			"Authorization", "Bearer "+archivist).status)
+		a = b.conformDo(t, o, "PATCH /v1/imports/{upload}", "/v1/imports/"+up.ID, "not audio at all",
+			"Authorization", "Bearer "+archivist, "Content-Type", "application/offset+octet-stream", "Upload-Offset", "0")
+		require.Equal(t, http.StatusUnsupportedMediaType, a.status, "%s", a.body)
+		b.conformDo(t, o, "HEAD /v1/imports/{upload}", "/v1/imports/"+up.ID, "", "Authorization", "Bearer "+archivist)
+		up = decode[struct{ ID string }](t, b.conform(t, o, archivist, "POST /v1/imports", "/v1/imports", `{"size":16}`), http.StatusCreated)
+		require.Equal(t, http.StatusNoContent, b.conform(t, o, archivist, "DELETE /v1/imports/{upload}", "/v1/imports/"+up.ID, "").status)
+		a = b.conform(t, o, archivist, "POST /v1/meetings/import", "/v1/meetings/import",
+			`{"speakers":[{"upload":"`+up.ID+`","identity":"alice"}]}`)
+		require.Equal(t, http.StatusBadRequest, a.status, "%s", a.body)
+
+		// Retention, legal hold, deletion.
+		require.Equal(t, http.StatusOK, b.conform(t, o, archivist, "PATCH /v1/meetings/{id}/retention", bp+"/retention",
+			`{"recordings_seconds":3600,"transcripts_seconds":0,"legal_hold":true}`).status)
+		b.conform(t, o, archivist, "PATCH /v1/meetings/{id}/retention", bp+"/retention", `{"recordings_seconds":-1}`)
+		require.Equal(t, http.StatusConflict, b.conform(t, o, archivist, "DELETE /v1/meetings/{id}", bp, "").status)
+		b.conform(t, o, archivist, "PATCH /v1/meetings/{id}/retention", bp+"/retention", `{"legal_hold":false}`)
+		require.Equal(t, http.StatusAccepted, b.conform(t, o, archivist, "DELETE /v1/meetings/{id}", bp, "").status)
+
+		var unchecked []string
+		for _, r := range b.api.Routes() {
+			if !o.checked[r.Pattern] {
+				unchecked = append(unchecked, r.Pattern)
+			}
+		}
+		require.Empty(t, unchecked, "every route's real answer is held to the document: add a call here")
+	})
+}
+
+// TestTheOpenAPIRequestExamplesAreAcceptedByTheirRoutes sends every
+// documented JSON request example to its route: the server's decoder,
+// which refuses unknown fields and wrong types (400 bad_json), takes each
+// one. An answer may still refuse what the example names (a meeting or an
+// upload this server does not have): that is the route's check, not the
+// body's shape.
+func TestTheOpenAPIRequestExamplesAreAcceptedByTheirRoutes(t *testing.T) {
+	eachDialect(t, func(t *testing.T, b *bundle) {
+		o := loadOpenAPI(t)
+		sent := 0
+		for path, ops := range o.doc.Paths {
+			for method, op := range ops {
+				if op.RequestBody == nil {
+					continue
+				}
+				media, ok := op.RequestBody.Content["application/json"]
+				if !ok || len(media.Example) == 0 {
+					continue
+				}
+				// Each on a meeting of its own, with a participant who may
+				// name themself and publish (name, consent take a join token).
+				m := decode[meetingAnswer](t, b.call(t, "POST", "/v1/meetings",
+					`{"participants":[{"identity":"alice","rights":["publish","listen","name"]}]}`), http.StatusCreated)
+				pattern := strings.ToUpper(method) + " " + path
+				_, filled := fill(pattern, m.ID)
+				key := "Bearer " + apiToken
+				if strings.HasSuffix(path, "/name") || strings.HasSuffix(path, "/consent") {
+					tok := decode[joinAnswer](t, b.call(t, "POST", "/v1/meetings/"+m.ID+"/tokens",
+						`{"identity":"bob","rights":["publish","listen","name"]}`), http.StatusCreated)
+					key = "Bearer " + tok.Token
+				}
+				h := []string{"Authorization", key, "Content-Type", "application/json"}
+				if path == "/v1/mcp" {
+					h = append(h, "Accept", "application/json, text/event-stream")
+				}
+				a := b.do(t, strings.ToUpper(method), filled, string(media.Example), h...)
+				require.NoError(t, a.err)
+				if a.status >= 400 && len(a.body) > 0 && strings.Contains(a.header.Get("Content-Type"), "json") {
+					var e struct {
+						Error struct{ Code, Message string }
+					}
+					if json.Unmarshal(a.body, &e) == nil {
+						require.NotContains(t, []string{"bad_json", "unsupported_media_type"}, e.Error.Code,
+							"%s refuses its own documented example: %s", pattern, e.Error.Message)
+					}
+				}
+				require.NotEqual(t, http.StatusUnsupportedMediaType, a.status, "%s: %s", pattern, a.body)
+				sent++
+			}
+		}
+		require.GreaterOrEqual(t, sent, 12)
 	})
 }

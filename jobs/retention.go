@@ -127,11 +127,29 @@ type deleteWorker struct {
 // Timeout leaves room for a meeting with many objects on a slow store.
 func (w *deleteWorker) Timeout(*river.Job[DeleteMeetingArgs]) time.Duration { return 10 * time.Minute }
 
-// Work removes the meeting's objects, then its spool leftovers, then its
+// Work deletes the meeting (work). An attempt that fails says why on the
+// meeting, which GET shows beside its state, deleting; the job is retried,
+// and once its attempts are used up the retention sweep enqueues it again
+// (resumeDeletions), so a deletion asked for always ends.
+func (w *deleteWorker) Work(ctx context.Context, job *river.Job[DeleteMeetingArgs]) error {
+	err := w.work(ctx, job)
+	var snooze *rivertype.JobSnoozeError
+	var cancel *rivertype.JobCancelError
+	if err == nil || errors.As(err, &snooze) || errors.As(err, &cancel) {
+		return err
+	}
+	note := fmt.Sprintf("deletion attempt %d failed, will be retried: %v", job.Attempt, err)
+	if nerr := w.p.store.NoteDeletionFailure(context.WithoutCancel(ctx), job.Args.MeetingID, note); nerr != nil {
+		w.p.log.Error("recording a deletion's failure on its meeting", "meeting", job.Args.MeetingID, "err", nerr)
+	}
+	return err
+}
+
+// work removes the meeting's objects, then its spool leftovers, then its
 // rows and jobs in one transaction: every step can be done again, so a
 // crash part-way is finished by the next attempt, and the rows, which
 // say the meeting exists, go last.
-func (w *deleteWorker) Work(ctx context.Context, job *river.Job[DeleteMeetingArgs]) error {
+func (w *deleteWorker) work(ctx context.Context, job *river.Job[DeleteMeetingArgs]) error {
 	p, id := w.p, job.Args.MeetingID
 	m, err := p.store.Meeting(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -233,11 +251,33 @@ func (p *Pipeline) SweepRetention(ctx context.Context) (int, error) {
 			errs = append(errs, err)
 		}
 	}
+	expired := len(due) - len(errs)
+	if err := p.resumeDeletions(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := p.client.JobDeleteMany(ctx, river.NewJobDeleteManyParams().Kinds(DeleteMeetingArgs{}.Kind()).
 		States(rivertype.JobStateCompleted).First(1000)); err != nil {
 		errs = append(errs, fmt.Errorf("forget finished deletions: %w", err))
 	}
-	return len(due) - len(errs), errors.Join(errs...)
+	return expired, errors.Join(errs...)
+}
+
+// resumeDeletions enqueues again the deletion of every meeting still
+// deleting (up to a batch; the next sweep takes the rest). A deletion
+// under way is not doubled (the job is unique while waiting or running);
+// one whose attempts were used up (storage away for longer than they
+// last) starts again, so a meeting never stays deleting for good.
+func (p *Pipeline) resumeDeletions(ctx context.Context) error {
+	ms, err := p.store.MeetingsPage(ctx, store.MeetingFilter{State: store.MeetingDeleting, Limit: sweepBatch})
+	if err != nil {
+		return fmt.Errorf("list meetings being deleted: %w", err)
+	}
+	for _, m := range ms {
+		if _, err := p.client.Insert(ctx, DeleteMeetingArgs{MeetingID: m.ID}, nil); err != nil {
+			return fmt.Errorf("enqueue deletion of %s again: %w", m.ID, err)
+		}
+	}
+	return nil
 }
 
 // expire deletes one meeting's expired recordings and/or transcripts:

@@ -13,7 +13,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/greffier/greffier/internal/faulttest"
 	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/internal/testenv"
 )
 
 func TestDeletedMeetingLeavesNothing(t *testing.T) {
@@ -54,6 +56,8 @@ func testDeletedMeetingLeavesNothing(t *testing.T, b *testBundle) {
 		require.Contains(t, before, table, "traces before deletion: %v", before)
 	}
 	require.Contains(t, before, "blob:meetings/"+id+"/archive/mix.flac")
+	require.Positive(t, b.searchHits(t, "bravo"), "the meeting's speech is in the search index")
+	require.Positive(t, b.indexEntries(t, "bravo"))
 	otherBefore := b.traces(t, other.ID)
 
 	// Legal hold refuses deletion and keeps everything.
@@ -85,6 +89,11 @@ func testDeletedMeetingLeavesNothing(t *testing.T, b *testBundle) {
 		left = b.traces(t, id)
 		return len(left) == 0
 	}, 30*time.Second, 200*time.Millisecond, "left: %v", left)
+
+	// Nor does the search index: no hit, and no index entry left behind
+	// its rows (SQLite's index is a table of its own).
+	require.Zero(t, b.searchHits(t, "bravo"))
+	require.Zero(t, b.indexEntries(t, "bravo"), "the search index keeps nothing of the deleted meeting's speech")
 
 	// Deleting again: the meeting is gone. The audit log, which is kept
 	// on purpose, says who deleted it.
@@ -172,4 +181,126 @@ func (b *testBundle) traces(t *testing.T, meetingID string) map[string]int {
 		return nil
 	}))
 	return out
+}
+
+// searchHits counts what GET /v1/search finds for word, over every meeting.
+func (b *testBundle) searchHits(t *testing.T, word string) int {
+	t.Helper()
+	var page struct{ Hits []any }
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/search?q="+word, nil, &page))
+	return len(page.Hits)
+}
+
+// indexEntries counts the full-text index's own entries for word, read
+// without the rows they point to: on SQLite the FTS5 table keeps its index
+// apart from speech_segments, so an entry that outlived its row shows
+// here. On Postgres the index is a column of the row itself, and traces
+// already sees every row; the count is the rows whose vector holds word.
+func (b *testBundle) indexEntries(t *testing.T, word string) int {
+	t.Helper()
+	q := `SELECT count(*) FROM speech_fts WHERE speech_fts MATCH $1`
+	if b.app.store.Dialect() == store.Postgres {
+		q = `SELECT count(*) FROM speech_segments WHERE search_vec @@ to_tsquery('simple', $1)`
+	}
+	var n int
+	require.NoError(t, b.app.store.DB().QueryRowContext(context.Background(), q, word).Scan(&n))
+	return n
+}
+
+// TestFaultDeletionOutlivesAnS3Outage: a meeting is deleted while S3 is
+// away, for longer than the deletion job's attempts last. The meeting
+// stays deleting and says why its deletion failed; once S3 is back, the
+// retention sweep takes the deletion up again and it removes every trace.
+func TestFaultDeletionOutlivesAnS3Outage(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartS3Server(t)
+	b := setup(t, setupOptions{scaleOut: true, s3: srv, maxAttempts: 2})
+	ctx := context.Background()
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"participants": []map[string]any{{"identity": "alice"}}}, &m))
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, nil))
+	require.Eventually(t, func() bool {
+		var now meetingAnswer
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now)
+		return now.State != "ended"
+	}, 60*time.Second, 100*time.Millisecond, "the pipeline of a meeting nobody spoke in ends")
+	_, err := b.app.blobs.Put(ctx, "meetings/"+m.ID+"/tracks/trk_x.webm", strings.NewReader("recorded"), -1)
+	require.NoError(t, err)
+	require.Contains(t, b.traces(t, m.ID), "blob:meetings/"+m.ID+"/tracks/trk_x.webm")
+
+	require.NoError(t, srv.Stop())
+	var deleting meetingAnswer
+	require.Equal(t, http.StatusAccepted, b.call(t, "DELETE", "/v1/meetings/"+m.ID, nil, &deleting))
+	require.Equal(t, "deleting", deleting.State)
+	jobState := func() string {
+		var s string
+		err := b.app.store.DB().QueryRowContext(ctx, `SELECT state FROM river_job WHERE kind = 'delete_meeting'
+			AND args->>'meeting_id' = $1 ORDER BY id DESC LIMIT 1`, m.ID).Scan(&s)
+		require.NoError(t, err)
+		return s
+	}
+	require.Eventually(t, func() bool { return jobState() == "discarded" }, 3*time.Minute, 200*time.Millisecond,
+		"the deletion uses up its attempts while S3 is away")
+	var now meetingAnswer
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &now))
+	require.Equal(t, "deleting", now.State)
+	require.Contains(t, now.Failure, "deletion attempt 2 failed, will be retried", "the meeting says why it is still there")
+	faulttest.Report(t, faulttest.FaultsInjected, 1)
+
+	require.NoError(t, srv.Start())
+	var left map[string]int
+	require.Eventually(t, func() bool {
+		_, err := b.app.pipeline.SweepRetention(ctx)
+		require.NoError(t, err)
+		left = b.traces(t, m.ID)
+		return len(left) == 0
+	}, 2*time.Minute, 500*time.Millisecond, "left: %v", left)
+	require.Equal(t, http.StatusNotFound, b.call(t, "GET", "/v1/meetings/"+m.ID, nil, nil))
+}
+
+// TestTheServerExpiresRecordingsByItsDefaultRetention: a server set to
+// keep recordings a second after a meeting ends (GREFFIER_RETAIN_RECORDINGS)
+// and to sweep often deletes them by itself, and says so; the minutes,
+// kept forever by default, stay.
+func TestTheServerExpiresRecordingsByItsDefaultRetention(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{configure: func(c *Config) {
+		c.RetainRecordings = time.Second
+		c.RetentionSweepInterval = 200 * time.Millisecond
+	}})
+	ctx := context.Background()
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"participants": []map[string]any{{"identity": "alice"}}}, &m))
+	track := "meetings/" + m.ID + "/tracks/trk_x.webm"
+	_, err := b.app.blobs.Put(ctx, track, strings.NewReader("recorded"), -1)
+	require.NoError(t, err)
+	var ret struct {
+		Retention struct {
+			RecordingsSeconds  int64      `json:"recordings_seconds"`
+			RecordingsDefault  bool       `json:"recordings_default"`
+			TranscriptsSeconds int64      `json:"transcripts_seconds"`
+			RecordingsExpired  *time.Time `json:"recordings_expired_at"`
+		} `json:"retention"`
+		State string `json:"state"`
+	}
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &ret))
+	require.Equal(t, int64(1), ret.Retention.RecordingsSeconds)
+	require.True(t, ret.Retention.RecordingsDefault)
+	require.Zero(t, ret.Retention.TranscriptsSeconds, "transcripts: forever")
+	require.Nil(t, ret.Retention.RecordingsExpired, "a meeting not ended keeps its recordings")
+
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, nil))
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &ret)
+		return ret.Retention.RecordingsExpired != nil
+	}, 60*time.Second, 100*time.Millisecond, "the periodic sweep expires the recordings without being asked")
+	infos, err := b.app.blobs.List(ctx, "meetings/"+m.ID+"/tracks/")
+	require.NoError(t, err)
+	require.Empty(t, infos, "the track's object is deleted")
+	var gone struct{ Error struct{ Code string } }
+	require.Equal(t, http.StatusGone, b.call(t, "GET", "/v1/meetings/"+m.ID+"/tracks/trk_x.webm", nil, &gone))
+	require.Equal(t, "recordings_expired", gone.Error.Code)
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID, nil, nil), "the meeting itself stays")
 }

@@ -445,3 +445,120 @@ func TestAnUploadIsItsKeysAlone(t *testing.T) {
 		"speakers": []map[string]any{{"upload": up.ID, "identity": "alice"}}}, &m))
 	require.Equal(t, "ready", owner.waitFinished(t, m.ID).State)
 }
+
+// TestARealMeetingsRecordingsAreImportedBack imports recordings a real
+// meeting made: the fixtures sent over WebRTC at real pace, as Greffier
+// recorded them, downloaded by an archivist (alice's voice on the
+// meeting's timing as FLAC, bob's track as the recorder wrote it, WebM
+// with its network timing) and imported as a new meeting, whose minutes
+// say what the live meeting's say, when it said it.
+func TestARealMeetingsRecordingsAreImportedBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{configure: func(c *Config) { c.ImportOpusEnc = "opusenc" }})
+	names := map[string]string{"alice": "Alice Martin", "bob": "Bob Durand"}
+	mt, now := b.holdMeeting(t, names, holdOptions{})
+	require.Equal(t, "ready", now.State, "pipeline: %+v", now.Pipeline)
+	var live minutes.Document
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+mt.id+"/minutes", nil, &live))
+	require.NotEmpty(t, live.Turns)
+
+	var aliceFLAC string
+	require.Eventually(t, func() bool {
+		return b.call(t, "GET", "/v1/meetings/"+mt.id+"/speakers/alice.flac", nil, &aliceFLAC) == http.StatusOK
+	}, 60*time.Second, 100*time.Millisecond, "alice's audio is built after the minutes")
+	var tracks struct {
+		Tracks []struct {
+			Identity string `json:"identity"`
+			StartMS  int64  `json:"start_ms"`
+			URL      string `json:"url"`
+		} `json:"tracks"`
+	}
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+mt.id+"/tracks", nil, &tracks))
+	var bobWebM string
+	var bobStart float64
+	for _, tr := range tracks.Tracks {
+		if tr.Identity == "bob" {
+			require.Empty(t, bobWebM, "bob published once: one track")
+			require.Equal(t, http.StatusOK, b.call(t, "GET", tr.URL, nil, &bobWebM))
+			bobStart = float64(tr.StartMS) / 1000
+		}
+	}
+	require.NotEmpty(t, bobWebM)
+
+	status, upA := b.uploadResumed(t, []byte(aliceFLAC))
+	require.Equal(t, http.StatusOK, status, "%+v", upA)
+	require.Equal(t, "flac", upA.Format)
+	status, upB := b.uploadResumed(t, []byte(bobWebM))
+	require.Equal(t, http.StatusOK, status, "%+v", upB)
+	require.Equal(t, "webm", upB.Format)
+	var m meetingAnswer
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/import", map[string]any{
+		"title": "Conseil municipal (réimporté)",
+		"speakers": []map[string]any{
+			{"upload": upA.ID, "identity": "alice", "display_name": names["alice"]},
+			{"upload": upB.ID, "identity": "bob", "display_name": names["bob"]},
+		},
+	}, &m))
+	imported := b.waitFinished(t, m.ID)
+	require.Equal(t, "ready", imported.State, "failure %q, pipeline %+v", imported.Failure, imported.Pipeline)
+	var doc minutes.Document
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, &doc))
+	require.True(t, doc.Complete)
+
+	// Each speaker says the same, in the same order; alice's file is on
+	// the meeting's clock, bob's starts when his track did.
+	bySpeaker := func(d minutes.Document) map[string][]minutes.Turn {
+		out := map[string][]minutes.Turn{}
+		for _, turn := range d.Turns {
+			out[turn.Speaker] = append(out[turn.Speaker], turn)
+		}
+		return out
+	}
+	want, got := bySpeaker(live), bySpeaker(doc)
+	require.Len(t, got, 2)
+	shift := map[string]float64{"alice": 0, "bob": bobStart}
+	for who, turns := range want {
+		require.Len(t, got[who], len(turns), "%s: %+v", who, got[who])
+		for i, turn := range turns {
+			g := got[who][i]
+			require.Equal(t, turn.Text, g.Text, "%s's turn %d", who, i)
+			require.Equal(t, names[who], g.Name)
+			require.InDelta(t, float64(turn.Start.MS())/1000-shift[who], float64(g.Start.MS())/1000, 0.3, "%s's turn %d start", who, i)
+		}
+	}
+}
+
+// TestAHostsImportIsItsOwnMeeting: a host's imported meeting is one it
+// created: it lists it, reads its minutes and may end or delete nothing
+// else; another host, without all_meetings, is told it does not exist.
+func TestAHostsImportIsItsOwnMeeting(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{})
+	keyOf := func(name string) *testBundle {
+		var k struct{ Key string }
+		require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/keys", map[string]any{"name": name, "role": "host"}, &k))
+		return &testBundle{url: b.url, token: k.Key, cfg: b.cfg, app: b.app}
+	}
+	host, other := keyOf("Hélène"), keyOf("Paul")
+	alice, err := os.ReadFile(filepath.Join(fixtures, "alice.opus"))
+	require.NoError(t, err)
+	status, up := host.uploadResumed(t, alice)
+	require.Equal(t, http.StatusOK, status, "%+v", up)
+	var m meetingAnswer
+	require.Equal(t, http.StatusAccepted, host.call(t, "POST", "/v1/meetings/import", map[string]any{
+		"speakers": []map[string]any{{"upload": up.ID, "identity": "alice"}}}, &m))
+	require.Equal(t, "ready", host.waitFinished(t, m.ID).State)
+
+	var list struct{ Meetings []meetingAnswer }
+	require.Equal(t, http.StatusOK, host.call(t, "GET", "/v1/meetings", nil, &list))
+	require.Len(t, list.Meetings, 1)
+	require.Equal(t, m.ID, list.Meetings[0].ID, "the host lists its import")
+	require.Equal(t, http.StatusOK, host.call(t, "GET", "/v1/meetings/"+m.ID+"/minutes", nil, nil))
+
+	require.Equal(t, http.StatusOK, other.call(t, "GET", "/v1/meetings", nil, &list))
+	require.Empty(t, list.Meetings, "another host does not see it")
+	for _, path := range []string{"", "/minutes", "/participants"} {
+		require.Equal(t, http.StatusNotFound, other.call(t, "GET", "/v1/meetings/"+m.ID+path, nil, nil), path)
+	}
+	require.Equal(t, http.StatusNotFound, other.call(t, "POST", "/v1/meetings/"+m.ID+"/rerun", nil, nil))
+}

@@ -186,6 +186,18 @@ func (q Queries) markExpired(ctx context.Context, meetingID, column string) erro
 	return nil
 }
 
+// NoteDeletionFailure records on a meeting being deleted why an attempt
+// of its deletion failed, so that GET shows it beside the state while the
+// deletion is retried. A meeting in another state, or gone, is left
+// alone.
+func (q Queries) NoteDeletionFailure(ctx context.Context, meetingID, failure string) error {
+	if _, err := q.q.ExecContext(ctx, `UPDATE meetings SET failure = $1, updated_at = $2 WHERE id = $3 AND state = $4`,
+		failure, toMS(q.now()), meetingID, MeetingDeleting); err != nil {
+		return fmt.Errorf("note the deletion failure of %s: %w", meetingID, err)
+	}
+	return nil
+}
+
 // StartDeleting moves a meeting to deleting, unless it is under legal hold
 // (ErrLegalHold) or live (a *TransitionError: it must be ended first), and
 // starts a new run so that every job of the old ones does nothing. A
