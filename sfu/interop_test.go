@@ -224,7 +224,7 @@ func iceServers(t *testing.T, b *testBundle, tok string) []sfu.ICEServer {
 	return got.ICEServers
 }
 
-func TestTURNCredentialsAreDerivedFromTheJoinTokenAndExpireWithIt(t *testing.T) {
+func TestTURNCredentialsAreDerivedFromTheJoinTokenAndShortLived(t *testing.T) {
 	t.Parallel()
 	b := setup(t, sfu.Config{TURN: turnConfig(), ICEServers: []string{"stun:stun.example.org:3478"}})
 	expires := time.Now().Add(40 * time.Minute).Truncate(time.Second)
@@ -257,6 +257,22 @@ func TestTURNCredentialsAreDerivedFromTheJoinTokenAndExpireWithIt(t *testing.T) 
 	require.Equal(t, "<"+turnSrv.URLs[1]+`>; rel="ice-server"; username="`+turnSrv.Username+`"; credential="`+
 		turnSrv.Credential+`"; credential-type="password"`, links[1])
 	require.Equal(t, `<stun:stun.example.org:3478>; rel="ice-server"`, links[2])
+
+	// A join token may live for a week: its TURN credentials last at most
+	// DefaultICECredentialTTL from when they are given out.
+	before := time.Now()
+	long, err := b.signer.Sign(token.Claims{ID: "tok-2", MeetingID: "m1", Identity: "bob",
+		Rights: []token.Right{token.RightListen}, ExpiresAt: before.Add(7 * 24 * time.Hour)})
+	require.NoError(t, err)
+	user := iceServers(t, b, long)[0].Username
+	exp, who, ok := strings.Cut(user, ":")
+	require.True(t, ok, user)
+	require.Equal(t, "tok-2", who)
+	unix, err := strconv.ParseInt(exp, 10, 64)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, unix, before.Add(sfu.DefaultICECredentialTTL).Unix()-1)
+	require.LessOrEqual(t, unix, time.Now().Add(sfu.DefaultICECredentialTTL).Unix()+1,
+		"the credentials outlive DefaultICECredentialTTL")
 
 	// No token, no credentials.
 	resp, _ = request(t, b, "OPTIONS", "/v1/whip", nil, "")

@@ -246,11 +246,12 @@ function watch(pc, restart) {
 }
 
 // iceServers asks the server which STUN/TURN servers to use (its embedded
-// TURN server, for networks that block UDP), once per page. Without any,
-// or if the question fails, the page connects directly as before.
+// TURN server, for networks that block UDP), for each connection: TURN
+// credentials last at most 12 hours, so a reconnection in a long meeting
+// needs fresh ones. Without any, or if the question fails, the page
+// connects directly (with the last list it got, if any).
 let iceList = null;
 async function iceServers() {
-  if (iceList) return iceList;
   try {
     const resp = await fetch('/v1/ice-servers', { headers: { Authorization: 'Bearer ' + st.token } });
     const data = resp.ok ? await resp.json() : null;
