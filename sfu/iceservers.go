@@ -119,6 +119,17 @@ func (s *SFU) ICEServersHandler() http.Handler {
 			writeError(w, http.StatusUnauthorized, codeUnauthorized, "join token refused: "+err.Error())
 			return
 		}
+		// The embedded TURN server relays only to its own node's media
+		// port, and each node signs its own credentials: a page served by
+		// one node for a meeting another holds must ask that one, as its
+		// offers will be redirected there too.
+		if aerr := s.place(r.Context(), claims); aerr != nil && aerr.code == codeMoved {
+			target := aerr.message + r.URL.RequestURI()
+			w.Header().Set("Location", target)
+			writeError(w, http.StatusTemporaryRedirect, codeMoved,
+				"this meeting's media is on another node: ask it for its ICE servers at "+target)
+			return
+		}
 		servers := s.ICEServers(claims)
 		if servers == nil {
 			servers = []ICEServer{}

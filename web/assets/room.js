@@ -250,13 +250,21 @@ function watch(pc, restart) {
 // credentials last at most 12 hours, so a reconnection in a long meeting
 // needs fresh ones. Without any, or if the question fails, the page
 // connects directly (with the last list it got, if any).
+// A node that does not hold the meeting's media redirects the question
+// (307) to the one that does, whose TURN server relays to its media port:
+// as for offers (negotiate), the browser drops the token on that
+// cross-origin redirect, so the question goes again, straight there.
 let iceList = null;
 async function iceServers() {
+  const ask = (url) => fetch(url, { headers: { Authorization: 'Bearer ' + st.token } });
   try {
-    const resp = await fetch('/v1/ice-servers', { headers: { Authorization: 'Bearer ' + st.token } });
+    let resp = await ask('/v1/ice-servers');
+    if (resp.redirected && resp.status === 401) resp = await ask(resp.url);
     const data = resp.ok ? await resp.json() : null;
     if (Array.isArray(data?.ice_servers)) iceList = data.ice_servers;
   } catch { /* a direct connection may still work */ }
+  // The URLs in use, for whoever debugs the page (and the tests).
+  document.body.dataset.iceServers = JSON.stringify((iceList || []).flatMap((s) => s.urls));
   return iceList || [];
 }
 
