@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 
@@ -418,4 +419,57 @@ func TestTURNServesTLSWhenGivenACertificate(t *testing.T) {
 	require.GreaterOrEqual(t, n, 20)
 	require.Equal(t, []byte{0x01, 0x13}, resp[:2], "an Allocate error response")
 	require.Equal(t, req[8:20], resp[8:20], "for our transaction")
+}
+
+// TestAnOfferWithVideoFirstGetsItsCandidatesAndETagOnTheAudioSection: a
+// client offering a video section before its audio (as a camera encoder,
+// or a page that added video first, does) gets that section rejected
+// (port 0), and the answer's candidates in the accepted audio section, the
+// BUNDLE group's, since browsers ignore those of a rejected section; the
+// ETag names the audio section's ICE ufrag.
+func TestAnOfferWithVideoFirstGetsItsCandidatesAndETagOnTheAudioSection(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sfu.Config{})
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pc.Close() })
+	_, err = pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+	require.NoError(t, err)
+	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "a", "s")
+	require.NoError(t, err)
+	_, err = pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	require.NoError(t, err)
+	offer, err := pc.CreateOffer(nil)
+	require.NoError(t, err)
+	gathered := webrtc.GatheringCompletePromise(pc)
+	require.NoError(t, pc.SetLocalDescription(offer))
+	<-gathered
+
+	resp, answer := request(t, b, "POST", "/v1/whip", map[string]string{
+		"Authorization": "Bearer " + b.token(t, "m1", "alice", token.RightPublish), "Content-Type": "application/sdp"},
+		pc.LocalDescription().SDP)
+	require.Equal(t, http.StatusCreated, resp.StatusCode, answer)
+	var d sdp.SessionDescription
+	require.NoError(t, d.UnmarshalString(answer))
+	require.Len(t, d.MediaDescriptions, 2)
+	video, audio := d.MediaDescriptions[0], d.MediaDescriptions[1]
+	require.Equal(t, "video", video.MediaName.Media)
+	require.Zero(t, video.MediaName.Port.Value, "the video section is rejected")
+	for _, a := range video.Attributes {
+		require.NotEqual(t, "candidate", a.Key, "no candidate in the rejected section\n%s", answer)
+	}
+	var candidates int
+	for _, a := range audio.Attributes {
+		if a.Key == "candidate" {
+			candidates++
+		}
+	}
+	require.Positive(t, candidates, "the audio section carries the candidates\n%s", answer)
+	ufrag, ok := audio.Attribute("ice-ufrag")
+	require.True(t, ok)
+	require.NotEmpty(t, ufrag)
+	require.Equal(t, strconv.Quote(ufrag), resp.Header.Get("ETag"))
+	session := strings.TrimPrefix(resp.Header.Get("Location"), b.srv.URL)
+	resp, _ = request(t, b, "DELETE", session, map[string]string{"Authorization": "Bearer " + b.token(t, "m1", "alice", token.RightPublish)}, "")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
 }
