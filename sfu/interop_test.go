@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/pion/sdp/v3"
+	"github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 
@@ -472,4 +473,48 @@ func TestAnOfferWithVideoFirstGetsItsCandidatesAndETagOnTheAudioSection(t *testi
 	session := strings.TrimPrefix(resp.Header.Get("Location"), b.srv.URL)
 	resp, _ = request(t, b, "DELETE", session, map[string]string{"Authorization": "Bearer " + b.token(t, "m1", "alice", token.RightPublish)}, "")
 	require.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+// TestAClientWithoutUDPPublishesThroughAnExternalTURNServer: with the
+// embedded server off, an external TURN server (a real one, pion/turn,
+// checking TURN REST API credentials under its shared secret, as coturn's
+// use-auth-secret does) listed in ICEServers is given to clients with
+// credentials derived from their join token, and a client that may only
+// relay over TCP publishes through it.
+func TestAClientWithoutUDPPublishesThroughAnExternalTURNServer(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv, err := turn.NewServer(turn.ServerConfig{
+		Realm:       "external.example",
+		AuthHandler: turn.LongTermTURNRESTAuthHandler("coturn-shared-secret", nil),
+		ListenerConfigs: []turn.ListenerConfig{{Listener: ln,
+			RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{RelayAddress: net.IPv4(127, 0, 0, 1), Address: "127.0.0.1"}}},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	external := "turn:" + ln.Addr().String() + "?transport=tcp"
+
+	b := setup(t, sfu.Config{ICEServers: []string{"stun:stun.example.org:3478", external},
+		ICEServerSecret: "coturn-shared-secret", ICEDisconnectedTimeout: 5 * time.Second, ICEFailedTimeout: 10 * time.Second,
+		ICEKeepalive: time.Second})
+	tok := b.token(t, "m1", "alice", token.RightPublish)
+	servers := iceServers(t, b, tok)
+	require.Len(t, servers, 2, "no embedded server; the external STUN and TURN ones")
+	require.Equal(t, []string{"stun:stun.example.org:3478"}, servers[0].URLs)
+	require.Empty(t, servers[0].Username)
+	require.Equal(t, []string{external}, servers[1].URLs)
+	require.NotEmpty(t, servers[1].Username)
+
+	p, err := sfutest.Publish(t.Context(), sfutest.PublishOptions{WHIPURL: b.whip, Token: tok,
+		OggPath: tone(t, 440, 2), HTTPClient: b.srv.Client(),
+		Network: sfutest.Network{ICEServers: tcpOnly(servers), RelayOnly: true, NoUDP: true}})
+	require.NoError(t, err)
+	tr := b.nextTrack(t)
+	<-p.Done()
+	require.Eventually(t, func() bool {
+		got, _ := tr.snapshot()
+		return len(got) == len(p.Sent())
+	}, 20*time.Second, 50*time.Millisecond, "every packet sent through the external TURN server reaches the tap")
+	require.NoError(t, p.Close(t.Context()))
 }
