@@ -30,8 +30,8 @@ const (
 	DefaultTURNTCPAddr            = ":3478"
 	DefaultTURNTLSAddr            = ":5349"
 	DefaultTURNRealm              = "greffier"
-	// DefaultICECredentialTTL is how long TURN credentials last for a join
-	// token that never expires.
+	// DefaultICECredentialTTL is the longest TURN credentials last: less
+	// when their join token expires sooner.
 	DefaultICECredentialTTL = 12 * time.Hour
 	// MaxEndedMeetings bounds the list of ended meetings kept to refuse
 	// late joins; the oldest are forgotten first.

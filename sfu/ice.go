@@ -60,13 +60,17 @@ func (f sdpFrag) String() string {
 }
 
 // iceOf reads the ICE credentials and candidates of a description; with
-// BUNDLE, the first media section's are everyone's.
+// BUNDLE, the first accepted media section's are everyone's. A rejected
+// section (port 0: the video an OBS-like client offers beside its audio)
+// has no credentials of its own, but pion writes the candidates of an
+// answer into the first section whatever its port: they are gathered from
+// every section.
 func iceOf(desc *sdp.SessionDescription) sdpFrag {
 	var f sdpFrag
 	f.ufrag, _ = desc.Attribute("ice-ufrag")
 	f.pwd, _ = desc.Attribute("ice-pwd")
-	if len(desc.MediaDescriptions) > 0 {
-		m := desc.MediaDescriptions[0]
+	if i := firstAccepted(desc); i >= 0 {
+		m := desc.MediaDescriptions[i]
 		f.mid, _ = m.Attribute("mid")
 		if v, ok := m.Attribute("ice-ufrag"); ok {
 			f.ufrag = v
@@ -74,13 +78,26 @@ func iceOf(desc *sdp.SessionDescription) sdpFrag {
 		if v, ok := m.Attribute("ice-pwd"); ok {
 			f.pwd = v
 		}
+	}
+	for _, m := range desc.MediaDescriptions {
 		for _, a := range m.Attributes {
-			if a.Key == "candidate" && rtpComponent(a.Value) {
-				f.candidates = append(f.candidates, "candidate:"+a.Value)
+			if c := "candidate:" + a.Value; a.Key == "candidate" && rtpComponent(a.Value) && !slices.Contains(f.candidates, c) {
+				f.candidates = append(f.candidates, c)
 			}
 		}
 	}
 	return f
+}
+
+// firstAccepted is the index of desc's first media section with a port
+// (in an offer, the first section), -1 when it has none.
+func firstAccepted(desc *sdp.SessionDescription) int {
+	for i, m := range desc.MediaDescriptions {
+		if m.MediaName.Port.Value != 0 {
+			return i
+		}
+	}
+	return -1
 }
 
 // withICE returns desc's SDP with f's credentials and candidates in place
@@ -325,16 +342,33 @@ func trickledRTPCandidate(c string) (string, bool) {
 	return c, false
 }
 
-// onlyRTPCandidates drops every candidate of an SDP but component 1's.
+// onlyRTPCandidates drops every candidate of an answer but component 1's,
+// and moves those pion wrote into a rejected first section (port 0) to
+// the first accepted one, the BUNDLE group's: browsers ignore candidates
+// of a rejected section ("JsepTransport doesn't exist"), so a client that
+// offered video first and does not trickle could never connect.
 func onlyRTPCandidates(desc string) (string, error) {
 	var d sdp.SessionDescription
 	if err := d.UnmarshalString(desc); err != nil {
 		return "", fmt.Errorf("parse answer: %w", err)
 	}
-	for _, m := range d.MediaDescriptions {
+	first := firstAccepted(&d)
+	var moved []sdp.Attribute
+	for i, m := range d.MediaDescriptions {
 		m.Attributes = slices.DeleteFunc(m.Attributes, func(a sdp.Attribute) bool {
+			isCandidate := a.Key == "candidate" || a.Key == "end-of-candidates"
+			if isCandidate && m.MediaName.Port.Value == 0 && first > i {
+				if a.Key == "end-of-candidates" || rtpComponent(a.Value) {
+					moved = append(moved, a)
+				}
+				return true
+			}
 			return a.Key == "candidate" && !rtpComponent(a.Value)
 		})
+	}
+	if len(moved) > 0 {
+		m := d.MediaDescriptions[first]
+		m.Attributes = append(m.Attributes, moved...)
 	}
 	out, err := d.Marshal()
 	if err != nil {

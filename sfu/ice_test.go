@@ -3,6 +3,7 @@ package sfu_test
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -69,4 +70,37 @@ func TestICERestartKeepsSessionAndRecording(t *testing.T) {
 	status, body = patch("*", "a=mid:0\r\n")
 	require.Equal(t, http.StatusBadRequest, status, body)
 	require.NoError(t, pub.Close(t.Context()))
+}
+
+// TestTrickleAndRestartFollowTheETag: RFC 9725 section 4.3. The 201's
+// ETag names the ICE generation; a trickle naming it is taken (204), an
+// ICE restart answers 200 with a new ETag, after which a trickle naming
+// the old one is refused with 412 and one naming the new one is taken.
+func TestTrickleAndRestartFollowTheETag(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sfu.Config{})
+	pub := b.publish(t, "alice", tone(t, 440, 8))
+	t.Cleanup(func() { _ = pub.CloseWithoutDelete() })
+	first := pub.ETag()
+	require.Equal(t, strconv.Quote(pub.ServerICEUfrag()), first, "the 201's ETag names the server's ICE ufrag")
+
+	status, err := pub.Trickle(t.Context(), first)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusNoContent, status, "a trickle naming the current ETag")
+
+	_, err = pub.RestartICE(t.Context())
+	require.NoError(t, err)
+	second := pub.ETag()
+	require.NotEqual(t, first, second, "an ICE restart gives a new ETag")
+	require.Equal(t, strconv.Quote(pub.ServerICEUfrag()), second)
+
+	status, err = pub.Trickle(t.Context(), first)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusPreconditionFailed, status, "a trickle naming the ETag before the restart")
+	status, err = pub.Trickle(t.Context(), second)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusNoContent, status, "a trickle naming the new ETag")
+	status, err = pub.Trickle(t.Context(), "")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusNoContent, status, "a trickle without If-Match")
 }

@@ -24,11 +24,15 @@ type ICEServer struct {
 // turnCredentials are the TURN REST API's time-limited credentials for one
 // join token: the username carries its expiry and the token's id, the
 // password is the username's HMAC-SHA1 under the TURN server's secret, so
-// the server checks them without any state. They expire with the token.
+// the server checks them without any state. They expire with the token,
+// and at the latest DefaultICECredentialTTL after they are given out: a
+// join token may live for days (up to a week), and a TURN credential,
+// which a revocation cannot reach, should not outlive the sessions it was
+// given for by much. Clients get fresh ones with every answer.
 func turnCredentials(secret string, c token.Claims, now time.Time) (username, password string) {
 	exp := c.ExpiresAt
-	if exp.IsZero() {
-		exp = now.Add(DefaultICECredentialTTL)
+	if limit := now.Add(DefaultICECredentialTTL); exp.IsZero() || exp.After(limit) {
+		exp = limit
 	}
 	who := c.ID
 	if who == "" {
@@ -113,6 +117,17 @@ func (s *SFU) ICEServersHandler() http.Handler {
 		claims, err := s.verifier.Verify(raw)
 		if err != nil {
 			writeError(w, http.StatusUnauthorized, codeUnauthorized, "join token refused: "+err.Error())
+			return
+		}
+		// The embedded TURN server relays only to its own node's media
+		// port, and each node signs its own credentials: a page served by
+		// one node for a meeting another holds must ask that one, as its
+		// offers will be redirected there too.
+		if aerr := s.place(r.Context(), claims); aerr != nil && aerr.code == codeMoved {
+			target := aerr.message + r.URL.RequestURI()
+			w.Header().Set("Location", target)
+			writeError(w, http.StatusTemporaryRedirect, codeMoved,
+				"this meeting's media is on another node: ask it for its ICE servers at "+target)
 			return
 		}
 		servers := s.ICEServers(claims)

@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/sdp/v3"
+	"github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 
@@ -224,7 +226,7 @@ func iceServers(t *testing.T, b *testBundle, tok string) []sfu.ICEServer {
 	return got.ICEServers
 }
 
-func TestTURNCredentialsAreDerivedFromTheJoinTokenAndExpireWithIt(t *testing.T) {
+func TestTURNCredentialsAreDerivedFromTheJoinTokenAndShortLived(t *testing.T) {
 	t.Parallel()
 	b := setup(t, sfu.Config{TURN: turnConfig(), ICEServers: []string{"stun:stun.example.org:3478"}})
 	expires := time.Now().Add(40 * time.Minute).Truncate(time.Second)
@@ -247,16 +249,46 @@ func TestTURNCredentialsAreDerivedFromTheJoinTokenAndExpireWithIt(t *testing.T) 
 
 	// The same servers in the 201's Link headers (RFC 9725 section 4.6),
 	// and in OPTIONS for clients that ask there first.
-	p, err := sfutest.Publish(t.Context(), sfutest.PublishOptions{WHIPURL: b.whip, Token: tok,
-		OggPath: tone(t, 440, 1), HTTPClient: b.srv.Client()})
+	wantLinks := func(links []string) {
+		t.Helper()
+		var ice []string
+		for _, l := range links {
+			if strings.HasSuffix(l, `rel="ice-server"`) || strings.Contains(l, `rel="ice-server";`) {
+				ice = append(ice, l)
+			}
+		}
+		require.Len(t, ice, 3, "%q", links)
+		for i, u := range turnSrv.URLs {
+			require.Equal(t, "<"+u+`>; rel="ice-server"; username="`+turnSrv.Username+`"; credential="`+
+				turnSrv.Credential+`"; credential-type="password"`, ice[i])
+		}
+		require.Equal(t, `<stun:stun.example.org:3478>; rel="ice-server"`, ice[2])
+	}
+	resp, answer := request(t, b, "POST", "/v1/whip", map[string]string{"Authorization": "Bearer " + tok,
+		"Content-Type": "application/sdp"}, rawOffer(t, webrtc.RTPTransceiverDirectionSendrecv))
+	require.Equal(t, http.StatusCreated, resp.StatusCode, answer)
+	wantLinks(resp.Header.Values("Link"))
+	session := strings.TrimPrefix(resp.Header.Get("Location"), b.srv.URL)
+	resp, _ = request(t, b, "DELETE", session, map[string]string{"Authorization": "Bearer " + tok}, "")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	resp, _ = request(t, b, "OPTIONS", "/v1/whip", map[string]string{"Authorization": "Bearer " + tok}, "")
+	wantLinks(resp.Header.Values("Link"))
+
+	// A join token may live for a week: its TURN credentials last at most
+	// DefaultICECredentialTTL from when they are given out.
+	before := time.Now()
+	long, err := b.signer.Sign(token.Claims{ID: "tok-2", MeetingID: "m1", Identity: "bob",
+		Rights: []token.Right{token.RightListen}, ExpiresAt: before.Add(7 * 24 * time.Hour)})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.CloseWithoutDelete() })
-	resp, _ := request(t, b, "OPTIONS", "/v1/whip", map[string]string{"Authorization": "Bearer " + tok}, "")
-	links := resp.Header.Values("Link")
-	require.Len(t, links, 3)
-	require.Equal(t, "<"+turnSrv.URLs[1]+`>; rel="ice-server"; username="`+turnSrv.Username+`"; credential="`+
-		turnSrv.Credential+`"; credential-type="password"`, links[1])
-	require.Equal(t, `<stun:stun.example.org:3478>; rel="ice-server"`, links[2])
+	user := iceServers(t, b, long)[0].Username
+	exp, who, ok := strings.Cut(user, ":")
+	require.True(t, ok, user)
+	require.Equal(t, "tok-2", who)
+	unix, err := strconv.ParseInt(exp, 10, 64)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, unix, before.Add(sfu.DefaultICECredentialTTL).Unix()-1)
+	require.LessOrEqual(t, unix, time.Now().Add(sfu.DefaultICECredentialTTL).Unix()+1,
+		"the credentials outlive DefaultICECredentialTTL")
 
 	// No token, no credentials.
 	resp, _ = request(t, b, "OPTIONS", "/v1/whip", nil, "")
@@ -388,4 +420,101 @@ func TestTURNServesTLSWhenGivenACertificate(t *testing.T) {
 	require.GreaterOrEqual(t, n, 20)
 	require.Equal(t, []byte{0x01, 0x13}, resp[:2], "an Allocate error response")
 	require.Equal(t, req[8:20], resp[8:20], "for our transaction")
+}
+
+// TestAnOfferWithVideoFirstGetsItsCandidatesAndETagOnTheAudioSection: a
+// client offering a video section before its audio (as a camera encoder,
+// or a page that added video first, does) gets that section rejected
+// (port 0), and the answer's candidates in the accepted audio section, the
+// BUNDLE group's, since browsers ignore those of a rejected section; the
+// ETag names the audio section's ICE ufrag.
+func TestAnOfferWithVideoFirstGetsItsCandidatesAndETagOnTheAudioSection(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sfu.Config{})
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pc.Close() })
+	_, err = pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+	require.NoError(t, err)
+	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "a", "s")
+	require.NoError(t, err)
+	_, err = pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	require.NoError(t, err)
+	offer, err := pc.CreateOffer(nil)
+	require.NoError(t, err)
+	gathered := webrtc.GatheringCompletePromise(pc)
+	require.NoError(t, pc.SetLocalDescription(offer))
+	<-gathered
+
+	resp, answer := request(t, b, "POST", "/v1/whip", map[string]string{
+		"Authorization": "Bearer " + b.token(t, "m1", "alice", token.RightPublish), "Content-Type": "application/sdp"},
+		pc.LocalDescription().SDP)
+	require.Equal(t, http.StatusCreated, resp.StatusCode, answer)
+	var d sdp.SessionDescription
+	require.NoError(t, d.UnmarshalString(answer))
+	require.Len(t, d.MediaDescriptions, 2)
+	video, audio := d.MediaDescriptions[0], d.MediaDescriptions[1]
+	require.Equal(t, "video", video.MediaName.Media)
+	require.Zero(t, video.MediaName.Port.Value, "the video section is rejected")
+	for _, a := range video.Attributes {
+		require.NotEqual(t, "candidate", a.Key, "no candidate in the rejected section\n%s", answer)
+	}
+	var candidates int
+	for _, a := range audio.Attributes {
+		if a.Key == "candidate" {
+			candidates++
+		}
+	}
+	require.Positive(t, candidates, "the audio section carries the candidates\n%s", answer)
+	ufrag, ok := audio.Attribute("ice-ufrag")
+	require.True(t, ok)
+	require.NotEmpty(t, ufrag)
+	require.Equal(t, strconv.Quote(ufrag), resp.Header.Get("ETag"))
+	session := strings.TrimPrefix(resp.Header.Get("Location"), b.srv.URL)
+	resp, _ = request(t, b, "DELETE", session, map[string]string{"Authorization": "Bearer " + b.token(t, "m1", "alice", token.RightPublish)}, "")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+// TestAClientWithoutUDPPublishesThroughAnExternalTURNServer: with the
+// embedded server off, an external TURN server (a real one, pion/turn,
+// checking TURN REST API credentials under its shared secret, as coturn's
+// use-auth-secret does) listed in ICEServers is given to clients with
+// credentials derived from their join token, and a client that may only
+// relay over TCP publishes through it.
+func TestAClientWithoutUDPPublishesThroughAnExternalTURNServer(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv, err := turn.NewServer(turn.ServerConfig{
+		Realm:       "external.example",
+		AuthHandler: turn.LongTermTURNRESTAuthHandler("coturn-shared-secret", nil),
+		ListenerConfigs: []turn.ListenerConfig{{Listener: ln,
+			RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{RelayAddress: net.IPv4(127, 0, 0, 1), Address: "127.0.0.1"}}},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	external := "turn:" + ln.Addr().String() + "?transport=tcp"
+
+	b := setup(t, sfu.Config{ICEServers: []string{"stun:stun.example.org:3478", external},
+		ICEServerSecret: "coturn-shared-secret", ICEDisconnectedTimeout: 5 * time.Second, ICEFailedTimeout: 10 * time.Second,
+		ICEKeepalive: time.Second})
+	tok := b.token(t, "m1", "alice", token.RightPublish)
+	servers := iceServers(t, b, tok)
+	require.Len(t, servers, 2, "no embedded server; the external STUN and TURN ones")
+	require.Equal(t, []string{"stun:stun.example.org:3478"}, servers[0].URLs)
+	require.Empty(t, servers[0].Username)
+	require.Equal(t, []string{external}, servers[1].URLs)
+	require.NotEmpty(t, servers[1].Username)
+
+	p, err := sfutest.Publish(t.Context(), sfutest.PublishOptions{WHIPURL: b.whip, Token: tok,
+		OggPath: tone(t, 440, 2), HTTPClient: b.srv.Client(),
+		Network: sfutest.Network{ICEServers: tcpOnly(servers), RelayOnly: true, NoUDP: true}})
+	require.NoError(t, err)
+	tr := b.nextTrack(t)
+	<-p.Done()
+	require.Eventually(t, func() bool {
+		got, _ := tr.snapshot()
+		return len(got) == len(p.Sent())
+	}, 20*time.Second, 50*time.Millisecond, "every packet sent through the external TURN server reaches the tap")
+	require.NoError(t, p.Close(t.Context()))
 }

@@ -72,6 +72,25 @@ func TestAnOfferForAMeetingOnAnotherNodeIsRedirectedWith307(t *testing.T) {
 		require.True(t, strings.HasPrefix(resp.Header.Get("Location"), "http://node-a.example:8080/v1/"+kind+"/"),
 			"the session URL names the node that holds the session: %s", resp.Header.Get("Location"))
 	}
+
+	// The ICE servers too: only the meeting's node's TURN server relays
+	// to its media port, with credentials that node signs.
+	req, err := http.NewRequestWithContext(t.Context(), "GET", b.srv.URL+"/v1/ice-servers", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+b.token(t, "m2", "alice", token.RightListen))
+	req.Header.Set("Origin", "https://meet.example.org")
+	ice, err := noFollow.Do(req)
+	require.NoError(t, err)
+	body, err := io.ReadAll(ice.Body)
+	require.NoError(t, err)
+	_ = ice.Body.Close()
+	require.Equal(t, http.StatusTemporaryRedirect, ice.StatusCode, "%s", body)
+	require.Equal(t, "http://node-b.example:8080/v1/ice-servers", ice.Header.Get("Location"))
+	require.Equal(t, "*", ice.Header.Get("Access-Control-Allow-Origin"), "a page can follow it")
+	require.Contains(t, string(body), "meeting_on_another_node")
+	here, body2 := request(t, b, "GET", "/v1/ice-servers", map[string]string{
+		"Authorization": "Bearer " + b.token(t, "m1", "bob", token.RightListen)}, "")
+	require.Equal(t, http.StatusOK, here.StatusCode, "this node's own meeting: %s", body2)
 }
 
 // TestAnSFUNotStartedStillRedirects: a node that serves no media (its SFU

@@ -33,8 +33,9 @@ func (l *lockedBuffer) String() string {
 
 // startChromiumIn opens pageURL in headless Chromium (killed with its
 // helpers when the test ends), in network namespace netns ("" for
-// the test's own), its microphone playing wav in a loop when loop is set.
-func startChromiumIn(t *testing.T, netns, pageURL, wav string, loop bool) *lockedBuffer {
+// the test's own), its microphone playing wav in a loop when loop is set,
+// with the extra command-line flags.
+func startChromiumIn(t *testing.T, netns, pageURL, wav string, loop bool, flags ...string) *lockedBuffer {
 	t.Helper()
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
@@ -66,7 +67,7 @@ func startChromiumIn(t *testing.T, netns, pageURL, wav string, loop bool) *locke
 		"--disable-features=WebRtcHideLocalIpsWithMdns",
 		"--autoplay-policy=no-user-gesture-required",
 		"--enable-logging=stderr", "--v=0")
-	args = append(append(args, extra...), pageURL)
+	args = append(append(append(args, extra...), flags...), pageURL)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, args...)
 	out := &lockedBuffer{}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -15,12 +16,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/remote"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // interopDir holds the page and the bundle of the npm WHIP/WHEP clients
@@ -311,17 +317,27 @@ func TestMedoozeWHIPWHEPClientsPublishRestartListenAndLeaveFromAnotherOrigin(t *
 
 // TestEyevinnWHIPClientPublishesAndLeavesFromAnotherOrigin runs the npm
 // @eyevinn/whip-web-client 1.1.7 in Chromium: it asks for ICE servers and
-// trickle support with OPTIONS, publishes and deletes. That client has
-// neither an ICE restart nor WHEP (the listener is whip-whep's), and its
-// trickle cannot work with Chromium: it finds no mid in Chromium's offer
-// ("Missing local SDP meta data" in its log) and PATCHes an empty body,
-// which is refused (400), after which it stops trickling; its connection
-// comes up from the SFU's candidates and the browser's checks.
+// trickle support with OPTIONS, publishes, trickles and deletes. That
+// client has neither an ICE restart nor WHEP (the listener is whip-whep's).
+// Its trickle finds no mid in an offer whose first mid is "0" (it reads it
+// as the number 0), so the page gives its offer a first, video, section
+// (page.html), which Greffier rejects: its fragments, with session-level
+// credentials, the ETag header instead of If-Match and candidates of
+// component 0, are then taken (204).
 func TestEyevinnWHIPClientPublishesAndLeavesFromAnotherOrigin(t *testing.T) {
 	t.Parallel()
 	got, meetingID, b, methods := runInterop(t, "eyevinn")
 	require.Positive(t, methods.requests("PATCH /v1/whip/"),
-		"its trickle attempt passed CORS (PATCH with its ETag header); requests:\n%s", methods)
+		"its trickle passed CORS (PATCH with its ETag header); requests:\n%s", methods)
+	methods.mu.Lock()
+	taken := 0
+	for _, s := range methods.seen {
+		if f := strings.Fields(s); len(f) > 2 && f[0] == "PATCH" && f[2] == "204" {
+			taken++
+		}
+	}
+	methods.mu.Unlock()
+	require.Positive(t, taken, "its trickled candidates were taken; requests:\n%s", methods)
 	t.Logf("the listener heard alice at RMS %.3f", got["heard"].Level)
 	require.Greater(t, got["heard"].Level, heardLevel, "the listener hears alice")
 	require.Equal(t, 1, methods.requests("DELETE /v1/whip/"))
@@ -342,4 +358,117 @@ func TestABrowserWithoutUDPPublishesAndListensThroughTURNOverTCP(t *testing.T) {
 	t.Logf("the listener heard alice at RMS %.3f", got["heard"].Level)
 	require.Greater(t, got["heard"].Level, heardLevel, "the listener, relayed too, hears alice")
 	requireRecorded(t, b, meetingID, got["deleted"].at)
+}
+
+// dialInNamespace connects to addr (TCP) from inside network namespace
+// ns: the socket is made by a thread that entered ns, and stays there.
+func dialInNamespace(ns, addr string) (net.Conn, error) {
+	type result struct {
+		conn net.Conn
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// Locked and never unlocked: the thread, now in ns, ends with
+		// this goroutine instead of serving others.
+		runtime.LockOSThread()
+		f, err := os.Open("/var/run/netns/" + ns)
+		if err != nil {
+			done <- result{nil, err}
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			done <- result{nil, fmt.Errorf("setns %s: %w", ns, err)}
+			return
+		}
+		conn, err := net.Dial("tcp", addr)
+		done <- result{conn, err}
+	}()
+	r := <-done
+	return r.conn, r.err
+}
+
+// devToolsIn starts Chromium in network namespace ns (its microphone
+// playing wav, pages of origin treated as secure) and returns a chromedp
+// context driving it: Chromium's DevTools listen on the namespace's
+// loopback only, reached through a proxy on this host's.
+func devToolsIn(t *testing.T, ns, origin, wav string) context.Context {
+	t.Helper()
+	log := startChromiumIn(t, ns, origin+"/healthz", wav, true, "--remote-debugging-port=0")
+	listening := regexp.MustCompile(`DevTools listening on ws://127\.0\.0\.1:(\d+)(/devtools/browser/\S+)`)
+	var m []string
+	require.Eventually(t, func() bool {
+		m = listening.FindStringSubmatch(log.String())
+		return m != nil
+	}, 30*time.Second, 50*time.Millisecond, "chromium's DevTools address; it said:\n%s", log)
+	proxy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = proxy.Close() })
+	go func() {
+		for {
+			c, err := proxy.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := dialInNamespace(ns, "127.0.0.1:"+m[1])
+				if err != nil {
+					// chromedp then fails to connect and says so; a
+					// t.Logf here could come after the test's end.
+					return
+				}
+				defer up.Close()
+				go func() { _, _ = io.Copy(up, c) }()
+				_, _ = io.Copy(c, up)
+			}()
+		}
+	}()
+	actx, acancel := remote.NewAllocator(context.Background(), "ws://"+proxy.Addr().String()+m[2])
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancel()
+		acancel()
+	})
+	require.NoError(t, chromedp.Do(ctx), "drive chromium")
+	return ctx
+}
+
+// TestTheWebRoomWithoutUDPJoinsThroughTURNOverTCP: the web room takes its
+// ICE servers from /v1/ice-servers. Its Chromium runs in a network
+// namespace whose UDP nftables drops, and Greffier has ICE-TCP off, so the
+// embedded TURN server over TCP is the room's only way in: alice joins, is
+// recorded, and her speech is heard live.
+func TestTheWebRoomWithoutUDPJoinsThroughTURNOverTCP(t *testing.T) {
+	t.Parallel()
+	ns, hostIP := udpBlockedNamespace(t)
+	listenOn := net.JoinHostPort(hostIP, "0")
+	b := setup(t, setupOptions{configure: func(c *Config) {
+		c.HTTPAddr, c.MediaAddr = listenOn, listenOn
+		c.TURN, c.TURNUDPAddr, c.TURNTCPAddr = true, listenOn, listenOn
+		c.ICETCP = false
+	}})
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"title":        "Room behind a firewall",
+		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice"}},
+	}, &m))
+	require.Len(t, m.Join, 1)
+	ctx := devToolsIn(t, ns, b.url, fixtureWAV(t, "alice"))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+"/join/#token="+url.QueryEscape(m.Join[0].Token))))
+	waitJS(t, ctx, `document.body.dataset.state === 'ready'`, "the pre-join page")
+	click(t, ctx, "#join")
+	var live struct {
+		Pipeline *struct {
+			Tracks   int `json:"tracks"`
+			Segments int `json:"segments"`
+		} `json:"pipeline"`
+	}
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &live)
+		return live.Pipeline != nil && live.Pipeline.Tracks == 1 && live.Pipeline.Segments >= 1
+	}, 60*time.Second, 200*time.Millisecond, "the room, relayed over TCP, is recorded and its speech heard live: %+v", live.Pipeline)
+	require.Contains(t, eval[string](t, ctx, `document.body.dataset.iceServers || ''`), "?transport=tcp",
+		"the room took the TURN servers")
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
@@ -376,13 +377,41 @@ func TestALostNodeThatComesBackStoresWhatItSpooled(t *testing.T) {
 func TestBrowserJoinsThroughANodeThatRedirectsIt(t *testing.T) {
 	t.Parallel()
 	bin := buildServe(t)
-	c := startCluster(t, bin)
+	// Each node runs its own TURN server, which relays to its own media
+	// port only: the page must take the owner's.
+	c := startCluster(t, bin, "GREFFIER_TURN=true", "GREFFIER_TURN_UDP_ADDR=127.0.0.1:0", "GREFFIER_TURN_TCP_ADDR=127.0.0.1:0")
 	var m meetingAnswer
 	require.Equal(t, http.StatusCreated, c.bundles[0].call(t, "POST", "/v1/meetings", map[string]any{
 		"participants": []map[string]any{{"identity": "alice", "display_name": "Alice"}, {"identity": "bob", "display_name": "Bob"}}}, &m))
 	bob := c.publish(t, 0, m, "bob")
 	owner := c.index(t, hostOf(t, bob.Location()))
 	other := 1 - owner
+	turnURLs := func(node int) string {
+		req, err := http.NewRequestWithContext(t.Context(), "GET", c.bundles[node].url+"/v1/ice-servers", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+tokenOf(t, m, "alice"))
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		var got struct {
+			ICEServers []struct {
+				URLs []string `json:"urls"`
+			} `json:"ice_servers"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+		var urls []string
+		for _, s := range got.ICEServers {
+			urls = append(urls, s.URLs...)
+		}
+		require.NotEmpty(t, urls)
+		out, err := json.Marshal(urls)
+		require.NoError(t, err)
+		return string(out)
+	}
+	// Asked of the other node, the question follows its redirect.
+	ownerTURN := turnURLs(owner)
+	require.Equal(t, ownerTURN, turnURLs(other), "the other node sends the question to the owner")
 
 	ctx := newBrowser(t, fixtureWAV(t, "alice"))
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.bundles[other].url+"/join/#token="+url.QueryEscape(tokenOf(t, m, "alice")))))
@@ -391,6 +420,8 @@ func TestBrowserJoinsThroughANodeThatRedirectsIt(t *testing.T) {
 	waitJS(t, ctx, `document.body.dataset.state === 'joined' || !document.getElementById('error').hidden`, "joined or failed")
 	require.Equal(t, "joined", eval[string](t, ctx, `document.body.dataset.state`), "%s",
 		eval[string](t, ctx, `document.getElementById('error').textContent`))
+	require.JSONEq(t, ownerTURN, eval[string](t, ctx, `document.body.dataset.iceServers || 'null'`),
+		"the page took the owner's ICE servers, whose TURN server relays to the meeting's media")
 	// Both of the page's sessions are on the owner, the meeting's one room.
 	require.Eventually(t, func() bool {
 		for _, n := range aliveNodes(t, c.bundles[other]) {

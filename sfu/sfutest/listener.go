@@ -90,7 +90,7 @@ func ListenWith(ctx context.Context, opts ListenOptions) (*Listener, error) {
 		go func() { defer l.wg.Done(); l.read(tr, recv) }()
 	})
 	connected, failed := stateSignals(pc)
-	l.location, err = negotiate(ctx, l.client, pc, opts.WHEPURL, opts.Token)
+	l.location, _, err = negotiate(ctx, l.client, pc, opts.WHEPURL, opts.Token)
 	if err == nil {
 		err = waitConnected(ctx, pc, connected, failed)
 	}

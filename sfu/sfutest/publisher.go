@@ -77,6 +77,7 @@ type Publisher struct {
 	once    sync.Once
 
 	mu      sync.Mutex
+	etag    string // the session's ICE generation, from the 201 or the last restart
 	started time.Time
 	sent    []SentPacket
 	reports []rtcp.ReceptionReport // every block the server sent, any SSRC
@@ -136,7 +137,7 @@ func Publish(ctx context.Context, opts PublishOptions) (*Publisher, error) {
 		return nil, fmt.Errorf("add track: %w", err)
 	}
 	go readRTCP(sender.Sender().Read, p.keepRTCP)
-	p.location, err = negotiate(ctx, p.client, pc, opts.WHIPURL, opts.Token)
+	p.location, p.etag, err = negotiate(ctx, p.client, pc, opts.WHIPURL, opts.Token)
 	if err == nil {
 		err = waitConnected(ctx, pc, connected, failed)
 	}

@@ -40,12 +40,17 @@ func (p *Publisher) RestartICE(ctx context.Context) (string, error) {
 	req.Header.Set("Content-Type", "application/trickle-ice-sdpfrag")
 	req.Header.Set("Authorization", "Bearer "+p.token)
 	req.Header.Set("If-Match", "*")
-	status, body, _, err := doReq(p.client, req)
+	status, body, hdr, err := doReq(p.client, req)
 	if err != nil {
 		return "", err
 	}
 	if status != http.StatusOK {
 		return "", statusError(status, body)
+	}
+	// RFC 9725 section 4.3.2: the answer names the new ICE generation.
+	etag := hdr.Get("ETag")
+	if etag == "" {
+		return "", errors.New("the restart's answer has no ETag")
 	}
 	remote, err := parseSDP(p.pc.RemoteDescription())
 	if err != nil {
@@ -58,7 +63,39 @@ func (p *Publisher) RestartICE(ctx context.Context) (string, error) {
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return "", fmt.Errorf("set restart answer: %w", err)
 	}
+	p.mu.Lock()
+	p.etag = etag
+	p.mu.Unlock()
 	return ufrag, nil
+}
+
+// ETag is the session's entity tag as the server last gave it: in the
+// 201 Created, then in each ICE restart's 200.
+func (p *Publisher) ETag() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.etag
+}
+
+// Trickle PATCHes the Publisher's current ICE credentials and candidates
+// to its session URL with If-Match ifMatch (none when empty), as a
+// trickling client does, and returns the status.
+func (p *Publisher) Trickle(ctx context.Context, ifMatch string) (int, error) {
+	local, err := parseSDP(p.pc.LocalDescription())
+	if err != nil {
+		return 0, fmt.Errorf("read own offer: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, p.location, strings.NewReader(fragOf(local)))
+	if err != nil {
+		return 0, fmt.Errorf("PATCH request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/trickle-ice-sdpfrag")
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	if ifMatch != "" {
+		req.Header.Set("If-Match", ifMatch)
+	}
+	status, _, _, err := doReq(p.client, req)
+	return status, err
 }
 
 // fragOf is the SDP fragment of an offer's ICE: credentials and the first

@@ -115,43 +115,43 @@ func newAPI(serverURL string, mux ice.UDPMux, n Network) (*webrtc.API, error) {
 }
 
 // negotiate gathers pc's offer, POSTs it and applies the answer. It returns
-// the session URL from Location.
-func negotiate(ctx context.Context, client *http.Client, pc *webrtc.PeerConnection, endpoint, token string) (string, error) {
+// the session URL from Location and the answer's ETag.
+func negotiate(ctx context.Context, client *http.Client, pc *webrtc.PeerConnection, endpoint, token string) (string, string, error) {
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
-		return "", fmt.Errorf("create offer: %w", err)
+		return "", "", fmt.Errorf("create offer: %w", err)
 	}
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(offer); err != nil {
-		return "", fmt.Errorf("set offer: %w", err)
+		return "", "", fmt.Errorf("set offer: %w", err)
 	}
 	select {
 	case <-gathered:
 	case <-ctx.Done():
-		return "", fmt.Errorf("gathering candidates: %w", ctx.Err())
+		return "", "", fmt.Errorf("gathering candidates: %w", ctx.Err())
 	}
 	status, body, hdr, err := do(ctx, client, http.MethodPost, endpoint, token, []byte(pc.LocalDescription().SDP))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if status != http.StatusCreated {
-		return "", statusError(status, body)
+		return "", "", statusError(status, body)
 	}
 	if ct := hdr.Get("Content-Type"); ct != "application/sdp" {
-		return "", fmt.Errorf("answer has Content-Type %q, want application/sdp", ct)
+		return "", "", fmt.Errorf("answer has Content-Type %q, want application/sdp", ct)
 	}
 	loc, err := url.Parse(endpoint)
 	if err != nil {
-		return "", fmt.Errorf("endpoint URL: %w", err)
+		return "", "", fmt.Errorf("endpoint URL: %w", err)
 	}
 	session, err := loc.Parse(hdr.Get("Location"))
 	if err != nil || hdr.Get("Location") == "" {
-		return "", fmt.Errorf("answer has no usable Location %q", hdr.Get("Location"))
+		return "", "", fmt.Errorf("answer has no usable Location %q", hdr.Get("Location"))
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
-		return "", fmt.Errorf("set answer: %w", err)
+		return "", "", fmt.Errorf("set answer: %w", err)
 	}
-	return session.String(), nil
+	return session.String(), hdr.Get("ETag"), nil
 }
 
 // Delete sends DELETE to a session URL with token, as a leaving client

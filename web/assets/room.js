@@ -246,16 +246,25 @@ function watch(pc, restart) {
 }
 
 // iceServers asks the server which STUN/TURN servers to use (its embedded
-// TURN server, for networks that block UDP), once per page. Without any,
-// or if the question fails, the page connects directly as before.
+// TURN server, for networks that block UDP), for each connection: TURN
+// credentials last at most 12 hours, so a reconnection in a long meeting
+// needs fresh ones. Without any, or if the question fails, the page
+// connects directly (with the last list it got, if any).
+// A node that does not hold the meeting's media redirects the question
+// (307) to the one that does, whose TURN server relays to its media port:
+// as for offers (negotiate), the browser drops the token on that
+// cross-origin redirect, so the question goes again, straight there.
 let iceList = null;
 async function iceServers() {
-  if (iceList) return iceList;
+  const ask = (url) => fetch(url, { headers: { Authorization: 'Bearer ' + st.token } });
   try {
-    const resp = await fetch('/v1/ice-servers', { headers: { Authorization: 'Bearer ' + st.token } });
+    let resp = await ask('/v1/ice-servers');
+    if (resp.redirected && resp.status === 401) resp = await ask(resp.url);
     const data = resp.ok ? await resp.json() : null;
     if (Array.isArray(data?.ice_servers)) iceList = data.ice_servers;
   } catch { /* a direct connection may still work */ }
+  // The URLs in use, for whoever debugs the page (and the tests).
+  document.body.dataset.iceServers = JSON.stringify((iceList || []).flatMap((s) => s.urls));
   return iceList || [];
 }
 
