@@ -61,8 +61,11 @@ func setupSearch(t *testing.T, s *store.Store, clock *time.Time) searchFixture {
 		start := int64(i * 10_000)
 		require.NoError(t, s.UpsertSpeechSegment(ctx, store.SpeechSegment{MeetingID: m.ID, TrackID: tr.ID,
 			Identity: said.who, StartMS: start, EndMS: start + 4000, AudioKey: "k"}))
-		// The backend's language is ignored where the meeting has one.
-		require.NoError(t, s.SaveTranscript(ctx, tr.ID, start, said.text, "", nil))
+		// The backend's language is ignored where the meeting has one:
+		// it says the other language here, and the language filters below
+		// find each segment under its meeting's.
+		backend := map[string]string{"fr": "en", "en": "fr"}[said.lang]
+		require.NoError(t, s.SaveTranscript(ctx, tr.ID, start, said.text, backend, nil))
 		f.texts = append(f.texts, said.text)
 	}
 	return f
@@ -293,5 +296,39 @@ func TestSearchIndexFollowsTheTranscripts(t *testing.T) {
 		}
 		require.NoError(t, s.DB().QueryRowContext(ctx, q).Scan(&entries))
 		require.Equal(t, 1, entries, "the index holds the English meeting's entry only")
+	})
+}
+
+// A segment is stemmed in its meeting's language when the host set one,
+// else in the language the speech backend reported, else not at all.
+func TestSearchStemsByTheMeetingsLanguageElseTheBackends(t *testing.T) {
+	t.Parallel()
+	eachDialectClocked(t, func(t *testing.T, s *store.Store, _ *time.Time) {
+		ctx := context.Background()
+		said := func(meetingLang, backendLang, text string) string {
+			m, err := s.CreateMeeting(ctx, "Réunion", meetingLang)
+			require.NoError(t, err)
+			_, err = s.Join(ctx, m.ID, "alice", "Alice")
+			require.NoError(t, err)
+			tr := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: "alice"}
+			require.NoError(t, s.CreateTrack(ctx, tr))
+			require.NoError(t, s.UpsertSpeechSegment(ctx, store.SpeechSegment{MeetingID: m.ID, TrackID: tr.ID,
+				Identity: "alice", StartMS: 0, EndMS: 4000, AudioKey: "k"}))
+			require.NoError(t, s.SaveTranscript(ctx, tr.ID, 0, text, backendLang, nil))
+			return m.ID
+		}
+		langOf := func(meetingID string) string {
+			page, err := s.Search(ctx, store.SearchQuery{Query: "votaient", MeetingID: meetingID, Limit: 5})
+			require.NoError(t, err)
+			if len(page.Hits) == 0 {
+				return "not found"
+			}
+			return page.Hits[0].Language
+		}
+		// "votaient" finds "votait" only through the French stemmer.
+		require.Equal(t, "fr", langOf(said("fr", "en", "Ils votait ensemble")), "the meeting's language wins")
+		require.Equal(t, "fr", langOf(said("", "fr-FR", "Ils votait ensemble")), "else the backend's")
+		require.Equal(t, "not found", langOf(said("", "", "Ils votait ensemble")), "else no stemming")
+		require.Equal(t, "not found", langOf(said("de", "fr", "Ils votait ensemble")), "a meeting in another language is not stemmed")
 	})
 }
