@@ -123,6 +123,12 @@ func TestSearchFindsWordFormsAccentsPhrasesAndPrefixesOnBothDatabases(t *testing
 			{"électo*", []int{5}},
 			{"mun*", []int{0}},
 			{"sean*", []int{3}},
+			// A whole inflected word as a prefix finds that word, though
+			// the index holds its stem.
+			{"municipales*", []int{0}},
+			{"Élections*", []int{0}},
+			{"running*", []int{6}},
+			{"budgets*", []int{1, 2, 3, 4}},
 			{"mars élections", []int{0}},
 			{"mars budget", []int{}},
 		}
@@ -176,6 +182,10 @@ func TestSearchRanksHighlightsAndPages(t *testing.T) {
 		require.Equal(t, []string{"budget", "budget", "budget"}, marked(h.Snippet, h.Highlights))
 
 		page, err = s.Search(ctx, store.SearchQuery{Query: "ELECTION mun*", Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, page.Hits, 1)
+		require.Equal(t, []string{"élections", "municipales"}, marked(page.Hits[0].Snippet, page.Hits[0].Highlights))
+		page, err = s.Search(ctx, store.SearchQuery{Query: "municipales* Élections*", Limit: 10})
 		require.NoError(t, err)
 		require.Len(t, page.Hits, 1)
 		require.Equal(t, []string{"élections", "municipales"}, marked(page.Hits[0].Snippet, page.Hits[0].Highlights))
