@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -341,4 +342,40 @@ func TestSearchStemsByTheMeetingsLanguageElseTheBackends(t *testing.T) {
 		require.Equal(t, "not found", langOf(said("", "", "Ils votait ensemble")), "else no stemming")
 		require.Equal(t, "not found", langOf(said("de", "fr", "Ils votait ensemble")), "a meeting in another language is not stemmed")
 	})
+}
+
+// The SQLite index points at speech_segments' rowids, which VACUUM may
+// renumber. docs/operations.md says what to do after one: drop the index
+// and its triggers, and the next start builds them again from the rows.
+func TestSearchIndexIsRebuiltAtStartWhenDroppedAfterAVacuum(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg := store.Config{SQLitePath: filepath.Join(t.TempDir(), "g.db")}
+	s, err := store.Open(ctx, cfg)
+	require.NoError(t, err)
+	clock := time.Now()
+	f := setupSearch(t, s, &clock)
+	// Rows deleted before the VACUUM leave gaps it may close.
+	segs, err := s.SpeechSegments(ctx, f.fr.ID)
+	require.NoError(t, err)
+	require.NoError(t, s.DeleteSpeechSegment(ctx, segs[0].TrackID, segs[0].StartMS))
+	_, err = s.DB().ExecContext(ctx, `VACUUM`)
+	require.NoError(t, err)
+	for _, stmt := range []string{`DROP TABLE speech_fts`, `DROP TRIGGER speech_fts_insert`, `DROP TRIGGER speech_fts_delete`,
+		`DROP TRIGGER speech_fts_update`} {
+		_, err = s.DB().ExecContext(ctx, stmt)
+		require.NoError(t, err, stmt)
+	}
+	require.NoError(t, s.Close())
+
+	s, err = store.Open(ctx, cfg)
+	require.NoError(t, err)
+	defer s.Close()
+	require.ElementsMatch(t, []int{1, 2, 3, 4}, f.found(t, s, store.SearchQuery{Query: "budget"}))
+	require.Empty(t, f.found(t, s, store.SearchQuery{Query: "élections"}), "the deleted segment stays gone")
+	// And the triggers are back: a new transcript is found at once.
+	require.NoError(t, s.SaveTranscript(ctx, segs[1].TrackID, segs[1].StartMS, "Le référendum", "fr", nil))
+	page, err := s.Search(ctx, store.SearchQuery{Query: "referendum"})
+	require.NoError(t, err)
+	require.Len(t, page.Hits, 1)
 }
