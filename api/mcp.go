@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -264,20 +265,20 @@ type mcpSearchOut struct {
 }
 
 func (t mcpTools) search(ctx context.Context, _ *mcp.CallToolRequest, in mcpSearchIn) (*mcp.CallToolResult, mcpSearchOut, error) {
-	q := store.SearchQuery{Query: in.Query, MeetingID: in.Meeting, Identity: in.Speaker, Language: in.Language,
-		Cursor: in.Cursor, Limit: 10}
-	if !t.p.SeesAll() {
-		q.CreatedBy = t.p.KeyID
+	// The REST search's parameters, read by its own code: the tool
+	// refuses what GET /v1/search refuses (a bad language, date or
+	// query length), with the same words.
+	q, err := searchQuery(url.Values{"q": {in.Query}, "meeting": {in.Meeting}, "speaker": {in.Speaker},
+		"language": {in.Language}, "from": {in.From}, "to": {in.To}, "cursor": {in.Cursor}})
+	if err != nil {
+		return nil, mcpSearchOut{}, err
 	}
+	q.Limit = 10
 	if in.Limit > 0 {
 		q.Limit = min(in.Limit, mcpMaxHits)
 	}
-	var err error
-	if q.From, err = parseWhen(in.From, false); err != nil {
-		return nil, mcpSearchOut{}, fmt.Errorf("from: %w", err)
-	}
-	if q.To, err = parseWhen(in.To, true); err != nil {
-		return nil, mcpSearchOut{}, fmt.Errorf("to: %w", err)
+	if !t.p.SeesAll() {
+		q.CreatedBy = t.p.KeyID
 	}
 	page, err := t.a.store.Search(ctx, q)
 	if err != nil {

@@ -224,9 +224,23 @@ func TestMCPServesSearchMinutesAndSummariesWithCitations(t *testing.T) {
 		bad, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "read_minutes", Arguments: map[string]any{"meeting_id": "mtg_none"}})
 		require.NoError(t, err)
 		require.True(t, bad.IsError)
-		bad, err = s.CallTool(ctx, &mcp.CallToolParams{Name: "search_transcripts", Arguments: map[string]any{"query": "x*"}})
-		require.NoError(t, err)
-		require.True(t, bad.IsError)
+		// The search tool refuses what GET /v1/search refuses, saying why.
+		for _, c := range []struct {
+			args map[string]any
+			why  string
+		}{
+			{map[string]any{"query": "x*"}, "prefix"},
+			{map[string]any{"query": "  "}, "words to find"},
+			{map[string]any{"query": strings.Repeat("budget ", 80)}, "at most 500"},
+			{map[string]any{"query": "budget", "language": "de"}, "language must be fr, en or other"},
+			{map[string]any{"query": "budget", "from": "yesterday"}, "from"},
+			{map[string]any{"query": "budget", "cursor": "garbage"}, "cursor"},
+		} {
+			bad, err = s.CallTool(ctx, &mcp.CallToolParams{Name: "search_transcripts", Arguments: c.args})
+			require.NoError(t, err)
+			require.True(t, bad.IsError, "%v", c.args)
+			require.Contains(t, bad.Content[0].(*mcp.TextContent).Text, c.why, "%v", c.args)
+		}
 	})
 }
 

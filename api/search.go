@@ -90,15 +90,16 @@ func seconds(s minutes.Seconds) string {
 }
 
 // searchQuery reads a search from query values: q, meeting, speaker,
-// language, from, to, limit, cursor. Its error is for the caller.
+// language, from, to, limit, cursor. Its error is for the caller: the
+// REST search's and the MCP tool's, so it names q as "the query (q)".
 func searchQuery(qs url.Values) (store.SearchQuery, error) {
 	q := store.SearchQuery{Query: qs.Get("q"), MeetingID: qs.Get("meeting"), Identity: qs.Get("speaker"),
 		Cursor: qs.Get("cursor"), Limit: defaultSearchLimit}
 	if n := utf8.RuneCountInString(q.Query); n > maxSearchLen {
-		return q, fmt.Errorf("q is %d characters long: search for at most %d", n, maxSearchLen)
+		return q, fmt.Errorf("the query (q) is %d characters long: search for at most %d", n, maxSearchLen)
 	}
 	if strings.TrimSpace(q.Query) == "" {
-		return q, errors.New("give q: the words to find (\"quoted phrase\", prefix*)")
+		return q, errors.New("give the query (q): the words to find (\"quoted phrase\", prefix*)")
 	}
 	switch l := qs.Get("language"); l {
 	case "", "fr", "en", "other":

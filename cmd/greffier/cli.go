@@ -287,21 +287,28 @@ func cliMinutes(ctx context.Context, c *cli) error {
 }
 
 func cliSearch(ctx context.Context, c *cli) error {
+	// The flags are the API's query parameters, under the same names, so
+	// that a search here finds what GET /v1/search finds.
 	meetingID := c.fs.String("meeting", "", "only this meeting")
 	speaker := c.fs.String("speaker", "", "only this speaker (identity)")
+	language := c.fs.String("language", "", "only speech indexed in this language: fr, en or other")
+	from := c.fs.String("from", "", "said at or after: a date (2026-12-06) or an RFC 3339 time")
+	to := c.fs.String("to", "", "said before this RFC 3339 time, or on or before this date")
 	limit := c.fs.Int("limit", 0, "at most this many results (default: the server's)")
+	cursor := c.fs.String("cursor", "", "the next page: the cursor a previous search printed, with the same words and flags")
 	if err := c.parse(); err != nil {
 		return err
 	}
 	if len(c.args) == 0 {
-		return errors.New("usage: greffier search WORDS... [--meeting ID] [--speaker IDENTITY]")
+		return errors.New(`usage: greffier search WORDS... ['"a phrase"'] [prefix*] [--meeting ID] [--speaker IDENTITY] ` +
+			`[--language fr|en|other] [--from WHEN] [--to WHEN] [--limit N] [--cursor C]`)
 	}
 	q := url.Values{"q": {strings.Join(c.args, " ")}}
-	if *meetingID != "" {
-		q.Set("meeting", *meetingID)
-	}
-	if *speaker != "" {
-		q.Set("speaker", *speaker)
+	for name, v := range map[string]string{"meeting": *meetingID, "speaker": *speaker, "language": *language,
+		"from": *from, "to": *to, "cursor": *cursor} {
+		if v != "" {
+			q.Set(name, v)
+		}
 	}
 	if *limit > 0 {
 		q.Set("limit", fmt.Sprint(*limit))
@@ -335,6 +342,17 @@ func cliSearch(ctx context.Context, c *cli) error {
 		}
 		at := time.Duration(h.Start * float64(time.Second)).Truncate(time.Second)
 		fmt.Fprintf(c.stdout, "%s  %s  %s  %s: %s\n", h.MeetingID, h.Title, at, who, h.Text)
+	}
+	// A page, not every hit: say how to get the next one, on standard
+	// error so that the results stay one hit a line.
+	var next string
+	if raw := out["next_cursor"]; raw != nil {
+		if err := json.Unmarshal(raw, &next); err != nil {
+			return fmt.Errorf("read search results: %w", err)
+		}
+	}
+	if next != "" {
+		fmt.Fprintf(c.stderr, "more results: run the same search with --cursor %s\n", next)
 	}
 	return nil
 }

@@ -32,6 +32,15 @@ func (e cliEnv) run(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
+// runBoth is run that also returns what the command wrote to standard
+// error.
+func (e cliEnv) runBoth(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), args, func(k string) string { return e[k] }, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
 func (e cliEnv) must(t *testing.T, args ...string) string {
 	t.Helper()
 	out, err := e.run(t, args...)

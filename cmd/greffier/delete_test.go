@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -59,6 +60,9 @@ func testDeletedMeetingLeavesNothing(t *testing.T, b *testBundle) {
 	require.Positive(t, b.searchHits(t, "bravo"), "the meeting's speech is in the search index")
 	require.Positive(t, b.indexEntries(t, "bravo"))
 	otherBefore := b.traces(t, other.ID)
+	// What was said is found, and is in the full-text index.
+	require.Contains(t, b.searchMeetings(t, "foxtrot golf"), id)
+	require.Positive(t, b.indexEntries(t, "foxtrot"))
 
 	// Legal hold refuses deletion and keeps everything.
 	var ret map[string]any
@@ -89,6 +93,10 @@ func testDeletedMeetingLeavesNothing(t *testing.T, b *testBundle) {
 		left = b.traces(t, id)
 		return len(left) == 0
 	}, 30*time.Second, 200*time.Millisecond, "left: %v", left)
+	// Nothing said in it is found any more, nor left in the index (on
+	// SQLite a table of its own, which holds no meeting id for the scan).
+	require.Empty(t, b.searchMeetings(t, "foxtrot golf"))
+	require.Zero(t, b.indexEntries(t, "foxtrot"))
 
 	// Nor does the search index: no hit, and no index entry left behind
 	// its rows (SQLite's index is a table of its own).
@@ -113,6 +121,36 @@ func testDeletedMeetingLeavesNothing(t *testing.T, b *testBundle) {
 	// Deleting again: the meeting is gone.
 	require.Equal(t, http.StatusNotFound, b.call(t, "DELETE", "/v1/meetings/"+id, nil, nil))
 	require.Equal(t, otherBefore, b.traces(t, other.ID), "the bystander keeps everything")
+}
+
+// searchMeetings runs a search across every meeting and returns the
+// meeting of each hit.
+func (b *testBundle) searchMeetings(t *testing.T, q string) []string {
+	t.Helper()
+	var page struct {
+		Hits []struct {
+			MeetingID string `json:"meeting_id"`
+		} `json:"hits"`
+	}
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/search?q="+url.QueryEscape(q), nil, &page))
+	out := []string{}
+	for _, h := range page.Hits {
+		out = append(out, h.MeetingID)
+	}
+	return out
+}
+
+// indexEntries counts the full-text index's entries holding an indexed
+// form, read from the index itself rather than through the rows.
+func (b *testBundle) indexEntries(t *testing.T, form string) int {
+	t.Helper()
+	q := `SELECT count(*) FROM speech_segments WHERE search_vec @@ to_tsquery('simple', $1)`
+	if b.app.store.Dialect() == store.SQLite {
+		q = `SELECT count(*) FROM speech_fts WHERE speech_fts MATCH $1`
+	}
+	var n int
+	require.NoError(t, b.app.store.DB().QueryRowContext(context.Background(), q, form).Scan(&n))
+	return n
 }
 
 // traces counts, per table (and per object key, as "blob:<key>", and per

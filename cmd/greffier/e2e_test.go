@@ -431,6 +431,7 @@ func testMeetingBecomesMinutes(t *testing.T, b *testBundle) {
 	b.requireSearch(t, m.ID, doc)
 	b.requireEvents(t, m.ID, script)
 	b.requireArchive(t, m.ID)
+	b.requireSearchLinks(t, m.ID)
 	require.Eventually(t, func() bool { return hooks.has(jobs.EventMinutesReady, 1) && hooks.has(jobs.EventArchiveReady, 0) },
 		30*time.Second, 50*time.Millisecond, "webhooks: %+v", hooks.got)
 	b.requireRenameAndRerun(t, m.ID, len(script.Utterances))
@@ -558,6 +559,63 @@ func (b *testBundle) requireSearch(t *testing.T, meetingID string, doc minutes.D
 	require.Empty(t, got.Hits, "every word must match")
 	var e struct{ Error struct{ Code string } }
 	require.Equal(t, http.StatusBadRequest, b.call(t, "GET", "/v1/search?q=", nil, &e))
+}
+
+// requireSearchLinks follows a hit's links once the meeting is archived:
+// the minutes at that time hold what the hit says, and both audio files
+// are there, on the meeting clock, long enough to hold the hit's stretch.
+func (b *testBundle) requireSearchLinks(t *testing.T, meetingID string) {
+	t.Helper()
+	var got struct {
+		Hits []struct {
+			Text       string
+			Start, End minutes.Seconds
+			Links      struct {
+				Minutes      string `json:"minutes"`
+				Audio        string `json:"audio"`
+				SpeakerAudio string `json:"speaker_audio"`
+			}
+		} `json:"hits"`
+	}
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/search?q=foxtrot+golf&meeting="+meetingID, nil, &got))
+	require.Len(t, got.Hits, 1)
+	h := got.Hits[0]
+
+	var at minutes.Document
+	require.Equal(t, http.StatusOK, b.call(t, "GET", h.Links.Minutes, nil, &at), h.Links.Minutes)
+	require.NotEmpty(t, at.Turns, h.Links.Minutes)
+	said := false
+	for _, tu := range at.Turns {
+		require.Less(t, tu.Start.MS(), h.End.MS(), "%s holds only turns that overlap the hit", h.Links.Minutes)
+		require.Greater(t, tu.End.MS(), h.Start.MS(), "%s holds only turns that overlap the hit", h.Links.Minutes)
+		said = said || strings.Contains(tu.Text, "foxtrot golf")
+	}
+	require.True(t, said, "the minutes at %s say what the hit says: %+v", h.Links.Minutes, at.Turns)
+
+	span := fmt.Sprintf("#t=%.3f,%.3f", float64(h.Start.MS())/1000, float64(h.End.MS())/1000)
+	for _, link := range []string{h.Links.Audio, h.Links.SpeakerAudio} {
+		path, fragment, ok := strings.Cut(link, "#")
+		require.True(t, ok, link)
+		require.Equal(t, span, "#"+fragment, "%s plays the hit's stretch", link)
+		req, err := http.NewRequest("GET", b.url+path, nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+b.token)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", path, body)
+		require.Equal(t, "audio/flac", resp.Header.Get("Content-Type"), path)
+		file := filepath.Join(t.TempDir(), "hit.flac")
+		require.NoError(t, os.WriteFile(file, body, 0o600))
+		out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", file).CombinedOutput()
+		require.NoError(t, err, string(out))
+		var dur float64
+		_, err = fmt.Sscan(strings.TrimSpace(string(out)), &dur)
+		require.NoError(t, err, string(out))
+		require.GreaterOrEqual(t, dur, float64(h.End.MS())/1000, "%s reaches the hit's end", path)
+	}
 }
 
 // requireEvents checks the meeting's event log: both joined and left, and

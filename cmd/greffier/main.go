@@ -37,7 +37,7 @@ from GREFFIER_API_KEY, GREFFIER_API_KEY_FILE or --key-file; --json for scripts):
   meeting record|transcribe start|stop ID   start or stop a meeting's recording or transcription
   minutes ID                  print a meeting's minutes (--format md|vtt|srt|txt|json)
   download ID                 download recordings, archive or mix (resumes)
-  search QUERY                search the minutes
+  search QUERY                search what was said (--meeting, --speaker, --language, --from, --to, --cursor)
   keys [create NAME --role R | revoke ID]   manage API keys
 `
 

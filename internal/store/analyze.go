@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -113,8 +114,11 @@ const (
 // in a row) or a prefix. A word or phrase is matched in any of the index
 // languages' forms, since the query does not say its language.
 type queryItem struct {
-	alts   [][]string // alternative sequences of forms, one per distinct stemming
-	prefix string     // set for a prefix item ("électo*")
+	alts [][]string // alternative sequences of forms, one per distinct stemming
+	// prefixes, set for a prefix item ("électo*"), are the folded prefix
+	// and its distinct stems: the index holds stems, so "municipales*"
+	// must also look for "municipal…" to find "municipales" itself.
+	prefixes []string
 }
 
 // parsedQuery is a user's query analysed like the index: a list of items,
@@ -145,7 +149,7 @@ func parseQuery(q string) (parsedQuery, error) {
 				if utf8.RuneCountInString(f) < minPrefixLen {
 					return fmt.Errorf("%w: a prefix needs at least %d letters before the '*': %q", ErrBadQuery, minPrefixLen, text[sp.start:sp.end+1])
 				}
-				p.items = append(p.items, queryItem{prefix: f})
+				p.items = append(p.items, prefixItem(f))
 				continue
 			}
 			if phrase {
@@ -193,6 +197,20 @@ func parseQuery(q string) (parsedQuery, error) {
 	return p, nil
 }
 
+// prefixItem is a prefix and its stems in every query language. A stem
+// shorter than a prefix may be (a one-letter "i" of "ies") would match
+// nearly everything, so it is left out.
+func prefixItem(folded string) queryItem {
+	it := queryItem{prefixes: []string{folded}}
+	for _, lang := range queryLanguages {
+		st := stemmerFor(lang)(folded)
+		if utf8.RuneCountInString(st) >= minPrefixLen && !slices.Contains(it.prefixes, st) {
+			it.prefixes = append(it.prefixes, st)
+		}
+	}
+	return it
+}
+
 // item stems folded words in every query language, keeping distinct
 // sequences only.
 func (p *parsedQuery) item(folded []string) queryItem {
@@ -218,8 +236,15 @@ func (p *parsedQuery) item(folded []string) queryItem {
 func (p parsedQuery) fts5() string {
 	parts := make([]string, len(p.items))
 	for i, it := range p.items {
-		if it.prefix != "" {
-			parts[i] = `"` + it.prefix + `"*`
+		if len(it.prefixes) > 0 {
+			alts := make([]string, len(it.prefixes))
+			for j, pre := range it.prefixes {
+				alts[j] = `"` + pre + `"*`
+			}
+			parts[i] = strings.Join(alts, " OR ")
+			if len(alts) > 1 {
+				parts[i] = "(" + parts[i] + ")"
+			}
 			continue
 		}
 		alts := make([]string, len(it.alts))
@@ -235,8 +260,15 @@ func (p parsedQuery) fts5() string {
 func (p parsedQuery) tsquery() string {
 	parts := make([]string, len(p.items))
 	for i, it := range p.items {
-		if it.prefix != "" {
-			parts[i] = it.prefix + ":*"
+		if len(it.prefixes) > 0 {
+			alts := make([]string, len(it.prefixes))
+			for j, pre := range it.prefixes {
+				alts[j] = pre + ":*"
+			}
+			parts[i] = strings.Join(alts, " | ")
+			if len(alts) > 1 {
+				parts[i] = "(" + parts[i] + ")"
+			}
 			continue
 		}
 		alts := make([]string, len(it.alts))
@@ -260,8 +292,10 @@ func (p parsedQuery) matches(fo *folder, word, lang string) bool {
 		return true
 	}
 	for _, it := range p.items {
-		if it.prefix != "" && (strings.HasPrefix(form, it.prefix) || strings.HasPrefix(f, it.prefix)) {
-			return true
+		for _, pre := range it.prefixes {
+			if strings.HasPrefix(form, pre) || strings.HasPrefix(f, pre) {
+				return true
+			}
 		}
 	}
 	return false

@@ -52,6 +52,13 @@ func TestQueriesAreWrittenForBothDatabases(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, `("election" OR "elections") AND ("le budget") AND "mun"* AND ("l") AND ("ecol" OR "ecole")`, q.fts5())
 	require.Equal(t, `((election) | (elections)) & ((le <-> budget)) & mun:* & ((l)) & ((ecol) | (ecole))`, q.tsquery())
+	// A prefix is also looked for from its stems, which the index holds:
+	// "municipales*" finds "municipales", indexed as "municipal". A stem
+	// under two letters ("ies" in English is "i") is left out.
+	q, err = parseQuery(`municipales* ies*`)
+	require.NoError(t, err)
+	require.Equal(t, `("municipales"* OR "municipal"* OR "municipale"*) AND "ies"*`, q.fts5())
+	require.Equal(t, `(municipales:* | municipal:* | municipale:*) & ies:*`, q.tsquery())
 }
 
 // BenchmarkIndexText analyses a minute of speech (150 words) for the

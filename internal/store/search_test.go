@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -61,8 +62,11 @@ func setupSearch(t *testing.T, s *store.Store, clock *time.Time) searchFixture {
 		start := int64(i * 10_000)
 		require.NoError(t, s.UpsertSpeechSegment(ctx, store.SpeechSegment{MeetingID: m.ID, TrackID: tr.ID,
 			Identity: said.who, StartMS: start, EndMS: start + 4000, AudioKey: "k"}))
-		// The backend's language is ignored where the meeting has one.
-		require.NoError(t, s.SaveTranscript(ctx, tr.ID, start, said.text, "", nil))
+		// The backend's language is ignored where the meeting has one:
+		// it says the other language here, and the language filters below
+		// find each segment under its meeting's.
+		backend := map[string]string{"fr": "en", "en": "fr"}[said.lang]
+		require.NoError(t, s.SaveTranscript(ctx, tr.ID, start, said.text, backend, nil))
 		f.texts = append(f.texts, said.text)
 	}
 	return f
@@ -120,6 +124,12 @@ func TestSearchFindsWordFormsAccentsPhrasesAndPrefixesOnBothDatabases(t *testing
 			{"électo*", []int{5}},
 			{"mun*", []int{0}},
 			{"sean*", []int{3}},
+			// A whole inflected word as a prefix finds that word, though
+			// the index holds its stem.
+			{"municipales*", []int{0}},
+			{"Élections*", []int{0}},
+			{"running*", []int{6}},
+			{"budgets*", []int{1, 2, 3, 4}},
 			{"mars élections", []int{0}},
 			{"mars budget", []int{}},
 		}
@@ -173,6 +183,10 @@ func TestSearchRanksHighlightsAndPages(t *testing.T) {
 		require.Equal(t, []string{"budget", "budget", "budget"}, marked(h.Snippet, h.Highlights))
 
 		page, err = s.Search(ctx, store.SearchQuery{Query: "ELECTION mun*", Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, page.Hits, 1)
+		require.Equal(t, []string{"élections", "municipales"}, marked(page.Hits[0].Snippet, page.Hits[0].Highlights))
+		page, err = s.Search(ctx, store.SearchQuery{Query: "municipales* Élections*", Limit: 10})
 		require.NoError(t, err)
 		require.Len(t, page.Hits, 1)
 		require.Equal(t, []string{"élections", "municipales"}, marked(page.Hits[0].Snippet, page.Hits[0].Highlights))
@@ -294,4 +308,74 @@ func TestSearchIndexFollowsTheTranscripts(t *testing.T) {
 		require.NoError(t, s.DB().QueryRowContext(ctx, q).Scan(&entries))
 		require.Equal(t, 1, entries, "the index holds the English meeting's entry only")
 	})
+}
+
+// A segment is stemmed in its meeting's language when the host set one,
+// else in the language the speech backend reported, else not at all.
+func TestSearchStemsByTheMeetingsLanguageElseTheBackends(t *testing.T) {
+	t.Parallel()
+	eachDialectClocked(t, func(t *testing.T, s *store.Store, _ *time.Time) {
+		ctx := context.Background()
+		said := func(meetingLang, backendLang, text string) string {
+			m, err := s.CreateMeeting(ctx, "Réunion", meetingLang)
+			require.NoError(t, err)
+			_, err = s.Join(ctx, m.ID, "alice", "Alice")
+			require.NoError(t, err)
+			tr := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: "alice"}
+			require.NoError(t, s.CreateTrack(ctx, tr))
+			require.NoError(t, s.UpsertSpeechSegment(ctx, store.SpeechSegment{MeetingID: m.ID, TrackID: tr.ID,
+				Identity: "alice", StartMS: 0, EndMS: 4000, AudioKey: "k"}))
+			require.NoError(t, s.SaveTranscript(ctx, tr.ID, 0, text, backendLang, nil))
+			return m.ID
+		}
+		langOf := func(meetingID string) string {
+			page, err := s.Search(ctx, store.SearchQuery{Query: "votaient", MeetingID: meetingID, Limit: 5})
+			require.NoError(t, err)
+			if len(page.Hits) == 0 {
+				return "not found"
+			}
+			return page.Hits[0].Language
+		}
+		// "votaient" finds "votait" only through the French stemmer.
+		require.Equal(t, "fr", langOf(said("fr", "en", "Ils votait ensemble")), "the meeting's language wins")
+		require.Equal(t, "fr", langOf(said("", "fr-FR", "Ils votait ensemble")), "else the backend's")
+		require.Equal(t, "not found", langOf(said("", "", "Ils votait ensemble")), "else no stemming")
+		require.Equal(t, "not found", langOf(said("de", "fr", "Ils votait ensemble")), "a meeting in another language is not stemmed")
+	})
+}
+
+// The SQLite index points at speech_segments' rowids, which VACUUM may
+// renumber. docs/operations.md says what to do after one: drop the index
+// and its triggers, and the next start builds them again from the rows.
+func TestSearchIndexIsRebuiltAtStartWhenDroppedAfterAVacuum(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg := store.Config{SQLitePath: filepath.Join(t.TempDir(), "g.db")}
+	s, err := store.Open(ctx, cfg)
+	require.NoError(t, err)
+	clock := time.Now()
+	f := setupSearch(t, s, &clock)
+	// Rows deleted before the VACUUM leave gaps it may close.
+	segs, err := s.SpeechSegments(ctx, f.fr.ID)
+	require.NoError(t, err)
+	require.NoError(t, s.DeleteSpeechSegment(ctx, segs[0].TrackID, segs[0].StartMS))
+	_, err = s.DB().ExecContext(ctx, `VACUUM`)
+	require.NoError(t, err)
+	for _, stmt := range []string{`DROP TABLE speech_fts`, `DROP TRIGGER speech_fts_insert`, `DROP TRIGGER speech_fts_delete`,
+		`DROP TRIGGER speech_fts_update`} {
+		_, err = s.DB().ExecContext(ctx, stmt)
+		require.NoError(t, err, stmt)
+	}
+	require.NoError(t, s.Close())
+
+	s, err = store.Open(ctx, cfg)
+	require.NoError(t, err)
+	defer s.Close()
+	require.ElementsMatch(t, []int{1, 2, 3, 4}, f.found(t, s, store.SearchQuery{Query: "budget"}))
+	require.Empty(t, f.found(t, s, store.SearchQuery{Query: "élections"}), "the deleted segment stays gone")
+	// And the triggers are back: a new transcript is found at once.
+	require.NoError(t, s.SaveTranscript(ctx, segs[1].TrackID, segs[1].StartMS, "Le référendum", "fr", nil))
+	page, err := s.Search(ctx, store.SearchQuery{Query: "referendum"})
+	require.NoError(t, err)
+	require.Len(t, page.Hits, 1)
 }
