@@ -156,14 +156,20 @@ func (w *Writer) Stats() Stats {
 }
 
 // run moves queued packets into the WebM every drainEvery (sooner when a
-// backlog builds up), flushes the spool every FlushInterval, and
-// finalizes the WebM once Close asks.
+// backlog builds up), flushes the spool every FlushInterval, makes it
+// durable on the checkpoint cadence, and finalizes the WebM once Close
+// asks.
 func (w *Writer) run() {
 	defer close(w.done)
 	every := w.r.cfg.FlushInterval
+	syncEvery := w.r.cfg.CheckpointInterval
+	if syncEvery <= 0 { // checkpoints off: the cadence they would have
+		syncEvery = DefaultCheckpointInterval
+	}
 	tick := time.NewTicker(min(drainEvery, every))
 	defer tick.Stop()
 	flushed := time.Now()
+	synced := flushed
 	for {
 		select {
 		case <-w.wake:
@@ -174,7 +180,14 @@ func (w *Writer) run() {
 				continue
 			}
 			flushed = now
-			if err := w.file.flush(); err != nil && !w.failed {
+			var err error
+			if now.Sub(synced) >= syncEvery {
+				synced = now
+				err = w.file.sync()
+			} else {
+				err = w.file.flush()
+			}
+			if err != nil && !w.failed {
 				w.spoolFailed(err)
 			}
 		case <-w.stop:
