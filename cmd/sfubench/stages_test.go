@@ -49,9 +49,14 @@ func TestEveryStageNamesCodeThatExists(t *testing.T) {
 			if formerFuncs[fn] {
 				continue
 			}
+			// This binary links sfubench as its package, not as main.
+			want := fn
+			if rest, ok := strings.CutPrefix(fn, "main."); ok {
+				want = "cmd/sfubench." + rest
+			}
 			found := false
 			for _, n := range names {
-				if strings.Contains(n, fn) {
+				if strings.Contains(n, want) {
 					found = true
 					break
 				}
