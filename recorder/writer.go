@@ -148,6 +148,19 @@ const drainEvery = 100 * time.Millisecond
 // a burst after a network freeze is written before it fills the queue.
 const wakeAt = queueSize / 4
 
+// Room is how many in-order packets WriteRTP can take now without dropping
+// one for a full queue (sfu.RoomTap): the SFU paces the packets it held
+// while the track opened by it. A closed Writer ignores packets: room for
+// all.
+func (w *Writer) Room() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return queueSize
+	}
+	return queueSize - w.seq.qLen
+}
+
 // Stats returns what the Writer has done with its packets so far.
 func (w *Writer) Stats() Stats {
 	w.mu.Lock()
