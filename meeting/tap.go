@@ -338,11 +338,11 @@ func (g *gatedTrack) WriteSenderReport(ntp time.Time, rtpTime uint32) {
 	}
 }
 
-// Room is the current segment's room for packets (sfu.RoomTap); with no
+// Free is the current segment's room for packets (sfu.BoundedTap); with no
 // segment, packets are dropped by design and there is room for all.
-func (g *gatedTrack) Room() int {
+func (g *gatedTrack) Free() int {
 	if w := g.w.Load(); w != nil {
-		return w.Room()
+		return w.Free()
 	}
 	return math.MaxInt
 }

@@ -148,11 +148,11 @@ const drainEvery = 100 * time.Millisecond
 // a burst after a network freeze is written before it fills the queue.
 const wakeAt = queueSize / 4
 
-// Room is how many in-order packets WriteRTP can take now without dropping
-// one for a full queue (sfu.RoomTap): the SFU paces the packets it held
+// Free is how many in-order packets WriteRTP can take now without dropping
+// one for a full queue (sfu.BoundedTap): the SFU paces the packets it held
 // while the track opened by it. A closed Writer ignores packets: room for
 // all.
-func (w *Writer) Room() int {
+func (w *Writer) Free() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {

@@ -324,10 +324,10 @@ func TestWriterStartFromFirstArrival(t *testing.T) {
 	require.Equal(t, int64(len(fx.packets)*20), row.DurationMS)
 }
 
-// TestRoomIsWhatTheQueueCanStillTake: Room (sfu.RoomTap) counts down as
+// TestFreeIsWhatTheQueueCanStillTake: Free (sfu.BoundedTap) counts down as
 // in-order packets queue, back up as the spool goroutine drains them, and
 // is zero exactly when the next packet would be dropped as overflow.
-func TestRoomIsWhatTheQueueCanStillTake(t *testing.T) {
+func TestFreeIsWhatTheQueueCanStillTake(t *testing.T) {
 	t.Parallel()
 	bb := setup(t)
 	dir := t.TempDir()
@@ -347,13 +347,13 @@ func TestRoomIsWhatTheQueueCanStillTake(t *testing.T) {
 			w.WriteRTP(p)
 		}
 	}
-	require.Equal(t, queueSize, w.Room())
+	require.Equal(t, queueSize, w.Free())
 	write(10)
-	require.Equal(t, queueSize-10, w.Room())
+	require.Equal(t, queueSize-10, w.Free())
 	w.drain()
-	require.Equal(t, queueSize, w.Room())
+	require.Equal(t, queueSize, w.Free())
 	write(queueSize)
-	require.Zero(t, w.Room())
+	require.Zero(t, w.Free())
 	require.Zero(t, w.Stats().Overflow)
 	write(1)
 	require.EqualValues(t, 1, w.Stats().Overflow, "no room: the next packet is dropped")

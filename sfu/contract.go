@@ -119,14 +119,14 @@ type SenderReportTap interface {
 	WriteSenderReport(ntp time.Time, rtpTime uint32)
 }
 
-// RoomTap is what a TrackTap with a bounded queue may also implement: Room
+// BoundedTap is what a TrackTap with a bounded queue may also implement: Free
 // is how many packets it can take now without dropping one. The SFU asks
 // it only while it gives an opened tap the packets it held while the tap
 // opened (up to about a minute of them), so that the burst goes no faster
 // than the tap writes it rather than overflowing its queue. Safe to call
 // from another goroutine than WriteRTP's.
-type RoomTap interface {
-	Room() int
+type BoundedTap interface {
+	Free() int
 }
 
 // Observer is told what happens in meetings, for the owner to store as

@@ -118,7 +118,7 @@ func (t *publishedTrack) open(st *ssrcTap, info TrackInfo) {
 		for b := held; len(b) >= 2; {
 			n := int(binary.BigEndian.Uint16(b))
 			if err := pkt.Unmarshal(b[2 : 2+n]); err == nil {
-				waitForRoom(ctx, tap)
+				waitForFree(ctx, tap)
 				tap.WriteRTP(&pkt)
 			}
 			b = b[2+n:]
@@ -133,19 +133,19 @@ func (t *publishedTrack) open(st *ssrcTap, info TrackInfo) {
 	}
 }
 
-// roomWait bounds how long one held packet waits for a tap's room: a tap
+// freeWait bounds how long one held packet waits for a tap's room: a tap
 // that stopped writing gets the packet anyway, and counts what it drops.
-const roomWait = time.Second
+const freeWait = time.Second
 
-// waitForRoom waits until tap can take a packet without dropping one, if
-// it says (RoomTap), for at most roomWait.
-func waitForRoom(ctx context.Context, tap TrackTap) {
-	r, ok := tap.(RoomTap)
-	if !ok || r.Room() > 0 {
+// waitForFree waits until tap can take a packet without dropping one, if
+// it says (BoundedTap), for at most freeWait.
+func waitForFree(ctx context.Context, tap TrackTap) {
+	r, ok := tap.(BoundedTap)
+	if !ok || r.Free() > 0 {
 		return
 	}
-	deadline := time.Now().Add(roomWait)
-	for r.Room() <= 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+	deadline := time.Now().Add(freeWait)
+	for r.Free() <= 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -194,7 +194,7 @@ func (t *queueTrack) WriteRTP(p *rtp.Packet) {
 	t.q.pending = append(t.q.pending, p.SequenceNumber)
 }
 
-func (t *queueTrack) Room() int {
+func (t *queueTrack) Free() int {
 	t.q.mu.Lock()
 	defer t.q.mu.Unlock()
 	return queueTapSize - len(t.q.pending)
@@ -220,7 +220,7 @@ func (t *queueTrack) Close(context.Context) error {
 // TestHeldPacketsAreGivenNoFasterThanTheTapTakesThem: a tap that opens
 // after 200 packets (ten times its queue) gets every one of them, and
 // those that arrive while they are given, in order and without dropping
-// any: the SFU waits for the tap's room (RoomTap), outside the packet
+// any: the SFU waits for the tap's room (BoundedTap), outside the packet
 // path.
 func TestHeldPacketsAreGivenNoFasterThanTheTapTakesThem(t *testing.T) {
 	t.Parallel()
