@@ -25,6 +25,7 @@ type cutter struct {
 	head, n  int                  // the oldest packet and how many are kept
 	scratch  []audio.TimedPacket
 	keepFor  int64 // ms
+	big      int   // the largest packet kept: the size of a new slot's buffer
 }
 
 // keepFor is how far back a segment still open may reach: a whole segment
@@ -115,6 +116,7 @@ func (c *cutter) flush() ([]cut, error) {
 const frameMS = 20
 
 func (c *cutter) keep(ms int64, data []byte) {
+	c.big = max(c.big, len(data))
 	if c.n == len(c.ring) && (c.n == 0 || c.ring[c.head].ms >= ms-c.keepFor) {
 		c.resize(max(minRing, 2*len(c.ring)))
 	}
@@ -131,11 +133,42 @@ func (c *cutter) keep(ms int64, data []byte) {
 // packets, what a silent participant's ring holds.
 const minRing = 96
 
-// resize moves the ring's packets, oldest first, to a ring of size n.
+// resize moves the ring's packets, oldest first, to a ring of n slots.
+// Every slot has a buffer from the start, so that keeping a packet
+// allocates nothing: the slots a growing ring adds get theirs from one
+// slab (one allocation per doubling, not one per packet of a long
+// segment), each as large as the largest packet kept so far; a shrinking
+// ring copies the few packets it still keeps into a slab of its own, so
+// that a long segment's buffers, now forgotten, are freed rather than
+// held by the slots that survive.
 func (c *cutter) resize(n int) {
 	ring := make([]timedPacket, n)
-	for i := range c.n {
-		ring[i] = c.ring[(c.head+i)%len(c.ring)]
+	size := (max(c.big, 48) + 15) &^ 15
+	if n > len(c.ring) {
+		j := 0
+		for i := range len(c.ring) { // kept packets first, then free buffers
+			ring[j] = c.ring[(c.head+i)%len(c.ring)]
+			if i >= c.n {
+				ring[j].data = ring[j].data[:0]
+			}
+			j++
+		}
+		slab := make([]byte, (n-j)*size)
+		for ; j < n; j++ {
+			ring[j].data, slab = slab[:0:size], slab[size:]
+		}
+	} else {
+		slab := make([]byte, n*size)
+		for i := range n {
+			var buf []byte
+			buf, slab = slab[:0:size], slab[size:]
+			if i < c.n {
+				p := c.ring[(c.head+i)%len(c.ring)]
+				ring[i] = timedPacket{ms: p.ms, data: append(buf, p.data...)}
+			} else {
+				ring[i].data = buf
+			}
+		}
 	}
 	c.ring, c.head = ring, 0
 }

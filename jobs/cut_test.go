@@ -219,3 +219,56 @@ func BenchmarkCutterMemory(b *testing.B) {
 		})
 	}
 }
+
+// TestLivePathAllocatesNothing proves that the live path's work per packet
+// (LiveTrack.Block: the packet kept in the ring, its RFC 6464 level judged
+// by the voice detector, the ring's oldest packets forgotten) allocates
+// nothing once a track's buffers have grown, for a silent participant and
+// for one in the middle of a segment: only a segment that closes (its Ogg
+// file) and the ring's rare growth do. It also checks that a packet with
+// a level is never decoded (no leveler is made). Not parallel:
+// AllocsPerRun counts every goroutine's allocations.
+func TestLivePathAllocatesNothing(t *testing.T) {
+	packet := make([]byte, 60)
+	packet[0] = 0xf8 // CELT 20 ms
+	for _, tc := range []struct {
+		name         string
+		warm, silent int64 // ms of warm-up, the first silent ones of it
+		level        int
+	}{
+		// Silence, as most participants of a large meeting send.
+		{"silent", 10_000, 10_000, audio.SilenceLevel},
+		// Speaking: 5 s of silence, then syllables (200 ms loud, 100 ms
+		// softer) that the measured packets continue, short of
+		// MaxSegment (30 s), so no segment closes while they are counted.
+		{"speaking", 10_000, 5_000, 25},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// No Pipeline: Block only reaches it when a segment closes,
+			// which the test makes sure never happens.
+			lt := &LiveTrack{cut: newCutter(Config{}.VoiceActivity(), 1)}
+			var ms int64
+			step := func() {
+				level := tc.level
+				switch {
+				case ms < tc.silent:
+					level = audio.SilenceLevel
+				case level != audio.SilenceLevel && ms%300 >= 200:
+					level = 45
+				}
+				lt.Block(ms, packet, level)
+				ms += 20
+			}
+			for ms < tc.warm {
+				step()
+			}
+			require.Zero(t, testing.AllocsPerRun(500, step)) // 10 s more
+			require.False(t, lt.failed())
+			require.Nil(t, lt.cut.leveler, "a packet that carries its level is not decoded")
+			if tc.level != audio.SilenceLevel {
+				// The segment is open: the ring holds its packets.
+				require.Greater(t, lt.cut.n, int((ms-tc.silent)/20)-10)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -335,6 +336,15 @@ func (g *gatedTrack) WriteSenderReport(ntp time.Time, rtpTime uint32) {
 	if w := g.w.Load(); w != nil {
 		w.WriteSenderReport(ntp, rtpTime)
 	}
+}
+
+// Free is the current segment's room for packets (sfu.BoundedTap); with no
+// segment, packets are dropped by design and there is room for all.
+func (g *gatedTrack) Free() int {
+	if w := g.w.Load(); w != nil {
+		return w.Free()
+	}
+	return math.MaxInt
 }
 
 // Recording is the segment being recorded now, nil if none.

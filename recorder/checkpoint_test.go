@@ -249,3 +249,24 @@ func TestRecoverNeverReplacesStoredTrack(t *testing.T) {
 	_, ok := b2.journal(t, w.ID())
 	require.False(t, ok)
 }
+
+// TestSpoolIsSyncedOnTheCheckpointCadence: the spool is written to its
+// file every FlushInterval but fsynced only every CheckpointInterval (and
+// when the track ends), not at every flush nor per packet.
+func TestSpoolIsSyncedOnTheCheckpointCadence(t *testing.T) {
+	t.Parallel()
+	fx := loadOpus(t)
+	const cadence = 50 * time.Millisecond
+	start := time.Now()
+	b := setup(t, func(c *Config) { c.FlushInterval = 2 * time.Millisecond; c.CheckpointInterval = cadence })
+	w := b.open(t)
+	feed(b, w, cleanStream(fx, 100, 100))
+	require.Eventually(t, func() bool { return w.file.syncs.Load() >= 3 }, 10*time.Second, time.Millisecond,
+		"the spool is synced while the track records")
+	syncs := w.file.syncs.Load()
+	// A busy machine delays the ticks, never hastens them: each sync
+	// comes a whole cadence after the previous one (flushes came 25 times
+	// as often).
+	require.LessOrEqual(t, syncs, int64(time.Since(start)/cadence)+1, "synced more often than the checkpoints")
+	require.NoError(t, w.Close(context.Background()))
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/greffier/greffier/internal/audio"
@@ -36,6 +37,9 @@ type spoolFile struct {
 	f    spoolIO
 	bw   *bufio.Writer
 	fail error
+	// syncs counts the spool made durable while the track records (sync),
+	// for the test of its cadence.
+	syncs atomic.Int64
 }
 
 func newSpoolFile(f spoolIO) *spoolFile {
@@ -81,6 +85,26 @@ func (s *spoolFile) flushLocked() error {
 		s.fail = fmt.Errorf("flush spool %s: %w", s.f.Name(), err)
 	}
 	return s.fail
+}
+
+// sync flushes and makes the spool durable. The spool goroutine calls it
+// on the checkpoint cadence, not per flush: a process that crashes loses
+// only what was not flushed (the page cache survives it), while a machine
+// that loses power keeps at least what the last sync wrote, the same
+// stretch the checkpoints have copied to storage. An fsync error fails
+// the spool like a write error: what it held may not be on disk.
+func (s *spoolFile) sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.flushLocked(); err != nil {
+		return err
+	}
+	if err := s.f.Sync(); err != nil {
+		s.fail = fmt.Errorf("sync spool %s: %w", s.f.Name(), err)
+		return s.fail
+	}
+	s.syncs.Add(1)
+	return nil
 }
 
 func (s *spoolFile) err() error {

@@ -148,6 +148,19 @@ const drainEvery = 100 * time.Millisecond
 // a burst after a network freeze is written before it fills the queue.
 const wakeAt = queueSize / 4
 
+// Free is how many in-order packets WriteRTP can take now without dropping
+// one for a full queue (sfu.BoundedTap): the SFU paces the packets it held
+// while the track opened by it. A closed Writer ignores packets: room for
+// all.
+func (w *Writer) Free() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return queueSize
+	}
+	return queueSize - w.seq.qLen
+}
+
 // Stats returns what the Writer has done with its packets so far.
 func (w *Writer) Stats() Stats {
 	w.mu.Lock()
@@ -156,14 +169,20 @@ func (w *Writer) Stats() Stats {
 }
 
 // run moves queued packets into the WebM every drainEvery (sooner when a
-// backlog builds up), flushes the spool every FlushInterval, and
-// finalizes the WebM once Close asks.
+// backlog builds up), flushes the spool every FlushInterval, makes it
+// durable on the checkpoint cadence, and finalizes the WebM once Close
+// asks.
 func (w *Writer) run() {
 	defer close(w.done)
 	every := w.r.cfg.FlushInterval
+	syncEvery := w.r.cfg.CheckpointInterval
+	if syncEvery <= 0 { // checkpoints off: the cadence they would have
+		syncEvery = DefaultCheckpointInterval
+	}
 	tick := time.NewTicker(min(drainEvery, every))
 	defer tick.Stop()
 	flushed := time.Now()
+	synced := flushed
 	for {
 		select {
 		case <-w.wake:
@@ -174,7 +193,14 @@ func (w *Writer) run() {
 				continue
 			}
 			flushed = now
-			if err := w.file.flush(); err != nil && !w.failed {
+			var err error
+			if now.Sub(synced) >= syncEvery {
+				synced = now
+				err = w.file.sync()
+			} else {
+				err = w.file.flush()
+			}
+			if err != nil && !w.failed {
 				w.spoolFailed(err)
 			}
 		case <-w.stop:

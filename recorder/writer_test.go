@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -320,4 +322,41 @@ func TestWriterStartFromFirstArrival(t *testing.T) {
 	// Packet 1 arrived 20 ms after the zero + 1 s; packet 0 belongs 20 ms before it.
 	require.Equal(t, int64(1000), row.StartMS)
 	require.Equal(t, int64(len(fx.packets)*20), row.DurationMS)
+}
+
+// TestFreeIsWhatTheQueueCanStillTake: Free (sfu.BoundedTap) counts down as
+// in-order packets queue, back up as the spool goroutine drains them, and
+// is zero exactly when the next packet would be dropped as overflow.
+func TestFreeIsWhatTheQueueCanStillTake(t *testing.T) {
+	t.Parallel()
+	bb := setup(t)
+	dir := t.TempDir()
+	f, err := createSpool(filepath.Join(dir, "t.webm"), os.O_EXCL, spoolKey{})
+	require.NoError(t, err)
+	w := newWriter(bb.rec, sidecar{TrackID: "t", MeetingID: "m", Identity: "a", Channels: 2},
+		48000, 111, f.Name(), filepath.Join(dir, "t.json"), newSpoolFile(f))
+	w.bw, err = newWebMWriter(w.file, 2)
+	require.NoError(t, err)
+	p := &rtp.Packet{Header: rtp.Header{PayloadType: 111}, Payload: benchPayload()}
+	var i int
+	write := func(n int) {
+		for range n {
+			p.SequenceNumber, p.Timestamp = uint16(i), uint32(i*960)
+			i++
+			bb.clock.Advance(20 * time.Millisecond)
+			w.WriteRTP(p)
+		}
+	}
+	require.Equal(t, queueSize, w.Free())
+	write(10)
+	require.Equal(t, queueSize-10, w.Free())
+	w.drain()
+	require.Equal(t, queueSize, w.Free())
+	write(queueSize)
+	require.Zero(t, w.Free())
+	require.Zero(t, w.Stats().Overflow)
+	write(1)
+	require.EqualValues(t, 1, w.Stats().Overflow, "no room: the next packet is dropped")
+	w.drain()
+	require.NoError(t, w.finalize())
 }

@@ -119,6 +119,16 @@ type SenderReportTap interface {
 	WriteSenderReport(ntp time.Time, rtpTime uint32)
 }
 
+// BoundedTap is what a TrackTap with a bounded queue may also implement: Free
+// is how many packets it can take now without dropping one. The SFU asks
+// it only while it gives an opened tap the packets it held while the tap
+// opened (up to about a minute of them), so that the burst goes no faster
+// than the tap writes it rather than overflowing its queue. Safe to call
+// from another goroutine than WriteRTP's.
+type BoundedTap interface {
+	Free() int
+}
+
 // Observer is told what happens in meetings, for the owner to store as
 // meeting events. Calls come from the SFU's control goroutines (never per
 // packet), possibly concurrently: return quickly and do not call back into

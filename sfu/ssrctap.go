@@ -96,24 +96,57 @@ func (t *publishedTrack) open(st *ssrcTap, info TrackInfo) {
 		t.log.Error("recorder refused track; it will not be recorded", "ssrc", info.SSRC, "err", err)
 		return
 	}
-	t.mu.Lock()
+	// The held packets go to the tap in order, outside the track's lock
+	// and no faster than the tap takes them: packets that arrive
+	// meanwhile are held in turn, and given next, until none is left and
+	// the tap takes them directly. Given all at once under the lock, the
+	// seconds of packets a slow open held overflowed the recorder's queue.
 	var pkt rtp.Packet
-	for b := st.held; len(b) >= 2; {
-		n := int(binary.BigEndian.Uint16(b))
-		if err := pkt.Unmarshal(b[2 : 2+n]); err == nil {
-			tap.WriteRTP(&pkt)
+	var retired bool
+	var dropped int
+	for {
+		t.mu.Lock()
+		held := st.held
+		st.held = nil
+		if len(held) == 0 {
+			st.tap = tap
+			retired, dropped = st.retired, st.dropped
+			t.mu.Unlock()
+			break
 		}
-		b = b[2+n:]
+		t.mu.Unlock()
+		for b := held; len(b) >= 2; {
+			n := int(binary.BigEndian.Uint16(b))
+			if err := pkt.Unmarshal(b[2 : 2+n]); err == nil {
+				waitForFree(ctx, tap)
+				tap.WriteRTP(&pkt)
+			}
+			b = b[2+n:]
+		}
 	}
-	st.tap, st.held = tap, nil
-	retired, dropped := st.retired, st.dropped
-	t.mu.Unlock()
 	t.log.Info("track opened", "ssrc", info.SSRC)
 	if dropped > 0 {
 		t.log.Warn("the recorder took long to open the track: packets lost from its recording", "ssrc", info.SSRC, "lost", dropped)
 	}
 	if retired {
 		t.closeTap(ctx, st.ssrc, tap)
+	}
+}
+
+// freeWait bounds how long one held packet waits for a tap's room: a tap
+// that stopped writing gets the packet anyway, and counts what it drops.
+const freeWait = time.Second
+
+// waitForFree waits until tap can take a packet without dropping one, if
+// it says (BoundedTap), for at most freeWait.
+func waitForFree(ctx context.Context, tap TrackTap) {
+	r, ok := tap.(BoundedTap)
+	if !ok || r.Free() > 0 {
+		return
+	}
+	deadline := time.Now().Add(freeWait)
+	for r.Free() <= 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -161,3 +161,109 @@ func TestRefusedTapStillForwards(t *testing.T) {
 	require.Equal(t, 1, tap.opens, "a refused track is not retried on every packet")
 	tap.mu.Unlock()
 }
+
+// queueTap is a tap with a bounded queue, as the recorder's writer: a
+// packet given while the queue is full is dropped. A goroutine of its own
+// writes the queue out, a few packets at a time.
+type queueTap struct {
+	logTap
+	release chan struct{}
+	mu      sync.Mutex
+	queued  int
+	dropped int
+	written []uint16
+	pending []uint16
+}
+
+const queueTapSize = 16
+
+func (q *queueTap) OpenTrack(ctx context.Context, info TrackInfo) (TrackTap, error) {
+	<-q.release
+	return &queueTrack{q: q}, nil
+}
+
+type queueTrack struct{ q *queueTap }
+
+func (t *queueTrack) WriteRTP(p *rtp.Packet) {
+	t.q.mu.Lock()
+	defer t.q.mu.Unlock()
+	if len(t.q.pending) >= queueTapSize {
+		t.q.dropped++
+		return
+	}
+	t.q.pending = append(t.q.pending, p.SequenceNumber)
+}
+
+func (t *queueTrack) Free() int {
+	t.q.mu.Lock()
+	defer t.q.mu.Unlock()
+	return queueTapSize - len(t.q.pending)
+}
+
+// drain writes out up to 4 queued packets.
+func (q *queueTap) drain() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := min(4, len(q.pending))
+	q.written = append(q.written, q.pending[:n]...)
+	q.pending = append(q.pending[:0], q.pending[n:]...)
+}
+
+func (t *queueTrack) Close(context.Context) error {
+	t.q.mu.Lock()
+	defer t.q.mu.Unlock()
+	t.q.written = append(t.q.written, t.q.pending...)
+	t.q.pending = nil
+	return nil
+}
+
+// TestHeldPacketsAreGivenNoFasterThanTheTapTakesThem: a tap that opens
+// after 200 packets (ten times its queue) gets every one of them, and
+// those that arrive while they are given, in order and without dropping
+// any: the SFU waits for the tap's room (BoundedTap), outside the packet
+// path.
+func TestHeldPacketsAreGivenNoFasterThanTheTapTakesThem(t *testing.T) {
+	t.Parallel()
+	tap := &queueTap{release: make(chan struct{})}
+	tr := tapTrack(tap)
+	var pkt rtp.Packet
+	t0 := time.Unix(2000, 0)
+	const held = 200
+	for i := range held {
+		tr.receive(&pkt, raw(t, 1, uint16(i)), t0.Add(time.Duration(i)*20*time.Millisecond), nil)
+	}
+	close(tap.release)
+	stop := make(chan struct{})
+	drained := make(chan struct{})
+	go func() { // the tap's writer
+		defer close(drained)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+				tap.drain()
+			}
+		}
+	}()
+	// The packet path goes on meanwhile: its packets follow the held ones.
+	for i := held; i < held+100; i++ {
+		tr.receive(&pkt, raw(t, 1, uint16(i)), t0.Add(time.Duration(i)*20*time.Millisecond), nil)
+		time.Sleep(100 * time.Microsecond)
+	}
+	require.Eventually(t, func() bool {
+		tap.mu.Lock()
+		defer tap.mu.Unlock()
+		return len(tap.written) == held+100
+	}, 30*time.Second, time.Millisecond)
+	close(stop)
+	<-drained
+	tr.finish()
+	tr.sess.wg.Wait()
+	tap.mu.Lock()
+	defer tap.mu.Unlock()
+	require.Zero(t, tap.dropped, "no packet given to a full queue")
+	for i, seq := range tap.written {
+		require.Equal(t, uint16(i), seq, "in order")
+	}
+}

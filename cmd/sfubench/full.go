@@ -138,15 +138,19 @@ func (k *keptTap) CanRecord(ctx context.Context, info sfu.TrackInfo) error {
 }
 
 // recorded sums what the recorder did with the packets: those written to
-// the spools and those it dropped for any reason.
-func (k *keptTap) recorded() (tracks int, written, dropped, lost int64) {
+// the spools and those it dropped, and why.
+func (k *keptTap) recorded() (tracks int, sum recorder.Stats) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, w := range k.writers {
 		s := w.Stats()
-		written += s.Written
-		dropped += s.Late + s.Duplicate + s.Garbage + s.BadTimestamp + s.Overflow
-		lost += s.Lost
+		sum.Written += s.Written
+		sum.Late += s.Late
+		sum.Duplicate += s.Duplicate
+		sum.Garbage += s.Garbage
+		sum.BadTimestamp += s.BadTimestamp
+		sum.Overflow += s.Overflow
+		sum.Lost += s.Lost
 	}
-	return len(k.writers), written, dropped, lost
+	return len(k.writers), sum
 }

@@ -71,6 +71,10 @@ type report struct {
 	RecordedPackets int64 `json:"recorded_packets,omitempty"`
 	RecorderDropped int64 `json:"recorder_dropped"`
 	RecorderLost    int64 `json:"recorder_lost"`
+	// Of those dropped: too late for the reorder window, and refused by a
+	// full queue (the spool goroutine fell behind).
+	RecorderLate     int64 `json:"recorder_late"`
+	RecorderOverflow int64 `json:"recorder_overflow"`
 
 	// Stages is the window's CPU profile split by stage.
 	Stages []stageShare `json:"stages,omitempty"`
@@ -148,7 +152,7 @@ memory per participant heap %.1f KiB, RSS %.1f KiB (base RSS %.1f MiB)
 server goroutines      %.1f per connection (%d in all after the window)
 heap after the window  %.1f KiB per participant
 tap                    %d tracks, %d packets, %d sender reports
-recorder               %d packets written, %d dropped, %d never received (after every track closed)
+recorder               %d packets written, %d dropped (%d late, %d queue full), %d never received (after every track closed)
 clients                %.2f s CPU in the window, connected in %.1f s
 `, r.Tap, r.Database, r.Participants, r.Slots, r.PayloadBytes, r.GOMAXPROCS,
 		r.WindowSeconds, r.ServerCPUSeconds, r.ServerCores, r.SentPerSecond, r.ReceivedPerSecond, r.ForwardedPerSecond,
@@ -157,7 +161,7 @@ clients                %.2f s CPU in the window, connected in %.1f s
 		float64(c.LatencyP50us)/1000, float64(c.LatencyP99us)/1000, float64(c.LatencyMaxus)/1000,
 		r.HeapPerParticipantKiB, r.RSSPerParticipantKiB, float64(r.BaseRSS)/(1<<20), r.GoroutinesPerConn, r.GoroutinesAfter,
 		r.HeapAfterPerParticipantKiB, r.TapTracks, r.TapPackets, r.TapSenderReports,
-		r.RecordedPackets, r.RecorderDropped, r.RecorderLost, c.ClientCPU, c.ConnectSeconds)
+		r.RecordedPackets, r.RecorderDropped, r.RecorderLate, r.RecorderOverflow, r.RecorderLost, c.ClientCPU, c.ConnectSeconds)
 	if err != nil {
 		return err
 	}

@@ -280,8 +280,10 @@ func runOne(ctx context.Context, o options, mode, profPath string, logger *slog.
 		// Every track closes, and is stored, as when a meeting ends.
 		stopSFU()
 		final := s.Stats()
-		var n int
-		n, rep.RecordedPackets, rep.RecorderDropped, rep.RecorderLost = full.tap.recorded()
+		n, rs := full.tap.recorded()
+		rep.RecordedPackets, rep.RecorderLost = rs.Written, rs.Lost
+		rep.RecorderDropped = rs.Late + rs.Duplicate + rs.Garbage + rs.BadTimestamp + rs.Overflow
+		rep.RecorderLate, rep.RecorderOverflow = rs.Late, rs.Overflow
 		rep.TapTracks = uint64(n)
 		rep.TapPackets = final.PacketsReceived - final.DroppedTooLarge - final.DroppedRate - final.DroppedMalformed - final.DroppedSRTP
 	}
