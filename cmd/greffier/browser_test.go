@@ -262,6 +262,27 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 	waitJS(t, alice, `document.querySelector('#people li[data-identity="bob"] .name')?.textContent === 'Bob Durand'`,
 		"the name bob chose shows in alice's list")
 
+	// Bob's own level meter moves; he picks another microphone in the
+	// room: the page sends it, his meter moves with it, and alice hears
+	// him through it. He picks another output: every voice he hears
+	// plays there, also after a reconnection (below).
+	waitJS(t, bob, `Number(document.body.dataset.levelPeak || 0) > 0.02`, "bob's level meter moves")
+	require.Equal(t, "Fake Default Audio Input", eval[string](t, bob, `document.body.dataset.mic`))
+	micLabel := eval[string](t, bob, `(() => { const s = document.getElementById('mic-live');
+		const o = [...s.options].find(o => o.textContent === 'Fake Audio Input 1'); if (!o) return [...s.options].map(o => o.textContent).join(', ');
+		s.value = o.value; document.body.dataset.levelPeak = '0'; s.dispatchEvent(new Event('change')); return o.textContent; })()`)
+	require.Equal(t, "Fake Audio Input 1", micLabel, "the microphones bob may pick")
+	eval[bool](t, alice, `(document.body.dataset.heardPeak = '0') === '0'`)
+	waitJS(t, bob, `document.body.dataset.mic === 'Fake Audio Input 1'`, "bob's page sends the microphone he picked")
+	waitJS(t, bob, `Number(document.body.dataset.levelPeak || 0) > 0.02`, "bob's level meter moves with the new microphone")
+	waitJS(t, alice, `Number(document.body.dataset.heardPeak || 0) > 0.02`, "alice hears bob through his new microphone")
+	output := eval[string](t, bob, `(() => { const s = document.getElementById('output-live');
+		const o = [...s.options].find(o => o.textContent === 'Fake Audio Output 1'); if (!o) return '';
+		s.value = o.value; s.dispatchEvent(new Event('change')); return o.value; })()`)
+	require.NotEmpty(t, output, "bob may pick an output")
+	playsOn := fmt.Sprintf(`(() => { const as = [...document.querySelectorAll('#audio audio')]; return as.length > 0 && as.every(a => a.sinkId === %q); })()`, output)
+	waitJS(t, bob, playsOn, "what bob hears plays on the output he picked")
+
 	// The server cuts bob's listening session: his page says the
 	// connection is lost and retries, then hears the others again.
 	session := eval[string](t, bob, `document.body.dataset.listenSession`)
@@ -279,6 +300,7 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 	waitJS(t, bob, fmt.Sprintf(`document.body.dataset.listenSession !== %q && document.getElementById('status').textContent === 'You are in the meeting.'`, session),
 		"bob's page reconnects")
 	waitJS(t, bob, `Number(document.body.dataset.heardPeak || 0) > 0.02`, "bob hears the others again")
+	waitJS(t, bob, playsOn, "after reconnecting, what bob hears still plays on the output he picked")
 
 	// The host signs in, in a tab of its own, and ends the meeting.
 	host, cancelHost := chromedp.NewContext(alice)
@@ -647,6 +669,12 @@ func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 	waitJS(t, ctx, `document.body.dataset.minutes === 'waiting' && document.getElementById('minutes-state').textContent.includes('being prepared')`,
 		"alice's page waits for the minutes")
 	check.check(t, ctx, "room-minutes-waiting")
+	// The waiting line follows a switch of language, there and back.
+	click(t, ctx, "#lang")
+	waitJS(t, ctx, `document.getElementById('minutes-state').textContent === 'Le compte rendu est en préparation ; cette page l’affiche dès qu’il est prêt.'`,
+		"the waiting line in French")
+	click(t, ctx, "#lang")
+	waitJS(t, ctx, `document.getElementById('minutes-state').textContent.includes('being prepared')`, "the waiting line in English again")
 
 	// The host's list shows the meeting waiting for transcription, with
 	// its progress, and so does its page.
@@ -837,6 +865,115 @@ func TestBrowserRoomShowsRecordingStateAsTheHostTogglesIt(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"recording_started", "transcription_stopped", "recording_stopped"}, kinds)
+}
+
+// TestBrowserHostPagesShowWhatTheKeysRoleAllows signs in with a key of
+// each role and checks the pages show only what the role may do: a host
+// sees its own meetings, creates them, ends and switches recording; an agent reads minutes and searches, and
+// sees no control; an archivist gets the player and every download, and
+// no control.
+func TestBrowserHostPagesShowWhatTheKeysRoleAllows(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{})
+	keys := map[string]string{}
+	for _, role := range []string{"host", "archivist", "agent"} {
+		var k struct {
+			Key string `json:"key"`
+		}
+		require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/keys", map[string]any{"name": role + " key", "role": role}, &k))
+		keys[role] = k.Key
+	}
+	keys["admin"] = b.token
+	// The admin's meeting, over and transcribed; the host's, live.
+	participants := map[string]any{"participants": []map[string]any{{"identity": "alice", "display_name": "Alice Martin"}}}
+	var done, live meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", participants, &done))
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+done.ID+"/end", nil, nil))
+	require.Eventually(t, func() bool {
+		var mm meetingAnswer
+		b.call(t, "GET", "/v1/meetings/"+done.ID, nil, &mm)
+		return mm.State == "ready" || mm.State == "incomplete"
+	}, 60*time.Second, 100*time.Millisecond, "the admin's meeting gets its minutes")
+	body, err := json.Marshal(participants)
+	require.NoError(t, err)
+	req, err := http.NewRequest(http.MethodPost, b.url+"/v1/meetings", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+keys["host"])
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&live))
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+
+	ctx := newBrowser(t, "")
+	row := func(id string) string {
+		return fmt.Sprintf(`document.querySelector('#meeting-rows tr[data-id=%q]')`, id)
+	}
+	open := func(id, ready, what string) {
+		t.Helper()
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+"/app/#/m/"+id)))
+		waitJS(t, ctx, ready, what)
+	}
+	// shown lists which of the pages' controls are in the page.
+	shown := func() map[string]bool {
+		t.Helper()
+		return eval[map[string]bool](t, ctx, `Object.fromEntries(Object.entries({
+			create: '#new-title', end: '#end', recordingToggle: '#recording-toggle', rerun: '#rerun',
+			player: '#player', audioDownload: '.downloads a[href$=".flac"], .downloads a[href$=".webm"]',
+			minutesDownload: '.downloads a[href$="minutes.md"]',
+		}).map(([k, sel]) => [k, !!document.querySelector(sel)]))`)
+	}
+	signIn := func(role string) {
+		t.Helper()
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+"/app/#/")))
+		waitJS(t, ctx, `['signin', 'meetings'].includes(document.body.dataset.view)`, "the pages' first view")
+		if eval[bool](t, ctx, `!document.getElementById('signout').hidden`) {
+			click(t, ctx, "#signout")
+		}
+		waitJS(t, ctx, `document.body.dataset.view === 'signin'`, "the sign-in page")
+		require.NoError(t, chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#key"), keys[role])))
+		click(t, ctx, "button[type=submit]")
+		waitJS(t, ctx, `document.body.dataset.view === 'meetings' && !document.getElementById('signout').hidden`, role+" signs in")
+	}
+
+	signIn("host")
+	waitJS(t, ctx, row(live.ID), "the host's list shows its meeting")
+	require.False(t, eval[bool](t, ctx, "!!"+row(done.ID)), "a host sees only the meetings its key created")
+	require.True(t, shown()["create"], "a host creates meetings")
+	require.True(t, eval[bool](t, ctx, `!document.getElementById('nav-search').hidden`), "a host searches")
+	open(live.ID, `document.getElementById('end')`, "the host's live meeting")
+	require.True(t, shown()["recordingToggle"], "a host starts and stops recording")
+	open(done.ID, `document.getElementById('error').textContent === 'This meeting does not exist (any more). Check the link.'`,
+		"another's meeting does not exist for a host")
+
+	signIn("agent")
+	waitJS(t, ctx, row(live.ID)+" && "+row(done.ID), "an agent's list shows every meeting")
+	require.False(t, shown()["create"], "an agent creates no meeting")
+	require.True(t, eval[bool](t, ctx, `!document.getElementById('nav-search').hidden`), "an agent searches")
+	open(done.ID, `document.getElementById('transcript') && document.querySelector('.downloads a')`, "the minutes, for an agent")
+	require.Equal(t, map[string]bool{"create": false, "end": false, "recordingToggle": false, "rerun": false,
+		"player": false, "audioDownload": false, "minutesDownload": true}, shown(), "what an agent sees of the minutes")
+	open(live.ID, `document.getElementById('meeting-state')?.dataset.state`, "a live meeting, for an agent")
+	require.Equal(t, map[string]bool{"create": false, "end": false, "recordingToggle": false, "rerun": false,
+		"player": false, "audioDownload": false, "minutesDownload": false}, shown(), "what an agent sees of a live meeting")
+
+	signIn("archivist")
+	waitJS(t, ctx, row(live.ID)+" && "+row(done.ID), "an archivist's list shows every meeting")
+	require.False(t, shown()["create"], "an archivist creates no meeting")
+	open(done.ID, `document.getElementById('transcript') && document.querySelector('.downloads a')`, "the minutes, for an archivist")
+	require.Equal(t, map[string]bool{"create": false, "end": false, "recordingToggle": false, "rerun": false,
+		"player": true, "audioDownload": true, "minutesDownload": true}, shown(), "what an archivist sees of the minutes")
+	open(live.ID, `document.getElementById('meeting-state')?.dataset.state && document.getElementById('switches')`, "a live meeting, for an archivist")
+	require.False(t, shown()["end"], "an archivist does not end meetings")
+	require.False(t, shown()["recordingToggle"], "an archivist does not switch recording")
+
+	// The admin key sees the controls an agent does not: the same page
+	// shows them (so the checks above can fail).
+	signIn("admin")
+	open(done.ID, `document.getElementById('transcript') && document.querySelector('.downloads a')`, "the minutes, for the admin")
+	got := shown()
+	require.True(t, got["rerun"] && got["player"] && got["audioDownload"], "what the admin sees of the minutes: %v", got)
 }
 
 // signedInHost opens the host's pages in a tab of browser and signs in
