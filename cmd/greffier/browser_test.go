@@ -783,6 +783,10 @@ func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 	rights := eval[[]string](t, host, `(() => { const tok = new URLSearchParams(new URL(document.querySelector('#new-links input.link-field').value).hash.slice(1)).get('token');
 		return JSON.parse(atob(tok.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).rights; })()`)
 	require.ElementsMatch(t, []string{"publish", "listen", "name", "minutes"}, rights)
+	// Each link has its copy button (a real click: the clipboard wants a
+	// person's gesture).
+	click(t, host, "#new-links li button")
+	waitJS(t, host, `document.getElementById('status').textContent === 'Link copied.'`, "Zoé's link is copied")
 }
 
 // A participant whose browser refuses the microphone is told so in words,
@@ -1113,6 +1117,20 @@ func TestBrowserHostPagesShowWhatTheKeysRoleAllows(t *testing.T) {
 	open(done.ID, `document.getElementById('transcript') && document.querySelector('.downloads a')`, "the minutes, for the admin")
 	got := shown()
 	require.True(t, got["rerun"] && got["player"] && got["audioDownload"], "what the admin sees of the minutes: %v", got)
+
+	// A browser in French gets the pages in French, the room too; the
+	// switch turns them to English.
+	fr := newBrowser(t, "", chromedp.Flag("lang", "fr-FR"), chromedp.Flag("accept-lang", "fr-FR,fr"))
+	require.NoError(t, chromedp.Do(fr, chromedp.Navigate(b.url+"/app/")))
+	waitJS(t, fr, `document.getElementById('signin-title')?.textContent === 'Se connecter' && document.documentElement.lang === 'fr'`,
+		"the sign-in page in French")
+	click(t, fr, "#lang")
+	waitJS(t, fr, `document.getElementById('signin-title')?.textContent === 'Sign in' && document.documentElement.lang === 'en'`,
+		"the sign-in page switched to English")
+	eval[bool](t, fr, `localStorage.removeItem('greffier.lang') ?? true`)
+	require.NoError(t, chromedp.Do(fr, chromedp.Navigate(b.url+"/join/#token="+url.QueryEscape(live.Join[0].Token))))
+	waitJS(t, fr, `document.body.dataset.state === 'ready' && document.getElementById('join').textContent === 'Rejoindre la réunion'`,
+		"the meeting room in French")
 }
 
 // signedInHost opens the host's pages in a tab of browser and signs in
