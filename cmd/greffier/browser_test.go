@@ -112,8 +112,9 @@ func click(t *testing.T, ctx context.Context, sel string) {
 }
 
 // pageCheck screenshots the page at desktop and phone widths into the
-// test's artefact directory (go test -artifacts keeps them) and runs
-// axe-core in it: no serious or critical violation.
+// test's artefact directory (go test -artifacts keeps them), checks that
+// nothing is wider than the screen, and runs axe-core in it: no serious or
+// critical violation.
 type pageCheck struct {
 	dir string
 	axe string
@@ -146,6 +147,13 @@ func (c pageCheck) check(t *testing.T, ctx context.Context, name string) {
 		w, h  int64
 	}{{"desktop", 1280, 900}, {"phone", 390, 844}} {
 		require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(size.w, size.h)))
+		// Nothing wider than the screen: a phone scrolls down, never sideways.
+		wide := eval[[]string](t, ctx, fmt.Sprintf(`document.documentElement.scrollWidth <= %d ? [] :
+			[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > %d + 1)
+				.map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : '')).slice(0, 10)`, size.w, size.w))
+		if len(wide) > 0 {
+			t.Errorf("%s page at %s width (%d px): wider than the screen: %v", name, size.label, size.w, wide)
+		}
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(c.dir, name+"-"+size.label+".png"), png, 0o644))
@@ -1008,6 +1016,15 @@ func TestBrowserRoomWithRealSpeech(t *testing.T) {
 	for who, ctx := range rooms {
 		waitJS(t, ctx, `document.body.dataset.state === 'ended'`, who+"'s page says the meeting ended")
 	}
+	// The pipeline takes the real speech through to minutes (whose words
+	// the double cannot read): nothing is left running when the test
+	// stops the server.
+	var done meetingAnswer
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &done)
+		return done.State != "live" && done.State != "ended"
+	}, 3*time.Minute, 200*time.Millisecond, "the pipeline finishes")
+	require.Contains(t, []string{"ready", "incomplete"}, done.State, "failure: %s", done.Failure)
 }
 
 // TestBrowserHostPagesShowWhatTheKeysRoleAllows signs in with a key of

@@ -109,8 +109,8 @@ export function minutesView(doc, { mix, seekTo } = {}) {
         current.scrollIntoView({ block: 'nearest' });
       }
     };
-    // seeked as well as timeupdate: a paused player that is moved fires
-    // no timeupdate in every browser.
+    // seeked as well as timeupdate: the line is right as soon as the
+    // player has moved, whichever of the two a browser fires first.
     audio.addEventListener('seeking', () => {
       if (seekingTo === null || Math.abs(audio.currentTime - seekingTo) > 0.01) chosen = null;
       seekingTo = null;
