@@ -33,12 +33,13 @@ func TestServesPagesAndAssetsLockedDown(t *testing.T) {
 	defer srv.Close()
 
 	for path, want := range map[string]string{
-		"/join/":            `<script type="module" src="/assets/room.js"></script>`,
-		"/app/":             `<script type="module" src="/assets/app.js"></script>`,
-		"/assets/room.js":   "'/v1/whip'",
-		"/assets/app.js":    "'/v1/session'",
-		"/assets/i18n.js":   "const fr",
-		"/assets/style.css": "@media (max-width",
+		"/join/":             `<script type="module" src="/assets/room.js"></script>`,
+		"/app/":              `<script type="module" src="/assets/app.js"></script>`,
+		"/assets/room.js":    "'/v1/whip'",
+		"/assets/app.js":     "'/v1/session'",
+		"/assets/i18n.js":    "const fr",
+		"/assets/minutes.js": "export function minutesView",
+		"/assets/style.css":  "@media (max-width",
 	} {
 		resp, body := get(t, srv, path)
 		require.Equal(t, http.StatusOK, resp.StatusCode, path)

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -14,12 +18,16 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
 
+	"github.com/greffier/greffier/internal/audio"
+	"github.com/greffier/greffier/internal/speechtest"
 	"github.com/greffier/greffier/minutes"
 	"github.com/greffier/greffier/summarize/summarizetest"
 	"github.com/greffier/greffier/transcribe/kyutaitest"
 	"github.com/greffier/greffier/transcribe/transcribetest"
+	"github.com/greffier/greffier/web"
 )
 
 // The browser tests drive Debian's chromium over the DevTools protocol
@@ -104,8 +112,9 @@ func click(t *testing.T, ctx context.Context, sel string) {
 }
 
 // pageCheck screenshots the page at desktop and phone widths into the
-// test's artefact directory (go test -artifacts keeps them) and runs
-// axe-core in it: no serious or critical violation.
+// test's artefact directory (go test -artifacts keeps them), checks that
+// nothing is wider than the screen, and runs axe-core in it: no serious or
+// critical violation.
 type pageCheck struct {
 	dir string
 	axe string
@@ -138,6 +147,13 @@ func (c pageCheck) check(t *testing.T, ctx context.Context, name string) {
 		w, h  int64
 	}{{"desktop", 1280, 900}, {"phone", 390, 844}} {
 		require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(size.w, size.h)))
+		// Nothing wider than the screen: a phone scrolls down, never sideways.
+		wide := eval[[]string](t, ctx, fmt.Sprintf(`document.documentElement.scrollWidth <= %d ? [] :
+			[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > %d + 1)
+				.map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : '')).slice(0, 10)`, size.w, size.w))
+		if len(wide) > 0 {
+			t.Errorf("%s page at %s width (%d px): wider than the screen: %v", name, size.label, size.w, wide)
+		}
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(c.dir, name+"-"+size.label+".png"), png, 0o644))
@@ -192,7 +208,8 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 		waitJS(t, ctx, `document.body.dataset.state === 'ready'`, who+"'s pre-join page")
 		notice := eval[string](t, ctx, `document.getElementById('notice-title').textContent`)
 		require.Equal(t, "This meeting is recorded and transcribed", notice)
-		nameField := eval[bool](t, ctx, `!document.getElementById('name-field').hidden`)
+		// Seen, not only marked: a stylesheet can show what is marked hidden.
+		nameField := eval[bool](t, ctx, `document.getElementById('name-field').checkVisibility()`)
 		if who == "alice" {
 			require.False(t, nameField, "alice's link names her: no name field")
 			require.Equal(t, "Alice Martin", eval[string](t, ctx, `document.getElementById('me').textContent`))
@@ -257,6 +274,27 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 	waitJS(t, alice, `document.querySelector('#people li[data-identity="bob"] .name')?.textContent === 'Bob Durand'`,
 		"the name bob chose shows in alice's list")
 
+	// Bob's own level meter moves; he picks another microphone in the
+	// room: the page sends it, his meter moves with it, and alice hears
+	// him through it. He picks another output: every voice he hears
+	// plays there, also after a reconnection (below).
+	waitJS(t, bob, `Number(document.body.dataset.levelPeak || 0) > 0.02`, "bob's level meter moves")
+	require.Equal(t, "Fake Default Audio Input", eval[string](t, bob, `document.body.dataset.mic`))
+	micLabel := eval[string](t, bob, `(() => { const s = document.getElementById('mic-live');
+		const o = [...s.options].find(o => o.textContent === 'Fake Audio Input 1'); if (!o) return [...s.options].map(o => o.textContent).join(', ');
+		s.value = o.value; document.body.dataset.levelPeak = '0'; s.dispatchEvent(new Event('change')); return o.textContent; })()`)
+	require.Equal(t, "Fake Audio Input 1", micLabel, "the microphones bob may pick")
+	eval[bool](t, alice, `(document.body.dataset.heardPeak = '0') === '0'`)
+	waitJS(t, bob, `document.body.dataset.mic === 'Fake Audio Input 1'`, "bob's page sends the microphone he picked")
+	waitJS(t, bob, `Number(document.body.dataset.levelPeak || 0) > 0.02`, "bob's level meter moves with the new microphone")
+	waitJS(t, alice, `Number(document.body.dataset.heardPeak || 0) > 0.02`, "alice hears bob through his new microphone")
+	output := eval[string](t, bob, `(() => { const s = document.getElementById('output-live');
+		const o = [...s.options].find(o => o.textContent === 'Fake Audio Output 1'); if (!o) return '';
+		s.value = o.value; s.dispatchEvent(new Event('change')); return o.value; })()`)
+	require.NotEmpty(t, output, "bob may pick an output")
+	playsOn := fmt.Sprintf(`(() => { const as = [...document.querySelectorAll('#audio audio')]; return as.length > 0 && as.every(a => a.sinkId === %q); })()`, output)
+	waitJS(t, bob, playsOn, "what bob hears plays on the output he picked")
+
 	// The server cuts bob's listening session: his page says the
 	// connection is lost and retries, then hears the others again.
 	session := eval[string](t, bob, `document.body.dataset.listenSession`)
@@ -274,6 +312,7 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 	waitJS(t, bob, fmt.Sprintf(`document.body.dataset.listenSession !== %q && document.getElementById('status').textContent === 'You are in the meeting.'`, session),
 		"bob's page reconnects")
 	waitJS(t, bob, `Number(document.body.dataset.heardPeak || 0) > 0.02`, "bob hears the others again")
+	waitJS(t, bob, playsOn, "after reconnecting, what bob hears still plays on the output he picked")
 
 	// The host signs in, in a tab of its own, and ends the meeting.
 	host, cancelHost := chromedp.NewContext(alice)
@@ -416,19 +455,40 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 		require.Equal(t, http.StatusOK, status, path)
 	}
 
-	// Clicking a line plays that moment, and that line is the current one.
+	// Clicking a line plays that moment, and that line is the current one
+	// (both read when the player has moved: it plays on, so a later look
+	// would find it further on, maybe on the next line); then the current
+	// line follows playback to a later line. The page notes every change
+	// of the current line with the player's position, so that a slow
+	// machine misses none.
 	line := doc.Turns[len(doc.Turns)/2]
-	eval[bool](t, host, fmt.Sprintf(`new Promise(ok => { const a = document.getElementById('player');
-		a.addEventListener('seeked', () => ok(true), {once: true});
-		setTimeout(() => ok(false), 20000);
+	eval[bool](t, host, `(() => { const a = document.getElementById('player'); window.currents = [];
+		new MutationObserver(() => { const li = document.querySelector('#transcript li[aria-current="true"]');
+			if (li) window.currents.push({start: Number(li.dataset.start), end: Number(li.dataset.end), time: a.currentTime}); })
+			.observe(document.getElementById('transcript'), {subtree: true, attributes: true, attributeFilter: ['aria-current']});
+		return true; })()`)
+	clickedAt := eval[struct {
+		Time    float64 `json:"time"`
+		Current float64 `json:"current"`
+		Playing bool    `json:"playing"`
+	}](t, host, fmt.Sprintf(`new Promise((ok, fail) => { const a = document.getElementById('player');
+		a.addEventListener('seeked', () => ok({time: a.currentTime, playing: !a.paused,
+			current: Number(document.querySelector('#transcript li[aria-current="true"]')?.dataset.start ?? -1)}), {once: true});
+		setTimeout(() => fail(new Error('the player never moved')), 20000);
 		[...document.querySelectorAll('#transcript li')].find(li => Math.abs(li.dataset.start - %f) < 0.001).querySelector('button').click(); })`,
 		secs(line.Start)))
-	waitJS(t, host, `!document.getElementById('player').paused || document.getElementById('player').readyState >= 2`, "the player plays")
-	pos := eval[float64](t, host, `document.getElementById('player').currentTime`)
-	require.InDelta(t, secs(line.Start), pos, 0.5, "the player's position after clicking the line at %v", line.Start)
-	waitJS(t, host, fmt.Sprintf(`Math.abs(document.querySelector('#transcript li[aria-current="true"]')?.dataset.start - %f) < 0.001`, secs(line.Start)),
-		"the clicked line is the current one")
+	require.InDelta(t, secs(line.Start), clickedAt.Time, 0.5, "the player's position after clicking the line at %v", line.Start)
+	require.InDelta(t, secs(line.Start), clickedAt.Current, 0.001, "the clicked line is the current one")
+	require.True(t, clickedAt.Playing, "the clicked line plays")
+	waitJS(t, host, fmt.Sprintf(`window.currents.some(c => c.start > %f)`, secs(line.Start)), "the current line follows playback")
 	eval[bool](t, host, `document.getElementById('player').pause() ?? true`)
+	type current struct{ Start, End, Time float64 }
+	for _, c := range eval[[]current](t, host, `window.currents`) {
+		// The page keeps a line current 0.3 s past its end; the position
+		// is read just after the change, when the player has moved on a
+		// little (generously: the machine may be loaded).
+		require.True(t, c.Start-0.05 <= c.Time && c.Time < c.End+0.3+1, "line %v–%v marked current at %v", c.Start, c.End, c.Time)
+	}
 
 	// Search finds a spoken word and jumps to its moment.
 	word := doc.Turns[len(doc.Turns)-1].Words[0].Word
@@ -461,6 +521,101 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 	click(t, host, "#rename-bob + button")
 	waitJS(t, host, `[...document.querySelectorAll('#transcript li[data-speaker="bob"] .who')].every(e => e.textContent === 'Robert Durand')`,
 		"bob renamed in the transcript")
+}
+
+// TestBrowserMinutesCurrentLineWhenPeopleTalkOverEachOther shows the
+// minutes' player (web/assets/minutes.js) in Chromium over a transcript
+// whose lines overlap, as they do when people talk over each other: a
+// clicked line becomes the current one even inside another person's longer
+// line (it used to stay on the earlier line, so a short line said over a
+// long one was never current), and the current line follows playback.
+func TestBrowserMinutesCurrentLineWhenPeopleTalkOverEachOther(t *testing.T) {
+	t.Parallel()
+	// Alice speaks from 2 to 5 s; Bob says something short over her, from
+	// 3 to 4 s; Alice speaks again from 6 to 9.5 s. The mix is 12 s of
+	// quiet.
+	doc := map[string]any{
+		"complete": true,
+		"speakers": []map[string]string{{"id": "alice", "name": "Alice"}, {"id": "bob", "name": "Bob"}},
+		"turns": []map[string]any{
+			{"speaker": "alice", "name": "Alice", "start": 2.0, "end": 5.0, "text": "a long line"},
+			{"speaker": "bob", "name": "Bob", "start": 3.0, "end": 4.0, "text": "a short one over it"},
+			{"speaker": "alice", "name": "Alice", "start": 6.0, "end": 9.5, "text": "the last line"},
+		},
+	}
+	docJSON, err := json.Marshal(doc)
+	require.NoError(t, err)
+	const rate = 8000
+	mix := audio.EncodeWAV(make([]int16, 12*rate), rate)
+	mux := http.NewServeMux()
+	mux.Handle("/", web.Handler())
+	mux.HandleFunc("GET /fixture/page.html", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, `<!doctype html><html lang="en"><title>minutes</title><main id="root"></main><script type="module" src="/fixture/page.js"></script>`)
+	})
+	mux.HandleFunc("GET /fixture/page.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		fmt.Fprintf(w, `import { minutesView } from '/assets/minutes.js';
+document.getElementById('root').replaceChildren(...minutesView(%s, { mix: '/fixture/mix.wav' }));
+window.currents = [];
+new MutationObserver(() => window.currents.push(document.querySelector('#transcript li[aria-current="true"]')?.dataset.i ?? 'none'))
+  .observe(document.getElementById('transcript'), { subtree: true, attributes: true, attributeFilter: ['aria-current'] });
+document.body.dataset.ready = 'true';
+`, docJSON)
+	})
+	mux.HandleFunc("GET /fixture/mix.wav", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "audio/wav")
+		http.ServeContent(w, r, "mix.wav", time.Time{}, bytes.NewReader(mix))
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	ctx := newBrowser(t, "")
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/fixture/page.html")))
+	waitJS(t, ctx, `document.body.dataset.ready === 'true' && document.getElementById('player').readyState >= 1`, "the minutes and their player")
+
+	type atSeek struct {
+		Time    float64 `json:"time"`
+		Current string  `json:"current"`
+	}
+	// seekAndPause runs act, which moves the player, and answers, once the
+	// player has moved, where it is and which line is current; it pauses
+	// the player there, so that what is checked is not a passing instant.
+	seekAndPause := func(act string) atSeek {
+		return eval[atSeek](t, ctx, `new Promise((ok, fail) => { const a = document.getElementById('player');
+			a.addEventListener('seeked', () => { a.pause();
+				ok({time: a.currentTime, current: document.querySelector('#transcript li[aria-current="true"]')?.dataset.i ?? 'none'}); }, {once: true});
+			setTimeout(() => fail(new Error('the player never moved')), 30000);
+			`+act+` })`)
+	}
+	line := func(i int) string {
+		return fmt.Sprintf(`document.querySelectorAll('#transcript li')[%d].querySelector('button').click();`, i)
+	}
+	at := func(act string, want float64, current, why string) {
+		t.Helper()
+		got := seekAndPause(act)
+		require.InDelta(t, want, got.Time, 0.05, "%s: the player's position", why)
+		require.Equal(t, current, got.Current, "%s: the current line", why)
+	}
+	// A click on Bob's line, said over Alice's: his line is current.
+	at(line(1), 3.0, "1", "clicking bob's line, which alice's holds")
+	at(line(0), 2.0, "0", "clicking alice's line")
+	// The player moved by hand: where both lines are, the newest voice;
+	// just after a line, that line a moment longer; then none.
+	at(`a.currentTime = 3.5;`, 3.5, "1", "in the overlap")
+	at(`a.currentTime = 5.2;`, 5.2, "0", "just after alice's line")
+	at(`a.currentTime = 5.6;`, 5.6, "none", "in the pause")
+
+	// Playing from Bob's line, the current line follows: Bob's, then
+	// Alice's (her long line outlasts his), none in the pause, then her
+	// last line. The page
+	// notes each change, so that none is missed on a slow machine.
+	eval[bool](t, ctx, `(window.currents = []) && true`)
+	at(line(1), 3.0, "1", "clicking bob's line again")
+	eval[bool](t, ctx, `document.getElementById('player').play().then(() => true)`)
+	waitJS(t, ctx, `window.currents.includes('2')`, "playback reaches the last line")
+	require.Equal(t, []string{"1", "0", "none", "2"}, eval[[]string](t, ctx, `window.currents.slice(0, 4)`),
+		"the current line follows playback")
 }
 
 func secs(s minutes.Seconds) float64 { return float64(s.MS()) / 1000 }
@@ -509,12 +664,19 @@ func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &live)
 		return live.Pipeline != nil && live.Pipeline.Tracks == 1
 	}, 30*time.Second, 100*time.Millisecond, "no track from the browser")
+	trackSeen := time.Now()
 	// The fixture's two utterances are heard live (the second ends at
-	// 6.6 s): the browser has said everything worth recording.
+	// 6.6 s of its 9 s): the browser has said everything worth recording.
+	// Chromium plays the file once from when the page opens the
+	// microphone, before the connection is up (ICE gathering alone may
+	// take seconds on a loaded machine): when the first utterance was lost
+	// that way, the second is all there is, once the file has surely
+	// played out.
 	require.Eventually(t, func() bool {
 		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &live)
-		return live.Pipeline.Segments >= 2
-	}, 30*time.Second, 100*time.Millisecond, "speech not detected live: %+v", live.Pipeline)
+		s := live.Pipeline.Segments
+		return s >= 2 || s == 1 && time.Since(trackSeen) > 12*time.Second
+	}, 45*time.Second, 100*time.Millisecond, "speech not detected live: %+v", live.Pipeline)
 
 	endAt := time.Now()
 	var ended meetingAnswer
@@ -526,6 +688,12 @@ func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 	waitJS(t, ctx, `document.body.dataset.minutes === 'waiting' && document.getElementById('minutes-state').textContent.includes('being prepared')`,
 		"alice's page waits for the minutes")
 	check.check(t, ctx, "room-minutes-waiting")
+	// The waiting line follows a switch of language, there and back.
+	click(t, ctx, "#lang")
+	waitJS(t, ctx, `document.getElementById('minutes-state').textContent === 'Le compte rendu est en préparation ; cette page l’affiche dès qu’il est prêt.'`,
+		"the waiting line in French")
+	click(t, ctx, "#lang")
+	waitJS(t, ctx, `document.getElementById('minutes-state').textContent.includes('being prepared')`, "the waiting line in English again")
 
 	// The host's list shows the meeting waiting for transcription, with
 	// its progress, and so does its page.
@@ -623,6 +791,10 @@ func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 	rights := eval[[]string](t, host, `(() => { const tok = new URLSearchParams(new URL(document.querySelector('#new-links input.link-field').value).hash.slice(1)).get('token');
 		return JSON.parse(atob(tok.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).rights; })()`)
 	require.ElementsMatch(t, []string{"publish", "listen", "name", "minutes"}, rights)
+	// Each link has its copy button (a real click: the clipboard wants a
+	// person's gesture).
+	click(t, host, "#new-links li button")
+	waitJS(t, host, `document.getElementById('status').textContent === 'Link copied.'`, "Zoé's link is copied")
 }
 
 // A participant whose browser refuses the microphone is told so in words,
@@ -716,6 +888,266 @@ func TestBrowserRoomShowsRecordingStateAsTheHostTogglesIt(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"recording_started", "transcription_stopped", "recording_stopped"}, kinds)
+}
+
+// speechWAV has espeak-ng say text, once every period seconds (a WAV
+// Chromium's fake microphone loops), starting at lead seconds: real speech,
+// where the other browser tests play the project's tone speech (which the
+// transcription and captions doubles read).
+func speechWAV(t *testing.T, name, voice, text string, lead, period float64) string {
+	t.Helper()
+	const rate = 48000
+	said, err := speechtest.Espeak(t.Context(), voice, text, 150, rate)
+	if errors.Is(err, exec.ErrNotFound) {
+		t.Fatalf("espeak-ng is needed for real speech: run scripts/test.sh, which installs it (%v)", err)
+	}
+	require.NoError(t, err)
+	said = speechtest.TrimSilence(said)
+	pcm := make([]int16, int(period*rate))
+	start := int(lead * rate)
+	require.Less(t, start+len(said), len(pcm), "%q fits in %v s", text, period)
+	copy(pcm[start:], said)
+	wav := filepath.Join(t.TempDir(), name+".wav")
+	require.NoError(t, os.WriteFile(wav, audio.EncodeWAV(pcm, rate), 0o644))
+	return wav
+}
+
+// TestBrowserRoomWithRealSpeech has two Chromiums speak real speech
+// (espeak-ng) into their fake microphones: each hears the other, sees
+// each speak in turn, and the recorder finds speech in both tracks. Alice
+// uses the keyboard alone. The
+// words themselves are checked with tone speech (TestBrowserMeetingRoomAndMinutes):
+// the speech-to-text double reads only that.
+func TestBrowserRoomWithRealSpeech(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{})
+	var m meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
+		"title": "Real voices",
+		"participants": []map[string]any{
+			{"identity": "alice", "display_name": "Alice Martin"},
+			{"identity": "bob", "display_name": "Bob Durand"},
+		},
+	}, &m))
+	// Different periods: whatever the two browsers' start times, their
+	// voices drift apart, so each is heard alone now and then.
+	rooms := map[string]context.Context{
+		"alice": newBrowser(t, speechWAV(t, "alice", "en-us+f3", "Good morning everyone, let us look at the budget for the new school.", 0.5, 11)),
+		"bob":   newBrowser(t, speechWAV(t, "bob", "en-us", "Thank you Alice, the numbers look right to me.", 5.5, 14)),
+	}
+	for i, who := range []string{"alice", "bob"} {
+		ctx := rooms[who]
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+"/join/#token="+url.QueryEscape(m.Join[i].Token))))
+		waitJS(t, ctx, `document.body.dataset.state === 'ready'`, who+"'s pre-join page")
+		if who == "bob" {
+			click(t, ctx, "#join")
+			continue
+		}
+		// Alice joins with the keyboard alone: Tab goes through the
+		// pre-join page's controls in reading order and Enter on Join
+		// joins; focus then lands on the room's heading, the next Tab
+		// reaches Mute, and Space toggles it.
+		focused := func() string {
+			return eval[string](t, ctx, `(e => e.id || e.className || e.tagName)(document.activeElement)`)
+		}
+		var order []string
+		for range 12 {
+			require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent(kb.Tab)))
+			order = append(order, focused())
+			if order[len(order)-1] == "join" {
+				break
+			}
+		}
+		require.Equal(t, []string{"skip", "lang", "mic", "output", "decline", "join"}, order, "the pre-join page's focus order")
+		require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent(kb.Enter)))
+		waitJS(t, ctx, `document.body.dataset.state === 'joined' && document.activeElement.id === 'room-title'`,
+			"alice joins, and focus moves to the room")
+		require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent(kb.Tab)))
+		require.Equal(t, "mute", focused(), "after the room's heading, Mute")
+		require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent(" ")))
+		waitJS(t, ctx, `document.getElementById('mute').getAttribute('aria-pressed') === 'true'`, "Space mutes")
+		require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent(" ")))
+		waitJS(t, ctx, `document.getElementById('mute').getAttribute('aria-pressed') === 'false'`, "Space unmutes")
+	}
+	for who, ctx := range rooms {
+		waitJS(t, ctx, `document.body.dataset.state === 'joined'`, who+" joins")
+		eval[bool](t, ctx, `(() => {
+			window.spokeAlone = new Set();
+			const people = document.getElementById('people');
+			new MutationObserver(() => {
+				const on = [...people.querySelectorAll('li[data-speaking="true"]')].map(li => li.dataset.identity);
+				if (on.length === 1) window.spokeAlone.add(on[0]);
+			}).observe(people, {childList: true, subtree: true, attributes: true});
+			return true; })()`)
+	}
+	for who, other := range map[string]string{"alice": "bob", "bob": "alice"} {
+		ctx := rooms[who]
+		waitJS(t, ctx, `Number(document.body.dataset.levelPeak || 0) > 0.02`, who+"'s own level meter moves")
+		waitJS(t, ctx, `Number(document.body.dataset.heardPeak || 0) > 0.02`, who+" hears "+other)
+		waitJS(t, ctx, fmt.Sprintf(`window.spokeAlone.has(%q) && window.spokeAlone.has(%q)`, other, who),
+			who+" sees "+other+" and themself speak in turn")
+	}
+	// The recorder hears speech in both voices.
+	var live struct {
+		Pipeline *struct {
+			Tracks   int `json:"tracks"`
+			Segments int `json:"segments"`
+		} `json:"pipeline"`
+	}
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &live)
+		return live.Pipeline != nil && live.Pipeline.Tracks == 2 && live.Pipeline.Segments >= 2
+	}, 60*time.Second, 200*time.Millisecond, "speech in both tracks: %+v", live.Pipeline)
+	var events struct {
+		Events []struct {
+			Kind     string `json:"kind"`
+			Identity string `json:"identity"`
+		} `json:"events"`
+	}
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+m.ID+"/events?limit=1000", nil, &events))
+	spoke := map[string]bool{}
+	for _, e := range events.Events {
+		if strings.Contains(e.Kind, "speak") {
+			spoke[e.Identity] = true
+		}
+	}
+	require.Equal(t, map[string]bool{"alice": true, "bob": true}, spoke, "speaking turns on the meeting clock: %+v", events.Events)
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+m.ID+"/end", nil, nil))
+	for who, ctx := range rooms {
+		waitJS(t, ctx, `document.body.dataset.state === 'ended'`, who+"'s page says the meeting ended")
+	}
+	// The pipeline takes the real speech through to minutes (whose words
+	// the double cannot read): nothing is left running when the test
+	// stops the server.
+	var done meetingAnswer
+	require.Eventually(t, func() bool {
+		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &done)
+		return done.State != "live" && done.State != "ended"
+	}, 3*time.Minute, 200*time.Millisecond, "the pipeline finishes")
+	require.Contains(t, []string{"ready", "incomplete"}, done.State, "failure: %s", done.Failure)
+}
+
+// TestBrowserHostPagesShowWhatTheKeysRoleAllows signs in with a key of
+// each role and checks the pages show only what the role may do: a host
+// sees its own meetings, creates them, ends and switches recording; an agent reads minutes and searches, and
+// sees no control; an archivist gets the player and every download, and
+// no control.
+func TestBrowserHostPagesShowWhatTheKeysRoleAllows(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{})
+	keys := map[string]string{}
+	for _, role := range []string{"host", "archivist", "agent"} {
+		var k struct {
+			Key string `json:"key"`
+		}
+		require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/keys", map[string]any{"name": role + " key", "role": role}, &k))
+		keys[role] = k.Key
+	}
+	keys["admin"] = b.token
+	// The admin's meeting, over and transcribed; the host's, live.
+	participants := map[string]any{"participants": []map[string]any{{"identity": "alice", "display_name": "Alice Martin"}}}
+	var done, live meetingAnswer
+	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", participants, &done))
+	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+done.ID+"/end", nil, nil))
+	require.Eventually(t, func() bool {
+		var mm meetingAnswer
+		b.call(t, "GET", "/v1/meetings/"+done.ID, nil, &mm)
+		return mm.State == "ready" || mm.State == "incomplete"
+	}, 60*time.Second, 100*time.Millisecond, "the admin's meeting gets its minutes")
+	body, err := json.Marshal(participants)
+	require.NoError(t, err)
+	req, err := http.NewRequest(http.MethodPost, b.url+"/v1/meetings", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+keys["host"])
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&live))
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+
+	ctx := newBrowser(t, "")
+	row := func(id string) string {
+		return fmt.Sprintf(`document.querySelector('#meeting-rows tr[data-id=%q]')`, id)
+	}
+	open := func(id, ready, what string) {
+		t.Helper()
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+"/app/#/m/"+id)))
+		waitJS(t, ctx, ready, what)
+	}
+	// shown lists which of the pages' controls are in the page.
+	shown := func() map[string]bool {
+		t.Helper()
+		return eval[map[string]bool](t, ctx, `Object.fromEntries(Object.entries({
+			create: '#new-title', end: '#end', recordingToggle: '#recording-toggle', rerun: '#rerun',
+			player: '#player', audioDownload: '.downloads a[href$=".flac"], .downloads a[href$=".webm"]',
+			minutesDownload: '.downloads a[href$="minutes.md"]',
+		}).map(([k, sel]) => [k, !!document.querySelector(sel)]))`)
+	}
+	signIn := func(role string) {
+		t.Helper()
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+"/app/#/")))
+		waitJS(t, ctx, `['signin', 'meetings'].includes(document.body.dataset.view)`, "the pages' first view")
+		if eval[bool](t, ctx, `!document.getElementById('signout').hidden`) {
+			click(t, ctx, "#signout")
+		}
+		waitJS(t, ctx, `document.body.dataset.view === 'signin'`, "the sign-in page")
+		require.NoError(t, chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#key"), keys[role])))
+		click(t, ctx, "button[type=submit]")
+		waitJS(t, ctx, `document.body.dataset.view === 'meetings' && !document.getElementById('signout').hidden`, role+" signs in")
+	}
+
+	signIn("host")
+	waitJS(t, ctx, row(live.ID), "the host's list shows its meeting")
+	require.False(t, eval[bool](t, ctx, "!!"+row(done.ID)), "a host sees only the meetings its key created")
+	require.True(t, shown()["create"], "a host creates meetings")
+	require.True(t, eval[bool](t, ctx, `!document.getElementById('nav-search').hidden`), "a host searches")
+	open(live.ID, `document.getElementById('end')`, "the host's live meeting")
+	require.True(t, shown()["recordingToggle"], "a host starts and stops recording")
+	open(done.ID, `document.getElementById('error').textContent === 'This meeting does not exist (any more). Check the link.'`,
+		"another's meeting does not exist for a host")
+
+	signIn("agent")
+	waitJS(t, ctx, row(live.ID)+" && "+row(done.ID), "an agent's list shows every meeting")
+	require.False(t, shown()["create"], "an agent creates no meeting")
+	require.True(t, eval[bool](t, ctx, `!document.getElementById('nav-search').hidden`), "an agent searches")
+	open(done.ID, `document.getElementById('transcript') && document.querySelector('.downloads a')`, "the minutes, for an agent")
+	require.Equal(t, map[string]bool{"create": false, "end": false, "recordingToggle": false, "rerun": false,
+		"player": false, "audioDownload": false, "minutesDownload": true}, shown(), "what an agent sees of the minutes")
+	open(live.ID, `document.getElementById('meeting-state')?.dataset.state`, "a live meeting, for an agent")
+	require.Equal(t, map[string]bool{"create": false, "end": false, "recordingToggle": false, "rerun": false,
+		"player": false, "audioDownload": false, "minutesDownload": false}, shown(), "what an agent sees of a live meeting")
+
+	signIn("archivist")
+	waitJS(t, ctx, row(live.ID)+" && "+row(done.ID), "an archivist's list shows every meeting")
+	require.False(t, shown()["create"], "an archivist creates no meeting")
+	open(done.ID, `document.getElementById('transcript') && document.querySelector('.downloads a')`, "the minutes, for an archivist")
+	require.Equal(t, map[string]bool{"create": false, "end": false, "recordingToggle": false, "rerun": false,
+		"player": true, "audioDownload": true, "minutesDownload": true}, shown(), "what an archivist sees of the minutes")
+	open(live.ID, `document.getElementById('meeting-state')?.dataset.state && document.getElementById('switches')`, "a live meeting, for an archivist")
+	require.False(t, shown()["end"], "an archivist does not end meetings")
+	require.False(t, shown()["recordingToggle"], "an archivist does not switch recording")
+
+	// The admin key sees the controls an agent does not: the same page
+	// shows them (so the checks above can fail).
+	signIn("admin")
+	open(done.ID, `document.getElementById('transcript') && document.querySelector('.downloads a')`, "the minutes, for the admin")
+	got := shown()
+	require.True(t, got["rerun"] && got["player"] && got["audioDownload"], "what the admin sees of the minutes: %v", got)
+
+	// A browser in French gets the pages in French, the room too; the
+	// switch turns them to English.
+	fr := newBrowser(t, "", chromedp.Flag("lang", "fr-FR"), chromedp.Flag("accept-lang", "fr-FR,fr"))
+	require.NoError(t, chromedp.Do(fr, chromedp.Navigate(b.url+"/app/")))
+	waitJS(t, fr, `document.getElementById('signin-title')?.textContent === 'Se connecter' && document.documentElement.lang === 'fr'`,
+		"the sign-in page in French")
+	click(t, fr, "#lang")
+	waitJS(t, fr, `document.getElementById('signin-title')?.textContent === 'Sign in' && document.documentElement.lang === 'en'`,
+		"the sign-in page switched to English")
+	eval[bool](t, fr, `localStorage.removeItem('greffier.lang') ?? true`)
+	require.NoError(t, chromedp.Do(fr, chromedp.Navigate(b.url+"/join/#token="+url.QueryEscape(live.Join[0].Token))))
+	waitJS(t, fr, `document.body.dataset.state === 'ready' && document.getElementById('join').textContent === 'Rejoindre la réunion'`,
+		"the meeting room in French")
 }
 
 // signedInHost opens the host's pages in a tab of browser and signs in

@@ -83,5 +83,3 @@ func startChromiumIn(t *testing.T, netns, pageURL, wav string, loop bool, flags 
 	})
 	return out
 }
-
-// TestBrowserPublishesAndIsRecorded has a real Chromium join a meeting

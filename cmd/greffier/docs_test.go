@@ -200,4 +200,6 @@ func TestTheREADMEsExampleRunsAsWritten(t *testing.T) {
 	require.Len(t, list.Meetings, 1)
 	require.Contains(t, out, `"id": "`+list.Meetings[0].ID+`"`, "$ID was set, and the meeting read")
 	require.NotEqual(t, "ended", list.Meetings[0].State, "ended, then waited for")
+	// The last line prints the minutes as WebVTT (nobody spoke: no cue).
+	require.Contains(t, out, "WEBVTT", "the minutes read as the README says")
 }

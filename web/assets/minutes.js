@@ -27,9 +27,20 @@ export function nameOf(doc, speaker) {
 export function minutesView(doc, { mix, seekTo } = {}) {
   const parts = [];
   let audio = null;
-  const seek = (sec) => {
+  // chosen is the line a person asked for (clicked, cited, a search hit):
+  // it stays the current line while the player is in it, even where
+  // another person's line overlaps it (people talk over each other).
+  // Moving the player by its own controls chooses a moment, not a line:
+  // a seek to anywhere but seekingTo forgets the chosen line.
+  let chosen = null;
+  let seekingTo = null;
+  let follow = () => {};
+  const seek = (sec, line) => {
     if (!audio) return;
+    chosen = line || null;
+    seekingTo = sec;
     audio.currentTime = sec;
+    follow();
     audio.play().catch(() => {});
   };
   if (mix) {
@@ -39,10 +50,14 @@ export function minutesView(doc, { mix, seekTo } = {}) {
     parts.push(box);
   }
   if (!doc.complete) parts.push(h('p', { class: 'notice' }, t('app.incomplete')));
-  const at = (sec, label, cls) => (audio
-    ? h('button', { type: 'button', class: cls, onclick: () => seek(sec), 'aria-label': label }, clock(sec))
+  const turns = []; // the transcript's lines, filled below
+  // line returns the transcript line a button plays: its own, or, for a
+  // citation, the cited speaker's line starting there.
+  const at = (sec, label, cls, line) => (audio
+    ? h('button', { type: 'button', class: cls, onclick: () => seek(sec, line()), 'aria-label': label }, clock(sec))
     : h('span', { class: cls }, clock(sec)));
-  const cite = (c) => at(c.start, t('app.play', { time: clock(c.start), name: nameOf(doc, c.speaker) }), 'cite');
+  const lineAt = (sec, speaker) => turns.find((li) => li.dataset.speaker === speaker && Math.abs(Number(li.dataset.start) - sec) < 0.001);
+  const cite = (c) => at(c.start, t('app.play', { time: clock(c.start), name: nameOf(doc, c.speaker) }), 'cite', () => lineAt(c.start, c.speaker));
   const point = (p) => h('li', {}, p.text, ' ', (p.citations || []).map(cite));
   if (doc.summary) {
     const s = doc.summary;
@@ -53,10 +68,13 @@ export function minutesView(doc, { mix, seekTo } = {}) {
     }
     parts.push(sec);
   }
-  const turns = (doc.turns || []).map((tu, i) => h('li', { class: 'turn', dataset: { start: tu.start, end: tu.end, speaker: tu.speaker, i } },
-    at(tu.start, t('app.play', { time: clock(tu.start), name: tu.name }), 'at'),
-    h('span', { class: 'who' }, tu.name || tu.speaker), ' ',
-    h('span', { class: 'said' }, tu.text)));
+  for (const [i, tu] of (doc.turns || []).entries()) {
+    const li = h('li', { class: 'turn', dataset: { start: tu.start, end: tu.end, speaker: tu.speaker, i } },
+      at(tu.start, t('app.play', { time: clock(tu.start), name: tu.name }), 'at', () => li),
+      h('span', { class: 'who' }, tu.name || tu.speaker), ' ',
+      h('span', { class: 'said' }, tu.text));
+    turns.push(li);
+  }
   parts.push(h('section', { 'aria-labelledby': 'tr-h' }, h('h2', { id: 'tr-h' }, t('app.transcript')),
     h('ol', { class: 'transcript', id: 'transcript' }, turns)));
   // What is not in the transcript, and why: stretches that could not be
@@ -70,10 +88,19 @@ export function minutesView(doc, { mix, seekTo } = {}) {
   gaps(doc.missing, 'missing', 'app.missing');
   gaps(doc.not_recorded, 'not-recorded', 'app.notRecorded');
   if (audio) {
+    // The current line is the one the player is in. Lines overlap when
+    // people talk over each other; the line a person chose wins while the
+    // player is in it, else the one that started last (the newest voice).
+    // A line stays current 0.3 s past its end, so that a short pause does
+    // not blank the transcript.
+    const TAIL = 0.3;
+    const within = (li, now, tail) => now >= Number(li.dataset.start) - 0.05 && now < Number(li.dataset.end) + tail;
     let current = null;
-    audio.addEventListener('timeupdate', () => {
+    follow = () => {
       const now = audio.currentTime;
-      const next = turns.find((li) => now >= Number(li.dataset.start) && now < Number(li.dataset.end) + 0.3) || null;
+      if (chosen && !within(chosen, now, TAIL)) chosen = null;
+      const latest = (tail) => turns.findLast((li) => within(li, now, tail));
+      const next = chosen || latest(0) || latest(TAIL) || null;
       if (next === current) return;
       current?.removeAttribute('aria-current');
       current = next;
@@ -81,10 +108,18 @@ export function minutesView(doc, { mix, seekTo } = {}) {
         current.setAttribute('aria-current', 'true');
         current.scrollIntoView({ block: 'nearest' });
       }
+    };
+    // seeked as well as timeupdate: the line is right as soon as the
+    // player has moved, whichever of the two a browser fires first.
+    audio.addEventListener('seeking', () => {
+      if (seekingTo === null || Math.abs(audio.currentTime - seekingTo) > 0.01) chosen = null;
+      seekingTo = null;
     });
+    audio.addEventListener('timeupdate', follow);
+    audio.addEventListener('seeked', follow);
     if (seekTo !== undefined) {
-      audio.addEventListener('loadedmetadata', () => { audio.currentTime = seekTo; }, { once: true });
-      const hit = turns.find((li) => seekTo >= Number(li.dataset.start) - 0.05 && seekTo < Number(li.dataset.end));
+      const hit = turns.findLast((li) => within(li, seekTo, 0)) || null;
+      audio.addEventListener('loadedmetadata', () => { chosen = hit; seekingTo = seekTo; audio.currentTime = seekTo; }, { once: true });
       // Focus once the parts are in the page.
       queueMicrotask(() => hit?.querySelector('button').focus());
     }

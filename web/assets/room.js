@@ -164,6 +164,7 @@ function meterLoop() {
     // What the page really received, for people and for tests alike.
     const peak = Number(document.body.dataset.heardPeak || 0);
     if (others > peak) document.body.dataset.heardPeak = others.toFixed(4);
+    if (mine > Number(document.body.dataset.levelPeak || 0)) document.body.dataset.levelPeak = mine.toFixed(4);
   }, 100);
 }
 
@@ -216,6 +217,7 @@ async function switchMic(deviceId) {
   st.stream.getTracks().forEach((tr) => tr.stop());
   st.stream = stream;
   own = analyser(stream);
+  document.body.dataset.mic = track.label;
 }
 
 async function setOutput(deviceId) {
@@ -273,6 +275,8 @@ async function publish() {
   const track = st.stream.getAudioTracks()[0];
   track.enabled = !st.muted;
   const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [st.stream] });
+  // Which microphone the page sends, for whoever debugs it (and tests).
+  document.body.dataset.mic = track.label;
   const pub = { pc, sender: tr.sender, session: '' };
   st.pub = pub;
   watch(pc, () => reconnect('pub'));
@@ -619,7 +623,14 @@ async function meetingState() {
 // minutes, read with the join token's minutes right, once they are made.
 async function followMinutes() {
   const line = $('minutes-state');
-  line.textContent = t('room.minutes.wait');
+  // say keeps the line's key, so that switching the language translates
+  // it (apply); a server's own message has none.
+  const say = (key, text) => {
+    if (key) line.dataset.i18n = key;
+    else delete line.dataset.i18n;
+    line.textContent = key ? t(key) : text;
+  };
+  say('room.minutes.wait');
   document.body.dataset.minutes = 'waiting';
   for (;;) {
     let state = '';
@@ -627,7 +638,7 @@ async function followMinutes() {
       state = await meetingState();
     } catch { /* the next round tries again */ }
     if (state === 'failed') {
-      line.textContent = t('room.minutes.failed');
+      say('room.minutes.failed');
       document.body.dataset.minutes = 'failed';
       return;
     }
@@ -636,7 +647,7 @@ async function followMinutes() {
         const resp = await fetch(`/v1/meetings/${encodeURIComponent(st.meeting)}/minutes`, { headers: { Authorization: 'Bearer ' + st.token } });
         if (resp.ok) {
           st.minutes = await resp.json();
-          line.textContent = '';
+          say('', '');
           $('minutes-link').parentElement.hidden = true;
           showMinutes();
           document.body.dataset.minutes = 'shown';
@@ -644,7 +655,7 @@ async function followMinutes() {
         }
         if (resp.status === 401 || resp.status === 410) {
           const e = (await resp.json().catch(() => null))?.error || {};
-          line.textContent = resp.status === 401 ? errorText('unauthorized') : e.message;
+          say('', resp.status === 401 ? errorText('unauthorized') : e.message);
           return;
         }
       } catch { /* the next round tries again */ }
