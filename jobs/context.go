@@ -39,11 +39,29 @@ type speakerOrder struct {
 	tracks map[string]store.Track
 }
 
+// readSpeakerOrder reads every segment of the meeting: what a segment's
+// prompt and turn need.
 func readSpeakerOrder(ctx context.Context, q store.Queries, meetingID string) (speakerOrder, error) {
 	segs, err := q.SegmentOutlines(ctx, meetingID)
 	if err != nil {
 		return speakerOrder{}, err
 	}
+	return newSpeakerOrder(ctx, q, meetingID, segs)
+}
+
+// readPendingOrder reads only the segments still pending, which is all
+// ready needs (a speaker waits on their earlier pending segments and
+// tracks, never on a final segment), and stays a few rows however long
+// the meeting has run.
+func readPendingOrder(ctx context.Context, q store.Queries, meetingID string) (speakerOrder, error) {
+	segs, err := q.PendingOutlines(ctx, meetingID)
+	if err != nil {
+		return speakerOrder{}, err
+	}
+	return newSpeakerOrder(ctx, q, meetingID, segs)
+}
+
+func newSpeakerOrder(ctx context.Context, q store.Queries, meetingID string, segs []store.SpeechSegment) (speakerOrder, error) {
 	tracks, err := q.Tracks(ctx, meetingID)
 	if err != nil {
 		return speakerOrder{}, err
@@ -206,7 +224,7 @@ func vocabulary(m store.Meeting, parts []store.Participant, s store.SpeechSegmen
 // saved and a segment stored at once see each other; jobs being unique,
 // asking again for a queued one does nothing.
 func (p *Pipeline) enqueueReady(ctx context.Context, tx *sql.Tx, q store.Queries, m store.Meeting) error {
-	o, err := readSpeakerOrder(ctx, q, m.ID)
+	o, err := readPendingOrder(ctx, q, m.ID)
 	if err != nil {
 		return err
 	}

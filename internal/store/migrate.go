@@ -250,6 +250,9 @@ var migrations = []string{
 	// Whether a meeting keeps its audio; 0: only its words are kept
 	// (live transcription, the audio discarded once transcribed).
 	`ALTER TABLE meetings ADD COLUMN keep_audio INTEGER NOT NULL DEFAULT 1;`,
+	// The segments still to be transcribed, which the pipeline reads after
+	// every change to a meeting's units (PendingOutlines).
+	`CREATE INDEX speech_pending ON speech_segments (meeting_id, start_ms) WHERE status = 'pending';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -145,11 +145,25 @@ func (q Queries) SegmentWaits(ctx context.Context, trackID string, startMS int64
 
 // SegmentOutlines lists a meeting's speech segments in meeting-clock order
 // with their keys, times, status and text but not their words: what the
-// pipeline reads after every change to decide which segment goes next, at
+// pipeline reads to prompt a segment with its speaker's previous words, at
 // no cost of decoding every word of the meeting each time.
 func (q Queries) SegmentOutlines(ctx context.Context, meetingID string) ([]SpeechSegment, error) {
-	rows, err := q.q.QueryContext(ctx, `SELECT meeting_id, track_id, identity, start_ms, end_ms, audio_start_ms, status, text
+	return q.outlines(ctx, `SELECT meeting_id, track_id, identity, start_ms, end_ms, audio_start_ms, status, text
 		FROM speech_segments WHERE meeting_id = $1 ORDER BY start_ms, track_id`, meetingID)
+}
+
+// PendingOutlines lists, as SegmentOutlines does, only the meeting's
+// segments still to be transcribed: all that deciding whose turn has come
+// needs, read after every change to the meeting's units. Through its
+// partial index it costs what is pending, a few segments, not what the
+// meeting has said so far, which grows for hours.
+func (q Queries) PendingOutlines(ctx context.Context, meetingID string) ([]SpeechSegment, error) {
+	return q.outlines(ctx, `SELECT meeting_id, track_id, identity, start_ms, end_ms, audio_start_ms, status, text
+		FROM speech_segments WHERE meeting_id = $1 AND status = 'pending' ORDER BY start_ms, track_id`, meetingID)
+}
+
+func (q Queries) outlines(ctx context.Context, query, meetingID string) ([]SpeechSegment, error) {
+	rows, err := q.q.QueryContext(ctx, query, meetingID)
 	if err != nil {
 		return nil, fmt.Errorf("list speech segments: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -126,6 +127,43 @@ func TestConcurrentFirstJoin(t *testing.T) {
 		_, st, err := s.JoinStarting(ctx, m.ID, "z", "Z")
 		require.NoError(t, err)
 		require.False(t, st)
+	})
+}
+
+// TestPendingOutlinesAreTheSegmentsStillToTranscribe: the pipeline's
+// turn-taking reads only these, in meeting-clock order across tracks.
+func TestPendingOutlinesAreTheSegmentsStillToTranscribe(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		m, err := s.CreateMeeting(ctx, "", "")
+		require.NoError(t, err)
+		alice := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: "alice", SSRC: 1}
+		bob := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: "bob", SSRC: 2}
+		require.NoError(t, s.CreateTrack(ctx, alice))
+		require.NoError(t, s.CreateTrack(ctx, bob))
+		for _, seg := range []store.SpeechSegment{
+			{MeetingID: m.ID, TrackID: alice.ID, Identity: "alice", StartMS: 1000, EndMS: 2000, AudioKey: "a1"},
+			{MeetingID: m.ID, TrackID: bob.ID, Identity: "bob", StartMS: 1500, EndMS: 2500, AudioKey: "b1"},
+			{MeetingID: m.ID, TrackID: alice.ID, Identity: "alice", StartMS: 3000, EndMS: 4000, AudioKey: "a2"},
+			{MeetingID: m.ID, TrackID: bob.ID, Identity: "bob", StartMS: 5000, EndMS: 6000, AudioKey: "b2"},
+		} {
+			require.NoError(t, s.UpsertSpeechSegment(ctx, seg))
+		}
+		require.NoError(t, s.SaveTranscript(ctx, alice.ID, 1000, "alpha", "en", []store.Word{{Text: "alpha", StartMS: 1000, EndMS: 1400}}))
+		require.NoError(t, s.FailSegment(ctx, bob.ID, 5000, "backend said no"))
+
+		pending, err := s.PendingOutlines(ctx, m.ID)
+		require.NoError(t, err)
+		var got []string
+		for _, p := range pending {
+			require.Equal(t, store.SegmentPending, p.Status)
+			got = append(got, fmt.Sprintf("%s@%d", p.Identity, p.StartMS))
+		}
+		require.Equal(t, []string{"bob@1500", "alice@3000"}, got)
+		all, err := s.SegmentOutlines(ctx, m.ID)
+		require.NoError(t, err)
+		require.Len(t, all, 4)
 	})
 }
 
