@@ -2,13 +2,16 @@ package jobs
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/greffier/greffier/internal/audio"
 	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/minutes"
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
 
@@ -159,4 +162,114 @@ func TestAPromptNeverHoldsAnotherSpeakersWordsNorHalfAWord(t *testing.T) {
 	require.Equal(t, "ef", tailWords("ab cd ef", 4), "never half a word")
 	require.Equal(t, "", tailWords("abcdef", 3))
 	require.Equal(t, "é ü", tailWords("aé é ü", 5), "on a character boundary")
+}
+
+// TestLivePromptsCarryTheSpeakersOwnPreviousWordsAndRerunsSendTheSame: the
+// same as above on the live path. alice and bob speak at the same time;
+// their packets reach the pipeline as the recorder hands them over, each
+// with its sender's level, interleaved by time, and the segments are cut,
+// stored and transcribed while the meeting goes on. Each request carries
+// the vocabulary and then the end of the same speaker's own earlier words,
+// never the other's; nothing is detected again from the stored files; a
+// re-run (the batch path, over the stored files) sends the same prompts.
+func TestLivePromptsCarryTheSpeakersOwnPreviousWordsAndRerunsSendTheSame(t *testing.T) {
+	t.Parallel()
+	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, d)
+			ctx := context.Background()
+			m, err := b.store.CreateMeeting(ctx, "Conseil municipal", "en")
+			require.NoError(t, err)
+			require.NoError(t, b.store.SetGlossary(ctx, m.ID, []string{"Greffier"}))
+			type live struct {
+				track  store.Track
+				lt     *LiveTrack
+				ps     []audio.TimedPacket
+				levels []int
+				next   int
+			}
+			// Both join before they speak: the names of those who had joined
+			// by a segment's end are its vocabulary.
+			_, err = b.store.Join(ctx, m.ID, "alice", "Alice Martin")
+			require.NoError(t, err)
+			_, err = b.store.Join(ctx, m.ID, "bob", "Bob Durand")
+			require.NoError(t, err)
+			var speakers []*live
+			for _, who := range []string{"alice", "bob"} {
+				tr := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: who, SSRC: 1, StartMS: 700}
+				require.NoError(t, b.cat.CreateTrack(ctx, tr))
+				ps := webmPackets(t, fixtureWebM(t, who))
+				speakers = append(speakers, &live{track: tr, lt: b.p.Listen(tr), ps: ps, levels: senderLevels(t, ps)})
+			}
+			// The recorder's order: packets as time goes, both speakers at once.
+			for {
+				var s *live
+				for _, c := range speakers {
+					if c.next < len(c.ps) && (s == nil || c.ps[c.next].MS < s.ps[s.next].MS) {
+						s = c
+					}
+				}
+				if s == nil {
+					break
+				}
+				s.lt.Block(s.ps[s.next].MS, s.ps[s.next].Data, s.levels[s.next])
+				s.next++
+			}
+			for _, s := range speakers {
+				s.lt.Close(true)
+				tr, err := b.store.Track(ctx, s.track.ID)
+				require.NoError(t, err)
+				require.True(t, tr.SpeechDetected, "%s: the live path found the speech", s.track.Identity)
+				b.finishFixtureTrack(t, s.track)
+			}
+			_, err = b.p.EndMeeting(ctx, m.ID)
+			require.NoError(t, err)
+			waitFinished(t, b, m.ID)
+
+			const vocab = "Alice Martin, Bob Durand, Greffier, Conseil municipal."
+			a1, a2 := "alpha bravo charlie delta", "india juliett kilo"
+			b1, b2 := "echo foxtrot golf hotel", "lima mike november"
+			sent := heardPrompts(b.double.Received())
+			require.ElementsMatch(t, []heardPrompt{
+				{a1, vocab}, {a2, vocab + " " + a1},
+				{b1, vocab}, {b2, vocab + " " + b1},
+			}, sent, "each segment once, prompted with its own speaker's words")
+			doc := latestMinutes(t, b, m.ID)
+			require.True(t, doc.Complete)
+
+			_, err = b.p.Rerun(ctx, m.ID)
+			require.NoError(t, err)
+			waitFinished(t, b, m.ID)
+			again := heardPrompts(b.double.Received())[len(sent):]
+			require.ElementsMatch(t, sent, again, "a re-run sends the prompts the live run sent")
+			redone := latestMinutes(t, b, m.ID)
+			require.Equal(t, turnTexts(doc), turnTexts(redone), "and so makes the same minutes")
+		})
+	}
+}
+
+// webmPackets reads the packets of a WebM track file, with their times.
+func webmPackets(t *testing.T, path string) []audio.TimedPacket {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	var ps []audio.TimedPacket
+	_, err = audio.ReadWebMPackets(context.Background(), f, func(ms int64, p []byte) error {
+		ps = append(ps, audio.TimedPacket{MS: ms, Data: append([]byte(nil), p...)})
+		return nil
+	})
+	require.NoError(t, err)
+	require.NotEmpty(t, ps)
+	return ps
+}
+
+// turnTexts lists the minutes' turns as "speaker: text".
+func turnTexts(doc minutes.Document) []string {
+	var out []string
+	for _, tu := range doc.Turns {
+		out = append(out, tu.Speaker+": "+tu.Text)
+	}
+	return out
 }
