@@ -395,3 +395,75 @@ func TestLongSpeechIsCutBetweenSentencesNeverInsideAWord(t *testing.T) {
 		require.GreaterOrEqual(t, cov, 0.995, "%s: frames outside every segment: %v", path.name, missed)
 	}
 }
+
+// TestShortStretchesOfReadSpeechAreMergedUpToTheConfiguredLength: a
+// speaker's stretches of speech less than 2 s apart are sent as one
+// segment until it holds MergeSegment of audio (20 s by default, 10 s when
+// set so), and then the next pause of 400 ms ends it. On the read meeting
+// as read (pauses from 0.25 s to 6 s) and read again with a 1 s pause
+// after every line (so that merging runs into its length): a segment
+// that a pause under 2 s ended holds at least MergeSegment, and no more
+// than that and the line it was in; without merging, each pause of 400 ms
+// ends one, and the backend gets many more, shorter segments.
+func TestShortStretchesOfReadSpeechAreMergedUpToTheConfiguredLength(t *testing.T) {
+	t.Parallel()
+	for _, sp := range readMeeting {
+		steady := readSpeaker{identity: sp.identity, voice: sp.voice}
+		for _, l := range sp.lines {
+			steady.lines = append(steady.lines, readLine{l.text, 1})
+		}
+		for _, fx := range []struct {
+			name string
+			sp   readSpeaker
+		}{{"as read", sp}, {"1 s pauses", steady}} {
+			t.Run(sp.identity+" "+fx.name, func(t *testing.T) {
+				t.Parallel()
+				tr := speakLines(t, fx.sp, len(fx.sp.lines))
+				var longest int64
+				for _, span := range tr.spans {
+					longest = max(longest, int64((span[1]-span[0])*1000/audio.SampleRate))
+				}
+				ps := opusPackets(t, tr.pcm)
+				levels := senderLevels(t, ps)
+				counts := map[time.Duration]int{}
+				full := 0 // segments that a short pause ended, once long enough
+				for _, merge := range []time.Duration{-1, 10 * time.Second, 0} {
+					cfg := Config{MergeSegment: merge}
+					want := cfg.WithDefaults().MergeSegment.Milliseconds()
+					cuts := cutWith(t, cfg.VoiceActivity(), ps, levels)
+					counts[merge] = len(cuts)
+					short := 0 // pauses under 2 s between segments
+					for i := 0; i+1 < len(cuts); i++ {
+						prev, next := cuts[i].speech, cuts[i+1].speech
+						pause := next.StartMS - prev.EndMS
+						held := prev.EndMS - prev.AudioStartMS
+						require.GreaterOrEqual(t, pause, int64(400), "a pause of 400 ms at least ends a segment")
+						if pause >= mergePause.Milliseconds()-frameMS {
+							continue
+						}
+						short++
+						if merge < 0 {
+							continue
+						}
+						full++
+						require.GreaterOrEqual(t, held, want, "merge %d ms: a segment ended by a pause of %d ms holds only %d ms", want, pause, held)
+						require.LessOrEqual(t, held, want+longest+2*frameMS, "merge %d ms: a segment goes on past its length and a line", want)
+					}
+					if merge < 0 {
+						require.Positive(t, short, "unmerged, no pause under 2 s: the fixture tests no merging")
+					}
+					for _, c := range cuts {
+						require.LessOrEqual(t, c.speech.AudioEndMS-c.speech.AudioStartMS, cfg.WithDefaults().MaxSegment.Milliseconds()+frameMS)
+					}
+				}
+				if fx.name == "1 s pauses" {
+					require.Positive(t, full, "no merged segment reached its length: the fixture tests no bound")
+				}
+				t.Logf("segments unmerged %d, merged up to 10 s %d, up to 20 s %d; %d ended by a short pause once full",
+					counts[-1], counts[10*time.Second], counts[0], full)
+				require.Greater(t, counts[-1], counts[10*time.Second], "merging sends fewer segments")
+				require.GreaterOrEqual(t, counts[10*time.Second], counts[0], "a longer merge, no more segments")
+			})
+		}
+	}
+}
