@@ -2,14 +2,17 @@ package jobs
 
 import (
 	"context"
+	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/greffier/greffier/internal/audio"
+	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/store"
 	"github.com/greffier/greffier/minutes"
 	"github.com/greffier/greffier/transcribe/transcribetest"
@@ -272,4 +275,59 @@ func turnTexts(doc minutes.Document) []string {
 		out = append(out, tu.Speaker+": "+tu.Text)
 	}
 	return out
+}
+
+// slowFirstSpeech is a blob store whose first Put of a speech segment's
+// audio waits, as an object store's slow answer would.
+type slowFirstSpeech struct {
+	blob.Store
+	wait time.Duration
+	// slowed is set by the first Put of speech, which alone waits (a
+	// sync.Once would make the others wait too).
+	slowed atomic.Bool
+}
+
+func (s *slowFirstSpeech) Put(ctx context.Context, key string, r io.Reader, size int64) (blob.Info, error) {
+	if strings.Contains(key, "/speech/") && s.slowed.CompareAndSwap(false, true) {
+		time.Sleep(s.wait)
+	}
+	return s.Store.Put(ctx, key, r, size)
+}
+
+// TestALiveTracksSegmentsAreStoredInTheOrderTheyWereCut: storing alice's
+// first segment is slow (her first Put of speech audio waits 5 s, longer
+// than her second takes to reach the backend); her second, cut right
+// after, must not be stored, and so transcribed, before it: it would go
+// without her first segment's words, and a re-run would prompt it
+// otherwise.
+func TestALiveTracksSegmentsAreStoredInTheOrderTheyWereCut(t *testing.T) {
+	t.Parallel()
+	b, start := newBundle(t, store.SQLite, bundleOptions{blobs: func(s blob.Store) blob.Store {
+		return &slowFirstSpeech{Store: s, wait: 5 * time.Second}
+	}})
+	start()
+	ctx := context.Background()
+	m, err := b.store.CreateMeeting(ctx, "Conseil", "en")
+	require.NoError(t, err)
+	_, err = b.store.Join(ctx, m.ID, "alice", "Alice Martin")
+	require.NoError(t, err)
+	tr := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: "alice", SSRC: 1, StartMS: 700}
+	require.NoError(t, b.cat.CreateTrack(ctx, tr))
+	ps := webmPackets(t, fixtureWebM(t, "alice"))
+	levels := senderLevels(t, ps)
+	lt := b.p.Listen(tr)
+	for i, p := range ps { // as fast as it goes: her two segments close together
+		lt.Block(p.MS, p.Data, levels[i])
+	}
+	lt.Close(true)
+	b.finishFixtureTrack(t, tr)
+	_, err = b.p.EndMeeting(ctx, m.ID)
+	require.NoError(t, err)
+	waitFinished(t, b, m.ID)
+
+	const vocab = "Alice Martin, Conseil."
+	require.Equal(t, []heardPrompt{
+		{"alpha bravo charlie delta", vocab},
+		{"india juliett kilo", vocab + " alpha bravo charlie delta"},
+	}, heardPrompts(b.double.Received()), "in her order, the second prompted with the first")
 }
