@@ -42,7 +42,7 @@ func TestPromptsCarryTheSpeakersOwnPreviousWordsAndRerunsSendTheSame(t *testing.
 	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, d)
+			b := setupJoinedAtOnce(t, d)
 			ctx := context.Background()
 			m, err := b.store.CreateMeeting(ctx, "Conseil municipal", "en")
 			require.NoError(t, err)
@@ -180,7 +180,7 @@ func TestLivePromptsCarryTheSpeakersOwnPreviousWordsAndRerunsSendTheSame(t *test
 	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, d)
+			b := setupJoinedAtOnce(t, d)
 			ctx := context.Background()
 			m, err := b.store.CreateMeeting(ctx, "Conseil municipal", "en")
 			require.NoError(t, err)
@@ -330,4 +330,34 @@ func TestALiveTracksSegmentsAreStoredInTheOrderTheyWereCut(t *testing.T) {
 		{"alpha bravo charlie delta", vocab},
 		{"india juliett kilo", vocab + " alpha bravo charlie delta"},
 	}, heardPrompts(b.double.Received()), "in her order, the second prompted with the first")
+}
+
+// setupJoinedAtOnce is setup with a store clock that stands still: every
+// participant joins at the meeting's first instant, so each segment's
+// vocabulary names them all however slowly a loaded machine runs the
+// joins (the names are those who had joined by the segment's end).
+func setupJoinedAtOnce(t *testing.T, d store.Dialect) *testBundle {
+	t.Helper()
+	at := time.Now()
+	b, start := newBundle(t, d, bundleOptions{now: func() time.Time { return at }})
+	start()
+	return b
+}
+
+// TestAVocabularyNamesThoseWhoHadJoinedByTheSegmentsEnd: a segment is told
+// the names of the participants who had joined by its end (a re-run, once
+// everyone joined, tells an early segment no more than the live run did),
+// then the glossary and the title, each term once whatever its case.
+func TestAVocabularyNamesThoseWhoHadJoinedByTheSegmentsEnd(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	m := store.Meeting{Title: "Conseil municipal", StartedAt: start, Glossary: []string{"Greffier", "alice martin", " "}}
+	parts := []store.Participant{
+		{Identity: "alice", DisplayName: "Alice Martin", JoinedAt: start},
+		{Identity: "bob", DisplayName: "Bob Durand", JoinedAt: start.Add(5 * time.Second)},
+	}
+	early := store.SpeechSegment{StartMS: 1000, EndMS: 4999}
+	late := store.SpeechSegment{StartMS: 4000, EndMS: 5000}
+	require.Equal(t, []string{"Alice Martin", "Greffier", "Conseil municipal"}, vocabulary(m, parts, early))
+	require.Equal(t, []string{"Alice Martin", "Bob Durand", "Greffier", "Conseil municipal"}, vocabulary(m, parts, late))
 }
