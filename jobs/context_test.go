@@ -2,13 +2,19 @@ package jobs
 
 import (
 	"context"
+	"io"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/greffier/greffier/internal/audio"
+	"github.com/greffier/greffier/internal/blob"
 	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/minutes"
 	"github.com/greffier/greffier/transcribe/transcribetest"
 )
 
@@ -36,7 +42,7 @@ func TestPromptsCarryTheSpeakersOwnPreviousWordsAndRerunsSendTheSame(t *testing.
 	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, d)
+			b := setupJoinedAtOnce(t, d)
 			ctx := context.Background()
 			m, err := b.store.CreateMeeting(ctx, "Conseil municipal", "en")
 			require.NoError(t, err)
@@ -159,4 +165,199 @@ func TestAPromptNeverHoldsAnotherSpeakersWordsNorHalfAWord(t *testing.T) {
 	require.Equal(t, "ef", tailWords("ab cd ef", 4), "never half a word")
 	require.Equal(t, "", tailWords("abcdef", 3))
 	require.Equal(t, "é ü", tailWords("aé é ü", 5), "on a character boundary")
+}
+
+// TestLivePromptsCarryTheSpeakersOwnPreviousWordsAndRerunsSendTheSame: the
+// same as above on the live path. alice and bob speak at the same time;
+// their packets reach the pipeline as the recorder hands them over, each
+// with its sender's level, interleaved by time, and the segments are cut,
+// stored and transcribed while the meeting goes on. Each request carries
+// the vocabulary and then the end of the same speaker's own earlier words,
+// never the other's; nothing is detected again from the stored files; a
+// re-run (the batch path, over the stored files) sends the same prompts.
+func TestLivePromptsCarryTheSpeakersOwnPreviousWordsAndRerunsSendTheSame(t *testing.T) {
+	t.Parallel()
+	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			b := setupJoinedAtOnce(t, d)
+			ctx := context.Background()
+			m, err := b.store.CreateMeeting(ctx, "Conseil municipal", "en")
+			require.NoError(t, err)
+			require.NoError(t, b.store.SetGlossary(ctx, m.ID, []string{"Greffier"}))
+			type live struct {
+				track  store.Track
+				lt     *LiveTrack
+				ps     []audio.TimedPacket
+				levels []int
+				next   int
+			}
+			// Both join before they speak: the names of those who had joined
+			// by a segment's end are its vocabulary.
+			_, err = b.store.Join(ctx, m.ID, "alice", "Alice Martin")
+			require.NoError(t, err)
+			_, err = b.store.Join(ctx, m.ID, "bob", "Bob Durand")
+			require.NoError(t, err)
+			var speakers []*live
+			for _, who := range []string{"alice", "bob"} {
+				tr := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: who, SSRC: 1, StartMS: 700}
+				require.NoError(t, b.cat.CreateTrack(ctx, tr))
+				ps := webmPackets(t, fixtureWebM(t, who))
+				speakers = append(speakers, &live{track: tr, lt: b.p.Listen(tr), ps: ps, levels: senderLevels(t, ps)})
+			}
+			// The recorder's order: packets as time goes, both speakers at once.
+			for {
+				var s *live
+				for _, c := range speakers {
+					if c.next < len(c.ps) && (s == nil || c.ps[c.next].MS < s.ps[s.next].MS) {
+						s = c
+					}
+				}
+				if s == nil {
+					break
+				}
+				s.lt.Block(s.ps[s.next].MS, s.ps[s.next].Data, s.levels[s.next])
+				s.next++
+			}
+			for _, s := range speakers {
+				s.lt.Close(true)
+				tr, err := b.store.Track(ctx, s.track.ID)
+				require.NoError(t, err)
+				require.True(t, tr.SpeechDetected, "%s: the live path found the speech", s.track.Identity)
+				b.finishFixtureTrack(t, s.track)
+			}
+			_, err = b.p.EndMeeting(ctx, m.ID)
+			require.NoError(t, err)
+			waitFinished(t, b, m.ID)
+
+			const vocab = "Alice Martin, Bob Durand, Greffier, Conseil municipal."
+			a1, a2 := "alpha bravo charlie delta", "india juliett kilo"
+			b1, b2 := "echo foxtrot golf hotel", "lima mike november"
+			sent := heardPrompts(b.double.Received())
+			require.ElementsMatch(t, []heardPrompt{
+				{a1, vocab}, {a2, vocab + " " + a1},
+				{b1, vocab}, {b2, vocab + " " + b1},
+			}, sent, "each segment once, prompted with its own speaker's words")
+			doc := latestMinutes(t, b, m.ID)
+			require.True(t, doc.Complete)
+
+			_, err = b.p.Rerun(ctx, m.ID)
+			require.NoError(t, err)
+			waitFinished(t, b, m.ID)
+			again := heardPrompts(b.double.Received())[len(sent):]
+			require.ElementsMatch(t, sent, again, "a re-run sends the prompts the live run sent")
+			redone := latestMinutes(t, b, m.ID)
+			require.Equal(t, turnTexts(doc), turnTexts(redone), "and so makes the same minutes")
+		})
+	}
+}
+
+// webmPackets reads the packets of a WebM track file, with their times.
+func webmPackets(t *testing.T, path string) []audio.TimedPacket {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	var ps []audio.TimedPacket
+	_, err = audio.ReadWebMPackets(context.Background(), f, func(ms int64, p []byte) error {
+		ps = append(ps, audio.TimedPacket{MS: ms, Data: append([]byte(nil), p...)})
+		return nil
+	})
+	require.NoError(t, err)
+	require.NotEmpty(t, ps)
+	return ps
+}
+
+// turnTexts lists the minutes' turns as "speaker: text".
+func turnTexts(doc minutes.Document) []string {
+	var out []string
+	for _, tu := range doc.Turns {
+		out = append(out, tu.Speaker+": "+tu.Text)
+	}
+	return out
+}
+
+// slowFirstSpeech is a blob store whose first Put of a speech segment's
+// audio waits, as an object store's slow answer would.
+type slowFirstSpeech struct {
+	blob.Store
+	wait time.Duration
+	// slowed is set by the first Put of speech, which alone waits (a
+	// sync.Once would make the others wait too).
+	slowed atomic.Bool
+}
+
+func (s *slowFirstSpeech) Put(ctx context.Context, key string, r io.Reader, size int64) (blob.Info, error) {
+	if strings.Contains(key, "/speech/") && s.slowed.CompareAndSwap(false, true) {
+		time.Sleep(s.wait)
+	}
+	return s.Store.Put(ctx, key, r, size)
+}
+
+// TestALiveTracksSegmentsAreStoredInTheOrderTheyWereCut: storing alice's
+// first segment is slow (her first Put of speech audio waits 5 s, longer
+// than her second takes to reach the backend); her second, cut right
+// after, must not be stored, and so transcribed, before it: it would go
+// without her first segment's words, and a re-run would prompt it
+// otherwise.
+func TestALiveTracksSegmentsAreStoredInTheOrderTheyWereCut(t *testing.T) {
+	t.Parallel()
+	b, start := newBundle(t, store.SQLite, bundleOptions{blobs: func(s blob.Store) blob.Store {
+		return &slowFirstSpeech{Store: s, wait: 5 * time.Second}
+	}})
+	start()
+	ctx := context.Background()
+	m, err := b.store.CreateMeeting(ctx, "Conseil", "en")
+	require.NoError(t, err)
+	_, err = b.store.Join(ctx, m.ID, "alice", "Alice Martin")
+	require.NoError(t, err)
+	tr := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: "alice", SSRC: 1, StartMS: 700}
+	require.NoError(t, b.cat.CreateTrack(ctx, tr))
+	ps := webmPackets(t, fixtureWebM(t, "alice"))
+	levels := senderLevels(t, ps)
+	lt := b.p.Listen(tr)
+	for i, p := range ps { // as fast as it goes: her two segments close together
+		lt.Block(p.MS, p.Data, levels[i])
+	}
+	lt.Close(true)
+	b.finishFixtureTrack(t, tr)
+	_, err = b.p.EndMeeting(ctx, m.ID)
+	require.NoError(t, err)
+	waitFinished(t, b, m.ID)
+
+	const vocab = "Alice Martin, Conseil."
+	require.Equal(t, []heardPrompt{
+		{"alpha bravo charlie delta", vocab},
+		{"india juliett kilo", vocab + " alpha bravo charlie delta"},
+	}, heardPrompts(b.double.Received()), "in her order, the second prompted with the first")
+}
+
+// setupJoinedAtOnce is setup with a store clock that stands still: every
+// participant joins at the meeting's first instant, so each segment's
+// vocabulary names them all however slowly a loaded machine runs the
+// joins (the names are those who had joined by the segment's end).
+func setupJoinedAtOnce(t *testing.T, d store.Dialect) *testBundle {
+	t.Helper()
+	at := time.Now()
+	b, start := newBundle(t, d, bundleOptions{now: func() time.Time { return at }})
+	start()
+	return b
+}
+
+// TestAVocabularyNamesThoseWhoHadJoinedByTheSegmentsEnd: a segment is told
+// the names of the participants who had joined by its end (a re-run, once
+// everyone joined, tells an early segment no more than the live run did),
+// then the glossary and the title, each term once whatever its case.
+func TestAVocabularyNamesThoseWhoHadJoinedByTheSegmentsEnd(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	m := store.Meeting{Title: "Conseil municipal", StartedAt: start, Glossary: []string{"Greffier", "alice martin", " "}}
+	parts := []store.Participant{
+		{Identity: "alice", DisplayName: "Alice Martin", JoinedAt: start},
+		{Identity: "bob", DisplayName: "Bob Durand", JoinedAt: start.Add(5 * time.Second)},
+	}
+	early := store.SpeechSegment{StartMS: 1000, EndMS: 4999}
+	late := store.SpeechSegment{StartMS: 4000, EndMS: 5000}
+	require.Equal(t, []string{"Alice Martin", "Greffier", "Conseil municipal"}, vocabulary(m, parts, early))
+	require.Equal(t, []string{"Alice Martin", "Bob Durand", "Greffier", "Conseil municipal"}, vocabulary(m, parts, late))
 }

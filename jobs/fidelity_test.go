@@ -292,3 +292,178 @@ func TestSegmentsCoverEveryVoicedFrameOfReadSpeech(t *testing.T) {
 		})
 	}
 }
+
+// longReader reads on and on, one sentence straight after the other:
+// between them only the fades of their edges (320 ms, under the 400 ms
+// that may end a segment), as someone who does not stop for breath.
+// Nothing but MaxSegment ends her segments.
+var longReader = readSpeaker{"carol", "en-us+f3", []readLine{
+	{"The committee met on Tuesday to review the plans for the new library", 0},
+	{"Members asked how long the building work would take", 0},
+	{"The architect said the roof alone needs three months", 0},
+	{"Then the walls must dry before anyone paints them", 0},
+	{"The books will stay in the school hall until the summer", 0},
+	{"Parents offered to carry the boxes on a Saturday morning", 0},
+	{"The mayor thanked them and promised a party in the garden", 0},
+	{"Nobody objected to the cost of the new heating system", 0},
+	{"The old one broke twice last winter and the readers were cold", 0},
+	{"A grant from the region will pay for half of it", 0},
+	{"The other half comes from the reserve the council kept for repairs", 0},
+	{"Work should start in April if the weather allows it", 0},
+	{"The library will open again in the autumn with longer hours", 0},
+	{"Children will have their own room with a reading corner", 0},
+	{"The committee will meet again next month to see how it goes", 0},
+}}
+
+// TestLongSpeechIsCutBetweenSentencesNeverInsideAWord: a speaker reading
+// for longer than MaxSegment with nothing but breaths between sentences is
+// cut where MaxSegment requires, on both paths, and every cut falls
+// between sentences (outside each one's first to last voiced frame): no
+// sentence, and so no word, is split; no piece is longer than MaxSegment,
+// and coverage stays >= 99.5%.
+func TestLongSpeechIsCutBetweenSentencesNeverInsideAWord(t *testing.T) {
+	t.Parallel()
+	cfg := Config{}.VoiceActivity()
+	tr := speakLines(t, longReader, len(longReader.lines))
+	require.Greater(t, len(tr.pcm)*1000/audio.SampleRate, int(cfg.WithDefaults().MaxSegment.Milliseconds()+10_000),
+		"the fixture must be long enough to need cutting")
+	ps := opusPackets(t, tr.pcm)
+	// Where each sentence is heard: from its first voiced 20 ms frame to
+	// the end of its last (its faded edges hold frames too quiet to hear).
+	var voiced [][2]int64
+	frames := voicedFrames(tr.clean)
+	for _, span := range tr.spans {
+		v := [2]int64{-1, -1}
+		for _, f := range frames {
+			if f*frameOf >= span[0] && (f+1)*frameOf <= span[1] {
+				if v[0] < 0 {
+					v[0] = int64(f * 20)
+				}
+				v[1] = int64(f*20 + 20)
+			}
+		}
+		require.GreaterOrEqual(t, v[0], int64(0), "a sentence with no voiced frame")
+		voiced = append(voiced, v)
+	}
+	// inside says where a cut at ms splits a sentence, if it does.
+	inside := func(ms int64) (int, bool) {
+		for j, v := range voiced {
+			if v[0] < ms && ms < v[1] {
+				return j, true
+			}
+		}
+		return 0, false
+	}
+	// A detector that cuts at the limit, without looking for a pause,
+	// splits a sentence here: the fixture tests where cuts fall.
+	blind := cfg
+	blind.CutSearch = 20 * time.Millisecond
+	split := false
+	for i, c := range cutWith(t, blind, ps, nil) {
+		if _, in := inside(c.speech.StartMS); i > 0 && in {
+			split = true
+		}
+	}
+	require.True(t, split, "cutting at the limit splits no sentence: the fixture no longer tests where cuts fall")
+
+	for _, path := range []struct {
+		name   string
+		levels []int
+	}{{"sender levels", senderLevels(t, ps)}, {"measured levels", nil}} {
+		cuts := cutWith(t, cfg, ps, path.levels)
+		var joins int
+		for i := 1; i < len(cuts); i++ {
+			prev, c := cuts[i-1].speech, cuts[i].speech
+			if prev.AudioEndMS < c.AudioStartMS-frameMS {
+				continue // a pause ended the segment: not a cut
+			}
+			joins++
+			j, in := inside(c.StartMS)
+			require.False(t, in, "%s: cut at %d ms inside sentence %d (voiced %v ms)", path.name, c.StartMS, j, voiced[j])
+		}
+		require.Positive(t, joins, "%s: MaxSegment cut the speech (%d segments from %d ms to %d ms)", path.name,
+			len(cuts), cuts[0].speech.AudioStartMS, cuts[len(cuts)-1].speech.AudioEndMS)
+		for _, c := range cuts {
+			require.LessOrEqual(t, c.speech.AudioEndMS-c.speech.AudioStartMS, cfg.WithDefaults().MaxSegment.Milliseconds()+frameMS)
+		}
+		cov, missed := coverage(tr.clean, cuts)
+		var lengths []int64
+		for _, c := range cuts {
+			lengths = append(lengths, c.speech.AudioEndMS-c.speech.AudioStartMS)
+		}
+		t.Logf("%s: segments of %v ms, %d cuts by MaxSegment, coverage %.2f%%", path.name, lengths, joins, 100*cov)
+		require.GreaterOrEqual(t, cov, 0.995, "%s: frames outside every segment: %v", path.name, missed)
+	}
+}
+
+// TestShortStretchesOfReadSpeechAreMergedUpToTheConfiguredLength: a
+// speaker's stretches of speech less than 2 s apart are sent as one
+// segment until it holds MergeSegment of audio (20 s by default, 10 s when
+// set so), and then the next pause of 400 ms ends it. On the read meeting
+// as read (pauses from 0.25 s to 6 s) and read again with a 1 s pause
+// after every line (so that merging runs into its length): a segment
+// that a pause under 2 s ended holds at least MergeSegment, and no more
+// than that and the line it was in; without merging, each pause of 400 ms
+// ends one, and the backend gets many more, shorter segments.
+func TestShortStretchesOfReadSpeechAreMergedUpToTheConfiguredLength(t *testing.T) {
+	t.Parallel()
+	for _, sp := range readMeeting {
+		steady := readSpeaker{identity: sp.identity, voice: sp.voice}
+		for _, l := range sp.lines {
+			steady.lines = append(steady.lines, readLine{l.text, 1})
+		}
+		for _, fx := range []struct {
+			name string
+			sp   readSpeaker
+		}{{"as read", sp}, {"1 s pauses", steady}} {
+			t.Run(sp.identity+" "+fx.name, func(t *testing.T) {
+				t.Parallel()
+				tr := speakLines(t, fx.sp, len(fx.sp.lines))
+				var longest int64
+				for _, span := range tr.spans {
+					longest = max(longest, int64((span[1]-span[0])*1000/audio.SampleRate))
+				}
+				ps := opusPackets(t, tr.pcm)
+				levels := senderLevels(t, ps)
+				counts := map[time.Duration]int{}
+				full := 0 // segments that a short pause ended, once long enough
+				for _, merge := range []time.Duration{-1, 10 * time.Second, 0} {
+					cfg := Config{MergeSegment: merge}
+					want := cfg.WithDefaults().MergeSegment.Milliseconds()
+					cuts := cutWith(t, cfg.VoiceActivity(), ps, levels)
+					counts[merge] = len(cuts)
+					short := 0 // pauses under 2 s between segments
+					for i := 0; i+1 < len(cuts); i++ {
+						prev, next := cuts[i].speech, cuts[i+1].speech
+						pause := next.StartMS - prev.EndMS
+						held := prev.EndMS - prev.AudioStartMS
+						require.GreaterOrEqual(t, pause, int64(400), "a pause of 400 ms at least ends a segment")
+						if pause >= mergePause.Milliseconds()-frameMS {
+							continue
+						}
+						short++
+						if merge < 0 {
+							continue
+						}
+						full++
+						require.GreaterOrEqual(t, held, want, "merge %d ms: a segment ended by a pause of %d ms holds only %d ms", want, pause, held)
+						require.LessOrEqual(t, held, want+longest+2*frameMS, "merge %d ms: a segment goes on past its length and a line", want)
+					}
+					if merge < 0 {
+						require.Positive(t, short, "unmerged, no pause under 2 s: the fixture tests no merging")
+					}
+					for _, c := range cuts {
+						require.LessOrEqual(t, c.speech.AudioEndMS-c.speech.AudioStartMS, cfg.WithDefaults().MaxSegment.Milliseconds()+frameMS)
+					}
+				}
+				if fx.name == "1 s pauses" {
+					require.Positive(t, full, "no merged segment reached its length: the fixture tests no bound")
+				}
+				t.Logf("segments unmerged %d, merged up to 10 s %d, up to 20 s %d; %d ended by a short pause once full",
+					counts[-1], counts[10*time.Second], counts[0], full)
+				require.Greater(t, counts[-1], counts[10*time.Second], "merging sends fewer segments")
+				require.GreaterOrEqual(t, counts[10*time.Second], counts[0], "a longer merge, no more segments")
+			})
+		}
+	}
+}

@@ -15,8 +15,9 @@ import (
 	"github.com/greffier/greffier/internal/store"
 )
 
-// liveQueue bounds the speech segments waiting to be stored: past it, a
-// track falls back to the batch path rather than hold up the recorder.
+// liveQueue bounds the speech segments waiting to be stored in one live
+// worker's queue: past it, a track falls back to the batch path rather
+// than hold up the recorder.
 const liveQueue = 256
 
 // Listen returns the live path for one track being recorded (a
@@ -27,7 +28,8 @@ const liveQueue = 256
 // When the track ends whole, speech detection is already done; otherwise
 // the batch path (detect_speech on the stored file) does it.
 func (p *Pipeline) Listen(t store.Track) *LiveTrack {
-	return &LiveTrack{p: p, t: t, cut: newCutter(p.cfg.VoiceActivity(), 1)}
+	lane := p.live[(p.lanes.Add(1)-1)%uint64(len(p.live))]
+	return &LiveTrack{p: p, t: t, cut: newCutter(p.cfg.VoiceActivity(), 1), lane: lane}
 }
 
 // LiveTrack is one track's live path. Block and Close are called from the
@@ -37,6 +39,9 @@ type LiveTrack struct {
 	t       store.Track
 	cut     *cutter
 	pending sync.WaitGroup
+	// lane is the live worker's queue that stores this track's segments,
+	// in order.
+	lane chan<- liveSpeech
 
 	mu  sync.Mutex
 	err error // first failure: the batch path takes over
@@ -107,7 +112,7 @@ func (lt *LiveTrack) emit(cuts []cut) {
 	for _, c := range cuts {
 		lt.pending.Add(1)
 		select {
-		case lt.p.live <- liveSpeech{track: lt, cut: c}:
+		case lt.lane <- liveSpeech{track: lt, cut: c}:
 		default:
 			lt.pending.Done()
 			lt.fail(errors.New("too many speech segments waiting to be stored"))
@@ -121,13 +126,14 @@ type liveSpeech struct {
 	cut   cut
 }
 
-// runLive stores live speech segments until ctx ends.
-func (p *Pipeline) runLive(ctx context.Context) {
+// runLive stores the live speech segments of lane, in order, until ctx
+// ends.
+func (p *Pipeline) runLive(ctx context.Context, lane <-chan liveSpeech) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case ls := <-p.live:
+		case ls := <-lane:
 			if !ls.track.failed() {
 				if err := p.storeLiveSpeech(ctx, ls.track.t, ls.cut); err != nil {
 					ls.track.fail(err)

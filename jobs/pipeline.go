@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -256,7 +257,11 @@ type Pipeline struct {
 	settleMu sync.Mutex
 	settled  time.Time
 
-	live     chan liveSpeech
+	// live holds one queue per live worker; each track's segments go
+	// through one of them (lanes counts the tracks given one), so they
+	// are stored in the order they were cut.
+	live     []chan liveSpeech
+	lanes    atomic.Uint64
 	stopLive context.CancelFunc
 	liveDone sync.WaitGroup
 }
@@ -306,7 +311,10 @@ func New(ctx context.Context, cfg Config, d Deps) (*Pipeline, error) {
 	p := &Pipeline{announced: d.Announced, cfg: cfg, store: st, blobs: d.Blobs, tr: d.Transcriber, sum: d.Summarizer, voices: d.Voices, uploads: d.Uploads, log: logger,
 		driver: driver, nodeID: store.NewID("node"), trName: d.TranscriberName,
 		http: egress.Guard{AllowPrivate: cfg.WebhookAllowPrivate}.Client(20 * time.Second),
-		live: make(chan liveSpeech, liveQueue)}
+		live: make([]chan liveSpeech, liveWorkers)}
+	for i := range p.live {
+		p.live[i] = make(chan liveSpeech, liveQueue)
+	}
 	if p.trName == "" {
 		p.trName = DefaultTranscriberName
 	}
@@ -382,18 +390,23 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	}()
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.stopLive = cancel
-	for range liveWorkers {
+	for _, lane := range p.live {
 		p.liveDone.Add(1)
 		go func() {
 			defer p.liveDone.Done()
-			p.runLive(lctx)
+			p.runLive(lctx, lane)
 		}()
 	}
 	return nil
 }
 
 // liveWorkers store live speech segments: blob and database writes, a few
-// milliseconds each, so two keep up with a large meeting.
+// milliseconds each, so two keep up with a large meeting. Each has its
+// own queue and tracks, so a track's segments are stored one after the
+// other, in order: a segment stored before the one cut before it would
+// find no earlier segment of its speaker waiting, be transcribed first,
+// without its speaker's previous words, and a re-run would prompt it
+// differently.
 const liveWorkers = 2
 
 // Stop lets running jobs finish (until ctx ends) and stops.

@@ -71,6 +71,9 @@ type bundleOptions struct {
 	cfg         Config
 	// now is the store's clock (default time.Now).
 	now func() time.Time
+	// blobs, when set, wraps the disk blob store the pipeline is given
+	// (to slow it down, say).
+	blobs func(blob.Store) blob.Store
 }
 
 // newBundle builds a pipeline on a fresh database and disk store without
@@ -101,7 +104,11 @@ func newBundle(t *testing.T, d store.Dialect, o bundleOptions) (b *testBundle, s
 	}
 	cfg := o.cfg
 	cfg.PollInterval, cfg.RetryBase = 50*time.Millisecond, 50*time.Millisecond
-	b.p, err = New(ctx, cfg, Deps{Store: st, Blobs: blobs, Transcriber: tr, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	given := blob.Store(blobs)
+	if o.blobs != nil {
+		given = o.blobs(blobs)
+	}
+	b.p, err = New(ctx, cfg, Deps{Store: st, Blobs: given, Transcriber: tr, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	b.cat = NewCatalog(b.p)
 	return b, func() {

@@ -39,7 +39,8 @@ func TestDiarizedSpeakers(t *testing.T) {
 		transcribe.OpenAIConfig{Model: "gpt-4o-transcribe-diarize", APIKey: "sk", Diarized: true}, transcribe.GuardConfig{})
 	audio := twoVoices(t, 4*time.Second)
 
-	res, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio, Language: "en", Prompt: "not for this model"})
+	res, err := b.guard.Transcribe(t.Context(), transcribe.Request{Audio: audio, Language: "en", Prompt: "not for this model",
+		Vocabulary: []string{"Greffier"}})
 	require.NoError(t, err)
 	require.Equal(t, "alpha bravo xray five charlie", res.Text)
 	require.Equal(t, "en", res.Language)
@@ -65,7 +66,7 @@ func TestDiarizedSpeakers(t *testing.T) {
 	require.Equal(t, "diarized_json", got.ResponseFormat)
 	require.Equal(t, "gpt-4o-transcribe-diarize", got.Model)
 	require.Empty(t, got.Granularities)
-	require.Empty(t, got.Prompt, "the diarizing model takes no prompt")
+	require.Empty(t, got.Prompt, "the diarizing model takes no prompt: neither previous words nor vocabulary")
 	require.Empty(t, got.ChunkingStrategy, "short audio needs no chunking")
 	require.Equal(t, "audio.wav", got.Filename)
 	require.Equal(t, "audio/wav", got.ContentType)

@@ -238,6 +238,8 @@ type holdOptions struct {
 	// connected, when set, is called once both publishers have sent
 	// their files and before they hang up.
 	connected func()
+	// glossary, when set, is the meeting's glossary.
+	glossary []string
 }
 
 // hookReceiver is a webhook receiver that checks every delivery's
@@ -334,6 +336,7 @@ func (b *testBundle) holdMeeting(t *testing.T, names map[string]string, opts hol
 	require.Equal(t, http.StatusCreated, b.call(t, "POST", "/v1/meetings", map[string]any{
 		"title":       "Conseil municipal",
 		"webhook_url": opts.webhook,
+		"glossary":    opts.glossary,
 		"participants": []map[string]any{
 			{"identity": "alice", "display_name": names["alice"]},
 			{"identity": "bob", "display_name": names["bob"]},
@@ -382,7 +385,8 @@ func testMeetingBecomesMinutes(t *testing.T, b *testBundle) {
 	// sentence of each is transcribed during the meeting; the second ones
 	// end 0.9 and 2.4 s before the files do, too soon for that pause and
 	// the detector's lookahead to close them.
-	mt, now := b.holdMeeting(t, names, holdOptions{whileLive: len(script.Utterances) - 2, webhook: hooks.srv.URL})
+	mt, now := b.holdMeeting(t, names, holdOptions{whileLive: len(script.Utterances) - 2, webhook: hooks.srv.URL,
+		glossary: []string{"Greffier"}})
 	m := meetingAnswer{ID: mt.id}
 	pubs := mt.pubs
 	require.Equal(t, "ready", now.State, "pipeline: %+v", now.Pipeline)
@@ -426,6 +430,11 @@ func testMeetingBecomesMinutes(t *testing.T, b *testBundle) {
 		require.Contains(t, md, "Alice Martin**: alpha bravo charlie delta")
 	}
 	require.WithinDuration(t, mt.startedAt.Add(time.Duration(doc.Turns[0].Start)*time.Millisecond), doc.Turns[0].StartAt, time.Millisecond)
+
+	// Live, each request was prompted with the vocabulary (names, the
+	// glossary given on creation, the title) and then its speaker's own
+	// earlier words.
+	requirePrompts(t, b.double.Received(), "Greffier, Conseil municipal.", "Bob Durand")
 
 	b.requireTracksDownloadClean(t, m.ID, 2)
 	b.requireSearch(t, m.ID, doc)
@@ -657,6 +666,10 @@ func (b *testBundle) requireRenameAndRerun(t *testing.T, meetingID string, segme
 	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+meetingID+"/minutes.vtt", nil, &vtt))
 	require.Contains(t, vtt, "<v Robert Durand>echo foxtrot golf hotel</v>")
 
+	// A glossary set by PATCH reaches the backend with the re-run.
+	require.Equal(t, http.StatusOK, b.call(t, "PATCH", "/v1/meetings/"+meetingID,
+		map[string]any{"glossary": []string{"Kyutai", "pyannote"}}, nil))
+	before := len(b.double.Received())
 	requests := b.double.Requests()
 	var rerun meetingAnswer
 	require.Equal(t, http.StatusAccepted, b.call(t, "POST", "/v1/meetings/"+meetingID+"/rerun", nil, &rerun))
@@ -668,6 +681,7 @@ func (b *testBundle) requireRenameAndRerun(t *testing.T, meetingID string, segme
 	}, 60*time.Second, 100*time.Millisecond)
 	require.Equal(t, "ready", now.State)
 	require.Equal(t, requests+segments, b.double.Requests(), "every segment transcribed again, once")
+	requirePrompts(t, b.double.Received()[before:], "Kyutai, pyannote, Conseil municipal.", "Robert Durand")
 
 	var v1, v2 minutes.Document
 	require.Equal(t, http.StatusOK, b.call(t, "GET", "/v1/meetings/"+meetingID+"/minutes?version=1", nil, &v1))
@@ -766,4 +780,23 @@ func TestSpeechGoesAsOggOpusOrAsWAV(t *testing.T) {
 	})
 	require.NotEmpty(t, texts[0])
 	require.Equal(t, texts[0], texts[1])
+}
+
+// requirePrompts checks the prompts of a meeting's requests, as the double
+// heard them (alice says "alpha bravo charlie delta" then "india juliett
+// kilo", bob "echo foxtrot golf hotel" then "lima mike november"): each
+// starts with the names of those who had joined (alice's own, at least)
+// and holds the glossary and title (tail); a speaker's first segment
+// carries nothing more, their second the words of their first, never the
+// other's. bob is bob's display name.
+func requirePrompts(t *testing.T, got []transcribetest.Received, tail, bob string) {
+	t.Helper()
+	first := map[string]string{"india juliett kilo": "alpha bravo charlie delta", "lima mike november": "echo foxtrot golf hotel"}
+	require.Len(t, got, 4)
+	for _, r := range got {
+		vocab, previous, ok := strings.Cut(r.Prompt, tail)
+		require.True(t, ok, "%q: prompt %q lacks %q", r.Heard, r.Prompt, tail)
+		require.True(t, strings.HasPrefix(vocab, "Alice Martin, ") || strings.HasPrefix(vocab, bob+", "), "%q: prompt %q", r.Heard, r.Prompt)
+		require.Equal(t, first[r.Heard], strings.TrimSpace(previous), "%q: prompt %q", r.Heard, r.Prompt)
+	}
 }
