@@ -369,20 +369,38 @@ func dialInNamespace(ns, addr string) (net.Conn, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		// Locked and never unlocked: the thread, now in ns, ends with
-		// this goroutine instead of serving others.
+		// The thread enters ns, makes the socket (which stays there), and
+		// goes back to its own namespace before it serves other
+		// goroutines. It must not end instead: a child process started
+		// from it (the shared S3 gateway, a Chromium, a server) is killed
+		// when its parent thread exits (Pdeathsig), as the whole suite
+		// found out when the gateway died under every later test.
 		runtime.LockOSThread()
+		home, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- result{nil, err}
+			return
+		}
+		defer home.Close()
 		f, err := os.Open("/var/run/netns/" + ns)
 		if err != nil {
+			runtime.UnlockOSThread()
 			done <- result{nil, err}
 			return
 		}
 		defer f.Close()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			done <- result{nil, fmt.Errorf("setns %s: %w", ns, err)}
 			return
 		}
 		conn, err := net.Dial("tcp", addr)
+		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+			// Back home: the thread may serve others. Otherwise it stays
+			// locked, and ends with this goroutine.
+			runtime.UnlockOSThread()
+		}
 		done <- result{conn, err}
 	}()
 	r := <-done
