@@ -512,10 +512,15 @@ func (g *RoomGaps) heard(ctx context.Context, tr livekit.Track) {
 		g.log.Error("could not state a LiveKit participant's absence", "meeting", tr.MeetingID, "identity", tr.Identity, "err", err)
 		return
 	}
-	// The gap belongs to the track it follows.
+	// The gap belongs to the track it follows: the last that started
+	// before the absence did. Not one that starts at its end: the new
+	// track's row may already be stored, a few milliseconds before the
+	// first packet that ends the absence, and a gap held by a track it
+	// lies before is not a stretch of that track.
+	start = max(start, 0)
 	var prev store.Track
 	for _, t := range tracks {
-		if t.Identity == tr.Identity && t.StartMS < end && (prev.ID == "" || t.StartMS > prev.StartMS) {
+		if t.Identity == tr.Identity && t.StartMS <= start && (prev.ID == "" || t.StartMS > prev.StartMS) {
 			prev = t
 		}
 	}
@@ -523,7 +528,7 @@ func (g *RoomGaps) heard(ctx context.Context, tr livekit.Track) {
 		return
 	}
 	if err := g.store.RecordGap(ctx, store.TrackGap{TrackID: prev.ID, MeetingID: tr.MeetingID, Identity: tr.Identity,
-		StartMS: max(start, 0), EndMS: end, Reason: a.reason}); err != nil {
+		StartMS: start, EndMS: end, Reason: a.reason}); err != nil {
 		g.log.Error("could not state a LiveKit participant's absence", "meeting", tr.MeetingID, "identity", tr.Identity, "err", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/greffier/greffier/internal/backend"
 	"github.com/greffier/greffier/internal/store"
+	"github.com/greffier/greffier/livekit"
 	"github.com/greffier/greffier/sfu"
 )
 
@@ -270,4 +271,32 @@ func TestRoomsAreRecordedByTheirOwnerAndJoinedAgainWithBackoff(t *testing.T) {
 	owner.set(true)
 	require.NoError(t, rooms.check(ctx, false))
 	require.False(t, src.Connected(m.ID))
+}
+
+// TestAnAbsenceBelongsToTheTrackItFollows: a participant unheard since
+// 2.93 s is heard again at 5.26 s, when the new track's row may already be
+// stored (it starts a few milliseconds before that first packet is
+// handed over). The absence is stated on the track it follows, whole,
+// whichever came first.
+func TestAnAbsenceBelongsToTheTrackItFollows(t *testing.T) {
+	t.Parallel()
+	for _, newRowFirst := range []bool{false, true} {
+		st := openStore(t, store.SQLite)
+		ctx := context.Background()
+		m := liveMeeting(t, st)
+		old := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: "alice", SSRC: 1, StartMS: 0}
+		require.NoError(t, st.CreateTrack(ctx, old))
+		again := store.Track{ID: store.NewID("trk"), MeetingID: m.ID, Identity: "alice", SSRC: 2, StartMS: 5256}
+		if newRowFirst {
+			require.NoError(t, st.CreateTrack(ctx, again))
+		}
+		g := NewRoomGaps(st, discard())
+		g.pending[m.ID] = map[string]absence{"alice": {since: m.StartedAt.Add(2930 * time.Millisecond), reason: "node lost"}}
+		g.heard(ctx, livekit.Track{MeetingID: m.ID, Identity: "alice", ClockZero: m.StartedAt,
+			FirstPacketAt: m.StartedAt.Add(5260 * time.Millisecond)})
+		gaps, err := st.Gaps(ctx, m.ID)
+		require.NoError(t, err)
+		require.Equal(t, []store.TrackGap{{TrackID: old.ID, MeetingID: m.ID, Identity: "alice", StartMS: 2930, EndMS: 5260,
+			Reason: "node lost"}}, gaps, "new track's row stored first: %v", newRowFirst)
+	}
 }
