@@ -228,17 +228,7 @@ func TestBrowserMeetingRoomAndMinutes(t *testing.T) {
 	}
 	for who, ctx := range rooms {
 		waitJS(t, ctx, `document.body.dataset.state === 'joined'`, who+" joins")
-		// Note every list the page shows, as a person would see it change:
-		// who speaks alone is a moment, which polling alone could miss on
-		// a loaded machine.
-		eval[bool](t, ctx, `(() => {
-			window.spokeAlone = new Set();
-			const people = document.getElementById('people');
-			new MutationObserver(() => {
-				const on = [...people.querySelectorAll('li[data-speaking="true"]')].map(li => li.dataset.identity);
-				if (on.length === 1) window.spokeAlone.add(on[0]);
-			}).observe(people, {childList: true, subtree: true, attributes: true});
-			return true; })()`)
+		eval[bool](t, ctx, watchSpeakingAlone)
 	}
 	// Each sees the other here and hears them; each sees, in turn, the
 	// other speaking alone and themself speaking alone (the fixtures take
@@ -654,12 +644,7 @@ func TestBrowserPublishesAndIsRecorded(t *testing.T) {
 	click(t, ctx, "#join")
 
 	// The browser is publishing once the recorder has its track.
-	var live struct {
-		Pipeline *struct {
-			Tracks   int `json:"tracks"`
-			Segments int `json:"segments"`
-		} `json:"pipeline"`
-	}
+	var live meetingAnswer
 	require.Eventually(t, func() bool {
 		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &live)
 		return live.Pipeline != nil && live.Pipeline.Tracks == 1
@@ -971,14 +956,7 @@ func TestBrowserRoomWithRealSpeech(t *testing.T) {
 	}
 	for who, ctx := range rooms {
 		waitJS(t, ctx, `document.body.dataset.state === 'joined'`, who+" joins")
-		eval[bool](t, ctx, `(() => {
-			window.spokeAlone = new Set();
-			const people = document.getElementById('people');
-			new MutationObserver(() => {
-				const on = [...people.querySelectorAll('li[data-speaking="true"]')].map(li => li.dataset.identity);
-				if (on.length === 1) window.spokeAlone.add(on[0]);
-			}).observe(people, {childList: true, subtree: true, attributes: true});
-			return true; })()`)
+		eval[bool](t, ctx, watchSpeakingAlone)
 	}
 	for who, other := range map[string]string{"alice": "bob", "bob": "alice"} {
 		ctx := rooms[who]
@@ -988,12 +966,7 @@ func TestBrowserRoomWithRealSpeech(t *testing.T) {
 			who+" sees "+other+" and themself speak in turn")
 	}
 	// The recorder hears speech in both voices.
-	var live struct {
-		Pipeline *struct {
-			Tracks   int `json:"tracks"`
-			Segments int `json:"segments"`
-		} `json:"pipeline"`
-	}
+	var live meetingAnswer
 	require.Eventually(t, func() bool {
 		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &live)
 		return live.Pipeline != nil && live.Pipeline.Tracks == 2 && live.Pipeline.Segments >= 2
@@ -1162,3 +1135,15 @@ func (b *testBundle) signedInHost(t *testing.T, browser context.Context) context
 	click(t, host, "button[type=submit]")
 	return host
 }
+
+// watchSpeakingAlone notes, in window.spokeAlone, everyone the room's list
+// ever showed speaking alone, as a person would see it change: who speaks
+// alone is a moment, which polling alone could miss on a loaded machine.
+const watchSpeakingAlone = `(() => {
+	window.spokeAlone = new Set();
+	const people = document.getElementById('people');
+	new MutationObserver(() => {
+		const on = [...people.querySelectorAll('li[data-speaking="true"]')].map(li => li.dataset.identity);
+		if (on.length === 1) window.spokeAlone.add(on[0]);
+	}).observe(people, {childList: true, subtree: true, attributes: true});
+	return true; })()`

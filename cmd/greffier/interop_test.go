@@ -477,12 +477,7 @@ func TestTheWebRoomWithoutUDPJoinsThroughTURNOverTCP(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+"/join/#token="+url.QueryEscape(m.Join[0].Token))))
 	waitJS(t, ctx, `document.body.dataset.state === 'ready'`, "the pre-join page")
 	click(t, ctx, "#join")
-	var live struct {
-		Pipeline *struct {
-			Tracks   int `json:"tracks"`
-			Segments int `json:"segments"`
-		} `json:"pipeline"`
-	}
+	var live meetingAnswer
 	require.Eventually(t, func() bool {
 		b.call(t, "GET", "/v1/meetings/"+m.ID, nil, &live)
 		return live.Pipeline != nil && live.Pipeline.Tracks == 1 && live.Pipeline.Segments >= 1
