@@ -315,7 +315,7 @@ func (r *Recorder) forget(id string) {
 	r.mu.Lock()
 	if r.open[id] == w {
 		delete(r.open, id)
-		r.closedStats.add(st)
+		r.closedStats.Add(st)
 	}
 	r.mu.Unlock()
 }

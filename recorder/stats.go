@@ -32,7 +32,7 @@ func (r *Recorder) Stats() RecorderStats {
 		}
 		s.Tracks++
 		w.mu.Lock()
-		s.Packets.add(w.seq.stats)
+		s.Packets.Add(w.seq.stats)
 		s.Queued += w.seq.qLen
 		w.mu.Unlock()
 	}
@@ -49,7 +49,8 @@ func (r *Recorder) Stats() RecorderStats {
 	return s
 }
 
-func (s *Stats) add(o Stats) {
+// Add counts o in s, as summing several tracks' stats does.
+func (s *Stats) Add(o Stats) {
 	s.Written += o.Written
 	s.Late += o.Late
 	s.Duplicate += o.Duplicate

@@ -143,14 +143,7 @@ func (k *keptTap) recorded() (tracks int, sum recorder.Stats) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, w := range k.writers {
-		s := w.Stats()
-		sum.Written += s.Written
-		sum.Late += s.Late
-		sum.Duplicate += s.Duplicate
-		sum.Garbage += s.Garbage
-		sum.BadTimestamp += s.BadTimestamp
-		sum.Overflow += s.Overflow
-		sum.Lost += s.Lost
+		sum.Add(w.Stats())
 	}
 	return len(k.writers), sum
 }
